@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The one test command (README.md): installs what is missing, builds, then
+#   1. runs every libFuzzer target for a short bounded time (QPC_FUZZ_SECONDS, default 20),
+#   2. runs all tests (ctest) on a normal build,
+#   3. runs all tests again with AddressSanitizer + UndefinedBehaviorSanitizer.
+# Exits non-zero if anything fails. Build trees: build/, build-asan/, build-fuzz/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+
+jobs=$(nproc 2>/dev/null || echo 2)
+fuzz_seconds=${QPC_FUZZ_SECONDS:-20}
+
+configure_and_build() {  # dir, cmake args...
+    local dir=$1; shift
+    cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+    cmake --build "$dir" -j"$jobs"
+}
+
+echo "== fuzz: each target ${fuzz_seconds}s =="
+CC=clang configure_and_build build-fuzz -DQPC_FUZZ=ON
+bash scripts/fuzz.sh build-fuzz "$fuzz_seconds"
+
+summary=()
+run_ctest() {  # dir, label
+    local log; log=$(mktemp)
+    local rc=0
+    ctest --test-dir "$1" -j"$jobs" --output-on-failure 2>&1 | tee "$log" || rc=$?
+    summary+=("$2: $(grep -E 'tests passed|tests failed' "$log" | tail -n 1)")
+    rm -f "$log"
+    return $rc
+}
+
+echo "== tests: normal build =="
+configure_and_build build
+rc=0
+run_ctest build normal || rc=1
+
+echo "== tests: AddressSanitizer + UndefinedBehaviorSanitizer =="
+configure_and_build build-asan -DQPC_SANITIZE=ON
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+run_ctest build-asan sanitizers || rc=1
+
+echo "== summary =="
+printf '%s\n' "${summary[@]}"
+exit $rc
