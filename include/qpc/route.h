@@ -1,0 +1,126 @@
+/*
+ * route.h: the routing table: for each destination peer, the best known way to reach it.
+ *
+ * The one idea: the table keeps exactly one route per destination, and every new
+ * observation (an mDNS answer, a connection, a server's word, an envelope that arrived,
+ * a route typed by the user) is offered to qpc_route_update, which keeps it only if it is
+ * better by one fixed rule:
+ *
+ *   1. no route yet                                   -> take the new one
+ *   2. the new route uses the same next hop           -> take it if it was seen no earlier
+ *      (newer news about the same path supersedes, even when the path got longer)
+ *   3. exactly one of the two is fresh                -> keep the fresh one
+ *   4. the new route has fewer hops                   -> take it
+ *   5. same hops and the new one was seen later       -> take it
+ *   6. otherwise                                      -> keep the old one
+ *
+ * A route is fresh while now_ms - last_seen_ms <= stale_ms (set per table), so a stale
+ * route loses to any fresh one whatever its hop count, and a stale offer never displaces
+ * a fresh route.
+ *
+ * "Same next hop" means same kind, same via-peer key (for QPC_ROUTE_VIA_PEER) and same
+ * address text. When a new route replaces an old one, a name it lacks ("") is carried
+ * over (the name belongs to the destination, not the path); an unknown RTT is carried
+ * over only from a route over the same next hop (an RTT belongs to the path).
+ *
+ * Stale routes are kept (a stale way is better than none) until qpc_route_expire
+ * removes them. When a new route is kept, the table holds it as offered, with those
+ * carried-over fields.
+ *
+ * Pure logic: callers pass `now_ms`; nothing here does I/O or reads a clock.
+ */
+#ifndef QPC_ROUTE_H
+#define QPC_ROUTE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qpc/encoding.h"
+
+#define QPC_ROUTE_NAME_MAX 64          /* bytes of a display name, NUL included */
+#define QPC_ROUTE_ADDR_MAX 256         /* bytes of a next-hop address text, NUL included */
+#define QPC_ROUTE_RTT_UNKNOWN UINT32_MAX
+#define QPC_ROUTE_STALE_MS_DEFAULT (5 * 60 * 1000)   /* 5 minutes without news */
+
+/* How the next hop is reached. */
+enum qpc_route_via {
+    QPC_ROUTE_VIA_DIRECT = 0,   /* QUIC straight to next_hop ("192.168.1.42:7000") */
+    QPC_ROUTE_VIA_PEER,         /* through another mesh peer, via_peer; next_hop optional */
+    QPC_ROUTE_VIA_SERVER,       /* queued at a qpc-server, next_hop = "host:port" */
+    QPC_ROUTE_VIA_RELAY,        /* relayed QUIC path through the node at next_hop */
+};
+
+/* Where the route was learned. */
+enum qpc_route_source {
+    QPC_ROUTE_SRC_MDNS = 0,     /* mDNS/DNS-SD answer on the local link */
+    QPC_ROUTE_SRC_DIRECT,       /* we hold or held a connection to the destination */
+    QPC_ROUTE_SRC_SERVER,       /* a server told us */
+    QPC_ROUTE_SRC_ENVELOPE,     /* an envelope from the destination reached us this way */
+    QPC_ROUTE_SRC_MANUAL,       /* typed by the user (/mesh server ...) */
+};
+
+struct qpc_route {
+    uint8_t dest[QPC_KEY_LEN];             /* destination peer's Ed25519 public key */
+    char name[QPC_ROUTE_NAME_MAX];         /* display name, "" when unknown */
+    enum qpc_route_via via;
+    uint8_t via_peer[QPC_KEY_LEN];         /* next-hop peer when via == QPC_ROUTE_VIA_PEER */
+    char next_hop[QPC_ROUTE_ADDR_MAX];     /* address text; required except for VIA_PEER */
+    uint32_t hops;                         /* overlay links to dest: 1 = direct neighbour */
+    uint32_t rtt_ms;                       /* QPC_ROUTE_RTT_UNKNOWN when not measured */
+    uint64_t last_seen_ms;                 /* when this route was last confirmed */
+    enum qpc_route_source source;
+};
+
+struct qpc_route_table;
+
+/*
+ * Creates an empty table. A route not seen for stale_ms loses to any other route (rule 3);
+ * 0 means QPC_ROUTE_STALE_MS_DEFAULT. Returns NULL when out of memory.
+ */
+struct qpc_route_table *qpc_route_table_new(uint64_t stale_ms);
+
+/* Frees the table and its entries. NULL is a no-op. */
+void qpc_route_table_free(struct qpc_route_table *table);
+
+/*
+ * Offers route r (copied) for r->dest and keeps it if it is better than the stored one by
+ * the rule at the top of this file. *changed (if changed is not NULL) tells whether the
+ * table now holds r. Returns 0, QPC_ERR_INVALID (via or source out of range, hops 0,
+ * name or next_hop not NUL-terminated within their arrays, next_hop empty for a kind that
+ * needs an address, a VIA_PEER route through dest itself, or last_seen_ms later than
+ * now_ms) or QPC_ERR_NOMEM.
+ */
+int qpc_route_update(struct qpc_route_table *table, const struct qpc_route *r, uint64_t now_ms,
+                     bool *changed);
+
+/*
+ * Removes every route last seen more than max_age_ms before now_ms.
+ * Returns the number removed.
+ */
+size_t qpc_route_expire(struct qpc_route_table *table, uint64_t now_ms, uint64_t max_age_ms);
+
+/* Copies the best route to dest into *out. Returns 0 or QPC_ERR_NOT_FOUND. */
+int qpc_route_lookup(const struct qpc_route_table *table, const uint8_t dest[static QPC_KEY_LEN],
+                     struct qpc_route *out);
+
+/* Removes the route to dest. Returns 0 or QPC_ERR_NOT_FOUND. */
+int qpc_route_remove(struct qpc_route_table *table, const uint8_t dest[static QPC_KEY_LEN]);
+
+/* Number of destinations in the table. */
+size_t qpc_route_count(const struct qpc_route_table *table);
+
+/*
+ * Copies every route, sorted for display: fewest hops first, then most recently seen
+ * first (youngest age), then by destination key bytes so the order is total. On success
+ * *out is a malloc'd array of *n routes (caller frees; NULL when *n is 0).
+ * Returns 0 or QPC_ERR_NOMEM.
+ */
+int qpc_route_list(const struct qpc_route_table *table, struct qpc_route **out, size_t *n);
+
+/* Short lowercase names for display ("direct", "peer", "server", "relay"; "mdns",
+ * "direct", "server", "envelope", "manual"); "?" for an out-of-range value. */
+const char *qpc_route_via_name(enum qpc_route_via via);
+const char *qpc_route_source_name(enum qpc_route_source source);
+
+#endif

@@ -1,0 +1,250 @@
+/*
+ * route.c: the routing table: one best route per destination peer.
+ *
+ * The one idea: every observation is offered to qpc_route_update and judged by a single
+ * preference rule (documented in include/qpc/route.h and docs/routing.md), so the
+ * discovery, connection and relay code never compare routes themselves. Entries are
+ * plain values (fixed-size strings, no pointers) kept in a uthash table keyed by the
+ * destination's public key; lookups and listings hand out copies. No I/O, no clock.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <uthash.h>
+
+#include "qpc/error.h"
+#include "qpc/route.h"
+
+struct route_entry {
+    struct qpc_route route;   /* route.dest is the hash key */
+    UT_hash_handle hh;
+};
+
+struct qpc_route_table {
+    struct route_entry *by_dest;   /* uthash head */
+    uint64_t stale_ms;
+};
+
+struct qpc_route_table *qpc_route_table_new(uint64_t stale_ms)
+{
+    struct qpc_route_table *table = calloc(1, sizeof(*table));
+
+    if (table != NULL)
+        table->stale_ms = stale_ms != 0 ? stale_ms : QPC_ROUTE_STALE_MS_DEFAULT;
+    return table;
+}
+
+void qpc_route_table_free(struct qpc_route_table *table)
+{
+    struct route_entry *e, *tmp;
+
+    if (table == NULL)
+        return;
+    HASH_ITER(hh, table->by_dest, e, tmp) {
+        HASH_DEL(table->by_dest, e);
+        free(e);
+    }
+    free(table);
+}
+
+static struct route_entry *find_entry(const struct qpc_route_table *table,
+                                      const uint8_t dest[QPC_KEY_LEN])
+{
+    struct route_entry *e = NULL;
+
+    HASH_FIND(hh, table->by_dest, dest, QPC_KEY_LEN, e);
+    return e;
+}
+
+static bool needs_address(enum qpc_route_via via)
+{
+    return via != QPC_ROUTE_VIA_PEER;
+}
+
+static bool route_valid(const struct qpc_route *r, uint64_t now_ms)
+{
+    if ((unsigned)r->via > QPC_ROUTE_VIA_RELAY || (unsigned)r->source > QPC_ROUTE_SRC_MANUAL)
+        return false;
+    if (r->hops == 0 || r->last_seen_ms > now_ms)
+        return false;
+    if (memchr(r->name, '\0', sizeof(r->name)) == NULL ||
+        memchr(r->next_hop, '\0', sizeof(r->next_hop)) == NULL)
+        return false;
+    if (needs_address(r->via) && r->next_hop[0] == '\0')
+        return false;
+    /* A route to X through X is a loop, not a path. */
+    if (r->via == QPC_ROUTE_VIA_PEER && memcmp(r->via_peer, r->dest, QPC_KEY_LEN) == 0)
+        return false;
+    return true;
+}
+
+static bool same_next_hop(const struct qpc_route *a, const struct qpc_route *b)
+{
+    if (a->via != b->via || strcmp(a->next_hop, b->next_hop) != 0)
+        return false;
+    return a->via != QPC_ROUTE_VIA_PEER || memcmp(a->via_peer, b->via_peer, QPC_KEY_LEN) == 0;
+}
+
+static bool is_fresh(const struct qpc_route *r, uint64_t now_ms, uint64_t stale_ms)
+{
+    return now_ms - r->last_seen_ms <= stale_ms;   /* last_seen_ms <= now_ms is checked */
+}
+
+/* The preference rule of route.h, numbered as there. */
+static bool prefer_new(const struct qpc_route *old, const struct qpc_route *new,
+                       uint64_t now_ms, uint64_t stale_ms)
+{
+    bool old_fresh, new_fresh;
+
+    if (same_next_hop(old, new))                                        /* 2 */
+        return new->last_seen_ms >= old->last_seen_ms;
+    old_fresh = is_fresh(old, now_ms, stale_ms);
+    new_fresh = is_fresh(new, now_ms, stale_ms);
+    if (old_fresh != new_fresh)                                         /* 3 */
+        return new_fresh;
+    if (new->hops != old->hops)                                         /* 4 */
+        return new->hops < old->hops;
+    return new->last_seen_ms > old->last_seen_ms;                       /* 5, 6 */
+}
+
+int qpc_route_update(struct qpc_route_table *table, const struct qpc_route *r, uint64_t now_ms,
+                     bool *changed)
+{
+    struct route_entry *e;
+    struct qpc_route merged;
+
+    if (changed != NULL)
+        *changed = false;
+    if (table == NULL || r == NULL || !route_valid(r, now_ms))
+        return QPC_ERR_INVALID;
+
+    e = find_entry(table, r->dest);
+    if (e == NULL) {                                                    /* 1 */
+        if ((e = calloc(1, sizeof(*e))) == NULL)
+            return QPC_ERR_NOMEM;
+        e->route = *r;
+        HASH_ADD(hh, table->by_dest, route.dest, QPC_KEY_LEN, e);
+    } else {
+        if (!prefer_new(&e->route, r, now_ms, table->stale_ms))
+            return 0;
+        merged = *r;
+        if (merged.name[0] == '\0')
+            memcpy(merged.name, e->route.name, sizeof(merged.name));
+        if (merged.rtt_ms == QPC_ROUTE_RTT_UNKNOWN && same_next_hop(&e->route, r))
+            merged.rtt_ms = e->route.rtt_ms;
+        e->route = merged;   /* same dest, so the hash key is unchanged */
+    }
+    if (changed != NULL)
+        *changed = true;
+    return 0;
+}
+
+size_t qpc_route_expire(struct qpc_route_table *table, uint64_t now_ms, uint64_t max_age_ms)
+{
+    struct route_entry *e, *tmp;
+    size_t removed = 0;
+
+    if (table == NULL)
+        return 0;
+    HASH_ITER(hh, table->by_dest, e, tmp) {
+        /* A route seen "after" now_ms (clock stepped back) is young, not old. */
+        if (e->route.last_seen_ms < now_ms && now_ms - e->route.last_seen_ms > max_age_ms) {
+            HASH_DEL(table->by_dest, e);
+            free(e);
+            removed++;
+        }
+    }
+    return removed;
+}
+
+int qpc_route_lookup(const struct qpc_route_table *table, const uint8_t dest[static QPC_KEY_LEN],
+                     struct qpc_route *out)
+{
+    const struct route_entry *e;
+
+    if (table == NULL || (e = find_entry(table, dest)) == NULL)
+        return QPC_ERR_NOT_FOUND;
+    *out = e->route;
+    return 0;
+}
+
+int qpc_route_remove(struct qpc_route_table *table, const uint8_t dest[static QPC_KEY_LEN])
+{
+    struct route_entry *e;
+
+    if (table == NULL || (e = find_entry(table, dest)) == NULL)
+        return QPC_ERR_NOT_FOUND;
+    HASH_DEL(table->by_dest, e);
+    free(e);
+    return 0;
+}
+
+size_t qpc_route_count(const struct qpc_route_table *table)
+{
+    return table == NULL ? 0 : HASH_COUNT(table->by_dest);
+}
+
+static int compare_for_display(const void *pa, const void *pb)
+{
+    const struct qpc_route *a = *(const struct qpc_route *const *)pa;
+    const struct qpc_route *b = *(const struct qpc_route *const *)pb;
+
+    if (a->hops != b->hops)
+        return a->hops < b->hops ? -1 : 1;
+    if (a->last_seen_ms != b->last_seen_ms)
+        return a->last_seen_ms > b->last_seen_ms ? -1 : 1;   /* youngest first */
+    return memcmp(a->dest, b->dest, QPC_KEY_LEN);
+}
+
+int qpc_route_list(const struct qpc_route_table *table, struct qpc_route **out, size_t *n)
+{
+    const struct route_entry *e;
+    const struct qpc_route **order = NULL;
+    struct qpc_route *all = NULL;
+    size_t count = qpc_route_count(table);
+    size_t i = 0;
+    int ret = QPC_ERR_NOMEM;
+
+    *out = NULL;
+    *n = 0;
+    if (count == 0)
+        return 0;
+    /* Sort pointers, then copy once: entries are ~400 bytes, too big to shuffle. */
+    if ((order = calloc(count, sizeof(*order))) == NULL || (all = calloc(count, sizeof(*all))) == NULL)
+        goto cleanup;
+    for (e = table->by_dest; e != NULL; e = e->hh.next)
+        order[i++] = &e->route;
+    qsort(order, count, sizeof(*order), compare_for_display);
+    for (i = 0; i < count; i++)
+        all[i] = *order[i];
+    *out = all;
+    *n = count;
+    all = NULL;
+    ret = 0;
+cleanup:
+    free(order);
+    free(all);
+    return ret;
+}
+
+const char *qpc_route_via_name(enum qpc_route_via via)
+{
+    switch (via) {
+    case QPC_ROUTE_VIA_DIRECT: return "direct";
+    case QPC_ROUTE_VIA_PEER: return "peer";
+    case QPC_ROUTE_VIA_SERVER: return "server";
+    case QPC_ROUTE_VIA_RELAY: return "relay";
+    }
+    return "?";
+}
+
+const char *qpc_route_source_name(enum qpc_route_source source)
+{
+    switch (source) {
+    case QPC_ROUTE_SRC_MDNS: return "mdns";
+    case QPC_ROUTE_SRC_DIRECT: return "direct";
+    case QPC_ROUTE_SRC_SERVER: return "server";
+    case QPC_ROUTE_SRC_ENVELOPE: return "envelope";
+    case QPC_ROUTE_SRC_MANUAL: return "manual";
+    }
+    return "?";
+}

@@ -1,0 +1,378 @@
+/*
+ * test_route.c: the routing table's preference rule, expiry, lookup and display order.
+ * Time is passed explicitly; nothing sleeps.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "qpc/error.h"
+#include "qpc/route.h"
+
+#define STALE_MS 60000u
+#define T0 1700000000000ull   /* an arbitrary "now" in ms */
+
+static void make_key(uint8_t key[QPC_KEY_LEN], uint8_t fill)
+{
+    memset(key, fill, QPC_KEY_LEN);
+}
+
+static struct qpc_route direct_route(uint8_t dest_fill, const char *addr, uint32_t hops,
+                                     uint64_t seen)
+{
+    struct qpc_route r;
+
+    memset(&r, 0, sizeof(r));
+    make_key(r.dest, dest_fill);
+    r.via = QPC_ROUTE_VIA_DIRECT;
+    snprintf(r.next_hop, sizeof(r.next_hop), "%s", addr);
+    r.hops = hops;
+    r.rtt_ms = QPC_ROUTE_RTT_UNKNOWN;
+    r.last_seen_ms = seen;
+    r.source = QPC_ROUTE_SRC_MDNS;
+    return r;
+}
+
+static int setup(void **state)
+{
+    *state = qpc_route_table_new(STALE_MS);
+    return *state == NULL ? -1 : 0;
+}
+
+static int teardown(void **state)
+{
+    qpc_route_table_free(*state);
+    return 0;
+}
+
+/* Offers r and returns whether the table took it. */
+static bool offer(struct qpc_route_table *t, const struct qpc_route *r, uint64_t now)
+{
+    bool changed = true;
+
+    assert_int_equal(qpc_route_update(t, r, now, &changed), 0);
+    return changed;
+}
+
+static void stored_next_hop_is(struct qpc_route_table *t, uint8_t dest_fill, const char *addr)
+{
+    uint8_t dest[QPC_KEY_LEN];
+    struct qpc_route got;
+
+    make_key(dest, dest_fill);
+    assert_int_equal(qpc_route_lookup(t, dest, &got), 0);
+    assert_string_equal(got.next_hop, addr);
+}
+
+static void test_route_inserts_first_route_and_finds_it(void **state)
+{
+    struct qpc_route_table *t = *state;
+    struct qpc_route r = direct_route(0xaa, "10.0.0.2:7000", 1, T0);
+    struct qpc_route got;
+
+    assert_true(offer(t, &r, T0));
+    assert_int_equal(qpc_route_count(t), 1);
+    assert_int_equal(qpc_route_lookup(t, r.dest, &got), 0);
+    assert_memory_equal(&got, &r, sizeof(r));
+}
+
+static void test_route_lookup_of_unknown_destination_is_not_found(void **state)
+{
+    uint8_t dest[QPC_KEY_LEN];
+    struct qpc_route got;
+
+    make_key(dest, 0x01);
+    assert_int_equal(qpc_route_lookup(*state, dest, &got), QPC_ERR_NOT_FOUND);
+}
+
+static void test_route_prefers_fewer_hops(void **state)
+{
+    struct qpc_route_table *t = *state;
+    struct qpc_route far = direct_route(0xaa, "far:7000", 3, T0);
+    struct qpc_route near = direct_route(0xaa, "near:7000", 1, T0 - 1000);
+
+    assert_true(offer(t, &far, T0));
+    assert_true(offer(t, &near, T0));        /* fewer hops wins though seen earlier */
+    stored_next_hop_is(t, 0xaa, "near:7000");
+    far.last_seen_ms = T0 + 10;
+    assert_false(offer(t, &far, T0 + 10));   /* more hops loses though fresher */
+    stored_next_hop_is(t, 0xaa, "near:7000");
+    assert_int_equal(qpc_route_count(t), 1);
+}
+
+static void test_route_same_hops_prefers_fresher(void **state)
+{
+    struct qpc_route_table *t = *state;
+    struct qpc_route a = direct_route(0xaa, "a:7000", 2, T0);
+    struct qpc_route b = direct_route(0xaa, "b:7000", 2, T0);
+
+    assert_true(offer(t, &a, T0));
+    assert_false(offer(t, &b, T0));          /* equally fresh: keep what we have */
+    stored_next_hop_is(t, 0xaa, "a:7000");
+    b.last_seen_ms = T0 + 5;
+    assert_true(offer(t, &b, T0 + 5));
+    stored_next_hop_is(t, 0xaa, "b:7000");
+    a.last_seen_ms = T0 + 1;                 /* older news about a: ignored */
+    assert_false(offer(t, &a, T0 + 6));
+    stored_next_hop_is(t, 0xaa, "b:7000");
+}
+
+static void test_route_stale_route_loses_to_longer_fresh_route(void **state)
+{
+    struct qpc_route_table *t = *state;
+    struct qpc_route direct = direct_route(0xaa, "d:7000", 1, T0);
+    struct qpc_route server = direct_route(0xaa, "srv:7000", 3, T0 + STALE_MS);
+    uint64_t later = T0 + STALE_MS + 1;       /* direct is now stale */
+
+    server.via = QPC_ROUTE_VIA_SERVER;
+    assert_true(offer(t, &direct, T0));
+    assert_false(offer(t, &server, T0 + STALE_MS));   /* direct still fresh */
+    server.last_seen_ms = later;
+    assert_true(offer(t, &server, later));
+    stored_next_hop_is(t, 0xaa, "srv:7000");
+}
+
+static void test_route_stale_offer_does_not_displace_fresh_route(void **state)
+{
+    struct qpc_route_table *t = *state;
+    uint64_t now = T0 + 10 * STALE_MS;
+    struct qpc_route fresh = direct_route(0xaa, "fresh:7000", 4, now);
+    struct qpc_route old_but_short = direct_route(0xaa, "old:7000", 1, T0);
+
+    assert_true(offer(t, &fresh, now));
+    assert_false(offer(t, &old_but_short, now));
+    stored_next_hop_is(t, 0xaa, "fresh:7000");
+}
+
+static void test_route_same_next_hop_replaces_even_when_longer(void **state)
+{
+    struct qpc_route_table *t = *state;
+    struct qpc_route r = direct_route(0xaa, "x:7000", 1, T0);
+    struct qpc_route got;
+
+    snprintf(r.name, sizeof(r.name), "alice");
+    r.rtt_ms = 12;
+    assert_true(offer(t, &r, T0));
+    r.hops = 3;                              /* the path through x got longer */
+    r.last_seen_ms = T0 + 1;
+    r.name[0] = '\0';
+    r.rtt_ms = QPC_ROUTE_RTT_UNKNOWN;
+    assert_true(offer(t, &r, T0 + 1));
+    assert_int_equal(qpc_route_lookup(t, r.dest, &got), 0);
+    assert_int_equal(got.hops, 3);
+    assert_int_equal(got.last_seen_ms, T0 + 1);
+    assert_string_equal(got.name, "alice");  /* carried over */
+    assert_int_equal(got.rtt_ms, 12);        /* same path: RTT carried over */
+}
+
+static void test_route_rtt_not_carried_to_another_path(void **state)
+{
+    struct qpc_route_table *t = *state;
+    struct qpc_route a = direct_route(0xaa, "a:7000", 2, T0);
+    struct qpc_route b = direct_route(0xaa, "b:7000", 1, T0);
+    struct qpc_route got;
+
+    a.rtt_ms = 40;
+    snprintf(a.name, sizeof(a.name), "bob");
+    assert_true(offer(t, &a, T0));
+    assert_true(offer(t, &b, T0));
+    assert_int_equal(qpc_route_lookup(t, b.dest, &got), 0);
+    assert_int_equal(got.rtt_ms, QPC_ROUTE_RTT_UNKNOWN);
+    assert_string_equal(got.name, "bob");
+}
+
+static void test_route_via_peer_distinguishes_next_hop_by_key(void **state)
+{
+    struct qpc_route_table *t = *state;
+    struct qpc_route p1 = direct_route(0xaa, "", 2, T0);
+    struct qpc_route p2;
+
+    p1.via = QPC_ROUTE_VIA_PEER;
+    make_key(p1.via_peer, 0x11);
+    p2 = p1;
+    make_key(p2.via_peer, 0x22);
+    p2.hops = 3;
+    p2.last_seen_ms = T0 + 1;
+    assert_true(offer(t, &p1, T0));
+    /* Another peer with more hops is a different path: the rule's hop test applies. */
+    assert_false(offer(t, &p2, T0 + 1));
+    p1.hops = 5;                              /* same peer reports a longer path */
+    p1.last_seen_ms = T0 + 2;
+    assert_true(offer(t, &p1, T0 + 2));
+}
+
+static void test_route_update_refuses_malformed_routes(void **state)
+{
+    struct qpc_route_table *t = *state;
+    struct qpc_route good = direct_route(0xaa, "a:7000", 1, T0);
+    struct qpc_route r;
+    bool changed = true;
+
+    r = good;
+    r.hops = 0;
+    assert_int_equal(qpc_route_update(t, &r, T0, &changed), QPC_ERR_INVALID);
+    assert_false(changed);
+    r = good;
+    r.next_hop[0] = '\0';
+    assert_int_equal(qpc_route_update(t, &r, T0, NULL), QPC_ERR_INVALID);
+    r = good;
+    memset(r.name, 'n', sizeof(r.name));      /* not NUL-terminated */
+    assert_int_equal(qpc_route_update(t, &r, T0, NULL), QPC_ERR_INVALID);
+    r = good;
+    memset(r.next_hop, 'h', sizeof(r.next_hop));
+    assert_int_equal(qpc_route_update(t, &r, T0, NULL), QPC_ERR_INVALID);
+    r = good;
+    r.via = (enum qpc_route_via)17;
+    assert_int_equal(qpc_route_update(t, &r, T0, NULL), QPC_ERR_INVALID);
+    r = good;
+    r.source = (enum qpc_route_source)9;
+    assert_int_equal(qpc_route_update(t, &r, T0, NULL), QPC_ERR_INVALID);
+    r = good;
+    r.last_seen_ms = T0 + 1;                  /* seen in the future */
+    assert_int_equal(qpc_route_update(t, &r, T0, NULL), QPC_ERR_INVALID);
+    r = good;
+    r.via = QPC_ROUTE_VIA_PEER;
+    memcpy(r.via_peer, r.dest, QPC_KEY_LEN);  /* through itself */
+    assert_int_equal(qpc_route_update(t, &r, T0, NULL), QPC_ERR_INVALID);
+    assert_int_equal(qpc_route_count(t), 0);
+}
+
+static void test_route_expire_removes_only_old_entries(void **state)
+{
+    struct qpc_route_table *t = *state;
+    uint64_t now = T0 + 1000000;
+    struct qpc_route old = direct_route(0x01, "o:1", 1, now - 500001);
+    struct qpc_route edge = direct_route(0x02, "e:1", 1, now - 500000);
+    struct qpc_route young = direct_route(0x03, "y:1", 1, now - 10);
+    struct qpc_route got;
+
+    assert_true(offer(t, &old, now));
+    assert_true(offer(t, &edge, now));
+    assert_true(offer(t, &young, now));
+    assert_int_equal(qpc_route_expire(t, now, 500000), 1);
+    assert_int_equal(qpc_route_count(t), 2);
+    assert_int_equal(qpc_route_lookup(t, old.dest, &got), QPC_ERR_NOT_FOUND);
+    assert_int_equal(qpc_route_lookup(t, edge.dest, &got), 0);
+    assert_int_equal(qpc_route_expire(t, now + 1, 500000), 1);
+    assert_int_equal(qpc_route_expire(t, now, 0), 1);   /* max age 0: all but "now" */
+    assert_int_equal(qpc_route_count(t), 0);
+}
+
+static void test_route_expire_keeps_routes_seen_after_now(void **state)
+{
+    struct qpc_route_table *t = *state;
+    struct qpc_route r = direct_route(0x01, "o:1", 1, T0);
+
+    assert_true(offer(t, &r, T0));
+    /* The clock stepped backwards: the route is not ancient, it is young. */
+    assert_int_equal(qpc_route_expire(t, T0 - 100000, 10), 0);
+    assert_int_equal(qpc_route_count(t), 1);
+}
+
+static void test_route_list_sorts_by_hops_then_age(void **state)
+{
+    struct qpc_route_table *t = *state;
+    struct qpc_route rs[] = {
+        direct_route(0x05, "a:1", 3, T0 - 10),
+        direct_route(0x04, "b:1", 1, T0 - 500),
+        direct_route(0x03, "c:1", 2, T0 - 20),
+        direct_route(0x02, "d:1", 1, T0 - 5),
+        direct_route(0x01, "e:1", 2, T0 - 20),   /* ties with c: dest bytes decide */
+    };
+    const char *expected[] = { "d:1", "b:1", "e:1", "c:1", "a:1" };
+    struct qpc_route *list = NULL;
+    size_t n = 0;
+
+    for (size_t i = 0; i < sizeof(rs) / sizeof(rs[0]); i++)
+        assert_true(offer(t, &rs[i], T0));
+    assert_int_equal(qpc_route_list(t, &list, &n), 0);
+    assert_int_equal(n, 5);
+    for (size_t i = 0; i < n; i++)
+        assert_string_equal(list[i].next_hop, expected[i]);
+    free(list);
+}
+
+static void test_route_list_of_empty_table_is_empty(void **state)
+{
+    struct qpc_route *list = (struct qpc_route *)1;
+    size_t n = 99;
+
+    assert_int_equal(qpc_route_list(*state, &list, &n), 0);
+    assert_null(list);
+    assert_int_equal(n, 0);
+}
+
+static void test_route_remove_deletes_one_destination(void **state)
+{
+    struct qpc_route_table *t = *state;
+    struct qpc_route a = direct_route(0x01, "a:1", 1, T0);
+    struct qpc_route b = direct_route(0x02, "b:1", 1, T0);
+    struct qpc_route got;
+
+    assert_true(offer(t, &a, T0));
+    assert_true(offer(t, &b, T0));
+    assert_int_equal(qpc_route_remove(t, a.dest), 0);
+    assert_int_equal(qpc_route_remove(t, a.dest), QPC_ERR_NOT_FOUND);
+    assert_int_equal(qpc_route_lookup(t, a.dest, &got), QPC_ERR_NOT_FOUND);
+    assert_int_equal(qpc_route_lookup(t, b.dest, &got), 0);
+    assert_int_equal(qpc_route_count(t), 1);
+}
+
+static void test_route_many_destinations_are_all_found(void **state)
+{
+    struct qpc_route_table *t = *state;
+    struct qpc_route r = direct_route(0, "n:1", 1, T0);
+    struct qpc_route got;
+
+    for (uint32_t i = 0; i < 1000; i++) {
+        memcpy(r.dest, &i, sizeof(i));
+        r.hops = 1 + i % 7;
+        assert_true(offer(t, &r, T0));
+    }
+    assert_int_equal(qpc_route_count(t), 1000);
+    for (uint32_t i = 0; i < 1000; i++) {
+        memcpy(r.dest, &i, sizeof(i));
+        assert_int_equal(qpc_route_lookup(t, r.dest, &got), 0);
+        assert_int_equal(got.hops, 1 + i % 7);
+    }
+}
+
+static void test_route_names_for_display(void **state)
+{
+    (void)state;
+    assert_string_equal(qpc_route_via_name(QPC_ROUTE_VIA_RELAY), "relay");
+    assert_string_equal(qpc_route_via_name((enum qpc_route_via)42), "?");
+    assert_string_equal(qpc_route_source_name(QPC_ROUTE_SRC_ENVELOPE), "envelope");
+    assert_string_equal(qpc_route_source_name((enum qpc_route_source)42), "?");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+        T(test_route_inserts_first_route_and_finds_it),
+        T(test_route_lookup_of_unknown_destination_is_not_found),
+        T(test_route_prefers_fewer_hops),
+        T(test_route_same_hops_prefers_fresher),
+        T(test_route_stale_route_loses_to_longer_fresh_route),
+        T(test_route_stale_offer_does_not_displace_fresh_route),
+        T(test_route_same_next_hop_replaces_even_when_longer),
+        T(test_route_rtt_not_carried_to_another_path),
+        T(test_route_via_peer_distinguishes_next_hop_by_key),
+        T(test_route_update_refuses_malformed_routes),
+        T(test_route_expire_removes_only_old_entries),
+        T(test_route_expire_keeps_routes_seen_after_now),
+        T(test_route_list_sorts_by_hops_then_age),
+        T(test_route_list_of_empty_table_is_empty),
+        T(test_route_remove_deletes_one_destination),
+        T(test_route_many_destinations_are_all_found),
+        T(test_route_names_for_display),
+#undef T
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
