@@ -1,0 +1,706 @@
+/*
+ * mdns.c: mDNS / DNS-SD announcement and discovery of quicprochat nodes on avahi-core.
+ *
+ * Each process embeds an Avahi responder (AvahiServer) that runs on the process's
+ * libev loop through mdns_poll.c. The one idea: Avahi is a state machine driven by
+ * callbacks, so qpc_mdns_announce only remembers what to announce, and the records are
+ * (re)built from that whenever the responder reaches RUNNING, whenever the link reports
+ * a collision (under an alternative name), and whenever our addresses change. There
+ * are two record groups: the host group (A/AAAA of our host name, which we publish
+ * ourselves to avoid Avahi's reverse PTR records; see docs/mdns.md) and the service
+ * group (PTR, SRV, TXT). Browsing keeps one resolver per instance seen, keyed by
+ * interface, protocol and name, so a goodbye can be reported with the data the caller
+ * saw when the instance was added.
+ */
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sodium.h>
+#include <uthash.h>
+
+#include <avahi-common/alternative.h>
+#include <avahi-common/domain.h>
+#include <avahi-common/error.h>
+#include <avahi-common/malloc.h>
+#include <avahi-common/strlst.h>
+#include <avahi-core/core.h>
+#include <avahi-core/log.h>
+#include <avahi-core/lookup.h>
+#include <avahi-core/publish.h>
+
+#include "mdns_poll.h"
+#include "qpc/error.h"
+#include "qpc/mdns.h"
+
+#define TXT_VALUE_MAX 200      /* a TXT string is at most 255 bytes including "key=" */
+#define HOST_ADDRS_MAX 32      /* addresses we publish for our host name */
+#define ADDR_RESCAN_S 5.0      /* how often interface addresses are checked for changes */
+
+/* One instance seen by the browser; the hash key names it on one interface/protocol. */
+struct seen_service {
+    char key[32 + AVAHI_LABEL_MAX * 4];
+    AvahiSServiceResolver *resolver;
+    bool reported; /* reported as added, so its removal is reported too */
+    struct qpc_mdns_service svc; /* strings below are owned here */
+    char *name, *host, *address, *ver, *server, *domain;
+    struct qpc_mdns *m;
+    UT_hash_handle hh;
+};
+
+/* An address of ours and the interface it lives on: one A or AAAA record. */
+struct host_addr {
+    AvahiIfIndex ifindex;
+    AvahiAddress addr;
+};
+
+struct qpc_mdns {
+    struct ev_loop *loop;
+    struct qpc_mdns_poll *poll;
+    AvahiServer *server;
+    bool use_ipv6;
+    char **interfaces; /* NULL-terminated copy of cfg->interfaces, or NULL for all */
+    const char *last_error;
+
+    /*
+     * Host name records: A/AAAA for "<label>.local" on each interface, published by us
+     * rather than by Avahi (publish_addresses = 0) so that no reverse PTR is published:
+     * two responders on one host would both claim "1.0.0.127.in-addr.arpa" with
+     * different targets and rename themselves forever.
+     */
+    char *host_label;            /* current: the caller's, or an alternative */
+    char host_fqdn[AVAHI_DOMAIN_NAME_MAX];
+    AvahiSEntryGroup *host_group;
+    bool host_established;
+    struct host_addr addrs[HOST_ADDRS_MAX];
+    size_t n_addrs;
+    ev_timer rescan;
+
+    /* announcement: what the caller asked for, and the records that carry it */
+    bool announcing;
+    char *instance;  /* current name: the caller's, or an alternative after a collision */
+    uint16_t port;
+    char *txt_server;
+    char *txt_domain;
+    AvahiSEntryGroup *group;
+    bool established;
+
+    /* browsing */
+    AvahiSServiceBrowser *browser;
+    qpc_mdns_browse_cb browse_cb;
+    void *browse_arg;
+    struct seen_service *seen; /* uthash */
+};
+
+static int err_from_avahi(int aerr)
+{
+    switch (aerr) {
+    case AVAHI_OK: return 0;
+    case AVAHI_ERR_NO_MEMORY: return QPC_ERR_NOMEM;
+    case AVAHI_ERR_COLLISION: return QPC_ERR_EXISTS;
+    case AVAHI_ERR_INVALID_HOST_NAME:
+    case AVAHI_ERR_INVALID_DOMAIN_NAME:
+    case AVAHI_ERR_INVALID_SERVICE_NAME:
+    case AVAHI_ERR_INVALID_SERVICE_TYPE:
+    case AVAHI_ERR_INVALID_PORT:
+    case AVAHI_ERR_INVALID_RECORD:
+    case AVAHI_ERR_INVALID_ARGUMENT:
+    case AVAHI_ERR_INVALID_CONFIG: return QPC_ERR_INVALID;
+    default: return QPC_ERR_IO;
+    }
+}
+
+/* avahi-core chats at info level ("Joining mDNS multicast group ..."); keep warnings. */
+static void avahi_log_quiet(AvahiLogLevel level, const char *txt)
+{
+    if (level <= AVAHI_LOG_WARN)
+        fprintf(stderr, "mdns: %s\n", txt);
+}
+
+void qpc_mdns_host_label_from_key(char label[static QPC_MDNS_HOST_LABEL_LEN],
+                                  const uint8_t key[static QPC_KEY_LEN])
+{
+    char hex[QPC_KEY_HEX_LEN];
+
+    qpc_key_to_hex(hex, key);
+    snprintf(label, QPC_MDNS_HOST_LABEL_LEN, "qpc-%.8s", hex);
+}
+
+/* ---- our addresses ------------------------------------------------------------------ */
+
+static bool interface_allowed(const struct qpc_mdns *m, const char *name)
+{
+    if (m->interfaces == NULL)
+        return true;
+    for (char **i = m->interfaces; *i != NULL; i++)
+        if (strcmp(*i, name) == 0)
+            return true;
+    return false;
+}
+
+/*
+ * Lists the addresses Avahi would announce for us: on interfaces that are up and can
+ * do multicast (or are loopback), not point-to-point, and allowed by the config.
+ */
+static size_t collect_addresses(const struct qpc_mdns *m, struct host_addr out[static HOST_ADDRS_MAX])
+{
+    struct ifaddrs *list = NULL;
+    size_t n = 0;
+
+    if (getifaddrs(&list) != 0)
+        return 0;
+    for (struct ifaddrs *i = list; i != NULL && n < HOST_ADDRS_MAX; i = i->ifa_next) {
+        if (i->ifa_addr == NULL || !(i->ifa_flags & IFF_UP) || (i->ifa_flags & IFF_POINTOPOINT) ||
+            !(i->ifa_flags & (IFF_MULTICAST | IFF_LOOPBACK)) || !interface_allowed(m, i->ifa_name))
+            continue;
+        memset(&out[n], 0, sizeof(out[n]));
+        if (i->ifa_addr->sa_family == AF_INET) {
+            out[n].addr.proto = AVAHI_PROTO_INET;
+            out[n].addr.data.ipv4.address = ((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr;
+        } else if (i->ifa_addr->sa_family == AF_INET6 && m->use_ipv6) {
+            out[n].addr.proto = AVAHI_PROTO_INET6;
+            memcpy(out[n].addr.data.ipv6.address, &((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr, 16);
+        } else {
+            continue;
+        }
+        out[n].ifindex = (AvahiIfIndex)if_nametoindex(i->ifa_name);
+        if (out[n].ifindex > 0)
+            n++;
+    }
+    freeifaddrs(list);
+    return n;
+}
+
+/* ---- announcing ------------------------------------------------------------------ */
+
+static void group_changed(AvahiServer *s, AvahiSEntryGroup *g, AvahiEntryGroupState state,
+                          void *userdata);
+
+/* Replaces *name by Avahi's alternative: "name" -> "name #2" or "host" -> "host-2". */
+static int rename_to_alternative(char **name, bool host)
+{
+    char *alt = host ? avahi_alternative_host_name(*name) : avahi_alternative_service_name(*name);
+    char *copy;
+
+    if (alt == NULL)
+        return QPC_ERR_NOMEM;
+    copy = strdup(alt);
+    avahi_free(alt);
+    if (copy == NULL)
+        return QPC_ERR_NOMEM;
+    free(*name);
+    *name = copy;
+    return 0;
+}
+
+/* Records an Avahi failure and turns it into our error code. */
+static int fail_avahi(struct qpc_mdns *m, int aerr)
+{
+    if (aerr != AVAHI_OK)
+        m->last_error = avahi_strerror(aerr);
+    return err_from_avahi(aerr);
+}
+
+/* (Re)builds the A/AAAA records of our host name from the current addresses. */
+static int publish_host(struct qpc_mdns *m, AvahiServer *s)
+{
+    int aerr = AVAHI_OK;
+
+    if (m->host_group == NULL && (m->host_group = avahi_s_entry_group_new(s, group_changed, m)) == NULL)
+        return fail_avahi(m, avahi_server_errno(s));
+    avahi_s_entry_group_reset(m->host_group);
+    m->host_established = false;
+    snprintf(m->host_fqdn, sizeof(m->host_fqdn), "%s.local", m->host_label);
+    m->n_addrs = collect_addresses(m, m->addrs);
+    for (size_t i = 0; i < m->n_addrs && aerr == AVAHI_OK; i++)
+        aerr = avahi_server_add_address(s, m->host_group, m->addrs[i].ifindex, AVAHI_PROTO_UNSPEC,
+                                        AVAHI_PUBLISH_NO_REVERSE, m->host_fqdn, &m->addrs[i].addr);
+    if (aerr == AVAHI_OK && m->n_addrs > 0)
+        aerr = avahi_s_entry_group_commit(m->host_group);
+    return fail_avahi(m, aerr);
+}
+
+/*
+ * (Re)builds and commits the service records for the current instance name. A name
+ * already taken by another service of this same responder is renamed here; one taken
+ * elsewhere on the link comes back later as AVAHI_ENTRY_GROUP_COLLISION.
+ */
+static int publish_service(struct qpc_mdns *m, AvahiServer *s)
+{
+    AvahiStringList *txt = NULL;
+    AvahiProtocol proto = m->use_ipv6 ? AVAHI_PROTO_UNSPEC : AVAHI_PROTO_INET;
+    int ret = QPC_ERR_NOMEM;
+    int aerr = AVAHI_ERR_COLLISION;
+
+    if (m->group == NULL && (m->group = avahi_s_entry_group_new(s, group_changed, m)) == NULL) {
+        ret = fail_avahi(m, avahi_server_errno(s));
+        goto cleanup;
+    }
+    m->established = false;
+    txt = avahi_string_list_add_pair(txt, "ver", QPC_MDNS_TXT_VERSION);
+    txt = avahi_string_list_add_pair(txt, "server", m->txt_server);
+    if (m->txt_domain != NULL)
+        txt = avahi_string_list_add_pair(txt, "domain", m->txt_domain);
+    if (txt == NULL)
+        goto cleanup;
+    while (aerr == AVAHI_ERR_COLLISION) {
+        avahi_s_entry_group_reset(m->group);
+        aerr = avahi_server_add_service_strlst(s, m->group, AVAHI_IF_UNSPEC, proto, 0, m->instance,
+                                               QPC_MDNS_SERVICE_TYPE, NULL, m->host_fqdn, m->port, txt);
+        if (aerr == AVAHI_ERR_COLLISION && (ret = rename_to_alternative(&m->instance, false)) != 0)
+            goto cleanup;
+    }
+    if (aerr == AVAHI_OK)
+        aerr = avahi_s_entry_group_commit(m->group);
+    ret = fail_avahi(m, aerr);
+cleanup:
+    avahi_string_list_free(txt);
+    return ret;
+}
+
+static int publish_all(struct qpc_mdns *m, AvahiServer *s)
+{
+    int ret = publish_host(m, s);
+
+    if (ret == 0)
+        ret = publish_service(m, s);
+    return ret;
+}
+
+static void group_changed(AvahiServer *s, AvahiSEntryGroup *g, AvahiEntryGroupState state,
+                          void *userdata)
+{
+    struct qpc_mdns *m = userdata;
+    bool host = g == m->host_group;
+
+    switch (state) {
+    case AVAHI_ENTRY_GROUP_ESTABLISHED:
+        if (host)
+            m->host_established = true;
+        else
+            m->established = true;
+        break;
+    case AVAHI_ENTRY_GROUP_COLLISION:
+        /*
+         * Someone on the link owns this name: take the next one and probe again. A new
+         * host name changes the SRV target, so the service is rebuilt too.
+         */
+        if (host && rename_to_alternative(&m->host_label, true) == 0)
+            publish_all(m, s);
+        else if (!host && rename_to_alternative(&m->instance, false) == 0)
+            publish_service(m, s);
+        break;
+    case AVAHI_ENTRY_GROUP_FAILURE:
+        m->last_error = avahi_strerror(avahi_server_errno(s));
+        break;
+    case AVAHI_ENTRY_GROUP_UNCOMMITED:
+    case AVAHI_ENTRY_GROUP_REGISTERING:
+        break;
+    }
+}
+
+/* Interfaces come and go (DHCP, a mesh link appearing): republish when they change. */
+static void rescan_addresses(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct qpc_mdns *m = w->data;
+    struct host_addr now[HOST_ADDRS_MAX];
+    size_t n;
+
+    (void)loop, (void)revents;
+    if (!m->announcing || avahi_server_get_state(m->server) != AVAHI_SERVER_RUNNING)
+        return;
+    memset(now, 0, sizeof(now));
+    n = collect_addresses(m, now);
+    if (n != m->n_addrs || memcmp(now, m->addrs, n * sizeof(now[0])) != 0)
+        publish_host(m, m->server);
+}
+
+static void server_changed(AvahiServer *s, AvahiServerState state, void *userdata)
+{
+    struct qpc_mdns *m = userdata;
+
+    /* Avahi calls this from inside avahi_server_new, before m->server is set. */
+    m->server = s;
+    switch (state) {
+    case AVAHI_SERVER_RUNNING:
+        if (m->announcing && (m->group == NULL || avahi_s_entry_group_is_empty(m->group)))
+            publish_all(m, s);
+        break;
+    case AVAHI_SERVER_COLLISION:
+    case AVAHI_SERVER_REGISTERING:
+        /* Avahi publishes no host records of its own here (we do), so this happens
+         * only if it is reconfigured; start over once it runs again. */
+        if (m->host_group != NULL)
+            avahi_s_entry_group_reset(m->host_group);
+        if (m->group != NULL)
+            avahi_s_entry_group_reset(m->group);
+        m->established = m->host_established = false;
+        break;
+    case AVAHI_SERVER_FAILURE:
+        m->last_error = avahi_strerror(avahi_server_errno(s));
+        break;
+    case AVAHI_SERVER_INVALID:
+        break;
+    }
+}
+
+int qpc_mdns_announce(struct qpc_mdns *m, const char *instance, uint16_t port, const char *server,
+                      const char *domain)
+{
+    char *name = NULL, *srv = NULL, *dom = NULL;
+    int ret = QPC_ERR_INVALID;
+
+    if (instance == NULL || instance[0] == '\0' || strlen(instance) > QPC_MDNS_LABEL_MAX ||
+        port == 0 || server == NULL || server[0] == '\0' || strlen(server) > TXT_VALUE_MAX ||
+        (domain != NULL && strlen(domain) > TXT_VALUE_MAX))
+        goto cleanup;
+    ret = QPC_ERR_NOMEM;
+    name = strdup(instance);
+    srv = strdup(server);
+    dom = (domain != NULL && domain[0] != '\0') ? strdup(domain) : NULL;
+    if (name == NULL || srv == NULL || (domain != NULL && domain[0] != '\0' && dom == NULL))
+        goto cleanup;
+    qpc_mdns_withdraw(m);
+    m->instance = name;
+    m->txt_server = srv;
+    m->txt_domain = dom;
+    m->port = port;
+    m->announcing = true;
+    name = srv = dom = NULL;
+    ret = 0;
+    if (avahi_server_get_state(m->server) == AVAHI_SERVER_RUNNING)
+        ret = publish_all(m, m->server);
+    if (ret != 0)
+        qpc_mdns_withdraw(m);
+cleanup:
+    free(name);
+    free(srv);
+    free(dom);
+    return ret;
+}
+
+int qpc_mdns_withdraw(struct qpc_mdns *m)
+{
+    /* Freeing a group sends goodbyes (TTL 0) for its records. */
+    if (m->group != NULL)
+        avahi_s_entry_group_free(m->group);
+    if (m->host_group != NULL)
+        avahi_s_entry_group_free(m->host_group);
+    m->group = m->host_group = NULL;
+    m->announcing = m->established = m->host_established = false;
+    free(m->instance);
+    free(m->txt_server);
+    free(m->txt_domain);
+    m->instance = m->txt_server = m->txt_domain = NULL;
+    return 0;
+}
+
+const char *qpc_mdns_announced_name(const struct qpc_mdns *m)
+{
+    return m->announcing ? m->instance : NULL;
+}
+
+bool qpc_mdns_is_established(const struct qpc_mdns *m)
+{
+    return m->established && m->host_established;
+}
+
+const char *qpc_mdns_host_name(const struct qpc_mdns *m)
+{
+    return m->host_fqdn;
+}
+
+const char *qpc_mdns_last_error(const struct qpc_mdns *m)
+{
+    return m->last_error;
+}
+
+/* ---- browsing -------------------------------------------------------------------- */
+
+static void seen_clear_data(struct seen_service *e)
+{
+    free(e->host);
+    free(e->address);
+    free(e->ver);
+    free(e->server);
+    free(e->domain);
+    e->host = e->address = e->ver = e->server = e->domain = NULL;
+}
+
+static void seen_free(struct seen_service *e)
+{
+    if (e->resolver != NULL)
+        avahi_s_service_resolver_free(e->resolver);
+    seen_clear_data(e);
+    free(e->name);
+    free(e);
+}
+
+/*
+ * Copies the value of TXT key into *out (NULL when absent). Returns 0 or QPC_ERR_NOMEM.
+ * A value containing NUL bytes is cut at the first one.
+ */
+static int txt_value(AvahiStringList *txt, const char *key, char **out)
+{
+    AvahiStringList *item = avahi_string_list_find(txt, key);
+    char *k = NULL, *v = NULL;
+    int ret = 0;
+
+    *out = NULL;
+    if (item == NULL)
+        return 0;
+    if (avahi_string_list_get_pair(item, &k, &v, NULL) < 0)
+        return QPC_ERR_NOMEM;
+    *out = strdup(v != NULL ? v : "");
+    if (*out == NULL)
+        ret = QPC_ERR_NOMEM;
+    avahi_free(k);
+    avahi_free(v);
+    return ret;
+}
+
+static int seen_fill(struct seen_service *e, const char *host, const AvahiAddress *a, uint16_t port,
+                     AvahiStringList *txt, AvahiIfIndex iface, AvahiLookupResultFlags flags)
+{
+    char addr[AVAHI_ADDRESS_STR_MAX];
+    int ret = QPC_ERR_NOMEM;
+
+    seen_clear_data(e);
+    avahi_address_snprint(addr, sizeof(addr), a);
+    e->host = strdup(host);
+    e->address = strdup(addr);
+    if (e->host == NULL || e->address == NULL)
+        goto cleanup;
+    if ((ret = txt_value(txt, "ver", &e->ver)) != 0 ||
+        (ret = txt_value(txt, "server", &e->server)) != 0 ||
+        (ret = txt_value(txt, "domain", &e->domain)) != 0)
+        goto cleanup;
+    e->svc = (struct qpc_mdns_service){
+        .name = e->name, .host = e->host, .address = e->address, .port = port,
+        .ifindex = iface, .is_local = (flags & AVAHI_LOOKUP_RESULT_LOCAL) != 0,
+        .ver = e->ver, .server = e->server, .domain = e->domain,
+    };
+cleanup:
+    return ret;
+}
+
+static void resolved(AvahiSServiceResolver *r, AvahiIfIndex iface, AvahiProtocol proto,
+                     AvahiResolverEvent event, const char *name, const char *type, const char *domain,
+                     const char *host, const AvahiAddress *a, uint16_t port, AvahiStringList *txt,
+                     AvahiLookupResultFlags flags, void *userdata)
+{
+    struct seen_service *e = userdata;
+
+    /* A timeout or failure is not final: the resolver keeps listening and reports
+     * FOUND if the records arrive later. Removal comes from the browser. */
+    if (event != AVAHI_RESOLVER_FOUND)
+        return;
+    if (seen_fill(e, host, a, port, txt, iface, flags) != 0) {
+        e->m->last_error = "out of memory while resolving";
+        return;
+    }
+    e->reported = true;
+    e->m->browse_cb(&e->svc, true, e->m->browse_arg);
+    (void)r, (void)proto, (void)name, (void)type, (void)domain;
+}
+
+static void seen_key(char key[static 32 + AVAHI_LABEL_MAX * 4], AvahiIfIndex iface,
+                     AvahiProtocol proto, const char *name)
+{
+    snprintf(key, 32 + AVAHI_LABEL_MAX * 4, "%d/%d/%s", iface, proto, name);
+}
+
+static void browsed(AvahiSServiceBrowser *b, AvahiIfIndex iface, AvahiProtocol proto,
+                    AvahiBrowserEvent event, const char *name, const char *type, const char *domain,
+                    AvahiLookupResultFlags flags, void *userdata)
+{
+    struct qpc_mdns *m = userdata;
+    struct seen_service *e = NULL;
+    char key[32 + AVAHI_LABEL_MAX * 4];
+
+    if (event != AVAHI_BROWSER_NEW && event != AVAHI_BROWSER_REMOVE)
+        return; /* CACHE_EXHAUSTED, ALL_FOR_NOW: nothing to do; FAILURE: kept in last_error */
+    seen_key(key, iface, proto, name);
+    HASH_FIND_STR(m->seen, key, e);
+    if (event == AVAHI_BROWSER_NEW && e == NULL) {
+        e = calloc(1, sizeof(*e));
+        if (e == NULL || (e->name = strdup(name)) == NULL)
+            goto nomem;
+        memcpy(e->key, key, sizeof(key));
+        e->m = m;
+        e->resolver = avahi_s_service_resolver_new(m->server, iface, proto, name, type, domain,
+                                                   proto, 0, resolved, e);
+        if (e->resolver == NULL)
+            goto nomem;
+        HASH_ADD_STR(m->seen, key, e);
+    } else if (event == AVAHI_BROWSER_REMOVE && e != NULL) {
+        HASH_DEL(m->seen, e);
+        if (e->reported)
+            m->browse_cb(&e->svc, false, m->browse_arg);
+        seen_free(e);
+    }
+    (void)b, (void)flags;
+    return;
+nomem:
+    m->last_error = "out of memory while browsing";
+    if (e != NULL)
+        seen_free(e);
+}
+
+int qpc_mdns_browse_start(struct qpc_mdns *m, qpc_mdns_browse_cb cb, void *arg)
+{
+    AvahiProtocol proto = m->use_ipv6 ? AVAHI_PROTO_UNSPEC : AVAHI_PROTO_INET;
+
+    if (cb == NULL)
+        return QPC_ERR_INVALID;
+    if (m->browser != NULL)
+        return QPC_ERR_EXISTS;
+    m->browse_cb = cb;
+    m->browse_arg = arg;
+    m->browser = avahi_s_service_browser_new(m->server, AVAHI_IF_UNSPEC, proto,
+                                             QPC_MDNS_SERVICE_TYPE, NULL, 0, browsed, m);
+    if (m->browser == NULL)
+        return err_from_avahi(avahi_server_errno(m->server));
+    return 0;
+}
+
+void qpc_mdns_browse_stop(struct qpc_mdns *m)
+{
+    struct seen_service *e, *tmp;
+
+    if (m->browser != NULL)
+        avahi_s_service_browser_free(m->browser);
+    m->browser = NULL;
+    HASH_ITER(hh, m->seen, e, tmp) {
+        HASH_DEL(m->seen, e);
+        seen_free(e);
+    }
+}
+
+/* ---- life cycle ------------------------------------------------------------------ */
+
+static int config_fill(AvahiServerConfig *sc, const struct qpc_mdns_config *cfg, const char *label)
+{
+    avahi_server_config_init(sc);
+    sc->host_name = avahi_strdup(label);
+    if (sc->host_name == NULL)
+        return QPC_ERR_NOMEM;
+    sc->use_ipv4 = 1;
+    sc->use_ipv6 = cfg->use_ipv6;
+    sc->publish_hinfo = 0;
+    sc->publish_workstation = 0;
+    sc->publish_domain = 0;
+    sc->publish_addresses = 0;     /* we publish our host's A/AAAA ourselves: see publish_host */
+    sc->disallow_other_stacks = 0; /* share port 5353 with avahi-daemon or another node */
+    sc->enable_wide_area = 0;
+    sc->enable_reflector = 0;
+    for (const char *const *name = cfg->interfaces; name != NULL && *name != NULL; name++) {
+        sc->allow_interfaces = avahi_string_list_add(sc->allow_interfaces, *name);
+        if (sc->allow_interfaces == NULL)
+            return QPC_ERR_NOMEM;
+    }
+    return 0;
+}
+
+static void free_strv(char **v)
+{
+    for (char **i = v; i != NULL && *i != NULL; i++)
+        free(*i);
+    free(v);
+}
+
+/* Copies a NULL-terminated string vector; NULL stays NULL. Returns 0 or QPC_ERR_NOMEM. */
+static int copy_strv(char ***out, const char *const *v)
+{
+    size_t n = 0;
+
+    *out = NULL;
+    if (v == NULL)
+        return 0;
+    while (v[n] != NULL)
+        n++;
+    if ((*out = calloc(n + 1, sizeof(char *))) == NULL)
+        return QPC_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i][0] == '\0' || strlen(v[i]) >= IF_NAMESIZE)
+            return QPC_ERR_INVALID;
+        if (((*out)[i] = strdup(v[i])) == NULL)
+            return QPC_ERR_NOMEM;
+    }
+    return 0;
+}
+
+static void mdns_destroy(struct qpc_mdns *m)
+{
+    ev_timer_stop(m->loop, &m->rescan);
+    if (m->server != NULL)
+        avahi_server_free(m->server); /* frees every watch and timeout: poll goes last */
+    qpc_mdns_poll_free(m->poll);
+    free_strv(m->interfaces);
+    free(m->host_label);
+    free(m);
+}
+
+int qpc_mdns_new(struct ev_loop *loop, const struct qpc_mdns_config *cfg, struct qpc_mdns **out)
+{
+    static const struct qpc_mdns_config defaults = { 0 };
+    struct qpc_mdns *m = NULL;
+    AvahiServerConfig sc;
+    char label[QPC_MDNS_HOST_LABEL_LEN];
+    uint8_t rnd[QPC_KEY_LEN];
+    int aerr = 0;
+    int ret = QPC_ERR_INVALID;
+
+    memset(&sc, 0, sizeof(sc));
+    *out = NULL;
+    if (cfg == NULL)
+        cfg = &defaults;
+    if (cfg->host_label != NULL &&
+        (cfg->host_label[0] == '\0' || strlen(cfg->host_label) > QPC_MDNS_LABEL_MAX))
+        goto cleanup;
+    if (cfg->host_label == NULL) {
+        randombytes_buf(rnd, sizeof(rnd));
+        qpc_mdns_host_label_from_key(label, rnd);
+    }
+    ret = QPC_ERR_NOMEM;
+    avahi_set_log_function(avahi_log_quiet);
+    if ((m = calloc(1, sizeof(*m))) == NULL)
+        goto cleanup;
+    m->loop = loop;
+    m->use_ipv6 = cfg->use_ipv6;
+    m->rescan.data = m;
+    ev_timer_init(&m->rescan, rescan_addresses, ADDR_RESCAN_S, ADDR_RESCAN_S);
+    m->host_label = strdup(cfg->host_label != NULL ? cfg->host_label : label);
+    if (m->host_label == NULL || (m->poll = qpc_mdns_poll_new(loop)) == NULL ||
+        (ret = copy_strv(&m->interfaces, cfg->interfaces)) != 0 ||
+        (ret = config_fill(&sc, cfg, m->host_label)) != 0)
+        goto cleanup;
+    snprintf(m->host_fqdn, sizeof(m->host_fqdn), "%s.local", m->host_label);
+    m->server = avahi_server_new(qpc_mdns_poll_api(m->poll), &sc, server_changed, m, &aerr);
+    if (m->server == NULL) {
+        fprintf(stderr, "mdns: cannot start responder: %s\n", avahi_strerror(aerr));
+        ret = aerr == AVAHI_ERR_NO_MEMORY ? QPC_ERR_NOMEM
+              : (aerr == AVAHI_ERR_INVALID_HOST_NAME ? QPC_ERR_INVALID : QPC_ERR_IO);
+        goto cleanup;
+    }
+    ev_timer_start(loop, &m->rescan);
+    *out = m;
+    m = NULL;
+    ret = 0;
+cleanup:
+    avahi_server_config_free(&sc); /* frees what config_fill allocated; zeroes are fine */
+    if (m != NULL)
+        mdns_destroy(m);
+    return ret;
+}
+
+void qpc_mdns_free(struct qpc_mdns *m)
+{
+    if (m == NULL)
+        return;
+    qpc_mdns_browse_stop(m);
+    qpc_mdns_withdraw(m);
+    mdns_destroy(m);
+}
