@@ -1,0 +1,253 @@
+/*
+ * queue.h: durable delivery queues and the federation outbox, on SQLite in WAL mode.
+ *
+ * The one idea is GROUP COMMIT. A caller stages writes (qpc_queue_enqueue,
+ * qpc_queue_outbox_add) during one event-loop iteration and calls qpc_queue_commit()
+ * once at its end: every staged write goes into ONE transaction, so one WAL fsync pays
+ * for hundreds of messages. Only after that transaction is durable does each staged
+ * write's completion run, and only then may the caller acknowledge to its client. So an
+ * acknowledged message survives kill -9 and power loss (see docs/queue.md).
+ *
+ * Rows of the delivery queue belong to a recipient (a 32-byte Ed25519 public key) and
+ * carry a sequence number that is never reused, so a client pages with "after seq".
+ * Every read and delete takes the recipient key: there is no call that touches another
+ * recipient's rows. Enqueueing the same (recipient, id) twice stores one row and reports
+ * success both times, so a client that retries after a lost acknowledgement does not
+ * create a duplicate (while the first copy is still queued).
+ *
+ * The outbox holds envelopes to forward to another node (federation): rows are due at
+ * next_attempt_ms, failed attempts are retried with capped exponential back-off and
+ * jitter, and rows end at their TTL.
+ *
+ * Time is always an argument (`now_ms`, milliseconds since the Unix epoch). A queue
+ * handle is used by one thread.
+ */
+#ifndef QPC_QUEUE_H
+#define QPC_QUEUE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qpc/encoding.h"
+#include "qpc/envelope.h"
+
+#define QPC_QUEUE_DOMAIN_MAX 253   /* longest federation domain name (DNS) */
+
+/* Defaults used where a field of struct qpc_queue_limits is 0. */
+#define QPC_QUEUE_MAX_ITEMS_DEFAULT 10000u                    /* per recipient */
+#define QPC_QUEUE_MAX_BYTES_DEFAULT (64u * 1024 * 1024)       /* per recipient */
+#define QPC_QUEUE_MAX_TOTAL_BYTES_DEFAULT (1024ull * 1024 * 1024)  /* whole queue */
+#define QPC_QUEUE_MAX_BLOB_DEFAULT (QPC_PAYLOAD_MAX + 4096u)  /* one encoded envelope */
+#define QPC_QUEUE_MAX_OUTBOX_DEFAULT 100000u                  /* outbox rows */
+#define QPC_QUEUE_BUSY_TIMEOUT_DEFAULT_MS 5000u
+#define QPC_QUEUE_RETRY_BASE_DEFAULT_MS 1000u                 /* first retry after ~1 s */
+#define QPC_QUEUE_RETRY_CAP_DEFAULT_MS (5u * 60 * 1000)       /* never wait more than 5 min */
+
+enum qpc_queue_sync {
+    /* synchronous=FULL: every commit fsyncs the WAL. A committed write survives kill -9
+     * AND power loss. The default (the zero value). */
+    QPC_QUEUE_SYNC_FULL = 0,
+    /* synchronous=NORMAL: the WAL is written at commit but fsynced only at checkpoints.
+     * Survives kill -9 (the kernel holds the data), NOT power loss. For tests, benches
+     * and clients whose outbox can be rebuilt. */
+    QPC_QUEUE_SYNC_NORMAL = 1,
+};
+
+/* Limits; a zeroed struct gives every default above. */
+struct qpc_queue_limits {
+    uint32_t max_items_per_recipient;
+    uint64_t max_bytes_per_recipient;
+    uint64_t max_total_bytes;        /* all recipients together (QPC_ERR_STORE_FULL) */
+    size_t max_blob_len;             /* larger blobs are QPC_ERR_TOO_LARGE */
+    uint32_t max_outbox_items;
+    uint32_t busy_timeout_ms;        /* wait this long for another writer's lock */
+    uint32_t retry_base_ms;          /* outbox back-off: base * 2^(attempts-1) ... */
+    uint32_t retry_cap_ms;           /* ... capped here, then jittered to [d/2, d] */
+    enum qpc_queue_sync sync;
+};
+
+struct qpc_queue;
+
+/*
+ * Completion of a staged write, run by qpc_queue_commit() after the transaction has
+ * ended (or by qpc_queue_close() with QPC_ERR_CLOSED for writes never committed).
+ * status is 0 when the row is durably stored (or was already: an idempotent duplicate),
+ * else QPC_ERR_QUEUE_FULL, QPC_ERR_STORE_FULL, QPC_ERR_DB or QPC_ERR_CLOSED.
+ * seq is the row's sequence number (queue) or outbox id (outbox) when status is 0.
+ * A completion may stage new writes; they go into the next commit.
+ */
+typedef void (*qpc_queue_done_fn)(void *arg, int status, uint64_t seq);
+
+/*
+ * Opens (creating when missing) the database at path, switches it to WAL, sets the
+ * synchronous level and busy timeout, creates the schema and prepares every statement.
+ * limits may be NULL (all defaults); it is copied. On success *out is the handle, to be
+ * freed with qpc_queue_close.
+ * Returns 0, QPC_ERR_INVALID (NULL path/out), QPC_ERR_NOMEM, QPC_ERR_CRYPTO (libsodium
+ * init failed), QPC_ERR_VERSION (file made by a newer schema) or QPC_ERR_DB (cannot
+ * open, not a database, no WAL). On failure a message naming the cause is written to
+ * errbuf (errlen bytes; may be NULL/0) because there is no handle to ask.
+ */
+int qpc_queue_open(const char *path, const struct qpc_queue_limits *limits, struct qpc_queue **out,
+                   char *errbuf, size_t errlen);
+
+/*
+ * Closes the database. Writes still staged are NOT stored: their completions run with
+ * QPC_ERR_CLOSED so callers can release what they passed as arg. NULL is a no-op.
+ */
+void qpc_queue_close(struct qpc_queue *q);
+
+/*
+ * The SQLite message of the last QPC_ERR_DB this handle returned (for logs), or "" if
+ * none. Owned by q, valid until the next call on q.
+ */
+const char *qpc_queue_errmsg(const struct qpc_queue *q);
+
+/*
+ * Stages one message for recipient: nothing is written until qpc_queue_commit(). The
+ * blob (len bytes, typically an encoded envelope) is copied; id is the envelope id.
+ * Refusals that need no database are returned at once and nothing is staged (done is
+ * NOT called): QPC_ERR_INVALID (NULL key/id/blob, len 0), QPC_ERR_TOO_LARGE (len above
+ * max_blob_len), QPC_ERR_EXPIRED (expires_at_ms <= now_ms), QPC_ERR_NOMEM.
+ * On 0 the write is staged and done(arg, status, seq) runs exactly once, from
+ * qpc_queue_commit() or qpc_queue_close(); arg must stay valid until then. done may be
+ * NULL (fire and forget).
+ */
+int qpc_queue_enqueue(struct qpc_queue *q, const uint8_t recipient[static QPC_KEY_LEN],
+                      const uint8_t id[static QPC_ID_LEN], uint64_t expires_at_ms,
+                      const uint8_t *blob, size_t len, uint64_t now_ms,
+                      qpc_queue_done_fn done, void *arg);
+
+/*
+ * Stages one envelope for the outbox towards domain (NUL-terminated, 1..253 bytes;
+ * copied), first due at now_ms. Idempotent per (domain, recipient, id). Immediate
+ * refusals and the completion contract are those of qpc_queue_enqueue; the completion's
+ * status may be QPC_ERR_QUEUE_FULL when the outbox holds max_outbox_items rows.
+ */
+int qpc_queue_outbox_add(struct qpc_queue *q, const char *domain,
+                         const uint8_t recipient[static QPC_KEY_LEN],
+                         const uint8_t id[static QPC_ID_LEN], uint64_t expires_at_ms,
+                         const uint8_t *blob, size_t len, uint64_t now_ms,
+                         qpc_queue_done_fn done, void *arg);
+
+/* Number of writes staged and not yet committed. */
+size_t qpc_queue_staged(const struct qpc_queue *q);
+
+/*
+ * Writes every staged write in one BEGIN IMMEDIATE ... COMMIT transaction, checking
+ * quotas in order (a write is checked against the queue as left by the writes before
+ * it), then runs each completion in staging order. With nothing staged it does nothing.
+ * Returns 0 when the transaction committed (single writes may still have been refused:
+ * see their status), or QPC_ERR_DB when it did not: then no staged write is stored and
+ * every completion that would have succeeded gets QPC_ERR_DB. Staging is empty after.
+ */
+int qpc_queue_commit(struct qpc_queue *q);
+
+/* One queued message as returned by qpc_queue_fetch. */
+struct qpc_queue_item {
+    uint64_t seq;
+    uint8_t id[QPC_ID_LEN];
+    uint64_t expires_at_ms;
+    uint8_t *blob;          /* owned by the array; freed by qpc_queue_items_free */
+    size_t blob_len;
+};
+
+/*
+ * Reads up to limit (1..10000) of recipient's unexpired messages with seq > after_seq,
+ * in seq order. On 0, *items is a malloc'd array of *count items (NULL when 0) freed
+ * with qpc_queue_items_free. Returns 0, QPC_ERR_INVALID, QPC_ERR_NOMEM or QPC_ERR_DB.
+ */
+int qpc_queue_fetch(struct qpc_queue *q, const uint8_t recipient[static QPC_KEY_LEN],
+                    uint64_t after_seq, size_t limit, uint64_t now_ms,
+                    struct qpc_queue_item **items, size_t *count);
+
+/* Frees an array from qpc_queue_fetch (blobs included). NULL is a no-op. */
+void qpc_queue_items_free(struct qpc_queue_item *items, size_t count);
+
+/*
+ * Deletes recipient's messages whose seq is in seqs[0..n) (one durable transaction).
+ * Seqs of other recipients or already gone are ignored: *removed (may be NULL) says how
+ * many rows went. Returns 0, QPC_ERR_INVALID or QPC_ERR_DB (then nothing is deleted).
+ */
+int qpc_queue_ack(struct qpc_queue *q, const uint8_t recipient[static QPC_KEY_LEN],
+                  const uint64_t *seqs, size_t n, size_t *removed);
+
+/* Deletes every message of recipient with seq <= up_to_seq; as qpc_queue_ack. */
+int qpc_queue_ack_upto(struct qpc_queue *q, const uint8_t recipient[static QPC_KEY_LEN],
+                       uint64_t up_to_seq, size_t *removed);
+
+/*
+ * Deletes every queued message with expires_at_ms <= now_ms; *removed (may be NULL) gets
+ * the count. Returns 0 or QPC_ERR_DB.
+ */
+int qpc_queue_expire(struct qpc_queue *q, uint64_t now_ms, size_t *removed);
+
+/* Figures for metrics. */
+struct qpc_queue_stats {
+    uint64_t items;          /* queued messages, all recipients (expired not yet removed count) */
+    uint64_t bytes;          /* their blob bytes */
+    uint64_t recipients;     /* recipients with at least one queued message */
+    uint64_t outbox_items;   /* outbox depth */
+    uint64_t outbox_bytes;
+};
+
+/* Fills *stats. Returns 0 or QPC_ERR_DB. */
+int qpc_queue_stats(struct qpc_queue *q, struct qpc_queue_stats *stats);
+
+/*
+ * Queued messages and bytes of one recipient (both 0 when none). Either pointer may be
+ * NULL. Returns 0 or QPC_ERR_DB.
+ */
+int qpc_queue_count(struct qpc_queue *q, const uint8_t recipient[static QPC_KEY_LEN],
+                    uint64_t *items, uint64_t *bytes);
+
+/* One outbox row as returned by qpc_queue_outbox_due. */
+struct qpc_outbox_item {
+    uint64_t oid;                           /* handle for mark_failed / remove */
+    char domain[QPC_QUEUE_DOMAIN_MAX + 1];
+    uint8_t recipient[QPC_KEY_LEN];
+    uint8_t id[QPC_ID_LEN];
+    uint64_t expires_at_ms;
+    uint32_t attempts;                      /* failed attempts so far */
+    uint8_t *blob;                          /* owned by the array */
+    size_t blob_len;
+};
+
+/*
+ * Returns up to limit (1..10000) unexpired outbox rows due at now_ms (next attempt <=
+ * now_ms), earliest first. When lease_ms > 0 the returned rows are leased: their next
+ * attempt moves to now_ms + lease_ms in the same transaction, so a second call does not
+ * hand them out again while the caller is sending them, and a crash mid-send makes them
+ * due again when the lease ends. *items is malloc'd (NULL when *count is 0), freed with
+ * qpc_outbox_items_free. Returns 0, QPC_ERR_INVALID, QPC_ERR_NOMEM or QPC_ERR_DB.
+ */
+int qpc_queue_outbox_due(struct qpc_queue *q, uint64_t now_ms, size_t limit, uint64_t lease_ms,
+                         struct qpc_outbox_item **items, size_t *count);
+
+/* Frees an array from qpc_queue_outbox_due. NULL is a no-op. */
+void qpc_outbox_items_free(struct qpc_outbox_item *items, size_t count);
+
+/*
+ * Records a failed attempt at oid: attempts + 1, next attempt at now_ms +
+ * qpc_queue_retry_delay_ms(attempts + 1, random). The row stays until it succeeds,
+ * its TTL ends (qpc_queue_outbox_expire) or it is removed. *next_attempt_ms (may be
+ * NULL) gets the new time. Returns 0, QPC_ERR_NOT_FOUND or QPC_ERR_DB.
+ */
+int qpc_queue_outbox_mark_failed(struct qpc_queue *q, uint64_t oid, uint64_t now_ms,
+                                 uint64_t *next_attempt_ms);
+
+/* Deletes oid after a successful delivery. Returns 0, QPC_ERR_NOT_FOUND or QPC_ERR_DB. */
+int qpc_queue_outbox_remove(struct qpc_queue *q, uint64_t oid);
+
+/* Deletes outbox rows whose TTL has ended; as qpc_queue_expire. */
+int qpc_queue_outbox_expire(struct qpc_queue *q, uint64_t now_ms, size_t *removed);
+
+/*
+ * The back-off rule (pure): d = min(cap_ms, base_ms * 2^(attempts-1)) for attempts >= 1,
+ * then jittered into [d/2, d] by rnd (any 32-bit random value), so retries of many rows
+ * failed together spread out. attempts 0 gives 0.
+ */
+uint64_t qpc_queue_retry_delay_ms(uint32_t attempts, uint32_t base_ms, uint32_t cap_ms,
+                                  uint32_t rnd);
+
+#endif
