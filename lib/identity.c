@@ -1,0 +1,1497 @@
+/*
+ * identity.c: the mesh identity (Ed25519 keypair) and the peer directory, kept in one
+ * JSON file.
+ *
+ * The one idea: the file holds the only copy of a secret nobody can reissue, so it is
+ * treated with suspicion both ways. Reading, it is untrusted input: size-capped, every
+ * field type- and length-checked, the public key re-derived from the seed and compared.
+ * Writing, it is never edited in place: a complete new file is written beside it,
+ * fsync'd and renamed over it, so a crash leaves either the old or the new file. And a
+ * file we cannot read is reported, never replaced with a fresh identity.
+ *
+ * Peers live in a uthash keyed by public key, servers in one keyed by lowercase address.
+ * The public structs (struct qpc_peer, struct qpc_server) are the first member of the
+ * hash entries, so a pointer handed out is also the entry.
+ */
+#define _GNU_SOURCE   /* renameat2, RENAME_NOREPLACE */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <sodium.h>
+
+/* uthash must report allocation failure instead of calling exit(). */
+#define HASH_NONFATAL_OOM 1
+#define uthash_nonfatal_oom(obj) (hash_oom = true)
+#include <uthash.h>
+
+#include "qpc/encoding.h"
+#include "qpc/error.h"
+#include "qpc/identity.h"
+
+struct peer_entry {
+    struct qpc_peer peer;   /* first: a struct qpc_peer * is a struct peer_entry * */
+    UT_hash_handle hh;      /* keyed by peer.key */
+};
+
+struct server_entry {
+    struct qpc_server server; /* first, as above */
+    UT_hash_handle hh;        /* keyed by the lowercase server.address */
+};
+
+struct qpc_identity {
+    uint8_t secret_key[QPC_IDENTITY_SECRET_KEY_LEN]; /* seed || public key */
+    uint8_t public_key[QPC_KEY_LEN];
+    char peer_id[QPC_KEY_HEX_LEN];
+    char *name;
+    struct peer_entry *peers;
+    struct server_entry *servers;
+};
+
+static const char *const source_names[] = {
+    [QPC_PEER_SOURCE_MDNS] = "mdns",     [QPC_PEER_SOURCE_MANUAL] = "manual",
+    [QPC_PEER_SOURCE_SERVER] = "server", [QPC_PEER_SOURCE_DIRECT] = "direct",
+    [QPC_PEER_SOURCE_TOFU] = "tofu",     [QPC_PEER_SOURCE_RELAY] = "relay",
+};
+#define SOURCE_COUNT (sizeof(source_names) / sizeof(source_names[0]))
+
+static const char *const kind_names[] = {
+    [QPC_PEER_CLIENT] = "client",
+    [QPC_PEER_SERVER] = "server",
+};
+#define KIND_COUNT (sizeof(kind_names) / sizeof(kind_names[0]))
+
+/* Writes a message into the caller's optional error buffer. */
+__attribute__((format(printf, 3, 4)))
+static void set_err(char *errbuf, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (errbuf == NULL || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(errbuf, errlen, fmt, ap);
+    va_end(ap);
+}
+
+const char *qpc_peer_source_name(enum qpc_peer_source source)
+{
+    return (unsigned)source < SOURCE_COUNT ? source_names[source] : "?";
+}
+
+const char *qpc_peer_kind_name(enum qpc_peer_kind kind)
+{
+    return (unsigned)kind < KIND_COUNT ? kind_names[kind] : "?";
+}
+
+/* Index of text in names[0..n), or -1. */
+static int name_index(const char *const *names, size_t n, const char *text)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(names[i], text) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* --- validation of untrusted text ----------------------------------------------- */
+
+/*
+ * A display name is shown in terminals next to ids, and names arrive from the network
+ * (mDNS, servers), so besides being UTF-8 it may not hold control characters (C0, DEL,
+ * C1) nor the bidirectional overrides that make one name look like another.
+ */
+static bool name_valid(const char *name)
+{
+    const unsigned char *s = (const unsigned char *)name;
+    size_t len = strlen(name);
+
+    if (len == 0 || len > QPC_IDENTITY_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < len;) {
+        uint32_t cp;
+        size_t n;
+
+        if (s[i] < 0x80) {
+            cp = s[i];
+            n = 1;
+        } else if ((s[i] & 0xe0) == 0xc0) {
+            cp = s[i] & 0x1f;
+            n = 2;
+        } else if ((s[i] & 0xf0) == 0xe0) {
+            cp = s[i] & 0x0f;
+            n = 3;
+        } else if ((s[i] & 0xf8) == 0xf0) {
+            cp = s[i] & 0x07;
+            n = 4;
+        } else {
+            return false;
+        }
+        if (i + n > len)
+            return false;
+        for (size_t k = 1; k < n; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        static const uint32_t min_for_len[] = {0, 0, 0x80, 0x800, 0x10000};
+        if (cp < min_for_len[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;                                   /* overlong, out of range, surrogate */
+        if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))
+            return false;                                   /* control characters */
+        if ((cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069))
+            return false;                                   /* bidi embeddings, overrides */
+        i += n;
+    }
+    return true;
+}
+
+bool qpc_identity_address_valid(const char *text)
+{
+    size_t len, host_len;
+    const char *colon;
+    unsigned long port = 0;
+
+    if (text == NULL)
+        return false;
+    len = strlen(text);
+    if (len < 3 || len > QPC_ADDRESS_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (text[i] <= 0x20 || text[i] >= 0x7f)
+            return false;
+    colon = strrchr(text, ':');
+    if (colon == NULL || colon[1] == '\0' || strlen(colon + 1) > 5)
+        return false;
+    for (const char *p = colon + 1; *p != '\0'; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+        port = port * 10 + (unsigned long)(*p - '0');
+    }
+    if (port == 0 || port > 65535)
+        return false;
+    host_len = (size_t)(colon - text);
+    if (host_len == 0)
+        return false;
+    if (text[0] == '[')                       /* [v6addr]:port */
+        return host_len > 2 && text[host_len - 1] == ']' &&
+               memchr(text + 1, ']', host_len - 2) == NULL &&
+               memchr(text + 1, '[', host_len - 2) == NULL;
+    /* An unbracketed host with a colon would make the port ambiguous. */
+    return memchr(text, ':', host_len) == NULL && memchr(text, '[', host_len) == NULL &&
+           memchr(text, ']', host_len) == NULL;
+}
+
+/* A malloc'd lowercase copy of a valid address, or NULL (invalid or no memory). */
+static char *address_dup_lower(const char *address, int *rc)
+{
+    char *copy;
+
+    if (!qpc_identity_address_valid(address)) {
+        *rc = QPC_ERR_INVALID;
+        return NULL;
+    }
+    if ((copy = strdup(address)) == NULL) {
+        *rc = QPC_ERR_NOMEM;
+        return NULL;
+    }
+    for (char *p = copy; *p != '\0'; p++)
+        *p = (char)tolower((unsigned char)*p);
+    *rc = 0;
+    return copy;
+}
+
+/* --- life cycle ------------------------------------------------------------------ */
+
+static void peer_entry_free(struct peer_entry *e)
+{
+    if (e == NULL)
+        return;
+    free(e->peer.name);
+    for (size_t i = 0; i < e->peer.address_count; i++)
+        free(e->peer.addresses[i]);
+    free(e);
+}
+
+static void server_entry_free(struct server_entry *e)
+{
+    if (e == NULL)
+        return;
+    free(e->server.address);
+    free(e);
+}
+
+void qpc_identity_free(struct qpc_identity *id)
+{
+    struct peer_entry *p, *ptmp;
+    struct server_entry *s, *stmp;
+
+    if (id == NULL)
+        return;
+    HASH_ITER(hh, id->peers, p, ptmp) {
+        HASH_DEL(id->peers, p);
+        peer_entry_free(p);
+    }
+    HASH_ITER(hh, id->servers, s, stmp) {
+        HASH_DEL(id->servers, s);
+        server_entry_free(s);
+    }
+    free(id->name);
+    sodium_memzero(id, sizeof(*id));
+    free(id);
+}
+
+int qpc_identity_from_seed(const uint8_t seed[static QPC_IDENTITY_SEED_LEN],
+                           struct qpc_identity **out)
+{
+    struct qpc_identity *id;
+
+    *out = NULL;
+    if (sodium_init() < 0)
+        return QPC_ERR_CRYPTO;
+    if ((id = calloc(1, sizeof(*id))) == NULL)
+        return QPC_ERR_NOMEM;
+    if (crypto_sign_seed_keypair(id->public_key, id->secret_key, seed) != 0) {
+        qpc_identity_free(id);
+        return QPC_ERR_CRYPTO;
+    }
+    qpc_key_to_hex(id->peer_id, id->public_key);
+    *out = id;
+    return 0;
+}
+
+int qpc_identity_generate(struct qpc_identity **out)
+{
+    uint8_t seed[QPC_IDENTITY_SEED_LEN];
+    int rc;
+
+    *out = NULL;
+    if (sodium_init() < 0)
+        return QPC_ERR_CRYPTO;
+    randombytes_buf(seed, sizeof(seed));
+    rc = qpc_identity_from_seed(seed, out);
+    sodium_memzero(seed, sizeof(seed));
+    return rc;
+}
+
+const uint8_t *qpc_identity_public_key(const struct qpc_identity *id)
+{
+    return id->public_key;
+}
+
+const uint8_t *qpc_identity_secret_key(const struct qpc_identity *id)
+{
+    return id->secret_key;
+}
+
+const char *qpc_identity_peer_id(const struct qpc_identity *id)
+{
+    return id->peer_id;
+}
+
+const char *qpc_identity_name(const struct qpc_identity *id)
+{
+    return id->name;
+}
+
+int qpc_identity_set_name(struct qpc_identity *id, const char *name)
+{
+    char *copy = NULL;
+
+    if (name != NULL) {
+        if (!name_valid(name))
+            return QPC_ERR_INVALID;
+        if ((copy = strdup(name)) == NULL)
+            return QPC_ERR_NOMEM;
+    }
+    free(id->name);
+    id->name = copy;
+    return 0;
+}
+
+/* --- peer directory ------------------------------------------------------------- */
+
+size_t qpc_identity_peer_count(const struct qpc_identity *id)
+{
+    return HASH_COUNT(id->peers);
+}
+
+const struct qpc_peer *qpc_identity_peer_next(const struct qpc_identity *id,
+                                              const struct qpc_peer *prev)
+{
+    const struct peer_entry *e;
+
+    if (prev == NULL)
+        e = id->peers;
+    else
+        e = ((const struct peer_entry *)prev)->hh.next;
+    return e != NULL ? &e->peer : NULL;
+}
+
+static struct peer_entry *peer_lookup(const struct qpc_identity *id, const uint8_t *key)
+{
+    struct peer_entry *e = NULL;
+
+    HASH_FIND(hh, id->peers, key, QPC_KEY_LEN, e);
+    return e;
+}
+
+const struct qpc_peer *qpc_identity_peer_get(const struct qpc_identity *id,
+                                             const uint8_t key[static QPC_KEY_LEN])
+{
+    struct peer_entry *e = peer_lookup(id, key);
+
+    return e != NULL ? &e->peer : NULL;
+}
+
+/* The unpinned peer seen longest ago: the one to evict when the directory is full. */
+static struct peer_entry *peer_oldest_unpinned(struct qpc_identity *id)
+{
+    struct peer_entry *e, *tmp, *oldest = NULL;
+
+    HASH_ITER(hh, id->peers, e, tmp) {
+        if (!e->peer.pinned && (oldest == NULL || e->peer.last_seen_ms < oldest->peer.last_seen_ms))
+            oldest = e;
+    }
+    return oldest;
+}
+
+/* Makes address (owned, lowercase) the newest of p's addresses; takes ownership. */
+static void peer_add_address(struct qpc_peer *p, char *address)
+{
+    size_t i;
+
+    for (i = 0; i < p->address_count; i++)
+        if (strcmp(p->addresses[i], address) == 0)
+            break;
+    if (i < p->address_count) {             /* known: move it to the front */
+        free(address);
+        address = p->addresses[i];
+    } else if (p->address_count == QPC_PEER_ADDRESSES_MAX) {
+        i = p->address_count - 1;           /* full: the oldest goes */
+        free(p->addresses[i]);
+    } else {
+        i = p->address_count++;
+    }
+    memmove(&p->addresses[1], &p->addresses[0], i * sizeof(p->addresses[0]));
+    p->addresses[0] = address;
+}
+
+/* Adds a new, empty entry for key, evicting if the directory is full. */
+static int peer_insert(struct qpc_identity *id, const uint8_t *key, struct peer_entry **out)
+{
+    struct peer_entry *e, *victim = NULL;
+    bool hash_oom = false;
+
+    if (HASH_COUNT(id->peers) >= QPC_PEERS_MAX &&
+        (victim = peer_oldest_unpinned(id)) == NULL)
+        return QPC_ERR_STORE_FULL;
+    if ((e = calloc(1, sizeof(*e))) == NULL)
+        return QPC_ERR_NOMEM;
+    memcpy(e->peer.key, key, QPC_KEY_LEN);
+    qpc_key_to_hex(e->peer.id, key);
+    HASH_ADD(hh, id->peers, peer.key, QPC_KEY_LEN, e);
+    if (hash_oom) {
+        free(e);
+        return QPC_ERR_NOMEM;
+    }
+    if (victim != NULL) {
+        HASH_DEL(id->peers, victim);
+        peer_entry_free(victim);
+    }
+    *out = e;
+    return 0;
+}
+
+int qpc_identity_peer_upsert(struct qpc_identity *id, const uint8_t key[static QPC_KEY_LEN],
+                             const char *name, const char *address, uint64_t now_ms,
+                             enum qpc_peer_source source, enum qpc_peer_kind kind,
+                             const struct qpc_peer **out)
+{
+    struct peer_entry *e;
+    char *name_copy = NULL, *address_copy = NULL;
+    int rc = 0;
+
+    if (sodium_memcmp(key, id->public_key, QPC_KEY_LEN) == 0 ||
+        (unsigned)source >= SOURCE_COUNT || (unsigned)kind >= KIND_COUNT ||
+        (name != NULL && !name_valid(name)))
+        return QPC_ERR_INVALID;
+    /* Copy everything first, so a failure leaves the directory as it was. */
+    if (address != NULL && (address_copy = address_dup_lower(address, &rc)) == NULL)
+        goto out;
+    if (name != NULL && (name_copy = strdup(name)) == NULL) {
+        rc = QPC_ERR_NOMEM;
+        goto out;
+    }
+    if ((e = peer_lookup(id, key)) == NULL && (rc = peer_insert(id, key, &e)) != 0)
+        goto out;
+    if (name_copy != NULL) {
+        free(e->peer.name);
+        e->peer.name = name_copy;
+        name_copy = NULL;
+    }
+    if (address_copy != NULL) {
+        peer_add_address(&e->peer, address_copy);
+        address_copy = NULL;
+    }
+    if (now_ms > e->peer.last_seen_ms)
+        e->peer.last_seen_ms = now_ms;
+    e->peer.source = source;
+    e->peer.kind = kind;
+    if (out != NULL)
+        *out = &e->peer;
+out:
+    free(name_copy);
+    free(address_copy);
+    return rc;
+}
+
+int qpc_identity_peer_set_pinned(struct qpc_identity *id, const uint8_t key[static QPC_KEY_LEN],
+                                 bool pinned)
+{
+    struct peer_entry *e = peer_lookup(id, key);
+
+    if (e == NULL)
+        return QPC_ERR_NOT_FOUND;
+    e->peer.pinned = pinned;
+    return 0;
+}
+
+int qpc_identity_peer_remove(struct qpc_identity *id, const uint8_t key[static QPC_KEY_LEN])
+{
+    struct peer_entry *e = peer_lookup(id, key);
+
+    if (e == NULL)
+        return QPC_ERR_NOT_FOUND;
+    HASH_DEL(id->peers, e);
+    peer_entry_free(e);
+    return 0;
+}
+
+int qpc_identity_peer_match(const struct qpc_identity *id, const char *prefix,
+                            const struct qpc_peer **matches, size_t max, size_t *total)
+{
+    char lower[QPC_KEY_HEX_LEN];
+    size_t len, n = 0;
+    const struct peer_entry *e;
+
+    *total = 0;
+    if (prefix == NULL || (len = strlen(prefix)) == 0 || len > QPC_KEY_HEX_LEN - 1)
+        return QPC_ERR_INVALID;
+    for (size_t i = 0; i < len; i++) {
+        if (!isxdigit((unsigned char)prefix[i]))
+            return QPC_ERR_INVALID;
+        lower[i] = (char)tolower((unsigned char)prefix[i]);
+    }
+    for (e = id->peers; e != NULL; e = e->hh.next) {
+        if (memcmp(e->peer.id, lower, len) != 0)
+            continue;
+        if (n < max)
+            matches[n] = &e->peer;
+        n++;
+    }
+    *total = n;
+    return 0;
+}
+
+/* Candidates listed in an "ambiguous prefix" message. */
+#define AMBIGUOUS_LISTED 8
+
+int qpc_identity_peer_find(const struct qpc_identity *id, const char *prefix,
+                           const struct qpc_peer **out, char *errbuf, size_t errlen)
+{
+    const struct qpc_peer *found[AMBIGUOUS_LISTED];
+    size_t total = 0, used, shown;
+    int rc;
+
+    *out = NULL;
+    if ((rc = qpc_identity_peer_match(id, prefix, found, AMBIGUOUS_LISTED, &total)) != 0) {
+        set_err(errbuf, errlen, "'%.80s' is not a peer id or prefix (hex digits only)",
+                prefix != NULL ? prefix : "");
+        return rc;
+    }
+    if (total == 1) {
+        *out = found[0];
+        return 0;
+    }
+    if (total == 0) {
+        set_err(errbuf, errlen, "no peer id starts with '%s'", prefix);
+        return QPC_ERR_NOT_FOUND;
+    }
+    if (errbuf != NULL && errlen > 0) {
+        shown = total < AMBIGUOUS_LISTED ? total : AMBIGUOUS_LISTED;
+        used = (size_t)snprintf(errbuf, errlen, "ambiguous prefix '%s' (%zu peers):", prefix, total);
+        for (size_t i = 0; i < shown && used < errlen; i++) {
+            const struct qpc_peer *p = found[i];
+            used += (size_t)snprintf(errbuf + used, errlen - used, "%s %.16s...%s%s%s",
+                                     i == 0 ? "" : ",", p->id, p->name ? " (" : "",
+                                     p->name ? p->name : "", p->name ? ")" : "");
+        }
+        if (total > shown && used < errlen)
+            snprintf(errbuf + used, errlen - used, " and %zu more", total - shown);
+    }
+    return QPC_ERR_AMBIGUOUS;
+}
+
+/* --- servers and TOFU ---------------------------------------------------------------- */
+
+size_t qpc_identity_server_count(const struct qpc_identity *id)
+{
+    return HASH_COUNT(id->servers);
+}
+
+const struct qpc_server *qpc_identity_server_next(const struct qpc_identity *id,
+                                                  const struct qpc_server *prev)
+{
+    const struct server_entry *e;
+
+    if (prev == NULL)
+        e = id->servers;
+    else
+        e = ((const struct server_entry *)prev)->hh.next;
+    return e != NULL ? &e->server : NULL;
+}
+
+/* The entry for address (any case), or NULL (also for an invalid address). */
+static struct server_entry *server_lookup(const struct qpc_identity *id, const char *address)
+{
+    char lower[QPC_ADDRESS_MAX + 1];
+    struct server_entry *e = NULL;
+    size_t len;
+
+    if (!qpc_identity_address_valid(address))
+        return NULL;
+    len = strlen(address);
+    for (size_t i = 0; i < len; i++)
+        lower[i] = (char)tolower((unsigned char)address[i]);
+    HASH_FIND(hh, id->servers, lower, len, e);
+    return e;
+}
+
+const struct qpc_server *qpc_identity_server_get(const struct qpc_identity *id,
+                                                 const char *address)
+{
+    struct server_entry *e = server_lookup(id, address);
+
+    return e != NULL ? &e->server : NULL;
+}
+
+/* Finds or adds the entry for address. */
+static int server_note(struct qpc_identity *id, const char *address, uint64_t now_ms,
+                       struct server_entry **out)
+{
+    struct server_entry *e;
+    bool hash_oom = false;
+    int rc = 0;
+
+    if ((e = server_lookup(id, address)) != NULL)
+        goto done;
+    if (!qpc_identity_address_valid(address))
+        return QPC_ERR_INVALID;
+    if (HASH_COUNT(id->servers) >= QPC_SERVERS_MAX)
+        return QPC_ERR_STORE_FULL;
+    if ((e = calloc(1, sizeof(*e))) == NULL)
+        return QPC_ERR_NOMEM;
+    if ((e->server.address = address_dup_lower(address, &rc)) == NULL) {
+        free(e);
+        return rc;
+    }
+    e->server.noted_at_ms = now_ms;
+    HASH_ADD_KEYPTR(hh, id->servers, e->server.address, strlen(e->server.address), e);
+    if (hash_oom) {
+        server_entry_free(e);
+        return QPC_ERR_NOMEM;
+    }
+done:
+    *out = e;
+    return 0;
+}
+
+int qpc_identity_server_note(struct qpc_identity *id, const char *address, uint64_t now_ms,
+                             const struct qpc_server **out)
+{
+    struct server_entry *e;
+    int rc = server_note(id, address, now_ms, &e);
+
+    if (rc == 0 && out != NULL)
+        *out = &e->server;
+    return rc;
+}
+
+int qpc_identity_server_pin(struct qpc_identity *id, const char *address,
+                            const uint8_t key[static QPC_KEY_LEN], uint64_t now_ms)
+{
+    struct server_entry *e;
+    int rc;
+
+    if ((rc = server_note(id, address, now_ms, &e)) != 0)
+        return rc;
+    if (e->server.has_key)   /* like SSH: a changed host key is refused, never replaced */
+        return memcmp(e->server.key, key, QPC_KEY_LEN) == 0 ? 0 : QPC_ERR_REFUSED;
+    memcpy(e->server.key, key, QPC_KEY_LEN);
+    e->server.has_key = true;
+    e->server.pinned_at_ms = now_ms;
+    return 0;
+}
+
+int qpc_identity_server_key(const struct qpc_identity *id, const char *address,
+                            uint8_t key[static QPC_KEY_LEN])
+{
+    struct server_entry *e;
+
+    if (!qpc_identity_address_valid(address))
+        return QPC_ERR_INVALID;
+    if ((e = server_lookup(id, address)) == NULL || !e->server.has_key)
+        return QPC_ERR_NOT_FOUND;
+    memcpy(key, e->server.key, QPC_KEY_LEN);
+    return 0;
+}
+
+int qpc_identity_server_forget(struct qpc_identity *id, const char *address)
+{
+    struct server_entry *e = server_lookup(id, address);
+
+    if (e == NULL)
+        return QPC_ERR_NOT_FOUND;
+    HASH_DEL(id->servers, e);
+    server_entry_free(e);
+    return 0;
+}
+
+/* --- parsing the file (untrusted input) --------------------------------------------- */
+
+/*
+ * Field access with checks. `where` names the object for messages ("" for the top
+ * level, "peers[3]." for a peer), so every error says which field is wrong.
+ */
+struct field_ctx {
+    const char *where;
+    char *errbuf;
+    size_t errlen;
+};
+
+/* The member key of obj, or NULL when absent or JSON null; missing required is an error. */
+static int get_member(const struct field_ctx *c, json_t *obj, const char *key, bool required,
+                      json_t **out)
+{
+    json_t *v = json_object_get(obj, key);
+
+    *out = NULL;
+    if (v == NULL || json_is_null(v)) {
+        if (!required)
+            return 0;
+        set_err(c->errbuf, c->errlen, "%s%s: missing", c->where, key);
+        return QPC_ERR_CORRUPT;
+    }
+    *out = v;
+    return 0;
+}
+
+static int get_string(const struct field_ctx *c, json_t *obj, const char *key, bool required,
+                      const char **out)
+{
+    json_t *v;
+    int rc;
+
+    *out = NULL;
+    if ((rc = get_member(c, obj, key, required, &v)) != 0 || v == NULL)
+        return rc;
+    if (!json_is_string(v)) {
+        set_err(c->errbuf, c->errlen, "%s%s: not a string", c->where, key);
+        return QPC_ERR_CORRUPT;
+    }
+    *out = json_string_value(v);
+    return 0;
+}
+
+static int get_key(const struct field_ctx *c, json_t *obj, const char *key,
+                   uint8_t out[static QPC_KEY_LEN])
+{
+    const char *hex;
+    int rc;
+
+    if ((rc = get_string(c, obj, key, true, &hex)) != 0)
+        return rc;
+    if (qpc_key_from_hex(out, hex) != 0) {
+        set_err(c->errbuf, c->errlen, "%s%s: not %d hex characters", c->where, key,
+                2 * QPC_KEY_LEN);
+        return QPC_ERR_CORRUPT;
+    }
+    return 0;
+}
+
+static int get_ms(const struct field_ctx *c, json_t *obj, const char *key, bool required,
+                  uint64_t *out)
+{
+    json_t *v;
+    int rc;
+
+    *out = 0;
+    if ((rc = get_member(c, obj, key, required, &v)) != 0 || v == NULL)
+        return rc;
+    if (!json_is_integer(v) || json_integer_value(v) < 0) {
+        set_err(c->errbuf, c->errlen, "%s%s: not a non-negative integer (milliseconds)",
+                c->where, key);
+        return QPC_ERR_CORRUPT;
+    }
+    *out = (uint64_t)json_integer_value(v);
+    return 0;
+}
+
+static int get_enum(const struct field_ctx *c, json_t *obj, const char *key,
+                    const char *const *names, size_t n, int *out)
+{
+    const char *text;
+    int rc;
+
+    if ((rc = get_string(c, obj, key, true, &text)) != 0)
+        return rc;
+    if ((*out = name_index(names, n, text)) < 0) {
+        set_err(c->errbuf, c->errlen, "%s%s: unknown value '%.32s'", c->where, key, text);
+        return QPC_ERR_CORRUPT;
+    }
+    return 0;
+}
+
+static int get_name(const struct field_ctx *c, json_t *obj, char **out)
+{
+    const char *name;
+    int rc;
+
+    *out = NULL;
+    if ((rc = get_string(c, obj, "name", false, &name)) != 0 || name == NULL)
+        return rc;
+    if (!name_valid(name)) {
+        set_err(c->errbuf, c->errlen, "%sname: not 1..%d bytes of printable UTF-8", c->where,
+                QPC_IDENTITY_NAME_MAX);
+        return QPC_ERR_CORRUPT;
+    }
+    if ((*out = strdup(name)) == NULL)
+        return QPC_ERR_NOMEM;
+    return 0;
+}
+
+/* The optional "addresses" array of a peer: at most QPC_PEER_ADDRESSES_MAX, distinct. */
+static int parse_addresses(const struct field_ctx *c, json_t *obj, struct qpc_peer *p)
+{
+    json_t *arr, *v;
+    size_t i;
+    int rc;
+
+    if ((rc = get_member(c, obj, "addresses", false, &arr)) != 0 || arr == NULL)
+        return rc;
+    if (!json_is_array(arr) || json_array_size(arr) > QPC_PEER_ADDRESSES_MAX) {
+        set_err(c->errbuf, c->errlen, "%saddresses: not an array of at most %d addresses",
+                c->where, QPC_PEER_ADDRESSES_MAX);
+        return QPC_ERR_CORRUPT;
+    }
+    json_array_foreach(arr, i, v) {
+        char *address;
+
+        if (!json_is_string(v) || (address = address_dup_lower(json_string_value(v), &rc)) == NULL) {
+            if (rc == QPC_ERR_NOMEM)
+                return rc;
+            set_err(c->errbuf, c->errlen, "%saddresses[%zu]: not a host:port", c->where, i);
+            return QPC_ERR_CORRUPT;
+        }
+        for (size_t k = 0; k < p->address_count; k++) {
+            if (strcmp(p->addresses[k], address) == 0) {
+                free(address);
+                set_err(c->errbuf, c->errlen, "%saddresses[%zu]: duplicate", c->where, i);
+                return QPC_ERR_CORRUPT;
+            }
+        }
+        p->addresses[p->address_count++] = address;
+    }
+    return 0;
+}
+
+static int parse_peer(struct qpc_identity *id, json_t *obj, size_t index, char *errbuf,
+                      size_t errlen)
+{
+    char where[32];
+    struct field_ctx c = {where, errbuf, errlen};
+    struct peer_entry *e;
+    json_t *pinned;
+    int source = 0, kind = 0;
+    bool hash_oom = false;
+    int rc;
+
+    snprintf(where, sizeof(where), "peers[%zu].", index);
+    if (!json_is_object(obj)) {
+        set_err(errbuf, errlen, "peers[%zu]: not an object", index);
+        return QPC_ERR_CORRUPT;
+    }
+    if ((e = calloc(1, sizeof(*e))) == NULL)
+        return QPC_ERR_NOMEM;
+    if ((rc = get_key(&c, obj, "id", e->peer.key)) != 0)
+        goto fail;
+    qpc_key_to_hex(e->peer.id, e->peer.key);
+    if (memcmp(e->peer.key, id->public_key, QPC_KEY_LEN) == 0 || peer_lookup(id, e->peer.key)) {
+        set_err(errbuf, errlen, "%sid: %s", where,
+                peer_lookup(id, e->peer.key) ? "listed twice" : "is my own key");
+        rc = QPC_ERR_CORRUPT;
+        goto fail;
+    }
+    if ((rc = get_name(&c, obj, &e->peer.name)) != 0 ||
+        (rc = parse_addresses(&c, obj, &e->peer)) != 0 ||
+        (rc = get_ms(&c, obj, "last_seen", true, &e->peer.last_seen_ms)) != 0 ||
+        (rc = get_enum(&c, obj, "source", source_names, SOURCE_COUNT, &source)) != 0 ||
+        (rc = get_enum(&c, obj, "kind", kind_names, KIND_COUNT, &kind)) != 0 ||
+        (rc = get_member(&c, obj, "pinned", false, &pinned)) != 0)
+        goto fail;
+    if (pinned != NULL && !json_is_boolean(pinned)) {
+        set_err(errbuf, errlen, "%spinned: not true or false", where);
+        rc = QPC_ERR_CORRUPT;
+        goto fail;
+    }
+    e->peer.source = (enum qpc_peer_source)source;
+    e->peer.kind = (enum qpc_peer_kind)kind;
+    e->peer.pinned = pinned != NULL && json_is_true(pinned);
+    HASH_ADD(hh, id->peers, peer.key, QPC_KEY_LEN, e);
+    if (hash_oom) {
+        rc = QPC_ERR_NOMEM;
+        goto fail;
+    }
+    return 0;
+fail:
+    peer_entry_free(e);
+    return rc;
+}
+
+static int parse_server(struct qpc_identity *id, json_t *obj, size_t index, char *errbuf,
+                        size_t errlen)
+{
+    char where[32];
+    struct field_ctx c = {where, errbuf, errlen};
+    struct server_entry *e;
+    const char *address;
+    json_t *key;
+    uint64_t noted_at, pinned_at;
+    int rc;
+
+    snprintf(where, sizeof(where), "servers[%zu].", index);
+    if (!json_is_object(obj)) {
+        set_err(errbuf, errlen, "servers[%zu]: not an object", index);
+        return QPC_ERR_CORRUPT;
+    }
+    if ((rc = get_string(&c, obj, "address", true, &address)) != 0 ||
+        (rc = get_ms(&c, obj, "noted_at", true, &noted_at)) != 0 ||
+        (rc = get_member(&c, obj, "key", false, &key)) != 0 ||
+        (rc = get_ms(&c, obj, "pinned_at", key != NULL, &pinned_at)) != 0)
+        return rc;
+    if (!qpc_identity_address_valid(address)) {
+        set_err(errbuf, errlen, "%saddress: not a host:port", where);
+        return QPC_ERR_CORRUPT;
+    }
+    if (server_lookup(id, address) != NULL) {
+        set_err(errbuf, errlen, "%saddress: listed twice", where);
+        return QPC_ERR_CORRUPT;
+    }
+    if ((rc = server_note(id, address, noted_at, &e)) != 0)
+        return rc;
+    if (key != NULL) {
+        if ((rc = get_key(&c, obj, "key", e->server.key)) != 0) {
+            HASH_DEL(id->servers, e);
+            server_entry_free(e);
+            return rc;
+        }
+        e->server.has_key = true;
+        e->server.pinned_at_ms = pinned_at;
+    }
+    return 0;
+}
+
+/* Parses the optional array `key` with parse_one for each element, at most max. */
+static int parse_list(struct qpc_identity *id, json_t *root, const char *key, size_t max,
+                      int (*parse_one)(struct qpc_identity *, json_t *, size_t, char *, size_t),
+                      char *errbuf, size_t errlen)
+{
+    struct field_ctx c = {"", errbuf, errlen};
+    json_t *arr, *v;
+    size_t i;
+    int rc;
+
+    if ((rc = get_member(&c, root, key, false, &arr)) != 0 || arr == NULL)
+        return rc;
+    if (!json_is_array(arr)) {
+        set_err(errbuf, errlen, "%s: not an array", key);
+        return QPC_ERR_CORRUPT;
+    }
+    if (json_array_size(arr) > max) {
+        set_err(errbuf, errlen, "%s: more than %zu entries", key, max);
+        return QPC_ERR_CORRUPT;
+    }
+    json_array_foreach(arr, i, v) {
+        if ((rc = parse_one(id, v, i, errbuf, errlen)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Checks the version, the seed and that public_key belongs to it; makes the identity. */
+static int parse_keys(json_t *root, struct qpc_identity **out, char *errbuf, size_t errlen)
+{
+    struct field_ctx c = {"", errbuf, errlen};
+    uint8_t seed[QPC_IDENTITY_SEED_LEN], stored_pk[QPC_KEY_LEN];
+    json_t *version, *seed_json;
+    int rc;
+
+    if ((rc = get_member(&c, root, "version", true, &version)) != 0)
+        return rc;
+    if (!json_is_integer(version)) {
+        set_err(errbuf, errlen, "version: not an integer");
+        return QPC_ERR_CORRUPT;
+    }
+    if (json_integer_value(version) != QPC_IDENTITY_FILE_VERSION) {
+        set_err(errbuf, errlen, "version %" JSON_INTEGER_FORMAT " is not supported (this "
+                "program reads version %d)", json_integer_value(version),
+                QPC_IDENTITY_FILE_VERSION);
+        return QPC_ERR_VERSION;
+    }
+    if ((rc = get_key(&c, root, "secret_seed", seed)) != 0 ||
+        (rc = get_key(&c, root, "public_key", stored_pk)) != 0)
+        goto out;
+    if ((rc = qpc_identity_from_seed(seed, out)) != 0)
+        goto out;
+    if (memcmp((*out)->public_key, stored_pk, QPC_KEY_LEN) != 0) {
+        set_err(errbuf, errlen, "public_key does not belong to secret_seed");
+        qpc_identity_free(*out);
+        *out = NULL;
+        rc = QPC_ERR_CORRUPT;
+    }
+out:
+    /* jansson keeps its own copy of the hex seed; wipe it before it is freed. */
+    seed_json = json_object_get(root, "secret_seed");
+    if (json_is_string(seed_json))
+        sodium_memzero((char *)json_string_value(seed_json), json_string_length(seed_json));
+    sodium_memzero(seed, sizeof(seed));
+    return rc;
+}
+
+int qpc_identity_parse(const char *buf, size_t len, struct qpc_identity **out,
+                       char *errbuf, size_t errlen)
+{
+    struct field_ctx c = {"", errbuf, errlen};
+    struct qpc_identity *id = NULL;
+    json_error_t jerr;
+    json_t *root = NULL;
+    char *name = NULL;
+    int rc;
+
+    *out = NULL;
+    if (len > QPC_IDENTITY_FILE_MAX) {
+        set_err(errbuf, errlen, "larger than %u bytes", QPC_IDENTITY_FILE_MAX);
+        return QPC_ERR_TOO_LARGE;
+    }
+    if (sodium_init() < 0)
+        return QPC_ERR_CRYPTO;
+    if ((root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr)) == NULL) {
+        set_err(errbuf, errlen, "not valid JSON: %s (line %d, column %d)", jerr.text,
+                jerr.line, jerr.column);
+        return json_error_code(&jerr) == json_error_out_of_memory ? QPC_ERR_NOMEM
+                                                                  : QPC_ERR_CORRUPT;
+    }
+    if (!json_is_object(root)) {
+        set_err(errbuf, errlen, "not a JSON object");
+        rc = QPC_ERR_CORRUPT;
+        goto out;
+    }
+    if ((rc = parse_keys(root, &id, errbuf, errlen)) != 0 ||
+        (rc = get_name(&c, root, &name)) != 0)
+        goto out;
+    id->name = name;
+    if ((rc = parse_list(id, root, "peers", QPC_PEERS_MAX, parse_peer, errbuf, errlen)) != 0 ||
+        (rc = parse_list(id, root, "servers", QPC_SERVERS_MAX, parse_server, errbuf, errlen)) != 0)
+        goto out;
+    *out = id;
+    id = NULL;
+out:
+    qpc_identity_free(id);
+    json_decref(root);
+    return rc;
+}
+
+/* --- serialising ------------------------------------------------------------------- */
+
+static int cmp_peer_id(const void *a, const void *b)
+{
+    return strcmp((*(const struct qpc_peer *const *)a)->id, (*(const struct qpc_peer *const *)b)->id);
+}
+
+static int cmp_server_address(const void *a, const void *b)
+{
+    return strcmp((*(const struct qpc_server *const *)a)->address,
+                  (*(const struct qpc_server *const *)b)->address);
+}
+
+/* Milliseconds as a JSON integer; absurd values beyond int64 are clamped. */
+static json_t *json_ms(uint64_t ms)
+{
+    return json_integer(ms > (uint64_t)INT64_MAX ? INT64_MAX : (json_int_t)ms);
+}
+
+/* json_object_set_new that reports failure; value may be NULL (then it fails). */
+static bool put(json_t *obj, const char *key, json_t *value)
+{
+    return value != NULL && json_object_set_new(obj, key, value) == 0;
+}
+
+static json_t *peer_to_json(const struct qpc_peer *p)
+{
+    json_t *obj = json_object(), *addresses = json_array();
+    bool ok = obj != NULL && addresses != NULL;
+
+    for (size_t i = 0; ok && i < p->address_count; i++)
+        ok = json_array_append_new(addresses, json_string(p->addresses[i])) == 0;
+    ok = ok && put(obj, "id", json_string(p->id));
+    if (ok && p->name != NULL)
+        ok = put(obj, "name", json_string(p->name));
+    ok = ok && put(obj, "addresses", json_incref(addresses)) &&
+         put(obj, "last_seen", json_ms(p->last_seen_ms)) &&
+         put(obj, "source", json_string(qpc_peer_source_name(p->source))) &&
+         put(obj, "kind", json_string(qpc_peer_kind_name(p->kind))) &&
+         put(obj, "pinned", json_boolean(p->pinned));
+    json_decref(addresses);
+    if (!ok) {
+        json_decref(obj);
+        return NULL;
+    }
+    return obj;
+}
+
+static json_t *server_to_json(const struct qpc_server *s)
+{
+    char hex[QPC_KEY_HEX_LEN];
+    json_t *obj = json_object();
+    bool ok = obj != NULL && put(obj, "address", json_string(s->address)) &&
+              put(obj, "noted_at", json_ms(s->noted_at_ms));
+
+    if (ok && s->has_key) {
+        qpc_key_to_hex(hex, s->key);
+        ok = put(obj, "key", json_string(hex)) &&
+             put(obj, "pinned_at", json_ms(s->pinned_at_ms));
+    }
+    if (!ok) {
+        json_decref(obj);
+        return NULL;
+    }
+    return obj;
+}
+
+/* Appends the entries of a list sorted by cmp, each converted by to_json. */
+static bool put_sorted(json_t *root, const char *key, const void **items, size_t n,
+                       int (*cmp)(const void *, const void *), json_t *(*to_json)(const void *))
+{
+    json_t *arr = json_array();
+    bool ok = arr != NULL;
+
+    if (n > 1)
+        qsort(items, n, sizeof(items[0]), cmp);
+    for (size_t i = 0; ok && i < n; i++)
+        ok = json_array_append_new(arr, to_json(items[i])) == 0;
+    if (!ok) {
+        json_decref(arr);
+        return false;
+    }
+    return put(root, key, arr);   /* put takes arr, also when it fails */
+}
+
+static json_t *peer_to_json_v(const void *p) { return peer_to_json(p); }
+static json_t *server_to_json_v(const void *s) { return server_to_json(s); }
+
+/* Wipes the hex seed inside root (jansson's copy) and frees root. */
+static void json_free_wiping_seed(json_t *root)
+{
+    json_t *seed = json_object_get(root, "secret_seed");
+
+    if (json_is_string(seed))
+        sodium_memzero((char *)json_string_value(seed), json_string_length(seed));
+    json_decref(root);
+}
+
+/* Output buffer for json_dump_callback; it will hold the secret, so growth wipes. */
+struct dump_buffer {
+    char *text;
+    size_t len, cap;
+};
+
+static int dump_append(const char *data, size_t size, void *arg)
+{
+    struct dump_buffer *b = arg;
+
+    if (size > b->cap - b->len) {
+        size_t cap = b->cap ? b->cap : 4096;
+        char *bigger;
+
+        while (cap - b->len < size) {
+            if (cap > (size_t)QPC_IDENTITY_FILE_MAX * 2)
+                return -1;
+            cap *= 2;
+        }
+        if ((bigger = malloc(cap)) == NULL)
+            return -1;
+        if (b->text != NULL) {
+            memcpy(bigger, b->text, b->len);
+            sodium_memzero(b->text, b->cap);
+            free(b->text);
+        }
+        b->text = bigger;
+        b->cap = cap;
+    }
+    memcpy(b->text + b->len, data, size);
+    b->len += size;
+    return 0;
+}
+
+int qpc_identity_serialize(const struct qpc_identity *id, char **out, size_t *out_len)
+{
+    size_t n_peers = HASH_COUNT(id->peers), n_servers = HASH_COUNT(id->servers), i;
+    const void **peers = calloc(n_peers + 1, sizeof(*peers));
+    const void **servers = calloc(n_servers + 1, sizeof(*servers));
+    const struct peer_entry *p;
+    const struct server_entry *s;
+    char hex[2 * QPC_IDENTITY_SEED_LEN + 1];
+    json_t *root = json_object();
+    struct dump_buffer buf = {NULL, 0, 0};
+    int rc = QPC_ERR_NOMEM;
+
+    *out = NULL;
+    *out_len = 0;
+    if (peers == NULL || servers == NULL || root == NULL)
+        goto out;
+    for (i = 0, p = id->peers; p != NULL; p = p->hh.next)
+        peers[i++] = &p->peer;
+    for (i = 0, s = id->servers; s != NULL; s = s->hh.next)
+        servers[i++] = &s->server;
+    qpc_hex_encode(hex, id->secret_key, QPC_IDENTITY_SEED_LEN);
+    if (!put(root, "version", json_integer(QPC_IDENTITY_FILE_VERSION)) ||
+        !put(root, "secret_seed", json_string(hex)) ||
+        !put(root, "public_key", json_string(id->peer_id)) ||
+        (id->name != NULL && !put(root, "name", json_string(id->name))) ||
+        !put_sorted(root, "peers", peers, n_peers, cmp_peer_id, peer_to_json_v) ||
+        !put_sorted(root, "servers", servers, n_servers, cmp_server_address, server_to_json_v))
+        goto out;
+    /* Dump straight into our buffer: no jansson-owned copy of the secret is left. */
+    if (json_dump_callback(root, dump_append, &buf, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0 ||
+        dump_append("\n", 2, &buf) != 0)    /* final newline and the NUL */
+        goto out;
+    *out = buf.text;
+    *out_len = buf.len - 1;
+    buf.text = NULL;
+    rc = 0;
+out:
+    if (buf.text != NULL) {
+        sodium_memzero(buf.text, buf.cap);
+        free(buf.text);
+    }
+    sodium_memzero(hex, sizeof(hex));
+    json_free_wiping_seed(root);
+    free(peers);
+    free(servers);
+    return rc;
+}
+
+/* --- the file on disk ------------------------------------------------------------------- */
+
+/* Writes all of buf to fd, retrying short writes and EINTR. */
+static int write_all(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* fsync of the directory holding path, so a rename or link survives a crash. */
+static int sync_parent_dir(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir;
+    int fd, ret = -1;
+
+    if (slash == NULL)
+        dir = strdup(".");
+    else if (slash == path)
+        dir = strdup("/");
+    else
+        dir = strndup(path, (size_t)(slash - path));
+    if (dir == NULL)
+        return -1;
+    if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+        /* Some file systems cannot sync a directory (EINVAL); nothing more to do there. */
+        ret = (fsync(fd) == 0 || errno == EINVAL) ? 0 : -1;
+        close(fd);
+    }
+    free(dir);
+    return ret;
+}
+
+/*
+ * Puts data at path through a temp file beside it. replace=false never replaces an
+ * existing path (renameat2 RENAME_NOREPLACE, or link(2) where that is unsupported)
+ * and returns QPC_ERR_EXISTS if one appeared.
+ */
+static int write_file_atomic(const char *path, const char *data, size_t len, bool replace,
+                             char *errbuf, size_t errlen)
+{
+    size_t tmp_size = strlen(path) + sizeof(".tmp-12345678");
+    char *tmp = malloc(tmp_size);
+    const char *step = "cannot create temp file";
+    int fd = -1, rc = QPC_ERR_IO, err = 0;
+    bool tmp_exists = false, placed = false;
+
+    if (tmp == NULL)
+        return QPC_ERR_NOMEM;
+    for (int attempt = 0; fd < 0 && attempt < 16; attempt++) {
+        snprintf(tmp, tmp_size, "%s.tmp-%08x", path, (unsigned)randombytes_random());
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0 && errno != EEXIST)
+            break;
+    }
+    if (fd < 0)
+        goto fail;
+    tmp_exists = true;
+    /* 0600 exactly, whatever the umask: the file holds the secret key. */
+    step = "cannot write temp file";
+    if (fchmod(fd, 0600) != 0 || write_all(fd, data, len) != 0)
+        goto fail;
+    step = "cannot fsync temp file";
+    if (fsync(fd) != 0)
+        goto fail;
+    step = "cannot close temp file";
+    err = close(fd);
+    fd = -1;
+    if (err != 0)
+        goto fail;
+    step = "cannot move temp file into place";
+    if (replace) {
+        placed = rename(tmp, path) == 0;
+        tmp_exists = !placed;
+    } else if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0) {
+        placed = true;
+        tmp_exists = false;
+    } else if (errno == EINVAL || errno == ENOSYS) {
+        placed = link(tmp, path) == 0;   /* file systems without RENAME_NOREPLACE */
+    }
+    if (!placed) {
+        if (!replace && errno == EEXIST)
+            rc = QPC_ERR_EXISTS;
+        goto fail;
+    }
+    if (tmp_exists) {
+        unlink(tmp);
+        tmp_exists = false;
+    }
+    step = "cannot fsync its directory";
+    if (sync_parent_dir(path) != 0)
+        goto fail;
+    free(tmp);
+    return 0;
+fail:
+    err = errno;
+    if (fd >= 0)
+        close(fd);
+    if (tmp_exists)
+        unlink(tmp);
+    if (rc == QPC_ERR_EXISTS)
+        set_err(errbuf, errlen, "%s: already exists", path);
+    else
+        set_err(errbuf, errlen, "%s: %s: %s", path, step, strerror(err));
+    free(tmp);
+    errno = err;
+    return rc;
+}
+
+int qpc_identity_save(const struct qpc_identity *id, const char *path, char *errbuf, size_t errlen)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int rc;
+
+    if ((rc = qpc_identity_serialize(id, &text, &len)) != 0) {
+        set_err(errbuf, errlen, "%s: %s", path, qpc_strerror(rc));
+        return rc;
+    }
+    rc = write_file_atomic(path, text, len, true, errbuf, errlen);
+    sodium_memzero(text, len);
+    free(text);
+    return rc;
+}
+
+/* Reads the whole regular file at path (at most QPC_IDENTITY_FILE_MAX bytes). */
+static int read_file(const char *path, char **out, size_t *out_len, char *errbuf, size_t errlen)
+{
+    struct stat st;
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    int fd, rc = QPC_ERR_IO, err = 0;
+
+    *out = NULL;
+    *out_len = 0;
+    /* O_NONBLOCK: a FIFO planted at path must not hang us before the S_ISREG check. */
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)) < 0) {
+        err = errno;
+        rc = err == ENOENT ? QPC_ERR_NOT_FOUND : QPC_ERR_IO;
+        set_err(errbuf, errlen, "%s: cannot open: %s", path, strerror(err));
+        goto out;
+    }
+    if (fstat(fd, &st) != 0) {
+        err = errno;
+        set_err(errbuf, errlen, "%s: cannot stat: %s", path, strerror(err));
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        err = EINVAL;
+        set_err(errbuf, errlen, "%s: not a regular file", path);
+        goto out;
+    }
+    if (st.st_size > (off_t)QPC_IDENTITY_FILE_MAX) {
+        rc = QPC_ERR_TOO_LARGE;
+        set_err(errbuf, errlen, "%s: %lld bytes, more than the %u an identity file may have",
+                path, (long long)st.st_size, QPC_IDENTITY_FILE_MAX);
+        goto out;
+    }
+    /* One byte more than the size, so a file that grew meanwhile is noticed. */
+    cap = (size_t)st.st_size + 1;
+    if ((buf = malloc(cap)) == NULL) {
+        rc = QPC_ERR_NOMEM;
+        goto out;
+    }
+    for (;;) {
+        ssize_t n = read(fd, buf + len, cap - len);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            err = errno;
+            set_err(errbuf, errlen, "%s: cannot read: %s", path, strerror(err));
+            goto out;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+        if (len == cap) {
+            rc = QPC_ERR_IO;
+            err = EAGAIN;
+            set_err(errbuf, errlen, "%s: changed while being read", path);
+            goto out;
+        }
+    }
+    *out = buf;
+    *out_len = len;
+    buf = NULL;
+    rc = 0;
+out:
+    if (buf != NULL) {
+        sodium_memzero(buf, cap);
+        free(buf);
+    }
+    if (fd >= 0)
+        close(fd);
+    errno = err;
+    return rc;
+}
+
+int qpc_identity_load(const char *path, struct qpc_identity **out, char *errbuf, size_t errlen)
+{
+    char detail[256] = "";
+    char *buf = NULL;
+    size_t len = 0;
+    int rc;
+
+    *out = NULL;
+    if (path == NULL || path[0] == '\0') {
+        set_err(errbuf, errlen, "identity file name is empty");
+        return QPC_ERR_INVALID;
+    }
+    if ((rc = read_file(path, &buf, &len, errbuf, errlen)) != 0)
+        return rc;
+    if ((rc = qpc_identity_parse(buf, len, out, detail, sizeof(detail))) != 0)
+        set_err(errbuf, errlen, "%s: %s", path, detail[0] ? detail : qpc_strerror(rc));
+    sodium_memzero(buf, len);
+    free(buf);
+    return rc;
+}
+
+/* Creates every missing directory above path's last component, mode 0700. */
+static int make_parent_dirs(const char *path, char *errbuf, size_t errlen)
+{
+    char *copy = strdup(path);
+    int rc = 0;
+
+    if (copy == NULL)
+        return QPC_ERR_NOMEM;
+    for (char *p = strchr(copy + 1, '/'); p != NULL; p = strchr(p + 1, '/')) {
+        *p = '\0';
+        if (mkdir(copy, 0700) == 0) {
+            (void)chmod(copy, 0700);     /* the umask may have taken bits off */
+        } else if (errno != EEXIST) {
+            int err = errno;
+
+            set_err(errbuf, errlen, "%s: cannot create directory %s: %s", path, copy,
+                    strerror(err));
+            errno = err;
+            rc = QPC_ERR_IO;
+            break;
+        }
+        *p = '/';
+    }
+    free(copy);
+    return rc;
+}
+
+int qpc_identity_load_or_create(const char *path, struct qpc_identity **out, bool *created,
+                                char *errbuf, size_t errlen)
+{
+    struct qpc_identity *id = NULL;
+    char *text = NULL;
+    size_t len = 0;
+    int rc;
+
+    *out = NULL;
+    if (created != NULL)
+        *created = false;
+    /* Only a file that is certainly absent may be created; any other failure is final. */
+    if ((rc = qpc_identity_load(path, out, errbuf, errlen)) != QPC_ERR_NOT_FOUND)
+        return rc;
+    set_err(errbuf, errlen, "%s", "");   /* "no such file" is not an error here */
+    if ((rc = make_parent_dirs(path, errbuf, errlen)) != 0)
+        return rc;
+    if ((rc = qpc_identity_generate(&id)) != 0 ||
+        (rc = qpc_identity_serialize(id, &text, &len)) != 0) {
+        set_err(errbuf, errlen, "%s: cannot make a new identity: %s", path, qpc_strerror(rc));
+        goto out;
+    }
+    rc = write_file_atomic(path, text, len, false, errbuf, errlen);
+    if (rc == QPC_ERR_EXISTS) {          /* another process created it first: use theirs */
+        rc = qpc_identity_load(path, out, errbuf, errlen);
+        goto out;
+    }
+    if (rc != 0)
+        goto out;
+    *out = id;
+    id = NULL;
+    if (created != NULL)
+        *created = true;
+out:
+    if (text != NULL) {
+        sodium_memzero(text, len);
+        free(text);
+    }
+    qpc_identity_free(id);
+    return rc;
+}
