@@ -22,12 +22,22 @@ CC=clang configure_and_build build-fuzz -DQPC_FUZZ=ON
 bash scripts/fuzz.sh build-fuzz "$fuzz_seconds"
 
 summary=()
+total_passed=0
+total_failed=0
 run_ctest() {  # dir, label
     local log; log=$(mktemp)
-    local rc=0
+    local rc=0 line failed total
     ctest --test-dir "$1" -j"$jobs" --output-on-failure 2>&1 | tee "$log" || rc=$?
-    summary+=("$2: $(grep -E 'tests passed|tests failed' "$log" | tail -n 1)")
+    line=$(grep -E 'tests passed, [0-9]+ tests failed out of' "$log" | tail -n 1)
     rm -f "$log"
+    if [ -z "$line" ]; then
+        summary+=("$2: ctest printed no summary"); total_failed=$((total_failed + 1)); return 1
+    fi
+    failed=$(sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\1/' <<<"$line")
+    total=$(sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\2/' <<<"$line")
+    total_passed=$((total_passed + total - failed))
+    total_failed=$((total_failed + failed))
+    summary+=("$2: $line")
     return $rc
 }
 
@@ -43,4 +53,5 @@ run_ctest build-asan sanitizers || rc=1
 
 echo "== summary =="
 printf '%s\n' "${summary[@]}"
+echo "tests: $total_passed passed, $total_failed failed"
 exit $rc
