@@ -1,0 +1,231 @@
+/*
+ * quic.h: the QUIC transport of quicprochat (ngtcp2 0.12 + GnuTLS, on a libev loop).
+ *
+ * The one idea: an endpoint owns ONE UDP socket that serves both the connections it
+ * accepts and the ones it initiates (NAT traversal depends on the mapping a server sees
+ * being the one peers dial), and demultiplexes incoming packets by connection id. A
+ * connection's packets travel over a path: either that UDP socket and a remote address,
+ * or a relay, i.e. an application-provided send function (the relay fallback carries
+ * P2P QUIC packets inside DATAGRAM frames of each peer's connection to a server, so the
+ * end-to-end QUIC/TLS session is kept and the relay sees ciphertext only). Packets that
+ * come back through a relay are handed in with qpc_quic_endpoint_input_relayed().
+ *
+ * Applications see connections, bidirectional streams carrying length-prefixed frames
+ * (wire.h), and datagrams. Everything runs on the libev loop passed in; no threads.
+ * Work the application asks for (send a frame, close) is queued and carried out when
+ * the loop next turns, so every qpc_quic_* function may be called from inside any
+ * callback.
+ *
+ * TLS: on the client and P2P ALPNs each side presents a self-signed certificate over its
+ * Ed25519 identity key (tls.h) and the other side learns, or checks, that key. On the
+ * federation ALPN both sides present CA-signed certificates and verify the chain.
+ */
+#ifndef QPC_QUIC_H
+#define QPC_QUIC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <ev.h>
+
+#include "qpc/encoding.h"
+
+#define QPC_ALPN_CLIENT "quicprochat/client/1"
+#define QPC_ALPN_P2P "quicprochat/p2p/1"
+#define QPC_ALPN_FEDERATION "quicprochat/federation/1"
+
+#define QPC_QUIC_PORT_CLIENT 7000
+#define QPC_QUIC_PORT_FEDERATION 7001
+#define QPC_QUIC_IDLE_TIMEOUT_MS_DEFAULT 30000
+#define QPC_QUIC_STREAM_BUFFER_DEFAULT ((size_t)1024 * 1024)
+#define QPC_QUIC_MAX_ALPNS 8
+/* Largest DATAGRAM payload accepted: a relayed 1200-byte QUIC packet plus up to 150
+ * bytes of relay header fits in one 1452-byte UDP packet. */
+#define QPC_QUIC_DATAGRAM_MAX 1350
+
+/* Application error codes this module itself puts into CONNECTION_CLOSE. */
+#define QPC_QUIC_APP_NO_ERROR 0x0
+#define QPC_QUIC_APP_REFUSED 0x101        /* the application refused the peer (key) */
+#define QPC_QUIC_APP_FRAME_TOO_LARGE 0x102 /* peer announced a frame above the limit */
+#define QPC_QUIC_APP_SHUTDOWN 0x103       /* the endpoint is being freed */
+
+struct qpc_quic_endpoint;
+struct qpc_quic_conn;
+struct qpc_quic_relay;
+
+/* Why a connection ended; given to on_closed, valid only during that call. */
+struct qpc_quic_close_info {
+    int err;              /* QPC_ERR_CLOSED: closed by either side with an application
+                           *   code; QPC_ERR_TIMEOUT: idle or handshake timeout;
+                           *   QPC_ERR_TLS: handshake / certificate failure;
+                           *   QPC_ERR_REFUSED: wrong peer key, no common ALPN, or the
+                           *   application refused; QPC_ERR_QUIC: protocol error. */
+    bool by_peer;         /* the peer sent the CONNECTION_CLOSE */
+    bool is_app;          /* code is an application code (else a QUIC transport code) */
+    uint64_t code;
+    const char *reason;   /* NUL-terminated, possibly "" */
+};
+
+/*
+ * Callbacks, set once per endpoint. `user` is the connection's user pointer
+ * (qpc_quic_conn_set_user), which starts as the endpoint's user pointer. Any callback
+ * may be NULL.
+ */
+struct qpc_quic_callbacks {
+    /* The handshake is done. alpn is the negotiated ALPN; peer_key is the peer's
+     * Ed25519 key on the client and P2P ALPNs, NULL on federation. Return 0 to accept,
+     * nonzero to refuse: the connection is closed with QPC_QUIC_APP_REFUSED (this is
+     * the trust-on-first-use hook). */
+    int (*on_connected)(struct qpc_quic_conn *conn, const char *alpn,
+                        const uint8_t *peer_key, void *user);
+    /* One complete frame arrived on a stream. data is valid during the call only. */
+    void (*on_frame)(struct qpc_quic_conn *conn, int64_t stream_id, const uint8_t *data,
+                     size_t len, void *user);
+    /* One DATAGRAM frame arrived. */
+    void (*on_datagram)(struct qpc_quic_conn *conn, const uint8_t *data, size_t len,
+                        void *user);
+    /* A stream whose send_frame returned QPC_ERR_AGAIN can take frames again. */
+    void (*on_writable)(struct qpc_quic_conn *conn, int64_t stream_id, void *user);
+    /* The peer ended its direction of a stream (FIN after its last frame, or a
+     * reset); nothing more arrives on it. End ours with qpc_quic_conn_end_stream so
+     * the stream is freed and the peer may open another. */
+    void (*on_stream_end)(struct qpc_quic_conn *conn, int64_t stream_id, void *user);
+    /* The connection ended (called exactly once per connection, also for connects that
+     * never completed). conn is freed right after the call returns. */
+    void (*on_closed)(struct qpc_quic_conn *conn, const struct qpc_quic_close_info *info,
+                      void *user);
+};
+
+struct qpc_quic_config {
+    const char *bind_addr;        /* numeric IPv4/IPv6 address; NULL = "::" (dual stack) */
+    uint16_t port;                /* 0 = any free port */
+    bool accept;                  /* accept incoming connections */
+    const char *alpns[QPC_QUIC_MAX_ALPNS]; /* ALPNs served when accepting, NULL-ended */
+    const uint8_t *identity_sk;   /* 64-byte libsodium Ed25519 secret key (copied into
+                                   * GnuTLS); needed for the client and P2P ALPNs */
+    const char *fed_cert_der;     /* federation certificate, key and CA (DER files); */
+    const char *fed_key_der;      /* all three or none; needed for the federation ALPN */
+    const char *fed_ca_der;
+    size_t max_frame;             /* 0 = QPC_WIRE_FRAME_MAX_DEFAULT */
+    size_t stream_buffer;         /* bytes queued per stream before back-pressure;
+                                   * 0 = QPC_QUIC_STREAM_BUFFER_DEFAULT */
+    uint64_t idle_timeout_ms;     /* 0 = QPC_QUIC_IDLE_TIMEOUT_MS_DEFAULT */
+    uint64_t keepalive_ms;        /* 0 = no keep-alive PINGs */
+    struct qpc_quic_callbacks cb;
+    void *user;
+};
+
+/*
+ * Creates an endpoint: binds the UDP socket and starts watching it on loop (borrowed;
+ * must outlive the endpoint). cfg and the strings in it are copied.
+ * Errors: QPC_ERR_INVALID (bad address, accept without ALPNs), QPC_ERR_IO (socket,
+ * bind), QPC_ERR_CONFIG / QPC_ERR_IO (federation files), QPC_ERR_CRYPTO, QPC_ERR_NOMEM.
+ */
+int qpc_quic_endpoint_new(struct qpc_quic_endpoint **out, struct ev_loop *loop,
+                          const struct qpc_quic_config *cfg);
+
+/*
+ * Closes every connection (CONNECTION_CLOSE with QPC_QUIC_APP_SHUTDOWN, on_closed with
+ * QPC_ERR_CLOSED), frees relays, closes the socket and frees ep. NULL is a no-op.
+ */
+void qpc_quic_endpoint_free(struct qpc_quic_endpoint *ep);
+
+/* The bound local address (e.g. to learn the port chosen for port 0). 0 or QPC_ERR_IO. */
+int qpc_quic_endpoint_local_addr(struct qpc_quic_endpoint *ep, struct sockaddr_storage *ss,
+                                 socklen_t *len);
+
+/* Number of live connections (handshaking, open, or closing). */
+size_t qpc_quic_endpoint_conn_count(const struct qpc_quic_endpoint *ep);
+
+/*
+ * Starts a connection to addr (IPv4 or IPv6) over the endpoint's socket, offering alpn.
+ * expected_key: the peer's Ed25519 key, or NULL to learn it (TOFU: on_connected gets
+ * it and may refuse). Ignored for the federation ALPN (the CA decides). The result
+ * arrives through on_connected or on_closed. *out (may be NULL) is valid until
+ * on_closed returns. Errors: QPC_ERR_INVALID, QPC_ERR_CONFIG (no credentials for that
+ * ALPN), QPC_ERR_TLS, QPC_ERR_QUIC, QPC_ERR_NOMEM.
+ */
+int qpc_quic_connect(struct qpc_quic_endpoint *ep, const struct sockaddr *addr,
+                     socklen_t addrlen, const char *alpn, const uint8_t *expected_key,
+                     void *user, struct qpc_quic_conn **out);
+
+/* As qpc_quic_connect, but every packet of the connection goes through relay. */
+int qpc_quic_connect_relayed(struct qpc_quic_endpoint *ep, struct qpc_quic_relay *relay,
+                             const char *alpn, const uint8_t *expected_key, void *user,
+                             struct qpc_quic_conn **out);
+
+/*
+ * A relay path. send is called with each QUIC packet (at most 1200 bytes) that a
+ * connection on this path emits; it returns 0, or nonzero if the packet was dropped
+ * (QUIC retransmits). The packet is valid during the call only. When whatever send
+ * uses goes away (e.g. the connection to the relay node closes), free the relay. *out is owned by the
+ * endpoint; free it with qpc_quic_relay_free or let qpc_quic_endpoint_free do it.
+ * Errors: QPC_ERR_NOMEM.
+ */
+typedef int (*qpc_quic_relay_send_fn)(void *user, const uint8_t *pkt, size_t len);
+int qpc_quic_relay_new(struct qpc_quic_endpoint *ep, qpc_quic_relay_send_fn send, void *user,
+                       struct qpc_quic_relay **out);
+
+/* Ends every connection on the relay path (on_closed, QPC_ERR_CLOSED) and frees it. */
+void qpc_quic_relay_free(struct qpc_quic_relay *relay);
+
+/*
+ * Hands in one QUIC packet that arrived through relay (data is only read during the
+ * call). A packet for an unknown connection id starts an accepted connection if the
+ * endpoint accepts. Returns 0 (also when the packet was dropped as invalid) or
+ * QPC_ERR_INVALID.
+ */
+int qpc_quic_endpoint_input_relayed(struct qpc_quic_endpoint *ep, struct qpc_quic_relay *relay,
+                                    const uint8_t *data, size_t len);
+
+/*
+ * Opens a bidirectional stream; its id goes to *stream_id. Errors: QPC_ERR_AGAIN (the
+ * peer allows no more streams yet, or the handshake is not done), QPC_ERR_CLOSED,
+ * QPC_ERR_NOMEM.
+ */
+int qpc_quic_conn_open_stream(struct qpc_quic_conn *conn, int64_t *stream_id);
+
+/*
+ * Queues one frame (body of len bytes; copied) on a stream this side opened or the
+ * peer opened. Errors: QPC_ERR_TOO_LARGE (len above the frame limit), QPC_ERR_AGAIN
+ * (the stream's buffer is full: wait for on_writable), QPC_ERR_NOT_FOUND (no such
+ * stream), QPC_ERR_CLOSED (connection closing, or this side of the stream ended),
+ * QPC_ERR_NOMEM.
+ */
+int qpc_quic_conn_send_frame(struct qpc_quic_conn *conn, int64_t stream_id,
+                             const uint8_t *data, size_t len);
+
+/*
+ * Ends this side's direction of a stream after the frames already queued (FIN). A
+ * stream is freed once both directions ended; each side allows the other 100 open
+ * streams at a time. Ending twice is a no-op. Errors: QPC_ERR_NOT_FOUND, QPC_ERR_CLOSED.
+ */
+int qpc_quic_conn_end_stream(struct qpc_quic_conn *conn, int64_t stream_id);
+
+/*
+ * Queues one unreliable DATAGRAM (copied). Errors: QPC_ERR_TOO_LARGE (above
+ * QPC_QUIC_DATAGRAM_MAX), QPC_ERR_AGAIN (queue full), QPC_ERR_CLOSED, QPC_ERR_NOMEM.
+ */
+int qpc_quic_conn_send_datagram(struct qpc_quic_conn *conn, const uint8_t *data, size_t len);
+
+/*
+ * Closes the connection with an application error code and reason (copied, at most
+ * 255 bytes kept). The peer's on_closed sees both; ours is called too (by_peer false).
+ * Closing twice is a no-op. Returns 0.
+ */
+int qpc_quic_conn_close(struct qpc_quic_conn *conn, uint64_t app_code, const char *reason);
+
+/* The negotiated ALPN ("" before the handshake completes). */
+const char *qpc_quic_conn_alpn(const struct qpc_quic_conn *conn);
+/* The peer's Ed25519 key once the handshake completed on an identity ALPN, else NULL. */
+const uint8_t *qpc_quic_conn_peer_key(const struct qpc_quic_conn *conn);
+/* The peer's address (for relayed connections a synthetic 100::/64 address). */
+const struct sockaddr *qpc_quic_conn_remote_addr(const struct qpc_quic_conn *conn,
+                                                 socklen_t *len);
+bool qpc_quic_conn_is_server(const struct qpc_quic_conn *conn);
+void qpc_quic_conn_set_user(struct qpc_quic_conn *conn, void *user);
+void *qpc_quic_conn_get_user(const struct qpc_quic_conn *conn);
+struct qpc_quic_endpoint *qpc_quic_conn_endpoint(const struct qpc_quic_conn *conn);
+
+#endif
