@@ -30,7 +30,7 @@
 /* uthash must report allocation failure instead of calling exit(). */
 #define HASH_NONFATAL_OOM 1
 #define uthash_nonfatal_oom(obj) (hash_oom = true)
-#include <uthash.h>
+#include "uthash_keyed.h"   /* peer keys are free to mint: keyed hash */
 
 #include "qpc/encoding.h"
 #include "qpc/error.h"

@@ -59,6 +59,11 @@ void qpc_log(enum qpc_log_level level, const char *module, const char *fmt, ...)
         vsnprintf(line + n, sizeof(line) - n, fmt, ap);
         va_end(ap);
     }
+    /* Messages quote what peers sent: a control byte (newline, escape) must not forge
+     * a second line or repaint the terminal, so every line stays one line. */
+    for (char *p = line; *p != '\0'; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
     if (log_sink != NULL)
         log_sink(level, line, log_sink_arg);
     else

@@ -37,7 +37,10 @@
 #include <ngtcp2/ngtcp2_crypto.h>
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
 #include <sodium.h>
-#include <uthash.h>
+/* A server registers the connection id a client chose: keyed hash, and no exit() when
+ * an insert cannot allocate. */
+#define HASH_NONFATAL_OOM 1
+#include "uthash_keyed.h"
 #include <utlist.h>
 
 #include "qpc/error.h"
@@ -58,6 +61,10 @@
 #define REASON_MAX 255
 #define ALPN_MAX 64
 #define HANDSHAKE_TIMEOUT_S 10
+/* Incoming connections still in their handshake. Without address validation a spoofed
+ * Initial costs the sender 1200 bytes and us a TLS session for HANDSHAKE_TIMEOUT_S, so
+ * their number is capped; established connections are not. */
+#define HANDSHAKING_MAX 1024
 #define TLS_ALERT_NO_APPLICATION_PROTOCOL 120
 
 struct cid_key {
@@ -110,6 +117,7 @@ struct qpc_quic_conn {
     bool handshake_done;
     bool in_read;
     bool key_mismatch;
+    bool counted_handshaking;            /* counted in ep->n_handshaking */
     bool has_expected, has_peer_key;
     uint8_t expected[QPC_KEY_LEN], peer_key[QPC_KEY_LEN];
     char alpn[ALPN_MAX];
@@ -164,6 +172,8 @@ struct qpc_quic_endpoint {
     struct cid_entry *cid_table;
     struct qpc_quic_conn *conns, *dirty;
     size_t nconns;
+    size_t n_handshaking;                /* accepted, handshake not done */
+    bool freeing;                        /* qpc_quic_endpoint_free is running */
     struct qpc_quic_relay *relays;
     uint64_t next_relay_id;
     uint8_t reset_secret[32];
@@ -227,6 +237,8 @@ static void send_packet(struct qpc_quic_endpoint *ep, const ngtcp2_path *path,
     struct qpc_quic_relay *r;
 
     if (is_relay_addr((const struct sockaddr *)path->remote.addr)) {
+        if (ep->freeing)
+            return;   /* a relay's send may use a connection already freed */
         r = relay_find(ep, (const struct sockaddr *)path->remote.addr);
         if (r != NULL)
             r->send(r->user, pkt, len);   /* a refused packet is lost; QUIC recovers */
@@ -349,6 +361,10 @@ static int cid_register(struct qpc_quic_conn *c, const uint8_t *data, size_t len
     cid_key_make(&e->key, data, len);
     e->conn = c;
     HASH_ADD(hh, c->ep->cid_table, key, sizeof(e->key), e);
+    if (e->hh.tbl == NULL) {
+        free(e);
+        return QPC_ERR_NOMEM;
+    }
     LL_PREPEND(c->cids, e);
     return 0;
 }
@@ -382,8 +398,10 @@ static void info_set(struct qpc_quic_conn *c, int err, bool by_peer, bool is_app
 {
     if (reasonlen > REASON_MAX)
         reasonlen = REASON_MAX;
-    if (reasonlen > 0)
-        memcpy(c->info_reason, reason, reasonlen);
+    /* The peer's reason goes into logs: no control bytes (a newline would forge log
+     * lines), and no NUL cutting it short unnoticed. */
+    for (size_t i = 0; i < reasonlen; i++)
+        c->info_reason[i] = reason[i] < 0x20 || reason[i] == 0x7f ? '?' : (char)reason[i];
     c->info_reason[reasonlen] = '\0';
     c->info.err = err;
     c->info.by_peer = by_peer;
@@ -422,6 +440,14 @@ static void stream_free(struct stream *s)
     free(s);
 }
 
+static void handshaking_done(struct qpc_quic_conn *c)
+{
+    if (c->counted_handshaking) {
+        c->counted_handshaking = false;
+        c->ep->n_handshaking--;
+    }
+}
+
 static void conn_free(struct qpc_quic_conn *c)
 {
     struct qpc_quic_endpoint *ep = c->ep;
@@ -429,6 +455,7 @@ static void conn_free(struct qpc_quic_conn *c)
     struct dgram *d, *dtmp;
     struct cid_entry *e, *etmp;
 
+    handshaking_done(c);
     ev_timer_stop(ep->loop, &c->timer);
     LL_FOREACH_SAFE(c->cids, e, etmp) {
         HASH_DEL(ep->cid_table, e);
@@ -505,6 +532,11 @@ static struct stream *stream_get(struct qpc_quic_conn *c, int64_t id, bool creat
     s->id = id;
     qpc_wire_decoder_init(&s->dec, c->ep->max_frame);
     HASH_ADD(hh, c->streams, id, sizeof(s->id), s);
+    if (s->hh.tbl == NULL) {
+        qpc_wire_decoder_clear(&s->dec);
+        free(s);
+        return NULL;
+    }
     return s;
 }
 
@@ -658,6 +690,7 @@ static int handshake_completed_cb(ngtcp2_conn *qc, void *user_data)
     gnutls_datum_t p = { NULL, 0 };
 
     c->handshake_done = true;
+    handshaking_done(c);
     if (gnutls_alpn_get_selected_protocol(c->tls, &p) != 0 || p.size == 0 ||
         p.size >= ALPN_MAX) {
         conn_end(c, QPC_ERR_REFUSED, true, false, true, QPC_QUIC_APP_REFUSED,
@@ -981,6 +1014,8 @@ static int conn_connect(struct qpc_quic_endpoint *ep, const ngtcp2_path *path, b
     ngtcp2_cid dcid, scid;
     int ret;
 
+    if (ep->freeing)
+        return QPC_ERR_CLOSED;
     if (alpn == NULL || strlen(alpn) == 0 || strlen(alpn) >= ALPN_MAX)
         return QPC_ERR_INVALID;
     if (is_federation(alpn) ? ep->fed_cred == NULL : ep->id_cred == NULL)
@@ -1031,7 +1066,8 @@ static struct qpc_quic_conn *conn_accept(struct qpc_quic_endpoint *ep, const ngt
     ngtcp2_transport_params tp;
     ngtcp2_cid scid;
 
-    if (!ep->accept || ngtcp2_accept(&hd, data, len) != 0)
+    if (!ep->accept || ep->freeing || ep->n_handshaking >= HANDSHAKING_MAX ||
+        ngtcp2_accept(&hd, data, len) != 0)
         return NULL;
     c = conn_alloc(ep, true, &path->remote, ep->user);
     if (c == NULL)
@@ -1054,6 +1090,8 @@ static struct qpc_quic_conn *conn_accept(struct qpc_quic_endpoint *ep, const ngt
         goto fail;
     if (tls_setup(c, NULL) < 0)
         goto fail;
+    c->counted_handshaking = true;
+    ep->n_handshaking++;
     conn_start(c);
     return c;
 fail:
@@ -1546,18 +1584,20 @@ void qpc_quic_endpoint_free(struct qpc_quic_endpoint *ep)
 
     if (ep == NULL)
         return;
-    /* Relays first: their send functions may use connections freed below, so the
-     * goodbyes of relayed connections are simply not sent. */
-    DL_FOREACH_SAFE(ep->relays, r, rtmp) {
-        DL_DELETE(ep->relays, r);
-        free(r);
-    }
+    /* The on_closed calls below may call back in: they may still free a relay (so
+     * relays are freed last), but may not start anything new. The goodbyes of relayed
+     * connections are not sent: a relay's send may use a connection freed here. */
+    ep->freeing = true;
     while (ep->conns != NULL) {
         struct qpc_quic_conn *c = ep->conns;
 
         conn_end(c, QPC_ERR_CLOSED, c->qc != NULL, false, true, QPC_QUIC_APP_SHUTDOWN,
                  "endpoint shutting down");
         conn_finish(c);
+    }
+    DL_FOREACH_SAFE(ep->relays, r, rtmp) {
+        DL_DELETE(ep->relays, r);
+        free(r);
     }
     if (ep->fd >= 0) {
         ev_io_stop(ep->loop, &ep->io);
@@ -1645,6 +1685,8 @@ int qpc_quic_relay_new(struct qpc_quic_endpoint *ep, qpc_quic_relay_send_fn send
 
     if (send == NULL)
         return QPC_ERR_INVALID;
+    if (ep->freeing)
+        return QPC_ERR_CLOSED;
     r = calloc(1, sizeof(*r));
     if (r == NULL)
         return QPC_ERR_NOMEM;
@@ -1681,13 +1723,18 @@ int qpc_quic_endpoint_input_relayed(struct qpc_quic_endpoint *ep, struct qpc_qui
                                     const uint8_t *data, size_t len)
 {
     ngtcp2_path path;
+    struct sockaddr_in6 remote;
 
     if (relay == NULL || relay->ep != ep || data == NULL)
         return QPC_ERR_INVALID;
+    if (ep->freeing)
+        return 0;
+    /* A copy: a callback run by this very packet may free the relay. */
+    remote = relay->addr;
     path.local.addr = (ngtcp2_sockaddr *)&ep->relay_local;
     path.local.addrlen = sizeof(ep->relay_local);
-    path.remote.addr = (ngtcp2_sockaddr *)&relay->addr;
-    path.remote.addrlen = sizeof(relay->addr);
+    path.remote.addr = (ngtcp2_sockaddr *)&remote;
+    path.remote.addrlen = sizeof(remote);
     path.user_data = NULL;
     endpoint_input(ep, &path, true, data, len);
     return 0;

@@ -9,7 +9,11 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <uthash.h>
+/* Destinations are public keys anyone can mint, announced in envelopes a stranger sends:
+ * the table uses a keyed hash, and an insert that cannot allocate fails instead of
+ * exit()ing. */
+#define HASH_NONFATAL_OOM 1
+#include "uthash_keyed.h"
 
 #include "qpc/error.h"
 #include "qpc/route.h"
@@ -106,6 +110,31 @@ static bool prefer_new(const struct qpc_route *old, const struct qpc_route *new,
     return new->last_seen_ms > old->last_seen_ms;                       /* 5, 6 */
 }
 
+/* Which of two routes to drop when the table is full: a typed route last, then the one
+ * heard from longest ago. */
+static bool worth_less(const struct qpc_route *a, const struct qpc_route *b)
+{
+    if ((a->source == QPC_ROUTE_SRC_MANUAL) != (b->source == QPC_ROUTE_SRC_MANUAL))
+        return b->source == QPC_ROUTE_SRC_MANUAL;
+    return a->last_seen_ms < b->last_seen_ms;
+}
+
+/* The table is full: drops the entry worth least, unless that would be the newcomer r.
+ * Linear, but only when full, and cheaper than the signature check behind each offer. */
+static bool evict_one(struct qpc_route_table *table, const struct qpc_route *r)
+{
+    struct route_entry *e, *victim = NULL;
+
+    for (e = table->by_dest; e != NULL; e = e->hh.next)
+        if (victim == NULL || worth_less(&e->route, &victim->route))
+            victim = e;
+    if (victim == NULL || !worth_less(&victim->route, r))
+        return false;
+    HASH_DEL(table->by_dest, victim);
+    free(victim);
+    return true;
+}
+
 int qpc_route_update(struct qpc_route_table *table, const struct qpc_route *r, uint64_t now_ms,
                      bool *changed)
 {
@@ -122,7 +151,15 @@ int qpc_route_update(struct qpc_route_table *table, const struct qpc_route *r, u
         if ((e = calloc(1, sizeof(*e))) == NULL)
             return QPC_ERR_NOMEM;
         e->route = *r;
+        if (HASH_COUNT(table->by_dest) >= QPC_ROUTE_TABLE_MAX && !evict_one(table, r)) {
+            free(e);
+            return 0;   /* the new route is the one least worth keeping */
+        }
         HASH_ADD(hh, table->by_dest, route.dest, QPC_KEY_LEN, e);
+        if (e->hh.tbl == NULL) {   /* uthash could not grow the table */
+            free(e);
+            return QPC_ERR_NOMEM;
+        }
     } else {
         if (!prefer_new(&e->route, r, now_ms, table->stale_ms))
             return 0;

@@ -168,6 +168,21 @@ static void test_quic_close_carries_code_and_reason(void **state)
     pair_close(&p);
 }
 
+/* A peer's reason ends up in log lines: control bytes must not forge extra lines. */
+static void test_quic_close_reason_from_peer_has_no_control_bytes(void **state)
+{
+    struct pair p;
+
+    pair_open(&p, 0);
+    assert_int_equal(pair_connect(&p, QPC_ALPN_CLIENT, p.srv.pk), 0);
+    assert_true(run_until(p.loop, both_connected, &p, 10));
+    assert_int_equal(qpc_quic_conn_close(p.cli.conn, 7, "bye\nERROR forged\r\x1b[2J"), 0);
+    assert_true(run_until(p.loop, both_closed, &p, 10));
+    assert_true(p.srv.last_by_peer);
+    assert_string_equal(p.srv.last_reason, "bye?ERROR forged??[2J");
+    pair_close(&p);
+}
+
 /* ---- ordered messages both ways, with back-pressure ------------------------------ */
 
 #define MSG_COUNT 10000
@@ -824,6 +839,7 @@ int main(void)
         cmocka_unit_test(test_quic_tofu_hook_can_refuse_server_key),
         cmocka_unit_test(test_quic_tofu_pins_server_key_and_refuses_a_changed_one),
         cmocka_unit_test(test_quic_close_carries_code_and_reason),
+        cmocka_unit_test(test_quic_close_reason_from_peer_has_no_control_bytes),
         cmocka_unit_test(test_quic_ten_thousand_messages_each_way_in_order),
         cmocka_unit_test(test_quic_sixteen_mib_frame_with_raised_limit),
         cmocka_unit_test(test_quic_refuses_frame_above_limit),

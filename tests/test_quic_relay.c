@@ -284,11 +284,69 @@ static void test_quic_relay_fallback_inside_datagrams_of_middle_node(void **stat
     ev_loop_destroy(loop);
 }
 
+/* ---- freeing the endpoint while on_closed still uses it ------------------------------ */
+
+struct shutdown_ctx {
+    struct qpc_quic_endpoint *ep;
+    struct qpc_quic_relay *relay, *other;
+    int closed, connect_rv, relay_new_rv;
+};
+
+static int drop_send(void *user, const uint8_t *pkt, size_t len)
+{
+    (void)user, (void)pkt, (void)len;
+    return 1;
+}
+
+/* What a client does when its server link goes: free the relay paths through it, and try
+ * to reach the peer another way. */
+static void shutdown_on_closed(struct qpc_quic_conn *c, const struct qpc_quic_close_info *info,
+                               void *user)
+{
+    struct shutdown_ctx *x = user;
+    struct qpc_quic_relay *r = NULL;
+
+    (void)c, (void)info;
+    x->closed++;
+    if (x->relay != NULL) {
+        qpc_quic_relay_free(x->relay);
+        x->relay = NULL;
+    }
+    x->connect_rv = qpc_quic_connect_relayed(x->ep, x->other, QPC_ALPN_P2P, NULL, x, NULL);
+    x->relay_new_rv = qpc_quic_relay_new(x->ep, drop_send, x, &r);
+}
+
+static void test_quic_relay_endpoint_free_lets_on_closed_free_relays(void **state)
+{
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    struct side a = { 0 };
+    struct qpc_quic_config cfg;
+    struct shutdown_ctx x = { 0 };
+
+    side_keys(&a);
+    side_config(&cfg, &a, false);
+    cfg.cb.on_closed = shutdown_on_closed;
+    cfg.user = &x;
+    assert_int_equal(qpc_quic_endpoint_new(&x.ep, loop, &cfg), 0);
+    assert_int_equal(qpc_quic_relay_new(x.ep, drop_send, &x, &x.relay), 0);
+    assert_int_equal(qpc_quic_relay_new(x.ep, drop_send, &x, &x.other), 0);
+    assert_int_equal(qpc_quic_connect_relayed(x.ep, x.relay, QPC_ALPN_P2P, NULL, &x, NULL), 0);
+    assert_int_equal(qpc_quic_connect_relayed(x.ep, x.other, QPC_ALPN_P2P, NULL, &x, NULL), 0);
+    qpc_quic_endpoint_free(x.ep);   /* under ASan: no use of a freed relay, no leak */
+    assert_int_equal(x.closed, 2);
+    assert_null(x.relay);
+    assert_int_equal(x.connect_rv, QPC_ERR_CLOSED);
+    assert_int_equal(x.relay_new_rv, QPC_ERR_CLOSED);
+    ev_loop_destroy(loop);
+    (void)state;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_quic_relay_forwarder_carries_whole_connection),
         cmocka_unit_test(test_quic_relay_fallback_inside_datagrams_of_middle_node),
+        cmocka_unit_test(test_quic_relay_endpoint_free_lets_on_closed_free_relays),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -342,6 +342,44 @@ static void test_route_many_destinations_are_all_found(void **state)
     }
 }
 
+/* A stranger minting keys cannot grow the table without bound: the oldest route goes,
+ * a typed one stays, and a newcomer older than everything is not kept. */
+static void test_route_full_table_drops_oldest_not_manual(void **state)
+{
+    struct qpc_route_table *t = *state;
+    struct qpc_route r = direct_route(0, "n:1", 1, T0 - 5000);
+    struct qpc_route got;
+    uint32_t i = 0;
+
+    r.source = QPC_ROUTE_SRC_MANUAL;   /* the oldest entry, but typed by the user */
+    memcpy(r.dest, &i, sizeof(i));
+    assert_true(offer(t, &r, T0));
+    r.source = QPC_ROUTE_SRC_ENVELOPE;
+    for (i = 1; i < QPC_ROUTE_TABLE_MAX; i++) {
+        memcpy(r.dest, &i, sizeof(i));
+        r.last_seen_ms = T0 - 4000 + (i == 1 ? 0 : 1000);   /* dest 1 is the oldest */
+        assert_true(offer(t, &r, T0));
+    }
+    assert_int_equal(qpc_route_count(t), QPC_ROUTE_TABLE_MAX);
+
+    i = QPC_ROUTE_TABLE_MAX;   /* older than everything but the typed route: refused */
+    memcpy(r.dest, &i, sizeof(i));
+    r.last_seen_ms = T0 - 4500;
+    assert_false(offer(t, &r, T0));
+    assert_int_equal(qpc_route_lookup(t, r.dest, &got), QPC_ERR_NOT_FOUND);
+
+    r.last_seen_ms = T0;   /* fresh news: the oldest envelope route (dest 1) makes room */
+    assert_true(offer(t, &r, T0));
+    assert_int_equal(qpc_route_count(t), QPC_ROUTE_TABLE_MAX);
+    assert_int_equal(qpc_route_lookup(t, r.dest, &got), 0);
+    i = 1;
+    memcpy(r.dest, &i, sizeof(i));
+    assert_int_equal(qpc_route_lookup(t, r.dest, &got), QPC_ERR_NOT_FOUND);
+    i = 0;
+    memcpy(r.dest, &i, sizeof(i));
+    assert_int_equal(qpc_route_lookup(t, r.dest, &got), 0);
+}
+
 static void test_route_names_for_display(void **state)
 {
     (void)state;
@@ -371,6 +409,7 @@ int main(void)
         T(test_route_list_of_empty_table_is_empty),
         T(test_route_remove_deletes_one_destination),
         T(test_route_many_destinations_are_all_found),
+        T(test_route_full_table_drops_oldest_not_manual),
         T(test_route_names_for_display),
 #undef T
     };

@@ -13,8 +13,8 @@
  * Applications see connections, bidirectional streams carrying length-prefixed frames
  * (wire.h), and datagrams. Everything runs on the libev loop passed in; no threads.
  * Work the application asks for (send a frame, close) is queued and carried out when
- * the loop next turns, so every qpc_quic_* function may be called from inside any
- * callback.
+ * the loop next turns, so every qpc_quic_* function but qpc_quic_endpoint_free may be
+ * called from inside any callback.
  *
  * TLS: on the client and P2P ALPNs each side presents a self-signed certificate over its
  * Ed25519 identity key (tls.h) and the other side learns, or checks, that key. On the
@@ -64,7 +64,8 @@ struct qpc_quic_close_info {
     bool by_peer;         /* the peer sent the CONNECTION_CLOSE */
     bool is_app;          /* code is an application code (else a QUIC transport code) */
     uint64_t code;
-    const char *reason;   /* NUL-terminated, possibly "" */
+    const char *reason;   /* NUL-terminated, possibly ""; at most 255 bytes, control
+                           * bytes of a peer's reason replaced by '?' */
 };
 
 /*
@@ -127,7 +128,11 @@ int qpc_quic_endpoint_new(struct qpc_quic_endpoint **out, struct ev_loop *loop,
 
 /*
  * Closes every connection (CONNECTION_CLOSE with QPC_QUIC_APP_SHUTDOWN, on_closed with
- * QPC_ERR_CLOSED), frees relays, closes the socket and frees ep. NULL is a no-op.
+ * QPC_ERR_CLOSED; relayed connections send no goodbye), frees relays, closes the socket
+ * and frees ep. NULL is a no-op. Call it from the top of the loop, never from inside one
+ * of ep's callbacks (relay send functions included). The on_closed calls it makes may
+ * still use ep: qpc_quic_relay_free works, while qpc_quic_connect, _connect_relayed and
+ * qpc_quic_relay_new fail with QPC_ERR_CLOSED.
  */
 void qpc_quic_endpoint_free(struct qpc_quic_endpoint *ep);
 
@@ -144,7 +149,7 @@ size_t qpc_quic_endpoint_conn_count(const struct qpc_quic_endpoint *ep);
  * it and may refuse). Ignored for the federation ALPN (the CA decides). The result
  * arrives through on_connected or on_closed. *out (may be NULL) is valid until
  * on_closed returns. Errors: QPC_ERR_INVALID, QPC_ERR_CONFIG (no credentials for that
- * ALPN), QPC_ERR_TLS, QPC_ERR_QUIC, QPC_ERR_NOMEM.
+ * ALPN), QPC_ERR_TLS, QPC_ERR_QUIC, QPC_ERR_NOMEM, QPC_ERR_CLOSED (ep is being freed).
  */
 int qpc_quic_connect(struct qpc_quic_endpoint *ep, const struct sockaddr *addr,
                      socklen_t addrlen, const char *alpn, const uint8_t *expected_key,
@@ -161,7 +166,7 @@ int qpc_quic_connect_relayed(struct qpc_quic_endpoint *ep, struct qpc_quic_relay
  * (QUIC retransmits). The packet is valid during the call only. When whatever send
  * uses goes away (e.g. the connection to the relay node closes), free the relay. *out is owned by the
  * endpoint; free it with qpc_quic_relay_free or let qpc_quic_endpoint_free do it.
- * Errors: QPC_ERR_NOMEM.
+ * Errors: QPC_ERR_INVALID (send NULL), QPC_ERR_NOMEM, QPC_ERR_CLOSED (ep is being freed).
  */
 typedef int (*qpc_quic_relay_send_fn)(void *user, const uint8_t *pkt, size_t len);
 int qpc_quic_relay_new(struct qpc_quic_endpoint *ep, qpc_quic_relay_send_fn send, void *user,
@@ -173,7 +178,8 @@ void qpc_quic_relay_free(struct qpc_quic_relay *relay);
 /*
  * Hands in one QUIC packet that arrived through relay (data is only read during the
  * call). A packet for an unknown connection id starts an accepted connection if the
- * endpoint accepts. Returns 0 (also when the packet was dropped as invalid) or
+ * endpoint accepts (at most 1024 incoming connections may be in their handshake at a
+ * time; Initials beyond that are dropped, on the UDP socket too). Returns 0 (also when the packet was dropped as invalid) or
  * QPC_ERR_INVALID.
  */
 int qpc_quic_endpoint_input_relayed(struct qpc_quic_endpoint *ep, struct qpc_quic_relay *relay,

@@ -42,6 +42,10 @@
 #define QPC_ROUTE_ADDR_MAX 256         /* bytes of a next-hop address text, NUL included */
 #define QPC_ROUTE_RTT_UNKNOWN UINT32_MAX
 #define QPC_ROUTE_STALE_MS_DEFAULT (5 * 60 * 1000)   /* 5 minutes without news */
+/* Most destinations a table holds. Anyone can mint keys and send envelopes from them,
+ * so a full table makes room by dropping the route heard from longest ago (typed
+ * routes last); a newcomer older than every entry is not kept. */
+#define QPC_ROUTE_TABLE_MAX 8192
 
 /* How the next hop is reached. */
 enum qpc_route_via {
@@ -86,7 +90,8 @@ void qpc_route_table_free(struct qpc_route_table *table);
 /*
  * Offers route r (copied) for r->dest and keeps it if it is better than the stored one by
  * the rule at the top of this file. *changed (if changed is not NULL) tells whether the
- * table now holds r. Returns 0, QPC_ERR_INVALID (via or source out of range, hops 0,
+ * table now holds r (false also when the table is full of routes all seen more recently;
+ * see QPC_ROUTE_TABLE_MAX). Returns 0, QPC_ERR_INVALID (via or source out of range, hops 0,
  * name or next_hop not NUL-terminated within their arrays, next_hop empty for a kind that
  * needs an address, a VIA_PEER route through dest itself, or last_seen_ms later than
  * now_ms) or QPC_ERR_NOMEM.
