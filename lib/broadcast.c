@@ -8,14 +8,17 @@
  * payload was sealed against makes opening fail. The layout is in docs/broadcast.md.
  *
  * HKDF comes from GnuTLS because libsodium 1.0.18 has none; the AEAD and the wiping of
- * keys come from libsodium. The set is a uthash table keyed by topic.
+ * keys come from libsodium. The set is a uthash table keyed by topic; topics arrive in
+ * envelopes from strangers and are looked up here, so the hash is keyed (uthash_keyed.h)
+ * and an insert that cannot allocate fails with QPC_ERR_NOMEM instead of exit()ing.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <sodium.h>
-#include <uthash.h>
+#define HASH_NONFATAL_OOM 1
+#include "uthash_keyed.h"
 
 #include "qpc/broadcast.h"
 #include "qpc/error.h"
@@ -182,6 +185,8 @@ int qpc_broadcast_subscribe(struct qpc_channel_set *set, const char *topic,
     memcpy(ch->key, k, sizeof(k));
     ch->is_private = key != NULL;
     HASH_ADD_KEYPTR(hh, set->by_topic, ch->topic, strlen(ch->topic), ch);
+    if (ch->hh.tbl == NULL)   /* uthash could not grow the table: ch is not in it */
+        goto cleanup;
     if (out != NULL)
         *out = ch;
     ch = NULL;

@@ -935,12 +935,14 @@ static int parse_list(struct qpc_identity *id, json_t *root, const char *key, si
     return 0;
 }
 
+static void json_free_wiping_seed(json_t *root);
+
 /* Checks the version, the seed and that public_key belongs to it; makes the identity. */
 static int parse_keys(json_t *root, struct qpc_identity **out, char *errbuf, size_t errlen)
 {
     struct field_ctx c = {"", errbuf, errlen};
     uint8_t seed[QPC_IDENTITY_SEED_LEN], stored_pk[QPC_KEY_LEN];
-    json_t *version, *seed_json;
+    json_t *version;
     int rc;
 
     if ((rc = get_member(&c, root, "version", true, &version)) != 0)
@@ -967,10 +969,7 @@ static int parse_keys(json_t *root, struct qpc_identity **out, char *errbuf, siz
         rc = QPC_ERR_CORRUPT;
     }
 out:
-    /* jansson keeps its own copy of the hex seed; wipe it before it is freed. */
-    seed_json = json_object_get(root, "secret_seed");
-    if (json_is_string(seed_json))
-        sodium_memzero((char *)json_string_value(seed_json), json_string_length(seed_json));
+    /* jansson's copy of the hex seed is wiped by qpc_identity_parse on every path. */
     sodium_memzero(seed, sizeof(seed));
     return rc;
 }
@@ -1014,7 +1013,8 @@ int qpc_identity_parse(const char *buf, size_t len, struct qpc_identity **out,
     id = NULL;
 out:
     qpc_identity_free(id);
-    json_decref(root);
+    /* Every path, also an unsupported version or a bad peer: the tree holds the hex seed. */
+    json_free_wiping_seed(root);
     return rc;
 }
 

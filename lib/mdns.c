@@ -15,11 +15,16 @@
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sodium.h>
-#include <uthash.h>
+/* Instance names in the browse table arrive from any host on the link: keyed hash, and
+ * an insert that cannot allocate fails instead of exit()ing (e->hh.tbl stays NULL). */
+#define HASH_NONFATAL_OOM 1
+#include "uthash_keyed.h"
 
 #include <avahi-common/alternative.h>
 #include <avahi-common/domain.h>
@@ -33,11 +38,15 @@
 
 #include "mdns_poll.h"
 #include "qpc/error.h"
+#include "qpc/log.h"
 #include "qpc/mdns.h"
 
 #define TXT_VALUE_MAX 200      /* a TXT string is at most 255 bytes including "key=" */
 #define HOST_ADDRS_MAX 32      /* addresses we publish for our host name */
 #define ADDR_RESCAN_S 5.0      /* how often interface addresses are checked for changes */
+#define SEEN_MAX 512           /* instances tracked (one resolver each); more are ignored */
+#define AVAHI_LOG_BURST 10     /* avahi-core lines logged per window ... */
+#define AVAHI_LOG_WINDOW_S 60  /* ... the rest are counted and reported once */
 
 /* One instance seen by the browser; the hash key names it on one interface/protocol. */
 struct seen_service {
@@ -112,11 +121,46 @@ static int err_from_avahi(int aerr)
     }
 }
 
-/* avahi-core chats at info level ("Joining mDNS multicast group ..."); keep warnings. */
-static void avahi_log_quiet(AvahiLogLevel level, const char *txt)
+/*
+ * avahi-core chats at info level ("Joining mDNS multicast group ..."); keep warnings and
+ * errors. Any host on the link can make Avahi warn (malformed or misdirected packets),
+ * so the lines go through qpc_log (its sink, its control-byte stripping) at most
+ * AVAHI_LOG_BURST per AVAHI_LOG_WINDOW_S, and the rest are counted. The log function is
+ * process-wide in Avahi, hence the process-wide, locked state.
+ */
+static struct {
+    pthread_mutex_t lock;
+    bool started;
+    time_t window_start;
+    unsigned logged, suppressed;
+} avahi_log_limit = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static void avahi_log_to_qpc(AvahiLogLevel level, const char *txt)
 {
-    if (level <= AVAHI_LOG_WARN)
-        fprintf(stderr, "mdns: %s\n", txt);
+    struct timespec now;
+    unsigned dropped = 0;
+    bool pass;
+
+    if (level > AVAHI_LOG_WARN)
+        return;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    pthread_mutex_lock(&avahi_log_limit.lock);
+    if (!avahi_log_limit.started || now.tv_sec - avahi_log_limit.window_start >= AVAHI_LOG_WINDOW_S) {
+        dropped = avahi_log_limit.suppressed;
+        avahi_log_limit.started = true;
+        avahi_log_limit.window_start = now.tv_sec;
+        avahi_log_limit.logged = avahi_log_limit.suppressed = 0;
+    }
+    pass = avahi_log_limit.logged < AVAHI_LOG_BURST;
+    if (pass)
+        avahi_log_limit.logged++;
+    else if (avahi_log_limit.suppressed < UINT32_MAX)
+        avahi_log_limit.suppressed++;
+    pthread_mutex_unlock(&avahi_log_limit.lock);
+    if (dropped > 0)
+        qpc_log_warn("mdns", "%u avahi messages suppressed", dropped);
+    if (pass)
+        qpc_log(level <= AVAHI_LOG_ERROR ? QPC_LOG_ERROR : QPC_LOG_WARN, "mdns", "avahi: %s", txt);
 }
 
 void qpc_mdns_host_label_from_key(char label[static QPC_MDNS_HOST_LABEL_LEN],
@@ -461,28 +505,41 @@ static int txt_value(AvahiStringList *txt, const char *key, char **out)
     return ret;
 }
 
+/*
+ * Replaces e's resolved data. Everything is copied first and swapped in only on success:
+ * on failure e->svc keeps pointing at the strings last reported, which a later removal
+ * hands to the callback again.
+ */
 static int seen_fill(struct seen_service *e, const char *host, const AvahiAddress *a, uint16_t port,
                      AvahiStringList *txt, AvahiIfIndex iface, AvahiLookupResultFlags flags)
 {
     char addr[AVAHI_ADDRESS_STR_MAX];
+    struct seen_service fresh = { 0 };
     int ret = QPC_ERR_NOMEM;
 
-    seen_clear_data(e);
     avahi_address_snprint(addr, sizeof(addr), a);
-    e->host = strdup(host);
-    e->address = strdup(addr);
-    if (e->host == NULL || e->address == NULL)
+    fresh.host = strdup(host);
+    fresh.address = strdup(addr);
+    if (fresh.host == NULL || fresh.address == NULL)
         goto cleanup;
-    if ((ret = txt_value(txt, "ver", &e->ver)) != 0 ||
-        (ret = txt_value(txt, "server", &e->server)) != 0 ||
-        (ret = txt_value(txt, "domain", &e->domain)) != 0)
+    if ((ret = txt_value(txt, "ver", &fresh.ver)) != 0 ||
+        (ret = txt_value(txt, "server", &fresh.server)) != 0 ||
+        (ret = txt_value(txt, "domain", &fresh.domain)) != 0)
         goto cleanup;
+    seen_clear_data(e);
+    e->host = fresh.host;
+    e->address = fresh.address;
+    e->ver = fresh.ver;
+    e->server = fresh.server;
+    e->domain = fresh.domain;
+    fresh.host = fresh.address = fresh.ver = fresh.server = fresh.domain = NULL;
     e->svc = (struct qpc_mdns_service){
         .name = e->name, .host = e->host, .address = e->address, .port = port,
         .ifindex = iface, .is_local = (flags & AVAHI_LOOKUP_RESULT_LOCAL) != 0,
         .ver = e->ver, .server = e->server, .domain = e->domain,
     };
 cleanup:
+    seen_clear_data(&fresh);
     return ret;
 }
 
@@ -525,6 +582,10 @@ static void browsed(AvahiSServiceBrowser *b, AvahiIfIndex iface, AvahiProtocol p
     seen_key(key, iface, proto, name);
     HASH_FIND_STR(m->seen, key, e);
     if (event == AVAHI_BROWSER_NEW && e == NULL) {
+        if (HASH_COUNT(m->seen) >= SEEN_MAX) {
+            m->last_error = "too many instances on the link; ignoring new ones";
+            return;
+        }
         e = calloc(1, sizeof(*e));
         if (e == NULL || (e->name = strdup(name)) == NULL)
             goto nomem;
@@ -535,6 +596,8 @@ static void browsed(AvahiSServiceBrowser *b, AvahiIfIndex iface, AvahiProtocol p
         if (e->resolver == NULL)
             goto nomem;
         HASH_ADD_STR(m->seen, key, e);
+        if (e->hh.tbl == NULL)
+            goto nomem;
     } else if (event == AVAHI_BROWSER_REMOVE && e != NULL) {
         HASH_DEL(m->seen, e);
         if (e->reported)
@@ -665,7 +728,7 @@ int qpc_mdns_new(struct ev_loop *loop, const struct qpc_mdns_config *cfg, struct
         qpc_mdns_host_label_from_key(label, rnd);
     }
     ret = QPC_ERR_NOMEM;
-    avahi_set_log_function(avahi_log_quiet);
+    avahi_set_log_function(avahi_log_to_qpc);
     if ((m = calloc(1, sizeof(*m))) == NULL)
         goto cleanup;
     m->loop = loop;
@@ -680,7 +743,7 @@ int qpc_mdns_new(struct ev_loop *loop, const struct qpc_mdns_config *cfg, struct
     snprintf(m->host_fqdn, sizeof(m->host_fqdn), "%s.local", m->host_label);
     m->server = avahi_server_new(qpc_mdns_poll_api(m->poll), &sc, server_changed, m, &aerr);
     if (m->server == NULL) {
-        fprintf(stderr, "mdns: cannot start responder: %s\n", avahi_strerror(aerr));
+        qpc_log_error("mdns", "cannot start responder: %s", avahi_strerror(aerr));
         ret = aerr == AVAHI_ERR_NO_MEMORY ? QPC_ERR_NOMEM
               : (aerr == AVAHI_ERR_INVALID_HOST_NAME ? QPC_ERR_INVALID : QPC_ERR_IO);
         goto cleanup;

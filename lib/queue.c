@@ -18,7 +18,10 @@
 #include <string.h>
 #include <sodium.h>
 #include <sqlite3.h>
-#include <uthash.h>
+/* The batch's tally is keyed by recipient keys strangers choose: keyed hash, and an
+ * insert that cannot allocate fails the commit instead of exit()ing. */
+#define HASH_NONFATAL_OOM 1
+#include "uthash_keyed.h"
 #include <utlist.h>
 
 #include "qpc/error.h"
@@ -386,7 +389,8 @@ static int check_write(const struct qpc_queue *q, uint64_t expires_at_ms, const 
 {
     if (blob == NULL || len == 0)
         return QPC_ERR_INVALID;
-    if (len > q->limits.max_blob_len)
+    /* SQLite takes blob lengths as int: a limit configured above that cannot be stored. */
+    if (len > q->limits.max_blob_len || len > (size_t)INT32_MAX - sizeof(struct staged))
         return QPC_ERR_TOO_LARGE;
     if (expires_at_ms <= now_ms)
         return QPC_ERR_EXPIRED;
@@ -546,6 +550,10 @@ static int batch_recipient(struct qpc_queue *q, struct batch *b, const uint8_t *
             return ret;
         }
         HASH_ADD(hh, b->recipients, key, QPC_KEY_LEN, t);
+        if (t->hh.tbl == NULL) {   /* not linked: the transaction is rolled back */
+            free(t);
+            return QPC_ERR_NOMEM;
+        }
     }
     *out = t;
     return 0;

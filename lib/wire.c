@@ -3,8 +3,10 @@
  *
  * The common case on a fast stream is that a whole frame sits inside one piece of
  * stream data; then the decoder hands out a pointer into that piece and copies
- * nothing. Only a frame split across pieces is assembled in the decoder's buffer, whose
- * size is bounded by max_frame because the length is checked before allocation.
+ * nothing. Only a frame split across pieces is assembled in the decoder's buffer. The
+ * buffer grows with the bytes that actually arrived (doubling, capped at the announced
+ * length, which is checked against max_frame first), so a peer that announces a large
+ * frame and then sends nothing costs us a header, not max_frame bytes per stream.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +16,8 @@
 
 /* A buffer grown for one big frame is given back once it is no longer needed. */
 #define KEEP_BUF_MAX ((size_t)64 * 1024)
+/* First allocation for a split frame; doubling from here reaches 1 MiB in 8 steps. */
+#define BUF_MIN ((size_t)4096)
 
 void qpc_wire_decoder_init(struct qpc_wire_decoder *d, size_t max_frame)
 {
@@ -42,17 +46,28 @@ static size_t header_decode(const uint8_t h[static QPC_WIRE_HEADER_LEN])
     return ((size_t)h[0] << 24) | ((size_t)h[1] << 16) | ((size_t)h[2] << 8) | h[3];
 }
 
+/*
+ * Makes room for need bytes of the current frame body (need <= d->frame_len). Grows
+ * geometrically so a frame arriving in many small pieces costs O(log n) reallocs, and
+ * never beyond the announced length.
+ */
 static int reserve(struct qpc_wire_decoder *d, size_t need)
 {
     uint8_t *nb;
+    size_t cap;
 
     if (need <= d->buf_cap)
         return 0;
-    nb = realloc(d->buf, need);
+    cap = d->buf_cap < BUF_MIN ? BUF_MIN : d->buf_cap;
+    while (cap < need && cap <= d->frame_len / 2)
+        cap *= 2;
+    if (cap < need || cap > d->frame_len)
+        cap = d->frame_len;
+    nb = realloc(d->buf, cap);
     if (nb == NULL)
         return QPC_ERR_NOMEM;
     d->buf = nb;
-    d->buf_cap = need;
+    d->buf_cap = cap;
     return 0;
 }
 
@@ -96,15 +111,16 @@ int qpc_wire_decoder_feed(struct qpc_wire_decoder *d, const uint8_t *data, size_
             ret = 1;
             goto out;
         }
-        ret = reserve(d, d->frame_len);
-        if (ret < 0)
-            goto out;
     }
     take = d->frame_len - d->buf_have;
     if (take > len - used)
         take = len - used;
-    if (take > 0)
+    if (take > 0) {
+        ret = reserve(d, d->buf_have + take);
+        if (ret < 0)
+            goto out;
         memcpy(d->buf + d->buf_have, data + used, take);
+    }
     d->buf_have += take;
     used += take;
     if (d->buf_have == d->frame_len) {

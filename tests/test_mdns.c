@@ -22,8 +22,11 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include <avahi-core/log.h>
+
 #include "mdns_poll.h"
 #include "qpc/error.h"
+#include "qpc/log.h"
 #include "qpc/mdns.h"
 
 #define DEADLINE_S 30.0 /* far beyond what mDNS probing needs; only a guard against hangs */
@@ -437,6 +440,47 @@ static void test_mdns_announce_refuses_bad_arguments(void **state)
     ev_loop_destroy(loop);
 }
 
+struct log_count {
+    int avahi_lines, suppressed_lines, with_control_bytes;
+};
+
+static void count_log_line(enum qpc_log_level level, const char *line, void *arg)
+{
+    struct log_count *c = arg;
+
+    (void)level;
+    if (strstr(line, "mdns: avahi: ") != NULL)
+        c->avahi_lines++;
+    if (strstr(line, "avahi messages suppressed") != NULL)
+        c->suppressed_lines++;
+    for (const char *p = line; *p != '\0'; p++)
+        if ((unsigned char)*p < 0x20)
+            c->with_control_bytes++;
+}
+
+/* Any host on the link can make Avahi warn: its lines go to our sink, few per minute. */
+static void test_mdns_avahi_warnings_go_to_log_sink_rate_limited(void **state)
+{
+    struct ev_loop *loop;
+    struct qpc_mdns *m;
+    struct log_count c = { 0 };
+
+    NEED_NETNS(state);
+    loop = ev_loop_new(EVFLAG_AUTO);
+    m = responder(loop, "qpc-logs0001");
+    qpc_log_set_sink(count_log_line, &c);
+    for (int i = 0; i < 1000; i++)
+        avahi_log_warn("forged packet %d\n\033[2J from the link", i);
+    avahi_log_info("chatter that is not logged");
+    qpc_log_set_sink(NULL, NULL);
+    assert_true(c.avahi_lines >= 1);
+    assert_true(c.avahi_lines <= 10);
+    assert_true(c.suppressed_lines <= 1);
+    assert_int_equal(c.with_control_bytes, 0);
+    qpc_mdns_free(m);
+    ev_loop_destroy(loop);
+}
+
 static void test_mdns_new_refuses_bad_host_label(void **state)
 {
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
@@ -461,6 +505,8 @@ int main(void)
         cmocka_unit_test(test_mdns_new_refuses_bad_host_label),
     };
     const struct CMUnitTest netns[] = {
+        /* First: the log budget is per process and per minute, and responders use it. */
+        cmocka_unit_test(test_mdns_avahi_warnings_go_to_log_sink_rate_limited),
         cmocka_unit_test(test_mdns_browser_resolves_announcement_and_sees_goodbye),
         cmocka_unit_test(test_mdns_renames_instance_when_name_is_taken),
         cmocka_unit_test(test_mdns_same_host_label_on_one_machine_is_no_conflict),

@@ -106,6 +106,41 @@ static void test_wire_accepts_frame_exactly_at_limit(void **state)
     free(enc);
 }
 
+/* A stranger announcing a 1 MiB frame and sending a trickle must not cost us 1 MiB. */
+static void test_wire_buffer_grows_with_bytes_received_not_announced(void **state)
+{
+    size_t big = QPC_WIRE_FRAME_MAX_DEFAULT, enc_len, used, flen = 0, pos;
+    uint8_t *body = malloc(big), *enc;
+    struct qpc_wire_decoder d;
+    const uint8_t *frame = NULL;
+    int rv = 0;
+
+    assert_non_null(body);
+    for (size_t i = 0; i < big; i++)
+        body[i] = (uint8_t)(i * 31u);
+    assert_int_equal(qpc_wire_frame_encode(&enc, &enc_len, body, big, 0), 0);
+    qpc_wire_decoder_init(&d, 0);
+    assert_int_equal(qpc_wire_decoder_feed(&d, enc, 4 + 100, &used, &frame, &flen), 0);
+    assert_int_equal(used, 104);
+    assert_true(d.buf_cap < 64 * 1024);
+    for (pos = used; pos < enc_len && rv == 0; pos += used) {
+        size_t piece = enc_len - pos < 1000 ? enc_len - pos : 1000;
+
+        rv = qpc_wire_decoder_feed(&d, enc + pos, piece, &used, &frame, &flen);
+        assert_true(rv >= 0);
+        /* Never more than twice what arrived (or the small first allocation). */
+        assert_true(d.buf_cap <= 4096 || d.buf_cap <= 2 * d.buf_have);
+        assert_true(d.buf_cap <= big);
+    }
+    assert_int_equal(rv, 1);
+    assert_int_equal(pos, enc_len);
+    assert_int_equal(flen, big);
+    assert_memory_equal(frame, body, big);
+    qpc_wire_decoder_clear(&d);
+    free(enc);
+    free(body);
+}
+
 static void test_wire_encode_refuses_body_above_limit(void **state)
 {
     uint8_t *enc = NULL;
@@ -124,6 +159,7 @@ int main(void)
         cmocka_unit_test(test_wire_decodes_several_frames_in_one_piece),
         cmocka_unit_test(test_wire_refuses_oversized_frame_before_allocating),
         cmocka_unit_test(test_wire_accepts_frame_exactly_at_limit),
+        cmocka_unit_test(test_wire_buffer_grows_with_bytes_received_not_announced),
         cmocka_unit_test(test_wire_encode_refuses_body_above_limit),
     };
 

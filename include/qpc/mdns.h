@@ -140,6 +140,8 @@ const char *qpc_mdns_host_name(const struct qpc_mdns *m);
 /*
  * Starts browsing for _quicprochat._udp on the local link, resolving each instance.
  * cb (with arg, borrowed) is called from the loop as described at qpc_mdns_browse_cb.
+ * Any host on the link can announce instances, so at most 512 are tracked at a time;
+ * further ones are ignored until some go away (qpc_mdns_last_error says so).
  * Returns 0, QPC_ERR_INVALID (cb NULL), QPC_ERR_EXISTS (already browsing),
  * QPC_ERR_NOMEM or QPC_ERR_IO.
  */

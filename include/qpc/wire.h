@@ -3,8 +3,9 @@
  *
  * A frame is a 4-byte big-endian length followed by that many bytes (one protobuf
  * message). The one idea: the decoder checks the length against the configured
- * maximum before it allocates anything, so a peer cannot make us reserve memory by
- * announcing a huge frame. The decoder is incremental (stream data arrives in arbitrary
+ * maximum before it allocates anything, and then grows its buffer only as body bytes
+ * actually arrive (at most twice what arrived, never beyond the announced length), so a
+ * peer cannot make us reserve memory by announcing a huge frame. The decoder is incremental (stream data arrives in arbitrary
  * pieces), pure, and does no I/O.
  */
 #ifndef QPC_WIRE_H
