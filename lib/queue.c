@@ -1052,3 +1052,29 @@ int qpc_queue_outbox_remove(struct qpc_queue *q, uint64_t oid)
         ret = QPC_ERR_NOT_FOUND;
     return ret;
 }
+
+int qpc_queue_outbox_remove_many(struct qpc_queue *q, const uint64_t *oids, size_t n,
+                                 size_t *removed)
+{
+    size_t count = 0;
+    int ret = 0;
+
+    if (q == NULL || (oids == NULL && n > 0))
+        return QPC_ERR_INVALID;
+    if (n == 0)
+        goto out;
+    ret = tx_begin(q);
+    for (size_t i = 0; ret == 0 && i < n; i++) {
+        sqlite3_stmt *st;
+        if (oids[i] > (uint64_t)INT64_MAX)   /* no such row: rowids are positive int64 */
+            continue;
+        st = stmt(q, S_OB_REMOVE);
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)oids[i]);
+        ret = delete_rows(q, st, &count);
+    }
+    ret = tx_end(q, ret);
+out:
+    if (ret == 0 && removed != NULL)
+        *removed = count;
+    return ret;
+}

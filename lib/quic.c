@@ -160,7 +160,8 @@ struct qpc_quic_endpoint {
     struct sockaddr_storage local;
     socklen_t local_len;
     struct sockaddr_in6 relay_local;
-    bool accept;
+    bool accept;                         /* configured to accept (cfg->accept) */
+    bool accepting;                      /* ... and accepting now (set_accepting) */
     char *alpns[QPC_QUIC_MAX_ALPNS];
     gnutls_datum_t alpn_d[QPC_QUIC_MAX_ALPNS];
     size_t nalpns;
@@ -1056,6 +1057,30 @@ fail:
     return ret;
 }
 
+/*
+ * A server that stopped accepting (qpc_quic_endpoint_set_accepting) answers a new
+ * client's Initial with CONNECTION_CLOSE(CONNECTION_REFUSED), so the client learns at
+ * once instead of waiting out its handshake timeout. No state is kept, and only a
+ * full-size Initial (clients pad theirs to 1200 bytes) gets the much smaller answer,
+ * so a spoofed source gains no amplification.
+ */
+static void refuse_initial(struct qpc_quic_endpoint *ep, const ngtcp2_path *path,
+                           const uint8_t *data, size_t len)
+{
+    uint8_t buf[256];
+    ngtcp2_pkt_hd hd;
+    ngtcp2_ssize n;
+
+    if (len < NGTCP2_MAX_UDP_PAYLOAD_SIZE || ngtcp2_accept(&hd, data, len) != 0 ||
+        hd.type != NGTCP2_PKT_INITIAL)
+        return;
+    /* The client's scid is our dcid; its dcid derives the Initial keys. */
+    n = ngtcp2_crypto_write_connection_close(buf, sizeof(buf), hd.version, &hd.scid, &hd.dcid,
+                                             NGTCP2_CONNECTION_REFUSED, NULL, 0);
+    if (n > 0)
+        send_packet(ep, path, buf, (size_t)n);
+}
+
 /* A first packet for an unknown connection id: maybe a new incoming connection. */
 static struct qpc_quic_conn *conn_accept(struct qpc_quic_endpoint *ep, const ngtcp2_path *path,
                                          bool relayed, const uint8_t *data, size_t len)
@@ -1066,7 +1091,11 @@ static struct qpc_quic_conn *conn_accept(struct qpc_quic_endpoint *ep, const ngt
     ngtcp2_transport_params tp;
     ngtcp2_cid scid;
 
-    if (!ep->accept || ep->freeing || ep->n_handshaking >= HANDSHAKING_MAX ||
+    if (ep->accept && !ep->accepting && !ep->freeing) {
+        refuse_initial(ep, path, data, len);
+        return NULL;
+    }
+    if (!ep->accepting || ep->freeing || ep->n_handshaking >= HANDSHAKING_MAX ||
         ngtcp2_accept(&hd, data, len) != 0)
         return NULL;
     c = conn_alloc(ep, true, &path->remote, ep->user);
@@ -1115,7 +1144,8 @@ static void conn_read_failed(struct qpc_quic_conn *c, int rv)
         else if (cc.error_code == NGTCP2_NO_ERROR || cc.error_code == NGTCP2_APPLICATION_ERROR)
             err = QPC_ERR_CLOSED;   /* APPLICATION_ERROR: an application close sent before
                                      * the handshake was confirmed; its code is lost */
-        else if (cc.error_code == NGTCP2_CRYPTO_ERROR + TLS_ALERT_NO_APPLICATION_PROTOCOL)
+        else if (cc.error_code == NGTCP2_CRYPTO_ERROR + TLS_ALERT_NO_APPLICATION_PROTOCOL ||
+                 cc.error_code == NGTCP2_CONNECTION_REFUSED)   /* not accepting now */
             err = QPC_ERR_REFUSED;
         else if ((cc.error_code & ~(uint64_t)0xff) == NGTCP2_CRYPTO_ERROR)
             err = QPC_ERR_TLS;
@@ -1534,6 +1564,7 @@ int qpc_quic_endpoint_new(struct qpc_quic_endpoint **out, struct ev_loop *loop,
     ep->fd = -1;
     ep->loop = loop;
     ep->accept = cfg->accept;
+    ep->accepting = cfg->accept;
     ep->cb = cfg->cb;
     ep->user = cfg->user;
     ep->max_frame = cfg->max_frame ? cfg->max_frame : QPC_WIRE_FRAME_MAX_DEFAULT;
@@ -1620,6 +1651,14 @@ int qpc_quic_endpoint_local_addr(struct qpc_quic_endpoint *ep, struct sockaddr_s
 {
     memcpy(ss, &ep->local, ep->local_len);
     *len = ep->local_len;
+    return 0;
+}
+
+int qpc_quic_endpoint_set_accepting(struct qpc_quic_endpoint *ep, bool accepting)
+{
+    if (ep == NULL || (accepting && !ep->accept))
+        return QPC_ERR_INVALID;
+    ep->accepting = accepting;
     return 0;
 }
 

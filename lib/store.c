@@ -10,6 +10,12 @@
  * in the table as the record, which wastes memory but never loses a dedup entry and
  * never makes take or gc fail.
  *
+ * The dedup set is bounded: every record that no queued envelope owns (a struct seen,
+ * or a big block left in place by a failed allocation) is also on the "forgettable"
+ * list, in the order it got there. When that list grows past max_seen its oldest
+ * record is dropped, so strangers minting ids cost at most max_seen records, and
+ * put/mark_seen stay O(1). Records of queued envelopes are never on it.
+ *
  * Tables are uthash with a keyed hash (SipHash via libsodium, random key per process):
  * ids and recipient keys are chosen by whoever signs an envelope, and with uthash's
  * default public hash an attacker could grind ids into one bucket. uthash is built
@@ -33,6 +39,8 @@ static unsigned keyed_hash(const void *key, size_t len);
 /* The part shared by every entry of the dedup table. */
 struct record {
     UT_hash_handle hh;           /* in store->seen; key: QPC_ID_LEN bytes of the id */
+    struct record *older, *newer;   /* on store->forgettable when no queued envelope owns
+                                     * it (utlist DL list; head->older is the tail) */
     uint64_t keep_until_ms;      /* the entry is stale once now_ms >= this */
 };
 
@@ -63,6 +71,8 @@ struct queue {
 struct qpc_store {
     struct qpc_store_limits limits;
     struct record *seen;         /* dedup table: struct seen and struct held entries */
+    struct record *forgettable;  /* records no queued envelope owns, oldest first */
+    size_t n_forgettable;
     struct queue *direct;
     struct queue *topics;
     size_t envelopes;
@@ -106,6 +116,8 @@ struct qpc_store *qpc_store_new(const struct qpc_store_limits *limits)
         store->limits.max_bytes = QPC_STORE_MAX_BYTES_DEFAULT;
     if (store->limits.dedup_window_ms < QPC_STORE_DEDUP_WINDOW_MIN_MS)
         store->limits.dedup_window_ms = QPC_STORE_DEDUP_WINDOW_MIN_MS;
+    if (store->limits.max_seen == 0)
+        store->limits.max_seen = QPC_STORE_MAX_SEEN_DEFAULT;
     return store;
 }
 
@@ -269,6 +281,30 @@ bool qpc_store_seen(const struct qpc_store *store, const uint8_t id[static QPC_I
     return find_record(store, id, hashv) != NULL;
 }
 
+/* Removes a forgettable record from the table and frees it (a struct seen, or a held
+ * block whose envelope is already cleared: record is the first member of both). */
+static void forget(struct qpc_store *store, struct record *rec)
+{
+    DL_DELETE2(store->forgettable, rec, older, newer);
+    store->n_forgettable--;
+    HASH_DELETE(hh, store->seen, rec);
+    free(rec);
+}
+
+/*
+ * Puts rec, already in the table, at the young end of the forgettable list and drops
+ * the oldest records beyond max_seen. rec itself is never dropped (max_seen >= 1).
+ */
+static void make_forgettable(struct qpc_store *store, struct record *rec)
+{
+    DL_APPEND2(store->forgettable, rec, older, newer);
+    store->n_forgettable++;
+    while (store->n_forgettable > store->limits.max_seen) {
+        forget(store, store->forgettable);
+        store->totals.dedup_evicted++;
+    }
+}
+
 /* Allocates a stand-alone record for id and adds it to the table; NULL on OOM. */
 static struct seen *add_seen(struct qpc_store *store, const uint8_t *id, unsigned hashv,
                              uint64_t keep_until_ms)
@@ -284,6 +320,7 @@ static struct seen *add_seen(struct qpc_store *store, const uint8_t *id, unsigne
         free(s);
         return NULL;
     }
+    make_forgettable(store, &s->rec);
     return s;
 }
 
@@ -326,6 +363,7 @@ static void unqueue(struct qpc_store *store, struct queue *q, struct held *h,
     } else {
         memset(&h->env, 0, sizeof(h->env));
         memcpy(h->env.id, id, QPC_ID_LEN);   /* the key stays valid in place */
+        make_forgettable(store, &h->rec);
     }
 }
 
@@ -461,8 +499,7 @@ size_t qpc_store_gc(struct qpc_store *store, uint64_t now_ms)
      * survived the pass above), so each stale record here is a stand-alone one. */
     HASH_ITER(hh, store->seen, rec, tmp) {
         if (now_ms >= rec->keep_until_ms) {
-            HASH_DELETE(hh, store->seen, rec);
-            free(rec);
+            forget(store, rec);
             store->totals.dedup_dropped++;
             removed++;
         }

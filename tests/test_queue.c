@@ -793,6 +793,74 @@ static void test_outbox_refuses_when_full(void **state)
     assert_int_equal(o[2].status, QPC_ERR_QUEUE_FULL);
 }
 
+static void test_outbox_remove_many_deletes_listed_rows_and_ignores_gone_ones(void **state)
+{
+    struct fixture *f = *state;
+    struct outcome o[5] = { 0 };
+    struct qpc_outbox_item *items = NULL;
+    struct qpc_queue_stats st;
+    size_t n = 0, removed = 99;
+
+    assert_int_equal(open_with(f, NULL), 0);
+    for (uint32_t i = 0; i < 5; i++)
+        assert_int_equal(add_out(f->q, "node2.mesh", i, LATER, NOW, &o[i]), 0);
+    assert_int_equal(qpc_queue_commit(f->q), 0);
+
+    uint64_t oids[] = { o[0].seq, o[2].seq, o[4].seq, o[2].seq, o[4].seq + 1000, UINT64_MAX };
+    assert_int_equal(qpc_queue_outbox_remove_many(f->q, oids, 6, &removed), 0);
+    assert_int_equal(removed, 3);
+    assert_int_equal(qpc_queue_outbox_due(f->q, NOW, 10, 0, &items, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(items[0].oid + items[1].oid, o[1].seq + o[3].seq);
+    assert_true(items[0].oid == o[1].seq || items[0].oid == o[3].seq);
+    qpc_outbox_items_free(items, n);
+    assert_int_equal(qpc_queue_stats(f->q, &st), 0);
+    assert_int_equal(st.outbox_items, 2);
+    assert_int_equal(st.outbox_bytes, 2 * 64);
+
+    assert_int_equal(qpc_queue_outbox_remove_many(f->q, oids, 3, &removed), 0);
+    assert_int_equal(removed, 0);
+    assert_int_equal(qpc_queue_outbox_remove_many(f->q, NULL, 0, &removed), 0);
+    assert_int_equal(removed, 0);
+    assert_int_equal(qpc_queue_outbox_remove_many(f->q, NULL, 1, NULL), QPC_ERR_INVALID);
+    assert_int_equal(qpc_queue_outbox_remove_many(NULL, oids, 1, NULL), QPC_ERR_INVALID);
+    uint64_t rest[] = { o[3].seq, o[1].seq };
+    assert_int_equal(qpc_queue_outbox_remove_many(f->q, rest, 2, NULL), 0);
+    assert_int_equal(qpc_queue_stats(f->q, &st), 0);
+    assert_int_equal(st.outbox_items, 0);
+}
+
+/* All rows go in one transaction: when it cannot be had, none goes. */
+static void test_outbox_remove_many_is_all_or_nothing(void **state)
+{
+    struct fixture *f = *state;
+    struct qpc_queue_limits limits = { .busy_timeout_ms = 20 };
+    struct outcome o[3] = { 0 };
+    struct qpc_queue_stats st;
+    sqlite3 *other = NULL;
+    size_t removed = 99;
+
+    assert_int_equal(open_with(f, &limits), 0);
+    for (uint32_t i = 0; i < 3; i++)
+        assert_int_equal(add_out(f->q, "node2.mesh", i, LATER, NOW, &o[i]), 0);
+    assert_int_equal(qpc_queue_commit(f->q), 0);
+    uint64_t oids[] = { o[0].seq, o[1].seq, o[2].seq };
+
+    assert_int_equal(sqlite3_open(f->path, &other), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(qpc_queue_outbox_remove_many(f->q, oids, 3, &removed), QPC_ERR_DB);
+    assert_int_equal(removed, 99);   /* untouched on failure */
+    assert_int_equal(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(other);
+    assert_int_equal(qpc_queue_stats(f->q, &st), 0);
+    assert_int_equal(st.outbox_items, 3);
+
+    assert_int_equal(qpc_queue_outbox_remove_many(f->q, oids, 3, &removed), 0);
+    assert_int_equal(removed, 3);
+    assert_int_equal(qpc_queue_stats(f->q, &st), 0);
+    assert_int_equal(st.outbox_items, 0);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -818,6 +886,8 @@ int main(void)
         T(test_outbox_row_ends_at_ttl),
         T(test_outbox_lease_hides_rows_until_it_ends),
         T(test_outbox_refuses_when_full),
+        T(test_outbox_remove_many_deletes_listed_rows_and_ignores_gone_ones),
+        T(test_outbox_remove_many_is_all_or_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

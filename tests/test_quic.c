@@ -829,10 +829,85 @@ static void test_quic_ended_streams_are_freed_and_credit_returns(void **state)
     pair_close(&p);
 }
 
+static bool srv_has_frame(void *arg)
+{
+    struct side *srv = arg;
+
+    return srv->frames > 0;
+}
+
+static bool one_closed(void *arg)
+{
+    struct side *s = arg;
+
+    return s->closed > 0;
+}
+
+static bool srv_second_connected(void *arg)
+{
+    struct pair *p = arg;
+
+    return p->srv.connected == 2;
+}
+
+/* Shutdown: a server that stops accepting refuses newcomers at once (no handshake
+ * timeout) while the connection it has goes on; it can start again. */
+static void test_quic_stopped_endpoint_refuses_new_connections_keeps_existing(void **state)
+{
+    struct pair p;
+    struct side late = { 0 };
+    struct qpc_quic_config cfg;
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int64_t sid;
+    const uint8_t msg[] = "still here";
+
+    pair_open(&p, 0);
+    side_keys(&late);
+    side_config(&cfg, &late, false);
+    assert_int_equal(qpc_quic_endpoint_new(&late.ep, p.loop, &cfg), 0);
+    assert_int_equal(pair_connect(&p, QPC_ALPN_CLIENT, p.srv.pk), 0);
+    assert_true(run_until(p.loop, both_connected, &p, 10));
+
+    assert_int_equal(qpc_quic_endpoint_set_accepting(p.srv.ep, false), 0);
+    assert_int_equal(qpc_quic_endpoint_set_accepting(p.srv.ep, false), 0);   /* no-op */
+    side_addr(&p.srv, &ss, &len);
+    assert_int_equal(qpc_quic_connect(late.ep, (struct sockaddr *)&ss, len, QPC_ALPN_CLIENT,
+                                      p.srv.pk, &late, NULL), 0);
+    assert_true(run_until(p.loop, one_closed, &late, 10));
+    assert_int_equal(late.connected, 0);
+    assert_int_equal(late.last_err, QPC_ERR_REFUSED);
+    assert_true(late.last_by_peer);
+    assert_false(late.last_is_app);
+    assert_int_equal(p.srv.connected, 1);
+    assert_int_equal(p.srv.closed, 0);
+    assert_int_equal(qpc_quic_endpoint_conn_count(p.srv.ep), 1);
+
+    /* the connection from before still carries frames */
+    assert_int_equal(qpc_quic_conn_open_stream(p.cli.conn, &sid), 0);
+    assert_int_equal(qpc_quic_conn_send_frame(p.cli.conn, sid, msg, sizeof(msg)), 0);
+    assert_true(run_until(p.loop, srv_has_frame, &p.srv, 10));
+    assert_int_equal(p.srv.frame_bytes, sizeof(msg));
+
+    assert_int_equal(qpc_quic_endpoint_set_accepting(p.srv.ep, true), 0);
+    assert_int_equal(qpc_quic_connect(late.ep, (struct sockaddr *)&ss, len, QPC_ALPN_CLIENT,
+                                      p.srv.pk, &late, NULL), 0);
+    assert_true(run_until(p.loop, srv_second_connected, &p, 10));
+    assert_int_equal(late.connected, 1);
+
+    /* an endpoint made without accept cannot be switched on; off is harmless */
+    assert_int_equal(qpc_quic_endpoint_set_accepting(late.ep, true), QPC_ERR_INVALID);
+    assert_int_equal(qpc_quic_endpoint_set_accepting(late.ep, false), 0);
+    assert_int_equal(qpc_quic_endpoint_set_accepting(NULL, false), QPC_ERR_INVALID);
+    qpc_quic_endpoint_free(late.ep);
+    pair_close(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_quic_handshake_on_client_alpn),
+        cmocka_unit_test(test_quic_stopped_endpoint_refuses_new_connections_keeps_existing),
         cmocka_unit_test(test_quic_handshake_on_p2p_alpn),
         cmocka_unit_test(test_quic_refuses_unknown_alpn),
         cmocka_unit_test(test_quic_refuses_wrong_peer_key),

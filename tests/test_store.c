@@ -692,6 +692,135 @@ static void test_store_take_and_gc_out_of_memory_keep_dedup_entries(void **state
     qpc_store_free(st);
 }
 
+/* A flood of fresh ids costs at most max_seen records: the oldest are forgotten. */
+static void test_store_forgets_oldest_marked_ids_beyond_max_seen(void **state)
+{
+    enum { BOUND = 100, FLOOD = 10000 };
+    struct qpc_store_limits lim = { .max_seen = BOUND };
+    struct qpc_store *st = qpc_store_new(&lim);
+    static uint8_t ids[FLOOD][QPC_ID_LEN];
+    struct qpc_store_stats stats;
+    (void)state;
+
+    for (size_t i = 0; i < FLOOD; i++) {
+        randombytes_buf(ids[i], QPC_ID_LEN);
+        assert_int_equal(qpc_store_mark_seen(st, ids[i], T0 + 60000, T0 + i), 0);
+    }
+    qpc_store_get_stats(st, &stats);
+    assert_int_equal(stats.dedup_entries, BOUND);
+    assert_int_equal(stats.dedup_evicted, FLOOD - BOUND);
+    for (size_t i = 0; i < FLOOD; i++)
+        assert_int_equal(qpc_store_seen(st, ids[i]), i >= FLOOD - BOUND);
+    /* a forgotten id is new again; recording it pushes out the oldest one kept */
+    assert_int_equal(qpc_store_mark_seen(st, ids[0], T0 + 60000, T0 + FLOOD), 0);
+    assert_false(qpc_store_seen(st, ids[FLOOD - BOUND]));
+    assert_true(qpc_store_seen(st, ids[FLOOD - BOUND + 1]));
+    qpc_store_free(st);
+}
+
+/* Ids of held envelopes do not count against max_seen and are never forgotten; once
+ * taken they join the forgettable ones, youngest end. */
+static void test_store_never_forgets_ids_of_held_envelopes(void **state)
+{
+    struct qpc_store_limits lim = { .max_seen = 2 };
+    struct qpc_store *st = qpc_store_new(&lim);
+    struct qpc_envelope e;
+    uint8_t held[3][QPC_ID_LEN], marked[5][QPC_ID_LEN];
+    struct qpc_store_stats stats;
+    size_t count = 0;
+    (void)state;
+
+    for (int i = 0; i < 3; i++) {
+        make_env(&e, alice, NULL, T0 + (uint64_t)i, 3600, 10);
+        memcpy(held[i], e.id, QPC_ID_LEN);
+        assert_int_equal(qpc_store_put(st, &e, T0), 0);
+    }
+    for (int i = 0; i < 5; i++) {
+        randombytes_buf(marked[i], QPC_ID_LEN);
+        assert_int_equal(qpc_store_mark_seen(st, marked[i], T0 + 1000, T0), 0);
+    }
+    qpc_store_get_stats(st, &stats);
+    assert_int_equal(stats.dedup_entries, 3 + 2);
+    assert_int_equal(stats.dedup_evicted, 3);
+    for (int i = 0; i < 3; i++) {
+        assert_true(qpc_store_seen(st, held[i]));
+        make_env(&e, alice, NULL, T0, 3600, 10);
+        memcpy(e.id, held[i], QPC_ID_LEN);
+        assert_int_equal(qpc_store_put(st, &e, T0), QPC_ERR_DUPLICATE);
+        qpc_envelope_clear(&e);
+    }
+    assert_true(qpc_store_seen(st, marked[3]) && qpc_store_seen(st, marked[4]));
+
+    assert_int_equal(qpc_store_take_all_for(st, alice, T0, clear_take, &count), 3);
+    qpc_store_get_stats(st, &stats);
+    assert_int_equal(stats.dedup_entries, 2);
+    assert_int_equal(stats.dedup_evicted, 3 + 3);
+    assert_false(qpc_store_seen(st, marked[4]));
+    assert_false(qpc_store_seen(st, held[0]));
+    assert_true(qpc_store_seen(st, held[1]));
+    assert_true(qpc_store_seen(st, held[2]));
+    qpc_store_free(st);
+}
+
+/* Entries removed by gc leave room: the bound counts what is there, not what was. */
+static void test_store_gc_makes_room_under_max_seen(void **state)
+{
+    const uint64_t window = QPC_STORE_DEDUP_WINDOW_MIN_MS;
+    struct qpc_store_limits lim = { .max_seen = 2 };
+    struct qpc_store *st = qpc_store_new(&lim);
+    uint8_t a[QPC_ID_LEN], b[QPC_ID_LEN], c[QPC_ID_LEN], d[QPC_ID_LEN];
+    struct qpc_store_stats stats;
+    (void)state;
+
+    randombytes_buf(a, sizeof(a));
+    randombytes_buf(b, sizeof(b));
+    randombytes_buf(c, sizeof(c));
+    randombytes_buf(d, sizeof(d));
+    assert_int_equal(qpc_store_mark_seen(st, a, T0, T0), 0);
+    assert_int_equal(qpc_store_mark_seen(st, b, T0, T0 + 1), 0);
+    assert_int_equal(qpc_store_gc(st, T0 + window), 1);    /* a is stale, b is not yet */
+    assert_int_equal(qpc_store_mark_seen(st, c, T0, T0 + window), 0);
+    qpc_store_get_stats(st, &stats);
+    assert_int_equal(stats.dedup_evicted, 0);
+    assert_true(qpc_store_seen(st, b) && qpc_store_seen(st, c));
+    assert_int_equal(qpc_store_mark_seen(st, d, T0, T0 + window), 0);
+    assert_false(qpc_store_seen(st, b));                   /* now the bound bites */
+    assert_true(qpc_store_seen(st, c) && qpc_store_seen(st, d));
+    qpc_store_get_stats(st, &stats);
+    assert_int_equal(stats.dedup_entries, 2);
+    assert_int_equal(stats.dedup_evicted, 1);
+    qpc_store_free(st);
+}
+
+/* When unqueue cannot allocate a small record, the big block stays as the id's record;
+ * it counts against max_seen and is freed whole when forgotten (ASan checks). */
+static void test_store_forgets_kept_big_blocks_beyond_max_seen(void **state)
+{
+    struct qpc_store_limits lim = { .max_seen = 2 };
+    struct qpc_store *st = qpc_store_new(&lim);
+    struct qpc_envelope e;
+    uint8_t ids[3][QPC_ID_LEN];
+    struct qpc_store_stats stats;
+    struct sink s = { 0 };
+    (void)state;
+
+    for (int i = 0; i < 3; i++) {
+        make_env(&e, alice, NULL, T0 + (uint64_t)i, 3600, 10);
+        memcpy(ids[i], e.id, QPC_ID_LEN);
+        assert_int_equal(qpc_store_put(st, &e, T0), 0);
+    }
+    allocs_left = 0;
+    assert_int_equal(qpc_store_take_all_for(st, alice, T0, sink_take, &s), 3);
+    allocs_left = -1;
+    qpc_store_get_stats(st, &stats);
+    assert_int_equal(stats.dedup_entries, 2);
+    assert_int_equal(stats.dedup_evicted, 1);
+    assert_false(qpc_store_seen(st, ids[0]));
+    assert_true(qpc_store_seen(st, ids[1]) && qpc_store_seen(st, ids[2]));
+    sink_clear(&s);
+    qpc_store_free(st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -713,6 +842,10 @@ int main(void)
         cmocka_unit_test(test_store_free_releases_held_taken_and_marked),
         cmocka_unit_test(test_store_put_out_of_memory_changes_nothing),
         cmocka_unit_test(test_store_take_and_gc_out_of_memory_keep_dedup_entries),
+        cmocka_unit_test(test_store_forgets_oldest_marked_ids_beyond_max_seen),
+        cmocka_unit_test(test_store_never_forgets_ids_of_held_envelopes),
+        cmocka_unit_test(test_store_gc_makes_room_under_max_seen),
+        cmocka_unit_test(test_store_forgets_kept_big_blocks_beyond_max_seen),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

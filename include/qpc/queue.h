@@ -239,6 +239,16 @@ int qpc_queue_outbox_mark_failed(struct qpc_queue *q, uint64_t oid, uint64_t now
 /* Deletes oid after a successful delivery. Returns 0, QPC_ERR_NOT_FOUND or QPC_ERR_DB. */
 int qpc_queue_outbox_remove(struct qpc_queue *q, uint64_t oid);
 
+/*
+ * Deletes the outbox rows oids[0..n) (e.g. every row a remote node just acknowledged)
+ * in ONE durable transaction, so a batch costs one fsync instead of n. oids is only
+ * read; ids already gone (or never there) are ignored: *removed (may be NULL) says how
+ * many rows went. n == 0 does nothing. Returns 0, QPC_ERR_INVALID (NULL q, NULL oids
+ * with n > 0) or QPC_ERR_DB (then no row is deleted).
+ */
+int qpc_queue_outbox_remove_many(struct qpc_queue *q, const uint64_t *oids, size_t n,
+                                 size_t *removed);
+
 /* Deletes outbox rows whose TTL has ended; as qpc_queue_expire. */
 int qpc_queue_outbox_expire(struct qpc_queue *q, uint64_t now_ms, size_t *removed);
 

@@ -59,8 +59,10 @@ struct qpc_quic_close_info {
     int err;              /* QPC_ERR_CLOSED: closed by either side with an application
                            *   code; QPC_ERR_TIMEOUT: idle or handshake timeout;
                            *   QPC_ERR_TLS: handshake / certificate failure;
-                           *   QPC_ERR_REFUSED: wrong peer key, no common ALPN, or the
-                           *   application refused; QPC_ERR_QUIC: protocol error. */
+                           *   QPC_ERR_REFUSED: wrong peer key, no common ALPN, the
+                           *   application refused, or the server is not accepting new
+                           *   connections (CONNECTION_REFUSED, transport code 0x2);
+                           *   QPC_ERR_QUIC: protocol error. */
     bool by_peer;         /* the peer sent the CONNECTION_CLOSE */
     bool is_app;          /* code is an application code (else a QUIC transport code) */
     uint64_t code;
@@ -139,6 +141,19 @@ void qpc_quic_endpoint_free(struct qpc_quic_endpoint *ep);
 /* The bound local address (e.g. to learn the port chosen for port 0). 0 or QPC_ERR_IO. */
 int qpc_quic_endpoint_local_addr(struct qpc_quic_endpoint *ep, struct sockaddr_storage *ss,
                                  socklen_t *len);
+
+/*
+ * Starts or stops accepting new incoming connections on an endpoint created with
+ * accept set, e.g. to stop at shutdown while the connections already there (handshakes
+ * in progress included) go on until they end. While not accepting, a full-size Initial
+ * for an unknown connection id (UDP or relayed) is answered with a stateless
+ * CONNECTION_CLOSE carrying the transport error CONNECTION_REFUSED (the client's
+ * on_closed sees QPC_ERR_REFUSED at once), and any other packet for an unknown id is
+ * dropped. Outgoing connections (qpc_quic_connect) are not affected. Setting the
+ * current state again is a no-op. Returns 0, or QPC_ERR_INVALID (ep NULL, or accepting
+ * true on an endpoint created without accept).
+ */
+int qpc_quic_endpoint_set_accepting(struct qpc_quic_endpoint *ep, bool accepting);
 
 /* Number of live connections (handshaking, open, or closing). */
 size_t qpc_quic_endpoint_conn_count(const struct qpc_quic_endpoint *ep);

@@ -11,7 +11,11 @@
  *     max(envelope expiry, time of marking + dedup window),
  * which is at least as long as any envelope carrying that id can still be valid, so a
  * copy arriving later over another path is always recognised. Taking or expiring an
- * envelope removes it from its queue but never from the dedup set.
+ * envelope removes it from its queue but never from the dedup set, with one exception:
+ * the dedup set is bounded. Ids whose envelope is not held (taken, expired, or only
+ * marked seen) are at most max_seen; when one more arrives, the one that has been in
+ * that state longest is forgotten (see docs/store.md for why this is safe enough).
+ * Ids of envelopes still held are never forgotten; max_bytes bounds them.
  *
  * Queues: direct envelopes (has_recipient) queue per recipient key; broadcast envelopes
  * (no recipient, a topic) queue per topic. A direct queue is drained by
@@ -38,6 +42,7 @@
 #define QPC_STORE_PER_QUEUE_DEFAULT 1000u              /* envelopes per recipient/topic */
 #define QPC_STORE_MAX_BYTES_DEFAULT (32u * 1024 * 1024) /* sum of qpc_envelope_mem_size */
 #define QPC_STORE_DEDUP_WINDOW_MIN_MS ((uint64_t)QPC_TTL_MAX_S * 1000u)
+#define QPC_STORE_MAX_SEEN_DEFAULT 1000000u             /* dedup entries without an envelope */
 
 struct qpc_store;
 
@@ -45,6 +50,9 @@ struct qpc_store_limits {
     uint32_t per_queue;         /* envelopes queued per recipient (or topic); 0 = default */
     size_t max_bytes;           /* cap on the sum of qpc_envelope_mem_size; 0 = default */
     uint64_t dedup_window_ms;   /* raised to QPC_STORE_DEDUP_WINDOW_MIN_MS if smaller */
+    size_t max_seen;            /* cap on dedup entries of ids whose envelope is not held
+                                 * (~130 bytes each); 0 = QPC_STORE_MAX_SEEN_DEFAULT. When
+                                 * full, adding one forgets the oldest (dedup_evicted). */
 };
 
 struct qpc_store_stats {
@@ -63,6 +71,7 @@ struct qpc_store_stats {
     uint64_t expired;           /* held envelopes dropped because their TTL ended */
     uint64_t forwarded;         /* envelopes handed out by a take */
     uint64_t dedup_dropped;     /* dedup entries removed by gc */
+    uint64_t dedup_evicted;     /* dedup entries forgotten early because max_seen was hit */
 };
 
 /* One queue as shown by qpc_store_foreach_queue; pointers are valid during the call. */
@@ -105,6 +114,8 @@ void qpc_store_free(struct qpc_store *store);
 /*
  * Queues env for its recipient (direct) or topic (broadcast) and records its id in the
  * dedup set. env->id must already be set (by sign or decode); the store does not verify.
+ * The id of a held envelope is never evicted by the max_seen bound; once the envelope
+ * is taken or expires its id counts against max_seen like a marked one.
  *
  * Ownership: on success the store owns everything env owned; the caller's struct is
  * moved into the store and zeroed (the caller must not free topic/payload; clearing
@@ -134,7 +145,8 @@ bool qpc_store_seen(const struct qpc_store *store, const uint8_t id[static QPC_I
 /*
  * Adds id to the dedup set without storing an envelope (a relay that forwarded it
  * directly, a client that delivered it). The entry is kept until
- * max(expires_at_ms, now_ms + dedup window). Returns 0 when id was new,
+ * max(expires_at_ms, now_ms + dedup window), or until max_seen newer entries without an
+ * envelope push it out (oldest first; O(1)). Returns 0 when id was new,
  * QPC_ERR_DUPLICATE when it was already there (its keep time is extended if the new one
  * is later), QPC_ERR_NOMEM.
  */

@@ -334,6 +334,7 @@ static void link_response(struct link *l, const uint8_t *data, size_t len)
     }
     DL_SEARCH_SCALAR(l->inflight, b, request_id, r->request_id);
     if (b != NULL) {
+        size_t done = 0;   /* b->oids[0..done) are the rows to remove */
         for (size_t i = 0; i < b->n; i++) {
             int st = i < r->n_statuses ? (int)r->statuses[i] : QPC__STATUS__STATUS_INTERNAL;
             if (st == QPC__STATUS__STATUS_QUEUE_FULL || st == QPC__STATUS__STATUS_INTERNAL ||
@@ -346,10 +347,13 @@ static void link_response(struct link *l, const uint8_t *data, size_t len)
             else
                 qpc_log_warn("federation", "node %s refused an envelope (status %d); dropped",
                              l->domain, st);
-            if (qpc_queue_outbox_remove(n->queue, b->oids[i]) < 0)
-                qpc_log_error("federation", "outbox remove failed: %s",
-                              qpc_queue_errmsg(n->queue));
+            b->oids[done++] = b->oids[i];
         }
+        /* One transaction (one fsync) for the whole answer, not one per envelope. If it
+         * fails the rows stay leased and are sent again; the receiver stores them once. */
+        if (qpc_queue_outbox_remove_many(n->queue, b->oids, done, NULL) < 0)
+            qpc_log_error("federation", "outbox remove of %zu row(s) failed: %s", done,
+                          qpc_queue_errmsg(n->queue));
         DL_DELETE(l->inflight, b);
         free(b->oids);
         free(b);

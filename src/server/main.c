@@ -188,6 +188,12 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
     qpc_log_info("server", "signal %d: stopping (no new connections, finishing commits)",
                  w->signum);
     n->stopping = true;
+    /* Newcomers get CONNECTION_REFUSED at once instead of a handshake that on_connected
+     * would refuse anyway; connections already there finish during the grace period. */
+    if (n->client_ep != NULL)
+        qpc_quic_endpoint_set_accepting(n->client_ep, false);
+    if (n->fed_ep != NULL)
+        qpc_quic_endpoint_set_accepting(n->fed_ep, false);
     delivery_commit(n);            /* whatever is staged is committed and answered */
     ev_timer_init(&n->stop_w, stop_now, STOP_GRACE_S, 0.0);
     ev_timer_start(loop, &n->stop_w);
