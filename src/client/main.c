@@ -1,37 +1,560 @@
 /*
- * main.c (qpc): command line of the client. Until the server issue lands it
- * answers --help and --version only; it says so rather than pretending to run.
+ * main.c (qpc): the command line. A table of subcommands (name, function, one line of
+ * description) like wireguard-tools' wg; `qpc --help` is generated from it. With no
+ * subcommand on a terminal, qpc starts the REPL.
+ *
+ * The one idea: subcommands are for scripts, so each one says what happened through its
+ * exit code (client.h: enum qpc_exit), not only through text: a script can tell
+ * "delivered" from "held for later" from "no such peer" from "state file corrupt".
  */
+#include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sodium.h>
+
+#include "client.h"
+#include "qpc/error.h"
+#include "qpc/log.h"
+
+int repl_run(struct client *cl);
+
+struct opts {
+    const char *config;
+    bool json;
+    bool no_mdns;
+    double timeout_s;       /* send/broadcast: how long to wait; listen: 0 = forever */
+    long count;             /* listen: exit after this many messages (0 = never) */
+};
+
+static struct opts g_opts = { .timeout_s = -1 };
+
+struct subcommand {
+    const char *name;
+    int (*fn)(struct client *cl, int argc, char **argv);
+    const char *args;
+    const char *description;
+};
+
+static void sig_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    ((struct client *)w->data)->stop = true;
+    ev_break(loop, EVBREAK_ALL);
+}
+
+/* Loads identity and state; returns an exit code and prints why on failure. */
+static int open_state(struct client *cl, bool create)
+{
+    char err[1024] = "";
+    int rc = state_open(cl, create, err, sizeof(err));
+
+    if (rc != EXIT_OK) {
+        if (!create && err[0] == '\0')
+            snprintf(err, sizeof(err), "no identity in %s (run 'qpc identity' first)", cl->data_dir);
+        fprintf(stderr, "qpc: %s\n", err);
+        return rc;
+    }
+    cl->channels = qpc_broadcast_set_new();
+    if (cl->channels == NULL)
+        return EXIT_FAIL;
+    if (state_load_subscriptions(cl, err, sizeof(err)) < 0) {
+        fprintf(stderr, "qpc: %s\n", err);
+        return EXIT_STATE;
+    }
+    return EXIT_OK;
+}
+
+static int start_node(struct client *cl, bool accept)
+{
+    char err[512] = "";
+
+    if (node_start(cl, accept, err, sizeof(err)) < 0) {
+        fprintf(stderr, "qpc: %s\n", err);
+        return EXIT_FAIL;
+    }
+    if (cl->cc->mdns_enabled && !g_opts.no_mdns && discover_start(cl, err, sizeof(err)) < 0)
+        qpc_log_warn("discover", "%s", err);
+    if (cl->cc->server[0] != '\0' && session_connect(cl, cl->cc->server, err, sizeof(err)) < 0)
+        qpc_log_warn("session", "%s", err);
+    node_dial_known(cl);
+    return EXIT_OK;
+}
+
+/* Turns the loop until *done or timeout seconds (<= 0: until a signal). */
+static void run_until_done(struct client *cl, const bool *done, double timeout)
+{
+    ev_tstamp end = ev_now(cl->loop) + timeout;
+
+    while (!*done && !cl->stop) {
+        ev_now_update(cl->loop);
+        if (timeout > 0 && ev_now(cl->loop) >= end)
+            break;
+        if (!ev_run(cl->loop, EVRUN_ONCE))
+            break;
+    }
+}
+
+static int resolve_peer_arg(struct client *cl, const char *text, uint8_t key[static QPC_KEY_LEN])
+{
+    const struct qpc_peer *p = NULL;
+    char err[512];
+    int rc;
+
+    if (strlen(text) == 64 && qpc_key_from_hex(key, text) == 0)
+        return 0;
+    rc = qpc_identity_peer_find(cl->id, text, &p, err, sizeof(err));
+    if (rc == 0) {
+        memcpy(key, p->key, QPC_KEY_LEN);
+        return 0;
+    }
+    fprintf(stderr, "qpc: %s\n", rc == QPC_ERR_AMBIGUOUS ? err
+                                  : rc == QPC_ERR_NOT_FOUND ? "no known peer matches that id"
+                                                            : "not a peer id (hex)");
+    return rc;
+}
+
+/* ---- subcommands -------------------------------------------------------------------- */
+
+static int sub_identity(struct client *cl, int argc, char **argv)
+{
+    int rc = open_state(cl, true);
+
+    if (rc != EXIT_OK)
+        return rc;
+    if (argc > 1) {
+        fprintf(stderr, "usage: qpc identity\n");
+        return EXIT_USAGE;
+    }
+    if (g_opts.json)
+        printf("{\"peer_id\":\"%s\",\"file\":\"%s\",\"peers\":%zu}\n", qpc_identity_peer_id(cl->id),
+               cl->identity_path, qpc_identity_peer_count(cl->id));
+    else
+        printf("%s\n", qpc_identity_peer_id(cl->id));
+    return EXIT_OK;
+}
+
+static int sub_peer(struct client *cl, int argc, char **argv)
+{
+    uint8_t key[QPC_KEY_LEN];
+    const struct qpc_peer *p = NULL;
+    int rc;
+
+    if (argc < 2 || (strcmp(argv[1], "add") == 0 && (argc < 4 || argc > 5)) ||
+        (strcmp(argv[1], "add") != 0 && strcmp(argv[1], "list") != 0)) {
+        fprintf(stderr, "usage: qpc peer add <peer_key> <host:port> [name] | qpc peer list\n");
+        return EXIT_USAGE;
+    }
+    rc = open_state(cl, true);
+    if (rc != EXIT_OK)
+        return rc;
+    if (strcmp(argv[1], "list") == 0) {
+        while ((p = qpc_identity_peer_next(cl->id, p)) != NULL)
+            printf("%s %s %s %s\n", p->id, qpc_peer_kind_name(p->kind),
+                   p->address_count ? p->addresses[0] : "-", qpc_peer_source_name(p->source));
+        return EXIT_OK;
+    }
+    if (qpc_key_from_text(key, argv[2]) < 0) {
+        fprintf(stderr, "qpc: '%s' is not a peer key\n", argv[2]);
+        return EXIT_USAGE;
+    }
+    rc = qpc_identity_peer_upsert(cl->id, key, argc == 5 ? argv[4] : NULL, argv[3], now_ms(),
+                                  QPC_PEER_SOURCE_MANUAL, QPC_PEER_CLIENT, NULL);
+    if (rc < 0) {
+        fprintf(stderr, "qpc: cannot add peer: %s\n", qpc_strerror(rc));
+        return EXIT_USAGE;
+    }
+    cl->id_dirty = true;
+    return state_save_identity(cl) == 0 ? EXIT_OK : EXIT_FAIL;
+}
+
+static int sub_server(struct client *cl, int argc, char **argv)
+{
+    int rc;
+
+    if (argc != 2) {
+        fprintf(stderr, "usage: qpc server <host:port>\n");
+        return EXIT_USAGE;
+    }
+    rc = open_state(cl, true);
+    if (rc != EXIT_OK)
+        return rc;
+    rc = qpc_identity_server_note(cl->id, argv[1], now_ms(), NULL);
+    if (rc < 0) {
+        fprintf(stderr, "qpc: bad server address '%s'\n", argv[1]);
+        return EXIT_USAGE;
+    }
+    cl->id_dirty = true;
+    return state_save_identity(cl) == 0 ? EXIT_OK : EXIT_FAIL;
+}
+
+static int sub_subscribe(struct client *cl, int argc, char **argv)
+{
+    bool sub = strcmp(argv[0], "subscribe") == 0;
+    int rc;
+
+    if (argc < 2 || argc > (sub ? 3 : 2)) {
+        fprintf(stderr, sub ? "usage: qpc subscribe <topic> [key]\n" : "usage: qpc unsubscribe <topic>\n");
+        return EXIT_USAGE;
+    }
+    rc = open_state(cl, true);
+    if (rc != EXIT_OK)
+        return rc;
+    if (sub)
+        rc = argc == 3 ? qpc_broadcast_subscribe_text(cl->channels, argv[1], argv[2], NULL)
+                       : qpc_broadcast_subscribe(cl->channels, argv[1], NULL, NULL);
+    else
+        rc = qpc_broadcast_unsubscribe(cl->channels, argv[1]);
+    if (rc < 0) {
+        fprintf(stderr, "qpc: %s: %s\n", argv[1], qpc_strerror(rc));
+        return EXIT_USAGE;
+    }
+    if (sub && argc == 3)
+        state_remember_key_text(argv[1], argv[2]);
+    if (!sub)
+        state_remember_key_text(argv[1], NULL);
+    return state_save_subscriptions(cl) == 0 ? EXIT_OK : EXIT_FAIL;
+}
+
+/* `qpc send`: waits for the outcome of one message and turns it into the exit code. */
+struct send_wait {
+    uint8_t id[QPC_ID_LEN];
+    bool done;
+    int code;
+};
+
+static void send_watch(struct client *cl, const struct event *ev)
+{
+    struct send_wait *w = cl->watch_arg;
+
+    if (ev->id == NULL || memcmp(ev->id, w->id, QPC_ID_LEN) != 0)
+        return;
+    switch (ev->kind) {
+    case EVT_DELIVERED:
+        w->code = EXIT_OK;
+        w->done = true;
+        break;
+    case EVT_HELD:
+    case EVT_QUEUED:
+        w->code = EXIT_QUEUED;
+        w->done = true;
+        break;
+    case EVT_FAILED:
+        w->code = EXIT_REFUSED;
+        w->done = true;
+        break;
+    default:
+        break;
+    }
+}
+
+static int sub_send(struct client *cl, int argc, char **argv)
+{
+    struct send_wait w = { .code = EXIT_QUEUED };
+    uint8_t key[QPC_KEY_LEN];
+    char text[65536] = "";
+    size_t used = 0;
+    int rc;
+
+    if (argc < 3) {
+        fprintf(stderr, "usage: qpc send <peer_id> <message...>\n");
+        return EXIT_USAGE;
+    }
+    for (int i = 2; i < argc; i++)
+        used += (size_t)snprintf(text + used, sizeof(text) - used, "%s%s", i > 2 ? " " : "", argv[i]);
+    if (used >= sizeof(text)) {
+        fprintf(stderr, "qpc: message too long\n");
+        return EXIT_USAGE;
+    }
+    rc = open_state(cl, true);
+    if (rc != EXIT_OK)
+        return rc;
+    if (resolve_peer_arg(cl, argv[1], key) < 0)
+        return EXIT_NO_PEER;
+    rc = start_node(cl, true);
+    if (rc != EXIT_OK)
+        return rc;
+    cl->watch = send_watch;
+    cl->watch_arg = &w;
+    rc = node_send_text(cl, key, text, w.id);
+    if (rc < 0) {
+        fprintf(stderr, "qpc: cannot send: %s\n", qpc_strerror(rc));
+        return EXIT_FAIL;
+    }
+    run_until_done(cl, &w.done, g_opts.timeout_s > 0 ? g_opts.timeout_s
+                                : 3.0 * (double)cl->cc->direct_timeout_ms / 1000.0 + 5.0);
+    return w.code;
+}
+
+static void listen_watch(struct client *cl, const struct event *ev)
+{
+    long *left = cl->watch_arg;
+
+    if ((ev->kind == EVT_MESSAGE || ev->kind == EVT_BROADCAST) && *left > 0 && --*left == 0) {
+        cl->stop = true;
+        ev_break(cl->loop, EVBREAK_ALL);
+    }
+}
+
+static int sub_listen(struct client *cl, int argc, char **argv)
+{
+    long left = g_opts.count;
+    bool never = false;
+    int rc;
+
+    if (argc > 1) {
+        fprintf(stderr, "usage: qpc listen [--json] [--count N] [--timeout S]\n");
+        return EXIT_USAGE;
+    }
+    rc = open_state(cl, true);
+    if (rc != EXIT_OK)
+        return rc;
+    rc = start_node(cl, true);
+    if (rc != EXIT_OK)
+        return rc;
+    if (g_opts.json)
+        printf("{\"event\":\"listening\",\"peer_id\":\"%s\",\"address\":\"%s\"}\n",
+               qpc_identity_peer_id(cl->id), cl->listen_text);
+    else
+        printf("listening as %s on %s\n", qpc_identity_peer_id(cl->id), cl->listen_text);
+    fflush(stdout);
+    cl->watch = listen_watch;
+    cl->watch_arg = &left;
+    if (g_opts.count > 0 || g_opts.timeout_s > 0)
+        run_until_done(cl, &never, g_opts.timeout_s);
+    else
+        ev_run(cl->loop, 0);
+    if (left == 0 && g_opts.count > 0) {
+        /* The last message's ack is queued on its stream: let it go out before leaving,
+         * or the sender would keep it and send it again later. */
+        cl->stop = false;
+        run_until_done(cl, &never, 0.3);
+    }
+    return g_opts.count > 0 && left > 0 ? EXIT_FAIL : EXIT_OK;
+}
+
+static int sub_broadcast(struct client *cl, int argc, char **argv)
+{
+    uint8_t id[QPC_ID_LEN];
+    bool never = false;
+    int rc;
+
+    if (argc != 3) {
+        fprintf(stderr, "usage: qpc broadcast <topic> <message>\n");
+        return EXIT_USAGE;
+    }
+    rc = open_state(cl, true);
+    if (rc != EXIT_OK)
+        return rc;
+    rc = start_node(cl, true);
+    if (rc != EXIT_OK)
+        return rc;
+    /* Give the mesh links a moment to come up, then flood and let the frames drain. */
+    run_until_done(cl, &never, 1.0 + (double)cl->cc->direct_timeout_ms / 2000.0);
+    rc = node_broadcast(cl, argv[1], argv[2], id);
+    if (rc < 0) {
+        fprintf(stderr, "qpc: cannot broadcast: %s\n", qpc_strerror(rc));
+        return EXIT_USAGE;
+    }
+    printf("broadcast on #%s to %zu link%s\n", argv[1], node_link_count(cl), node_link_count(cl) == 1 ? "" : "s");
+    run_until_done(cl, &never, g_opts.timeout_s > 0 ? g_opts.timeout_s : 2.0);
+    return node_link_count(cl) > 0 ? EXIT_OK : EXIT_QUEUED;
+}
+
+static int sub_repl(struct client *cl, int argc, char **argv)
+{
+    int rc = open_state(cl, true);
+
+    if (rc != EXIT_OK)
+        return rc;
+    rc = start_node(cl, true);
+    if (rc != EXIT_OK)
+        return rc;
+    cl->out_mode = OUT_REPL;
+    return repl_run(cl);
+}
+
+static int sub_help(struct client *cl, int argc, char **argv);
+static int sub_version(struct client *cl, int argc, char **argv)
+{
+    printf("qpc %s\n", QPC_VERSION);
+    return EXIT_OK;
+}
+
+static const struct subcommand subcommands[] = {
+    { "repl", sub_repl, "", "interactive REPL (the default on a terminal)" },
+    { "identity", sub_identity, "", "print my peer id (creates the identity on first use)" },
+    { "send", sub_send, "<peer_id> <message...>", "send one direct P2P message, wait for the outcome" },
+    { "listen", sub_listen, "", "run as a node and print one line per arriving message" },
+    { "broadcast", sub_broadcast, "<topic> <message>", "publish on a broadcast channel" },
+    { "subscribe", sub_subscribe, "<topic> [key]", "join a broadcast channel" },
+    { "unsubscribe", sub_subscribe, "<topic>", "leave a broadcast channel" },
+    { "peer", sub_peer, "add <key> <host:port> [name] | list", "edit or list the peer directory" },
+    { "server", sub_server, "<host:port>", "note a server (persisted)" },
+    { "version", sub_version, "", "print the version" },
+    { "help", sub_help, "", "this text" },
+};
+#define NSUB (sizeof(subcommands) / sizeof(subcommands[0]))
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "Usage: qpc [OPTION]...\n"
-            "The quicprochat client (REPL and scripting subcommands).\n"
-            "\n"
-            "  -h, --help     show this help and exit\n"
-            "  -V, --version  show the version and exit\n"
-            "\n"
-            "This build has no client yet: the REPL is not implemented.\n");
+    fprintf(out, "Usage: qpc [OPTIONS] [SUBCOMMAND [ARGS]]\n"
+                 "The quicprochat client. Without a subcommand on a terminal: the REPL.\n\nSubcommands:\n");
+    for (size_t i = 0; i < NSUB; i++) {
+        char head[64];
+
+        snprintf(head, sizeof(head), "%s %s", subcommands[i].name, subcommands[i].args);
+        fprintf(out, "  %-44s %s\n", head, subcommands[i].description);
+    }
+    fprintf(out, "\nOptions:\n"
+                 "  --data-dir DIR        state directory (identity.json, outbox.db, ...)\n"
+                 "  --server HOST:PORT    server to connect to\n"
+                 "  --listen ADDR:PORT    local P2P address (port 0 = any)\n"
+                 "  --config FILE         qpc.toml to read\n"
+                 "  --log-level LEVEL     error, warn, info, debug\n"
+                 "  --KEY VALUE           any key of qpc.toml (see below)\n"
+                 "  --no-mdns             do not browse mDNS\n"
+                 "  --json                machine-readable output (identity, listen)\n"
+                 "  --timeout SECONDS     how long send/broadcast/listen wait\n"
+                 "  --count N             listen: exit after N messages\n"
+                 "  -h, --help / -V, --version\n"
+                 "\nExit codes: 0 ok/delivered, 1 failure, 2 usage, 3 queued (not yet delivered),\n"
+                 "4 unknown or ambiguous peer, 5 state file corrupt, 6 refused.\n\nSettings:\n");
+    qpc_config_print_help(QPC_CONFIG_CLIENT, out);
+}
+
+static int sub_help(struct client *cl, int argc, char **argv)
+{
+    usage(stdout);
+    return EXIT_OK;
 }
 
 int main(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            usage(stdout);
-            return 0;
-        }
-        if (strcmp(argv[i], "-V") == 0 || strcmp(argv[i], "--version") == 0) {
-            printf("qpc %s\n", QPC_VERSION);
-            return 0;
-        }
-        fprintf(stderr, "qpc: unknown option '%s'\n", argv[i]);
-        usage(stderr);
-        return 2;
+    static const struct option fixed[] = {
+        { "config", required_argument, NULL, 'c' }, { "no-mdns", no_argument, NULL, 'M' },
+        { "json", no_argument, NULL, 'j' },         { "timeout", required_argument, NULL, 't' },
+        { "count", required_argument, NULL, 'n' },  { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+    };
+    /* Every config key is also a flag (--data-dir, --server, --direct-timeout-ms ...). */
+    struct option longopts[64 + sizeof(fixed) / sizeof(fixed[0])];
+    size_t nlong = 0, nkeys = qpc_config_key_count(QPC_CONFIG_CLIENT);
+    struct client cl = { 0 };
+    char err[512] = "";
+    const char *flags[64][2] = { { 0 } };
+    size_t nflags = 0;
+    const struct subcommand *sc = NULL;
+    enum qpc_log_level lvl;
+    ev_signal sigint, sigterm;
+    int opt, rc = EXIT_USAGE;
+
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+        longopts[nlong++] = fixed[i];
+    for (size_t i = 0; i < nkeys && i < 64 - 1; i++) {
+        struct qpc_config_key_info ki;
+
+        if (qpc_config_key_at(QPC_CONFIG_CLIENT, i, &ki) == 0 && strncmp(ki.flag, "--", 2) == 0)
+            longopts[nlong++] = (struct option){ ki.flag + 2, required_argument, NULL, 1000 + (int)i };
     }
-    fprintf(stderr, "qpc: the REPL is not implemented in this build\n");
-    return 1;
+    longopts[nlong] = (struct option){ NULL, 0, NULL, 0 };
+    while ((opt = getopt_long(argc, argv, "+hV", longopts, NULL)) != -1) {
+        if (opt >= 1000 && nflags < 64) {
+            struct qpc_config_key_info ki;
+
+            qpc_config_key_at(QPC_CONFIG_CLIENT, (size_t)(opt - 1000), &ki);
+            flags[nflags][0] = ki.name;
+            flags[nflags++][1] = optarg;
+            continue;
+        }
+        switch (opt) {
+        case 'c': g_opts.config = optarg; break;
+        case 'M': g_opts.no_mdns = true; break;
+        case 'j': g_opts.json = true; break;
+        case 't': g_opts.timeout_s = strtod(optarg, NULL); break;
+        case 'n': g_opts.count = strtol(optarg, NULL, 10); break;
+        case 'h': usage(stdout); return EXIT_OK;
+        case 'V': printf("qpc %s\n", QPC_VERSION); return EXIT_OK;
+        default: usage(stderr); return EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        for (size_t i = 0; i < NSUB; i++)
+            if (strcmp(argv[optind], subcommands[i].name) == 0)
+                sc = &subcommands[i];
+        if (sc == NULL) {
+            fprintf(stderr, "qpc: unknown subcommand '%s'\n", argv[optind]);
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    } else if (isatty(STDIN_FILENO)) {
+        sc = &subcommands[0];
+    } else {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (sc->fn == sub_help || sc->fn == sub_version)
+        return sc->fn(&cl, argc - optind, argv + optind);
+    /* Options after the subcommand (listen --json) are accepted too. */
+    {
+        int sub_argc = argc - optind;
+        char **sub_argv = argv + optind;
+        int keep = 1;
+
+        for (int i = 1; i < sub_argc; i++) {
+            if (strcmp(sub_argv[i], "--json") == 0)
+                g_opts.json = true;
+            else if (strcmp(sub_argv[i], "--count") == 0 && i + 1 < sub_argc)
+                g_opts.count = strtol(sub_argv[++i], NULL, 10);
+            else if (strcmp(sub_argv[i], "--timeout") == 0 && i + 1 < sub_argc)
+                g_opts.timeout_s = strtod(sub_argv[++i], NULL);
+            else
+                sub_argv[keep++] = sub_argv[i];
+        }
+        argc = optind + keep;
+    }
+    if (sodium_init() < 0 || qpc_config_new(&cl.cfg, QPC_CONFIG_CLIENT) < 0) {
+        fprintf(stderr, "qpc: cannot initialise\n");
+        return EXIT_FAIL;
+    }
+    rc = g_opts.config != NULL ? qpc_config_load_file(cl.cfg, g_opts.config, err, sizeof(err)) : 0;
+    if (rc == 0)
+        rc = qpc_config_load_env(cl.cfg, NULL, err, sizeof(err));
+    for (size_t i = 0; rc == 0 && i < nflags; i++)
+        rc = qpc_config_set(cl.cfg, flags[i][0], flags[i][1], QPC_CONFIG_SOURCE_FLAG, err, sizeof(err));
+    if (rc == 0)
+        rc = qpc_config_resolve_paths(cl.cfg, getenv("HOME"), NULL, err, sizeof(err));
+    if (rc == 0)
+        rc = qpc_config_validate(cl.cfg, err, sizeof(err));
+    if (rc < 0) {
+        fprintf(stderr, "qpc: %s\n", err);
+        qpc_config_free(cl.cfg);
+        return EXIT_USAGE;
+    }
+    cl.cc = qpc_config_client(cl.cfg);
+    if (qpc_log_level_parse(cl.cc->log_level, &lvl) == 0)
+        qpc_log_set_level(lvl);
+    snprintf(cl.data_dir, sizeof(cl.data_dir), "%s", cl.cc->data_dir);
+    cl.out_mode = g_opts.json ? OUT_JSON : OUT_PLAIN;
+    cl.loop = EV_DEFAULT;
+    signal(SIGPIPE, SIG_IGN);
+    ev_signal_init(&sigint, sig_cb, SIGINT);
+    ev_signal_init(&sigterm, sig_cb, SIGTERM);
+    sigint.data = &cl;
+    sigterm.data = &cl;
+    ev_signal_start(cl.loop, &sigint);
+    ev_signal_start(cl.loop, &sigterm);
+
+    rc = sc->fn(&cl, argc - optind, argv + optind);
+
+    session_close(&cl);
+    discover_stop(&cl);
+    if (cl.ep != NULL || cl.box != NULL)
+        node_stop(&cl);
+    if (cl.id != NULL)
+        state_close(&cl);
+    qpc_broadcast_set_free(cl.channels);
+    qpc_config_free(cl.cfg);
+    return rc;
 }

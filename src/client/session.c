@@ -1,0 +1,438 @@
+/*
+ * session.c: the client's connection to its qpc-server (ALPN quicprochat/client/1).
+ *
+ * The one idea: the server is one more way to reach people, not the centre. The session
+ * rides on the node's own UDP socket (so the address the server observes is the one
+ * peers can dial), authenticates with the identity key, pins the server's key on first
+ * use, and then does four jobs: hold envelopes for peers we cannot reach (enqueue),
+ * hand us what others left for us (push + fetch, acked after we showed or refused it),
+ * tell us where a peer is (peer_info / punch notices -> direct dials), and carry the
+ * packets of relayed P2P connections in DATAGRAM frames (0x01 || peer key || packet).
+ */
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "qpc.pb-c.h"
+#include "qpc/error.h"
+#include "qpc/log.h"
+
+#define RECONNECT_S 5.0
+#define RELAY_TAG 0x01
+
+enum pending_kind { PEND_ENQUEUE, PEND_PEER_INFO, PEND_OTHER };
+
+struct pending {
+    uint64_t request_id;
+    enum pending_kind kind;
+    uint8_t key[QPC_KEY_LEN];          /* recipient (enqueue) or asked peer (peer_info) */
+    uint8_t id[QPC_ID_LEN];
+    bool mine;
+    UT_hash_handle hh;
+};
+
+struct session {
+    struct client *cl;
+    char address[QPC_ADDRESS_MAX + 1];
+    struct qpc_quic_conn *conn;
+    bool up;
+    bool has_sid;
+    int64_t sid;
+    uint64_t next_request;
+    uint64_t last_seq;
+    struct pending *pending;
+    ev_timer reconnect;
+    bool closing;
+};
+
+bool session_up(const struct client *cl)
+{
+    return cl->session != NULL && cl->session->up;
+}
+
+const char *session_address(const struct client *cl)
+{
+    return cl->session != NULL ? cl->session->address : NULL;
+}
+
+bool session_owns_conn(const struct client *cl, const struct qpc_quic_conn *conn)
+{
+    return cl->session != NULL && cl->session->conn == conn;
+}
+
+static int send_request(struct session *s, Qpc__ClientRequest *req)
+{
+    size_t len;
+    uint8_t *buf;
+    int rc;
+
+    if (!s->up || !s->has_sid)
+        return QPC_ERR_CLOSED;
+    req->request_id = ++s->next_request;
+    len = qpc__client_request__get_packed_size(req);
+    buf = malloc(len ? len : 1);
+    if (buf == NULL)
+        return QPC_ERR_NOMEM;
+    qpc__client_request__pack(req, buf);
+    rc = qpc_quic_conn_send_frame(s->conn, s->sid, buf, len);
+    free(buf);
+    return rc;
+}
+
+static struct pending *pending_add(struct session *s, enum pending_kind kind)
+{
+    struct pending *p = calloc(1, sizeof(*p));
+
+    if (p == NULL)
+        return NULL;
+    p->request_id = s->next_request;
+    p->kind = kind;
+    HASH_ADD(hh, s->pending, request_id, sizeof(uint64_t), p);
+    return p;
+}
+
+static void fetch(struct session *s)
+{
+    Qpc__ClientRequest req = QPC__CLIENT_REQUEST__INIT;
+    Qpc__FetchRequest f = QPC__FETCH_REQUEST__INIT;
+
+    f.after_seq = s->last_seq;
+    req.body_case = QPC__CLIENT_REQUEST__BODY_FETCH;
+    req.fetch = &f;
+    send_request(s, &req);
+}
+
+static void ack_seqs(struct session *s, uint64_t *seqs, size_t n)
+{
+    Qpc__ClientRequest req = QPC__CLIENT_REQUEST__INIT;
+    Qpc__AckRequest a = QPC__ACK_REQUEST__INIT;
+
+    if (n == 0)
+        return;
+    a.seqs = seqs;
+    a.n_seqs = n;
+    req.body_case = QPC__CLIENT_REQUEST__BODY_ACK;
+    req.ack = &a;
+    send_request(s, &req);
+}
+
+/* Shows (or refuses) each item, then acks all of them: a refused item is never retried. */
+static void take_items(struct session *s, Qpc__QueuedEnvelope **items, size_t n)
+{
+    uint64_t *seqs = calloc(n ? n : 1, sizeof(uint64_t));
+    size_t k = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        node_input_from_server(s->cl, items[i]->envelope.data, items[i]->envelope.len, s->address);
+        if (seqs != NULL)
+            seqs[k++] = items[i]->seq;
+        if (items[i]->seq > s->last_seq)
+            s->last_seq = items[i]->seq;
+    }
+    if (seqs != NULL)
+        ack_seqs(s, seqs, k);
+    free(seqs);
+}
+
+static const char *status_text(Qpc__Status st)
+{
+    switch (st) {
+    case QPC__STATUS__STATUS_OK: return "ok";
+    case QPC__STATUS__STATUS_INVALID: return "invalid";
+    case QPC__STATUS__STATUS_FORBIDDEN: return "forbidden";
+    case QPC__STATUS__STATUS_QUEUE_FULL: return "recipient's queue full";
+    case QPC__STATUS__STATUS_TOO_LARGE: return "too large";
+    case QPC__STATUS__STATUS_EXPIRED: return "expired";
+    case QPC__STATUS__STATUS_UNKNOWN_DOMAIN: return "unknown domain";
+    case QPC__STATUS__STATUS_DEFERRED: return "deferred to a remote node";
+    case QPC__STATUS__STATUS_INTERNAL: return "server failure";
+    default: return "?";
+    }
+}
+
+static void on_enqueue_answer(struct session *s, struct pending *p, const Qpc__EnqueueResponse *r)
+{
+    struct event ev = { .peer = p->key, .id = p->id, .via = s->address };
+
+    if (!p->mine)
+        return;
+    if (r->status == QPC__STATUS__STATUS_OK || r->status == QPC__STATUS__STATUS_DEFERRED) {
+        ev.kind = EVT_HELD;
+    } else {
+        ev.kind = EVT_FAILED;
+        ev.text = status_text(r->status);
+        ev.text_len = strlen(ev.text);
+        ev.err = QPC_ERR_REFUSED;
+    }
+    emit(s->cl, &ev);
+}
+
+static void on_message(struct session *s, const Qpc__ServerMessage *m)
+{
+    struct pending *p = NULL;
+
+    if (m->request_id != 0) {
+        HASH_FIND(hh, s->pending, &m->request_id, sizeof(uint64_t), p);
+        if (p != NULL)
+            HASH_DEL(s->pending, p);
+    }
+    switch (m->body_case) {
+    case QPC__SERVER_MESSAGE__BODY_ENQUEUE:
+    case QPC__SERVER_MESSAGE__BODY_ERROR:
+        if (p != NULL && p->kind == PEND_ENQUEUE)
+            on_enqueue_answer(s, p, m->body_case == QPC__SERVER_MESSAGE__BODY_ENQUEUE ? m->enqueue : m->error);
+        else if (m->body_case == QPC__SERVER_MESSAGE__BODY_ERROR)
+            qpc_log_warn("session", "server: %s", m->error->detail);
+        break;
+    case QPC__SERVER_MESSAGE__BODY_FETCH:
+        take_items(s, m->fetch->items, m->fetch->n_items);
+        if (m->fetch->more)
+            fetch(s);
+        break;
+    case QPC__SERVER_MESSAGE__BODY_PUSH:
+        take_items(s, m->push->items, m->push->n_items);
+        break;
+    case QPC__SERVER_MESSAGE__BODY_PEER_INFO:
+        if (p != NULL && p->kind == PEND_PEER_INFO && m->peer_info->online) {
+            for (size_t i = 0; i < m->peer_info->n_addresses; i++)
+                node_peer_seen(s->cl, p->key, m->peer_info->addresses[i], QPC_PEER_SOURCE_SERVER);
+        }
+        break;
+    case QPC__SERVER_MESSAGE__BODY_PUNCH:
+        /* Someone asked for us: dial toward them so our NAT lets their packets in. */
+        if (m->punch->key.len == QPC_KEY_LEN)
+            for (size_t i = 0; i < m->punch->n_addresses; i++)
+                node_peer_seen(s->cl, m->punch->key.data, m->punch->addresses[i], QPC_PEER_SOURCE_SERVER);
+        break;
+    default:
+        break;
+    }
+    free(p);
+}
+
+void session_on_frame(struct client *cl, struct qpc_quic_conn *conn, const uint8_t *d, size_t n)
+{
+    Qpc__ServerMessage *m = qpc__server_message__unpack(NULL, n, d);
+
+    if (m == NULL) {
+        qpc_log_warn("session", "malformed server message dropped");
+        return;
+    }
+    on_message(cl->session, m);
+    qpc__server_message__free_unpacked(m, NULL);
+}
+
+void session_on_datagram(struct client *cl, const uint8_t *d, size_t n)
+{
+    if (n <= 1 + QPC_KEY_LEN || d[0] != RELAY_TAG)
+        return;
+    node_relay_input(cl, d + 1, d + 1 + QPC_KEY_LEN, n - 1 - QPC_KEY_LEN);
+}
+
+int session_relay_send(struct client *cl, const uint8_t key[static QPC_KEY_LEN], const uint8_t *pkt,
+                       size_t len)
+{
+    uint8_t buf[1 + QPC_KEY_LEN + 1400];
+
+    if (!session_up(cl) || len > sizeof(buf) - 1 - QPC_KEY_LEN)
+        return 1;
+    buf[0] = RELAY_TAG;
+    memcpy(buf + 1, key, QPC_KEY_LEN);
+    memcpy(buf + 1 + QPC_KEY_LEN, pkt, len);
+    return qpc_quic_conn_send_datagram(cl->session->conn, buf, 1 + QPC_KEY_LEN + len) == 0 ? 0 : 1;
+}
+
+int session_on_connected(struct client *cl, struct qpc_quic_conn *conn, const uint8_t *key)
+{
+    struct session *s = cl->session;
+    Qpc__ClientRequest req = QPC__CLIENT_REQUEST__INIT;
+    Qpc__PushRequest push = QPC__PUSH_REQUEST__INIT;
+    int rc;
+
+    if (key == NULL)
+        return 1;
+    rc = qpc_identity_server_pin(cl->id, s->address, key, now_ms());
+    if (rc == QPC_ERR_REFUSED) {
+        info(cl, "server %s presented a different key than the one pinned: refused "
+                 "(forget the server to accept a new key)", s->address);
+        return 1;
+    }
+    cl->id_dirty = true;
+    if (qpc_quic_conn_open_stream(conn, &s->sid) < 0)
+        return 1;
+    s->has_sid = true;
+    s->up = true;
+    push.enable = true;
+    req.body_case = QPC__CLIENT_REQUEST__BODY_PUSH;
+    req.push = &push;
+    send_request(s, &req);
+    fetch(s);
+    qpc_log_info("session", "connected to %s", s->address);
+    info(cl, "connected to server %s", s->address);
+    node_session_changed(cl, true);
+    return 0;
+}
+
+static void reconnect_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct client *cl = w->data;
+    char err[256];
+
+    if (cl->session != NULL && cl->session->conn == NULL)
+        session_connect(cl, cl->session->address, err, sizeof(err));
+}
+
+void session_on_closed(struct client *cl, const struct qpc_quic_close_info *info_)
+{
+    struct session *s = cl->session;
+    struct pending *p, *tmp;
+    bool was_up = s->up;
+
+    s->conn = NULL;
+    s->up = false;
+    s->has_sid = false;
+    HASH_ITER(hh, s->pending, p, tmp) {
+        HASH_DEL(s->pending, p);
+        free(p);
+    }
+    if (was_up) {
+        info(cl, "server %s: connection closed (%s)", s->address, qpc_strerror(info_->err));
+        node_session_changed(cl, false);
+    } else {
+        qpc_log_warn("session", "cannot connect to %s: %s%s%s", s->address, qpc_strerror(info_->err),
+                     info_->reason[0] ? ": " : "", info_->reason);
+    }
+    if (!s->closing) {
+        ev_timer_set(&s->reconnect, RECONNECT_S, 0.0);
+        ev_timer_start(cl->loop, &s->reconnect);
+    }
+}
+
+int session_connect(struct client *cl, const char *address, char *err, size_t errlen)
+{
+    struct session *s = cl->session;
+    char host[QPC_ADDRESS_MAX + 1], port[8];
+    uint16_t p;
+    struct addrinfo hints = { .ai_socktype = SOCK_DGRAM, .ai_flags = AI_NUMERICSERV }, *res = NULL;
+    uint8_t key[QPC_KEY_LEN];
+    bool pinned;
+    int rc;
+
+    if (!qpc_identity_address_valid(address) ||
+        qpc_config_parse_addr(address, host, sizeof(host), &p) < 0) {
+        snprintf(err, errlen, "bad server address '%s' (want host:port)", address);
+        return QPC_ERR_INVALID;
+    }
+    if (s != NULL && s->conn != NULL && strcmp(s->address, address) == 0)
+        return 0;
+    if (s != NULL)
+        session_close(cl);
+    s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return QPC_ERR_NOMEM;
+    s->cl = cl;
+    snprintf(s->address, sizeof(s->address), "%s", address);
+    ev_timer_init(&s->reconnect, reconnect_cb, RECONNECT_S, 0.0);
+    s->reconnect.data = cl;
+    cl->session = s;
+    if (qpc_identity_server_note(cl->id, address, now_ms(), NULL) == 0)
+        cl->id_dirty = true;
+    snprintf(port, sizeof(port), "%u", p);
+    if (getaddrinfo(host, port, &hints, &res) != 0 || res == NULL) {
+        snprintf(err, errlen, "cannot resolve %s", host);
+        ev_timer_start(cl->loop, &s->reconnect);
+        return QPC_ERR_NOT_FOUND;
+    }
+    pinned = qpc_identity_server_key(cl->id, address, key) == 0;
+    rc = qpc_quic_connect(cl->ep, res->ai_addr, res->ai_addrlen, QPC_ALPN_CLIENT,
+                          pinned ? key : NULL, cl, &s->conn);
+    freeaddrinfo(res);
+    if (rc < 0) {
+        s->conn = NULL;
+        snprintf(err, errlen, "cannot connect to %s: %s", address, qpc_strerror(rc));
+        ev_timer_start(cl->loop, &s->reconnect);
+    }
+    return rc;
+}
+
+void session_close(struct client *cl)
+{
+    struct session *s = cl->session;
+    struct pending *p, *tmp;
+
+    if (s == NULL)
+        return;
+    s->closing = true;
+    ev_timer_stop(cl->loop, &s->reconnect);
+    if (s->conn != NULL) {
+        /* on_closed runs later from the loop; detach so it finds no session. */
+        qpc_quic_conn_set_user(s->conn, NULL);
+        qpc_quic_conn_close(s->conn, QPC_QUIC_APP_NO_ERROR, "bye");
+        if (s->up)
+            node_session_changed(cl, false);
+    }
+    HASH_ITER(hh, s->pending, p, tmp) {
+        HASH_DEL(s->pending, p);
+        free(p);
+    }
+    free(s);
+    cl->session = NULL;
+}
+
+int session_enqueue(struct client *cl, const struct qpc_envelope *env, const char *domain)
+{
+    struct session *s = cl->session;
+    Qpc__ClientRequest req = QPC__CLIENT_REQUEST__INIT;
+    Qpc__EnqueueRequest er = QPC__ENQUEUE_REQUEST__INIT;
+    Qpc__EnqueueItem item = QPC__ENQUEUE_ITEM__INIT;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    struct pending *p;
+    int rc;
+
+    if (!session_up(cl))
+        return QPC_ERR_CLOSED;
+    rc = qpc_envelope_encode(env, &buf, &len);
+    if (rc < 0)
+        return rc;
+    item.recipient.data = (uint8_t *)env->recipient;
+    item.recipient.len = QPC_KEY_LEN;
+    item.domain = (char *)(domain != NULL ? domain : "");
+    item.envelope.data = buf;
+    item.envelope.len = len;
+    er.item = &item;
+    req.body_case = QPC__CLIENT_REQUEST__BODY_ENQUEUE;
+    req.enqueue = &er;
+    rc = send_request(s, &req);
+    free(buf);
+    if (rc < 0)
+        return rc;
+    p = pending_add(s, PEND_ENQUEUE);
+    if (p != NULL) {
+        memcpy(p->key, env->recipient, QPC_KEY_LEN);
+        memcpy(p->id, env->id, QPC_ID_LEN);
+        p->mine = memcmp(env->sender, qpc_identity_public_key(cl->id), QPC_KEY_LEN) == 0;
+    }
+    return 0;
+}
+
+void session_peer_info(struct client *cl, const uint8_t key[static QPC_KEY_LEN])
+{
+    struct session *s = cl->session;
+    Qpc__ClientRequest req = QPC__CLIENT_REQUEST__INIT;
+    Qpc__PeerInfoRequest pi = QPC__PEER_INFO_REQUEST__INIT;
+    struct pending *p;
+
+    pi.key.data = (uint8_t *)key;
+    pi.key.len = QPC_KEY_LEN;
+    req.body_case = QPC__CLIENT_REQUEST__BODY_PEER_INFO;
+    req.peer_info = &pi;
+    if (send_request(s, &req) < 0)
+        return;
+    p = pending_add(s, PEND_PEER_INFO);
+    if (p != NULL)
+        memcpy(p->key, key, QPC_KEY_LEN);
+}

@@ -1,0 +1,217 @@
+/*
+ * qpc_p2p_inject: a hostile or replaying P2P peer for the client's integration tests.
+ * It dials a listening qpc over quicprochat/p2p/1 with a fresh identity and sends
+ * crafted envelopes, printing the ack status the client answers for each:
+ *
+ *   qpc_p2p_inject HOST:PORT PEER_KEY_HEX MODE...
+ *
+ * MODE is one of (several may follow each other, sent in order on one connection):
+ *   valid     a correct message "inject valid N"
+ *   replay    the previous valid envelope again, byte for byte
+ *   forged    a correct envelope whose signature has one bit flipped
+ *   impostor  an envelope claiming another sender's key (signed with ours)
+ *   expired   correctly signed, created two minutes ago with a 60 s TTL
+ *   future    correctly signed, created one hour in the future
+ * Output: one line "ack MODE STATUS" per envelope (STATUS as in proto Status, numeric).
+ * Exit status: 0 all acks arrived, 1 usage/setup failure, 3 connection failed, 4 timeout.
+ */
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <ev.h>
+#include <sodium.h>
+
+#include "qpc.pb-c.h"
+#include "qpc/config.h"
+#include "qpc/envelope.h"
+#include "qpc/error.h"
+#include "qpc/quic.h"
+
+#define MAX_MODES 16
+
+struct inj {
+    struct ev_loop *loop;
+    uint8_t pk[32], sk[64], peer[32];
+    struct qpc_box_cache *box;
+    char **modes;
+    int nmodes, acks;
+    int64_t sid;
+    uint8_t *last_valid;
+    size_t last_valid_len;
+    int rc;
+};
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Builds the encoded envelope for one mode (caller frees *out). */
+static int build(struct inj *in, const char *mode, int n, uint8_t **out, size_t *len)
+{
+    struct qpc_envelope env = { 0 };
+    char text[64];
+    uint8_t *box = NULL;
+    size_t blen = 0;
+    uint64_t created = now_ms();
+    uint32_t ttl = 3600;
+    int rc;
+
+    if (strcmp(mode, "replay") == 0) {
+        if (in->last_valid == NULL)
+            return QPC_ERR_INVALID;
+        *out = malloc(in->last_valid_len);
+        memcpy(*out, in->last_valid, in->last_valid_len);
+        *len = in->last_valid_len;
+        return 0;
+    }
+    if (strcmp(mode, "expired") == 0) {
+        created -= 120000;
+        ttl = 60;
+    } else if (strcmp(mode, "future") == 0) {
+        created += 3600000;
+    }
+    snprintf(text, sizeof(text), "inject %s %d", mode, n);
+    rc = qpc_box_seal(in->box, in->peer, (const uint8_t *)text, strlen(text), &box, &blen);
+    if (rc == 0)
+        rc = qpc_envelope_init(&env, in->sk, in->peer, NULL, created, ttl, 8, box, blen);
+    free(box);
+    if (rc < 0)
+        return rc;
+    if (strcmp(mode, "forged") == 0) {
+        env.signature[10] ^= 0x01;
+    } else if (strcmp(mode, "impostor") == 0) {
+        uint8_t opk[32], osk[64];
+
+        crypto_sign_keypair(opk, osk);
+        memcpy(env.sender, opk, 32);
+        /* Re-hash the id for the new sender but keep OUR signature: verify must fail. */
+        uint8_t sig[64];
+        memcpy(sig, env.signature, 64);
+        qpc_envelope_sign(&env, osk);
+        memcpy(env.signature, sig, 64);
+    }
+    rc = qpc_envelope_encode(&env, out, len);
+    if (rc == 0 && strcmp(mode, "valid") == 0) {
+        free(in->last_valid);
+        in->last_valid = malloc(*len);
+        memcpy(in->last_valid, *out, *len);
+        in->last_valid_len = *len;
+    }
+    qpc_envelope_clear(&env);
+    return rc;
+}
+
+static int on_connected(struct qpc_quic_conn *c, const char *alpn, const uint8_t *key, void *user)
+{
+    struct inj *in = user;
+
+    if (qpc_quic_conn_open_stream(c, &in->sid) < 0)
+        return 1;
+    for (int i = 0; i < in->nmodes; i++) {
+        Qpc__P2pFrame f = QPC__P2P_FRAME__INIT;
+        uint8_t *env = NULL, *buf;
+        size_t elen = 0, flen;
+
+        if (build(in, in->modes[i], i, &env, &elen) < 0) {
+            fprintf(stderr, "cannot build %s\n", in->modes[i]);
+            in->rc = 1;
+            ev_break(in->loop, EVBREAK_ALL);
+            return 0;
+        }
+        f.body_case = QPC__P2P_FRAME__BODY_ENVELOPE;
+        f.envelope.data = env;
+        f.envelope.len = elen;
+        flen = qpc__p2p_frame__get_packed_size(&f);
+        buf = malloc(flen);
+        qpc__p2p_frame__pack(&f, buf);
+        qpc_quic_conn_send_frame(c, in->sid, buf, flen);
+        free(buf);
+        free(env);
+    }
+    return 0;
+}
+
+static void on_frame(struct qpc_quic_conn *c, int64_t sid, const uint8_t *d, size_t n, void *user)
+{
+    struct inj *in = user;
+    Qpc__P2pFrame *f = qpc__p2p_frame__unpack(NULL, n, d);
+
+    if (f != NULL && f->body_case == QPC__P2P_FRAME__BODY_ACK && in->acks < in->nmodes) {
+        printf("ack %s %d\n", in->modes[in->acks], (int)f->ack->status);
+        fflush(stdout);
+        if (++in->acks == in->nmodes) {
+            in->rc = 0;
+            ev_break(in->loop, EVBREAK_ALL);
+        }
+    }
+    if (f != NULL)
+        qpc__p2p_frame__free_unpacked(f, NULL);
+}
+
+static void on_closed(struct qpc_quic_conn *c, const struct qpc_quic_close_info *info, void *user)
+{
+    struct inj *in = user;
+
+    if (in->acks < in->nmodes) {
+        fprintf(stderr, "connection ended: %s\n", qpc_strerror(info->err));
+        in->rc = 3;
+        ev_break(in->loop, EVBREAK_ALL);
+    }
+}
+
+static void timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    ev_break(loop, EVBREAK_ALL);
+}
+
+int main(int argc, char **argv)
+{
+    struct inj in = { .rc = 4 };
+    struct qpc_quic_config cfg = { 0 };
+    struct qpc_quic_endpoint *ep = NULL;
+    char host[300], port[8];
+    uint16_t p;
+    struct addrinfo hints = { .ai_socktype = SOCK_DGRAM }, *res = NULL;
+    ev_timer to;
+
+    if (argc < 4 || argc - 3 > MAX_MODES || sodium_init() < 0 ||
+        qpc_config_parse_addr(argv[1], host, sizeof(host), &p) < 0 ||
+        qpc_key_from_hex(in.peer, argv[2]) < 0) {
+        fprintf(stderr, "usage: qpc_p2p_inject HOST:PORT PEER_KEY MODE...\n");
+        return 1;
+    }
+    in.modes = argv + 3;
+    in.nmodes = argc - 3;
+    crypto_sign_keypair(in.pk, in.sk);
+    in.box = qpc_box_cache_new(in.sk);
+    in.loop = EV_DEFAULT;
+    snprintf(port, sizeof(port), "%u", p);
+    if (getaddrinfo(host, port, &hints, &res) != 0)
+        return 1;
+    cfg.bind_addr = res->ai_family == AF_INET ? "0.0.0.0" : "::";
+    cfg.identity_sk = in.sk;
+    cfg.cb.on_connected = on_connected;
+    cfg.cb.on_frame = on_frame;
+    cfg.cb.on_closed = on_closed;
+    cfg.user = &in;
+    if (qpc_quic_endpoint_new(&ep, in.loop, &cfg) < 0 ||
+        qpc_quic_connect(ep, res->ai_addr, res->ai_addrlen, QPC_ALPN_P2P, in.peer, &in, NULL) < 0) {
+        fprintf(stderr, "cannot connect\n");
+        return 1;
+    }
+    freeaddrinfo(res);
+    ev_timer_init(&to, timeout_cb, 20.0, 0.0);
+    ev_timer_start(in.loop, &to);
+    ev_run(in.loop, 0);
+    qpc_quic_endpoint_free(ep);
+    qpc_box_cache_free(in.box);
+    free(in.last_valid);
+    return in.rc;
+}
