@@ -23,6 +23,7 @@
 
 #include "qpc/envelope.h"
 #include "qpc/error.h"
+#include "qpc/pbarena.h"
 #include "qpc.pb-c.h"
 
 /* Domain strings, NUL included, so neither can be a prefix of the other or of a TLS
@@ -38,6 +39,10 @@ static const char SIGN_DOMAIN[] = "quicprochat/envelope-id/v1";
                         QPC_TOPIC_MAX + 8 + 4 + 4 + 4)
 /* Canonical strings up to this size are built on the stack (no malloc on the hot path). */
 #define CANON_STACK_MAX 4096
+
+/* Stack room for an unpacked envelope: the message struct and every field of one with
+ * a payload of up to about 3 KiB. */
+#define DECODE_SCRATCH 4096
 
 /* Largest protobuf we parse at all: the payload cap plus generous room for the rest. */
 #define WIRE_MAX (QPC_PAYLOAD_MAX + 1024)
@@ -340,7 +345,8 @@ int qpc_envelope_encode(const struct qpc_envelope *env, uint8_t **out, size_t *o
 }
 
 /* Copies the unpacked message into env, checking every length. */
-static int from_wire(struct qpc_envelope *env, Qpc__MeshEnvelope *msg)
+static int from_wire(struct qpc_envelope *env, Qpc__MeshEnvelope *msg,
+                     const struct qpc_pbarena *arena)
 {
     if (msg->version != QPC_ENVELOPE_VERSION)
         return QPC_ERR_VERSION;
@@ -369,12 +375,18 @@ static int from_wire(struct qpc_envelope *env, Qpc__MeshEnvelope *msg)
     env->ttl_s = msg->ttl;
     env->hop_count = msg->hop_count;
     env->max_hops = msg->max_hops;
-    /* Take the payload buffer instead of copying it: unpack with the default allocator
-     * malloc'd it, and free_unpacked skips a NULL data pointer. */
     if (msg->payload.len > 0) {
-        env->payload = msg->payload.data;
+        if (qpc_pbarena_owns(arena, msg->payload.data)) {
+            if ((env->payload = malloc(msg->payload.len)) == NULL)
+                return QPC_ERR_NOMEM;
+            memcpy(env->payload, msg->payload.data, msg->payload.len);
+        } else {
+            /* A large payload was malloc'd by the arena's fallback: take it instead of
+             * copying it; free_unpacked skips a NULL data pointer. */
+            env->payload = msg->payload.data;
+            msg->payload.data = NULL;
+        }
         env->payload_len = msg->payload.len;
-        msg->payload.data = NULL;
         msg->payload.len = 0;
     }
     return 0;
@@ -382,14 +394,19 @@ static int from_wire(struct qpc_envelope *env, Qpc__MeshEnvelope *msg)
 
 int qpc_envelope_decode(struct qpc_envelope *env, const uint8_t *buf, size_t len)
 {
+    /* The unpacked message lives only in this call: its pieces come from the stack
+     * (one malloc, for the payload, instead of one per field); larger ones from malloc. */
+    _Alignas(16) uint8_t scratch[DECODE_SCRATCH];
+    struct qpc_pbarena arena;
     Qpc__MeshEnvelope *msg = NULL;
     int ret = QPC_ERR_TOO_LARGE;
 
     memset(env, 0, sizeof(*env));
+    qpc_pbarena_init(&arena, scratch, sizeof(scratch));
     if (len > WIRE_MAX)
         goto out;
     ret = QPC_ERR_INVALID;
-    if ((msg = qpc__mesh_envelope__unpack(NULL, len, buf)) == NULL)
+    if ((msg = qpc__mesh_envelope__unpack(&arena.allocator, len, buf)) == NULL)
         goto out;
     /* Only the fields encode() writes, each once, minimal varints, no explicit defaults.
      * Re-packing is never longer than the input, so equal sizes prove it. This also
@@ -398,7 +415,7 @@ int qpc_envelope_decode(struct qpc_envelope *env, const uint8_t *buf, size_t len
      * along, and a later format changes `version` anyway. */
     if (msg->base.n_unknown_fields != 0 || qpc__mesh_envelope__get_packed_size(msg) != len)
         goto out;
-    if ((ret = from_wire(env, msg)) != 0)
+    if ((ret = from_wire(env, msg, &arena)) != 0)
         goto out;
     if ((ret = check_shape(env)) != 0)
         goto out;
@@ -408,7 +425,7 @@ int qpc_envelope_decode(struct qpc_envelope *env, const uint8_t *buf, size_t len
         ret = QPC_ERR_BAD_SIGNATURE;
 out:
     if (msg != NULL)
-        qpc__mesh_envelope__free_unpacked(msg, NULL);
+        qpc__mesh_envelope__free_unpacked(msg, &arena.allocator);
     if (ret != 0)
         qpc_envelope_clear(env);
     return ret;

@@ -1,5 +1,6 @@
 /*
- * mdns.c: mDNS / DNS-SD announcement and discovery of quicprochat nodes on avahi-core.
+ * mdns.c: mDNS / DNS-SD announcement and discovery of quicprochat nodes and peers on
+ * avahi-core.
  *
  * Each process embeds an Avahi responder (AvahiServer) that runs on the process's
  * libev loop through mdns_poll.c. The one idea: Avahi is a state machine driven by
@@ -8,9 +9,10 @@
  * a collision (under an alternative name), and whenever our addresses change. There
  * are two record groups: the host group (A/AAAA of our host name, which we publish
  * ourselves to avoid Avahi's reverse PTR records; see docs/mdns.md) and the service
- * group (PTR, SRV, TXT). Browsing keeps one resolver per instance seen, keyed by
- * interface, protocol and name, so a goodbye can be reported with the data the caller
- * saw when the instance was added.
+ * group (PTR, SRV, TXT) of the one announced instance, whose type and TXT set the
+ * caller chooses. Browsing runs one Avahi browser per service type asked for and keeps
+ * one resolver per instance seen, keyed by browser, interface, protocol and name, so a
+ * goodbye can be reported with the data the caller saw when the instance was added.
  */
 #include <ifaddrs.h>
 #include <net/if.h>
@@ -41,21 +43,41 @@
 #include "qpc/log.h"
 #include "qpc/mdns.h"
 
-#define TXT_VALUE_MAX 200      /* a TXT string is at most 255 bytes including "key=" */
+#define TXT_VALUE_MAX 200      /* node TXT values (server=, domain=): the old, tighter limit */
 #define HOST_ADDRS_MAX 32      /* addresses we publish for our host name */
 #define ADDR_RESCAN_S 5.0      /* how often interface addresses are checked for changes */
 #define SEEN_MAX 512           /* instances tracked (one resolver each); more are ignored */
 #define AVAHI_LOG_BURST 10     /* avahi-core lines logged per window ... */
 #define AVAHI_LOG_WINDOW_S 60  /* ... the rest are counted and reported once */
 
-/* One instance seen by the browser; the hash key names it on one interface/protocol. */
+#define SEEN_KEY_MAX (48 + AVAHI_LABEL_MAX * 4)
+
+/* One service type being browsed, with its caller's callback. */
+struct browser {
+    char *type;                   /* NULL: slot free */
+    AvahiSServiceBrowser *avahi;
+    qpc_mdns_browse_cb cb;
+    void *arg;
+    struct qpc_mdns *m;
+};
+
+/* Resolved data of one instance; every string is owned here. */
+struct seen_data {
+    char *host, *address, *ver, *server, *domain;
+    char *txt_key[QPC_MDNS_TXT_MAX], *txt_value[QPC_MDNS_TXT_MAX];
+    size_t txt_count;
+};
+
+/* One instance seen by a browser; the hash key names it on one interface/protocol. */
 struct seen_service {
-    char key[32 + AVAHI_LABEL_MAX * 4];
+    char key[SEEN_KEY_MAX];
     AvahiSServiceResolver *resolver;
     bool reported; /* reported as added, so its removal is reported too */
-    struct qpc_mdns_service svc; /* strings below are owned here */
-    char *name, *host, *address, *ver, *server, *domain;
-    struct qpc_mdns *m;
+    struct qpc_mdns_service svc; /* points into name, br->type and d */
+    struct qpc_mdns_txt txt[QPC_MDNS_TXT_MAX];
+    char *name;
+    struct seen_data d;
+    struct browser *br;
     UT_hash_handle hh;
 };
 
@@ -90,17 +112,15 @@ struct qpc_mdns {
     /* announcement: what the caller asked for, and the records that carry it */
     bool announcing;
     char *instance;  /* current name: the caller's, or an alternative after a collision */
+    char *type;      /* service type announced */
     uint16_t port;
-    char *txt_server;
-    char *txt_domain;
+    AvahiStringList *txt; /* the caller's TXT records (Avahi keeps lists reversed) */
     AvahiSEntryGroup *group;
     bool established;
 
     /* browsing */
-    AvahiSServiceBrowser *browser;
-    qpc_mdns_browse_cb browse_cb;
-    void *browse_arg;
-    struct seen_service *seen; /* uthash */
+    struct browser browsers[QPC_MDNS_BROWSE_TYPES_MAX];
+    struct seen_service *seen; /* uthash, over every browser */
 };
 
 static int err_from_avahi(int aerr)
@@ -273,35 +293,23 @@ static int publish_host(struct qpc_mdns *m, AvahiServer *s)
  */
 static int publish_service(struct qpc_mdns *m, AvahiServer *s)
 {
-    AvahiStringList *txt = NULL;
     AvahiProtocol proto = m->use_ipv6 ? AVAHI_PROTO_UNSPEC : AVAHI_PROTO_INET;
-    int ret = QPC_ERR_NOMEM;
     int aerr = AVAHI_ERR_COLLISION;
+    int ret;
 
-    if (m->group == NULL && (m->group = avahi_s_entry_group_new(s, group_changed, m)) == NULL) {
-        ret = fail_avahi(m, avahi_server_errno(s));
-        goto cleanup;
-    }
+    if (m->group == NULL && (m->group = avahi_s_entry_group_new(s, group_changed, m)) == NULL)
+        return fail_avahi(m, avahi_server_errno(s));
     m->established = false;
-    txt = avahi_string_list_add_pair(txt, "ver", QPC_MDNS_TXT_VERSION);
-    txt = avahi_string_list_add_pair(txt, "server", m->txt_server);
-    if (m->txt_domain != NULL)
-        txt = avahi_string_list_add_pair(txt, "domain", m->txt_domain);
-    if (txt == NULL)
-        goto cleanup;
     while (aerr == AVAHI_ERR_COLLISION) {
         avahi_s_entry_group_reset(m->group);
         aerr = avahi_server_add_service_strlst(s, m->group, AVAHI_IF_UNSPEC, proto, 0, m->instance,
-                                               QPC_MDNS_SERVICE_TYPE, NULL, m->host_fqdn, m->port, txt);
+                                               m->type, NULL, m->host_fqdn, m->port, m->txt);
         if (aerr == AVAHI_ERR_COLLISION && (ret = rename_to_alternative(&m->instance, false)) != 0)
-            goto cleanup;
+            return ret;
     }
     if (aerr == AVAHI_OK)
         aerr = avahi_s_entry_group_commit(m->group);
-    ret = fail_avahi(m, aerr);
-cleanup:
-    avahi_string_list_free(txt);
-    return ret;
+    return fail_avahi(m, aerr);
 }
 
 static int publish_all(struct qpc_mdns *m, AvahiServer *s)
@@ -390,29 +398,83 @@ static void server_changed(AvahiServer *s, AvahiServerState state, void *userdat
     }
 }
 
-int qpc_mdns_announce(struct qpc_mdns *m, const char *instance, uint16_t port, const char *server,
-                      const char *domain)
+/* RFC 6763 §6.4: a key is printable US-ASCII other than '=', at least one character. */
+static bool txt_key_valid(const char *key)
 {
-    char *name = NULL, *srv = NULL, *dom = NULL;
+    if (key == NULL || key[0] == '\0')
+        return false;
+    for (const char *c = key; *c != '\0'; c++)
+        if (*c < 0x20 || *c > 0x7e || *c == '=')
+            return false;
+    return true;
+}
+
+/*
+ * "_name._udp" or "_name._tcp" with a service name of 1 to 15 letters, digits and
+ * hyphens (RFC 6335 §5.1; Avahi's own check lets longer names through).
+ */
+static bool service_type_valid(const char *type)
+{
+    size_t n;
+
+    if (type == NULL || type[0] != '_' || !avahi_is_valid_service_type_strict(type))
+        return false;
+    n = strcspn(type + 1, ".");
+    if (n == 0 || n > 15 || (strcmp(type + 1 + n, "._udp") != 0 && strcmp(type + 1 + n, "._tcp") != 0))
+        return false;
+    for (size_t i = 1; i <= n; i++)
+        if (!(type[i] == '-' || (type[i] >= 'a' && type[i] <= 'z') || (type[i] >= 'A' && type[i] <= 'Z') ||
+              (type[i] >= '0' && type[i] <= '9')))
+            return false;
+    return true;
+}
+
+static bool announcement_valid(const struct qpc_mdns_announcement *a, const char *type)
+{
+    if (a->instance == NULL || a->instance[0] == '\0' || strlen(a->instance) > QPC_MDNS_LABEL_MAX ||
+        a->port == 0 || !service_type_valid(type) || a->txt_count > QPC_MDNS_TXT_MAX ||
+        (a->txt_count > 0 && a->txt == NULL))
+        return false;
+    for (size_t i = 0; i < a->txt_count; i++) {
+        if (!txt_key_valid(a->txt[i].key) || a->txt[i].value == NULL ||
+            strlen(a->txt[i].key) + 1 + strlen(a->txt[i].value) > QPC_MDNS_TXT_ITEM_MAX)
+            return false;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(a->txt[i].key, a->txt[j].key) == 0)
+                return false;
+    }
+    return true;
+}
+
+int qpc_mdns_announce_service(struct qpc_mdns *m, const struct qpc_mdns_announcement *a)
+{
+    const char *type = a != NULL && a->type != NULL ? a->type : QPC_MDNS_SERVICE_TYPE;
+    char *name = NULL, *typ = NULL;
+    AvahiStringList *txt = NULL;
     int ret = QPC_ERR_INVALID;
 
-    if (instance == NULL || instance[0] == '\0' || strlen(instance) > QPC_MDNS_LABEL_MAX ||
-        port == 0 || server == NULL || server[0] == '\0' || strlen(server) > TXT_VALUE_MAX ||
-        (domain != NULL && strlen(domain) > TXT_VALUE_MAX))
+    if (m == NULL || a == NULL || !announcement_valid(a, type))
         goto cleanup;
     ret = QPC_ERR_NOMEM;
-    name = strdup(instance);
-    srv = strdup(server);
-    dom = (domain != NULL && domain[0] != '\0') ? strdup(domain) : NULL;
-    if (name == NULL || srv == NULL || (domain != NULL && domain[0] != '\0' && dom == NULL))
+    name = strdup(a->instance);
+    typ = strdup(type);
+    if (name == NULL || typ == NULL)
         goto cleanup;
+    for (size_t i = 0; i < a->txt_count; i++) {
+        AvahiStringList *more = avahi_string_list_add_pair(txt, a->txt[i].key, a->txt[i].value);
+
+        if (more == NULL)
+            goto cleanup;
+        txt = more;
+    }
     qpc_mdns_withdraw(m);
     m->instance = name;
-    m->txt_server = srv;
-    m->txt_domain = dom;
-    m->port = port;
+    m->type = typ;
+    m->txt = txt;
+    m->port = a->port;
     m->announcing = true;
-    name = srv = dom = NULL;
+    name = typ = NULL;
+    txt = NULL;
     ret = 0;
     if (avahi_server_get_state(m->server) == AVAHI_SERVER_RUNNING)
         ret = publish_all(m, m->server);
@@ -420,9 +482,26 @@ int qpc_mdns_announce(struct qpc_mdns *m, const char *instance, uint16_t port, c
         qpc_mdns_withdraw(m);
 cleanup:
     free(name);
-    free(srv);
-    free(dom);
+    free(typ);
+    avahi_string_list_free(txt);
     return ret;
+}
+
+int qpc_mdns_announce(struct qpc_mdns *m, const char *instance, uint16_t port, const char *server,
+                      const char *domain)
+{
+    struct qpc_mdns_txt txt[3] = {
+        { "ver", QPC_MDNS_TXT_VERSION }, { "server", server }, { "domain", domain },
+    };
+    struct qpc_mdns_announcement a = {
+        .type = QPC_MDNS_SERVICE_TYPE, .instance = instance, .port = port, .txt = txt,
+        .txt_count = domain != NULL && domain[0] != '\0' ? 3 : 2,
+    };
+
+    if (server == NULL || server[0] == '\0' || strlen(server) > TXT_VALUE_MAX ||
+        (domain != NULL && strlen(domain) > TXT_VALUE_MAX))
+        return QPC_ERR_INVALID;
+    return qpc_mdns_announce_service(m, &a);
 }
 
 int qpc_mdns_withdraw(struct qpc_mdns *m)
@@ -435,9 +514,10 @@ int qpc_mdns_withdraw(struct qpc_mdns *m)
     m->group = m->host_group = NULL;
     m->announcing = m->established = m->host_established = false;
     free(m->instance);
-    free(m->txt_server);
-    free(m->txt_domain);
-    m->instance = m->txt_server = m->txt_domain = NULL;
+    free(m->type);
+    avahi_string_list_free(m->txt);
+    m->instance = m->type = NULL;
+    m->txt = NULL;
     return 0;
 }
 
@@ -463,46 +543,114 @@ const char *qpc_mdns_last_error(const struct qpc_mdns *m)
 
 /* ---- browsing -------------------------------------------------------------------- */
 
-static void seen_clear_data(struct seen_service *e)
+static void seen_data_clear(struct seen_data *d)
 {
-    free(e->host);
-    free(e->address);
-    free(e->ver);
-    free(e->server);
-    free(e->domain);
-    e->host = e->address = e->ver = e->server = e->domain = NULL;
+    free(d->host);
+    free(d->address);
+    free(d->ver);
+    free(d->server);
+    free(d->domain);
+    for (size_t i = 0; i < d->txt_count; i++) {
+        free(d->txt_key[i]);
+        free(d->txt_value[i]);
+    }
+    memset(d, 0, sizeof(*d));
 }
 
 static void seen_free(struct seen_service *e)
 {
     if (e->resolver != NULL)
         avahi_s_service_resolver_free(e->resolver);
-    seen_clear_data(e);
+    seen_data_clear(&e->d);
     free(e->name);
     free(e);
 }
 
 /*
- * Copies the value of TXT key into *out (NULL when absent). Returns 0 or QPC_ERR_NOMEM.
- * A value containing NUL bytes is cut at the first one.
+ * Splits one TXT string into a copied key and value ("" when there is no '='). A value
+ * containing NUL bytes is cut at the first one. Returns 0, 1 (not a key=value string:
+ * empty key; skip it) or QPC_ERR_NOMEM.
  */
-static int txt_value(AvahiStringList *txt, const char *key, char **out)
+static int txt_pair(AvahiStringList *item, char **key, char **value)
 {
-    AvahiStringList *item = avahi_string_list_find(txt, key);
     char *k = NULL, *v = NULL;
     int ret = 0;
 
-    *out = NULL;
-    if (item == NULL)
-        return 0;
+    *key = *value = NULL;
     if (avahi_string_list_get_pair(item, &k, &v, NULL) < 0)
         return QPC_ERR_NOMEM;
-    *out = strdup(v != NULL ? v : "");
-    if (*out == NULL)
-        ret = QPC_ERR_NOMEM;
+    if (k == NULL || k[0] == '\0') {
+        ret = 1;
+    } else {
+        *key = strdup(k);
+        *value = strdup(v != NULL ? v : "");
+        if (*key == NULL || *value == NULL) {
+            free(*key);
+            free(*value);
+            *key = *value = NULL;
+            ret = QPC_ERR_NOMEM;
+        }
+    }
     avahi_free(k);
     avahi_free(v);
     return ret;
+}
+
+/* The value of TXT key among the pairs copied so far, or NULL. */
+static const char *txt_find(const struct seen_data *d, const char *key)
+{
+    for (size_t i = 0; i < d->txt_count; i++)
+        if (strcmp(d->txt_key[i], key) == 0)
+            return d->txt_value[i];
+    return NULL;
+}
+
+/* Copies the value of TXT key into *out (NULL when absent). Returns 0 or QPC_ERR_NOMEM. */
+static int txt_value(const struct seen_data *d, const char *key, char **out)
+{
+    const char *v = txt_find(d, key);
+
+    *out = v != NULL ? strdup(v) : NULL;
+    return v != NULL && *out == NULL ? QPC_ERR_NOMEM : 0;
+}
+
+/*
+ * Copies every TXT pair into d in the order announced. Avahi keeps a string list in
+ * reverse order (parsed ones too), so the list is walked backwards by first counting.
+ * Only the first QPC_MDNS_TXT_MAX pairs are kept. Returns 0 or QPC_ERR_NOMEM.
+ */
+static int txt_copy_all(struct seen_data *d, AvahiStringList *txt)
+{
+    AvahiStringList *items[QPC_MDNS_TXT_MAX];
+    unsigned total = avahi_string_list_length(txt);
+    unsigned skip = total > QPC_MDNS_TXT_MAX ? total - QPC_MDNS_TXT_MAX : 0;
+    size_t n = 0;
+    int ret = 0;
+
+    /* The list's first element is the wire's last: drop the surplus from the front. */
+    for (AvahiStringList *i = txt; i != NULL; i = avahi_string_list_get_next(i)) {
+        if (skip > 0) {
+            skip--;
+            continue;
+        }
+        items[n++] = i;
+    }
+    while (n > 0 && ret >= 0) {
+        char **k = &d->txt_key[d->txt_count], **v = &d->txt_value[d->txt_count];
+
+        ret = txt_pair(items[--n], k, v);
+        if (ret != 0)
+            continue;
+        if (txt_find(d, *k) != NULL) {
+            /* A key given twice counts once (RFC 6763 §6.4: the first one wins). */
+            free(*k);
+            free(*v);
+            *k = *v = NULL;
+            continue;
+        }
+        d->txt_count++;
+    }
+    return ret < 0 ? ret : 0;
 }
 
 /*
@@ -514,7 +662,7 @@ static int seen_fill(struct seen_service *e, const char *host, const AvahiAddres
                      AvahiStringList *txt, AvahiIfIndex iface, AvahiLookupResultFlags flags)
 {
     char addr[AVAHI_ADDRESS_STR_MAX];
-    struct seen_service fresh = { 0 };
+    struct seen_data fresh = { 0 };
     int ret = QPC_ERR_NOMEM;
 
     avahi_address_snprint(addr, sizeof(addr), a);
@@ -522,25 +670,32 @@ static int seen_fill(struct seen_service *e, const char *host, const AvahiAddres
     fresh.address = strdup(addr);
     if (fresh.host == NULL || fresh.address == NULL)
         goto cleanup;
-    if ((ret = txt_value(txt, "ver", &fresh.ver)) != 0 ||
-        (ret = txt_value(txt, "server", &fresh.server)) != 0 ||
-        (ret = txt_value(txt, "domain", &fresh.domain)) != 0)
+    if ((ret = txt_copy_all(&fresh, txt)) != 0 || (ret = txt_value(&fresh, "ver", &fresh.ver)) != 0 ||
+        (ret = txt_value(&fresh, "server", &fresh.server)) != 0 ||
+        (ret = txt_value(&fresh, "domain", &fresh.domain)) != 0)
         goto cleanup;
-    seen_clear_data(e);
-    e->host = fresh.host;
-    e->address = fresh.address;
-    e->ver = fresh.ver;
-    e->server = fresh.server;
-    e->domain = fresh.domain;
-    fresh.host = fresh.address = fresh.ver = fresh.server = fresh.domain = NULL;
+    seen_data_clear(&e->d);
+    e->d = fresh;
+    memset(&fresh, 0, sizeof(fresh));
+    for (size_t i = 0; i < e->d.txt_count; i++)
+        e->txt[i] = (struct qpc_mdns_txt){ e->d.txt_key[i], e->d.txt_value[i] };
     e->svc = (struct qpc_mdns_service){
-        .name = e->name, .host = e->host, .address = e->address, .port = port,
-        .ifindex = iface, .is_local = (flags & AVAHI_LOOKUP_RESULT_LOCAL) != 0,
-        .ver = e->ver, .server = e->server, .domain = e->domain,
+        .type = e->br->type, .name = e->name, .host = e->d.host, .address = e->d.address,
+        .port = port, .ifindex = iface, .is_local = (flags & AVAHI_LOOKUP_RESULT_LOCAL) != 0,
+        .ver = e->d.ver, .server = e->d.server, .domain = e->d.domain,
+        .txt = e->txt, .txt_count = e->d.txt_count,
     };
 cleanup:
-    seen_clear_data(&fresh);
+    seen_data_clear(&fresh);
     return ret;
+}
+
+const char *qpc_mdns_service_txt(const struct qpc_mdns_service *svc, const char *key)
+{
+    for (size_t i = 0; svc != NULL && key != NULL && i < svc->txt_count; i++)
+        if (strcmp(svc->txt[i].key, key) == 0)
+            return svc->txt[i].value;
+    return NULL;
 }
 
 static void resolved(AvahiSServiceResolver *r, AvahiIfIndex iface, AvahiProtocol proto,
@@ -549,37 +704,39 @@ static void resolved(AvahiSServiceResolver *r, AvahiIfIndex iface, AvahiProtocol
                      AvahiLookupResultFlags flags, void *userdata)
 {
     struct seen_service *e = userdata;
+    struct browser *br = e->br;
 
     /* A timeout or failure is not final: the resolver keeps listening and reports
      * FOUND if the records arrive later. Removal comes from the browser. */
     if (event != AVAHI_RESOLVER_FOUND)
         return;
     if (seen_fill(e, host, a, port, txt, iface, flags) != 0) {
-        e->m->last_error = "out of memory while resolving";
+        br->m->last_error = "out of memory while resolving";
         return;
     }
     e->reported = true;
-    e->m->browse_cb(&e->svc, true, e->m->browse_arg);
+    br->cb(&e->svc, true, br->arg);
     (void)r, (void)proto, (void)name, (void)type, (void)domain;
 }
 
-static void seen_key(char key[static 32 + AVAHI_LABEL_MAX * 4], AvahiIfIndex iface,
+static void seen_key(char key[static SEEN_KEY_MAX], const struct browser *br, AvahiIfIndex iface,
                      AvahiProtocol proto, const char *name)
 {
-    snprintf(key, 32 + AVAHI_LABEL_MAX * 4, "%d/%d/%s", iface, proto, name);
+    snprintf(key, SEEN_KEY_MAX, "%d/%d/%d/%s", (int)(br - br->m->browsers), iface, proto, name);
 }
 
 static void browsed(AvahiSServiceBrowser *b, AvahiIfIndex iface, AvahiProtocol proto,
                     AvahiBrowserEvent event, const char *name, const char *type, const char *domain,
                     AvahiLookupResultFlags flags, void *userdata)
 {
-    struct qpc_mdns *m = userdata;
+    struct browser *br = userdata;
+    struct qpc_mdns *m = br->m;
     struct seen_service *e = NULL;
-    char key[32 + AVAHI_LABEL_MAX * 4];
+    char key[SEEN_KEY_MAX];
 
     if (event != AVAHI_BROWSER_NEW && event != AVAHI_BROWSER_REMOVE)
         return; /* CACHE_EXHAUSTED, ALL_FOR_NOW: nothing to do; FAILURE: kept in last_error */
-    seen_key(key, iface, proto, name);
+    seen_key(key, br, iface, proto, name);
     HASH_FIND_STR(m->seen, key, e);
     if (event == AVAHI_BROWSER_NEW && e == NULL) {
         if (HASH_COUNT(m->seen) >= SEEN_MAX) {
@@ -590,7 +747,7 @@ static void browsed(AvahiSServiceBrowser *b, AvahiIfIndex iface, AvahiProtocol p
         if (e == NULL || (e->name = strdup(name)) == NULL)
             goto nomem;
         memcpy(e->key, key, sizeof(key));
-        e->m = m;
+        e->br = br;
         e->resolver = avahi_s_service_resolver_new(m->server, iface, proto, name, type, domain,
                                                    proto, 0, resolved, e);
         if (e->resolver == NULL)
@@ -601,7 +758,7 @@ static void browsed(AvahiSServiceBrowser *b, AvahiIfIndex iface, AvahiProtocol p
     } else if (event == AVAHI_BROWSER_REMOVE && e != NULL) {
         HASH_DEL(m->seen, e);
         if (e->reported)
-            m->browse_cb(&e->svc, false, m->browse_arg);
+            br->cb(&e->svc, false, br->arg);
         seen_free(e);
     }
     (void)b, (void)flags;
@@ -612,30 +769,56 @@ nomem:
         seen_free(e);
 }
 
-int qpc_mdns_browse_start(struct qpc_mdns *m, qpc_mdns_browse_cb cb, void *arg)
+int qpc_mdns_browse_type_start(struct qpc_mdns *m, const char *type, qpc_mdns_browse_cb cb,
+                               void *arg)
 {
     AvahiProtocol proto = m->use_ipv6 ? AVAHI_PROTO_UNSPEC : AVAHI_PROTO_INET;
+    struct browser *free_slot = NULL;
 
-    if (cb == NULL)
+    if (cb == NULL || !service_type_valid(type))
         return QPC_ERR_INVALID;
-    if (m->browser != NULL)
-        return QPC_ERR_EXISTS;
-    m->browse_cb = cb;
-    m->browse_arg = arg;
-    m->browser = avahi_s_service_browser_new(m->server, AVAHI_IF_UNSPEC, proto,
-                                             QPC_MDNS_SERVICE_TYPE, NULL, 0, browsed, m);
-    if (m->browser == NULL)
+    for (size_t i = QPC_MDNS_BROWSE_TYPES_MAX; i-- > 0;) {
+        struct browser *br = &m->browsers[i];
+
+        if (br->type == NULL)
+            free_slot = br;
+        else if (strcmp(br->type, type) == 0)
+            return QPC_ERR_EXISTS;
+    }
+    if (free_slot == NULL)
+        return QPC_ERR_STORE_FULL;
+    if ((free_slot->type = strdup(type)) == NULL)
+        return QPC_ERR_NOMEM;
+    free_slot->cb = cb;
+    free_slot->arg = arg;
+    free_slot->m = m;
+    free_slot->avahi = avahi_s_service_browser_new(m->server, AVAHI_IF_UNSPEC, proto, type, NULL, 0,
+                                                   browsed, free_slot);
+    if (free_slot->avahi == NULL) {
+        free(free_slot->type);
+        free_slot->type = NULL;
         return err_from_avahi(avahi_server_errno(m->server));
+    }
     return 0;
+}
+
+int qpc_mdns_browse_start(struct qpc_mdns *m, qpc_mdns_browse_cb cb, void *arg)
+{
+    return qpc_mdns_browse_type_start(m, QPC_MDNS_SERVICE_TYPE, cb, arg);
 }
 
 void qpc_mdns_browse_stop(struct qpc_mdns *m)
 {
     struct seen_service *e, *tmp;
 
-    if (m->browser != NULL)
-        avahi_s_service_browser_free(m->browser);
-    m->browser = NULL;
+    for (size_t i = 0; i < QPC_MDNS_BROWSE_TYPES_MAX; i++) {
+        struct browser *br = &m->browsers[i];
+
+        if (br->avahi != NULL)
+            avahi_s_service_browser_free(br->avahi);
+        free(br->type);
+        memset(br, 0, sizeof(*br));
+    }
     HASH_ITER(hh, m->seen, e, tmp) {
         HASH_DEL(m->seen, e);
         seen_free(e);

@@ -27,7 +27,7 @@
 #include "qpc/error.h"
 #include "qpc/queue.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 #define PAGE_MAX 10000   /* largest fetch/due page */
 #define WAL_CHECKPOINT_PAGES 4000
 
@@ -37,12 +37,18 @@
  *
  * The schema is shaped for write cost, because with group commit the fsync is cheap and
  * the pages a transaction dirties are what remains: queue rows name their recipient by a
- * small integer (recipients.rid), and duplicates are found through an index on the first
- * 8 bytes of the id (idh) with the full (rid, id) compared in the row. Envelope ids are
- * SHA-256, so inserts land at random places of that index; 8-byte keys keep it ~7 times
- * smaller than a (recipient, id) index and a batch touches that many fewer pages.
- * Uniqueness of (rid, id) is kept by qpc_queue_commit, the only writer of queue rows,
- * inside its BEGIN IMMEDIATE transaction.
+ * small integer (recipients.rid), and duplicates are found through the expiry index,
+ * (expires_at, idh) with idh the first 8 bytes of the id, the full (rid, id) compared in
+ * the row. A retry carries the same expiry as the original (both come from the
+ * envelope, whose id covers created_at and ttl), so it finds the original there.
+ * Envelope ids are SHA-256: an index led by the id takes every insert at a random page,
+ * and a group commit of N rows then dirties (and writes to the WAL, and later
+ * checkpoints) up to N of its leaf pages. Led by the expiry, which grows with time,
+ * inserts land together at the end, and expire's range delete uses the same index, so
+ * each row feeds two indexes instead of three. Uniqueness of (rid, id) is kept by
+ * qpc_queue_commit, the only writer of queue rows, inside its BEGIN IMMEDIATE
+ * transaction. (Schema version 1 had separate idh and expires_at indexes; opening such
+ * a file replaces them.)
  *
  * recipients also holds each queue's counters; totals row 0 counts the queue, row 1 the
  * outbox. Deletes (ack, expire, any path) are counted by triggers. Queue inserts happen
@@ -58,8 +64,7 @@ static const char SCHEMA[] =
     "  rid INTEGER NOT NULL, idh INTEGER NOT NULL, id BLOB NOT NULL,"
     "  expires_at INTEGER NOT NULL, blob BLOB NOT NULL);"
     "CREATE INDEX queue_by_recipient ON queue(rid);"   /* (rid, seq): seq is the rowid */
-    "CREATE INDEX queue_by_id ON queue(idh);"
-    "CREATE INDEX queue_by_expiry ON queue(expires_at);"
+    "CREATE INDEX queue_by_expiry_id ON queue(expires_at, idh);"
     "CREATE TABLE totals(k INTEGER PRIMARY KEY, items INTEGER NOT NULL, bytes INTEGER NOT NULL);"
     "INSERT INTO totals VALUES(0, 0, 0), (1, 0, 0);"
     "CREATE TRIGGER queue_removed AFTER DELETE ON queue BEGIN"
@@ -102,7 +107,8 @@ static const char *const STMT_SQL[S_COUNT] = {
     [S_RCPT] = "SELECT rid, items, bytes FROM recipients WHERE key = ?1",
     [S_RCPT_ADD] = "INSERT INTO recipients(key) VALUES(?1)",
     [S_RCPT_GC] = "DELETE FROM recipients WHERE items <= 0",
-    [S_FIND] = "SELECT seq FROM queue WHERE idh = ?1 AND rid = ?2 AND id = ?3",
+    [S_FIND] = "SELECT seq FROM queue INDEXED BY queue_by_expiry_id"
+               " WHERE expires_at = ?4 AND idh = ?1 AND rid = ?2 AND id = ?3",
     [S_USAGE] = "SELECT items, bytes FROM recipients WHERE key = ?1",
     [S_TOTALS] = "SELECT items, bytes FROM totals WHERE k = ?1",
     [S_INSERT] = "INSERT INTO queue(rid, idh, id, expires_at, blob) VALUES(?1, ?2, ?3, ?4, ?5)",
@@ -231,7 +237,29 @@ static void apply_defaults(struct qpc_queue_limits *l)
         l->retry_cap_ms = QPC_QUEUE_RETRY_CAP_DEFAULT_MS;
 }
 
-/* Reads PRAGMA user_version; creates the schema in a fresh file. */
+/* Version 1 -> 2: the idh and expires_at indexes become one (expires_at, idh) index. */
+static const char MIGRATE_1_TO_2[] =
+    "BEGIN IMMEDIATE;"
+    "DROP INDEX queue_by_id;"
+    "DROP INDEX queue_by_expiry;"
+    "CREATE INDEX queue_by_expiry_id ON queue(expires_at, idh);"
+    "PRAGMA user_version = 2;"
+    "COMMIT;";
+
+/* Runs a multi-statement script in its own transaction; rolls back on failure. */
+static int exec_script(struct qpc_queue *q, const char *sql, const char *what)
+{
+    int ret = 0;
+
+    if (sqlite3_exec(q->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+        ret = db_fail(q, what);
+        if (!sqlite3_get_autocommit(q->db))
+            sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    return ret;
+}
+
+/* Reads PRAGMA user_version; creates the schema in a fresh file, upgrades an older one. */
 static int ensure_schema(struct qpc_queue *q)
 {
     sqlite3_stmt *st = NULL;
@@ -252,10 +280,9 @@ static int ensure_schema(struct qpc_queue *q)
         char sql[sizeof(SCHEMA) + 96];
         snprintf(sql, sizeof(sql), "BEGIN IMMEDIATE;%sPRAGMA user_version = %d;COMMIT;",
                  SCHEMA, SCHEMA_VERSION);
-        if (sqlite3_exec(q->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
-            ret = db_fail(q, "create schema");
-            sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
-        }
+        ret = exec_script(q, sql, "create schema");
+    } else if (version == 1) {
+        ret = exec_script(q, MIGRATE_1_TO_2, "upgrade schema 1 to 2");
     }
 out:
     sqlite3_finalize(st);
@@ -593,6 +620,18 @@ static int64_t id_head(const uint8_t *id)
     return h;
 }
 
+/* Looks up the seq of an already stored (rid, id, expires_at). */
+static int find_queue_row(struct qpc_queue *q, int64_t rid, struct staged *s, bool *found)
+{
+    sqlite3_stmt *st = stmt(q, S_FIND);
+
+    sqlite3_bind_int64(st, 1, id_head(s->id));
+    sqlite3_bind_int64(st, 2, rid);
+    sqlite3_bind_blob(st, 3, s->id, QPC_ID_LEN, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)s->expires_at_ms);
+    return find_existing(q, st, found, &s->seq);
+}
+
 /*
  * Stores one queue write inside the open transaction. A refusal goes to s->status; only
  * a database failure is returned (it aborts the whole batch).
@@ -606,11 +645,7 @@ static int store_queue_item(struct qpc_queue *q, struct batch *b, struct staged 
 
     if ((ret = batch_recipient(q, b, s->recipient, &t)) != 0)
         return ret;
-    st = stmt(q, S_FIND);
-    sqlite3_bind_int64(st, 1, id_head(s->id));
-    sqlite3_bind_int64(st, 2, t->rid);
-    sqlite3_bind_blob(st, 3, s->id, QPC_ID_LEN, SQLITE_STATIC);
-    if ((ret = find_existing(q, st, &found, &s->seq)) != 0 || found)
+    if ((ret = find_queue_row(q, t->rid, s, &found)) != 0 || found)
         return ret;   /* a retry of a stored write: success, same seq */
 
     if (t->items + 1 > q->limits.max_items_per_recipient ||

@@ -96,7 +96,7 @@ wait_for "server:   127.0.0.1:7999"
 run "/mesh add $CK $CADDR carol"
 wait_for "added peer ${CK:0:12}"
 run "/mesh peers"
-wait_for "peer $CK"
+wait_for "peer ${CK:0:12}  carol  (direct|client) $CADDR"
 tmux send-keys -t "$S" -l -- "/mesh send ${CK:0:6}"
 tmux send-keys -t "$S" Tab
 wait_for "qpc> /mesh send $CK"

@@ -1,6 +1,7 @@
 /*
  * test_mdns.c: the libev AvahiPoll adapter, and qpc_mdns announcing, browsing, goodbyes
- * and collision renames between responders in one process.
+ * and collision renames between responders in one process; a node's fixed TXT set and a
+ * peer's own service type and TXT set, browsed side by side.
  *
  * The responder tests run inside a private network namespace the test makes for itself
  * (unshare(CLONE_NEWNET), loopback only), so no packet leaves the test; they need root
@@ -285,8 +286,12 @@ static struct qpc_mdns *responder(struct ev_loop *loop, const char *host_label)
 struct sighting {
     int added, removed;
     char name[QPC_MDNS_LABEL_MAX + 8];
+    char type[64];
     char ver[8], server[64], domain[64], host[80];
     uint16_t port;
+    size_t txt_count;
+    char txt[QPC_MDNS_TXT_MAX][96]; /* "key=value" as reported, in order */
+    char peer_via_lookup[80];       /* qpc_mdns_service_txt(svc, "peer") */
 };
 
 static void copy_or_empty(char *dst, size_t size, const char *src)
@@ -307,7 +312,12 @@ static void on_service(const struct qpc_mdns_service *svc, bool added, void *arg
     copy_or_empty(s->server, sizeof(s->server), svc->server);
     copy_or_empty(s->domain, sizeof(s->domain), svc->domain);
     copy_or_empty(s->host, sizeof(s->host), svc->host);
+    copy_or_empty(s->type, sizeof(s->type), svc->type);
+    copy_or_empty(s->peer_via_lookup, sizeof(s->peer_via_lookup), qpc_mdns_service_txt(svc, "peer"));
     s->port = svc->port;
+    s->txt_count = svc->txt_count;
+    for (size_t i = 0; i < svc->txt_count && i < QPC_MDNS_TXT_MAX; i++)
+        snprintf(s->txt[i], sizeof(s->txt[i]), "%s=%s", svc->txt[i].key, svc->txt[i].value);
 }
 
 static bool seen_added(void *arg)
@@ -342,6 +352,12 @@ static void test_mdns_browser_resolves_announcement_and_sees_goodbye(void **stat
     assert_string_equal(s.host, "qpc-node0001.local");
     assert_int_equal(s.port, 7000);
     assert_int_equal(s.removed, 0);
+    /* The node's TXT set is exactly these three, in this order. */
+    assert_string_equal(s.type, QPC_MDNS_SERVICE_TYPE);
+    assert_int_equal(s.txt_count, 3);
+    assert_string_equal(s.txt[0], "ver=1");
+    assert_string_equal(s.txt[1], "server=10.201.0.1:7000");
+    assert_string_equal(s.txt[2], "domain=nodeA.mesh.local");
 
     assert_int_equal(qpc_mdns_withdraw(node), 0);
     assert_null(qpc_mdns_announced_name(node));
@@ -440,6 +456,155 @@ static void test_mdns_announce_refuses_bad_arguments(void **state)
     ev_loop_destroy(loop);
 }
 
+#define PEER_HEX "1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f809"
+
+struct two_sightings {
+    struct sighting nodes, peers;
+};
+
+static bool saw_node_and_peer(void *arg)
+{
+    struct two_sightings *t = arg;
+
+    return t->nodes.added > 0 && t->peers.added > 0;
+}
+
+/*
+ * A client announces its own service type with its own TXT set; a browser of both types
+ * gets the node through the node callback and the peer through the peer callback, each
+ * with every TXT pair in the order announced, and neither type leaks into the other.
+ */
+static void test_mdns_browses_each_type_with_its_own_callback_and_every_txt_pair(void **state)
+{
+    struct ev_loop *loop;
+    struct qpc_mdns *node, *peer, *client;
+    struct two_sightings t = { 0 };
+    const struct qpc_mdns_txt txt[] = {
+        { "ver", "1" }, { "peer", PEER_HEX }, { "p2p", "10.201.0.7:41000" }, { "x-empty", "" },
+    };
+    const struct qpc_mdns_announcement a = {
+        .type = QPC_MDNS_P2P_SERVICE_TYPE, .instance = "peer-1a2b3c4d", .port = 41000,
+        .txt = txt, .txt_count = 4,
+    };
+
+    NEED_NETNS(state);
+    loop = ev_loop_new(EVFLAG_AUTO);
+    node = responder(loop, "qpc-tnode001");
+    peer = responder(loop, "qpc-tpeer001");
+    client = responder(loop, "qpc-tclnt001");
+    assert_int_equal(qpc_mdns_announce(node, "nodeB", 7000, "10.201.0.1:7000", "b.mesh.local"), 0);
+    assert_int_equal(qpc_mdns_announce_service(peer, &a), 0);
+    assert_int_equal(qpc_mdns_browse_start(client, on_service, &t.nodes), 0);
+    assert_int_equal(qpc_mdns_browse_type_start(client, QPC_MDNS_P2P_SERVICE_TYPE, on_service, &t.peers), 0);
+    assert_int_equal(qpc_mdns_browse_type_start(client, QPC_MDNS_P2P_SERVICE_TYPE, on_service, &t.peers),
+                     QPC_ERR_EXISTS);
+
+    assert_true(run_until(loop, saw_node_and_peer, &t));
+    assert_string_equal(t.peers.type, QPC_MDNS_P2P_SERVICE_TYPE);
+    assert_string_equal(t.peers.name, "peer-1a2b3c4d");
+    assert_string_equal(t.peers.host, "qpc-tpeer001.local");
+    assert_int_equal(t.peers.port, 41000);
+    assert_int_equal(t.peers.txt_count, 4);
+    assert_string_equal(t.peers.txt[0], "ver=1");
+    assert_string_equal(t.peers.txt[1], "peer=" PEER_HEX);
+    assert_string_equal(t.peers.txt[2], "p2p=10.201.0.7:41000");
+    assert_string_equal(t.peers.txt[3], "x-empty=");
+    assert_string_equal(t.peers.peer_via_lookup, PEER_HEX);
+    assert_string_equal(t.peers.ver, "1");
+    assert_string_equal(t.peers.server, ""); /* no server= in a peer's set */
+    assert_string_equal(t.nodes.type, QPC_MDNS_SERVICE_TYPE);
+    assert_string_equal(t.nodes.name, "nodeB");
+    assert_int_equal(t.nodes.txt_count, 3);
+    assert_string_equal(t.nodes.peer_via_lookup, "");
+    /* Each callback saw only its type (the other instance never came through it). */
+    assert_int_equal(t.nodes.added, 1);
+    assert_int_equal(t.peers.added, 1);
+
+    /* The peer leaves: only the peer callback hears of it. */
+    qpc_mdns_withdraw(peer);
+    assert_true(run_until(loop, seen_removed, &t.peers));
+    assert_int_equal(t.nodes.removed, 0);
+    assert_string_equal(t.peers.txt[1], "peer=" PEER_HEX); /* the data last reported */
+
+    qpc_mdns_free(client);
+    qpc_mdns_free(peer);
+    qpc_mdns_free(node);
+    ev_loop_destroy(loop);
+}
+
+static void test_mdns_announce_service_refuses_bad_type_and_txt(void **state)
+{
+    struct ev_loop *loop;
+    struct qpc_mdns *m;
+    struct qpc_mdns_txt txt[QPC_MDNS_TXT_MAX + 1];
+    char long_value[QPC_MDNS_TXT_ITEM_MAX];
+    struct qpc_mdns_announcement a = { .type = QPC_MDNS_P2P_SERVICE_TYPE, .instance = "p", .port = 1,
+                                       .txt = txt, .txt_count = 1 };
+
+    NEED_NETNS(state);
+    loop = ev_loop_new(EVFLAG_AUTO);
+    m = responder(loop, "qpc-args0002");
+    for (size_t i = 0; i <= QPC_MDNS_TXT_MAX; i++)
+        txt[i] = (struct qpc_mdns_txt){ "k", "v" };
+    assert_int_equal(qpc_mdns_announce_service(m, NULL), QPC_ERR_INVALID);
+    a.type = "_this-name-is-too-long._udp"; /* more than 15 characters */
+    assert_int_equal(qpc_mdns_announce_service(m, &a), QPC_ERR_INVALID);
+    a.type = "quicprochat";
+    assert_int_equal(qpc_mdns_announce_service(m, &a), QPC_ERR_INVALID);
+    a.type = QPC_MDNS_P2P_SERVICE_TYPE;
+    txt[0].key = "a=b";
+    assert_int_equal(qpc_mdns_announce_service(m, &a), QPC_ERR_INVALID);
+    txt[0].key = "";
+    assert_int_equal(qpc_mdns_announce_service(m, &a), QPC_ERR_INVALID);
+    txt[0].key = "tab\there";
+    assert_int_equal(qpc_mdns_announce_service(m, &a), QPC_ERR_INVALID);
+    txt[0] = (struct qpc_mdns_txt){ "k", NULL };
+    assert_int_equal(qpc_mdns_announce_service(m, &a), QPC_ERR_INVALID);
+    txt[0] = (struct qpc_mdns_txt){ "k", "v" };
+    a.txt_count = 2; /* "k" twice */
+    assert_int_equal(qpc_mdns_announce_service(m, &a), QPC_ERR_INVALID);
+    a.txt_count = QPC_MDNS_TXT_MAX + 1;
+    assert_int_equal(qpc_mdns_announce_service(m, &a), QPC_ERR_INVALID);
+    memset(long_value, 'v', sizeof(long_value) - 1);
+    long_value[sizeof(long_value) - 1] = '\0';   /* "k=" + 254 bytes: one too many */
+    txt[0] = (struct qpc_mdns_txt){ "k", long_value };
+    a.txt_count = 1;
+    assert_int_equal(qpc_mdns_announce_service(m, &a), QPC_ERR_INVALID);
+    assert_null(qpc_mdns_announced_name(m));
+    /* A valid one goes through; a later bad one leaves it announced. */
+    txt[0] = (struct qpc_mdns_txt){ "ver", "1" };
+    assert_int_equal(qpc_mdns_announce_service(m, &a), 0);
+    assert_string_equal(qpc_mdns_announced_name(m), "p");
+    a.port = 0;
+    assert_int_equal(qpc_mdns_announce_service(m, &a), QPC_ERR_INVALID);
+    assert_string_equal(qpc_mdns_announced_name(m), "p");
+    qpc_mdns_free(m);
+    ev_loop_destroy(loop);
+}
+
+static void test_mdns_browse_type_start_refuses_bad_type_and_too_many_types(void **state)
+{
+    struct ev_loop *loop;
+    struct qpc_mdns *m;
+    struct sighting s = { 0 };
+    const char *types[] = { "_qa._udp", "_qb._udp", "_qc._udp", "_qd._udp" };
+
+    NEED_NETNS(state);
+    loop = ev_loop_new(EVFLAG_AUTO);
+    m = responder(loop, "qpc-args0003");
+    assert_int_equal(qpc_mdns_browse_type_start(m, NULL, on_service, &s), QPC_ERR_INVALID);
+    assert_int_equal(qpc_mdns_browse_type_start(m, "not a type", on_service, &s), QPC_ERR_INVALID);
+    assert_int_equal(qpc_mdns_browse_type_start(m, "_qa._udp", NULL, &s), QPC_ERR_INVALID);
+    for (size_t i = 0; i < QPC_MDNS_BROWSE_TYPES_MAX; i++)
+        assert_int_equal(qpc_mdns_browse_type_start(m, types[i], on_service, &s), 0);
+    assert_int_equal(qpc_mdns_browse_type_start(m, "_qe._udp", on_service, &s), QPC_ERR_STORE_FULL);
+    /* Stopping frees every slot. */
+    qpc_mdns_browse_stop(m);
+    assert_int_equal(qpc_mdns_browse_type_start(m, "_qe._udp", on_service, &s), 0);
+    qpc_mdns_free(m);
+    ev_loop_destroy(loop);
+}
+
 struct log_count {
     int avahi_lines, suppressed_lines, with_control_bytes;
 };
@@ -511,6 +676,9 @@ int main(void)
         cmocka_unit_test(test_mdns_renames_instance_when_name_is_taken),
         cmocka_unit_test(test_mdns_same_host_label_on_one_machine_is_no_conflict),
         cmocka_unit_test(test_mdns_announce_refuses_bad_arguments),
+        cmocka_unit_test(test_mdns_browses_each_type_with_its_own_callback_and_every_txt_pair),
+        cmocka_unit_test(test_mdns_announce_service_refuses_bad_type_and_txt),
+        cmocka_unit_test(test_mdns_browse_type_start_refuses_bad_type_and_too_many_types),
     };
     int failed = cmocka_run_group_tests_name("mdns_poll", pure, NULL, NULL);
 

@@ -11,9 +11,12 @@
  * Rows of the delivery queue belong to a recipient (a 32-byte Ed25519 public key) and
  * carry a sequence number that is never reused, so a client pages with "after seq".
  * Every read and delete takes the recipient key: there is no call that touches another
- * recipient's rows. Enqueueing the same (recipient, id) twice stores one row and reports
- * success both times, so a client that retries after a lost acknowledgement does not
- * create a duplicate (while the first copy is still queued).
+ * recipient's rows. Enqueueing the same (recipient, id) twice, with the same expiry,
+ * stores one row and reports success both times, so a client that retries after a lost
+ * acknowledgement does not create a duplicate (while the first copy is still queued).
+ * The expiry is part of the match because duplicates are looked up through the expiry
+ * index; a retry of an envelope has the same expiry, since the id covers created_at
+ * and ttl.
  *
  * The outbox holds envelopes to forward to another node (federation): rows are due at
  * next_attempt_ms, failed attempts are retried with capped exponential back-off and

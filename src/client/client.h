@@ -8,7 +8,7 @@
  *              sending with end-to-end acks, receiving, store-and-forward, flooding,
  *              relay fallback, routing table
  *   session.c  the connection to a qpc-server (ALPN quicprochat/client/1)
- *   discover.c mDNS browsing for nodes
+ *   discover.c mDNS: browsing for nodes and peers, announcing this peer
  *   output.c   events shown to the user: plain lines, JSON lines, or above the prompt
  *   repl.c     the interactive REPL (libedit), its command table and completion
  * Everything runs on the loop; nothing blocks except the short synchronous SQLite
@@ -87,7 +87,7 @@ struct peer_state;         /* what the node knows live about one peer (node.c) *
 struct inflight;           /* sent, waiting for its ack (node.c) */
 struct persisted;          /* envelope id -> outbox row (state.c) */
 struct session;            /* the server connection (session.c) */
-struct discover;           /* mDNS browser (discover.c) */
+struct discover;           /* mDNS browser and announcement (discover.c) */
 
 struct client {
     int kind;                            /* 0; a struct link starts with a nonzero kind, so
@@ -163,6 +163,13 @@ void node_input_from_server(struct client *cl, const uint8_t *buf, size_t len, c
 /* A peer was seen at address (mDNS, server): dial it if something is waiting for it. */
 void node_peer_seen(struct client *cl, const uint8_t key[static QPC_KEY_LEN], const char *addr,
                     enum qpc_peer_source src);
+/*
+ * A peer announced itself on mDNS with key at addr: a claim, not a proof. Notes it in the
+ * directory and routing table where that cannot displace verified knowledge, and dials
+ * it (expecting key in the TLS handshake) if anything is held for it, or to make a mesh
+ * link when my key is the smaller one.
+ */
+void node_peer_discovered(struct client *cl, const uint8_t key[static QPC_KEY_LEN], const char *addr);
 /* Dials every directory peer with an address (mesh links). */
 void node_dial_known(struct client *cl);
 /* A relayed QUIC packet from peer key came in through the server. */
@@ -183,6 +190,8 @@ bool session_up(const struct client *cl);
 const char *session_address(const struct client *cl);
 /* Enqueues an envelope at the server for recipient (domain "" = the server's own). */
 int session_enqueue(struct client *cl, const struct qpc_envelope *env, const char *domain);
+/* Hands a broadcast envelope (already hopped) to the server to flood on. 0 when sent. */
+int session_broadcast(struct client *cl, const struct qpc_envelope *env);
 /* Sends one relayed QUIC packet to peer key. 0 or nonzero when dropped. */
 int session_relay_send(struct client *cl, const uint8_t key[static QPC_KEY_LEN],
                        const uint8_t *pkt, size_t len);
@@ -196,10 +205,18 @@ void session_on_datagram(struct client *cl, const uint8_t *d, size_t n);
 void session_on_closed(struct client *cl, const struct qpc_quic_close_info *info);
 
 /* ---- discover.c ---- */
+/* Browses for nodes and peers; announces this peer too when the node listens (cl->ep). */
 int discover_start(struct client *cl, char *err, size_t errlen);
 void discover_stop(struct client *cl);
 /* Prints the nodes and peers seen (for /mesh peers). Returns how many. */
 size_t discover_print(struct client *cl);
+/* How long `qpc send` looks on mDNS for a peer id not in the directory. */
+#define DISCOVER_WAIT_S 5.0
+/* Hex digits a typed prefix needs to pick a peer known only from mDNS (64 bits: a
+ * stranger cannot make a key that matches, as a short prefix can be matched by grinding). */
+#define DISCOVER_PREFIX_MIN 16
+/* False when typed text picked p by a prefix too short for a peer known only from mDNS. */
+bool discover_prefix_trusted(const struct qpc_peer *p, const char *typed);
 
 /* ---- output.c ---- */
 void emit(struct client *cl, const struct event *ev);

@@ -96,7 +96,14 @@ static void run_until_done(struct client *cl, const bool *done, double timeout)
     }
 }
 
-static int resolve_peer_arg(struct client *cl, const char *text, uint8_t key[static QPC_KEY_LEN])
+/*
+ * Resolves a typed peer id: a full key, or a unique prefix of a known peer (a peer known
+ * only from mDNS needs a prefix a stranger cannot grind, discover_prefix_trusted). With
+ * report, says why it failed. Returns 0, QPC_ERR_NOT_FOUND, QPC_ERR_AMBIGUOUS,
+ * QPC_ERR_REFUSED (prefix too short for an mDNS-only peer) or QPC_ERR_INVALID.
+ */
+static int resolve_peer_arg(struct client *cl, const char *text, uint8_t key[static QPC_KEY_LEN],
+                            bool report)
 {
     const struct qpc_peer *p = NULL;
     char err[512];
@@ -105,14 +112,47 @@ static int resolve_peer_arg(struct client *cl, const char *text, uint8_t key[sta
     if (strlen(text) == 64 && qpc_key_from_hex(key, text) == 0)
         return 0;
     rc = qpc_identity_peer_find(cl->id, text, &p, err, sizeof(err));
+    if (rc == 0 && !discover_prefix_trusted(p, text)) {
+        rc = QPC_ERR_REFUSED;
+        snprintf(err, sizeof(err), "'%s' matches a peer known only from mDNS: give at least %d hex "
+                 "digits of its id", text, DISCOVER_PREFIX_MIN);
+    }
     if (rc == 0) {
         memcpy(key, p->key, QPC_KEY_LEN);
         return 0;
     }
-    fprintf(stderr, "qpc: %s\n", rc == QPC_ERR_AMBIGUOUS ? err
-                                  : rc == QPC_ERR_NOT_FOUND ? "no known peer matches that id"
-                                                            : "not a peer id (hex)");
+    if (report)
+        fprintf(stderr, "qpc: %s\n", rc == QPC_ERR_AMBIGUOUS || rc == QPC_ERR_REFUSED ? err
+                                      : rc == QPC_ERR_NOT_FOUND ? "no known peer matches that id"
+                                                                : "not a peer id (hex)");
     return rc;
+}
+
+/*
+ * A peer id not in the directory may belong to a peer announcing itself on the link:
+ * with mDNS on, the node runs (started here) for up to DISCOVER_WAIT_S while discovery
+ * fills the directory. Returns what resolve_peer_arg returns, having reported it.
+ */
+static int resolve_peer_discovering(struct client *cl, const char *text, uint8_t key[static QPC_KEY_LEN],
+                                    bool *started)
+{
+    int rc = resolve_peer_arg(cl, text, key, false);
+    ev_tstamp end;
+
+    *started = false;
+    if (rc != QPC_ERR_NOT_FOUND || !cl->cc->mdns_enabled || g_opts.no_mdns)
+        return rc == 0 ? 0 : resolve_peer_arg(cl, text, key, true);
+    if (start_node(cl, true) != EXIT_OK)
+        return QPC_ERR_IO;
+    *started = true;
+    end = ev_now(cl->loop) + DISCOVER_WAIT_S;
+    while (rc == QPC_ERR_NOT_FOUND && !cl->stop && cl->discover != NULL) {
+        ev_now_update(cl->loop);
+        if (ev_now(cl->loop) >= end || !ev_run(cl->loop, EVRUN_ONCE))
+            break;
+        rc = resolve_peer_arg(cl, text, key, false);
+    }
+    return rc == 0 ? 0 : resolve_peer_arg(cl, text, key, true);
 }
 
 /* ---- subcommands -------------------------------------------------------------------- */
@@ -255,6 +295,7 @@ static int sub_send(struct client *cl, int argc, char **argv)
     uint8_t key[QPC_KEY_LEN];
     char text[65536] = "";
     size_t used = 0;
+    bool started;
     int rc;
 
     if (argc < 3) {
@@ -270,9 +311,12 @@ static int sub_send(struct client *cl, int argc, char **argv)
     rc = open_state(cl, true);
     if (rc != EXIT_OK)
         return rc;
-    if (resolve_peer_arg(cl, argv[1], key) < 0)
+    rc = resolve_peer_discovering(cl, argv[1], key, &started);
+    if (rc == QPC_ERR_IO)
+        return EXIT_FAIL;
+    if (rc < 0)
         return EXIT_NO_PEER;
-    rc = start_node(cl, true);
+    rc = started ? EXIT_OK : start_node(cl, true);
     if (rc != EXIT_OK)
         return rc;
     cl->watch = send_watch;
@@ -357,9 +401,11 @@ static int sub_broadcast(struct client *cl, int argc, char **argv)
         fprintf(stderr, "qpc: cannot broadcast: %s\n", qpc_strerror(rc));
         return EXIT_USAGE;
     }
-    printf("broadcast on #%s to %zu link%s\n", argv[1], node_link_count(cl), node_link_count(cl) == 1 ? "" : "s");
+    printf("broadcast on #%s to %zu link%s%s%s\n", argv[1], node_link_count(cl),
+           node_link_count(cl) == 1 ? "" : "s", session_up(cl) ? " and server " : "",
+           session_up(cl) ? session_address(cl) : "");
     run_until_done(cl, &never, g_opts.timeout_s > 0 ? g_opts.timeout_s : 2.0);
-    return node_link_count(cl) > 0 ? EXIT_OK : EXIT_QUEUED;
+    return node_link_count(cl) > 0 || session_up(cl) ? EXIT_OK : EXIT_QUEUED;
 }
 
 static int sub_repl(struct client *cl, int argc, char **argv)
@@ -414,7 +460,7 @@ static void usage(FILE *out)
                  "  --config FILE         qpc.toml to read\n"
                  "  --log-level LEVEL     error, warn, info, debug\n"
                  "  --KEY VALUE           any key of qpc.toml (see below)\n"
-                 "  --no-mdns             do not browse mDNS\n"
+                 "  --no-mdns             no mDNS: neither browse nor announce\n"
                  "  --json                machine-readable output (identity, listen)\n"
                  "  --timeout SECONDS     how long send/broadcast/listen wait\n"
                  "  --count N             listen: exit after N messages\n"

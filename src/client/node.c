@@ -18,8 +18,9 @@
  * link, once up, takes the traffic.
  *
  * Broadcasts flood: each node verifies once (dedup by id first), shows it if it holds
- * the channel key, and passes it on to every other link with hop_count + 1 until
- * max_hops. Nodes keep live broadcasts in the store and hand them to peers they meet later.
+ * the channel key, and passes it on to every other link -- and to its server, unless it
+ * came from there -- with hop_count + 1 until max_hops. Nodes keep live broadcasts in the
+ * store and hand them to peers (and a server) they meet later.
  */
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -39,6 +40,7 @@
 #define REDIAL_MAX_MS 30000u
 #define DIRECT_RETRY_MS 5000u          /* while relayed, try direct this often */
 #define GC_INTERVAL_MS 60000u
+#define MDNS_ONLY_PEERS_MAX 256        /* directory entries mDNS claims alone may create */
 
 enum conn_kind { CONN_P2P = 1 };
 
@@ -632,6 +634,82 @@ void node_peer_seen(struct client *cl, const uint8_t key[static QPC_KEY_LEN], co
         dial_direct(cl, ps);
 }
 
+/* Directory entries known from mDNS claims alone (no handshake, not typed in). */
+static size_t mdns_only_peers(const struct client *cl)
+{
+    const struct qpc_peer *p = NULL;
+    size_t n = 0;
+
+    while ((p = qpc_identity_peer_next(cl->id, p)) != NULL)
+        n += p->source == QPC_PEER_SOURCE_MDNS;
+    return n;
+}
+
+struct queue_probe {
+    const uint8_t *key;
+    bool found;
+};
+
+static int queue_for_cb(void *ctx, const struct qpc_store_queue_info *q)
+{
+    struct queue_probe *probe = ctx;
+
+    probe->found |= q->recipient != NULL && memcmp(q->recipient, probe->key, QPC_KEY_LEN) == 0;
+    return probe->found;
+}
+
+/* Is anything held for key: queued in the store, or parked without a link? */
+static bool something_waits(struct client *cl, const uint8_t key[static QPC_KEY_LEN])
+{
+    struct queue_probe probe = { key, false };
+    struct inflight *f, *tmp;
+
+    HASH_ITER(hh, cl->inflight, f, tmp) {
+        probe.found |= f->link == NULL && memcmp(f->env.recipient, key, QPC_KEY_LEN) == 0;
+    }
+    if (!probe.found)
+        qpc_store_foreach_queue(cl->store, queue_for_cb, &probe);
+    return probe.found;
+}
+
+void node_peer_discovered(struct client *cl, const uint8_t key[static QPC_KEY_LEN], const char *addr)
+{
+    const struct qpc_peer *p;
+    struct peer_state *ps;
+    struct qpc_route r;
+    struct link *l;
+    bool have;
+
+    if (memcmp(key, my_key(cl), QPC_KEY_LEN) == 0 || addr == NULL || !qpc_identity_address_valid(addr))
+        return;
+    /*
+     * Anyone on the link can claim any key at any address. So a claim may add a peer we
+     * do not know yet (while few entries are mDNS-only, so claims cannot crowd the
+     * directory) or an address to a peer known only from mDNS, and a route where we have
+     * none better; it never displaces what a handshake or the user taught us. Dialling
+     * with the claimed key as the expected TLS key is what proves it.
+     */
+    p = qpc_identity_peer_get(cl->id, key);
+    if (((p == NULL && mdns_only_peers(cl) < MDNS_ONLY_PEERS_MAX) ||
+         (p != NULL && p->source == QPC_PEER_SOURCE_MDNS)) &&
+        qpc_identity_peer_upsert(cl->id, key, NULL, addr, now_ms(), QPC_PEER_SOURCE_MDNS,
+                                 QPC_PEER_CLIENT, NULL) == 0)
+        cl->id_dirty = true;
+    if (qpc_route_lookup(cl->routes, key, &r) != 0 || r.source == QPC_ROUTE_SRC_MDNS)
+        route_offer(cl, key, QPC_ROUTE_VIA_DIRECT, NULL, addr, 1, QPC_ROUTE_SRC_MDNS);
+    ps = peer_get(cl, key, true);
+    if (ps == NULL)
+        return;
+    l = best_link(ps);
+    have = l != NULL && !l->relayed;
+    LL_FOREACH(ps->links, l)
+        have |= !l->relayed && strcmp(l->addr, addr) == 0;
+    /* What is held for the peer goes as soon as the link is up (cb_connected). Without
+     * anything waiting, one side of each pair makes the link: the smaller key. */
+    if (!have && (something_waits(cl, key) || memcmp(my_key(cl), key, QPC_KEY_LEN) < 0))
+        dial_addr(cl, ps, addr);
+}
+
 void node_dial_known(struct client *cl)
 {
     const struct qpc_peer *p = NULL;
@@ -776,8 +854,11 @@ static Qpc__Status handle_envelope(struct client *cl, struct qpc_envelope *env, 
         struct qpc_envelope copy = { 0 };
 
         deliver_broadcast(cl, env, path);
-        if (qpc_envelope_hop(env) == 0)
+        if (qpc_envelope_hop(env) == 0) {
             flood(cl, env, from);
+            if (from != NULL)
+                session_broadcast(cl, env);   /* the server floods to its clients and nodes */
+        }
         if (qpc_envelope_copy(&copy, env) == 0 && qpc_store_put(cl->store, &copy, now) < 0) {
             qpc_envelope_clear(&copy);
             qpc_store_mark_seen(cl->store, env->id, qpc_envelope_expires_at_ms(env), now);
@@ -1242,6 +1323,7 @@ int node_broadcast(struct client *cl, const char *topic, const char *text, uint8
         goto out;
     memcpy(id_out, env.id, QPC_ID_LEN);
     flood(cl, &env, NULL);
+    session_broadcast(cl, &env);
     rc = qpc_store_put(cl->store, &env, now);
     if (rc < 0) {
         qpc_store_mark_seen(cl->store, id_out, qpc_envelope_expires_at_ms(&env), now);
@@ -1263,6 +1345,12 @@ void node_relay_input(struct client *cl, const uint8_t key[static QPC_KEY_LEN], 
         qpc_quic_endpoint_input_relayed(cl->ep, r, pkt, len);
 }
 
+static int server_broadcast_cb(void *ctx, const struct qpc_envelope *env)
+{
+    session_broadcast(ctx, env);
+    return 0;
+}
+
 void node_session_changed(struct client *cl, bool up)
 {
     struct peer_state *ps, *tmp;
@@ -1273,8 +1361,11 @@ void node_session_changed(struct client *cl, bool up)
             ps->relay = NULL;
         }
     }
-    if (up)
+    if (up) {
         flush_all(cl);
+        /* Live broadcasts the server may have missed (it drops the ones it has seen). */
+        qpc_store_foreach_broadcast(cl->store, now_ms(), server_broadcast_cb, cl);
+    }
 }
 
 void node_describe_links(struct client *cl)
@@ -1284,12 +1375,14 @@ void node_describe_links(struct client *cl)
 
     HASH_ITER(hh, cl->peers, ps, tmp) {
         LL_FOREACH(ps->links, l) {
-            char hex[QPC_KEY_HEX_LEN];
+            const struct qpc_peer *p = qpc_identity_peer_get(cl->id, ps->key);
+            char who[13];
 
             if (!l->up)
                 continue;
-            qpc_key_to_hex(hex, ps->key);
-            say(cl, "  peer %s  %s %s", hex, l->relayed ? "relayed via" : "direct", l->addr);
+            short_id(who, ps->key);
+            say(cl, "  peer %s  %s  %s %s", who, p != NULL && p->name != NULL ? p->name : "-",
+                l->relayed ? "relayed via" : "direct", l->addr);
         }
     }
 }

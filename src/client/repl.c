@@ -75,6 +75,11 @@ static int resolve_peer(struct client *cl, const char *text, uint8_t key[static 
     if (strlen(text) == 64 && qpc_key_from_hex(key, text) == 0)
         return 0;
     rc = qpc_identity_peer_find(cl->id, text, &p, err, sizeof(err));
+    if (rc == 0 && !discover_prefix_trusted(p, text)) {
+        say(cl, "'%s' matches a peer known only from mDNS: give at least %d hex digits of its id",
+            text, DISCOVER_PREFIX_MIN);
+        return QPC_ERR_REFUSED;
+    }
     if (rc == 0) {
         memcpy(key, p->key, QPC_KEY_LEN);
         return 0;

@@ -23,7 +23,7 @@
 #define RECONNECT_S 5.0
 #define RELAY_TAG 0x01
 
-enum pending_kind { PEND_ENQUEUE, PEND_PEER_INFO, PEND_OTHER };
+enum pending_kind { PEND_ENQUEUE, PEND_PEER_INFO, PEND_BROADCAST, PEND_OTHER };
 
 struct pending {
     uint64_t request_id;
@@ -149,6 +149,8 @@ static const char *status_text(Qpc__Status st)
     case QPC__STATUS__STATUS_UNKNOWN_DOMAIN: return "unknown domain";
     case QPC__STATUS__STATUS_DEFERRED: return "deferred to a remote node";
     case QPC__STATUS__STATUS_INTERNAL: return "server failure";
+    case QPC__STATUS__STATUS_DUPLICATE: return "already seen";
+    case QPC__STATUS__STATUS_RATE_LIMITED: return "rate limited";
     default: return "?";
     }
 }
@@ -200,6 +202,19 @@ static void on_message(struct session *s, const Qpc__ServerMessage *m)
             for (size_t i = 0; i < m->peer_info->n_addresses; i++)
                 node_peer_seen(s->cl, p->key, m->peer_info->addresses[i], QPC_PEER_SOURCE_SERVER);
         }
+        break;
+    case QPC__SERVER_MESSAGE__BODY_BROADCAST:
+        /* Flooded by the server: handled like a broadcast from a peer. */
+        node_input_from_server(s->cl, m->broadcast->envelope.data, m->broadcast->envelope.len,
+                               s->address);
+        break;
+    case QPC__SERVER_MESSAGE__BODY_BROADCAST_ACK:
+        /* Best effort: a duplicate is normal in a flood; anything else is worth a line. */
+        if (p != NULL && p->kind == PEND_BROADCAST &&
+            m->broadcast_ack->status != QPC__STATUS__STATUS_OK &&
+            m->broadcast_ack->status != QPC__STATUS__STATUS_DUPLICATE)
+            qpc_log_warn("session", "server %s did not relay a broadcast: %s", s->address,
+                         status_text(m->broadcast_ack->status));
         break;
     case QPC__SERVER_MESSAGE__BODY_PUNCH:
         /* Someone asked for us: dial toward them so our NAT lets their packets in. */
@@ -435,4 +450,29 @@ void session_peer_info(struct client *cl, const uint8_t key[static QPC_KEY_LEN])
     p = pending_add(s, PEND_PEER_INFO);
     if (p != NULL)
         memcpy(p->key, key, QPC_KEY_LEN);
+}
+
+int session_broadcast(struct client *cl, const struct qpc_envelope *env)
+{
+    struct session *s = cl->session;
+    Qpc__ClientRequest req = QPC__CLIENT_REQUEST__INIT;
+    Qpc__BroadcastRequest br = QPC__BROADCAST_REQUEST__INIT;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc;
+
+    if (!session_up(cl))
+        return QPC_ERR_CLOSED;
+    rc = qpc_envelope_encode(env, &buf, &len);
+    if (rc < 0)
+        return rc;
+    br.envelope.data = buf;
+    br.envelope.len = len;
+    req.body_case = QPC__CLIENT_REQUEST__BODY_BROADCAST;
+    req.broadcast = &br;
+    rc = send_request(s, &req);
+    free(buf);
+    if (rc == 0)
+        pending_add(s, PEND_BROADCAST);
+    return rc;
 }

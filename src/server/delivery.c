@@ -32,6 +32,7 @@
 #include "qpc/envelope.h"
 #include "qpc/error.h"
 #include "qpc/log.h"
+#include "qpc/pbarena.h"
 #include "server.h"
 
 #define FETCH_PAGE_DEFAULT 256u
@@ -169,6 +170,11 @@ static void session_send_ready(struct session *s, uint64_t request_id, uint8_t *
     p->frame_len = len;
     pending_append(s, p);
     session_flush(s);
+}
+
+void session_send_packed(struct session *s, uint8_t *buf, size_t len)
+{
+    session_send_ready(s, 0, buf, len);
 }
 
 void session_flush(struct session *s)
@@ -616,13 +622,28 @@ static void reply_error(struct session *s, uint64_t request_id, const char *deta
     reply_message(s, &msg);
 }
 
+/* Room for an unpacked request: its bytes fields plus the structs around them (a batch
+ * item's struct is about 80 bytes). What does not fit comes from malloc. */
+static size_t request_arena_size(size_t len)
+{
+    return len < SIZE_MAX / 4 ? 2 * len + 4096 : 0;
+}
+
 static void handle_request(struct session *s, const uint8_t *data, size_t len)
 {
-    Qpc__ClientRequest *req = qpc__client_request__unpack(NULL, len, data);
+    /* One allocation per request instead of several per batch item: the request lives
+     * only in this call (staging copies what it keeps). */
+    size_t arena_cap = request_arena_size(len);
+    void *arena_buf = malloc(arena_cap > 0 ? arena_cap : 1);
+    struct qpc_pbarena arena;
+    Qpc__ClientRequest *req;
     Qpc__PushResponse pr = QPC__PUSH_RESPONSE__INIT;
     Qpc__ServerMessage msg = QPC__SERVER_MESSAGE__INIT;
 
+    qpc_pbarena_init(&arena, arena_buf, arena_buf != NULL ? arena_cap : 0);
+    req = qpc__client_request__unpack(&arena.allocator, len, data);
     if (req == NULL) {
+        free(arena_buf);
         reply_error(s, 0, "request is not a ClientRequest");
         return;
     }
@@ -651,22 +672,30 @@ static void handle_request(struct session *s, const uint8_t *data, size_t len)
         msg.body_case = QPC__SERVER_MESSAGE__BODY_PUSH_ACK;
         msg.push_ack = &pr;
         reply_message(s, &msg);
+        if (s->push)
+            broadcast_replay(s);   /* live bulletins it missed */
         break;
     case QPC__CLIENT_REQUEST__BODY_PEER_INFO:
         handle_peer_info(s, req->request_id, req->peer_info);
+        break;
+    case QPC__CLIENT_REQUEST__BODY_BROADCAST:
+        broadcast_handle_client(s, req->request_id, req->broadcast);
         break;
     default:
         reply_error(s, req->request_id, "unknown request");
         break;
     }
-    qpc__client_request__free_unpacked(req, NULL);
+    qpc__client_request__free_unpacked(req, &arena.allocator);
+    free(arena_buf);
 }
 
 void delivery_handle_federation(struct session *s, const uint8_t *data, size_t len)
 {
     Qpc__FederationRequest *req = qpc__federation_request__unpack(NULL, len, data);
 
-    if (req == NULL || req->body_case != QPC__FEDERATION_REQUEST__BODY_RELAY_ENQUEUE ||
+    if (req != NULL && req->body_case == QPC__FEDERATION_REQUEST__BODY_RELAY_BROADCAST) {
+        broadcast_handle_federation(s, req->request_id, req->relay_broadcast);
+    } else if (req == NULL || req->body_case != QPC__FEDERATION_REQUEST__BODY_RELAY_ENQUEUE ||
         req->relay_enqueue->n_items == 0) {
         s->node->c.errors[ERRK_PROTOCOL]++;
         qpc_log_warn("federation", "%s sent a malformed request; closing", s->peer_addr);

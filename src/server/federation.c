@@ -32,11 +32,19 @@
 #define LEASE_MS 60000u           /* a leased row is due again after this at the latest */
 #define SEND_BATCH_MAX 1000u      /* items per RelayEnqueueRequest */
 #define FRAME_MARGIN 4096u
+#define LINK_BCAST_MAX 256u       /* broadcasts waiting per link while it connects */
 
 struct learned_node {
     char domain[QPC_QUEUE_DOMAIN_MAX + 1];
     char addr[QPC_ADDRESS_MAX + 1];
     UT_hash_handle hh;
+};
+
+/* A broadcast envelope waiting on a link: not in the outbox, lost if the link fails. */
+struct bcast_blob {
+    uint8_t *blob;
+    size_t len;
+    struct bcast_blob *next;
 };
 
 struct out_batch {
@@ -56,6 +64,8 @@ struct link {
     struct qpc_outbox_item *waiting;         /* leased rows not yet sent */
     size_t n_waiting, cap_waiting;
     struct out_batch *inflight;              /* sent, answer pending */
+    struct bcast_blob *bcasts;               /* broadcasts waiting to go (best effort) */
+    size_t n_bcasts;
     uint64_t next_request_id;
     UT_hash_handle hh;
 };
@@ -195,12 +205,80 @@ static int link_take(struct link *l, struct qpc_outbox_item *it)
     return 0;
 }
 
+static void link_drop_bcasts(struct link *l)
+{
+    struct bcast_blob *b, *tmp;
+
+    LL_FOREACH_SAFE(l->bcasts, b, tmp) {
+        LL_DELETE(l->bcasts, b);
+        free(b->blob);
+        free(b);
+    }
+    l->n_bcasts = 0;
+}
+
+/* Sends waiting broadcasts in RelayBroadcastRequests (answers are only counted by the
+ * receiver: a lost one is not retried). */
+static void link_send_bcasts(struct link *l)
+{
+    struct node *n = l->node;
+    size_t budget = (size_t)n->sc->max_frame_size - FRAME_MARGIN;
+
+    while (l->ready && l->bcasts != NULL) {
+        Qpc__FederationRequest req = QPC__FEDERATION_REQUEST__INIT;
+        Qpc__RelayBroadcastRequest rb = QPC__RELAY_BROADCAST_REQUEST__INIT;
+        ProtobufCBinaryData envs[64];
+        struct bcast_blob *b = l->bcasts;
+        size_t k = 0, used = 0, len;
+        uint8_t *frame;
+        int rc = QPC_ERR_NOMEM;
+
+        for (; b != NULL && k < 64 && (k == 0 || used + b->len + 16 <= budget); b = b->next) {
+            envs[k].data = b->blob;
+            envs[k].len = b->len;
+            used += b->len + 16;
+            k++;
+        }
+        rb.origin_domain = n->sc->federation_domain;
+        rb.n_envelopes = k;
+        rb.envelopes = envs;
+        req.request_id = l->next_request_id;
+        req.body_case = QPC__FEDERATION_REQUEST__BODY_RELAY_BROADCAST;
+        req.relay_broadcast = &rb;
+        len = qpc__federation_request__get_packed_size(&req);
+        frame = malloc(len);
+        if (frame != NULL) {
+            qpc__federation_request__pack(&req, frame);
+            rc = qpc_quic_conn_send_frame(l->conn, l->stream_id, frame, len);
+        }
+        free(frame);
+        if (rc == QPC_ERR_AGAIN)
+            return;   /* on_writable resumes */
+        if (rc != 0) {
+            n->c.errors[ERRK_FEDERATION]++;
+            qpc_log_warn("federation", "node %s: %zu broadcast(s) dropped: %s", l->domain,
+                         l->n_bcasts, qpc_strerror(rc));
+            link_drop_bcasts(l);
+            return;
+        }
+        l->next_request_id++;
+        for (size_t i = 0; i < k; i++) {
+            b = l->bcasts;
+            LL_DELETE(l->bcasts, b);
+            free(b->blob);
+            free(b);
+            l->n_bcasts--;
+        }
+    }
+}
+
 /* Sends waiting rows in RelayEnqueueRequests until done or the stream is full. */
 static void link_send(struct link *l)
 {
     struct node *n = l->node;
     size_t budget = (size_t)n->sc->max_frame_size - FRAME_MARGIN;
 
+    link_send_bcasts(l);
     while (l->ready && l->n_waiting > 0) {
         Qpc__FederationRequest req = QPC__FEDERATION_REQUEST__INIT;
         Qpc__RelayEnqueueRequest rr = QPC__RELAY_ENQUEUE_REQUEST__INIT;
@@ -285,6 +363,55 @@ static int dial(struct link *l, const char *addr)
     else
         l->conn = NULL;
     return rc;
+}
+
+/* Queues a copy of blob on the link to domain and gets it moving. 1 queued, 0 not. */
+static size_t bcast_to(struct node *n, const char *domain, const uint8_t *blob, size_t len)
+{
+    char addr[QPC_ADDRESS_MAX + 1];
+    struct bcast_blob *b;
+    struct link *l;
+
+    if (resolve_destination(n, domain, addr, sizeof(addr)) != DEST_REMOTE ||
+        (l = link_get(n, domain)) == NULL || l->n_bcasts >= LINK_BCAST_MAX)
+        return 0;
+    b = calloc(1, sizeof(*b));
+    if (b == NULL || (b->blob = malloc(len)) == NULL) {
+        free(b);
+        return 0;
+    }
+    memcpy(b->blob, blob, len);
+    b->len = len;
+    LL_APPEND(l->bcasts, b);
+    l->n_bcasts++;
+    if (l->conn == NULL && dial(l, addr) != 0) {
+        qpc_log_warn("federation", "node %s: cannot dial; broadcast dropped", domain);
+        link_drop_bcasts(l);
+        return 0;
+    }
+    if (l->ready)
+        link_send(l);
+    return 1;
+}
+
+size_t federation_broadcast(struct node *n, const uint8_t *blob, size_t len,
+                            const char *origin_domain)
+{
+    const struct qpc_config_peers *peers = &n->sc->federation_peers;
+    struct learned_node *ln, *tmp;
+    size_t sent = 0;
+
+    if (n->fed_ep == NULL || n->stopping)
+        return 0;
+    for (size_t i = 0; i < peers->count; i++)
+        if (origin_domain == NULL || strcasecmp(peers->items[i].domain, origin_domain) != 0)
+            sent += bcast_to(n, peers->items[i].domain, blob, len);
+    HASH_ITER(hh, n->learned, ln, tmp) {
+        if ((origin_domain == NULL || strcasecmp(ln->domain, origin_domain) != 0) &&
+            qpc_config_peer_addr(n->sc, ln->domain) == NULL)
+            sent += bcast_to(n, ln->domain, blob, len);
+    }
+    return sent;
 }
 
 void federation_pump(struct node *n, uint64_t now_ms)
@@ -434,6 +561,7 @@ static void on_closed(struct qpc_quic_conn *conn, const struct qpc_quic_close_in
         l->conn = NULL;
         l->ready = false;
         link_fail_all(l, why);
+        link_drop_bcasts(l);
     }
 }
 
@@ -478,6 +606,7 @@ void federation_stop(struct node *n)
     n->fed_ep = NULL;
     HASH_ITER(hh, n->links, l, tmp) {
         link_fail_all(l, "node stopping");
+        link_drop_bcasts(l);
         HASH_DEL(n->links, l);
         free(l->waiting);
         free(l);

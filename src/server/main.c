@@ -211,6 +211,7 @@ static void maintenance(struct ev_loop *loop, ev_timer *w, int revents)
     if (removed + out_removed > 0)
         qpc_log_info("server", "expired %zu queued and %zu outbox envelope(s)", removed,
                      out_removed);
+    broadcast_gc(n, now);
     federation_pump(n, now);
 }
 
@@ -272,6 +273,9 @@ static int start(struct node *n)
         qpc_log_error("server", "queue database: %s", err[0] ? err : qpc_strerror(rc));
         return rc;
     }
+    rc = broadcast_start(n);
+    if (rc != 0)
+        return rc;
     rc = delivery_start(n);
     if (rc != 0) {
         qpc_log_error("server", "cannot listen on %s: %s", n->sc->listen, qpc_strerror(rc));
@@ -301,6 +305,7 @@ static void stop(struct node *n)
     metrics_stop(n);
     federation_stop(n);
     delivery_stop(n);
+    broadcast_stop(n);
     qpc_queue_close(n->queue);
     qpc_identity_free(n->identity);
 }

@@ -73,6 +73,15 @@ char *metrics_render(struct node *n, size_t *len)
            "Envelopes received from remote nodes and stored.", n->c.federated_in);
     metric(f, "qpc_relayed_packets_total", "counter", "Relay datagrams forwarded.",
            n->c.relayed_packets);
+    metric(f, "qpc_broadcasts_received_total", "counter",
+           "New broadcasts verified (from clients and nodes).", n->c.broadcasts_in);
+    metric(f, "qpc_broadcasts_relayed_total", "counter",
+           "Broadcast copies sent to clients and federation peers.", n->c.broadcasts_relayed);
+    metric(f, "qpc_broadcasts_duplicate_total", "counter",
+           "Broadcasts dropped because their id was already seen.", n->c.broadcasts_duplicate);
+    metric(f, "qpc_broadcasts_rate_limited_total", "counter",
+           "Client broadcasts refused by the per-client rate limit.",
+           n->c.broadcasts_rate_limited);
     metric(f, "qpc_commits_total", "counter", "Group commits (one durable transaction each).",
            n->c.commits);
     metric(f, "qpc_queued_messages", "gauge", "Messages in delivery queues.", st.items);

@@ -52,6 +52,10 @@ struct node_counters {
     uint64_t federated;              /* envelopes accepted by a remote node */
     uint64_t federated_in;           /* envelopes received from remote nodes and stored */
     uint64_t relayed_packets;        /* relay datagrams forwarded */
+    uint64_t broadcasts_in;          /* new broadcasts verified (clients and nodes) */
+    uint64_t broadcasts_relayed;     /* broadcast copies sent to clients and nodes */
+    uint64_t broadcasts_duplicate;   /* broadcasts dropped as already seen */
+    uint64_t broadcasts_rate_limited;/* client broadcasts refused by the rate limit */
     uint64_t commits;                /* group commits */
     uint64_t errors[ERRK_COUNT];
 };
@@ -61,6 +65,7 @@ struct key_entry;
 struct link;
 struct learned_node;
 struct metrics;
+struct qpc_store;
 
 struct node {
     int kind;                              /* OBJ_NODE */
@@ -80,6 +85,7 @@ struct node {
     struct key_entry *clients;             /* connected clients by key (uthash) */
     struct link *links;                    /* outgoing federation links by domain (uthash) */
     struct learned_node *learned;          /* nodes learned from mDNS by domain (uthash) */
+    struct qpc_store *bcast_store;         /* broadcast dedup set + recent ones (broadcast.c) */
     ev_prepare commit_w;                   /* commits when staged writes grow old */
     ev_idle commit_idle_w;                 /* commits when the loop has nothing else to do */
     ev_tstamp staged_since;                /* loop time of the oldest uncommitted write */
@@ -127,6 +133,32 @@ void federation_pump(struct node *n, uint64_t now_ms);
 void federation_learn(struct node *n, const char *domain, const char *host);
 void federation_forget(struct node *n, const char *domain);
 
+/*
+ * Hands an encoded broadcast envelope (already checked and hopped) to every federation
+ * peer (static and learned) except origin_domain (may be NULL), best effort: queued on
+ * the peer's link, dialled if needed, dropped if the link fails. Returns how many peers
+ * it was queued for.
+ */
+size_t federation_broadcast(struct node *n, const uint8_t *blob, size_t len,
+                            const char *origin_domain);
+
+/* --- broadcast.c ------------------------------------------------------------------ */
+
+struct session;
+/* Creates the dedup set and the store of recent broadcasts. 0 or QPC_ERR_NOMEM. */
+int broadcast_start(struct node *n);
+void broadcast_stop(struct node *n);
+/* Drops expired broadcasts and dedup entries (maintenance timer). */
+void broadcast_gc(struct node *n, uint64_t now_ms);
+/* ClientRequest.broadcast: rate limit, check, flood; answers broadcast_ack. */
+void broadcast_handle_client(struct session *s, uint64_t request_id,
+                             const Qpc__BroadcastRequest *r);
+/* FederationRequest.relay_broadcast: check and flood each; answers one status each. */
+void broadcast_handle_federation(struct session *s, uint64_t request_id,
+                                 const Qpc__RelayBroadcastRequest *r);
+/* Sends a client that just enabled push the live broadcasts kept (once per session). */
+void broadcast_replay(struct session *s);
+
 /* --- relay.c ---------------------------------------------------------------------- */
 
 /* Handles one DATAGRAM from a client session (0x01 || dest key || packet). */
@@ -167,6 +199,9 @@ struct session {
     size_t reply_count;
     double relay_tokens;           /* token bucket for relay datagrams */
     ev_tstamp relay_last;
+    double bcast_tokens;           /* token bucket for broadcasts (broadcast.c) */
+    ev_tstamp bcast_last;          /* 0: bucket not started */
+    bool bcast_replayed;           /* kept broadcasts were sent to it */
     struct session *prev, *next;   /* in key_entry->sessions */
 };
 
@@ -186,6 +221,9 @@ void session_closed(struct session *s);
 void delivery_handle_federation(struct session *s, const uint8_t *data, size_t len);
 /* Sends what replies are ready, in order. */
 void session_flush(struct session *s);
+/* Queues an encoded message (ServerMessage or FederationResponse) behind the replies
+ * before it and sends what is ready. Takes buf (malloc'd). */
+void session_send_packed(struct session *s, uint8_t *buf, size_t len);
 
 /* Format helper: "ip:port" of a socket address into buf. */
 void format_sockaddr(const struct sockaddr *sa, char *buf, size_t len);

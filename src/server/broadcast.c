@@ -1,0 +1,285 @@
+/*
+ * broadcast.c: the node as a relay of broadcast channels (ClientRequest.broadcast,
+ * ServerMessage.broadcast, FederationRequest.relay_broadcast).
+ *
+ * The one idea: a broadcast is not a delivery. Nobody is its recipient and nobody acks
+ * it, so the node neither queues it durably nor answers after a commit: it checks it
+ * once and floods it on at once, best effort, like a mesh client does over its P2P
+ * links. The node cannot read it (it holds no channel key) and is an untrusted relay
+ * for others' broadcasts, so the order is the mesh's: strict decode, dedup by id (one
+ * keyed-hash look-up), then the dear signature check, expiry and hop limit, and only
+ * then hop_count + 1 and out to every other client that listens (push enabled) and to
+ * every federation peer. The id enters the dedup set only after the signature held, so
+ * a forged copy cannot make the node ignore the real one.
+ *
+ * A small in-memory MeshStore (its broadcast buckets, bounded per topic and in bytes)
+ * keeps what is still alive, so a client that turns push on later still gets the
+ * bulletins it missed; they are lost when the node restarts, which is the documented
+ * contract of a broadcast (docs/protocol.md).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <utlist.h>
+
+#include "qpc/envelope.h"
+#include "qpc/error.h"
+#include "qpc/log.h"
+#include "qpc/store.h"
+#include "server.h"
+
+#define BCAST_RATE_PER_S 20.0       /* broadcasts a client may hand in per second... */
+#define BCAST_BURST 100.0           /* ...and at once (a client replaying what it holds) */
+#define BCAST_KEEP_PER_TOPIC 64u    /* recent broadcasts kept per topic for late comers */
+#define BCAST_KEEP_BYTES (4u * 1024 * 1024)
+#define BCAST_MAX_SEEN 200000u      /* dedup entries (about 130 bytes each) */
+
+int broadcast_start(struct node *n)
+{
+    struct qpc_store_limits lim = { 0 };
+
+    lim.per_queue = BCAST_KEEP_PER_TOPIC;
+    lim.max_bytes = BCAST_KEEP_BYTES;
+    lim.max_seen = BCAST_MAX_SEEN;
+    n->bcast_store = qpc_store_new(&lim);
+    return n->bcast_store != NULL ? 0 : QPC_ERR_NOMEM;
+}
+
+void broadcast_stop(struct node *n)
+{
+    qpc_store_free(n->bcast_store);
+    n->bcast_store = NULL;
+}
+
+void broadcast_gc(struct node *n, uint64_t now_ms)
+{
+    if (n->bcast_store != NULL)
+        qpc_store_gc(n->bcast_store, now_ms);
+}
+
+/* Token bucket per client session: false when the client is over its rate. */
+static bool take_token(struct session *s)
+{
+    ev_tstamp now = ev_now(s->node->loop);
+
+    if (s->bcast_last == 0) {
+        s->bcast_tokens = BCAST_BURST;
+    } else {
+        s->bcast_tokens += (now - s->bcast_last) * BCAST_RATE_PER_S;
+        if (s->bcast_tokens > BCAST_BURST)
+            s->bcast_tokens = BCAST_BURST;
+    }
+    s->bcast_last = now;
+    if (s->bcast_tokens < 1.0)
+        return false;
+    s->bcast_tokens -= 1.0;
+    return true;
+}
+
+/* Sends one encoded envelope to a client as an unsolicited BroadcastNotice. */
+static void notify(struct session *s, const uint8_t *blob, size_t len)
+{
+    Qpc__ServerMessage msg = QPC__SERVER_MESSAGE__INIT;
+    Qpc__BroadcastNotice bn = QPC__BROADCAST_NOTICE__INIT;
+    size_t plen;
+    uint8_t *buf;
+
+    bn.envelope.data = (uint8_t *)blob;
+    bn.envelope.len = len;
+    msg.body_case = QPC__SERVER_MESSAGE__BODY_BROADCAST;
+    msg.broadcast = &bn;
+    plen = qpc__server_message__get_packed_size(&msg);
+    buf = malloc(plen > 0 ? plen : 1);
+    if (buf == NULL)
+        return;
+    qpc__server_message__pack(&msg, buf);
+    session_send_packed(s, buf, plen);
+}
+
+/* Every listening client except the ones of the key it came from and of its sender. */
+static size_t flood_clients(struct node *n, const uint8_t *from_key, const uint8_t *sender,
+                            const uint8_t *blob, size_t len)
+{
+    struct key_entry *ke, *tmp;
+    struct session *t;
+    size_t sent = 0;
+
+    HASH_ITER(hh, n->clients, ke, tmp) {
+        if ((from_key != NULL && memcmp(ke->key, from_key, QPC_KEY_LEN) == 0) ||
+            memcmp(ke->key, sender, QPC_KEY_LEN) == 0)
+            continue;
+        DL_FOREACH(ke->sessions, t) {
+            if (t->push && t->has_stream) {
+                notify(t, blob, len);
+                sent++;
+            }
+        }
+    }
+    return sent;
+}
+
+static int status_of_verify(int rc)
+{
+    switch (rc) {
+    case QPC_ERR_EXPIRED: return QPC__STATUS__STATUS_EXPIRED;
+    case QPC_ERR_TOO_LARGE: return QPC__STATUS__STATUS_TOO_LARGE;
+    case QPC_ERR_NOMEM: return QPC__STATUS__STATUS_INTERNAL;
+    default: return QPC__STATUS__STATUS_INVALID;
+    }
+}
+
+/*
+ * Checks one encoded broadcast and floods it on. from is the client session it came
+ * from (NULL: a federation peer, whose domain is origin). Returns a Qpc__Status.
+ */
+static int relay_one(struct node *n, struct session *from, const char *origin,
+                     const uint8_t *data, size_t len)
+{
+    struct qpc_envelope env = { 0 };
+    uint64_t now = node_now_ms();
+    uint8_t *blob = NULL;
+    size_t blob_len = 0, sent;
+    int st = QPC__STATUS__STATUS_OK, rc;
+
+    if (len == 0)
+        return QPC__STATUS__STATUS_INVALID;
+    if (len > (size_t)n->sc->max_envelope_size)
+        return QPC__STATUS__STATUS_TOO_LARGE;
+    rc = qpc_envelope_decode(&env, data, len);
+    if (rc != 0)
+        return status_of_verify(rc);
+    if (env.has_recipient || env.topic == NULL) {
+        st = QPC__STATUS__STATUS_INVALID;   /* direct envelopes go through enqueue */
+        goto out;
+    }
+    if (qpc_store_seen(n->bcast_store, env.id)) {
+        n->c.broadcasts_duplicate++;
+        st = QPC__STATUS__STATUS_DUPLICATE;
+        goto out;
+    }
+    if (env.ttl_s > (uint64_t)n->sc->max_ttl) {
+        st = QPC__STATUS__STATUS_EXPIRED;
+        goto out;
+    }
+    rc = qpc_envelope_verify(&env, now);
+    if (rc != 0) {
+        st = status_of_verify(rc);
+        n->c.errors[st == QPC__STATUS__STATUS_EXPIRED ? ERRK_EXPIRED : ERRK_INVALID]++;
+        goto out;
+    }
+    n->c.broadcasts_in++;
+    if (qpc_envelope_hop(&env) != 0) {
+        /* Its last hop ended here: remember it, pass it nowhere. */
+        qpc_store_mark_seen(n->bcast_store, env.id, qpc_envelope_expires_at_ms(&env), now);
+        goto out;
+    }
+    rc = qpc_envelope_encode(&env, &blob, &blob_len);
+    if (rc != 0) {
+        qpc_store_mark_seen(n->bcast_store, env.id, qpc_envelope_expires_at_ms(&env), now);
+        st = QPC__STATUS__STATUS_INTERNAL;
+        goto out;
+    }
+    sent = flood_clients(n, from != NULL ? from->key : NULL, env.sender, blob, blob_len);
+    sent += federation_broadcast(n, blob, blob_len, origin);
+    n->c.broadcasts_relayed += sent;
+    if (qpc_log_get_level() >= QPC_LOG_DEBUG)
+        qpc_log_debug("broadcast", "#%s from %s: %zu copies sent (hop %u/%u)", env.topic,
+                      from != NULL ? from->peer_addr : origin, sent, env.hop_count,
+                      env.max_hops);
+    /* Kept for clients that come later; a full topic keeps its older ones until they
+     * expire (the id is still remembered, so the flood does not come back). */
+    {
+        uint8_t id[QPC_ID_LEN];
+        uint64_t exp = qpc_envelope_expires_at_ms(&env);
+
+        memcpy(id, env.id, QPC_ID_LEN);
+        if (qpc_store_put(n->bcast_store, &env, now) != 0)
+            qpc_store_mark_seen(n->bcast_store, id, exp, now);
+    }
+out:
+    free(blob);
+    qpc_envelope_clear(&env);
+    return st;
+}
+
+void broadcast_handle_client(struct session *s, uint64_t request_id,
+                             const Qpc__BroadcastRequest *r)
+{
+    Qpc__ServerMessage msg = QPC__SERVER_MESSAGE__INIT;
+    Qpc__BroadcastResponse br = QPC__BROADCAST_RESPONSE__INIT;
+    size_t len;
+    uint8_t *buf;
+
+    if (!take_token(s)) {
+        s->node->c.broadcasts_rate_limited++;
+        br.status = QPC__STATUS__STATUS_RATE_LIMITED;
+    } else {
+        br.status = relay_one(s->node, s, NULL, r->envelope.data, r->envelope.len);
+    }
+    msg.request_id = request_id;
+    msg.body_case = QPC__SERVER_MESSAGE__BODY_BROADCAST_ACK;
+    msg.broadcast_ack = &br;
+    len = qpc__server_message__get_packed_size(&msg);
+    buf = malloc(len > 0 ? len : 1);
+    if (buf == NULL)
+        return;
+    qpc__server_message__pack(&msg, buf);
+    session_send_packed(s, buf, len);
+}
+
+void broadcast_handle_federation(struct session *s, uint64_t request_id,
+                                 const Qpc__RelayBroadcastRequest *r)
+{
+    Qpc__FederationResponse fr = QPC__FEDERATION_RESPONSE__INIT;
+    Qpc__Status *statuses = calloc(r->n_envelopes > 0 ? r->n_envelopes : 1, sizeof(*statuses));
+    const char *origin = r->origin_domain != NULL ? r->origin_domain : "";
+    size_t len;
+    uint8_t *buf;
+
+    if (statuses == NULL)
+        return;
+    for (size_t i = 0; i < r->n_envelopes; i++)
+        statuses[i] = (Qpc__Status)relay_one(s->node, NULL, origin, r->envelopes[i].data,
+                                             r->envelopes[i].len);
+    fr.request_id = request_id;
+    fr.n_statuses = r->n_envelopes;
+    fr.statuses = statuses;
+    len = qpc__federation_response__get_packed_size(&fr);
+    buf = malloc(len > 0 ? len : 1);
+    if (buf != NULL) {
+        qpc__federation_response__pack(&fr, buf);
+        session_send_packed(s, buf, len);
+    }
+    free(statuses);
+}
+
+struct replay_ctx {
+    struct session *s;
+    size_t sent;
+};
+
+static int replay_cb(void *ctx, const struct qpc_envelope *env)
+{
+    struct replay_ctx *rc = ctx;
+    uint8_t *blob = NULL;
+    size_t len = 0;
+
+    if (memcmp(env->sender, rc->s->key, QPC_KEY_LEN) == 0)
+        return 0;   /* its own bulletin */
+    if (qpc_envelope_encode(env, &blob, &len) == 0) {
+        notify(rc->s, blob, len);
+        rc->sent++;
+    }
+    free(blob);
+    return 0;
+}
+
+void broadcast_replay(struct session *s)
+{
+    struct replay_ctx ctx = { .s = s };
+
+    if (s->bcast_replayed || !s->has_stream || s->node->bcast_store == NULL)
+        return;
+    s->bcast_replayed = true;
+    qpc_store_foreach_broadcast(s->node->bcast_store, node_now_ms(), replay_cb, &ctx);
+    s->node->c.broadcasts_relayed += ctx.sent;
+}
