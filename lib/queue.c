@@ -271,6 +271,8 @@ static int ensure_schema(struct qpc_queue *q)
         goto out;
     }
     version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);   /* an open read statement would block DROP INDEX */
+    st = NULL;
     if (version > SCHEMA_VERSION) {
         snprintf(q->errmsg, sizeof(q->errmsg), "schema version %d is newer than %d",
                  version, SCHEMA_VERSION);

@@ -339,6 +339,62 @@ static void test_queue_duplicate_enqueue_is_idempotent(void **state)
     assert_int_equal(items, 1);
 }
 
+/* Counts the rows of a one-integer query on the database file. */
+static int query_int(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int v = -1;
+
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+static void test_queue_upgrades_version_1_file_and_keeps_dedup(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t alice[QPC_KEY_LEN];
+    struct outcome o[3] = { 0 };
+    uint64_t items = 0;
+    sqlite3 *db = NULL;
+
+    make_key(alice, 1);
+    assert_int_equal(open_with(f, NULL), 0);
+    assert_int_equal(put(f->q, alice, 7, 10, LATER, &o[0]), 0);
+    assert_int_equal(qpc_queue_commit(f->q), 0);
+    qpc_queue_close(f->q);
+    f->q = NULL;
+    /* Turn the file back into the version 1 layout, with its row. */
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "DROP INDEX queue_by_expiry_id;"
+                                      "CREATE INDEX queue_by_id ON queue(idh);"
+                                      "CREATE INDEX queue_by_expiry ON queue(expires_at);"
+                                      "PRAGMA user_version = 1", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+
+    assert_int_equal(open_with(f, NULL), 0);
+    assert_int_equal(query_int(f->path, "PRAGMA user_version"), 2);
+    assert_int_equal(query_int(f->path, "SELECT count(*) FROM sqlite_schema WHERE type = 'index'"
+                                        " AND name IN ('queue_by_id', 'queue_by_expiry')"), 0);
+    assert_int_equal(query_int(f->path, "SELECT count(*) FROM sqlite_schema WHERE type = 'index'"
+                                        " AND name = 'queue_by_expiry_id'"), 1);
+    /* The row stored before the upgrade is still found as a duplicate. */
+    assert_int_equal(put(f->q, alice, 7, 10, LATER, &o[1]), 0);
+    assert_int_equal(put(f->q, alice, 8, 10, LATER, &o[2]), 0);
+    assert_int_equal(qpc_queue_commit(f->q), 0);
+    assert_int_equal(o[1].status, 0);
+    assert_int_equal(o[1].seq, o[0].seq);
+    assert_int_equal(o[2].status, 0);
+    assert_int_not_equal(o[2].seq, o[0].seq);
+    assert_int_equal(qpc_queue_count(f->q, alice, &items, NULL), 0);
+    assert_int_equal(items, 2);
+}
+
 static void test_queue_fetch_pages_in_order(void **state)
 {
     struct fixture *f = *state;
@@ -874,6 +930,7 @@ int main(void)
         T(test_queue_refuses_oversized_blob_at_once),
         T(test_queue_refuses_expired_put_and_expire_removes),
         T(test_queue_duplicate_enqueue_is_idempotent),
+        T(test_queue_upgrades_version_1_file_and_keeps_dedup),
         T(test_queue_fetch_pages_in_order),
         T(test_queue_reopen_keeps_data_and_never_reuses_seq),
         T(test_queue_close_completes_staged_writes_with_closed),
