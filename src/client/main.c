@@ -302,7 +302,8 @@ static int sub_send(struct client *cl, int argc, char **argv)
         fprintf(stderr, "usage: qpc send <peer_id> <message...>\n");
         return EXIT_USAGE;
     }
-    for (int i = 2; i < argc; i++)
+    /* Stops at the first truncation: past it, sizeof(text) - used would wrap around. */
+    for (int i = 2; i < argc && used < sizeof(text); i++)
         used += (size_t)snprintf(text + used, sizeof(text) - used, "%s%s", i > 2 ? " " : "", argv[i]);
     if (used >= sizeof(text)) {
         fprintf(stderr, "qpc: message too long\n");

@@ -41,6 +41,7 @@
 #define DIRECT_RETRY_MS 5000u          /* while relayed, try direct this often */
 #define GC_INTERVAL_MS 60000u
 #define MDNS_ONLY_PEERS_MAX 256        /* directory entries mDNS claims alone may create */
+#define PEERS_GC_ABOVE 1024            /* idle peer states are forgotten above this many */
 
 enum conn_kind { CONN_P2P = 1 };
 
@@ -142,6 +143,17 @@ static int resolve(const char *text, struct sockaddr_storage *ss, socklen_t *len
     *len = res->ai_addrlen;
     freeaddrinfo(res);
     return 0;
+}
+
+/* True for "a.b.c.d:port" or "[v6]:port". */
+static bool addr_numeric(const char *text)
+{
+    char host[QPC_ADDRESS_MAX + 1];
+    uint8_t bin[16];
+    uint16_t p;
+
+    return qpc_config_parse_addr(text, host, sizeof(host), &p) == 0 && p != 0 &&
+           (inet_pton(AF_INET, host, bin) == 1 || inet_pton(AF_INET6, host, bin) == 1);
 }
 
 size_t node_link_count(const struct client *cl)
@@ -353,25 +365,35 @@ static int flush_recipient(struct client *cl, const uint8_t recipient[static QPC
     return t.sent;
 }
 
+struct flush_ctx {
+    struct client *cl;
+    uint8_t keys[256][QPC_KEY_LEN];
+    size_t n;
+};
+
 static int flush_queue_cb(void *ctx, const struct qpc_store_queue_info *q)
 {
-    uint8_t (*keys)[QPC_KEY_LEN] = ((void **)ctx)[0];
-    size_t *n = ((void **)ctx)[1];
+    struct flush_ctx *fc = ctx;
 
-    if (q->recipient != NULL && *n < 256)
-        memcpy(keys[(*n)++], q->recipient, QPC_KEY_LEN);
+    /* Only queues that can go now count toward the 256: otherwise queues for unreachable
+     * recipients (strangers can make many) would crowd out the ones with a link. */
+    if (q->recipient != NULL && fc->n < 256 && next_hop_link(fc->cl, q->recipient) != NULL)
+        memcpy(fc->keys[fc->n++], q->recipient, QPC_KEY_LEN);
     return 0;
 }
 
 /* Sends what can go now: held queues with a link, and in-flight copies whose link died. */
 static void flush_all(struct client *cl)
 {
-    uint8_t keys[256][QPC_KEY_LEN];
-    size_t n = 0;
-    void *ctx[2] = { keys, &n };
+    struct flush_ctx fc;
     struct inflight *f, *tmp;
+    uint8_t (*keys)[QPC_KEY_LEN] = fc.keys;
+    size_t n;
 
-    qpc_store_foreach_queue(cl->store, flush_queue_cb, ctx);
+    fc.cl = cl;
+    fc.n = 0;
+    qpc_store_foreach_queue(cl->store, flush_queue_cb, &fc);
+    n = fc.n;
     for (size_t i = 0; i < n; i++)
         flush_recipient(cl, keys[i]);
     HASH_ITER(hh, cl->inflight, f, tmp) {
@@ -608,7 +630,12 @@ void node_peer_seen(struct client *cl, const uint8_t key[static QPC_KEY_LEN], co
 
     if (memcmp(key, my_key(cl), QPC_KEY_LEN) == 0)
         return;
-    if (addr != NULL && qpc_identity_address_valid(addr) &&
+    /* An address a server told us is dialled only when it is a numeric host:port: a name
+     * would have us send DNS queries (blocking the loop) that the server chose. */
+    if (addr != NULL && (!qpc_identity_address_valid(addr) ||
+                         (src == QPC_PEER_SOURCE_SERVER && !addr_numeric(addr))))
+        return;
+    if (addr != NULL &&
         qpc_identity_peer_upsert(cl->id, key, NULL, addr, now, src, QPC_PEER_CLIENT, NULL) == 0)
         cl->id_dirty = true;
     if (addr != NULL)
@@ -727,6 +754,23 @@ void node_dial_known(struct client *cl)
 
 /* ---- receiving ------------------------------------------------------------------------ */
 
+/*
+ * Payload bytes of envelopes held for others outside the store (in flight or parked for
+ * the server path). The store bounds what it holds; once taken out, strangers' envelopes
+ * would otherwise pile up here without limit, so forwarding stops at the store's limit.
+ */
+static size_t inflight_forwarded_bytes(const struct client *cl)
+{
+    struct inflight *f, *tmp;
+    size_t n = 0;
+
+    HASH_ITER(hh, cl->inflight, f, tmp) {
+        if (!f->mine)
+            n += f->env.payload_len;
+    }
+    return n;
+}
+
 static Qpc__Status status_of(int err)
 {
     switch (err) {
@@ -798,6 +842,7 @@ static void deliver_broadcast(struct client *cl, const struct qpc_envelope *env,
     ev.text_len = plen;
     ev.hops = env->hop_count + 1;
     emit(cl, &ev);
+    sodium_memzero(plain, plen);
     free(plain);
 }
 
@@ -866,6 +911,8 @@ static Qpc__Status handle_envelope(struct client *cl, struct qpc_envelope *env, 
         return QPC__STATUS__STATUS_OK;
     }
     /* For someone else: hold it durably, ack, then pass it on. */
+    if (inflight_forwarded_bytes(cl) >= (size_t)cl->cc->store_max_bytes)
+        return QPC__STATUS__STATUS_QUEUE_FULL;
     rc = qpc_envelope_hop(env);
     if (rc < 0) {
         refused(cl, env, rc);
@@ -901,6 +948,18 @@ static void on_ack(struct client *cl, struct link *l, const Qpc__P2pAck *ack)
     HASH_FIND(hh, cl->inflight, ack->id.data, QPC_ID_LEN, f);
     if (f == NULL)
         return;
+    /* Only the holder it was handed to, or the recipient, may end our custody: ids travel
+     * in the clear through relays and servers, so any other link could name one. */
+    if (memcmp(l->ps->key, f->hop_peer, QPC_KEY_LEN) != 0 &&
+        memcmp(l->ps->key, f->env.recipient, QPC_KEY_LEN) != 0)
+        return;
+    if (ack->status == QPC__STATUS__STATUS_QUEUE_FULL || ack->status == QPC__STATUS__STATUS_INTERNAL ||
+        ack->status == QPC__STATUS__STATUS_RATE_LIMITED) {
+        /* A holder that is full or failing now refuses for now, not for good: keep it
+         * (parked, still in the outbox) and send it again later. */
+        f->link = NULL;
+        return;
+    }
     if (ack->status != QPC__STATUS__STATUS_OK && ack->status != QPC__STATUS__STATUS_DEFERRED) {
         ev.kind = EVT_FAILED;
         ev.text = "refused by peer";
@@ -1146,6 +1205,29 @@ static int held_queue_cb(void *ctx, const struct qpc_store_queue_info *q)
     return 0;
 }
 
+/*
+ * Forgets live state of peers that have none worth keeping: strangers (connections,
+ * envelopes for made-up recipients) each create one, so without this the table only
+ * grows. Nothing else points at a peer_state without one of the things checked here
+ * (a link, the relay's user pointer, the armed fallback timer); what we know of a peer
+ * stays in the directory and routing table.
+ */
+static void peers_gc(struct client *cl)
+{
+    struct peer_state *ps, *tmp;
+
+    if (HASH_COUNT(cl->peers) <= PEERS_GC_ABOVE)
+        return;
+    HASH_ITER(hh, cl->peers, ps, tmp) {
+        if (ps->links != NULL || ps->relay != NULL || ps->dialing > 0 ||
+            ev_is_active(&ps->fallback) || ev_is_pending(&ps->fallback) ||
+            something_waits(cl, ps->key))
+            continue;
+        HASH_DEL(cl->peers, ps);
+        free(ps);
+    }
+}
+
 static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct client *cl = w->data;
@@ -1160,6 +1242,19 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
         struct inflight *f, *ftmp;
 
         HASH_ITER(hh, cl->inflight, f, ftmp) {
+            /* Expired: nobody would accept it any more (the outbox row goes with it). */
+            if (qpc_envelope_expires_at_ms(&f->env) <= now) {
+                if (f->mine)
+                    emit(cl, &(struct event){ .kind = EVT_FAILED, .peer = f->env.recipient, .id = f->id,
+                                              .text = "expired before delivery",
+                                              .text_len = strlen("expired before delivery"),
+                                              .err = QPC_ERR_EXPIRED });
+                state_unpersist(cl, f->id);
+                HASH_DEL(cl->inflight, f);
+                qpc_envelope_clear(&f->env);
+                free(f);
+                continue;
+            }
             if (f->link == NULL)
                 retry_recipient(cl, f->env.recipient);
         }
@@ -1175,6 +1270,7 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
     }
     if (now - last_gc > GC_INTERVAL_MS) {
         last_gc = now;
+        peers_gc(cl);
         qpc_store_gc(cl->store, now);
         qpc_route_expire(cl->routes, now, 24u * 3600 * 1000);
     }

@@ -54,8 +54,8 @@ const char *path_name(enum path_kind p)
     return "?";
 }
 
-/* Prints one finished line; in the REPL above the prompt. */
-static void put_line(const char *line)
+/* Prints one finished line, free of control codes; in the REPL above the prompt. */
+static void put_line_clean(const char *line)
 {
     if (repl_active && !in_command) {
         fputs("\r\033[K", stdout);
@@ -68,6 +68,33 @@ static void put_line(const char *line)
     fputs(line, stdout);
     fputc('\n', stdout);
     fflush(stdout);
+}
+
+/*
+ * Replaces terminal control codes in place: C0 and DEL, and the C1 codes in their UTF-8
+ * form (U+0080..U+009F, e.g. U+009B is CSI on many terminals). Every printed line may
+ * carry text a peer, a server or a host on the link chose.
+ */
+static void scrub_controls(char *s)
+{
+    for (unsigned char *p = (unsigned char *)s; *p != '\0'; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            *p = '?';
+        else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+            p[0] = '?', p[1] = '?';
+    }
+}
+
+/* Prints one line (control codes replaced); in the REPL above the prompt. */
+static void put_line(const char *line_in)
+{
+    char *line = strdup(line_in);
+
+    if (line == NULL)
+        return;
+    scrub_controls(line);
+    put_line_clean(line);
+    free(line);
 }
 
 void say(struct client *cl, const char *fmt, ...)
@@ -125,6 +152,25 @@ static void sanitize(char *dst, size_t cap, const char *src, size_t len)
     dst[o] = '\0';
 }
 
+/* A JSON string of text; bytes that are not valid UTF-8 (a peer chose them) become '?',
+ * since one invalid byte would make json_dumps fail and the whole line vanish. */
+static json_t *json_text(const char *text, size_t len)
+{
+    json_t *j = json_stringn(text, len);
+    char *copy;
+
+    if (j != NULL)
+        return j;
+    copy = malloc(len ? len : 1);
+    if (copy == NULL)
+        return NULL;
+    for (size_t i = 0; i < len; i++)
+        copy[i] = (unsigned char)text[i] >= 0x80 ? '?' : text[i];
+    j = json_stringn(copy, len);
+    free(copy);
+    return j;
+}
+
 static void emit_json(const struct event *ev)
 {
     json_t *o = json_object();
@@ -146,7 +192,7 @@ static void emit_json(const struct event *ev)
         json_object_set_new(o, "topic", json_string(ev->topic));
     if (ev->text != NULL)
         json_object_set_new(o, ev->kind == EVT_MESSAGE || ev->kind == EVT_BROADCAST ? "text" : "detail",
-                            json_stringn_nocheck(ev->text, ev->text_len));
+                            json_text(ev->text, ev->text_len));
     if (ev->kind == EVT_MESSAGE || ev->kind == EVT_DELIVERED || ev->kind == EVT_BROADCAST) {
         json_object_set_new(o, "path", json_string(path_name(ev->path)));
         json_object_set_new(o, "hops", json_integer(ev->hops));

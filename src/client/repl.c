@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <editline/readline.h>
+#include <sodium.h>
 
 #include "client.h"
 #include "qpc/error.h"
@@ -454,14 +455,34 @@ void repl_execute(struct client *cl, char *line)
 
 /* ---- libedit glue ------------------------------------------------------------------ */
 
+/* True for a line that carries a channel key (/mesh subscribe <topic> <key>). */
+static bool line_has_secret(const char *line)
+{
+    char copy[512], *p = copy, *w1, *w2, *w3, *w4;
+    bool secret;
+
+    snprintf(copy, sizeof(copy), "%s", line);
+    w1 = next_word(&p), w2 = next_word(&p), w3 = next_word(&p), w4 = next_word(&p);
+    secret = w1 != NULL && w2 != NULL && w3 != NULL && w4 != NULL && strcmp(w1, "/mesh") == 0 &&
+             strcmp(w2, "subscribe") == 0;
+    sodium_memzero(copy, sizeof(copy));
+    return secret;
+}
+
 static void on_line(char *line)
 {
+    bool secret;
+    size_t len;
+
     if (line == NULL) {             /* EOF (Ctrl-D) */
         g_quit = true;
         ev_break(g_cl->loop, EVBREAK_ALL);
         return;
     }
-    if (*line != '\0') {
+    /* A private channel key must not end up in the history file (or stay in memory). */
+    secret = line_has_secret(line);
+    len = strlen(line);   /* before the command splits the line into words with NULs */
+    if (*line != '\0' && !secret) {
         add_history(line);
         if (g_history[0])
             write_history(g_history);
@@ -470,6 +491,8 @@ static void on_line(char *line)
     output_set_in_command(true);
     repl_execute(g_cl, line);
     output_set_in_command(false);
+    if (secret)
+        sodium_memzero(line, len);
     free(line);
     /* libedit's callback mode leaves the line editor in buffered mode after a line,
      * so the next read would block the loop until Enter: installing the handler again

@@ -22,6 +22,8 @@
 
 #define RECONNECT_S 5.0
 #define RELAY_TAG 0x01
+#define PENDING_MAX 4096       /* unanswered requests remembered; the oldest is forgotten */
+#define SERVER_ADDRS_MAX 4     /* addresses of one peer_info/punch answer that are dialled */
 
 enum pending_kind { PEND_ENQUEUE, PEND_PEER_INFO, PEND_BROADCAST, PEND_OTHER };
 
@@ -90,6 +92,13 @@ static struct pending *pending_add(struct session *s, enum pending_kind kind)
         return NULL;
     p->request_id = s->next_request;
     p->kind = kind;
+    /* A server that never answers must not make the table grow without end. */
+    if (HASH_COUNT(s->pending) >= PENDING_MAX) {
+        struct pending *oldest = s->pending;
+
+        HASH_DEL(s->pending, oldest);
+        free(oldest);
+    }
     HASH_ADD(hh, s->pending, request_id, sizeof(uint64_t), p);
     return p;
 }
@@ -199,7 +208,7 @@ static void on_message(struct session *s, const Qpc__ServerMessage *m)
         break;
     case QPC__SERVER_MESSAGE__BODY_PEER_INFO:
         if (p != NULL && p->kind == PEND_PEER_INFO && m->peer_info->online) {
-            for (size_t i = 0; i < m->peer_info->n_addresses; i++)
+            for (size_t i = 0; i < m->peer_info->n_addresses && i < SERVER_ADDRS_MAX; i++)
                 node_peer_seen(s->cl, p->key, m->peer_info->addresses[i], QPC_PEER_SOURCE_SERVER);
         }
         break;
@@ -219,7 +228,7 @@ static void on_message(struct session *s, const Qpc__ServerMessage *m)
     case QPC__SERVER_MESSAGE__BODY_PUNCH:
         /* Someone asked for us: dial toward them so our NAT lets their packets in. */
         if (m->punch->key.len == QPC_KEY_LEN)
-            for (size_t i = 0; i < m->punch->n_addresses; i++)
+            for (size_t i = 0; i < m->punch->n_addresses && i < SERVER_ADDRS_MAX; i++)
                 node_peer_seen(s->cl, m->punch->key.data, m->punch->addresses[i], QPC_PEER_SOURCE_SERVER);
         break;
     default:
@@ -326,9 +335,12 @@ void session_on_closed(struct client *cl, const struct qpc_quic_close_info *info
     }
 }
 
-int session_connect(struct client *cl, const char *address, char *err, size_t errlen)
+int session_connect(struct client *cl, const char *address_in, char *err, size_t errlen)
 {
     struct session *s = cl->session;
+    /* A copy: the caller's text may be the old session's address (reconnect_cb), which
+     * session_close below frees. */
+    char address[QPC_ADDRESS_MAX + 1];
     char host[QPC_ADDRESS_MAX + 1], port[8];
     uint16_t p;
     struct addrinfo hints = { .ai_socktype = SOCK_DGRAM, .ai_flags = AI_NUMERICSERV }, *res = NULL;
@@ -336,11 +348,12 @@ int session_connect(struct client *cl, const char *address, char *err, size_t er
     bool pinned;
     int rc;
 
-    if (!qpc_identity_address_valid(address) ||
-        qpc_config_parse_addr(address, host, sizeof(host), &p) < 0) {
-        snprintf(err, errlen, "bad server address '%s' (want host:port)", address);
+    if (!qpc_identity_address_valid(address_in) ||
+        qpc_config_parse_addr(address_in, host, sizeof(host), &p) < 0) {
+        snprintf(err, errlen, "bad server address '%s' (want host:port)", address_in);
         return QPC_ERR_INVALID;
     }
+    snprintf(address, sizeof(address), "%s", address_in);
     if (s != NULL && s->conn != NULL && strcmp(s->address, address) == 0)
         return 0;
     if (s != NULL)

@@ -70,7 +70,9 @@ int state_open(struct client *cl, bool create, char *err, size_t errlen)
     char path[PATH_MAX + 32];
     bool created = false;
     int rc;
-    struct qpc_queue_limits lim = { .sync = QPC_QUEUE_SYNC_NORMAL };
+    /* FULL: a held envelope is acked (DEFERRED) or reported held on the strength of this
+     * commit, so it must survive a power cut too (docs/queue.md). */
+    struct qpc_queue_limits lim = { .sync = QPC_QUEUE_SYNC_FULL };
 
     if (path_join(cl->identity_path, sizeof(cl->identity_path), cl->data_dir, "identity.json") < 0) {
         snprintf(err, errlen, "data directory path too long");
