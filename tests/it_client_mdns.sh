@@ -13,6 +13,7 @@
 #      port: a finds it by mDNS and the message is delivered exactly once.
 # Everything made here (namespaces, processes, tmux session) is removed on exit.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 B=${QPC_BUILD:?}
 T=$(mktemp -d /tmp/it_client_mdns.XXXXXX)
 P=qm$$
@@ -25,11 +26,8 @@ cleanup() {
     tmux kill-session -t "$TS" 2>/dev/null || true
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    for n in "${NODES[@]}"; do ip netns del "$P$n" 2>/dev/null || true; done
-    ip netns del "$BR" 2>/dev/null || true
-    if [ $rc -ne 0 ]; then
-        for f in "$T"/*.out "$T"/*.err; do [ -f "$f" ] && { echo "--- $f"; tail -30 "$f"; }; done
-    fi
+    it_netns_del "${NODES[@]/#/$P}" "$BR"
+    [ $rc -eq 0 ] || it_dump_logs 30 "$T"/*.out "$T"/*.err
     rm -rf "$T"
     exit $rc
 }
@@ -38,33 +36,15 @@ fail() { echo "FAIL: $*"; tmux capture-pane -p -t "$TS" -S -100 2>/dev/null | gr
 [ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root"; exit 0; }
 
 # --- the LAN: no server on it ----------------------------------------------------------
-ip netns add "$BR"
-ip -n "$BR" link add br0 type bridge
-ip -n "$BR" link set br0 up
-add_node() { # name index
-    local ns=$P$1
-    ip netns add "$ns"
-    NODES+=("$1")
-    ip -n "$BR" link add "v$2" type veth peer name eth0 netns "$ns"
-    ip -n "$BR" link set "v$2" master br0 up
-    ip -n "$ns" addr add "10.212.0.$2/24" dev eth0
-    ip -n "$ns" link set eth0 multicast on up
-    ip -n "$ns" link set lo up
+it_bridge_add "$BR"
+add_node() { # name index: namespace $P<name> at 10.212.0.<index> on the bridge
+    NODES+=("$1")   # before it exists: cleanup deletes it even if making it fails
+    it_bridge_node "$BR" "$P$1" "v$2" "10.212.0.$2/24"
 }
 add_node a 2; add_node c 3
 X() { local n=$1; shift; ip netns exec "$P$n" "$@"; }   # foreground only: $! of X & is a subshell
 # default listen address (0.0.0.0, a new port each start): p2p= must name eth0's address
 M="--mdns-interfaces eth0 --direct-timeout-ms 1000"
-wait_lines() { # FILE PATTERN N [seconds]
-    local i
-    for ((i = 0; i < ${4:-15} * 10; i++)); do
-        local n
-        n=$(grep -c -- "$2" "$1" 2>/dev/null || true)
-        [ "${n:-0}" -ge "$3" ] && return 0
-        sleep 0.1
-    done
-    return 1
-}
 screen() { tmux capture-pane -p -t "$TS" -S -300; }
 wait_screen() {
     local i
@@ -80,10 +60,10 @@ X a $B/qpc --data-dir "$T/a" peer list | grep -q . && fail "a's directory is not
 # --- 1. send by prefix, found by mDNS, delivered direct ----------------------------------
 ip netns exec "${P}c" $B/qpc --data-dir "$T/c" $M listen --json >"$T/c.out" 2>"$T/c.err" &
 CP=$!; PIDS+=($CP)
-wait_lines "$T/c.out" '"listening"' 1 || fail "c did not start"
+it_wait_lines "$T/c.out" '"listening"' 1 || fail "c did not start"
 rc=0; X a $B/qpc --data-dir "$T/a" $M send "${CK:0:16}" hello over mdns >"$T/send1.out" 2>"$T/send1.err" || rc=$?
 [ $rc -eq 0 ] || fail "send by mDNS: exit $rc"
-wait_lines "$T/c.out" '"text":"hello over mdns","path":"direct"' 1 || fail "c did not get it direct"
+it_wait_lines "$T/c.out" '"text":"hello over mdns","path":"direct"' 1 || fail "c did not get it direct"
 X a $B/qpc --data-dir "$T/a" peer list | grep -q "^$CK client 10.212.0.3:" || fail "c not in a's directory"
 echo "ok 1 qpc send to a prefix found by mDNS, delivered direct"
 
@@ -118,11 +98,11 @@ rc=0; X a $B/qpc --data-dir "$T/a" $M send "${CK:0:12}" "while you were away" >"
 [ $rc -eq 3 ] || fail "send to an offline peer: exit $rc (want 3, held)"
 ip netns exec "${P}a" $B/qpc --data-dir "$T/a" $M listen --json >"$T/a2.out" 2>"$T/a2.err" &
 PIDS+=($!)
-wait_lines "$T/a2.out" '"listening"' 1 || fail "a did not start listening"
+it_wait_lines "$T/a2.out" '"listening"' 1 || fail "a did not start listening"
 ip netns exec "${P}c" $B/qpc --data-dir "$T/c" $M listen --json >"$T/c2.out" 2>"$T/c2.err" &
 CP=$!; PIDS+=($CP)
-wait_lines "$T/c2.out" '"text":"while you were away","path":"direct"' 1 30 || fail "c never got the held message"
-wait_lines "$T/a2.out" '"event":"delivered"' 1 || fail "a did not see the ack"
+it_wait_lines "$T/c2.out" '"text":"while you were away","path":"direct"' 1 30 || fail "c never got the held message"
+it_wait_lines "$T/a2.out" '"event":"delivered"' 1 || fail "a did not see the ack"
 sleep 3
 [ "$(grep -c 'while you were away' "$T/c2.out")" -eq 1 ] || fail "held message shown more than once"
 grep -q 'while you were away' "$T/c.out" && fail "c showed it before it started"

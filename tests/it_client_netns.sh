@@ -13,6 +13,7 @@
 #      exactly once; the non-subscriber in the middle relays it but cannot read it.
 # Everything made here (namespaces, processes, tmux session) is removed on exit.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 B=${QPC_BUILD:?}
 T=$(mktemp -d /tmp/it_client_netns.XXXXXX)
 P=qc$$
@@ -25,11 +26,8 @@ cleanup() {
     tmux kill-session -t "$TS" 2>/dev/null || true
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    for n in "${NODES[@]}"; do ip netns del "$P$n" 2>/dev/null || true; done
-    ip netns del "$BR" 2>/dev/null || true
-    if [ $rc -ne 0 ]; then
-        for f in "$T"/*.out "$T"/*.err; do [ -f "$f" ] && { echo "--- $f"; tail -30 "$f"; }; done
-    fi
+    it_netns_del "${NODES[@]/#/$P}" "$BR"
+    [ $rc -eq 0 ] || it_dump_logs 30 "$T"/*.out "$T"/*.err
     rm -rf "$T"
     exit $rc
 }
@@ -38,34 +36,16 @@ fail() { echo "FAIL: $*"; tmux capture-pane -p -t "$TS" -S -100 2>/dev/null | gr
 [ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root"; exit 0; }
 
 # --- the LAN ---------------------------------------------------------------------------
-ip netns add "$BR"
-ip -n "$BR" link add br0 type bridge
-ip -n "$BR" link set br0 up
-add_node() { # name index
-    local ns=$P$1
-    ip netns add "$ns"
-    NODES+=("$1")
-    ip -n "$BR" link add "v$2" type veth peer name eth0 netns "$ns"
-    ip -n "$BR" link set "v$2" master br0 up
-    ip -n "$ns" addr add "10.211.0.$2/24" dev eth0
-    ip -n "$ns" link set eth0 multicast on up
-    ip -n "$ns" link set lo up
+it_bridge_add "$BR"
+add_node() { # name index: namespace $P<name> at 10.211.0.<index> on the bridge
+    NODES+=("$1")   # before it exists: cleanup deletes it even if making it fails
+    it_bridge_node "$BR" "$P$1" "v$2" "10.211.0.$2/24"
 }
 add_node srv 1; add_node a 2; add_node c 3
 for i in 1 2 3 4 5 6; do add_node m$i $((10 + i)); done
 add_node pub 20
 X() { local n=$1; shift; ip netns exec "$P$n" "$@"; }
 Q="--no-mdns --direct-timeout-ms 1000"
-wait_lines() { # FILE PATTERN N [seconds]
-    local i
-    for ((i = 0; i < ${4:-15} * 10; i++)); do
-        local n
-        n=$(grep -c -- "$2" "$1" 2>/dev/null || true)
-        [ "${n:-0}" -ge "$3" ] && return 0
-        sleep 0.1
-    done
-    return 1
-}
 screen() { tmux capture-pane -p -t "$TS" -S -300; }
 wait_screen() {
     local i
@@ -99,14 +79,14 @@ echo "ok 1 /mesh peers shows the mDNS node"
 # --- 2. direct, address learned from the server ------------------------------------------
 ip netns exec "${P}c" $B/qpc --data-dir "$T/c" --listen 10.211.0.3:7100 $Q --server $SRV listen --json >"$T/c.out" 2>"$T/c.err" &
 CP=$!; PIDS+=($CP)
-wait_lines "$T/c.out" '"connected to server' 1 || fail "c did not connect"
+it_wait_lines "$T/c.out" '"connected to server' 1 || fail "c did not connect"
 run "/mesh send $CK hello over the lan"
 wait_screen "delivered [0-9a-f]{12} to ${CK:0:12} \(direct\)" 
-wait_lines "$T/c.out" '"text":"hello over the lan","path":"direct"' 1 || fail "c did not get it"
+it_wait_lines "$T/c.out" '"text":"hello over the lan","path":"direct"' 1 || fail "c did not get it"
 # /send goes through the server (not P2P): the node stores it, c gets it pushed
 run "/send ${CK:0:10} through the node"
 wait_screen "held [0-9a-f]{12} for ${CK:0:12} by $SRV"
-wait_lines "$T/c.out" '"text":"through the node","path":"server"' 1 || fail "c did not get /send"
+it_wait_lines "$T/c.out" '"text":"through the node","path":"server"' 1 || fail "c did not get /send"
 echo "ok 2 direct via address from the server; /send via the server"
 
 # --- 3. c offline: held, delivered exactly once when it starts ----------------------------
@@ -115,7 +95,7 @@ run "/mesh send ${CK:0:8} are you there"
 wait_screen "held [0-9a-f]{12} for ${CK:0:12} by $SRV" 20
 ip netns exec "${P}c" $B/qpc --data-dir "$T/c" --listen 10.211.0.3:7100 $Q --server $SRV listen --json >"$T/c2.out" 2>"$T/c2.err" &
 CP=$!; PIDS+=($CP)
-wait_lines "$T/c2.out" '"text":"are you there"' 1 || fail "c never got the held message"
+it_wait_lines "$T/c2.out" '"text":"are you there"' 1 || fail "c never got the held message"
 wait_screen "delivered [0-9a-f]{12} to ${CK:0:12} \(direct\)" 40   # a's outbox copy, deduplicated by c
 sleep 2
 [ "$(grep -c '"text":"are you there"' "$T/c2.out")" -eq 1 ] || fail "held message shown more than once"
@@ -130,7 +110,7 @@ X a iptables -A OUTPUT -p udp -d 10.211.0.3 -j DROP
 X a iptables -A INPUT -p udp -s 10.211.0.3 -j DROP
 ip netns exec "${P}c" $B/qpc --data-dir "$T/c" --listen 10.211.0.3:7100 $Q --server $SRV listen --json >"$T/c3.out" 2>"$T/c3.err" &
 CP=$!; PIDS+=($CP)
-wait_lines "$T/c3.out" '"connected to server' 1 || fail "c did not connect"
+it_wait_lines "$T/c3.out" '"connected to server' 1 || fail "c did not connect"
 tmux new-session -d -s "$TS" -x 220 -y 60 \
     "ip netns exec $P""a $B/qpc --data-dir $T/a --listen 10.211.0.2:7100 $Q 2>$T/a2.err"
 wait_screen "^qpc>"
@@ -138,12 +118,12 @@ run "/connect $SRV"
 wait_screen "connected to server $SRV"
 run "/mesh send $CK through the relay"
 wait_screen "delivered [0-9a-f]{12} to ${CK:0:12} \(relayed via $SRV\)" 30
-wait_lines "$T/c3.out" '"text":"through the relay","path":"relayed"' 1 || fail "c: not relayed"
+it_wait_lines "$T/c3.out" '"text":"through the relay","path":"relayed"' 1 || fail "c: not relayed"
 X a iptables -F
 wait_screen "${CK:0:12}: direct path works" 60
 run "/mesh send $CK direct again"
 wait_screen "delivered [0-9a-f]{12} to ${CK:0:12} \(direct\)" 20
-wait_lines "$T/c3.out" '"text":"direct again","path":"direct"' 1 || fail "c: second message not direct"
+it_wait_lines "$T/c3.out" '"text":"direct again","path":"direct"' 1 || fail "c: second message not direct"
 run "/mesh route"
 wait_screen "${CK:0:12} +- +direct +10.211.0.3:7100 +1 "
 run "/quit"
@@ -166,12 +146,12 @@ for i in 1 2 3 4 5 6; do
     PIDS+=($!)
 done
 # every mesh link up: m6 has two, the others dial theirs
-for i in 1 2 3 4 5 6; do wait_lines "$T/m$i.out" '"listening"' 1 || fail "m$i did not start"; done
+for i in 1 2 3 4 5 6; do it_wait_lines "$T/m$i.out" '"listening"' 1 || fail "m$i did not start"; done
 sleep 3
 X pub $B/qpc --data-dir "$T/pub" --listen 10.211.0.20:7100 $Q broadcast townhall "meeting at eight" \
     >"$T/pub.out" 2>"$T/pub.err" || fail "publisher failed"
 for i in 1 2 4 5 6; do
-    wait_lines "$T/m$i.out" '"event":"broadcast".*"text":"meeting at eight"' 1 || fail "m$i did not get it"
+    it_wait_lines "$T/m$i.out" '"event":"broadcast".*"text":"meeting at eight"' 1 || fail "m$i did not get it"
 done
 sleep 2
 for i in 1 2 4 5 6; do

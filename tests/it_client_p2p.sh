@@ -10,6 +10,7 @@
 #   6. with a qpc-server: a message for an offline peer is held by the server and
 #      fetched by the peer when it starts (path "server").
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 B=${QPC_BUILD:?}
 T=$(mktemp -d /tmp/it_client_p2p.XXXXXX)
 PIDS=()
@@ -19,23 +20,12 @@ cleanup() {
     rm -rf "$T"
 }
 trap cleanup EXIT
-fail() { echo "FAIL: $*"; for f in "$T"/*.out "$T"/*.err; do [ -f "$f" ] && { echo "--- $f"; cat "$f"; }; done; exit 1; }
+fail() { echo "FAIL: $*"; it_dump_logs all "$T"/*.out "$T"/*.err; exit 1; }
 Q="--listen 127.0.0.1:0 --no-mdns --direct-timeout-ms 600"
 listen_addr() {
     local i
     for ((i = 0; i < 150; i++)); do grep -q '"listening".*}$' "$1" 2>/dev/null && break; sleep 0.1; done
     sed -n 's/.*"event":"listening".*"address":"\([^"]*\)"}$/\1/p' "$1" | head -1
-}
-# wait_lines FILE PATTERN N: until FILE has at least N lines matching PATTERN (bounded)
-wait_lines() {
-    local i
-    for ((i = 0; i < 150; i++)); do
-        local n
-        n=$(grep -c -- "$2" "$1" 2>/dev/null || true)
-        [ "${n:-0}" -ge "$3" ] && return 0
-        sleep 0.1
-    done
-    return 1
 }
 start_listen() { # name extra-args... ; prints nothing, sets ${name}ADDR via file
     local n=$1; shift
@@ -55,7 +45,7 @@ $B/qpc --data-dir "$T/a" peer add "$CK" "$CADDR" carol
 rc=0; $B/qpc --data-dir "$T/a" $Q send "${CK:0:10}" "hello direct" >"$T/send1.out" || rc=$?
 [ $rc -eq 0 ] || fail "direct send exit $rc"
 grep -q "delivered .* (direct)" "$T/send1.out" || fail "no delivery confirmation"
-wait_lines "$T/c.out" '"text":"hello direct","path":"direct"' 1 || fail "C did not show it"
+it_wait_lines "$T/c.out" '"text":"hello direct","path":"direct"' 1 || fail "C did not show it"
 kill $cPID; wait $cPID 2>/dev/null || true
 echo "ok 1 direct"
 
@@ -69,8 +59,8 @@ C2=$!; PIDS+=($C2)
 listen_addr "$T/c2.out" >/dev/null
 $B/qpc --data-dir "$T/a" $Q listen --json >"$T/a2.out" 2>"$T/a2.err" &
 A2=$!; PIDS+=($A2)
-wait_lines "$T/a2.out" '"event":"delivered"' 1 || fail "A never saw the delivery"
-wait_lines "$T/c2.out" '"text":"while you were away"' 1 || fail "C never got the stored message"
+it_wait_lines "$T/a2.out" '"event":"delivered"' 1 || fail "A never saw the delivery"
+it_wait_lines "$T/c2.out" '"text":"while you were away"' 1 || fail "C never got the stored message"
 sleep 1
 kill $A2 $C2; wait $A2 $C2 2>/dev/null || true
 # both again: nothing is delivered a second time
@@ -94,7 +84,7 @@ grep -q '^ack forged 1$' "$T/inj.out" || fail "forged not refused INVALID"
 grep -q '^ack impostor 1$' "$T/inj.out" || fail "impostor not refused"
 grep -q '^ack expired 5$' "$T/inj.out" || fail "expired not refused EXPIRED"
 grep -q '^ack future 1$' "$T/inj.out" || fail "future not refused"
-wait_lines "$T/c.out" '"event":"refused"' 5 || fail "refusals not reported"
+it_wait_lines "$T/c.out" '"event":"refused"' 5 || fail "refusals not reported"
 [ "$(grep -c '"text":"inject valid 0"' "$T/c.out")" -eq 1 ] || fail "replayed envelope shown twice"
 grep -q '"error":"duplicate"' "$T/c.out" || fail "replay not refused as duplicate"
 grep -q '"error":"bad signature"' "$T/c.out" || fail "forgery not reported"
@@ -161,7 +151,7 @@ sleep 1
 rc=0; $B/qpc --data-dir "$E/a" $Q send "$ECK" "through b" >"$T/ea.out" 2>"$T/ea.err" || rc=$?
 [ $rc -eq 3 ] || fail "send through b: exit $rc, want 3 (held by b)"
 grep -q "held .* by ${BK:0:12}" "$T/ea.out" || fail "a does not say b holds it: $(cat "$T/ea.out" "$T/ec.out" "$T/ebc.out")"
-wait_lines "$T/ec.out" '"text":"through b","path":"direct","hops":2' 1 || fail "c did not get it over 2 hops"
+it_wait_lines "$T/ec.out" '"text":"through b","path":"direct","hops":2' 1 || fail "c did not get it over 2 hops"
 kill $ECP $bPID; wait $ECP $bPID 2>/dev/null || true
 echo "ok 7 forwarded by a neighbour, hop_count incremented"
 

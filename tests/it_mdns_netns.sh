@@ -12,6 +12,7 @@
 #
 # Needs root (ip netns). Env: QPC_BUILD (build dir with the tools).
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 BUILD=${QPC_BUILD:?set QPC_BUILD to the build directory}
 PY=/usr/bin/python3          # Debian's python with python3-zeroconf, not a pyenv one
@@ -30,57 +31,26 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 cleanup() {
     local rc=$?
-    for pid in $ANNOUNCER_PID $BROWSER_PID $TWIN_A_PID $TWIN_B_PID $LATE_PID; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in $ANNOUNCER_PID $BROWSER_PID $TWIN_A_PID $TWIN_B_PID $LATE_PID; do
-        wait "$pid" 2>/dev/null || true
-    done
-    ip netns del "$NS_A" 2>/dev/null || true
-    ip netns del "$NS_B" 2>/dev/null || true
-    if [ $rc -ne 0 ]; then
-        for f in "$TMP"/*; do
-            [ -f "$f" ] && { echo "--- $(basename "$f")"; cat "$f"; }
-        done
-    fi
+    it_kill_all TERM $ANNOUNCER_PID $BROWSER_PID $TWIN_A_PID $TWIN_B_PID $LATE_PID
+    it_netns_del "$NS_A" "$NS_B"
+    [ $rc -eq 0 ] || it_dump_logs all "$TMP"/*
     rm -rf "$TMP"
     exit $rc
 }
 trap cleanup EXIT
-
-# wait_for FILE PATTERN SECONDS: true once FILE has a line matching PATTERN.
-wait_for() {
-    local i
-    for ((i = 0; i < $3 * 10; i++)); do
-        grep -qE "$2" "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
 
 [ "$(id -u)" -eq 0 ] || fail "needs root for ip netns"
 [ -x "$BUILD/mdns_announce" ] && [ -x "$BUILD/mdns_browse" ] || fail "tools not built in $BUILD"
 $PY -c 'import zeroconf' || fail "python3-zeroconf is not installed for $PY"
 
 # --- two namespaces, one link ------------------------------------------------------
-ip netns add "$NS_A"
-ip netns add "$NS_B"
-ip link add "$VETH_A" type veth peer name "$VETH_B"
-ip link set "$VETH_A" netns "$NS_A"
-ip link set "$VETH_B" netns "$NS_B"
-ip -n "$NS_A" addr add 10.201.0.1/24 dev "$VETH_A"
-ip -n "$NS_B" addr add 10.201.0.2/24 dev "$VETH_B"
-for ns in "$NS_A" "$NS_B"; do
-    ip -n "$ns" link set lo up
-done
-ip -n "$NS_A" link set "$VETH_A" multicast on up
-ip -n "$NS_B" link set "$VETH_B" multicast on up
+it_veth_pair "$NS_A" "$NS_B" "$VETH_A" "$VETH_B" 10.201.0.1/24 10.201.0.2/24
 
 # --- announcer in A ------------------------------------------------------------------
 ip netns exec "$NS_A" "$BUILD/mdns_announce" -i "$VETH_A" -H "qpc-a$$" -n nodeA -p 7000 \
     -s 10.201.0.1:7000 -d nodeA.mesh.local >"$TMP/announce.out" 2>"$TMP/announce.err" &
 ANNOUNCER_PID=$!
-wait_for "$TMP/announce.out" "^established nodeA on qpc-a$$\\.local$" 20 || fail "announcer did not establish nodeA"
+it_wait_for "$TMP/announce.out" "^established nodeA on qpc-a$$\\.local$" 20 || fail "announcer did not establish nodeA"
 echo "ok: announcer established in $NS_A"
 
 # --- (1) python3-zeroconf in B -----------------------------------------------------
@@ -126,7 +96,7 @@ echo "ok: python3-zeroconf resolved nodeA with ver, server and domain"
 timeout 60 ip netns exec "$NS_B" "$BUILD/mdns_browse" -i "$VETH_B" -H "qpc-b$$" -t 45 -r nodeA \
     >"$TMP/browse.out" 2>"$TMP/browse.err" &
 BROWSER_PID=$!
-wait_for "$TMP/browse.out" '^\+ name=nodeA ' 20 || fail "mdns_browse did not find nodeA"
+it_wait_for "$TMP/browse.out" '^\+ name=nodeA ' 20 || fail "mdns_browse did not find nodeA"
 line=$(grep -E '^\+ name=nodeA ' "$TMP/browse.out" | head -1)
 for want in "address=10.201.0.1 " "port=7000 " "ver=1 " "server=10.201.0.1:7000 " \
             "domain=nodeA.mesh.local" "host=qpc-a$$.local "; do
@@ -150,11 +120,11 @@ echo "ok: mdns_browse saw nodeA withdrawn"
 ip netns exec "$NS_A" "$BUILD/mdns_announce" -i "$VETH_A" -H "qpc-c$$" -n twin -p 7000 \
     -s 10.201.0.1:7000 >"$TMP/twin_a.out" 2>"$TMP/twin_a.err" &
 TWIN_A_PID=$!
-wait_for "$TMP/twin_a.out" "^established twin on qpc-c$$\\.local$" 20 || fail "twin A did not establish"
+it_wait_for "$TMP/twin_a.out" "^established twin on qpc-c$$\\.local$" 20 || fail "twin A did not establish"
 ip netns exec "$NS_B" "$BUILD/mdns_announce" -i "$VETH_B" -H "qpc-c$$" -n twin -p 7000 \
     -s 10.201.0.2:7000 >"$TMP/twin_b.out" 2>"$TMP/twin_b.err" &
 TWIN_B_PID=$!
-wait_for "$TMP/twin_b.out" "^established " 30 || fail "twin B did not establish"
+it_wait_for "$TMP/twin_b.out" "^established " 30 || fail "twin B did not establish"
 grep -qx "established twin #2 on qpc-c$$-2.local" "$TMP/twin_b.out" \
     || fail "twin B did not rename host and instance: $(cat "$TMP/twin_b.out")"
 [ "$(cat "$TMP/twin_a.out")" = "established twin on qpc-c$$.local" ] \
@@ -176,12 +146,12 @@ LATE_PID=$!
 sleep 2
 ! grep -q '^established' "$TMP/late.out" || fail "announced a host name with no address"
 ip -n "$NS_A" addr add 10.201.1.1/24 dev "$VETH_C"
-wait_for "$TMP/late.out" "^established late on qpc-l$$\\.local$" 30 \
+it_wait_for "$TMP/late.out" "^established late on qpc-l$$\\.local$" 30 \
     || fail "node did not announce after its address appeared"
 timeout 40 ip netns exec "$NS_B" "$BUILD/mdns_browse" -i "$VETH_D" -t 30 -r never-removed \
     >"$TMP/late_browse.out" 2>"$TMP/late_browse.err" &
 BROWSER_PID=$!
-wait_for "$TMP/late_browse.out" '^\+ name=late host=qpc-l[0-9]+\.local address=10\.201\.1\.1 ' 20 \
+it_wait_for "$TMP/late_browse.out" '^\+ name=late host=qpc-l[0-9]+\.local address=10\.201\.1\.1 ' 20 \
     || fail "browser did not resolve the late address"
 echo "ok: a node announced once its interface got an address"
 echo "PASS"

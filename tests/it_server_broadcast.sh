@@ -16,6 +16,7 @@
 #   4. erin subscribes to #news and connects later: the node hands her the live ones.
 #   5. metrics count relayed and duplicate broadcasts.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 B=${QPC_BUILD:?set QPC_BUILD to the build directory}
 SRC=${QPC_SRC:?set QPC_SRC to the source directory}
@@ -27,8 +28,7 @@ PIDS=()
 
 cleanup() {
     local rc=$?
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    it_kill_all TERM "${PIDS[@]}"
     rm -rf "$T"
     exit $rc
 }
@@ -36,23 +36,14 @@ trap cleanup EXIT
 
 fail() {
     echo "FAIL: $*"
-    for f in "$T"/*.out "$T"/*.err; do [ -f "$f" ] && { echo "--- $f"; tail -n 30 "$f"; }; done
+    it_dump_logs 30 "$T"/*.out "$T"/*.err
     exit 1
-}
-
-wait_for() {   # FILE PATTERN SECONDS
-    local i
-    for ((i = 0; i < $3 * 10; i++)); do
-        grep -qE -- "$2" "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
 }
 
 count() { grep -cF -- "$2" "$1" 2>/dev/null || true; }
 metric() { curl -sf "http://127.0.0.1:$M1/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 
-sh "$SRC/tests/data/make_fed_certs.sh" "$T/pki" >/dev/null || fail "cannot make the test PKI"
+it_make_pki "$T/pki" >/dev/null || fail "cannot make the test PKI"
 K=$T/pki
 
 HOME=$T "$B/qpc-server" --data-dir="$T/n1" --listen=127.0.0.1:$P1 --mdns-enabled=false \
@@ -67,8 +58,8 @@ HOME=$T "$B/qpc-server" --data-dir="$T/n2" --listen=127.0.0.1:$P2 --mdns-enabled
     --federation-key=$K/node-b.key.der --federation-ca=$K/ca.der \
     --federation-peers="a.mesh.test=127.0.0.1:$F1" --log-level=debug >"$T/n2.out" 2>"$T/n2.err" &
 N2=$!; PIDS+=($N2)
-wait_for "$T/n1.out" '^connect: ' 20 || fail "node 1 did not start"
-wait_for "$T/n2.out" '^connect: ' 20 || fail "node 2 did not start"
+it_wait_for "$T/n1.out" '^connect: ' 20 || fail "node 1 did not start"
+it_wait_for "$T/n2.out" '^connect: ' 20 || fail "node 2 did not start"
 
 Q="--listen 127.0.0.1:0 --no-mdns --direct-timeout-ms 600"
 K1=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
@@ -83,7 +74,7 @@ for who in alice bob carol dave erin; do "$B/qpc" --data-dir "$T/$who" identity 
 listen() {   # NAME SERVER_PORT
     "$B/qpc" --data-dir "$T/$1" $Q --server 127.0.0.1:$2 listen --json >"$T/$1.out" 2>"$T/$1.err" &
     PIDS+=($!)
-    wait_for "$T/$1.out" 'connected to server' 20 || fail "$1 did not connect to its server"
+    it_wait_for "$T/$1.out" 'connected to server' 20 || fail "$1 did not connect to its server"
 }
 listen bob $P1
 listen carol $P1
@@ -94,8 +85,8 @@ rc=0; "$B/qpc" --data-dir "$T/alice" $Q --server 127.0.0.1:$P1 broadcast news "h
     >"$T/alice1.out" 2>"$T/alice1.err" || rc=$?
 [ $rc -eq 0 ] || fail "broadcast exit $rc, want 0 (the server took it)"
 grep -q "to 0 links and server 127.0.0.1:$P1" "$T/alice1.out" || fail "alice had a P2P link or no server"
-wait_for "$T/bob.out" '"text":"hello through the node","path":"server"' 10 || fail "bob did not show it"
-wait_for "$T/dave.out" '"text":"hello through the node","path":"server"' 10 || fail "dave (node 2) did not show it"
+it_wait_for "$T/bob.out" '"text":"hello through the node","path":"server"' 10 || fail "bob did not show it"
+it_wait_for "$T/dave.out" '"text":"hello through the node","path":"server"' 10 || fail "dave (node 2) did not show it"
 echo "ok 1 open channel: bob (same node) and dave (federated node) show it"
 
 # --- 2. private channel ------------------------------------------------------------------
@@ -103,8 +94,8 @@ echo "ok 1 open channel: bob (same node) and dave (federated node) show it"
 rc=0; "$B/qpc" --data-dir "$T/alice" $Q --server 127.0.0.1:$P1 broadcast secret "for key holders" \
     >"$T/alice2.out" 2>"$T/alice2.err" || rc=$?
 [ $rc -eq 0 ] || fail "private broadcast exit $rc"
-wait_for "$T/bob.out" '"text":"for key holders"' 10 || fail "bob (K1) did not show the private one"
-wait_for "$T/carol.out" '"event":"refused".*"error":"decryption failed' 10 ||
+it_wait_for "$T/bob.out" '"text":"for key holders"' 10 || fail "bob (K1) did not show the private one"
+it_wait_for "$T/carol.out" '"event":"refused".*"error":"decryption failed' 10 ||
     fail "carol (K2) did not receive the private one, or opened it"
 echo "ok 2 private channel: the key holder reads it, another key cannot"
 
@@ -112,15 +103,15 @@ echo "ok 2 private channel: the key holder reads it, another key cannot"
 "$B/qpc_bcast_inject" 127.0.0.1:$P1 news "injected bulletin" >"$T/inject.out" 2>"$T/inject.err" \
     || fail "inject: exit $? ($(tr '\n' ' ' <"$T/inject.out"))"
 echo "   node answers: $(tr '\n' ' ' <"$T/inject.out")"
-wait_for "$T/bob.out" '"text":"injected bulletin"' 10 || fail "bob did not show the injected one"
-wait_for "$T/bob.out" '"text":"injected bulletin \(after a forgery\)"' 10 ||
+it_wait_for "$T/bob.out" '"text":"injected bulletin"' 10 || fail "bob did not show the injected one"
+it_wait_for "$T/bob.out" '"text":"injected bulletin \(after a forgery\)"' 10 ||
     fail "a forged copy made the node drop the real one"
 echo "ok 3 replay/rehop -> DUPLICATE, forged -> INVALID, expired -> EXPIRED, direct/garbage -> INVALID"
 
 # --- 4. a late comer gets the live ones -----------------------------------------------------
 listen erin $P1
-wait_for "$T/erin.out" '"text":"hello through the node"' 10 || fail "erin did not get the kept broadcast"
-wait_for "$T/erin.out" '"text":"injected bulletin"' 10 || fail "erin did not get the kept injected one"
+it_wait_for "$T/erin.out" '"text":"hello through the node"' 10 || fail "erin did not get the kept broadcast"
+it_wait_for "$T/erin.out" '"text":"injected bulletin"' 10 || fail "erin did not get the kept injected one"
 echo "ok 4 a client that connects later gets the live broadcasts the node kept"
 
 # --- exactly once, and nothing that should not be shown -------------------------------------

@@ -13,6 +13,7 @@
 #   - metrics endpoint; SIGTERM exits 0.
 # mDNS is off (no traffic beyond loopback).
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 BUILD=${QPC_BUILD:?set QPC_BUILD to the build directory}
 SRV=$BUILD/qpc-server
@@ -27,32 +28,21 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 cleanup() {
     local rc=$?
-    for pid in $SERVER_PID $LISTEN_PID; do kill -9 "$pid" 2>/dev/null || true; done
-    for pid in $SERVER_PID $LISTEN_PID; do wait "$pid" 2>/dev/null || true; done
-    if [ $rc -ne 0 ]; then
-        for f in "$TMP"/*.out "$TMP"/*.err; do
-            [ -f "$f" ] && { echo "--- $(basename "$f")"; tail -n 30 "$f"; }
-        done
-    fi
+    it_kill_all KILL $SERVER_PID $LISTEN_PID
+    [ $rc -eq 0 ] || it_dump_logs 30 "$TMP"/*.out "$TMP"/*.err
     rm -rf "$TMP"
     exit $rc
 }
 trap cleanup EXIT
 
-wait_for() {   # wait_for FILE PATTERN SECONDS
-    local i
-    for ((i = 0; i < $3 * 10; i++)); do
-        grep -qE "$2" "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
-
 start_server() {   # start_server EXTRA-FLAGS...
+    # emptied here, not by the background redirection: that runs later, so a wait could
+    # still see the previous start's "connect:" line
+    : >"$TMP/server.out"
     HOME=$TMP "$SRV" --data-dir="$TMP/data" --listen=127.0.0.1:$PORT --mdns-enabled=false \
         --metrics-listen=127.0.0.1:$MPORT "$@" >"$TMP/server.out" 2>"$TMP/server.err" &
     SERVER_PID=$!
-    wait_for "$TMP/server.out" '^connect: ' 20 || fail "server did not start"
+    it_wait_for "$TMP/server.out" '^connect: ' 20 || fail "server did not start"
 }
 
 stop_server() {
@@ -125,7 +115,7 @@ EVE=$("$TC" -i "$TMP/eve.json" id)
 # push: Bob listens, Alice sends; Bob gets them without polling
 timeout 60 "$TC" -S 127.0.0.1:$PORT -i "$TMP/bob.json" listen 3 -T 30 >"$TMP/listen.out" 2>"$TMP/listen.err" &
 LISTEN_PID=$!
-wait_for "$TMP/listen.out" '^ready$' 20 || fail "listener not ready"
+it_wait_for "$TMP/listen.out" '^ready$' 20 || fail "listener not ready"
 tc -i "$TMP/alice.json" send "$BOB" 3 >"$TMP/send1.out" || fail "send failed"
 grep -q "summary sent=3 OK=3$" "$TMP/send1.out" || fail "single enqueue: $(tail -1 "$TMP/send1.out")"
 wait "$LISTEN_PID" || fail "listener did not get 3 pushes"

@@ -9,6 +9,7 @@
 # but only once, and only envelopes that were sent (a client that retries them sends
 # the same envelope id; the node stores it once and the recipient dedups by id).
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 BUILD=${QPC_BUILD:?set QPC_BUILD to the build directory}
 SRV=$BUILD/qpc-server
@@ -23,30 +24,21 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 cleanup() {
     local rc=$?
-    for pid in $SERVER_PID $SENDER_PID; do kill -9 "$pid" 2>/dev/null || true; done
-    for pid in $SERVER_PID $SENDER_PID; do wait "$pid" 2>/dev/null || true; done
-    if [ $rc -ne 0 ]; then
-        for f in "$TMP"/*.err; do [ -f "$f" ] && { echo "--- $(basename "$f")"; tail -n 20 "$f"; }; done
-    fi
+    it_kill_all KILL $SERVER_PID $SENDER_PID
+    [ $rc -eq 0 ] || it_dump_logs 20 "$TMP"/*.err
     rm -rf "$TMP"
     exit $rc
 }
 trap cleanup EXIT
 
-wait_for() {
-    local i
-    for ((i = 0; i < $3 * 10; i++)); do
-        grep -qE "$2" "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
-
 start_server() {
+    # emptied here, not by the background redirection: that runs later, so a wait could
+    # still see the previous start's "connect:" line
+    : >"$TMP/server.out"
     HOME=$TMP "$SRV" --data-dir="$TMP/data" --listen=127.0.0.1:$PORT --mdns-enabled=false \
         --metrics-listen= --queue-quota=100000 >"$TMP/server.out" 2>>"$TMP/server.err" &
     SERVER_PID=$!
-    wait_for "$TMP/server.out" '^connect: ' 20 || fail "server did not start"
+    it_wait_for "$TMP/server.out" '^connect: ' 20 || fail "server did not start"
 }
 
 start_server

@@ -9,6 +9,7 @@
 # Node A takes its federation settings from QPC_* environment variables, node B from flags.
 # Test PKI: tests/data/make_fed_certs.sh (certtool). mDNS is off.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 BUILD=${QPC_BUILD:?set QPC_BUILD to the build directory}
 SRC=${QPC_SRC:?set QPC_SRC to the source directory}
@@ -27,28 +28,14 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 cleanup() {
     local rc=$?
-    for pid in $A_PID $B_PID $R_PID; do kill -9 "$pid" 2>/dev/null || true; done
-    for pid in $A_PID $B_PID $R_PID; do wait "$pid" 2>/dev/null || true; done
-    if [ $rc -ne 0 ]; then
-        for f in "$TMP"/*.err "$TMP"/*.out; do
-            [ -f "$f" ] && { echo "--- $(basename "$f")"; tail -n 25 "$f"; }
-        done
-    fi
+    it_kill_all KILL $A_PID $B_PID $R_PID
+    [ $rc -eq 0 ] || it_dump_logs 25 "$TMP"/*.err "$TMP"/*.out
     rm -rf "$TMP"
     exit $rc
 }
 trap cleanup EXIT
 
-wait_for() {
-    local i
-    for ((i = 0; i < $3 * 10; i++)); do
-        grep -qE "$2" "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
-
-sh "$SRC/tests/data/make_fed_certs.sh" "$TMP/pki" || fail "cannot make the test PKI"
+it_make_pki "$TMP/pki" || fail "cannot make the test PKI"
 P=$TMP/pki
 
 start_a() {
@@ -59,7 +46,7 @@ start_a() {
         --metrics-listen=127.0.0.1:$MA --idle-timeout-ms=5000 --log-level=debug \
         >"$TMP/a.out" 2>>"$TMP/a.err" &
     A_PID=$!
-    wait_for "$TMP/a.out" '^connect: ' 20 || fail "node A did not start"
+    it_wait_for "$TMP/a.out" '^connect: ' 20 || fail "node A did not start"
 }
 
 start_b() {
@@ -70,7 +57,7 @@ start_b() {
         --federation-peers="a.mesh.test=127.0.0.1:$FA" --idle-timeout-ms=5000 --log-level=debug \
         >"$TMP/b.out" 2>>"$TMP/b.err" &
     B_PID=$!
-    wait_for "$TMP/b.out" '^connect: ' 20 || fail "node B did not start"
+    it_wait_for "$TMP/b.out" '^connect: ' 20 || fail "node B did not start"
 }
 
 # fetch_until ID COUNT SECONDS: Bob fetches (and acks) until COUNT items arrived in total.
@@ -112,7 +99,7 @@ for ((i = 0; i < 200; i++)); do
     sleep 0.1
 done
 [ "$(metric qpc_outbox_depth)" = "3" ] || fail "outbox depth is not 3 while B is down"
-wait_for "$TMP/a.err" "node b.mesh.test: .*stay in the outbox" 30 || fail "A did not report the failed attempt"
+it_wait_for "$TMP/a.err" "node b.mesh.test: .*stay in the outbox" 30 || fail "A did not report the failed attempt"
 echo "ok: B down: 3 envelopes wait in A's durable outbox"
 start_b
 fetch_until "$BOB" 4 90 || fail "the outbox was not delivered after B came back"
@@ -135,11 +122,11 @@ HOME=$TMP "$SRV" --data-dir="$TMP/r" --listen=127.0.0.1:$PR --mdns-enabled=false
     --federation-ca=$P/ca.der --federation-peers="b.mesh.test=127.0.0.1:$FB" --idle-timeout-ms=5000 \
     >"$TMP/r.out" 2>"$TMP/r.err" &
 R_PID=$!
-wait_for "$TMP/r.out" '^connect: ' 20 || fail "rogue node did not start"
+it_wait_for "$TMP/r.out" '^connect: ' 20 || fail "rogue node did not start"
 timeout 30 "$TC" -S 127.0.0.1:$PR -i "$TMP/mallory.json" send "$BOB@b.mesh.test" 1 >"$TMP/send3.out" \
     || fail "send via rogue"
 grep -q "DEFERRED=1" "$TMP/send3.out" || fail "rogue node did not take the envelope"
-wait_for "$TMP/r.err" "node b.mesh.test: .*stay in the outbox" 30 || fail "rogue node was not refused"
+it_wait_for "$TMP/r.err" "node b.mesh.test: .*stay in the outbox" 30 || fail "rogue node was not refused"
 timeout 30 "$TC" -S 127.0.0.1:$PB -i "$TMP/bob.json" fetch >"$TMP/bob_after.out"
 grep -q "^fetched 0$" "$TMP/bob_after.out" || fail "B accepted an envelope from a node of another CA"
 echo "ok: a node with a certificate from another CA cannot deliver: $(grep -m1 "stay in the outbox" "$TMP/r.err" | sed "s/.*warn //")"

@@ -11,6 +11,7 @@
 #   3. SIGTERM to A: it exits 0 and B sees the announcement withdrawn.
 # Needs root (ip netns), python3-zeroconf and certtool. Env: QPC_BUILD, QPC_SRC.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 BUILD=${QPC_BUILD:?set QPC_BUILD to the build directory}
 SRC=${QPC_SRC:?set QPC_SRC to the source directory}
@@ -29,44 +30,20 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 cleanup() {
     local rc=$?
-    for pid in $A_PID $B_PID; do kill -9 "$pid" 2>/dev/null || true; done
-    for pid in $A_PID $B_PID; do wait "$pid" 2>/dev/null || true; done
-    ip netns del "$NS_A" 2>/dev/null || true
-    ip netns del "$NS_B" 2>/dev/null || true
-    if [ $rc -ne 0 ]; then
-        for f in "$TMP"/*.out "$TMP"/*.err; do
-            [ -f "$f" ] && { echo "--- $(basename "$f")"; tail -n 25 "$f"; }
-        done
-    fi
+    it_kill_all KILL $A_PID $B_PID
+    it_netns_del "$NS_A" "$NS_B"
+    [ $rc -eq 0 ] || it_dump_logs 25 "$TMP"/*.out "$TMP"/*.err
     rm -rf "$TMP"
     exit $rc
 }
 trap cleanup EXIT
 
-wait_for() {
-    local i
-    for ((i = 0; i < $3 * 10; i++)); do
-        grep -qE "$2" "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
-
 [ "$(id -u)" -eq 0 ] || fail "needs root for ip netns"
 $PY -c 'import zeroconf' || fail "python3-zeroconf is not installed for $PY"
-sh "$SRC/tests/data/make_fed_certs.sh" "$TMP/pki" || fail "cannot make the test PKI"
+it_make_pki "$TMP/pki" || fail "cannot make the test PKI"
 P=$TMP/pki
 
-ip netns add "$NS_A"
-ip netns add "$NS_B"
-ip link add "$VETH_A" type veth peer name "$VETH_B"
-ip link set "$VETH_A" netns "$NS_A"
-ip link set "$VETH_B" netns "$NS_B"
-ip -n "$NS_A" addr add 10.202.0.1/24 dev "$VETH_A"
-ip -n "$NS_B" addr add 10.202.0.2/24 dev "$VETH_B"
-for ns in "$NS_A" "$NS_B"; do ip -n "$ns" link set lo up; done
-ip -n "$NS_A" link set "$VETH_A" multicast on up
-ip -n "$NS_B" link set "$VETH_B" multicast on up
+it_veth_pair "$NS_A" "$NS_B" "$VETH_A" "$VETH_B" 10.202.0.1/24 10.202.0.2/24
 
 # --- 1. node A, seen by python3-zeroconf ----------------------------------------------------
 ip netns exec "$NS_A" env HOME="$TMP" "$SRV" --data-dir="$TMP/a" --listen=0.0.0.0:7000 \
@@ -75,8 +52,8 @@ ip netns exec "$NS_A" env HOME="$TMP" "$SRV" --data-dir="$TMP/a" --listen=0.0.0.
     --federation-key="$P/node-a.key.der" --federation-ca="$P/ca.der" --metrics-listen= \
     >"$TMP/a.out" 2>"$TMP/a.err" &
 A_PID=$!
-wait_for "$TMP/a.out" '^connect: *qpc --server 10\.202\.0\.1:7000$' 20 || fail "node A did not start"
-wait_for "$TMP/a.err" 'mdns: established: nodeA\._quicprochat' 30 || fail "node A's announcement not established"
+it_wait_for "$TMP/a.out" '^connect: *qpc --server 10\.202\.0\.1:7000$' 20 || fail "node A did not start"
+it_wait_for "$TMP/a.err" 'mdns: established: nodeA\._quicprochat' 30 || fail "node A's announcement not established"
 echo "ok: node A runs in $NS_A and announces"
 
 cat >"$TMP/zc_browse.py" <<'PYEOF'
@@ -122,8 +99,8 @@ ip netns exec "$NS_B" env HOME="$TMP" "$SRV" --data-dir="$TMP/b" --listen=0.0.0.
     --federation-key="$P/node-b.key.der" --federation-ca="$P/ca.der" --metrics-listen= \
     >"$TMP/b.out" 2>"$TMP/b.err" &
 B_PID=$!
-wait_for "$TMP/b.out" '^connect: ' 20 || fail "node B did not start"
-wait_for "$TMP/b.err" 'learned node nodeA\.mesh\.local at 10\.202\.0\.1:7001' 30 \
+it_wait_for "$TMP/b.out" '^connect: ' 20 || fail "node B did not start"
+it_wait_for "$TMP/b.err" 'learned node nodeA\.mesh\.local at 10\.202\.0\.1:7001' 30 \
     || fail "node B did not learn node A from mDNS"
 BOB=$("$TC" -i "$TMP/bob.json" id)
 timeout 30 ip netns exec "$NS_B" "$TC" -S 127.0.0.1:7000 -i "$TMP/alice.json" send "$BOB@nodeA.mesh.local" 1 \
@@ -144,7 +121,7 @@ rc=0; wait "$A_PID" || rc=$?
 A_PID=
 [ $rc -eq 0 ] || fail "node A exited with $rc after SIGTERM"
 grep -q 'announcement withdrawn' "$TMP/a.err" || fail "node A did not withdraw"
-wait_for "$TMP/b.err" 'node nodeA\.mesh\.local left' 20 || fail "node B did not see the withdrawal"
+it_wait_for "$TMP/b.err" 'node nodeA\.mesh\.local left' 20 || fail "node B did not see the withdrawal"
 echo "ok: SIGTERM: node A withdrew its announcement (seen by B) and exited 0"
 kill -TERM "$B_PID"; wait "$B_PID" || fail "node B did not exit 0"; B_PID=
 echo PASS

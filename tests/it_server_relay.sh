@@ -10,6 +10,7 @@
 #   - A datagram for a key that is not connected is dropped.
 # Loopback only; mDNS off.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 BUILD=${QPC_BUILD:?set QPC_BUILD to the build directory}
 SRV=$BUILD/qpc-server
@@ -24,31 +25,17 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 cleanup() {
     local rc=$?
-    for pid in $SERVER_PID $RECV_PID; do kill -9 "$pid" 2>/dev/null || true; done
-    for pid in $SERVER_PID $RECV_PID; do wait "$pid" 2>/dev/null || true; done
-    if [ $rc -ne 0 ]; then
-        for f in "$TMP"/*.out "$TMP"/*.err; do
-            [ -f "$f" ] && { echo "--- $(basename "$f")"; tail -n 20 "$f"; }
-        done
-    fi
+    it_kill_all KILL $SERVER_PID $RECV_PID
+    [ $rc -eq 0 ] || it_dump_logs 20 "$TMP"/*.out "$TMP"/*.err
     rm -rf "$TMP"
     exit $rc
 }
 trap cleanup EXIT
 
-wait_for() {
-    local i
-    for ((i = 0; i < $3 * 10; i++)); do
-        grep -qE "$2" "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
-
 HOME=$TMP "$SRV" --data-dir="$TMP/data" --listen=127.0.0.1:$PORT --mdns-enabled=false \
     --metrics-listen=127.0.0.1:$MPORT --relay-rate-limit=5 >"$TMP/server.out" 2>"$TMP/server.err" &
 SERVER_PID=$!
-wait_for "$TMP/server.out" '^connect: ' 20 || fail "server did not start"
+it_wait_for "$TMP/server.out" '^connect: ' 20 || fail "server did not start"
 
 ALICE=$("$TC" -i "$TMP/alice.json" id)
 BOB=$("$TC" -i "$TMP/bob.json" id)
@@ -59,12 +46,12 @@ grep -q '^online 0$' "$TMP/peer0.out" || fail "Bob reported online before connec
 
 timeout 60 "$TC" -S 127.0.0.1:$PORT -i "$TMP/bob.json" recv 3 -T 30 >"$TMP/recv.out" 2>"$TMP/recv.err" &
 RECV_PID=$!
-wait_for "$TMP/recv.out" '^ready$' 20 || fail "receiver not ready"
+it_wait_for "$TMP/recv.out" '^ready$' 20 || fail "receiver not ready"
 
 tc -i "$TMP/alice.json" peer "$BOB" >"$TMP/peer1.out" || fail "peer_info"
 grep -q '^online 1$' "$TMP/peer1.out" || fail "Bob not reported online"
 grep -qE '^address 127\.0\.0\.1:[0-9]+$' "$TMP/peer1.out" || fail "no address for Bob"
-wait_for "$TMP/recv.out" "^punch $ALICE 127\\.0\\.0\\.1:[0-9]+$" 10 || fail "Bob got no PunchNotice"
+it_wait_for "$TMP/recv.out" "^punch $ALICE 127\\.0\\.0\\.1:[0-9]+$" 10 || fail "Bob got no PunchNotice"
 echo "ok: peer_info gives Bob's address, Bob is told Alice's (hole punching)"
 
 tc -i "$TMP/alice.json" relay "$BOB" 3 >/dev/null || fail "relay send"
@@ -77,7 +64,7 @@ echo "ok: relay datagrams arrive with the sender's authenticated key"
 
 timeout 60 "$TC" -S 127.0.0.1:$PORT -i "$TMP/bob.json" recv 1000 -T 3 >"$TMP/recv2.out" 2>"$TMP/recv2.err" &
 RECV_PID=$!
-wait_for "$TMP/recv2.out" '^ready$' 20 || fail "receiver not ready"
+it_wait_for "$TMP/recv2.out" '^ready$' 20 || fail "receiver not ready"
 tc -i "$TMP/alice.json" relay "$BOB" 200 >/dev/null || fail "relay burst"
 rc=0; wait "$RECV_PID" || rc=$?
 RECV_PID=

@@ -1,0 +1,105 @@
+# tests/lib/common.sh: helpers shared by the integration scripts tests/it_*.sh.
+#
+# Sourced, never run (CMake only globs tests/it_*.sh, so this is not a test). The one
+# idea: every helper here is best-effort where it cleans up (it never fails, so it is
+# safe inside an EXIT trap under `set -euo pipefail`) and bounded where it waits (it
+# returns 1 after the timeout instead of hanging). What a failure means is left to the
+# caller's own fail(), so each script keeps its exact assertions and messages.
+# Usage, right after `set -euo pipefail`:
+#   source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+# it_wait_for FILE PATTERN SECONDS: 0 once FILE has a line matching the extended regex
+# PATTERN, 1 after SECONDS (polled every 0.1 s; FILE need not exist yet).
+it_wait_for() {
+    local i
+    for ((i = 0; i < $3 * 10; i++)); do
+        grep -qE -- "$2" "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# it_wait_lines FILE PATTERN N [SECONDS]: 0 once FILE has at least N lines matching the
+# basic regex PATTERN, 1 after SECONDS (default 15).
+it_wait_lines() {
+    local i n
+    for ((i = 0; i < ${4:-15} * 10; i++)); do
+        n=$(grep -c -- "$2" "$1" 2>/dev/null || true)
+        [ "${n:-0}" -ge "$3" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# it_kill_all SIGNAL [PID...]: send SIGNAL (e.g. TERM, KILL) to every PID, then reap each.
+# Empty or already-gone PIDs are fine; never fails.
+it_kill_all() {
+    local sig=$1 p
+    shift
+    for p in "$@"; do kill -"$sig" "$p" 2>/dev/null || true; done
+    for p in "$@"; do wait "$p" 2>/dev/null || true; done
+    return 0
+}
+
+# it_netns_del [NAMESPACE...]: delete each network namespace (and with it the veth ends
+# inside it); a namespace that was never made is fine; never fails.
+it_netns_del() {
+    local ns
+    for ns in "$@"; do ip netns del "$ns" 2>/dev/null || true; done
+    return 0
+}
+
+# it_dump_logs LINES [FILE...]: for each FILE that exists print "--- NAME" and its last
+# LINES lines ("all": the whole file). For failure reports; never fails.
+it_dump_logs() {
+    local lines=$1 f
+    shift
+    for f in "$@"; do
+        [ -f "$f" ] || continue
+        echo "--- $(basename "$f")"
+        if [ "$lines" = all ]; then cat "$f"; else tail -n "$lines" "$f"; fi
+    done
+    return 0
+}
+
+# it_veth_pair NS_A NS_B VETH_A VETH_B CIDR_A CIDR_B: make namespaces NS_A and NS_B
+# joined by one veth pair (VETH_A in NS_A with CIDR_A, VETH_B in NS_B with CIDR_B), with
+# lo and both ends up and multicast on. Names must be unique per run (use $$) and
+# interface names at most 15 characters. The caller deletes both namespaces on exit.
+it_veth_pair() {
+    ip netns add "$1"
+    ip netns add "$2"
+    # made straight inside the namespaces: no moment where a veth end sits in the host's
+    # namespace, where deleting the two namespaces would not remove it
+    ip link add "$3" netns "$1" type veth peer name "$4" netns "$2"
+    ip -n "$1" addr add "$5" dev "$3"
+    ip -n "$2" addr add "$6" dev "$4"
+    ip -n "$1" link set lo up
+    ip -n "$2" link set lo up
+    ip -n "$1" link set "$3" multicast on up
+    ip -n "$2" link set "$4" multicast on up
+}
+
+# it_bridge_add NS: make namespace NS holding an up bridge br0: a LAN for it_bridge_node.
+it_bridge_add() {
+    ip netns add "$1"
+    ip -n "$1" link add br0 type bridge
+    ip -n "$1" link set br0 up
+}
+
+# it_bridge_node BRIDGE_NS NS VETH CIDR: make namespace NS plugged into br0 of BRIDGE_NS:
+# interface eth0 in NS (CIDR, multicast on, up, and lo up), its peer VETH on the bridge.
+it_bridge_node() {
+    ip netns add "$2"
+    ip -n "$1" link add "$3" type veth peer name eth0 netns "$2"
+    ip -n "$1" link set "$3" master br0 up
+    ip -n "$2" addr add "$4" dev eth0
+    ip -n "$2" link set eth0 multicast on up
+    ip -n "$2" link set lo up
+}
+
+# it_make_pki DIR: make the federation test PKI (tests/data/make_fed_certs.sh, certtool)
+# in DIR: ca.der, node-a/node-b/rogue .der and .key.der. Needs QPC_SRC. Returns its status.
+it_make_pki() {
+    sh "${QPC_SRC:?set QPC_SRC to the source directory}/tests/data/make_fed_certs.sh" "$1"
+}
