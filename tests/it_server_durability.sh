@@ -58,8 +58,7 @@ kill -9 "$SERVER_PID"
 wait "$SERVER_PID" 2>/dev/null || true
 SERVER_PID=
 # The sender would wait for answers that never come; its output is flushed per answer.
-kill -9 "$SENDER_PID" 2>/dev/null || true
-wait "$SENDER_PID" 2>/dev/null || true
+it_kill_all KILL "$SENDER_PID"
 SENDER_PID=
 ACKED=$(grep -c ' OK$' "$TMP/send.out" || true)
 grep -q '^summary' "$TMP/send.out" && fail "the load finished before the kill: nothing was tested"

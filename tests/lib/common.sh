@@ -36,6 +36,9 @@ it_wait_lines() {
 it_kill_all() {
     local sig=$1 p
     shift
+    # Children first: a PID may be a `timeout` wrapper, and killing the wrapper alone
+    # would leave the program it runs behind.
+    for p in "$@"; do pkill -"$sig" -P "$p" 2>/dev/null || true; done
     for p in "$@"; do kill -"$sig" "$p" 2>/dev/null || true; done
     for p in "$@"; do wait "$p" 2>/dev/null || true; done
     return 0
