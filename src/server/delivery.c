@@ -39,6 +39,8 @@
 #define FETCH_PAGE_MAX 10000u
 #define REPLY_BACKLOG_MAX 100000u   /* unsent replies before a client that does not read
                                      * is disconnected */
+#define REPLY_BACKLOG_BYTES (64u * 1024 * 1024)   /* or unsent bytes (plus two frames): a
+                                     * tiny fetch can ask for a frame-sized answer */
 #define FRAME_MARGIN 1024u          /* room for the fields around the items of a page */
 #define COMMIT_MAX_DELAY 0.002      /* seconds a staged write may wait for the loop to idle */
 #define COMMIT_MAX_ITEMS 20000u     /* or this many staged writes */
@@ -145,16 +147,28 @@ static void pending_free(struct pending *p)
     free(p);
 }
 
+/* Closes a session whose unsent replies grow too many or too large: it does not read
+ * (the close is carried out at the top of the loop, so s stays valid here). */
+static void backlog_check(struct session *s)
+{
+    size_t max_bytes = REPLY_BACKLOG_BYTES + 2 * (size_t)s->node->sc->max_frame_size;
+
+    if (s->backlog_closed ||
+        (s->reply_count <= REPLY_BACKLOG_MAX && s->reply_bytes <= max_bytes))
+        return;
+    s->backlog_closed = true;
+    qpc_log_warn("delivery", "%s does not read its replies; closing", s->peer_addr);
+    qpc_quic_conn_close(s->conn, QPC_QUIC_APP_REFUSED, "reply backlog");
+}
+
 /* Appends p to its owner's FIFO (the reply will leave once it and all before it are
  * finished). Refuses to grow the backlog of a client that does not read. */
 static void pending_append(struct session *s, struct pending *p)
 {
     DL_APPEND(s->replies, p);
     s->reply_count++;
-    if (s->reply_count > REPLY_BACKLOG_MAX) {
-        qpc_log_warn("delivery", "%s does not read its replies; closing", s->peer_addr);
-        qpc_quic_conn_close(s->conn, QPC_QUIC_APP_REFUSED, "reply backlog");
-    }
+    s->reply_bytes += p->frame_len;
+    backlog_check(s);
 }
 
 /* Appends an already encoded unsolicited or immediate answer. Takes frame. */
@@ -191,6 +205,7 @@ void session_flush(struct session *s)
             qpc_log_debug("delivery", "%s: reply dropped: %s", s->peer_addr, qpc_strerror(rc));
         DL_DELETE(s->replies, p);
         s->reply_count--;
+        s->reply_bytes -= p->frame_len;
         pending_free(p);
     }
 }
@@ -278,6 +293,8 @@ static void pending_finish(struct pending *p)
         pending_free(p);
         return;
     }
+    s->reply_bytes += p->frame_len;
+    backlog_check(s);
     session_flush(s);
 }
 
@@ -495,7 +512,7 @@ static void handle_fetch(struct session *s, uint64_t request_id, const Qpc__Fetc
     Qpc__QueuedEnvelope *qes = NULL, **ptrs = NULL;
     struct qpc_queue_item *items = NULL;
     size_t limit = f->limit == 0 ? FETCH_PAGE_DEFAULT : f->limit;
-    size_t count = 0, used = 0, budget;
+    size_t count = 0, fetched = 0, used = 0, budget;
     int rc;
 
     if (limit > FETCH_PAGE_MAX)
@@ -505,6 +522,7 @@ static void handle_fetch(struct session *s, uint64_t request_id, const Qpc__Fetc
                          limit < FETCH_PAGE_MAX ? limit + 1 : limit, node_now_ms(), &items,
                          &count);
     fr.status = QPC__STATUS__STATUS_OK;
+    fetched = count;   /* what to free, even when the page is given up below */
     if (rc != 0) {
         fr.status = QPC__STATUS__STATUS_INTERNAL;
         count = 0;
@@ -543,7 +561,7 @@ static void handle_fetch(struct session *s, uint64_t request_id, const Qpc__Fetc
     reply_message(s, &msg);
     free(ptrs);
     free(qes);
-    qpc_queue_items_free(items, count);
+    qpc_queue_items_free(items, fetched);
 }
 
 static void handle_ack(struct session *s, uint64_t request_id, const Qpc__AckRequest *a)

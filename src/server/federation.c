@@ -33,8 +33,16 @@
 #define SEND_BATCH_MAX 1000u      /* items per RelayEnqueueRequest */
 #define FRAME_MARGIN 4096u
 #define LINK_BCAST_MAX 256u       /* broadcasts waiting per link while it connects */
+/* Rows one link may hold. Without a bound a peer that stops reading its stream or
+ * never answers would make every pump lease more (and, once LEASE_MS passed, the same
+ * rows again) onto its link; what is over goes back to the outbox with a failed attempt. */
+#define LINK_WAITING_MAX (4u * PUMP_BATCH)
+#define LINK_WAITING_BYTES (64u * 1024 * 1024)
+#define LINK_INFLIGHT_MAX (16u * PUMP_BATCH)
+#define LEARNED_MAX 512u          /* nodes learned from mDNS (anyone on the link can announce) */
 
 struct learned_node {
+    char key[QPC_QUEUE_DOMAIN_MAX + 1];      /* domain_key(domain): the hash key */
     char domain[QPC_QUEUE_DOMAIN_MAX + 1];
     char addr[QPC_ADDRESS_MAX + 1];
     UT_hash_handle hh;
@@ -57,13 +65,15 @@ struct out_batch {
 struct link {
     int kind;                                /* OBJ_LINK */
     struct node *node;
+    char key[QPC_QUEUE_DOMAIN_MAX + 1];      /* domain_key(domain): the hash key */
     char domain[QPC_QUEUE_DOMAIN_MAX + 1];
     struct qpc_quic_conn *conn;              /* NULL while not connected */
     bool ready;
     int64_t stream_id;
     struct qpc_outbox_item *waiting;         /* leased rows not yet sent */
-    size_t n_waiting, cap_waiting;
+    size_t n_waiting, cap_waiting, waiting_bytes;
     struct out_batch *inflight;              /* sent, answer pending */
+    size_t n_inflight;                       /* rows in inflight */
     struct bcast_blob *bcasts;               /* broadcasts waiting to go (best effort) */
     size_t n_bcasts;
     uint64_t next_request_id;
@@ -72,19 +82,37 @@ struct link {
 
 /* --- resolve_destination ------------------------------------------------------------- */
 
+/* The key of a domain in n->learned and n->links: lower case, as DNS names compare, so
+ * a client writing one peer's domain in many spellings cannot make many links to it.
+ * False when the domain is too long to be a key. */
+static bool domain_key(char key[static QPC_QUEUE_DOMAIN_MAX + 1], const char *domain)
+{
+    size_t i = 0;
+
+    for (; domain[i] != '\0'; i++) {
+        if (i == QPC_QUEUE_DOMAIN_MAX)
+            return false;
+        key[i] = (domain[i] >= 'A' && domain[i] <= 'Z') ? (char)(domain[i] - 'A' + 'a')
+                                                          : domain[i];
+    }
+    key[i] = '\0';
+    return true;
+}
+
 enum dest_kind resolve_destination(const struct node *n, const char *domain, char *addr,
                                    size_t addrlen)
 {
     const char *found;
     struct learned_node *ln = NULL;
+    char key[QPC_QUEUE_DOMAIN_MAX + 1];
 
     if (domain == NULL || domain[0] == '\0' || strcasecmp(domain, n->sc->federation_domain) == 0)
         return DEST_LOCAL;
     if (!n->sc->federation_enabled)
         return DEST_UNKNOWN;
     found = qpc_config_peer_addr(n->sc, domain);
-    if (found == NULL) {
-        HASH_FIND_STR(n->learned, domain, ln);
+    if (found == NULL && domain_key(key, domain)) {
+        HASH_FIND_STR(n->learned, key, ln);
         if (ln != NULL)
             found = ln->addr;
     }
@@ -99,38 +127,46 @@ void federation_learn(struct node *n, const char *domain, const char *host)
 {
     struct learned_node *ln;
     bool v6 = strchr(host, ':') != NULL;
+    char key[QPC_QUEUE_DOMAIN_MAX + 1];
 
-    if (domain == NULL || domain[0] == '\0' || strlen(domain) > QPC_QUEUE_DOMAIN_MAX ||
+    if (domain == NULL || domain[0] == '\0' || !domain_key(key, domain) ||
         strcasecmp(domain, n->sc->federation_domain) == 0)
         return;
     if (v6 && strncasecmp(host, "fe80:", 5) == 0)
         return;   /* link-local needs a scope id: dial such nodes by a routable address */
-    HASH_FIND_STR(n->learned, domain, ln);
+    HASH_FIND_STR(n->learned, key, ln);
     if (ln != NULL && v6 && strchr(ln->addr, '[') == NULL)
         return;   /* keep an IPv4 address: our federation socket may be IPv4 only */
     if (ln == NULL) {
+        if (HASH_COUNT(n->learned) >= LEARNED_MAX)
+            return;
         ln = calloc(1, sizeof(*ln));
         if (ln == NULL)
             return;
+        snprintf(ln->key, sizeof(ln->key), "%s", key);
         snprintf(ln->domain, sizeof(ln->domain), "%s", domain);
-        HASH_ADD_STR(n->learned, domain, ln);
+        HASH_ADD_STR(n->learned, key, ln);
     }
     snprintf(ln->addr, sizeof(ln->addr), v6 ? "[%s]:%u" : "%s:%u", host,
              QPC_QUIC_PORT_FEDERATION);
     qpc_log_info("federation", "learned node %s at %s (mDNS)", ln->domain, ln->addr);
 }
 
+static void link_retire(struct node *n, const char *domain);
+
 void federation_forget(struct node *n, const char *domain)
 {
     struct learned_node *ln;
+    char key[QPC_QUEUE_DOMAIN_MAX + 1];
 
-    if (domain == NULL)
+    if (domain == NULL || !domain_key(key, domain))
         return;
-    HASH_FIND_STR(n->learned, domain, ln);
+    HASH_FIND_STR(n->learned, key, ln);
     if (ln != NULL) {
         qpc_log_info("federation", "node %s left (mDNS goodbye or expiry)", ln->domain);
         HASH_DEL(n->learned, ln);
         free(ln);
+        link_retire(n, key);
     }
 }
 
@@ -139,8 +175,11 @@ void federation_forget(struct node *n, const char *domain)
 static struct link *link_get(struct node *n, const char *domain)
 {
     struct link *l;
+    char key[QPC_QUEUE_DOMAIN_MAX + 1];
 
-    HASH_FIND_STR(n->links, domain, l);
+    if (!domain_key(key, domain))
+        return NULL;
+    HASH_FIND_STR(n->links, key, l);
     if (l != NULL)
         return l;
     l = calloc(1, sizeof(*l));
@@ -149,9 +188,21 @@ static struct link *link_get(struct node *n, const char *domain)
     l->kind = OBJ_LINK;
     l->node = n;
     l->next_request_id = 1;
+    snprintf(l->key, sizeof(l->key), "%s", key);
     snprintf(l->domain, sizeof(l->domain), "%s", domain);
-    HASH_ADD_STR(n->links, domain, l);
+    HASH_ADD_STR(n->links, key, l);
     return l;
+}
+
+/* Frees a link that is not connected and whose domain no longer resolves, so domains
+ * announced once on mDNS (by anyone on the link) do not pile up links. */
+static void link_free_if_unrouted(struct node *n, struct link *l)
+{
+    if (l->conn != NULL || resolve_destination(n, l->domain, NULL, 0) == DEST_REMOTE)
+        return;
+    HASH_DEL(n->links, l);
+    free(l->waiting);   /* empty: every row went back with link_fail_all */
+    free(l);
 }
 
 static void mark_failed(struct node *n, uint64_t oid, uint64_t now)
@@ -175,6 +226,8 @@ static void link_fail_all(struct link *l, const char *why)
         free(l->waiting[i].blob);
     }
     l->n_waiting = 0;
+    l->waiting_bytes = 0;
+    l->n_inflight = 0;
     DL_FOREACH_SAFE(l->inflight, b, tmp) {
         for (size_t i = 0; i < b->n; i++)
             mark_failed(n, b->oids[i], now);
@@ -192,6 +245,9 @@ static void link_fail_all(struct link *l, const char *why)
 
 static int link_take(struct link *l, struct qpc_outbox_item *it)
 {
+    if (l->n_waiting >= LINK_WAITING_MAX || l->waiting_bytes >= LINK_WAITING_BYTES ||
+        l->n_inflight >= LINK_INFLIGHT_MAX)
+        return QPC_ERR_AGAIN;
     if (l->n_waiting == l->cap_waiting) {
         size_t cap = l->cap_waiting ? l->cap_waiting * 2 : 64;
         struct qpc_outbox_item *w = realloc(l->waiting, cap * sizeof(*w));
@@ -201,6 +257,7 @@ static int link_take(struct link *l, struct qpc_outbox_item *it)
         l->cap_waiting = cap;
     }
     l->waiting[l->n_waiting++] = *it;
+    l->waiting_bytes += it->blob_len;
     it->blob = NULL;   /* the link owns the blob now */
     return 0;
 }
@@ -219,6 +276,23 @@ static void link_drop_bcasts(struct link *l)
 
 /* Sends waiting broadcasts in RelayBroadcastRequests (answers are only counted by the
  * receiver: a lost one is not retried). */
+/* A learned node left: its link is freed (when connected, once the close is done). */
+static void link_retire(struct node *n, const char *domain)
+{
+    struct link *l;
+
+    HASH_FIND_STR(n->links, domain, l);   /* domain is a key (domain_key) */
+    if (l == NULL || resolve_destination(n, domain, NULL, 0) == DEST_REMOTE)
+        return;
+    if (l->conn != NULL) {
+        qpc_quic_conn_close(l->conn, QPC_QUIC_APP_SHUTDOWN, "node left");
+        return;   /* on_closed returns its rows to the outbox and frees it */
+    }
+    link_fail_all(l, "node left");
+    link_drop_bcasts(l);
+    link_free_if_unrouted(n, l);
+}
+
 static void link_send_bcasts(struct link *l)
 {
     struct node *n = l->node;
@@ -288,8 +362,10 @@ static void link_send(struct link *l)
         uint8_t *frame = NULL;
         int rc = QPC_ERR_NOMEM;
 
+        /* 128: the item's other fields and tags, besides its domain */
         while (k < l->n_waiting && k < SEND_BATCH_MAX &&
-               (k == 0 || used + l->waiting[k].blob_len + 128 <= budget)) {
+               (k == 0 || used + l->waiting[k].blob_len + strlen(l->waiting[k].domain) + 128 <=
+                              budget)) {
             qpc__enqueue_item__init(&items[k]);
             items[k].recipient.data = l->waiting[k].recipient;
             items[k].recipient.len = QPC_KEY_LEN;
@@ -297,7 +373,7 @@ static void link_send(struct link *l)
             items[k].envelope.data = l->waiting[k].blob;
             items[k].envelope.len = l->waiting[k].blob_len;
             ptrs[k] = &items[k];
-            used += l->waiting[k].blob_len + 128;
+            used += l->waiting[k].blob_len + strlen(l->waiting[k].domain) + 128;
             k++;
         }
         rr.origin_domain = n->sc->federation_domain;
@@ -320,6 +396,23 @@ static void link_send(struct link *l)
             free(b);
             return;   /* on_writable resumes */
         }
+        if (rc == QPC_ERR_TOO_LARGE && k == 1) {
+            /* One row that can never fit a frame (an envelope near max_frame_size): retrying
+             * it would fail the whole link again on every pump, so it is dropped. */
+            free(b->oids);
+            free(b);
+            qpc_log_warn("federation", "node %s: envelope of %zu bytes does not fit a frame; "
+                         "dropped", l->domain, l->waiting[0].blob_len);
+            n->c.errors[ERRK_TOO_LARGE]++;
+            if (qpc_queue_outbox_remove_many(n->queue, &l->waiting[0].oid, 1, NULL) < 0)
+                qpc_log_error("federation", "outbox remove failed: %s",
+                              qpc_queue_errmsg(n->queue));
+            l->waiting_bytes -= l->waiting[0].blob_len;
+            free(l->waiting[0].blob);
+            memmove(l->waiting, l->waiting + 1, (l->n_waiting - 1) * sizeof(*l->waiting));
+            l->n_waiting--;
+            continue;
+        }
         if (rc != 0) {
             if (b != NULL)
                 free(b->oids);
@@ -331,9 +424,11 @@ static void link_send(struct link *l)
         b->n = k;
         for (size_t i = 0; i < k; i++) {
             b->oids[i] = l->waiting[i].oid;
+            l->waiting_bytes -= l->waiting[i].blob_len;
             free(l->waiting[i].blob);
         }
         DL_APPEND(l->inflight, b);
+        l->n_inflight += k;
         memmove(l->waiting, l->waiting + k, (l->n_waiting - k) * sizeof(*l->waiting));
         l->n_waiting -= k;
     }
@@ -482,6 +577,7 @@ static void link_response(struct link *l, const uint8_t *data, size_t len)
             qpc_log_error("federation", "outbox remove of %zu row(s) failed: %s", done,
                           qpc_queue_errmsg(n->queue));
         DL_DELETE(l->inflight, b);
+        l->n_inflight -= b->n;
         free(b->oids);
         free(b);
     }
@@ -562,6 +658,7 @@ static void on_closed(struct qpc_quic_conn *conn, const struct qpc_quic_close_in
         l->ready = false;
         link_fail_all(l, why);
         link_drop_bcasts(l);
+        link_free_if_unrouted(l->node, l);
     }
 }
 

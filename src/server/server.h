@@ -197,6 +197,8 @@ struct session {
     bool push;                     /* push new items to this session */
     struct pending *replies;       /* FIFO of answers, sent in order (utlist DL) */
     size_t reply_count;
+    size_t reply_bytes;            /* encoded bytes of the finished replies in the FIFO */
+    bool backlog_closed;           /* closed for not reading its replies */
     double relay_tokens;           /* token bucket for relay datagrams */
     ev_tstamp relay_last;
     double bcast_tokens;           /* token bucket for broadcasts (broadcast.c) */
