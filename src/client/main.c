@@ -47,7 +47,7 @@ static void sig_cb(struct ev_loop *loop, ev_signal *w, int revents)
 /* Loads identity and state; returns an exit code and prints why on failure. */
 static int open_state(struct client *cl, bool create)
 {
-    char err[1024] = "";
+    char err[PATH_MAX + 256] = "";   /* messages name files in data_dir */
     int rc = state_open(cl, create, err, sizeof(err));
 
     if (rc != EXIT_OK) {
