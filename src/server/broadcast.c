@@ -56,25 +56,6 @@ void broadcast_gc(struct node *n, uint64_t now_ms)
         qpc_store_gc(n->bcast_store, now_ms);
 }
 
-/* Token bucket per client session: false when the client is over its rate. */
-static bool take_token(struct session *s)
-{
-    ev_tstamp now = ev_now(s->node->loop);
-
-    if (s->bcast_last == 0) {
-        s->bcast_tokens = BCAST_BURST;
-    } else {
-        s->bcast_tokens += (now - s->bcast_last) * BCAST_RATE_PER_S;
-        if (s->bcast_tokens > BCAST_BURST)
-            s->bcast_tokens = BCAST_BURST;
-    }
-    s->bcast_last = now;
-    if (s->bcast_tokens < 1.0)
-        return false;
-    s->bcast_tokens -= 1.0;
-    return true;
-}
-
 /* Sends one encoded envelope to a client as an unsolicited BroadcastNotice. */
 static void notify(struct session *s, const uint8_t *blob, size_t len)
 {
@@ -209,7 +190,7 @@ void broadcast_handle_client(struct session *s, uint64_t request_id,
     size_t len;
     uint8_t *buf;
 
-    if (!take_token(s)) {
+    if (!token_bucket_take(&s->bcast_rate, ev_now(s->node->loop), BCAST_RATE_PER_S, BCAST_BURST)) {
         s->node->c.broadcasts_rate_limited++;
         br.status = QPC__STATUS__STATUS_RATE_LIMITED;
     } else {

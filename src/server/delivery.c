@@ -42,6 +42,8 @@
 #define REPLY_BACKLOG_BYTES (64u * 1024 * 1024)   /* or unsent bytes (plus two frames): a
                                      * tiny fetch can ask for a frame-sized answer */
 #define FRAME_MARGIN 1024u          /* room for the fields around the items of a page */
+#define PUNCH_RATE_PER_S 5.0       /* punch notices a client may cause per second... */
+#define PUNCH_BURST 20.0            /* ...and at once (dialling several peers) */
 #define COMMIT_MAX_DELAY 0.002      /* seconds a staged write may wait for the loop to idle */
 #define COMMIT_MAX_ITEMS 20000u     /* or this many staged writes */
 
@@ -597,8 +599,14 @@ static void handle_peer_info(struct session *s, uint64_t request_id, const Qpc__
     struct key_entry *ke = NULL;
     struct session *t;
 
+    bool punch;
+
     if (r->key.len == QPC_KEY_LEN)
         HASH_FIND(hh, s->node->clients, r->key.data, QPC_KEY_LEN, ke);
+    /* Each answer makes the named peer's client send packets toward the asker: within
+     * the rate the asker still learns the addresses, but no more notices are sent. */
+    punch = ke != NULL && token_bucket_take(&s->punch_rate, ev_now(s->node->loop),
+                                            PUNCH_RATE_PER_S, PUNCH_BURST);
     if (ke != NULL) {
         DL_FOREACH(ke->sessions, t) {
             Qpc__ServerMessage pm = QPC__SERVER_MESSAGE__INIT;
@@ -607,7 +615,7 @@ static void handle_peer_info(struct session *s, uint64_t request_id, const Qpc__
 
             if (pr.n_addresses < sizeof(addrs) / sizeof(addrs[0]))
                 addrs[pr.n_addresses++] = t->peer_addr;
-            if (t == s)
+            if (t == s || !punch)
                 continue;
             pn.key.data = s->key;
             pn.key.len = QPC_KEY_LEN;
@@ -741,8 +749,6 @@ struct session *session_new(struct node *n, struct qpc_quic_conn *conn, bool fed
     s->node = n;
     s->conn = conn;
     s->federation = federation;
-    s->relay_tokens = (double)n->sc->relay_rate_limit;
-    s->relay_last = ev_now(n->loop);
     format_sockaddr(qpc_quic_conn_remote_addr(conn, &alen), s->peer_addr, sizeof(s->peer_addr));
     qpc_quic_conn_set_user(conn, s);
     return s;

@@ -18,19 +18,12 @@
 #define RELAY_TAG 0x01
 #define RELAY_HEADER (1 + QPC_KEY_LEN)
 
-static bool take_token(struct node *n, struct session *s)
+/* Per-client rate of relayed packets: rate and burst are both relay_rate_limit. */
+static bool relay_allowed(struct node *n, struct session *s)
 {
     double rate = (double)n->sc->relay_rate_limit;
-    ev_tstamp now = ev_now(n->loop);
 
-    s->relay_tokens += (now - s->relay_last) * rate;
-    s->relay_last = now;
-    if (s->relay_tokens > rate)
-        s->relay_tokens = rate;
-    if (s->relay_tokens < 1.0)
-        return false;
-    s->relay_tokens -= 1.0;
-    return true;
+    return token_bucket_take(&s->relay_rate, ev_now(n->loop), rate, rate);
 }
 
 void relay_datagram(struct node *n, struct session *from, const uint8_t *data, size_t len)
@@ -39,7 +32,7 @@ void relay_datagram(struct node *n, struct session *from, const uint8_t *data, s
     struct session *to;
 
     if (!n->sc->relay_enabled || len <= RELAY_HEADER || len > sizeof(out) ||
-        data[0] != RELAY_TAG || !take_token(n, from)) {
+        data[0] != RELAY_TAG || !relay_allowed(n, from)) {
         n->c.errors[ERRK_RELAY_DROPPED]++;
         return;
     }

@@ -185,6 +185,32 @@ void announce_stop(struct node *n);
 
 /* --- sessions, shared by delivery.c, federation.c and relay.c ------------------------- */
 
+/*
+ * A token bucket per client and kind of request, so one client cannot make the node
+ * flood others (relay datagrams, broadcasts, punch notices). It starts full.
+ */
+struct token_bucket {
+    double tokens;
+    ev_tstamp last;                /* 0: not used yet */
+};
+
+/* Takes one token at now with the given refill rate (per second) and burst size. */
+static inline bool token_bucket_take(struct token_bucket *b, ev_tstamp now, double rate,
+                                     double burst)
+{
+    if (b->last == 0)
+        b->tokens = burst;
+    else
+        b->tokens += (now - b->last) * rate;
+    if (b->tokens > burst)
+        b->tokens = burst;
+    b->last = now;
+    if (b->tokens < 1.0)
+        return false;
+    b->tokens -= 1.0;
+    return true;
+}
+
 struct session {
     int kind;                      /* OBJ_SESSION */
     struct node *node;
@@ -199,10 +225,9 @@ struct session {
     size_t reply_count;
     size_t reply_bytes;            /* encoded bytes of the finished replies in the FIFO */
     bool backlog_closed;           /* closed for not reading its replies */
-    double relay_tokens;           /* token bucket for relay datagrams */
-    ev_tstamp relay_last;
-    double bcast_tokens;           /* token bucket for broadcasts (broadcast.c) */
-    ev_tstamp bcast_last;          /* 0: bucket not started */
+    struct token_bucket relay_rate;  /* relay datagrams (relay.c) */
+    struct token_bucket bcast_rate;  /* broadcasts (broadcast.c) */
+    struct token_bucket punch_rate;  /* punch notices caused by peer_info (delivery.c) */
     bool bcast_replayed;           /* kept broadcasts were sent to it */
     struct session *prev, *next;   /* in key_entry->sessions */
 };
