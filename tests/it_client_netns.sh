@@ -33,7 +33,7 @@ cleanup() {
 }
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; tmux capture-pane -p -t "$TS" -S -100 2>/dev/null | grep -v '^$' || true; exit 1; }
-[ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root"; exit 0; }
+it_require_netns
 
 # --- the LAN ---------------------------------------------------------------------------
 it_bridge_add "$BR"

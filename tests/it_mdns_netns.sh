@@ -39,7 +39,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-[ "$(id -u)" -eq 0 ] || fail "needs root for ip netns"
+it_require_netns
 [ -x "$BUILD/mdns_announce" ] && [ -x "$BUILD/mdns_browse" ] || fail "tools not built in $BUILD"
 $PY -c 'import zeroconf' || fail "python3-zeroconf is not installed for $PY"
 

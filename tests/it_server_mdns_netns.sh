@@ -38,7 +38,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-[ "$(id -u)" -eq 0 ] || fail "needs root for ip netns"
+it_require_netns
 $PY -c 'import zeroconf' || fail "python3-zeroconf is not installed for $PY"
 it_make_pki "$TMP/pki" || fail "cannot make the test PKI"
 P=$TMP/pki

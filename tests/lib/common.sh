@@ -106,3 +106,19 @@ it_bridge_node() {
 it_make_pki() {
     sh "${QPC_SRC:?set QPC_SRC to the source directory}/tests/data/make_fed_certs.sh" "$1"
 }
+
+# it_skip REASON: end the test as skipped (CTest counts exit 77 as "Not Run", never as
+# passed; CMakeLists.txt sets SKIP_RETURN_CODE 77 for every it_*.sh).
+it_skip() {
+    echo "SKIP: $1"
+    exit 77
+}
+
+# it_require_netns: skip the test unless this process can make network namespaces
+# (root, and a kernel and container that allow it). Tests that build hosts call it first.
+it_require_netns() {
+    [ "$(id -u)" -eq 0 ] || it_skip "needs root to make network namespaces"
+    local probe="qpc-probe-$$"
+    ip netns add "$probe" 2>/dev/null || it_skip "cannot make network namespaces here (ip netns add failed)"
+    ip netns del "$probe" 2>/dev/null || true
+}
