@@ -19,6 +19,7 @@
 
 #include "qpc/error.h"
 #include "qpc/log.h"
+#include "qpc/mdns.h"
 #include "server.h"
 
 static bool iface_wanted(const struct qpc_server_config *sc, const char *name)

@@ -19,7 +19,6 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <utlist.h>
 
 #include "qpc/envelope.h"
 #include "qpc/error.h"
@@ -61,41 +60,41 @@ static void notify(struct session *s, const uint8_t *blob, size_t len)
 {
     Qpc__ServerMessage msg = QPC__SERVER_MESSAGE__INIT;
     Qpc__BroadcastNotice bn = QPC__BROADCAST_NOTICE__INIT;
-    size_t plen;
-    uint8_t *buf;
 
     bn.envelope.data = (uint8_t *)blob;
     bn.envelope.len = len;
     msg.body_case = QPC__SERVER_MESSAGE__BODY_BROADCAST;
     msg.broadcast = &bn;
-    plen = qpc__server_message__get_packed_size(&msg);
-    buf = malloc(plen > 0 ? plen : 1);
-    if (buf == NULL)
+    session_send_message(s, &msg.base);
+}
+
+struct flood {
+    const uint8_t *from_key;       /* the client it came from, or NULL */
+    const uint8_t *sender;
+    const uint8_t *blob;
+    size_t len;
+    size_t sent;
+};
+
+static void flood_one(struct session *t, void *arg)
+{
+    struct flood *f = arg;
+
+    if ((f->from_key != NULL && memcmp(t->key, f->from_key, QPC_KEY_LEN) == 0) ||
+        memcmp(t->key, f->sender, QPC_KEY_LEN) == 0 || !t->push || !t->has_stream)
         return;
-    qpc__server_message__pack(&msg, buf);
-    session_send_packed(s, buf, plen);
+    notify(t, f->blob, f->len);
+    f->sent++;
 }
 
 /* Every listening client except the ones of the key it came from and of its sender. */
 static size_t flood_clients(struct node *n, const uint8_t *from_key, const uint8_t *sender,
                             const uint8_t *blob, size_t len)
 {
-    struct key_entry *ke, *tmp;
-    struct session *t;
-    size_t sent = 0;
+    struct flood f = { .from_key = from_key, .sender = sender, .blob = blob, .len = len };
 
-    HASH_ITER(hh, n->clients, ke, tmp) {
-        if ((from_key != NULL && memcmp(ke->key, from_key, QPC_KEY_LEN) == 0) ||
-            memcmp(ke->key, sender, QPC_KEY_LEN) == 0)
-            continue;
-        DL_FOREACH(ke->sessions, t) {
-            if (t->push && t->has_stream) {
-                notify(t, blob, len);
-                sent++;
-            }
-        }
-    }
-    return sent;
+    session_foreach_client(n->client_ep, flood_one, &f);
+    return f.sent;
 }
 
 static int status_of_verify(int rc)
@@ -187,10 +186,9 @@ void broadcast_handle_client(struct session *s, uint64_t request_id,
 {
     Qpc__ServerMessage msg = QPC__SERVER_MESSAGE__INIT;
     Qpc__BroadcastResponse br = QPC__BROADCAST_RESPONSE__INIT;
-    size_t len;
-    uint8_t *buf;
 
-    if (!token_bucket_take(&s->bcast_rate, ev_now(s->node->loop), BCAST_RATE_PER_S, BCAST_BURST)) {
+    if (!session_take_token(&s->bcast_rate, ev_now(s->node->loop), BCAST_RATE_PER_S,
+                            BCAST_BURST)) {
         s->node->c.broadcasts_rate_limited++;
         br.status = QPC__STATUS__STATUS_RATE_LIMITED;
     } else {
@@ -199,12 +197,7 @@ void broadcast_handle_client(struct session *s, uint64_t request_id,
     msg.request_id = request_id;
     msg.body_case = QPC__SERVER_MESSAGE__BODY_BROADCAST_ACK;
     msg.broadcast_ack = &br;
-    len = qpc__server_message__get_packed_size(&msg);
-    buf = malloc(len > 0 ? len : 1);
-    if (buf == NULL)
-        return;
-    qpc__server_message__pack(&msg, buf);
-    session_send_packed(s, buf, len);
+    session_send_message(s, &msg.base);
 }
 
 void broadcast_handle_federation(struct session *s, uint64_t request_id,
@@ -213,8 +206,6 @@ void broadcast_handle_federation(struct session *s, uint64_t request_id,
     Qpc__FederationResponse fr = QPC__FEDERATION_RESPONSE__INIT;
     Qpc__Status *statuses = calloc(r->n_envelopes > 0 ? r->n_envelopes : 1, sizeof(*statuses));
     const char *origin = r->origin_domain != NULL ? r->origin_domain : "";
-    size_t len;
-    uint8_t *buf;
 
     if (statuses == NULL)
         return;
@@ -224,12 +215,7 @@ void broadcast_handle_federation(struct session *s, uint64_t request_id,
     fr.request_id = request_id;
     fr.n_statuses = r->n_envelopes;
     fr.statuses = statuses;
-    len = qpc__federation_response__get_packed_size(&fr);
-    buf = malloc(len > 0 ? len : 1);
-    if (buf != NULL) {
-        qpc__federation_response__pack(&fr, buf);
-        session_send_packed(s, buf, len);
-    }
+    session_send_message(s, &fr.base);
     free(statuses);
 }
 

@@ -21,13 +21,9 @@
  * Fetch and ack take no recipient: they always act on that key, so a client cannot name,
  * see or delete another client's queue.
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <utlist.h>
 
 #include "qpc/envelope.h"
 #include "qpc/error.h"
@@ -37,17 +33,13 @@
 
 #define FETCH_PAGE_DEFAULT 256u
 #define FETCH_PAGE_MAX 10000u
-#define REPLY_BACKLOG_MAX 100000u   /* unsent replies before a client that does not read
-                                     * is disconnected */
-#define REPLY_BACKLOG_BYTES (64u * 1024 * 1024)   /* or unsent bytes (plus two frames): a
-                                     * tiny fetch can ask for a frame-sized answer */
 #define FRAME_MARGIN 1024u          /* room for the fields around the items of a page */
 #define PUNCH_RATE_PER_S 5.0       /* punch notices a client may cause per second... */
 #define PUNCH_BURST 20.0            /* ...and at once (dialling several peers) */
 #define COMMIT_MAX_DELAY 0.002      /* seconds a staged write may wait for the loop to idle */
 #define COMMIT_MAX_ITEMS 20000u     /* or this many staged writes */
 
-enum reply_kind { R_READY, R_ENQUEUE, R_BATCH, R_FED };
+enum reply_kind { R_ENQUEUE, R_BATCH, R_FED };
 
 struct item_ctx {
     struct pending *p;
@@ -58,81 +50,38 @@ struct item_ctx {
     size_t push_len;
 };
 
+/* An enqueue-like request waiting for its commit; its answer has a reserved place in
+ * the session's reply order. */
 struct pending {
     struct node *node;
-    struct session *owner;         /* NULL once the session is gone */
-    struct pending *prev, *next;   /* in owner->replies */
+    struct session_reply *slot;
     uint64_t request_id;
     enum reply_kind kind;
     size_t n, waiting;             /* items, and items whose completion has not run */
     int *statuses;                 /* Qpc__Status per item */
     struct item_ctx *items;
-    uint8_t *frame;                /* the encoded answer once finished */
-    size_t frame_len;
 };
-
-uint64_t node_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-void format_sockaddr(const struct sockaddr *sa, char *buf, size_t len)
-{
-    char host[INET6_ADDRSTRLEN] = "?";
-    unsigned port = 0;
-
-    if (sa != NULL && sa->sa_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-        port = ntohs(in->sin_port);
-        snprintf(buf, len, "%s:%u", host, port);
-    } else if (sa != NULL && sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-        port = ntohs(in6->sin6_port);
-        snprintf(buf, len, "[%s]:%u", host, port);
-    } else {
-        snprintf(buf, len, "?");
-    }
-}
-
-static int pack_message(const ProtobufCMessage *m, uint8_t **out, size_t *out_len)
-{
-    size_t len = protobuf_c_message_get_packed_size(m);
-
-    *out = malloc(len > 0 ? len : 1);
-    if (*out == NULL)
-        return QPC_ERR_NOMEM;
-    *out_len = protobuf_c_message_pack(m, *out);
-    return 0;
-}
 
 /* --- replies ------------------------------------------------------------------------ */
 
-static struct pending *pending_new(struct node *n, struct session *s, uint64_t request_id,
-                                   enum reply_kind kind, size_t items)
+static struct pending *pending_new(struct node *n, uint64_t request_id, enum reply_kind kind,
+                                   size_t items)
 {
     struct pending *p = calloc(1, sizeof(*p));
 
     if (p == NULL)
         return NULL;
     p->node = n;
-    p->owner = s;
     p->request_id = request_id;
     p->kind = kind;
     p->n = items;
-    if (items > 0) {
-        p->statuses = calloc(items, sizeof(*p->statuses));
-        p->items = calloc(items, sizeof(*p->items));
-        if (p->statuses == NULL || p->items == NULL) {
-            free(p->statuses);
-            free(p->items);
-            free(p);
-            return NULL;
-        }
+    p->statuses = calloc(items > 0 ? items : 1, sizeof(*p->statuses));
+    p->items = calloc(items > 0 ? items : 1, sizeof(*p->items));
+    if (p->statuses == NULL || p->items == NULL) {
+        free(p->statuses);
+        free(p->items);
+        free(p);
+        return NULL;
     }
     return p;
 }
@@ -145,71 +94,7 @@ static void pending_free(struct pending *p)
         free(p->items[i].push_blob);
     free(p->items);
     free(p->statuses);
-    free(p->frame);
     free(p);
-}
-
-/* Closes a session whose unsent replies grow too many or too large: it does not read
- * (the close is carried out at the top of the loop, so s stays valid here). */
-static void backlog_check(struct session *s)
-{
-    size_t max_bytes = REPLY_BACKLOG_BYTES + 2 * (size_t)s->node->sc->max_frame_size;
-
-    if (s->backlog_closed ||
-        (s->reply_count <= REPLY_BACKLOG_MAX && s->reply_bytes <= max_bytes))
-        return;
-    s->backlog_closed = true;
-    qpc_log_warn("delivery", "%s does not read its replies; closing", s->peer_addr);
-    qpc_quic_conn_close(s->conn, QPC_QUIC_APP_REFUSED, "reply backlog");
-}
-
-/* Appends p to its owner's FIFO (the reply will leave once it and all before it are
- * finished). Refuses to grow the backlog of a client that does not read. */
-static void pending_append(struct session *s, struct pending *p)
-{
-    DL_APPEND(s->replies, p);
-    s->reply_count++;
-    s->reply_bytes += p->frame_len;
-    backlog_check(s);
-}
-
-/* Appends an already encoded unsolicited or immediate answer. Takes frame. */
-static void session_send_ready(struct session *s, uint64_t request_id, uint8_t *frame, size_t len)
-{
-    struct pending *p = pending_new(s->node, s, request_id, R_READY, 0);
-
-    if (p == NULL) {
-        free(frame);
-        return;
-    }
-    p->frame = frame;
-    p->frame_len = len;
-    pending_append(s, p);
-    session_flush(s);
-}
-
-void session_send_packed(struct session *s, uint8_t *buf, size_t len)
-{
-    session_send_ready(s, 0, buf, len);
-}
-
-void session_flush(struct session *s)
-{
-    while (s->replies != NULL && s->replies->frame != NULL) {
-        struct pending *p = s->replies;
-        int rc = QPC_ERR_CLOSED;
-
-        if (s->has_stream)
-            rc = qpc_quic_conn_send_frame(s->conn, s->stream_id, p->frame, p->frame_len);
-        if (rc == QPC_ERR_AGAIN)
-            return;   /* on_writable calls us again */
-        if (rc != 0)
-            qpc_log_debug("delivery", "%s: reply dropped: %s", s->peer_addr, qpc_strerror(rc));
-        DL_DELETE(s->replies, p);
-        s->reply_count--;
-        s->reply_bytes -= p->frame_len;
-        pending_free(p);
-    }
 }
 
 static const char *status_text(int st)
@@ -244,14 +129,20 @@ static void count_status(struct node *n, int st)
         n->c.errors[kind_of[st]]++;
 }
 
-/* Encodes the answer of a finished enqueue / batch / federation request. */
-static int pending_encode(struct pending *p)
+/* Every item of p has its status: the answer takes its reserved place (or goes
+ * nowhere when the session closed meanwhile). */
+static void pending_finish(struct pending *p)
 {
     Qpc__ServerMessage msg = QPC__SERVER_MESSAGE__INIT;
     Qpc__EnqueueResponse er = QPC__ENQUEUE_RESPONSE__INIT;
     Qpc__BatchEnqueueResponse br = QPC__BATCH_ENQUEUE_RESPONSE__INIT;
     Qpc__FederationResponse fr = QPC__FEDERATION_RESPONSE__INIT;
 
+    if (session_reply_session(p->slot) == NULL) {
+        session_reply_cancel(p->slot);
+        pending_free(p);
+        return;
+    }
     for (size_t i = 0; i < p->n; i++)
         count_status(p->node, p->statuses[i]);
     switch (p->kind) {
@@ -261,56 +152,32 @@ static int pending_encode(struct pending *p)
         er.detail = (char *)status_text(p->statuses[0]);
         msg.body_case = QPC__SERVER_MESSAGE__BODY_ENQUEUE;
         msg.enqueue = &er;
-        return pack_message(&msg.base, &p->frame, &p->frame_len);
+        session_reply_send(p->slot, &msg.base);
+        break;
     case R_BATCH:
         msg.request_id = p->request_id;
         br.n_statuses = p->n;
         br.statuses = (Qpc__Status *)p->statuses;
         msg.body_case = QPC__SERVER_MESSAGE__BODY_BATCH_ENQUEUE;
         msg.batch_enqueue = &br;
-        return pack_message(&msg.base, &p->frame, &p->frame_len);
+        session_reply_send(p->slot, &msg.base);
+        break;
     case R_FED:
         fr.request_id = p->request_id;
         fr.n_statuses = p->n;
         fr.statuses = (Qpc__Status *)p->statuses;
-        return pack_message(&fr.base, &p->frame, &p->frame_len);
-    default:
-        return QPC_ERR_INVALID;
+        session_reply_send(p->slot, &fr.base);
+        break;
     }
-}
-
-/* Every item of p has its status: encode and send, or free if nobody waits. */
-static void pending_finish(struct pending *p)
-{
-    struct session *s = p->owner;
-
-    if (s == NULL) {
-        pending_free(p);
-        return;
-    }
-    if (pending_encode(p) != 0) {
-        /* Out of memory: the client times out and retries; enqueues are idempotent. */
-        DL_DELETE(s->replies, p);
-        s->reply_count--;
-        pending_free(p);
-        return;
-    }
-    s->reply_bytes += p->frame_len;
-    backlog_check(s);
-    session_flush(s);
+    pending_free(p);
 }
 
 /* --- pushes ---------------------------------------------------------------------------- */
 
 static bool wants_push(struct node *n, const uint8_t key[static QPC_KEY_LEN])
 {
-    struct key_entry *ke;
-    struct session *s;
-
-    HASH_FIND(hh, n->clients, key, QPC_KEY_LEN, ke);
-    if (ke == NULL)
-        return false;
-    DL_FOREACH(ke->sessions, s) {
+    for (struct session *s = session_find(n->client_ep, key); s != NULL;
+         s = session_next_of_client(s)) {
         if (s->push)
             return true;
     }
@@ -320,19 +187,12 @@ static bool wants_push(struct node *n, const uint8_t key[static QPC_KEY_LEN])
 static void push_item(struct node *n, const uint8_t key[static QPC_KEY_LEN], uint64_t seq,
                       const uint8_t *blob, size_t len)
 {
-    struct key_entry *ke;
-    struct session *s;
-
-    HASH_FIND(hh, n->clients, key, QPC_KEY_LEN, ke);
-    if (ke == NULL)
-        return;
-    DL_FOREACH(ke->sessions, s) {
+    for (struct session *s = session_find(n->client_ep, key); s != NULL;
+         s = session_next_of_client(s)) {
         Qpc__ServerMessage msg = QPC__SERVER_MESSAGE__INIT;
         Qpc__Push push = QPC__PUSH__INIT;
         Qpc__QueuedEnvelope qe = QPC__QUEUED_ENVELOPE__INIT;
         Qpc__QueuedEnvelope *items[1] = { &qe };
-        uint8_t *frame;
-        size_t flen;
 
         if (!s->push)
             continue;
@@ -343,10 +203,8 @@ static void push_item(struct node *n, const uint8_t key[static QPC_KEY_LEN], uin
         push.items = items;
         msg.body_case = QPC__SERVER_MESSAGE__BODY_PUSH;
         msg.push = &push;
-        if (pack_message(&msg.base, &frame, &flen) != 0)
-            continue;
         n->c.delivered++;
-        session_send_ready(s, 0, frame, flen);
+        session_send_message(s, &msg.base);
     }
 }
 
@@ -481,10 +339,14 @@ static void handle_items(struct session *s, uint64_t request_id, enum reply_kind
     struct pending *p;
     uint64_t now = node_now_ms();
 
-    p = pending_new(n, s, request_id, kind, count);
+    p = pending_new(n, request_id, kind, count);
     if (p == NULL)
         return;
-    pending_append(s, p);
+    p->slot = session_reply_reserve(s);
+    if (p->slot == NULL) {
+        pending_free(p);
+        return;
+    }
     p->waiting = 1;   /* held until every item is staged, so it cannot finish early */
     for (size_t i = 0; i < count; i++) {
         int st = stage_item(p, i, items[i], sender, now);
@@ -499,11 +361,7 @@ static void handle_items(struct session *s, uint64_t request_id, enum reply_kind
 
 static void reply_message(struct session *s, Qpc__ServerMessage *msg)
 {
-    uint8_t *frame;
-    size_t len;
-
-    if (pack_message(&msg->base, &frame, &len) == 0)
-        session_send_ready(s, msg->request_id, frame, len);
+    session_send_message(s, &msg->base);
 }
 
 static void handle_fetch(struct session *s, uint64_t request_id, const Qpc__FetchRequest *f)
@@ -596,19 +454,17 @@ static void handle_peer_info(struct session *s, uint64_t request_id, const Qpc__
     Qpc__ServerMessage msg = QPC__SERVER_MESSAGE__INIT;
     Qpc__PeerInfoResponse pr = QPC__PEER_INFO_RESPONSE__INIT;
     char *addrs[16];
-    struct key_entry *ke = NULL;
-    struct session *t;
-
+    struct session *first = NULL;
     bool punch;
 
     if (r->key.len == QPC_KEY_LEN)
-        HASH_FIND(hh, s->node->clients, r->key.data, QPC_KEY_LEN, ke);
+        first = session_find(s->node->client_ep, r->key.data);
     /* Each answer makes the named peer's client send packets toward the asker: within
      * the rate the asker still learns the addresses, but no more notices are sent. */
-    punch = ke != NULL && token_bucket_take(&s->punch_rate, ev_now(s->node->loop),
-                                            PUNCH_RATE_PER_S, PUNCH_BURST);
-    if (ke != NULL) {
-        DL_FOREACH(ke->sessions, t) {
+    punch = first != NULL && session_take_token(&s->punch_rate, ev_now(s->node->loop),
+                                                PUNCH_RATE_PER_S, PUNCH_BURST);
+    if (first != NULL) {
+        for (struct session *t = first; t != NULL; t = session_next_of_client(t)) {
             Qpc__ServerMessage pm = QPC__SERVER_MESSAGE__INIT;
             Qpc__PunchNotice pn = QPC__PUNCH_NOTICE__INIT;
             char *mine[1] = { s->peer_addr };
@@ -725,7 +581,7 @@ void delivery_handle_federation(struct session *s, const uint8_t *data, size_t l
         req->relay_enqueue->n_items == 0) {
         s->node->c.errors[ERRK_PROTOCOL]++;
         qpc_log_warn("federation", "%s sent a malformed request; closing", s->peer_addr);
-        qpc_quic_conn_close(s->conn, QPC_QUIC_APP_REFUSED, "malformed federation request");
+        session_close(s, QPC_QUIC_APP_REFUSED, "malformed federation request");
     } else {
         qpc_log_debug("federation", "%zu item(s) from %s (%s)", req->relay_enqueue->n_items,
                       req->relay_enqueue->origin_domain, s->peer_addr);
@@ -736,130 +592,28 @@ void delivery_handle_federation(struct session *s, const uint8_t *data, size_t l
         qpc__federation_request__free_unpacked(req, NULL);
 }
 
-/* --- sessions ------------------------------------------------------------------------------ */
-
-struct session *session_new(struct node *n, struct qpc_quic_conn *conn, bool federation)
-{
-    struct session *s = calloc(1, sizeof(*s));
-    socklen_t alen;
-
-    if (s == NULL)
-        return NULL;
-    s->kind = OBJ_SESSION;
-    s->node = n;
-    s->conn = conn;
-    s->federation = federation;
-    format_sockaddr(qpc_quic_conn_remote_addr(conn, &alen), s->peer_addr, sizeof(s->peer_addr));
-    qpc_quic_conn_set_user(conn, s);
-    return s;
-}
-
-void session_closed(struct session *s)
-{
-    struct pending *p, *tmp;
-    struct key_entry *ke = NULL;
-
-    DL_FOREACH_SAFE(s->replies, p, tmp) {
-        DL_DELETE(s->replies, p);
-        p->owner = NULL;
-        if (p->waiting == 0)
-            pending_free(p);   /* else the last completion frees it */
-    }
-    if (!s->federation) {
-        HASH_FIND(hh, s->node->clients, s->key, QPC_KEY_LEN, ke);
-        if (ke != NULL) {
-            DL_DELETE(ke->sessions, s);
-            if (ke->sessions == NULL) {
-                HASH_DEL(s->node->clients, ke);
-                free(ke);
-            }
-        }
-    }
-    free(s);
-}
-
-struct session *delivery_find_session(struct node *n, const uint8_t key[static QPC_KEY_LEN])
-{
-    struct key_entry *ke;
-
-    HASH_FIND(hh, n->clients, key, QPC_KEY_LEN, ke);
-    return ke != NULL ? ke->sessions : NULL;
-}
-
 /* --- client endpoint callbacks -------------------------------------------------------------- */
 
-static int on_connected(struct qpc_quic_conn *conn, const char *alpn, const uint8_t *peer_key,
-                        void *user)
+static void on_open(struct session *s)
 {
-    struct node *n = user;
-    struct key_entry *ke;
-    struct session *s;
-
-    if (n->stopping || strcmp(alpn, QPC_ALPN_CLIENT) != 0 || peer_key == NULL)
-        return 1;
-    s = session_new(n, conn, false);
-    if (s == NULL)
-        return 1;
-    memcpy(s->key, peer_key, QPC_KEY_LEN);
-    HASH_FIND(hh, n->clients, peer_key, QPC_KEY_LEN, ke);
-    if (ke == NULL) {
-        ke = calloc(1, sizeof(*ke));
-        if (ke == NULL) {
-            qpc_quic_conn_set_user(conn, n);
-            free(s);
-            return 1;
-        }
-        memcpy(ke->key, peer_key, QPC_KEY_LEN);
-        HASH_ADD(hh, n->clients, key, QPC_KEY_LEN, ke);
-    }
-    DL_APPEND(ke->sessions, s);
-    n->c.connections_total++;
+    s->node->c.connections_total++;
     if (qpc_log_get_level() >= QPC_LOG_DEBUG) {
         char hex[QPC_KEY_HEX_LEN];
-        qpc_key_to_hex(hex, peer_key);
+        qpc_key_to_hex(hex, s->key);
         qpc_log_debug("delivery", "client %.16s... connected from %s", hex, s->peer_addr);
     }
-    return 0;
 }
 
-static void on_frame(struct qpc_quic_conn *conn, int64_t stream_id, const uint8_t *data,
-                     size_t len, void *user)
+static void on_datagram(struct session *s, const uint8_t *data, size_t len)
 {
-    struct session *s = user;
-
-    if (s->kind != OBJ_SESSION)
-        return;
-    if (!s->has_stream) {
-        s->has_stream = true;
-        s->stream_id = stream_id;
-    }
-    handle_request(s, data, len);
+    relay_datagram(s->node, s, data, len);
 }
 
-static void on_datagram(struct qpc_quic_conn *conn, const uint8_t *data, size_t len, void *user)
-{
-    struct session *s = user;
-
-    if (s->kind == OBJ_SESSION)
-        relay_datagram(s->node, s, data, len);
-}
-
-static void on_writable(struct qpc_quic_conn *conn, int64_t stream_id, void *user)
-{
-    struct session *s = user;
-
-    if (s->kind == OBJ_SESSION)
-        session_flush(s);
-}
-
-static void on_closed(struct qpc_quic_conn *conn, const struct qpc_quic_close_info *info,
-                      void *user)
-{
-    struct session *s = user;
-
-    if (s->kind == OBJ_SESSION)
-        session_closed(s);
-}
+static const struct session_callbacks client_callbacks = {
+    .on_open = on_open,
+    .on_frame = handle_request,
+    .on_datagram = on_datagram,
+};
 
 /* --- group commit ------------------------------------------------------------------------------ */
 
@@ -896,37 +650,16 @@ static void commit_idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
 
 int delivery_start(struct node *n)
 {
-    const struct qpc_server_config *sc = n->sc;
-    struct qpc_quic_config qc = { 0 };
-    struct sockaddr_storage ss;
-    socklen_t slen = sizeof(ss);
-    char host[256];
-    uint16_t port;
+    struct session_endpoint_config ec = { 0 };
     int rc;
 
-    rc = qpc_config_parse_addr(sc->listen, host, sizeof(host), &port);
+    ec.listen = n->sc->listen;
+    ec.alpn = QPC_ALPN_CLIENT;
+    ec.clients = true;
+    rc = session_endpoint_open(n, &ec, &client_callbacks, &n->client_ep);
     if (rc != 0)
         return rc;
-    qc.bind_addr = host;
-    qc.port = port;
-    qc.accept = true;
-    qc.alpns[0] = QPC_ALPN_CLIENT;
-    qc.identity_sk = qpc_identity_secret_key(n->identity);
-    qc.max_frame = (size_t)sc->max_frame_size;
-    qc.idle_timeout_ms = (uint64_t)sc->idle_timeout_ms;
-    qc.cb.on_connected = on_connected;
-    qc.cb.on_frame = on_frame;
-    qc.cb.on_datagram = on_datagram;
-    qc.cb.on_writable = on_writable;
-    qc.cb.on_closed = on_closed;
-    qc.user = n;
-    rc = qpc_quic_endpoint_new(&n->client_ep, n->loop, &qc);
-    if (rc != 0)
-        return rc;
-    if (qpc_quic_endpoint_local_addr(n->client_ep, &ss, &slen) == 0)
-        n->client_port = ntohs(ss.ss_family == AF_INET6
-                                   ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                   : ((struct sockaddr_in *)&ss)->sin_port);
+    n->client_port = session_endpoint_port(n->client_ep);
     ev_prepare_init(&n->commit_w, commit_cb);
     n->commit_w.data = n;
     ev_set_priority(&n->commit_w, EV_MAXPRI);   /* before the endpoint flushes packets */
@@ -943,6 +676,6 @@ void delivery_stop(struct node *n)
     if (ev_is_active(&n->commit_idle_w))
         ev_idle_stop(n->loop, &n->commit_idle_w);
     /* Freeing the endpoint runs on_closed for every connection, which frees sessions. */
-    qpc_quic_endpoint_free(n->client_ep);
+    session_endpoint_close(n->client_ep);
     n->client_ep = NULL;
 }

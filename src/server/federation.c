@@ -17,11 +17,11 @@
  * ([federation_peers]) or to a node learned from mDNS (TXT domain=, dialled at the host
  * it was seen at and the default federation port).
  */
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <uthash.h>
 #include <utlist.h>
 
 #include "qpc/error.h"
@@ -63,13 +63,11 @@ struct out_batch {
 };
 
 struct link {
-    int kind;                                /* OBJ_LINK */
     struct node *node;
     char key[QPC_QUEUE_DOMAIN_MAX + 1];      /* domain_key(domain): the hash key */
     char domain[QPC_QUEUE_DOMAIN_MAX + 1];
-    struct qpc_quic_conn *conn;              /* NULL while not connected */
-    bool ready;
-    int64_t stream_id;
+    struct session *s;                       /* NULL while not connected */
+    bool ready;                              /* s is open with its stream */
     struct qpc_outbox_item *waiting;         /* leased rows not yet sent */
     size_t n_waiting, cap_waiting, waiting_bytes;
     struct out_batch *inflight;              /* sent, answer pending */
@@ -185,7 +183,6 @@ static struct link *link_get(struct node *n, const char *domain)
     l = calloc(1, sizeof(*l));
     if (l == NULL)
         return NULL;
-    l->kind = OBJ_LINK;
     l->node = n;
     l->next_request_id = 1;
     snprintf(l->key, sizeof(l->key), "%s", key);
@@ -198,7 +195,7 @@ static struct link *link_get(struct node *n, const char *domain)
  * announced once on mDNS (by anyone on the link) do not pile up links. */
 static void link_free_if_unrouted(struct node *n, struct link *l)
 {
-    if (l->conn != NULL || resolve_destination(n, l->domain, NULL, 0) == DEST_REMOTE)
+    if (l->s != NULL || resolve_destination(n, l->domain, NULL, 0) == DEST_REMOTE)
         return;
     HASH_DEL(n->links, l);
     free(l->waiting);   /* empty: every row went back with link_fail_all */
@@ -284,8 +281,8 @@ static void link_retire(struct node *n, const char *domain)
     HASH_FIND_STR(n->links, domain, l);   /* domain is a key (domain_key) */
     if (l == NULL || resolve_destination(n, domain, NULL, 0) == DEST_REMOTE)
         return;
-    if (l->conn != NULL) {
-        qpc_quic_conn_close(l->conn, QPC_QUIC_APP_SHUTDOWN, "node left");
+    if (l->s != NULL) {
+        session_close(l->s, QPC_QUIC_APP_SHUTDOWN, "node left");
         return;   /* on_closed returns its rows to the outbox and frees it */
     }
     link_fail_all(l, "node left");
@@ -303,9 +300,8 @@ static void link_send_bcasts(struct link *l)
         Qpc__RelayBroadcastRequest rb = QPC__RELAY_BROADCAST_REQUEST__INIT;
         ProtobufCBinaryData envs[64];
         struct bcast_blob *b = l->bcasts;
-        size_t k = 0, used = 0, len;
-        uint8_t *frame;
-        int rc = QPC_ERR_NOMEM;
+        size_t k = 0, used = 0;
+        int rc;
 
         for (; b != NULL && k < 64 && (k == 0 || used + b->len + 16 <= budget); b = b->next) {
             envs[k].data = b->blob;
@@ -319,13 +315,7 @@ static void link_send_bcasts(struct link *l)
         req.request_id = l->next_request_id;
         req.body_case = QPC__FEDERATION_REQUEST__BODY_RELAY_BROADCAST;
         req.relay_broadcast = &rb;
-        len = qpc__federation_request__get_packed_size(&req);
-        frame = malloc(len);
-        if (frame != NULL) {
-            qpc__federation_request__pack(&req, frame);
-            rc = qpc_quic_conn_send_frame(l->conn, l->stream_id, frame, len);
-        }
-        free(frame);
+        rc = session_write_message(l->s, &req.base);
         if (rc == QPC_ERR_AGAIN)
             return;   /* on_writable resumes */
         if (rc != 0) {
@@ -358,8 +348,7 @@ static void link_send(struct link *l)
         Qpc__RelayEnqueueRequest rr = QPC__RELAY_ENQUEUE_REQUEST__INIT;
         Qpc__EnqueueItem items[SEND_BATCH_MAX], *ptrs[SEND_BATCH_MAX];
         struct out_batch *b = NULL;
-        size_t k = 0, used = 0, len;
-        uint8_t *frame = NULL;
+        size_t k = 0, used = 0;
         int rc = QPC_ERR_NOMEM;
 
         /* 128: the item's other fields and tags, besides its domain */
@@ -382,14 +371,9 @@ static void link_send(struct link *l)
         req.request_id = l->next_request_id;
         req.body_case = QPC__FEDERATION_REQUEST__BODY_RELAY_ENQUEUE;
         req.relay_enqueue = &rr;
-        len = qpc__federation_request__get_packed_size(&req);
-        frame = malloc(len);
         b = calloc(1, sizeof(*b));
-        if (frame != NULL && b != NULL && (b->oids = calloc(k, sizeof(*b->oids))) != NULL) {
-            qpc__federation_request__pack(&req, frame);
-            rc = qpc_quic_conn_send_frame(l->conn, l->stream_id, frame, len);
-        }
-        free(frame);
+        if (b != NULL && (b->oids = calloc(k, sizeof(*b->oids))) != NULL)
+            rc = session_write_message(l->s, &req.base);
         if (rc == QPC_ERR_AGAIN) {
             if (b != NULL)
                 free(b->oids);
@@ -434,29 +418,17 @@ static void link_send(struct link *l)
     }
 }
 
+static const struct session_callbacks link_callbacks;
+
 static int dial(struct link *l, const char *addr)
 {
     struct node *n = l->node;
-    struct addrinfo hints = { 0 }, *res = NULL;
-    char host[256], port_s[8];
-    uint16_t port;
-    int rc;
+    int rc = session_dial(n->fed_ep, addr, &link_callbacks, l, &l->s);
 
-    rc = qpc_config_parse_addr(addr, host, sizeof(host), &port);
-    if (rc != 0)
-        return rc;
-    snprintf(port_s, sizeof(port_s), "%u", port);
-    hints.ai_socktype = SOCK_DGRAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    if (getaddrinfo(host, port_s, &hints, &res) != 0 || res == NULL)
-        return QPC_ERR_NOT_FOUND;
-    rc = qpc_quic_connect(n->fed_ep, res->ai_addr, res->ai_addrlen, QPC_ALPN_FEDERATION, NULL,
-                          l, &l->conn);
-    freeaddrinfo(res);
     if (rc == 0)
         n->c.fed_connections_total++;
     else
-        l->conn = NULL;
+        l->s = NULL;
     return rc;
 }
 
@@ -479,7 +451,7 @@ static size_t bcast_to(struct node *n, const char *domain, const uint8_t *blob, 
     b->len = len;
     LL_APPEND(l->bcasts, b);
     l->n_bcasts++;
-    if (l->conn == NULL && dial(l, addr) != 0) {
+    if (l->s == NULL && dial(l, addr) != 0) {
         qpc_log_warn("federation", "node %s: cannot dial; broadcast dropped", domain);
         link_drop_bcasts(l);
         return 0;
@@ -533,7 +505,7 @@ void federation_pump(struct node *n, uint64_t now_ms)
     HASH_ITER(hh, n->links, l, tmp) {
         if (l->n_waiting == 0)
             continue;
-        if (l->conn == NULL) {
+        if (l->s == NULL) {
             if (resolve_destination(n, l->domain, addr, sizeof(addr)) != DEST_REMOTE ||
                 (rc = dial(l, addr)) != 0)
                 link_fail_all(l, "cannot dial");
@@ -551,7 +523,7 @@ static void link_response(struct link *l, const uint8_t *data, size_t len)
     uint64_t now = node_now_ms();
 
     if (r == NULL) {
-        qpc_quic_conn_close(l->conn, QPC_QUIC_APP_REFUSED, "malformed federation response");
+        session_close(l->s, QPC_QUIC_APP_REFUSED, "malformed federation response");
         return;
     }
     DL_SEARCH_SCALAR(l->inflight, b, request_id, r->request_id);
@@ -584,113 +556,75 @@ static void link_response(struct link *l, const uint8_t *data, size_t len)
     qpc__federation_response__free_unpacked(r, NULL);
 }
 
-/* --- federation endpoint callbacks ------------------------------------------------------------ */
+/* --- the connections of links ---------------------------------------------------------------- */
 
-static int on_connected(struct qpc_quic_conn *conn, const char *alpn, const uint8_t *peer_key,
-                        void *user)
+static void link_open(struct session *s)
 {
-    int kind = *(int *)user;
+    struct link *l = s->owner;
 
-    if (strcmp(alpn, QPC_ALPN_FEDERATION) != 0)
-        return 1;
-    if (kind == OBJ_NODE) {
-        struct node *n = user;
-        struct session *s;
-        if (n->stopping || (s = session_new(n, conn, true)) == NULL)
-            return 1;
-        n->c.fed_connections_total++;
-        qpc_log_debug("federation", "node connected from %s", s->peer_addr);
-        return 0;
-    }
-    if (kind == OBJ_LINK) {
-        struct link *l = user;
-        if (qpc_quic_conn_open_stream(conn, &l->stream_id) != 0)
-            return 1;
-        l->ready = true;
-        qpc_log_info("federation", "connected to node %s", l->domain);
-        link_send(l);
-        return 0;
-    }
-    return 1;
+    l->ready = true;
+    qpc_log_info("federation", "connected to node %s", l->domain);
+    link_send(l);
 }
 
-static void on_frame(struct qpc_quic_conn *conn, int64_t stream_id, const uint8_t *data,
-                     size_t len, void *user)
+static void link_frame(struct session *s, const uint8_t *data, size_t len)
 {
-    int kind = *(int *)user;
-
-    if (kind == OBJ_SESSION) {
-        struct session *s = user;
-        if (!s->has_stream) {
-            s->has_stream = true;
-            s->stream_id = stream_id;
-        }
-        delivery_handle_federation(s, data, len);
-    } else if (kind == OBJ_LINK) {
-        link_response(user, data, len);
-    }
+    link_response(s->owner, data, len);
 }
 
-static void on_writable(struct qpc_quic_conn *conn, int64_t stream_id, void *user)
+static void link_writable(struct session *s)
 {
-    int kind = *(int *)user;
-
-    if (kind == OBJ_SESSION)
-        session_flush(user);
-    else if (kind == OBJ_LINK)
-        link_send(user);
+    link_send(s->owner);
 }
 
-static void on_closed(struct qpc_quic_conn *conn, const struct qpc_quic_close_info *info,
-                      void *user)
+static void link_closed(struct session *s, const struct qpc_quic_close_info *info)
 {
-    int kind = *(int *)user;
+    struct link *l = s->owner;
+    char why[320];
 
-    if (kind == OBJ_SESSION) {
-        session_closed(user);
-    } else if (kind == OBJ_LINK) {
-        struct link *l = user;
-        char why[320];
-
-        snprintf(why, sizeof(why), "connection ended (%s%s%s)", qpc_strerror(info->err),
-                 info->reason[0] ? ": " : "", info->reason);
-        l->conn = NULL;
-        l->ready = false;
-        link_fail_all(l, why);
-        link_drop_bcasts(l);
-        link_free_if_unrouted(l->node, l);
-    }
+    snprintf(why, sizeof(why), "connection ended (%s%s%s)", qpc_strerror(info->err),
+             info->reason[0] ? ": " : "", info->reason);
+    l->s = NULL;
+    l->ready = false;
+    link_fail_all(l, why);
+    link_drop_bcasts(l);
+    link_free_if_unrouted(l->node, l);
 }
+
+static const struct session_callbacks link_callbacks = {
+    .on_open = link_open,
+    .on_frame = link_frame,
+    .on_writable = link_writable,
+    .on_closed = link_closed,
+};
+
+/* --- incoming federation sessions ------------------------------------------------------------- */
+
+static void fed_open(struct session *s)
+{
+    s->node->c.fed_connections_total++;
+    qpc_log_debug("federation", "node connected from %s", s->peer_addr);
+}
+
+static const struct session_callbacks fed_callbacks = {
+    .on_open = fed_open,
+    .on_frame = delivery_handle_federation,
+};
 
 int federation_start(struct node *n)
 {
     const struct qpc_server_config *sc = n->sc;
-    struct qpc_quic_config qc = { 0 };
-    char host[256];
-    uint16_t port;
-    int rc;
+    struct session_endpoint_config ec = { 0 };
 
     if (!sc->federation_enabled)
         return 0;
-    rc = qpc_config_parse_addr(sc->federation_listen, host, sizeof(host), &port);
-    if (rc != 0)
-        return rc;
-    qc.bind_addr = host;
-    qc.port = port;
-    qc.accept = true;
-    qc.alpns[0] = QPC_ALPN_FEDERATION;
-    qc.fed_cert_der = sc->federation_cert;
-    qc.fed_key_der = sc->federation_key;
-    qc.fed_ca_der = sc->federation_ca;
-    qc.max_frame = (size_t)sc->max_frame_size;
-    qc.idle_timeout_ms = (uint64_t)sc->idle_timeout_ms;
-    qc.keepalive_ms = (uint64_t)sc->idle_timeout_ms / 3;
-    qc.cb.on_connected = on_connected;
-    qc.cb.on_frame = on_frame;
-    qc.cb.on_writable = on_writable;
-    qc.cb.on_closed = on_closed;
-    qc.user = n;
-    return qpc_quic_endpoint_new(&n->fed_ep, n->loop, &qc);
+    ec.listen = sc->federation_listen;
+    ec.alpn = QPC_ALPN_FEDERATION;
+    ec.cert_der = sc->federation_cert;
+    ec.key_der = sc->federation_key;
+    ec.ca_der = sc->federation_ca;
+    ec.keepalive_ms = (uint64_t)sc->idle_timeout_ms / 3;
+    return session_endpoint_open(n, &ec, &fed_callbacks, &n->fed_ep);
 }
 
 void federation_stop(struct node *n)
@@ -699,7 +633,7 @@ void federation_stop(struct node *n)
     struct learned_node *ln, *ltmp;
 
     /* Closing the endpoint ends every link: their rows go back to the outbox. */
-    qpc_quic_endpoint_free(n->fed_ep);
+    session_endpoint_close(n->fed_ep);
     n->fed_ep = NULL;
     HASH_ITER(hh, n->links, l, tmp) {
         link_fail_all(l, "node stopping");

@@ -190,10 +190,8 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
     n->stopping = true;
     /* Newcomers get CONNECTION_REFUSED at once instead of a handshake that on_connected
      * would refuse anyway; connections already there finish during the grace period. */
-    if (n->client_ep != NULL)
-        qpc_quic_endpoint_set_accepting(n->client_ep, false);
-    if (n->fed_ep != NULL)
-        qpc_quic_endpoint_set_accepting(n->fed_ep, false);
+    session_endpoint_stop_accepting(n->client_ep);
+    session_endpoint_stop_accepting(n->fed_ep);
     delivery_commit(n);            /* whatever is staged is committed and answered */
     ev_timer_init(&n->stop_w, stop_now, STOP_GRACE_S, 0.0);
     ev_timer_start(loop, &n->stop_w);
@@ -312,7 +310,7 @@ static void stop(struct node *n)
 
 int main(int argc, char **argv)
 {
-    struct node n = { .kind = OBJ_NODE };
+    struct node n = { 0 };
     struct options opt = { 0 };
     enum qpc_log_level level;
     char err[1024] = "";

@@ -50,9 +50,9 @@ char *metrics_render(struct node *n, size_t *len)
         n->c.errors[ERRK_INTERNAL]++;
     fprintf(f, "# HELP qpc_connections Open QUIC connections.\n# TYPE qpc_connections gauge\n");
     fprintf(f, "qpc_connections{service=\"client\"} %zu\n",
-            n->client_ep ? qpc_quic_endpoint_conn_count(n->client_ep) : 0);
+            session_endpoint_conn_count(n->client_ep));
     fprintf(f, "qpc_connections{service=\"federation\"} %zu\n",
-            n->fed_ep ? qpc_quic_endpoint_conn_count(n->fed_ep) : 0);
+            session_endpoint_conn_count(n->fed_ep));
     fprintf(f, "# HELP qpc_connections_total Connections accepted or opened.\n"
                "# TYPE qpc_connections_total counter\n");
     fprintf(f, "qpc_connections_total{service=\"client\"} %llu\n",

@@ -23,7 +23,7 @@ static bool relay_allowed(struct node *n, struct session *s)
 {
     double rate = (double)n->sc->relay_rate_limit;
 
-    return token_bucket_take(&s->relay_rate, ev_now(n->loop), rate, rate);
+    return session_take_token(&s->relay_rate, ev_now(n->loop), rate, rate);
 }
 
 void relay_datagram(struct node *n, struct session *from, const uint8_t *data, size_t len)
@@ -36,7 +36,7 @@ void relay_datagram(struct node *n, struct session *from, const uint8_t *data, s
         n->c.errors[ERRK_RELAY_DROPPED]++;
         return;
     }
-    to = delivery_find_session(n, data + 1);
+    to = session_find(n->client_ep, data + 1);
     if (to == NULL || to == from) {
         n->c.errors[ERRK_RELAY_DROPPED]++;
         return;
@@ -44,7 +44,7 @@ void relay_datagram(struct node *n, struct session *from, const uint8_t *data, s
     out[0] = RELAY_TAG;
     memcpy(out + 1, from->key, QPC_KEY_LEN);
     memcpy(out + RELAY_HEADER, data + RELAY_HEADER, len - RELAY_HEADER);
-    if (qpc_quic_conn_send_datagram(to->conn, out, len) == 0)
+    if (session_send_datagram(to, out, len) == 0)
         n->c.relayed_packets++;
     else
         n->c.errors[ERRK_RELAY_DROPPED]++;

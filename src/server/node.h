@@ -1,0 +1,95 @@
+/*
+ * node.h: the state of one qpc-server process that every file of src/server/ shares:
+ * the loop, the settings, the identity, the durable queue, the two endpoints and the
+ * counters the metrics endpoint shows.
+ *
+ * The one idea: only what is truly shared lives here. Each service keeps its own state
+ * in its own file behind an opaque pointer (delivery, federation, broadcast, mDNS,
+ * metrics), so reading a service means reading one file. main.c owns the struct node
+ * and starts the modules in order; the files below it are listed in docs/server.md.
+ */
+#ifndef QPC_SERVER_NODE_H
+#define QPC_SERVER_NODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+#include <ev.h>
+
+#include "qpc/config.h"
+#include "qpc/identity.h"
+#include "qpc/queue.h"
+
+/* Refusals and failures counted for metrics (errors by kind). */
+enum err_kind {
+    ERRK_INVALID, ERRK_FORBIDDEN, ERRK_QUEUE_FULL, ERRK_TOO_LARGE, ERRK_EXPIRED,
+    ERRK_UNKNOWN_DOMAIN, ERRK_INTERNAL, ERRK_PROTOCOL, ERRK_FEDERATION, ERRK_RELAY_DROPPED,
+    ERRK_COUNT
+};
+
+/* Plain integers the services increment and metrics.c reads (one loop, no locks). */
+struct node_counters {
+    uint64_t connections_total;      /* client connections accepted */
+    uint64_t fed_connections_total;  /* federation connections (in and out) */
+    uint64_t enqueued;               /* envelopes committed to a local queue */
+    uint64_t deferred;               /* envelopes committed to the outbox */
+    uint64_t delivered;              /* envelopes handed to their recipient (fetch + push) */
+    uint64_t acked;                  /* envelopes deleted by their recipient */
+    uint64_t federated;              /* envelopes accepted by a remote node */
+    uint64_t federated_in;           /* envelopes received from remote nodes and stored */
+    uint64_t relayed_packets;        /* relay datagrams forwarded */
+    uint64_t broadcasts_in;          /* new broadcasts verified (clients and nodes) */
+    uint64_t broadcasts_relayed;     /* broadcast copies sent to clients and nodes */
+    uint64_t broadcasts_duplicate;   /* broadcasts dropped as already seen */
+    uint64_t broadcasts_rate_limited;/* client broadcasts refused by the rate limit */
+    uint64_t commits;                /* group commits */
+    uint64_t errors[ERRK_COUNT];
+};
+
+struct session_endpoint;
+struct link;
+struct learned_node;
+struct metrics;
+struct qpc_mdns;
+struct qpc_store;
+
+struct node {
+    struct ev_loop *loop;
+    struct qpc_config *cfg;
+    const struct qpc_server_config *sc;
+    struct qpc_identity *identity;
+    struct qpc_queue *queue;
+    struct session_endpoint *client_ep;    /* ALPN client/1 (client_service.c) */
+    struct session_endpoint *fed_ep;       /* ALPN federation/1, NULL when federation is off */
+    struct link *links;                    /* outgoing federation links by domain (uthash) */
+    struct learned_node *learned;          /* nodes learned from mDNS by domain (uthash) */
+    struct qpc_store *bcast_store;         /* dedup set + recent broadcasts (broadcast.c) */
+    ev_prepare commit_w;                   /* commits when staged writes grow old */
+    ev_idle commit_idle_w;                 /* commits when the loop has nothing else to do */
+    ev_tstamp staged_since;                /* loop time of the oldest uncommitted write */
+    bool outbox_kick;                      /* outbox rows were committed: pump soon */
+    struct qpc_mdns *mdns;
+    ev_timer mdns_check_w;
+    bool mdns_established;
+    struct metrics *metrics;               /* HTTP endpoint, NULL when off (metrics.c) */
+    char client_addr[QPC_ADDRESS_MAX + 1]; /* "host:port" clients dial (printed, announced) */
+    uint16_t client_port;
+    ev_timer maint_w;                      /* main.c: expiry, broadcast GC, outbox pump */
+    ev_timer stop_w;
+    ev_signal sigterm_w, sigint_w;
+    bool stopping;                         /* a signal came: refuse newcomers, finish */
+    struct node_counters c;
+};
+
+/* Milliseconds since the Unix epoch: envelope times and TTLs are wall-clock times
+ * (rates and timeouts use the loop's monotonic ev_now instead). */
+static inline uint64_t node_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+#endif

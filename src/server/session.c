@@ -1,0 +1,548 @@
+/*
+ * session.c: the connections of the node and the order their answers leave in.
+ *
+ * The one idea: a reply is a place in its session's FIFO. A service that can answer at
+ * once fills the place as it takes it (session_send_message); one that answers later,
+ * after a group commit, takes the place now and fills it then (session_reply_reserve,
+ * session_reply_send). The FIFO is sent from its head as far as places are filled, so
+ * answers keep request order whatever finishes first. A session that closes with places
+ * still open detaches them: the service still ends each one, and it goes nowhere.
+ *
+ * Everything else here is plumbing the services should not repeat: one endpoint
+ * configuration for both ALPNs, the QUIC callbacks that turn connections into sessions
+ * (and refuse newcomers while the node stops), dialling by "host:port", the directory
+ * of connected clients by key, the one pack-and-send of a protobuf message, and the
+ * limit on unsent replies that disconnects a client that does not read.
+ */
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <utlist.h>
+
+#include "qpc/error.h"
+#include "qpc/log.h"
+#include "uthash_keyed.h"
+#include "session.h"
+
+#define REPLY_BACKLOG_MAX 100000u   /* unsent replies before a client that does not read
+                                     * is disconnected */
+#define REPLY_BACKLOG_BYTES (64u * 1024 * 1024)   /* or unsent bytes (plus two frames): a
+                                     * tiny fetch can ask for a frame-sized answer */
+
+/* The callbacks of an endpoint get a `user` pointer that is either the endpoint (a
+ * connection not admitted yet) or a session; each starts with its kind. */
+enum obj_kind { OBJ_ENDPOINT = 1, OBJ_SESSION };
+
+struct client_entry {
+    uint8_t key[QPC_KEY_LEN];
+    struct session *sessions;      /* utlist DL, through session prev/next */
+    UT_hash_handle hh;
+};
+
+struct session_endpoint {
+    int kind;                      /* OBJ_ENDPOINT */
+    struct node *node;
+    struct qpc_quic_endpoint *quic;
+    const struct session_callbacks *cb;
+    char alpn[64];
+    bool clients;
+    struct client_entry *by_key;   /* connected clients (keyed hash: keys are free to mint) */
+};
+
+struct session_reply {
+    struct session *owner;         /* NULL once the session is gone */
+    struct session_reply *prev, *next;
+    uint8_t *frame;                /* the encoded answer once filled */
+    size_t frame_len;
+};
+
+bool session_take_token(struct token_bucket *b, ev_tstamp now, double rate, double burst)
+{
+    if (b->last == 0)
+        b->tokens = burst;
+    else
+        b->tokens += (now - b->last) * rate;
+    if (b->tokens > burst)
+        b->tokens = burst;
+    b->last = now;
+    if (b->tokens < 1.0)
+        return false;
+    b->tokens -= 1.0;
+    return true;
+}
+
+static void format_sockaddr(const struct sockaddr *sa, char *buf, size_t len)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+
+    if (sa != NULL && sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+        port = ntohs(in->sin_port);
+        snprintf(buf, len, "%s:%u", host, port);
+    } else if (sa != NULL && sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+        port = ntohs(in6->sin6_port);
+        snprintf(buf, len, "[%s]:%u", host, port);
+    } else {
+        snprintf(buf, len, "?");
+    }
+}
+
+/* The one pack of a protobuf message into a malloc'd frame (caller frees *out). */
+static int pack_message(const ProtobufCMessage *m, uint8_t **out, size_t *out_len)
+{
+    size_t len = protobuf_c_message_get_packed_size(m);
+
+    *out = malloc(len > 0 ? len : 1);
+    if (*out == NULL)
+        return QPC_ERR_NOMEM;
+    *out_len = protobuf_c_message_pack(m, *out);
+    return 0;
+}
+
+/* --- the reply FIFO ------------------------------------------------------------------ */
+
+static void reply_free(struct session_reply *r)
+{
+    free(r->frame);
+    free(r);
+}
+
+/* Closes a session whose unsent replies grow too many or too large: it does not read
+ * (the close is carried out at the top of the loop, so s stays valid here). */
+static void backlog_check(struct session *s)
+{
+    size_t max_bytes = REPLY_BACKLOG_BYTES + 2 * (size_t)s->node->sc->max_frame_size;
+
+    if (s->backlog_closed ||
+        (s->reply_count <= REPLY_BACKLOG_MAX && s->reply_bytes <= max_bytes))
+        return;
+    s->backlog_closed = true;
+    qpc_log_warn("delivery", "%s does not read its replies; closing", s->peer_addr);
+    qpc_quic_conn_close(s->conn, QPC_QUIC_APP_REFUSED, "reply backlog");
+}
+
+/* Appends r to its owner's FIFO. Refuses to grow the backlog of a client that does
+ * not read. */
+static void reply_append(struct session *s, struct session_reply *r)
+{
+    r->owner = s;
+    DL_APPEND(s->replies, r);
+    s->reply_count++;
+    s->reply_bytes += r->frame_len;
+    backlog_check(s);
+}
+
+/* Sends the filled replies at the head of the FIFO, in order. */
+static void session_flush(struct session *s)
+{
+    while (s->replies != NULL && s->replies->frame != NULL) {
+        struct session_reply *r = s->replies;
+        int rc = QPC_ERR_CLOSED;
+
+        if (s->has_stream)
+            rc = qpc_quic_conn_send_frame(s->conn, s->stream_id, r->frame, r->frame_len);
+        if (rc == QPC_ERR_AGAIN)
+            return;   /* on_writable calls us again */
+        if (rc != 0)
+            qpc_log_debug("delivery", "%s: reply dropped: %s", s->peer_addr, qpc_strerror(rc));
+        DL_DELETE(s->replies, r);
+        s->reply_count--;
+        s->reply_bytes -= r->frame_len;
+        reply_free(r);
+    }
+}
+
+void session_send_message(struct session *s, const ProtobufCMessage *m)
+{
+    struct session_reply *r = calloc(1, sizeof(*r));
+
+    if (r == NULL)
+        return;
+    if (pack_message(m, &r->frame, &r->frame_len) != 0) {
+        free(r);
+        return;
+    }
+    reply_append(s, r);
+    session_flush(s);
+}
+
+struct session_reply *session_reply_reserve(struct session *s)
+{
+    struct session_reply *r = calloc(1, sizeof(*r));
+
+    if (r != NULL)
+        reply_append(s, r);
+    return r;
+}
+
+struct session *session_reply_session(const struct session_reply *r)
+{
+    return r->owner;
+}
+
+void session_reply_cancel(struct session_reply *r)
+{
+    struct session *s = r->owner;
+
+    if (s != NULL) {
+        DL_DELETE(s->replies, r);
+        s->reply_count--;
+    }
+    reply_free(r);
+    if (s != NULL)
+        session_flush(s);   /* the places behind it may be filled already */
+}
+
+void session_reply_send(struct session_reply *r, const ProtobufCMessage *m)
+{
+    struct session *s = r->owner;
+
+    if (s == NULL || pack_message(m, &r->frame, &r->frame_len) != 0) {
+        /* Out of memory: the client times out and retries; enqueues are idempotent. */
+        session_reply_cancel(r);
+        return;
+    }
+    s->reply_bytes += r->frame_len;
+    backlog_check(s);
+    session_flush(s);
+}
+
+int session_write_message(struct session *s, const ProtobufCMessage *m)
+{
+    uint8_t *frame;
+    size_t len;
+    int rc;
+
+    if (!s->has_stream)
+        return QPC_ERR_NOT_FOUND;
+    rc = pack_message(m, &frame, &len);
+    if (rc != 0)
+        return rc;
+    rc = qpc_quic_conn_send_frame(s->conn, s->stream_id, frame, len);
+    free(frame);
+    return rc;
+}
+
+int session_send_datagram(struct session *s, const uint8_t *data, size_t len)
+{
+    return qpc_quic_conn_send_datagram(s->conn, data, len);
+}
+
+void session_close(struct session *s, uint64_t app_code, const char *reason)
+{
+    qpc_quic_conn_close(s->conn, app_code, reason);
+}
+
+/* --- sessions and the client directory --------------------------------------------- */
+
+static struct session *session_new(struct session_endpoint *e, struct qpc_quic_conn *conn,
+                                   const struct session_callbacks *cb)
+{
+    struct session *s = calloc(1, sizeof(*s));
+
+    if (s == NULL)
+        return NULL;
+    s->kind = OBJ_SESSION;
+    s->node = e->node;
+    s->ep = e;
+    s->conn = conn;
+    s->cb = cb;
+    return s;
+}
+
+static void set_peer_addr(struct session *s)
+{
+    socklen_t alen;
+
+    format_sockaddr(qpc_quic_conn_remote_addr(s->conn, &alen), s->peer_addr,
+                    sizeof(s->peer_addr));
+}
+
+static int directory_add(struct session_endpoint *e, struct session *s)
+{
+    struct client_entry *ce;
+
+    HASH_FIND(hh, e->by_key, s->key, QPC_KEY_LEN, ce);
+    if (ce == NULL) {
+        ce = calloc(1, sizeof(*ce));
+        if (ce == NULL)
+            return QPC_ERR_NOMEM;
+        memcpy(ce->key, s->key, QPC_KEY_LEN);
+        HASH_ADD(hh, e->by_key, key, QPC_KEY_LEN, ce);
+    }
+    DL_APPEND(ce->sessions, s);
+    return 0;
+}
+
+static void directory_remove(struct session_endpoint *e, struct session *s)
+{
+    struct client_entry *ce;
+
+    HASH_FIND(hh, e->by_key, s->key, QPC_KEY_LEN, ce);
+    if (ce == NULL)
+        return;
+    DL_DELETE(ce->sessions, s);
+    if (ce->sessions == NULL) {
+        HASH_DEL(e->by_key, ce);
+        free(ce);
+    }
+}
+
+/* Detaches the open places (their services still end them) and frees s. */
+static void session_free(struct session *s)
+{
+    struct session_reply *r, *tmp;
+
+    DL_FOREACH_SAFE(s->replies, r, tmp) {
+        DL_DELETE(s->replies, r);
+        r->owner = NULL;
+        if (r->frame != NULL)
+            reply_free(r);   /* filled: nobody else holds it */
+    }
+    if (s->is_client)
+        directory_remove(s->ep, s);
+    free(s);
+}
+
+struct session *session_find(const struct session_endpoint *e,
+                             const uint8_t key[static QPC_KEY_LEN])
+{
+    struct client_entry *ce;
+
+    if (e == NULL)
+        return NULL;
+    HASH_FIND(hh, e->by_key, key, QPC_KEY_LEN, ce);
+    return ce != NULL ? ce->sessions : NULL;
+}
+
+struct session *session_next_of_client(const struct session *s)
+{
+    return s->next;
+}
+
+void session_foreach_client(struct session_endpoint *e,
+                            void (*fn)(struct session *s, void *arg), void *arg)
+{
+    struct client_entry *ce, *tmp;
+    struct session *s;
+
+    if (e == NULL)
+        return;
+    HASH_ITER(hh, e->by_key, ce, tmp) {
+        DL_FOREACH(ce->sessions, s)
+            fn(s, arg);
+    }
+}
+
+/* --- QUIC callbacks ------------------------------------------------------------------ */
+
+/* An incoming connection finished its handshake: admit it as a session, or refuse. */
+static int admit(struct session_endpoint *e, struct qpc_quic_conn *conn, const char *alpn,
+                 const uint8_t *peer_key)
+{
+    struct session *s;
+
+    if (e->node->stopping || strcmp(alpn, e->alpn) != 0 || (e->clients && peer_key == NULL))
+        return 1;
+    s = session_new(e, conn, e->cb);
+    if (s == NULL)
+        return 1;
+    set_peer_addr(s);
+    if (e->clients) {
+        s->is_client = true;
+        memcpy(s->key, peer_key, QPC_KEY_LEN);
+        if (directory_add(e, s) != 0) {
+            free(s);
+            return 1;
+        }
+    }
+    qpc_quic_conn_set_user(conn, s);
+    if (s->cb->on_open != NULL)
+        s->cb->on_open(s);
+    return 0;
+}
+
+static int on_connected(struct qpc_quic_conn *conn, const char *alpn, const uint8_t *peer_key,
+                        void *user)
+{
+    struct session *s = user;
+
+    if (*(int *)user == OBJ_ENDPOINT)
+        return admit(user, conn, alpn, peer_key);
+    /* A connection this node dialled. */
+    if (strcmp(alpn, s->ep->alpn) != 0 || qpc_quic_conn_open_stream(conn, &s->stream_id) != 0)
+        return 1;
+    s->has_stream = true;
+    if (s->cb->on_open != NULL)
+        s->cb->on_open(s);
+    return 0;
+}
+
+static void on_frame(struct qpc_quic_conn *conn, int64_t stream_id, const uint8_t *data,
+                     size_t len, void *user)
+{
+    struct session *s = user;
+
+    if (s->kind != OBJ_SESSION)
+        return;
+    if (!s->has_stream) {
+        s->has_stream = true;
+        s->stream_id = stream_id;
+    }
+    if (s->cb->on_frame != NULL)
+        s->cb->on_frame(s, data, len);
+}
+
+static void on_datagram(struct qpc_quic_conn *conn, const uint8_t *data, size_t len, void *user)
+{
+    struct session *s = user;
+
+    if (s->kind == OBJ_SESSION && s->cb->on_datagram != NULL)
+        s->cb->on_datagram(s, data, len);
+}
+
+static void on_writable(struct qpc_quic_conn *conn, int64_t stream_id, void *user)
+{
+    struct session *s = user;
+
+    if (s->kind != OBJ_SESSION)
+        return;
+    session_flush(s);
+    if (s->cb->on_writable != NULL)
+        s->cb->on_writable(s);
+}
+
+static void on_closed(struct qpc_quic_conn *conn, const struct qpc_quic_close_info *info,
+                      void *user)
+{
+    struct session *s = user;
+
+    if (s->kind != OBJ_SESSION)
+        return;
+    if (s->cb->on_closed != NULL)
+        s->cb->on_closed(s, info);
+    session_free(s);
+}
+
+/* --- endpoints and dialling ---------------------------------------------------------- */
+
+int session_endpoint_open(struct node *n, const struct session_endpoint_config *cfg,
+                          const struct session_callbacks *cb, struct session_endpoint **out)
+{
+    const struct qpc_server_config *sc = n->sc;
+    struct qpc_quic_config qc = { 0 };
+    struct session_endpoint *e;
+    char host[256];
+    uint16_t port;
+    int rc;
+
+    rc = qpc_config_parse_addr(cfg->listen, host, sizeof(host), &port);
+    if (rc != 0)
+        return rc;
+    e = calloc(1, sizeof(*e));
+    if (e == NULL)
+        return QPC_ERR_NOMEM;
+    e->kind = OBJ_ENDPOINT;
+    e->node = n;
+    e->cb = cb;
+    e->clients = cfg->clients;
+    snprintf(e->alpn, sizeof(e->alpn), "%s", cfg->alpn);
+    qc.bind_addr = host;
+    qc.port = port;
+    qc.accept = true;
+    qc.alpns[0] = cfg->alpn;
+    if (cfg->clients)
+        qc.identity_sk = qpc_identity_secret_key(n->identity);
+    qc.fed_cert_der = cfg->cert_der;
+    qc.fed_key_der = cfg->key_der;
+    qc.fed_ca_der = cfg->ca_der;
+    qc.max_frame = (size_t)sc->max_frame_size;
+    qc.idle_timeout_ms = (uint64_t)sc->idle_timeout_ms;
+    qc.keepalive_ms = cfg->keepalive_ms;
+    qc.cb.on_connected = on_connected;
+    qc.cb.on_frame = on_frame;
+    qc.cb.on_datagram = on_datagram;
+    qc.cb.on_writable = on_writable;
+    qc.cb.on_closed = on_closed;
+    qc.user = e;
+    rc = qpc_quic_endpoint_new(&e->quic, n->loop, &qc);
+    if (rc != 0) {
+        free(e);
+        return rc;
+    }
+    *out = e;
+    return 0;
+}
+
+void session_endpoint_close(struct session_endpoint *e)
+{
+    if (e == NULL)
+        return;
+    /* Runs on_closed for every connection, which frees the sessions and the directory. */
+    qpc_quic_endpoint_free(e->quic);
+    free(e);
+}
+
+void session_endpoint_stop_accepting(struct session_endpoint *e)
+{
+    if (e != NULL)
+        qpc_quic_endpoint_set_accepting(e->quic, false);
+}
+
+size_t session_endpoint_conn_count(const struct session_endpoint *e)
+{
+    return e != NULL ? qpc_quic_endpoint_conn_count(e->quic) : 0;
+}
+
+uint16_t session_endpoint_port(const struct session_endpoint *e)
+{
+    struct sockaddr_storage ss;
+    socklen_t slen = sizeof(ss);
+
+    if (qpc_quic_endpoint_local_addr(e->quic, &ss, &slen) != 0)
+        return 0;
+    return ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                          : ((struct sockaddr_in *)&ss)->sin_port);
+}
+
+int session_dial(struct session_endpoint *e, const char *addr,
+                 const struct session_callbacks *cb, void *owner, struct session **out)
+{
+    struct addrinfo hints = { 0 }, *res = NULL;
+    struct session *s;
+    char host[256], port_s[8];
+    uint16_t port;
+    int rc;
+
+    rc = qpc_config_parse_addr(addr, host, sizeof(host), &port);
+    if (rc != 0)
+        return rc;
+    snprintf(port_s, sizeof(port_s), "%u", port);
+    hints.ai_socktype = SOCK_DGRAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    if (getaddrinfo(host, port_s, &hints, &res) != 0 || res == NULL)
+        return QPC_ERR_NOT_FOUND;
+    s = session_new(e, NULL, cb);
+    if (s == NULL) {
+        freeaddrinfo(res);
+        return QPC_ERR_NOMEM;
+    }
+    s->dialled = true;
+    s->owner = owner;
+    rc = qpc_quic_connect(e->quic, res->ai_addr, res->ai_addrlen, e->alpn, NULL, s, &s->conn);
+    freeaddrinfo(res);
+    if (rc != 0) {
+        free(s);
+        return rc;
+    }
+    set_peer_addr(s);
+    *out = s;
+    return 0;
+}

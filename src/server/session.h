@@ -1,0 +1,170 @@
+/*
+ * session.h: the bottom layer of qpc-server: endpoints, connections and their frames,
+ * the ordered replies of each connection, and per-connection limits.
+ *
+ * The one idea: a service never writes to a stream itself. An answer either leaves
+ * behind the answers before it (session_send_message), or reserves its place in that
+ * order now and is filled in later (session_reply_reserve, then session_reply_send):
+ * that is how an enqueue is answered only after its commit while answers still keep
+ * request order. This layer knows nothing of the requests: it hands frames, datagrams
+ * and connection events up through one struct session_callbacks per endpoint (or per
+ * dialled connection), set once, as qpc_quic_callbacks does one layer further down.
+ *
+ * An endpoint made for clients also keeps the directory of connected clients by the key
+ * their certificate proves (session_find), which is how one client's message reaches
+ * another's connections.
+ */
+#ifndef QPC_SERVER_SESSION_H
+#define QPC_SERVER_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <ev.h>
+#include <protobuf-c/protobuf-c.h>
+
+#include "qpc/encoding.h"
+#include "qpc/quic.h"
+#include "node.h"
+
+/*
+ * A token bucket, so one client cannot make the node flood others (relay datagrams,
+ * broadcasts, punch notices). It starts full.
+ */
+struct token_bucket {
+    double tokens;
+    ev_tstamp last;                /* 0: not used yet */
+};
+
+/* Takes one token at now (monotonic seconds) with the given refill rate (per second)
+ * and burst size. False when the bucket is empty. */
+bool session_take_token(struct token_bucket *b, ev_tstamp now, double rate, double burst);
+
+struct session_reply;
+
+/* One connection, accepted or dialled. The services read the fields above the line and
+ * set the flags documented as theirs; the rest is this layer's. */
+struct session {
+    int kind;                      /* session.c: tells a session from an endpoint */
+    struct node *node;
+    struct session_endpoint *ep;   /* the endpoint it came in or went out on */
+    struct qpc_quic_conn *conn;
+    bool dialled;                  /* this node opened it (session_dial) */
+    void *owner;                   /* dialled: the dialler's object, else NULL */
+    bool has_stream;               /* the request stream is known (first frame, or dialled) */
+    int64_t stream_id;
+    bool is_client;                /* key is the client's certificate key */
+    uint8_t key[QPC_KEY_LEN];
+    char peer_addr[64];            /* "ip:port" as observed */
+    bool push;                     /* the client wants unsolicited messages (delivery.c) */
+    bool bcast_replayed;           /* kept broadcasts were sent to it (broadcast.c) */
+    struct token_bucket relay_rate;  /* relay datagrams (relay.c) */
+    struct token_bucket bcast_rate;  /* broadcasts (broadcast.c) */
+    struct token_bucket punch_rate;  /* punch notices caused by peer_info (relay.c) */
+    /* ------------------------------------------------------------------------------ */
+    const struct session_callbacks *cb;
+    struct session_reply *replies; /* FIFO of answers, sent in order (utlist DL) */
+    size_t reply_count;
+    size_t reply_bytes;            /* encoded bytes of the finished replies in the FIFO */
+    bool backlog_closed;           /* closed for not reading its replies */
+    struct session *prev, *next;   /* the sessions of the same client key */
+};
+
+/* What a session hands up. Any member may be NULL. */
+struct session_callbacks {
+    /* The session is ready: accepted and admitted, or dialled with its stream open. */
+    void (*on_open)(struct session *s);
+    /* One complete frame arrived (data valid during the call only). */
+    void (*on_frame)(struct session *s, const uint8_t *data, size_t len);
+    /* One DATAGRAM arrived. */
+    void (*on_datagram)(struct session *s, const uint8_t *data, size_t len);
+    /* The stream takes frames again (after QPC_ERR_AGAIN of session_write_message);
+     * the ordered replies have already been sent as far as they go. */
+    void (*on_writable)(struct session *s);
+    /* The connection ended; s is freed when this returns. */
+    void (*on_closed)(struct session *s, const struct qpc_quic_close_info *info);
+};
+
+/* The one configuration of a listening endpoint; frame size and idle timeout come
+ * from the node's settings. */
+struct session_endpoint_config {
+    const char *listen;            /* "host:port" to bind */
+    const char *alpn;              /* the one ALPN served (and offered when dialling) */
+    bool clients;                  /* identity TLS: a session is a client known by its key;
+                                    * a connection without a key is refused */
+    const char *cert_der;          /* or CA-verified mutual TLS: certificate, key and CA */
+    const char *key_der;           /* (DER files, all three) */
+    const char *ca_der;
+    uint64_t keepalive_ms;         /* 0: no keep-alive PINGs */
+};
+
+/*
+ * Binds an endpoint on the node's loop and accepts connections for cfg->alpn (none
+ * while n->stopping). cb (borrowed, must outlive the endpoint) gets the events of the
+ * sessions it accepts. *out is freed with session_endpoint_close. Returns 0 or the
+ * error of qpc_config_parse_addr / qpc_quic_endpoint_new, or QPC_ERR_NOMEM.
+ */
+int session_endpoint_open(struct node *n, const struct session_endpoint_config *cfg,
+                          const struct session_callbacks *cb, struct session_endpoint **out);
+/* Closes every connection (each session's on_closed runs, then it is freed) and frees
+ * e. NULL is a no-op. Never from inside one of e's callbacks. */
+void session_endpoint_close(struct session_endpoint *e);
+/* Newcomers are refused at once from now on; open connections go on. NULL: no-op. */
+void session_endpoint_stop_accepting(struct session_endpoint *e);
+/* Live connections (0 for NULL). */
+size_t session_endpoint_conn_count(const struct session_endpoint *e);
+/* The bound port (to learn the one chosen for port 0), 0 if unknown. */
+uint16_t session_endpoint_port(const struct session_endpoint *e);
+
+/*
+ * Dials addr ("host:port", numeric or a name) on e's socket with e's ALPN. The session
+ * gets cb's events (borrowed) and owner; on_open runs once its stream is open, on_closed
+ * always ends it (also when the connection never came up). *out stays valid until its
+ * on_closed returns. Errors: QPC_ERR_NOT_FOUND (no such host), those of
+ * qpc_config_parse_addr and qpc_quic_connect, QPC_ERR_NOMEM.
+ */
+int session_dial(struct session_endpoint *e, const char *addr,
+                 const struct session_callbacks *cb, void *owner, struct session **out);
+
+/* The first session of a connected client of e, or NULL (also when e is NULL); the
+ * others follow through session_next_of_client. */
+struct session *session_find(const struct session_endpoint *e,
+                             const uint8_t key[static QPC_KEY_LEN]);
+struct session *session_next_of_client(const struct session *s);
+/* Calls fn for every session of every connected client of e (none when e is NULL). fn
+ * may send on the session but must not close or free one. */
+void session_foreach_client(struct session_endpoint *e,
+                            void (*fn)(struct session *s, void *arg), void *arg);
+
+/* Packs m and queues it behind the replies before it; sends what is ready. A message
+ * that cannot be packed (out of memory) is dropped: the peer's request times out. */
+void session_send_message(struct session *s, const ProtobufCMessage *m);
+
+/* Reserves the next place in s's reply order, or NULL when out of memory. The caller
+ * must end it with exactly one session_reply_send or session_reply_cancel, even after
+ * the session closed. */
+struct session_reply *session_reply_reserve(struct session *s);
+/* The session the reply is for, or NULL once it closed (the reply would go nowhere). */
+struct session *session_reply_session(const struct session_reply *r);
+/* Packs m into the reserved place, sends what is ready in order, frees r. When the
+ * session closed or m cannot be packed, it is the same as session_reply_cancel. */
+void session_reply_send(struct session_reply *r, const ProtobufCMessage *m);
+/* Gives up the place (nothing is sent for it) and frees r. */
+void session_reply_cancel(struct session_reply *r);
+
+/*
+ * Packs m and writes it to s's stream now, outside the reply order, for a caller that
+ * keeps its own queue and resumes on on_writable (a federation link). Returns 0,
+ * QPC_ERR_AGAIN (the stream is full), QPC_ERR_TOO_LARGE (above the frame limit),
+ * QPC_ERR_CLOSED, QPC_ERR_NOT_FOUND (no stream yet) or QPC_ERR_NOMEM.
+ */
+int session_write_message(struct session *s, const ProtobufCMessage *m);
+
+/* Queues one DATAGRAM (copied). 0 or the error of qpc_quic_conn_send_datagram. */
+int session_send_datagram(struct session *s, const uint8_t *data, size_t len);
+
+/* Closes the connection with an application code and reason (on_closed follows from
+ * the top of the loop, so s stays valid until then). */
+void session_close(struct session *s, uint64_t app_code, const char *reason);
+
+#endif
