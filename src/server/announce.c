@@ -20,7 +20,14 @@
 #include "qpc/error.h"
 #include "qpc/log.h"
 #include "qpc/mdns.h"
-#include "server.h"
+#include "announce.h"
+#include "federation.h"
+
+struct announce {
+    struct qpc_mdns *mdns;
+    ev_timer check_w;
+    bool established;              /* probing is over and the records are published */
+};
 
 static bool iface_wanted(const struct qpc_server_config *sc, const char *name)
 {
@@ -72,13 +79,13 @@ static void on_service(const struct qpc_mdns_service *svc, bool added, void *arg
 /* Logs when probing is over and the records are published (and again after a rename). */
 static void check_established(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    struct node *n = w->data;
-    bool up = n->mdns != NULL && qpc_mdns_is_established(n->mdns);
+    struct announce *a = w->data;
+    bool up = qpc_mdns_is_established(a->mdns);
 
-    if (up && !n->mdns_established)
+    if (up && !a->established)
         qpc_log_info("mdns", "established: %s._quicprochat._udp.local. on %s",
-                     qpc_mdns_announced_name(n->mdns), qpc_mdns_host_name(n->mdns));
-    n->mdns_established = up;
+                     qpc_mdns_announced_name(a->mdns), qpc_mdns_host_name(a->mdns));
+    a->established = up;
 }
 
 int announce_start(struct node *n)
@@ -88,6 +95,7 @@ int announce_start(struct node *n)
     char label[QPC_MDNS_HOST_LABEL_LEN], instance[QPC_MDNS_LABEL_MAX + 1], host[256];
     char server[QPC_ADDRESS_MAX + 1];
     const char **ifaces = NULL;
+    struct announce *a;
     size_t i;
     int rc;
 
@@ -100,13 +108,20 @@ int announce_start(struct node *n)
         for (i = 0; i < sc->mdns_interfaces.count; i++)
             ifaces[i] = sc->mdns_interfaces.items[i];
     }
+    a = calloc(1, sizeof(*a));
+    if (a == NULL) {
+        free(ifaces);
+        return QPC_ERR_NOMEM;
+    }
     qpc_mdns_host_label_from_key(label, qpc_identity_public_key(n->identity));
     mc.host_label = label;
     mc.interfaces = ifaces;
-    rc = qpc_mdns_new(n->loop, &mc, &n->mdns);
+    rc = qpc_mdns_new(n->loop, &mc, &a->mdns);
     free(ifaces);
-    if (rc != 0)
+    if (rc != 0) {
+        free(a);
         return rc;
+    }
     /* Instance: the first label of our domain ("node1" of "node1.mesh.local"). */
     snprintf(instance, sizeof(instance), "%.*s", (int)strcspn(sc->federation_domain, "."),
              sc->federation_domain);
@@ -116,29 +131,38 @@ int announce_start(struct node *n)
         snprintf(host, sizeof(host), "%s.local", label);
     snprintf(server, sizeof(server), strchr(host, ':') ? "[%s]:%u" : "%s:%u", host,
              n->client_port);
-    rc = qpc_mdns_announce(n->mdns, instance, n->client_port, server, sc->federation_domain);
+    rc = qpc_mdns_announce(a->mdns, instance, n->client_port, server, sc->federation_domain);
     if (rc == 0)
-        rc = qpc_mdns_browse_start(n->mdns, on_service, n);
+        rc = qpc_mdns_browse_start(a->mdns, on_service, n);
     if (rc != 0) {
-        qpc_mdns_free(n->mdns);
-        n->mdns = NULL;
+        qpc_mdns_free(a->mdns);
+        free(a);
         return rc;
     }
     qpc_log_info("mdns", "announcing %s._quicprochat._udp.local. server=%s domain=%s",
                  instance, server, sc->federation_domain);
-    ev_timer_init(&n->mdns_check_w, check_established, 0.2, 0.5);
-    n->mdns_check_w.data = n;
-    ev_timer_start(n->loop, &n->mdns_check_w);
+    ev_timer_init(&a->check_w, check_established, 0.2, 0.5);
+    a->check_w.data = a;
+    ev_timer_start(n->loop, &a->check_w);
+    n->announce = a;
     return 0;
+}
+
+bool announce_running(const struct node *n)
+{
+    return n->announce != NULL;
 }
 
 void announce_stop(struct node *n)
 {
-    if (n->mdns == NULL)
+    struct announce *a = n->announce;
+
+    if (a == NULL)
         return;
-    ev_timer_stop(n->loop, &n->mdns_check_w);
-    qpc_mdns_withdraw(n->mdns);
-    qpc_mdns_free(n->mdns);   /* sends the goodbye packets before it returns */
-    n->mdns = NULL;
+    ev_timer_stop(n->loop, &a->check_w);
+    qpc_mdns_withdraw(a->mdns);
+    qpc_mdns_free(a->mdns);   /* sends the goodbye packets before it returns */
+    free(a);
+    n->announce = NULL;
     qpc_log_info("mdns", "announcement withdrawn");
 }

@@ -24,7 +24,8 @@
 #include "qpc/error.h"
 #include "qpc/log.h"
 #include "qpc/store.h"
-#include "server.h"
+#include "broadcast.h"
+#include "federation.h"
 
 #define BCAST_RATE_PER_S 20.0       /* broadcasts a client may hand in per second... */
 #define BCAST_BURST 100.0           /* ...and at once (a client replaying what it holds) */

@@ -1,13 +1,14 @@
 /*
- * delivery.c: the client service of the node (ALPN quicprochat/client/1) and the
- * machinery every request shares: sessions, ordered replies and the group commit.
+ * delivery.c: the delivery queues of the node: enqueue, batch enqueue, fetch, ack and
+ * push for clients, the same staging for items other nodes relay here, and the group
+ * commit.
  *
- * The one idea: a reply is a `struct pending` in its session's FIFO. Requests that only
- * read (fetch, peer_info) or that run their own transaction (ack) get a finished reply
- * at once; enqueues STAGE their items in the queue and their reply is finished by the
- * completions that qpc_queue_commit() runs after the transaction is durable. The FIFO
- * is sent from its head as far as replies are finished, so answers keep request order
- * and no enqueue is acknowledged before its commit.
+ * The one idea: nothing is acknowledged before it is on disk, and one fsync pays for
+ * everything that arrived meanwhile. Requests that only read (fetch) or that run their
+ * own transaction (ack) are answered at once; enqueues STAGE their items in the queue,
+ * reserve their answer's place in the session's reply order, and the completions that
+ * qpc_queue_commit() runs after the transaction is durable fill that place in, push the
+ * items to listening recipients and wake the federation outbox pump.
  *
  * When to commit: as soon as the loop has nothing else pending (an ev_idle watcher,
  * started by the first staged write), so a commit takes everything that had arrived,
@@ -17,9 +18,9 @@
  * COMMIT_MAX_DELAY old or COMMIT_MAX_ITEMS are staged. Fewer, larger transactions write
  * each hot B-tree page once per commit instead of once per socket read.
  *
- * A client is who its certificate says (the key the QUIC layer hands to on_connected).
- * Fetch and ack take no recipient: they always act on that key, so a client cannot name,
- * see or delete another client's queue.
+ * A client is who its certificate says (the session's key). Fetch and ack take no
+ * recipient: they always act on that key, so a client cannot name, see or delete
+ * another client's queue.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,18 +29,22 @@
 #include "qpc/envelope.h"
 #include "qpc/error.h"
 #include "qpc/log.h"
-#include "qpc/pbarena.h"
-#include "server.h"
+#include "delivery.h"
+#include "federation.h"
 
 #define FETCH_PAGE_DEFAULT 256u
 #define FETCH_PAGE_MAX 10000u
 #define FRAME_MARGIN 1024u          /* room for the fields around the items of a page */
-#define PUNCH_RATE_PER_S 5.0       /* punch notices a client may cause per second... */
-#define PUNCH_BURST 20.0            /* ...and at once (dialling several peers) */
 #define COMMIT_MAX_DELAY 0.002      /* seconds a staged write may wait for the loop to idle */
 #define COMMIT_MAX_ITEMS 20000u     /* or this many staged writes */
 
-enum reply_kind { R_ENQUEUE, R_BATCH, R_FED };
+struct delivery {
+    struct node *node;
+    ev_prepare commit_w;           /* commits when staged writes grow old */
+    ev_idle commit_idle_w;         /* commits when the loop has nothing else to do */
+    ev_tstamp staged_since;        /* loop time of the oldest uncommitted write */
+    bool outbox_kick;              /* outbox rows were committed: pump soon */
+};
 
 struct item_ctx {
     struct pending *p;
@@ -56,15 +61,15 @@ struct pending {
     struct node *node;
     struct session_reply *slot;
     uint64_t request_id;
-    enum reply_kind kind;
+    enum delivery_kind kind;
     size_t n, waiting;             /* items, and items whose completion has not run */
     int *statuses;                 /* Qpc__Status per item */
     struct item_ctx *items;
 };
 
-/* --- replies ------------------------------------------------------------------------ */
+/* --- answers --------------------------------------------------------------------------- */
 
-static struct pending *pending_new(struct node *n, uint64_t request_id, enum reply_kind kind,
+static struct pending *pending_new(struct node *n, uint64_t request_id, enum delivery_kind kind,
                                    size_t items)
 {
     struct pending *p = calloc(1, sizeof(*p));
@@ -146,7 +151,7 @@ static void pending_finish(struct pending *p)
     for (size_t i = 0; i < p->n; i++)
         count_status(p->node, p->statuses[i]);
     switch (p->kind) {
-    case R_ENQUEUE:
+    case DELIVERY_ENQUEUE:
         msg.request_id = p->request_id;
         er.status = (Qpc__Status)p->statuses[0];
         er.detail = (char *)status_text(p->statuses[0]);
@@ -154,7 +159,7 @@ static void pending_finish(struct pending *p)
         msg.enqueue = &er;
         session_reply_send(p->slot, &msg.base);
         break;
-    case R_BATCH:
+    case DELIVERY_BATCH:
         msg.request_id = p->request_id;
         br.n_statuses = p->n;
         br.statuses = (Qpc__Status *)p->statuses;
@@ -162,7 +167,7 @@ static void pending_finish(struct pending *p)
         msg.batch_enqueue = &br;
         session_reply_send(p->slot, &msg.base);
         break;
-    case R_FED:
+    case DELIVERY_RELAYED:
         fr.request_id = p->request_id;
         fr.n_statuses = p->n;
         fr.statuses = (Qpc__Status *)p->statuses;
@@ -233,11 +238,11 @@ static void item_done(void *arg, int status, uint64_t seq)
     if (status == 0 && it->remote) {
         p->statuses[it->index] = QPC__STATUS__STATUS_DEFERRED;
         n->c.deferred++;
-        n->outbox_kick = true;
+        n->delivery->outbox_kick = true;
     } else if (status == 0) {
         p->statuses[it->index] = QPC__STATUS__STATUS_OK;
         n->c.enqueued++;
-        if (p->kind == R_FED)
+        if (p->kind == DELIVERY_RELAYED)
             n->c.federated_in++;
         if (it->push_blob != NULL)
             push_item(n, it->recipient, seq, it->push_blob, it->push_len);
@@ -322,20 +327,20 @@ static int stage_item(struct pending *p, size_t i, const Qpc__EnqueueItem *item,
         goto out;
     }
     p->waiting++;
-    if (!ev_is_active(&n->commit_idle_w)) {
-        n->staged_since = ev_now(n->loop);
-        ev_idle_start(n->loop, &n->commit_idle_w);
+    if (!ev_is_active(&n->delivery->commit_idle_w)) {
+        n->delivery->staged_since = ev_now(n->loop);
+        ev_idle_start(n->loop, &n->delivery->commit_idle_w);
     }
 out:
     qpc_envelope_clear(&env);
     return st;
 }
 
-/* Stages the items of an enqueue-like request; the reply goes out after the commit. */
-static void handle_items(struct session *s, uint64_t request_id, enum reply_kind kind,
-                         Qpc__EnqueueItem **items, size_t count, const uint8_t *sender)
+void delivery_enqueue(struct session *s, uint64_t request_id, enum delivery_kind kind,
+                      Qpc__EnqueueItem **items, size_t count)
 {
     struct node *n = s->node;
+    const uint8_t *sender = kind == DELIVERY_RELAYED ? NULL : s->key;
     struct pending *p;
     uint64_t now = node_now_ms();
 
@@ -359,12 +364,7 @@ static void handle_items(struct session *s, uint64_t request_id, enum reply_kind
 
 /* --- the other requests ------------------------------------------------------------------ */
 
-static void reply_message(struct session *s, Qpc__ServerMessage *msg)
-{
-    session_send_message(s, &msg->base);
-}
-
-static void handle_fetch(struct session *s, uint64_t request_id, const Qpc__FetchRequest *f)
+void delivery_fetch(struct session *s, uint64_t request_id, const Qpc__FetchRequest *f)
 {
     struct node *n = s->node;
     Qpc__ServerMessage msg = QPC__SERVER_MESSAGE__INIT;
@@ -418,13 +418,13 @@ static void handle_fetch(struct session *s, uint64_t request_id, const Qpc__Fetc
     msg.request_id = request_id;
     msg.body_case = QPC__SERVER_MESSAGE__BODY_FETCH;
     msg.fetch = &fr;
-    reply_message(s, &msg);
+    session_send_message(s, &msg.base);
     free(ptrs);
     free(qes);
     qpc_queue_items_free(items, fetched);
 }
 
-static void handle_ack(struct session *s, uint64_t request_id, const Qpc__AckRequest *a)
+void delivery_ack(struct session *s, uint64_t request_id, const Qpc__AckRequest *a)
 {
     struct node *n = s->node;
     Qpc__ServerMessage msg = QPC__SERVER_MESSAGE__INIT;
@@ -444,238 +444,86 @@ static void handle_ack(struct session *s, uint64_t request_id, const Qpc__AckReq
     msg.request_id = request_id;
     msg.body_case = QPC__SERVER_MESSAGE__BODY_ACK;
     msg.ack = &ar;
-    reply_message(s, &msg);
+    session_send_message(s, &msg.base);
 }
 
-/* peer_info: where a key is connected; that peer is told the asker's address so both
- * send packets towards each other (hole punching). */
-static void handle_peer_info(struct session *s, uint64_t request_id, const Qpc__PeerInfoRequest *r)
+void delivery_set_push(struct session *s, uint64_t request_id, bool enable)
 {
     Qpc__ServerMessage msg = QPC__SERVER_MESSAGE__INIT;
-    Qpc__PeerInfoResponse pr = QPC__PEER_INFO_RESPONSE__INIT;
-    char *addrs[16];
-    struct session *first = NULL;
-    bool punch;
-
-    if (r->key.len == QPC_KEY_LEN)
-        first = session_find(s->node->client_ep, r->key.data);
-    /* Each answer makes the named peer's client send packets toward the asker: within
-     * the rate the asker still learns the addresses, but no more notices are sent. */
-    punch = first != NULL && session_take_token(&s->punch_rate, ev_now(s->node->loop),
-                                                PUNCH_RATE_PER_S, PUNCH_BURST);
-    if (first != NULL) {
-        for (struct session *t = first; t != NULL; t = session_next_of_client(t)) {
-            Qpc__ServerMessage pm = QPC__SERVER_MESSAGE__INIT;
-            Qpc__PunchNotice pn = QPC__PUNCH_NOTICE__INIT;
-            char *mine[1] = { s->peer_addr };
-
-            if (pr.n_addresses < sizeof(addrs) / sizeof(addrs[0]))
-                addrs[pr.n_addresses++] = t->peer_addr;
-            if (t == s || !punch)
-                continue;
-            pn.key.data = s->key;
-            pn.key.len = QPC_KEY_LEN;
-            pn.n_addresses = 1;
-            pn.addresses = mine;
-            pm.body_case = QPC__SERVER_MESSAGE__BODY_PUNCH;
-            pm.punch = &pn;
-            reply_message(t, &pm);
-        }
-    }
-    pr.online = pr.n_addresses > 0;
-    pr.addresses = addrs;
-    msg.request_id = request_id;
-    msg.body_case = QPC__SERVER_MESSAGE__BODY_PEER_INFO;
-    msg.peer_info = &pr;
-    reply_message(s, &msg);
-}
-
-static void reply_error(struct session *s, uint64_t request_id, const char *detail)
-{
-    Qpc__ServerMessage msg = QPC__SERVER_MESSAGE__INIT;
-    Qpc__EnqueueResponse er = QPC__ENQUEUE_RESPONSE__INIT;
-
-    s->node->c.errors[ERRK_PROTOCOL]++;
-    er.status = QPC__STATUS__STATUS_INVALID;
-    er.detail = (char *)detail;
-    msg.request_id = request_id;
-    msg.body_case = QPC__SERVER_MESSAGE__BODY_ERROR;
-    msg.error = &er;
-    reply_message(s, &msg);
-}
-
-/* Room for an unpacked request: its bytes fields plus the structs around them (a batch
- * item's struct is about 80 bytes). What does not fit comes from malloc. */
-static size_t request_arena_size(size_t len)
-{
-    return len < SIZE_MAX / 4 ? 2 * len + 4096 : 0;
-}
-
-static void handle_request(struct session *s, const uint8_t *data, size_t len)
-{
-    /* One allocation per request instead of several per batch item: the request lives
-     * only in this call (staging copies what it keeps). */
-    size_t arena_cap = request_arena_size(len);
-    void *arena_buf = malloc(arena_cap > 0 ? arena_cap : 1);
-    struct qpc_pbarena arena;
-    Qpc__ClientRequest *req;
     Qpc__PushResponse pr = QPC__PUSH_RESPONSE__INIT;
-    Qpc__ServerMessage msg = QPC__SERVER_MESSAGE__INIT;
 
-    qpc_pbarena_init(&arena, arena_buf, arena_buf != NULL ? arena_cap : 0);
-    req = qpc__client_request__unpack(&arena.allocator, len, data);
-    if (req == NULL) {
-        free(arena_buf);
-        reply_error(s, 0, "request is not a ClientRequest");
-        return;
-    }
-    switch (req->body_case) {
-    case QPC__CLIENT_REQUEST__BODY_ENQUEUE:
-        handle_items(s, req->request_id, R_ENQUEUE, &req->enqueue->item, 1, s->key);
-        break;
-    case QPC__CLIENT_REQUEST__BODY_BATCH_ENQUEUE:
-        if (req->batch_enqueue->n_items == 0) {
-            reply_error(s, req->request_id, "empty batch");
-            break;
-        }
-        handle_items(s, req->request_id, R_BATCH, req->batch_enqueue->items,
-                     req->batch_enqueue->n_items, s->key);
-        break;
-    case QPC__CLIENT_REQUEST__BODY_FETCH:
-        handle_fetch(s, req->request_id, req->fetch);
-        break;
-    case QPC__CLIENT_REQUEST__BODY_ACK:
-        handle_ack(s, req->request_id, req->ack);
-        break;
-    case QPC__CLIENT_REQUEST__BODY_PUSH:
-        s->push = req->push->enable;
-        pr.status = QPC__STATUS__STATUS_OK;
-        msg.request_id = req->request_id;
-        msg.body_case = QPC__SERVER_MESSAGE__BODY_PUSH_ACK;
-        msg.push_ack = &pr;
-        reply_message(s, &msg);
-        if (s->push)
-            broadcast_replay(s);   /* live bulletins it missed */
-        break;
-    case QPC__CLIENT_REQUEST__BODY_PEER_INFO:
-        handle_peer_info(s, req->request_id, req->peer_info);
-        break;
-    case QPC__CLIENT_REQUEST__BODY_BROADCAST:
-        broadcast_handle_client(s, req->request_id, req->broadcast);
-        break;
-    default:
-        reply_error(s, req->request_id, "unknown request");
-        break;
-    }
-    qpc__client_request__free_unpacked(req, &arena.allocator);
-    free(arena_buf);
+    s->push = enable;
+    pr.status = QPC__STATUS__STATUS_OK;
+    msg.request_id = request_id;
+    msg.body_case = QPC__SERVER_MESSAGE__BODY_PUSH_ACK;
+    msg.push_ack = &pr;
+    session_send_message(s, &msg.base);
 }
-
-void delivery_handle_federation(struct session *s, const uint8_t *data, size_t len)
-{
-    Qpc__FederationRequest *req = qpc__federation_request__unpack(NULL, len, data);
-
-    if (req != NULL && req->body_case == QPC__FEDERATION_REQUEST__BODY_RELAY_BROADCAST) {
-        broadcast_handle_federation(s, req->request_id, req->relay_broadcast);
-    } else if (req == NULL || req->body_case != QPC__FEDERATION_REQUEST__BODY_RELAY_ENQUEUE ||
-        req->relay_enqueue->n_items == 0) {
-        s->node->c.errors[ERRK_PROTOCOL]++;
-        qpc_log_warn("federation", "%s sent a malformed request; closing", s->peer_addr);
-        session_close(s, QPC_QUIC_APP_REFUSED, "malformed federation request");
-    } else {
-        qpc_log_debug("federation", "%zu item(s) from %s (%s)", req->relay_enqueue->n_items,
-                      req->relay_enqueue->origin_domain, s->peer_addr);
-        handle_items(s, req->request_id, R_FED, req->relay_enqueue->items,
-                     req->relay_enqueue->n_items, NULL);
-    }
-    if (req != NULL)
-        qpc__federation_request__free_unpacked(req, NULL);
-}
-
-/* --- client endpoint callbacks -------------------------------------------------------------- */
-
-static void on_open(struct session *s)
-{
-    s->node->c.connections_total++;
-    if (qpc_log_get_level() >= QPC_LOG_DEBUG) {
-        char hex[QPC_KEY_HEX_LEN];
-        qpc_key_to_hex(hex, s->key);
-        qpc_log_debug("delivery", "client %.16s... connected from %s", hex, s->peer_addr);
-    }
-}
-
-static void on_datagram(struct session *s, const uint8_t *data, size_t len)
-{
-    relay_datagram(s->node, s, data, len);
-}
-
-static const struct session_callbacks client_callbacks = {
-    .on_open = on_open,
-    .on_frame = handle_request,
-    .on_datagram = on_datagram,
-};
 
 /* --- group commit ------------------------------------------------------------------------------ */
 
 void delivery_commit(struct node *n)
 {
-    if (ev_is_active(&n->commit_idle_w))
-        ev_idle_stop(n->loop, &n->commit_idle_w);
+    struct delivery *d = n->delivery;
+
+    if (d == NULL)
+        return;
+    if (ev_is_active(&d->commit_idle_w))
+        ev_idle_stop(n->loop, &d->commit_idle_w);
     if (qpc_queue_staged(n->queue) > 0) {
         if (qpc_queue_commit(n->queue) != 0)
             qpc_log_error("delivery", "group commit failed: %s", qpc_queue_errmsg(n->queue));
         n->c.commits++;
     }
-    if (n->outbox_kick) {
-        n->outbox_kick = false;
+    if (d->outbox_kick) {
+        d->outbox_kick = false;
         federation_pump(n, node_now_ms());
     }
 }
 
 static void commit_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
-    struct node *n = w->data;
+    struct delivery *d = w->data;
 
-    if (n->outbox_kick ||
-        (ev_is_active(&n->commit_idle_w) &&
-         (ev_now(loop) - n->staged_since >= COMMIT_MAX_DELAY ||
-          qpc_queue_staged(n->queue) >= COMMIT_MAX_ITEMS)))
-        delivery_commit(n);
+    if (d->outbox_kick ||
+        (ev_is_active(&d->commit_idle_w) &&
+         (ev_now(loop) - d->staged_since >= COMMIT_MAX_DELAY ||
+          qpc_queue_staged(d->node->queue) >= COMMIT_MAX_ITEMS)))
+        delivery_commit(d->node);
 }
 
 static void commit_idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
 {
-    delivery_commit(w->data);
+    struct delivery *d = w->data;
+
+    delivery_commit(d->node);
 }
 
 int delivery_start(struct node *n)
 {
-    struct session_endpoint_config ec = { 0 };
-    int rc;
+    struct delivery *d = calloc(1, sizeof(*d));
 
-    ec.listen = n->sc->listen;
-    ec.alpn = QPC_ALPN_CLIENT;
-    ec.clients = true;
-    rc = session_endpoint_open(n, &ec, &client_callbacks, &n->client_ep);
-    if (rc != 0)
-        return rc;
-    n->client_port = session_endpoint_port(n->client_ep);
-    ev_prepare_init(&n->commit_w, commit_cb);
-    n->commit_w.data = n;
-    ev_set_priority(&n->commit_w, EV_MAXPRI);   /* before the endpoint flushes packets */
-    ev_prepare_start(n->loop, &n->commit_w);
-    ev_idle_init(&n->commit_idle_w, commit_idle_cb);
-    n->commit_idle_w.data = n;
+    if (d == NULL)
+        return QPC_ERR_NOMEM;
+    d->node = n;
+    ev_prepare_init(&d->commit_w, commit_cb);
+    d->commit_w.data = d;
+    ev_set_priority(&d->commit_w, EV_MAXPRI);   /* before the endpoint flushes packets */
+    ev_prepare_start(n->loop, &d->commit_w);
+    ev_idle_init(&d->commit_idle_w, commit_idle_cb);
+    d->commit_idle_w.data = d;
+    n->delivery = d;
     return 0;
 }
 
 void delivery_stop(struct node *n)
 {
-    if (ev_is_active(&n->commit_w))
-        ev_prepare_stop(n->loop, &n->commit_w);
-    if (ev_is_active(&n->commit_idle_w))
-        ev_idle_stop(n->loop, &n->commit_idle_w);
-    /* Freeing the endpoint runs on_closed for every connection, which frees sessions. */
-    session_endpoint_close(n->client_ep);
-    n->client_ep = NULL;
+    struct delivery *d = n->delivery;
+
+    if (d == NULL)
+        return;
+    ev_prepare_stop(n->loop, &d->commit_w);
+    ev_idle_stop(n->loop, &d->commit_idle_w);
+    free(d);
+    n->delivery = NULL;
 }

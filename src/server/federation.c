@@ -1,5 +1,8 @@
 /*
- * federation.c: node-to-node delivery (ALPN quicprochat/federation/1, CA-verified mTLS).
+ * federation.c: this node's side of node-to-node delivery: the outbox pump and the
+ * outgoing links that carry it, the nodes learned from mDNS, resolve_destination, and
+ * the forwarding of broadcasts to other nodes. (Requests other nodes send here are
+ * decoded by federation_service.c and handled by delivery.c and broadcast.c.)
  *
  * The one idea: an envelope for a remote domain is never sent straight from the client's
  * request. It is committed to the durable outbox first (the client gets DEFERRED), and
@@ -15,7 +18,9 @@
  *
  * resolve_destination maps a domain to this node, to a static peer of the config
  * ([federation_peers]) or to a node learned from mDNS (TXT domain=, dialled at the host
- * it was seen at and the default federation port).
+ * it was seen at and the default federation port). A link is a session this node dialled
+ * (session_dial) on the federation endpoint; its events come back through
+ * link_callbacks.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +31,9 @@
 
 #include "qpc/error.h"
 #include "qpc/log.h"
-#include "server.h"
+#include "qpc.pb-c.h"
+#include "federation.h"
+#include "session.h"
 
 #define PUMP_BATCH 1000u          /* outbox rows leased per pump */
 #define LEASE_MS 60000u           /* a leased row is due again after this at the latest */
@@ -78,11 +85,16 @@ struct link {
     UT_hash_handle hh;
 };
 
+struct federation {
+    struct link *links;            /* outgoing links by domain_key (uthash) */
+    struct learned_node *learned;  /* nodes learned from mDNS by domain_key (uthash) */
+};
+
 /* --- resolve_destination ------------------------------------------------------------- */
 
-/* The key of a domain in n->learned and n->links: lower case, as DNS names compare, so
- * a client writing one peer's domain in many spellings cannot make many links to it.
- * False when the domain is too long to be a key. */
+/* The key of a domain in the tables of learned nodes and links: lower case, as DNS
+ * names compare, so a client writing one peer's domain in many spellings cannot make
+ * many links to it. False when the domain is too long to be a key. */
 static bool domain_key(char key[static QPC_QUEUE_DOMAIN_MAX + 1], const char *domain)
 {
     size_t i = 0;
@@ -109,8 +121,8 @@ enum dest_kind resolve_destination(const struct node *n, const char *domain, cha
     if (!n->sc->federation_enabled)
         return DEST_UNKNOWN;
     found = qpc_config_peer_addr(n->sc, domain);
-    if (found == NULL && domain_key(key, domain)) {
-        HASH_FIND_STR(n->learned, key, ln);
+    if (found == NULL && n->federation != NULL && domain_key(key, domain)) {
+        HASH_FIND_STR(n->federation->learned, key, ln);
         if (ln != NULL)
             found = ln->addr;
     }
@@ -127,23 +139,23 @@ void federation_learn(struct node *n, const char *domain, const char *host)
     bool v6 = strchr(host, ':') != NULL;
     char key[QPC_QUEUE_DOMAIN_MAX + 1];
 
-    if (domain == NULL || domain[0] == '\0' || !domain_key(key, domain) ||
-        strcasecmp(domain, n->sc->federation_domain) == 0)
+    if (n->federation == NULL || domain == NULL || domain[0] == '\0' ||
+        !domain_key(key, domain) || strcasecmp(domain, n->sc->federation_domain) == 0)
         return;
     if (v6 && strncasecmp(host, "fe80:", 5) == 0)
         return;   /* link-local needs a scope id: dial such nodes by a routable address */
-    HASH_FIND_STR(n->learned, key, ln);
+    HASH_FIND_STR(n->federation->learned, key, ln);
     if (ln != NULL && v6 && strchr(ln->addr, '[') == NULL)
         return;   /* keep an IPv4 address: our federation socket may be IPv4 only */
     if (ln == NULL) {
-        if (HASH_COUNT(n->learned) >= LEARNED_MAX)
+        if (HASH_COUNT(n->federation->learned) >= LEARNED_MAX)
             return;
         ln = calloc(1, sizeof(*ln));
         if (ln == NULL)
             return;
         snprintf(ln->key, sizeof(ln->key), "%s", key);
         snprintf(ln->domain, sizeof(ln->domain), "%s", domain);
-        HASH_ADD_STR(n->learned, key, ln);
+        HASH_ADD_STR(n->federation->learned, key, ln);
     }
     snprintf(ln->addr, sizeof(ln->addr), v6 ? "[%s]:%u" : "%s:%u", host,
              QPC_QUIC_PORT_FEDERATION);
@@ -157,12 +169,12 @@ void federation_forget(struct node *n, const char *domain)
     struct learned_node *ln;
     char key[QPC_QUEUE_DOMAIN_MAX + 1];
 
-    if (domain == NULL || !domain_key(key, domain))
+    if (n->federation == NULL || domain == NULL || !domain_key(key, domain))
         return;
-    HASH_FIND_STR(n->learned, key, ln);
+    HASH_FIND_STR(n->federation->learned, key, ln);
     if (ln != NULL) {
         qpc_log_info("federation", "node %s left (mDNS goodbye or expiry)", ln->domain);
-        HASH_DEL(n->learned, ln);
+        HASH_DEL(n->federation->learned, ln);
         free(ln);
         link_retire(n, key);
     }
@@ -177,7 +189,7 @@ static struct link *link_get(struct node *n, const char *domain)
 
     if (!domain_key(key, domain))
         return NULL;
-    HASH_FIND_STR(n->links, key, l);
+    HASH_FIND_STR(n->federation->links, key, l);
     if (l != NULL)
         return l;
     l = calloc(1, sizeof(*l));
@@ -187,7 +199,7 @@ static struct link *link_get(struct node *n, const char *domain)
     l->next_request_id = 1;
     snprintf(l->key, sizeof(l->key), "%s", key);
     snprintf(l->domain, sizeof(l->domain), "%s", domain);
-    HASH_ADD_STR(n->links, key, l);
+    HASH_ADD_STR(n->federation->links, key, l);
     return l;
 }
 
@@ -197,7 +209,7 @@ static void link_free_if_unrouted(struct node *n, struct link *l)
 {
     if (l->s != NULL || resolve_destination(n, l->domain, NULL, 0) == DEST_REMOTE)
         return;
-    HASH_DEL(n->links, l);
+    HASH_DEL(n->federation->links, l);
     free(l->waiting);   /* empty: every row went back with link_fail_all */
     free(l);
 }
@@ -278,7 +290,7 @@ static void link_retire(struct node *n, const char *domain)
 {
     struct link *l;
 
-    HASH_FIND_STR(n->links, domain, l);   /* domain is a key (domain_key) */
+    HASH_FIND_STR(n->federation->links, domain, l);   /* domain is a key (domain_key) */
     if (l == NULL || resolve_destination(n, domain, NULL, 0) == DEST_REMOTE)
         return;
     if (l->s != NULL) {
@@ -473,7 +485,7 @@ size_t federation_broadcast(struct node *n, const uint8_t *blob, size_t len,
     for (size_t i = 0; i < peers->count; i++)
         if (origin_domain == NULL || strcasecmp(peers->items[i].domain, origin_domain) != 0)
             sent += bcast_to(n, peers->items[i].domain, blob, len);
-    HASH_ITER(hh, n->learned, ln, tmp) {
+    HASH_ITER(hh, n->federation->learned, ln, tmp) {
         if ((origin_domain == NULL || strcasecmp(ln->domain, origin_domain) != 0) &&
             qpc_config_peer_addr(n->sc, ln->domain) == NULL)
             sent += bcast_to(n, ln->domain, blob, len);
@@ -502,7 +514,7 @@ void federation_pump(struct node *n, uint64_t now_ms)
             mark_failed(n, items[i].oid, now_ms);   /* no route now: perhaps later (mDNS) */
     }
     qpc_outbox_items_free(items, count);
-    HASH_ITER(hh, n->links, l, tmp) {
+    HASH_ITER(hh, n->federation->links, l, tmp) {
         if (l->n_waiting == 0)
             continue;
         if (l->s == NULL) {
@@ -598,52 +610,33 @@ static const struct session_callbacks link_callbacks = {
     .on_closed = link_closed,
 };
 
-/* --- incoming federation sessions ------------------------------------------------------------- */
-
-static void fed_open(struct session *s)
-{
-    s->node->c.fed_connections_total++;
-    qpc_log_debug("federation", "node connected from %s", s->peer_addr);
-}
-
-static const struct session_callbacks fed_callbacks = {
-    .on_open = fed_open,
-    .on_frame = delivery_handle_federation,
-};
-
 int federation_start(struct node *n)
 {
-    const struct qpc_server_config *sc = n->sc;
-    struct session_endpoint_config ec = { 0 };
-
-    if (!sc->federation_enabled)
-        return 0;
-    ec.listen = sc->federation_listen;
-    ec.alpn = QPC_ALPN_FEDERATION;
-    ec.cert_der = sc->federation_cert;
-    ec.key_der = sc->federation_key;
-    ec.ca_der = sc->federation_ca;
-    ec.keepalive_ms = (uint64_t)sc->idle_timeout_ms / 3;
-    return session_endpoint_open(n, &ec, &fed_callbacks, &n->fed_ep);
+    n->federation = calloc(1, sizeof(*n->federation));
+    return n->federation != NULL ? 0 : QPC_ERR_NOMEM;
 }
 
 void federation_stop(struct node *n)
 {
     struct link *l, *tmp;
     struct learned_node *ln, *ltmp;
+    struct federation *f = n->federation;
 
-    /* Closing the endpoint ends every link: their rows go back to the outbox. */
-    session_endpoint_close(n->fed_ep);
-    n->fed_ep = NULL;
-    HASH_ITER(hh, n->links, l, tmp) {
+    if (f == NULL)
+        return;
+    /* The endpoint is closed already (federation_service_stop): every link's rows went
+     * back to the outbox when its connection ended. */
+    HASH_ITER(hh, f->links, l, tmp) {
         link_fail_all(l, "node stopping");
         link_drop_bcasts(l);
-        HASH_DEL(n->links, l);
+        HASH_DEL(f->links, l);
         free(l->waiting);
         free(l);
     }
-    HASH_ITER(hh, n->learned, ln, ltmp) {
-        HASH_DEL(n->learned, ln);
+    HASH_ITER(hh, f->learned, ln, ltmp) {
+        HASH_DEL(f->learned, ln);
         free(ln);
     }
+    free(f);
+    n->federation = NULL;
 }

@@ -7,8 +7,9 @@
  * happens on one libev loop; SIGTERM/SIGINT stop accepting connections, commit what is
  * staged, let the answers leave, withdraw the mDNS announcement and exit 0.
  *
- * Start-up order: identity (made on first start), durable queue, client endpoint,
- * federation endpoint, metrics, mDNS; shutdown runs it backwards.
+ * This is the composition root: the only file that knows every module. Start-up order:
+ * identity (made on first start), durable queue, broadcast store, group commit, client
+ * endpoint, federation tables and endpoint, metrics, mDNS; shutdown runs it backwards.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -19,7 +20,15 @@
 
 #include "qpc/error.h"
 #include "qpc/log.h"
-#include "server.h"
+#include "announce.h"
+#include "broadcast.h"
+#include "client_service.h"
+#include "delivery.h"
+#include "federation.h"
+#include "federation_service.h"
+#include "metrics.h"
+#include "node.h"
+#include "session.h"
 
 #define EXIT_CONFIG 2
 #define MAINT_INTERVAL_S 1.0
@@ -246,7 +255,7 @@ static void print_banner(struct node *n)
         printf("federation: off\n");
     if (n->metrics != NULL)
         printf("metrics:    http://%s/metrics\n", n->sc->metrics_listen);
-    printf("mdns:       %s\n", n->mdns != NULL ? "announcing _quicprochat._udp.local." : "off");
+    printf("mdns:       %s\n", announce_running(n) ? "announcing _quicprochat._udp.local." : "off");
     printf("data:       %s\n", n->sc->data_dir);
     printf("connect:    qpc --server %s\n", n->client_addr);
     fflush(stdout);
@@ -275,11 +284,17 @@ static int start(struct node *n)
     if (rc != 0)
         return rc;
     rc = delivery_start(n);
+    if (rc != 0)
+        return rc;
+    rc = client_service_start(n);
     if (rc != 0) {
         qpc_log_error("server", "cannot listen on %s: %s", n->sc->listen, qpc_strerror(rc));
         return rc;
     }
     rc = federation_start(n);
+    if (rc != 0)
+        return rc;
+    rc = federation_service_start(n);
     if (rc != 0) {
         qpc_log_error("server", "federation on %s: %s", n->sc->federation_listen,
                       qpc_strerror(rc));
@@ -301,7 +316,9 @@ static void stop(struct node *n)
         delivery_commit(n);
     announce_stop(n);
     metrics_stop(n);
+    federation_service_stop(n);   /* links end first: their rows go back to the outbox */
     federation_stop(n);
+    client_service_stop(n);
     delivery_stop(n);
     broadcast_stop(n);
     qpc_queue_close(n->queue);

@@ -15,7 +15,8 @@
 
 #include "qpc/error.h"
 #include "qpc/log.h"
-#include "server.h"
+#include "metrics.h"
+#include "session.h"
 
 struct metrics {
     struct MHD_Daemon *daemon;

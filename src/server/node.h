@@ -48,10 +48,10 @@ struct node_counters {
 };
 
 struct session_endpoint;
-struct link;
-struct learned_node;
+struct delivery;
+struct federation;
+struct announce;
 struct metrics;
-struct qpc_mdns;
 struct qpc_store;
 
 struct node {
@@ -62,16 +62,10 @@ struct node {
     struct qpc_queue *queue;
     struct session_endpoint *client_ep;    /* ALPN client/1 (client_service.c) */
     struct session_endpoint *fed_ep;       /* ALPN federation/1, NULL when federation is off */
-    struct link *links;                    /* outgoing federation links by domain (uthash) */
-    struct learned_node *learned;          /* nodes learned from mDNS by domain (uthash) */
+    struct delivery *delivery;             /* group commit state (delivery.c) */
+    struct federation *federation;         /* links and learned nodes (federation.c) */
     struct qpc_store *bcast_store;         /* dedup set + recent broadcasts (broadcast.c) */
-    ev_prepare commit_w;                   /* commits when staged writes grow old */
-    ev_idle commit_idle_w;                 /* commits when the loop has nothing else to do */
-    ev_tstamp staged_since;                /* loop time of the oldest uncommitted write */
-    bool outbox_kick;                      /* outbox rows were committed: pump soon */
-    struct qpc_mdns *mdns;
-    ev_timer mdns_check_w;
-    bool mdns_established;
+    struct announce *announce;             /* mDNS responder, NULL when off (announce.c) */
     struct metrics *metrics;               /* HTTP endpoint, NULL when off (metrics.c) */
     char client_addr[QPC_ADDRESS_MAX + 1]; /* "host:port" clients dial (printed, announced) */
     uint16_t client_port;

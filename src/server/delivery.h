@@ -1,0 +1,49 @@
+/*
+ * delivery.h: the delivery queues of the node's clients (enqueue, batch, fetch, ack,
+ * push) and the group commit that makes every accepted envelope durable before it is
+ * answered. The requests arrive decoded from client_service.c (and relay_enqueue from
+ * federation_service.c); answers go out through the session layer.
+ */
+#ifndef QPC_SERVER_DELIVERY_H
+#define QPC_SERVER_DELIVERY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qpc.pb-c.h"
+#include "node.h"
+#include "session.h"
+
+/* Where a set of items came from; it decides the checks and the form of the answer. */
+enum delivery_kind {
+    DELIVERY_ENQUEUE,   /* ClientRequest.enqueue: one item, EnqueueResponse */
+    DELIVERY_BATCH,     /* ClientRequest.batch_enqueue: BatchEnqueueResponse */
+    DELIVERY_RELAYED,   /* FederationRequest.relay_enqueue from another node:
+                         * FederationResponse, local recipients only */
+};
+
+/* Starts the commit watchers (idle and prepare). 0 or QPC_ERR_NOMEM. */
+int delivery_start(struct node *n);
+/* Stops them and frees the delivery state (commit first: delivery_commit). */
+void delivery_stop(struct node *n);
+/* Commits what is staged, which runs the completions that answer clients, push, and
+ * wake the outbox pump (also called at shutdown). No-op before delivery_start. */
+void delivery_commit(struct node *n);
+
+/*
+ * Checks and stages count items (borrowed; what is kept is copied) from session s. Each
+ * client item must come from the client's own key; relayed items are trusted by mTLS
+ * but must be for this node's domain. The answer (one status per item, in order) takes
+ * its place in s's reply order now and leaves after the commit.
+ */
+void delivery_enqueue(struct session *s, uint64_t request_id, enum delivery_kind kind,
+                      Qpc__EnqueueItem **items, size_t count);
+/* One page of the client's own queue (never another's). */
+void delivery_fetch(struct session *s, uint64_t request_id, const Qpc__FetchRequest *f);
+/* Deletes the client's own items up to / listed in a; answers how many went. */
+void delivery_ack(struct session *s, uint64_t request_id, const Qpc__AckRequest *a);
+/* Turns pushes of newly committed items on or off for this session; answers push_ack. */
+void delivery_set_push(struct session *s, uint64_t request_id, bool enable);
+
+#endif
