@@ -26,12 +26,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <uthash.h>
 #include <utlist.h>
 
 #include "qpc/error.h"
 #include "qpc/log.h"
 #include "qpc.pb-c.h"
+#include "uthash_keyed.h"
 #include "federation.h"
 #include "session.h"
 
@@ -86,8 +86,10 @@ struct link {
 };
 
 struct federation {
-    struct link *links;            /* outgoing links by domain_key (uthash) */
-    struct learned_node *learned;  /* nodes learned from mDNS by domain_key (uthash) */
+    /* Keyed hashing (uthash_keyed.h): a client picks the domains it sends to and anyone
+     * on the link picks the domains it announces. */
+    struct link *links;            /* outgoing links by domain_key */
+    struct learned_node *learned;  /* nodes learned from mDNS by domain_key */
 };
 
 /* --- resolve_destination ------------------------------------------------------------- */
