@@ -22,11 +22,12 @@
  *               through callbacks set once (session.h)
  *   state.c     data directory: identity file, persisted outbox, seen ids, subscriptions
  *   output.c    events shown to the user: plain lines, JSON lines, or above the prompt
- *   custody.c   the in-flight table: which acks end custody, parking, expiry, bounds  (*)
- *   peers.c     live per-peer state and its garbage collection                         (*)
  *   routes.c    what is learned of where peers are, from links, servers, mDNS, envelopes (*)
+ *   peers.c     live per-peer state and its garbage collection                         (*)
+ *   custody.c   the in-flight table: which acks end custody, parking, expiry, bounds  (*)
  *   net.c       address text, relay-address test, resolve, pack-and-send of a frame   (*)
- * (*) socket-free, built into qpc-client-core and unit-tested (tests/test_client_*.c).
+ * (*) qpc-client-core: none owns a socket, an endpoint or a loop, and time is an
+ *     argument; routes, peers and custody are unit-tested (tests/test_client_*.c).
  * Everything runs on the loop; nothing blocks except the short synchronous SQLite
  * commits of the outbox.
  */

@@ -50,6 +50,20 @@ static void refused(struct client *cl, const struct qpc_envelope *env, int err)
     emit(cl, &ev);
 }
 
+/* Shows the decrypted text of env (plain, plen: taken, wiped and freed) as event ev. */
+static void show(struct client *cl, struct event *ev, const struct qpc_envelope *env, uint8_t *plain,
+                 size_t plen)
+{
+    ev->peer = env->sender;
+    ev->id = env->id;
+    ev->text = (const char *)plain;
+    ev->text_len = plen;
+    ev->hops = env->hop_count + 1;
+    emit(cl, ev);
+    sodium_memzero(plain, plen);
+    free(plain);
+}
+
 /* A direct envelope addressed to me: decrypt and show once. Returns a status for the ack. */
 static Qpc__Status deliver_to_me(struct client *cl, struct qpc_envelope *env, enum path_kind path,
                                  const char *via)
@@ -65,14 +79,7 @@ static Qpc__Status deliver_to_me(struct client *cl, struct qpc_envelope *env, en
         return QPC__STATUS__STATUS_INVALID;
     }
     state_mark_delivered(cl, env, now_ms());
-    ev.peer = env->sender;
-    ev.id = env->id;
-    ev.text = (const char *)plain;
-    ev.text_len = plen;
-    ev.hops = env->hop_count + 1;
-    emit(cl, &ev);
-    sodium_memzero(plain, plen);
-    free(plain);
+    show(cl, &ev, env, plain, plen);
     return QPC__STATUS__STATUS_OK;
 }
 
@@ -90,15 +97,8 @@ static void deliver_broadcast(struct client *cl, const struct qpc_envelope *env,
         refused(cl, env, rc);
         return;
     }
-    ev.peer = env->sender;
-    ev.id = env->id;
     ev.topic = env->topic;
-    ev.text = (const char *)plain;
-    ev.text_len = plen;
-    ev.hops = env->hop_count + 1;
-    emit(cl, &ev);
-    sodium_memzero(plain, plen);
-    free(plain);
+    show(cl, &ev, env, plain, plen);
 }
 
 /* For someone else: hold it durably, then pass it on. Returns the status to ack with. */
