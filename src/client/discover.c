@@ -8,7 +8,7 @@
  * server=, domain= (listed with their TXT fields; the user picks one with `/mesh server`),
  * and clients that listen for P2P announce `_quicprochat-p2p._udp` with TXT ver=1,
  * peer=<hex key>, p2p=<host:port>. A peer's announcement is only a claim: it is handed
- * to node.c as an address to try (node_peer_discovered), and the TLS handshake with the
+ * to the node as an address to try (node_peer_discovered), and the TLS handshake with the
  * claimed key is what proves who answers there.
  */
 #include <arpa/inet.h>
@@ -19,7 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client.h"
+#include "discover.h"
+#include "net.h"
+#include "node.h"
+#include "output.h"
 #include "qpc/error.h"
 #include "qpc/log.h"
 #include "qpc/mdns.h"
@@ -107,12 +110,8 @@ static void node_cb(const struct qpc_mdns_service *svc, bool added, void *arg)
 static bool peer_dial_address(const struct qpc_mdns_service *svc, char *out, size_t cap)
 {
     const char *p2p = qpc_mdns_service_txt(svc, "p2p");
-    char host[QPC_ADDRESS_MAX + 1];
-    uint8_t bin[16];
-    uint16_t port;
 
-    if (p2p != NULL && qpc_config_parse_addr(p2p, host, sizeof(host), &port) == 0 && port != 0 &&
-        (inet_pton(AF_INET, host, bin) == 1 || inet_pton(AF_INET6, host, bin) == 1)) {
+    if (p2p != NULL && net_addr_numeric(p2p)) {
         snprintf(out, cap, "%s", p2p);
         return qpc_identity_address_valid(out);
     }

@@ -16,6 +16,11 @@
 #include <sodium.h>
 
 #include "client.h"
+#include "discover.h"
+#include "node.h"
+#include "output.h"
+#include "session.h"
+#include "state.h"
 #include "qpc/error.h"
 #include "qpc/log.h"
 

@@ -13,7 +13,7 @@
 #include <editline/readline.h>
 #include <jansson.h>
 
-#include "client.h"
+#include "output.h"
 #include "qpc/encoding.h"
 #include "qpc/error.h"
 #include <stdlib.h>

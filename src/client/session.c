@@ -8,15 +8,18 @@
  * hand us what others left for us (push + fetch, acked after we showed or refused it),
  * tell us where a peer is (peer_info / punch notices -> direct dials), and carry the
  * packets of relayed P2P connections in DATAGRAM frames (0x01 || peer key || packet).
+ *
+ * It is the layer below the P2P node: what it learns goes up only through the
+ * callbacks set once (session.h), so it never calls into the node's files.
  */
-#include <arpa/inet.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "client.h"
+#include "net.h"
+#include "output.h"
 #include "qpc.pb-c.h"
+#include "session.h"
 #include "qpc/error.h"
 #include "qpc/log.h"
 
@@ -50,6 +53,11 @@ struct session {
     bool closing;
 };
 
+void session_set_callbacks(struct client *cl, const struct session_callbacks *cb)
+{
+    cl->session_cb = cb;
+}
+
 bool session_up(const struct client *cl)
 {
     return cl->session != NULL && cl->session->up;
@@ -67,21 +75,10 @@ bool session_owns_conn(const struct client *cl, const struct qpc_quic_conn *conn
 
 static int send_request(struct session *s, Qpc__ClientRequest *req)
 {
-    size_t len;
-    uint8_t *buf;
-    int rc;
-
     if (!s->up || !s->has_sid)
         return QPC_ERR_CLOSED;
     req->request_id = ++s->next_request;
-    len = qpc__client_request__get_packed_size(req);
-    buf = malloc(len ? len : 1);
-    if (buf == NULL)
-        return QPC_ERR_NOMEM;
-    qpc__client_request__pack(req, buf);
-    rc = qpc_quic_conn_send_frame(s->conn, s->sid, buf, len);
-    free(buf);
-    return rc;
+    return net_send_message(s->conn, s->sid, &req->base);
 }
 
 static struct pending *pending_add(struct session *s, enum pending_kind kind)
@@ -135,7 +132,7 @@ static void take_items(struct session *s, Qpc__QueuedEnvelope **items, size_t n)
     size_t k = 0;
 
     for (size_t i = 0; i < n; i++) {
-        node_input_from_server(s->cl, items[i]->envelope.data, items[i]->envelope.len, s->address);
+        s->cl->session_cb->on_envelope(s->cl, items[i]->envelope.data, items[i]->envelope.len, s->address);
         if (seqs != NULL)
             seqs[k++] = items[i]->seq;
         if (items[i]->seq > s->last_seq)
@@ -209,13 +206,13 @@ static void on_message(struct session *s, const Qpc__ServerMessage *m)
     case QPC__SERVER_MESSAGE__BODY_PEER_INFO:
         if (p != NULL && p->kind == PEND_PEER_INFO && m->peer_info->online) {
             for (size_t i = 0; i < m->peer_info->n_addresses && i < SERVER_ADDRS_MAX; i++)
-                node_peer_seen(s->cl, p->key, m->peer_info->addresses[i], QPC_PEER_SOURCE_SERVER);
+                s->cl->session_cb->on_peer_address(s->cl, p->key, m->peer_info->addresses[i]);
         }
         break;
     case QPC__SERVER_MESSAGE__BODY_BROADCAST:
         /* Flooded by the server: handled like a broadcast from a peer. */
-        node_input_from_server(s->cl, m->broadcast->envelope.data, m->broadcast->envelope.len,
-                               s->address);
+        s->cl->session_cb->on_envelope(s->cl, m->broadcast->envelope.data, m->broadcast->envelope.len,
+                                       s->address);
         break;
     case QPC__SERVER_MESSAGE__BODY_BROADCAST_ACK:
         /* Best effort: a duplicate is normal in a flood; anything else is worth a line. */
@@ -229,7 +226,7 @@ static void on_message(struct session *s, const Qpc__ServerMessage *m)
         /* Someone asked for us: dial toward them so our NAT lets their packets in. */
         if (m->punch->key.len == QPC_KEY_LEN)
             for (size_t i = 0; i < m->punch->n_addresses && i < SERVER_ADDRS_MAX; i++)
-                node_peer_seen(s->cl, m->punch->key.data, m->punch->addresses[i], QPC_PEER_SOURCE_SERVER);
+                s->cl->session_cb->on_peer_address(s->cl, m->punch->key.data, m->punch->addresses[i]);
         break;
     default:
         break;
@@ -253,7 +250,7 @@ void session_on_datagram(struct client *cl, const uint8_t *d, size_t n)
 {
     if (n <= 1 + QPC_KEY_LEN || d[0] != RELAY_TAG)
         return;
-    node_relay_input(cl, d + 1, d + 1 + QPC_KEY_LEN, n - 1 - QPC_KEY_LEN);
+    cl->session_cb->on_relay_packet(cl, d + 1, d + 1 + QPC_KEY_LEN, n - 1 - QPC_KEY_LEN);
 }
 
 int session_relay_send(struct client *cl, const uint8_t key[static QPC_KEY_LEN], const uint8_t *pkt,
@@ -296,7 +293,7 @@ int session_on_connected(struct client *cl, struct qpc_quic_conn *conn, const ui
     fetch(s);
     qpc_log_info("session", "connected to %s", s->address);
     info(cl, "connected to server %s", s->address);
-    node_session_changed(cl, true);
+    cl->session_cb->on_up(cl, true);
     return 0;
 }
 
@@ -324,7 +321,7 @@ void session_on_closed(struct client *cl, const struct qpc_quic_close_info *info
     }
     if (was_up) {
         info(cl, "server %s: connection closed (%s)", s->address, qpc_strerror(info_->err));
-        node_session_changed(cl, false);
+        cl->session_cb->on_up(cl, false);
     } else {
         qpc_log_warn("session", "cannot connect to %s: %s%s%s", s->address, qpc_strerror(info_->err),
                      info_->reason[0] ? ": " : "", info_->reason);
@@ -341,9 +338,10 @@ int session_connect(struct client *cl, const char *address_in, char *err, size_t
     /* A copy: the caller's text may be the old session's address (reconnect_cb), which
      * session_close below frees. */
     char address[QPC_ADDRESS_MAX + 1];
-    char host[QPC_ADDRESS_MAX + 1], port[8];
+    char host[QPC_ADDRESS_MAX + 1];
     uint16_t p;
-    struct addrinfo hints = { .ai_socktype = SOCK_DGRAM, .ai_flags = AI_NUMERICSERV }, *res = NULL;
+    struct sockaddr_storage ss;
+    socklen_t sslen = 0;
     uint8_t key[QPC_KEY_LEN];
     bool pinned;
     int rc;
@@ -356,6 +354,10 @@ int session_connect(struct client *cl, const char *address_in, char *err, size_t
     snprintf(address, sizeof(address), "%s", address_in);
     if (s != NULL && s->conn != NULL && strcmp(s->address, address) == 0)
         return 0;
+    if (cl->session_cb == NULL) {   /* node_start sets them: a session needs the node */
+        snprintf(err, errlen, "cannot connect to %s: the node is not started", address);
+        return QPC_ERR_INVALID;
+    }
     if (s != NULL)
         session_close(cl);
     s = calloc(1, sizeof(*s));
@@ -368,16 +370,14 @@ int session_connect(struct client *cl, const char *address_in, char *err, size_t
     cl->session = s;
     if (qpc_identity_server_note(cl->id, address, now_ms(), NULL) == 0)
         cl->id_dirty = true;
-    snprintf(port, sizeof(port), "%u", p);
-    if (getaddrinfo(host, port, &hints, &res) != 0 || res == NULL) {
+    if (net_resolve(address, &ss, &sslen) < 0) {
         snprintf(err, errlen, "cannot resolve %s", host);
         ev_timer_start(cl->loop, &s->reconnect);
         return QPC_ERR_NOT_FOUND;
     }
     pinned = qpc_identity_server_key(cl->id, address, key) == 0;
-    rc = qpc_quic_connect(cl->ep, res->ai_addr, res->ai_addrlen, QPC_ALPN_CLIENT,
+    rc = qpc_quic_connect(cl->ep, (struct sockaddr *)&ss, sslen, QPC_ALPN_CLIENT,
                           pinned ? key : NULL, cl, &s->conn);
-    freeaddrinfo(res);
     if (rc < 0) {
         s->conn = NULL;
         snprintf(err, errlen, "cannot connect to %s: %s", address, qpc_strerror(rc));
@@ -400,7 +400,7 @@ void session_close(struct client *cl)
         qpc_quic_conn_set_user(s->conn, NULL);
         qpc_quic_conn_close(s->conn, QPC_QUIC_APP_NO_ERROR, "bye");
         if (s->up)
-            node_session_changed(cl, false);
+            cl->session_cb->on_up(cl, false);
     }
     HASH_ITER(hh, s->pending, p, tmp) {
         HASH_DEL(s->pending, p);

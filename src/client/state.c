@@ -24,7 +24,8 @@
 #include <jansson.h>
 #include <sodium.h>
 
-#include "client.h"
+#include "output.h"
+#include "state.h"
 #include "qpc/encoding.h"
 #include "qpc/error.h"
 #include "qpc/log.h"

@@ -1,0 +1,32 @@
+/*
+ * flood.h: broadcasts: passing them on to every link and the server, keeping live ones
+ * for those met later (flood.c).
+ */
+#ifndef QPC_CLIENT_FLOOD_H
+#define QPC_CLIENT_FLOOD_H
+
+#include <stdint.h>
+
+#include "client.h"
+
+struct link;
+
+/* A broadcast I made: to every link, to the server, and kept for peers met later. env
+ * stays the caller's. */
+void flood_originate(struct client *cl, const struct qpc_envelope *env, uint64_t now);
+
+/*
+ * A broadcast that arrived (verified, shown if subscribed) on link from (NULL: from the
+ * server): hop_count + 1, then, unless that reaches max_hops, to every other link and --
+ * when it did not come from there -- to the server; kept for peers met later. env stays
+ * the caller's (it is hopped in place).
+ */
+void flood_relay(struct client *cl, struct qpc_envelope *env, const struct link *from, uint64_t now);
+
+/* A link came up: every live broadcast goes to it, in case it missed them. */
+void flood_replay_to_link(struct client *cl, struct link *l, uint64_t now);
+
+/* The server session came up: every live broadcast goes to it (it drops what it has seen). */
+void flood_replay_to_server(struct client *cl, uint64_t now);
+
+#endif

@@ -1,0 +1,124 @@
+/*
+ * handover.c: moving held envelopes to their next holder (handover.h).
+ *
+ * The one idea: every direct envelope that leaves this node -- my own message or one I
+ * forward for someone else -- is first HELD (store in memory, outbox on disk) and only
+ * then offered to the best link toward its recipient. Sending moves it from the store
+ * into custody (custody.c) as in flight; only the next holder's ack removes it for good.
+ * So "acknowledged" always means "stored or shown on the other side", and nothing is
+ * lost in between. When no link can be had, it is parked and a copy of my own goes to
+ * the server.
+ */
+#include <string.h>
+
+#include "handover.h"
+#include "link.h"
+#include "output.h"
+#include "session.h"
+#include "state.h"
+
+int handover_hold(struct client *cl, struct qpc_envelope *env, uint64_t now)
+{
+    uint8_t id[QPC_ID_LEN];
+    int rc;
+
+    memcpy(id, env->id, QPC_ID_LEN);   /* the store zeroes env when it takes it */
+    rc = state_persist(cl, env, now);
+    if (rc == 0)
+        rc = qpc_store_put(cl->store, env, now);
+    if (rc < 0)
+        state_unpersist(cl, id);
+    return rc;
+}
+
+struct take_ctx {
+    struct client *cl;
+    struct link *link;
+    int sent;
+};
+
+static int take_send_cb(void *ctx, struct qpc_envelope *env)
+{
+    struct take_ctx *t = ctx;
+
+    if (link_send_envelope(t->link, env) < 0)
+        return 1;   /* stays held; retried on the next flush */
+    custody_hand(&t->cl->custody, env, t->link, t->link->ps->key);
+    t->sent++;
+    return 0;
+}
+
+/* Sends everything held for recipient over its next-hop link. */
+static int flush_recipient(struct client *cl, const uint8_t recipient[static QPC_KEY_LEN])
+{
+    struct take_ctx t = { cl, link_toward(cl, recipient), 0 };
+
+    if (t.link == NULL)
+        return 0;
+    qpc_store_take_all_for(cl->store, recipient, now_ms(), take_send_cb, &t);
+    return t.sent;
+}
+
+#define FLUSH_QUEUES_MAX 256   /* recipients flushed per call; the rest go on the next */
+
+struct flush_ctx {
+    struct client *cl;
+    uint8_t keys[FLUSH_QUEUES_MAX][QPC_KEY_LEN];
+    size_t n;
+};
+
+static int flush_queue_cb(void *ctx, const struct qpc_store_queue_info *q)
+{
+    struct flush_ctx *fc = ctx;
+
+    /* Only queues that can go now count toward the limit: otherwise queues for
+     * unreachable recipients (strangers can make many) would crowd out the ones with a link. */
+    if (q->recipient != NULL && fc->n < FLUSH_QUEUES_MAX && link_toward(fc->cl, q->recipient) != NULL)
+        memcpy(fc->keys[fc->n++], q->recipient, QPC_KEY_LEN);
+    return 0;
+}
+
+static void resend_parked_cb(void *ctx, struct inflight *f)
+{
+    struct client *cl = ctx;
+    struct link *l = link_toward(cl, f->env.recipient);
+
+    if (l != NULL && link_send_envelope(l, &f->env) == 0)
+        custody_resent(f, l, l->ps->key);
+}
+
+void handover_flush(struct client *cl)
+{
+    struct flush_ctx fc;
+
+    fc.cl = cl;
+    fc.n = 0;
+    /* The queues are collected first: a take may not run inside the store's walk. */
+    qpc_store_foreach_queue(cl->store, flush_queue_cb, &fc);
+    for (size_t i = 0; i < fc.n; i++)
+        flush_recipient(cl, fc.keys[i]);
+    custody_foreach_parked(&cl->custody, resend_parked_cb, cl);
+}
+
+static int to_server_cb(void *ctx, struct qpc_envelope *env)
+{
+    struct client *cl = ctx;
+    struct event ev = { .kind = EVT_QUEUED, .peer = env->recipient, .id = env->id };
+    bool mine = memcmp(env->sender, qpc_identity_public_key(cl->id), QPC_KEY_LEN) == 0;
+
+    /* The server holds a copy (its answer is shown by session.c); ours stays too, so
+     * the message also goes P2P as soon as the peer is reachable. */
+    /* Only my own envelopes: a server accepts envelopes from their sender alone. */
+    if (mine && !(session_up(cl) && session_enqueue(cl, env, "") == 0)) {
+        ev.text = "peer unreachable, kept in outbox";
+        ev.text_len = strlen(ev.text);
+        emit(cl, &ev);
+    }
+    custody_park(&cl->custody, env);
+    return 0;
+}
+
+void handover_to_server(struct client *cl, const uint8_t key[static QPC_KEY_LEN])
+{
+    qpc_store_take_all_for(cl->store, key, now_ms(), to_server_cb, cl);
+}

@@ -1,0 +1,40 @@
+/*
+ * node.h: the P2P node as the rest of the client sees it (node.c).
+ */
+#ifndef QPC_CLIENT_NODE_H
+#define QPC_CLIENT_NODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "client.h"
+
+/* Opens the QUIC endpoint (accepting P2P connections when listen), loads the outbox,
+ * starts the periodic jobs and sets the session's callbacks. Errors go to err. */
+int node_start(struct client *cl, bool listen, char *err, size_t errlen);
+void node_stop(struct client *cl);
+/* Sends text to peer (E2E encrypted, signed). id_out receives the envelope id. */
+int node_send_text(struct client *cl, const uint8_t peer[static QPC_KEY_LEN], const char *text,
+                   uint8_t id_out[static QPC_ID_LEN]);
+int node_broadcast(struct client *cl, const char *topic, const char *text,
+                   uint8_t id_out[static QPC_ID_LEN]);
+/* A peer was seen at address (typed by the user, told by a server): dial it. addr NULL:
+ * dial its known addresses unless a link is up. */
+void node_peer_seen(struct client *cl, const uint8_t key[static QPC_KEY_LEN], const char *addr,
+                    enum qpc_peer_source src);
+/*
+ * A peer announced itself on mDNS with key at addr: a claim, not a proof. Notes it in the
+ * directory and routing table where that cannot displace verified knowledge, and dials
+ * it (expecting key in the TLS handshake) if anything is held for it, or to make a mesh
+ * link when my key is the smaller one.
+ */
+void node_peer_discovered(struct client *cl, const uint8_t key[static QPC_KEY_LEN], const char *addr);
+/* Dials every directory peer with an address (mesh links). */
+void node_dial_known(struct client *cl);
+/* Prints the link list for /mesh peers. */
+void node_describe_links(struct client *cl);
+size_t node_link_count(const struct client *cl);
+bool node_peer_connected(const struct client *cl, const uint8_t key[static QPC_KEY_LEN]);
+
+#endif

@@ -1,0 +1,95 @@
+/*
+ * peers.c: the table of live per-peer state and its garbage collection (peers.h).
+ *
+ * The one idea: a peer_state is cheap to make and anyone can make us make one (connect,
+ * or send an envelope for a made-up recipient), so the table forgets the ones nothing
+ * points at once it grows large. Nothing else holds a peer_state without one of the
+ * things peers_idle checks (a link, the relay's user pointer, the armed fallback timer),
+ * so forgetting an idle one leaves no dangling pointer.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "peers.h"
+
+void peers_init(struct peer_table *t, struct client *cl,
+                void (*on_fallback)(struct ev_loop *loop, ev_timer *w, int revents),
+                uint32_t backoff_start_ms)
+{
+    t->by_key = NULL;
+    t->cl = cl;
+    t->on_fallback = on_fallback;
+    t->backoff_start_ms = backoff_start_ms;
+}
+
+void peers_clear(struct peer_table *t, struct ev_loop *loop)
+{
+    struct peer_state *ps, *tmp;
+
+    HASH_ITER(hh, t->by_key, ps, tmp) {
+        if (loop != NULL)
+            ev_timer_stop(loop, &ps->fallback);
+        HASH_DEL(t->by_key, ps);
+        free(ps);
+    }
+}
+
+struct peer_state *peers_find(const struct peer_table *t, const uint8_t key[static QPC_KEY_LEN])
+{
+    struct peer_state *ps = NULL;
+
+    HASH_FIND(hh, t->by_key, key, QPC_KEY_LEN, ps);
+    return ps;
+}
+
+struct peer_state *peers_get(struct peer_table *t, const uint8_t key[static QPC_KEY_LEN])
+{
+    struct peer_state *ps = peers_find(t, key);
+
+    if (ps != NULL)
+        return ps;
+    ps = calloc(1, sizeof(*ps));
+    if (ps == NULL)
+        return NULL;
+    memcpy(ps->key, key, QPC_KEY_LEN);
+    ps->cl = t->cl;
+    ps->backoff_ms = t->backoff_start_ms;
+    ev_timer_init(&ps->fallback, t->on_fallback, 1.0, 0.0);
+    ps->fallback.data = ps;
+    HASH_ADD(hh, t->by_key, key, QPC_KEY_LEN, ps);
+    return ps;
+}
+
+size_t peers_count(const struct peer_table *t)
+{
+    return HASH_COUNT(t->by_key);
+}
+
+struct peer_state *peers_next(const struct peer_table *t, const struct peer_state *prev)
+{
+    return prev == NULL ? t->by_key : prev->hh.next;
+}
+
+bool peers_idle(const struct peer_state *ps, const struct custody *c, const struct qpc_store *store)
+{
+    return ps->links == NULL && ps->relay == NULL && ps->dialing <= 0 &&
+           !ev_is_active(&ps->fallback) && !ev_is_pending(&ps->fallback) &&
+           !custody_waits_for(c, store, ps->key);
+}
+
+size_t peers_gc(struct peer_table *t, const struct custody *c, const struct qpc_store *store)
+{
+    struct peer_state *ps, *tmp;
+    size_t dropped = 0;
+
+    if (HASH_COUNT(t->by_key) <= PEERS_GC_ABOVE)
+        return 0;
+    HASH_ITER(hh, t->by_key, ps, tmp) {
+        if (!peers_idle(ps, c, store))
+            continue;
+        HASH_DEL(t->by_key, ps);
+        free(ps);
+        dropped++;
+    }
+    return dropped;
+}

@@ -1,0 +1,58 @@
+/*
+ * session.h: the client's connection to its qpc-server (session.c).
+ *
+ * The session sits below the P2P node: the node calls down into it (enqueue, broadcast,
+ * peer_info, relayed packets), and the session reports up only through the callbacks
+ * the node sets once (session_set_callbacks), as lib's qpc_quic_callbacks do. So the
+ * session knows nothing of links, custody or dialling.
+ */
+#ifndef QPC_CLIENT_SESSION_H
+#define QPC_CLIENT_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "client.h"
+
+/* What the session tells the layer above. Every member must be set. */
+struct session_callbacks {
+    /* An encoded envelope the server handed us (push, fetch page, or a broadcast it
+     * flooded); server is its address. Called before the server's items are acked. */
+    void (*on_envelope)(struct client *cl, const uint8_t *buf, size_t len, const char *server);
+    /* The server says peer key can be reached at addr (a peer_info answer or a punch
+     * notice: someone asked for us). addr is the server's text, not yet checked. */
+    void (*on_peer_address)(struct client *cl, const uint8_t key[static QPC_KEY_LEN], const char *addr);
+    /* A relayed QUIC packet from peer key came in. */
+    void (*on_relay_packet)(struct client *cl, const uint8_t key[static QPC_KEY_LEN],
+                            const uint8_t *pkt, size_t len);
+    /* The session came up (true) or went down (false). */
+    void (*on_up)(struct client *cl, bool up);
+};
+
+/* Sets the callbacks, once, before the first session_connect. cb must outlive cl. */
+void session_set_callbacks(struct client *cl, const struct session_callbacks *cb);
+
+int session_connect(struct client *cl, const char *address, char *err, size_t errlen);
+void session_close(struct client *cl);
+bool session_up(const struct client *cl);
+const char *session_address(const struct client *cl);
+/* Enqueues an envelope at the server for recipient (domain "" = the server's own). */
+int session_enqueue(struct client *cl, const struct qpc_envelope *env, const char *domain);
+/* Hands a broadcast envelope (already hopped) to the server to flood on. 0 when sent. */
+int session_broadcast(struct client *cl, const struct qpc_envelope *env);
+/* Sends one relayed QUIC packet to peer key. 0 or nonzero when dropped. */
+int session_relay_send(struct client *cl, const uint8_t key[static QPC_KEY_LEN],
+                       const uint8_t *pkt, size_t len);
+/* Asks the server where peer key is (answers go to on_peer_address). */
+void session_peer_info(struct client *cl, const uint8_t key[static QPC_KEY_LEN]);
+
+/* The QUIC endpoint's events for the session's connection (node.c dispatches them). */
+bool session_owns_conn(const struct client *cl, const struct qpc_quic_conn *conn);
+/* Returns 0 to accept the server, nonzero to refuse it (pinned key mismatch). */
+int session_on_connected(struct client *cl, struct qpc_quic_conn *conn, const uint8_t *key);
+void session_on_frame(struct client *cl, struct qpc_quic_conn *conn, const uint8_t *d, size_t n);
+void session_on_datagram(struct client *cl, const uint8_t *d, size_t n);
+void session_on_closed(struct client *cl, const struct qpc_quic_close_info *info);
+
+#endif

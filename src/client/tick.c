@@ -1,0 +1,100 @@
+/*
+ * tick.c: the node's periodic jobs (tick.h).
+ *
+ * The one idea: one timer, a fixed list of named jobs, run in order each second. Each
+ * job is a function of the module that owns its state; the only state of the tick
+ * itself (when garbage was last collected) lives in struct client beside the timer.
+ */
+#include <string.h>
+
+#include "dial.h"
+#include "handover.h"
+#include "output.h"
+#include "qpc/error.h"
+#include "routes.h"
+#include "state.h"
+#include "tick.h"
+
+/* Held queues: dial their recipients again, with back-off. */
+static int retry_held_cb(void *ctx, const struct qpc_store_queue_info *q)
+{
+    struct client *cl = ctx;
+
+    if (q->recipient != NULL)
+        dial_retry(cl, q->recipient, now_ms());
+    return 0;
+}
+
+static void retry_held(struct client *cl)
+{
+    qpc_store_foreach_queue(cl->store, retry_held_cb, cl);
+}
+
+/* In-flight envelopes nobody would accept any more: dropped with their outbox row. */
+static void expired_cb(void *ctx, const struct inflight *f)
+{
+    struct client *cl = ctx;
+
+    if (f->mine)
+        emit(cl, &(struct event){ .kind = EVT_FAILED, .peer = f->env.recipient, .id = f->id,
+                                  .text = "expired before delivery",
+                                  .text_len = strlen("expired before delivery"),
+                                  .err = QPC_ERR_EXPIRED });
+    state_unpersist(cl, f->id);
+}
+
+static void expire_in_flight(struct client *cl, uint64_t now)
+{
+    custody_expire(&cl->custody, now, expired_cb, cl);
+}
+
+/* Parked envelopes (no link): dial their recipients again, with back-off. */
+static void retry_parked_cb(void *ctx, struct inflight *f)
+{
+    struct client *cl = ctx;
+
+    dial_retry(cl, f->env.recipient, now_ms());
+}
+
+static void retry_parked(struct client *cl)
+{
+    custody_foreach_parked(&cl->custody, retry_parked_cb, cl);
+}
+
+/* Forgets idle peer states, expired envelopes and dedup entries, and old routes. */
+static void collect_garbage(struct client *cl, uint64_t now)
+{
+    if (now - cl->last_gc_ms <= TICK_GC_INTERVAL_MS)
+        return;
+    cl->last_gc_ms = now;
+    peers_gc(&cl->peers, &cl->custody, cl->store);
+    qpc_store_gc(cl->store, now);
+    qpc_route_expire(cl->routes, now, ROUTES_MAX_AGE_MS);
+}
+
+static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct client *cl = w->data;
+    uint64_t now = now_ms();
+
+    handover_flush(cl);              /* send what found a way meanwhile */
+    retry_held(cl);
+    expire_in_flight(cl, now);
+    retry_parked(cl);
+    dial_retry_direct(cl, now);      /* relayed peers: keep trying the direct path */
+    collect_garbage(cl, now);
+    state_save_identity(cl);
+}
+
+void tick_start(struct client *cl)
+{
+    ev_timer_init(&cl->tick, tick_cb, 1.0, 1.0);
+    cl->tick.data = cl;
+    ev_timer_start(cl->loop, &cl->tick);
+}
+
+void tick_stop(struct client *cl)
+{
+    if (cl->loop != NULL)
+        ev_timer_stop(cl->loop, &cl->tick);
+}
