@@ -14,23 +14,19 @@
  * synthetic address from the discard prefix 100::/64 (RFC 6666) whose low 64 bits name
  * the relay; every other address is sent to over the UDP socket.
  *
- * Packets a connection writes in one turn go out in batches with UDP GSO (one sendmsg
- * for up to 40 packets to one address) and arrive coalesced with UDP GRO: on a busy
- * link the system calls, not the cryptography, are what costs.
+ * The UDP socket itself, with its GSO send batch and GRO receive, is udp.c: a
+ * connection's packets of one turn are written straight into that batch.
  *
  * Stream data handed to ngtcp2 must stay put until it is acknowledged, so each stream
  * keeps a queue of chunks that is trimmed as ACKs arrive; the bytes not yet acknowledged
  * are what back-pressure (QPC_ERR_AGAIN / on_writable) is measured in.
  */
 #include <arpa/inet.h>
-#include <errno.h>
 #include <netinet/in.h>
-#include <netinet/udp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <gnutls/gnutls.h>
 #include <ngtcp2/ngtcp2.h>
@@ -47,13 +43,11 @@
 #include "qpc/quic.h"
 #include "qpc/tls.h"
 #include "qpc/wire.h"
+#include "udp.h"
 
 #define SCID_LEN 16                      /* length of every connection id we issue */
-#define UDP_PAYLOAD_MAX 1452             /* largest packet over UDP */
 #define RELAY_PAYLOAD_MAX 1200           /* relayed packets ride inside DATAGRAM frames */
 #define TXBUF_LEN 2048                   /* CONNECTION_CLOSE and Version Negotiation */
-#define GSO_MAX_SEGS 40                  /* packets per sendmsg (UDP GSO, <= 64 KiB) */
-#define RX_BATCH 64                      /* datagrams read per wake-up */
 #define TX_BURST 512                     /* packets written per connection per turn */
 #define DGRAM_QUEUE_MAX 512
 #define DGRAM_OVERHEAD 48                /* short header, DATAGRAM frame header, AEAD tag */
@@ -154,11 +148,8 @@ struct qpc_quic_relay {
 
 struct qpc_quic_endpoint {
     struct ev_loop *loop;
-    int fd;
-    ev_io io;
+    struct qpc_udp udp;                  /* the socket; its local address */
     ev_prepare prep;
-    struct sockaddr_storage local;
-    socklen_t local_len;
     struct sockaddr_in6 relay_local;
     bool accept;                         /* configured to accept (cfg->accept) */
     bool accepting;                      /* ... and accepting now (set_accepting) */
@@ -179,15 +170,6 @@ struct qpc_quic_endpoint {
     uint64_t next_relay_id;
     uint8_t reset_secret[32];
     uint8_t txbuf[TXBUF_LEN];
-    /* Packets of one connection to one address, sent with one sendmsg (UDP GSO):
-     * all segments have the size of the first but the last, which may be shorter. */
-    struct {
-        uint8_t buf[GSO_MAX_SEGS * UDP_PAYLOAD_MAX];
-        size_t len, seg, nseg;
-        struct sockaddr_storage to;
-        socklen_t tolen;
-    } tx;
-    bool no_gso;                         /* the kernel refused UDP_SEGMENT once */
 };
 
 static ngtcp2_tstamp now_ts(void)
@@ -245,85 +227,20 @@ static void send_packet(struct qpc_quic_endpoint *ep, const ngtcp2_path *path,
             r->send(r->user, pkt, len);   /* a refused packet is lost; QUIC recovers */
         return;
     }
-    /* EAGAIN and friends drop the packet: loss recovery resends it. */
-    (void)sendto(ep->fd, pkt, len, MSG_DONTWAIT, (const struct sockaddr *)path->remote.addr,
-                 path->remote.addrlen);
+    qpc_udp_send(&ep->udp, (const struct sockaddr *)path->remote.addr, path->remote.addrlen,
+                 pkt, len);
 }
 
-static void tx_flush(struct qpc_quic_endpoint *ep)
+/* The packet of n bytes just written at slot (from qpc_udp_tx_slot) is complete. */
+static void packet_commit(struct qpc_quic_endpoint *ep, const ngtcp2_path *path, uint8_t *slot,
+                          size_t n)
 {
-    struct iovec iov = { ep->tx.buf, ep->tx.len };
-    union {
-        char buf[CMSG_SPACE(sizeof(uint16_t))];
-        struct cmsghdr align;
-    } ctl;
-    struct msghdr mh = { 0 };
-    struct cmsghdr *cm;
-    uint16_t seg = (uint16_t)ep->tx.seg;
-
-    if (ep->tx.nseg == 0)
-        return;
-    if (ep->tx.nseg > 1 && !ep->no_gso) {
-        mh.msg_name = &ep->tx.to;
-        mh.msg_namelen = ep->tx.tolen;
-        mh.msg_iov = &iov;
-        mh.msg_iovlen = 1;
-        memset(&ctl, 0, sizeof(ctl));
-        mh.msg_control = ctl.buf;
-        mh.msg_controllen = sizeof(ctl.buf);
-        cm = CMSG_FIRSTHDR(&mh);
-        cm->cmsg_level = IPPROTO_UDP;
-        cm->cmsg_type = UDP_SEGMENT;
-        cm->cmsg_len = CMSG_LEN(sizeof(seg));
-        memcpy(CMSG_DATA(cm), &seg, sizeof(seg));
-        if (sendmsg(ep->fd, &mh, MSG_DONTWAIT) >= 0 || errno == EAGAIN || errno == ENOBUFS)
-            goto done;
-        ep->no_gso = true;   /* no GSO here: fall back to one packet per call */
-    }
-    for (size_t off = 0; off < ep->tx.len; off += ep->tx.seg) {
-        size_t n = ep->tx.len - off < ep->tx.seg ? ep->tx.len - off : ep->tx.seg;
-
-        (void)sendto(ep->fd, ep->tx.buf + off, n, MSG_DONTWAIT,
-                     (const struct sockaddr *)&ep->tx.to, ep->tx.tolen);
-    }
-done:
-    ep->tx.len = ep->tx.seg = ep->tx.nseg = 0;
-}
-
-/* Where the next packet is to be written: room for max bytes is guaranteed. */
-static uint8_t *tx_slot(struct qpc_quic_endpoint *ep, size_t max)
-{
-    if (ep->tx.len + max > sizeof(ep->tx.buf))
-        tx_flush(ep);
-    return ep->tx.buf + ep->tx.len;
-}
-
-/* The packet of n bytes just written at tx_slot() is complete: batch or send it. */
-static void tx_commit(struct qpc_quic_endpoint *ep, const ngtcp2_path *path, size_t n)
-{
-    const struct sockaddr *to = (const struct sockaddr *)path->remote.addr;
-
-    if (is_relay_addr(to)) {   /* relays take packets one by one */
-        send_packet(ep, path, ep->tx.buf + ep->tx.len, n);
+    if (is_relay_addr((const struct sockaddr *)path->remote.addr)) {
+        send_packet(ep, path, slot, n);   /* relays take packets one by one */
         return;
     }
-    if (ep->tx.nseg > 0 && (n > ep->tx.seg || path->remote.addrlen != ep->tx.tolen ||
-                            memcmp(to, &ep->tx.to, ep->tx.tolen) != 0)) {
-        /* Does not fit the batch: send the batch, and start anew with this packet. */
-        size_t off = ep->tx.len;
-
-        tx_flush(ep);
-        memmove(ep->tx.buf, ep->tx.buf + off, n);
-    }
-    if (ep->tx.nseg == 0) {
-        memcpy(&ep->tx.to, to, path->remote.addrlen);
-        ep->tx.tolen = path->remote.addrlen;
-        ep->tx.seg = n;
-    }
-    ep->tx.len += n;
-    ep->tx.nseg++;
-    if (n < ep->tx.seg || ep->tx.nseg == GSO_MAX_SEGS)
-        tx_flush(ep);
+    qpc_udp_tx_commit(&ep->udp, (const struct sockaddr *)path->remote.addr,
+                      path->remote.addrlen, n);
 }
 
 /* ---- connection ids ----------------------------------------------------------- */
@@ -909,7 +826,7 @@ static void settings_fill(struct qpc_quic_endpoint *ep, ngtcp2_settings *st,
 {
     ngtcp2_settings_default(st);
     st->initial_ts = now_ts();
-    st->max_tx_udp_payload_size = relayed ? RELAY_PAYLOAD_MAX : UDP_PAYLOAD_MAX;
+    st->max_tx_udp_payload_size = relayed ? RELAY_PAYLOAD_MAX : QPC_UDP_PAYLOAD_MAX;
     /* Packets are as big as configured from the start (no 1200-byte shaping, no path
      * MTU discovery): a relayed connection's 1200-byte packets must fit, with a relay
      * header, inside one DATAGRAM frame of the carrying connection. */
@@ -1234,57 +1151,21 @@ static void endpoint_input(struct qpc_quic_endpoint *ep, const ngtcp2_path *path
     conn_read(c, path, data, len);
 }
 
-static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
+/* One packet from the UDP socket (qpc_udp_recv_fn). */
+static void udp_recv(void *user, const struct sockaddr *from, socklen_t fromlen,
+                     const uint8_t *data, size_t len)
 {
-    struct qpc_quic_endpoint *ep = w->data;
-    static uint8_t buf[65536];   /* one loop, no threads: one receive buffer */
-    struct sockaddr_storage from;
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } ctl;
-    struct iovec iov = { buf, sizeof(buf) };
-    struct msghdr mh;
-    struct cmsghdr *cm;
+    struct qpc_quic_endpoint *ep = user;
     ngtcp2_path path;
-    ssize_t n;
-    size_t seg;
 
-    for (int i = 0; i < RX_BATCH; i++) {
-        memset(&mh, 0, sizeof(mh));
-        mh.msg_name = &from;
-        mh.msg_namelen = sizeof(from);
-        mh.msg_iov = &iov;
-        mh.msg_iovlen = 1;
-        mh.msg_control = ctl.buf;
-        mh.msg_controllen = sizeof(ctl.buf);
-        n = recvmsg(ep->fd, &mh, MSG_DONTWAIT);
-        if (n < 0)
-            break;
-        if (n == 0 || is_relay_addr((struct sockaddr *)&from))
-            continue;
-        /* With UDP_GRO the kernel may hand us several packets of one size at once. */
-        seg = (size_t)n;
-        for (cm = CMSG_FIRSTHDR(&mh); cm != NULL; cm = CMSG_NXTHDR(&mh, cm)) {
-            int gso;
-
-            if (cm->cmsg_level == IPPROTO_UDP && cm->cmsg_type == UDP_GRO) {
-                memcpy(&gso, CMSG_DATA(cm), sizeof(gso));
-                if (gso > 0)
-                    seg = (size_t)gso;
-            }
-        }
-        path.local.addr = (ngtcp2_sockaddr *)&ep->local;
-        path.local.addrlen = ep->local_len;
-        path.remote.addr = (ngtcp2_sockaddr *)&from;
-        path.remote.addrlen = mh.msg_namelen;
-        path.user_data = NULL;
-        for (size_t off = 0; off < (size_t)n; off += seg) {
-            size_t len = (size_t)n - off < seg ? (size_t)n - off : seg;
-
-            endpoint_input(ep, &path, false, buf + off, len);
-        }
-    }
+    if (is_relay_addr(from))
+        return;   /* a relay's address arriving from the network is forged */
+    path.local.addr = (ngtcp2_sockaddr *)&ep->udp.local;
+    path.local.addrlen = ep->udp.local_len;
+    path.remote.addr = (ngtcp2_sockaddr *)from;
+    path.remote.addrlen = fromlen;
+    path.user_data = NULL;
+    endpoint_input(ep, &path, false, data, len);
 }
 
 /* ---- writing ------------------------------------------------------------------- */
@@ -1318,8 +1199,8 @@ static void conn_write(struct qpc_quic_conn *c)
     size_t max = ngtcp2_conn_get_path_max_tx_udp_payload_size(c->qc);
     int npkts = 0;
 
-    if (max > UDP_PAYLOAD_MAX)
-        max = UDP_PAYLOAD_MAX;
+    if (max > QPC_UDP_PAYLOAD_MAX)
+        max = QPC_UDP_PAYLOAD_MAX;
     c->round++;
     ngtcp2_path_storage_zero(&ps);
     while (npkts < TX_BURST) {
@@ -1331,6 +1212,7 @@ static void conn_write(struct qpc_quic_conn *c)
         uint32_t flags = 0;
         bool want_fin = false;
         size_t total = 0;
+        uint8_t *slot;
 
         memset(&pi, 0, sizeof(pi));
         if (c->dq != NULL && c->dq->len + DGRAM_OVERHEAD > max) {
@@ -1341,7 +1223,8 @@ static void conn_write(struct qpc_quic_conn *c)
             int accepted = 0;
             ngtcp2_vec dv = { c->dq->data, c->dq->len };
 
-            n = ngtcp2_conn_writev_datagram(c->qc, &ps.path, &pi, tx_slot(ep, max), max, &accepted,
+            slot = qpc_udp_tx_slot(&ep->udp, max);
+            n = ngtcp2_conn_writev_datagram(c->qc, &ps.path, &pi, slot, max, &accepted,
                                             NGTCP2_WRITE_DATAGRAM_FLAG_MORE, 0, &dv, 1, ts);
             if (accepted)
                 dgram_pop(c);
@@ -1357,7 +1240,7 @@ static void conn_write(struct qpc_quic_conn *c)
                 c->dgram_round = c->round;
                 continue;
             }
-            tx_commit(ep, &ps.path, (size_t)n);
+            packet_commit(ep, &ps.path, slot, (size_t)n);
             npkts++;
             continue;
         }
@@ -1374,8 +1257,9 @@ static void conn_write(struct qpc_quic_conn *c)
             for (size_t i = 0; i < nv; i++)
                 total += v[i].len;
         }
-        n = ngtcp2_conn_writev_stream(c->qc, &ps.path, &pi, tx_slot(ep, max), max, &ndatalen, flags,
-                                      sid, v, nv, ts);
+        slot = qpc_udp_tx_slot(&ep->udp, max);
+        n = ngtcp2_conn_writev_stream(c->qc, &ps.path, &pi, slot, max, &ndatalen, flags, sid, v,
+                                      nv, ts);
         if (n < 0) {
             if (n == NGTCP2_ERR_WRITE_MORE) {
                 if (want_fin && (size_t)ndatalen == total)
@@ -1397,16 +1281,16 @@ static void conn_write(struct qpc_quic_conn *c)
             stream_advance(c, s, (size_t)ndatalen);
         if (n == 0)
             break;
-        tx_commit(ep, &ps.path, (size_t)n);
+        packet_commit(ep, &ps.path, slot, (size_t)n);
         npkts++;
     }
-    tx_flush(ep);
+    qpc_udp_tx_flush(&ep->udp);
     ngtcp2_conn_update_pkt_tx_time(c->qc, ts);
     if (npkts >= TX_BURST)
         mark_dirty(c);   /* more to send: let the loop read in between */
     return;
 fatal:
-    tx_flush(ep);
+    qpc_udp_tx_flush(&ep->udp);
     conn_end(c, QPC_ERR_QUIC, true, false, false, 0, "write failed");
 }
 
@@ -1487,47 +1371,6 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* ---- endpoint -------------------------------------------------------------------- */
 
-static int socket_open(struct qpc_quic_endpoint *ep, const char *addr, uint16_t port)
-{
-    struct sockaddr_in6 a6 = { 0 };
-    struct sockaddr_in a4 = { 0 };
-    int fd, off = 0, on = 1, bufsz = 4 * 1024 * 1024;
-    const struct sockaddr *sa;
-    socklen_t salen;
-
-    if (addr == NULL)
-        addr = "::";
-    if (inet_pton(AF_INET6, addr, &a6.sin6_addr) == 1) {
-        a6.sin6_family = AF_INET6;
-        a6.sin6_port = htons(port);
-        sa = (const struct sockaddr *)&a6;
-        salen = sizeof(a6);
-    } else if (inet_pton(AF_INET, addr, &a4.sin_addr) == 1) {
-        a4.sin_family = AF_INET;
-        a4.sin_port = htons(port);
-        sa = (const struct sockaddr *)&a4;
-        salen = sizeof(a4);
-    } else {
-        return QPC_ERR_INVALID;
-    }
-    fd = socket(sa->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return QPC_ERR_IO;
-    if (sa->sa_family == AF_INET6)   /* one socket for IPv4 and IPv6 peers */
-        (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
-    (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufsz, sizeof(bufsz));
-    (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bufsz, sizeof(bufsz));
-    (void)setsockopt(fd, IPPROTO_UDP, UDP_GRO, &on, sizeof(on));   /* optional speed-up */
-    ep->local_len = sizeof(ep->local);
-    if (bind(fd, sa, salen) != 0 ||
-        getsockname(fd, (struct sockaddr *)&ep->local, &ep->local_len) != 0) {
-        close(fd);
-        return QPC_ERR_IO;
-    }
-    ep->fd = fd;
-    return 0;
-}
-
 static int endpoint_alpns(struct qpc_quic_endpoint *ep, const struct qpc_quic_config *cfg)
 {
     for (size_t i = 0; i < QPC_QUIC_MAX_ALPNS && cfg->alpns[i] != NULL; i++) {
@@ -1561,7 +1404,7 @@ int qpc_quic_endpoint_new(struct qpc_quic_endpoint **out, struct ev_loop *loop,
     ep = calloc(1, sizeof(*ep));
     if (ep == NULL)
         return QPC_ERR_NOMEM;
-    ep->fd = -1;
+    ep->udp.fd = -1;
     ep->loop = loop;
     ep->accept = cfg->accept;
     ep->accepting = cfg->accept;
@@ -1592,12 +1435,9 @@ int qpc_quic_endpoint_new(struct qpc_quic_endpoint **out, struct ev_loop *loop,
     ret = endpoint_alpns(ep, cfg);
     if (ret < 0)
         goto fail;
-    ret = socket_open(ep, cfg->bind_addr, cfg->port);
+    ret = qpc_udp_open(&ep->udp, loop, cfg->bind_addr, cfg->port, udp_recv, ep);
     if (ret < 0)
         goto fail;
-    ev_io_init(&ep->io, io_cb, ep->fd, EV_READ);
-    ep->io.data = ep;
-    ev_io_start(loop, &ep->io);
     ev_prepare_init(&ep->prep, prepare_cb);
     ep->prep.data = ep;
     ev_prepare_start(loop, &ep->prep);
@@ -1630,12 +1470,11 @@ void qpc_quic_endpoint_free(struct qpc_quic_endpoint *ep)
         DL_DELETE(ep->relays, r);
         free(r);
     }
-    if (ep->fd >= 0) {
-        ev_io_stop(ep->loop, &ep->io);
+    if (ev_is_active(&ep->prep)) {
         ev_ref(ep->loop);
         ev_prepare_stop(ep->loop, &ep->prep);
-        close(ep->fd);
     }
+    qpc_udp_close(&ep->udp);
     for (size_t i = 0; i < ep->nalpns; i++)
         free(ep->alpns[i]);
     if (ep->id_cred != NULL)
@@ -1649,8 +1488,8 @@ void qpc_quic_endpoint_free(struct qpc_quic_endpoint *ep)
 int qpc_quic_endpoint_local_addr(struct qpc_quic_endpoint *ep, struct sockaddr_storage *ss,
                                  socklen_t *len)
 {
-    memcpy(ss, &ep->local, ep->local_len);
-    *len = ep->local_len;
+    memcpy(ss, &ep->udp.local, ep->udp.local_len);
+    *len = ep->udp.local_len;
     return 0;
 }
 
@@ -1677,7 +1516,7 @@ int qpc_quic_connect(struct qpc_quic_endpoint *ep, const struct sockaddr *addr,
     if (addr == NULL || addrlen > sizeof(remote) || is_relay_addr(addr))
         return QPC_ERR_INVALID;
     memset(&remote, 0, sizeof(remote));
-    if (addr->sa_family == AF_INET && ep->local.ss_family == AF_INET6) {
+    if (addr->sa_family == AF_INET && ep->udp.local.ss_family == AF_INET6) {
         /* A dual-stack socket speaks to IPv4 peers through mapped addresses. */
         const struct sockaddr_in *a4 = (const struct sockaddr_in *)addr;
         struct sockaddr_in6 *m = (struct sockaddr_in6 *)&remote;
@@ -1688,13 +1527,13 @@ int qpc_quic_connect(struct qpc_quic_endpoint *ep, const struct sockaddr *addr,
         m->sin6_addr.s6_addr[11] = 0xff;
         memcpy(&m->sin6_addr.s6_addr[12], &a4->sin_addr, 4);
         addrlen = sizeof(*m);
-    } else if (addr->sa_family != ep->local.ss_family) {
+    } else if (addr->sa_family != ep->udp.local.ss_family) {
         return QPC_ERR_INVALID;
     } else {
         memcpy(&remote, addr, addrlen);
     }
-    path.local.addr = (ngtcp2_sockaddr *)&ep->local;
-    path.local.addrlen = ep->local_len;
+    path.local.addr = (ngtcp2_sockaddr *)&ep->udp.local;
+    path.local.addrlen = ep->udp.local_len;
     path.remote.addr = (ngtcp2_sockaddr *)&remote;
     path.remote.addrlen = addrlen;
     path.user_data = NULL;
