@@ -17,9 +17,8 @@
  * The UDP socket itself, with its GSO send batch and GRO receive, is udp.c: a
  * connection's packets of one turn are written straight into that batch.
  *
- * Stream data handed to ngtcp2 must stay put until it is acknowledged, so each stream
- * keeps a queue of chunks that is trimmed as ACKs arrive; the bytes not yet acknowledged
- * are what back-pressure (QPC_ERR_AGAIN / on_writable) is measured in.
+ * Streams (their chunk queues, frames and back-pressure) are stream.c; conn_write here
+ * asks it what to send next. What the files share is in quic_internal.h.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -43,17 +42,14 @@
 #include "qpc/quic.h"
 #include "qpc/tls.h"
 #include "qpc/wire.h"
+#include "quic_internal.h"
 #include "udp.h"
 
 #define SCID_LEN 16                      /* length of every connection id we issue */
 #define RELAY_PAYLOAD_MAX 1200           /* relayed packets ride inside DATAGRAM frames */
-#define TXBUF_LEN 2048                   /* CONNECTION_CLOSE and Version Negotiation */
 #define TX_BURST 512                     /* packets written per connection per turn */
 #define DGRAM_QUEUE_MAX 512
 #define DGRAM_OVERHEAD 48                /* short header, DATAGRAM frame header, AEAD tag */
-#define CHUNK_MIN 16384                  /* small frames are packed into chunks this big */
-#define REASON_MAX 255
-#define ALPN_MAX 64
 #define HANDSHAKE_TIMEOUT_S 10
 /* Incoming connections still in their handshake. Without address validation a spoofed
  * Initial costs the sender 1200 bytes and us a TLS session for HANDSHAKE_TIMEOUT_S, so
@@ -73,112 +69,11 @@ struct cid_entry {
     struct cid_entry *next;              /* in the connection's list */
 };
 
-struct chunk {
-    struct chunk *next;
-    size_t len, cap;
-    uint8_t data[];
-};
-
-struct stream {
-    int64_t id;
-    UT_hash_handle hh;
-    struct qpc_wire_decoder dec;
-    struct chunk *head, *tail;           /* queued bytes, not yet acknowledged */
-    uint64_t head_off;                   /* stream offset of head->data[0] */
-    uint64_t acked, end;                 /* acknowledged up to / queued up to */
-    struct chunk *cur;                   /* next byte not yet given to ngtcp2 */
-    size_t cur_pos;
-    bool want_writable;
-    bool in_ready;
-    bool fin_queued, fin_sent;           /* our direction ended (after the queue) */
-    bool peer_ended;                     /* on_stream_end was reported */
-    unsigned blocked_round;
-    struct stream *rprev, *rnext;        /* the connection's list of streams to send */
-};
-
 struct dgram {
     struct dgram *prev, *next;
     size_t len;
     uint8_t data[];
 };
-
-struct qpc_quic_conn {
-    ngtcp2_crypto_conn_ref ref;          /* GnuTLS session pointer, for ngtcp2_crypto */
-    struct qpc_quic_endpoint *ep;
-    ngtcp2_conn *qc;
-    gnutls_session_t tls;
-    bool is_server;
-    bool handshake_done;
-    bool in_read;
-    bool key_mismatch;
-    bool counted_handshaking;            /* counted in ep->n_handshaking */
-    bool has_expected, has_peer_key;
-    uint8_t expected[QPC_KEY_LEN], peer_key[QPC_KEY_LEN];
-    char alpn[ALPN_MAX];
-    struct sockaddr_storage remote;
-    socklen_t remote_len;
-    ev_timer timer;
-    struct stream *streams, *ready;
-    struct dgram *dq;
-    size_t dq_count;
-    unsigned round, dgram_round;
-    bool writable_check;
-    struct cid_entry *cids;
-    /* The end, once decided: carried out by flush. */
-    bool ending;
-    bool send_close;                     /* write a CONNECTION_CLOSE first */
-    ngtcp2_connection_close_error cc;
-    uint8_t cc_reason[REASON_MAX + 1];
-    struct qpc_quic_close_info info;
-    char info_reason[REASON_MAX + 1];
-    void *user;
-    struct qpc_quic_conn *prev, *next;   /* endpoint's connections */
-    struct qpc_quic_conn *dprev, *dnext; /* endpoint's dirty list */
-    bool dirty;
-};
-
-struct qpc_quic_relay {
-    struct qpc_quic_endpoint *ep;
-    uint64_t id;
-    qpc_quic_relay_send_fn send;
-    void *user;
-    struct sockaddr_in6 addr;
-    struct qpc_quic_relay *prev, *next;
-};
-
-struct qpc_quic_endpoint {
-    struct ev_loop *loop;
-    struct qpc_udp udp;                  /* the socket; its local address */
-    ev_prepare prep;
-    struct sockaddr_in6 relay_local;
-    bool accept;                         /* configured to accept (cfg->accept) */
-    bool accepting;                      /* ... and accepting now (set_accepting) */
-    char *alpns[QPC_QUIC_MAX_ALPNS];
-    gnutls_datum_t alpn_d[QPC_QUIC_MAX_ALPNS];
-    size_t nalpns;
-    gnutls_certificate_credentials_t id_cred, fed_cred;
-    size_t max_frame, stream_buffer;
-    uint64_t idle_ms, keepalive_ms;
-    struct qpc_quic_callbacks cb;
-    void *user;
-    struct cid_entry *cid_table;
-    struct qpc_quic_conn *conns, *dirty;
-    size_t nconns;
-    size_t n_handshaking;                /* accepted, handshake not done */
-    bool freeing;                        /* qpc_quic_endpoint_free is running */
-    struct qpc_quic_relay *relays;
-    uint64_t next_relay_id;
-    uint8_t reset_secret[32];
-    uint8_t txbuf[TXBUF_LEN];
-};
-
-static ngtcp2_tstamp now_ts(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (ngtcp2_tstamp)ts.tv_sec * NGTCP2_SECONDS + (ngtcp2_tstamp)ts.tv_nsec;
-}
 
 /* ---- paths and relays ------------------------------------------------------- */
 
@@ -303,7 +198,7 @@ static void cid_unregister(struct qpc_quic_conn *c, const uint8_t *data, size_t 
 
 /* ---- scheduling: dirty list, timers, ending ---------------------------------- */
 
-static void mark_dirty(struct qpc_quic_conn *c)
+void qpc_conn_mark_dirty(struct qpc_quic_conn *c)
 {
     if (c->dirty)
         return;
@@ -314,8 +209,8 @@ static void mark_dirty(struct qpc_quic_conn *c)
 static void info_set(struct qpc_quic_conn *c, int err, bool by_peer, bool is_app, uint64_t code,
                      const uint8_t *reason, size_t reasonlen)
 {
-    if (reasonlen > REASON_MAX)
-        reasonlen = REASON_MAX;
+    if (reasonlen > QPC_QUIC_REASON_MAX)
+        reasonlen = QPC_QUIC_REASON_MAX;
     /* The peer's reason goes into logs: no control bytes (a newline would forge log
      * lines), and no NUL cutting it short unnoticed. */
     for (size_t i = 0; i < reasonlen; i++)
@@ -329,7 +224,7 @@ static void info_set(struct qpc_quic_conn *c, int err, bool by_peer, bool is_app
 }
 
 /* Decides the end of c: flush carries it out (close packet, on_closed, free). */
-static void conn_end(struct qpc_quic_conn *c, int err, bool send_close, bool by_peer,
+void qpc_conn_end(struct qpc_quic_conn *c, int err, bool send_close, bool by_peer,
                      bool is_app, uint64_t code, const char *reason)
 {
     size_t rlen = reason ? strlen(reason) : 0;
@@ -340,22 +235,12 @@ static void conn_end(struct qpc_quic_conn *c, int err, bool send_close, bool by_
     info_set(c, err, by_peer, is_app, code, (const uint8_t *)reason, rlen);
     c->send_close = send_close;
     if (send_close && is_app) {
-        if (rlen > REASON_MAX)
-            rlen = REASON_MAX;
+        if (rlen > QPC_QUIC_REASON_MAX)
+            rlen = QPC_QUIC_REASON_MAX;
         memcpy(c->cc_reason, reason ? reason : "", rlen);
         ngtcp2_connection_close_error_set_application_error(&c->cc, code, c->cc_reason, rlen);
     }
-    mark_dirty(c);
-}
-
-static void stream_free(struct stream *s)
-{
-    struct chunk *ch, *tmp;
-
-    LL_FOREACH_SAFE(s->head, ch, tmp)
-        free(ch);
-    qpc_wire_decoder_clear(&s->dec);
-    free(s);
+    qpc_conn_mark_dirty(c);
 }
 
 static void handshaking_done(struct qpc_quic_conn *c)
@@ -369,7 +254,6 @@ static void handshaking_done(struct qpc_quic_conn *c)
 static void conn_free(struct qpc_quic_conn *c)
 {
     struct qpc_quic_endpoint *ep = c->ep;
-    struct stream *s, *stmp;
     struct dgram *d, *dtmp;
     struct cid_entry *e, *etmp;
 
@@ -379,10 +263,7 @@ static void conn_free(struct qpc_quic_conn *c)
         HASH_DEL(ep->cid_table, e);
         free(e);
     }
-    HASH_ITER(hh, c->streams, s, stmp) {
-        HASH_DEL(c->streams, s);
-        stream_free(s);
-    }
+    qpc_stream_free_all(c);
     DL_FOREACH_SAFE(c->dq, d, dtmp)
         free(d);
     if (c->dirty)
@@ -409,7 +290,7 @@ static void conn_finish(struct qpc_quic_conn *c)
         ngtcp2_path_storage_zero(&ps);
         memset(&pi, 0, sizeof(pi));
         n = ngtcp2_conn_write_connection_close(c->qc, &ps.path, &pi, ep->txbuf,
-                                               sizeof(ep->txbuf), &c->cc, now_ts());
+                                               sizeof(ep->txbuf), &c->cc, qpc_quic_now());
         if (n > 0)
             send_packet(ep, &ps.path, ep->txbuf, (size_t)n);
     }
@@ -420,7 +301,7 @@ static void conn_finish(struct qpc_quic_conn *c)
 
 static void conn_update_timer(struct qpc_quic_conn *c)
 {
-    ngtcp2_tstamp expiry = ngtcp2_conn_get_expiry(c->qc), now = now_ts();
+    ngtcp2_tstamp expiry = ngtcp2_conn_get_expiry(c->qc), now = qpc_quic_now();
     double delay;
 
     ev_timer_stop(c->ep->loop, &c->timer);
@@ -433,135 +314,6 @@ static void conn_update_timer(struct qpc_quic_conn *c)
         delay = 0.0;
     ev_timer_set(&c->timer, delay, 0.0);
     ev_timer_start(c->ep->loop, &c->timer);
-}
-
-/* ---- streams ------------------------------------------------------------------ */
-
-static struct stream *stream_get(struct qpc_quic_conn *c, int64_t id, bool create)
-{
-    struct stream *s;
-
-    HASH_FIND(hh, c->streams, &id, sizeof(id), s);
-    if (s != NULL || !create)
-        return s;
-    s = calloc(1, sizeof(*s));
-    if (s == NULL)
-        return NULL;
-    s->id = id;
-    qpc_wire_decoder_init(&s->dec, c->ep->max_frame);
-    HASH_ADD(hh, c->streams, id, sizeof(s->id), s);
-    if (s->hh.tbl == NULL) {
-        qpc_wire_decoder_clear(&s->dec);
-        free(s);
-        return NULL;
-    }
-    return s;
-}
-
-static void stream_ready(struct qpc_quic_conn *c, struct stream *s, bool ready)
-{
-    if (ready && !s->in_ready)
-        DL_APPEND2(c->ready, s, rprev, rnext);
-    else if (!ready && s->in_ready)
-        DL_DELETE2(c->ready, s, rprev, rnext);
-    s->in_ready = ready;
-}
-
-static void stream_remove(struct qpc_quic_conn *c, struct stream *s)
-{
-    stream_ready(c, s, false);
-    HASH_DEL(c->streams, s);
-    stream_free(s);
-}
-
-/* Fills v with the bytes not yet handed to ngtcp2; returns the count of entries. */
-static size_t stream_unsent_vec(struct stream *s, ngtcp2_vec *v, size_t max)
-{
-    struct chunk *ch = s->cur;
-    size_t n = 0, pos = s->cur_pos;
-
-    for (; ch != NULL && n < max; ch = ch->next, pos = 0) {
-        v[n].base = ch->data + pos;
-        v[n].len = ch->len - pos;
-        n++;
-    }
-    return n;
-}
-
-static void stream_advance(struct qpc_quic_conn *c, struct stream *s, size_t n)
-{
-    while (n > 0 && s->cur != NULL) {
-        size_t take = s->cur->len - s->cur_pos;
-
-        if (take > n)
-            take = n;
-        s->cur_pos += take;
-        n -= take;
-        if (s->cur_pos == s->cur->len) {
-            s->cur = s->cur->next;
-            s->cur_pos = 0;
-        }
-    }
-    if (s->cur == NULL && (!s->fin_queued || s->fin_sent))
-        stream_ready(c, s, false);
-}
-
-static void stream_acked(struct stream *s, uint64_t upto)
-{
-    if (upto > s->acked)
-        s->acked = upto;
-    while (s->head != NULL && s->head != s->cur && s->head_off + s->head->len <= s->acked) {
-        struct chunk *ch = s->head;
-
-        s->head_off += ch->len;
-        s->head = ch->next;
-        if (s->tail == ch)
-            s->tail = NULL;
-        free(ch);
-    }
-}
-
-static int stream_queue(struct qpc_quic_conn *c, struct stream *s, const uint8_t *data,
-                        size_t len)
-{
-    size_t need = QPC_WIRE_HEADER_LEN + len;
-    struct chunk *ch = s->tail;
-
-    /* Small frames are packed into the tail chunk: bytes already handed to ngtcp2
-     * never move, so appending behind them is safe. */
-    if (ch != NULL && ch->cap - ch->len >= need) {
-        if (s->cur == NULL) {
-            s->cur = ch;
-            s->cur_pos = ch->len;
-        }
-    } else {
-        size_t cap = need > CHUNK_MIN ? need : CHUNK_MIN;
-
-        ch = malloc(sizeof(*ch) + cap);
-        if (ch == NULL)
-            return QPC_ERR_NOMEM;
-        ch->next = NULL;
-        ch->len = 0;
-        ch->cap = cap;
-        if (s->tail != NULL)
-            s->tail->next = ch;
-        else
-            s->head = ch;
-        s->tail = ch;
-        if (s->head == ch)
-            s->head_off = s->end;
-        if (s->cur == NULL) {
-            s->cur = ch;
-            s->cur_pos = 0;
-        }
-    }
-    qpc_wire_header_encode(ch->data + ch->len, (uint32_t)len);
-    if (len > 0)
-        memcpy(ch->data + ch->len + QPC_WIRE_HEADER_LEN, data, len);
-    ch->len += need;
-    s->end += need;
-    stream_ready(c, s, true);
-    return 0;
 }
 
 /* ---- ngtcp2 callbacks ----------------------------------------------------------- */
@@ -610,110 +362,23 @@ static int handshake_completed_cb(ngtcp2_conn *qc, void *user_data)
     c->handshake_done = true;
     handshaking_done(c);
     if (gnutls_alpn_get_selected_protocol(c->tls, &p) != 0 || p.size == 0 ||
-        p.size >= ALPN_MAX) {
-        conn_end(c, QPC_ERR_REFUSED, true, false, true, QPC_QUIC_APP_REFUSED,
+        p.size >= QPC_QUIC_ALPN_MAX) {
+        qpc_conn_end(c, QPC_ERR_REFUSED, true, false, true, QPC_QUIC_APP_REFUSED,
                  "no application protocol");
         return 0;
     }
     memcpy(c->alpn, p.data, p.size);
     c->alpn[p.size] = '\0';
     if (strcmp(c->alpn, QPC_ALPN_FEDERATION) != 0 && !c->has_peer_key) {
-        conn_end(c, QPC_ERR_TLS, true, false, true, QPC_QUIC_APP_REFUSED, "no peer key");
+        qpc_conn_end(c, QPC_ERR_TLS, true, false, true, QPC_QUIC_APP_REFUSED, "no peer key");
         return 0;
     }
     /* Reported here, inside ngtcp2, so that the application knows the peer before the
      * first frame of the same packet reaches on_frame. */
     if (ep->cb.on_connected != NULL &&
         ep->cb.on_connected(c, c->alpn, c->has_peer_key ? c->peer_key : NULL, c->user) != 0)
-        conn_end(c, QPC_ERR_REFUSED, true, false, true, QPC_QUIC_APP_REFUSED,
+        qpc_conn_end(c, QPC_ERR_REFUSED, true, false, true, QPC_QUIC_APP_REFUSED,
                  "peer refused");
-    return 0;
-}
-
-/* The peer will send nothing more on the stream (FIN or RESET_STREAM): tell once. */
-static void stream_peer_ended(struct qpc_quic_conn *c, int64_t stream_id)
-{
-    struct stream *s = stream_get(c, stream_id, false);
-
-    if (s == NULL || s->peer_ended)
-        return;
-    s->peer_ended = true;
-    if (c->ep->cb.on_stream_end != NULL)
-        c->ep->cb.on_stream_end(c, stream_id, c->user);
-}
-
-static int recv_stream_data_cb(ngtcp2_conn *qc, uint32_t flags, int64_t stream_id,
-                               uint64_t offset, const uint8_t *data, size_t datalen,
-                               void *user_data, void *stream_user_data)
-{
-    struct qpc_quic_conn *c = user_data;
-    struct qpc_quic_endpoint *ep = c->ep;
-    struct stream *s;
-    const uint8_t *frame;
-    size_t used, flen, pos = 0;
-    int rv;
-
-    ngtcp2_conn_extend_max_stream_offset(qc, stream_id, datalen);
-    ngtcp2_conn_extend_max_offset(qc, datalen);
-    if (c->ending)
-        return 0;
-    s = stream_get(c, stream_id, true);
-    if (s == NULL)
-        return NGTCP2_ERR_CALLBACK_FAILURE;
-    while (pos < datalen && !c->ending) {
-        rv = qpc_wire_decoder_feed(&s->dec, data + pos, datalen - pos, &used, &frame, &flen);
-        if (rv < 0) {
-            conn_end(c, rv, true, false, true, QPC_QUIC_APP_FRAME_TOO_LARGE,
-                     rv == QPC_ERR_TOO_LARGE ? "frame too large" : "out of memory");
-            break;
-        }
-        pos += used;
-        if (rv == 1 && ep->cb.on_frame != NULL)
-            ep->cb.on_frame(c, stream_id, frame, flen, c->user);
-    }
-    if ((flags & NGTCP2_STREAM_DATA_FLAG_FIN) && !c->ending)
-        stream_peer_ended(c, stream_id);
-    return 0;
-}
-
-static int stream_reset_cb(ngtcp2_conn *qc, int64_t stream_id, uint64_t final_size,
-                           uint64_t app_error_code, void *user_data, void *stream_user_data)
-{
-    stream_peer_ended(user_data, stream_id);
-    return 0;
-}
-
-static int acked_stream_data_cb(ngtcp2_conn *qc, int64_t stream_id, uint64_t offset,
-                                uint64_t datalen, void *user_data, void *stream_user_data)
-{
-    struct qpc_quic_conn *c = user_data;
-    struct stream *s = stream_get(c, stream_id, false);
-
-    if (s != NULL) {
-        stream_acked(s, offset + datalen);
-        if (s->want_writable)
-            c->writable_check = true;
-    }
-    return 0;
-}
-
-static int stream_open_cb(ngtcp2_conn *qc, int64_t stream_id, void *user_data)
-{
-    return stream_get(user_data, stream_id, true) ? 0 : NGTCP2_ERR_CALLBACK_FAILURE;
-}
-
-static int stream_close_cb(ngtcp2_conn *qc, uint32_t flags, int64_t stream_id,
-                           uint64_t app_error_code, void *user_data, void *stream_user_data)
-{
-    struct qpc_quic_conn *c = user_data;
-    struct stream *s = stream_get(c, stream_id, false);
-
-    if (s != NULL)
-        stream_remove(c, s);
-    if (!ngtcp2_is_bidi_stream(stream_id))
-        return 0;
-    if (!ngtcp2_conn_is_local_stream(qc, stream_id))
-        ngtcp2_conn_extend_max_streams_bidi(qc, 1);   /* the peer may open another */
     return 0;
 }
 
@@ -748,7 +413,7 @@ static int post_client_hello_cb(gnutls_session_t s)
     gnutls_certificate_credentials_t cred;
     gnutls_datum_t p = { NULL, 0 };
 
-    if (gnutls_alpn_get_selected_protocol(s, &p) != 0 || p.size == 0 || p.size >= ALPN_MAX)
+    if (gnutls_alpn_get_selected_protocol(s, &p) != 0 || p.size == 0 || p.size >= QPC_QUIC_ALPN_MAX)
         return GNUTLS_E_NO_APPLICATION_PROTOCOL;
     memcpy(c->alpn, p.data, p.size);
     c->alpn[p.size] = '\0';
@@ -825,7 +490,7 @@ static void settings_fill(struct qpc_quic_endpoint *ep, ngtcp2_settings *st,
                           ngtcp2_transport_params *tp, bool relayed)
 {
     ngtcp2_settings_default(st);
-    st->initial_ts = now_ts();
+    st->initial_ts = qpc_quic_now();
     st->max_tx_udp_payload_size = relayed ? RELAY_PAYLOAD_MAX : QPC_UDP_PAYLOAD_MAX;
     /* Packets are as big as configured from the start (no 1200-byte shaping, no path
      * MTU discovery): a relayed connection's 1200-byte packets must fit, with a relay
@@ -853,11 +518,11 @@ static const ngtcp2_callbacks client_callbacks = {
     .encrypt = ngtcp2_crypto_encrypt_cb,
     .decrypt = ngtcp2_crypto_decrypt_cb,
     .hp_mask = ngtcp2_crypto_hp_mask_cb,
-    .recv_stream_data = recv_stream_data_cb,
-    .acked_stream_data_offset = acked_stream_data_cb,
-    .stream_open = stream_open_cb,
-    .stream_close = stream_close_cb,
-    .stream_reset = stream_reset_cb,
+    .recv_stream_data = qpc_stream_recv_data_cb,
+    .acked_stream_data_offset = qpc_stream_acked_cb,
+    .stream_open = qpc_stream_open_cb,
+    .stream_close = qpc_stream_close_cb,
+    .stream_reset = qpc_stream_reset_cb,
     .recv_retry = ngtcp2_crypto_recv_retry_cb,
     .rand = rand_cb,
     .get_new_connection_id = get_new_cid_cb,
@@ -877,11 +542,11 @@ static const ngtcp2_callbacks server_callbacks = {
     .encrypt = ngtcp2_crypto_encrypt_cb,
     .decrypt = ngtcp2_crypto_decrypt_cb,
     .hp_mask = ngtcp2_crypto_hp_mask_cb,
-    .recv_stream_data = recv_stream_data_cb,
-    .acked_stream_data_offset = acked_stream_data_cb,
-    .stream_open = stream_open_cb,
-    .stream_close = stream_close_cb,
-    .stream_reset = stream_reset_cb,
+    .recv_stream_data = qpc_stream_recv_data_cb,
+    .acked_stream_data_offset = qpc_stream_acked_cb,
+    .stream_open = qpc_stream_open_cb,
+    .stream_close = qpc_stream_close_cb,
+    .stream_reset = qpc_stream_reset_cb,
     .rand = rand_cb,
     .get_new_connection_id = get_new_cid_cb,
     .remove_connection_id = remove_cid_cb,
@@ -919,7 +584,7 @@ static void conn_start(struct qpc_quic_conn *c)
 {
     if (c->ep->keepalive_ms > 0)
         ngtcp2_conn_set_keep_alive_timeout(c->qc, c->ep->keepalive_ms * NGTCP2_MILLISECONDS);
-    mark_dirty(c);
+    qpc_conn_mark_dirty(c);
 }
 
 static int conn_connect(struct qpc_quic_endpoint *ep, const ngtcp2_path *path, bool relayed,
@@ -934,7 +599,7 @@ static int conn_connect(struct qpc_quic_endpoint *ep, const ngtcp2_path *path, b
 
     if (ep->freeing)
         return QPC_ERR_CLOSED;
-    if (alpn == NULL || strlen(alpn) == 0 || strlen(alpn) >= ALPN_MAX)
+    if (alpn == NULL || strlen(alpn) == 0 || strlen(alpn) >= QPC_QUIC_ALPN_MAX)
         return QPC_ERR_INVALID;
     if (is_federation(alpn) ? ep->fed_cred == NULL : ep->id_cred == NULL)
         return QPC_ERR_CONFIG;
@@ -1068,25 +733,25 @@ static void conn_read_failed(struct qpc_quic_conn *c, int rv)
             err = QPC_ERR_TLS;
         else
             err = QPC_ERR_QUIC;
-        conn_end(c, err, false, true,
+        qpc_conn_end(c, err, false, true,
                  cc.type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION, cc.error_code,
                  NULL);
         info_set(c, err, true, c->info.is_app, cc.error_code, cc.reason, cc.reasonlen);
         return;
     case NGTCP2_ERR_DROP_CONN:
     case NGTCP2_ERR_CLOSING:
-        conn_end(c, QPC_ERR_QUIC, false, false, false, 0, "connection dropped");
+        qpc_conn_end(c, QPC_ERR_QUIC, false, false, false, 0, "connection dropped");
         return;
     case NGTCP2_ERR_CRYPTO:
         alert = ngtcp2_conn_get_tls_alert(c->qc);
         err = (c->key_mismatch || alert == TLS_ALERT_NO_APPLICATION_PROTOCOL) ? QPC_ERR_REFUSED
                                                                               : QPC_ERR_TLS;
-        conn_end(c, err, true, false, false, NGTCP2_CRYPTO_ERROR + alert,
+        qpc_conn_end(c, err, true, false, false, NGTCP2_CRYPTO_ERROR + alert,
                  c->key_mismatch ? "peer key mismatch" : "TLS handshake failed");
         ngtcp2_connection_close_error_set_transport_error_tls_alert(&c->cc, alert, NULL, 0);
         return;
     default:
-        conn_end(c, QPC_ERR_QUIC, true, false, false, 0, ngtcp2_strerror(rv));
+        qpc_conn_end(c, QPC_ERR_QUIC, true, false, false, 0, ngtcp2_strerror(rv));
         ngtcp2_connection_close_error_set_transport_error_liberr(&c->cc, rv, NULL, 0);
         return;
     }
@@ -1102,11 +767,11 @@ static void conn_read(struct qpc_quic_conn *c, const ngtcp2_path *path, const ui
     if (c->ending || c->in_read)
         return;
     c->in_read = true;
-    rv = ngtcp2_conn_read_pkt(c->qc, path, &pi, data, len, now_ts());
+    rv = ngtcp2_conn_read_pkt(c->qc, path, &pi, data, len, qpc_quic_now());
     c->in_read = false;
     if (rv != 0)
         conn_read_failed(c, rv);
-    mark_dirty(c);
+    qpc_conn_mark_dirty(c);
 }
 
 static void send_version_negotiation(struct qpc_quic_endpoint *ep, const ngtcp2_path *path,
@@ -1170,16 +835,6 @@ static void udp_recv(void *user, const struct sockaddr *from, socklen_t fromlen,
 
 /* ---- writing ------------------------------------------------------------------- */
 
-static struct stream *next_ready(struct qpc_quic_conn *c)
-{
-    struct stream *s;
-
-    DL_FOREACH2(c->ready, s, rnext)
-        if (s->blocked_round != c->round)
-            return s;
-    return NULL;
-}
-
 static void dgram_pop(struct qpc_quic_conn *c)
 {
     struct dgram *d = c->dq;
@@ -1195,7 +850,7 @@ static void conn_write(struct qpc_quic_conn *c)
     struct qpc_quic_endpoint *ep = c->ep;
     ngtcp2_path_storage ps;
     ngtcp2_pkt_info pi;
-    ngtcp2_tstamp ts = now_ts();
+    ngtcp2_tstamp ts = qpc_quic_now();
     size_t max = ngtcp2_conn_get_path_max_tx_udp_payload_size(c->qc);
     int npkts = 0;
 
@@ -1204,14 +859,8 @@ static void conn_write(struct qpc_quic_conn *c)
     c->round++;
     ngtcp2_path_storage_zero(&ps);
     while (npkts < TX_BURST) {
-        ngtcp2_vec v[16];
+        struct qpc_stream_out o;
         ngtcp2_ssize n, ndatalen = -1;
-        struct stream *s = NULL;
-        size_t nv = 0;
-        int64_t sid = -1;
-        uint32_t flags = 0;
-        bool want_fin = false;
-        size_t total = 0;
         uint8_t *slot;
 
         memset(&pi, 0, sizeof(pi));
@@ -1244,41 +893,26 @@ static void conn_write(struct qpc_quic_conn *c)
             npkts++;
             continue;
         }
-        s = next_ready(c);
-        if (s != NULL) {
-            sid = s->id;
-            nv = stream_unsent_vec(s, v, 16);
-            flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
-            /* FIN rides with the last queued bytes, or alone. */
-            want_fin = s->fin_queued && !s->fin_sent && (nv < 16 || s->cur == NULL);
-            if (want_fin)
-                flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
-            total = 0;
-            for (size_t i = 0; i < nv; i++)
-                total += v[i].len;
-        }
+        /* Stream data, or (no stream ready) control frames and ACKs alone. */
+        qpc_stream_next_out(c, &o);
         slot = qpc_udp_tx_slot(&ep->udp, max);
-        n = ngtcp2_conn_writev_stream(c->qc, &ps.path, &pi, slot, max, &ndatalen, flags, sid, v,
-                                      nv, ts);
+        n = ngtcp2_conn_writev_stream(c->qc, &ps.path, &pi, slot, max, &ndatalen, o.flags, o.id,
+                                      o.v, o.nv, ts);
         if (n < 0) {
             if (n == NGTCP2_ERR_WRITE_MORE) {
-                if (want_fin && (size_t)ndatalen == total)
-                    s->fin_sent = true;
-                stream_advance(c, s, (size_t)ndatalen);
+                qpc_stream_out_done(c, &o, (size_t)ndatalen);
                 continue;
             }
-            if (s != NULL && (n == NGTCP2_ERR_STREAM_DATA_BLOCKED ||
-                              n == NGTCP2_ERR_STREAM_SHUT_WR ||
-                              n == NGTCP2_ERR_STREAM_NOT_FOUND)) {
-                s->blocked_round = c->round;
+            if (o.s != NULL && (n == NGTCP2_ERR_STREAM_DATA_BLOCKED ||
+                                n == NGTCP2_ERR_STREAM_SHUT_WR ||
+                                n == NGTCP2_ERR_STREAM_NOT_FOUND)) {
+                qpc_stream_out_blocked(c, &o);
                 continue;
             }
             goto fatal;
         }
-        if (s != NULL && want_fin && ndatalen >= 0 && (size_t)ndatalen == total)
-            s->fin_sent = true;
-        if (s != NULL && ndatalen >= 0)
-            stream_advance(c, s, (size_t)ndatalen);
+        if (o.s != NULL && ndatalen >= 0)
+            qpc_stream_out_done(c, &o, (size_t)ndatalen);
         if (n == 0)
             break;
         packet_commit(ep, &ps.path, slot, (size_t)n);
@@ -1287,33 +921,17 @@ static void conn_write(struct qpc_quic_conn *c)
     qpc_udp_tx_flush(&ep->udp);
     ngtcp2_conn_update_pkt_tx_time(c->qc, ts);
     if (npkts >= TX_BURST)
-        mark_dirty(c);   /* more to send: let the loop read in between */
+        qpc_conn_mark_dirty(c);   /* more to send: let the loop read in between */
     return;
 fatal:
     qpc_udp_tx_flush(&ep->udp);
-    conn_end(c, QPC_ERR_QUIC, true, false, false, 0, "write failed");
-}
-
-static void conn_notify_writable(struct qpc_quic_conn *c)
-{
-    struct stream *s, *tmp;
-
-    c->writable_check = false;
-    HASH_ITER(hh, c->streams, s, tmp) {
-        if (c->ending)
-            return;
-        if (s->want_writable && s->end - s->acked < c->ep->stream_buffer / 2) {
-            s->want_writable = false;
-            if (c->ep->cb.on_writable != NULL)
-                c->ep->cb.on_writable(c, s->id, c->user);
-        }
-    }
+    qpc_conn_end(c, QPC_ERR_QUIC, true, false, false, 0, "write failed");
 }
 
 static void conn_flush(struct qpc_quic_conn *c)
 {
     if (c->writable_check && !c->ending)
-        conn_notify_writable(c);
+        qpc_stream_notify_writable(c);
     if (!c->ending)
         conn_write(c);
     if (c->ending) {
@@ -1356,12 +974,12 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     int rv;
 
     if (!c->ending) {
-        rv = ngtcp2_conn_handle_expiry(c->qc, now_ts());
+        rv = ngtcp2_conn_handle_expiry(c->qc, qpc_quic_now());
         if (rv == NGTCP2_ERR_IDLE_CLOSE || rv == NGTCP2_ERR_HANDSHAKE_TIMEOUT)
-            conn_end(c, QPC_ERR_TIMEOUT, false, false, false, 0,
+            qpc_conn_end(c, QPC_ERR_TIMEOUT, false, false, false, 0,
                      rv == NGTCP2_ERR_IDLE_CLOSE ? "idle timeout" : "handshake timeout");
         else if (rv != 0)
-            conn_end(c, QPC_ERR_QUIC, false, false, false, 0, ngtcp2_strerror(rv));
+            qpc_conn_end(c, QPC_ERR_QUIC, false, false, false, 0, ngtcp2_strerror(rv));
     }
     if (c->dirty)
         DL_DELETE2(c->ep->dirty, c, dprev, dnext);
@@ -1376,7 +994,7 @@ static int endpoint_alpns(struct qpc_quic_endpoint *ep, const struct qpc_quic_co
     for (size_t i = 0; i < QPC_QUIC_MAX_ALPNS && cfg->alpns[i] != NULL; i++) {
         size_t len = strlen(cfg->alpns[i]);
 
-        if (len == 0 || len >= ALPN_MAX)
+        if (len == 0 || len >= QPC_QUIC_ALPN_MAX)
             return QPC_ERR_INVALID;
         if (is_federation(cfg->alpns[i]) ? ep->fed_cred == NULL : ep->id_cred == NULL)
             return QPC_ERR_CONFIG;
@@ -1462,7 +1080,7 @@ void qpc_quic_endpoint_free(struct qpc_quic_endpoint *ep)
     while (ep->conns != NULL) {
         struct qpc_quic_conn *c = ep->conns;
 
-        conn_end(c, QPC_ERR_CLOSED, c->qc != NULL, false, true, QPC_QUIC_APP_SHUTDOWN,
+        qpc_conn_end(c, QPC_ERR_CLOSED, c->qc != NULL, false, true, QPC_QUIC_APP_SHUTDOWN,
                  "endpoint shutting down");
         conn_finish(c);
     }
@@ -1591,7 +1209,7 @@ void qpc_quic_relay_free(struct qpc_quic_relay *relay)
 
         if (p != NULL && is_relay_addr((const struct sockaddr *)p->remote.addr) &&
             relay_find(ep, (const struct sockaddr *)p->remote.addr) == relay)
-            conn_end(c, QPC_ERR_CLOSED, false, false, false, 0, "relay gone");
+            qpc_conn_end(c, QPC_ERR_CLOSED, false, false, false, 0, "relay gone");
     }
     DL_DELETE(ep->relays, relay);
     free(relay);
@@ -1620,70 +1238,6 @@ int qpc_quic_endpoint_input_relayed(struct qpc_quic_endpoint *ep, struct qpc_qui
 
 /* ---- connection API ----------------------------------------------------------------- */
 
-int qpc_quic_conn_open_stream(struct qpc_quic_conn *c, int64_t *stream_id)
-{
-    int64_t id;
-    int rv;
-
-    if (c->ending)
-        return QPC_ERR_CLOSED;
-    if (!c->handshake_done)
-        return QPC_ERR_AGAIN;
-    rv = ngtcp2_conn_open_bidi_stream(c->qc, &id, NULL);
-    if (rv == NGTCP2_ERR_STREAM_ID_BLOCKED)
-        return QPC_ERR_AGAIN;
-    if (rv != 0)
-        return QPC_ERR_NOMEM;
-    if (stream_get(c, id, true) == NULL) {
-        ngtcp2_conn_shutdown_stream(c->qc, id, 0);
-        return QPC_ERR_NOMEM;
-    }
-    *stream_id = id;
-    return 0;
-}
-
-int qpc_quic_conn_send_frame(struct qpc_quic_conn *c, int64_t stream_id, const uint8_t *data,
-                             size_t len)
-{
-    struct stream *s;
-    int ret;
-
-    if (c->ending)
-        return QPC_ERR_CLOSED;
-    if (len > c->ep->max_frame)
-        return QPC_ERR_TOO_LARGE;
-    s = stream_get(c, stream_id, false);
-    if (s == NULL)
-        return QPC_ERR_NOT_FOUND;
-    if (s->fin_queued)
-        return QPC_ERR_CLOSED;
-    if (s->end - s->acked >= c->ep->stream_buffer) {
-        s->want_writable = true;
-        return QPC_ERR_AGAIN;
-    }
-    ret = stream_queue(c, s, data, len);
-    if (ret == 0)
-        mark_dirty(c);
-    return ret;
-}
-
-int qpc_quic_conn_end_stream(struct qpc_quic_conn *c, int64_t stream_id)
-{
-    struct stream *s;
-
-    if (c->ending)
-        return QPC_ERR_CLOSED;
-    s = stream_get(c, stream_id, false);
-    if (s == NULL)
-        return QPC_ERR_NOT_FOUND;
-    if (!s->fin_queued) {
-        s->fin_queued = true;
-        stream_ready(c, s, true);
-        mark_dirty(c);
-    }
-    return 0;
-}
-
 int qpc_quic_conn_send_datagram(struct qpc_quic_conn *c, const uint8_t *data, size_t len)
 {
     struct dgram *d;
@@ -1701,13 +1255,13 @@ int qpc_quic_conn_send_datagram(struct qpc_quic_conn *c, const uint8_t *data, si
     memcpy(d->data, data, len);
     DL_APPEND(c->dq, d);
     c->dq_count++;
-    mark_dirty(c);
+    qpc_conn_mark_dirty(c);
     return 0;
 }
 
 int qpc_quic_conn_close(struct qpc_quic_conn *c, uint64_t app_code, const char *reason)
 {
-    conn_end(c, app_code == QPC_QUIC_APP_REFUSED ? QPC_ERR_REFUSED : QPC_ERR_CLOSED, true,
+    qpc_conn_end(c, app_code == QPC_QUIC_APP_REFUSED ? QPC_ERR_REFUSED : QPC_ERR_CLOSED, true,
              false, true, app_code, reason ? reason : "");
     return 0;
 }
