@@ -10,9 +10,9 @@
  * deep inside a callback are recorded the same way and carried out there, so a
  * connection is only ever freed from the top of the loop.
  *
- * Where packets go is decided by the path's remote address: a relay path uses a
- * synthetic address from the discard prefix 100::/64 (RFC 6666) whose low 64 bits name
- * the relay; every other address is sent to over the UDP socket.
+ * Where packets go is decided by the path's remote address: a relay path's synthetic
+ * address (qpc_quic_addr_is_relay) sends through relay_path.c, every other address
+ * over the UDP socket.
  *
  * The UDP socket itself, with its GSO send batch and GRO receive, is udp.c: a
  * connection's packets of one turn are written straight into that batch.
@@ -75,51 +75,13 @@ struct dgram {
     uint8_t data[];
 };
 
-/* ---- paths and relays ------------------------------------------------------- */
-
-static void relay_addr_make(struct sockaddr_in6 *a, uint64_t id, uint16_t port)
-{
-    memset(a, 0, sizeof(*a));
-    a->sin6_family = AF_INET6;
-    a->sin6_addr.s6_addr[0] = 0x01;
-    for (int i = 0; i < 8; i++)
-        a->sin6_addr.s6_addr[15 - i] = (uint8_t)(id >> (8 * i));
-    a->sin6_port = htons(port);
-}
-
-static bool is_relay_addr(const struct sockaddr *sa)
-{
-    static const uint8_t prefix[8] = { 0x01, 0, 0, 0, 0, 0, 0, 0 };
-    const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)sa;
-
-    return sa->sa_family == AF_INET6 && memcmp(a6->sin6_addr.s6_addr, prefix, 8) == 0;
-}
-
-static struct qpc_quic_relay *relay_find(struct qpc_quic_endpoint *ep, const struct sockaddr *sa)
-{
-    const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)sa;
-    struct qpc_quic_relay *r;
-    uint64_t id = 0;
-
-    for (int i = 8; i < 16; i++)
-        id = (id << 8) | a6->sin6_addr.s6_addr[i];
-    DL_FOREACH(ep->relays, r)
-        if (r->id == id)
-            return r;
-    return NULL;
-}
+/* ---- where packets go ------------------------------------------------------- */
 
 static void send_packet(struct qpc_quic_endpoint *ep, const ngtcp2_path *path,
                         const uint8_t *pkt, size_t len)
 {
-    struct qpc_quic_relay *r;
-
-    if (is_relay_addr((const struct sockaddr *)path->remote.addr)) {
-        if (ep->freeing)
-            return;   /* a relay's send may use a connection already freed */
-        r = relay_find(ep, (const struct sockaddr *)path->remote.addr);
-        if (r != NULL)
-            r->send(r->user, pkt, len);   /* a refused packet is lost; QUIC recovers */
+    if (qpc_quic_addr_is_relay((const struct sockaddr *)path->remote.addr)) {
+        qpc_relay_path_send(ep, (const struct sockaddr *)path->remote.addr, pkt, len);
         return;
     }
     qpc_udp_send(&ep->udp, (const struct sockaddr *)path->remote.addr, path->remote.addrlen,
@@ -130,8 +92,9 @@ static void send_packet(struct qpc_quic_endpoint *ep, const ngtcp2_path *path,
 static void packet_commit(struct qpc_quic_endpoint *ep, const ngtcp2_path *path, uint8_t *slot,
                           size_t n)
 {
-    if (is_relay_addr((const struct sockaddr *)path->remote.addr)) {
-        send_packet(ep, path, slot, n);   /* relays take packets one by one */
+    if (qpc_quic_addr_is_relay((const struct sockaddr *)path->remote.addr)) {
+        /* relays take packets one by one */
+        qpc_relay_path_send(ep, (const struct sockaddr *)path->remote.addr, slot, n);
         return;
     }
     qpc_udp_tx_commit(&ep->udp, (const struct sockaddr *)path->remote.addr,
@@ -587,9 +550,9 @@ static void conn_start(struct qpc_quic_conn *c)
     qpc_conn_mark_dirty(c);
 }
 
-static int conn_connect(struct qpc_quic_endpoint *ep, const ngtcp2_path *path, bool relayed,
-                        const char *alpn, const uint8_t *expected_key, void *user,
-                        struct qpc_quic_conn **out)
+int qpc_conn_connect(struct qpc_quic_endpoint *ep, const ngtcp2_path *path, bool relayed,
+                     const char *alpn, const uint8_t *expected_key, void *user,
+                     struct qpc_quic_conn **out)
 {
     struct qpc_quic_conn *c = NULL;
     ngtcp2_settings st;
@@ -791,8 +754,8 @@ static void send_version_negotiation(struct qpc_quic_endpoint *ep, const ngtcp2_
         send_packet(ep, path, buf, (size_t)n);
 }
 
-static void endpoint_input(struct qpc_quic_endpoint *ep, const ngtcp2_path *path, bool relayed,
-                           const uint8_t *data, size_t len)
+void qpc_endpoint_input(struct qpc_quic_endpoint *ep, const ngtcp2_path *path, bool relayed,
+                        const uint8_t *data, size_t len)
 {
     ngtcp2_version_cid vc;
     struct qpc_quic_conn *c;
@@ -823,14 +786,14 @@ static void udp_recv(void *user, const struct sockaddr *from, socklen_t fromlen,
     struct qpc_quic_endpoint *ep = user;
     ngtcp2_path path;
 
-    if (is_relay_addr(from))
+    if (qpc_quic_addr_is_relay(from))
         return;   /* a relay's address arriving from the network is forged */
     path.local.addr = (ngtcp2_sockaddr *)&ep->udp.local;
     path.local.addrlen = ep->udp.local_len;
     path.remote.addr = (ngtcp2_sockaddr *)from;
     path.remote.addrlen = fromlen;
     path.user_data = NULL;
-    endpoint_input(ep, &path, false, data, len);
+    qpc_endpoint_input(ep, &path, false, data, len);
 }
 
 /* ---- writing ------------------------------------------------------------------- */
@@ -1032,8 +995,7 @@ int qpc_quic_endpoint_new(struct qpc_quic_endpoint **out, struct ev_loop *loop,
     ep->stream_buffer = cfg->stream_buffer ? cfg->stream_buffer : QPC_QUIC_STREAM_BUFFER_DEFAULT;
     ep->idle_ms = cfg->idle_timeout_ms ? cfg->idle_timeout_ms : QPC_QUIC_IDLE_TIMEOUT_MS_DEFAULT;
     ep->keepalive_ms = cfg->keepalive_ms;
-    ep->next_relay_id = 1;
-    relay_addr_make(&ep->relay_local, 0, 2);
+    qpc_relay_path_init(ep);
     randombytes_buf(ep->reset_secret, sizeof(ep->reset_secret));
     if (ep->max_frame > QPC_WIRE_FRAME_MAX_LIMIT) {
         ret = QPC_ERR_INVALID;
@@ -1069,8 +1031,6 @@ fail:
 
 void qpc_quic_endpoint_free(struct qpc_quic_endpoint *ep)
 {
-    struct qpc_quic_relay *r, *rtmp;
-
     if (ep == NULL)
         return;
     /* The on_closed calls below may call back in: they may still free a relay (so
@@ -1084,10 +1044,7 @@ void qpc_quic_endpoint_free(struct qpc_quic_endpoint *ep)
                  "endpoint shutting down");
         conn_finish(c);
     }
-    DL_FOREACH_SAFE(ep->relays, r, rtmp) {
-        DL_DELETE(ep->relays, r);
-        free(r);
-    }
+    qpc_relay_path_free_all(ep);
     if (ev_is_active(&ep->prep)) {
         ev_ref(ep->loop);
         ev_prepare_stop(ep->loop, &ep->prep);
@@ -1131,7 +1088,7 @@ int qpc_quic_connect(struct qpc_quic_endpoint *ep, const struct sockaddr *addr,
     struct sockaddr_storage remote;
     ngtcp2_path path;
 
-    if (addr == NULL || addrlen > sizeof(remote) || is_relay_addr(addr))
+    if (addr == NULL || addrlen > sizeof(remote) || qpc_quic_addr_is_relay(addr))
         return QPC_ERR_INVALID;
     memset(&remote, 0, sizeof(remote));
     if (addr->sa_family == AF_INET && ep->udp.local.ss_family == AF_INET6) {
@@ -1155,85 +1112,7 @@ int qpc_quic_connect(struct qpc_quic_endpoint *ep, const struct sockaddr *addr,
     path.remote.addr = (ngtcp2_sockaddr *)&remote;
     path.remote.addrlen = addrlen;
     path.user_data = NULL;
-    return conn_connect(ep, &path, false, alpn, expected_key, user, out);
-}
-
-int qpc_quic_connect_relayed(struct qpc_quic_endpoint *ep, struct qpc_quic_relay *relay,
-                             const char *alpn, const uint8_t *expected_key, void *user,
-                             struct qpc_quic_conn **out)
-{
-    ngtcp2_path path;
-
-    if (relay == NULL || relay->ep != ep)
-        return QPC_ERR_INVALID;
-    path.local.addr = (ngtcp2_sockaddr *)&ep->relay_local;
-    path.local.addrlen = sizeof(ep->relay_local);
-    path.remote.addr = (ngtcp2_sockaddr *)&relay->addr;
-    path.remote.addrlen = sizeof(relay->addr);
-    path.user_data = NULL;
-    return conn_connect(ep, &path, true, alpn, expected_key, user, out);
-}
-
-int qpc_quic_relay_new(struct qpc_quic_endpoint *ep, qpc_quic_relay_send_fn send, void *user,
-                       struct qpc_quic_relay **out)
-{
-    struct qpc_quic_relay *r;
-
-    if (send == NULL)
-        return QPC_ERR_INVALID;
-    if (ep->freeing)
-        return QPC_ERR_CLOSED;
-    r = calloc(1, sizeof(*r));
-    if (r == NULL)
-        return QPC_ERR_NOMEM;
-    r->ep = ep;
-    r->id = ep->next_relay_id++;
-    r->send = send;
-    r->user = user;
-    relay_addr_make(&r->addr, r->id, 1);
-    DL_APPEND(ep->relays, r);
-    *out = r;
-    return 0;
-}
-
-void qpc_quic_relay_free(struct qpc_quic_relay *relay)
-{
-    struct qpc_quic_endpoint *ep;
-    struct qpc_quic_conn *c;
-
-    if (relay == NULL)
-        return;
-    ep = relay->ep;
-    DL_FOREACH(ep->conns, c) {
-        const ngtcp2_path *p = c->qc ? ngtcp2_conn_get_path(c->qc) : NULL;
-
-        if (p != NULL && is_relay_addr((const struct sockaddr *)p->remote.addr) &&
-            relay_find(ep, (const struct sockaddr *)p->remote.addr) == relay)
-            qpc_conn_end(c, QPC_ERR_CLOSED, false, false, false, 0, "relay gone");
-    }
-    DL_DELETE(ep->relays, relay);
-    free(relay);
-}
-
-int qpc_quic_endpoint_input_relayed(struct qpc_quic_endpoint *ep, struct qpc_quic_relay *relay,
-                                    const uint8_t *data, size_t len)
-{
-    ngtcp2_path path;
-    struct sockaddr_in6 remote;
-
-    if (relay == NULL || relay->ep != ep || data == NULL)
-        return QPC_ERR_INVALID;
-    if (ep->freeing)
-        return 0;
-    /* A copy: a callback run by this very packet may free the relay. */
-    remote = relay->addr;
-    path.local.addr = (ngtcp2_sockaddr *)&ep->relay_local;
-    path.local.addrlen = sizeof(ep->relay_local);
-    path.remote.addr = (ngtcp2_sockaddr *)&remote;
-    path.remote.addrlen = sizeof(remote);
-    path.user_data = NULL;
-    endpoint_input(ep, &path, true, data, len);
-    return 0;
+    return qpc_conn_connect(ep, &path, false, alpn, expected_key, user, out);
 }
 
 /* ---- connection API ----------------------------------------------------------------- */

@@ -3,9 +3,10 @@
  *
  * The transport is one module in several files: quic.c (endpoint and connection life
  * cycle, the per-turn scheduler, packet reading and writing), stream.c (streams: chunk
- * queues, frames, back-pressure) and udp.c (the socket, its own header udp.h). The
- * endpoint and connection structs are defined here because every file reads them;
- * a stream's insides are stream.c's alone.
+ * queues, frames, back-pressure), relay_path.c (paths through the application instead
+ * of the socket) and udp.c (the socket, its own header udp.h). The endpoint and
+ * connection structs are defined here because every file reads them; a stream's and a
+ * relay's insides are their files' alone.
  *
  * The rule all files keep: nothing is freed, and nothing is written to the network,
  * from inside an ngtcp2 callback. They record what is to happen (qpc_conn_end) and mark
@@ -34,6 +35,7 @@
 struct cid_entry;                        /* quic.c: one connection id we answer to */
 struct dgram;                            /* quic.c: one queued DATAGRAM */
 struct stream;                           /* stream.c: one bidirectional stream */
+/* struct qpc_quic_relay (quic.h) is relay_path.c's alone. */
 
 struct qpc_quic_conn {
     ngtcp2_crypto_conn_ref ref;          /* GnuTLS session pointer, for ngtcp2_crypto */
@@ -73,20 +75,11 @@ struct qpc_quic_conn {
     bool dirty;
 };
 
-struct qpc_quic_relay {
-    struct qpc_quic_endpoint *ep;
-    uint64_t id;
-    qpc_quic_relay_send_fn send;
-    void *user;
-    struct sockaddr_in6 addr;
-    struct qpc_quic_relay *prev, *next;
-};
-
 struct qpc_quic_endpoint {
     struct ev_loop *loop;
     struct qpc_udp udp;                  /* the socket; its local address */
     ev_prepare prep;
-    struct sockaddr_in6 relay_local;
+    struct sockaddr_in6 relay_local;     /* relay_path.c: our end of every relay path */
     bool accept;                         /* configured to accept (cfg->accept) */
     bool accepting;                      /* ... and accepting now (set_accepting) */
     char *alpns[QPC_QUIC_MAX_ALPNS];
@@ -102,7 +95,7 @@ struct qpc_quic_endpoint {
     size_t nconns;
     size_t n_handshaking;                /* accepted, handshake not done */
     bool freeing;                        /* qpc_quic_endpoint_free is running */
-    struct qpc_quic_relay *relays;
+    struct qpc_quic_relay *relays;       /* relay_path.c */
     uint64_t next_relay_id;
     uint8_t reset_secret[32];
     uint8_t txbuf[QPC_QUIC_TXBUF_LEN];
@@ -117,7 +110,7 @@ static inline ngtcp2_tstamp qpc_quic_now(void)
     return (ngtcp2_tstamp)ts.tv_sec * NGTCP2_SECONDS + (ngtcp2_tstamp)ts.tv_nsec;
 }
 
-/* ---- quic.c: scheduling ------------------------------------------------------------ */
+/* ---- quic.c: scheduling, connections, input ------------------------------------------ */
 
 /* Puts c on the endpoint's dirty list: its packets are written, its timer re-armed and
  * a decided end carried out when the loop next turns. Marking twice is a no-op. */
@@ -131,6 +124,34 @@ void qpc_conn_mark_dirty(struct qpc_quic_conn *c);
  */
 void qpc_conn_end(struct qpc_quic_conn *c, int err, bool send_close, bool by_peer, bool is_app,
                   uint64_t code, const char *reason);
+
+/*
+ * Starts a client connection on path (copied; its addresses too) offering alpn;
+ * relayed selects the smaller packets of relay paths. The arguments and errors are
+ * those of qpc_quic_connect.
+ */
+int qpc_conn_connect(struct qpc_quic_endpoint *ep, const ngtcp2_path *path, bool relayed,
+                     const char *alpn, const uint8_t *expected_key, void *user,
+                     struct qpc_quic_conn **out);
+
+/* Hands one received packet (data is only read during the call) to the connection its
+ * destination id names, or to a new accepted connection; packets that fit neither are
+ * dropped. relayed: it came through a relay path. */
+void qpc_endpoint_input(struct qpc_quic_endpoint *ep, const ngtcp2_path *path, bool relayed,
+                        const uint8_t *data, size_t len);
+
+/* ---- relay_path.c: relay paths ----------------------------------------------------- */
+
+/* Sets up ep's relay state: no relays, ids from 1, relay_local. */
+void qpc_relay_path_init(struct qpc_quic_endpoint *ep);
+
+/* Gives one packet (read during the call only) to the send function of the relay that
+ * the relay address to names; dropped if there is none or ep is being freed. */
+void qpc_relay_path_send(struct qpc_quic_endpoint *ep, const struct sockaddr *to,
+                         const uint8_t *pkt, size_t len);
+
+/* Frees every relay of ep (at the end of qpc_quic_endpoint_free). */
+void qpc_relay_path_free_all(struct qpc_quic_endpoint *ep);
 
 /* ---- stream.c: streams ------------------------------------------------------------- */
 

@@ -170,36 +170,6 @@ int qpc_quic_connect(struct qpc_quic_endpoint *ep, const struct sockaddr *addr,
                      socklen_t addrlen, const char *alpn, const uint8_t *expected_key,
                      void *user, struct qpc_quic_conn **out);
 
-/* As qpc_quic_connect, but every packet of the connection goes through relay. */
-int qpc_quic_connect_relayed(struct qpc_quic_endpoint *ep, struct qpc_quic_relay *relay,
-                             const char *alpn, const uint8_t *expected_key, void *user,
-                             struct qpc_quic_conn **out);
-
-/*
- * A relay path. send is called with each QUIC packet (at most 1200 bytes) that a
- * connection on this path emits; it returns 0, or nonzero if the packet was dropped
- * (QUIC retransmits). The packet is valid during the call only. When whatever send
- * uses goes away (e.g. the connection to the relay node closes), free the relay. *out is owned by the
- * endpoint; free it with qpc_quic_relay_free or let qpc_quic_endpoint_free do it.
- * Errors: QPC_ERR_INVALID (send NULL), QPC_ERR_NOMEM, QPC_ERR_CLOSED (ep is being freed).
- */
-typedef int (*qpc_quic_relay_send_fn)(void *user, const uint8_t *pkt, size_t len);
-int qpc_quic_relay_new(struct qpc_quic_endpoint *ep, qpc_quic_relay_send_fn send, void *user,
-                       struct qpc_quic_relay **out);
-
-/* Ends every connection on the relay path (on_closed, QPC_ERR_CLOSED) and frees it. */
-void qpc_quic_relay_free(struct qpc_quic_relay *relay);
-
-/*
- * Hands in one QUIC packet that arrived through relay (data is only read during the
- * call). A packet for an unknown connection id starts an accepted connection if the
- * endpoint accepts (at most 1024 incoming connections may be in their handshake at a
- * time; Initials beyond that are dropped, on the UDP socket too). Returns 0 (also when the packet was dropped as invalid) or
- * QPC_ERR_INVALID.
- */
-int qpc_quic_endpoint_input_relayed(struct qpc_quic_endpoint *ep, struct qpc_quic_relay *relay,
-                                    const uint8_t *data, size_t len);
-
 /*
  * Opens a bidirectional stream; its id goes to *stream_id. Errors: QPC_ERR_AGAIN (the
  * peer allows no more streams yet, or the handshake is not done), QPC_ERR_CLOSED,
@@ -248,5 +218,53 @@ bool qpc_quic_conn_is_server(const struct qpc_quic_conn *conn);
 void qpc_quic_conn_set_user(struct qpc_quic_conn *conn, void *user);
 void *qpc_quic_conn_get_user(const struct qpc_quic_conn *conn);
 struct qpc_quic_endpoint *qpc_quic_conn_endpoint(const struct qpc_quic_conn *conn);
+
+/* ---- Relay paths ----------------------------------------------------------------------
+ *
+ * A relay path carries a connection's packets through the application instead of the
+ * UDP socket: the relay fallback puts them into DATAGRAM frames of each peer's
+ * connection to a relay node. The path has a synthetic remote address from the discard
+ * prefix 100::/64 (RFC 6666) that no real peer can have; qpc_quic_conn_remote_addr of a
+ * relayed connection returns it, and qpc_quic_addr_is_relay tells it apart.
+ */
+
+/*
+ * A relay path. send is called with each QUIC packet (at most 1200 bytes) that a
+ * connection on this path emits; it returns 0, or nonzero if the packet was dropped
+ * (QUIC retransmits). The packet is valid during the call only. When whatever send
+ * uses goes away (e.g. the connection to the relay node closes), free the relay. *out is
+ * owned by the endpoint; free it with qpc_quic_relay_free or let qpc_quic_endpoint_free do it.
+ * Errors: QPC_ERR_INVALID (send NULL), QPC_ERR_NOMEM, QPC_ERR_CLOSED (ep is being freed).
+ */
+typedef int (*qpc_quic_relay_send_fn)(void *user, const uint8_t *pkt, size_t len);
+int qpc_quic_relay_new(struct qpc_quic_endpoint *ep, qpc_quic_relay_send_fn send, void *user,
+                       struct qpc_quic_relay **out);
+
+/* Ends every connection on the relay path (on_closed, QPC_ERR_CLOSED) and frees it. */
+void qpc_quic_relay_free(struct qpc_quic_relay *relay);
+
+/*
+ * Hands in one QUIC packet that arrived through relay (data is only read during the
+ * call). A packet for an unknown connection id starts an accepted connection if the
+ * endpoint accepts (at most 1024 incoming connections may be in their handshake at a
+ * time; Initials beyond that are dropped, on the UDP socket too). Returns 0 (also when the packet was dropped as invalid) or
+ * QPC_ERR_INVALID.
+ */
+int qpc_quic_endpoint_input_relayed(struct qpc_quic_endpoint *ep, struct qpc_quic_relay *relay,
+                                    const uint8_t *data, size_t len);
+
+/* As qpc_quic_connect, but every packet of the connection goes through relay. */
+int qpc_quic_connect_relayed(struct qpc_quic_endpoint *ep, struct qpc_quic_relay *relay,
+                             const char *alpn, const uint8_t *expected_key, void *user,
+                             struct qpc_quic_conn **out);
+
+/*
+ * Whether sa is the address of a relay path (in 100::/64), i.e. whether a connection
+ * whose qpc_quic_conn_remote_addr is sa runs through a relay rather than the UDP socket.
+ * sa is only read (as a struct sockaddr_in6 when its family is AF_INET6); NULL is false.
+ * Such an address never comes from the network: the endpoint drops UDP packets that
+ * claim one as their source, and qpc_quic_connect refuses one (QPC_ERR_INVALID).
+ */
+bool qpc_quic_addr_is_relay(const struct sockaddr *sa);
 
 #endif
