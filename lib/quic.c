@@ -18,7 +18,9 @@
  * connection's packets of one turn are written straight into that batch.
  *
  * Streams (their chunk queues, frames and back-pressure) are stream.c; conn_write here
- * asks it what to send next. What the files share is in quic_internal.h.
+ * asks it what to send next. Each connection's TLS session, with the hooks that choose
+ * the certificate and check the peer, is tls.c's. What the files share is in
+ * quic_internal.h.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -27,10 +29,8 @@
 #include <string.h>
 #include <time.h>
 
-#include <gnutls/gnutls.h>
 #include <ngtcp2/ngtcp2.h>
 #include <ngtcp2/ngtcp2_crypto.h>
-#include <ngtcp2/ngtcp2_crypto_gnutls.h>
 #include <sodium.h>
 /* A server registers the connection id a client chose: keyed hash, and no exit() when
  * an insert cannot allocate. */
@@ -56,6 +56,9 @@
  * their number is capped; established connections are not. */
 #define HANDSHAKING_MAX 1024
 #define TLS_ALERT_NO_APPLICATION_PROTOCOL 120
+
+_Static_assert(QPC_TLS_ALPNS_MAX >= QPC_QUIC_MAX_ALPNS, "tls.h holds every ALPN of quic.h");
+_Static_assert(QPC_TLS_ALPN_MAX >= sizeof(QPC_ALPN_FEDERATION), "ALPNs fit tls.h's buffers");
 
 struct cid_key {
     uint8_t len;
@@ -235,8 +238,7 @@ static void conn_free(struct qpc_quic_conn *c)
     ep->nconns--;
     if (c->qc != NULL)
         ngtcp2_conn_del(c->qc);
-    if (c->tls != NULL)
-        gnutls_deinit(c->tls);
+    qpc_tls_session_clear(&c->tls);
     free(c);
 }
 
@@ -320,28 +322,23 @@ static int handshake_completed_cb(ngtcp2_conn *qc, void *user_data)
 {
     struct qpc_quic_conn *c = user_data;
     struct qpc_quic_endpoint *ep = c->ep;
-    gnutls_datum_t p = { NULL, 0 };
+    int rv;
 
     c->handshake_done = true;
     handshaking_done(c);
-    if (gnutls_alpn_get_selected_protocol(c->tls, &p) != 0 || p.size == 0 ||
-        p.size >= QPC_QUIC_ALPN_MAX) {
-        qpc_conn_end(c, QPC_ERR_REFUSED, true, false, true, QPC_QUIC_APP_REFUSED,
-                 "no application protocol");
-        return 0;
-    }
-    memcpy(c->alpn, p.data, p.size);
-    c->alpn[p.size] = '\0';
-    if (strcmp(c->alpn, QPC_ALPN_FEDERATION) != 0 && !c->has_peer_key) {
-        qpc_conn_end(c, QPC_ERR_TLS, true, false, true, QPC_QUIC_APP_REFUSED, "no peer key");
+    rv = qpc_tls_session_handshake_done(&c->tls);
+    if (rv < 0) {
+        qpc_conn_end(c, rv, true, false, true, QPC_QUIC_APP_REFUSED,
+                     rv == QPC_ERR_REFUSED ? "no application protocol" : "no peer key");
         return 0;
     }
     /* Reported here, inside ngtcp2, so that the application knows the peer before the
      * first frame of the same packet reaches on_frame. */
     if (ep->cb.on_connected != NULL &&
-        ep->cb.on_connected(c, c->alpn, c->has_peer_key ? c->peer_key : NULL, c->user) != 0)
+        ep->cb.on_connected(c, c->tls.alpn, c->tls.has_peer_key ? c->tls.peer_key : NULL,
+                            c->user) != 0)
         qpc_conn_end(c, QPC_ERR_REFUSED, true, false, true, QPC_QUIC_APP_REFUSED,
-                 "peer refused");
+                     "peer refused");
     return 0;
 }
 
@@ -355,94 +352,15 @@ static int recv_datagram_cb(ngtcp2_conn *qc, uint32_t flags, const uint8_t *data
     return 0;
 }
 
-/* ---- TLS ---------------------------------------------------------------------- */
-
-static struct qpc_quic_conn *conn_of_session(gnutls_session_t s)
+/* Sets up c's TLS session (tls.c) and hands it to ngtcp2. */
+static int conn_tls_setup(struct qpc_quic_conn *c, const char *alpn, const uint8_t *expected_key)
 {
-    ngtcp2_crypto_conn_ref *ref = gnutls_session_get_ptr(s);
+    int rv = qpc_tls_session_init(&c->tls, &c->ep->tls, c->is_server, alpn, expected_key,
+                                  get_conn, c);
 
-    return ref->user_data;
-}
-
-static bool is_federation(const char *alpn)
-{
-    return strcmp(alpn, QPC_ALPN_FEDERATION) == 0;
-}
-
-/* Server side: the ALPN decides which certificate we present. */
-static int post_client_hello_cb(gnutls_session_t s)
-{
-    struct qpc_quic_conn *c = conn_of_session(s);
-    gnutls_certificate_credentials_t cred;
-    gnutls_datum_t p = { NULL, 0 };
-
-    if (gnutls_alpn_get_selected_protocol(s, &p) != 0 || p.size == 0 || p.size >= QPC_QUIC_ALPN_MAX)
-        return GNUTLS_E_NO_APPLICATION_PROTOCOL;
-    memcpy(c->alpn, p.data, p.size);
-    c->alpn[p.size] = '\0';
-    cred = is_federation(c->alpn) ? c->ep->fed_cred : c->ep->id_cred;
-    if (cred == NULL || gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, cred) < 0)
-        return GNUTLS_E_NO_APPLICATION_PROTOCOL;
-    return 0;
-}
-
-static int verify_peer_cb(gnutls_session_t s)
-{
-    struct qpc_quic_conn *c = conn_of_session(s);
-    uint8_t key[QPC_KEY_LEN];
-
-    if (is_federation(c->alpn))
-        return qpc_tls_verify_peer_chain(s) == 0 ? 0 : GNUTLS_E_CERTIFICATE_ERROR;
-    if (qpc_tls_peer_key(s, key) != 0)
-        return GNUTLS_E_CERTIFICATE_ERROR;
-    if (c->has_expected && sodium_memcmp(key, c->expected, QPC_KEY_LEN) != 0) {
-        c->key_mismatch = true;
-        return GNUTLS_E_CERTIFICATE_ERROR;
-    }
-    memcpy(c->peer_key, key, QPC_KEY_LEN);
-    c->has_peer_key = true;
-    return 0;
-}
-
-static int tls_setup(struct qpc_quic_conn *c, const char *client_alpn)
-{
-    struct qpc_quic_endpoint *ep = c->ep;
-    gnutls_certificate_credentials_t cred;
-    gnutls_datum_t alpn;
-    int rv;
-
-    if (gnutls_init(&c->tls, (c->is_server ? GNUTLS_SERVER : GNUTLS_CLIENT) |
-                                 GNUTLS_NO_END_OF_EARLY_DATA) < 0) {
-        c->tls = NULL;
-        return QPC_ERR_NOMEM;
-    }
-    rv = c->is_server ? ngtcp2_crypto_gnutls_configure_server_session(c->tls)
-                      : ngtcp2_crypto_gnutls_configure_client_session(c->tls);
-    if (rv != 0 || gnutls_priority_set_direct(c->tls, QPC_TLS_PRIORITY, NULL) < 0)
-        return QPC_ERR_TLS;
-    gnutls_session_set_ptr(c->tls, &c->ref);
-    gnutls_session_set_verify_function(c->tls, verify_peer_cb);
-    if (c->is_server) {
-        /* Provisional credentials; post_client_hello_cb picks by ALPN. */
-        cred = ep->id_cred ? ep->id_cred : ep->fed_cred;
-        if (gnutls_alpn_set_protocols(c->tls, ep->alpn_d, (unsigned)ep->nalpns,
-                                      GNUTLS_ALPN_MANDATORY | GNUTLS_ALPN_SERVER_PRECEDENCE) < 0)
-            return QPC_ERR_TLS;
-        gnutls_certificate_server_set_request(c->tls, GNUTLS_CERT_REQUIRE);
-        gnutls_handshake_set_post_client_hello_function(c->tls, post_client_hello_cb);
-    } else {
-        cred = is_federation(client_alpn) ? ep->fed_cred : ep->id_cred;
-        alpn.data = (unsigned char *)client_alpn;
-        alpn.size = (unsigned)strlen(client_alpn);
-        if (gnutls_alpn_set_protocols(c->tls, &alpn, 1, GNUTLS_ALPN_MANDATORY) < 0)
-            return QPC_ERR_TLS;
-    }
-    if (cred == NULL)
-        return QPC_ERR_CONFIG;
-    if (gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, cred) < 0)
-        return QPC_ERR_TLS;
-    ngtcp2_conn_set_tls_native_handle(c->qc, c->tls);
-    return 0;
+    if (rv == 0)
+        ngtcp2_conn_set_tls_native_handle(c->qc, c->tls.session);
+    return rv;
 }
 
 /* ---- connection creation ------------------------------------------------------- */
@@ -530,8 +448,6 @@ static struct qpc_quic_conn *conn_alloc(struct qpc_quic_endpoint *ep, bool is_se
         return NULL;
     c->ep = ep;
     c->is_server = is_server;
-    c->ref.get_conn = get_conn;
-    c->ref.user_data = c;
     c->user = user;
     memcpy(&c->remote, remote->addr, remote->addrlen);
     c->remote_len = remote->addrlen;
@@ -562,18 +478,13 @@ int qpc_conn_connect(struct qpc_quic_endpoint *ep, const ngtcp2_path *path, bool
 
     if (ep->freeing)
         return QPC_ERR_CLOSED;
-    if (alpn == NULL || strlen(alpn) == 0 || strlen(alpn) >= QPC_QUIC_ALPN_MAX)
+    if (alpn == NULL || strlen(alpn) == 0 || strlen(alpn) >= QPC_TLS_ALPN_MAX)
         return QPC_ERR_INVALID;
-    if (is_federation(alpn) ? ep->fed_cred == NULL : ep->id_cred == NULL)
+    if (qpc_tls_endpoint_cred(&ep->tls, alpn) == NULL)
         return QPC_ERR_CONFIG;
     c = conn_alloc(ep, false, &path->remote, user);
     if (c == NULL)
         return QPC_ERR_NOMEM;
-    snprintf(c->alpn, sizeof(c->alpn), "%s", alpn);
-    if (expected_key != NULL && !is_federation(alpn)) {
-        memcpy(c->expected, expected_key, QPC_KEY_LEN);
-        c->has_expected = true;
-    }
     dcid.datalen = 18;
     randombytes_buf(dcid.data, dcid.datalen);
     scid.datalen = SCID_LEN;
@@ -590,7 +501,7 @@ int qpc_conn_connect(struct qpc_quic_endpoint *ep, const ngtcp2_path *path, bool
     ret = cid_register(c, scid.data, scid.datalen);
     if (ret < 0)
         goto fail;
-    ret = tls_setup(c, alpn);
+    ret = conn_tls_setup(c, alpn, expected_key);
     if (ret < 0)
         goto fail;
     conn_start(c);
@@ -662,7 +573,7 @@ static struct qpc_quic_conn *conn_accept(struct qpc_quic_endpoint *ep, const ngt
     if (cid_register(c, scid.data, scid.datalen) < 0 ||
         cid_register(c, hd.dcid.data, hd.dcid.datalen) < 0)
         goto fail;
-    if (tls_setup(c, NULL) < 0)
+    if (conn_tls_setup(c, NULL, NULL) < 0)
         goto fail;
     c->counted_handshaking = true;
     ep->n_handshaking++;
@@ -707,10 +618,10 @@ static void conn_read_failed(struct qpc_quic_conn *c, int rv)
         return;
     case NGTCP2_ERR_CRYPTO:
         alert = ngtcp2_conn_get_tls_alert(c->qc);
-        err = (c->key_mismatch || alert == TLS_ALERT_NO_APPLICATION_PROTOCOL) ? QPC_ERR_REFUSED
+        err = (c->tls.key_mismatch || alert == TLS_ALERT_NO_APPLICATION_PROTOCOL) ? QPC_ERR_REFUSED
                                                                               : QPC_ERR_TLS;
         qpc_conn_end(c, err, true, false, false, NGTCP2_CRYPTO_ERROR + alert,
-                 c->key_mismatch ? "peer key mismatch" : "TLS handshake failed");
+                 c->tls.key_mismatch ? "peer key mismatch" : "TLS handshake failed");
         ngtcp2_connection_close_error_set_transport_error_tls_alert(&c->cc, alert, NULL, 0);
         return;
     default:
@@ -952,32 +863,10 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* ---- endpoint -------------------------------------------------------------------- */
 
-static int endpoint_alpns(struct qpc_quic_endpoint *ep, const struct qpc_quic_config *cfg)
-{
-    for (size_t i = 0; i < QPC_QUIC_MAX_ALPNS && cfg->alpns[i] != NULL; i++) {
-        size_t len = strlen(cfg->alpns[i]);
-
-        if (len == 0 || len >= QPC_QUIC_ALPN_MAX)
-            return QPC_ERR_INVALID;
-        if (is_federation(cfg->alpns[i]) ? ep->fed_cred == NULL : ep->id_cred == NULL)
-            return QPC_ERR_CONFIG;
-        ep->alpns[i] = strdup(cfg->alpns[i]);
-        if (ep->alpns[i] == NULL)
-            return QPC_ERR_NOMEM;
-        ep->alpn_d[i].data = (unsigned char *)ep->alpns[i];
-        ep->alpn_d[i].size = (unsigned)len;
-        ep->nalpns++;
-    }
-    if (ep->accept && ep->nalpns == 0)
-        return QPC_ERR_INVALID;
-    return 0;
-}
-
 int qpc_quic_endpoint_new(struct qpc_quic_endpoint **out, struct ev_loop *loop,
                           const struct qpc_quic_config *cfg)
 {
     struct qpc_quic_endpoint *ep;
-    bool any_fed = cfg->fed_cert_der || cfg->fed_key_der || cfg->fed_ca_der;
     int ret;
 
     if (sodium_init() < 0)
@@ -1001,20 +890,14 @@ int qpc_quic_endpoint_new(struct qpc_quic_endpoint **out, struct ev_loop *loop,
         ret = QPC_ERR_INVALID;
         goto fail;
     }
-    if (cfg->identity_sk != NULL) {
-        ret = qpc_tls_identity_cred_new(&ep->id_cred, cfg->identity_sk);
-        if (ret < 0)
-            goto fail;
-    }
-    if (any_fed) {
-        ret = qpc_tls_federation_cred_new(&ep->fed_cred, cfg->fed_cert_der, cfg->fed_key_der,
-                                          cfg->fed_ca_der);
-        if (ret < 0)
-            goto fail;
-    }
-    ret = endpoint_alpns(ep, cfg);
+    ret = qpc_tls_endpoint_init(&ep->tls, cfg->identity_sk, cfg->fed_cert_der, cfg->fed_key_der,
+                                cfg->fed_ca_der, cfg->alpns, QPC_QUIC_MAX_ALPNS);
     if (ret < 0)
         goto fail;
+    if (ep->accept && ep->tls.nalpns == 0) {
+        ret = QPC_ERR_INVALID;
+        goto fail;
+    }
     ret = qpc_udp_open(&ep->udp, loop, cfg->bind_addr, cfg->port, udp_recv, ep);
     if (ret < 0)
         goto fail;
@@ -1050,12 +933,7 @@ void qpc_quic_endpoint_free(struct qpc_quic_endpoint *ep)
         ev_prepare_stop(ep->loop, &ep->prep);
     }
     qpc_udp_close(&ep->udp);
-    for (size_t i = 0; i < ep->nalpns; i++)
-        free(ep->alpns[i]);
-    if (ep->id_cred != NULL)
-        gnutls_certificate_free_credentials(ep->id_cred);
-    if (ep->fed_cred != NULL)
-        gnutls_certificate_free_credentials(ep->fed_cred);
+    qpc_tls_endpoint_clear(&ep->tls);
     sodium_memzero(ep->reset_secret, sizeof(ep->reset_secret));
     free(ep);
 }
@@ -1147,12 +1025,12 @@ int qpc_quic_conn_close(struct qpc_quic_conn *c, uint64_t app_code, const char *
 
 const char *qpc_quic_conn_alpn(const struct qpc_quic_conn *c)
 {
-    return c->handshake_done ? c->alpn : "";
+    return c->handshake_done ? c->tls.alpn : "";
 }
 
 const uint8_t *qpc_quic_conn_peer_key(const struct qpc_quic_conn *c)
 {
-    return c->handshake_done && c->has_peer_key ? c->peer_key : NULL;
+    return c->handshake_done && c->tls.has_peer_key ? c->tls.peer_key : NULL;
 }
 
 const struct sockaddr *qpc_quic_conn_remote_addr(const struct qpc_quic_conn *c,

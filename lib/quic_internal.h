@@ -21,15 +21,13 @@
 #include <stdint.h>
 #include <time.h>
 #include <ev.h>
-#include <gnutls/gnutls.h>
 #include <ngtcp2/ngtcp2.h>
-#include <ngtcp2/ngtcp2_crypto.h>
 
 #include "qpc/quic.h"
+#include "qpc/tls.h"
 #include "udp.h"
 
 #define QPC_QUIC_REASON_MAX 255          /* bytes of a close reason kept */
-#define QPC_QUIC_ALPN_MAX 64             /* an ALPN's length stays below this */
 #define QPC_QUIC_TXBUF_LEN 2048          /* CONNECTION_CLOSE and Version Negotiation */
 
 struct cid_entry;                        /* quic.c: one connection id we answer to */
@@ -38,18 +36,13 @@ struct stream;                           /* stream.c: one bidirectional stream *
 /* struct qpc_quic_relay (quic.h) is relay_path.c's alone. */
 
 struct qpc_quic_conn {
-    ngtcp2_crypto_conn_ref ref;          /* GnuTLS session pointer, for ngtcp2_crypto */
     struct qpc_quic_endpoint *ep;
     ngtcp2_conn *qc;
-    gnutls_session_t tls;
+    struct qpc_tls_session tls;          /* tls.c: the GnuTLS session, ALPN, peer key */
     bool is_server;
     bool handshake_done;
     bool in_read;
-    bool key_mismatch;
     bool counted_handshaking;            /* counted in ep->n_handshaking */
-    bool has_expected, has_peer_key;
-    uint8_t expected[QPC_KEY_LEN], peer_key[QPC_KEY_LEN];
-    char alpn[QPC_QUIC_ALPN_MAX];
     struct sockaddr_storage remote;
     socklen_t remote_len;
     ev_timer timer;
@@ -82,10 +75,7 @@ struct qpc_quic_endpoint {
     struct sockaddr_in6 relay_local;     /* relay_path.c: our end of every relay path */
     bool accept;                         /* configured to accept (cfg->accept) */
     bool accepting;                      /* ... and accepting now (set_accepting) */
-    char *alpns[QPC_QUIC_MAX_ALPNS];
-    gnutls_datum_t alpn_d[QPC_QUIC_MAX_ALPNS];
-    size_t nalpns;
-    gnutls_certificate_credentials_t id_cred, fed_cred;
+    struct qpc_tls_endpoint tls;         /* tls.c: credentials, ALPNs served */
     size_t max_frame, stream_buffer;
     uint64_t idle_ms, keepalive_ms;
     struct qpc_quic_callbacks cb;
