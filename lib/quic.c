@@ -392,8 +392,8 @@ static void settings_fill(struct qpc_quic_endpoint *ep, ngtcp2_settings *st,
     tp->max_datagram_frame_size = 65535;
 }
 
-static const ngtcp2_callbacks client_callbacks = {
-    .client_initial = ngtcp2_crypto_client_initial_cb,
+/* Every connection's callbacks, both roles; callbacks_for() adds what only one needs. */
+static const ngtcp2_callbacks shared_callbacks = {
     .recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb,
     .handshake_completed = handshake_completed_cb,
     .encrypt = ngtcp2_crypto_encrypt_cb,
@@ -404,7 +404,6 @@ static const ngtcp2_callbacks client_callbacks = {
     .stream_open = qpc_stream_open_cb,
     .stream_close = qpc_stream_close_cb,
     .stream_reset = qpc_stream_reset_cb,
-    .recv_retry = ngtcp2_crypto_recv_retry_cb,
     .rand = rand_cb,
     .get_new_connection_id = get_new_cid_cb,
     .remove_connection_id = remove_cid_cb,
@@ -416,28 +415,18 @@ static const ngtcp2_callbacks client_callbacks = {
     .version_negotiation = ngtcp2_crypto_version_negotiation_cb,
 };
 
-static const ngtcp2_callbacks server_callbacks = {
-    .recv_client_initial = ngtcp2_crypto_recv_client_initial_cb,
-    .recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb,
-    .handshake_completed = handshake_completed_cb,
-    .encrypt = ngtcp2_crypto_encrypt_cb,
-    .decrypt = ngtcp2_crypto_decrypt_cb,
-    .hp_mask = ngtcp2_crypto_hp_mask_cb,
-    .recv_stream_data = qpc_stream_recv_data_cb,
-    .acked_stream_data_offset = qpc_stream_acked_cb,
-    .stream_open = qpc_stream_open_cb,
-    .stream_close = qpc_stream_close_cb,
-    .stream_reset = qpc_stream_reset_cb,
-    .rand = rand_cb,
-    .get_new_connection_id = get_new_cid_cb,
-    .remove_connection_id = remove_cid_cb,
-    .update_key = ngtcp2_crypto_update_key_cb,
-    .delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb,
-    .delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb,
-    .recv_datagram = recv_datagram_cb,
-    .get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb,
-    .version_negotiation = ngtcp2_crypto_version_negotiation_cb,
-};
+/* The table for one role (ngtcp2_conn_*_new copies it). A client sends the first
+ * Initial and may be sent a Retry; a server receives the first Initial. */
+static void callbacks_for(ngtcp2_callbacks *cb, bool is_server)
+{
+    *cb = shared_callbacks;
+    if (is_server) {
+        cb->recv_client_initial = ngtcp2_crypto_recv_client_initial_cb;
+    } else {
+        cb->client_initial = ngtcp2_crypto_client_initial_cb;
+        cb->recv_retry = ngtcp2_crypto_recv_retry_cb;
+    }
+}
 
 static struct qpc_quic_conn *conn_alloc(struct qpc_quic_endpoint *ep, bool is_server,
                                         const ngtcp2_addr *remote, void *user)
@@ -473,6 +462,7 @@ int qpc_conn_connect(struct qpc_quic_endpoint *ep, const ngtcp2_path *path, bool
     struct qpc_quic_conn *c = NULL;
     ngtcp2_settings st;
     ngtcp2_transport_params tp;
+    ngtcp2_callbacks cb;
     ngtcp2_cid dcid, scid;
     int ret;
 
@@ -492,8 +482,9 @@ int qpc_conn_connect(struct qpc_quic_endpoint *ep, const ngtcp2_path *path, bool
         randombytes_buf(scid.data, scid.datalen);
     while (cid_lookup(ep, scid.data, scid.datalen) != NULL);
     settings_fill(ep, &st, &tp, relayed);
+    callbacks_for(&cb, false);
     if (ngtcp2_conn_client_new(&c->qc, &dcid, &scid, path, NGTCP2_PROTO_VER_V1,
-                               &client_callbacks, &st, &tp, NULL, c) != 0) {
+                               &cb, &st, &tp, NULL, c) != 0) {
         c->qc = NULL;
         ret = QPC_ERR_QUIC;
         goto fail;
@@ -545,6 +536,7 @@ static struct qpc_quic_conn *conn_accept(struct qpc_quic_endpoint *ep, const ngt
     ngtcp2_pkt_hd hd;
     ngtcp2_settings st;
     ngtcp2_transport_params tp;
+    ngtcp2_callbacks cb;
     ngtcp2_cid scid;
 
     if (ep->accept && !ep->accepting && !ep->freeing) {
@@ -564,7 +556,8 @@ static struct qpc_quic_conn *conn_accept(struct qpc_quic_endpoint *ep, const ngt
     settings_fill(ep, &st, &tp, relayed);
     st.token = hd.token;
     tp.original_dcid = hd.dcid;
-    if (ngtcp2_conn_server_new(&c->qc, &hd.scid, &scid, path, hd.version, &server_callbacks,
+    callbacks_for(&cb, true);
+    if (ngtcp2_conn_server_new(&c->qc, &hd.scid, &scid, path, hd.version, &cb,
                                &st, &tp, NULL, c) != 0) {
         c->qc = NULL;
         goto fail;
