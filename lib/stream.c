@@ -10,8 +10,9 @@
  * Incoming bytes go straight into the stream's frame decoder (wire.h) and the flow
  * control windows are extended by what was consumed.
  *
- * quic.c's writer asks for what to send next (qpc_stream_next_out) and tells what
- * ngtcp2 took; nothing here writes packets.
+ * A protobuf message (qpc_quic_conn_send_message) is packed straight into the queue
+ * behind its frame header. quic.c's writer asks for what to send next
+ * (qpc_stream_next_out) and tells what ngtcp2 took; nothing here writes packets.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -160,11 +161,14 @@ static void stream_acked(struct stream *s, uint64_t upto)
     }
 }
 
-static int stream_queue(struct qpc_quic_conn *c, struct stream *s, const uint8_t *data,
-                        size_t len)
+/* Appends a frame header for a body of len bytes to s's queue and returns where the
+ * body goes (the caller fills all len bytes before anything else runs), or NULL when
+ * out of memory (then nothing was queued). */
+static uint8_t *stream_reserve(struct qpc_quic_conn *c, struct stream *s, size_t len)
 {
     size_t need = QPC_WIRE_HEADER_LEN + len;
     struct chunk *ch = s->tail;
+    uint8_t *body;
 
     /* Small frames are packed into the tail chunk: bytes already handed to ngtcp2
      * never move, so appending behind them is safe. */
@@ -178,7 +182,7 @@ static int stream_queue(struct qpc_quic_conn *c, struct stream *s, const uint8_t
 
         ch = malloc(sizeof(*ch) + cap);
         if (ch == NULL)
-            return QPC_ERR_NOMEM;
+            return NULL;
         ch->next = NULL;
         ch->len = 0;
         ch->cap = cap;
@@ -195,12 +199,11 @@ static int stream_queue(struct qpc_quic_conn *c, struct stream *s, const uint8_t
         }
     }
     qpc_wire_header_encode(ch->data + ch->len, (uint32_t)len);
-    if (len > 0)
-        memcpy(ch->data + ch->len + QPC_WIRE_HEADER_LEN, data, len);
+    body = ch->data + ch->len + QPC_WIRE_HEADER_LEN;
     ch->len += need;
     s->end += need;
     stream_ready(c, s, true);
-    return 0;
+    return body;
 }
 
 /* ---- the writer's side (quic.c's conn_write) ------------------------------------------ */
@@ -374,11 +377,12 @@ int qpc_quic_conn_open_stream(struct qpc_quic_conn *c, int64_t *stream_id)
     return 0;
 }
 
-int qpc_quic_conn_send_frame(struct qpc_quic_conn *c, int64_t stream_id, const uint8_t *data,
-                             size_t len)
+/* The stream a frame body of len bytes may be queued on now, or why not (the errors of
+ * qpc_quic_conn_send_frame). QPC_ERR_AGAIN asks for on_writable. */
+static int stream_for_send(struct qpc_quic_conn *c, int64_t stream_id, size_t len,
+                           struct stream **out)
 {
     struct stream *s;
-    int ret;
 
     if (c->ending)
         return QPC_ERR_CLOSED;
@@ -393,10 +397,64 @@ int qpc_quic_conn_send_frame(struct qpc_quic_conn *c, int64_t stream_id, const u
         s->want_writable = true;
         return QPC_ERR_AGAIN;
     }
-    ret = stream_queue(c, s, data, len);
-    if (ret == 0)
-        qpc_conn_mark_dirty(c);
-    return ret;
+    *out = s;
+    return 0;
+}
+
+int qpc_quic_conn_send_frame(struct qpc_quic_conn *c, int64_t stream_id, const uint8_t *data,
+                             size_t len)
+{
+    struct stream *s;
+    uint8_t *body;
+    int ret = stream_for_send(c, stream_id, len, &s);
+
+    if (ret < 0)
+        return ret;
+    body = stream_reserve(c, s, len);
+    if (body == NULL)
+        return QPC_ERR_NOMEM;
+    if (len > 0)
+        memcpy(body, data, len);
+    qpc_conn_mark_dirty(c);
+    return 0;
+}
+
+int qpc_quic_conn_send_message(struct qpc_quic_conn *c, int64_t stream_id,
+                               const ProtobufCMessage *msg)
+{
+    struct stream *s;
+    uint8_t *body;
+    size_t len;
+    int ret;
+
+    if (msg == NULL)
+        return QPC_ERR_INVALID;
+    len = protobuf_c_message_get_packed_size(msg);
+    ret = stream_for_send(c, stream_id, len, &s);
+    if (ret < 0)
+        return ret;
+    /* Packed in place, behind its frame header: no buffer of the caller's, no copy. */
+    body = stream_reserve(c, s, len);
+    if (body == NULL)
+        return QPC_ERR_NOMEM;
+    if (len > 0)
+        protobuf_c_message_pack(msg, body);
+    qpc_conn_mark_dirty(c);
+    return 0;
+}
+
+int qpc_quic_pack_message(const ProtobufCMessage *msg, uint8_t **out, size_t *len)
+{
+    size_t n;
+
+    if (msg == NULL || out == NULL || len == NULL)
+        return QPC_ERR_INVALID;
+    n = protobuf_c_message_get_packed_size(msg);
+    *out = malloc(n > 0 ? n : 1);   /* a message of defaults packs to nothing */
+    if (*out == NULL)
+        return QPC_ERR_NOMEM;
+    *len = protobuf_c_message_pack(msg, *out);
+    return 0;
 }
 
 int qpc_quic_conn_end_stream(struct qpc_quic_conn *c, int64_t stream_id)

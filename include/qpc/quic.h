@@ -28,6 +28,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 #include <ev.h>
+#include <protobuf-c/protobuf-c.h>
 
 #include "qpc/encoding.h"
 
@@ -186,6 +187,30 @@ int qpc_quic_conn_open_stream(struct qpc_quic_conn *conn, int64_t *stream_id);
  */
 int qpc_quic_conn_send_frame(struct qpc_quic_conn *conn, int64_t stream_id,
                              const uint8_t *data, size_t len);
+
+/*
+ * Packs one protobuf message (protobuf_c_message_get_packed_size / _pack) and queues it
+ * as one frame on a stream, as qpc_quic_conn_send_frame would queue the packed bytes:
+ * the same checks, errors and back-pressure. msg is only read during the call (pass
+ * &m.base, or cast the generated struct); it is packed straight into the stream's
+ * queue, so the caller keeps no buffer. On any error nothing is queued and msg is
+ * still the caller's: after QPC_ERR_AGAIN send the same message again from
+ * on_writable. Errors: QPC_ERR_INVALID (msg NULL), QPC_ERR_TOO_LARGE (packed size above
+ * the frame limit; it will never fit), QPC_ERR_AGAIN, QPC_ERR_NOT_FOUND, QPC_ERR_CLOSED,
+ * QPC_ERR_NOMEM.
+ */
+int qpc_quic_conn_send_message(struct qpc_quic_conn *conn, int64_t stream_id,
+                               const ProtobufCMessage *msg);
+
+/*
+ * Packs one protobuf message into a new buffer, for callers that must hold a frame
+ * before it can go (a reply queue kept in order, waiting for a commit) and send it
+ * later with qpc_quic_conn_send_frame, keeping it across QPC_ERR_AGAIN. *out (len
+ * bytes; at least one byte allocated, so a message of defaults gives a buffer and
+ * len 0) is the caller's to free(). msg is only read. Errors: QPC_ERR_INVALID (an
+ * argument NULL), QPC_ERR_NOMEM.
+ */
+int qpc_quic_pack_message(const ProtobufCMessage *msg, uint8_t **out, size_t *len);
 
 /*
  * Ends this side's direction of a stream after the frames already queued (FIN). A
