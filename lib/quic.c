@@ -22,12 +22,9 @@
  * the certificate and check the peer, is tls.c's. What the files share is in
  * quic_internal.h.
  */
-#include <arpa/inet.h>
 #include <netinet/in.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <ngtcp2/ngtcp2.h>
 #include <ngtcp2/ngtcp2_crypto.h>
@@ -191,7 +188,7 @@ static void info_set(struct qpc_quic_conn *c, int err, bool by_peer, bool is_app
 
 /* Decides the end of c: flush carries it out (close packet, on_closed, free). */
 void qpc_conn_end(struct qpc_quic_conn *c, int err, bool send_close, bool by_peer,
-                     bool is_app, uint64_t code, const char *reason)
+                  bool is_app, uint64_t code, const char *reason)
 {
     size_t rlen = reason ? strlen(reason) : 0;
 
@@ -353,7 +350,8 @@ static int recv_datagram_cb(ngtcp2_conn *qc, uint32_t flags, const uint8_t *data
 }
 
 /* Sets up c's TLS session (tls.c) and hands it to ngtcp2. */
-static int conn_tls_setup(struct qpc_quic_conn *c, const char *alpn, const uint8_t *expected_key)
+static int conn_tls_setup(struct qpc_quic_conn *c, const char *alpn,
+                          const uint8_t *expected_key)
 {
     int rv = qpc_tls_session_init(&c->tls, &c->ep->tls, c->is_server, alpn, expected_key,
                                   get_conn, c);
@@ -601,8 +599,8 @@ static void conn_read_failed(struct qpc_quic_conn *c, int rv)
         else
             err = QPC_ERR_QUIC;
         qpc_conn_end(c, err, false, true,
-                 cc.type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION, cc.error_code,
-                 NULL);
+                     cc.type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION,
+                     cc.error_code, NULL);
         info_set(c, err, true, c->info.is_app, cc.error_code, cc.reason, cc.reasonlen);
         return;
     case NGTCP2_ERR_DROP_CONN:
@@ -611,10 +609,11 @@ static void conn_read_failed(struct qpc_quic_conn *c, int rv)
         return;
     case NGTCP2_ERR_CRYPTO:
         alert = ngtcp2_conn_get_tls_alert(c->qc);
-        err = (c->tls.key_mismatch || alert == TLS_ALERT_NO_APPLICATION_PROTOCOL) ? QPC_ERR_REFUSED
-                                                                              : QPC_ERR_TLS;
+        err = c->tls.key_mismatch || alert == TLS_ALERT_NO_APPLICATION_PROTOCOL
+                  ? QPC_ERR_REFUSED
+                  : QPC_ERR_TLS;
         qpc_conn_end(c, err, true, false, false, NGTCP2_CRYPTO_ERROR + alert,
-                 c->tls.key_mismatch ? "peer key mismatch" : "TLS handshake failed");
+                     c->tls.key_mismatch ? "peer key mismatch" : "TLS handshake failed");
         ngtcp2_connection_close_error_set_transport_error_tls_alert(&c->cc, alert, NULL, 0);
         return;
     default:
@@ -844,7 +843,7 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         rv = ngtcp2_conn_handle_expiry(c->qc, qpc_quic_now());
         if (rv == NGTCP2_ERR_IDLE_CLOSE || rv == NGTCP2_ERR_HANDSHAKE_TIMEOUT)
             qpc_conn_end(c, QPC_ERR_TIMEOUT, false, false, false, 0,
-                     rv == NGTCP2_ERR_IDLE_CLOSE ? "idle timeout" : "handshake timeout");
+                         rv == NGTCP2_ERR_IDLE_CLOSE ? "idle timeout" : "handshake timeout");
         else if (rv != 0)
             qpc_conn_end(c, QPC_ERR_QUIC, false, false, false, 0, ngtcp2_strerror(rv));
     }
@@ -917,7 +916,7 @@ void qpc_quic_endpoint_free(struct qpc_quic_endpoint *ep)
         struct qpc_quic_conn *c = ep->conns;
 
         qpc_conn_end(c, QPC_ERR_CLOSED, c->qc != NULL, false, true, QPC_QUIC_APP_SHUTDOWN,
-                 "endpoint shutting down");
+                     "endpoint shutting down");
         conn_finish(c);
     }
     qpc_relay_path_free_all(ep);
@@ -1011,8 +1010,8 @@ int qpc_quic_conn_send_datagram(struct qpc_quic_conn *c, const uint8_t *data, si
 
 int qpc_quic_conn_close(struct qpc_quic_conn *c, uint64_t app_code, const char *reason)
 {
-    qpc_conn_end(c, app_code == QPC_QUIC_APP_REFUSED ? QPC_ERR_REFUSED : QPC_ERR_CLOSED, true,
-             false, true, app_code, reason ? reason : "");
+    qpc_conn_end(c, app_code == QPC_QUIC_APP_REFUSED ? QPC_ERR_REFUSED : QPC_ERR_CLOSED,
+                 true, false, true, app_code, reason ? reason : "");
     return 0;
 }
 

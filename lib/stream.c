@@ -228,7 +228,8 @@ void qpc_stream_next_out(struct qpc_quic_conn *c, struct qpc_stream_out *o)
     o->nv = stream_unsent_vec(s, o->v, QPC_STREAM_OUT_VECS);
     o->flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
     /* FIN rides with the last queued bytes, or alone. */
-    o->want_fin = s->fin_queued && !s->fin_sent && (o->nv < QPC_STREAM_OUT_VECS || s->cur == NULL);
+    o->want_fin = s->fin_queued && !s->fin_sent &&
+                  (o->nv < QPC_STREAM_OUT_VECS || s->cur == NULL);
     if (o->want_fin)
         o->flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
     for (size_t i = 0; i < o->nv; i++)
