@@ -378,10 +378,13 @@ int qpc_quic_conn_open_stream(struct qpc_quic_conn *c, int64_t *stream_id)
     return 0;
 }
 
-/* The stream a frame body of len bytes may be queued on now, or why not (the errors of
- * qpc_quic_conn_send_frame). QPC_ERR_AGAIN asks for on_writable. */
-static int stream_for_send(struct qpc_quic_conn *c, int64_t stream_id, size_t len,
-                           struct stream **out)
+/*
+ * Queues a frame header for a body of len bytes on a stream and sets *body to where the
+ * body goes; the caller fills all len bytes before anything else runs. The checks and
+ * errors are qpc_quic_conn_send_frame's; on error nothing is queued. QPC_ERR_AGAIN
+ * asks for on_writable.
+ */
+static int frame_begin(struct qpc_quic_conn *c, int64_t stream_id, size_t len, uint8_t **body)
 {
     struct stream *s;
 
@@ -398,32 +401,27 @@ static int stream_for_send(struct qpc_quic_conn *c, int64_t stream_id, size_t le
         s->want_writable = true;
         return QPC_ERR_AGAIN;
     }
-    *out = s;
+    *body = stream_reserve(c, s, len);
+    if (*body == NULL)
+        return QPC_ERR_NOMEM;
+    qpc_conn_mark_dirty(c);   /* written when the loop next turns, after the body */
     return 0;
 }
 
 int qpc_quic_conn_send_frame(struct qpc_quic_conn *c, int64_t stream_id, const uint8_t *data,
                              size_t len)
 {
-    struct stream *s;
     uint8_t *body;
-    int ret = stream_for_send(c, stream_id, len, &s);
+    int ret = frame_begin(c, stream_id, len, &body);
 
-    if (ret < 0)
-        return ret;
-    body = stream_reserve(c, s, len);
-    if (body == NULL)
-        return QPC_ERR_NOMEM;
-    if (len > 0)
+    if (ret == 0 && len > 0)
         memcpy(body, data, len);
-    qpc_conn_mark_dirty(c);
-    return 0;
+    return ret;
 }
 
 int qpc_quic_conn_send_message(struct qpc_quic_conn *c, int64_t stream_id,
                                const ProtobufCMessage *msg)
 {
-    struct stream *s;
     uint8_t *body;
     size_t len;
     int ret;
@@ -431,17 +429,11 @@ int qpc_quic_conn_send_message(struct qpc_quic_conn *c, int64_t stream_id,
     if (msg == NULL)
         return QPC_ERR_INVALID;
     len = protobuf_c_message_get_packed_size(msg);
-    ret = stream_for_send(c, stream_id, len, &s);
-    if (ret < 0)
-        return ret;
     /* Packed in place, behind its frame header: no buffer of the caller's, no copy. */
-    body = stream_reserve(c, s, len);
-    if (body == NULL)
-        return QPC_ERR_NOMEM;
-    if (len > 0)
+    ret = frame_begin(c, stream_id, len, &body);
+    if (ret == 0 && len > 0)
         protobuf_c_message_pack(msg, body);
-    qpc_conn_mark_dirty(c);
-    return 0;
+    return ret;
 }
 
 int qpc_quic_pack_message(const ProtobufCMessage *msg, uint8_t **out, size_t *len)
