@@ -4,14 +4,15 @@
  * The transport is one module in several files: quic.c (endpoint and connection life
  * cycle, the per-turn scheduler, packet reading and writing), stream.c (streams: chunk
  * queues, frames, back-pressure), relay_path.c (paths through the application instead
- * of the socket) and udp.c (the socket, its own header udp.h). The endpoint and
- * connection structs are defined here because every file reads them; a stream's and a
- * relay's insides are their files' alone.
+ * of the socket), udp.c (the socket, its own header udp.h) and, for each connection's
+ * TLS session, tls.c (tls.h). The endpoint and connection structs are defined here
+ * because every file reads them; a stream's and a relay's insides are their files'
+ * alone.
  *
- * The rule all files keep: nothing is freed, and nothing is written to the network,
- * from inside an ngtcp2 callback. They record what is to happen (qpc_conn_end) and mark
- * the connection dirty (qpc_conn_mark_dirty); quic.c carries it out at the top of the
- * loop.
+ * The rule all files keep: no connection is freed, and no packet written, from inside
+ * an ngtcp2 callback or an application's call. They record what is to happen
+ * (qpc_conn_end) and mark the connection dirty (qpc_conn_mark_dirty); quic.c carries
+ * it out at the top of the loop.
  */
 #ifndef QPC_QUIC_INTERNAL_H
 #define QPC_QUIC_INTERNAL_H
