@@ -1,6 +1,6 @@
 /*
- * net.c: the client's small network helpers (net.h): address text, the relay-address
- * test, resolving "host:port", and the pack-and-send of a protobuf frame.
+ * net.c: the client's small network helpers (net.h): address text, the numeric-address
+ * test and resolving "host:port".
  *
  * The one idea: each of these exists once in the client, in the lowest file, so that
  * swapping it for lib's version (lib is gaining an address formatter, an exported
@@ -41,15 +41,6 @@ void net_addr_text(const struct sockaddr *sa, char *out, size_t cap)
     }
 }
 
-bool net_is_relay_addr(const struct sockaddr *sa)
-{
-    /* lib/quic.c names relayed paths 0100::/64 + relay id: no real peer has one. */
-    static const uint8_t prefix[8] = { 0x01, 0x00 };
-    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-
-    return sa->sa_family == AF_INET6 && memcmp(&s6->sin6_addr, prefix, 8) == 0;
-}
-
 bool net_addr_numeric(const char *text)
 {
     char host[QPC_ADDRESS_MAX + 1];
@@ -76,18 +67,4 @@ int net_resolve(const char *text, struct sockaddr_storage *ss, socklen_t *len)
     *len = res->ai_addrlen;
     freeaddrinfo(res);
     return 0;
-}
-
-int net_send_message(struct qpc_quic_conn *conn, int64_t sid, const ProtobufCMessage *msg)
-{
-    size_t len = protobuf_c_message_get_packed_size(msg);
-    uint8_t *buf = malloc(len ? len : 1);
-    int rc;
-
-    if (buf == NULL)
-        return QPC_ERR_NOMEM;
-    protobuf_c_message_pack(msg, buf);
-    rc = qpc_quic_conn_send_frame(conn, sid, buf, len);
-    free(buf);
-    return rc;
 }

@@ -56,7 +56,7 @@ static int cb_connected(struct qpc_quic_conn *conn, const char *alpn, const uint
         if (l == NULL)
             return 1;
         l->conn = conn;
-        l->relayed = net_is_relay_addr(qpc_quic_conn_remote_addr(conn, &(socklen_t){ 0 }));
+        l->relayed = qpc_quic_addr_is_relay(qpc_quic_conn_remote_addr(conn, &(socklen_t){ 0 }));
         qpc_quic_conn_set_user(conn, l);
     }
     cl = l->cl;

@@ -78,7 +78,7 @@ static int send_request(struct session *s, Qpc__ClientRequest *req)
     if (!s->up || !s->has_sid)
         return QPC_ERR_CLOSED;
     req->request_id = ++s->next_request;
-    return net_send_message(s->conn, s->sid, &req->base);
+    return qpc_quic_conn_send_message(s->conn, s->sid, &req->base);
 }
 
 static struct pending *pending_add(struct session *s, enum pending_kind kind)

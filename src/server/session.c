@@ -94,18 +94,6 @@ static void format_sockaddr(const struct sockaddr *sa, char *buf, size_t len)
     }
 }
 
-/* The one pack of a protobuf message into a malloc'd frame (caller frees *out). */
-static int pack_message(const ProtobufCMessage *m, uint8_t **out, size_t *out_len)
-{
-    size_t len = protobuf_c_message_get_packed_size(m);
-
-    *out = malloc(len > 0 ? len : 1);
-    if (*out == NULL)
-        return QPC_ERR_NOMEM;
-    *out_len = protobuf_c_message_pack(m, *out);
-    return 0;
-}
-
 /* --- the reply FIFO ------------------------------------------------------------------ */
 
 static void reply_free(struct session_reply *r)
@@ -165,7 +153,7 @@ void session_send_message(struct session *s, const ProtobufCMessage *m)
 
     if (r == NULL)
         return;
-    if (pack_message(m, &r->frame, &r->frame_len) != 0) {
+    if (qpc_quic_pack_message(m, &r->frame, &r->frame_len) != 0) {
         free(r);
         return;
     }
@@ -204,7 +192,7 @@ void session_reply_send(struct session_reply *r, const ProtobufCMessage *m)
 {
     struct session *s = r->owner;
 
-    if (s == NULL || pack_message(m, &r->frame, &r->frame_len) != 0) {
+    if (s == NULL || qpc_quic_pack_message(m, &r->frame, &r->frame_len) != 0) {
         /* Out of memory: the client times out and retries; enqueues are idempotent. */
         session_reply_cancel(r);
         return;
@@ -216,18 +204,9 @@ void session_reply_send(struct session_reply *r, const ProtobufCMessage *m)
 
 int session_write_message(struct session *s, const ProtobufCMessage *m)
 {
-    uint8_t *frame;
-    size_t len;
-    int rc;
-
     if (!s->has_stream)
         return QPC_ERR_NOT_FOUND;
-    rc = pack_message(m, &frame, &len);
-    if (rc != 0)
-        return rc;
-    rc = qpc_quic_conn_send_frame(s->conn, s->stream_id, frame, len);
-    free(frame);
-    return rc;
+    return qpc_quic_conn_send_message(s->conn, s->stream_id, m);
 }
 
 int session_send_datagram(struct session *s, const uint8_t *data, size_t len)
