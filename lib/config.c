@@ -25,6 +25,7 @@
 #include "qpc/config.h"
 #include "qpc/envelope.h"
 #include "qpc/error.h"
+#include "qpc/utf8.h"
 
 #define MAX_KEYS 32
 #define MAX_FILE_BYTES (1024 * 1024)
@@ -700,33 +701,6 @@ static int parse_int(const char *s, size_t len, int64_t *out)
     return 0;
 }
 
-/* NULL when s (len bytes) is valid UTF-8, else a pointer to the first bad byte. */
-static const char *utf8_bad(const char *s, size_t len)
-{
-    const unsigned char *p = (const unsigned char *)s, *end = p + len;
-    while (p < end) {
-        unsigned c = *p;
-        size_t n;
-        uint32_t cp, min;
-        if (c < 0x80) { p++; continue; }
-        else if ((c & 0xe0) == 0xc0) { n = 1; cp = c & 0x1f; min = 0x80; }
-        else if ((c & 0xf0) == 0xe0) { n = 2; cp = c & 0x0f; min = 0x800; }
-        else if ((c & 0xf8) == 0xf0) { n = 3; cp = c & 0x07; min = 0x10000; }
-        else return (const char *)p;
-        if ((size_t)(end - p) <= n)
-            return (const char *)p;
-        for (size_t i = 1; i <= n; i++) {
-            if ((p[i] & 0xc0) != 0x80)
-                return (const char *)p;
-            cp = (cp << 6) | (p[i] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return (const char *)p;
-        p += n + 1;
-    }
-    return NULL;
-}
-
 static bool has_control(const char *s)
 {
     for (; *s; s++)
@@ -799,7 +773,7 @@ static int value_from_text(const struct key_spec *k, const char *text, struct tv
 {
     const char *label = key_label(k, o);
     memset(v, 0, sizeof(*v));
-    if (utf8_bad(text, strlen(text)) != NULL || has_control(text))
+    if (!qpc_utf8_valid(text, strlen(text)) || has_control(text))
         return fail(err, errlen, o, "'%s' holds control characters or invalid UTF-8", label);
     switch (k->type) {
     case T_STRING: case T_ADDR: case T_ENUM:
@@ -1538,6 +1512,7 @@ int qpc_config_load_buffer(struct qpc_config *cfg, const char *name, const char 
     struct parser ps = { .cfg = cfg, .p = buf, .end = buf + len, .err = err,
                          .errlen = errlen, .table = -1 };
     const char *bad;
+    size_t bad_at;
     int rc;
     if (err != NULL && errlen > 0)
         err[0] = '\0';
@@ -1550,10 +1525,10 @@ int qpc_config_load_buffer(struct qpc_config *cfg, const char *name, const char 
         ps.o.line = line_of(buf, bad);
         return fail(err, errlen, &ps.o, "NUL byte in the file; is it a text file?");
     }
-    if ((bad = utf8_bad(buf, len)) != NULL) {
-        ps.o.line = line_of(buf, bad);
+    if ((bad_at = qpc_utf8_check(buf, len)) < len) {
+        ps.o.line = line_of(buf, buf + bad_at);
         return fail(err, errlen, &ps.o, "invalid UTF-8 (byte 0x%02x); save the file as UTF-8",
-                    (unsigned char)*bad);
+                    (unsigned char)buf[bad_at]);
     }
     if ((ps.o.file = remember_file(cfg, name)) == NULL)
         return nomem(err, errlen);

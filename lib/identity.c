@@ -35,6 +35,7 @@
 #include "qpc/encoding.h"
 #include "qpc/error.h"
 #include "qpc/identity.h"
+#include "qpc/utf8.h"
 
 struct peer_entry {
     struct qpc_peer peer;   /* first: a struct qpc_peer * is a struct peer_entry * */
@@ -109,45 +110,19 @@ static int name_index(const char *const *names, size_t n, const char *text)
  */
 static bool name_valid(const char *name)
 {
-    const unsigned char *s = (const unsigned char *)name;
     size_t len = strlen(name);
 
     if (len == 0 || len > QPC_IDENTITY_NAME_MAX)
         return false;
-    for (size_t i = 0; i < len;) {
+    for (size_t i = 0, n; i < len; i += n) {
         uint32_t cp;
-        size_t n;
 
-        if (s[i] < 0x80) {
-            cp = s[i];
-            n = 1;
-        } else if ((s[i] & 0xe0) == 0xc0) {
-            cp = s[i] & 0x1f;
-            n = 2;
-        } else if ((s[i] & 0xf0) == 0xe0) {
-            cp = s[i] & 0x0f;
-            n = 3;
-        } else if ((s[i] & 0xf8) == 0xf0) {
-            cp = s[i] & 0x07;
-            n = 4;
-        } else {
-            return false;
-        }
-        if (i + n > len)
-            return false;
-        for (size_t k = 1; k < n; k++) {
-            if ((s[i + k] & 0xc0) != 0x80)
-                return false;
-            cp = (cp << 6) | (s[i + k] & 0x3f);
-        }
-        static const uint32_t min_for_len[] = {0, 0, 0x80, 0x800, 0x10000};
-        if (cp < min_for_len[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        if ((n = qpc_utf8_decode(name + i, len - i, &cp)) == 0)
             return false;                                   /* overlong, out of range, surrogate */
         if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))
             return false;                                   /* control characters */
         if ((cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069))
             return false;                                   /* bidi embeddings, overrides */
-        i += n;
     }
     return true;
 }
