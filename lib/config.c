@@ -13,7 +13,6 @@
  * first checks that the whole buffer is UTF-8 without NUL bytes, then walks it once,
  * counting lines, and stops at the first problem with "NAME:LINE: what is wrong".
  */
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -22,6 +21,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "qpc/addr.h"
 #include "qpc/config.h"
 #include "qpc/envelope.h"
 #include "qpc/error.h"
@@ -395,118 +395,6 @@ static int find_key(const struct qpc_config *cfg, const char *name)
 
 /* ------------------------------------------------------ value checks ---------- */
 
-/* NULL when s is a plausible DNS name, else what is wrong with it. */
-static const char *hostname_problem(const char *s)
-{
-    size_t len = strlen(s);
-    const char *label = s;
-    if (len == 0)
-        return "it is empty";
-    if (len > 253)
-        return "it is longer than 253 characters";
-    for (const char *p = s; ; p++) {
-        if (*p == '.' || *p == '\0') {
-            size_t n = (size_t)(p - label);
-            if (n == 0)
-                return "it has an empty label (two dots, or a dot at an end)";
-            if (n > 63)
-                return "a label is longer than 63 characters";
-            if (label[0] == '-' || p[-1] == '-')
-                return "a label starts or ends with '-'";
-            if (*p == '\0')
-                return NULL;
-            label = p + 1;
-        } else if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_') {
-            return "it may hold only letters, digits, '-', '_' and '.'";
-        }
-    }
-}
-
-/*
- * NULL when addr is "host:port" or "[v6]:port", else a description of the problem.
- * host gets the host without brackets. The port is checked here; whether 0 is allowed
- * is the caller's business.
- */
-static const char *addr_problem(const char *addr, char *host, size_t hostlen, uint16_t *port)
-{
-    const char *colon, *h = addr;
-    size_t hlen;
-    if (addr[0] == '\0')
-        return "it is empty";
-    if (addr[0] == '[') {
-        const char *close = strchr(addr, ']');
-        if (close == NULL)
-            return "'[' has no matching ']'";
-        h = addr + 1;
-        hlen = (size_t)(close - h);
-        colon = close + 1;
-        if (*colon != ':')
-            return "the port is missing after ']' (write [v6]:port)";
-    } else {
-        colon = strrchr(addr, ':');
-        if (colon == NULL)
-            return "the port is missing (write host:port)";
-        if (memchr(addr, ':', (size_t)(colon - addr)) != NULL)
-            return "an IPv6 address needs brackets, like [::1]:7000";
-        hlen = (size_t)(colon - addr);
-    }
-    if (hlen == 0)
-        return "the host is empty (use 0.0.0.0 or [::] for every address)";
-    if (hlen >= hostlen)
-        return "the host is too long";
-    memcpy(host, h, hlen);
-    host[hlen] = '\0';
-
-    const char *ps = colon + 1;
-    if (*ps == '\0')
-        return "the port is empty";
-    unsigned long p = 0;
-    for (const char *c = ps; *c != '\0'; c++) {
-        if (!isdigit((unsigned char)*c))
-            return "the port must be a decimal number";
-        p = p * 10 + (unsigned long)(*c - '0');
-        if (p > 65535)
-            return "the port is above 65535";
-    }
-    *port = (uint16_t)p;
-
-    if (addr[0] == '[') {
-        struct in6_addr a6;
-        char *zone = strchr(host, '%');
-        if (zone != NULL) {
-            if (zone[1] == '\0')
-                return "the IPv6 zone after '%' is empty";
-            *zone = '\0';
-        }
-        int ok = inet_pton(AF_INET6, host, &a6);
-        if (zone != NULL)
-            *zone = '%';
-        if (ok != 1)
-            return "the text in [...] is not an IPv6 address";
-        return NULL;
-    }
-    if (strspn(host, "0123456789.") == hlen) {
-        struct in_addr a4;
-        if (inet_pton(AF_INET, host, &a4) != 1)
-            return "the host is not a valid IPv4 address";
-        return NULL;
-    }
-    return hostname_problem(host) ? "the host is not a valid name or address" : NULL;
-}
-
-int qpc_config_parse_addr(const char *addr, char *host, size_t hostlen, uint16_t *port)
-{
-    char tmp[256];
-    uint16_t p;
-    if (addr == NULL || host == NULL || port == NULL || addr_problem(addr, tmp, sizeof(tmp), &p))
-        return QPC_ERR_INVALID;
-    if (strlen(tmp) >= hostlen)
-        return QPC_ERR_INVALID;
-    strcpy(host, tmp);
-    *port = p;
-    return 0;
-}
-
 static const char *ifname_problem(const char *s)
 {
     size_t len = strlen(s);
@@ -526,11 +414,11 @@ static int check_peer(const char *domain, const char *addr, const struct origin 
 {
     char host[256];
     uint16_t port;
-    const char *why = hostname_problem(domain);
+    const char *why = qpc_addr_check_name(domain);
     if (why != NULL)
         return fail(err, errlen, o, "federation peer '%.*s' is not a domain name: %s",
                     TOKEN_SHOWN, domain, why);
-    why = addr_problem(addr, host, sizeof(host), &port);
+    why = qpc_addr_check(addr, host, sizeof(host), &port);
     if (why == NULL && port == 0)
         why = "port 0 cannot be dialled";
     if (why != NULL)
@@ -552,7 +440,7 @@ static int check_value(const struct key_spec *k, const struct tval *v, const str
     switch (k->type) {
     case T_STRING:
         if ((k->flags & F_HOSTNAME) && !(v->s[0] == '\0' && (k->flags & F_EMPTY_OK))) {
-            const char *why = hostname_problem(v->s);
+            const char *why = qpc_addr_check_name(v->s);
             if (why != NULL)
                 return fail(err, errlen, o, "'%s' = \"%.*s\" is not a domain name: %s", label,
                             TOKEN_SHOWN, v->s, why);
@@ -564,7 +452,7 @@ static int check_value(const struct key_spec *k, const struct tval *v, const str
         const char *why;
         if (v->s[0] == '\0' && (k->flags & F_EMPTY_OK))
             return 0;
-        why = addr_problem(v->s, host, sizeof(host), &port);
+        why = qpc_addr_check(v->s, host, sizeof(host), &port);
         if (why == NULL && port == 0 && !(k->flags & F_PORT0))
             why = "port 0 cannot be dialled";
         if (why != NULL)
@@ -1609,7 +1497,7 @@ int qpc_config_resolve_paths(struct qpc_config *cfg, const char *home, const cha
                         "unknown; set federation_domain or QPC_LOCAL_DOMAIN");
         memcpy(label, hostname, n);
         label[n] = '\0';
-        if (hostname_problem(label) != NULL)
+        if (qpc_addr_check_name(label) != NULL)
             return fail(err, errlen, NULL, "the host name '%s' does not make a domain name; "
                         "set federation_domain or QPC_LOCAL_DOMAIN", label);
         rc = set_derived(cfg, "federation_domain", label, ".mesh.local", err, errlen);
@@ -1622,7 +1510,7 @@ static bool addrs_clash(const char *a, const char *b)
 {
     char ha[256], hb[256];
     uint16_t pa, pb;
-    if (addr_problem(a, ha, sizeof(ha), &pa) || addr_problem(b, hb, sizeof(hb), &pb))
+    if (qpc_addr_check(a, ha, sizeof(ha), &pa) || qpc_addr_check(b, hb, sizeof(hb), &pb))
         return false;
     if (pa != pb || pa == 0)
         return false;

@@ -32,6 +32,7 @@
 #define uthash_nonfatal_oom(obj) (hash_oom = true)
 #include "uthash_keyed.h"   /* peer keys are free to mint: keyed hash */
 
+#include "qpc/addr.h"
 #include "qpc/encoding.h"
 #include "qpc/error.h"
 #include "qpc/identity.h"
@@ -127,48 +128,12 @@ static bool name_valid(const char *name)
     return true;
 }
 
-bool qpc_identity_address_valid(const char *text)
-{
-    size_t len, host_len;
-    const char *colon;
-    unsigned long port = 0;
-
-    if (text == NULL)
-        return false;
-    len = strlen(text);
-    if (len < 3 || len > QPC_ADDRESS_MAX)
-        return false;
-    for (size_t i = 0; i < len; i++)
-        if (text[i] <= 0x20 || text[i] >= 0x7f)
-            return false;
-    colon = strrchr(text, ':');
-    if (colon == NULL || colon[1] == '\0' || strlen(colon + 1) > 5)
-        return false;
-    for (const char *p = colon + 1; *p != '\0'; p++) {
-        if (*p < '0' || *p > '9')
-            return false;
-        port = port * 10 + (unsigned long)(*p - '0');
-    }
-    if (port == 0 || port > 65535)
-        return false;
-    host_len = (size_t)(colon - text);
-    if (host_len == 0)
-        return false;
-    if (text[0] == '[')                       /* [v6addr]:port */
-        return host_len > 2 && text[host_len - 1] == ']' &&
-               memchr(text + 1, ']', host_len - 2) == NULL &&
-               memchr(text + 1, '[', host_len - 2) == NULL;
-    /* An unbracketed host with a colon would make the port ambiguous. */
-    return memchr(text, ':', host_len) == NULL && memchr(text, '[', host_len) == NULL &&
-           memchr(text, ']', host_len) == NULL;
-}
-
 /* A malloc'd lowercase copy of a valid address, or NULL (invalid or no memory). */
 static char *address_dup_lower(const char *address, int *rc)
 {
     char *copy;
 
-    if (!qpc_identity_address_valid(address)) {
+    if (!qpc_addr_valid(address)) {
         *rc = QPC_ERR_INVALID;
         return NULL;
     }
@@ -540,7 +505,7 @@ static struct server_entry *server_lookup(const struct qpc_identity *id, const c
     struct server_entry *e = NULL;
     size_t len;
 
-    if (!qpc_identity_address_valid(address))
+    if (!qpc_addr_valid(address))
         return NULL;
     len = strlen(address);
     for (size_t i = 0; i < len; i++)
@@ -567,7 +532,7 @@ static int server_note(struct qpc_identity *id, const char *address, uint64_t no
 
     if ((e = server_lookup(id, address)) != NULL)
         goto done;
-    if (!qpc_identity_address_valid(address))
+    if (!qpc_addr_valid(address))
         return QPC_ERR_INVALID;
     if (HASH_COUNT(id->servers) >= QPC_SERVERS_MAX)
         return QPC_ERR_STORE_FULL;
@@ -620,7 +585,7 @@ int qpc_identity_server_key(const struct qpc_identity *id, const char *address,
 {
     struct server_entry *e;
 
-    if (!qpc_identity_address_valid(address))
+    if (!qpc_addr_valid(address))
         return QPC_ERR_INVALID;
     if ((e = server_lookup(id, address)) == NULL || !e->server.has_key)
         return QPC_ERR_NOT_FOUND;
@@ -861,7 +826,7 @@ static int parse_server(struct qpc_identity *id, json_t *obj, size_t index, char
         (rc = get_member(&c, obj, "key", false, &key)) != 0 ||
         (rc = get_ms(&c, obj, "pinned_at", key != NULL, &pinned_at)) != 0)
         return rc;
-    if (!qpc_identity_address_valid(address)) {
+    if (!qpc_addr_valid(address)) {
         set_err(errbuf, errlen, "%saddress: not a host:port", where);
         return QPC_ERR_CORRUPT;
     }

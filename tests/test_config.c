@@ -721,31 +721,6 @@ static void test_config_help_lists_every_key(void **state)
     assert_int_equal(qpc_config_key_count((enum qpc_config_kind)9), 0);
 }
 
-static void test_config_parse_addr_accepts_host_port_forms(void **state)
-{
-    (void)state;
-    static const struct { const char *addr, *host; int port; } good[] = {
-        { "0.0.0.0:7000", "0.0.0.0", 7000 }, { "[::]:0", "::", 0 },
-        { "[fe80::1%eth0]:7001", "fe80::1%eth0", 7001 }, { "node1.mesh.local:65535", "node1.mesh.local", 65535 },
-        { "localhost:1", "localhost", 1 },
-    };
-    static const char *const bad[] = {
-        "", ":7000", "host:", "host", "::1:7000", "[::1]7000", "[::1:7000", "[zz]:1",
-        "1.2.3.4:65536", "1.2.3.4:-1", "1.2.3:5", "bad host:1", "-a:1", "[fe80::1%]:1",
-    };
-    char host[64];
-    uint16_t port;
-    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-        assert_int_equal(qpc_config_parse_addr(good[i].addr, host, sizeof(host), &port), 0);
-        assert_string_equal(host, good[i].host);
-        assert_int_equal(port, good[i].port);
-    }
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        if (qpc_config_parse_addr(bad[i], host, sizeof(host), &port) != QPC_ERR_INVALID)
-            fail_msg("accepted bad address \"%s\"", bad[i]);
-    assert_int_equal(qpc_config_parse_addr("node1.mesh.local:1", host, 8, &port), QPC_ERR_INVALID);
-}
-
 /* The shipped example files hold exactly the defaults. */
 static void test_config_example_files_hold_the_defaults(void **state)
 {
@@ -809,7 +784,6 @@ int main(void)
         cmocka_unit_test(test_config_resolve_paths_fills_empty_defaults_only),
         cmocka_unit_test(test_config_print_round_trips_with_origins),
         cmocka_unit_test(test_config_help_lists_every_key),
-        cmocka_unit_test(test_config_parse_addr_accepts_host_port_forms),
         cmocka_unit_test(test_config_example_files_hold_the_defaults),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -945,32 +945,6 @@ static void test_identity_peer_find_not_found_and_invalid_prefixes(void **state)
 
 /* --- servers and TOFU ----------------------------------------------------------------- */
 
-static void test_identity_address_validation(void **state)
-{
-    static const char *good[] = {"192.168.1.42:7000", "node1.mesh.local:7001", "[::1]:7000",
-                                 "[fe80::1%eth0]:1", "a:65535"};
-    static const char *bad[] = {"", "host", "host:", ":7000", "host:0", "host:65536",
-                                "host:7000x", "host:-1", "::1:7000", "[::1]7000", "[::1:7000",
-                                "[]:7000", "ho st:1", "host:123456", "h\x01:1", "h\xc3\xa9:1",
-                                "]a[:1"};
-    char longest[QPC_ADDRESS_MAX + 2];
-
-    (void)state;
-    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
-        if (!qpc_identity_address_valid(good[i]))
-            fail_msg("refused good address '%s'", good[i]);
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        if (qpc_identity_address_valid(bad[i]))
-            fail_msg("accepted bad address '%s'", bad[i]);
-    assert_false(qpc_identity_address_valid(NULL));
-    memset(longest, 'h', sizeof(longest));
-    memcpy(longest + QPC_ADDRESS_MAX - 2, ":1", 3);
-    assert_true(qpc_identity_address_valid(longest));
-    memset(longest, 'h', sizeof(longest));
-    memcpy(longest + QPC_ADDRESS_MAX - 1, ":1", 3);
-    assert_false(qpc_identity_address_valid(longest));
-}
-
 static void test_identity_server_tofu_pins_first_key_and_refuses_a_changed_one(void **state)
 {
     struct qpc_identity *id = identity_from_rfc_seed();
@@ -1088,7 +1062,6 @@ int main(void)
         cmocka_unit_test(test_identity_peer_find_ambiguous_prefix_lists_candidates),
         cmocka_unit_test(test_identity_peer_find_many_candidates_says_how_many_more),
         cmocka_unit_test(test_identity_peer_find_not_found_and_invalid_prefixes),
-        cmocka_unit_test(test_identity_address_validation),
         cmocka_unit_test(test_identity_server_tofu_pins_first_key_and_refuses_a_changed_one),
         cmocka_unit_test(test_identity_server_refuses_bad_addresses_and_unknown_lookups),
         cmocka_unit_test(test_identity_server_list_has_a_bound),

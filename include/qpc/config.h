@@ -239,13 +239,6 @@ int qpc_config_key_at(enum qpc_config_kind kind, size_t i, struct qpc_config_key
  */
 int qpc_config_print_help(enum qpc_config_kind kind, FILE *out);
 
-/*
- * Splits an address in config syntax, "host:port" or "[v6]:port", into host (brackets
- * removed, NUL-terminated, at most hostlen-1 bytes) and port. This is the check every
- * address key goes through. The host is not resolved. Returns 0 or QPC_ERR_INVALID.
- */
-int qpc_config_parse_addr(const char *addr, char *host, size_t hostlen, uint16_t *port);
-
 /* The "host:port" of the federation peer for domain (exact match, borrowed), or NULL. */
 const char *qpc_config_peer_addr(const struct qpc_server_config *sc, const char *domain);
 

@@ -30,6 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "qpc/addr.h"       /* QPC_ADDRESS_MAX; addresses are checked with qpc_addr_valid */
 #include "qpc/encoding.h"
 
 #define QPC_IDENTITY_FILE_VERSION 1
@@ -37,7 +38,6 @@
 #define QPC_IDENTITY_SECRET_KEY_LEN 64         /* libsodium secret key: seed || public key */
 #define QPC_IDENTITY_FILE_MAX (16u * 1024 * 1024) /* larger files are refused unread */
 #define QPC_IDENTITY_NAME_MAX 64               /* bytes of UTF-8 in a display name */
-#define QPC_ADDRESS_MAX 262                    /* characters of a "host:port" text */
 #define QPC_PEER_ADDRESSES_MAX 8               /* addresses kept per peer, newest first */
 #define QPC_PEERS_MAX 4096                     /* peer directory size */
 #define QPC_SERVERS_MAX 1024                   /* noted/pinned servers */
@@ -246,13 +246,6 @@ const char *qpc_peer_source_name(enum qpc_peer_source source);
 const char *qpc_peer_kind_name(enum qpc_peer_kind kind);
 
 /* --- servers and TOFU -------------------------------------------------------------- */
-
-/*
- * True when text is an acceptable "host:port": 3..QPC_ADDRESS_MAX printable ASCII
- * characters without spaces, a non-empty host (an IPv6 host in brackets), a decimal
- * port 1..65535.
- */
-bool qpc_identity_address_valid(const char *text);
 
 /*
  * Notes a server by address (`/mesh server host:port`) at now_ms; its key is unknown

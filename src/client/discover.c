@@ -111,15 +111,15 @@ static bool peer_dial_address(const struct qpc_mdns_service *svc, char *out, siz
     uint8_t bin[16];
     uint16_t port;
 
-    if (p2p != NULL && qpc_config_parse_addr(p2p, host, sizeof(host), &port) == 0 && port != 0 &&
+    if (p2p != NULL && qpc_addr_parse(p2p, host, sizeof(host), &port) == 0 && port != 0 &&
         (inet_pton(AF_INET, host, bin) == 1 || inet_pton(AF_INET6, host, bin) == 1)) {
         snprintf(out, cap, "%s", p2p);
-        return qpc_identity_address_valid(out);
+        return qpc_addr_valid(out);
     }
     if (svc->address == NULL || svc->port == 0)
         return false;
     snprintf(out, cap, strchr(svc->address, ':') ? "[%s]:%u" : "%s:%u", svc->address, svc->port);
-    return qpc_identity_address_valid(out);
+    return qpc_addr_valid(out);
 }
 
 static void peer_cb(const struct qpc_mdns_service *svc, bool added, void *arg)
@@ -183,7 +183,7 @@ static bool p2p_host(const struct client *cl, char *host, size_t cap)
     uint16_t port;
     bool found = false;
 
-    if (qpc_config_parse_addr(cl->cc->listen, host, cap, &port) == 0 && strcmp(host, "0.0.0.0") != 0 &&
+    if (qpc_addr_parse(cl->cc->listen, host, cap, &port) == 0 && strcmp(host, "0.0.0.0") != 0 &&
         strcmp(host, "::") != 0)
         return strncmp(host, "127.", 4) != 0 && strcmp(host, "::1") != 0 && strcmp(host, "localhost") != 0;
     if (getifaddrs(&ifs) != 0)

@@ -134,7 +134,7 @@ static int resolve(const char *text, struct sockaddr_storage *ss, socklen_t *len
     uint16_t p;
     struct addrinfo hints = { .ai_socktype = SOCK_DGRAM, .ai_flags = AI_NUMERICSERV }, *res = NULL;
 
-    if (qpc_config_parse_addr(text, host, sizeof(host), &p) < 0 || p == 0)
+    if (qpc_addr_parse(text, host, sizeof(host), &p) < 0 || p == 0)
         return QPC_ERR_INVALID;
     snprintf(port, sizeof(port), "%u", p);
     if (getaddrinfo(host, port, &hints, &res) != 0 || res == NULL)
@@ -152,7 +152,7 @@ static bool addr_numeric(const char *text)
     uint8_t bin[16];
     uint16_t p;
 
-    return qpc_config_parse_addr(text, host, sizeof(host), &p) == 0 && p != 0 &&
+    return qpc_addr_parse(text, host, sizeof(host), &p) == 0 && p != 0 &&
            (inet_pton(AF_INET, host, bin) == 1 || inet_pton(AF_INET6, host, bin) == 1);
 }
 
@@ -632,7 +632,7 @@ void node_peer_seen(struct client *cl, const uint8_t key[static QPC_KEY_LEN], co
         return;
     /* An address a server told us is dialled only when it is a numeric host:port: a name
      * would have us send DNS queries (blocking the loop) that the server chose. */
-    if (addr != NULL && (!qpc_identity_address_valid(addr) ||
+    if (addr != NULL && (!qpc_addr_valid(addr) ||
                          (src == QPC_PEER_SOURCE_SERVER && !addr_numeric(addr))))
         return;
     if (addr != NULL &&
@@ -707,7 +707,7 @@ void node_peer_discovered(struct client *cl, const uint8_t key[static QPC_KEY_LE
     struct link *l;
     bool have;
 
-    if (memcmp(key, my_key(cl), QPC_KEY_LEN) == 0 || addr == NULL || !qpc_identity_address_valid(addr))
+    if (memcmp(key, my_key(cl), QPC_KEY_LEN) == 0 || addr == NULL || !qpc_addr_valid(addr))
         return;
     /*
      * Anyone on the link can claim any key at any address. So a claim may add a peer we
@@ -1294,7 +1294,7 @@ int node_start(struct client *cl, bool listen, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return QPC_ERR_NOMEM;
     }
-    if (qpc_config_parse_addr(cl->cc->listen, host, sizeof(host), &port) < 0) {
+    if (qpc_addr_parse(cl->cc->listen, host, sizeof(host), &port) < 0) {
         snprintf(err, errlen, "bad listen address '%s'", cl->cc->listen);
         return QPC_ERR_INVALID;
     }

@@ -348,8 +348,8 @@ int session_connect(struct client *cl, const char *address_in, char *err, size_t
     bool pinned;
     int rc;
 
-    if (!qpc_identity_address_valid(address_in) ||
-        qpc_config_parse_addr(address_in, host, sizeof(host), &p) < 0) {
+    if (!qpc_addr_valid(address_in) ||
+        qpc_addr_parse(address_in, host, sizeof(host), &p) < 0) {
         snprintf(err, errlen, "bad server address '%s' (want host:port)", address_in);
         return QPC_ERR_INVALID;
     }

@@ -38,7 +38,7 @@ bool announce_dial_host(const struct node *n, char *host, size_t len)
     uint16_t port;
     bool found = false;
 
-    if (qpc_config_parse_addr(n->sc->listen, host, len, &port) == 0 &&
+    if (qpc_addr_parse(n->sc->listen, host, len, &port) == 0 &&
         strcmp(host, "0.0.0.0") != 0 && strcmp(host, "::") != 0)
         return true;
     if (getifaddrs(&ifs) != 0)

@@ -904,7 +904,7 @@ int delivery_start(struct node *n)
     uint16_t port;
     int rc;
 
-    rc = qpc_config_parse_addr(sc->listen, host, sizeof(host), &port);
+    rc = qpc_addr_parse(sc->listen, host, sizeof(host), &port);
     if (rc != 0)
         return rc;
     qc.bind_addr = host;

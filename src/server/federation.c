@@ -442,7 +442,7 @@ static int dial(struct link *l, const char *addr)
     uint16_t port;
     int rc;
 
-    rc = qpc_config_parse_addr(addr, host, sizeof(host), &port);
+    rc = qpc_addr_parse(addr, host, sizeof(host), &port);
     if (rc != 0)
         return rc;
     snprintf(port_s, sizeof(port_s), "%u", port);
@@ -672,7 +672,7 @@ int federation_start(struct node *n)
 
     if (!sc->federation_enabled)
         return 0;
-    rc = qpc_config_parse_addr(sc->federation_listen, host, sizeof(host), &port);
+    rc = qpc_addr_parse(sc->federation_listen, host, sizeof(host), &port);
     if (rc != 0)
         return rc;
     qc.bind_addr = host;
