@@ -13,7 +13,6 @@
  * The public structs (struct qpc_peer, struct qpc_server) are the first member of the
  * hash entries, so a pointer handed out is also the entry.
  */
-#define _GNU_SOURCE   /* renameat2, RENAME_NOREPLACE */
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +34,7 @@
 #include "qpc/addr.h"
 #include "qpc/encoding.h"
 #include "qpc/error.h"
+#include "qpc/fileio.h"
 #include "qpc/identity.h"
 #include "qpc/utf8.h"
 
@@ -1140,122 +1140,6 @@ out:
 
 /* --- the file on disk ------------------------------------------------------------------- */
 
-/* Writes all of buf to fd, retrying short writes and EINTR. */
-static int write_all(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, buf, len);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        buf += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-/* fsync of the directory holding path, so a rename or link survives a crash. */
-static int sync_parent_dir(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char *dir;
-    int fd, ret = -1;
-
-    if (slash == NULL)
-        dir = strdup(".");
-    else if (slash == path)
-        dir = strdup("/");
-    else
-        dir = strndup(path, (size_t)(slash - path));
-    if (dir == NULL)
-        return -1;
-    if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
-        /* Some file systems cannot sync a directory (EINVAL); nothing more to do there. */
-        ret = (fsync(fd) == 0 || errno == EINVAL) ? 0 : -1;
-        close(fd);
-    }
-    free(dir);
-    return ret;
-}
-
-/*
- * Puts data at path through a temp file beside it. replace=false never replaces an
- * existing path (renameat2 RENAME_NOREPLACE, or link(2) where that is unsupported)
- * and returns QPC_ERR_EXISTS if one appeared.
- */
-static int write_file_atomic(const char *path, const char *data, size_t len, bool replace,
-                             char *errbuf, size_t errlen)
-{
-    size_t tmp_size = strlen(path) + sizeof(".tmp-12345678");
-    char *tmp = malloc(tmp_size);
-    const char *step = "cannot create temp file";
-    int fd = -1, rc = QPC_ERR_IO, err = 0;
-    bool tmp_exists = false, placed = false;
-
-    if (tmp == NULL)
-        return QPC_ERR_NOMEM;
-    for (int attempt = 0; fd < 0 && attempt < 16; attempt++) {
-        snprintf(tmp, tmp_size, "%s.tmp-%08x", path, (unsigned)randombytes_random());
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (fd < 0 && errno != EEXIST)
-            break;
-    }
-    if (fd < 0)
-        goto fail;
-    tmp_exists = true;
-    /* 0600 exactly, whatever the umask: the file holds the secret key. */
-    step = "cannot write temp file";
-    if (fchmod(fd, 0600) != 0 || write_all(fd, data, len) != 0)
-        goto fail;
-    step = "cannot fsync temp file";
-    if (fsync(fd) != 0)
-        goto fail;
-    step = "cannot close temp file";
-    err = close(fd);
-    fd = -1;
-    if (err != 0)
-        goto fail;
-    step = "cannot move temp file into place";
-    if (replace) {
-        placed = rename(tmp, path) == 0;
-        tmp_exists = !placed;
-    } else if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0) {
-        placed = true;
-        tmp_exists = false;
-    } else if (errno == EINVAL || errno == ENOSYS) {
-        placed = link(tmp, path) == 0;   /* file systems without RENAME_NOREPLACE */
-    }
-    if (!placed) {
-        if (!replace && errno == EEXIST)
-            rc = QPC_ERR_EXISTS;
-        goto fail;
-    }
-    if (tmp_exists) {
-        unlink(tmp);
-        tmp_exists = false;
-    }
-    step = "cannot fsync its directory";
-    if (sync_parent_dir(path) != 0)
-        goto fail;
-    free(tmp);
-    return 0;
-fail:
-    err = errno;
-    if (fd >= 0)
-        close(fd);
-    if (tmp_exists)
-        unlink(tmp);
-    if (rc == QPC_ERR_EXISTS)
-        set_err(errbuf, errlen, "%s: already exists", path);
-    else
-        set_err(errbuf, errlen, "%s: %s: %s", path, step, strerror(err));
-    free(tmp);
-    errno = err;
-    return rc;
-}
-
 int qpc_identity_save(const struct qpc_identity *id, const char *path, char *errbuf, size_t errlen)
 {
     char *text = NULL;
@@ -1266,7 +1150,7 @@ int qpc_identity_save(const struct qpc_identity *id, const char *path, char *err
         set_err(errbuf, errlen, "%s: %s", path, qpc_strerror(rc));
         return rc;
     }
-    rc = write_file_atomic(path, text, len, true, errbuf, errlen);
+    rc = qpc_file_write_atomic(path, text, len, 0600, errbuf, errlen);
     sodium_memzero(text, len);
     free(text);
     return rc;
@@ -1416,7 +1300,7 @@ int qpc_identity_load_or_create(const char *path, struct qpc_identity **out, boo
         set_err(errbuf, errlen, "%s: cannot make a new identity: %s", path, qpc_strerror(rc));
         goto out;
     }
-    rc = write_file_atomic(path, text, len, false, errbuf, errlen);
+    rc = qpc_file_create_atomic(path, text, len, 0600, errbuf, errlen);
     if (rc == QPC_ERR_EXISTS) {          /* another process created it first: use theirs */
         rc = qpc_identity_load(path, out, errbuf, errlen);
         goto out;
