@@ -25,13 +25,13 @@
 #include "qpc/config.h"
 #include "qpc/envelope.h"
 #include "qpc/error.h"
+#include "qpc/toml.h"
 #include "qpc/utf8.h"
 
 #define MAX_KEYS 32
-#define MAX_FILE_BYTES (1024 * 1024)
-#define MAX_KEY_BYTES 256
-#define MAX_STRING_BYTES 4096
-#define MAX_LIST_ITEMS 256
+#define MAX_KEY_BYTES QPC_TOML_KEY_MAX
+#define MAX_STRING_BYTES QPC_TOML_STRING_MAX
+#define MAX_LIST_ITEMS QPC_TOML_ARRAY_MAX
 #define MAX_PEERS 1024
 #define TOKEN_SHOWN 40            /* bytes of a bad token quoted back in a message */
 
@@ -551,44 +551,6 @@ out:
 
 /* -------------------------------------------------------- text values ---------- */
 
-/*
- * Parses a TOML decimal integer: optional sign, digits, single '_' between digits, no
- * leading zero. Returns 0, -1 (syntax) or -2 (does not fit in int64).
- */
-static int parse_int(const char *s, size_t len, int64_t *out)
-{
-    size_t i = 0;
-    bool neg = false;
-    uint64_t mag = 0, limit = (uint64_t)INT64_MAX;
-    if (i < len && (s[i] == '+' || s[i] == '-'))
-        neg = s[i++] == '-';
-    if (i >= len || !isdigit((unsigned char)s[i]))
-        return -1;
-    if (s[i] == '0' && i + 1 < len)
-        return -1;   /* leading zero, or 0x/0o/0b */
-    if (neg)
-        limit++;
-    bool overflow = false;
-    for (; i < len; i++) {
-        if (s[i] == '_') {
-            if (i + 1 >= len || !isdigit((unsigned char)s[i + 1]) || !isdigit((unsigned char)s[i - 1]))
-                return -1;
-            continue;
-        }
-        if (!isdigit((unsigned char)s[i]))
-            return -1;
-        unsigned d = (unsigned)(s[i] - '0');
-        if (mag > (limit - d) / 10)
-            overflow = true;
-        else
-            mag = mag * 10 + d;
-    }
-    if (overflow)
-        return -2;
-    *out = neg ? (mag == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)mag) : (int64_t)mag;
-    return 0;
-}
-
 static bool has_control(const char *s)
 {
     for (; *s; s++)
@@ -670,9 +632,9 @@ static int value_from_text(const struct key_spec *k, const char *text, struct tv
         v->kind = V_STR;
         return (v->s = strdup(text)) ? 0 : nomem(err, errlen);
     case T_INT: {
-        int r = parse_int(text, strlen(text), &v->i);
+        int r = qpc_toml_parse_integer(text, strlen(text), &v->i);
         v->kind = V_INT;
-        if (r == -2)
+        if (r == QPC_ERR_TOO_LARGE)
             return fail(err, errlen, o, "'%s' = %.*s does not fit in a 64-bit integer; use %lld to %lld",
                         label, TOKEN_SHOWN, text, (long long)k->min, (long long)k->max);
         if (r < 0)
@@ -849,537 +811,148 @@ int qpc_config_load_env(struct qpc_config *cfg, const char *const *envp, char *e
     return 0;
 }
 
-/* ------------------------------------------------------------ the reader -------- */
+/* ------------------------------------------------------------ files ---------- */
 
-struct parser {
+/* What one qpc_config_load_buffer call tracks while the TOML reader walks the file. */
+struct loader {
     struct qpc_config *cfg;
-    const char *p, *end;
-    struct origin o;         /* o.line is the current line */
-    char *err;
-    size_t errlen;
+    const char *file;        /* the remembered name, for origins */
     int seen_line[MAX_KEYS]; /* line where a key or table was set in this file; 0 = not */
     int table;               /* key index of the open [table], or -1 */
     struct origin table_origin;
     struct qpc_config_peers table_peers;
 };
 
-__attribute__((format(printf, 2, 3)))
-static int perr(struct parser *ps, const char *fmt, ...)
+static struct origin file_origin(const struct loader *ld, int line)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    vmsg(ps->err, ps->errlen, &ps->o, fmt, ap);
-    va_end(ap);
-    return QPC_ERR_CONFIG;
-}
-
-/* A printable description of the byte at p, for "found X" messages. */
-static const char *describe(const struct parser *ps, char buf[static 16])
-{
-    if (ps->p >= ps->end)
-        return "end of file";
-    unsigned char c = (unsigned char)*ps->p;
-    if (c == '\n' || c == '\r')
-        return "end of line";
-    if (c > 0x20 && c < 0x7f)
-        snprintf(buf, 16, "'%c'", c);
-    else
-        snprintf(buf, 16, "byte 0x%02x", c);
-    return buf;
-}
-
-static bool at(const struct parser *ps, char c)
-{
-    return ps->p < ps->end && *ps->p == c;
-}
-
-static void skip_blank(struct parser *ps)
-{
-    while (ps->p < ps->end && (*ps->p == ' ' || *ps->p == '\t'))
-        ps->p++;
-}
-
-static int skip_comment(struct parser *ps)
-{
-    while (ps->p < ps->end && *ps->p != '\n' && *ps->p != '\r') {
-        unsigned char c = (unsigned char)*ps->p;
-        if ((c < 0x20 && c != '\t') || c == 0x7f)
-            return perr(ps, "control character 0x%02x in a comment", c);
-        ps->p++;
-    }
-    return 0;
-}
-
-/* At '\n' or '\r': consumes one line ending and counts the line. */
-static int eat_newline(struct parser *ps)
-{
-    if (*ps->p == '\r') {
-        if (ps->p + 1 >= ps->end || ps->p[1] != '\n')
-            return perr(ps, "carriage return not followed by a line feed");
-        ps->p++;
-    }
-    ps->p++;
-    ps->o.line++;
-    return 0;
-}
-
-/* After a key/value or header: blanks, an optional comment, then end of line or file. */
-static int end_of_line(struct parser *ps, const char *after)
-{
-    char b[16];
-    skip_blank(ps);
-    if (at(ps, '#')) {
-        int rc = skip_comment(ps);
-        if (rc < 0)
-            return rc;
-    }
-    if (ps->p >= ps->end)
-        return 0;
-    if (*ps->p == '\n' || *ps->p == '\r')
-        return eat_newline(ps);
-    return perr(ps, "unexpected %s after %s; put one setting per line", describe(ps, b), after);
-}
-
-static int put_utf8(char *out, size_t *n, uint32_t cp)
-{
-    if (cp < 0x80) {
-        out[(*n)++] = (char)cp;
-    } else if (cp < 0x800) {
-        out[(*n)++] = (char)(0xc0 | (cp >> 6));
-        out[(*n)++] = (char)(0x80 | (cp & 0x3f));
-    } else if (cp < 0x10000) {
-        out[(*n)++] = (char)(0xe0 | (cp >> 12));
-        out[(*n)++] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        out[(*n)++] = (char)(0x80 | (cp & 0x3f));
-    } else {
-        out[(*n)++] = (char)(0xf0 | (cp >> 18));
-        out[(*n)++] = (char)(0x80 | ((cp >> 12) & 0x3f));
-        out[(*n)++] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        out[(*n)++] = (char)(0x80 | (cp & 0x3f));
-    }
-    return 0;
-}
-
-/* The escape after a backslash (ps->p at the letter). Appends to out. */
-static int parse_escape(struct parser *ps, char *out, size_t *n)
-{
-    char c = *ps->p++;
-    size_t digits = 0;
-    uint32_t cp = 0;
-    switch (c) {
-    case '"': out[(*n)++] = '"'; return 0;
-    case '\\': out[(*n)++] = '\\'; return 0;
-    case 'n': out[(*n)++] = '\n'; return 0;
-    case 't': out[(*n)++] = '\t'; return 0;
-    case 'r': out[(*n)++] = '\r'; return 0;
-    case 'b': out[(*n)++] = '\b'; return 0;
-    case 'f': out[(*n)++] = '\f'; return 0;
-    case 'u': digits = 4; break;
-    case 'U': digits = 8; break;
-    default:
-        ps->p--;
-        if ((unsigned char)c < 0x20 || (unsigned char)c >= 0x7f)
-            return perr(ps, "a backslash must be followed by an escape letter; "
-                        "valid escapes are \\\" \\\\ \\n \\t \\uXXXX");
-        return perr(ps, "unknown escape '\\%c' in string; valid escapes are \\\" \\\\ \\n "
-                    "\\t \\uXXXX (write a backslash as \\\\)", c);
-    }
-    for (size_t i = 0; i < digits; i++) {
-        if (ps->p >= ps->end || !isxdigit((unsigned char)*ps->p))
-            return perr(ps, "\\%c needs exactly %zu hex digits", c, digits);
-        char h = *ps->p++;
-        cp = (cp << 4) | (uint32_t)(isdigit((unsigned char)h) ? h - '0' : (tolower(h) - 'a' + 10));
-    }
-    if (cp == 0)
-        return perr(ps, "\\u0000 (NUL) is not allowed in a string");
-    if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return perr(ps, "\\%c%0*X is not a Unicode scalar value", c, (int)digits, cp);
-    return put_utf8(out, n, cp);
-}
-
-/* A basic string; ps->p at the opening quote. *out is allocated. */
-static int parse_string(struct parser *ps, char **out)
-{
-    char *buf = malloc(MAX_STRING_BYTES + 8);
-    size_t n = 0;
-    int rc = 0;
-    if (buf == NULL)
-        return nomem(ps->err, ps->errlen);
-    if (ps->end - ps->p >= 3 && ps->p[1] == '"' && ps->p[2] == '"') {
-        rc = perr(ps, "multi-line strings (\"\"\") are not supported; use \"...\" with \\n");
-        goto out;
-    }
-    ps->p++;
-    for (;;) {
-        if (ps->p >= ps->end || *ps->p == '\n' || *ps->p == '\r') {
-            rc = perr(ps, "string is not closed: add '\"' before the end of the line");
-            goto out;
-        }
-        if (n > MAX_STRING_BYTES) {
-            rc = perr(ps, "string is longer than %d bytes", MAX_STRING_BYTES);
-            goto out;
-        }
-        unsigned char c = (unsigned char)*ps->p;
-        if (c == '"') {
-            ps->p++;
-            break;
-        }
-        if (c == '\\') {
-            ps->p++;
-            if (ps->p >= ps->end) {
-                rc = perr(ps, "string is not closed: add '\"' before the end of the file");
-                goto out;
-            }
-            if ((rc = parse_escape(ps, buf, &n)) < 0)
-                goto out;
-            continue;
-        }
-        if ((c < 0x20 && c != '\t') || c == 0x7f) {
-            rc = perr(ps, "control character 0x%02x in a string; write it as \\u%04X", c, c);
-            goto out;
-        }
-        buf[n++] = (char)c;
-        ps->p++;
-    }
-    buf[n] = '\0';
-    *out = buf;
-    return 0;
-out:
-    free(buf);
-    return rc;
-}
-
-/* A bare key [A-Za-z0-9_-]+ or a quoted key. *out is allocated. */
-static int parse_key(struct parser *ps, char **out)
-{
-    char b[16];
-    if (at(ps, '"')) {
-        int rc = parse_string(ps, out);
-        if (rc == 0 && (*out)[0] == '\0') {
-            free(*out);
-            return perr(ps, "empty quoted key \"\"");
-        }
-        return rc;
-    }
-    if (at(ps, '\''))
-        return perr(ps, "literal-quoted keys '...' are not supported; use \"...\"");
-    const char *start = ps->p;
-    while (ps->p < ps->end && (isalnum((unsigned char)*ps->p) || *ps->p == '_' || *ps->p == '-'))
-        ps->p++;
-    if (ps->p == start)
-        return perr(ps, "expected a key, found %s", describe(ps, b));
-    if ((size_t)(ps->p - start) > MAX_KEY_BYTES)
-        return perr(ps, "key longer than %d bytes", MAX_KEY_BYTES);
-    return (*out = strndup(start, (size_t)(ps->p - start))) ? 0 : nomem(ps->err, ps->errlen);
-}
-
-/* After a key: blanks, and a '.' would start a dotted key, which the subset lacks. */
-static int after_key(struct parser *ps, const char *key)
-{
-    skip_blank(ps);
-    if (at(ps, '.'))
-        return perr(ps, "dotted keys ('%.*s.x') are not supported; use a [table] header",
-                    TOKEN_SHOWN, key);
-    return 0;
-}
-
-/* Skips blanks, comments and line ends inside an array. */
-static int skip_array_space(struct parser *ps)
-{
-    for (;;) {
-        skip_blank(ps);
-        if (at(ps, '#')) {
-            int rc = skip_comment(ps);
-            if (rc < 0)
-                return rc;
-        }
-        if (ps->p < ps->end && (*ps->p == '\n' || *ps->p == '\r')) {
-            int rc = eat_newline(ps);
-            if (rc < 0)
-                return rc;
-            continue;
-        }
-        return 0;
-    }
-}
-
-static int parse_array(struct parser *ps, struct tval *v)
-{
-    char b[16];
-    int open_line = ps->o.line, rc;
-    v->kind = V_LIST;
-    ps->p++;
-    for (;;) {
-        if ((rc = skip_array_space(ps)) < 0)
-            return rc;
-        if (ps->p >= ps->end)
-            return perr(ps, "array opened on line %d is not closed with ']'", open_line);
-        if (at(ps, ']')) {
-            ps->p++;
-            return 0;
-        }
-        if (!at(ps, '"'))
-            return perr(ps, "arrays may only hold strings in double quotes; found %s",
-                        describe(ps, b));
-        if (v->list.count >= MAX_LIST_ITEMS)
-            return perr(ps, "array has more than %d items", MAX_LIST_ITEMS);
-        char *item;
-        if ((rc = parse_string(ps, &item)) < 0)
-            return rc;
-        if ((rc = strings_push(&v->list, item)) < 0) {
-            free(item);
-            return nomem(ps->err, ps->errlen);
-        }
-        if ((rc = skip_array_space(ps)) < 0)
-            return rc;
-        if (at(ps, ','))
-            ps->p++;
-        else if (!at(ps, ']'))
-            return ps->p >= ps->end
-                   ? perr(ps, "array opened on line %d is not closed with ']'", open_line)
-                   : perr(ps, "expected ',' or ']' in array, found %s", describe(ps, b));
-    }
-}
-
-/* Length of the prefix of s[0..len) made of bytes in set (s need not be NUL-terminated). */
-static size_t span(const char *s, size_t len, const char *set)
-{
-    size_t i = 0;
-    while (i < len && s[i] != '\0' && strchr(set, s[i]) != NULL)
-        i++;
-    return i;
-}
-
-/* A token that is not a string or an array: integer, boolean, or a clear refusal. */
-static int parse_scalar(struct parser *ps, struct tval *v)
-{
-    const char *start = ps->p;
-    while (ps->p < ps->end && !strchr(" \t#\n\r,]", *ps->p))
-        ps->p++;
-    size_t len = (size_t)(ps->p - start);
-    int shown = len > TOKEN_SHOWN ? TOKEN_SHOWN : (int)len;
-    if ((len == 4 && !memcmp(start, "true", 4)) || (len == 5 && !memcmp(start, "false", 5))) {
-        v->kind = V_BOOL;
-        v->b = len == 4;
-        return 0;
-    }
-    ps->p = start;   /* errors point at the token's line, which is this one */
-    if (len > 0 && (isdigit((unsigned char)*start) || *start == '+' || *start == '-')) {
-        int r = parse_int(start, len, &v->i);
-        if (r == 0) {
-            v->kind = V_INT;
-            ps->p = start + len;
-            return 0;
-        }
-        if (r == -2)
-            return perr(ps, "integer %.*s does not fit in 64 bits", shown, start);
-        if (len > 1 && start[0] == '0' && strchr("xob", start[1]))
-            return perr(ps, "only decimal integers are supported, not '%.*s'", shown, start);
-        bool numeric = span(start, len, "0123456789+-_.eE") == len;
-        bool floaty = memchr(start, '.', len) || memchr(start, 'e', len) ||
-                      memchr(start, 'E', len);
-        if (numeric && !floaty)
-            return perr(ps, "'%.*s' is not a valid integer (no leading zeros; '_' only "
-                        "between digits)", shown, start);
-        if (numeric)
-            return perr(ps, "floating-point numbers are not supported ('%.*s')", shown, start);
-    }
-    if ((len == 4 && !strncasecmp(start, "true", 4)) ||
-        (len == 5 && !strncasecmp(start, "false", 5)))
-        return perr(ps, "booleans are written in lower case: true or false");
-    if (at(ps, '\''))
-        return perr(ps, "literal strings '...' are not supported; use \"...\" "
-                    "(write a backslash as \\\\)");
-    if (at(ps, '{'))
-        return perr(ps, "inline tables {...} are not supported; use a [table] header");
-    if (len == 0) {
-        char b[16];
-        return perr(ps, "expected a value after '=', found %s", describe(ps, b));
-    }
-    return perr(ps, "'%.*s' is not a value; if it is a string, put it in double quotes",
-                shown, start);
-}
-
-static int parse_value(struct parser *ps, struct tval *v)
-{
-    memset(v, 0, sizeof(*v));
-    if (at(ps, '"')) {
-        v->kind = V_STR;
-        return parse_string(ps, &v->s);
-    }
-    if (at(ps, '['))
-        return parse_array(ps, v);
-    return parse_scalar(ps, v);
+    return (struct origin){ .source = QPC_CONFIG_SOURCE_FILE, .file = ld->file, .line = line };
 }
 
 /* Applies the collected entries of the open table, if any. */
-static int close_table(struct parser *ps)
+static int close_table(struct loader *ld, char *err, size_t errlen)
 {
     struct tval v = { .kind = V_PEERS };
-    if (ps->table < 0)
+    if (ld->table < 0)
         return 0;
-    v.peers = ps->table_peers;
-    memset(&ps->table_peers, 0, sizeof(ps->table_peers));
-    int idx = ps->table;
-    ps->table = -1;
-    return assign(ps->cfg, (size_t)idx, &v, &ps->table_origin, ps->err, ps->errlen);
+    v.peers = ld->table_peers;
+    memset(&ld->table_peers, 0, sizeof(ld->table_peers));
+    int idx = ld->table;
+    ld->table = -1;
+    return assign(ld->cfg, (size_t)idx, &v, &ld->table_origin, err, errlen);
 }
 
-static int parse_table_header(struct parser *ps)
+static int on_table(void *ctx, const char *name, int line, char *err, size_t errlen)
 {
-    char *name = NULL, b[16];
+    struct loader *ld = ctx;
+    struct origin o = file_origin(ld, line);
     int rc, idx;
-    ps->p++;
-    if (at(ps, '['))
-        return perr(ps, "arrays of tables [[...]] are not supported");
-    skip_blank(ps);
-    if ((rc = parse_key(ps, &name)) < 0)
+    if ((rc = close_table(ld, err, errlen)) < 0)
         return rc;
-    if ((rc = after_key(ps, name)) < 0)
-        goto out;
-    if (!at(ps, ']')) {
-        rc = perr(ps, "expected ']' to close the table header [%s, found %s", name,
-                  describe(ps, b));
-        goto out;
-    }
-    ps->p++;
-    if ((rc = close_table(ps)) < 0)
-        goto out;
-    idx = find_key(ps->cfg, name);
+    idx = find_key(ld->cfg, name);
     if (idx < 0) {
-        const struct key_spec *near = nearest_key(ps->cfg, name, true);
+        const struct key_spec *near = nearest_key(ld->cfg, name, true);
         char hint[128];
         if (near != NULL)
             suggestion(hint, sizeof(hint), name, near->name, near->name, "[", "]");
-        rc = near ? perr(ps, "unknown table [%s]; %s", name, hint)
-                  : perr(ps, "unknown table [%s]; this file has no tables", name);
-        goto out;
+        return near ? fail(err, errlen, &o, "unknown table [%s]; %s", name, hint)
+                    : fail(err, errlen, &o, "unknown table [%s]; this file has no tables", name);
     }
-    if (ps->cfg->keys[idx].type != T_PEERS) {
-        rc = perr(ps, "'%s' is a key, not a table: write %s = ... above the first [table]",
-                  name, name);
-        goto out;
-    }
-    if (ps->seen_line[idx] != 0) {
-        rc = perr(ps, "table [%s] appears twice (first on line %d)", name, ps->seen_line[idx]);
-        goto out;
-    }
-    ps->seen_line[idx] = ps->o.line;
-    ps->table = idx;
-    ps->table_origin = ps->o;
-out:
-    free(name);
-    return rc;
-}
-
-/* One "domain = "host:port"" line inside [federation_peers]. */
-static int table_entry(struct parser *ps, char *key, struct tval *v)
-{
-    if (v->kind != V_STR)
-        return perr(ps, "federation peer '%s' expects an address string like "
-                    "\"10.0.0.2:7001\", got %s", key, kind_phrase(v->kind));
-    if (find_key(ps->cfg, key) >= 0)
-        return perr(ps, "'%s' is a top-level key but appears inside [%s]; move it above the "
-                    "table header", key, ps->cfg->keys[ps->table].name);
-    const struct qpc_config_peer *dup = peers_find(&ps->table_peers, key);
-    if (dup != NULL)
-        return perr(ps, "duplicate federation peer '%s'", key);
-    if (ps->table_peers.count >= MAX_PEERS)
-        return perr(ps, "more than %d federation peers", MAX_PEERS);
-    int rc = check_peer(key, v->s, &ps->o, ps->err, ps->errlen);
-    if (rc < 0)
-        return rc;
-    if (peers_push(&ps->table_peers, key, v->s) < 0)
-        return nomem(ps->err, ps->errlen);
-    v->s = NULL;   /* now owned by the table, as is key */
+    if (ld->cfg->keys[idx].type != T_PEERS)
+        return fail(err, errlen, &o, "'%s' is a key, not a table: write %s = ... above the "
+                    "first [table]", name, name);
+    if (ld->seen_line[idx] != 0)
+        return fail(err, errlen, &o, "table [%s] appears twice (first on line %d)", name,
+                    ld->seen_line[idx]);
+    ld->seen_line[idx] = line;
+    ld->table = idx;
+    ld->table_origin = o;
     return 0;
 }
 
-static int parse_keyval(struct parser *ps)
+/* Top-level keys are checked before their value is read: an unknown key comes first. */
+static int on_key(void *ctx, const char *table, const char *key, int line, char *err,
+                  size_t errlen)
 {
-    char *key = NULL, b[16];
-    struct tval v = { 0 };
-    int rc, idx = -1;
-    if ((rc = parse_key(ps, &key)) < 0)
+    struct loader *ld = ctx;
+    struct origin o = file_origin(ld, line);
+    int idx;
+    if (table != NULL)
+        return 0;
+    idx = find_key(ld->cfg, key);
+    if (idx < 0) {
+        const struct key_spec *near = nearest_key(ld->cfg, key, false);
+        char hint[128];
+        suggestion(hint, sizeof(hint), key, near->name, near->name, "'", "'");
+        return fail(err, errlen, &o, "unknown key '%s'; %s", key, hint);
+    }
+    if (ld->cfg->keys[idx].type == T_PEERS)
+        return fail(err, errlen, &o, "'%s' is a table: write a [%s] header, then one "
+                    "domain = \"host:port\" line per peer", key, key);
+    if (ld->seen_line[idx] != 0)
+        return fail(err, errlen, &o, "duplicate key '%s' (first set on line %d)", key,
+                    ld->seen_line[idx]);
+    return 0;
+}
+
+/* Moves a value the reader made into a struct tval. */
+static void tval_from_toml(struct tval *v, struct qpc_toml_value *t)
+{
+    memset(v, 0, sizeof(*v));
+    switch (t->type) {
+    case QPC_TOML_STRING: v->kind = V_STR; v->s = t->string; t->string = NULL; break;
+    case QPC_TOML_INTEGER: v->kind = V_INT; v->i = t->integer; break;
+    case QPC_TOML_BOOLEAN: v->kind = V_BOOL; v->b = t->boolean; break;
+    case QPC_TOML_ARRAY:
+        v->kind = V_LIST;
+        v->list.items = t->items;
+        v->list.count = t->count;
+        t->items = NULL;
+        t->count = 0;
+        break;
+    }
+}
+
+/* One "domain = "host:port"" line inside [federation_peers]; o is where it ends. */
+static int table_entry(struct loader *ld, char **key, struct tval *v, const struct origin *o,
+                       char *err, size_t errlen)
+{
+    if (v->kind != V_STR)
+        return fail(err, errlen, o, "federation peer '%s' expects an address string like "
+                    "\"10.0.0.2:7001\", got %s", *key, kind_phrase(v->kind));
+    if (find_key(ld->cfg, *key) >= 0)
+        return fail(err, errlen, o, "'%s' is a top-level key but appears inside [%s]; move "
+                    "it above the table header", *key, ld->cfg->keys[ld->table].name);
+    if (peers_find(&ld->table_peers, *key) != NULL)
+        return fail(err, errlen, o, "duplicate federation peer '%s'", *key);
+    if (ld->table_peers.count >= MAX_PEERS)
+        return fail(err, errlen, o, "more than %d federation peers", MAX_PEERS);
+    int rc = check_peer(*key, v->s, o, err, errlen);
+    if (rc < 0)
         return rc;
-    if ((rc = after_key(ps, key)) < 0)
-        goto out;
-    if (!at(ps, '=')) {
-        rc = perr(ps, "expected '=' after key '%s', found %s", key, describe(ps, b));
-        goto out;
-    }
-    ps->p++;
-    skip_blank(ps);
-    if (ps->table < 0) {
-        idx = find_key(ps->cfg, key);
-        if (idx < 0) {
-            const struct key_spec *near = nearest_key(ps->cfg, key, false);
-            char hint[128];
-            suggestion(hint, sizeof(hint), key, near->name, near->name, "'", "'");
-            rc = perr(ps, "unknown key '%s'; %s", key, hint);
-            goto out;
-        }
-        if (ps->cfg->keys[idx].type == T_PEERS) {
-            rc = perr(ps, "'%s' is a table: write a [%s] header, then one "
-                      "domain = \"host:port\" line per peer", key, key);
-            goto out;
-        }
-        if (ps->seen_line[idx] != 0) {
-            rc = perr(ps, "duplicate key '%s' (first set on line %d)", key, ps->seen_line[idx]);
-            goto out;
-        }
-    }
-    int line = ps->o.line;   /* a value may span lines; it belongs to the key's line */
-    if ((rc = parse_value(ps, &v)) < 0)
-        goto out;
-    if (ps->table >= 0) {
-        if ((rc = table_entry(ps, key, &v)) == 0)
-            key = NULL;
-        goto out;
-    }
-    ps->seen_line[idx] = line;
-    struct origin o = ps->o;
-    o.line = line;
-    rc = assign(ps->cfg, (size_t)idx, &v, &o, ps->err, ps->errlen);
-out:
-    tval_free(&v);
-    free(key);
-    return rc;
+    if (peers_push(&ld->table_peers, *key, v->s) < 0)
+        return nomem(err, errlen);
+    *key = NULL;   /* now owned by the table, as is the value */
+    v->s = NULL;
+    return 0;
 }
 
-static int parse_document(struct parser *ps)
+static int on_value(void *ctx, const char *table, char **key, struct qpc_toml_value *t,
+                    int line, int end_line, char *err, size_t errlen)
 {
-    int rc = 0;
-    while (rc == 0 && ps->p < ps->end) {
-        skip_blank(ps);
-        if (ps->p >= ps->end)
-            break;
-        char c = *ps->p;
-        if (c == '\n' || c == '\r') {
-            rc = eat_newline(ps);
-        } else if (c == '#') {
-            if ((rc = skip_comment(ps)) == 0)
-                rc = end_of_line(ps, "a comment");
-        } else if (c == '[') {
-            if ((rc = parse_table_header(ps)) == 0)
-                rc = end_of_line(ps, "a table header");
-        } else {
-            if ((rc = parse_keyval(ps)) == 0)
-                rc = end_of_line(ps, "a value");
-        }
+    struct loader *ld = ctx;
+    struct tval v;
+    int rc;
+    tval_from_toml(&v, t);
+    if (table != NULL) {
+        struct origin o = file_origin(ld, end_line);
+        rc = table_entry(ld, key, &v, &o, err, errlen);
+        tval_free(&v);
+        return rc;
     }
-    if (rc == 0)
-        rc = close_table(ps);
-    return rc;
-}
-
-/* The line number of byte pos in buf. */
-static int line_of(const char *buf, const char *pos)
-{
-    int line = 1;
-    for (const char *c = buf; c < pos; c++)
-        line += *c == '\n';
-    return line;
+    int idx = find_key(ld->cfg, *key);   /* on_key made sure it is known */
+    struct origin o = file_origin(ld, line);
+    ld->seen_line[idx] = line;
+    return assign(ld->cfg, (size_t)idx, &v, &o, err, errlen);
 }
 
 /* Keeps a copy of name for print(); returns it or NULL. */
@@ -1397,33 +970,17 @@ static const char *remember_file(struct qpc_config *cfg, const char *name)
 int qpc_config_load_buffer(struct qpc_config *cfg, const char *name, const char *buf,
                            size_t len, char *err, size_t errlen)
 {
-    struct parser ps = { .cfg = cfg, .p = buf, .end = buf + len, .err = err,
-                         .errlen = errlen, .table = -1 };
-    const char *bad;
-    size_t bad_at;
+    static const struct qpc_toml_handler handler = { on_table, on_key, on_value };
+    struct loader ld = { .cfg = cfg, .table = -1 };
     int rc;
     if (err != NULL && errlen > 0)
         err[0] = '\0';
-    if (name == NULL)
-        name = "(config)";
-    ps.o = (struct origin){ .source = QPC_CONFIG_SOURCE_FILE, .file = name, .line = 1 };
-    if (len > MAX_FILE_BYTES)
-        return fail(err, errlen, &ps.o, "file is larger than %d bytes", MAX_FILE_BYTES);
-    if ((bad = memchr(buf, '\0', len)) != NULL) {
-        ps.o.line = line_of(buf, bad);
-        return fail(err, errlen, &ps.o, "NUL byte in the file; is it a text file?");
-    }
-    if ((bad_at = qpc_utf8_check(buf, len)) < len) {
-        ps.o.line = line_of(buf, buf + bad_at);
-        return fail(err, errlen, &ps.o, "invalid UTF-8 (byte 0x%02x); save the file as UTF-8",
-                    (unsigned char)buf[bad_at]);
-    }
-    if ((ps.o.file = remember_file(cfg, name)) == NULL)
+    if ((ld.file = remember_file(cfg, name != NULL ? name : "(config)")) == NULL)
         return nomem(err, errlen);
-    if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0)
-        ps.p += 3;   /* a UTF-8 byte-order mark, as some editors write */
-    rc = parse_document(&ps);
-    peers_free(&ps.table_peers);
+    rc = qpc_toml_parse(ld.file, buf, len, &handler, &ld, err, errlen);
+    if (rc == 0)
+        rc = close_table(&ld, err, errlen);
+    peers_free(&ld.table_peers);
     return rc;
 }
 
@@ -1440,11 +997,11 @@ int qpc_config_load_file(struct qpc_config *cfg, const char *path, char *err, si
                      e == ENOENT ? " (create it, or name another file)" : "");
         return e == ENOENT ? QPC_ERR_NOT_FOUND : QPC_ERR_IO;
     }
-    if ((buf = malloc(MAX_FILE_BYTES + 1)) == NULL) {
+    if ((buf = malloc(QPC_TOML_MAX_BYTES + 1)) == NULL) {
         rc = nomem(err, errlen);
         goto out;
     }
-    len = fread(buf, 1, MAX_FILE_BYTES + 1, f);
+    len = fread(buf, 1, QPC_TOML_MAX_BYTES + 1, f);
     if (ferror(f)) {
         if (err != NULL && errlen > 0)
             snprintf(err, errlen, "cannot read config file '%s': %s", path, strerror(errno));
