@@ -25,7 +25,7 @@
 #include <uthash.h>
 
 #include "qpc/broadcast.h"
-#include "qpc/config.h"
+#include "settings.h"
 #include "qpc/envelope.h"
 #include "qpc/identity.h"
 #include "qpc/queue.h"
@@ -94,7 +94,7 @@ struct client {
                                           * a QUIC user pointer tells which it is */
     struct ev_loop *loop;
     struct qpc_config *cfg;
-    const struct qpc_client_config *cc;
+    const struct client_settings *cc;
     char data_dir[PATH_MAX];
     char identity_path[PATH_MAX];
     struct qpc_identity *id;

@@ -21,7 +21,7 @@
 #include "qpc/log.h"
 #include "server.h"
 
-static bool iface_wanted(const struct qpc_server_config *sc, const char *name)
+static bool iface_wanted(const struct server_settings *sc, const char *name)
 {
     if (sc->mdns_interfaces.count == 0)
         return true;
@@ -82,7 +82,7 @@ static void check_established(struct ev_loop *loop, ev_timer *w, int revents)
 
 int announce_start(struct node *n)
 {
-    const struct qpc_server_config *sc = n->sc;
+    const struct server_settings *sc = n->sc;
     struct qpc_mdns_config mc = { 0 };
     char label[QPC_MDNS_HOST_LABEL_LEN], instance[QPC_MDNS_LABEL_MAX + 1], host[256];
     char server[QPC_ADDRESS_MAX + 1];

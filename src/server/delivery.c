@@ -896,7 +896,7 @@ static void commit_idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
 
 int delivery_start(struct node *n)
 {
-    const struct qpc_server_config *sc = n->sc;
+    const struct server_settings *sc = n->sc;
     struct qpc_quic_config qc = { 0 };
     struct sockaddr_storage ss;
     socklen_t slen = sizeof(ss);

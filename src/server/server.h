@@ -23,7 +23,7 @@
 #include <ev.h>
 #include <uthash.h>
 
-#include "qpc/config.h"
+#include "settings.h"
 #include "qpc/encoding.h"
 #include "qpc/identity.h"
 #include "qpc/mdns.h"
@@ -71,7 +71,7 @@ struct node {
     int kind;                              /* OBJ_NODE */
     struct ev_loop *loop;
     struct qpc_config *cfg;
-    const struct qpc_server_config *sc;
+    const struct server_settings *sc;
     struct qpc_identity *identity;
     struct qpc_queue *queue;
     struct qpc_quic_endpoint *client_ep;
