@@ -9,9 +9,9 @@
  * fsync'd and renamed over it, so a crash leaves either the old or the new file. And a
  * file we cannot read is reported, never replaced with a fresh identity.
  *
- * Peers live in a uthash keyed by public key, servers in one keyed by lowercase address.
- * The public structs (struct qpc_peer, struct qpc_server) are the first member of the
- * hash entries, so a pointer handed out is also the entry.
+ * Peers live in a uthash keyed by public key, pins in one per kind keyed by lowercase
+ * name. The public structs (struct qpc_peer, struct qpc_pin) are the first member of
+ * the hash entries, so a pointer handed out is also the entry.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -43,9 +43,9 @@ struct peer_entry {
     UT_hash_handle hh;      /* keyed by peer.key */
 };
 
-struct server_entry {
-    struct qpc_server server; /* first, as above */
-    UT_hash_handle hh;        /* keyed by the lowercase server.address */
+struct pin_entry {
+    struct qpc_pin pin;       /* first, as above */
+    UT_hash_handle hh;        /* keyed by the lowercase pin.name */
 };
 
 struct qpc_identity {
@@ -54,7 +54,21 @@ struct qpc_identity {
     char peer_id[QPC_KEY_HEX_LEN];
     char *name;
     struct peer_entry *peers;
-    struct server_entry *servers;
+    struct pin_entry *pins[QPC_PIN_KINDS];
+};
+
+/*
+ * How each kind of pin is kept in the file: its own array, named as the first kind
+ * was (servers noted by address) so that files written before pins were generic read
+ * and write the same.
+ */
+static const struct {
+    const char *list;      /* top-level array */
+    const char *member;    /* the name's member in each object */
+    const char *what;      /* for "not a ..." messages */
+} pin_json[QPC_PIN_KINDS] = {
+    [QPC_PIN_ADDRESS] = { "servers", "address", "host:port" },
+    [QPC_PIN_DOMAIN] = { "domains", "domain", "domain name" },
 };
 
 static const char *const source_names[] = {
@@ -128,16 +142,26 @@ static bool name_valid(const char *name)
     return true;
 }
 
-/* A malloc'd lowercase copy of a valid address, or NULL (invalid or no memory). */
-static char *address_dup_lower(const char *address, int *rc)
+/* True when name may be the name of a pin of kind. */
+static bool pin_name_valid(enum qpc_pin_kind kind, const char *name)
+{
+    switch (kind) {
+    case QPC_PIN_ADDRESS: return qpc_addr_valid(name);
+    case QPC_PIN_DOMAIN: return name != NULL && qpc_addr_check_name(name) == NULL;
+    }
+    return false;
+}
+
+/* A malloc'd lowercase copy of text if valid is true, else NULL with *rc set. */
+static char *dup_lower(const char *text, bool valid, int *rc)
 {
     char *copy;
 
-    if (!qpc_addr_valid(address)) {
+    if (!valid) {
         *rc = QPC_ERR_INVALID;
         return NULL;
     }
-    if ((copy = strdup(address)) == NULL) {
+    if ((copy = strdup(text)) == NULL) {
         *rc = QPC_ERR_NOMEM;
         return NULL;
     }
@@ -145,6 +169,12 @@ static char *address_dup_lower(const char *address, int *rc)
         *p = (char)tolower((unsigned char)*p);
     *rc = 0;
     return copy;
+}
+
+/* A malloc'd lowercase copy of a valid address, or NULL (invalid or no memory). */
+static char *address_dup_lower(const char *address, int *rc)
+{
+    return dup_lower(address, qpc_addr_valid(address), rc);
 }
 
 /* --- life cycle ------------------------------------------------------------------ */
@@ -159,18 +189,18 @@ static void peer_entry_free(struct peer_entry *e)
     free(e);
 }
 
-static void server_entry_free(struct server_entry *e)
+static void pin_entry_free(struct pin_entry *e)
 {
     if (e == NULL)
         return;
-    free(e->server.address);
+    free(e->pin.name);
     free(e);
 }
 
 void qpc_identity_free(struct qpc_identity *id)
 {
     struct peer_entry *p, *ptmp;
-    struct server_entry *s, *stmp;
+    struct pin_entry *s, *stmp;
 
     if (id == NULL)
         return;
@@ -178,9 +208,11 @@ void qpc_identity_free(struct qpc_identity *id)
         HASH_DEL(id->peers, p);
         peer_entry_free(p);
     }
-    HASH_ITER(hh, id->servers, s, stmp) {
-        HASH_DEL(id->servers, s);
-        server_entry_free(s);
+    for (int k = 0; k < QPC_PIN_KINDS; k++) {
+        HASH_ITER(hh, id->pins[k], s, stmp) {
+            HASH_DEL(id->pins[k], s);
+            pin_entry_free(s);
+        }
     }
     free(id->name);
     sodium_memzero(id, sizeof(*id));
@@ -479,73 +511,76 @@ int qpc_identity_peer_find(const struct qpc_identity *id, const char *prefix,
     return QPC_ERR_AMBIGUOUS;
 }
 
-/* --- servers and TOFU ---------------------------------------------------------------- */
+/* --- key pins ------------------------------------------------------------------------ */
 
-size_t qpc_identity_server_count(const struct qpc_identity *id)
+size_t qpc_identity_pin_count(const struct qpc_identity *id, enum qpc_pin_kind kind)
 {
-    return HASH_COUNT(id->servers);
+    return (unsigned)kind < QPC_PIN_KINDS ? HASH_COUNT(id->pins[kind]) : 0;
 }
 
-const struct qpc_server *qpc_identity_server_next(const struct qpc_identity *id,
-                                                  const struct qpc_server *prev)
+const struct qpc_pin *qpc_identity_pin_next(const struct qpc_identity *id,
+                                            enum qpc_pin_kind kind, const struct qpc_pin *prev)
 {
-    const struct server_entry *e;
+    const struct pin_entry *e;
 
+    if ((unsigned)kind >= QPC_PIN_KINDS)
+        return NULL;
     if (prev == NULL)
-        e = id->servers;
+        e = id->pins[kind];
     else
-        e = ((const struct server_entry *)prev)->hh.next;
-    return e != NULL ? &e->server : NULL;
+        e = ((const struct pin_entry *)prev)->hh.next;
+    return e != NULL ? &e->pin : NULL;
 }
 
-/* The entry for address (any case), or NULL (also for an invalid address). */
-static struct server_entry *server_lookup(const struct qpc_identity *id, const char *address)
+/* The entry for name (any case), or NULL (also for an invalid name or kind). */
+static struct pin_entry *pin_lookup(const struct qpc_identity *id, enum qpc_pin_kind kind,
+                                    const char *name)
 {
-    char lower[QPC_ADDRESS_MAX + 1];
-    struct server_entry *e = NULL;
+    char lower[QPC_ADDRESS_MAX + 1];   /* also holds any DNS name (253) */
+    struct pin_entry *e = NULL;
     size_t len;
 
-    if (!qpc_addr_valid(address))
+    if (!pin_name_valid(kind, name) || (len = strlen(name)) > QPC_ADDRESS_MAX)
         return NULL;
-    len = strlen(address);
     for (size_t i = 0; i < len; i++)
-        lower[i] = (char)tolower((unsigned char)address[i]);
-    HASH_FIND(hh, id->servers, lower, len, e);
+        lower[i] = (char)tolower((unsigned char)name[i]);
+    HASH_FIND(hh, id->pins[kind], lower, len, e);
     return e;
 }
 
-const struct qpc_server *qpc_identity_server_get(const struct qpc_identity *id,
-                                                 const char *address)
+const struct qpc_pin *qpc_identity_pin_get(const struct qpc_identity *id,
+                                           enum qpc_pin_kind kind, const char *name)
 {
-    struct server_entry *e = server_lookup(id, address);
+    struct pin_entry *e = pin_lookup(id, kind, name);
 
-    return e != NULL ? &e->server : NULL;
+    return e != NULL ? &e->pin : NULL;
 }
 
-/* Finds or adds the entry for address. */
-static int server_note(struct qpc_identity *id, const char *address, uint64_t now_ms,
-                       struct server_entry **out)
+/* Finds or adds the entry for name. */
+static int pin_note(struct qpc_identity *id, enum qpc_pin_kind kind, const char *name,
+                    uint64_t now_ms, struct pin_entry **out)
 {
-    struct server_entry *e;
+    struct pin_entry *e;
     bool hash_oom = false;
     int rc = 0;
 
-    if ((e = server_lookup(id, address)) != NULL)
+    if ((e = pin_lookup(id, kind, name)) != NULL)
         goto done;
-    if (!qpc_addr_valid(address))
+    if (!pin_name_valid(kind, name))
         return QPC_ERR_INVALID;
-    if (HASH_COUNT(id->servers) >= QPC_SERVERS_MAX)
+    if (HASH_COUNT(id->pins[kind]) >= QPC_PINS_MAX)
         return QPC_ERR_STORE_FULL;
     if ((e = calloc(1, sizeof(*e))) == NULL)
         return QPC_ERR_NOMEM;
-    if ((e->server.address = address_dup_lower(address, &rc)) == NULL) {
+    if ((e->pin.name = dup_lower(name, true, &rc)) == NULL) {
         free(e);
         return rc;
     }
-    e->server.noted_at_ms = now_ms;
-    HASH_ADD_KEYPTR(hh, id->servers, e->server.address, strlen(e->server.address), e);
+    e->pin.kind = kind;
+    e->pin.noted_at_ms = now_ms;
+    HASH_ADD_KEYPTR(hh, id->pins[kind], e->pin.name, strlen(e->pin.name), e);
     if (hash_oom) {
-        server_entry_free(e);
+        pin_entry_free(e);
         return QPC_ERR_NOMEM;
     }
 done:
@@ -553,54 +588,54 @@ done:
     return 0;
 }
 
-int qpc_identity_server_note(struct qpc_identity *id, const char *address, uint64_t now_ms,
-                             const struct qpc_server **out)
+int qpc_identity_pin_note(struct qpc_identity *id, enum qpc_pin_kind kind, const char *name,
+                          uint64_t now_ms, const struct qpc_pin **out)
 {
-    struct server_entry *e;
-    int rc = server_note(id, address, now_ms, &e);
+    struct pin_entry *e;
+    int rc = pin_note(id, kind, name, now_ms, &e);
 
     if (rc == 0 && out != NULL)
-        *out = &e->server;
+        *out = &e->pin;
     return rc;
 }
 
-int qpc_identity_server_pin(struct qpc_identity *id, const char *address,
-                            const uint8_t key[static QPC_KEY_LEN], uint64_t now_ms)
+int qpc_identity_pin_key(struct qpc_identity *id, enum qpc_pin_kind kind, const char *name,
+                         const uint8_t key[static QPC_KEY_LEN], uint64_t now_ms)
 {
-    struct server_entry *e;
+    struct pin_entry *e;
     int rc;
 
-    if ((rc = server_note(id, address, now_ms, &e)) != 0)
+    if ((rc = pin_note(id, kind, name, now_ms, &e)) != 0)
         return rc;
-    if (e->server.has_key)   /* like SSH: a changed host key is refused, never replaced */
-        return memcmp(e->server.key, key, QPC_KEY_LEN) == 0 ? 0 : QPC_ERR_REFUSED;
-    memcpy(e->server.key, key, QPC_KEY_LEN);
-    e->server.has_key = true;
-    e->server.pinned_at_ms = now_ms;
+    if (e->pin.has_key)   /* like SSH: a changed host key is refused, never replaced */
+        return memcmp(e->pin.key, key, QPC_KEY_LEN) == 0 ? 0 : QPC_ERR_REFUSED;
+    memcpy(e->pin.key, key, QPC_KEY_LEN);
+    e->pin.has_key = true;
+    e->pin.pinned_at_ms = now_ms;
     return 0;
 }
 
-int qpc_identity_server_key(const struct qpc_identity *id, const char *address,
-                            uint8_t key[static QPC_KEY_LEN])
+int qpc_identity_pin_lookup(const struct qpc_identity *id, enum qpc_pin_kind kind,
+                            const char *name, uint8_t key[static QPC_KEY_LEN])
 {
-    struct server_entry *e;
+    struct pin_entry *e;
 
-    if (!qpc_addr_valid(address))
+    if (!pin_name_valid(kind, name))
         return QPC_ERR_INVALID;
-    if ((e = server_lookup(id, address)) == NULL || !e->server.has_key)
+    if ((e = pin_lookup(id, kind, name)) == NULL || !e->pin.has_key)
         return QPC_ERR_NOT_FOUND;
-    memcpy(key, e->server.key, QPC_KEY_LEN);
+    memcpy(key, e->pin.key, QPC_KEY_LEN);
     return 0;
 }
 
-int qpc_identity_server_forget(struct qpc_identity *id, const char *address)
+int qpc_identity_pin_forget(struct qpc_identity *id, enum qpc_pin_kind kind, const char *name)
 {
-    struct server_entry *e = server_lookup(id, address);
+    struct pin_entry *e = pin_lookup(id, kind, name);
 
     if (e == NULL)
         return QPC_ERR_NOT_FOUND;
-    HASH_DEL(id->servers, e);
-    server_entry_free(e);
+    HASH_DEL(id->pins[kind], e);
+    pin_entry_free(e);
     return 0;
 }
 
@@ -752,8 +787,8 @@ static int parse_addresses(const struct field_ctx *c, json_t *obj, struct qpc_pe
     return 0;
 }
 
-static int parse_peer(struct qpc_identity *id, json_t *obj, size_t index, char *errbuf,
-                      size_t errlen)
+static int parse_peer(struct qpc_identity *id, json_t *obj, size_t index, const void *arg,
+                      char *errbuf, size_t errlen)
 {
     char where[32];
     struct field_ctx c = {where, errbuf, errlen};
@@ -805,53 +840,56 @@ fail:
     return rc;
 }
 
-static int parse_server(struct qpc_identity *id, json_t *obj, size_t index, char *errbuf,
-                        size_t errlen)
+static int parse_pin(struct qpc_identity *id, json_t *obj, size_t index, const void *arg,
+                     char *errbuf, size_t errlen)
 {
+    enum qpc_pin_kind kind = *(const enum qpc_pin_kind *)arg;
+    const char *list = pin_json[kind].list, *member = pin_json[kind].member;
     char where[32];
     struct field_ctx c = {where, errbuf, errlen};
-    struct server_entry *e;
-    const char *address;
+    struct pin_entry *e;
+    const char *name;
     json_t *key;
     uint64_t noted_at, pinned_at;
     int rc;
 
-    snprintf(where, sizeof(where), "servers[%zu].", index);
+    snprintf(where, sizeof(where), "%s[%zu].", list, index);
     if (!json_is_object(obj)) {
-        set_err(errbuf, errlen, "servers[%zu]: not an object", index);
+        set_err(errbuf, errlen, "%s[%zu]: not an object", list, index);
         return QPC_ERR_CORRUPT;
     }
-    if ((rc = get_string(&c, obj, "address", true, &address)) != 0 ||
+    if ((rc = get_string(&c, obj, member, true, &name)) != 0 ||
         (rc = get_ms(&c, obj, "noted_at", true, &noted_at)) != 0 ||
         (rc = get_member(&c, obj, "key", false, &key)) != 0 ||
         (rc = get_ms(&c, obj, "pinned_at", key != NULL, &pinned_at)) != 0)
         return rc;
-    if (!qpc_addr_valid(address)) {
-        set_err(errbuf, errlen, "%saddress: not a host:port", where);
+    if (!pin_name_valid(kind, name)) {
+        set_err(errbuf, errlen, "%s%s: not a %s", where, member, pin_json[kind].what);
         return QPC_ERR_CORRUPT;
     }
-    if (server_lookup(id, address) != NULL) {
-        set_err(errbuf, errlen, "%saddress: listed twice", where);
+    if (pin_lookup(id, kind, name) != NULL) {
+        set_err(errbuf, errlen, "%s%s: listed twice", where, member);
         return QPC_ERR_CORRUPT;
     }
-    if ((rc = server_note(id, address, noted_at, &e)) != 0)
+    if ((rc = pin_note(id, kind, name, noted_at, &e)) != 0)
         return rc;
     if (key != NULL) {
-        if ((rc = get_key(&c, obj, "key", e->server.key)) != 0) {
-            HASH_DEL(id->servers, e);
-            server_entry_free(e);
+        if ((rc = get_key(&c, obj, "key", e->pin.key)) != 0) {
+            HASH_DEL(id->pins[kind], e);
+            pin_entry_free(e);
             return rc;
         }
-        e->server.has_key = true;
-        e->server.pinned_at_ms = pinned_at;
+        e->pin.has_key = true;
+        e->pin.pinned_at_ms = pinned_at;
     }
     return 0;
 }
 
-/* Parses the optional array `key` with parse_one for each element, at most max. */
+/* Parses the optional array `key` with parse_one(..., arg, ...) for each element, at most max. */
 static int parse_list(struct qpc_identity *id, json_t *root, const char *key, size_t max,
-                      int (*parse_one)(struct qpc_identity *, json_t *, size_t, char *, size_t),
-                      char *errbuf, size_t errlen)
+                      int (*parse_one)(struct qpc_identity *, json_t *, size_t, const void *,
+                                       char *, size_t),
+                      const void *arg, char *errbuf, size_t errlen)
 {
     struct field_ctx c = {"", errbuf, errlen};
     json_t *arr, *v;
@@ -869,7 +907,7 @@ static int parse_list(struct qpc_identity *id, json_t *root, const char *key, si
         return QPC_ERR_CORRUPT;
     }
     json_array_foreach(arr, i, v) {
-        if ((rc = parse_one(id, v, i, errbuf, errlen)) != 0)
+        if ((rc = parse_one(id, v, i, arg, errbuf, errlen)) != 0)
             return rc;
     }
     return 0;
@@ -946,9 +984,14 @@ int qpc_identity_parse(const char *buf, size_t len, struct qpc_identity **out,
         (rc = get_name(&c, root, &name)) != 0)
         goto out;
     id->name = name;
-    if ((rc = parse_list(id, root, "peers", QPC_PEERS_MAX, parse_peer, errbuf, errlen)) != 0 ||
-        (rc = parse_list(id, root, "servers", QPC_SERVERS_MAX, parse_server, errbuf, errlen)) != 0)
+    if ((rc = parse_list(id, root, "peers", QPC_PEERS_MAX, parse_peer, NULL, errbuf, errlen)) != 0)
         goto out;
+    for (int k = 0; k < QPC_PIN_KINDS; k++) {
+        enum qpc_pin_kind kind = (enum qpc_pin_kind)k;
+        if ((rc = parse_list(id, root, pin_json[k].list, QPC_PINS_MAX, parse_pin, &kind, errbuf,
+                             errlen)) != 0)
+            goto out;
+    }
     *out = id;
     id = NULL;
 out:
@@ -965,10 +1008,10 @@ static int cmp_peer_id(const void *a, const void *b)
     return strcmp((*(const struct qpc_peer *const *)a)->id, (*(const struct qpc_peer *const *)b)->id);
 }
 
-static int cmp_server_address(const void *a, const void *b)
+static int cmp_pin_name(const void *a, const void *b)
 {
-    return strcmp((*(const struct qpc_server *const *)a)->address,
-                  (*(const struct qpc_server *const *)b)->address);
+    return strcmp((*(const struct qpc_pin *const *)a)->name,
+                  (*(const struct qpc_pin *const *)b)->name);
 }
 
 /* Milliseconds as a JSON integer; absurd values beyond int64 are clamped. */
@@ -1006,11 +1049,11 @@ static json_t *peer_to_json(const struct qpc_peer *p)
     return obj;
 }
 
-static json_t *server_to_json(const struct qpc_server *s)
+static json_t *pin_to_json(const struct qpc_pin *s)
 {
     char hex[QPC_KEY_HEX_LEN];
     json_t *obj = json_object();
-    bool ok = obj != NULL && put(obj, "address", json_string(s->address)) &&
+    bool ok = obj != NULL && put(obj, pin_json[s->kind].member, json_string(s->name)) &&
               put(obj, "noted_at", json_ms(s->noted_at_ms));
 
     if (ok && s->has_key) {
@@ -1044,7 +1087,7 @@ static bool put_sorted(json_t *root, const char *key, const void **items, size_t
 }
 
 static json_t *peer_to_json_v(const void *p) { return peer_to_json(p); }
-static json_t *server_to_json_v(const void *s) { return server_to_json(s); }
+static json_t *pin_to_json_v(const void *s) { return pin_to_json(s); }
 
 /* Wipes the hex seed inside root (jansson's copy) and frees root. */
 static void json_free_wiping_seed(json_t *root)
@@ -1090,13 +1133,31 @@ static int dump_append(const char *data, size_t size, void *arg)
     return 0;
 }
 
+/* Adds the array of pins of kind, sorted by name; an empty "domains" is left out. */
+static bool put_pins(json_t *root, const struct qpc_identity *id, enum qpc_pin_kind kind)
+{
+    size_t n = HASH_COUNT(id->pins[kind]), i = 0;
+    const void **pins;
+    const struct pin_entry *e;
+    bool ok;
+
+    /* Files of programs that pin no domain stay as they were before domains existed. */
+    if (n == 0 && kind != QPC_PIN_ADDRESS)
+        return true;
+    if ((pins = calloc(n + 1, sizeof(*pins))) == NULL)
+        return false;
+    for (e = id->pins[kind]; e != NULL; e = e->hh.next)
+        pins[i++] = &e->pin;
+    ok = put_sorted(root, pin_json[kind].list, pins, n, cmp_pin_name, pin_to_json_v);
+    free(pins);
+    return ok;
+}
+
 int qpc_identity_serialize(const struct qpc_identity *id, char **out, size_t *out_len)
 {
-    size_t n_peers = HASH_COUNT(id->peers), n_servers = HASH_COUNT(id->servers), i;
+    size_t n_peers = HASH_COUNT(id->peers), i;
     const void **peers = calloc(n_peers + 1, sizeof(*peers));
-    const void **servers = calloc(n_servers + 1, sizeof(*servers));
     const struct peer_entry *p;
-    const struct server_entry *s;
     char hex[2 * QPC_IDENTITY_SEED_LEN + 1];
     json_t *root = json_object();
     struct dump_buffer buf = {NULL, 0, 0};
@@ -1104,19 +1165,17 @@ int qpc_identity_serialize(const struct qpc_identity *id, char **out, size_t *ou
 
     *out = NULL;
     *out_len = 0;
-    if (peers == NULL || servers == NULL || root == NULL)
+    if (peers == NULL || root == NULL)
         goto out;
     for (i = 0, p = id->peers; p != NULL; p = p->hh.next)
         peers[i++] = &p->peer;
-    for (i = 0, s = id->servers; s != NULL; s = s->hh.next)
-        servers[i++] = &s->server;
     qpc_hex_encode(hex, id->secret_key, QPC_IDENTITY_SEED_LEN);
     if (!put(root, "version", json_integer(QPC_IDENTITY_FILE_VERSION)) ||
         !put(root, "secret_seed", json_string(hex)) ||
         !put(root, "public_key", json_string(id->peer_id)) ||
         (id->name != NULL && !put(root, "name", json_string(id->name))) ||
         !put_sorted(root, "peers", peers, n_peers, cmp_peer_id, peer_to_json_v) ||
-        !put_sorted(root, "servers", servers, n_servers, cmp_server_address, server_to_json_v))
+        !put_pins(root, id, QPC_PIN_ADDRESS) || !put_pins(root, id, QPC_PIN_DOMAIN))
         goto out;
     /* Dump straight into our buffer: no jansson-owned copy of the secret is left. */
     if (json_dump_callback(root, dump_append, &buf, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0 ||
@@ -1134,7 +1193,6 @@ out:
     sodium_memzero(hex, sizeof(hex));
     json_free_wiping_seed(root);
     free(peers);
-    free(servers);
     return rc;
 }
 

@@ -220,7 +220,7 @@ static int sub_server(struct client *cl, int argc, char **argv)
     rc = open_state(cl, true);
     if (rc != EXIT_OK)
         return rc;
-    rc = qpc_identity_server_note(cl->id, argv[1], now_ms(), NULL);
+    rc = qpc_identity_pin_note(cl->id, QPC_PIN_ADDRESS, argv[1], now_ms(), NULL);
     if (rc < 0) {
         fprintf(stderr, "qpc: bad server address '%s'\n", argv[1]);
         return EXIT_USAGE;

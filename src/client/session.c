@@ -278,7 +278,7 @@ int session_on_connected(struct client *cl, struct qpc_quic_conn *conn, const ui
 
     if (key == NULL)
         return 1;
-    rc = qpc_identity_server_pin(cl->id, s->address, key, now_ms());
+    rc = qpc_identity_pin_key(cl->id, QPC_PIN_ADDRESS, s->address, key, now_ms());
     if (rc == QPC_ERR_REFUSED) {
         info(cl, "server %s presented a different key than the one pinned: refused "
                  "(forget the server to accept a new key)", s->address);
@@ -366,7 +366,7 @@ int session_connect(struct client *cl, const char *address_in, char *err, size_t
     ev_timer_init(&s->reconnect, reconnect_cb, RECONNECT_S, 0.0);
     s->reconnect.data = cl;
     cl->session = s;
-    if (qpc_identity_server_note(cl->id, address, now_ms(), NULL) == 0)
+    if (qpc_identity_pin_note(cl->id, QPC_PIN_ADDRESS, address, now_ms(), NULL) == 0)
         cl->id_dirty = true;
     snprintf(port, sizeof(port), "%u", p);
     if (getaddrinfo(host, port, &hints, &res) != 0 || res == NULL) {
@@ -374,7 +374,7 @@ int session_connect(struct client *cl, const char *address_in, char *err, size_t
         ev_timer_start(cl->loop, &s->reconnect);
         return QPC_ERR_NOT_FOUND;
     }
-    pinned = qpc_identity_server_key(cl->id, address, key) == 0;
+    pinned = qpc_identity_pin_lookup(cl->id, QPC_PIN_ADDRESS, address, key) == 0;
     rc = qpc_quic_connect(cl->ep, res->ai_addr, res->ai_addrlen, QPC_ALPN_CLIENT,
                           pinned ? key : NULL, cl, &s->conn);
     freeaddrinfo(res);
