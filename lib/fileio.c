@@ -9,7 +9,6 @@
 #define _GNU_SOURCE   /* renameat2, RENAME_NOREPLACE */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,18 +22,6 @@
 #include "qpc/fileio.h"
 
 #define TEMP_ATTEMPTS 16
-
-__attribute__((format(printf, 3, 4)))
-static void set_err(char *errbuf, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (errbuf == NULL || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* Writes all of buf to fd, retrying short writes and EINTR. */
 static int write_all(int fd, const char *buf, size_t len)
@@ -89,7 +76,8 @@ static int write_atomic(const char *path, const void *data, size_t len, mode_t m
     bool tmp_exists = false, placed = false;
 
     if (sodium_init() < 0) {
-        set_err(errbuf, errlen, "%s: cannot initialise the random generator", path);
+        if (errbuf != NULL && errlen > 0)
+            snprintf(errbuf, errlen, "%s: cannot initialise the random generator", path);
         return QPC_ERR_IO;
     }
     if ((tmp = malloc(tmp_size)) == NULL)
@@ -145,10 +133,12 @@ fail:
         close(fd);
     if (tmp_exists)
         unlink(tmp);
-    if (rc == QPC_ERR_EXISTS)
-        set_err(errbuf, errlen, "%s: already exists", path);
-    else
-        set_err(errbuf, errlen, "%s: %s: %s", path, step, strerror(err));
+    if (errbuf != NULL && errlen > 0) {
+        if (rc == QPC_ERR_EXISTS)
+            snprintf(errbuf, errlen, "%s: already exists", path);
+        else
+            snprintf(errbuf, errlen, "%s: %s: %s", path, step, strerror(err));
+    }
     free(tmp);
     errno = err;
     return rc;

@@ -1,12 +1,12 @@
 /*
- * identity.c: the mesh identity (Ed25519 keypair) and the peer directory, kept in one
- * JSON file.
+ * identity.c: the mesh identity (Ed25519 keypair), the peer directory and key pins,
+ * kept in one JSON file.
  *
  * The one idea: the file holds the only copy of a secret nobody can reissue, so it is
  * treated with suspicion both ways. Reading, it is untrusted input: size-capped, every
  * field type- and length-checked, the public key re-derived from the seed and compared.
  * Writing, it is never edited in place: a complete new file is written beside it,
- * fsync'd and renamed over it, so a crash leaves either the old or the new file. And a
+ * fsync'd and renamed over it (fileio.c), so a crash leaves the old or the new file. And a
  * file we cannot read is reported, never replaced with a fresh identity.
  *
  * Peers live in a uthash keyed by public key, pins in one per kind keyed by lowercase
