@@ -47,7 +47,7 @@ bool net_addr_numeric(const char *text)
     uint8_t bin[16];
     uint16_t p;
 
-    return qpc_config_parse_addr(text, host, sizeof(host), &p) == 0 && p != 0 &&
+    return qpc_addr_parse(text, host, sizeof(host), &p) == 0 && p != 0 &&
            (inet_pton(AF_INET, host, bin) == 1 || inet_pton(AF_INET6, host, bin) == 1);
 }
 
@@ -58,7 +58,7 @@ int net_resolve(const char *text, struct sockaddr_storage *ss, socklen_t *len)
     uint16_t p;
     struct addrinfo hints = { .ai_socktype = SOCK_DGRAM, .ai_flags = AI_NUMERICSERV }, *res = NULL;
 
-    if (qpc_config_parse_addr(text, host, sizeof(host), &p) < 0 || p == 0)
+    if (qpc_addr_parse(text, host, sizeof(host), &p) < 0 || p == 0)
         return QPC_ERR_INVALID;
     snprintf(port, sizeof(port), "%u", p);
     if (getaddrinfo(host, port, &hints, &res) != 0 || res == NULL)

@@ -185,7 +185,7 @@ int node_start(struct client *cl, bool listen, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return QPC_ERR_NOMEM;
     }
-    if (qpc_config_parse_addr(cl->cc->listen, host, sizeof(host), &port) < 0) {
+    if (qpc_addr_parse(cl->cc->listen, host, sizeof(host), &port) < 0) {
         snprintf(err, errlen, "bad listen address '%s'", cl->cc->listen);
         return QPC_ERR_INVALID;
     }
@@ -323,7 +323,7 @@ void node_peer_discovered(struct client *cl, const uint8_t key[static QPC_KEY_LE
 {
     struct peer_state *ps;
 
-    if (memcmp(key, my_key(cl), QPC_KEY_LEN) == 0 || addr == NULL || !qpc_identity_address_valid(addr))
+    if (memcmp(key, my_key(cl), QPC_KEY_LEN) == 0 || addr == NULL || !qpc_addr_valid(addr))
         return;
     if (routes_learn_mdns(cl->id, cl->routes, key, addr, now_ms()))
         cl->id_dirty = true;

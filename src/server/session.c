@@ -415,14 +415,14 @@ static void on_closed(struct qpc_quic_conn *conn, const struct qpc_quic_close_in
 int session_endpoint_open(struct node *n, const struct session_endpoint_config *cfg,
                           const struct session_callbacks *cb, struct session_endpoint **out)
 {
-    const struct qpc_server_config *sc = n->sc;
+    const struct server_settings *sc = n->sc;
     struct qpc_quic_config qc = { 0 };
     struct session_endpoint *e;
     char host[256];
     uint16_t port;
     int rc;
 
-    rc = qpc_config_parse_addr(cfg->listen, host, sizeof(host), &port);
+    rc = qpc_addr_parse(cfg->listen, host, sizeof(host), &port);
     if (rc != 0)
         return rc;
     e = calloc(1, sizeof(*e));
@@ -500,7 +500,7 @@ int session_dial(struct session_endpoint *e, const char *addr,
     uint16_t port;
     int rc;
 
-    rc = qpc_config_parse_addr(addr, host, sizeof(host), &port);
+    rc = qpc_addr_parse(addr, host, sizeof(host), &port);
     if (rc != 0)
         return rc;
     snprintf(port_s, sizeof(port_s), "%u", port);
