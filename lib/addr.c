@@ -9,6 +9,7 @@
  */
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -198,4 +199,39 @@ int qpc_addr_format(const struct sockaddr *sa, char *buf, size_t len)
         return QPC_ERR_INVALID;
     }
     return n >= 0 && (size_t)n < len ? 0 : QPC_ERR_TOO_LARGE;
+}
+
+bool qpc_addr_is_numeric(const char *text)
+{
+    char host[QPC_ADDR_HOST_MAX + 1];
+    unsigned char bin[sizeof(struct in6_addr)];
+    uint16_t port;
+
+    return text != NULL && qpc_addr_parse(text, host, sizeof(host), &port) == 0 && port != 0 &&
+           (inet_pton(AF_INET, host, bin) == 1 || inet_pton(AF_INET6, host, bin) == 1);
+}
+
+int qpc_addr_resolve(const char *text, struct sockaddr_storage *ss, socklen_t *len)
+{
+    char host[QPC_ADDR_HOST_MAX + 1];
+    char port_text[8];
+    uint16_t port;
+    struct addrinfo hints = { .ai_socktype = SOCK_DGRAM, .ai_flags = AI_NUMERICSERV };
+    struct addrinfo *res = NULL;
+
+    if (text == NULL || qpc_addr_parse(text, host, sizeof(host), &port) < 0 || port == 0)
+        return QPC_ERR_INVALID;
+    snprintf(port_text, sizeof(port_text), "%u", (unsigned)port);
+    if (qpc_addr_is_numeric(text))
+        hints.ai_flags |= AI_NUMERICHOST;   /* never ask a resolver about a literal */
+    if (getaddrinfo(host, port_text, &hints, &res) != 0 || res == NULL)
+        return QPC_ERR_NOT_FOUND;
+    if (res->ai_addrlen > sizeof(*ss)) {
+        freeaddrinfo(res);
+        return QPC_ERR_NOT_FOUND;
+    }
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *len = (socklen_t)res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
 }

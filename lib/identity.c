@@ -29,7 +29,7 @@
 /* uthash must report allocation failure instead of calling exit(). */
 #define HASH_NONFATAL_OOM 1
 #define uthash_nonfatal_oom(obj) (hash_oom = true)
-#include "uthash_keyed.h"   /* peer keys are free to mint: keyed hash */
+#include "qpc/uthash_keyed.h"   /* peer keys are free to mint: keyed hash */
 
 #include "qpc/addr.h"
 #include "qpc/encoding.h"

@@ -32,7 +32,7 @@
 /* A server registers the connection id a client chose: keyed hash, and no exit() when
  * an insert cannot allocate. */
 #define HASH_NONFATAL_OOM 1
-#include "uthash_keyed.h"
+#include "qpc/uthash_keyed.h"
 #include <utlist.h>
 
 #include "qpc/error.h"

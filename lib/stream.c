@@ -21,7 +21,7 @@
 /* Stream ids arrive in packets: keyed hash, and no exit() when an insert cannot
  * allocate. */
 #define HASH_NONFATAL_OOM 1
-#include "uthash_keyed.h"
+#include "qpc/uthash_keyed.h"
 #include <utlist.h>
 
 #include "qpc/error.h"

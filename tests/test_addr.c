@@ -177,6 +177,37 @@ static void test_addr_format_writes_ip_port(void **state)
     assert_int_equal(strlen(buf), 7);
 }
 
+static void test_addr_is_numeric_only_for_literal_hosts_with_a_port(void **state)
+{
+    (void)state;
+    assert_true(qpc_addr_is_numeric("10.0.0.1:7000"));
+    assert_true(qpc_addr_is_numeric("[fd00::1]:7000"));
+    assert_false(qpc_addr_is_numeric("node.mesh.local:7000"));   /* a name */
+    assert_false(qpc_addr_is_numeric("10.0.0.1:0"));             /* no port */
+    assert_false(qpc_addr_is_numeric("10.0.0.1"));
+    assert_false(qpc_addr_is_numeric("999.0.0.1:7000"));
+    assert_false(qpc_addr_is_numeric(NULL));
+}
+
+static void test_addr_resolve_converts_literals_and_refuses_bad_text(void **state)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = 0;
+    char back[QPC_ADDR_TEXT_MAX];
+
+    (void)state;
+    assert_int_equal(qpc_addr_resolve("10.1.2.3:7001", &ss, &len), 0);
+    assert_int_equal(len, sizeof(struct sockaddr_in));
+    assert_int_equal(qpc_addr_format((struct sockaddr *)&ss, back, sizeof(back)), 0);
+    assert_string_equal(back, "10.1.2.3:7001");
+    assert_int_equal(qpc_addr_resolve("[fd00::2]:7000", &ss, &len), 0);
+    assert_int_equal(qpc_addr_format((struct sockaddr *)&ss, back, sizeof(back)), 0);
+    assert_string_equal(back, "[fd00::2]:7000");
+    assert_int_equal(qpc_addr_resolve("10.1.2.3:0", &ss, &len), QPC_ERR_INVALID);
+    assert_int_equal(qpc_addr_resolve("no port", &ss, &len), QPC_ERR_INVALID);
+    assert_int_equal(qpc_addr_resolve(NULL, &ss, &len), QPC_ERR_INVALID);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -185,6 +216,8 @@ int main(void)
         cmocka_unit_test(test_addr_check_name_follows_dns_rules),
         cmocka_unit_test(test_addr_valid_checks_the_shape_of_stored_addresses),
         cmocka_unit_test(test_addr_format_writes_ip_port),
+        cmocka_unit_test(test_addr_is_numeric_only_for_literal_hosts_with_a_port),
+        cmocka_unit_test(test_addr_resolve_converts_literals_and_refuses_bad_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

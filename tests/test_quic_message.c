@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "qpc.pb-c.h"
+#include "qpc/proto.h"
 #include "quic_harness.h"
 
 #define MAX_FRAMES 4

@@ -17,7 +17,8 @@
  *    a newer or an older program still loads.
  *
  * And one writer, qpc_addr_format, for the address of a socket: "a.b.c.d:port" or
- * "[v6]:port". Nothing here resolves names or does I/O.
+ * "[v6]:port". Only qpc_addr_resolve touches the system (its resolver); everything
+ * else is pure text work.
  */
 #ifndef QPC_ADDR_H
 #define QPC_ADDR_H
@@ -26,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
 
 #define QPC_ADDRESS_MAX 262        /* characters of a stored "host:port" text */
 #define QPC_ADDR_HOST_MAX 255      /* bytes of a host, brackets removed */
@@ -73,5 +75,21 @@ bool qpc_addr_valid(const char *text);
  * Returns 0, QPC_ERR_INVALID (NULL or an unknown family) or QPC_ERR_TOO_LARGE (truncated).
  */
 int qpc_addr_format(const struct sockaddr *sa, char *buf, size_t len);
+
+/*
+ * True when text is "a.b.c.d:port" or "[v6]:port" with a port 1..65535: an address that
+ * needs no name resolution (and so can be trusted not to block, or to be steered by
+ * whoever answers DNS). text is borrowed; NULL is false.
+ */
+bool qpc_addr_is_numeric(const char *text);
+
+/*
+ * Resolves text ("host:port", port 1..65535) to its first UDP socket address in *ss
+ * (*len its length). A numeric address is converted without I/O; a name goes through
+ * the system resolver (getaddrinfo) and BLOCKS the calling thread until it answers, so
+ * callers on the event loop pass names only where a stall is acceptable.
+ * Returns 0, QPC_ERR_INVALID (not host:port, port 0) or QPC_ERR_NOT_FOUND.
+ */
+int qpc_addr_resolve(const char *text, struct sockaddr_storage *ss, socklen_t *len);
 
 #endif

@@ -51,7 +51,7 @@
 
 #include "custody.h"
 #include "peers.h"
-#include "uthash_keyed.h"   /* every client table is keyed: most keys come from strangers */
+#include "qpc/uthash_keyed.h"   /* every client table is keyed: most keys come from strangers */
 
 /* Exit codes of the subcommands (docs/client.md). */
 enum qpc_exit {

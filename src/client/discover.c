@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "discover.h"
-#include "net.h"
+#include "qpc/addr.h"
 #include "node.h"
 #include "output.h"
 #include "qpc/error.h"
@@ -111,7 +111,7 @@ static bool peer_dial_address(const struct qpc_mdns_service *svc, char *out, siz
 {
     const char *p2p = qpc_mdns_service_txt(svc, "p2p");
 
-    if (p2p != NULL && net_addr_numeric(p2p)) {
+    if (p2p != NULL && qpc_addr_is_numeric(p2p)) {
         snprintf(out, cap, "%s", p2p);
         return qpc_addr_valid(out);
     }

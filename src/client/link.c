@@ -13,7 +13,7 @@
 #include <utlist.h>
 
 #include "link.h"
-#include "net.h"
+#include "qpc/addr.h"
 #include "output.h"
 #include "peers.h"
 #include "qpc/log.h"

@@ -16,9 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "net.h"
+#include "qpc/addr.h"
 #include "output.h"
-#include "qpc.pb-c.h"
+#include "qpc/proto.h"
 #include "session.h"
 #include "qpc/error.h"
 #include "qpc/log.h"
@@ -370,7 +370,7 @@ int session_connect(struct client *cl, const char *address_in, char *err, size_t
     cl->session = s;
     if (qpc_identity_pin_note(cl->id, QPC_PIN_ADDRESS, address, now_ms(), NULL) == 0)
         cl->id_dirty = true;
-    if (net_resolve(address, &ss, &sslen) < 0) {
+    if (qpc_addr_resolve(address, &ss, &sslen) < 0) {
         snprintf(err, errlen, "cannot resolve %s", host);
         ev_timer_start(cl->loop, &s->reconnect);
         return QPC_ERR_NOT_FOUND;

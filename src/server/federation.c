@@ -30,8 +30,8 @@
 
 #include "qpc/error.h"
 #include "qpc/log.h"
-#include "qpc.pb-c.h"
-#include "uthash_keyed.h"
+#include "qpc/proto.h"
+#include "qpc/uthash_keyed.h"
 #include "federation.h"
 #include "session.h"
 

@@ -24,7 +24,7 @@
 #include "qpc/envelope.h"
 #include "qpc/error.h"
 #include "qpc/quic.h"
-#include "qpc.pb-c.h"
+#include "qpc/proto.h"
 
 struct tc;
 typedef void (*tc_msg_fn)(struct tc *t, const Qpc__ServerMessage *m);
