@@ -367,29 +367,36 @@ static int query_int(const char *path, const char *sql)
     return v;
 }
 
+/* Closes the fixture's queue and runs sql on its file (to make an older layout). */
+static void close_and_rewrite(struct fixture *f, const char *sql)
+{
+    sqlite3 *db = NULL;
+
+    qpc_queue_close(f->q);
+    f->q = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
 static void test_queue_upgrades_version_1_file_and_keeps_dedup(void **state)
 {
     struct fixture *f = *state;
     uint8_t alice[QPC_KEY_LEN];
     struct outcome o[3] = { 0 };
     uint64_t items = 0;
-    sqlite3 *db = NULL;
 
     make_key(alice, 1);
     assert_int_equal(open_with(f, NULL), 0);
     assert_int_equal(put(f->q, alice, 7, 10, LATER, &o[0]), 0);
     assert_int_equal(qpc_queue_commit(f->q), 0);
-    qpc_queue_close(f->q);
-    f->q = NULL;
     /* Turn the file back into the version 1 layout, with its row. */
-    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, "DROP INDEX queue_by_expiry_id;"
-                                      "CREATE INDEX queue_by_id ON queue(idh);"
-                                      "CREATE INDEX queue_by_expiry ON queue(expires_at);"
-                                      "ALTER TABLE queue DROP COLUMN enqueued_at;"
-                                      "ALTER TABLE outbox DROP COLUMN enqueued_at;"
-                                      "PRAGMA user_version = 1", NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
+    close_and_rewrite(f, "DROP INDEX queue_by_expiry_id;"
+                         "CREATE INDEX queue_by_id ON queue(idh);"
+                         "CREATE INDEX queue_by_expiry ON queue(expires_at);"
+                         "ALTER TABLE queue DROP COLUMN enqueued_at;"
+                         "ALTER TABLE outbox DROP COLUMN enqueued_at;"
+                         "PRAGMA user_version = 1");
 
     /* Upgraded through version 2 to the current one. */
     assert_int_equal(open_with(f, NULL), 0);
@@ -427,21 +434,16 @@ static void test_queue_upgrades_version_2_file_and_dates_old_rows_from_the_upgra
     struct qpc_queue_stats st;
     uint64_t before, after;
     size_t n = 0;
-    sqlite3 *db = NULL;
 
     make_key(alice, 1);
     assert_int_equal(open_with(f, NULL), 0);
     assert_int_equal(put(f->q, alice, 1, 10, LATER, &o[0]), 0);
     assert_int_equal(add_out(f->q, "node2.mesh.local", 1, LATER, NOW, &o[1]), 0);
     assert_int_equal(qpc_queue_commit(f->q), 0);
-    qpc_queue_close(f->q);
-    f->q = NULL;
     /* Version 2 had no enqueue times. */
-    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, "ALTER TABLE queue DROP COLUMN enqueued_at;"
-                                      "ALTER TABLE outbox DROP COLUMN enqueued_at;"
-                                      "PRAGMA user_version = 2", NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
+    close_and_rewrite(f, "ALTER TABLE queue DROP COLUMN enqueued_at;"
+                         "ALTER TABLE outbox DROP COLUMN enqueued_at;"
+                         "PRAGMA user_version = 2");
 
     before = wall_ms();
     assert_int_equal(open_with(f, NULL), 0);
