@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # pkg_debian.sh: build the Debian packages from this tree and show on this machine that
 #   1. dpkg-buildpackage -us -uc -b builds qpc and qpc-server, and lintian finds no error;
-#   2. installing them puts the programs on PATH, the man pages, the conffile, the alert rules and dashboard, the unit
-#      (enabled; `systemd-analyze verify` accepts it) and the system user in place;
+#   2. installing them puts the programs on PATH, the man pages, the conffile, the alert
+#      rules and dashboard, the unit (enabled; `systemd-analyze verify` accepts it) and
+#      the system user in place;
 #   3. qpc-server runs as that user with the packaged config and its embedded defaults,
 #      and a `qpc` from PATH sends a message through it to a second identity, which then
 #      receives it;
