@@ -123,8 +123,13 @@ static const char *const STMT_SQL[S_COUNT] = {
     [S_OB_FIND] = "SELECT oid FROM outbox WHERE domain = ?1 AND recipient = ?2 AND id = ?3",
     [S_OB_INSERT] = "INSERT INTO outbox(domain, recipient, id, blob, expires_at, next_attempt)"
                     " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
-    [S_OB_DUE] = "SELECT oid, domain, recipient, id, expires_at, attempts, blob FROM outbox"
-                 " WHERE next_attempt <= ?1 AND expires_at > ?1"
+    /* Two range searches of outbox_by_due (due; scheduled beyond ?3, see select_due):
+     * written as one OR, SQLite would scan the whole index instead. */
+    [S_OB_DUE] = "SELECT * FROM ("
+                 "SELECT oid, domain, recipient, id, expires_at, attempts, blob, next_attempt"
+                 " FROM outbox WHERE next_attempt <= ?1 AND expires_at > ?1 UNION ALL "
+                 "SELECT oid, domain, recipient, id, expires_at, attempts, blob, next_attempt"
+                 " FROM outbox WHERE next_attempt > ?3 AND expires_at > ?1)"
                  " ORDER BY next_attempt, oid LIMIT ?2",
     [S_OB_LEASE] = "UPDATE outbox SET next_attempt = ?2 WHERE oid = ?1",
     [S_OB_ATTEMPTS] = "SELECT attempts FROM outbox WHERE oid = ?1",
@@ -968,15 +973,21 @@ static int read_outbox_row(sqlite3_stmt *st, struct qpc_outbox_item *it)
     return copy_blob(st, 6, &it->blob, &it->blob_len);
 }
 
-/* Reads the due rows into arr (caller's transaction). */
-static int select_due(struct qpc_queue *q, uint64_t now_ms, size_t limit,
+/*
+ * Reads the due rows into arr (caller's transaction). A row scheduled further ahead than
+ * any back-off or lease can put it (retry_cap_ms + lease_ms) was scheduled by a clock
+ * that has since been stepped back: it is due now, or it would wait out the step.
+ */
+static int select_due(struct qpc_queue *q, uint64_t now_ms, size_t limit, uint64_t lease_ms,
                       struct qpc_outbox_item **arr, size_t *n)
 {
     sqlite3_stmt *st = stmt(q, S_OB_DUE);
+    uint64_t horizon = now_ms + q->limits.retry_cap_ms + lease_ms;
     int rc, ret = 0;
 
     sqlite3_bind_int64(st, 1, clamp_time(now_ms));
     sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
+    sqlite3_bind_int64(st, 3, clamp_time(horizon < now_ms ? UINT64_MAX : horizon));
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (*arr == NULL && (*arr = calloc(limit, sizeof(**arr))) == NULL) {
             ret = QPC_ERR_NOMEM;
@@ -1008,7 +1019,7 @@ int qpc_queue_outbox_due(struct qpc_queue *q, uint64_t now_ms, size_t limit, uin
     *count = 0;
     ret = tx_begin(q);
     if (ret == 0)
-        ret = select_due(q, now_ms, limit, &arr, &n);
+        ret = select_due(q, now_ms, limit, lease_ms, &arr, &n);
     for (size_t i = 0; ret == 0 && lease_ms > 0 && i < n; i++) {
         sqlite3_stmt *st = stmt(q, S_OB_LEASE);
         sqlite3_bind_int64(st, 1, (sqlite3_int64)arr[i].oid);

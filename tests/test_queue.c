@@ -835,6 +835,37 @@ static void test_outbox_lease_hides_rows_until_it_ends(void **state)
     qpc_outbox_items_free(items, n);
 }
 
+static void test_outbox_row_failed_before_clock_stepped_back_is_due_again(void **state)
+{
+    struct fixture *f = *state;
+    struct qpc_queue_limits limits = { .retry_base_ms = 1000, .retry_cap_ms = 8000 };
+    struct outcome o = { 0 };
+    struct qpc_outbox_item *items = NULL;
+    uint64_t back = NOW - 3600 * 1000, next = 0;
+    size_t n = 0;
+
+    assert_int_equal(open_with(f, &limits), 0);
+    assert_int_equal(add_out(f->q, "node2.mesh", 1, LATER, NOW, &o), 0);
+    assert_int_equal(qpc_queue_commit(f->q), 0);
+    assert_int_equal(qpc_queue_outbox_mark_failed(f->q, o.seq, NOW, &next), 0);
+    assert_true(next > NOW);
+    /* The wall clock is stepped back an hour (NTP, a router that booted without a
+     * clock): the row's next attempt now lies an hour ahead, further than any back-off
+     * (8 s here) could have put it, so it is due at once instead of in an hour. */
+    assert_int_equal(qpc_queue_outbox_due(f->q, back, 10, 0, &items, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(items[0].oid, o.seq);
+    qpc_outbox_items_free(items, n);
+    /* Its next back-off is measured on the new clock. */
+    assert_int_equal(qpc_queue_outbox_mark_failed(f->q, o.seq, back, &next), 0);
+    assert_true(next > back && next <= back + 8000);
+    assert_int_equal(qpc_queue_outbox_due(f->q, back, 10, 0, &items, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(qpc_queue_outbox_due(f->q, next, 10, 0, &items, &n), 0);
+    assert_int_equal(n, 1);
+    qpc_outbox_items_free(items, n);
+}
+
 static void test_outbox_refuses_when_full(void **state)
 {
     struct fixture *f = *state;
@@ -942,6 +973,7 @@ int main(void)
         T(test_outbox_failed_row_waits_for_backoff_then_is_removed),
         T(test_outbox_row_ends_at_ttl),
         T(test_outbox_lease_hides_rows_until_it_ends),
+        T(test_outbox_row_failed_before_clock_stepped_back_is_due_again),
         T(test_outbox_refuses_when_full),
         T(test_outbox_remove_many_deletes_listed_rows_and_ignores_gone_ones),
         T(test_outbox_remove_many_is_all_or_nothing),

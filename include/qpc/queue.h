@@ -221,8 +221,12 @@ struct qpc_outbox_item {
  * now_ms), earliest first. When lease_ms > 0 the returned rows are leased: their next
  * attempt moves to now_ms + lease_ms in the same transaction, so a second call does not
  * hand them out again while the caller is sending them, and a crash mid-send makes them
- * due again when the lease ends. *items is malloc'd (NULL when *count is 0), freed with
- * qpc_outbox_items_free. Returns 0, QPC_ERR_INVALID, QPC_ERR_NOMEM or QPC_ERR_DB.
+ * due again when the lease ends. Times are wall-clock (they outlive the process), so a
+ * clock stepped back must not hold rows back for the length of the step: a row due
+ * later than now_ms + retry_cap_ms + lease_ms, which no back-off or lease (callers keep
+ * one lease length) can have scheduled, is due now. *items is malloc'd (NULL when
+ * *count is 0), freed with qpc_outbox_items_free. Returns 0, QPC_ERR_INVALID,
+ * QPC_ERR_NOMEM or QPC_ERR_DB.
  */
 int qpc_queue_outbox_due(struct qpc_queue *q, uint64_t now_ms, size_t limit, uint64_t lease_ms,
                          struct qpc_outbox_item **items, size_t *count);

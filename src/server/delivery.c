@@ -42,7 +42,7 @@ struct delivery {
     struct node *node;
     ev_prepare commit_w;           /* commits when staged writes grow old */
     ev_idle commit_idle_w;         /* commits when the loop has nothing else to do */
-    ev_tstamp staged_since;        /* loop time of the oldest uncommitted write */
+    double staged_since;           /* ratelimit_now() of the oldest uncommitted write */
     bool outbox_kick;              /* outbox rows were committed: pump soon */
 };
 
@@ -328,7 +328,7 @@ static int stage_item(struct pending *p, size_t i, const Qpc__EnqueueItem *item,
     }
     p->waiting++;
     if (!ev_is_active(&n->delivery->commit_idle_w)) {
-        n->delivery->staged_since = ev_now(n->loop);
+        n->delivery->staged_since = ratelimit_now();
         ev_idle_start(n->loop, &n->delivery->commit_idle_w);
     }
 out:
@@ -487,7 +487,7 @@ static void commit_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 
     if (d->outbox_kick ||
         (ev_is_active(&d->commit_idle_w) &&
-         (ev_now(loop) - d->staged_since >= COMMIT_MAX_DELAY ||
+         (ratelimit_now() - d->staged_since >= COMMIT_MAX_DELAY ||
           qpc_queue_staged(d->node->queue) >= COMMIT_MAX_ITEMS)))
         delivery_commit(d->node);
 }

@@ -77,7 +77,7 @@ struct node {
 };
 
 /* Milliseconds since the Unix epoch: envelope times and TTLs are wall-clock times
- * (rates and timeouts use the loop's monotonic ev_now instead). */
+ * (rates and timeouts use the monotonic ratelimit_now instead: ratelimit.h). */
 static inline uint64_t node_now_ms(void)
 {
     struct timespec ts;

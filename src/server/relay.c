@@ -29,7 +29,7 @@ static bool relay_allowed(struct node *n, struct session *s)
 {
     double rate = (double)n->sc->relay_rate_limit;
 
-    return session_take_token(&s->relay_rate, ev_now(n->loop), rate, rate);
+    return token_bucket_take(&s->relay_rate, ratelimit_now(), rate, rate);
 }
 
 void relay_datagram(struct session *from, const uint8_t *data, size_t len)
@@ -85,7 +85,7 @@ void relay_peer_info(struct session *s, uint64_t request_id, const Qpc__PeerInfo
         first = session_find(s->node->client_ep, r->key.data);
     /* Each answer makes the named peer's client send packets toward the asker: within
      * the rate the asker still learns the addresses, but no more notices are sent. */
-    punch = first != NULL && session_take_token(&s->punch_rate, ev_now(s->node->loop),
+    punch = first != NULL && token_bucket_take(&s->punch_rate, ratelimit_now(),
                                                 PUNCH_RATE_PER_S, PUNCH_BURST);
     for (struct session *t = first; t != NULL; t = session_next_of_client(t)) {
         if (pr.n_addresses < PEER_ADDRS_MAX)

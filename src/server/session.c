@@ -59,21 +59,6 @@ struct session_reply {
     size_t frame_len;
 };
 
-bool session_take_token(struct token_bucket *b, ev_tstamp now, double rate, double burst)
-{
-    if (b->last == 0)
-        b->tokens = burst;
-    else
-        b->tokens += (now - b->last) * rate;
-    if (b->tokens > burst)
-        b->tokens = burst;
-    b->last = now;
-    if (b->tokens < 1.0)
-        return false;
-    b->tokens -= 1.0;
-    return true;
-}
-
 static void format_sockaddr(const struct sockaddr *sa, char *buf, size_t len)
 {
     char host[INET6_ADDRSTRLEN] = "?";

@@ -26,19 +26,7 @@
 #include "qpc/encoding.h"
 #include "qpc/quic.h"
 #include "node.h"
-
-/*
- * A token bucket, so one client cannot make the node flood others (relay datagrams,
- * broadcasts, punch notices). It starts full.
- */
-struct token_bucket {
-    double tokens;
-    ev_tstamp last;                /* 0: not used yet */
-};
-
-/* Takes one token at now (monotonic seconds) with the given refill rate (per second)
- * and burst size. False when the bucket is empty. */
-bool session_take_token(struct token_bucket *b, ev_tstamp now, double rate, double burst);
+#include "ratelimit.h"
 
 struct session_reply;
 
