@@ -34,7 +34,9 @@
 
 #define FETCH_PAGE_DEFAULT 256u
 #define FETCH_PAGE_MAX 10000u
-#define FRAME_MARGIN 1024u          /* room for the fields around the items of a page */
+#define FETCH_ITEM_OVERHEAD 24u     /* a QueuedEnvelope's seq, tags and lengths, at most */
+#define FETCH_FRAME_OVERHEAD 64u    /* the ServerMessage and FetchResponse around them */
+#define SKIP_LOG_INTERVAL_MS 10000u
 #define COMMIT_MAX_DELAY 0.002      /* seconds a staged write may wait for the loop to idle */
 #define COMMIT_MAX_ITEMS 20000u     /* or this many staged writes */
 
@@ -364,6 +366,41 @@ void delivery_enqueue(struct session *s, uint64_t request_id, enum delivery_kind
 
 /* --- the other requests ------------------------------------------------------------------ */
 
+int delivery_check_settings(const struct qpc_server_config *sc, char *err, size_t errlen)
+{
+    if (sc->max_frame_size >= DELIVERY_FRAME_MARGIN &&
+        sc->max_envelope_size <= sc->max_frame_size - DELIVERY_FRAME_MARGIN)
+        return 0;
+    snprintf(err, errlen, "max_envelope_size (%lld) must be at least %u bytes below "
+             "max_frame_size (%lld): an envelope travels inside a frame with the request "
+             "or answer around it, and one that fills the frame could be accepted but never "
+             "fetched; lower max_envelope_size to %lld or raise max_frame_size to %lld",
+             (long long)sc->max_envelope_size, DELIVERY_FRAME_MARGIN,
+             (long long)sc->max_frame_size,
+             (long long)sc->max_frame_size - DELIVERY_FRAME_MARGIN,
+             (long long)sc->max_envelope_size + DELIVERY_FRAME_MARGIN);
+    return QPC_ERR_CONFIG;
+}
+
+/* An item that no frame can carry: queued while max_frame_size was larger. It stays
+ * queued (the operator may raise the limit again) but no page can hold it. */
+static void log_undeliverable(struct session *s, const struct qpc_queue_item *it)
+{
+    static struct qpc_log_limit limit;   /* process-wide, like the log level */
+    uint64_t suppressed = 0;
+
+    s->node->c.errors[ERRK_TOO_LARGE]++;
+    if (!qpc_log_limit_pass(&limit, ratelimit_now_ms(), SKIP_LOG_INTERVAL_MS, &suppressed))
+        return;
+    qpc_log_error("delivery", "queued envelope seq %llu (%zu bytes) is larger than a frame "
+                  "can carry (max_frame_size %lld); it is skipped by fetch until "
+                  "max_frame_size is raised to at least %zu or it expires (%llu more "
+                  "suppressed)", (unsigned long long)it->seq, it->blob_len,
+                  (long long)s->node->sc->max_frame_size,
+                  it->blob_len + FETCH_ITEM_OVERHEAD + FETCH_FRAME_OVERHEAD,
+                  (unsigned long long)suppressed);
+}
+
 void delivery_fetch(struct session *s, uint64_t request_id, const Qpc__FetchRequest *f)
 {
     struct node *n = s->node;
@@ -372,7 +409,7 @@ void delivery_fetch(struct session *s, uint64_t request_id, const Qpc__FetchRequ
     Qpc__QueuedEnvelope *qes = NULL, **ptrs = NULL;
     struct qpc_queue_item *items = NULL;
     size_t limit = f->limit == 0 ? FETCH_PAGE_DEFAULT : f->limit;
-    size_t count = 0, fetched = 0, used = 0, budget;
+    size_t count = 0, fetched = 0, used = 0, budget, carry;
     int rc;
 
     if (limit > FETCH_PAGE_MAX)
@@ -397,22 +434,38 @@ void delivery_fetch(struct session *s, uint64_t request_id, const Qpc__FetchRequ
             count = 0;
         }
     }
-    /* A page must fit in one frame: stop early and say "more" when it would not. */
-    budget = (size_t)n->sc->max_frame_size - FRAME_MARGIN;
+    /*
+     * A page must fit in one frame: stop early and say "more" when the next item would
+     * not fit. Every page holds at least one item, whatever its size, or an envelope too
+     * big for the page budget would be answered "no items, more" for ever and hold up
+     * every message behind it (delivery_check_settings keeps max_envelope_size far
+     * enough below max_frame_size that any envelope accepted fits a page of its own).
+     */
+    budget = (size_t)n->sc->max_frame_size - DELIVERY_FRAME_MARGIN;
+    carry = (size_t)n->sc->max_frame_size - FETCH_FRAME_OVERHEAD;
     for (size_t i = 0; i < count && i < limit; i++) {
-        size_t need = items[i].blob_len + 24;
-        if (used + need > budget) {
+        size_t need = items[i].blob_len + FETCH_ITEM_OVERHEAD;
+        Qpc__QueuedEnvelope *qe = &qes[fr.n_items];
+
+        if (need > carry) {
+            log_undeliverable(s, &items[i]);
+            continue;
+        }
+        if (fr.n_items > 0 && used + need > budget) {
             fr.more = true;
             break;
         }
         used += need;
-        qpc__queued_envelope__init(&qes[i]);
-        qes[i].seq = items[i].seq;
-        qes[i].envelope.data = items[i].blob;
-        qes[i].envelope.len = items[i].blob_len;
-        ptrs[i] = &qes[i];
-        fr.n_items++;
+        qpc__queued_envelope__init(qe);
+        qe->seq = items[i].seq;
+        qe->envelope.data = items[i].blob;
+        qe->envelope.len = items[i].blob_len;
+        ptrs[fr.n_items++] = qe;
     }
+    /* A page of nothing but undeliverable items ends the client's paging: "more" with
+     * no item would make it ask for the same page again at once. */
+    if (fr.n_items == 0)
+        fr.more = false;
     fr.items = ptrs;
     n->c.delivered += fr.n_items;
     msg.request_id = request_id;

@@ -178,6 +178,8 @@ static int load_config(int argc, char **argv, struct qpc_config *cfg, struct opt
     }
     if (rc == 0)
         rc = qpc_config_validate(cfg, err, errlen);
+    if (rc == 0)
+        rc = delivery_check_settings(qpc_config_server(cfg), err, errlen);
     return rc;
 }
 

@@ -14,6 +14,14 @@ double ratelimit_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+uint64_t ratelimit_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 bool token_bucket_take(struct token_bucket *b, double now, double rate, double burst)
 {
     if (!b->used) {

@@ -15,6 +15,7 @@
 #define QPC_SERVER_RATELIMIT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 /* A token bucket: rate tokens per second, at most burst stored; it starts full. */
 struct token_bucket {
@@ -25,6 +26,8 @@ struct token_bucket {
 
 /* Seconds on the monotonic clock (CLOCK_MONOTONIC): only differences mean anything. */
 double ratelimit_now(void);
+/* The same clock in milliseconds (for qpc_log_limit). */
+uint64_t ratelimit_now_ms(void);
 
 /*
  * Takes one token at time now (seconds of any clock that is meant to be monotonic)

@@ -4,9 +4,11 @@
  *
  *   qpc_testclient -i ID.json id                          print the peer id
  *   qpc_testclient -i ID.json -S HOST:PORT send KEY[@DOMAIN] COUNT
- *          [-b BATCH] [-z BYTES] [-t TTL] [-w WINDOW] [-F] [-R]
+ *          [-b BATCH] [-z BYTES] [-Z BYTES] [-t TTL] [-w WINDOW] [-F] [-R]
  *       one line per item "ok INDEX IDHEX STATUS" as the answers arrive (flushed), then
- *       "summary sent=N OK=.. ..." ; -b > 1 uses batch_enqueue; -F signs the envelopes
+ *       "summary sent=N OK=.. ..." ; -z is the payload size, -Z the size of the whole
+ *       encoded envelope (the payload is sized to make it exactly that);
+ *       -b > 1 uses batch_enqueue; -F signs the envelopes
  *       with a key that is not ours (the node must answer FORBIDDEN); -R sets a recipient
  *       field that differs from the envelope's (INVALID).
  *   qpc_testclient -i ID.json -S HOST:PORT fetch [-a] [-p PAGE]
@@ -37,13 +39,46 @@
 
 struct opts {
     const char *identity, *server;
-    size_t batch, size, window, page;
+    size_t batch, size, envelope_size, window, page;
     uint32_t ttl;
     bool ack, forge, wrong_recipient;
     double timeout;
 };
 
 /* --- send ------------------------------------------------------------------------------- */
+
+/* Makes envelope i with a payload of o->size bytes, or sized so that the encoded envelope
+ * is exactly o->envelope_size bytes (varint lengths can make a size unreachable: then
+ * the nearest below). */
+static int make_one(const uint8_t *sk, const uint8_t *recipient, const struct opts *o, size_t i,
+                    uint8_t **blob, size_t *len, uint8_t id[QPC_ID_LEN])
+{
+    size_t plen = o->envelope_size > 256 ? o->envelope_size - 256 : o->size;
+    int rc = 1;
+
+    for (int round = 0; round < 8; round++) {
+        uint8_t *payload = malloc(plen + 32);
+        int n;
+
+        if (payload == NULL)
+            return 1;
+        n = snprintf((char *)payload, 32, "m%zu", i);
+        if (plen < (size_t)n)
+            plen = (size_t)n;
+        memset(payload + n, 'x', plen - (size_t)n);
+        free(*blob);
+        *blob = NULL;
+        rc = tc_make_envelope(sk, recipient, payload, plen, o->ttl, blob, len, id);
+        free(payload);
+        if (rc != 0 || o->envelope_size == 0 || *len == o->envelope_size)
+            return rc;
+        if (*len > o->envelope_size)
+            plen -= *len - o->envelope_size;
+        else if (round < 7)
+            plen += o->envelope_size - *len;
+    }
+    return *len <= o->envelope_size ? 0 : 1;
+}
 
 struct flight {
     uint64_t rid;
@@ -138,22 +173,11 @@ static int cmd_send(struct tc *t, const uint8_t *sk, const struct opts *o, const
         goto out;
     /* Signing costs ~25 us: make every envelope before the first request. */
     for (size_t i = 0; i < count; i++) {
-        size_t plen = o->size;
-        uint8_t *payload = malloc(plen + 32);
-        int n;
-        if (payload == NULL)
-            goto out;
-        n = snprintf((char *)payload, 32, "m%zu", i);
-        if (plen < (size_t)n)
-            plen = (size_t)n;
-        memset(payload + n, 'x', plen - (size_t)n);
-        if (tc_make_envelope(o->forge ? forged_sk : sk, recipient, payload, plen, o->ttl,
-                             &blobs[i], &lens[i], s.ids[i]) != 0) {
+        if (make_one(o->forge ? forged_sk : sk, recipient, o, i, &blobs[i], &lens[i],
+                     s.ids[i]) != 0) {
             fprintf(stderr, "testclient: cannot make envelope %zu\n", i);
-            free(payload);
             goto out;
         }
-        free(payload);
     }
     t->user = &s;
     t->on_msg = sender_msg;
@@ -537,7 +561,7 @@ static void usage(void)
     fprintf(stderr, "usage: qpc_testclient -i ID.json [-S HOST:PORT] "
                     "(id | send KEY[@DOMAIN] COUNT | fetch | ack SEQ... | listen COUNT |\n"
                     "   peer KEY | relay KEY COUNT | recv COUNT)\n"
-                    "  options: -b BATCH -z BYTES -t TTL -w WINDOW -F -R -a -p PAGE -T SECONDS\n");
+                    "  options: -b BATCH -z BYTES -Z BYTES -t TTL -w WINDOW -F -R -a -p PAGE -T SECONDS\n");
 }
 
 int main(int argc, char **argv)
@@ -550,12 +574,13 @@ int main(int argc, char **argv)
     const char *cmd;
     int opt, ret = 1;
 
-    while ((opt = getopt(argc, argv, "i:S:b:z:t:w:FRap:T:")) != -1) {
+    while ((opt = getopt(argc, argv, "i:S:b:z:Z:t:w:FRap:T:")) != -1) {
         switch (opt) {
         case 'i': o.identity = optarg; break;
         case 'S': o.server = optarg; break;
         case 'b': o.batch = strtoul(optarg, NULL, 10); break;
         case 'z': o.size = strtoul(optarg, NULL, 10); break;
+        case 'Z': o.envelope_size = strtoul(optarg, NULL, 10); break;
         case 't': o.ttl = (uint32_t)strtoul(optarg, NULL, 10); break;
         case 'w': o.window = strtoul(optarg, NULL, 10); break;
         case 'F': o.forge = true; break;
