@@ -26,6 +26,7 @@
 #include "qpc/store.h"
 #include "broadcast.h"
 #include "federation.h"
+#include "request.h"
 
 #define BCAST_RATE_PER_S 20.0       /* broadcasts a client may hand in per second... */
 #define BCAST_BURST 100.0           /* ...and at once (a client replaying what it holds) */
@@ -115,23 +116,15 @@ static int status_of_verify(int rc)
 static int relay_one(struct node *n, struct session *from, const char *origin,
                      const uint8_t *data, size_t len)
 {
-    struct qpc_envelope env = { 0 };
+    struct qpc_envelope env;
     uint64_t now = node_now_ms();
     uint8_t *blob = NULL;
     size_t blob_len = 0, sent;
     int st = QPC__STATUS__STATUS_OK, rc;
 
-    if (len == 0)
-        return QPC__STATUS__STATUS_INVALID;
-    if (len > (size_t)n->sc->max_envelope_size)
-        return QPC__STATUS__STATUS_TOO_LARGE;
-    rc = qpc_envelope_decode(&env, data, len);
-    if (rc != 0)
-        return status_of_verify(rc);
-    if (env.has_recipient || env.topic == NULL) {
-        st = QPC__STATUS__STATUS_INVALID;   /* direct envelopes go through enqueue */
-        goto out;
-    }
+    rc = request_check_broadcast(data, len, (size_t)n->sc->max_envelope_size, &env);
+    if (rc >= 0)
+        return rc;
     if (qpc_store_seen(n->bcast_store, env.id)) {
         n->c.broadcasts_duplicate++;
         st = QPC__STATUS__STATUS_DUPLICATE;

@@ -4,56 +4,49 @@
  *
  * The one idea: this file holds no state and makes no decision beyond the request's
  * kind. Delivery answers enqueue, batch_enqueue, fetch, ack and push; relay answers
- * peer_info and takes the DATAGRAMs; broadcast answers broadcast. A frame that is not a
- * ClientRequest, or names no known request, gets an error answer here (and counts as
- * a protocol error).
+ * peer_info and takes the DATAGRAMs; broadcast answers broadcast. A frame that
+ * request_client_decode refuses (not a ClientRequest, no known request, a repeated field
+ * above its cap: request.h) gets an error answer here with the status and detail of the
+ * refusal, and counts as a protocol error.
  */
 #include <stdint.h>
 #include <stdlib.h>
 
 #include "qpc/log.h"
-#include "qpc/pbarena.h"
 #include "broadcast.h"
 #include "client_service.h"
 #include "delivery.h"
 #include "relay.h"
+#include "request.h"
 #include "session.h"
 
-static void reply_error(struct session *s, uint64_t request_id, const char *detail)
+static void reply_error(struct session *s, const struct request_refusal *why)
 {
     Qpc__ServerMessage msg = QPC__SERVER_MESSAGE__INIT;
     Qpc__EnqueueResponse er = QPC__ENQUEUE_RESPONSE__INIT;
 
     s->node->c.errors[ERRK_PROTOCOL]++;
-    er.status = QPC__STATUS__STATUS_INVALID;
-    er.detail = (char *)detail;
-    msg.request_id = request_id;
+    er.status = why->status;
+    er.detail = (char *)why->detail;
+    msg.request_id = why->request_id;
     msg.body_case = QPC__SERVER_MESSAGE__BODY_ERROR;
     msg.error = &er;
     session_send_message(s, &msg.base);
 }
 
-/* Room for an unpacked request: its bytes fields plus the structs around them (a batch
- * item's struct is about 80 bytes). What does not fit comes from malloc. */
-static size_t request_arena_size(size_t len)
-{
-    return len < SIZE_MAX / 4 ? 2 * len + 4096 : 0;
-}
-
 static void on_frame(struct session *s, const uint8_t *data, size_t len)
 {
-    /* One allocation per request instead of several per batch item: the request lives
-     * only in this call (staging copies what it keeps). */
-    size_t arena_cap = request_arena_size(len);
-    void *arena_buf = malloc(arena_cap > 0 ? arena_cap : 1);
-    struct qpc_pbarena arena;
+    struct request_arena arena;
+    struct request_refusal why;
     Qpc__ClientRequest *req;
 
-    qpc_pbarena_init(&arena, arena_buf, arena_buf != NULL ? arena_cap : 0);
-    req = qpc__client_request__unpack(&arena.allocator, len, data);
+    /* One bounded arena per request instead of several allocations per batch item: the
+     * request lives only in this call (staging copies what it keeps). */
+    request_arena_init(&arena, len);
+    req = request_client_decode(data, len, &arena, &why);
     if (req == NULL) {
-        free(arena_buf);
-        reply_error(s, 0, "request is not a ClientRequest");
+        request_arena_clear(&arena);
+        reply_error(s, &why);
         return;
     }
     switch (req->body_case) {
@@ -61,10 +54,6 @@ static void on_frame(struct session *s, const uint8_t *data, size_t len)
         delivery_enqueue(s, req->request_id, DELIVERY_ENQUEUE, &req->enqueue->item, 1);
         break;
     case QPC__CLIENT_REQUEST__BODY_BATCH_ENQUEUE:
-        if (req->batch_enqueue->n_items == 0) {
-            reply_error(s, req->request_id, "empty batch");
-            break;
-        }
         delivery_enqueue(s, req->request_id, DELIVERY_BATCH, req->batch_enqueue->items,
                          req->batch_enqueue->n_items);
         break;
@@ -85,12 +74,11 @@ static void on_frame(struct session *s, const uint8_t *data, size_t len)
     case QPC__CLIENT_REQUEST__BODY_BROADCAST:
         broadcast_handle_client(s, req->request_id, req->broadcast);
         break;
-    default:
-        reply_error(s, req->request_id, "unknown request");
+    default:   /* request_client_decode let no other kind through */
         break;
     }
-    qpc__client_request__free_unpacked(req, &arena.allocator);
-    free(arena_buf);
+    qpc__client_request__free_unpacked(req, &arena.pb.allocator);
+    request_arena_clear(&arena);
 }
 
 static void on_open(struct session *s)

@@ -31,6 +31,7 @@
 #include "qpc/log.h"
 #include "delivery.h"
 #include "federation.h"
+#include "request.h"
 
 #define FETCH_PAGE_DEFAULT 256u
 #define FETCH_PAGE_MAX 10000u
@@ -270,35 +271,15 @@ static int stage_item(struct pending *p, size_t i, const Qpc__EnqueueItem *item,
 {
     struct node *n = p->node;
     struct item_ctx *it = &p->items[i];
-    struct qpc_envelope env = { 0 };
+    struct qpc_envelope env;
     enum dest_kind dest;
     uint64_t expires;
-    int st = -1, rc;
+    int st, rc;
 
-    if (item == NULL || item->recipient.len != QPC_KEY_LEN || item->envelope.len == 0)
-        return QPC__STATUS__STATUS_INVALID;
-    if (item->envelope.len > (size_t)n->sc->max_envelope_size)
-        return QPC__STATUS__STATUS_TOO_LARGE;
-    rc = qpc_envelope_decode(&env, item->envelope.data, item->envelope.len);
-    if (rc != 0)
-        return rc == QPC_ERR_TOO_LARGE ? QPC__STATUS__STATUS_TOO_LARGE
-                                       : QPC__STATUS__STATUS_INVALID;
-    if (!env.has_recipient || memcmp(env.recipient, item->recipient.data, QPC_KEY_LEN) != 0) {
-        st = QPC__STATUS__STATUS_INVALID;
-        goto out;
-    }
-    if (sender != NULL && memcmp(env.sender, sender, QPC_KEY_LEN) != 0) {
-        st = QPC__STATUS__STATUS_FORBIDDEN;
-        goto out;
-    }
-    if (env.ttl_s > (uint64_t)n->sc->max_ttl || qpc_envelope_expired(&env, now)) {
-        st = QPC__STATUS__STATUS_EXPIRED;
-        goto out;
-    }
-    if (env.created_at_ms > now + QPC_CLOCK_SKEW_MS) {
-        st = QPC__STATUS__STATUS_INVALID;
-        goto out;
-    }
+    st = request_check_item(item, sender, now, (size_t)n->sc->max_envelope_size,
+                            (uint64_t)n->sc->max_ttl, &env);
+    if (st >= 0)
+        return st;
     dest = resolve_destination(n, item->domain, NULL, 0);
     if (dest == DEST_UNKNOWN || (dest == DEST_REMOTE && sender == NULL)) {
         st = QPC__STATUS__STATUS_UNKNOWN_DOMAIN;   /* federation does not relay further */

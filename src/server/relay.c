@@ -17,9 +17,10 @@
 
 #include "qpc/log.h"
 #include "relay.h"
+#include "request.h"
 
-#define RELAY_TAG 0x01
-#define RELAY_HEADER (1 + QPC_KEY_LEN)
+#define RELAY_TAG REQUEST_RELAY_TAG
+#define RELAY_HEADER REQUEST_RELAY_HEADER
 #define PUNCH_RATE_PER_S 5.0       /* punch notices a client may cause per second... */
 #define PUNCH_BURST 20.0            /* ...and at once (dialling several peers) */
 #define PEER_ADDRS_MAX 16u          /* addresses in one peer_info answer */
@@ -36,14 +37,14 @@ void relay_datagram(struct session *from, const uint8_t *data, size_t len)
 {
     struct node *n = from->node;
     uint8_t out[QPC_QUIC_DATAGRAM_MAX];
+    const uint8_t *dest = request_relay_destination(data, len, sizeof(out));
     struct session *to;
 
-    if (!n->sc->relay_enabled || len <= RELAY_HEADER || len > sizeof(out) ||
-        data[0] != RELAY_TAG || !relay_allowed(n, from)) {
+    if (!n->sc->relay_enabled || dest == NULL || !relay_allowed(n, from)) {
         n->c.errors[ERRK_RELAY_DROPPED]++;
         return;
     }
-    to = session_find(n->client_ep, data + 1);
+    to = session_find(n->client_ep, dest);
     if (to == NULL || to == from) {
         n->c.errors[ERRK_RELAY_DROPPED]++;
         return;

@@ -122,7 +122,11 @@ static void sender_msg(struct tc *t, const Qpc__ServerMessage *m)
         s->protocol_error = true;
         return;
     }
-    if (m->body_case == QPC__SERVER_MESSAGE__BODY_ENQUEUE && f->n == 1) {
+    if (m->body_case == QPC__SERVER_MESSAGE__BODY_ERROR) {
+        printf("error %s %s\n", tc_status_name(m->error->status),
+               m->error->detail != NULL ? m->error->detail : "");
+        s->protocol_error = true;
+    } else if (m->body_case == QPC__SERVER_MESSAGE__BODY_ENQUEUE && f->n == 1) {
         print_item(s, f->start, m->enqueue->status);
     } else if (m->body_case == QPC__SERVER_MESSAGE__BODY_BATCH_ENQUEUE &&
                m->batch_enqueue->n_statuses == f->n) {
@@ -313,6 +317,11 @@ static void waiter_msg(struct tc *t, const Qpc__ServerMessage *m)
         break;
     case QPC__SERVER_MESSAGE__BODY_PUSH_ACK:
         w->status = m->push_ack->status;
+        break;
+    case QPC__SERVER_MESSAGE__BODY_ERROR:
+        w->status = m->error->status;
+        printf("error %s %s\n", tc_status_name(m->error->status),
+               m->error->detail != NULL ? m->error->detail : "");
         break;
     default:
         w->status = -1;
