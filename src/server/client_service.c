@@ -7,7 +7,8 @@
  * peer_info and takes the DATAGRAMs; broadcast answers broadcast. A frame that
  * request_client_decode refuses (not a ClientRequest, no known request, a repeated field
  * above its cap: request.h) gets an error answer here with the status and detail of the
- * refusal, and counts as a protocol error.
+ * refusal, and counts as a protocol error; a client that keeps sending them is closed
+ * (refused()), and the log gets one line per kind per interval, not one per frame.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -20,18 +21,63 @@
 #include "request.h"
 #include "session.h"
 
+#define GARBAGE_BURST 10.0          /* refused requests a client may send at once... */
+#define GARBAGE_RATE (1.0 / 60.0)   /* ...and then one a minute, before it is closed */
+#define GARBAGE_LOG_INTERVAL_MS 10000u   /* one log line per kind of refusal per 10 s */
+
 static void reply_error(struct session *s, const struct request_refusal *why)
 {
     Qpc__ServerMessage msg = QPC__SERVER_MESSAGE__INIT;
     Qpc__EnqueueResponse er = QPC__ENQUEUE_RESPONSE__INIT;
 
-    s->node->c.errors[ERRK_PROTOCOL]++;
     er.status = why->status;
     er.detail = (char *)why->detail;
     msg.request_id = why->request_id;
     msg.body_case = QPC__SERVER_MESSAGE__BODY_ERROR;
     msg.error = &er;
     session_send_message(s, &msg.base);
+}
+
+/*
+ * One line per kind of refusal (and one for the closes) per interval, whoever sends it:
+ * a peer's garbage must not fill the log. What was held back is counted in the next
+ * line; every refusal is counted in qpc_errors_total{kind="protocol"} anyway.
+ */
+static void log_refusal(struct session *s, size_t kind, const char *detail, bool closing)
+{
+    static struct qpc_log_limit limits[REQUEST_PROBLEM_COUNT + 1];
+    uint64_t suppressed = 0;
+    char hex[QPC_KEY_HEX_LEN];
+
+    if (!qpc_log_limit_pass(&limits[kind], ratelimit_now_ms(), GARBAGE_LOG_INTERVAL_MS,
+                            &suppressed))
+        return;
+    qpc_key_to_hex(hex, s->key);
+    qpc_log_warn("client", "client %.16s... at %s: %s%s (%llu more like it suppressed)", hex,
+                 s->peer_addr, detail, closing ? "; closing the connection" : "",
+                 (unsigned long long)suppressed);
+}
+
+/*
+ * A request the node refused before any service saw it. Real clients send none, so
+ * each one takes a token from the session's budget (GARBAGE_BURST, refilled at
+ * GARBAGE_RATE): within it the client gets an error answer with the status and detail;
+ * past it the connection is closed, so garbage costs the node at most a few answers
+ * per connection instead of one per frame for ever.
+ */
+static void refused(struct session *s, const struct request_refusal *why)
+{
+    s->node->c.errors[ERRK_PROTOCOL]++;
+    if (s->garbage_closed)
+        return;
+    if (!token_bucket_take(&s->garbage_rate, ratelimit_now(), GARBAGE_RATE, GARBAGE_BURST)) {
+        s->garbage_closed = true;
+        log_refusal(s, REQUEST_PROBLEM_COUNT, "too many malformed requests", true);
+        session_close(s, QPC_QUIC_APP_REFUSED, "too many malformed requests");
+        return;
+    }
+    log_refusal(s, why->problem, why->detail, false);
+    reply_error(s, why);
 }
 
 static void on_frame(struct session *s, const uint8_t *data, size_t len)
@@ -46,7 +92,7 @@ static void on_frame(struct session *s, const uint8_t *data, size_t len)
     req = request_client_decode(data, len, &arena, &why);
     if (req == NULL) {
         request_arena_clear(&arena);
-        reply_error(s, &why);
+        refused(s, &why);
         return;
     }
     switch (req->body_case) {

@@ -49,6 +49,8 @@ struct session {
     struct token_bucket relay_rate;  /* relay datagrams (relay.c) */
     struct token_bucket bcast_rate;  /* broadcasts (broadcast.c) */
     struct token_bucket punch_rate;  /* punch notices caused by peer_info (relay.c) */
+    struct token_bucket garbage_rate; /* refused requests (client_service.c) */
+    bool garbage_closed;           /* closed for them (client_service.c) */
     /* ------------------------------------------------------------------------------ */
     const struct session_callbacks *cb;
     struct session_reply *replies; /* FIFO of answers, sent in order (utlist DL) */

@@ -18,6 +18,10 @@
  *       enables push, prints "ready", then "push SEQ IDHEX PAYLOAD" per pushed item
  *   qpc_testclient -i ID.json -S HOST:PORT peer KEY
  *       peer_info: "online 0|1" and "address ADDR" per address the node observes
+ *   qpc_testclient -i ID.json -S HOST:PORT garbage COUNT [-T SECONDS]
+ *       sends COUNT frames that are not a ClientRequest, prints "answers N" (error
+ *       answers received) and "closed REASON" once the node closes; exits 0 when it
+ *       closed, 4 when it had not after SECONDS
  *   qpc_testclient -i ID.json -S HOST:PORT relay KEY COUNT
  *       sends COUNT relay datagrams 0x01||KEY||"ping-I", 20 ms apart
  *   qpc_testclient -i ID.json -S HOST:PORT recv COUNT [-T SECONDS]
@@ -565,11 +569,53 @@ static int cmd_recv(struct tc *t, const struct opts *o, size_t want)
     return 0;
 }
 
+/* --- garbage ------------------------------------------------------------------------------- */
+
+struct garbage_state {
+    size_t answers;
+};
+
+static void garbage_msg(struct tc *t, const Qpc__ServerMessage *m)
+{
+    struct garbage_state *g = t->user;
+
+    if (m->body_case == QPC__SERVER_MESSAGE__BODY_ERROR)
+        g->answers++;
+}
+
+static int cmd_garbage(struct tc *t, const struct opts *o, size_t count)
+{
+    static const uint8_t junk[] = { 0xff, 0xff, 0xff, 0xff, 0x0f };   /* a bad varint */
+    struct garbage_state g = { 0 };
+    size_t sent = 0;
+
+    t->user = &g;
+    t->on_msg = garbage_msg;
+    while (sent < count && !t->closed) {
+        int rc = qpc_quic_conn_send_frame(t->conn, t->sid, junk, sizeof(junk));
+        if (rc == QPC_ERR_AGAIN) {
+            tc_run_until(t, never, 0.01);
+            continue;
+        }
+        if (rc != 0)
+            break;
+        sent++;
+        if (sent % 64 == 0)
+            ev_run(t->loop, EVRUN_NOWAIT);
+    }
+    tc_run_until(t, never, o->timeout);   /* returns at once when the node closes */
+    printf("sent %zu\nanswers %zu\n", sent, g.answers);
+    if (t->closed)
+        printf("closed %s\n", t->close_reason);
+    fflush(stdout);
+    return t->closed ? 0 : 4;
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: qpc_testclient -i ID.json [-S HOST:PORT] "
                     "(id | send KEY[@DOMAIN] COUNT | fetch | ack SEQ... | listen COUNT |\n"
-                    "   peer KEY | relay KEY COUNT | recv COUNT)\n"
+                    "   peer KEY | relay KEY COUNT | recv COUNT | garbage COUNT)\n"
                     "  options: -b BATCH -z BYTES -Z BYTES -t TTL -w WINDOW -F -R -a -p PAGE -T SECONDS\n");
 }
 
@@ -630,13 +676,15 @@ int main(int argc, char **argv)
         ret = cmd_listen(&t, &o, strtoul(argv[optind], NULL, 10));
     else if (strcmp(cmd, "peer") == 0 && optind + 1 == argc)
         ret = cmd_peer(&t, argv[optind]);
+    else if (strcmp(cmd, "garbage") == 0 && optind + 1 == argc)
+        ret = cmd_garbage(&t, &o, strtoul(argv[optind], NULL, 10));
     else if (strcmp(cmd, "relay") == 0 && optind + 2 == argc)
         ret = cmd_relay(&t, argv[optind], strtoul(argv[optind + 1], NULL, 10));
     else if (strcmp(cmd, "recv") == 0 && optind + 1 == argc)
         ret = cmd_recv(&t, &o, strtoul(argv[optind], NULL, 10));
     else
         usage();
-    if (t.closed && ret == 0)
+    if (t.closed && ret == 0 && strcmp(cmd, "garbage") != 0)
         ret = 3;
 out:
     tc_free(&t);
