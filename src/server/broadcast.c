@@ -181,8 +181,7 @@ void broadcast_handle_client(struct session *s, uint64_t request_id,
     Qpc__ServerMessage msg = QPC__SERVER_MESSAGE__INIT;
     Qpc__BroadcastResponse br = QPC__BROADCAST_RESPONSE__INIT;
 
-    if (!token_bucket_take(&s->bcast_rate, ratelimit_now(), BCAST_RATE_PER_S,
-                           BCAST_BURST)) {
+    if (!session_take(s, SESSION_RATE_BROADCAST, BCAST_RATE_PER_S, BCAST_BURST)) {
         s->node->c.broadcasts_rate_limited++;
         br.status = QPC__STATUS__STATUS_RATE_LIMITED;
     } else {

@@ -24,6 +24,11 @@
 #define GARBAGE_BURST 10.0          /* refused requests a client may send at once... */
 #define GARBAGE_RATE (1.0 / 60.0)   /* ...and then one a minute, before it is closed */
 #define GARBAGE_LOG_INTERVAL_MS 10000u   /* one log line per kind of refusal per 10 s */
+/* Client connections admitted at once, in all and per client key. A client has one or
+ * two (a reconnect while the node still holds the dead one until its idle timeout); the
+ * caps keep minted keys and one key's many sockets from taking the node's memory. */
+#define CLIENT_SESSIONS_MAX 10000u
+#define CLIENT_SESSIONS_PER_KEY 16u
 
 static void reply_error(struct session *s, const struct request_refusal *why)
 {
@@ -60,17 +65,17 @@ static void log_refusal(struct session *s, size_t kind, const char *detail, bool
 
 /*
  * A request the node refused before any service saw it. Real clients send none, so
- * each one takes a token from the session's budget (GARBAGE_BURST, refilled at
+ * each one takes a token from the client's budget (GARBAGE_BURST, refilled at
  * GARBAGE_RATE): within it the client gets an error answer with the status and detail;
  * past it the connection is closed, so garbage costs the node at most a few answers
- * per connection instead of one per frame for ever.
+ * per key instead of one per frame for ever (the budget is the key's: session_take).
  */
 static void refused(struct session *s, const struct request_refusal *why)
 {
     s->node->c.errors[ERRK_PROTOCOL]++;
     if (s->garbage_closed)
         return;
-    if (!token_bucket_take(&s->garbage_rate, ratelimit_now(), GARBAGE_RATE, GARBAGE_BURST)) {
+    if (!session_take(s, SESSION_RATE_GARBAGE, GARBAGE_RATE, GARBAGE_BURST)) {
         s->garbage_closed = true;
         log_refusal(s, REQUEST_PROBLEM_COUNT, "too many malformed requests", true);
         session_close(s, QPC_QUIC_APP_REFUSED, "too many malformed requests");
@@ -151,6 +156,8 @@ int client_service_start(struct node *n)
     ec.listen = n->sc->listen;
     ec.alpn = QPC_ALPN_CLIENT;
     ec.clients = true;
+    ec.max_sessions = CLIENT_SESSIONS_MAX;
+    ec.max_sessions_per_key = CLIENT_SESSIONS_PER_KEY;
     rc = session_endpoint_open(n, &ec, &client_callbacks, &n->client_ep);
     if (rc == 0)
         n->client_port = session_endpoint_port(n->client_ep);

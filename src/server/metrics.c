@@ -60,6 +60,12 @@ char *metrics_render(struct node *n, size_t *len)
             (unsigned long long)n->c.connections_total);
     fprintf(f, "qpc_connections_total{service=\"federation\"} %llu\n",
             (unsigned long long)n->c.fed_connections_total);
+    fprintf(f, "# HELP qpc_connections_refused_total Client connections refused over a cap.\n"
+               "# TYPE qpc_connections_refused_total counter\n");
+    fprintf(f, "qpc_connections_refused_total{reason=\"node_full\"} %llu\n",
+            (unsigned long long)n->c.conn_refused[CONN_REFUSED_FULL]);
+    fprintf(f, "qpc_connections_refused_total{reason=\"per_key\"} %llu\n",
+            (unsigned long long)n->c.conn_refused[CONN_REFUSED_PER_KEY]);
     metric(f, "qpc_enqueued_total", "counter", "Envelopes committed to a local queue.",
            n->c.enqueued);
     metric(f, "qpc_deferred_total", "counter", "Envelopes committed to the federation outbox.",

@@ -28,9 +28,13 @@ enum err_kind {
     ERRK_COUNT
 };
 
+/* Why a client connection was refused at admission (session.c). */
+enum { CONN_REFUSED_FULL, CONN_REFUSED_PER_KEY, CONN_REFUSED_COUNT };
+
 /* Plain integers the services increment and metrics.c reads (one loop, no locks). */
 struct node_counters {
     uint64_t connections_total;      /* client connections accepted */
+    uint64_t conn_refused[CONN_REFUSED_COUNT];   /* client connections over a cap */
     uint64_t fed_connections_total;  /* federation connections (in and out) */
     uint64_t enqueued;               /* envelopes committed to a local queue */
     uint64_t deferred;               /* envelopes committed to the outbox */

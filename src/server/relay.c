@@ -8,7 +8,7 @@
  * 0x01 || destination key || packet, the destination receives 0x01 || source key ||
  * packet -- and never looks inside the packet, which is a QUIC packet of the peers' own
  * end-to-end TLS session. The source key is the one the sender authenticated with, so a
- * client cannot pose as another. Each client has token buckets (relay: relay_rate_limit
+ * client cannot pose as another. Each client key has token buckets (relay: relay_rate_limit
  * packets per second, one second of burst; punch notices: PUNCH_RATE_PER_S) so one
  * client cannot use the node as a free amplifier; excess datagrams are dropped, which
  * QUIC treats as loss.
@@ -25,12 +25,13 @@
 #define PUNCH_BURST 20.0            /* ...and at once (dialling several peers) */
 #define PEER_ADDRS_MAX 16u          /* addresses in one peer_info answer */
 
-/* Per-client rate of relayed packets: rate and burst are both relay_rate_limit. */
+/* Per-client (per key, however many connections) rate of relayed packets: rate and
+ * burst are both relay_rate_limit. */
 static bool relay_allowed(struct node *n, struct session *s)
 {
     double rate = (double)n->sc->relay_rate_limit;
 
-    return token_bucket_take(&s->relay_rate, ratelimit_now(), rate, rate);
+    return session_take(s, SESSION_RATE_RELAY, rate, rate);
 }
 
 void relay_datagram(struct session *from, const uint8_t *data, size_t len)
@@ -86,8 +87,7 @@ void relay_peer_info(struct session *s, uint64_t request_id, const Qpc__PeerInfo
         first = session_find(s->node->client_ep, r->key.data);
     /* Each answer makes the named peer's client send packets toward the asker: within
      * the rate the asker still learns the addresses, but no more notices are sent. */
-    punch = first != NULL && token_bucket_take(&s->punch_rate, ratelimit_now(),
-                                                PUNCH_RATE_PER_S, PUNCH_BURST);
+    punch = first != NULL && session_take(s, SESSION_RATE_PUNCH, PUNCH_RATE_PER_S, PUNCH_BURST);
     for (struct session *t = first; t != NULL; t = session_next_of_client(t)) {
         if (pr.n_addresses < PEER_ADDRS_MAX)
             addrs[pr.n_addresses++] = t->peer_addr;

@@ -22,6 +22,9 @@
  *       sends COUNT frames that are not a ClientRequest, prints "answers N" (error
  *       answers received) and "closed REASON" once the node closes; exits 0 when it
  *       closed, 4 when it had not after SECONDS
+ *   qpc_testclient -i ID.json -S HOST:PORT hold COUNT
+ *       opens COUNT more connections with the same identity, one after another, and
+ *       prints "admitted N" and one "refused REASON" per connection the node closed
  *   qpc_testclient -i ID.json -S HOST:PORT relay KEY COUNT
  *       sends COUNT relay datagrams 0x01||KEY||"ping-I", 20 ms apart
  *   qpc_testclient -i ID.json -S HOST:PORT recv COUNT [-T SECONDS]
@@ -569,6 +572,37 @@ static int cmd_recv(struct tc *t, const struct opts *o, size_t want)
     return 0;
 }
 
+/* --- hold ------------------------------------------------------------------------------ */
+
+static bool never(struct tc *t);
+
+static int cmd_hold(struct tc *first, const uint8_t *sk, const char *server, size_t count)
+{
+    struct tc *conns = calloc(count ? count : 1, sizeof(*conns));
+    size_t admitted = 0;
+
+    if (conns == NULL)
+        return 1;
+    for (size_t i = 0; i < count; i++) {
+        if (tc_connect(&conns[i], first->loop, sk, server, 10.0) != 0 && !conns[i].closed)
+            break;
+        tc_run_until(&conns[i], never, 0.1);   /* a refusal follows the handshake */
+    }
+    tc_run_until(first, never, 0.3);
+    for (size_t i = 0; i < count; i++) {
+        if (conns[i].ep != NULL && !conns[i].closed)
+            admitted++;
+        else if (conns[i].closed)
+            printf("refused %s\n", conns[i].close_reason);
+    }
+    printf("admitted %zu\n", admitted);
+    fflush(stdout);
+    for (size_t i = 0; i < count; i++)
+        tc_free(&conns[i]);
+    free(conns);
+    return 0;
+}
+
 /* --- garbage ------------------------------------------------------------------------------- */
 
 struct garbage_state {
@@ -615,7 +649,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: qpc_testclient -i ID.json [-S HOST:PORT] "
                     "(id | send KEY[@DOMAIN] COUNT | fetch | ack SEQ... | listen COUNT |\n"
-                    "   peer KEY | relay KEY COUNT | recv COUNT | garbage COUNT)\n"
+                    "   peer KEY | relay KEY COUNT | recv COUNT | garbage COUNT | hold COUNT)\n"
                     "  options: -b BATCH -z BYTES -Z BYTES -t TTL -w WINDOW -F -R -a -p PAGE -T SECONDS\n");
 }
 
@@ -676,6 +710,8 @@ int main(int argc, char **argv)
         ret = cmd_listen(&t, &o, strtoul(argv[optind], NULL, 10));
     else if (strcmp(cmd, "peer") == 0 && optind + 1 == argc)
         ret = cmd_peer(&t, argv[optind]);
+    else if (strcmp(cmd, "hold") == 0 && optind + 1 == argc)
+        ret = cmd_hold(&t, qpc_identity_secret_key(id), o.server, strtoul(argv[optind], NULL, 10));
     else if (strcmp(cmd, "garbage") == 0 && optind + 1 == argc)
         ret = cmd_garbage(&t, &o, strtoul(argv[optind], NULL, 10));
     else if (strcmp(cmd, "relay") == 0 && optind + 2 == argc)
