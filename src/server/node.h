@@ -47,6 +47,8 @@ struct node_counters {
     uint64_t broadcasts_relayed;     /* broadcast copies sent to clients and nodes */
     uint64_t broadcasts_duplicate;   /* broadcasts dropped as already seen */
     uint64_t broadcasts_rate_limited;/* client broadcasts refused by the rate limit */
+    uint64_t broadcasts_known_invalid;/* replays of a forged broadcast, refused by lookup */
+    uint64_t broadcasts_dedup_full;  /* refused because the dedup set was full */
     uint64_t commits;                /* group commits */
     uint64_t errors[ERRK_COUNT];
 };
