@@ -180,6 +180,26 @@ static void pending_finish(struct pending *p)
     pending_free(p);
 }
 
+/*
+ * A failure of the queue database, logged at most once per interval per kind (a damaged
+ * file or a full disk fails every request; the message names the file and says what
+ * to do). The count is in qpc_errors_total{kind="internal"} anyway.
+ */
+enum db_op { DB_COMMIT, DB_FETCH, DB_ACK, DB_REFUSED, DB_OP_COUNT };
+
+static void log_queue_failure(struct node *n, enum db_op op)
+{
+    static const char *const what[DB_OP_COUNT] = {
+        "group commit failed", "fetch failed", "ack failed", "write refused",
+    };
+    static struct qpc_log_limit limits[DB_OP_COUNT];
+    uint64_t suppressed = 0;
+
+    if (qpc_log_limit_pass(&limits[op], ratelimit_now_ms(), SKIP_LOG_INTERVAL_MS, &suppressed))
+        qpc_log_error("delivery", "%s: %s (%llu more like it)", what[op],
+                      qpc_queue_errmsg(n->queue), (unsigned long long)suppressed);
+}
+
 /* --- pushes ---------------------------------------------------------------------------- */
 
 static bool wants_push(struct node *n, const uint8_t key[static QPC_KEY_LEN])
@@ -250,9 +270,7 @@ static void item_done(void *arg, int status, uint64_t seq)
         if (it->push_blob != NULL)
             push_item(n, it->recipient, seq, it->push_blob, it->push_len);
     } else {
-        p->statuses[it->index] = status_of_queue_err(status);
-        if (status == QPC_ERR_DB)
-            qpc_log_error("delivery", "commit failed: %s", qpc_queue_errmsg(n->queue));
+        p->statuses[it->index] = status_of_queue_err(status);   /* delivery_commit logs */
     }
     free(it->push_blob);
     it->push_blob = NULL;
@@ -307,6 +325,8 @@ static int stage_item(struct pending *p, size_t i, const Qpc__EnqueueItem *item,
         free(it->push_blob);
         it->push_blob = NULL;
         st = status_of_queue_err(rc);
+        if (rc == QPC_ERR_DB)
+            log_queue_failure(n, DB_REFUSED);   /* a damaged file refuses every write */
         goto out;
     }
     p->waiting++;
@@ -404,7 +424,7 @@ void delivery_fetch(struct session *s, uint64_t request_id, const Qpc__FetchRequ
     if (rc != 0) {
         fr.status = QPC__STATUS__STATUS_INTERNAL;
         count = 0;
-        qpc_log_error("delivery", "fetch failed: %s", qpc_queue_errmsg(n->queue));
+        log_queue_failure(n, DB_FETCH);
     }
     fr.more = count > limit;
     if (count > 0) {
@@ -472,7 +492,7 @@ void delivery_ack(struct session *s, uint64_t request_id, const Qpc__AckRequest 
         rc = qpc_queue_ack(n->queue, s->key, a->seqs, a->n_seqs, &more);
     ar.status = rc == 0 ? QPC__STATUS__STATUS_OK : QPC__STATUS__STATUS_INTERNAL;
     if (rc != 0)
-        qpc_log_error("delivery", "ack failed: %s", qpc_queue_errmsg(n->queue));
+        log_queue_failure(n, DB_ACK);
     ar.deleted = (uint32_t)(removed + more);
     n->c.acked += removed + more;
     msg.request_id = request_id;
@@ -506,7 +526,7 @@ void delivery_commit(struct node *n)
         ev_idle_stop(n->loop, &d->commit_idle_w);
     if (qpc_queue_staged(n->queue) > 0) {
         if (qpc_queue_commit(n->queue) != 0)
-            qpc_log_error("delivery", "group commit failed: %s", qpc_queue_errmsg(n->queue));
+            log_queue_failure(n, DB_COMMIT);
         n->c.commits++;
     }
     if (d->outbox_kick) {
