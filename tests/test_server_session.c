@@ -25,7 +25,7 @@
 struct fix {
     struct ev_loop *loop;
     struct node node;
-    struct qpc_server_config sc;
+    struct server_settings sc;
     struct session_endpoint *ep;
     struct session *opened[16];
     size_t n_opened, n_closed;

@@ -367,7 +367,7 @@ void delivery_enqueue(struct session *s, uint64_t request_id, enum delivery_kind
 
 /* --- the other requests ------------------------------------------------------------------ */
 
-int delivery_check_settings(const struct qpc_server_config *sc, char *err, size_t errlen)
+int delivery_check_settings(const struct server_settings *sc, char *err, size_t errlen)
 {
     if (sc->max_frame_size >= DELIVERY_FRAME_MARGIN &&
         sc->max_envelope_size <= sc->max_frame_size - DELIVERY_FRAME_MARGIN)

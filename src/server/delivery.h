@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "qpc.pb-c.h"
+#include "qpc/proto.h"
 #include "node.h"
 #include "session.h"
 
@@ -33,7 +33,7 @@ enum delivery_kind {
  * envelope the node accepts always fits the frames that carry it on (fetch, push,
  * federation). Returns 0, or QPC_ERR_CONFIG with a message naming both keys in err.
  */
-int delivery_check_settings(const struct qpc_server_config *sc, char *err, size_t errlen);
+int delivery_check_settings(const struct server_settings *sc, char *err, size_t errlen);
 
 /* Starts the commit watchers (idle and prepare). 0 or QPC_ERR_NOMEM. */
 int delivery_start(struct node *n);

@@ -23,7 +23,7 @@
 
 #include "qpc/envelope.h"
 #include "qpc/pbarena.h"
-#include "qpc.pb-c.h"
+#include "qpc/proto.h"
 
 #define REQUEST_BATCH_MAX 1000u        /* items per BatchEnqueueRequest and per
                                         * RelayEnqueueRequest (federation.c sends at most

@@ -27,7 +27,7 @@
 #include "qpc/broadcast.h"
 #include "qpc/envelope.h"
 #include "qpc/wire.h"
-#include "qpc.pb-c.h"
+#include "qpc/proto.h"
 
 #define NOW 1700000000000ull
 
