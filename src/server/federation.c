@@ -216,12 +216,12 @@ static void link_free_if_unrouted(struct node *n, struct link *l)
     free(l);
 }
 
-static void mark_failed(struct node *n, uint64_t oid, uint64_t now)
+/* Gives rows a failed attempt, all in one transaction (one fsync however many). */
+static void mark_failed(struct node *n, const uint64_t *oids, size_t count, uint64_t now)
 {
-    int rc = qpc_queue_outbox_mark_failed(n->queue, oid, now, NULL);
-
-    if (rc != 0 && rc != QPC_ERR_NOT_FOUND)
-        qpc_log_error("federation", "outbox update failed: %s", qpc_queue_errmsg(n->queue));
+    if (count > 0 && qpc_queue_outbox_mark_failed_many(n->queue, oids, count, now, NULL) != 0)
+        qpc_log_error("federation", "outbox update of %zu row(s) failed: %s", count,
+                      qpc_queue_errmsg(n->queue));
 }
 
 /* Everything taken from the outbox for this link goes back with a failed attempt. */
@@ -230,23 +230,28 @@ static void link_fail_all(struct link *l, const char *why)
     struct node *n = l->node;
     struct out_batch *b, *tmp;
     uint64_t now = node_now_ms();
-    size_t count = l->n_waiting;
+    size_t count = l->n_waiting + l->n_inflight, k = 0;
+    uint64_t *oids = count > 0 ? malloc(count * sizeof(*oids)) : NULL;
 
     for (size_t i = 0; i < l->n_waiting; i++) {
-        mark_failed(n, l->waiting[i].oid, now);
+        if (oids != NULL)
+            oids[k++] = l->waiting[i].oid;
         free(l->waiting[i].blob);
     }
     l->n_waiting = 0;
     l->waiting_bytes = 0;
     l->n_inflight = 0;
     DL_FOREACH_SAFE(l->inflight, b, tmp) {
-        for (size_t i = 0; i < b->n; i++)
-            mark_failed(n, b->oids[i], now);
-        count += b->n;
+        for (size_t i = 0; oids != NULL && i < b->n && k < count; i++)
+            oids[k++] = b->oids[i];
         DL_DELETE(l->inflight, b);
         free(b->oids);
         free(b);
     }
+    /* Out of memory for the list: the rows stay leased and are due again when the
+     * lease ends, which is a failed attempt without the back-off. */
+    mark_failed(n, oids, k, now);
+    free(oids);
     if (count > 0) {
         n->c.errors[ERRK_FEDERATION]++;
         qpc_log_warn("federation", "node %s: %s; %zu envelope(s) stay in the outbox for retry",
@@ -499,7 +504,8 @@ void federation_pump(struct node *n, uint64_t now_ms)
 {
     struct qpc_outbox_item *items = NULL;
     struct link *l, *tmp;
-    size_t count = 0;
+    size_t count = 0, n_unrouted = 0;
+    uint64_t unrouted[PUMP_BATCH];
     char addr[QPC_ADDRESS_MAX + 1];
     int rc;
 
@@ -513,8 +519,9 @@ void federation_pump(struct node *n, uint64_t now_ms)
     for (size_t i = 0; i < count; i++) {
         if (resolve_destination(n, items[i].domain, NULL, 0) != DEST_REMOTE ||
             (l = link_get(n, items[i].domain)) == NULL || link_take(l, &items[i]) != 0)
-            mark_failed(n, items[i].oid, now_ms);   /* no route now: perhaps later (mDNS) */
+            unrouted[n_unrouted++] = items[i].oid;   /* no route now: perhaps later (mDNS) */
     }
+    mark_failed(n, unrouted, n_unrouted, now_ms);
     qpc_outbox_items_free(items, count);
     HASH_ITER(hh, n->federation->links, l, tmp) {
         if (l->n_waiting == 0)
@@ -542,12 +549,14 @@ static void link_response(struct link *l, const uint8_t *data, size_t len)
     }
     DL_SEARCH_SCALAR(l->inflight, b, request_id, r->request_id);
     if (b != NULL) {
-        size_t done = 0;   /* b->oids[0..done) are the rows to remove */
+        size_t done = 0, retry = 0;   /* b->oids[0..done) are the rows to remove */
+        uint64_t *again = malloc(b->n * sizeof(*again));
         for (size_t i = 0; i < b->n; i++) {
             int st = i < r->n_statuses ? (int)r->statuses[i] : QPC__STATUS__STATUS_INTERNAL;
             if (st == QPC__STATUS__STATUS_QUEUE_FULL || st == QPC__STATUS__STATUS_INTERNAL ||
                 st == QPC__STATUS__STATUS_DEFERRED) {
-                mark_failed(n, b->oids[i], now);   /* the remote node may take it later */
+                if (again != NULL)   /* else the lease ends and it is due again */
+                    again[retry++] = b->oids[i];   /* the remote node may take it later */
                 continue;
             }
             if (st == QPC__STATUS__STATUS_OK)
@@ -557,6 +566,8 @@ static void link_response(struct link *l, const uint8_t *data, size_t len)
                              l->domain, st);
             b->oids[done++] = b->oids[i];
         }
+        mark_failed(n, again, retry, now);
+        free(again);
         /* One transaction (one fsync) for the whole answer, not one per envelope. If it
          * fails the rows stay leased and are sent again; the receiver stores them once. */
         if (qpc_queue_outbox_remove_many(n->queue, b->oids, done, NULL) < 0)

@@ -91,6 +91,9 @@ char *metrics_render(struct node *n, size_t *len)
     metric(f, "qpc_outbox_depth", "gauge", "Envelopes waiting for a remote node.",
            st.outbox_items);
     metric(f, "qpc_outbox_bytes", "gauge", "Bytes waiting for a remote node.", st.outbox_bytes);
+    metric(f, "qpc_queue_transactions_total", "counter",
+           "Durable transactions committed to queue.db (each one fsync).",
+           qpc_queue_transactions(n->queue));
     fprintf(f, "# HELP qpc_errors_total Refusals and failures by kind.\n"
                "# TYPE qpc_errors_total counter\n");
     for (int k = 0; k < ERRK_COUNT; k++)
