@@ -4,8 +4,11 @@
  * The one idea: on identity connections the X.509 certificate is an envelope for the
  * Ed25519 key and nothing else. We make it self-signed from the identity key at start-up
  * and, on the other side, read the key back out of it; TLS 1.3's CertificateVerify has
- * already proven that the peer holds the private half. Federation instead uses an
- * ordinary CA chain, loaded from DER files.
+ * already proven that the peer holds the private half. Federation uses the same
+ * identity certificates by default (a node proves its domain by the key pinned for it,
+ * which the application checks), or an ordinary CA chain loaded from DER files, in
+ * which case the domain a node dials must be a subjectAltName dNSName of the
+ * certificate the other side presents.
  *
  * One socket serves both kinds, so which certificate a server presents is only known
  * once the client's ALPN is: a post-ClientHello hook sets it. The verify hook then
@@ -16,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <gnutls/abstract.h>
 #include <gnutls/x509.h>
@@ -176,6 +180,57 @@ int qpc_tls_verify_peer_chain(gnutls_session_t session)
     return 0;
 }
 
+int qpc_tls_cert_has_dns_name(const gnutls_datum_t *der, const char *name)
+{
+    gnutls_x509_crt_t crt = NULL;
+    char san[QPC_TLS_NAME_MAX + 2];
+    int ret = QPC_ERR_NOT_FOUND;
+
+    if (der == NULL || name == NULL || name[0] == '\0')
+        return QPC_ERR_INVALID;
+    if (gnutls_x509_crt_init(&crt) < 0)
+        return QPC_ERR_NOMEM;
+    if (gnutls_x509_crt_import(crt, der, GNUTLS_X509_FMT_DER) < 0) {
+        ret = QPC_ERR_TLS;
+        goto out;
+    }
+    /* Only dNSName entries count (no CN fallback, no wildcards): the domain is what the
+     * CA wrote for this node, exactly. */
+    for (unsigned i = 0;; i++) {
+        size_t len = sizeof(san);
+        unsigned critical = 0;
+        int type = gnutls_x509_crt_get_subject_alt_name(crt, i, san, &len, &critical);
+
+        if (type == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
+            break;
+        if (type == GNUTLS_E_SHORT_MEMORY_BUFFER)
+            continue;   /* longer than any domain */
+        if (type < 0) {
+            ret = QPC_ERR_TLS;
+            break;
+        }
+        if (type == GNUTLS_SAN_DNSNAME && len == strlen(name) && memchr(san, 0, len) == NULL &&
+            strncasecmp(san, name, len) == 0) {
+            ret = 0;
+            break;
+        }
+    }
+out:
+    gnutls_x509_crt_deinit(crt);
+    return ret;
+}
+
+int qpc_tls_peer_has_dns_name(gnutls_session_t session, const char *name)
+{
+    const gnutls_datum_t *certs;
+    unsigned int ncerts = 0;
+
+    certs = gnutls_certificate_get_peers(session, &ncerts);
+    if (certs == NULL || ncerts == 0)
+        return QPC_ERR_TLS;
+    return qpc_tls_cert_has_dns_name(&certs[0], name);
+}
+
 /* ---- endpoints ------------------------------------------------------------------------ */
 
 static bool is_federation(const char *alpn)
@@ -186,7 +241,7 @@ static bool is_federation(const char *alpn)
 gnutls_certificate_credentials_t qpc_tls_endpoint_cred(const struct qpc_tls_endpoint *te,
                                                        const char *alpn)
 {
-    return is_federation(alpn) ? te->fed_cred : te->id_cred;
+    return is_federation(alpn) && !te->fed_by_key ? te->fed_cred : te->id_cred;
 }
 
 void qpc_tls_endpoint_clear(struct qpc_tls_endpoint *te)
@@ -202,11 +257,13 @@ void qpc_tls_endpoint_clear(struct qpc_tls_endpoint *te)
 
 int qpc_tls_endpoint_init(struct qpc_tls_endpoint *te, const uint8_t *identity_sk,
                           const char *fed_cert_der, const char *fed_key_der,
-                          const char *fed_ca_der, const char *const *alpns, size_t max)
+                          const char *fed_ca_der, bool fed_by_key, const char *const *alpns,
+                          size_t max)
 {
     int ret = QPC_ERR_INVALID;
 
     memset(te, 0, sizeof(*te));
+    te->fed_by_key = fed_by_key;
     if (max > QPC_TLS_ALPNS_MAX)
         goto fail;
     if (identity_sk != NULL) {
@@ -240,6 +297,12 @@ int qpc_tls_endpoint_init(struct qpc_tls_endpoint *te, const uint8_t *identity_s
 fail:
     qpc_tls_endpoint_clear(te);
     return ret;
+}
+
+/* True when alpn's peers are checked by their CA chain (not by their key). */
+static bool checked_by_chain(const struct qpc_tls_endpoint *te, const char *alpn)
+{
+    return is_federation(alpn) && !te->fed_by_key;
 }
 
 /* ---- sessions ------------------------------------------------------------------------- */
@@ -283,8 +346,15 @@ static int verify_peer_cb(gnutls_session_t s)
     struct qpc_tls_session *ts = session_of(s);
     uint8_t key[QPC_KEY_LEN];
 
-    if (is_federation(ts->alpn))
-        return qpc_tls_verify_peer_chain(s) == 0 ? 0 : GNUTLS_E_CERTIFICATE_ERROR;
+    if (checked_by_chain(ts->te, ts->alpn)) {
+        if (qpc_tls_verify_peer_chain(s) != 0)
+            return GNUTLS_E_CERTIFICATE_ERROR;
+        if (ts->expected_name[0] != '\0' && qpc_tls_peer_has_dns_name(s, ts->expected_name) != 0) {
+            ts->name_mismatch = true;
+            return GNUTLS_E_CERTIFICATE_ERROR;
+        }
+        return 0;
+    }
     if (qpc_tls_peer_key(s, key) != 0)
         return GNUTLS_E_CERTIFICATE_ERROR;
     if (ts->has_expected && sodium_memcmp(key, ts->expected, QPC_KEY_LEN) != 0) {
@@ -309,7 +379,7 @@ int qpc_tls_session_init(struct qpc_tls_session *ts, const struct qpc_tls_endpoi
     ts->ref.user_data = conn;
     if (!is_server) {
         snprintf(ts->alpn, sizeof(ts->alpn), "%s", alpn);
-        if (expected_key != NULL && !is_federation(alpn)) {
+        if (expected_key != NULL && !checked_by_chain(te, alpn)) {
             memcpy(ts->expected, expected_key, QPC_KEY_LEN);
             ts->has_expected = true;
         }
@@ -351,8 +421,16 @@ int qpc_tls_session_handshake_done(struct qpc_tls_session *ts)
 {
     if (!alpn_take(ts))
         return QPC_ERR_REFUSED;
-    if (!is_federation(ts->alpn) && !ts->has_peer_key)
+    if (!checked_by_chain(ts->te, ts->alpn) && !ts->has_peer_key)
         return QPC_ERR_TLS;
+    return 0;
+}
+
+int qpc_tls_session_expect_name(struct qpc_tls_session *ts, const char *name)
+{
+    if (name == NULL || strlen(name) > QPC_TLS_NAME_MAX)
+        return QPC_ERR_INVALID;
+    snprintf(ts->expected_name, sizeof(ts->expected_name), "%s", name);
     return 0;
 }
 

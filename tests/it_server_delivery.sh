@@ -59,7 +59,8 @@ tc() { timeout 60 "$TC" -S 127.0.0.1:$PORT "$@"; }
 # --- configuration --------------------------------------------------------------------
 "$SRV" --help >"$TMP/help.out"
 for opt in --listen --data-dir --log-level --mdns-enabled --mdns-interfaces \
-           --federation-enabled --federation-domain --federation-listen --federation-cert \
+           --federation-enabled --federation-domain --federation-listen --federation-trust \
+           --federation-cert --print-federation-key \
            --federation-key --federation-ca --federation-peers --metrics-listen \
            --max-frame-size --max-envelope-size --queue-quota --queue-max-bytes \
            --default-ttl --max-ttl --relay-enabled --relay-rate-limit --idle-timeout-ms \
@@ -78,8 +79,11 @@ rc=0; "$SRV" --config "$TMP/bad.toml" --check-config 2>"$TMP/bad3.err" || rc=$?
 [ $rc -eq 2 ] && grep -q "bad.toml:2:" "$TMP/bad3.err" || fail "bad file: rc=$rc $(cat "$TMP/bad3.err")"
 rc=0; "$SRV" --config "$TMP/missing.toml" 2>"$TMP/bad4.err" || rc=$?
 [ $rc -eq 2 ] || fail "missing explicit config file gave exit $rc"
-rc=0; "$SRV" --federation-enabled=true 2>"$TMP/bad5.err" || rc=$?
-[ $rc -eq 2 ] && grep -q "federation_cert" "$TMP/bad5.err" || fail "federation without certs: rc=$rc"
+rc=0; "$SRV" --federation-enabled=true --federation-trust=ca 2>"$TMP/bad5.err" || rc=$?
+[ $rc -eq 2 ] && grep -q "federation_cert" "$TMP/bad5.err" || fail "CA federation without certs: rc=$rc"
+rc=0; "$SRV" --federation-enabled=true --federation-peers=b.mesh=10.0.0.2:7001 2>"$TMP/bad6.err" || rc=$?
+[ $rc -eq 2 ] && grep -q "write \"b.mesh\" = \"10.0.0.2:7001 <its key>\"" "$TMP/bad6.err" \
+    || fail "key federation with a peer without key: rc=$rc $(cat "$TMP/bad6.err")"
 echo "ok: bad configuration gives exit 2 and a clear message"
 
 printf 'queue_quota = 50\nlog_level = "warn"\nfederation_domain = "file.mesh.local"\n' >"$TMP/good.toml"

@@ -34,6 +34,7 @@
 #include "qpc/uthash_keyed.h"
 #include "federation.h"
 #include "session.h"
+#include "trust.h"
 
 #define PUMP_BATCH 1000u          /* outbox rows leased per pump */
 #define LEASE_MS 60000u           /* a leased row is due again after this at the latest */
@@ -122,7 +123,7 @@ enum dest_kind resolve_destination(const struct node *n, const char *domain, cha
         return DEST_LOCAL;
     if (!n->sc->federation_enabled)
         return DEST_UNKNOWN;
-    found = qpc_config_table_get(&n->sc->federation_peers, domain);
+    found = trust_peer_address(n, domain);
     if (found == NULL && n->federation != NULL && domain_key(key, domain)) {
         HASH_FIND_STR(n->federation->learned, key, ln);
         if (ln != NULL)
@@ -144,6 +145,12 @@ void federation_learn(struct node *n, const char *domain, const char *host)
     if (n->federation == NULL || domain == NULL || domain[0] == '\0' ||
         !domain_key(key, domain) || strcasecmp(domain, n->sc->federation_domain) == 0)
         return;
+    if (trust_peer_address(n, domain) != NULL) {
+        /* A configured domain is reached where the config says, whoever announces it. */
+        qpc_log_debug("federation", "mDNS: %s at %s ignored (configured in "
+                      "[federation_peers])", domain, host);
+        return;
+    }
     if (v6 && strncasecmp(host, "fe80:", 5) == 0)
         return;   /* link-local needs a scope id: dial such nodes by a routable address */
     HASH_FIND_STR(n->federation->learned, key, ln);
@@ -166,7 +173,17 @@ void federation_learn(struct node *n, const char *domain, const char *host)
 
 static void link_retire(struct node *n, const char *domain);
 
-void federation_forget(struct node *n, const char *domain)
+/* True when addr ("host:port" or "[v6]:port", as federation_learn writes it) is host. */
+static bool addr_is_host(const char *addr, const char *host)
+{
+    size_t hl = strlen(host);
+
+    if (addr[0] == '[')
+        return strncasecmp(addr + 1, host, hl) == 0 && addr[hl + 1] == ']';
+    return strncasecmp(addr, host, hl) == 0 && addr[hl] == ':';
+}
+
+void federation_forget(struct node *n, const char *domain, const char *host)
 {
     struct learned_node *ln;
     char key[QPC_QUEUE_DOMAIN_MAX + 1];
@@ -174,6 +191,13 @@ void federation_forget(struct node *n, const char *domain)
     if (n->federation == NULL || domain == NULL || !domain_key(key, domain))
         return;
     HASH_FIND_STR(n->federation->learned, key, ln);
+    /* Only the announcer at the address we dial can withdraw it: a goodbye from anyone
+     * else on the link changes nothing (and configured domains are never learned). */
+    if (ln != NULL && host != NULL && !addr_is_host(ln->addr, host)) {
+        qpc_log_debug("federation", "mDNS goodbye for %s from %s ignored (it is at %s)",
+                      ln->domain, host, ln->addr);
+        return;
+    }
     if (ln != NULL) {
         qpc_log_info("federation", "node %s left (mDNS goodbye or expiry)", ln->domain);
         HASH_DEL(n->federation->learned, ln);
@@ -439,10 +463,17 @@ static void link_send(struct link *l)
 
 static const struct session_callbacks link_callbacks;
 
+/* Dials the link's node, insisting on what proves its domain: the key known for it
+ * (none yet for a learned node: link_open pins the first), or in CA mode the domain as
+ * a dNSName of its certificate. No row is sent before link_open accepted the peer. */
 static int dial(struct link *l, const char *addr)
 {
     struct node *n = l->node;
-    int rc = session_dial(n->fed_ep, addr, &link_callbacks, l, &l->s);
+    uint8_t key[QPC_KEY_LEN];
+    bool by_key = trust_by_key(n);
+    bool has_key = by_key && trust_domain_key(n, l->domain, key) == 0;
+    int rc = session_dial(n->fed_ep, addr, has_key ? key : NULL, by_key ? NULL : l->domain,
+                          &link_callbacks, l, &l->s);
 
     if (rc == 0)
         n->c.fed_connections_total++;
@@ -494,7 +525,7 @@ size_t federation_broadcast(struct node *n, const uint8_t *blob, size_t len,
             sent += bcast_to(n, peers->items[i].name, blob, len);
     HASH_ITER(hh, n->federation->learned, ln, tmp) {
         if ((origin_domain == NULL || strcasecmp(ln->domain, origin_domain) != 0) &&
-            qpc_config_table_get(&n->sc->federation_peers, ln->domain) == NULL)
+            trust_peer_address(n, ln->domain) == NULL)
             sent += bcast_to(n, ln->domain, blob, len);
     }
     return sent;
@@ -587,6 +618,11 @@ static void link_open(struct session *s)
 {
     struct link *l = s->owner;
 
+    if (trust_by_key(l->node) &&
+        (!s->has_peer_key || trust_accept_dialled(l->node, l->domain, s->key) != 0)) {
+        session_close(s, QPC_QUIC_APP_REFUSED, "key does not prove the domain");
+        return;   /* link_closed puts the rows back */
+    }
     l->ready = true;
     qpc_log_info("federation", "connected to node %s", l->domain);
     link_send(l);

@@ -37,8 +37,10 @@ void federation_pump(struct node *n, uint64_t now_ms);
 /* Records a node seen in mDNS (domain -> host, dialled at the federation port). At
  * most a bounded number are kept: anyone on the link can announce. */
 void federation_learn(struct node *n, const char *domain, const char *host);
-/* Forgets a learned node (mDNS goodbye or expiry) and retires its link. */
-void federation_forget(struct node *n, const char *domain);
+/* Forgets a learned node (mDNS goodbye or expiry) and retires its link, when host (the
+ * announcer's address; NULL: unknown) is the address it was learned at. Configured
+ * domains and keys pinned for a domain are never forgotten. */
+void federation_forget(struct node *n, const char *domain, const char *host);
 
 /*
  * Hands an encoded broadcast envelope (already checked and hopped; copied) to every

@@ -3,8 +3,12 @@
  * quicprochat/federation/1): decodes each FederationRequest another node sends and hands
  * it to the service that answers it.
  *
- * The one idea: another node is trusted by its CA-verified certificate, so its requests
- * reach the same services a client's do, each with the rules for nodes: relay_enqueue
+ * The one idea: a node is known by what its TLS handshake proved (its key, or its
+ * CA-signed certificate), and the origin_domain it writes in a request must be one that
+ * proof binds to it (trust_check_claim): a node that names another's domain is refused
+ * and disconnected. A node nobody pinned may still hand over envelopes for this node's
+ * own users, as any client may. Its requests reach the same services a client's do,
+ * each with the rules for nodes: relay_enqueue
  * goes to delivery (local recipients only, one status per item after the commit),
  * relay_broadcast to broadcast. A frame that is neither is a protocol error and ends the
  * connection. The links this node dials on the same endpoint are federation.c's; their
@@ -17,10 +21,32 @@
 #include "delivery.h"
 #include "federation_service.h"
 #include "session.h"
+#include "trust.h"
+
+/* The origin_domain of a request, if it has one. */
+static const char *origin_of(const Qpc__FederationRequest *req)
+{
+    switch (req->body_case) {
+    case QPC__FEDERATION_REQUEST__BODY_RELAY_ENQUEUE: return req->relay_enqueue->origin_domain;
+    case QPC__FEDERATION_REQUEST__BODY_RELAY_BROADCAST:
+        return req->relay_broadcast->origin_domain;
+    default: return NULL;
+    }
+}
 
 static void on_frame(struct session *s, const uint8_t *data, size_t len)
 {
     Qpc__FederationRequest *req = qpc__federation_request__unpack(NULL, len, data);
+    const char *origin = req != NULL ? origin_of(req) : NULL;
+
+    if (origin != NULL && trust_check_claim(s->node, s, origin) == TRUST_REFUSED) {
+        s->node->c.errors[ERRK_FORBIDDEN]++;
+        qpc_log_warn("federation", "%s says it is %s but does not prove it; closing",
+                     s->peer_addr, origin);
+        session_close(s, QPC_QUIC_APP_REFUSED, "origin_domain not proven");
+        qpc__federation_request__free_unpacked(req, NULL);
+        return;
+    }
 
     if (req != NULL && req->body_case == QPC__FEDERATION_REQUEST__BODY_RELAY_BROADCAST) {
         broadcast_handle_federation(s, req->request_id, req->relay_broadcast);
@@ -59,9 +85,13 @@ int federation_service_start(struct node *n)
         return 0;
     ec.listen = sc->federation_listen;
     ec.alpn = QPC_ALPN_FEDERATION;
-    ec.cert_der = sc->federation_cert;
-    ec.key_der = sc->federation_key;
-    ec.ca_der = sc->federation_ca;
+    if (trust_by_key(n)) {
+        ec.by_key = true;   /* the identity certificate: no files */
+    } else {
+        ec.cert_der = sc->federation_cert;
+        ec.key_der = sc->federation_key;
+        ec.ca_der = sc->federation_ca;
+    }
     ec.keepalive_ms = (uint64_t)sc->idle_timeout_ms / 3;
     return session_endpoint_open(n, &ec, &federation_callbacks, &n->fed_ep);
 }

@@ -50,6 +50,7 @@ struct node_counters {
 struct session_endpoint;
 struct delivery;
 struct federation;
+struct trust;
 struct announce;
 struct metrics;
 struct qpc_store;
@@ -64,6 +65,7 @@ struct node {
     struct session_endpoint *fed_ep;       /* ALPN federation/1, NULL when federation is off */
     struct delivery *delivery;             /* group commit state (delivery.c) */
     struct federation *federation;         /* links and learned nodes (federation.c) */
+    struct trust *trust;                   /* which key or certificate proves a domain (trust.c) */
     struct qpc_store *bcast_store;         /* dedup set + recent broadcasts (broadcast.c) */
     struct announce *announce;             /* mDNS responder, NULL when off (announce.c) */
     struct metrics *metrics;               /* HTTP endpoint, NULL when off (metrics.c) */
