@@ -15,6 +15,7 @@
  * checks the peer the way its ALPN asks (key, or chain). Both find their connection's
  * state through the session pointer that ngtcp2_crypto_gnutls also uses.
  */
+#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,6 +132,133 @@ int qpc_tls_federation_cred_new(gnutls_certificate_credentials_t *out, const cha
 cleanup:
     if (cred != NULL)
         gnutls_certificate_free_credentials(cred);
+    if (key.data != NULL) {
+        sodium_memzero(key.data, key.size);
+        gnutls_free(key.data);
+    }
+    gnutls_free(cert.data);
+    gnutls_free(ca.data);
+    return ret;
+}
+
+/* Reads path into *d (gnutls_free it); err names the file and the reason. */
+static int load_named(const char *what, const char *path, gnutls_datum_t *d, char *err,
+                      size_t errlen)
+{
+    FILE *f;
+
+    if (path == NULL || path[0] == '\0') {
+        snprintf(err, errlen, "%s is not set", what);
+        return QPC_ERR_CONFIG;
+    }
+    f = fopen(path, "rb");   /* for the reason: gnutls_load_file only says it failed */
+    if (f == NULL) {
+        snprintf(err, errlen, "%s %s: cannot be read: %s", what, path, strerror(errno));
+        return QPC_ERR_IO;
+    }
+    fclose(f);
+    if (gnutls_load_file(path, d) < 0) {
+        snprintf(err, errlen, "%s %s: cannot be read", what, path);
+        return QPC_ERR_IO;
+    }
+    return 0;
+}
+
+/* Imports a DER certificate; err names the file. */
+static int import_cert(const char *what, const char *path, const gnutls_datum_t *d,
+                       gnutls_x509_crt_t *crt, char *err, size_t errlen)
+{
+    if (gnutls_x509_crt_init(crt) < 0)
+        return QPC_ERR_NOMEM;
+    if (gnutls_x509_crt_import(*crt, d, GNUTLS_X509_FMT_DER) < 0) {
+        snprintf(err, errlen, "%s %s: not an X.509 certificate in DER%s", what, path,
+                 d->size > 10 && memcmp(d->data, "-----BEGIN", 10) == 0
+                     ? " (it is PEM: certtool --certificate-info --infile F.pem --outder "
+                       "--outfile F.der)"
+                     : "");
+        return QPC_ERR_CONFIG;
+    }
+    return 0;
+}
+
+int qpc_tls_federation_files_check(const char *cert_path, const char *key_path,
+                                   const char *ca_path, const char *domain, char *err,
+                                   size_t errlen)
+{
+    gnutls_datum_t cert = { NULL, 0 }, key = { NULL, 0 }, ca = { NULL, 0 };
+    gnutls_x509_crt_t crt = NULL, cacrt = NULL;
+    gnutls_x509_privkey_t pk = NULL;
+    gnutls_pubkey_t cert_pub = NULL;
+    unsigned char id1[64], id2[64];
+    size_t id1_len = sizeof(id1), id2_len = sizeof(id2);
+    unsigned int status = 0, critical = 0;
+    int ret;
+
+    if ((ret = load_named("federation_cert", cert_path, &cert, err, errlen)) != 0 ||
+        (ret = load_named("federation_key", key_path, &key, err, errlen)) != 0 ||
+        (ret = load_named("federation_ca", ca_path, &ca, err, errlen)) != 0)
+        goto out;
+    if ((ret = import_cert("federation_cert", cert_path, &cert, &crt, err, errlen)) != 0 ||
+        (ret = import_cert("federation_ca", ca_path, &ca, &cacrt, err, errlen)) != 0)
+        goto out;
+    ret = QPC_ERR_CONFIG;
+    if (gnutls_x509_privkey_init(&pk) < 0) {
+        ret = QPC_ERR_NOMEM;
+        goto out;
+    }
+    if (gnutls_x509_privkey_import(pk, &key, GNUTLS_X509_FMT_DER) < 0 &&
+        gnutls_x509_privkey_import_pkcs8(pk, &key, GNUTLS_X509_FMT_DER, NULL,
+                                         GNUTLS_PKCS_PLAIN) < 0) {
+        bool is_ca = key.size == ca.size && memcmp(key.data, ca.data, key.size) == 0;
+        bool is_cert = key.size == cert.size && memcmp(key.data, cert.data, key.size) == 0;
+        snprintf(err, errlen, "federation_key %s: not a private key in DER%s", key_path,
+                 is_ca     ? " (it is the CA certificate, the same file as federation_ca)"
+                 : is_cert ? " (it is the certificate, the same file as federation_cert)"
+                           : "");
+        goto out;
+    }
+    if (gnutls_x509_crt_get_basic_constraints(cacrt, &critical, NULL, NULL) <= 0) {
+        snprintf(err, errlen, "federation_ca %s: not a CA certificate (no CA basic "
+                 "constraint)", ca_path);
+        goto out;
+    }
+    if (cert.size == ca.size && memcmp(cert.data, ca.data, cert.size) == 0) {
+        snprintf(err, errlen, "federation_cert %s is the CA certificate; give this node's "
+                 "own certificate, signed by the CA", cert_path);
+        goto out;
+    }
+    if (gnutls_pubkey_init(&cert_pub) < 0 || gnutls_pubkey_import_x509(cert_pub, crt, 0) < 0 ||
+        gnutls_pubkey_get_key_id(cert_pub, 0, id1, &id1_len) < 0 ||
+        gnutls_x509_privkey_get_key_id(pk, 0, id2, &id2_len) < 0) {
+        snprintf(err, errlen, "federation_key %s: its public key cannot be read", key_path);
+        goto out;
+    }
+    if (id1_len != id2_len || memcmp(id1, id2, id1_len) != 0) {
+        snprintf(err, errlen, "federation_key %s does not belong to federation_cert %s (it is "
+                 "the key of another certificate)", key_path, cert_path);
+        goto out;
+    }
+    if (gnutls_x509_crt_verify(crt, &cacrt, 1, 0, &status) < 0 || status != 0) {
+        snprintf(err, errlen, "federation_cert %s is not signed by federation_ca %s (or has "
+                 "expired)", cert_path, ca_path);
+        goto out;
+    }
+    if (domain != NULL && domain[0] != '\0' && qpc_tls_cert_has_dns_name(&cert, domain) != 0) {
+        snprintf(err, errlen, "federation_cert %s does not name federation_domain %s as a "
+                 "subjectAltName dNSName, so every peer would refuse it; have the CA add it "
+                 "(certtool template: dns_name = \"%s\")", cert_path, domain, domain);
+        goto out;
+    }
+    ret = 0;
+out:
+    if (pk != NULL)
+        gnutls_x509_privkey_deinit(pk);
+    if (cert_pub != NULL)
+        gnutls_pubkey_deinit(cert_pub);
+    if (crt != NULL)
+        gnutls_x509_crt_deinit(crt);
+    if (cacrt != NULL)
+        gnutls_x509_crt_deinit(cacrt);
     if (key.data != NULL) {
         sodium_memzero(key.data, key.size);
         gnutls_free(key.data);

@@ -7,6 +7,8 @@
 #      depth); the failed attempt puts them back in one transaction, not one each
 #      (qpc_queue_transactions_total). B starts again: A's retry delivers them, the outbox empties.
 #   3. A node whose certificate is signed by another CA cannot deliver to B.
+#   4. A node of the same CA reaching a node whose certificate names another domain than
+#      the one it dialled refuses it (subjectAltName dNSName = domain).
 # Node A takes its federation settings from QPC_* environment variables, node B from flags.
 # Test PKI: tests/data/make_fed_certs.sh (certtool). mDNS is off.
 set -euo pipefail
@@ -126,7 +128,7 @@ echo "ok: B back up: the retry delivered all 300, A's outbox is empty"
 HOME=$TMP "$SRV" --data-dir="$TMP/r" --listen=127.0.0.1:$PR --mdns-enabled=false \
     --metrics-listen=127.0.0.1:$MR --federation-enabled --federation-domain=r.mesh.test \
     --federation-listen=127.0.0.1:$FR --federation-cert=$P/rogue.der --federation-key=$P/rogue.key.der \
-    --federation-ca=$P/ca.der --federation-peers="b.mesh.test=127.0.0.1:$FB" --idle-timeout-ms=5000 \
+    --federation-ca=$P/other-ca.der --federation-peers="b.mesh.test=127.0.0.1:$FB" --idle-timeout-ms=5000 \
     >"$TMP/r.out" 2>"$TMP/r.err" &
 R_PID=$!
 it_wait_for "$TMP/r.out" '^connect: ' 20 || fail "rogue node did not start"
@@ -137,6 +139,26 @@ it_wait_for "$TMP/r.err" "node b.mesh.test: .*stay in the outbox" 30 || fail "ro
 timeout 30 "$TC" -S 127.0.0.1:$PB -i "$TMP/bob.json" fetch >"$TMP/bob_after.out"
 grep -q "^fetched 0$" "$TMP/bob_after.out" || fail "B accepted an envelope from a node of another CA"
 echo "ok: a node with a certificate from another CA cannot deliver: $(grep -m1 "stay in the outbox" "$TMP/r.err" | sed "s/.*warn //")"
+
+# --- 4. the CA's certificate binds the domain ---------------------------------------------
+# Node C (same CA) has b.mesh.test written at A's address: A's certificate names
+# a.mesh.test, so C refuses it and nothing for b.mesh.test leaves towards A.
+kill -TERM "$R_PID"; wait "$R_PID" || fail "rogue node did not exit 0"; R_PID=
+HOME=$TMP "$SRV" --data-dir="$TMP/c" --listen=127.0.0.1:$PR --mdns-enabled=false \
+    --metrics-listen=127.0.0.1:$MR --federation-enabled --federation-domain=c.mesh.test \
+    --federation-listen=127.0.0.1:$FR --federation-cert=$P/node-c.der --federation-key=$P/node-c.key.der \
+    --federation-ca=$P/ca.der --federation-peers="b.mesh.test=127.0.0.1:$FA" --idle-timeout-ms=5000 \
+    >"$TMP/c.out" 2>"$TMP/c.err" &
+R_PID=$!
+it_wait_for "$TMP/c.out" '^connect: ' 20 || fail "node C did not start"
+grep -q "CA: certificates name the domain" "$TMP/c.out" || fail "C's banner does not say CA mode"
+RECV_A=$(metric qpc_federated_received_total)
+timeout 30 "$TC" -S 127.0.0.1:$PR -i "$TMP/carol.json" send "$BOB@b.mesh.test" 1 >"$TMP/send4.out" \
+    || fail "send via C"
+it_wait_for "$TMP/c.err" "node b.mesh.test: .*certificate is not for that domain.*stay in the outbox" 30 \
+    || fail "C did not refuse a certificate that does not name b.mesh.test"
+[ "$(metric qpc_federated_received_total)" = "$RECV_A" ] || fail "A received what was meant for b.mesh.test"
+echo "ok: a node of the same CA whose certificate names another domain gets nothing for b.mesh.test"
 
 for pid in $A_PID $B_PID $R_PID; do kill -TERM "$pid"; done
 for pid in $A_PID $B_PID $R_PID; do wait "$pid" || fail "a node did not exit 0"; done

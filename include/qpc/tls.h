@@ -57,6 +57,20 @@ int qpc_tls_federation_cred_new(gnutls_certificate_credentials_t *out, const cha
                                 const char *key_path, const char *ca_path);
 
 /*
+ * Checks the three federation files of CA mode the way a user needs to hear about them:
+ * each exists and is readable, cert_path and ca_path are X.509 certificates in DER,
+ * key_path a private key in DER (not the CA or the certificate given again), ca_path
+ * is a CA, cert_path is not the CA itself, the key belongs to the certificate, the CA
+ * signed the certificate, and (when domain is not NULL or "") the certificate names
+ * domain as a subjectAltName dNSName. On failure err (errlen bytes) holds one sentence
+ * naming the setting, the file and what is wrong. Returns 0, QPC_ERR_IO (a file cannot
+ * be read), QPC_ERR_CONFIG (anything else wrong) or QPC_ERR_NOMEM.
+ */
+int qpc_tls_federation_files_check(const char *cert_path, const char *key_path,
+                                   const char *ca_path, const char *domain, char *err,
+                                   size_t errlen);
+
+/*
  * Extracts the Ed25519 public key from the first certificate the peer of session
  * presented. Does not judge the certificate otherwise (it is self-signed by design;
  * possession of the key is proven by the TLS handshake itself).

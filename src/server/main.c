@@ -20,6 +20,7 @@
 
 #include "qpc/error.h"
 #include "qpc/log.h"
+#include "qpc/tls.h"
 #include "announce.h"
 #include "broadcast.h"
 #include "client_service.h"
@@ -159,6 +160,17 @@ static int parse_args(int argc, char **argv, struct qpc_config *cfg, struct opti
     return 0;
 }
 
+/* CA mode: the three files must be there, parse and belong together, so that neither
+ * --check-config nor a start says "valid" and then fails with an I/O error. */
+static int check_federation_files(const struct server_settings *sc, char *err, size_t errlen)
+{
+    if (!sc->federation_enabled || strcmp(sc->federation_trust, "ca") != 0)
+        return 0;
+    return qpc_tls_federation_files_check(sc->federation_cert, sc->federation_key,
+                                          sc->federation_ca, sc->federation_domain, err,
+                                          errlen) == 0 ? 0 : QPC_ERR_CONFIG;
+}
+
 /* All configuration layers; 0, 1 (exit 0 now) or a negative error with err filled. */
 static int load_config(int argc, char **argv, struct qpc_config *cfg, struct options *o,
                        char *err, size_t errlen)
@@ -187,6 +199,8 @@ static int load_config(int argc, char **argv, struct qpc_config *cfg, struct opt
     }
     if (rc == 0)
         rc = server_settings_validate(cfg, err, errlen);
+    if (rc == 0)
+        rc = check_federation_files(server_settings(cfg), err, errlen);
     return rc;
 }
 

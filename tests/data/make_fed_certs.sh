@@ -1,6 +1,7 @@
 #!/bin/sh
 # make_fed_certs.sh DIR: a test federation PKI in DER files (see docs/transport.md).
 #   DIR/ca.der                      the federation CA certificate
+#   DIR/other-ca.der                another CA (the rogue's)
 #   DIR/node-a.der, node-a.key.der  node A, signed by the CA, for a.mesh.test and nodeA.mesh.local
 #   DIR/node-b.der, node-b.key.der  node B, signed by the CA, for b.mesh.test and nodeB.mesh.local
 #   DIR/node-c.der, node-c.key.der  node C, signed by the CA, for c.mesh.test and nodeC.mesh.local
@@ -43,4 +44,5 @@ node node-b ca b.mesh.test nodeB.mesh.local
 node node-c ca c.mesh.test nodeC.mesh.local
 node rogue other-ca r.mesh.test
 certtool --certificate-info --infile ca.pem --outder --outfile ca.der >/dev/null
+certtool --certificate-info --infile other-ca.pem --outder --outfile other-ca.der >/dev/null
 rm -f ./*.tmpl ./*.pem
