@@ -15,10 +15,13 @@
  * events never come here.
  */
 #include <stdint.h>
+#include <stdio.h>
+#include <strings.h>
 
 #include "qpc/log.h"
 #include "broadcast.h"
 #include "delivery.h"
+#include "federation.h"
 #include "federation_service.h"
 #include "session.h"
 #include "trust.h"
@@ -30,6 +33,7 @@ static const char *origin_of(const Qpc__FederationRequest *req)
     case QPC__FEDERATION_REQUEST__BODY_RELAY_ENQUEUE: return req->relay_enqueue->origin_domain;
     case QPC__FEDERATION_REQUEST__BODY_RELAY_BROADCAST:
         return req->relay_broadcast->origin_domain;
+    case QPC__FEDERATION_REQUEST__BODY_DOMAIN_ROUTES: return req->domain_routes->origin_domain;
     default: return NULL;
     }
 }
@@ -38,8 +42,16 @@ static void on_frame(struct session *s, const uint8_t *data, size_t len)
 {
     Qpc__FederationRequest *req = qpc__federation_request__unpack(NULL, len, data);
     const char *origin = req != NULL ? origin_of(req) : NULL;
+    enum trust_claim claim = origin != NULL ? trust_check_claim(s->node, s, origin)
+                                            : TRUST_UNPROVEN;
 
-    if (origin != NULL && trust_check_claim(s->node, s, origin) == TRUST_REFUSED) {
+    if (claim == TRUST_PROVEN && strcasecmp(s->fed_domain, origin) != 0) {
+        if (s->fed_domain[0] != '\0')
+            federation_peer_closed(s);   /* it spoke for another domain before: forget that */
+        snprintf(s->fed_domain, sizeof(s->fed_domain), "%s", origin);
+        qpc_log_debug("federation", "%s proved it is %s", s->peer_addr, origin);
+    }
+    if (claim == TRUST_REFUSED) {
         s->node->c.errors[ERRK_FORBIDDEN]++;
         qpc_log_warn("federation", "%s says it is %s but does not prove it; closing",
                      s->peer_addr, origin);
@@ -48,7 +60,13 @@ static void on_frame(struct session *s, const uint8_t *data, size_t len)
         return;
     }
 
-    if (req != NULL && req->body_case == QPC__FEDERATION_REQUEST__BODY_RELAY_BROADCAST) {
+    if (req != NULL && req->body_case == QPC__FEDERATION_REQUEST__BODY_DOMAIN_ROUTES) {
+        Qpc__FederationResponse fr = QPC__FEDERATION_RESPONSE__INIT;
+        if (claim == TRUST_PROVEN)   /* routes only from a node that proved who it is */
+            federation_routes_update(s, req->domain_routes);
+        fr.request_id = req->request_id;
+        session_send_message(s, &fr.base);
+    } else if (req != NULL && req->body_case == QPC__FEDERATION_REQUEST__BODY_RELAY_BROADCAST) {
         broadcast_handle_federation(s, req->request_id, req->relay_broadcast);
     } else if (req == NULL || req->body_case != QPC__FEDERATION_REQUEST__BODY_RELAY_ENQUEUE ||
                req->relay_enqueue->n_items == 0) {
@@ -68,12 +86,20 @@ static void on_frame(struct session *s, const uint8_t *data, size_t len)
 static void on_open(struct session *s)
 {
     s->node->c.fed_connections_total++;
+    s->node->c.fed_accepted_open++;
     qpc_log_debug("federation", "node connected from %s", s->peer_addr);
+}
+
+static void on_closed(struct session *s, const struct qpc_quic_close_info *info)
+{
+    s->node->c.fed_accepted_open--;
+    federation_peer_closed(s);
 }
 
 static const struct session_callbacks federation_callbacks = {
     .on_open = on_open,
     .on_frame = on_frame,
+    .on_closed = on_closed,
 };
 
 int federation_service_start(struct node *n)

@@ -32,6 +32,7 @@ enum err_kind {
 struct node_counters {
     uint64_t connections_total;      /* client connections accepted */
     uint64_t fed_connections_total;  /* federation connections (in and out) */
+    uint64_t fed_accepted_open;      /* federation connections from other nodes, open now */
     uint64_t enqueued;               /* envelopes committed to a local queue */
     uint64_t deferred;               /* envelopes committed to the outbox */
     uint64_t delivered;              /* envelopes handed to their recipient (fetch + push) */

@@ -58,6 +58,8 @@ struct session {
                                     * client; federation peers with federation_trust key) */
     uint8_t key[QPC_KEY_LEN];
     char peer_addr[64];            /* "ip:port" as observed */
+    char fed_domain[254];          /* federation: the domain the peer proved ("" none yet;
+                                    * federation_service.c) */
     bool push;                     /* the client wants unsolicited messages (delivery.c) */
     bool bcast_replayed;           /* kept broadcasts were sent to it (broadcast.c) */
     struct token_bucket relay_rate;  /* relay datagrams (relay.c) */
