@@ -187,6 +187,7 @@ struct qpc_queue {
     struct staged *staged;
     size_t n_staged;
     bool damaged;                  /* SQLite found a corrupt page: no more writes */
+    uint64_t transactions;         /* commits of this handle (sqlite3_commit_hook) */
     char path[512];
     char errmsg[1024];
 };
@@ -450,6 +451,14 @@ static int prepare_all(struct qpc_queue *q)
     return 0;
 }
 
+/* Counts every transaction that commits, explicit or a single statement's own, so
+ * callers and tests can see how many fsyncs a piece of work cost. */
+static int count_commit(void *arg)
+{
+    ((struct qpc_queue *)arg)->transactions++;
+    return 0;   /* let it commit */
+}
+
 int qpc_queue_open(const char *path, const struct qpc_queue_limits *limits, struct qpc_queue **out,
                    char *errbuf, size_t errlen)
 {
@@ -481,6 +490,7 @@ int qpc_queue_open(const char *path, const struct qpc_queue_limits *limits, stru
         goto out;
     if ((ret = ensure_schema(q)) != 0 || (ret = prepare_all(q)) != 0)
         goto out;
+    sqlite3_commit_hook(q->db, count_commit, q);
     *out = q;
 out:
     if (ret != 0) {
@@ -1180,24 +1190,19 @@ uint64_t qpc_queue_retry_delay_ms(uint32_t attempts, uint32_t base_ms, uint32_t 
     return d / 2 + (uint64_t)rnd % (d - d / 2 + 1);
 }
 
-int qpc_queue_outbox_mark_failed(struct qpc_queue *q, uint64_t oid, uint64_t now_ms,
-                                 uint64_t *next_attempt_ms)
+/* One failed attempt at oid inside the caller's transaction; *found says whether the
+ * row is there. */
+static int mark_failed_row(struct qpc_queue *q, uint64_t oid, uint64_t now_ms, bool *found,
+                           uint64_t *next_attempt_ms)
 {
-    sqlite3_stmt *st;
-    uint64_t attempts = 0, next = 0;
-    bool found = false;
+    sqlite3_stmt *st = stmt(q, S_OB_ATTEMPTS);
+    uint64_t attempts = 0, next;
     int ret;
 
-    if (q == NULL || oid > (uint64_t)INT64_MAX)
-        return QPC_ERR_INVALID;
-    if ((ret = tx_begin(q)) != 0)
-        return ret;
-    st = stmt(q, S_OB_ATTEMPTS);
+    *found = false;
     sqlite3_bind_int64(st, 1, (sqlite3_int64)oid);
-    if ((ret = find_existing(q, st, &found, &attempts)) != 0 || !found) {
-        ret = ret != 0 ? ret : QPC_ERR_NOT_FOUND;
-        goto out;
-    }
+    if ((ret = find_existing(q, st, found, &attempts)) != 0 || !*found)
+        return ret;
     if (attempts < UINT32_MAX)
         attempts++;
     next = now_ms + qpc_queue_retry_delay_ms((uint32_t)attempts, q->limits.retry_base_ms,
@@ -1207,11 +1212,54 @@ int qpc_queue_outbox_mark_failed(struct qpc_queue *q, uint64_t oid, uint64_t now
     sqlite3_bind_int64(st, 2, (sqlite3_int64)attempts);
     sqlite3_bind_int64(st, 3, clamp_time(next));
     ret = exec_stmt(q, st, "outbox retry");
-out:
-    ret = tx_end(q, ret);
     if (ret == 0 && next_attempt_ms != NULL)
         *next_attempt_ms = next;
     return ret;
+}
+
+int qpc_queue_outbox_mark_failed(struct qpc_queue *q, uint64_t oid, uint64_t now_ms,
+                                 uint64_t *next_attempt_ms)
+{
+    bool found = false;
+    int ret;
+
+    if (q == NULL || oid > (uint64_t)INT64_MAX)
+        return QPC_ERR_INVALID;
+    if ((ret = tx_begin(q)) != 0)
+        return ret;
+    ret = mark_failed_row(q, oid, now_ms, &found, next_attempt_ms);
+    if (ret == 0 && !found)
+        ret = QPC_ERR_NOT_FOUND;
+    return tx_end(q, ret);
+}
+
+int qpc_queue_outbox_mark_failed_many(struct qpc_queue *q, const uint64_t *oids, size_t n,
+                                      uint64_t now_ms, size_t *marked)
+{
+    size_t count = 0;
+    bool found;
+    int ret = 0;
+
+    if (q == NULL || (oids == NULL && n > 0))
+        return QPC_ERR_INVALID;
+    if (n > 0) {
+        ret = tx_begin(q);
+        for (size_t i = 0; ret == 0 && i < n; i++) {
+            if (oids[i] > (uint64_t)INT64_MAX)   /* no such row: rowids are positive int64 */
+                continue;
+            ret = mark_failed_row(q, oids[i], now_ms, &found, NULL);
+            count += ret == 0 && found;
+        }
+        ret = tx_end(q, ret);
+    }
+    if (ret == 0 && marked != NULL)
+        *marked = count;
+    return ret;
+}
+
+uint64_t qpc_queue_transactions(const struct qpc_queue *q)
+{
+    return q != NULL ? q->transactions : 0;
 }
 
 int qpc_queue_outbox_remove(struct qpc_queue *q, uint64_t oid)

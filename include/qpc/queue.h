@@ -270,6 +270,16 @@ void qpc_outbox_items_free(struct qpc_outbox_item *items, size_t count);
 int qpc_queue_outbox_mark_failed(struct qpc_queue *q, uint64_t oid, uint64_t now_ms,
                                  uint64_t *next_attempt_ms);
 
+/*
+ * qpc_queue_outbox_mark_failed for every row of oids[0..n) (e.g. all a failed link had
+ * taken) in ONE durable transaction: one fsync for the batch instead of one per row.
+ * oids is only read; rows already gone are skipped: *marked (may be NULL) says how many
+ * were marked. n == 0 does nothing. Returns 0, QPC_ERR_INVALID (NULL q, NULL oids with
+ * n > 0) or QPC_ERR_DB (then no row changed).
+ */
+int qpc_queue_outbox_mark_failed_many(struct qpc_queue *q, const uint64_t *oids, size_t n,
+                                      uint64_t now_ms, size_t *marked);
+
 /* Deletes oid after a successful delivery. Returns 0, QPC_ERR_NOT_FOUND or QPC_ERR_DB. */
 int qpc_queue_outbox_remove(struct qpc_queue *q, uint64_t oid);
 
@@ -285,6 +295,13 @@ int qpc_queue_outbox_remove_many(struct qpc_queue *q, const uint64_t *oids, size
 
 /* Deletes outbox rows whose TTL has ended; as qpc_queue_expire. */
 int qpc_queue_outbox_expire(struct qpc_queue *q, uint64_t now_ms, size_t *removed);
+
+/*
+ * How many write transactions this handle has committed since it was opened (group
+ * commits, outbox updates, acks, expiry: every one is an fsync with QPC_QUEUE_SYNC_FULL).
+ * For metrics and for tests that check a piece of work is batched. 0 for NULL.
+ */
+uint64_t qpc_queue_transactions(const struct qpc_queue *q);
 
 /*
  * The back-off rule (pure): d = min(cap_ms, base_ms * 2^(attempts-1)) for attempts >= 1,

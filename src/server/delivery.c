@@ -68,6 +68,7 @@ struct pending {
     size_t n, waiting;             /* items, and items whose completion has not run */
     int *statuses;                 /* Qpc__Status per item */
     struct item_ctx *items;
+    const struct session *from;    /* the requester, while its items are staged (only then) */
 };
 
 /* --- answers --------------------------------------------------------------------------- */
@@ -259,8 +260,13 @@ static void item_done(void *arg, int status, uint64_t seq)
     struct node *n = p->node;
 
     if (status == 0 && it->remote) {
-        p->statuses[it->index] = QPC__STATUS__STATUS_DEFERRED;
+        /* To a client: held for a remote node. To the node that handed it over: OK,
+         * this node has it durably now and carries it on (custody moves one hop). */
+        p->statuses[it->index] = p->kind == DELIVERY_RELAYED ? QPC__STATUS__STATUS_OK
+                                                             : QPC__STATUS__STATUS_DEFERRED;
         n->c.deferred++;
+        if (p->kind == DELIVERY_RELAYED)
+            n->c.federated_in++;
         n->delivery->outbox_kick = true;
     } else if (status == 0) {
         p->statuses[it->index] = QPC__STATUS__STATUS_OK;
@@ -299,10 +305,14 @@ static int stage_item(struct pending *p, size_t i, const Qpc__EnqueueItem *item,
     if (st >= 0)
         return st;
     dest = resolve_destination(n, item->domain, NULL, 0);
-    if (dest == DEST_UNKNOWN || (dest == DEST_REMOTE && sender == NULL)) {
-        st = QPC__STATUS__STATUS_UNKNOWN_DOMAIN;   /* federation does not relay further */
+    if (dest == DEST_UNKNOWN) {
+        st = QPC__STATUS__STATUS_UNKNOWN_DOMAIN;
         goto out;
     }
+    if (dest == DEST_REMOTE && sender == NULL &&
+        (st = federation_forward_status(n, p->from, item->domain, env.id)) >= 0)
+        goto out;   /* another node's envelope goes on only along a route (federation.c) */
+    st = -1;
     expires = qpc_envelope_expires_at_ms(&env);
     it->p = p;
     it->index = i;
@@ -356,11 +366,13 @@ void delivery_enqueue(struct session *s, uint64_t request_id, enum delivery_kind
         return;
     }
     p->waiting = 1;   /* held until every item is staged, so it cannot finish early */
+    p->from = s;
     for (size_t i = 0; i < count; i++) {
         int st = stage_item(p, i, items[i], sender, now);
         if (st >= 0)
             p->statuses[i] = st;
     }
+    p->from = NULL;
     if (--p->waiting == 0)
         pending_finish(p);
 }

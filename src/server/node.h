@@ -36,6 +36,7 @@ struct node_counters {
     uint64_t connections_total;      /* client connections accepted */
     uint64_t conn_refused[CONN_REFUSED_COUNT];   /* client connections over a cap */
     uint64_t fed_connections_total;  /* federation connections (in and out) */
+    uint64_t fed_accepted_open;      /* federation connections from other nodes, open now */
     uint64_t enqueued;               /* envelopes committed to a local queue */
     uint64_t deferred;               /* envelopes committed to the outbox */
     uint64_t delivered;              /* envelopes handed to their recipient (fetch + push) */
@@ -56,6 +57,7 @@ struct node_counters {
 struct session_endpoint;
 struct delivery;
 struct federation;
+struct trust;
 struct announce;
 struct metrics;
 struct qpc_store;
@@ -70,6 +72,7 @@ struct node {
     struct session_endpoint *fed_ep;       /* ALPN federation/1, NULL when federation is off */
     struct delivery *delivery;             /* group commit state (delivery.c) */
     struct federation *federation;         /* links and learned nodes (federation.c) */
+    struct trust *trust;                   /* which key or certificate proves a domain (trust.c) */
     struct qpc_store *bcast_store;         /* dedup set + recent broadcasts (broadcast.c) */
     struct announce *announce;             /* mDNS responder, NULL when off (announce.c) */
     struct metrics *metrics;               /* HTTP endpoint, NULL when off (metrics.c) */

@@ -133,6 +133,14 @@ Qpc__FederationRequest *request_federation_decode(const uint8_t *data, size_t le
                "relay_broadcast of %zu envelopes is above the limit of %u per request", n,
                REQUEST_BROADCASTS_MAX);
         break;
+    case QPC__FEDERATION_REQUEST__BODY_DOMAIN_ROUTES:
+        n = req->domain_routes->n_routes;
+        if (n <= REQUEST_DOMAIN_ROUTES_MAX)
+            return req;
+        refuse(why, REQUEST_TOO_MANY, req->request_id, QPC__STATUS__STATUS_TOO_LARGE,
+               "domain_routes of %zu routes is above the limit of %u per request", n,
+               REQUEST_DOMAIN_ROUTES_MAX);
+        break;
     default:
         refuse(why, REQUEST_UNKNOWN, req->request_id, QPC__STATUS__STATUS_INVALID,
                "unknown federation request");

@@ -31,6 +31,8 @@
 #define REQUEST_ACK_SEQS_MAX 10000u    /* seqs per AckRequest: one full fetch page */
 #define REQUEST_BROADCASTS_MAX 64u     /* envelopes per RelayBroadcastRequest (what
                                         * federation.c puts in one) */
+#define REQUEST_DOMAIN_ROUTES_MAX 1025u /* routes per DomainRouteUpdate: the sender's own
+                                        * domain and federation.c's ROUTES_MAX learned */
 #define REQUEST_RELAY_TAG 0x01
 #define REQUEST_RELAY_HEADER 33u       /* tag + 32-byte key before a relayed packet */
 

@@ -412,9 +412,12 @@ static int admit(struct session_endpoint *e, struct qpc_quic_conn *conn, const c
         return 1;
     }
     set_peer_addr(s);
+    if (peer_key != NULL) {
+        s->has_peer_key = true;
+        memcpy(s->key, peer_key, QPC_KEY_LEN);
+    }
     if (e->clients) {
         s->is_client = true;
-        memcpy(s->key, peer_key, QPC_KEY_LEN);
         directory_add(e, ce, s);
     }
     qpc_quic_conn_set_user(conn, s);
@@ -433,6 +436,10 @@ static int on_connected(struct qpc_quic_conn *conn, const char *alpn, const uint
     /* A connection this node dialled. */
     if (strcmp(alpn, s->ep->alpn) != 0 || qpc_quic_conn_open_stream(conn, &s->stream_id) != 0)
         return 1;
+    if (peer_key != NULL) {
+        s->has_peer_key = true;
+        memcpy(s->key, peer_key, QPC_KEY_LEN);
+    }
     s->has_stream = true;
     if (s->cb->on_open != NULL)
         s->cb->on_open(s);
@@ -514,8 +521,9 @@ int session_endpoint_open(struct node *n, const struct session_endpoint_config *
     qc.port = port;
     qc.accept = true;
     qc.alpns[0] = cfg->alpn;
-    if (cfg->clients)
+    if (cfg->clients || cfg->by_key)
         qc.identity_sk = qpc_identity_secret_key(n->identity);
+    qc.fed_by_key = cfg->by_key;
     qc.fed_cert_der = cfg->cert_der;
     qc.fed_key_der = cfg->key_der;
     qc.fed_ca_der = cfg->ca_der;
@@ -571,14 +579,17 @@ uint16_t session_endpoint_port(const struct session_endpoint *e)
                                           : ((struct sockaddr_in *)&ss)->sin_port);
 }
 
-int session_dial(struct session_endpoint *e, const char *addr,
-                 const struct session_callbacks *cb, void *owner, struct session **out)
+int session_dial(struct session_endpoint *e, const char *addr, const uint8_t *expected_key,
+                 const char *expected_name, const struct session_callbacks *cb, void *owner,
+                 struct session **out)
 {
     struct sockaddr_storage ss;
     socklen_t slen = 0;
     struct session *s;
     int rc;
 
+    if (expected_name != NULL && (expected_name[0] == '\0' || strlen(expected_name) > 253))
+        return QPC_ERR_INVALID;
     rc = qpc_addr_resolve(addr, &ss, &slen);
     if (rc != 0)
         return rc;
@@ -587,11 +598,14 @@ int session_dial(struct session_endpoint *e, const char *addr,
         return QPC_ERR_NOMEM;
     s->dialled = true;
     s->owner = owner;
-    rc = qpc_quic_connect(e->quic, (struct sockaddr *)&ss, slen, e->alpn, NULL, s, &s->conn);
+    rc = qpc_quic_connect(e->quic, (struct sockaddr *)&ss, slen, e->alpn, expected_key, s,
+                          &s->conn);
     if (rc != 0) {
         free(s);
         return rc;
     }
+    if (expected_name != NULL)   /* checked above: it cannot fail */
+        qpc_quic_conn_expect_name(s->conn, expected_name);
     set_peer_addr(s);
     *out = s;
     return 0;

@@ -61,8 +61,12 @@ struct session {
     bool has_stream;               /* the request stream is known (first frame, or dialled) */
     int64_t stream_id;
     bool is_client;                /* key is the client's certificate key */
+    bool has_peer_key;             /* key holds the key the peer's certificate proved (every
+                                    * client; federation peers with federation_trust key) */
     uint8_t key[QPC_KEY_LEN];
     char peer_addr[64];            /* "ip:port" as observed */
+    char fed_domain[254];          /* federation: the domain the peer proved ("" none yet;
+                                    * federation_service.c) */
     bool push;                     /* the client wants unsolicited messages (delivery.c) */
     bool bcast_replayed;           /* kept broadcasts were sent to it (broadcast.c) */
     bool garbage_closed;           /* closed for refused requests (client_service.c) */
@@ -102,6 +106,8 @@ struct session_endpoint_config {
     const char *cert_der;          /* or CA-verified mutual TLS: certificate, key and CA */
     const char *key_der;           /* (DER files, all three) */
     const char *ca_der;
+    bool by_key;                   /* or mutual TLS with identity certificates: each side
+                                    * learns the other's key (federation_trust key) */
     uint64_t keepalive_ms;         /* 0: no keep-alive PINGs */
     size_t max_sessions;           /* clients: connections admitted at once (0: no cap) */
     size_t max_sessions_per_key;   /* clients: of them, per client key (0: no cap) */
@@ -126,14 +132,18 @@ size_t session_endpoint_conn_count(const struct session_endpoint *e);
 uint16_t session_endpoint_port(const struct session_endpoint *e);
 
 /*
- * Dials addr ("host:port", numeric or a name) on e's socket with e's ALPN. The session
- * gets cb's events (borrowed) and owner; on_open runs once its stream is open, on_closed
+ * Dials addr ("host:port", numeric or a name) on e's socket with e's ALPN. With
+ * expected_key (32 bytes, copied; may be NULL) the peer must prove that key; with
+ * expected_name (copied; may be NULL) its CA-signed certificate must list that dNSName
+ * (CA-checked endpoints). The peer's key, when its certificate carries one, is in
+ * s->key (has_peer_key) by on_open. The session gets cb's events (borrowed) and owner; on_open runs once its stream is open, on_closed
  * always ends it (also when the connection never came up). *out stays valid until its
  * on_closed returns. Errors: QPC_ERR_NOT_FOUND (no such host), those of
  * qpc_config_parse_addr and qpc_quic_connect, QPC_ERR_NOMEM.
  */
-int session_dial(struct session_endpoint *e, const char *addr,
-                 const struct session_callbacks *cb, void *owner, struct session **out);
+int session_dial(struct session_endpoint *e, const char *addr, const uint8_t *expected_key,
+                 const char *expected_name, const struct session_callbacks *cb, void *owner,
+                 struct session **out);
 
 /* The first session of a connected client of e, or NULL (also when e is NULL); the
  * others follow through session_next_of_client. */
