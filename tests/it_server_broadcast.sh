@@ -22,7 +22,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 B=${QPC_BUILD:?set QPC_BUILD to the build directory}
 SRC=${QPC_SRC:?set QPC_SRC to the source directory}
 T=$(mktemp -d /tmp/it_server_broadcast.XXXXXX)
-BASE=$((20000 + RANDOM % 20000))
+BASE=$(it_port_base 10)
 P1=$BASE; F1=$((BASE + 1)); M1=$((BASE + 2))
 P2=$((BASE + 3)); F2=$((BASE + 4))
 PIDS=()

@@ -13,7 +13,7 @@ BUILD=${QPC_BUILD:?set QPC_BUILD to the build directory}
 SRV=$BUILD/qpc-server
 TC=$BUILD/qpc_testclient
 TMP=$(mktemp -d)
-PORT=$((20000 + RANDOM % 20000))
+PORT=$(it_port_base 4)
 SERVER_PID=
 
 fail() { echo "FAIL: $*" >&2; exit 1; }

@@ -19,7 +19,7 @@ SRC=${QPC_SRC:?set QPC_SRC to the source directory}
 SRV=$BUILD/qpc-server
 TC=$BUILD/qpc_testclient
 TMP=$(mktemp -d)
-BASE=$((20000 + RANDOM % 20000))
+BASE=$(it_port_base 10)
 PA=$BASE; FA=$((BASE + 1)); MA=$((BASE + 2))
 PB=$((BASE + 3)); FB=$((BASE + 4))
 PR=$((BASE + 5)); FR=$((BASE + 6)); MR=$((BASE + 7))

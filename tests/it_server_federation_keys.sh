@@ -16,7 +16,7 @@ BUILD=${QPC_BUILD:?set QPC_BUILD to the build directory}
 SRV=$BUILD/qpc-server
 TC=$BUILD/qpc_testclient
 TMP=$(mktemp -d)
-BASE=$((20000 + RANDOM % 20000))
+BASE=$(it_port_base 12)
 PA=$BASE; FA=$((BASE + 1)); MA=$((BASE + 2))
 PB=$((BASE + 3)); FB=$((BASE + 4)); MB=$((BASE + 5))
 PW=$((BASE + 6)); FW=$((BASE + 7)); MW=$((BASE + 8))

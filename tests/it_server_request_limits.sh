@@ -16,7 +16,7 @@ BUILD=${QPC_BUILD:?set QPC_BUILD to the build directory}
 SRV=$BUILD/qpc-server
 TC=$BUILD/qpc_testclient
 TMP=$(mktemp -d)
-PORT=$((20000 + RANDOM % 20000))
+PORT=$(it_port_base 4)
 MPORT=$((PORT + 1))
 SERVER_PID=
 
