@@ -75,7 +75,7 @@ static void on_service(const struct qpc_mdns_service *svc, bool added, void *arg
     if (added && svc->address != NULL)
         federation_learn(n, svc->domain, svc->address);
     else if (!added)
-        federation_forget(n, svc->domain);
+        federation_forget(n, svc->domain, svc->address);
 }
 
 /* Peers are counted by the responder itself (qpc_mdns_seen_count); nothing to keep. */

@@ -9,7 +9,7 @@
  * What is shown: plain counters of struct node_counters come from one table (COUNTERS:
  * name, help, field), so a new counter is one line there; everything with labels or
  * computed at the scrape has a small render function per area (process, connections,
- * queues, mDNS, errors). Names follow Prometheus' rules (base units in the name,
+ * queues, federation, mDNS, errors). Names follow Prometheus' rules (base units in the name,
  * _total on counters, a HELP and TYPE line for every family); tests/it_metrics.sh runs
  * `promtool check metrics` on a live node, and docs/server.md lists every metric with
  * what to alert on (packaging/prometheus/qpc-alerts.yml).
@@ -29,6 +29,7 @@
 #include "qpc/log.h"
 #include "announce.h"
 #include "metrics.h"
+#include "federation.h"
 #include "session.h"
 
 #ifndef QPC_BUILD_TYPE
@@ -86,6 +87,10 @@ static const struct counter_metric COUNTERS[] = {
             "Broadcasts dropped because their id was already seen."),
     COUNTER("qpc_broadcasts_rate_limited_total", broadcasts_rate_limited,
             "Client broadcasts refused by the per-client rate limit."),
+    COUNTER("qpc_broadcasts_known_invalid_total", broadcasts_known_invalid,
+            "Replays of a forged broadcast, refused without a signature check."),
+    COUNTER("qpc_broadcasts_dedup_full_total", broadcasts_dedup_full,
+            "Broadcasts refused because the dedup set was full of ids within their TTL."),
 };
 
 static void family(FILE *f, const char *name, const char *type, const char *help)
@@ -150,13 +155,21 @@ static void render_connections(FILE *f, const struct node *n)
     family(f, "qpc_connections", "gauge", "Open QUIC connections.");
     fprintf(f, "qpc_connections{service=\"client\"} %zu\n",
             session_endpoint_conn_count(n->client_ep));
-    fprintf(f, "qpc_connections{service=\"federation\"} %zu\n",
-            session_endpoint_conn_count(n->fed_ep));
+    /* Established only: a dial that is still trying to reach a node that is down is
+     * not a connection. */
+    fprintf(f, "qpc_connections{service=\"federation\"} %llu\n",
+            (unsigned long long)(n->c.fed_accepted_open + federation_links_up(n)));
     family(f, "qpc_connections_total", "counter", "Connections accepted or opened.");
     fprintf(f, "qpc_connections_total{service=\"client\"} %llu\n",
             (unsigned long long)n->c.connections_total);
     fprintf(f, "qpc_connections_total{service=\"federation\"} %llu\n",
             (unsigned long long)n->c.fed_connections_total);
+    family(f, "qpc_connections_refused_total", "counter",
+           "Client connections refused over a cap.");
+    fprintf(f, "qpc_connections_refused_total{reason=\"node_full\"} %llu\n",
+            (unsigned long long)n->c.conn_refused[CONN_REFUSED_FULL]);
+    fprintf(f, "qpc_connections_refused_total{reason=\"per_key\"} %llu\n",
+            (unsigned long long)n->c.conn_refused[CONN_REFUSED_PER_KEY]);
 }
 
 static void render_counters(FILE *f, const struct node *n)
@@ -202,6 +215,54 @@ static void render_queues(FILE *f, struct node *n)
                   "stored (0 when the outbox is empty).", age_ms(now, st.outbox_oldest_enqueued_ms));
     metric(f, "qpc_outbox_max_messages", "gauge", "Envelopes the outbox may hold.",
            lim.max_outbox_items);
+    metric(f, "qpc_queue_transactions_total", "counter",
+           "Durable transactions committed to queue.db (each one fsync).",
+           qpc_queue_transactions(n->queue));
+}
+
+static void peer_up(const struct federation_peer_state *st, void *arg)
+{
+    if (st->via == NULL)
+        fprintf(arg, "qpc_federation_peer_up{domain=\"%s\"} %d\n", st->domain, st->up ? 1 : 0);
+}
+
+static void peer_last_ok(const struct federation_peer_state *st, void *arg)
+{
+    if (st->via == NULL && st->last_ok_ms > 0)
+        fprintf(arg, "qpc_federation_peer_last_success_seconds{domain=\"%s\"} %llu.%03u\n",
+                st->domain, (unsigned long long)(st->last_ok_ms / 1000),
+                (unsigned)(st->last_ok_ms % 1000));
+}
+
+static void peer_failures(const struct federation_peer_state *st, void *arg)
+{
+    if (st->via == NULL)
+        fprintf(arg, "qpc_federation_peer_failures_total{domain=\"%s\"} %llu\n", st->domain,
+                (unsigned long long)st->failures);
+}
+
+static void peer_route(const struct federation_peer_state *st, void *arg)
+{
+    if (st->via != NULL && st->up)
+        fprintf(arg, "qpc_federation_route_hops{domain=\"%s\",via=\"%s\"} %u\n", st->domain,
+                st->via, st->metric);
+}
+
+/* Per peer domain (domains are DNS names: nothing to escape in a label value). */
+static void render_federation(FILE *f, struct node *n)
+{
+    family(f, "qpc_federation_peer_up", "gauge", "1 while the link to the node of this domain "
+           "is open (its key or certificate proven), else 0.");
+    federation_foreach_peer(n, peer_up, f);
+    family(f, "qpc_federation_peer_last_success_seconds", "gauge", "Unix time of the last link "
+           "opened to or answer from the node of this domain.");
+    federation_foreach_peer(n, peer_last_ok, f);
+    family(f, "qpc_federation_peer_failures_total", "counter", "Connections to the node of "
+           "this domain that never came up (unreachable, or it did not prove the domain).");
+    federation_foreach_peer(n, peer_failures, f);
+    family(f, "qpc_federation_route_hops", "gauge",
+           "Domains reached through another federated node: hops, and the next hop.");
+    federation_foreach_peer(n, peer_route, f);
 }
 
 static void render_mdns(FILE *f, const struct node *n)
@@ -238,6 +299,7 @@ char *metrics_render(struct node *n, size_t *len)
     render_connections(f, n);
     render_counters(f, n);
     render_queues(f, n);
+    render_federation(f, n);
     render_mdns(f, n);
     render_errors(f, n);
     if (fclose(f) != 0) {
