@@ -4,6 +4,7 @@
 # commands and peer ids, and a message arriving while a line is half typed (the line
 # must survive). Loopback only; every process and tmux session is removed on exit.
 set -euo pipefail
+export LANG=C.UTF-8 LC_ALL=C.UTF-8   # the terminal and qpc speak UTF-8 (issue 13)
 B=${QPC_BUILD:?}/qpc
 T=$(mktemp -d /tmp/it_client_repl.XXXXXX)
 S=qpc_repl_$$
@@ -30,6 +31,15 @@ wait_for() {
 # type a line and press Enter
 run() { tmux send-keys -t "$S" -l -- "$1"; tmux send-keys -t "$S" Enter; }
 count() { screen | grep -Ec -- "$1" || true; }
+# wait_joined PATTERN: like wait_for, on the screen with wrapped lines joined (long text)
+wait_joined() {
+    local i
+    for ((i = 0; i < 100; i++)); do
+        tmux capture-pane -p -J -t "$S" -S -3000 | grep -Eq -- "$1" && return 0
+        sleep 0.1
+    done
+    fail "screen never showed: $1"
+}
 listen_addr() { # file -> address printed by 'qpc listen'
     local i
     for ((i = 0; i < 100; i++)); do
@@ -50,7 +60,7 @@ PIDS+=($!)
 CADDR=$(listen_addr "$T/c.out")
 [ -n "$CADDR" ] || { echo "FAIL: C did not start"; cat "$T/c.err"; exit 1; }
 
-tmux new-session -d -s "$S" -x 220 -y 60 "$B --data-dir $T/a $Q 2>$T/a.err; echo QPC-EXITED; sleep 30"
+tmux -u new-session -d -s "$S" -x 220 -y 60 "$B --data-dir $T/a $Q 2>$T/a.err; echo QPC-EXITED; sleep 30"
 wait_for "^qpc>"
 AADDR=$(screen | sed -n 's/.*listening on \([0-9.:]*\) - .*/\1/p' | head -1)
 
@@ -131,6 +141,59 @@ screen | grep -v '^$' | tail -1 | grep -q "^qpc> /mesh ident$" || fail "typed li
 tmux send-keys -t "$S" -l -- "ity"
 tmux send-keys -t "$S" Enter
 [ "$(count "peer id:  $AK")" -ge 2 ] || wait_for "peer id:  $AK"
+
+# text in every language, typed on one side, arrives intact on the other
+run "/mesh send ${CK:0:8} Grüße 😀 Привет"
+for i in $(seq 50); do grep -q "Привет" "$T/c.out" && break; sleep 0.1; done
+grep -q "> Grüße 😀 Привет (direct, 1 hop)" "$T/c.out" || fail "UTF-8 text not intact: $(grep -a Gr "$T/c.out")"
+
+# what a peer sends cannot drive the terminal: control codes and malformed UTF-8 escaped
+$B --data-dir "$T/d" $Q send "$AK" "$(printf 'esc \033[31mred\033[0m bad \377\376 end')" >/dev/null 2>>"$T/d.err"
+wait_for 'esc \\x1b\[31mred\\x1b\[0m bad \\xff\\xfe end'
+
+# a long message is shown whole, on the screen and by qpc listen
+LONG="$(head -c 3000 /dev/zero | tr '\0' z)TAIL"
+$B --data-dir "$T/d" $Q send "$AK" "$LONG" >/dev/null 2>>"$T/d.err"
+wait_joined "<${DK:0:12}> z{3000}TAIL \(direct, 1 hop\)"
+run "/mesh send ${CK:0:8} $LONG"
+for i in $(seq 50); do grep -q "zTAIL" "$T/c.out" && break; sleep 0.1; done
+grep -Eq "> z{3000}TAIL \(direct" "$T/c.out" || fail "qpc listen cut the long message"
+
+# a paste of 100 KB: the REPL keeps running, the text over the largest message is refused
+# whole and nothing of it is sent
+python3 -c "print('/mesh send ${CK:0:8} ' + 'x' * 100000, end='')" >"$T/paste"
+tmux load-buffer -b qpcpaste "$T/paste"
+tmux paste-buffer -d -b qpcpaste -t "$S"
+sleep 0.5
+tmux send-keys -t "$S" Enter
+wait_for "that message is 100000 bytes; the largest is 65536 bytes: nothing was sent"
+grep -q xxxxxxxxxx "$T/c.out" && fail "part of the refused message was sent"
+# past the longest line (256 KiB) the line is dropped as it comes
+python3 -c "print('w' * 300000, end='')" >"$T/paste"
+tmux load-buffer -b qpcpaste "$T/paste"
+tmux paste-buffer -d -b qpcpaste -t "$S"
+tmux send-keys -t "$S" Enter
+wait_for "that line is over [0-9]+ bytes .*it was dropped whole"
+tmux send-keys -t "$S" C-l
+run "/mesh identity"
+[ "$(count "peer id:  $AK")" -ge 1 ] || wait_for "peer id:  $AK"
+# 60 KB (under the largest message) goes whole
+python3 -c "print('/mesh send ${CK:0:8} ' + 'y' * 60000 + 'END', end='')" >"$T/paste"
+tmux load-buffer -b qpcpaste "$T/paste"
+tmux paste-buffer -d -b qpcpaste -t "$S"
+tmux send-keys -t "$S" Enter
+for i in $(seq 100); do grep -q "yEND" "$T/c.out" && break; sleep 0.1; done
+grep -qF "> $(head -c 60000 /dev/zero | tr '\0' y)END (direct" "$T/c.out" || fail "the 60 KB message did not arrive whole"
+tmux send-keys -t "$S" C-l
+
+# Ctrl-C clears the typed line and the REPL stays
+tmux send-keys -t "$S" -l -- "/mesh identity half typed"
+sleep 0.3
+tmux send-keys -t "$S" C-c
+sleep 0.5
+screen | grep -v '^$' | tail -1 | grep -Eq "^qpc> ?$" || fail "Ctrl-C did not clear the line"
+run "/mesh store"
+wait_for "store: [0-9]+ envelopes"
 
 run "/unsubscribe news"
 wait_for "unsubscribed from #news"

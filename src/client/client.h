@@ -64,6 +64,15 @@ enum qpc_exit {
     EXIT_REFUSED = 6,      /* server or peer refused (pinned key mismatch, status) */
 };
 
+/*
+ * The largest message text, direct or broadcast: 64 KiB. Far below every frame limit and
+ * the servers' default max_envelope_size (256 KiB) with the sealing overhead, so a
+ * message that is accepted fits every path. Longer text is refused whole, never cut.
+ */
+#define MESSAGE_TEXT_MAX 65536
+/* The longest line the REPL takes (a command and its message); longer ones are dropped. */
+#define LINE_MAX_BYTES (4 * MESSAGE_TEXT_MAX)
+
 /* How a message travelled. */
 enum path_kind {
     PATH_DIRECT = 0,
@@ -94,6 +103,7 @@ struct event {
     const char *via;       /* server address or relay peer id, or NULL */
     uint32_t hops;
     int err;               /* for refused/failed */
+    uint64_t sent_ms;      /* message/broadcast: the envelope's created_at (sender's clock) */
 };
 
 enum out_mode {
@@ -144,6 +154,7 @@ struct client {
 
     enum out_mode out_mode;
     bool stop;                           /* SIGINT/SIGTERM: every wait loop ends */
+    void (*on_interrupt)(struct client *cl);   /* set: SIGINT calls it instead (the REPL) */
     /* A subcommand's watcher: sees every event after it is shown. */
     void (*watch)(struct client *cl, const struct event *ev);
     void *watch_arg;

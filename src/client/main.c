@@ -8,6 +8,8 @@
  * "delivered" from "held for later" from "no such peer" from "state file corrupt".
  */
 #include <getopt.h>
+#include <langinfo.h>
+#include <locale.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,8 +47,32 @@ struct subcommand {
 
 static void sig_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
-    ((struct client *)w->data)->stop = true;
+    struct client *cl = w->data;
+
+    if (w->signum == SIGINT && cl->on_interrupt != NULL) {
+        cl->on_interrupt(cl);
+        return;
+    }
+    cl->stop = true;
     ev_break(loop, EVBREAK_ALL);
+}
+
+/*
+ * Text is UTF-8 everywhere (messages, names, topics), and the line editor reads and
+ * draws characters through the locale: without setlocale every non-ASCII key would be
+ * dropped. The environment's locale is taken; the plain C locale, which knows only
+ * ASCII, is widened to C.UTF-8 for characters alone. Numbers stay in the C locale so
+ * "--timeout 1.5" means the same everywhere.
+ */
+static void set_locale(void)
+{
+    const char *cs;
+
+    setlocale(LC_ALL, "");
+    cs = nl_langinfo(CODESET);
+    if (cs != NULL && strcmp(cs, "ANSI_X3.4-1968") == 0)
+        setlocale(LC_CTYPE, "C.UTF-8");
+    setlocale(LC_NUMERIC, "C");
 }
 
 /* Loads identity and state; returns an exit code and prints why on failure. */
@@ -298,7 +324,7 @@ static int sub_send(struct client *cl, int argc, char **argv)
 {
     struct send_wait w = { .code = EXIT_QUEUED };
     uint8_t key[QPC_KEY_LEN];
-    char text[65536] = "";
+    char text[MESSAGE_TEXT_MAX + 1] = "";
     size_t used = 0;
     bool started;
     int rc;
@@ -311,7 +337,8 @@ static int sub_send(struct client *cl, int argc, char **argv)
     for (int i = 2; i < argc && used < sizeof(text); i++)
         used += (size_t)snprintf(text + used, sizeof(text) - used, "%s%s", i > 2 ? " " : "", argv[i]);
     if (used >= sizeof(text)) {
-        fprintf(stderr, "qpc: message too long\n");
+        fprintf(stderr, "qpc: that message is over %d bytes, the largest: nothing was sent "
+                "(send it in parts)\n", MESSAGE_TEXT_MAX);
         return EXIT_USAGE;
     }
     rc = open_state(cl, true);
@@ -392,6 +419,11 @@ static int sub_broadcast(struct client *cl, int argc, char **argv)
 
     if (argc != 3) {
         fprintf(stderr, "usage: qpc broadcast <topic> <message>\n");
+        return EXIT_USAGE;
+    }
+    if (strlen(argv[2]) > MESSAGE_TEXT_MAX) {
+        fprintf(stderr, "qpc: that message is %zu bytes; the largest is %d bytes: nothing was "
+                "sent (send it in parts)\n", strlen(argv[2]), MESSAGE_TEXT_MAX);
         return EXIT_USAGE;
     }
     rc = open_state(cl, true);
@@ -502,6 +534,7 @@ int main(int argc, char **argv)
     ev_signal sigint, sigterm;
     int opt, rc = EXIT_USAGE;
 
+    set_locale();
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
         longopts[nlong++] = fixed[i];
     for (size_t i = 0; i < nkeys && i < 64 - 1; i++) {

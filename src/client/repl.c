@@ -3,9 +3,9 @@
  *
  * The one idea: the REPL is a table. Each row is a command (its words, its usage, one
  * line of help, a handler); /help, the usage shown on wrong arguments and tab completion
- * are all generated from the rows, so they cannot drift apart. libedit runs in callback
- * mode (rl_callback_read_char from an ev_io on stdin), so messages arriving while the
- * user types are printed above the prompt by output.c and the typed line is redrawn.
+ * are all generated from the rows, so they cannot drift apart. Lines come from the line
+ * editor (lineedit.c: libedit on the loop), so messages arriving while the user types
+ * are printed above the prompt by output.c and the typed line is redrawn.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -13,11 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <editline/readline.h>
+#include <signal.h>
 #include <sodium.h>
 
 #include "client.h"
 #include "discover.h"
+#include "lineedit.h"
 #include "node.h"
 #include "output.h"
 #include "session.h"
@@ -33,10 +34,7 @@ struct command {
     int nargs_min;           /* words required in args (the last may be "rest of line") */
 };
 
-static struct client *g_cl;   /* libedit callbacks carry no user pointer */
 static bool g_quit;
-static ev_io g_stdin;
-static char g_history[PATH_MAX + 32];
 
 /* Splits off the next word of *s (NULL when none is left). */
 static char *next_word(char **s)
@@ -97,6 +95,18 @@ static int resolve_peer(struct client *cl, const char *text, uint8_t key[static 
     else
         say(cl, "'%s' is not a peer id (hex)", text);
     return rc;
+}
+
+/* Text over the largest message is refused whole: nothing is ever sent in part. */
+static bool message_fits(struct client *cl, const char *msg)
+{
+    size_t len = strlen(msg);
+
+    if (len <= MESSAGE_TEXT_MAX)
+        return true;
+    say(cl, "that message is %zu bytes; the largest is %d bytes: nothing was sent "
+        "(send it in parts)", len, MESSAGE_TEXT_MAX);
+    return false;
 }
 
 /* ---- handlers ------------------------------------------------------------------------ */
@@ -161,7 +171,7 @@ static int cmd_mesh_send(struct client *cl, char *args)
 
     if (who == NULL || msg == NULL)
         return -1;
-    if (resolve_peer(cl, who, key) < 0)
+    if (!message_fits(cl, msg) || resolve_peer(cl, who, key) < 0)
         return 0;
     rc = node_send_text(cl, key, msg, id);
     if (rc < 0) {
@@ -183,6 +193,8 @@ static int cmd_broadcast(struct client *cl, char *args)
 
     if (topic == NULL || msg == NULL)
         return -1;
+    if (!message_fits(cl, msg))
+        return 0;
     rc = node_broadcast(cl, topic, msg, id);
     if (rc < 0) {
         say(cl, "cannot broadcast: %s", qpc_strerror(rc));
@@ -354,6 +366,8 @@ static int cmd_send(struct client *cl, char *args)
 
     if (who == NULL || msg == NULL)
         return -1;
+    if (!message_fits(cl, msg))
+        return 0;
     if ((at = strchr(who, '@')) != NULL) {
         *at = '\0';
         domain = at + 1;
@@ -451,14 +465,15 @@ void repl_execute(struct client *cl, char *line)
             say(cl, "usage: /mesh peers|server|send|broadcast|subscribe|route|identity|store|add ...");
             return;
         }
-        say(cl, "unknown command '%s' (/help lists them)", p);
+        say(cl, "unknown command '%.40s%s' (/help lists them; a message goes with /mesh send "
+            "<peer> <text>)", p, strlen(p) > 40 ? "..." : "");
         return;
     }
     if (c->fn(cl, args) < 0)
         say(cl, "usage: %s %s", c->name, c->args);
 }
 
-/* ---- libedit glue ------------------------------------------------------------------ */
+/* ---- the line editor's callbacks ----------------------------------------------------- */
 
 /* True for a line that carries a channel key (/mesh subscribe <topic> <key>). */
 static bool line_has_secret(const char *line)
@@ -474,111 +489,88 @@ static bool line_has_secret(const char *line)
     return secret;
 }
 
-static void on_line(char *line)
+static void on_line(void *arg, char *line, size_t len)
 {
-    bool secret;
-    size_t len;
+    struct client *cl = arg;
 
-    if (line == NULL) {             /* EOF (Ctrl-D) */
-        g_quit = true;
-        ev_break(g_cl->loop, EVBREAK_ALL);
-        return;
-    }
-    /* A private channel key must not end up in the history file (or stay in memory). */
-    secret = line_has_secret(line);
-    len = strlen(line);   /* before the command splits the line into words with NULs */
-    if (*line != '\0' && !secret) {
-        add_history(line);
-        if (g_history[0])
-            write_history(g_history);
-    }
-    /* libedit redraws the prompt after the handler: print plainly until then. */
-    output_set_in_command(true);
-    repl_execute(g_cl, line);
-    output_set_in_command(false);
-    if (secret)
-        sodium_memzero(line, len);
-    free(line);
-    /* libedit's callback mode leaves the line editor in buffered mode after a line,
-     * so the next read would block the loop until Enter: installing the handler again
-     * switches back to one-character reads and draws a fresh prompt. */
-    if (!g_quit)
-        rl_callback_handler_install("qpc> ", on_line);
+    /* A private channel key must not end up in the history file. */
+    if (!line_has_secret(line))
+        lineedit_history_add(line);
+    repl_execute(cl, line);
 }
 
-static void stdin_cb(struct ev_loop *loop, ev_io *w, int revents)
+static void on_eof(void *arg)
 {
-    rl_callback_read_char();
+    struct client *cl = arg;
+
+    g_quit = true;
+    ev_break(cl->loop, EVBREAK_ALL);
+}
+
+static void on_too_long(void *arg, size_t len)
+{
+    say(arg, "that line is over %zu bytes (the largest message is %d bytes): it was dropped "
+        "whole, up to its end; nothing of it was sent", len, MESSAGE_TEXT_MAX);
 }
 
 /* Candidates for the word being completed: commands, then peer ids or topics. */
-static const char *g_words[512];
-static size_t g_nwords;
-
-static char *word_gen(const char *text, int state)
-{
-    static size_t i;
-    size_t len = strlen(text);
-
-    if (state == 0)
-        i = 0;
-    while (i < g_nwords) {
-        const char *w = g_words[i++];
-
-        if (strncmp(w, text, len) == 0)
-            return strdup(w);
-    }
-    return NULL;
-}
-
-static char **complete(const char *text, int start, int end)
+static size_t complete(void *arg, const char *line, size_t word_start, size_t cursor,
+                       const char **cands, size_t max)
 {
     static char firsts[NCOMMANDS][32], seconds[NCOMMANDS][32];
     static const struct qpc_channel **chans;
+    struct client *cl = arg;
     char before[256];
-    size_t nchans = 0;
+    size_t n = 0, nchans = 0;
 
-    rl_attempted_completion_over = 1;
-    g_nwords = 0;
-    snprintf(before, sizeof(before), "%.*s", start, rl_line_buffer);
+    snprintf(before, sizeof(before), "%.*s", (int)word_start, line);
     char *b = before, *w1 = next_word(&b), *w2 = next_word(&b), *w3 = next_word(&b);
 
     if (w1 == NULL) {
-        for (size_t i = 0; i < NCOMMANDS; i++) {
+        for (size_t i = 0; i < NCOMMANDS && n < max; i++) {
             char *sp;
-            bool dup = false;
 
             snprintf(firsts[i], sizeof(firsts[i]), "%s", commands[i].name);
             if ((sp = strchr(firsts[i], ' ')) != NULL)
                 *sp = '\0';
-            for (size_t j = 0; j < g_nwords; j++)
-                dup |= strcmp(g_words[j], firsts[i]) == 0;
-            if (!dup)
-                g_words[g_nwords++] = firsts[i];
+            cands[n++] = firsts[i];
         }
     } else if (strcmp(w1, "/mesh") == 0 && w2 == NULL) {
-        for (size_t i = 0; i < NCOMMANDS; i++)
+        for (size_t i = 0; i < NCOMMANDS && n < max; i++)
             if (strncmp(commands[i].name, "/mesh ", 6) == 0) {
                 snprintf(seconds[i], sizeof(seconds[i]), "%s", commands[i].name + 6);
-                g_words[g_nwords++] = seconds[i];
+                cands[n++] = seconds[i];
             }
     } else if ((strcmp(w1, "/send") == 0 && w2 == NULL) ||
                (strcmp(w1, "/mesh") == 0 && strcmp(w2, "send") == 0 && w3 == NULL)) {
         const struct qpc_peer *p = NULL;
 
-        while ((p = qpc_identity_peer_next(g_cl->id, p)) != NULL && g_nwords < 512)
-            g_words[g_nwords++] = p->id;
+        while ((p = qpc_identity_peer_next(cl->id, p)) != NULL && n < max)
+            cands[n++] = p->id;
     } else if ((strcmp(w1, "/unsubscribe") == 0 && w2 == NULL) ||
                (strcmp(w1, "/mesh") == 0 && w2 != NULL &&
                 (strcmp(w2, "broadcast") == 0 || strcmp(w2, "subscribe") == 0) && w3 == NULL)) {
         free(chans);
         chans = NULL;
-        if (qpc_broadcast_list(g_cl->channels, &chans, &nchans) == 0)
-            for (size_t i = 0; i < nchans && g_nwords < 512; i++)
-                g_words[g_nwords++] = qpc_channel_topic(chans[i]);
+        if (qpc_broadcast_list(cl->channels, &chans, &nchans) == 0)
+            for (size_t i = 0; i < nchans && n < max; i++)
+                cands[n++] = qpc_channel_topic(chans[i]);
     }
-    (void)end;
-    return rl_completion_matches(text, word_gen);
+    (void)cursor;
+    return n;
+}
+
+static const struct lineedit_callbacks editor_cb = {
+    .on_line = on_line,
+    .on_eof = on_eof,
+    .on_too_long = on_too_long,
+    .complete = complete,
+};
+
+/* Ctrl-C in the REPL clears the typed line instead of leaving. */
+static void on_interrupt(struct client *cl)
+{
+    lineedit_clear_line();
 }
 
 static void log_to_screen(enum qpc_log_level level, const char *line, void *arg)
@@ -589,23 +581,24 @@ static void log_to_screen(enum qpc_log_level level, const char *line, void *arg)
 int repl_run(struct client *cl);
 int repl_run(struct client *cl)
 {
-    g_cl = cl;
+    char history[PATH_MAX + 32], err[256];
+
     g_quit = false;
+    snprintf(history, sizeof(history), "%s/history", cl->data_dir);
+    if (lineedit_start(cl->loop, "qpc> ", history, LINE_MAX_BYTES, &editor_cb, cl, err, sizeof(err)) < 0) {
+        fprintf(stderr, "qpc: %s\n", err);
+        return EXIT_FAIL;
+    }
     output_set_repl(true);
     qpc_log_set_sink(log_to_screen, cl);
-    snprintf(g_history, sizeof(g_history), "%s/history", cl->data_dir);
-    using_history();
-    read_history(g_history);
-    rl_attempted_completion_function = complete;
-    rl_callback_handler_install("qpc> ", on_line);
+    cl->on_interrupt = on_interrupt;
+    signal(SIGQUIT, SIG_IGN);   /* Ctrl-backslash would dump core: only Ctrl-D or /quit leave */
     say(cl, "qpc %s - peer id %s - listening on %s - /help for commands", QPC_VERSION,
         qpc_identity_peer_id(cl->id), cl->listen_text);
-    ev_io_init(&g_stdin, stdin_cb, STDIN_FILENO, EV_READ);
-    ev_io_start(cl->loop, &g_stdin);
     while (!g_quit && !cl->stop)
         ev_run(cl->loop, EVRUN_ONCE);
-    ev_io_stop(cl->loop, &g_stdin);
-    rl_callback_handler_remove();
+    cl->on_interrupt = NULL;
+    lineedit_stop();
     qpc_log_set_sink(NULL, NULL);
     output_set_repl(false);
     fputc('\n', stdout);
