@@ -13,6 +13,7 @@
  * state through the session pointer that ngtcp2_crypto_gnutls also uses.
  */
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,11 @@ static int make_self_signed(gnutls_x509_crt_t crt, gnutls_x509_privkey_t key,
     uint8_t serial[16];
     char cn[QPC_KEY_HEX_LEN];
     time_t now = time(NULL);
+    /* RFC 5280's "no well-defined expiration" (99991231235959Z) needs a 64-bit time_t:
+     * with a 32-bit one (Debian 12 armhf, mipsel) GnuTLS's constant wraps and the
+     * certificate would expire in 1970. There the last second the system can count is it. */
+    time_t expiry = sizeof(time_t) >= 8 ? GNUTLS_X509_NO_WELL_DEFINED_EXPIRATION
+                                        : (time_t)INT32_MAX;
 
     randombytes_buf(serial, sizeof(serial));
     serial[0] &= 0x7f;   /* a positive INTEGER */
@@ -44,7 +50,7 @@ static int make_self_signed(gnutls_x509_crt_t crt, gnutls_x509_privkey_t key,
     if (gnutls_x509_crt_set_version(crt, 3) < 0 ||
         gnutls_x509_crt_set_serial(crt, serial, sizeof(serial)) < 0 ||
         gnutls_x509_crt_set_activation_time(crt, now - 24 * 3600) < 0 ||
-        gnutls_x509_crt_set_expiration_time(crt, GNUTLS_X509_NO_WELL_DEFINED_EXPIRATION) < 0 ||
+        gnutls_x509_crt_set_expiration_time(crt, expiry) < 0 ||
         gnutls_x509_crt_set_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, cn,
                                       QPC_KEY_HEX_LEN - 1) < 0 ||
         gnutls_x509_crt_set_issuer_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, cn,
