@@ -142,6 +142,27 @@ tmux send-keys -t "$S" -l -- "ity"
 tmux send-keys -t "$S" Enter
 [ "$(count "peer id:  $AK")" -ge 2 ] || wait_for "peer id:  $AK"
 
+# names: given with peer add or /name, accepted wherever a peer id is, shown on messages
+$B --data-dir "$T/d" name "$AK" alice
+$B --data-dir "$T/d" peer list | grep -q "^$AK client $AADDR [a-z]* alice$" ||
+    fail "peer list does not show the name: $($B --data-dir "$T/d" peer list)"
+run "/name ${DK:0:8} dave"
+wait_for "${DK:0:12} is dave now"
+$B --data-dir "$T/d" $Q send alice "hello by name" >/dev/null 2>>"$T/d.err" || fail "qpc send alice: $(cat "$T/d.err")"
+wait_for "<dave> hello by name \(direct, 1 hop\)"
+run "/mesh send carol to carol by name"
+for i in $(seq 50); do grep -q "to carol by name" "$T/c.out" && break; sleep 0.1; done
+grep -q "> to carol by name (direct" "$T/c.out" || fail "/mesh send carol did not reach carol"
+run "/mesh peers"
+wait_for "peer ${DK:0:12}  dave  "
+# a 1-digit prefix is refused, with the candidates listed
+run "/mesh send ${CK:0:1} typo"
+wait_for "'${CK:0:1}' is (too short|ambiguous).*${CK:0:12} \(carol\)"
+grep -q typo "$T/c.out" && fail "a 1-digit prefix reached carol"
+# sending to oneself says so
+run "/mesh send $AK hello me"
+wait_for "is your own peer id: a message to yourself is not sent"
+
 # text in every language, typed on one side, arrives intact on the other
 run "/mesh send ${CK:0:8} Grüße 😀 Привет"
 for i in $(seq 50); do grep -q "Привет" "$T/c.out" && break; sleep 0.1; done
@@ -154,7 +175,7 @@ wait_for 'esc \\x1b\[31mred\\x1b\[0m bad \\xff\\xfe end'
 # a long message is shown whole, on the screen and by qpc listen
 LONG="$(head -c 3000 /dev/zero | tr '\0' z)TAIL"
 $B --data-dir "$T/d" $Q send "$AK" "$LONG" >/dev/null 2>>"$T/d.err"
-wait_joined "<${DK:0:12}> z{3000}TAIL \(direct, 1 hop\)"
+wait_joined "<dave> z{3000}TAIL \(direct, 1 hop\)"
 run "/mesh send ${CK:0:8} $LONG"
 for i in $(seq 50); do grep -q "zTAIL" "$T/c.out" && break; sleep 0.1; done
 grep -Eq "> z{3000}TAIL \(direct" "$T/c.out" || fail "qpc listen cut the long message"

@@ -299,11 +299,6 @@ void discover_stop(struct client *cl)
     cl->discover = NULL;
 }
 
-bool discover_prefix_trusted(const struct qpc_peer *p, const char *typed)
-{
-    return p->source != QPC_PEER_SOURCE_MDNS || strlen(typed) >= DISCOVER_PREFIX_MIN;
-}
-
 static const struct seen_peer *seen_by_mdns(const struct discover *d, const uint8_t key[static QPC_KEY_LEN])
 {
     const struct seen_peer *sp, *tmp;

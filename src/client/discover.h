@@ -16,10 +16,6 @@ void discover_stop(struct client *cl);
 size_t discover_print(struct client *cl);
 /* How long `qpc send` looks on mDNS for a peer id not in the directory. */
 #define DISCOVER_WAIT_S 5.0
-/* Hex digits a typed prefix needs to pick a peer known only from mDNS (64 bits: a
- * stranger cannot make a key that matches, as a short prefix can be matched by grinding). */
-#define DISCOVER_PREFIX_MIN 16
-/* False when typed text picked p by a prefix too short for a peer known only from mDNS. */
-bool discover_prefix_trusted(const struct qpc_peer *p, const char *typed);
+/* (The prefix a peer known only from mDNS needs is contacts.h's CONTACTS_MDNS_PREFIX_MIN.) */
 
 #endif

@@ -18,6 +18,7 @@
 #include <sodium.h>
 
 #include "client.h"
+#include "contacts.h"
 #include "discover.h"
 #include "node.h"
 #include "output.h"
@@ -128,34 +129,18 @@ static void run_until_done(struct client *cl, const bool *done, double timeout)
 }
 
 /*
- * Resolves a typed peer id: a full key, or a unique prefix of a known peer (a peer known
- * only from mDNS needs a prefix a stranger cannot grind, discover_prefix_trusted). With
- * report, says why it failed. Returns 0, QPC_ERR_NOT_FOUND, QPC_ERR_AMBIGUOUS,
- * QPC_ERR_REFUSED (prefix too short for an mDNS-only peer) or QPC_ERR_INVALID.
+ * Resolves a typed peer: a full key, a name, or a unique prefix of a known peer's id
+ * (contacts.c has the rules). With report, says why it failed. Returns 0 or what
+ * contacts_resolve returns.
  */
 static int resolve_peer_arg(struct client *cl, const char *text, uint8_t key[static QPC_KEY_LEN],
                             bool report)
 {
-    const struct qpc_peer *p = NULL;
-    char err[512];
-    int rc;
+    char err[1024];
+    int rc = contacts_resolve(cl->id, text, key, NULL, err, sizeof(err));
 
-    if (strlen(text) == 64 && qpc_key_from_hex(key, text) == 0)
-        return 0;
-    rc = qpc_identity_peer_find(cl->id, text, &p, err, sizeof(err));
-    if (rc == 0 && !discover_prefix_trusted(p, text)) {
-        rc = QPC_ERR_REFUSED;
-        snprintf(err, sizeof(err), "'%s' matches a peer known only from mDNS: give at least %d hex "
-                 "digits of its id", text, DISCOVER_PREFIX_MIN);
-    }
-    if (rc == 0) {
-        memcpy(key, p->key, QPC_KEY_LEN);
-        return 0;
-    }
-    if (report)
-        fprintf(stderr, "qpc: %s\n", rc == QPC_ERR_AMBIGUOUS || rc == QPC_ERR_REFUSED ? err
-                                      : rc == QPC_ERR_NOT_FOUND ? "no known peer matches that id"
-                                                                : "not a peer id (hex)");
+    if (rc < 0 && report)
+        fprintf(stderr, "qpc: %s\n", err);
     return rc;
 }
 
@@ -208,32 +193,89 @@ static int sub_identity(struct client *cl, int argc, char **argv)
 
 static int sub_peer(struct client *cl, int argc, char **argv)
 {
-    uint8_t key[QPC_KEY_LEN];
+    struct contacts_card card;
     const struct qpc_peer *p = NULL;
+    const char *addrs[CONTACTS_CARD_ADDRS_MAX];
+    char err[512], note[512];
+    bool add = argc >= 2 && strcmp(argv[1], "add") == 0;
+    bool is_card = add && argc == 3 && contacts_is_card(argv[2]);
     int rc;
 
-    if (argc < 2 || (strcmp(argv[1], "add") == 0 && (argc < 4 || argc > 5)) ||
-        (strcmp(argv[1], "add") != 0 && strcmp(argv[1], "list") != 0)) {
-        fprintf(stderr, "usage: qpc peer add <peer_key> <host:port> [name] | qpc peer list\n");
+    if (argc < 2 || (add && !is_card && (argc < 4 || argc > 5)) ||
+        (!add && strcmp(argv[1], "list") != 0)) {
+        fprintf(stderr, "usage: qpc peer add <peer_key> <host:port> [name] | qpc peer add qpc:<id>?... | "
+                        "qpc peer list\n");
         return EXIT_USAGE;
     }
     rc = open_state(cl, true);
     if (rc != EXIT_OK)
         return rc;
-    if (strcmp(argv[1], "list") == 0) {
-        while ((p = qpc_identity_peer_next(cl->id, p)) != NULL)
-            printf("%s %s %s %s\n", p->id, qpc_peer_kind_name(p->kind),
+    if (!add) {
+        /* the name last: it is the one column a person chose, and may be missing */
+        while ((p = qpc_identity_peer_next(cl->id, p)) != NULL) {
+            printf("%s %s %s %s ", p->id, qpc_peer_kind_name(p->kind),
                    p->address_count ? p->addresses[0] : "-", qpc_peer_source_name(p->source));
+            if (p->name != NULL)
+                output_escape(stdout, p->name, strlen(p->name), NULL);
+            else
+                fputc('-', stdout);
+            fputc('\n', stdout);
+        }
         return EXIT_OK;
     }
-    if (qpc_key_from_text(key, argv[2]) < 0) {
-        fprintf(stderr, "qpc: '%s' is not a peer key\n", argv[2]);
+    if (is_card) {
+        if (contacts_card_parse(argv[2], &card, err, sizeof(err)) < 0) {
+            fprintf(stderr, "qpc: %s\n", err);
+            return EXIT_USAGE;
+        }
+    } else {
+        memset(&card, 0, sizeof(card));
+        if (qpc_key_from_text(card.key, argv[2]) < 0) {
+            fprintf(stderr, "qpc: '%s' is not a peer key (64 hex characters, or a qpc: text)\n", argv[2]);
+            return EXIT_USAGE;
+        }
+        snprintf(card.addrs[0], sizeof(card.addrs[0]), "%s", argv[3]);
+        card.naddrs = 1;
+        if (argc == 5 && contacts_check_name(cl->id, card.key, argv[4], err, sizeof(err)) < 0) {
+            fprintf(stderr, "qpc: %s\n", err);
+            return EXIT_USAGE;
+        }
+        if (argc == 5)
+            snprintf(card.name, sizeof(card.name), "%s", argv[4]);
+    }
+    for (size_t i = 0; i < card.naddrs; i++)
+        addrs[i] = card.addrs[i];
+    rc = contacts_add(cl->id, card.key, card.name, addrs, card.naddrs, now_ms(), note, sizeof(note),
+                      err, sizeof(err));
+    if (rc < 0) {
+        fprintf(stderr, "qpc: %s\n", err);
         return EXIT_USAGE;
     }
-    rc = qpc_identity_peer_upsert(cl->id, key, argc == 5 ? argv[4] : NULL, argv[3], now_ms(),
-                                  QPC_PEER_SOURCE_MANUAL, QPC_PEER_CLIENT, NULL);
-    if (rc < 0) {
-        fprintf(stderr, "qpc: cannot add peer: %s\n", qpc_strerror(rc));
+    if (note[0] != '\0')
+        fprintf(stderr, "qpc: added without the name '%s': %s\n", card.name, note);
+    cl->id_dirty = true;
+    return state_save_identity(cl) == 0 ? EXIT_OK : EXIT_FAIL;
+}
+
+static int sub_name(struct client *cl, int argc, char **argv)
+{
+    uint8_t key[QPC_KEY_LEN];
+    char err[1024];
+    bool me;
+    int rc;
+
+    if (argc != 3) {
+        fprintf(stderr, "usage: qpc name <peer|me> <name|->\n");
+        return EXIT_USAGE;
+    }
+    rc = open_state(cl, true);
+    if (rc != EXIT_OK)
+        return rc;
+    me = strcmp(argv[1], "me") == 0;
+    if (!me && resolve_peer_arg(cl, argv[1], key, true) < 0)
+        return EXIT_NO_PEER;
+    if (contacts_set_name(cl->id, me ? NULL : key, argv[2], err, sizeof(err)) < 0) {
+        fprintf(stderr, "qpc: %s\n", err);
         return EXIT_USAGE;
     }
     cl->id_dirty = true;
@@ -330,7 +372,7 @@ static int sub_send(struct client *cl, int argc, char **argv)
     int rc;
 
     if (argc < 3) {
-        fprintf(stderr, "usage: qpc send <peer_id> <message...>\n");
+        fprintf(stderr, "usage: qpc send <peer> <message...> (peer: a name, an id or 4+ hex digits of one)\n");
         return EXIT_USAGE;
     }
     /* Stops at the first truncation: past it, sizeof(text) - used would wrap around. */
@@ -349,6 +391,10 @@ static int sub_send(struct client *cl, int argc, char **argv)
         return EXIT_FAIL;
     if (rc < 0)
         return EXIT_NO_PEER;
+    if (memcmp(key, qpc_identity_public_key(cl->id), QPC_KEY_LEN) == 0) {
+        fprintf(stderr, "qpc: '%s' is your own peer id: a message to yourself is not sent\n", argv[1]);
+        return EXIT_USAGE;
+    }
     rc = started ? EXIT_OK : start_node(cl, true);
     if (rc != EXIT_OK)
         return rc;
@@ -469,12 +515,13 @@ static int sub_version(struct client *cl, int argc, char **argv)
 static const struct subcommand subcommands[] = {
     { "repl", sub_repl, "", "interactive REPL (the default on a terminal)" },
     { "identity", sub_identity, "", "print my peer id (creates the identity on first use)" },
-    { "send", sub_send, "<peer_id> <message...>", "send one direct P2P message, wait for the outcome" },
+    { "send", sub_send, "<peer> <message...>", "send one direct P2P message, wait for the outcome" },
     { "listen", sub_listen, "", "run as a node and print one line per arriving message" },
     { "broadcast", sub_broadcast, "<topic> <message>", "publish on a broadcast channel" },
     { "subscribe", sub_subscribe, "<topic> [key]", "join a broadcast channel" },
     { "unsubscribe", sub_subscribe, "<topic>", "leave a broadcast channel" },
-    { "peer", sub_peer, "add <key> <host:port> [name] | list", "edit or list the peer directory" },
+    { "peer", sub_peer, "add <key|qpc:...> [host:port] [name] | list", "edit or list the peer directory" },
+    { "name", sub_name, "<peer|me> <name|->", "name a peer (or yourself); - removes the name" },
     { "server", sub_server, "<host:port>", "note a server (persisted)" },
     { "version", sub_version, "", "print the version" },
     { "help", sub_help, "", "this text" },

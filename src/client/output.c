@@ -157,6 +157,16 @@ const char *output_peer_name(const struct client *cl, const uint8_t key[static Q
     return p != NULL && p->name != NULL ? p->name : NULL;
 }
 
+const char *output_label(const struct client *cl, const uint8_t key[static QPC_KEY_LEN], char buf[static 13])
+{
+    const char *name = output_peer_name(cl, key);
+
+    if (name != NULL)
+        return name;
+    short_id(buf, key);
+    return buf;
+}
+
 void output_who(FILE *f, const struct client *cl, const uint8_t key[static QPC_KEY_LEN])
 {
     const char *name = output_peer_name(cl, key);

@@ -29,6 +29,9 @@ void output_set_repl(bool on);
 void output_escape(FILE *f, const char *s, size_t len, const char *indent);
 /* The name given to key in the directory, or NULL (owned by the identity). */
 const char *output_peer_name(const struct client *cl, const uint8_t key[static QPC_KEY_LEN]);
+/* Who key is, for a line: its name if it has one (owned by the identity), else the
+ * 12-hex short id written into buf. */
+const char *output_label(const struct client *cl, const uint8_t key[static QPC_KEY_LEN], char buf[static 13]);
 /* Writes who key is: its name (escaped) if it has one, else the 12-hex short id. */
 void output_who(FILE *f, const struct client *cl, const uint8_t key[static QPC_KEY_LEN]);
 /* Local time of at_ms as shown: "HH:MM" on the day of now, else "YYYY-MM-DD HH:MM". */

@@ -17,6 +17,7 @@
 #include <sodium.h>
 
 #include "client.h"
+#include "contacts.h"
 #include "discover.h"
 #include "lineedit.h"
 #include "node.h"
@@ -69,32 +70,28 @@ static char *rest(char **s)
     return p;
 }
 
-/* Resolves a typed peer id: a full key, or a unique prefix of a known peer. */
+/* Resolves a typed peer: a full key, a name, or a unique id prefix (contacts.c). */
 static int resolve_peer(struct client *cl, const char *text, uint8_t key[static QPC_KEY_LEN])
 {
-    const struct qpc_peer *p = NULL;
-    char err[512];
-    int rc;
+    char err[1024];
+    int rc = contacts_resolve(cl->id, text, key, NULL, err, sizeof(err));
 
-    if (strlen(text) == 64 && qpc_key_from_hex(key, text) == 0)
-        return 0;
-    rc = qpc_identity_peer_find(cl->id, text, &p, err, sizeof(err));
-    if (rc == 0 && !discover_prefix_trusted(p, text)) {
-        say(cl, "'%s' matches a peer known only from mDNS: give at least %d hex digits of its id",
-            text, DISCOVER_PREFIX_MIN);
-        return QPC_ERR_REFUSED;
-    }
-    if (rc == 0) {
-        memcpy(key, p->key, QPC_KEY_LEN);
-        return 0;
-    }
-    if (rc == QPC_ERR_AMBIGUOUS)
+    if (rc < 0)
         say(cl, "%s", err);
-    else if (rc == QPC_ERR_NOT_FOUND)
-        say(cl, "no known peer matches '%s' (see /mesh peers)", text);
-    else
-        say(cl, "'%s' is not a peer id (hex)", text);
     return rc;
+}
+
+/* A peer to send to: resolved, and not oneself. */
+static int resolve_recipient(struct client *cl, const char *text, uint8_t key[static QPC_KEY_LEN])
+{
+    if (resolve_peer(cl, text, key) < 0)
+        return -1;
+    if (memcmp(key, qpc_identity_public_key(cl->id), QPC_KEY_LEN) == 0) {
+        say(cl, "'%s' is your own peer id: a message to yourself is not sent (/mesh peers "
+            "lists the others)", text);
+        return -1;
+    }
+    return 0;
 }
 
 /* Text over the largest message is refused whole: nothing is ever sent in part. */
@@ -137,28 +134,87 @@ static int cmd_server(struct client *cl, char *args)
     return 0;
 }
 
+/* /mesh add <key> <host:port> [name], or /mesh add qpc:<id>?name=..&addr=.. as pasted */
 static int cmd_add(struct client *cl, char *args)
 {
-    char *id = next_word(&args), *addr = next_word(&args), *name = rest(&args);
-    uint8_t key[QPC_KEY_LEN];
+    char *first = next_word(&args), *addr, *name;
+    struct contacts_card card = { 0 };
+    const char *addrs[CONTACTS_CARD_ADDRS_MAX];
+    char err[512], note[512], label[13];
     int rc;
 
-    if (id == NULL || addr == NULL)
+    if (first == NULL)
         return -1;
-    if (qpc_key_from_text(key, id) < 0) {
-        say(cl, "'%s' is not a full peer key (64 hex characters)", id);
-        return 0;
+    if (contacts_is_card(first)) {
+        if (rest(&args) != NULL)
+            return -1;
+        if (contacts_card_parse(first, &card, err, sizeof(err)) < 0) {
+            say(cl, "%s", err);
+            return 0;
+        }
+    } else {
+        addr = next_word(&args);
+        name = rest(&args);
+        if (addr == NULL)
+            return -1;
+        if (qpc_key_from_text(card.key, first) < 0) {
+            say(cl, "'%s' is not a full peer key (64 hex characters) nor a qpc: text", first);
+            return 0;
+        }
+        if (name != NULL && contacts_check_name(cl->id, card.key, name, err, sizeof(err)) < 0) {
+            say(cl, "%s", err);
+            return 0;
+        }
+        snprintf(card.addrs[0], sizeof(card.addrs[0]), "%s", addr);
+        card.naddrs = 1;
+        snprintf(card.name, sizeof(card.name), "%s", name != NULL ? name : "");
     }
-    rc = qpc_identity_peer_upsert(cl->id, key, name, addr, now_ms(), QPC_PEER_SOURCE_MANUAL,
-                                  QPC_PEER_CLIENT, NULL);
+    for (size_t i = 0; i < card.naddrs; i++)
+        addrs[i] = card.addrs[i];
+    rc = contacts_add(cl->id, card.key, card.name, addrs, card.naddrs, now_ms(), note, sizeof(note),
+                      err, sizeof(err));
     if (rc < 0) {
-        say(cl, "cannot add peer: %s", qpc_strerror(rc));
+        say(cl, "%s", err);
         return 0;
     }
     cl->id_dirty = true;
     state_save_identity(cl);
-    node_peer_seen(cl, key, NULL, QPC_PEER_SOURCE_MANUAL);
-    say(cl, "added peer %.12s at %s", id, addr);
+    node_peer_seen(cl, card.key, NULL, QPC_PEER_SOURCE_MANUAL);
+    short_id(label, card.key);
+    say(cl, "added peer %s%s%s%s%s", label, card.naddrs > 0 ? " at " : "", card.naddrs > 0 ? card.addrs[0] : "",
+        output_peer_name(cl, card.key) != NULL ? " as " : "",
+        output_peer_name(cl, card.key) != NULL ? output_peer_name(cl, card.key) : "");
+    if (note[0] != '\0')
+        say(cl, "the name '%s' was left out: %s (/name %s <name> gives one)", card.name, note, label);
+    return 0;
+}
+
+/* /name <peer|me> <name|->: what a peer is called here (or what I call myself). */
+static int cmd_name(struct client *cl, char *args)
+{
+    char *who = next_word(&args), *name = next_word(&args);
+    uint8_t key[QPC_KEY_LEN];
+    char err[1024], label[13];
+    bool me;
+
+    if (who == NULL || name == NULL || rest(&args) != NULL)
+        return -1;
+    me = strcmp(who, "me") == 0;
+    if (!me && resolve_peer(cl, who, key) < 0)
+        return 0;
+    if (contacts_set_name(cl->id, me ? NULL : key, name, err, sizeof(err)) < 0) {
+        say(cl, "%s", err);
+        return 0;
+    }
+    cl->id_dirty = true;
+    state_save_identity(cl);
+    if (me)
+        say(cl, strcmp(name, "-") == 0 ? "you have no name now" : "your name is %s (in /mesh identity "
+            "and the qpc: text others add)", name);
+    else if (strcmp(name, "-") == 0)
+        short_id(label, key), say(cl, "%s has no name now", label);
+    else
+        short_id(label, key), say(cl, "%s is %s now: '/mesh send %s <text>' reaches it", label, name, name);
     return 0;
 }
 
@@ -171,7 +227,7 @@ static int cmd_mesh_send(struct client *cl, char *args)
 
     if (who == NULL || msg == NULL)
         return -1;
-    if (!message_fits(cl, msg) || resolve_peer(cl, who, key) < 0)
+    if (!message_fits(cl, msg) || resolve_recipient(cl, who, key) < 0)
         return 0;
     rc = node_send_text(cl, key, msg, id);
     if (rc < 0) {
@@ -179,8 +235,7 @@ static int cmd_mesh_send(struct client *cl, char *args)
         return 0;
     }
     qpc_hex_encode(idh, id, 6);
-    short_id(wh, key);
-    say(cl, "sending %s to %s ...", idh, wh);
+    say(cl, "sending %s to %s ...", idh, output_label(cl, key, wh));
     return 0;
 }
 
@@ -243,6 +298,14 @@ static int cmd_unsubscribe(struct client *cl, char *args)
     return 0;
 }
 
+/* The name /mesh route shows: the directory's (the user may rename), else the route's. */
+static const char *route_name(const struct client *cl, const struct qpc_route *r)
+{
+    const char *name = output_peer_name(cl, r->dest);
+
+    return name != NULL ? name : r->name[0] ? r->name : "-";
+}
+
 static int cmd_route(struct client *cl, char *args)
 {
     struct qpc_route *r = NULL;
@@ -266,7 +329,7 @@ static int cmd_route(struct client *cl, char *args)
         } else {
             snprintf(nh, sizeof(nh), "%s", r[i].next_hop);
         }
-        say(cl, "%-12s %-10s %-8s %-28s %4u %5llus %s", dest, r[i].name[0] ? r[i].name : "-",
+        say(cl, "%-12s %-10s %-8s %-28s %4u %5llus %s", dest, route_name(cl, &r[i]),
             qpc_route_via_name(r[i].via), nh, r[i].hops,
             (unsigned long long)(now > r[i].last_seen_ms ? (now - r[i].last_seen_ms) / 1000 : 0),
             qpc_route_source_name(r[i].source));
@@ -372,7 +435,7 @@ static int cmd_send(struct client *cl, char *args)
         *at = '\0';
         domain = at + 1;
     }
-    if (resolve_peer(cl, who, key) < 0)
+    if (resolve_recipient(cl, who, key) < 0)
         return 0;
     if (!session_up(cl)) {
         say(cl, "not connected to a server (/connect first)");
@@ -403,13 +466,14 @@ static int cmd_quit(struct client *cl, char *args)
 static const struct command commands[] = {
     { "/mesh peers", "", "nodes seen via mDNS (with TXT fields) and known peers", cmd_peers, 0 },
     { "/mesh server", "<host:port>", "note a server (persisted)", cmd_server, 1 },
-    { "/mesh send", "<peer_id> <msg>", "direct P2P message (a unique id prefix is enough)", cmd_mesh_send, 2 },
+    { "/mesh send", "<peer_id> <msg>", "direct P2P message (a name, or 4+ hex digits of the id)", cmd_mesh_send, 2 },
     { "/mesh broadcast", "<topic> <msg>", "publish to a broadcast channel", cmd_broadcast, 2 },
     { "/mesh subscribe", "<topic> [key]", "join a channel (open, or private with a key)", cmd_subscribe, 1 },
     { "/mesh route", "", "routing table: destination, next hop, hops, age, source", cmd_route, 0 },
     { "/mesh identity", "", "my mesh identity and known servers", cmd_identity, 0 },
     { "/mesh store", "", "store-and-forward statistics", cmd_store, 0 },
-    { "/mesh add", "<peer_key> <host:port> [name]", "add a peer to the directory", cmd_add, 2 },
+    { "/mesh add", "<peer_key> <host:port> [name]", "add a peer (or paste its qpc: text)", cmd_add, 1 },
+    { "/name", "<peer|me> <name|->", "name a peer (or yourself); - removes the name", cmd_name, 2 },
     { "/connect", "[host:port]", "connect to a server (default: the configured or noted one)", cmd_connect, 0 },
     { "/send", "<peer_id|key@domain> <msg>", "send through the server", cmd_send, 2 },
     { "/unsubscribe", "<topic>", "leave a broadcast channel", cmd_unsubscribe, 1 },
@@ -541,10 +605,15 @@ static size_t complete(void *arg, const char *line, size_t word_start, size_t cu
                 snprintf(seconds[i], sizeof(seconds[i]), "%s", commands[i].name + 6);
                 cands[n++] = seconds[i];
             }
-    } else if ((strcmp(w1, "/send") == 0 && w2 == NULL) ||
+    } else if ((strcmp(w1, "/send") == 0 && w2 == NULL) || (strcmp(w1, "/name") == 0 && w2 == NULL) ||
+               (strcmp(w1, "/history") == 0 && w2 == NULL) ||
                (strcmp(w1, "/mesh") == 0 && strcmp(w2, "send") == 0 && w3 == NULL)) {
         const struct qpc_peer *p = NULL;
 
+        /* names first: they are what people type */
+        while ((p = qpc_identity_peer_next(cl->id, p)) != NULL && n < max)
+            if (p->name != NULL)
+                cands[n++] = p->name;
         while ((p = qpc_identity_peer_next(cl->id, p)) != NULL && n < max)
             cands[n++] = p->id;
     } else if ((strcmp(w1, "/unsubscribe") == 0 && w2 == NULL) ||
