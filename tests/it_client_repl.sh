@@ -216,6 +216,32 @@ screen | grep -v '^$' | tail -1 | grep -Eq "^qpc> ?$" || fail "Ctrl-C did not cl
 run "/mesh store"
 wait_for "store: [0-9]+ envelopes"
 
+# a bad channel key is named as such
+run "/mesh subscribe club not-a-key"
+wait_for "cannot subscribe to 'club': that is not a channel key: a key is 32 bytes"
+# someone using my channel's name with another key: said once, not for every message
+K1=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+K2=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+run "/mesh subscribe club $K1"
+wait_for "subscribed to #club \(private channel\)"
+$B --data-dir "$T/d" subscribe club "$K2"
+$B --data-dir "$T/d" $Q broadcast club "one" >/dev/null 2>>"$T/d.err"
+$B --data-dir "$T/d" $Q broadcast club "two" >/dev/null 2>>"$T/d.err"
+wait_for "#club: a broadcast from dave could not be read with your key for #club"
+sleep 1
+[ "$(count "could not be read with your key")" -eq 1 ] || fail "the key mismatch was reported more than once"
+[ "$(count "decryption failed")" -eq 0 ] || fail "'decryption failed' shown"
+
+# /mesh store counts what waits: a message for a peer that is not there
+EK=$($B --data-dir "$T/e" identity)
+run "/mesh add $EK 127.0.0.1:9 erin"
+wait_for "added peer ${EK:0:12} at 127.0.0.1:9 as erin"
+run "/mesh send erin are you there"
+wait_for "sending [0-9a-f]{12} to erin"
+run "/mesh store"
+wait_for "waiting: 1 message: "
+wait_for "  for erin: "
+
 run "/unsubscribe news"
 wait_for "unsubscribed from #news"
 run "/quit"

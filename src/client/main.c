@@ -320,7 +320,8 @@ static int sub_subscribe(struct client *cl, int argc, char **argv)
     else
         rc = qpc_broadcast_unsubscribe(cl->channels, argv[1]);
     if (rc < 0) {
-        fprintf(stderr, "qpc: %s: %s\n", argv[1], qpc_strerror(rc));
+        fprintf(stderr, "qpc: cannot %s '%s': %s\n", sub ? "subscribe to" : "unsubscribe from", argv[1],
+                sub ? output_channel_refusal(argv[1], argc == 3, rc) : "not subscribed");
         return EXIT_USAGE;
     }
     if (sub && argc == 3)

@@ -22,6 +22,7 @@
 
 #include "lineedit.h"
 #include "output.h"
+#include "qpc/broadcast.h"
 #include "qpc/encoding.h"
 #include "qpc/error.h"
 #include "qpc/utf8.h"
@@ -191,6 +192,18 @@ void output_time(char *out, size_t cap, uint64_t at_ms, uint64_t now)
         strftime(out, cap, "%H:%M", &tm);
     else
         strftime(out, cap, "%Y-%m-%d %H:%M", &tm);
+}
+
+const char *output_channel_refusal(const char *topic, bool with_key, int rc)
+{
+    if (rc == QPC_ERR_EXISTS)
+        return "already subscribed with another key (/unsubscribe first)";
+    if (rc == QPC_ERR_INVALID && !qpc_broadcast_topic_valid(topic))
+        return "that is not a channel name: 1 to 255 bytes without control characters";
+    if (rc == QPC_ERR_INVALID && with_key)
+        return "that is not a channel key: a key is 32 bytes written as 64 hex digits or in "
+               "base64 (43 or 44 characters); leave it out for the open channel of that name";
+    return qpc_strerror(rc);
 }
 
 static const char *kind_name(enum event_kind k)

@@ -34,6 +34,8 @@ const char *output_peer_name(const struct client *cl, const uint8_t key[static Q
 const char *output_label(const struct client *cl, const uint8_t key[static QPC_KEY_LEN], char buf[static 13]);
 /* Writes who key is: its name (escaped) if it has one, else the 12-hex short id. */
 void output_who(FILE *f, const struct client *cl, const uint8_t key[static QPC_KEY_LEN]);
+/* Why subscribing to topic (with a key or not) failed with rc, in words for the user. */
+const char *output_channel_refusal(const char *topic, bool with_key, int rc);
 /* Local time of at_ms as shown: "HH:MM" on the day of now, else "YYYY-MM-DD HH:MM". */
 void output_time(char *out, size_t cap, uint64_t at_ms, uint64_t now);
 

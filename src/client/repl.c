@@ -271,8 +271,7 @@ static int cmd_subscribe(struct client *cl, char *args)
     rc = key != NULL ? qpc_broadcast_subscribe_text(cl->channels, topic, key, NULL)
                      : qpc_broadcast_subscribe(cl->channels, topic, NULL, NULL);
     if (rc < 0) {
-        say(cl, "cannot subscribe to '%s': %s", topic, rc == QPC_ERR_EXISTS
-            ? "already subscribed with another key (/unsubscribe first)" : qpc_strerror(rc));
+        say(cl, "cannot subscribe to '%s': %s", topic, output_channel_refusal(topic, key != NULL, rc));
         return 0;
     }
     if (key != NULL)
@@ -362,33 +361,99 @@ static int cmd_identity(struct client *cl, char *args)
     return 0;
 }
 
-static int queue_line_cb(void *ctx, const struct qpc_store_queue_info *q)
-{
-    struct client *cl = ctx;
-    char who[13];
+#define STORE_LISTED_MAX 64   /* recipients listed by /mesh store */
 
-    if (q->recipient != NULL) {
-        short_id(who, q->recipient);
-        say(cl, "  for %s: %zu message%s, %zu bytes", who, q->count, q->count == 1 ? "" : "s", q->bytes);
-    } else {
-        say(cl, "  #%s: %zu broadcast%s", q->topic, q->count, q->count == 1 ? "" : "s");
+/* What waits for one recipient: in the store, or out of it (in flight, parked). */
+struct waiting {
+    uint8_t key[QPC_KEY_LEN];
+    size_t queued, in_flight, parked;
+};
+
+struct store_view {
+    struct client *cl;
+    struct waiting w[STORE_LISTED_MAX];
+    size_t n, more;
+    size_t queued, queued_bytes, in_flight, parked, others;
+};
+
+static struct waiting *waiting_for(struct store_view *v, const uint8_t key[static QPC_KEY_LEN])
+{
+    for (size_t i = 0; i < v->n; i++)
+        if (memcmp(v->w[i].key, key, QPC_KEY_LEN) == 0)
+            return &v->w[i];
+    if (v->n == STORE_LISTED_MAX) {
+        v->more++;
+        return NULL;
     }
+    memset(&v->w[v->n], 0, sizeof(v->w[0]));
+    memcpy(v->w[v->n].key, key, QPC_KEY_LEN);
+    return &v->w[v->n++];
+}
+
+static int queue_count_cb(void *ctx, const struct qpc_store_queue_info *q)
+{
+    struct store_view *v = ctx;
+    struct waiting *w;
+
+    if (q->recipient == NULL) {
+        say(v->cl, "  #%s: %zu live broadcast%s kept for peers that connect later", q->topic, q->count,
+            q->count == 1 ? "" : "s");
+        return 0;
+    }
+    v->queued += q->count;
+    v->queued_bytes += q->bytes;
+    if ((w = waiting_for(v, q->recipient)) != NULL)
+        w->queued += q->count;
     return 0;
 }
 
+/*
+ * /mesh store: what waits to be delivered, wherever it is. A message leaves the store
+ * when it is handed to a link or the server, and stays in my custody (and outbox) until
+ * acked, so the store's own figures alone say 0 while a message waits.
+ */
 static int cmd_store(struct client *cl, char *args)
 {
+    static struct store_view v;
     struct qpc_store_stats st;
+    struct inflight *f, *tmp;
+    char label[13];
 
     if (rest(&args) != NULL)
         return -1;
+    memset(&v, 0, sizeof(v));
+    v.cl = cl;
     qpc_store_get_stats(cl->store, &st);
+    qpc_store_foreach_queue(cl->store, queue_count_cb, &v);
+    HASH_ITER(hh, cl->custody.by_id, f, tmp) {
+        struct waiting *w = waiting_for(&v, f->env.recipient);
+
+        if (f->link != NULL)
+            v.in_flight++;
+        else
+            v.parked++;
+        if (w != NULL && f->link != NULL)
+            w->in_flight++;
+        else if (w != NULL)
+            w->parked++;
+        if (!f->mine)
+            v.others++;
+    }
+    say(cl, "waiting: %zu message%s: %zu queued (no way yet), %zu in flight (handed on, not acked "
+        "yet), %zu parked (sent again when a way appears); %zu held for others among those "
+        "handed on or parked; %zu in the outbox on disk",
+        v.queued + v.in_flight + v.parked, v.queued + v.in_flight + v.parked == 1 ? "" : "s",
+        v.queued, v.in_flight, v.parked, v.others, state_outbox_count(cl));
+    for (size_t i = 0; i < v.n; i++)
+        say(cl, "  for %s: %zu queued, %zu in flight, %zu parked", output_label(cl, v.w[i].key, label),
+            v.w[i].queued, v.w[i].in_flight, v.w[i].parked);
+    if (v.more > 0)
+        say(cl, "  and %zu more recipients", v.more);
     say(cl, "store: %zu envelopes (%zu bytes) for %zu recipients and %zu topics; %zu ids remembered",
         st.envelopes, st.bytes, st.recipients, st.topics, st.dedup_entries);
     say(cl, "totals: %llu stored, %llu forwarded, %llu expired, %llu duplicates refused",
         (unsigned long long)st.put, (unsigned long long)st.forwarded,
         (unsigned long long)st.expired, (unsigned long long)st.refused_duplicate);
-    qpc_store_foreach_queue(cl->store, queue_line_cb, cl);
     return 0;
 }
 
@@ -446,7 +511,7 @@ static int cmd_send(struct client *cl, char *args)
         rc = qpc_envelope_init(&env, qpc_identity_secret_key(cl->id), key, NULL, now_ms(),
                                (uint32_t)cl->cc->default_ttl, (uint32_t)cl->cc->max_hops, box, blen);
     if (rc == 0)
-        rc = session_enqueue(cl, &env, domain);
+        rc = session_enqueue(cl, &env, domain, false);
     if (rc < 0)
         say(cl, "cannot send: %s", qpc_strerror(rc));
     else

@@ -36,6 +36,7 @@ struct pending {
     uint8_t key[QPC_KEY_LEN];          /* recipient (enqueue) or asked peer (peer_info) */
     uint8_t id[QPC_ID_LEN];
     bool mine;
+    bool kept;                         /* enqueue: our outbox keeps a copy (sent again later) */
     UT_hash_handle hh;
 };
 
@@ -161,14 +162,28 @@ static const char *status_text(Qpc__Status st)
     }
 }
 
+/*
+ * What the server's answer means for my message. Held: the server has it. A refusal of
+ * a message my outbox still keeps is not a failure: the outbox sends it again (to the
+ * server later, or straight to the peer), so it is "queued", said with the server's
+ * reason; only a message nobody keeps any more (sent through the server alone, /send)
+ * has failed when the server refuses it.
+ */
 static void on_enqueue_answer(struct session *s, struct pending *p, const Qpc__EnqueueResponse *r)
 {
     struct event ev = { .peer = p->key, .id = p->id, .via = s->address };
+    char why[QPC_ADDRESS_MAX + 128];
 
     if (!p->mine)
         return;
     if (r->status == QPC__STATUS__STATUS_OK || r->status == QPC__STATUS__STATUS_DEFERRED) {
         ev.kind = EVT_HELD;
+    } else if (p->kept) {
+        ev.kind = EVT_QUEUED;
+        snprintf(why, sizeof(why), "server %s did not take it (%s); kept in outbox, sent again "
+                 "later", s->address, status_text(r->status));
+        ev.text = why;
+        ev.text_len = strlen(why);
     } else {
         ev.kind = EVT_FAILED;
         ev.text = status_text(r->status);
@@ -410,7 +425,7 @@ void session_close(struct client *cl)
     cl->session = NULL;
 }
 
-int session_enqueue(struct client *cl, const struct qpc_envelope *env, const char *domain)
+int session_enqueue(struct client *cl, const struct qpc_envelope *env, const char *domain, bool kept)
 {
     struct session *s = cl->session;
     Qpc__ClientRequest req = QPC__CLIENT_REQUEST__INIT;
@@ -443,6 +458,7 @@ int session_enqueue(struct client *cl, const struct qpc_envelope *env, const cha
         memcpy(p->key, env->recipient, QPC_KEY_LEN);
         memcpy(p->id, env->id, QPC_ID_LEN);
         p->mine = memcmp(env->sender, qpc_identity_public_key(cl->id), QPC_KEY_LEN) == 0;
+        p->kept = kept;
     }
     return 0;
 }

@@ -37,8 +37,9 @@ int session_connect(struct client *cl, const char *address, char *err, size_t er
 void session_close(struct client *cl);
 bool session_up(const struct client *cl);
 const char *session_address(const struct client *cl);
-/* Enqueues an envelope at the server for recipient (domain "" = the server's own). */
-int session_enqueue(struct client *cl, const struct qpc_envelope *env, const char *domain);
+/* Enqueues an envelope at the server for recipient (domain "" = the server's own). kept:
+ * our outbox keeps a copy, so a refusal leaves it queued rather than failed. */
+int session_enqueue(struct client *cl, const struct qpc_envelope *env, const char *domain, bool kept);
 /* Hands a broadcast envelope (already hopped) to the server to flood on. 0 when sent. */
 int session_broadcast(struct client *cl, const struct qpc_envelope *env);
 /* Sends one relayed QUIC packet to peer key. 0 or nonzero when dropped. */

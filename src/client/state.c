@@ -209,6 +209,11 @@ void state_unpersist(struct client *cl, const uint8_t id[static QPC_ID_LEN])
     free(p);
 }
 
+size_t state_outbox_count(const struct client *cl)
+{
+    return HASH_COUNT(cl->persisted);
+}
+
 int state_load_outbox(struct client *cl, uint64_t now)
 {
     struct qpc_outbox_item *items = NULL;

@@ -19,6 +19,8 @@ int state_save_identity(struct client *cl);
 int state_persist(struct client *cl, const struct qpc_envelope *env, uint64_t now);
 /* Forgets a persisted envelope after it was acked. Unknown ids are ignored. */
 void state_unpersist(struct client *cl, const uint8_t id[static QPC_ID_LEN]);
+/* Envelopes in the outbox on disk (mine and those held for others). */
+size_t state_outbox_count(const struct client *cl);
 /* Loads every persisted envelope into the store. Returns how many. */
 int state_load_outbox(struct client *cl, uint64_t now);
 /* Remembers (on disk) that an envelope for me was shown, so it is never shown twice. */
