@@ -244,8 +244,51 @@ wait_for "  for erin: "
 
 run "/unsubscribe news"
 wait_for "unsubscribed from #news"
+# a broadcast from dave on a channel A reads; C keeps it (and A's own) for later peers
+run "/mesh subscribe news"
+wait_for "subscribed to #news \(open channel\)" 
+$B --data-dir "$T/d" $Q broadcast news "dave on news" >/dev/null 2>>"$T/d.err"
+wait_for "\[#news\] <dave> dave on news"
 run "/quit"
 wait_for "QPC-EXITED"
+
+# while the REPL is away: a message arrives through 'qpc listen' (not read by anyone)
+$B --data-dir "$T/a" $Q --listen "$AADDR" listen --count 1 --timeout 20 >"$T/a_listen.out" 2>>"$T/a.err" &
+LPID=$!
+sleep 1
+$B --data-dir "$T/d" $Q send alice "while you were out" >/dev/null 2>>"$T/d.err"
+wait "$LPID" || fail "A's listen did not get the message: $(cat "$T/a_listen.out")"
+grep -q "<dave> while you were out" "$T/a_listen.out" || fail "listen: $(cat "$T/a_listen.out")"
+grep -q "#news" "$T/a_listen.out" && fail "a broadcast shown before was shown again by listen"
+
+# the REPL again: unread counts at start, old broadcasts not shown again (own included),
+# the history with times and outcomes, Ctrl-D leaves
+tmux kill-session -t "$S"
+tmux -u new-session -d -s "$S" -x 220 -y 60 "$B --data-dir $T/a $Q 2>>$T/a.err; echo QPC-EXITED; sleep 30"
+wait_for "^qpc>"
+wait_for "unread: 1 from dave \(/history <name\|#topic> shows them\)"
+run "/mesh peers"
+wait_for "peer ${CK:0:12}  carol  direct"
+sleep 2
+screen | grep -q "\[#news\]" && fail "a broadcast already shown was shown again after the restart"
+run "/history carol"
+wait_for "\[[0-9]{2}:[0-9]{2}\] -> carol: Grüße 😀 Привет  \(delivered direct at [0-9]{2}:[0-9]{2}\)"
+wait_for "-> carol: to carol by name  \(delivered direct at"
+run "/history dave"
+wait_for "\[[0-9]{2}:[0-9]{2}\] <dave> while you were out  \(sent [0-9]{2}:[0-9]{2}, direct\)"
+run "/history erin"
+wait_for "-> erin: are you there  \((queued|sending)"
+run "/history #news"
+wait_for "\[#news\] <dave> dave on news  \(sent"
+wait_for "\[#news\] <me> hello everyone  \(broadcast\)"
+tmux send-keys -t "$S" C-d
+wait_for "QPC-EXITED"
+# the same for scripts
+$B --data-dir "$T/a" history carol 5 --json >"$T/hist.json" || fail "qpc history: exit $?"
+grep -q '"mine":true,"to":"'"$CK"'","name":"carol","text":"to carol by name","sent_ms":[0-9]*,"received_ms":[0-9]*,"state":"delivered"' "$T/hist.json" ||
+    fail "qpc history --json: $(cat "$T/hist.json")"
+$B --data-dir "$T/a" history dave >"$T/hist.txt"
+grep -q "<dave> while you were out" "$T/hist.txt" || fail "qpc history dave: $(cat "$T/hist.txt")"
 # under -DQPC_SANITIZE=ON every report (leaks at exit included) fails the test
 if grep -l "Sanitizer\|runtime error:" "$T"/*.err 2>/dev/null; then fail "sanitizer report"; fi
 echo "PASS it_client_repl"

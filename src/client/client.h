@@ -116,6 +116,7 @@ struct persisted;          /* envelope id -> outbox row (state.c) */
 struct session;            /* the server connection (session.c) */
 struct session_callbacks;  /* how the session reports up (session.h) */
 struct discover;           /* mDNS browser and announcement (discover.c) */
+struct history;            /* the message history (history.c) */
 
 struct client {
     int kind;                            /* 0; a struct link starts with a nonzero kind, so
@@ -132,6 +133,7 @@ struct client {
     struct qpc_queue *outbox;            /* persisted envelopes held for others */
     struct persisted *persisted;
     FILE *seen_log;                      /* ids delivered to me, appended */
+    struct history *history;             /* messages.db (history.c); NULL: none */
 
     /* the P2P node (node.c and the files below it) */
     struct qpc_box_cache *box;

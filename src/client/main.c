@@ -20,6 +20,7 @@
 #include "client.h"
 #include "contacts.h"
 #include "discover.h"
+#include "history.h"
 #include "node.h"
 #include "output.h"
 #include "session.h"
@@ -80,6 +81,7 @@ static void set_locale(void)
 static int open_state(struct client *cl, bool create)
 {
     char err[PATH_MAX + 256] = "";   /* messages name files in data_dir */
+    char path[PATH_MAX + 32];
     int rc = state_open(cl, create, err, sizeof(err));
 
     if (rc != EXIT_OK) {
@@ -88,6 +90,10 @@ static int open_state(struct client *cl, bool create)
         fprintf(stderr, "qpc: %s\n", err);
         return rc;
     }
+    snprintf(path, sizeof(path), "%s/%s", cl->data_dir, HISTORY_FILE);
+    /* Without it messages still go and come; the user is told that none are kept. */
+    if (history_open(path, &cl->history, err, sizeof(err)) < 0)
+        qpc_log_warn("history", "no message history: %s (left untouched)", err);
     cl->channels = qpc_broadcast_set_new();
     if (cl->channels == NULL)
         return EXIT_FAIL;
@@ -506,6 +512,22 @@ static int sub_repl(struct client *cl, int argc, char **argv)
     return repl_run(cl);
 }
 
+static int sub_history(struct client *cl, int argc, char **argv)
+{
+    int rc;
+
+    if (argc > 3) {
+        fprintf(stderr, "usage: qpc history [peer|#topic] [N] [--json]\n");
+        return EXIT_USAGE;
+    }
+    rc = open_state(cl, false);
+    if (rc != EXIT_OK)
+        return rc;
+    rc = output_history(cl, argc > 1 ? argv[1] : NULL, argc > 2 ? argv[2] : NULL, g_opts.json);
+    return rc == 0 ? EXIT_OK : rc == QPC_ERR_NOT_FOUND || rc == QPC_ERR_AMBIGUOUS || rc == QPC_ERR_REFUSED
+                                   ? EXIT_NO_PEER : rc == QPC_ERR_INVALID ? EXIT_USAGE : EXIT_STATE;
+}
+
 static int sub_help(struct client *cl, int argc, char **argv);
 static int sub_version(struct client *cl, int argc, char **argv)
 {
@@ -521,9 +543,10 @@ static const struct subcommand subcommands[] = {
     { "broadcast", sub_broadcast, "<topic> <message>", "publish on a broadcast channel" },
     { "subscribe", sub_subscribe, "<topic> [key]", "join a broadcast channel" },
     { "unsubscribe", sub_subscribe, "<topic>", "leave a broadcast channel" },
-    { "peer", sub_peer, "add <key|qpc:...> [host:port] [name] | list", "edit or list the peer directory" },
-    { "name", sub_name, "<peer|me> <name|->", "name a peer (or yourself); - removes the name" },
+    { "peer", sub_peer, "add <key> <host:port> [name] | list", "edit or list the peer directory (add also takes a qpc: text)" },
+    { "name", sub_name, "<peer> <name>", "name a peer ('me': yourself; name '-': none)" },
     { "server", sub_server, "<host:port>", "note a server (persisted)" },
+    { "history", sub_history, "[peer] [N]", "the last N messages with a peer or #topic, or all" },
     { "version", sub_version, "", "print the version" },
     { "help", sub_help, "", "this text" },
 };
@@ -678,6 +701,7 @@ int main(int argc, char **argv)
 
     session_close(&cl);
     discover_stop(&cl);
+    history_close(cl.history);
     if (cl.ep != NULL || cl.box != NULL)
         node_stop(&cl);
     if (cl.id != NULL)

@@ -20,6 +20,8 @@
 #include <time.h>
 #include <jansson.h>
 
+#include "contacts.h"
+#include "history.h"
 #include "lineedit.h"
 #include "output.h"
 #include "qpc/broadcast.h"
@@ -413,6 +415,12 @@ void emit(struct client *cl, const struct event *ev)
 {
     uint64_t now = now_ms();
 
+    /* Written down before it is shown: what the user saw is in the history. */
+    if (ev->kind == EVT_MESSAGE || ev->kind == EVT_BROADCAST)
+        history_add_received(cl->history, ev, path_name(ev->path), now, cl->out_mode == OUT_REPL);
+    else
+        history_note_outcome(cl->history, ev, path_name(ev->path), now);
+
     /* Copies arriving over a second path are normal in a mesh: only scripts see them. */
     if (ev->kind == EVT_REFUSED_ENVELOPE && ev->err == QPC_ERR_DUPLICATE && cl->out_mode != OUT_JSON)
         ;
@@ -425,4 +433,187 @@ void emit(struct client *cl, const struct event *ev)
         emit_plain(cl, ev, now);
     if (cl->watch != NULL)
         cl->watch(cl, ev);
+}
+
+/* ---- the history, listed ------------------------------------------------------------------ */
+
+static void history_row_json(struct client *cl, const struct history_row *r)
+{
+    json_t *o = json_object();
+    char hex[QPC_ID_LEN * 2 + 1];
+    char *s;
+
+    qpc_hex_encode(hex, r->id, QPC_ID_LEN);
+    json_object_set_new(o, "id", json_string(hex));
+    json_object_set_new(o, "mine", json_boolean(r->mine));
+    if (r->has_peer) {
+        qpc_hex_encode(hex, r->peer, QPC_KEY_LEN);
+        json_object_set_new(o, r->mine ? "to" : "from", json_string(hex));
+        if (output_peer_name(cl, r->peer) != NULL)
+            json_object_set_new(o, "name", json_text(output_peer_name(cl, r->peer),
+                                                     strlen(output_peer_name(cl, r->peer))));
+    }
+    if (r->topic != NULL)
+        json_object_set_new(o, "topic", json_text(r->topic, strlen(r->topic)));
+    json_object_set_new(o, "text", json_text(r->text, r->text_len));
+    json_object_set_new(o, "sent_ms", json_integer((json_int_t)r->sent_ms));
+    json_object_set_new(o, "received_ms", r->received_ms ? json_integer((json_int_t)r->received_ms) : json_null());
+    if (r->mine)
+        json_object_set_new(o, "state", r->state != NULL ? json_string(r->state) : json_null());
+    if (r->detail != NULL)
+        json_object_set_new(o, "detail", json_text(r->detail, strlen(r->detail)));
+    if (r->path != NULL)
+        json_object_set_new(o, "path", json_string(r->path));
+    s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
+    if (s != NULL)
+        put_text(s);
+    free(s);
+    json_decref(o);
+}
+
+void output_history_row(struct client *cl, const struct history_row *r, bool json)
+{
+    uint64_t now = now_ms();
+    char when[32], other[32];
+    char *line = NULL;
+    size_t llen = 0;
+    FILE *f;
+
+    if (json) {
+        history_row_json(cl, r);
+        return;
+    }
+    if ((f = open_memstream(&line, &llen)) == NULL)
+        return;
+    output_time(when, sizeof(when), r->mine || r->received_ms == 0 ? r->sent_ms : r->received_ms, now);
+    fprintf(f, "[%s] ", when);
+    if (r->topic != NULL) {
+        fputs("[#", f);
+        output_escape(f, r->topic, strlen(r->topic), NULL);
+        fputs("] ", f);
+    }
+    if (r->mine && r->has_peer) {
+        fputs("-> ", f);
+        output_who(f, cl, r->peer);
+        fputs(": ", f);
+    } else if (r->mine) {
+        fputs("<me> ", f);
+    } else {
+        fputc('<', f);
+        output_who(f, cl, r->peer);
+        fputs("> ", f);
+    }
+    output_escape(f, r->text, r->text_len, CONTINUATION_INDENT);
+    fputs("  (", f);
+    if (r->mine && r->topic == NULL) {
+        /* the outcome the node reported, as it said it */
+        fputs(r->state != NULL ? r->state : "sending, no outcome yet", f);
+        if (r->state != NULL && strcmp(r->state, "delivered") == 0) {
+            output_time(other, sizeof(other), r->received_ms, now);
+            fprintf(f, " %s", r->path != NULL ? r->path : "");
+            if (r->detail != NULL) {
+                fputs(" via ", f);
+                output_escape(f, r->detail, strlen(r->detail), NULL);
+            }
+            fprintf(f, " at %s", other);
+        } else if (r->detail != NULL) {
+            fputs(strcmp(r->state, "held") == 0 ? " by " : ": ", f);
+            output_escape(f, r->detail, strlen(r->detail), NULL);
+        }
+    } else if (r->mine) {
+        fputs("broadcast", f);
+    } else {
+        output_time(other, sizeof(other), r->sent_ms, now);
+        fprintf(f, "sent %s, %s", other, r->path != NULL ? r->path : "?");
+    }
+    fputc(')', f);
+    fclose(f);
+    put_text(line);
+    free(line);
+}
+
+struct list_ctx {
+    struct client *cl;
+    bool json;
+};
+
+static void list_row_cb(void *ctx, const struct history_row *r)
+{
+    struct list_ctx *c = ctx;
+
+    output_history_row(c->cl, r, c->json);
+}
+
+int output_history(struct client *cl, const char *what, const char *count, bool json)
+{
+    struct list_ctx c = { cl, json };
+    uint8_t key[QPC_KEY_LEN];
+    char err[1024], *end = NULL;
+    const char *topic = NULL;
+    unsigned long n = HISTORY_DEFAULT_ROWS;
+    bool by_peer = false;
+    int rc;
+
+    if (what != NULL && count == NULL && what[0] != '\0' && strspn(what, "0123456789") == strlen(what) &&
+        strlen(what) < 7)
+        count = what, what = NULL;   /* "/history 50": the last 50 of everything */
+    if (count != NULL && ((n = strtoul(count, &end, 10)) == 0 || *end != '\0')) {
+        say(cl, "'%s' is not a number of messages (1 or more)", count);
+        return QPC_ERR_INVALID;
+    }
+    if (what != NULL && what[0] == '#') {
+        topic = what + 1;
+    } else if (what != NULL) {
+        if ((rc = contacts_resolve(cl->id, what, key, NULL, err, sizeof(err))) < 0) {
+            say(cl, "%s", err);
+            return rc;
+        }
+        by_peer = true;
+    }
+    if (cl->history == NULL) {
+        say(cl, "no history: %s could not be opened", HISTORY_FILE);
+        return QPC_ERR_DB;
+    }
+    rc = history_list(cl->history, by_peer ? key : NULL, topic, n, !json, list_row_cb, &c);
+    if (rc == 0 && !json)
+        say(cl, "(no messages%s%s yet)", what != NULL ? " with " : "", what != NULL ? what : "");
+    return rc < 0 ? rc : 0;
+}
+
+struct unread_ctx {
+    struct client *cl;
+    FILE *f;
+    size_t total;
+};
+
+static void unread_cb(void *ctx, const uint8_t *peer, const char *topic, size_t count)
+{
+    struct unread_ctx *u = ctx;
+
+    fprintf(u->f, "%s%zu ", u->total > 0 ? ", " : "", count);
+    if (topic != NULL) {
+        fputs("on #", u->f);
+        output_escape(u->f, topic, strlen(topic), NULL);
+    } else if (peer != NULL) {
+        fputs("from ", u->f);
+        output_who(u->f, u->cl, peer);
+    }
+    u->total += count;
+}
+
+void output_unread(struct client *cl)
+{
+    struct unread_ctx u = { cl, NULL, 0 };
+    char *line = NULL;
+    size_t llen = 0;
+
+    if (cl->history == NULL || (u.f = open_memstream(&line, &llen)) == NULL)
+        return;
+    fputs("unread: ", u.f);
+    history_unread(cl->history, unread_cb, &u);
+    fputs(" (/history <name|#topic> shows them)", u.f);
+    fclose(u.f);
+    if (u.total > 0)
+        put_text(line);
+    free(line);
 }

@@ -39,4 +39,16 @@ const char *output_channel_refusal(const char *topic, bool with_key, int rc);
 /* Local time of at_ms as shown: "HH:MM" on the day of now, else "YYYY-MM-DD HH:MM". */
 void output_time(char *out, size_t cap, uint64_t at_ms, uint64_t now);
 
+struct history_row;
+/* Prints one message of the history: a line (times, who, text, outcome) or a JSON object. */
+void output_history_row(struct client *cl, const struct history_row *r, bool json);
+/*
+ * Lists the history: what is a peer (name, id, prefix), "#topic", a count alone, or
+ * NULL for everything; count the last how many (NULL: HISTORY_DEFAULT_ROWS). What is
+ * listed as lines is read from then on. Refusals are said. Returns 0 or a QPC_ERR_*.
+ */
+int output_history(struct client *cl, const char *what, const char *count, bool json);
+/* Says how many messages are unread, per conversation (nothing when none are). */
+void output_unread(struct client *cl);
+
 #endif

@@ -100,6 +100,7 @@ static void deliver_broadcast(struct client *cl, const struct qpc_envelope *env,
         return;
     }
     ev.topic = env->topic;
+    state_note_shown(cl, env);   /* a replay after a restart is not news */
     show(cl, &ev, env, plain, plen);
 }
 

@@ -19,6 +19,7 @@
 #include "client.h"
 #include "contacts.h"
 #include "discover.h"
+#include "history.h"
 #include "lineedit.h"
 #include "node.h"
 #include "output.h"
@@ -512,12 +513,24 @@ static int cmd_send(struct client *cl, char *args)
                                (uint32_t)cl->cc->default_ttl, (uint32_t)cl->cc->max_hops, box, blen);
     if (rc == 0)
         rc = session_enqueue(cl, &env, domain, false);
+    if (rc == 0)
+        history_add_sent(cl->history, env.id, key, NULL, msg, strlen(msg), env.created_at_ms);
     if (rc < 0)
         say(cl, "cannot send: %s", qpc_strerror(rc));
     else
         say(cl, "sent to server %s, waiting for it to store the message", session_address(cl));
     free(box);
     qpc_envelope_clear(&env);
+    return 0;
+}
+
+static int cmd_history(struct client *cl, char *args)
+{
+    char *what = next_word(&args), *count = next_word(&args);
+
+    if (rest(&args) != NULL)
+        return -1;
+    output_history(cl, what, count, false);
     return 0;
 }
 
@@ -543,7 +556,8 @@ static const struct command commands[] = {
     { "/send", "<peer_id|key@domain> <msg>", "send through the server", cmd_send, 2 },
     { "/unsubscribe", "<topic>", "leave a broadcast channel", cmd_unsubscribe, 1 },
     { "/help", "", "this list", cmd_help, 0 },
-    { "/quit", "", "leave", cmd_quit, 0 },
+    { "/history", "[peer|#topic] [N]", "the last N messages, with times and outcomes", cmd_history, 0 },
+    { "/quit", "", "leave (also Ctrl-D)", cmd_quit, 0 },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -729,6 +743,7 @@ int repl_run(struct client *cl)
     signal(SIGQUIT, SIG_IGN);   /* Ctrl-backslash would dump core: only Ctrl-D or /quit leave */
     say(cl, "qpc %s - peer id %s - listening on %s - /help for commands", QPC_VERSION,
         qpc_identity_peer_id(cl->id), cl->listen_text);
+    output_unread(cl);
     while (!g_quit && !cl->stop)
         ev_run(cl->loop, EVRUN_ONCE);
     cl->on_interrupt = NULL;

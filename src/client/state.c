@@ -251,17 +251,21 @@ int state_load_outbox(struct client *cl, uint64_t now)
     return loaded;
 }
 
-void state_mark_delivered(struct client *cl, const struct qpc_envelope *env, uint64_t now)
+void state_note_shown(struct client *cl, const struct qpc_envelope *env)
 {
     char hex[QPC_ID_LEN * 2 + 1];
-    uint64_t keep = qpc_envelope_expires_at_ms(env);
 
-    qpc_store_mark_seen(cl->store, env->id, keep, now);
     if (cl->seen_log == NULL)
         return;
     qpc_hex_encode(hex, env->id, QPC_ID_LEN);
-    fprintf(cl->seen_log, "%s %llu\n", hex, (unsigned long long)keep);
+    fprintf(cl->seen_log, "%s %llu\n", hex, (unsigned long long)qpc_envelope_expires_at_ms(env));
     fflush(cl->seen_log);
+}
+
+void state_mark_delivered(struct client *cl, const struct qpc_envelope *env, uint64_t now)
+{
+    qpc_store_mark_seen(cl->store, env->id, qpc_envelope_expires_at_ms(env), now);
+    state_note_shown(cl, env);
 }
 
 /* ---- subscriptions ------------------------------------------------------------------ */

@@ -23,6 +23,9 @@ void state_unpersist(struct client *cl, const uint8_t id[static QPC_ID_LEN]);
 size_t state_outbox_count(const struct client *cl);
 /* Loads every persisted envelope into the store. Returns how many. */
 int state_load_outbox(struct client *cl, uint64_t now);
+/* Notes on disk only (seen.log) that env was shown: after a restart it is a duplicate.
+ * For broadcasts, whose in-memory dedup entry the store makes when it keeps them. */
+void state_note_shown(struct client *cl, const struct qpc_envelope *env);
 /* Remembers (on disk) that an envelope for me was shown, so it is never shown twice. */
 void state_mark_delivered(struct client *cl, const struct qpc_envelope *env, uint64_t now);
 /* Subscriptions file: loads into cl->channels / saves it. */
