@@ -24,6 +24,7 @@
 #include "node.h"
 #include "output.h"
 #include "session.h"
+#include "share.h"
 #include "state.h"
 #include "qpc/error.h"
 #include "qpc/log.h"
@@ -185,10 +186,12 @@ static int sub_identity(struct client *cl, int argc, char **argv)
 
     if (rc != EXIT_OK)
         return rc;
-    if (argc > 1) {
-        fprintf(stderr, "usage: qpc identity\n");
+    if (argc > 2 || (argc == 2 && strcmp(argv[1], "--qr") != 0)) {
+        fprintf(stderr, "usage: qpc identity [--qr] [--json]\n");
         return EXIT_USAGE;
     }
+    if (argc == 2)
+        return share_show(cl) == 0 ? EXIT_OK : EXIT_FAIL;
     if (g_opts.json)
         printf("{\"peer_id\":\"%s\",\"file\":\"%s\",\"peers\":%zu}\n", qpc_identity_peer_id(cl->id),
                cl->identity_path, qpc_identity_peer_count(cl->id));
@@ -537,7 +540,7 @@ static int sub_version(struct client *cl, int argc, char **argv)
 
 static const struct subcommand subcommands[] = {
     { "repl", sub_repl, "", "interactive REPL (the default on a terminal)" },
-    { "identity", sub_identity, "", "print my peer id (creates the identity on first use)" },
+    { "identity", sub_identity, "[--qr]", "print my peer id (creates it on first use); --qr: as a QR code" },
     { "send", sub_send, "<peer> <message...>", "send one direct P2P message, wait for the outcome" },
     { "listen", sub_listen, "", "run as a node and print one line per arriving message" },
     { "broadcast", sub_broadcast, "<topic> <message>", "publish on a broadcast channel" },

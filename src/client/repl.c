@@ -24,6 +24,7 @@
 #include "node.h"
 #include "output.h"
 #include "session.h"
+#include "share.h"
 #include "state.h"
 #include "qpc/error.h"
 #include "qpc/log.h"
@@ -359,6 +360,7 @@ static int cmd_identity(struct client *cl, char *args)
             qpc_key_to_hex(hex, s->key);
         say(cl, "server:   %s %s", s->name, hex);
     }
+    share_show(cl);
     return 0;
 }
 
@@ -548,7 +550,7 @@ static const struct command commands[] = {
     { "/mesh broadcast", "<topic> <msg>", "publish to a broadcast channel", cmd_broadcast, 2 },
     { "/mesh subscribe", "<topic> [key]", "join a channel (open, or private with a key)", cmd_subscribe, 1 },
     { "/mesh route", "", "routing table: destination, next hop, hops, age, source", cmd_route, 0 },
-    { "/mesh identity", "", "my mesh identity and known servers", cmd_identity, 0 },
+    { "/mesh identity", "", "my mesh identity, known servers, and a QR code to share it", cmd_identity, 0 },
     { "/mesh store", "", "store-and-forward statistics", cmd_store, 0 },
     { "/mesh add", "<peer_key> <host:port> [name]", "add a peer (or paste its qpc: text)", cmd_add, 1 },
     { "/name", "<peer|me> <name|->", "name a peer (or yourself); - removes the name", cmd_name, 2 },
