@@ -151,6 +151,7 @@ struct client {
     uint64_t last_gc_ms;                 /* when the collect-garbage job last ran */
 
     struct session *session;
+    struct session *session_trial;       /* a server being tried beside the session (session.c) */
     const struct session_callbacks *session_cb;   /* set once by node_start (session.h) */
     struct discover *discover;
 

@@ -307,6 +307,7 @@ static int sub_server(struct client *cl, int argc, char **argv)
         fprintf(stderr, "qpc: bad server address '%s'\n", argv[1]);
         return EXIT_USAGE;
     }
+    state_save_server(cl, argv[1]);   /* the REPL connects to it at start */
     cl->id_dirty = true;
     return state_save_identity(cl) == 0 ? EXIT_OK : EXIT_FAIL;
 }
@@ -502,8 +503,26 @@ static int sub_broadcast(struct client *cl, int argc, char **argv)
     return node_link_count(cl) > 0 || session_up(cl) ? EXIT_OK : EXIT_QUEUED;
 }
 
+/*
+ * The server the REPL uses without being told: the one that answered last (or was set
+ * with qpc server), else the only one noted. Scripts use --server only, so that what
+ * a subcommand does does not depend on an earlier run.
+ */
+static const char *saved_server(struct client *cl, char *buf, size_t cap)
+{
+    const struct qpc_pin *only = qpc_identity_pin_next(cl->id, QPC_PIN_ADDRESS, NULL);
+
+    if (state_saved_server(cl, buf, cap) == 0)
+        return buf;
+    if (only != NULL && qpc_identity_pin_count(cl->id, QPC_PIN_ADDRESS) == 1)
+        return only->name;
+    return NULL;
+}
+
 static int sub_repl(struct client *cl, int argc, char **argv)
 {
+    char buf[QPC_ADDRESS_MAX + 1], err[512];
+    const char *server;
     int rc = open_state(cl, true);
 
     if (rc != EXIT_OK)
@@ -511,6 +530,9 @@ static int sub_repl(struct client *cl, int argc, char **argv)
     rc = start_node(cl, true);
     if (rc != EXIT_OK)
         return rc;
+    if (cl->session == NULL && (server = saved_server(cl, buf, sizeof(buf))) != NULL &&
+        session_connect(cl, server, err, sizeof(err)) < 0)
+        qpc_log_warn("session", "%s", err);
     cl->out_mode = OUT_REPL;
     return repl_run(cl);
 }
@@ -548,7 +570,7 @@ static const struct subcommand subcommands[] = {
     { "unsubscribe", sub_subscribe, "<topic>", "leave a broadcast channel" },
     { "peer", sub_peer, "add <key> <host:port> [name] | list", "edit or list the peer directory (add also takes a qpc: text)" },
     { "name", sub_name, "<peer> <name>", "name a peer ('me': yourself; name '-': none)" },
-    { "server", sub_server, "<host:port>", "note a server (persisted)" },
+    { "server", sub_server, "<host:port>", "save a server: the REPL connects to it at start" },
     { "history", sub_history, "[peer] [N]", "the last N messages with a peer or #topic, or all" },
     { "version", sub_version, "", "print the version" },
     { "help", sub_help, "", "this text" },

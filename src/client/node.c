@@ -119,7 +119,7 @@ static void cb_closed(struct qpc_quic_conn *conn, const struct qpc_quic_close_in
 
     if (!link_is(user)) {
         if (user != NULL && session_owns_conn(user, conn))
-            session_on_closed(user, info);
+            session_on_closed(user, conn, info);
         return;
     }
     cl = l->cl;

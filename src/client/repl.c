@@ -132,6 +132,7 @@ static int cmd_server(struct client *cl, char *args)
     }
     cl->id_dirty = true;
     state_save_identity(cl);
+    state_save_server(cl, addr);
     say(cl, "noted server %s (use /connect %s to connect)", addr, addr);
     return 0;
 }
@@ -463,24 +464,31 @@ static int cmd_store(struct client *cl, char *args)
 static int cmd_connect(struct client *cl, char *args)
 {
     char *addr = next_word(&args);
-    char err[256] = "";
+    char err[256] = "", saved[QPC_ADDRESS_MAX + 1], found[QPC_ADDRESS_MAX + 1];
     const struct qpc_pin *s = NULL;
 
     if (rest(&args) != NULL)
         return -1;
     if (addr == NULL) {
+        /* the configured one, the saved one, the only one noted, the one mDNS found */
         if (cl->cc->server[0] != '\0')
             addr = (char *)cl->cc->server;
+        else if (state_saved_server(cl, saved, sizeof(saved)) == 0)
+            addr = saved;
         else if ((s = qpc_identity_pin_next(cl->id, QPC_PIN_ADDRESS, NULL)) != NULL)
             addr = s->name;
+        else if (discover_node_address(cl, found, sizeof(found)) == 0)
+            addr = found;
         else {
-            say(cl, "no server known: /connect <host:port> or /mesh server <host:port>");
+            say(cl, "no server known: /connect <host:port> (or /mesh peers for nodes on the link)");
             return 0;
         }
     }
     if (session_connect(cl, addr, err, sizeof(err)) < 0)
         say(cl, "%s", err);
-    else
+    else if (cl->session_trial != NULL)
+        say(cl, "trying %s; the session with %s stays until it answers", addr, session_address(cl));
+    else if (!session_up(cl))
         say(cl, "connecting to %s ...", addr);
     return 0;
 }

@@ -28,6 +28,10 @@ int state_load_outbox(struct client *cl, uint64_t now);
 void state_note_shown(struct client *cl, const struct qpc_envelope *env);
 /* Remembers (on disk) that an envelope for me was shown, so it is never shown twice. */
 void state_mark_delivered(struct client *cl, const struct qpc_envelope *env, uint64_t now);
+/* DATA_DIR/server: the server that last answered, connected at the next start. */
+void state_save_server(struct client *cl, const char *address);
+/* The saved server's address into out. Returns 0 or QPC_ERR_NOT_FOUND (none, or unusable). */
+int state_saved_server(const struct client *cl, char *out, size_t cap);
 /* Subscriptions file: loads into cl->channels / saves it. */
 int state_load_subscriptions(struct client *cl, char *err, size_t errlen);
 int state_save_subscriptions(struct client *cl);
