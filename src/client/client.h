@@ -4,8 +4,9 @@
  *
  * One process, one libev loop, one `struct client`. The files, top to bottom (a file
  * calls only files below it; docs/architecture.md draws the graph):
- *   main.c      subcommand table, options, exit codes
- *   repl.c      the interactive REPL (libedit), its command table and completion
+ *   main.c      subcommand table, options, exit codes, the locale
+ *   repl.c      the interactive REPL, its command table and completion
+ *   share.c     my identity as the qpc: text and a QR code
  *   discover.c  mDNS: browsing for nodes and peers, announcing this peer
  *   node.c      the P2P node's face: start/stop, the QUIC endpoint's callbacks, the
  *               calls main, repl and discover make; composes the files below
@@ -22,12 +23,14 @@
  *               through callbacks set once (session.h)
  *   state.c     data directory: identity file, persisted outbox, seen ids, subscriptions
  *   output.c    events shown to the user: plain lines, JSON lines, or above the prompt
+ *   history.c   messages.db: every message sent and received, times and outcomes
+ *   lineedit.c  the line editor: libedit's own API on the loop, fed by us
+ *   contacts.c  who is meant: names, id prefixes, the qpc: text form                (*)
  *   routes.c    what is learned of where peers are, from links, servers, mDNS, envelopes (*)
  *   peers.c     live per-peer state and its garbage collection                         (*)
  *   custody.c   the in-flight table: which acks end custody, parking, expiry, bounds  (*)
- *   net.c       address text, relay-address test, resolve, pack-and-send of a frame   (*)
  * (*) qpc-client-core: none owns a socket, an endpoint or a loop, and time is an
- *     argument; routes, peers and custody are unit-tested (tests/test_client_*.c).
+ *     argument; routes, peers, custody and contacts are unit-tested (tests/test_client_*.c).
  * Everything runs on the loop; nothing blocks except the short synchronous SQLite
  * commits of the outbox.
  */
