@@ -33,11 +33,13 @@
 #include "qpc/proto.h"
 #include "qpc/uthash_keyed.h"
 #include "federation.h"
+#include "request.h"
 #include "session.h"
 
 #define PUMP_BATCH 1000u          /* outbox rows leased per pump */
 #define LEASE_MS 60000u           /* a leased row is due again after this at the latest */
-#define SEND_BATCH_MAX 1000u      /* items per RelayEnqueueRequest */
+#define SEND_BATCH_MAX REQUEST_BATCH_MAX        /* items per RelayEnqueueRequest */
+#define SEND_BCAST_MAX REQUEST_BROADCASTS_MAX    /* envelopes per RelayBroadcastRequest */
 #define FRAME_MARGIN 4096u
 #define LINK_BCAST_MAX 256u       /* broadcasts waiting per link while it connects */
 /* Rows one link may hold. Without a bound a peer that stops reading its stream or
@@ -312,12 +314,12 @@ static void link_send_bcasts(struct link *l)
     while (l->ready && l->bcasts != NULL) {
         Qpc__FederationRequest req = QPC__FEDERATION_REQUEST__INIT;
         Qpc__RelayBroadcastRequest rb = QPC__RELAY_BROADCAST_REQUEST__INIT;
-        ProtobufCBinaryData envs[64];
+        ProtobufCBinaryData envs[SEND_BCAST_MAX];
         struct bcast_blob *b = l->bcasts;
         size_t k = 0, used = 0;
         int rc;
 
-        for (; b != NULL && k < 64 && (k == 0 || used + b->len + 16 <= budget); b = b->next) {
+        for (; b != NULL && k < SEND_BCAST_MAX && (k == 0 || used + b->len + 16 <= budget); b = b->next) {
             envs[k].data = b->blob;
             envs[k].len = b->len;
             used += b->len + 16;
@@ -532,11 +534,18 @@ void federation_pump(struct node *n, uint64_t now_ms)
 static void link_response(struct link *l, const uint8_t *data, size_t len)
 {
     struct node *n = l->node;
-    Qpc__FederationResponse *r = qpc__federation_response__unpack(NULL, len, data);
+    struct request_arena arena;
+    struct request_refusal why;
+    Qpc__FederationResponse *r;
     struct out_batch *b;
     uint64_t now = node_now_ms();
 
+    request_arena_init(&arena, len);
+    r = request_federation_response_decode(data, len, &arena, &why);
     if (r == NULL) {
+        request_arena_clear(&arena);
+        n->c.errors[ERRK_PROTOCOL]++;
+        qpc_log_warn("federation", "node %s: %s; closing", l->domain, why.detail);
         session_close(l->s, QPC_QUIC_APP_REFUSED, "malformed federation response");
         return;
     }
@@ -545,12 +554,13 @@ static void link_response(struct link *l, const uint8_t *data, size_t len)
         size_t done = 0;   /* b->oids[0..done) are the rows to remove */
         for (size_t i = 0; i < b->n; i++) {
             int st = i < r->n_statuses ? (int)r->statuses[i] : QPC__STATUS__STATUS_INTERNAL;
-            if (st == QPC__STATUS__STATUS_QUEUE_FULL || st == QPC__STATUS__STATUS_INTERNAL ||
-                st == QPC__STATUS__STATUS_DEFERRED) {
+            enum request_fed_outcome o = request_fed_outcome_of(st);
+
+            if (o == REQUEST_FED_RETRY) {
                 mark_failed(n, b->oids[i], now);   /* the remote node may take it later */
                 continue;
             }
-            if (st == QPC__STATUS__STATUS_OK)
+            if (o == REQUEST_FED_DELIVERED)
                 n->c.federated++;
             else
                 qpc_log_warn("federation", "node %s refused an envelope (status %d); dropped",
@@ -567,7 +577,8 @@ static void link_response(struct link *l, const uint8_t *data, size_t len)
         free(b->oids);
         free(b);
     }
-    qpc__federation_response__free_unpacked(r, NULL);
+    qpc__federation_response__free_unpacked(r, &arena.pb.allocator);
+    request_arena_clear(&arena);
 }
 
 /* --- the connections of links ---------------------------------------------------------------- */

@@ -6,8 +6,8 @@
  * The one idea: another node is trusted by its CA-verified certificate, so its requests
  * reach the same services a client's do, each with the rules for nodes: relay_enqueue
  * goes to delivery (local recipients only, one status per item after the commit),
- * relay_broadcast to broadcast. A frame that is neither is a protocol error and ends the
- * connection. The links this node dials on the same endpoint are federation.c's; their
+ * relay_broadcast to broadcast. A frame that request_federation_decode refuses (neither,
+ * or above a cap: request.h) is a protocol error and ends the connection. The links this node dials on the same endpoint are federation.c's; their
  * events never come here.
  */
 #include <stdint.h>
@@ -16,19 +16,25 @@
 #include "broadcast.h"
 #include "delivery.h"
 #include "federation_service.h"
+#include "request.h"
 #include "session.h"
 
 static void on_frame(struct session *s, const uint8_t *data, size_t len)
 {
-    Qpc__FederationRequest *req = qpc__federation_request__unpack(NULL, len, data);
+    struct request_arena arena;
+    struct request_refusal why;
+    Qpc__FederationRequest *req;
 
-    if (req != NULL && req->body_case == QPC__FEDERATION_REQUEST__BODY_RELAY_BROADCAST) {
-        broadcast_handle_federation(s, req->request_id, req->relay_broadcast);
-    } else if (req == NULL || req->body_case != QPC__FEDERATION_REQUEST__BODY_RELAY_ENQUEUE ||
-               req->relay_enqueue->n_items == 0) {
+    request_arena_init(&arena, len);
+    req = request_federation_decode(data, len, &arena, &why);
+    if (req == NULL) {
+        /* Nodes run this code: a refused request is a broken or hostile peer. */
         s->node->c.errors[ERRK_PROTOCOL]++;
-        qpc_log_warn("federation", "%s sent a malformed request; closing", s->peer_addr);
-        session_close(s, QPC_QUIC_APP_REFUSED, "malformed federation request");
+        qpc_log_warn("federation", "%s sent a malformed request (%s); closing", s->peer_addr,
+                     why.detail);
+        session_close(s, QPC_QUIC_APP_REFUSED, why.detail);
+    } else if (req->body_case == QPC__FEDERATION_REQUEST__BODY_RELAY_BROADCAST) {
+        broadcast_handle_federation(s, req->request_id, req->relay_broadcast);
     } else {
         qpc_log_debug("federation", "%zu item(s) from %s (%s)", req->relay_enqueue->n_items,
                       req->relay_enqueue->origin_domain, s->peer_addr);
@@ -36,7 +42,8 @@ static void on_frame(struct session *s, const uint8_t *data, size_t len)
                          req->relay_enqueue->n_items);
     }
     if (req != NULL)
-        qpc__federation_request__free_unpacked(req, NULL);
+        qpc__federation_request__free_unpacked(req, &arena.pb.allocator);
+    request_arena_clear(&arena);
 }
 
 static void on_open(struct session *s)

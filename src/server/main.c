@@ -177,6 +177,8 @@ static int load_config(int argc, char **argv, struct qpc_config *cfg, struct opt
     }
     if (rc == 0)
         rc = server_settings_validate(cfg, err, errlen);
+    if (rc == 0)
+        rc = delivery_check_settings(server_settings(cfg), err, errlen);
     return rc;
 }
 

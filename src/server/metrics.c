@@ -60,6 +60,12 @@ char *metrics_render(struct node *n, size_t *len)
             (unsigned long long)n->c.connections_total);
     fprintf(f, "qpc_connections_total{service=\"federation\"} %llu\n",
             (unsigned long long)n->c.fed_connections_total);
+    fprintf(f, "# HELP qpc_connections_refused_total Client connections refused over a cap.\n"
+               "# TYPE qpc_connections_refused_total counter\n");
+    fprintf(f, "qpc_connections_refused_total{reason=\"node_full\"} %llu\n",
+            (unsigned long long)n->c.conn_refused[CONN_REFUSED_FULL]);
+    fprintf(f, "qpc_connections_refused_total{reason=\"per_key\"} %llu\n",
+            (unsigned long long)n->c.conn_refused[CONN_REFUSED_PER_KEY]);
     metric(f, "qpc_enqueued_total", "counter", "Envelopes committed to a local queue.",
            n->c.enqueued);
     metric(f, "qpc_deferred_total", "counter", "Envelopes committed to the federation outbox.",
@@ -83,6 +89,12 @@ char *metrics_render(struct node *n, size_t *len)
     metric(f, "qpc_broadcasts_rate_limited_total", "counter",
            "Client broadcasts refused by the per-client rate limit.",
            n->c.broadcasts_rate_limited);
+    metric(f, "qpc_broadcasts_known_invalid_total", "counter",
+           "Replays of a forged broadcast, refused without a signature check.",
+           n->c.broadcasts_known_invalid);
+    metric(f, "qpc_broadcasts_dedup_full_total", "counter",
+           "Broadcasts refused because the dedup set was full of ids within their TTL.",
+           n->c.broadcasts_dedup_full);
     metric(f, "qpc_commits_total", "counter", "Group commits (one durable transaction each).",
            n->c.commits);
     metric(f, "qpc_queued_messages", "gauge", "Messages in delivery queues.", st.items);

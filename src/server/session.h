@@ -12,7 +12,9 @@
  *
  * An endpoint made for clients also keeps the directory of connected clients by the key
  * their certificate proves (session_find), which is how one client's message reaches
- * another's connections.
+ * another's connections. Limits belong to the key, not to a connection: the caps on
+ * connections (per key and in all) are checked at admission, and the rate buckets
+ * (session_take) are the key's.
  */
 #ifndef QPC_SERVER_SESSION_H
 #define QPC_SERVER_SESSION_H
@@ -26,21 +28,26 @@
 #include "qpc/encoding.h"
 #include "qpc/quic.h"
 #include "node.h"
+#include "ratelimit.h"
 
-/*
- * A token bucket, so one client cannot make the node flood others (relay datagrams,
- * broadcasts, punch notices). It starts full.
- */
-struct token_bucket {
-    double tokens;
-    ev_tstamp last;                /* 0: not used yet */
-};
-
-/* Takes one token at now (monotonic seconds) with the given refill rate (per second)
- * and burst size. False when the bucket is empty. */
-bool session_take_token(struct token_bucket *b, ev_tstamp now, double rate, double burst);
+/* How long a client's rate buckets outlive its last connection: longer than any of
+ * them takes to refill, so a reconnect starts where the last connection left off. */
+#define SESSION_LINGER_S 30.0
+/* Keys whose buckets linger at most (the oldest is forgotten first). */
+#define SESSION_LINGER_MAX 4096u
 
 struct session_reply;
+struct client_entry;
+
+/* The rates a client is held to; each is one token bucket per client KEY, shared by all
+ * of that key's connections (session_take). */
+enum session_rate {
+    SESSION_RATE_RELAY,            /* relay datagrams (relay.c) */
+    SESSION_RATE_BROADCAST,        /* broadcasts handed in (broadcast.c) */
+    SESSION_RATE_PUNCH,            /* punch notices caused by peer_info (relay.c) */
+    SESSION_RATE_GARBAGE,          /* requests the node refused (client_service.c) */
+    SESSION_RATE_COUNT
+};
 
 /* One connection, accepted or dialled. The services read the fields above the line and
  * set the flags documented as theirs; the rest is this layer's. */
@@ -58,10 +65,10 @@ struct session {
     char peer_addr[64];            /* "ip:port" as observed */
     bool push;                     /* the client wants unsolicited messages (delivery.c) */
     bool bcast_replayed;           /* kept broadcasts were sent to it (broadcast.c) */
-    struct token_bucket relay_rate;  /* relay datagrams (relay.c) */
-    struct token_bucket bcast_rate;  /* broadcasts (broadcast.c) */
-    struct token_bucket punch_rate;  /* punch notices caused by peer_info (relay.c) */
+    bool garbage_closed;           /* closed for refused requests (client_service.c) */
     /* ------------------------------------------------------------------------------ */
+    struct client_entry *client;   /* its key's entry in the directory (clients only) */
+    struct token_bucket own_rates[SESSION_RATE_COUNT];   /* for sessions without a key */
     const struct session_callbacks *cb;
     struct session_reply *replies; /* FIFO of answers, sent in order (utlist DL) */
     size_t reply_count;
@@ -96,6 +103,8 @@ struct session_endpoint_config {
     const char *key_der;           /* (DER files, all three) */
     const char *ca_der;
     uint64_t keepalive_ms;         /* 0: no keep-alive PINGs */
+    size_t max_sessions;           /* clients: connections admitted at once (0: no cap) */
+    size_t max_sessions_per_key;   /* clients: of them, per client key (0: no cap) */
 };
 
 /*
@@ -135,6 +144,15 @@ struct session *session_next_of_client(const struct session *s);
  * may send on the session but must not close or free one. */
 void session_foreach_client(struct session_endpoint *e,
                             void (*fn)(struct session *s, void *arg), void *arg);
+
+/*
+ * Takes one token from s's bucket `which` at rate tokens per second and burst at most,
+ * on the monotonic clock. A client's buckets belong to its KEY: every connection of that
+ * key takes from the same ones, and they outlive its last connection by
+ * SESSION_LINGER_S, so a client gets no more by opening many connections or by
+ * reconnecting. False when the bucket is empty.
+ */
+bool session_take(struct session *s, enum session_rate which, double rate, double burst);
 
 /* Packs m and queues it behind the replies before it; sends what is ready. A message
  * that cannot be packed (out of memory) is dropped: the peer's request times out. */
