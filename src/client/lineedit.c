@@ -523,9 +523,11 @@ int lineedit_start(struct ev_loop *loop, const char *prompt, const char *history
         el_set(le.el, EL_HIST, history, le.hist);
         el_set(le.el, EL_PROMPT, prompt_fn);
         el_set(le.el, EL_GETCFN, le_getc);
-        el_set(le.el, EL_ADDFN, "qpc-refresh", "redraw the line", refresh_fn);
+        /* el_wset: the narrow el_set copies name and help with wcsdup, and el_end never
+         * frees those copies (LeakSanitizer sees them); these literals need no copy. */
+        el_wset(le.el, EL_ADDFN, L"qpc-refresh", L"redraw the line", refresh_fn);
         el_set(le.el, EL_BIND, (const char *)refresh_key, "qpc-refresh", NULL);
-        el_set(le.el, EL_ADDFN, "qpc-complete", "complete the word", complete_fn);
+        el_wset(le.el, EL_ADDFN, L"qpc-complete", L"complete the word", complete_fn);
         el_set(le.el, EL_BIND, "^I", "qpc-complete", NULL);
         ev_signal_init(&le.winch, winch_cb, SIGWINCH);
         ev_signal_start(loop, &le.winch);
