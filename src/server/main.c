@@ -28,6 +28,7 @@
 #include "federation_service.h"
 #include "metrics.h"
 #include "node.h"
+#include "relay.h"
 #include "session.h"
 
 #define EXIT_CONFIG 2
@@ -286,6 +287,9 @@ static int start(struct node *n)
     rc = delivery_start(n);
     if (rc != 0)
         return rc;
+    rc = relay_start(n);
+    if (rc != 0)
+        return rc;
     rc = client_service_start(n);
     if (rc != 0) {
         qpc_log_error("server", "cannot listen on %s: %s", n->sc->listen, qpc_strerror(rc));
@@ -319,6 +323,7 @@ static void stop(struct node *n)
     federation_service_stop(n);   /* links end first: their rows go back to the outbox */
     federation_stop(n);
     client_service_stop(n);
+    relay_stop(n);
     delivery_stop(n);
     broadcast_stop(n);
     qpc_queue_close(n->queue);

@@ -16,6 +16,7 @@
 #include "qpc/error.h"
 #include "qpc/log.h"
 #include "metrics.h"
+#include "relay.h"
 #include "session.h"
 
 struct metrics {
@@ -74,6 +75,31 @@ char *metrics_render(struct node *n, size_t *len)
            "Envelopes received from remote nodes and stored.", n->c.federated_in);
     metric(f, "qpc_relayed_packets_total", "counter", "Relay datagrams forwarded.",
            n->c.relayed_packets);
+    metric(f, "qpc_punch_requests_total", "counter",
+           "Hole punches clients asked this node to coordinate (PathRequest.punch).",
+           n->c.punch_requests);
+    metric(f, "qpc_punch_refused_total", "counter",
+           "Punch requests refused by the per-client punch rate.", n->c.punch_refused);
+    metric(f, "qpc_punch_notices_total", "counter",
+           "Punch notices sent (one per session of the peer asked for).", n->c.punch_notices);
+    metric(f, "qpc_punch_direct_total", "counter",
+           "Direct paths clients reported after a punch this node coordinated.",
+           n->c.punch_direct);
+    {
+        static const uint32_t bounds[NODE_PUNCH_BUCKETS] = NODE_PUNCH_BUCKET_BOUNDS;
+
+        fprintf(f, "# HELP qpc_punch_time_to_direct_ms Time from asking for a punch to the "
+                   "direct path, as reported by the asking client.\n"
+                   "# TYPE qpc_punch_time_to_direct_ms histogram\n");
+        for (size_t b = 0; b < NODE_PUNCH_BUCKETS; b++)
+            fprintf(f, "qpc_punch_time_to_direct_ms_bucket{le=\"%u\"} %llu\n", bounds[b],
+                    (unsigned long long)n->c.punch_ms_buckets[b]);
+        fprintf(f, "qpc_punch_time_to_direct_ms_bucket{le=\"+Inf\"} %llu\n"
+                   "qpc_punch_time_to_direct_ms_sum %llu\nqpc_punch_time_to_direct_ms_count %llu\n",
+                (unsigned long long)n->c.punch_direct, (unsigned long long)n->c.punch_ms_sum,
+                (unsigned long long)n->c.punch_direct);
+    }
+    relay_metrics_write(n, f);
     metric(f, "qpc_broadcasts_received_total", "counter",
            "New broadcasts verified (from clients and nodes).", n->c.broadcasts_in);
     metric(f, "qpc_broadcasts_relayed_total", "counter",
