@@ -1667,32 +1667,83 @@ size_t qpc_quic_endpoint_conn_count(const struct qpc_quic_endpoint *ep)
     return ep->nconns;
 }
 
-int qpc_quic_connect(struct qpc_quic_endpoint *ep, const struct sockaddr *addr,
-                     socklen_t addrlen, const char *alpn, const uint8_t *expected_key,
-                     void *user, struct qpc_quic_conn **out)
+/* addr as the endpoint's socket must be given it: an IPv4 address becomes v4-mapped on
+ * a dual-stack socket. QPC_ERR_INVALID for a relay address or another family. */
+static int remote_for(const struct qpc_quic_endpoint *ep, const struct sockaddr *addr, socklen_t addrlen,
+                      struct sockaddr_storage *remote, socklen_t *remote_len)
 {
-    struct sockaddr_storage remote;
-    ngtcp2_path path;
-
-    if (addr == NULL || addrlen > sizeof(remote) || is_relay_addr(addr))
+    if (addr == NULL || addrlen > sizeof(*remote) || is_relay_addr(addr))
         return QPC_ERR_INVALID;
-    memset(&remote, 0, sizeof(remote));
+    memset(remote, 0, sizeof(*remote));
     if (addr->sa_family == AF_INET && ep->local.ss_family == AF_INET6) {
         /* A dual-stack socket speaks to IPv4 peers through mapped addresses. */
         const struct sockaddr_in *a4 = (const struct sockaddr_in *)addr;
-        struct sockaddr_in6 *m = (struct sockaddr_in6 *)&remote;
+        struct sockaddr_in6 *m = (struct sockaddr_in6 *)remote;
 
         m->sin6_family = AF_INET6;
         m->sin6_port = a4->sin_port;
         m->sin6_addr.s6_addr[10] = 0xff;
         m->sin6_addr.s6_addr[11] = 0xff;
         memcpy(&m->sin6_addr.s6_addr[12], &a4->sin_addr, 4);
-        addrlen = sizeof(*m);
-    } else if (addr->sa_family != ep->local.ss_family) {
-        return QPC_ERR_INVALID;
-    } else {
-        memcpy(&remote, addr, addrlen);
+        *remote_len = sizeof(*m);
+        return 0;
     }
+    if (addr->sa_family != ep->local.ss_family)
+        return QPC_ERR_INVALID;
+    memcpy(remote, addr, addrlen);
+    *remote_len = addrlen;
+    return 0;
+}
+
+int qpc_quic_endpoint_send_probe(struct qpc_quic_endpoint *ep, const struct sockaddr *addr,
+                                 socklen_t addrlen, int ttl)
+{
+    static const uint8_t probe[QPC_QUIC_PROBE_LEN] = "qpc-probe";
+    struct sockaddr_storage to;
+    socklen_t tolen;
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } ctl;
+    struct iovec iov = { (void *)probe, sizeof(probe) };
+    struct msghdr mh = { 0 };
+    struct cmsghdr *cm;
+    const struct sockaddr_in6 *t6 = (const struct sockaddr_in6 *)&to;
+
+    if (ttl < 1 || ttl > 255 || remote_for(ep, addr, addrlen, &to, &tolen) < 0)
+        return QPC_ERR_INVALID;
+    memset(&ctl, 0, sizeof(ctl));
+    mh.msg_name = &to;
+    mh.msg_namelen = tolen;
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = ctl.buf;
+    mh.msg_controllen = sizeof(ctl.buf);
+    cm = CMSG_FIRSTHDR(&mh);
+    /* An IPv4 destination, also v4-mapped on a dual-stack socket, takes the IPv4 TTL;
+     * Linux hands a mapped send to the IPv4 path, which reads IP_TTL. */
+    if (to.ss_family == AF_INET || IN6_IS_ADDR_V4MAPPED(&t6->sin6_addr)) {
+        cm->cmsg_level = IPPROTO_IP;
+        cm->cmsg_type = IP_TTL;
+    } else {
+        cm->cmsg_level = IPPROTO_IPV6;
+        cm->cmsg_type = IPV6_HOPLIMIT;
+    }
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &ttl, sizeof(int));
+    return sendmsg(ep->fd, &mh, MSG_DONTWAIT) == (ssize_t)sizeof(probe) ? 0 : QPC_ERR_IO;
+}
+
+int qpc_quic_connect(struct qpc_quic_endpoint *ep, const struct sockaddr *addr,
+                     socklen_t addrlen, const char *alpn, const uint8_t *expected_key,
+                     void *user, struct qpc_quic_conn **out)
+{
+    struct sockaddr_storage remote;
+    ngtcp2_path path;
+    int rc = remote_for(ep, addr, addrlen, &remote, &addrlen);
+
+    if (rc < 0)
+        return rc;
     path.local.addr = (ngtcp2_sockaddr *)&ep->local;
     path.local.addrlen = ep->local_len;
     path.remote.addr = (ngtcp2_sockaddr *)&remote;

@@ -170,6 +170,19 @@ int qpc_quic_connect(struct qpc_quic_endpoint *ep, const struct sockaddr *addr,
                      socklen_t addrlen, const char *alpn, const uint8_t *expected_key,
                      void *user, struct qpc_quic_conn **out);
 
+/*
+ * Sends one probe datagram from the endpoint's socket to addr (IPv4 or IPv6, mapped as
+ * qpc_quic_connect does) with IP TTL / IPv6 hop limit ttl (1..255), for hole punching:
+ * with a low TTL it opens this host's NAT mapping toward addr and dies at the router
+ * after that NAT, so it cannot reach (and poison) the far NAT before the peer has opened
+ * its own. The QPC_QUIC_PROBE_LEN bytes are not a QUIC packet: every endpoint (ours
+ * among them) drops them without a word. Returns 0, QPC_ERR_INVALID (bad address or
+ * ttl) or QPC_ERR_IO (the send failed; nothing is retried).
+ */
+#define QPC_QUIC_PROBE_LEN 10
+int qpc_quic_endpoint_send_probe(struct qpc_quic_endpoint *ep, const struct sockaddr *addr,
+                                 socklen_t addrlen, int ttl);
+
 /* As qpc_quic_connect, but every packet of the connection goes through relay. */
 int qpc_quic_connect_relayed(struct qpc_quic_endpoint *ep, struct qpc_quic_relay *relay,
                              const char *alpn, const uint8_t *expected_key, void *user,
