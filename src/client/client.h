@@ -12,8 +12,8 @@
  *   tick.c      the periodic jobs, each named, in one timer
  *   receive.c   what arrives on a link or from the server: verify, show, forward, acks
  *   flood.c     broadcasts: pass on to every other link and the server, replay live ones
- *   dial.c      reaching a peer: which addresses to dial, the ladder direct -> relay ->
- *               server, back-off, and moving to a direct path when one appears
+ *   dial.c      reaching a peer: its candidates and the relay raced, hole punches
+ *               coordinated by the server, back-off, the move to a direct path
  *   handover.c  custody in motion: hold, hand held envelopes to the link toward their
  *               recipient, or to the server when P2P gives up
  *   link.c      P2P links (ALPN quicprochat/p2p/1): one QUIC connection each, the frames
@@ -24,6 +24,8 @@
  *   output.c    events shown to the user: plain lines, JSON lines, or above the prompt
  *   routes.c    what is learned of where peers are, from links, servers, mDNS, envelopes (*)
  *   peers.c     live per-peer state and its garbage collection                         (*)
+ *   candidates.c address candidates: mine, and the checks on everyone else's            (*)
+ *   punch.c     how much punching anyone can make us do                               (*)
  *   custody.c   the in-flight table: which acks end custody, parking, expiry, bounds  (*)
  *   net.c       address text, relay-address test, resolve, pack-and-send of a frame   (*)
  * (*) qpc-client-core: none owns a socket, an endpoint or a loop, and time is an
@@ -49,8 +51,10 @@
 #include "qpc/route.h"
 #include "qpc/store.h"
 
+#include "candidates.h"
 #include "custody.h"
 #include "peers.h"
+#include "punch.h"
 #include "uthash_keyed.h"   /* every client table is keyed: most keys come from strangers */
 
 /* Exit codes of the subcommands (docs/client.md). */
@@ -134,6 +138,14 @@ struct client {
     uint16_t listen_port;
     char listen_text[QPC_ADDRESS_MAX + 1];
 
+    /* paths (dial.c): what peers may try for me, and what punching may cost */
+    struct candidates my_cands;          /* interfaces, then my server's view of me */
+    char server_observed[CANDIDATE_TEXT_MAX];   /* "" until my server says */
+    uint64_t instance;                   /* random per process: tells duplicate links */
+    bool allow_loopback;                 /* one-host setup: loopback candidates are fine */
+    struct punch_budget punch;
+    uint64_t next_cands_ms;              /* when my candidates are gathered again */
+
     /* tick.c: the periodic jobs */
     ev_timer tick;
     uint64_t last_gc_ms;                 /* when the collect-garbage job last ran */
@@ -144,6 +156,7 @@ struct client {
 
     enum out_mode out_mode;
     bool stop;                           /* SIGINT/SIGTERM: every wait loop ends */
+    bool closing;                        /* node_shutdown/node_stop: start nothing new */
     /* A subcommand's watcher: sees every event after it is shown. */
     void (*watch)(struct client *cl, const struct event *ev);
     void *watch_arg;
