@@ -1401,7 +1401,11 @@ static void conn_write(struct qpc_quic_conn *c)
         npkts++;
     }
     tx_flush(ep);
-    ngtcp2_conn_update_pkt_tx_time(c->qc, ts);
+    /* No pacing before the first RTT sample is in: paced at the initial RTT (333 ms), the
+     * last flight of a handshake waits some 20 ms for nothing on a short path, and that
+     * is most of the time a one-shot send takes. */
+    if (c->handshake_done)
+        ngtcp2_conn_update_pkt_tx_time(c->qc, ts);
     if (npkts >= TX_BURST)
         mark_dirty(c);   /* more to send: let the loop read in between */
     return;

@@ -124,7 +124,21 @@ static void test_candidates_from_a_loopback_listener_are_its_address(void **stat
     assert_true(candidate_is_loopback("localhost:7000"));
     assert_true(candidate_is_loopback("127.0.0.1:0"));
     assert_false(candidate_is_loopback("10.0.0.1:7000"));
-    assert_true(candidate_on_link("127.0.0.1:9"));
+    {
+        struct local_nets nets = { .n = 1 };
+
+        memset(nets.net[0].addr, 0, 16);
+        nets.net[0].addr[10] = nets.net[0].addr[11] = 0xff;
+        nets.net[0].addr[12] = 10, nets.net[0].addr[13] = 1;         /* 10.1.0.0/24 */
+        memset(nets.net[0].mask, 0xff, 15);
+        nets.net[0].mask[15] = 0;
+        assert_true(candidate_on_link(&nets, "10.1.0.77:9"));
+        assert_false(candidate_on_link(&nets, "10.2.0.77:9"));
+        assert_false(candidate_on_link(&nets, "[::ffff:10.2.0.77]:9"));
+        assert_true(candidate_on_link(&nets, "127.0.0.1:9"));        /* loopback: always */
+        local_nets_gather(&nets);
+        assert_true(nets.n >= 1);                                    /* lo at least */
+    }
 }
 
 static void test_punch_tries_per_address_set(void **state)

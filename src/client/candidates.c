@@ -231,34 +231,50 @@ bool candidate_is_loopback(const char *addr)
     return family == AF_INET ? a[12] == 127 : IN6_IS_ADDR_LOOPBACK((struct in6_addr *)a);
 }
 
-bool candidate_on_link(const char *addr)
+void local_nets_gather(struct local_nets *nets)
 {
     struct ifaddrs *ifs = NULL;
+
+    nets->n = 0;
+    if (getifaddrs(&ifs) != 0)
+        return;
+    for (struct ifaddrs *i = ifs; i != NULL && nets->n < LOCAL_NETS_MAX; i = i->ifa_next) {
+        uint8_t *a = nets->net[nets->n].addr, *m = nets->net[nets->n].mask;
+
+        if (i->ifa_addr == NULL || i->ifa_netmask == NULL || !(i->ifa_flags & IFF_UP))
+            continue;
+        if (i->ifa_addr->sa_family == AF_INET) {
+            memset(a, 0, 16);
+            memset(m, 0xff, 12);        /* the mapped prefix must match too */
+            a[10] = a[11] = 0xff;
+            memcpy(a + 12, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, 4);
+            memcpy(m + 12, &((struct sockaddr_in *)i->ifa_netmask)->sin_addr, 4);
+        } else if (i->ifa_addr->sa_family == AF_INET6) {
+            memcpy(a, ((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr.s6_addr, 16);
+            memcpy(m, ((struct sockaddr_in6 *)i->ifa_netmask)->sin6_addr.s6_addr, 16);
+        } else {
+            continue;
+        }
+        nets->n++;
+    }
+    freeifaddrs(ifs);
+}
+
+bool candidate_on_link(const struct local_nets *nets, const char *addr)
+{
     uint8_t a[16];
     uint16_t port;
     int family;
-    bool found = false;
 
     if (!parse(addr, &family, a, &port))
         return false;
     if ((family == AF_INET && a[12] == 127) ||
         (family == AF_INET6 && IN6_IS_ADDR_LOOPBACK((struct in6_addr *)a)))
         return true;
-    if (getifaddrs(&ifs) != 0)
-        return false;
-    for (struct ifaddrs *i = ifs; i != NULL && !found; i = i->ifa_next) {
-        if (i->ifa_addr == NULL || i->ifa_netmask == NULL || !(i->ifa_flags & IFF_UP) ||
-            i->ifa_addr->sa_family != (family == AF_INET ? AF_INET : AF_INET6))
-            continue;
-        if (family == AF_INET)
-            found = same_subnet(a + 12, (const uint8_t *)&((struct sockaddr_in *)i->ifa_addr)->sin_addr,
-                                (const uint8_t *)&((struct sockaddr_in *)i->ifa_netmask)->sin_addr, 4);
-        else
-            found = same_subnet(a, ((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr.s6_addr,
-                                ((struct sockaddr_in6 *)i->ifa_netmask)->sin6_addr.s6_addr, 16);
-    }
-    freeifaddrs(ifs);
-    return found;
+    for (size_t i = 0; i < nets->n; i++)
+        if (same_subnet(a, nets->net[i].addr, nets->net[i].mask, 16))
+            return true;
+    return false;
 }
 
 size_t candidates_to_txt(const struct candidates *c, char *buf, size_t cap)

@@ -32,6 +32,17 @@ struct candidates {
     char addr[CANDIDATES_MAX][CANDIDATE_TEXT_MAX];   /* normalized, best first, no repeats */
 };
 
+#define LOCAL_NETS_MAX 16
+
+/* The subnets of my interfaces (address and mask, IPv4 mapped into 16 bytes), read once
+ * per gathering so that "is this candidate on my link?" costs no system call. */
+struct local_nets {
+    size_t n;
+    struct {
+        uint8_t addr[16], mask[16];
+    } net[LOCAL_NETS_MAX];
+};
+
 /*
  * Checks text as a candidate and writes its normal form to out ("a.b.c.d:port", or
  * "[v6]:port" in inet_ntop's form; a v4-mapped IPv6 address as IPv4). allow_loopback
@@ -68,12 +79,15 @@ uint64_t candidates_digest(const struct candidates *c);
  */
 size_t candidates_gather(struct candidates *out, const char *listen_host, uint16_t port);
 
+/* Reads the subnets of my up interfaces into nets (cleared first). */
+void local_nets_gather(struct local_nets *nets);
+
 /* True when "host:port" names a loopback address (127/8, ::1, or "localhost"). */
 bool candidate_is_loopback(const char *addr);
 
-/* True when host:port's address is on the subnet of one of my interfaces (no router
- * between us, so no NAT: it may be dialled at once), or is my own loopback. */
-bool candidate_on_link(const char *addr);
+/* True when host:port's address is on one of the subnets in nets (no router between us,
+ * so no NAT: it may be dialled at once), or is a loopback address. */
+bool candidate_on_link(const struct local_nets *nets, const char *addr);
 
 /*
  * The compact TXT form: candidates joined by ',' as long as the text stays within

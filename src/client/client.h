@@ -140,6 +140,7 @@ struct client {
 
     /* paths (dial.c): what peers may try for me, and what punching may cost */
     struct candidates my_cands;          /* interfaces, then my server's view of me */
+    struct local_nets nets;              /* my subnets, read with my candidates */
     char server_observed[CANDIDATE_TEXT_MAX];   /* "" until my server says */
     uint64_t instance;                   /* random per process: tells duplicate links */
     bool allow_loopback;                 /* one-host setup: loopback candidates are fine */

@@ -59,7 +59,7 @@ static bool coordinated(const struct client *cl)
 
 static bool far(const struct client *cl, const char *addr)
 {
-    return coordinated(cl) && !candidate_on_link(addr);
+    return coordinated(cl) && !candidate_on_link(&cl->nets, addr);
 }
 
 static void arm(struct client *cl, struct peer_state *ps);
@@ -619,6 +619,7 @@ void dial_refresh_candidates(struct client *cl, uint64_t now, bool force)
     cl->next_cands_ms = now + 5000;
     qpc_config_parse_addr(cl->cc->listen, host, sizeof(host), &port);
     candidates_gather(&c, host, cl->listen_port);
+    local_nets_gather(&cl->nets);
     if (cl->server_observed[0] != '\0')
         candidates_add(&c, cl->server_observed, true);
     if (!force && candidates_digest(&c) == candidates_digest(&cl->my_cands) && c.n == cl->my_cands.n)
