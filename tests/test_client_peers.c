@@ -159,6 +159,40 @@ static void test_peers_gc_drops_idle_strangers_below_the_limit(void **state)
     assert_int_equal(peers_strangers(&f->t), 0);
 }
 
+static void test_duplicate_rule_both_sides_agree(void **state)
+{
+    /* a crossed pair seen from each end: mine is the other's "theirs" */
+    struct link_facts mine = { .initiated = true, .up_ms = 10, .tie = 1 };
+    struct link_facts theirs = { .initiated = false, .up_ms = 12, .tie = 2 };
+
+    /* I am the smaller key: my connection stays, on my side and on the peer's */
+    assert_int_equal(peers_duplicate_drop(&mine, &theirs, true), 2);
+    assert_int_equal(peers_duplicate_drop(&theirs, &mine, true), 1);
+    {
+        struct link_facts p_mine = { .initiated = true, .up_ms = 11, .tie = 7 };   /* = my "theirs" */
+        struct link_facts p_theirs = { .initiated = false, .up_ms = 11, .tie = 8 }; /* = my "mine" */
+
+        assert_int_equal(peers_duplicate_drop(&p_mine, &p_theirs, false), 1);   /* it drops its own */
+    }
+    /* I am the larger: the peer's connection stays */
+    assert_int_equal(peers_duplicate_drop(&mine, &theirs, false), 1);
+}
+
+static void test_duplicate_rule_same_direction(void **state)
+{
+    struct link_facts old = { .initiated = true, .up_ms = 10, .tie = 5 };
+    struct link_facts young = { .initiated = true, .up_ms = 20, .tie = 1 };
+    struct link_facts twin = { .initiated = true, .up_ms = 10, .tie = 6 };
+    struct link_facts in1 = { .initiated = false, .up_ms = 10, .tie = 1 };
+    struct link_facts in2 = { .initiated = false, .up_ms = 20, .tie = 2 };
+
+    assert_int_equal(peers_duplicate_drop(&old, &young, true), 2);    /* both mine: the newer goes */
+    assert_int_equal(peers_duplicate_drop(&young, &old, false), 1);
+    assert_int_equal(peers_duplicate_drop(&old, &twin, true), 2);     /* same ms: the tie decides */
+    assert_int_equal(peers_duplicate_drop(&twin, &old, true), 1);
+    assert_int_equal(peers_duplicate_drop(&in1, &in2, true), 0);      /* both the peer's: it decides */
+}
+
 static void test_peers_gc_keeps_peer_with_a_link(void **state)
 {
     struct fix *f = *state;
@@ -260,6 +294,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_peers_gc_drops_idle_peers_above_the_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_peers_gc_keeps_peer_with_a_link, setup, teardown),
         cmocka_unit_test_setup_teardown(test_peers_gc_drops_idle_strangers_below_the_limit, setup, teardown),
+        cmocka_unit_test(test_duplicate_rule_both_sides_agree),
+        cmocka_unit_test(test_duplicate_rule_same_direction),
         cmocka_unit_test_setup_teardown(test_peers_gc_keeps_peer_with_a_relay_path, setup, teardown),
         cmocka_unit_test_setup_teardown(test_peers_gc_keeps_peer_being_dialled, setup, teardown),
         cmocka_unit_test_setup_teardown(test_peers_gc_keeps_peer_with_its_race_timer_armed, setup, teardown),

@@ -666,10 +666,15 @@ void dial_link_up(struct client *cl, struct link *l, uint64_t now)
         bool had_relay = ps->was_relayed;
 
         LL_FOREACH_SAFE(ps->links, o, otmp) {
-            if (o != l && o->up && o->relayed) {
-                had_relay = true;
+            if (o == l)
+                continue;
+            if (o->relayed) {
+                had_relay |= o->up;
                 qpc_quic_conn_close(o->conn, QPC_QUIC_APP_NO_ERROR, "direct path up");
                 o->up = false;
+            } else if (!o->up && o->initiated) {
+                /* the other candidates' handshakes: no point retrying them for 10 s */
+                qpc_quic_conn_close(o->conn, QPC_QUIC_APP_NO_ERROR, "another path is up");
             }
         }
         if (had_relay)

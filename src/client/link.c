@@ -147,14 +147,18 @@ static void drop_duplicate(struct link *l)
     l->up = false;
 }
 
-/* Which of two links of one kind to one peer process goes: NULL when the peer decides. */
+/* Which of two links of one kind to one peer process goes (peers.c's rule): NULL when
+ * the peer decides. */
 static struct link *duplicate_of(struct link *a, struct link *b, bool i_am_smaller)
 {
-    if (a->initiated != b->initiated)   /* crossed: the smaller key's connection stays */
-        return a->initiated == i_am_smaller ? b : a;
-    if (!a->initiated)                  /* both the peer's: it closes one */
-        return NULL;
-    return a->up_ms > b->up_ms || (a->up_ms == b->up_ms && a > b) ? a : b;   /* mine: the older stays */
+    const struct link_facts fa = { a->initiated, a->up_ms, (uintptr_t)a };
+    const struct link_facts fb = { b->initiated, b->up_ms, (uintptr_t)b };
+
+    switch (peers_duplicate_drop(&fa, &fb, i_am_smaller)) {
+    case 1: return a;
+    case 2: return b;
+    default: return NULL;
+    }
 }
 
 void link_dedup(struct peer_state *ps, const uint8_t me[static QPC_KEY_LEN])

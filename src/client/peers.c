@@ -70,6 +70,15 @@ struct peer_state *peers_next(const struct peer_table *t, const struct peer_stat
     return prev == NULL ? t->by_key : prev->hh.next;
 }
 
+int peers_duplicate_drop(const struct link_facts *a, const struct link_facts *b, bool i_am_smaller)
+{
+    if (a->initiated != b->initiated)   /* crossed: the smaller key's connection stays */
+        return a->initiated == i_am_smaller ? 2 : 1;
+    if (!a->initiated)                  /* both the peer's: it closes one */
+        return 0;
+    return a->up_ms > b->up_ms || (a->up_ms == b->up_ms && a->tie > b->tie) ? 1 : 2;   /* the older stays */
+}
+
 size_t peers_strangers(const struct peer_table *t)
 {
     const struct peer_state *ps, *tmp;

@@ -94,6 +94,22 @@ size_t peers_count(const struct peer_table *t);
 /* Walks the table: NULL gives the first; do not add or remove while walking. */
 struct peer_state *peers_next(const struct peer_table *t, const struct peer_state *prev);
 
+/* What the duplicate rule needs to know of one link (link.c fills it). */
+struct link_facts {
+    bool initiated;                    /* we dialled it */
+    uint64_t up_ms;                    /* when it came up */
+    uintptr_t tie;                     /* breaks a tie of up_ms (any value unique per link) */
+};
+
+/*
+ * One link per pair: of two up links of one kind to one peer process, which goes?
+ * Crossed (one dialled by each side): the one the larger key dialled, so both sides drop
+ * the same one and the smaller key's stays; both mine: the newer; both the peer's:
+ * neither (the peer decides). Returns 0
+ * (keep both for now), 1 (drop a) or 2 (drop b). i_am_smaller: my key is the smaller.
+ */
+int peers_duplicate_drop(const struct link_facts *a, const struct link_facts *b, bool i_am_smaller);
+
 /* Peer states made for strangers (stranger set) that no handshake has proved yet. */
 size_t peers_strangers(const struct peer_table *t);
 
