@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "candidates.h"
-#include "qpc/config.h"
+#include "qpc/addr.h"
 
 /* The address of a normalized or raw "host:port", as 16 bytes (v4 mapped), its family
  * and port. False when the host is not numeric or the port is 0. */
@@ -25,7 +25,7 @@ static bool parse(const char *text, int *family, uint8_t a[static 16], uint16_t 
     struct in_addr v4;
 
     if (text == NULL || strlen(text) >= CANDIDATE_TEXT_MAX ||
-        qpc_config_parse_addr(text, host, sizeof(host), port) < 0 || *port == 0)
+        qpc_addr_parse(text, host, sizeof(host), port) < 0 || *port == 0)
         return false;
     if (inet_pton(AF_INET, host, &v4) == 1) {
         memset(a, 0, 16);
@@ -216,7 +216,7 @@ bool candidate_is_loopback(const char *addr)
     uint16_t port;
     int family;
 
-    if (addr == NULL || qpc_config_parse_addr(addr, host, sizeof(host), &port) < 0)
+    if (addr == NULL || qpc_addr_parse(addr, host, sizeof(host), &port) < 0)
         return false;
     if (strcmp(host, "localhost") == 0)
         return true;

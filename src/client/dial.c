@@ -33,7 +33,7 @@
 #include "dial.h"
 #include "handover.h"
 #include "link.h"
-#include "net.h"
+#include "qpc/addr.h"
 #include "output.h"
 #include "qpc/error.h"
 #include "qpc/log.h"
@@ -79,7 +79,7 @@ static int dial_addr(struct client *cl, struct peer_state *ps, const char *addr)
     struct sockaddr_storage ss;
     socklen_t len = 0;
     struct link *l;
-    int rc = net_resolve(addr, &ss, &len);
+    int rc = qpc_addr_resolve(addr, &ss, &len);
 
     if (rc < 0)
         return rc;
@@ -102,7 +102,7 @@ static void probe(struct client *cl, const char *addr)
     struct sockaddr_storage ss;
     socklen_t len = 0;
 
-    if (net_resolve(addr, &ss, &len) < 0)
+    if (qpc_addr_resolve(addr, &ss, &len) < 0)
         return;
     for (int i = 0; i < PUNCH_PROBES; i++)
         qpc_quic_endpoint_send_probe(cl->ep, (struct sockaddr *)&ss, len, PUNCH_PROBE_TTL);
@@ -137,7 +137,7 @@ static void dial_names(struct client *cl, struct peer_state *ps)
     const struct qpc_peer *p = qpc_identity_peer_get(cl->id, ps->key);
 
     for (size_t i = 0; p != NULL && i < p->address_count; i++)
-        if (!net_addr_numeric(p->addresses[i]) && !link_direct_at(ps, p->addresses[i]))
+        if (!qpc_addr_is_numeric(p->addresses[i]) && !link_direct_at(ps, p->addresses[i]))
             dial_addr(cl, ps, p->addresses[i]);
 }
 
@@ -617,7 +617,7 @@ void dial_refresh_candidates(struct client *cl, uint64_t now, bool force)
     if (!force && now < cl->next_cands_ms && cl->my_cands.n > 0)
         return;
     cl->next_cands_ms = now + 5000;
-    qpc_config_parse_addr(cl->cc->listen, host, sizeof(host), &port);
+    qpc_addr_parse(cl->cc->listen, host, sizeof(host), &port);
     candidates_gather(&c, host, cl->listen_port);
     local_nets_gather(&cl->nets);
     if (cl->server_observed[0] != '\0')

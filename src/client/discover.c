@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "discover.h"
-#include "net.h"
+#include "qpc/addr.h"
 #include "node.h"
 #include "output.h"
 #include "qpc/error.h"

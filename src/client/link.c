@@ -16,7 +16,7 @@
 #include <utlist.h>
 
 #include "link.h"
-#include "net.h"
+#include "qpc/addr.h"
 #include "output.h"
 #include "peers.h"
 #include "qpc/log.h"
@@ -84,7 +84,7 @@ int link_send_envelope_bytes(struct link *l, const uint8_t *buf, size_t len)
     f.envelope.data = (uint8_t *)buf;
     f.envelope.len = len;
     rc = link_stream(l);
-    return rc == 0 ? net_send_message(l->conn, l->sid, &f.base) : rc;
+    return rc == 0 ? qpc_quic_conn_send_message(l->conn, l->sid, &f.base) : rc;
 }
 
 int link_send_envelope(struct link *l, const struct qpc_envelope *env)
@@ -110,7 +110,7 @@ void link_send_ack(struct link *l, int64_t sid, const uint8_t *id, Qpc__Status s
     f.body_case = QPC__P2P_FRAME__BODY_ACK;
     f.ack = &ack;
     /* The ack goes back on the stream the envelope came on. */
-    if (net_send_message(l->conn, sid, &f.base) < 0)
+    if (qpc_quic_conn_send_message(l->conn, sid, &f.base) < 0)
         qpc_log_debug("node", "ack dropped");
 }
 
@@ -126,12 +126,12 @@ void link_send_candidates(struct link *l, const struct candidates *mine, uint64_
     pc.n_addresses = mine->n;
     pc.addresses = addrs;
     if (!l->relayed)
-        net_addr_text(qpc_quic_conn_remote_addr(l->conn, &(socklen_t){ 0 }), seen, sizeof(seen));
+        qpc_addr_format(qpc_quic_conn_remote_addr(l->conn, &(socklen_t){ 0 }), seen, sizeof(seen));
     pc.observed = seen;
     pc.instance = instance;
     f.body_case = QPC__P2P_FRAME__BODY_CANDIDATES;
     f.candidates = &pc;
-    if (link_stream(l) < 0 || net_send_message(l->conn, l->sid, &f.base) < 0)
+    if (link_stream(l) < 0 || qpc_quic_conn_send_message(l->conn, l->sid, &f.base) < 0)
         qpc_log_debug("node", "candidates not sent on a link");
 }
 

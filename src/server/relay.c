@@ -31,11 +31,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "qpc/config.h"
+#include "qpc/addr.h"
 #include "qpc/error.h"
 #include "qpc/log.h"
 #include "relay.h"
-#include "uthash_keyed.h"
+#include "qpc/uthash_keyed.h"
 
 #define RELAY_TAG 0x01
 #define RELAY_HEADER (1 + QPC_KEY_LEN)
@@ -260,7 +260,7 @@ static bool candidate_ok(const char *text)
     uint16_t port;
 
     return text != NULL && strlen(text) < SESSION_CANDIDATE_LEN &&
-           qpc_config_parse_addr(text, host, sizeof(host), &port) == 0 && port != 0 &&
+           qpc_addr_parse(text, host, sizeof(host), &port) == 0 && port != 0 &&
            (inet_pton(AF_INET, host, bin) == 1 || inet_pton(AF_INET6, host, bin) == 1);
 }
 

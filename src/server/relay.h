@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "qpc.pb-c.h"
+#include "qpc/proto.h"
 #include "session.h"
 
 /* The relay's own state (n->relay: traffic counters by client). 0 or QPC_ERR_NOMEM. */
