@@ -12,6 +12,8 @@ packets dying at the router) from a bug in qpc. Every mode is bounded in time.
   listen LPORT SECONDS           prints "got HOST:PORT" for the first datagram to LPORT;
                                  exit 0 if one came within SECONDS, else 1
   send LPORT HOST:PORT COUNT     COUNT datagrams from LPORT, one every 50 ms
+  count HOST LPORT... SECONDS    datagrams arriving at HOST:LPORT (each port) during
+                                 SECONDS; prints the total
   punch LPORT HOST:PORT [--low-ttl N] [--delay S] [--for S]
                                  from LPORT: N datagrams with TTL 2 first, then after S
                                  seconds one datagram every 50 ms at normal TTL for the
@@ -78,6 +80,24 @@ def send(lport, peer, count):
     return 0
 
 
+def count(host, ports, seconds):
+    import select
+    socks = []
+    for p in ports:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind((host, p))
+        socks.append(s)
+    n = 0
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        ready, _, _ = select.select(socks, [], [], max(0.0, end - time.monotonic()))
+        for s in ready:
+            s.recvfrom(2048)
+            n += 1
+    print(n)
+    return 0
+
+
 def punch(lport, peer, low, delay, seconds):
     s = sock(lport)
     to = addr(peer)
@@ -115,6 +135,8 @@ def main(argv):
         return listen(int(argv[1]), float(argv[2]))
     if len(argv) == 4 and argv[0] == "send":
         return send(int(argv[1]), argv[2], int(argv[3]))
+    if len(argv) >= 4 and argv[0] == "count":
+        return count(argv[1], [int(p) for p in argv[2:-1]], float(argv[-1]))
     if len(argv) >= 3 and argv[0] == "punch":
         low, delay, seconds = 0, 0.0, 2.0
         rest = argv[3:]
