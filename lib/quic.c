@@ -1067,6 +1067,16 @@ bool qpc_quic_conn_is_server(const struct qpc_quic_conn *c)
     return c->is_server;
 }
 
+size_t qpc_quic_conn_pto_count(const struct qpc_quic_conn *c)
+{
+    ngtcp2_conn_stat st;
+
+    if (c->qc == NULL || c->ending)
+        return 0;
+    ngtcp2_conn_get_conn_stat(c->qc, &st);
+    return st.pto_count;
+}
+
 void qpc_quic_conn_set_user(struct qpc_quic_conn *c, void *user)
 {
     c->user = user;

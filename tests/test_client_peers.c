@@ -186,10 +186,10 @@ static void test_duplicate_rule_same_direction(void **state)
     struct link_facts in1 = { .initiated = false, .up_ms = 10, .tie = 1 };
     struct link_facts in2 = { .initiated = false, .up_ms = 20, .tie = 2 };
 
-    assert_int_equal(peers_duplicate_drop(&old, &young, true), 2);    /* both mine: the newer goes */
-    assert_int_equal(peers_duplicate_drop(&young, &old, false), 1);
-    assert_int_equal(peers_duplicate_drop(&old, &twin, true), 2);     /* same ms: the tie decides */
-    assert_int_equal(peers_duplicate_drop(&twin, &old, true), 1);
+    assert_int_equal(peers_duplicate_drop(&old, &young, true), 1);    /* both mine: the older goes */
+    assert_int_equal(peers_duplicate_drop(&young, &old, false), 2);
+    assert_int_equal(peers_duplicate_drop(&old, &twin, true), 1);     /* same ms: the tie decides */
+    assert_int_equal(peers_duplicate_drop(&twin, &old, true), 2);
     assert_int_equal(peers_duplicate_drop(&in1, &in2, true), 0);      /* both the peer's: it decides */
 }
 

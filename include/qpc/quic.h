@@ -227,6 +227,11 @@ const struct sockaddr *qpc_quic_conn_remote_addr(const struct qpc_quic_conn *con
 /* Whether conn was accepted (true) or initiated by this side (false). */
 bool qpc_quic_conn_is_server(const struct qpc_quic_conn *conn);
 
+/* Probe timeouts in a row without any acknowledgement from the peer (ngtcp2's
+ * pto_count): 0 while the path carries; several mean it has stopped carrying, long
+ * before the idle timeout says so. 0 for a connection that is ending. */
+size_t qpc_quic_conn_pto_count(const struct qpc_quic_conn *conn);
+
 /* Sets the pointer handed to conn's callbacks (the library never looks at it). */
 void qpc_quic_conn_set_user(struct qpc_quic_conn *conn, void *user);
 

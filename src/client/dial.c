@@ -326,6 +326,34 @@ void dial_session_down(struct client *cl)
     }
 }
 
+void dial_check_stalled(struct client *cl, uint64_t now)
+{
+    struct peer_state *ps = NULL;
+    struct link *l;
+
+    while ((ps = peers_next(&cl->peers, ps)) != NULL) {
+        LL_FOREACH(ps->links, l) {
+            char who[13];
+
+            if (l->retiring && l->up && now > l->retire_ms + DIAL_STALL_MS) {
+                qpc_quic_conn_close(l->conn, QPC_QUIC_APP_NO_ERROR, "direct path up");
+                l->up = false;   /* its acks will not come: custody sends again */
+                continue;
+            }
+            if (l->relayed || !session_up(cl) || !link_stalled(l, now, DIAL_STALL_MS))
+                continue;   /* no relay to fall back to: QUIC's own timeout decides */
+            short_id(who, ps->key);
+            if (l->unacked > 0)
+                info(cl, "%s: direct path stalled (%s), back to the relay", who, l->addr);
+            else
+                qpc_log_info("node", "link to %s stalled (%s): closed", who, l->addr);
+            qpc_quic_conn_close(l->conn, QPC_QUIC_APP_NO_ERROR, "path stalled");
+            l->up = false;
+            ps->punch_failed_digest = digest_of(cl, ps);   /* no head start next time */
+        }
+    }
+}
+
 void dial_gc(struct client *cl, uint64_t now)
 {
     struct peer_state *ps = NULL;
@@ -579,13 +607,25 @@ void dial_punch_notice(struct client *cl, const uint8_t key[static QPC_KEY_LEN],
 }
 
 void dial_link_candidates(struct client *cl, struct link *l, char *const *addrs, size_t n,
-                          uint64_t instance)
+                          uint64_t instance, uint32_t links)
 {
     struct peer_state *ps = l->ps;
     bool changed = false;
+    struct link *o;
 
     l->has_instance = true;
     l->peer_instance = instance;
+    /* The peer has this direct link only: any other I hold to that process is dead at its
+     * end (closed while the path was down, the goodbye lost) and would win the duplicate
+     * rule against this live one. */
+    if (links == 1 && !l->relayed && l->up) {
+        LL_FOREACH(ps->links, o) {
+            if (o != l && o->up && !o->relayed && o->has_instance && o->peer_instance == instance) {
+                qpc_quic_conn_close(o->conn, QPC_QUIC_APP_NO_ERROR, "gone at the peer");
+                o->up = false;
+            }
+        }
+    }
     for (size_t i = 0; i < n && i < CANDIDATES_MAX; i++)
         changed |= candidates_add(&ps->cands, addrs[i], cl->allow_loopback);
     link_dedup(ps, my_key(cl));
@@ -668,10 +708,19 @@ void dial_link_up(struct client *cl, struct link *l, uint64_t now)
         LL_FOREACH_SAFE(ps->links, o, otmp) {
             if (o == l)
                 continue;
-            if (o->relayed) {
+            if (o->relayed && o->initiated) {
+                /* mine: closed once what went out on it is acked (no copy sent twice);
+                 * the peer closes the relayed links it dialled itself */
                 had_relay |= o->up;
-                qpc_quic_conn_close(o->conn, QPC_QUIC_APP_NO_ERROR, "direct path up");
-                o->up = false;
+                if (o->up && o->unacked > 0) {
+                    o->retiring = true;
+                    o->retire_ms = now;
+                } else {
+                    qpc_quic_conn_close(o->conn, QPC_QUIC_APP_NO_ERROR, "direct path up");
+                    o->up = false;
+                }
+            } else if (o->relayed) {
+                had_relay |= o->up;
             } else if (!o->up && o->initiated) {
                 /* the other candidates' handshakes: no point retrying them for 10 s */
                 qpc_quic_conn_close(o->conn, QPC_QUIC_APP_NO_ERROR, "another path is up");

@@ -22,6 +22,7 @@
 #define DIAL_OWN_DIAL_MS 100u          /* after asking for a punch, dial far candidates too */
 #define DIAL_SESSION_WAIT_MS 1000u     /* no server session by then: dial uncoordinated */
 #define DIAL_RELAY_IDLE_MS 30000u      /* a relay path without links is freed after this */
+#define DIAL_STALL_MS 3000u            /* a direct link with acks this late is given up */
 
 /* The race's timer (peers_init takes it: w->data is the peer). */
 void dial_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
@@ -67,9 +68,10 @@ void dial_link_up(struct client *cl, struct link *l, uint64_t now);
  * (the relay comes back at once). */
 void dial_link_gone(struct client *cl, struct peer_state *ps);
 
-/* The peer on l told its candidates and instance (frame from an authenticated link). */
+/* The peer on l told its candidates, its instance and how many direct links it has up
+ * to me (links; 0: not told) in a frame on an authenticated link. */
 void dial_link_candidates(struct client *cl, struct link *l, char *const *addrs, size_t n,
-                          uint64_t instance);
+                          uint64_t instance, uint32_t links);
 
 /* The server's peer_info answer (see session.h on_peer_info). */
 void dial_peer_info(struct client *cl, const uint8_t key[static QPC_KEY_LEN], bool online,
@@ -96,6 +98,10 @@ void dial_relay_input(struct client *cl, const uint8_t key[static QPC_KEY_LEN],
 
 /* The server session went down: every relay path through it ends (and its links). */
 void dial_session_down(struct client *cl);
+
+/* Direct links whose envelopes got no ack for DIAL_STALL_MS are closed while a relay can
+ * take over: what was on them goes again, through the relay at once (dial_link_gone). */
+void dial_check_stalled(struct client *cl, uint64_t now);
 
 /* Frees relay paths idle for DIAL_RELAY_IDLE_MS with no link on them. */
 void dial_gc(struct client *cl, uint64_t now);

@@ -84,7 +84,28 @@ int link_send_envelope_bytes(struct link *l, const uint8_t *buf, size_t len)
     f.envelope.data = (uint8_t *)buf;
     f.envelope.len = len;
     rc = link_stream(l);
-    return rc == 0 ? qpc_quic_conn_send_message(l->conn, l->sid, &f.base) : rc;
+    if (rc == 0)
+        rc = qpc_quic_conn_send_message(l->conn, l->sid, &f.base);
+    if (rc == 0 && l->unacked++ == 0)
+        l->unacked_since_ms = now_ms();
+    return rc;
+}
+
+void link_note_ack(struct link *l, uint64_t now)
+{
+    if (l->unacked > 0)
+        l->unacked--;
+    l->unacked_since_ms = now;
+    if (l->retiring && l->unacked == 0 && l->up) {
+        qpc_quic_conn_close(l->conn, QPC_QUIC_APP_NO_ERROR, "direct path up");
+        l->up = false;
+    }
+}
+
+bool link_stalled(const struct link *l, uint64_t now, uint64_t after_ms)
+{
+    return l->up && ((l->unacked > 0 && now > l->unacked_since_ms + after_ms) ||
+                     qpc_quic_conn_pto_count(l->conn) >= LINK_STALL_PTOS);
 }
 
 int link_send_envelope(struct link *l, const struct qpc_envelope *env)
@@ -129,6 +150,12 @@ void link_send_candidates(struct link *l, const struct candidates *mine, uint64_
         qpc_addr_format(qpc_quic_conn_remote_addr(l->conn, &(socklen_t){ 0 }), seen, sizeof(seen));
     pc.observed = seen;
     pc.instance = instance;
+    if (!l->relayed) {
+        struct link *o;
+
+        LL_FOREACH(l->ps->links, o)
+            pc.links += o->up && !o->relayed && !o->retiring;
+    }
     f.body_case = QPC__P2P_FRAME__BODY_CANDIDATES;
     f.candidates = &pc;
     if (link_stream(l) < 0 || qpc_quic_conn_send_message(l->conn, l->sid, &f.base) < 0)
@@ -201,7 +228,7 @@ struct link *link_best(struct peer_state *ps)
     if (ps == NULL)
         return NULL;
     LL_FOREACH(ps->links, l) {
-        if (!l->up)
+        if (!l->up || l->retiring)
             continue;
         if (!l->relayed)
             return l;

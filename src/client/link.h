@@ -14,6 +14,8 @@
 
 enum conn_kind { CONN_P2P = 1 };   /* a QUIC user pointer to a link starts with this */
 
+#define LINK_STALL_PTOS 3   /* probe timeouts in a row that make a link stalled */
+
 struct link {
     int kind;                          /* CONN_P2P: tells link from client on a conn */
     struct client *cl;
@@ -26,6 +28,11 @@ struct link {
     bool has_instance;                 /* the peer told its process instance on it */
     uint64_t peer_instance;
     uint64_t up_ms;                    /* when it came up (the older of two is kept) */
+    bool retiring;                     /* relayed, a direct path took over: closed once its
+                                        * envelopes are acked (dial.c), carries nothing new */
+    uint64_t retire_ms;
+    unsigned unacked;                  /* envelopes sent on it and not acked yet */
+    uint64_t unacked_since_ms;         /* the last progress while some were unacked */
     char addr[QPC_ADDRESS_MAX + 1];    /* "host:port", or the relay server's address */
     struct link *next;                 /* in ps->links */
 };
@@ -49,10 +56,17 @@ void link_note_stream(struct link *l, int64_t sid);
 /* Frames out. 0 or a QPC_ERR_*. */
 int link_send_envelope(struct link *l, const struct qpc_envelope *env);
 int link_send_envelope_bytes(struct link *l, const uint8_t *buf, size_t len);
+/* An ack came in on l at now: the path carries (link_stalled). */
+void link_note_ack(struct link *l, uint64_t now);
+/* True when envelopes on l have waited more than after_ms for any ack, or QUIC has had
+ * LINK_STALL_PTOS probe timeouts in a row: the path is dead or nearly so, though QUIC's
+ * idle timeout has not said so yet. */
+bool link_stalled(const struct link *l, uint64_t now, uint64_t after_ms);
 /* The ack for envelope id (NULL: undecodable) with st, on the stream it came on. */
 void link_send_ack(struct link *l, int64_t sid, const uint8_t *id, Qpc__Status st);
 
-/* The best link up toward ps: an up direct link before an up relayed one; NULL if none. */
+/* The best link up toward ps: an up direct link before an up relayed one (retiring ones
+ * left out); NULL if none. */
 struct link *link_best(struct peer_state *ps);
 /*
  * The link traffic to ps takes at now: link_best, except that a relayed link carries

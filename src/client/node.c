@@ -131,7 +131,9 @@ static void cb_closed(struct qpc_quic_conn *conn, const struct qpc_quic_close_in
         char who[13];
 
         short_id(who, l->ps->key);
-        qpc_log_info("node", "link to %s closed: %s", who, qpc_strerror(info->err));
+        qpc_log_info("node", "link to %s closed (%s %s): %s%s%s%s", who, l->relayed ? "relayed via" : "direct",
+                     l->addr, info->by_peer ? "by the peer, " : "", qpc_strerror(info->err),
+                     info->reason[0] ? ": " : "", info->reason);
     }
     ps = l->ps;
     custody_link_gone(&cl->custody, l);

@@ -76,7 +76,9 @@ int peers_duplicate_drop(const struct link_facts *a, const struct link_facts *b,
         return a->initiated == i_am_smaller ? 2 : 1;
     if (!a->initiated)                  /* both the peer's: it closes one */
         return 0;
-    return a->up_ms > b->up_ms || (a->up_ms == b->up_ms && a->tie > b->tie) ? 1 : 2;   /* the older stays */
+    /* both mine: the newer stays (an older one may be dead without our knowing yet:
+     * its goodbye lost while the path was down) */
+    return a->up_ms < b->up_ms || (a->up_ms == b->up_ms && a->tie < b->tie) ? 1 : 2;
 }
 
 size_t peers_strangers(const struct peer_table *t)

@@ -104,7 +104,8 @@ struct link_facts {
 /*
  * One link per pair: of two up links of one kind to one peer process, which goes?
  * Crossed (one dialled by each side): the one the larger key dialled, so both sides drop
- * the same one and the smaller key's stays; both mine: the newer; both the peer's:
+ * the same one and the smaller key's stays; both mine: the older (a link whose goodbye
+ * was lost while its path was down looks up but carries nothing); both the peer's:
  * neither (the peer decides). Returns 0
  * (keep both for now), 1 (drop a) or 2 (drop b). i_am_smaller: my key is the smaller.
  */

@@ -229,10 +229,11 @@ void receive_frame(struct client *cl, struct link *l, int64_t sid, const uint8_t
         link_send_ack(l, sid, id, st);
         qpc_envelope_clear(&env);
     } else if (f->body_case == QPC__P2P_FRAME__BODY_ACK && f->ack != NULL) {
+        link_note_ack(l, now_ms());
         on_ack(cl, l, f->ack);
     } else if (f->body_case == QPC__P2P_FRAME__BODY_CANDIDATES && f->candidates != NULL) {
         dial_link_candidates(cl, l, f->candidates->addresses, f->candidates->n_addresses,
-                             f->candidates->instance);
+                             f->candidates->instance, f->candidates->links);
     }
 out:
     if (f != NULL)

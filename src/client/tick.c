@@ -86,6 +86,7 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
     retry_held(cl);
     expire_in_flight(cl, now);
     retry_parked(cl);
+    dial_check_stalled(cl, now);     /* direct links that stopped carrying: back to the relay */
     dial_retry_direct(cl, now);      /* relayed peers: punch again, a few times */
     dial_refresh_candidates(cl, now, false);   /* addresses came or went: tell who needs it */
     collect_garbage(cl, now);
