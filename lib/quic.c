@@ -637,6 +637,8 @@ static void conn_read(struct qpc_quic_conn *c, const ngtcp2_path *path, const ui
     c->in_read = false;
     if (rv != 0)
         conn_read_failed(c, rv);
+    else
+        c->heard = true;
     qpc_conn_mark_dirty(c);
 }
 
@@ -995,6 +997,23 @@ int qpc_quic_endpoint_send_probe(struct qpc_quic_endpoint *ep, const struct sock
     if (remote_for(ep, addr, addrlen, &to, &tolen) < 0)
         return QPC_ERR_INVALID;
     return qpc_udp_send_ttl(&ep->udp, (const struct sockaddr *)&to, tolen, probe, sizeof(probe), ttl);
+}
+
+bool qpc_quic_endpoint_hears(const struct qpc_quic_endpoint *ep, const struct sockaddr *addr,
+                             socklen_t addrlen)
+{
+    struct sockaddr_storage want;
+    socklen_t wantlen;
+    const struct qpc_quic_conn *c;
+
+    if (remote_for(ep, addr, addrlen, &want, &wantlen) < 0)
+        return false;
+    DL_FOREACH(ep->conns, c) {
+        if (!c->handshake_done && !c->ending && c->heard && c->remote_len == wantlen &&
+            memcmp(&c->remote, &want, wantlen) == 0)
+            return true;
+    }
+    return false;
 }
 
 int qpc_quic_connect(struct qpc_quic_endpoint *ep, const struct sockaddr *addr,

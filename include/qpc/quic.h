@@ -183,6 +183,14 @@ size_t qpc_quic_endpoint_conn_count(const struct qpc_quic_endpoint *ep);
  * retried).
  */
 #define QPC_QUIC_PROBE_LEN 10
+/*
+ * True when a connection with addr (mapped as qpc_quic_connect does) is still in its
+ * handshake but has read a packet from it: the path carries, the handshake is only
+ * finishing. addr is only read during the call.
+ */
+bool qpc_quic_endpoint_hears(const struct qpc_quic_endpoint *ep, const struct sockaddr *addr,
+                             socklen_t addrlen);
+
 int qpc_quic_endpoint_send_probe(struct qpc_quic_endpoint *ep, const struct sockaddr *addr,
                                  socklen_t addrlen, int ttl);
 

@@ -24,7 +24,9 @@
  * gets a head start, the relay is a fallback that is already up). Promising: neither
  * side's NAT changes ports (its server sees it on the port it listens on; a NAT that
  * picks a new port per destination defeats punching) and no punch for the same
- * addresses failed in this process already. Attempts are bounded by punch.c.
+ * addresses failed in this process already. While a direct handshake with one of the
+ * peer's candidates has heard from it (the path carries, the handshake is finishing) the
+ * head start goes on, up to DIAL_HEADSTART_MAX_MS. Attempts are bounded by punch.c.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -155,6 +157,23 @@ static bool promising(const struct client *cl, const struct peer_state *ps)
     bool mine_remaps = cl->server_observed[0] != '\0' && port_of(cl->server_observed) != cl->listen_port;
 
     return !mine_remaps && !ps->nat_remaps && ps->punch_failed_digest != digest_of(cl, ps);
+}
+
+/* True while a direct handshake with one of ps's candidates has heard from it. */
+static bool direct_heard(struct client *cl, struct peer_state *ps)
+{
+    struct candidates t;
+
+    targets(cl, ps, &t);
+    for (size_t i = 0; i < t.n; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = 0;
+
+        if (qpc_addr_resolve(t.addr[i], &ss, &len) == 0 &&
+            qpc_quic_endpoint_hears(cl->ep, (struct sockaddr *)&ss, len))
+            return true;
+    }
+    return false;
 }
 
 /* One coordinated punch toward the far targets of t: probes, then the server is asked.
@@ -392,6 +411,9 @@ void dial_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     uint64_t now = now_ms();
     struct candidates t;
 
+    if (ps->headstart_until_ms != 0 && now >= ps->headstart_until_ms &&
+        now < ps->punch_asked_ms + DIAL_HEADSTART_MAX_MS && !link_direct_up(ps) && direct_heard(cl, ps))
+        ps->headstart_until_ms = now + 10;   /* the handshake is finishing: a little longer */
     if (ps->headstart_until_ms != 0 && now >= ps->headstart_until_ms) {
         ps->headstart_until_ms = 0;
         /* no direct path in time: later messages in this process do not wait for it */

@@ -19,6 +19,7 @@
 #define DIAL_DIRECT_RETRY_MS PUNCH_RETRY_MS   /* while relayed, try direct this often */
 #define DIAL_TARGETS_MAX 8             /* candidates of one peer dialled at once */
 #define DIAL_HEADSTART_MS 100u         /* a promising direct attempt goes first this long */
+#define DIAL_HEADSTART_MAX_MS 400u     /* ...and longer while its handshake is under way */
 #define DIAL_OWN_DIAL_MS 100u          /* after asking for a punch, dial far candidates too */
 #define DIAL_SESSION_WAIT_MS 1000u     /* no server session by then: dial uncoordinated */
 #define DIAL_RELAY_IDLE_MS 30000u      /* a relay path without links is freed after this */
