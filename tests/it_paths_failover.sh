@@ -25,13 +25,9 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; tmux capture-pane -p -t "$TS" -S -${SCREEN_LINES:-100} 2>/dev/null | grep -v '^$' || true; exit 1; }
 it_require_netns
-screen() { tmux capture-pane -p -t "$TS" -S -300; }
-wait_screen() {
-    local i
-    for ((i = 0; i < ${2:-15} * 10; i++)); do screen | grep -Eq -- "$1" && return 0; sleep 0.1; done
-    fail "screen never showed: $1"
-}
-run() { tmux send-keys -t "$TS" -l -- "$1"; tmux send-keys -t "$TS" Enter; }
+screen() { it_tmux_screen "$TS"; }
+wait_screen() { it_tmux_wait "$TS" "$1" "${2:-15}" || fail "screen never showed: $1"; }
+run() { it_tmux_type "$TS" "$1"; }
 SRV=$LAB_SRV_IP:7000
 Q="--listen 0.0.0.0:7100 --no-mdns --server $SRV"
 # the direct path between the two NATs, both ways (the server's traffic is not matched)
@@ -47,7 +43,7 @@ lab_exec a $B/qpc --data-dir "$T/a" identity >/dev/null
 it_wait_for "$T/srv.out" '^connect: ' 20 || fail "server did not start"
 lab_spawn b "$T/b.out" $B/qpc --data-dir "$T/b" $Q listen --json
 it_wait_lines "$T/b.out" '"connected to server' 1 || fail "b did not connect"
-tmux new-session -d -s "$TS" -x 220 -y 60 "ip netns exec $(lab_ns a) $B/qpc --data-dir $T/a $Q ${A_LOG:-} 2>$T/a.err"
+it_tmux_start "$TS" "ip netns exec $(lab_ns a) $B/qpc --data-dir $T/a $Q ${A_LOG:-} 2>$T/a.err"
 wait_screen "connected to server $SRV"
 
 run "/mesh send $BK one"

@@ -28,13 +28,9 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; tmux capture-pane -p -t "$TS" -S -100 2>/dev/null | grep -v '^$' || true; exit 1; }
 it_require_netns
-screen() { tmux capture-pane -p -t "$TS" -S -300; }
-wait_screen() {
-    local i
-    for ((i = 0; i < ${2:-15} * 10; i++)); do screen | grep -Eq -- "$1" && return 0; sleep 0.1; done
-    fail "screen never showed: $1"
-}
-run() { tmux send-keys -t "$TS" -l -- "$1"; tmux send-keys -t "$TS" Enter; }
+screen() { it_tmux_screen "$TS"; }
+wait_screen() { it_tmux_wait "$TS" "$1" "${2:-15}" || fail "screen never showed: $1"; }
+run() { it_tmux_type "$TS" "$1"; }
 SRV=$LAB_SRV_IP:7000
 Q="--listen 0.0.0.0:7100 --no-mdns --server $SRV"
 
@@ -58,7 +54,7 @@ done
 echo "ok 1 one NAT, no mDNS: 5 sends, each direct (LAN candidate), each once"
 
 # --- 2. the REPL: one link per pair --------------------------------------------------------
-tmux new-session -d -s "$TS" -x 220 -y 60 \
+it_tmux_start "$TS" \
     "ip netns exec $(lab_ns a) $B/qpc --data-dir $T/a $Q ${REPL_LOG:-} 2>$T/arepl.err"
 wait_screen "connected to server $SRV"
 run "/mesh send ${BK:0:16} hello from the repl"

@@ -202,8 +202,11 @@ static bool punch(struct client *cl, struct peer_state *ps, const struct candida
         return false;
     ps->punch_asked_ms = now;
     ps->own_dial_ms = now + DIAL_OWN_DIAL_MS;
-    if (promising(cl, ps) && !link_direct_up(ps))
+    if (promising(cl, ps) && !link_direct_up(ps)) {
+        if (ps->headstart_until_ms == 0)
+            ps->headstart_from_ms = now;
         ps->headstart_until_ms = now + DIAL_HEADSTART_MS;
+    }
     return true;
 }
 
@@ -412,7 +415,7 @@ void dial_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     struct candidates t;
 
     if (ps->headstart_until_ms != 0 && now >= ps->headstart_until_ms &&
-        now < ps->punch_asked_ms + DIAL_HEADSTART_MAX_MS && !link_direct_up(ps) && direct_heard(cl, ps))
+        now < ps->headstart_from_ms + DIAL_HEADSTART_MAX_MS && !link_direct_up(ps) && direct_heard(cl, ps))
         ps->headstart_until_ms = now + 10;   /* the handshake is finishing: a little longer */
     if (ps->headstart_until_ms != 0 && now >= ps->headstart_until_ms) {
         ps->headstart_until_ms = 0;
@@ -452,6 +455,20 @@ void dial_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     arm(cl, ps);
 }
 
+/* The server's part of a race: the relayed path at once, and peer_info. Until its answer
+ * says whether a direct attempt runs, a relayed link that is up already waits (at most
+ * DIAL_HEADSTART_MS; the answer is one round trip, the relayed handshake two). */
+static void race_server(struct client *cl, struct peer_state *ps, uint64_t now)
+{
+    dial_relayed(cl, ps);
+    session_peer_info(cl, ps->key);
+    if (ps->headstart_until_ms < now + DIAL_HEADSTART_MS && ps->punch_failed_digest != digest_of(cl, ps)) {
+        if (ps->headstart_until_ms == 0)
+            ps->headstart_from_ms = now;
+        ps->headstart_until_ms = now + DIAL_HEADSTART_MS;
+    }
+}
+
 void dial_reach(struct client *cl, struct peer_state *ps)
 {
     uint64_t now = now_ms();
@@ -465,10 +482,8 @@ void dial_reach(struct client *cl, struct peer_state *ps)
     ps->reaching = true;
     ps->race_deadline_ms = now + (uint64_t)cl->cc->direct_timeout_ms;
     attempt(cl, ps, true, now);
-    if (session_up(cl)) {
-        dial_relayed(cl, ps);
-        session_peer_info(cl, ps->key);
-    }
+    if (session_up(cl))
+        race_server(cl, ps, now);
     arm(cl, ps);
 }
 
@@ -511,10 +526,8 @@ void dial_session_up(struct client *cl)
             continue;
         ps->session_wait_ms = 0;
         attempt(cl, ps, true, now);
-        if (ps->reaching) {
-            dial_relayed(cl, ps);
-            session_peer_info(cl, ps->key);
-        }
+        if (ps->reaching)
+            race_server(cl, ps, now);
         arm(cl, ps);
     }
 }
@@ -551,6 +564,8 @@ static bool remaps(char *const *addrs, size_t n_addrs, char *const *cands, size_
     return true;
 }
 
+static void direct_again(struct client *cl, struct peer_state *ps, int learned, uint64_t now);
+
 void dial_peer_info(struct client *cl, const uint8_t key[static QPC_KEY_LEN], bool online,
                     char *const *addrs, size_t n_addrs, char *const *cands, size_t n_cands)
 {
@@ -577,11 +592,22 @@ void dial_peer_info(struct client *cl, const uint8_t key[static QPC_KEY_LEN], bo
             routes_learn_told(cl->id, cl->routes, key, addrs[i], QPC_PEER_SOURCE_SERVER, now))
             cl->id_dirty = true;
     ps->nat_remaps = remaps(addrs, n_addrs, cands, n_cands);
-    if (!promising(cl, ps))
-        ps->headstart_until_ms = 0;   /* e.g. its NAT picks ports: the relay need not wait */
     learned = learn(cl, &ps->cands, addrs, n_addrs, cands, n_cands);
-    if (learned == 0 || (!ps->reaching && link_best(ps) == NULL))
-        return;
+    if (learned != 0 && (ps->reaching || link_best(ps) != NULL))
+        direct_again(cl, ps, learned, now);
+    /* What the answer started decides whether the relay still waits: a near dial, or a
+     * promising punch (its NAT keeps ports); else the relay carries now. */
+    if (ps->dialing <= 0 && !(ps->punch_asked_ms != 0 && promising(cl, ps))) {
+        ps->headstart_until_ms = 0;
+        handover_flush(cl);
+    }
+    arm(cl, ps);
+}
+
+/* New candidates of ps from the server: a new punch when its public address is new (or
+ * none runs), else the new ones (its LAN addresses) join the punch under way. */
+static void direct_again(struct client *cl, struct peer_state *ps, int learned, uint64_t now)
+{
     if ((learned & LEARNED_OBSERVED) || ps->punch_asked_ms == 0 || now > ps->punch_asked_ms + 1000) {
         attempt(cl, ps, ps->reaching, now);
     } else {
@@ -595,7 +621,6 @@ void dial_peer_info(struct client *cl, const uint8_t key[static QPC_KEY_LEN], bo
             if (far(cl, t.addr[i]) && !link_direct_at(ps, t.addr[i]))
                 probe(cl, t.addr[i]);
     }
-    arm(cl, ps);
 }
 
 void dial_punch_notice(struct client *cl, const uint8_t key[static QPC_KEY_LEN], char *const *addrs,

@@ -44,6 +44,7 @@ struct peer_state {
     uint64_t race_deadline_ms;         /* no path by then: the server holds what waits */
     uint64_t headstart_until_ms;       /* relayed links carry nothing before this while a
                                         * coordinated direct attempt runs */
+    uint64_t headstart_from_ms;        /* when that head start began (it has a cap) */
     uint64_t own_dial_ms;              /* dial far candidates at normal TTL then */
     uint64_t session_wait_ms;          /* no server session by then: dial them uncoordinated */
     uint64_t punch_asked_ms;           /* last punch asked at the server (time to direct) */

@@ -129,6 +129,18 @@ lab_nat() {
     lab_exec "$1" iptables -P FORWARD DROP
 }
 
+# lab_site X N WANNET WANIP KIND: NAT natX on the router (its wan WANIP on WANNET.0/24,
+# the router at .254), LAN N (10.N.0.0/24, fd0N::/64) behind it with host X at .2.
+lab_site() {
+    lab_add_ns "nat$1"
+    lab_wire rtr "to$1" "$3.254/24" "nat$1" wan "$4/24"
+    lab_exec "nat$1" ip route add default via "$3.254"
+    lab_lan "nat$1" "10.$2.0.1/24" "fd0$2::1/64"
+    lab_nat "nat$1" "$5"
+    lab_add_ns "$1"
+    lab_host "$1" "nat$1" eth0 "10.$2.0.2/24" "fd0$2::2/64" "10.$2.0.1"
+}
+
 # lab_new TOPO: builds TOPO (see the top of this file).
 lab_new() {
     local kind=$1
@@ -141,14 +153,7 @@ lab_new() {
     lab_exec rtr sysctl -qw net.ipv4.ip_forward=1
     lab_wire rtr tos 192.0.2.254/24 srv eth0 $LAB_SRV_IP/24
     lab_exec srv ip route add default via 192.0.2.254
-    # NAT A and its LAN
-    lab_add_ns nata
-    lab_wire rtr toa 198.51.100.254/24 nata wan $LAB_NATA_WAN/24
-    lab_exec nata ip route add default via 198.51.100.254
-    lab_lan nata 10.1.0.1/24 fd01::1/64
-    lab_nat nata "$kind"
-    lab_add_ns a
-    lab_host a nata eth0 10.1.0.2/24 fd01::2/64 10.1.0.1
+    lab_site a 1 198.51.100 $LAB_NATA_WAN "$kind"
     LAB_A_IP=10.1.0.2
     if [ "$LAB_TOPO" = samenat ]; then
         lab_add_ns b
@@ -156,13 +161,7 @@ lab_new() {
         LAB_B_IP=10.1.0.3
         return 0
     fi
-    lab_add_ns natb
-    lab_wire rtr tob 203.0.113.254/24 natb wan $LAB_NATB_WAN/24
-    lab_exec natb ip route add default via 203.0.113.254
-    lab_lan natb 10.2.0.1/24 fd02::1/64
-    lab_nat natb "$kind"
-    lab_add_ns b
-    lab_host b natb eth0 10.2.0.2/24 fd02::2/64 10.2.0.1
+    lab_site b 2 203.0.113 $LAB_NATB_WAN "$kind"
     LAB_B_IP=10.2.0.2
     if [ "$LAB_TOPO" = twolinks ]; then
         lab_add_ns m
