@@ -253,7 +253,6 @@ void dial_discovered(struct client *cl, struct peer_state *ps, const struct cand
 void dial_known(struct client *cl)
 {
     const struct qpc_peer *p = NULL;
-    uint64_t now = now_ms();
 
     while ((p = qpc_identity_peer_next(cl->id, p)) != NULL) {
         struct peer_state *ps;
@@ -261,8 +260,15 @@ void dial_known(struct client *cl)
         if (p->kind != QPC_PEER_CLIENT || p->address_count == 0)
             continue;
         ps = peers_get(&cl->peers, p->key);
-        if (ps != NULL && link_best(ps) == NULL)
-            attempt(cl, ps, false, now);
+        if (ps != NULL && link_best(ps) == NULL) {
+            /* mesh links: near candidates and typed names only; far ones are punched
+             * when something waits for the peer, not for every contact at every start */
+            struct candidates t;
+
+            targets(cl, ps, &t);
+            dial_names(cl, ps);
+            dial_targets(cl, ps, &t, !coordinated(cl));
+        }
     }
 }
 

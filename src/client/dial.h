@@ -45,7 +45,8 @@ void dial_fresh_address(struct client *cl, struct peer_state *ps, const char *ad
  * by both sides of a pair (the duplicate rule keeps one link). */
 void dial_discovered(struct client *cl, struct peer_state *ps, const struct candidates *cands);
 
-/* Dials every directory peer with an address that has no link (mesh links). */
+/* Dials every directory peer with an address that has no link (mesh links): its near
+ * candidates and typed names (all of them when no server could coordinate a punch). */
 void dial_known(struct client *cl);
 
 /* A recipient that something waits for: reach it again when its back-off has run out. */
