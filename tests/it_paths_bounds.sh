@@ -12,7 +12,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 B=${QPC_BUILD:?}
 SRC=$(dirname "${BASH_SOURCE[0]}")
 T=$(mktemp -d /tmp/it_paths_bounds.XXXXXX)
-PORT=$((20000 + RANDOM % 20000))
+PORT=$(it_port_base 110)   # the node's port, and the victim's 8 at +100
 VP=$((PORT + 100))
 PIDS=()
 cleanup() {
@@ -25,19 +25,10 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
-# a port another process took meanwhile (clients bind ephemeral ones): try another
-for try in 1 2 3; do
-    $B/qpc-server --data-dir "$T/srv" --listen 127.0.0.1:$PORT --mdns-enabled=false --metrics-listen= \
-        >"$T/srv.out" 2>"$T/srv.err" &
-    SPID=$!
-    PIDS+=($SPID)
-    it_wait_for "$T/srv.out" '^connect: ' 20 && break
-    kill $SPID 2>/dev/null || true
-    grep -q "cannot listen" "$T/srv.err" || fail "server did not start"
-    PORT=$((20000 + RANDOM % 20000))
-    VP=$((PORT + 100))
-done
-grep -q '^connect: ' "$T/srv.out" || fail "server did not start"
+$B/qpc-server --data-dir "$T/srv" --listen 127.0.0.1:$PORT --mdns-enabled=false --metrics-listen= \
+    >"$T/srv.out" 2>"$T/srv.err" &
+PIDS+=($!)
+it_wait_for "$T/srv.out" '^connect: ' 20 || fail "server did not start"
 BK=$($B/qpc --data-dir "$T/b" identity)
 $B/qpc --data-dir "$T/b" --listen 127.0.0.1:0 --no-mdns --server 127.0.0.1:$PORT --log-level info \
     listen --json >"$T/b.out" 2>"$T/b.err" &

@@ -21,9 +21,10 @@
  * own mapping and die at the next router) and then asks with PathRequest.punch, and
  * only then is the peer told to send.
  *
- * Each client has token buckets (relay: relay_rate_limit packets per second, one second
- * of burst; punch notices: PUNCH_RATE_PER_S) so one client cannot use the node as a free
- * amplifier; excess datagrams are dropped, which QUIC treats as loss.
+ * Each client key has token buckets (relay: relay_rate_limit packets per second, one
+ * second of burst; punch notices: PUNCH_RATE_PER_S), shared by its connections, so one
+ * client cannot use the node as a free amplifier; excess datagrams are dropped, which
+ * QUIC treats as loss.
  */
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -34,11 +35,12 @@
 #include "qpc/addr.h"
 #include "qpc/error.h"
 #include "qpc/log.h"
-#include "relay.h"
 #include "qpc/uthash_keyed.h"
+#include "relay.h"
+#include "request.h"
 
-#define RELAY_TAG 0x01
-#define RELAY_HEADER (1 + QPC_KEY_LEN)
+#define RELAY_TAG REQUEST_RELAY_TAG
+#define RELAY_HEADER REQUEST_RELAY_HEADER
 #define RELAY_FANOUT_MAX 4          /* sessions of one key a datagram is copied to */
 #define PIN_STALE_S 30.0            /* a pin unused this long is not trusted any more */
 #define PUNCH_RATE_PER_S 5.0        /* punch notices a client may cause per second... */
@@ -148,12 +150,13 @@ void relay_metrics_write(struct node *n, FILE *f)
 
 /* ---- relay datagrams --------------------------------------------------------------- */
 
-/* Per-client rate of relayed packets: rate and burst are both relay_rate_limit. */
+/* Per-client (per key, however many connections) rate of relayed packets: rate and
+ * burst are both relay_rate_limit. */
 static bool relay_allowed(struct node *n, struct session *s)
 {
     double rate = (double)n->sc->relay_rate_limit;
 
-    return session_take_token(&s->relay_rate, ev_now(n->loop), rate, rate);
+    return session_take(s, SESSION_RATE_RELAY, rate, rate);
 }
 
 /* True when t is a live session of the client with key. */
@@ -222,24 +225,24 @@ void relay_datagram(struct session *from, const uint8_t *data, size_t len)
 {
     struct node *n = from->node;
     uint8_t out[QPC_QUIC_DATAGRAM_MAX];
+    const uint8_t *dest = request_relay_destination(data, len, sizeof(out));
     struct session *to;
     double now = mono_s();
     size_t sent = 0;
 
-    if (!n->sc->relay_enabled || len <= RELAY_HEADER || len > sizeof(out) ||
-        data[0] != RELAY_TAG || !relay_allowed(n, from)) {
+    if (!n->sc->relay_enabled || dest == NULL || !relay_allowed(n, from)) {
         n->c.errors[ERRK_RELAY_DROPPED]++;
         return;
     }
     out[0] = RELAY_TAG;
     memcpy(out + 1, from->key, QPC_KEY_LEN);
     memcpy(out + RELAY_HEADER, data + RELAY_HEADER, len - RELAY_HEADER);
-    to = pin_get(from, data + 1, now);
+    to = pin_get(from, dest, now);
     if (to != NULL) {
         relay_to(n, from, to, out, len, now);
         return;
     }
-    for (to = session_find(n->client_ep, data + 1); to != NULL && sent < RELAY_FANOUT_MAX;
+    for (to = session_find(n->client_ep, dest); to != NULL && sent < RELAY_FANOUT_MAX;
          to = session_next_of_client(to)) {
         if (to == from)
             continue;
@@ -295,7 +298,7 @@ static bool punch_sessions(struct session *s, const uint8_t key[static QPC_KEY_L
 
     if (first == NULL)
         return true;
-    if (!session_take_token(&s->punch_rate, ev_now(s->node->loop), PUNCH_RATE_PER_S, PUNCH_BURST))
+    if (!session_take(s, SESSION_RATE_PUNCH, PUNCH_RATE_PER_S, PUNCH_BURST))
         return false;
     for (struct session *t = first; t != NULL; t = session_next_of_client(t))
         if (t != s)
