@@ -5,7 +5,8 @@ The one idea: time what a user waits for, from the outside. `send` starts `qpc s
 a namespace N times and takes the time from the fork to the line "delivered ..." on its
 stdout (process start, server session, punch or relay, handshake, ack: all of it).
 `repl` starts a REPL on a pseudo-terminal N times, waits until it is connected to its
-server, and takes the time from typing "/mesh send" to "delivered". `start` times
+server, and takes the time from typing "/mesh send" to "delivered". Samples are 0.25 s
+apart (PAUSE_S). `start` times
 `qpc version`, the floor every one-shot figure stands on. Prints one line per mode:
 median, p99 and max in ms, and how many samples said which path.
 
@@ -22,6 +23,9 @@ import subprocess
 import sys
 import time
 
+# Between two samples: a node takes 5 punch requests a second per client key (bursts of
+# 20), and a user does not send 30 one-shot messages a second.
+PAUSE_S = 0.25
 DELIVERED = re.compile(rb"delivered [0-9a-f]{12} to [0-9a-f]{12} \((direct|relayed|server)")
 
 
@@ -115,6 +119,8 @@ def main(argv):
     qpc, key = rest[:sep], rest[sep + 1]
     xs, paths = [], {}
     for i in range(n):
+        if i > 0:
+            time.sleep(PAUSE_S)
         ms, path = (one_send if mode == "send" else one_repl)(ns, qpc, key, i)
         paths[path] = paths.get(path, 0) + 1
         if ms is not None and path in ("direct", "relayed"):

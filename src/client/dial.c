@@ -577,6 +577,7 @@ void dial_peer_info(struct client *cl, const uint8_t key[static QPC_KEY_LEN], bo
 {
     struct peer_state *ps = peers_find(&cl->peers, key);
     uint64_t now = now_ms();
+    struct candidates before;
     int learned;
 
     if (ps == NULL)
@@ -598,7 +599,20 @@ void dial_peer_info(struct client *cl, const uint8_t key[static QPC_KEY_LEN], bo
             routes_learn_told(cl->id, cl->routes, key, addrs[i], QPC_PEER_SOURCE_SERVER, now))
             cl->id_dirty = true;
     ps->nat_remaps = remaps(addrs, n_addrs, cands, n_cands);
+    targets(cl, ps, &before);
     learned = learn(cl, &ps->cands, addrs, n_addrs, cands, n_cands);
+    /* An observed address counts as new only if no punch could have aimed at it yet (the
+     * directory may have had it: a repeat contact punches once, not twice). */
+    if (learned & LEARNED_OBSERVED) {
+        char norm[CANDIDATE_TEXT_MAX];
+
+        learned &= ~LEARNED_OBSERVED;
+        for (size_t i = 0; i < n_addrs && i < CANDIDATES_MAX; i++)
+            if (candidate_normalize(addrs[i], cl->allow_loopback, norm) && !candidates_contains(&before, norm))
+                learned |= LEARNED_OBSERVED;
+        if (learned == 0)
+            learned = LEARNED_OTHER;
+    }
     if (learned != 0 && (ps->reaching || link_best(ps) != NULL))
         direct_again(cl, ps, learned, now);
     /* What the answer started decides whether the relay still waits: a near dial, or a
@@ -685,6 +699,17 @@ void dial_link_candidates(struct client *cl, struct link *l, char *const *addrs,
     /* New addresses while only relayed: a new chance for a direct path. */
     if (changed && l->relayed && !link_direct_up(ps))
         attempt(cl, ps, false, now_ms());
+}
+
+void dial_punch_refused(struct client *cl, const uint8_t key[static QPC_KEY_LEN])
+{
+    struct peer_state *ps = peers_find(&cl->peers, key);
+
+    if (ps == NULL || ps->headstart_until_ms == 0)
+        return;
+    ps->headstart_until_ms = 0;   /* the peer was not told: the relay need not wait */
+    handover_flush(cl);
+    arm(cl, ps);
 }
 
 /* ---- my own candidates ------------------------------------------------------------ */

@@ -86,6 +86,9 @@ void dial_punch_notice(struct client *cl, const uint8_t key[static QPC_KEY_LEN],
 /* My server session came up: register my candidates, punch for every race. */
 void dial_session_up(struct client *cl);
 
+/* My server refused to coordinate a punch toward key (its rate): no head start for it. */
+void dial_punch_refused(struct client *cl, const uint8_t key[static QPC_KEY_LEN]);
+
 /* My server says it sees me at observed: one of my candidates. */
 void dial_observed(struct client *cl, const char *observed);
 

@@ -168,6 +168,7 @@ static const struct session_callbacks session_cbs = {
     .on_peer_info = dial_peer_info,
     .on_punch = dial_punch_notice,
     .on_observed = dial_observed,
+    .on_punch_refused = dial_punch_refused,
     .on_relay_packet = dial_relay_input,
     .on_up = on_session_up,
 };

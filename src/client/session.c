@@ -209,8 +209,12 @@ static void on_message(struct session *s, const Qpc__ServerMessage *m)
                                             m->peer_info->n_candidates);
         break;
     case QPC__SERVER_MESSAGE__BODY_PATH:
-        if (p != NULL && p->kind == PEND_PATH && m->path->observed != NULL && m->path->observed[0] != '\0')
+        if (p == NULL || p->kind != PEND_PATH)
+            break;
+        if (m->path->observed != NULL && m->path->observed[0] != '\0')
             s->cl->session_cb->on_observed(s->cl, m->path->observed);
+        if (p->mine && m->path->status == QPC__STATUS__STATUS_RATE_LIMITED)
+            s->cl->session_cb->on_punch_refused(s->cl, p->key);
         break;
     case QPC__SERVER_MESSAGE__BODY_BROADCAST:
         /* Flooded by the server: handled like a broadcast from a peer. */
@@ -468,11 +472,13 @@ void session_peer_info(struct client *cl, const uint8_t key[static QPC_KEY_LEN])
         memcpy(p->key, key, QPC_KEY_LEN);
 }
 
-/* Sends one PathRequest (pr filled by the caller); its answer is expected. */
+/* Sends one PathRequest (pr filled by the caller); its answer is expected, and for a
+ * punch it names the key (mine: a refusal is reported up). */
 static int path_request(struct client *cl, Qpc__PathRequest *pr)
 {
     struct session *s = cl->session;
     Qpc__ClientRequest req = QPC__CLIENT_REQUEST__INIT;
+    struct pending *p;
     int rc;
 
     if (!session_up(cl))
@@ -480,8 +486,10 @@ static int path_request(struct client *cl, Qpc__PathRequest *pr)
     req.body_case = QPC__CLIENT_REQUEST__BODY_PATH;
     req.path = pr;
     rc = send_request(s, &req);
-    if (rc == 0)
-        pending_add(s, PEND_PATH);
+    if (rc == 0 && (p = pending_add(s, PEND_PATH)) != NULL && pr->punch.len == QPC_KEY_LEN) {
+        memcpy(p->key, pr->punch.data, QPC_KEY_LEN);
+        p->mine = true;
+    }
     return rc;
 }
 

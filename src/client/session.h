@@ -31,6 +31,8 @@ struct session_callbacks {
                      char *const *addrs, size_t n_addrs, char *const *cands, size_t n_cands);
     /* The server says where it sees this session come from (unchecked text). */
     void (*on_observed)(struct client *cl, const char *observed);
+    /* The server refused to punch toward key for us (its punch rate): nobody was told. */
+    void (*on_punch_refused)(struct client *cl, const uint8_t key[static QPC_KEY_LEN]);
     /* A relayed QUIC packet from peer key came in. */
     void (*on_relay_packet)(struct client *cl, const uint8_t key[static QPC_KEY_LEN],
                             const uint8_t *pkt, size_t len);
