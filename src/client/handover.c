@@ -109,7 +109,7 @@ static int to_server_cb(void *ctx, struct qpc_envelope *env)
     /* The server holds a copy (its answer is shown by session.c); ours stays too, so
      * the message also goes P2P as soon as the peer is reachable. */
     /* Only my own envelopes: a server accepts envelopes from their sender alone. */
-    if (mine && !(session_up(cl) && session_enqueue(cl, env, "") == 0)) {
+    if (mine && !(session_up(cl) && session_enqueue(cl, env, "", true) == 0)) {
         ev.text = "peer unreachable, kept in outbox";
         ev.text_len = strlen(ev.text);
         emit(cl, &ev);

@@ -18,6 +18,7 @@
 #include "dial.h"
 #include "flood.h"
 #include "handover.h"
+#include "history.h"
 #include "link.h"
 #include "qpc/addr.h"
 #include "node.h"
@@ -121,7 +122,7 @@ static void cb_closed(struct qpc_quic_conn *conn, const struct qpc_quic_close_in
 
     if (!link_is(user)) {
         if (user != NULL && session_owns_conn(user, conn))
-            session_on_closed(user, info);
+            session_on_closed(user, conn, info);
         return;
     }
     cl = l->cl;
@@ -285,6 +286,7 @@ int node_send_text(struct client *cl, const uint8_t peer[static QPC_KEY_LEN], co
     if (rc < 0)
         goto out;
     memcpy(id_out, env.id, QPC_ID_LEN);
+    history_add_sent(cl->history, env.id, peer, NULL, text, strlen(text), now);
     rc = handover_hold(cl, &env, now);
     if (rc < 0)
         goto out;
@@ -323,6 +325,8 @@ int node_broadcast(struct client *cl, const char *topic, const char *text, uint8
     if (rc < 0)
         goto out;
     memcpy(id_out, env.id, QPC_ID_LEN);
+    history_add_sent(cl->history, env.id, NULL, topic, text, strlen(text), now);
+    state_note_shown(cl, &env);   /* my own, echoed back after a restart, is not news */
     flood_originate(cl, &env, now);
 out:
     qpc_envelope_clear(&env);

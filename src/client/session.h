@@ -43,12 +43,20 @@ struct session_callbacks {
 /* Sets the callbacks, once, before the first session_connect. cb must outlive cl. */
 void session_set_callbacks(struct client *cl, const struct session_callbacks *cb);
 
+/*
+ * Connects to the server at address. While a session exists for another address, the
+ * new one is tried beside it and replaces it only when it answers (a failure is said
+ * and changes nothing). A server is saved (the identity's servers, and DATA_DIR/server
+ * for the next start) only once it answered. Retries back off from 1 s to 60 s.
+ * Errors (bad address, cannot resolve) go to err; 0 means the attempt is under way.
+ */
 int session_connect(struct client *cl, const char *address, char *err, size_t errlen);
 void session_close(struct client *cl);
 bool session_up(const struct client *cl);
 const char *session_address(const struct client *cl);
-/* Enqueues an envelope at the server for recipient (domain "" = the server's own). */
-int session_enqueue(struct client *cl, const struct qpc_envelope *env, const char *domain);
+/* Enqueues an envelope at the server for recipient (domain "" = the server's own). kept:
+ * our outbox keeps a copy, so a refusal leaves it queued rather than failed. */
+int session_enqueue(struct client *cl, const struct qpc_envelope *env, const char *domain, bool kept);
 /* Hands a broadcast envelope (already hopped) to the server to flood on. 0 when sent. */
 int session_broadcast(struct client *cl, const struct qpc_envelope *env);
 /* Sends one relayed QUIC packet to peer key. 0 or nonzero when dropped. */
@@ -71,6 +79,7 @@ bool session_owns_conn(const struct client *cl, const struct qpc_quic_conn *conn
 int session_on_connected(struct client *cl, struct qpc_quic_conn *conn, const uint8_t *key);
 void session_on_frame(struct client *cl, struct qpc_quic_conn *conn, const uint8_t *d, size_t n);
 void session_on_datagram(struct client *cl, const uint8_t *d, size_t n);
-void session_on_closed(struct client *cl, const struct qpc_quic_close_info *info);
+void session_on_closed(struct client *cl, const struct qpc_quic_conn *conn,
+                       const struct qpc_quic_close_info *info);
 
 #endif
