@@ -75,6 +75,10 @@ static void check_request(const Qpc__ClientRequest *req)
             qpc_envelope_clear(&env);
         }
         break;
+    case QPC__CLIENT_REQUEST__BODY_PATH:
+        if (req->path->n_candidates > REQUEST_CANDIDATES_MAX)
+            abort();
+        break;
     case QPC__CLIENT_REQUEST__BODY_FETCH:
     case QPC__CLIENT_REQUEST__BODY_PUSH:
     case QPC__CLIENT_REQUEST__BODY_PEER_INFO:

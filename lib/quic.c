@@ -640,6 +640,8 @@ static void conn_read(struct qpc_quic_conn *c, const ngtcp2_path *path, const ui
     c->in_read = false;
     if (rv != 0)
         conn_read_failed(c, rv);
+    else
+        c->heard = true;
     qpc_conn_mark_dirty(c);
 }
 
@@ -788,7 +790,11 @@ static void conn_write(struct qpc_quic_conn *c)
         npkts++;
     }
     qpc_udp_tx_flush(&ep->udp);
-    ngtcp2_conn_update_pkt_tx_time(c->qc, ts);
+    /* No pacing before the handshake is done: paced at the initial RTT (333 ms), the
+     * last flight of a handshake waits some 20 ms for nothing on a short path, and that
+     * is a good part of what a one-shot send takes. */
+    if (c->handshake_done)
+        ngtcp2_conn_update_pkt_tx_time(c->qc, ts);
     if (npkts >= TX_BURST)
         qpc_conn_mark_dirty(c);   /* more to send: let the loop read in between */
     return;
@@ -954,32 +960,75 @@ size_t qpc_quic_endpoint_conn_count(const struct qpc_quic_endpoint *ep)
     return ep->nconns;
 }
 
-int qpc_quic_connect(struct qpc_quic_endpoint *ep, const struct sockaddr *addr,
-                     socklen_t addrlen, const char *alpn, const uint8_t *expected_key,
-                     void *user, struct qpc_quic_conn **out)
+/* addr as the endpoint's socket must be given it: an IPv4 address becomes v4-mapped on
+ * a dual-stack socket. QPC_ERR_INVALID for a relay address or another family. */
+static int remote_for(const struct qpc_quic_endpoint *ep, const struct sockaddr *addr, socklen_t addrlen,
+                      struct sockaddr_storage *remote, socklen_t *remote_len)
 {
-    struct sockaddr_storage remote;
-    ngtcp2_path path;
-
-    if (addr == NULL || addrlen > sizeof(remote) || qpc_quic_addr_is_relay(addr))
+    if (addr == NULL || addrlen > sizeof(*remote) || qpc_quic_addr_is_relay(addr))
         return QPC_ERR_INVALID;
-    memset(&remote, 0, sizeof(remote));
+    memset(remote, 0, sizeof(*remote));
     if (addr->sa_family == AF_INET && ep->udp.local.ss_family == AF_INET6) {
         /* A dual-stack socket speaks to IPv4 peers through mapped addresses. */
         const struct sockaddr_in *a4 = (const struct sockaddr_in *)addr;
-        struct sockaddr_in6 *m = (struct sockaddr_in6 *)&remote;
+        struct sockaddr_in6 *m = (struct sockaddr_in6 *)remote;
 
         m->sin6_family = AF_INET6;
         m->sin6_port = a4->sin_port;
         m->sin6_addr.s6_addr[10] = 0xff;
         m->sin6_addr.s6_addr[11] = 0xff;
         memcpy(&m->sin6_addr.s6_addr[12], &a4->sin_addr, 4);
-        addrlen = sizeof(*m);
-    } else if (addr->sa_family != ep->udp.local.ss_family) {
-        return QPC_ERR_INVALID;
-    } else {
-        memcpy(&remote, addr, addrlen);
+        *remote_len = sizeof(*m);
+        return 0;
     }
+    if (addr->sa_family != ep->udp.local.ss_family)
+        return QPC_ERR_INVALID;
+    memcpy(remote, addr, addrlen);
+    *remote_len = addrlen;
+    return 0;
+}
+
+int qpc_quic_endpoint_send_probe(struct qpc_quic_endpoint *ep, const struct sockaddr *addr,
+                                 socklen_t addrlen, int ttl)
+{
+    /* 'q' is a short header whose 16-byte connection id does not fit in 10 bytes:
+     * ngtcp2_pkt_decode_version_cid refuses it, so every endpoint drops it silently. */
+    static const uint8_t probe[QPC_QUIC_PROBE_LEN] = "qpc-probe";
+    struct sockaddr_storage to;
+    socklen_t tolen;
+
+    if (remote_for(ep, addr, addrlen, &to, &tolen) < 0)
+        return QPC_ERR_INVALID;
+    return qpc_udp_send_ttl(&ep->udp, (const struct sockaddr *)&to, tolen, probe, sizeof(probe), ttl);
+}
+
+bool qpc_quic_endpoint_hears(const struct qpc_quic_endpoint *ep, const struct sockaddr *addr,
+                             socklen_t addrlen)
+{
+    struct sockaddr_storage want;
+    socklen_t wantlen;
+    const struct qpc_quic_conn *c;
+
+    if (remote_for(ep, addr, addrlen, &want, &wantlen) < 0)
+        return false;
+    DL_FOREACH(ep->conns, c) {
+        if (!c->handshake_done && !c->ending && c->heard && c->remote_len == wantlen &&
+            memcmp(&c->remote, &want, wantlen) == 0)
+            return true;
+    }
+    return false;
+}
+
+int qpc_quic_connect(struct qpc_quic_endpoint *ep, const struct sockaddr *addr,
+                     socklen_t addrlen, const char *alpn, const uint8_t *expected_key,
+                     void *user, struct qpc_quic_conn **out)
+{
+    struct sockaddr_storage remote;
+    ngtcp2_path path;
+    int rc = remote_for(ep, addr, addrlen, &remote, &addrlen);
+
+    if (rc < 0)
+        return rc;
     path.local.addr = (ngtcp2_sockaddr *)&ep->udp.local;
     path.local.addrlen = ep->udp.local_len;
     path.remote.addr = (ngtcp2_sockaddr *)&remote;
@@ -1052,6 +1101,16 @@ const struct sockaddr *qpc_quic_conn_remote_addr(const struct qpc_quic_conn *c,
 bool qpc_quic_conn_is_server(const struct qpc_quic_conn *c)
 {
     return c->is_server;
+}
+
+size_t qpc_quic_conn_pto_count(const struct qpc_quic_conn *c)
+{
+    ngtcp2_conn_stat st;
+
+    if (c->qc == NULL || c->ending)
+        return 0;
+    ngtcp2_conn_get_conn_stat(c->qc, &st);
+    return st.pto_count;
 }
 
 void qpc_quic_conn_set_user(struct qpc_quic_conn *c, void *user)

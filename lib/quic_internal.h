@@ -44,6 +44,7 @@ struct qpc_quic_conn {
     bool handshake_done;
     bool in_read;
     bool counted_handshaking;            /* counted in ep->n_handshaking */
+    bool heard;                          /* a packet from the peer was read */
     struct sockaddr_storage remote;
     socklen_t remote_len;
     ev_timer timer;

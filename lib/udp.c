@@ -132,6 +132,40 @@ void qpc_udp_send(struct qpc_udp *u, const struct sockaddr *to, socklen_t tolen,
     (void)sendto(u->fd, pkt, len, MSG_DONTWAIT, to, tolen);
 }
 
+int qpc_udp_send_ttl(struct qpc_udp *u, const struct sockaddr *to, socklen_t tolen,
+                     const uint8_t *pkt, size_t len, int ttl)
+{
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } ctl;
+    struct iovec iov = { (void *)pkt, len };
+    struct msghdr mh = { 0 };
+    struct cmsghdr *cm;
+    const struct sockaddr_in6 *t6 = (const struct sockaddr_in6 *)to;
+
+    if (ttl < 1 || ttl > 255)
+        return QPC_ERR_INVALID;
+    memset(&ctl, 0, sizeof(ctl));
+    mh.msg_name = (void *)to;
+    mh.msg_namelen = tolen;
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = ctl.buf;
+    mh.msg_controllen = sizeof(ctl.buf);
+    cm = CMSG_FIRSTHDR(&mh);
+    if (to->sa_family == AF_INET || IN6_IS_ADDR_V4MAPPED(&t6->sin6_addr)) {
+        cm->cmsg_level = IPPROTO_IP;
+        cm->cmsg_type = IP_TTL;
+    } else {
+        cm->cmsg_level = IPPROTO_IPV6;
+        cm->cmsg_type = IPV6_HOPLIMIT;
+    }
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &ttl, sizeof(int));
+    return sendmsg(u->fd, &mh, MSG_DONTWAIT) == (ssize_t)len ? 0 : QPC_ERR_IO;
+}
+
 void qpc_udp_tx_flush(struct qpc_udp *u)
 {
     struct iovec iov = { u->tx.buf, u->tx.len };

@@ -64,6 +64,16 @@ void qpc_udp_send(struct qpc_udp *u, const struct sockaddr *to, socklen_t tolen,
                   const uint8_t *pkt, size_t len);
 
 /*
+ * Sends one packet at once, outside the batch, with IP TTL / IPv6 hop limit ttl (1..255)
+ * for this packet only (an IP_TTL or IPV6_HOPLIMIT control message; the socket's own
+ * setting is untouched). A v4-mapped destination on a dual-stack socket takes IP_TTL:
+ * Linux sends it on the IPv4 path. Returns 0, QPC_ERR_INVALID (ttl out of range) or
+ * QPC_ERR_IO (not sent).
+ */
+int qpc_udp_send_ttl(struct qpc_udp *u, const struct sockaddr *to, socklen_t tolen,
+                     const uint8_t *pkt, size_t len, int ttl);
+
+/*
  * Where the next packet of the batch is to be written; room for max bytes (at most
  * QPC_UDP_PAYLOAD_MAX) is guaranteed (a full batch is sent first). The caller writes
  * the packet there, then calls qpc_udp_tx_commit, or leaves it uncommitted (it is then

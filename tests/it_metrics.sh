@@ -30,12 +30,9 @@ TC=$BUILD/qpc_testclient
 RULES=$SRC/packaging/prometheus/qpc-alerts.yml
 DASH=$SRC/packaging/grafana/quicprochat.json
 
-# Named by the dashboard or the rules, exported by a lane that is not merged yet.
-EXPECTED=(
-    qpc_punch_requests_total                        # PATHS
-    qpc_punch_refused_total                         # PATHS
-    qpc_punch_direct_total                          # PATHS
-    qpc_punch_time_to_direct_seconds                # PATHS (histogram)
+# Named by the dashboard or the rules, exported by a lane that is not merged yet (none
+# now; an entry the node exports makes the test fail, so this list cannot go stale).
+EXPECTED=()
     qpc_relayed_bytes_by_client_total               # PATHS
 )
 

@@ -1,7 +1,7 @@
 /*
  * test_client_peers.c: the client's table of live per-peer state and its garbage
  * collection (src/client/peers.c): who is kept (a link, a relay path, a dial running,
- * the fallback timer armed, messages held or parked for it) and who is dropped (idle
+ * the race timer armed, messages held or parked for it) and who is dropped (idle
  * peers, once the table is above its limit). No sockets; a loop is made only to arm a
  * timer, never run.
  */
@@ -29,7 +29,7 @@ struct fix {
 
 static void never_called(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    fail_msg("the fallback timer fired in a test that never runs a loop");
+    fail_msg("the race timer fired in a test that never runs a loop");
 }
 
 static int setup(void **state)
@@ -99,10 +99,10 @@ static void test_peers_get_makes_one_state_per_key(void **state)
     assert_null(peers_find(&f->t, other));
     assert_int_equal(peers_count(&f->t), 1);
     assert_memory_equal(ps->key, key, QPC_KEY_LEN);
-    assert_int_equal(ps->phase, PH_IDLE);
+    assert_false(ps->reaching);
     assert_int_equal(ps->backoff_ms, BACKOFF_START);
-    assert_ptr_equal(ps->fallback.data, ps);
-    assert_false(ev_is_active(&ps->fallback));
+    assert_ptr_equal(ps->timer.data, ps);
+    assert_false(ev_is_active(&ps->timer));
     assert_true(peers_idle(ps, &f->c, f->store));
 }
 
@@ -145,6 +145,54 @@ static void assert_only_survivor(struct fix *f, const uint8_t key[QPC_KEY_LEN])
     assert_non_null(peers_find(&f->t, key));
 }
 
+static void test_peers_gc_drops_idle_strangers_below_the_limit(void **state)
+{
+    struct fix *f = *state;
+    uint8_t kk[QPC_KEY_LEN], ks[QPC_KEY_LEN];
+    struct peer_state *known = new_peer(f, kk), *stranger = new_peer(f, ks);
+
+    stranger->stranger = true;
+    assert_int_equal(peers_strangers(&f->t), 1);
+    assert_int_equal(peers_gc(&f->t, &f->c, f->store), 1);
+    assert_null(peers_find(&f->t, ks));
+    assert_ptr_equal(peers_find(&f->t, kk), known);
+    assert_int_equal(peers_strangers(&f->t), 0);
+}
+
+static void test_duplicate_rule_both_sides_agree(void **state)
+{
+    /* a crossed pair seen from each end: mine is the other's "theirs" */
+    struct link_facts mine = { .initiated = true, .up_ms = 10, .tie = 1 };
+    struct link_facts theirs = { .initiated = false, .up_ms = 12, .tie = 2 };
+
+    /* I am the smaller key: my connection stays, on my side and on the peer's */
+    assert_int_equal(peers_duplicate_drop(&mine, &theirs, true), 2);
+    assert_int_equal(peers_duplicate_drop(&theirs, &mine, true), 1);
+    {
+        struct link_facts p_mine = { .initiated = true, .up_ms = 11, .tie = 7 };   /* = my "theirs" */
+        struct link_facts p_theirs = { .initiated = false, .up_ms = 11, .tie = 8 }; /* = my "mine" */
+
+        assert_int_equal(peers_duplicate_drop(&p_mine, &p_theirs, false), 1);   /* it drops its own */
+    }
+    /* I am the larger: the peer's connection stays */
+    assert_int_equal(peers_duplicate_drop(&mine, &theirs, false), 1);
+}
+
+static void test_duplicate_rule_same_direction(void **state)
+{
+    struct link_facts old = { .initiated = true, .up_ms = 10, .tie = 5 };
+    struct link_facts young = { .initiated = true, .up_ms = 20, .tie = 1 };
+    struct link_facts twin = { .initiated = true, .up_ms = 10, .tie = 6 };
+    struct link_facts in1 = { .initiated = false, .up_ms = 10, .tie = 1 };
+    struct link_facts in2 = { .initiated = false, .up_ms = 20, .tie = 2 };
+
+    assert_int_equal(peers_duplicate_drop(&old, &young, true), 1);    /* both mine: the older goes */
+    assert_int_equal(peers_duplicate_drop(&young, &old, false), 2);
+    assert_int_equal(peers_duplicate_drop(&old, &twin, true), 1);     /* same ms: the tie decides */
+    assert_int_equal(peers_duplicate_drop(&twin, &old, true), 2);
+    assert_int_equal(peers_duplicate_drop(&in1, &in2, true), 0);      /* both the peer's: it decides */
+}
+
 static void test_peers_gc_keeps_peer_with_a_link(void **state)
 {
     struct fix *f = *state;
@@ -179,7 +227,7 @@ static void test_peers_gc_keeps_peer_being_dialled(void **state)
     assert_only_survivor(f, key);
 }
 
-static void test_peers_gc_keeps_peer_with_its_fallback_timer_armed(void **state)
+static void test_peers_gc_keeps_peer_with_its_race_timer_armed(void **state)
 {
     struct fix *f = *state;
     uint8_t key[QPC_KEY_LEN];
@@ -187,11 +235,11 @@ static void test_peers_gc_keeps_peer_with_its_fallback_timer_armed(void **state)
     struct peer_state *ps = new_peer(f, key);
 
     assert_non_null(loop);
-    ev_timer_set(&ps->fallback, 3600.0, 0.0);
-    ev_timer_start(loop, &ps->fallback);   /* the ladder is running: dial.c's timer points here */
+    ev_timer_set(&ps->timer, 3600.0, 0.0);
+    ev_timer_start(loop, &ps->timer);   /* the race runs: dial.c's timer points here */
     assert_false(peers_idle(ps, &f->c, f->store));
     assert_only_survivor(f, key);
-    ev_timer_stop(loop, &ps->fallback);
+    ev_timer_stop(loop, &ps->timer);
     assert_true(peers_idle(ps, &f->c, f->store));
     ev_loop_destroy(loop);
 }
@@ -245,9 +293,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_peers_gc_keeps_everyone_up_to_the_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_peers_gc_drops_idle_peers_above_the_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_peers_gc_keeps_peer_with_a_link, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_peers_gc_drops_idle_strangers_below_the_limit, setup, teardown),
+        cmocka_unit_test(test_duplicate_rule_both_sides_agree),
+        cmocka_unit_test(test_duplicate_rule_same_direction),
         cmocka_unit_test_setup_teardown(test_peers_gc_keeps_peer_with_a_relay_path, setup, teardown),
         cmocka_unit_test_setup_teardown(test_peers_gc_keeps_peer_being_dialled, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_peers_gc_keeps_peer_with_its_fallback_timer_armed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_peers_gc_keeps_peer_with_its_race_timer_armed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_peers_gc_keeps_peer_with_messages_held_for_it, setup, teardown),
         cmocka_unit_test_setup_teardown(test_peers_gc_keeps_peer_with_messages_parked_for_it, setup, teardown),
         cmocka_unit_test_setup_teardown(test_peers_gc_drops_recipient_whose_message_is_on_a_link, setup, teardown),

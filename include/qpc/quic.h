@@ -174,6 +174,28 @@ int qpc_quic_endpoint_set_accepting(struct qpc_quic_endpoint *ep, bool accepting
 /* Number of live connections (handshaking, open, or closing). */
 size_t qpc_quic_endpoint_conn_count(const struct qpc_quic_endpoint *ep);
 
+/*
+ * Sends one probe datagram from the endpoint's socket to addr (IPv4 or IPv6, mapped as
+ * qpc_quic_connect does) with IP TTL / IPv6 hop limit ttl (1..255), for hole punching:
+ * with a low TTL it opens this host's NAT mapping toward addr and dies at the router
+ * after that NAT, so it cannot reach (and poison) the far NAT before the peer has opened
+ * its own. The QPC_QUIC_PROBE_LEN bytes are not a QUIC packet: every endpoint (ours
+ * among them) drops them without a word. addr is only read during the call. Returns 0,
+ * QPC_ERR_INVALID (bad address or ttl) or QPC_ERR_IO (the send failed; it is not
+ * retried).
+ */
+#define QPC_QUIC_PROBE_LEN 10
+/*
+ * True when a connection with addr (mapped as qpc_quic_connect does) is still in its
+ * handshake but has read a packet from it: the path carries, the handshake is only
+ * finishing. addr is only read during the call.
+ */
+bool qpc_quic_endpoint_hears(const struct qpc_quic_endpoint *ep, const struct sockaddr *addr,
+                             socklen_t addrlen);
+
+int qpc_quic_endpoint_send_probe(struct qpc_quic_endpoint *ep, const struct sockaddr *addr,
+                                 socklen_t addrlen, int ttl);
+
 /* ---- Connections ---------------------------------------------------------------------- */
 
 /*
@@ -232,6 +254,11 @@ const struct sockaddr *qpc_quic_conn_remote_addr(const struct qpc_quic_conn *con
 
 /* Whether conn was accepted (true) or initiated by this side (false). */
 bool qpc_quic_conn_is_server(const struct qpc_quic_conn *conn);
+
+/* Probe timeouts in a row without any acknowledgement from the peer (ngtcp2's
+ * pto_count): 0 while the path carries; several mean it has stopped carrying, long
+ * before the idle timeout says so. 0 for a connection that is ending. */
+size_t qpc_quic_conn_pto_count(const struct qpc_quic_conn *conn);
 
 /* Sets the pointer handed to conn's callbacks (the library never looks at it). */
 void qpc_quic_conn_set_user(struct qpc_quic_conn *conn, void *user);

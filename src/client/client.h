@@ -13,8 +13,8 @@
  *   tick.c      the periodic jobs, each named, in one timer
  *   receive.c   what arrives on a link or from the server: verify, show, forward, acks
  *   flood.c     broadcasts: pass on to every other link and the server, replay live ones
- *   dial.c      reaching a peer: which addresses to dial, the ladder direct -> relay ->
- *               server, back-off, and moving to a direct path when one appears
+ *   dial.c      reaching a peer: its candidates and the relay raced, hole punches
+ *               coordinated by the server, back-off, the move to a direct path
  *   handover.c  custody in motion: hold, hand held envelopes to the link toward their
  *               recipient, or to the server when P2P gives up
  *   link.c      P2P links (ALPN quicprochat/p2p/1): one QUIC connection each, the frames
@@ -28,6 +28,8 @@
  *   contacts.c  who is meant: names, id prefixes, the qpc: text form                (*)
  *   routes.c    what is learned of where peers are, from links, servers, mDNS, envelopes (*)
  *   peers.c     live per-peer state and its garbage collection                         (*)
+ *   candidates.c address candidates: mine, and the checks on everyone else's            (*)
+ *   punch.c     how much punching anyone can make us do                               (*)
  *   custody.c   the in-flight table: which acks end custody, parking, expiry, bounds  (*)
  * (*) qpc-client-core: none owns a socket, an endpoint or a loop, and time is an
  *     argument; routes, peers, custody and contacts are unit-tested (tests/test_client_*.c).
@@ -52,8 +54,10 @@
 #include "qpc/route.h"
 #include "qpc/store.h"
 
+#include "candidates.h"
 #include "custody.h"
 #include "peers.h"
+#include "punch.h"
 #include "qpc/uthash_keyed.h"   /* every client table is keyed: most keys come from strangers */
 
 /* Exit codes of the subcommands (docs/client.md). */
@@ -149,6 +153,15 @@ struct client {
     uint16_t listen_port;
     char listen_text[QPC_ADDRESS_MAX + 1];
 
+    /* paths (dial.c): what peers may try for me, and what punching may cost */
+    struct candidates my_cands;          /* interfaces, then my server's view of me */
+    struct local_nets nets;              /* my subnets, read with my candidates */
+    char server_observed[CANDIDATE_TEXT_MAX];   /* "" until my server says */
+    uint64_t instance;                   /* random per process: tells duplicate links */
+    bool allow_loopback;                 /* one-host setup: loopback candidates are fine */
+    struct punch_budget punch;
+    uint64_t next_cands_ms;              /* when my candidates are gathered again */
+
     /* tick.c: the periodic jobs */
     ev_timer tick;
     uint64_t last_gc_ms;                 /* when the collect-garbage job last ran */
@@ -160,6 +173,7 @@ struct client {
 
     enum out_mode out_mode;
     bool stop;                           /* SIGINT/SIGTERM: every wait loop ends */
+    bool closing;                        /* node_shutdown/node_stop: start nothing new */
     void (*on_interrupt)(struct client *cl);   /* set: SIGINT calls it instead (the REPL) */
     /* A subcommand's watcher: sees every event after it is shown. */
     void (*watch)(struct client *cl, const struct event *ev);

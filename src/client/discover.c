@@ -7,13 +7,13 @@
  * Two service types are browsed: servers announce `_quicprochat._udp` with TXT ver=1,
  * server=, domain= (listed with their TXT fields; the user picks one with `/mesh server`),
  * and clients that listen for P2P announce `_quicprochat-p2p._udp` with TXT ver=1,
- * peer=<hex key>, p2p=<host:port>. A peer's announcement is only a claim: it is handed
- * to the node as an address to try (node_peer_discovered), and the TLS handshake with the
- * claimed key is what proves who answers there.
+ * peer=<hex key>, p2p=<host:port>[,<host:port>...]: every address candidate of the node
+ * (candidates.h), as many as fit one TXT string, so a host on two links is reachable
+ * from both. A peer's announcement is only a claim: it is handed to the node as
+ * candidates to try (node_peer_discovered), and the TLS handshake with the claimed key
+ * is what proves who answers there.
  */
 #include <arpa/inet.h>
-#include <ifaddrs.h>
-#include <net/if.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,7 +55,7 @@ struct discover {
     struct seen_node *nodes;
     struct seen_peer *peers;
     ev_timer announce_check;
-    char p2p[QPC_ADDRESS_MAX + 1];     /* p2p= announced now, "" while not announcing */
+    char p2p[CANDIDATES_TXT_MAX + 1];  /* p2p= announced now, "" while not announcing */
 };
 
 /* Copies src into dst, replacing control bytes: a host on the link chose these. */
@@ -144,22 +144,23 @@ int discover_node_address(const struct client *cl, char *out, size_t cap)
 }
 
 /*
- * The address to dial for a peer's announcement: p2p= when it is a numeric host:port
- * (a name would make us send DNS queries a stranger chose), else the address mDNS
- * resolved with the SRV port. Returns false when neither is usable.
+ * The addresses to dial for a peer's announcement: the numeric candidates of p2p= (a
+ * name would make us send DNS queries a stranger chose), else the address mDNS resolved
+ * with the SRV port. Returns false when none is usable.
  */
-static bool peer_dial_address(const struct qpc_mdns_service *svc, char *out, size_t cap)
+static bool peer_dial_addresses(const struct client *cl, const struct qpc_mdns_service *svc,
+                                struct candidates *out)
 {
     const char *p2p = qpc_mdns_service_txt(svc, "p2p");
+    char srv[QPC_ADDRESS_MAX + 1];
 
-    if (p2p != NULL && qpc_addr_is_numeric(p2p)) {
-        snprintf(out, cap, "%s", p2p);
-        return qpc_addr_valid(out);
-    }
+    candidates_clear(out);
+    if (p2p != NULL && candidates_from_txt(out, p2p, cl->allow_loopback) > 0)
+        return true;
     if (svc->address == NULL || svc->port == 0)
         return false;
-    snprintf(out, cap, strchr(svc->address, ':') ? "[%s]:%u" : "%s:%u", svc->address, svc->port);
-    return qpc_addr_valid(out);
+    snprintf(srv, sizeof(srv), strchr(svc->address, ':') ? "[%s]:%u" : "%s:%u", svc->address, svc->port);
+    return candidates_add(out, srv, cl->allow_loopback);
 }
 
 static void peer_cb(const struct qpc_mdns_service *svc, bool added, void *arg)
@@ -170,6 +171,7 @@ static void peer_cb(const struct qpc_mdns_service *svc, bool added, void *arg)
     const char *claimed = qpc_mdns_service_txt(svc, "peer");
     char key[sizeof(sp->key)];
     uint8_t peer[QPC_KEY_LEN];
+    struct candidates cands;
 
     snprintf(key, sizeof(key), "%s%%%d", svc->name, svc->ifindex);
     HASH_FIND_STR(d->peers, key, sp);
@@ -193,67 +195,49 @@ static void peer_cb(const struct qpc_mdns_service *svc, bool added, void *arg)
     }
     memcpy(sp->peer, peer, QPC_KEY_LEN);
     sp->seen_ms = now_ms();
-    if (!peer_dial_address(svc, sp->address, sizeof(sp->address))) {
+    if (!peer_dial_addresses(cl, svc, &cands)) {
         HASH_DEL(d->peers, sp);
         free(sp);
         return;
     }
-    qpc_log_debug("discover", "peer %.12s claims %s", claimed, sp->address);
-    node_peer_discovered(cl, peer, sp->address);
-}
-
-static bool iface_wanted(const struct client *cl, const char *name)
-{
-    if (cl->cc->mdns_interfaces.count == 0)
-        return true;
-    for (size_t i = 0; i < cl->cc->mdns_interfaces.count; i++)
-        if (strcmp(cl->cc->mdns_interfaces.items[i], name) == 0)
-            return true;
-    return false;
+    snprintf(sp->address, sizeof(sp->address), "%s", cands.addr[0]);
+    qpc_log_debug("discover", "peer %.12s claims %zu address%s, first %s", claimed, cands.n,
+                  cands.n == 1 ? "" : "es", sp->address);
+    node_peer_discovered(cl, peer, &cands);
 }
 
 /*
- * The host part of p2p=: the listen address, or for a wildcard listener the first IPv4
- * address of an interface mDNS runs on. Never a loopback address: nobody else can dial
- * it, so a node listening on loopback only is not announced (false).
+ * The p2p= text: my candidates (node_candidates) as a TXT list, without loopback ones:
+ * nobody else can dial those, so a node listening on loopback only is not announced
+ * (false).
  */
-static bool p2p_host(const struct client *cl, char *host, size_t cap)
+static bool p2p_text(const struct client *cl, char *out, size_t cap)
 {
-    struct ifaddrs *ifs = NULL;
-    uint16_t port;
-    bool found = false;
+    const struct candidates *mine = node_candidates(cl);
+    struct candidates c;
 
-    if (qpc_addr_parse(cl->cc->listen, host, cap, &port) == 0 && strcmp(host, "0.0.0.0") != 0 &&
-        strcmp(host, "::") != 0)
-        return strncmp(host, "127.", 4) != 0 && strcmp(host, "::1") != 0 && strcmp(host, "localhost") != 0;
-    if (getifaddrs(&ifs) != 0)
-        return false;
-    for (struct ifaddrs *i = ifs; i != NULL && !found; i = i->ifa_next) {
-        if (i->ifa_addr == NULL || i->ifa_addr->sa_family != AF_INET || (i->ifa_flags & IFF_LOOPBACK) ||
-            !(i->ifa_flags & IFF_UP) || !iface_wanted(cl, i->ifa_name))
-            continue;
-        found = inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, host, (socklen_t)cap) != NULL;
-    }
-    freeifaddrs(ifs);
-    return found;
+    candidates_clear(&c);
+    for (size_t i = 0; i < mine->n; i++)
+        if (!candidate_is_loopback(mine->addr[i]))
+            candidates_add(&c, mine->addr[i], false);
+    return candidates_to_txt(&c, out, cap) > 0;
 }
 
 /* Announces (again) when the p2p= text changes: first start, or an address came or went. */
 static void announce_update(struct client *cl)
 {
     struct discover *d = cl->discover;
-    char host[QPC_ADDRESS_MAX + 1], p2p[QPC_ADDRESS_MAX + 1], instance[QPC_MDNS_LABEL_MAX + 1];
+    char p2p[CANDIDATES_TXT_MAX + 1], instance[QPC_MDNS_LABEL_MAX + 1];
     const char *id = qpc_identity_peer_id(cl->id);
     int rc;
 
     if (cl->ep == NULL || cl->listen_port == 0)
         return;
-    if (!p2p_host(cl, host, sizeof(host)))
-        host[0] = '\0';
-    snprintf(p2p, sizeof(p2p), strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, cl->listen_port);
-    if (strcmp(p2p, d->p2p) == 0 || (host[0] == '\0' && d->p2p[0] == '\0'))
+    if (!p2p_text(cl, p2p, sizeof(p2p)))
+        p2p[0] = '\0';
+    if (strcmp(p2p, d->p2p) == 0)
         return;
-    if (host[0] == '\0') {
+    if (p2p[0] == '\0') {
         qpc_mdns_withdraw(d->mdns);
         d->p2p[0] = '\0';
         return;

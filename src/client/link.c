@@ -2,10 +2,13 @@
  * link.c: P2P links and the frames on them (link.h).
  *
  * The one idea: a link is one QUIC connection to one peer, direct or relayed through
- * our server, and a peer may have several at once (both sides dialled, several
- * addresses tried, a relayed one beside a direct one). Whatever goes to a peer takes
- * link_best: a direct link if one is up, else a relayed one. Each link uses one
- * bidirectional stream (the first opened) for P2pFrames: envelopes one way, acks back.
+ * our server, and a peer may have several for a moment (both sides dialled, several
+ * candidates answered, a relayed one beside a direct one). Whatever goes to a peer takes
+ * link_usable: a direct link if one is up, else a relayed one once the direct attempts'
+ * head start is over. Duplicates are closed by one rule both ends compute alike
+ * (link_dedup), so a pair settles on one link. Each link uses one bidirectional stream
+ * (the first opened) for P2pFrames: envelopes one way, acks back, and each side's
+ * address candidates and process instance once when it comes up.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,7 +84,28 @@ int link_send_envelope_bytes(struct link *l, const uint8_t *buf, size_t len)
     f.envelope.data = (uint8_t *)buf;
     f.envelope.len = len;
     rc = link_stream(l);
-    return rc == 0 ? qpc_quic_conn_send_message(l->conn, l->sid, &f.base) : rc;
+    if (rc == 0)
+        rc = qpc_quic_conn_send_message(l->conn, l->sid, &f.base);
+    if (rc == 0 && l->unacked++ == 0)
+        l->unacked_since_ms = now_ms();
+    return rc;
+}
+
+void link_note_ack(struct link *l, uint64_t now)
+{
+    if (l->unacked > 0)
+        l->unacked--;
+    l->unacked_since_ms = now;
+    if (l->retiring && l->unacked == 0 && l->up) {
+        qpc_quic_conn_close(l->conn, QPC_QUIC_APP_NO_ERROR, "direct path up");
+        l->up = false;
+    }
+}
+
+bool link_stalled(const struct link *l, uint64_t now, uint64_t after_ms)
+{
+    return l->up && ((l->unacked > 0 && now > l->unacked_since_ms + after_ms) ||
+                     qpc_quic_conn_pto_count(l->conn) >= LINK_STALL_PTOS);
 }
 
 int link_send_envelope(struct link *l, const struct qpc_envelope *env)
@@ -111,6 +135,92 @@ void link_send_ack(struct link *l, int64_t sid, const uint8_t *id, Qpc__Status s
         qpc_log_debug("node", "ack dropped");
 }
 
+void link_send_candidates(struct link *l, const struct candidates *mine, uint64_t instance)
+{
+    Qpc__P2pFrame f = QPC__P2P_FRAME__INIT;
+    Qpc__PathCandidates pc = QPC__PATH_CANDIDATES__INIT;
+    char *addrs[CANDIDATES_MAX];
+    char seen[QPC_ADDRESS_MAX + 1] = "";
+
+    for (size_t i = 0; i < mine->n; i++)
+        addrs[i] = (char *)mine->addr[i];
+    pc.n_addresses = mine->n;
+    pc.addresses = addrs;
+    if (!l->relayed)
+        qpc_addr_format(qpc_quic_conn_remote_addr(l->conn, &(socklen_t){ 0 }), seen, sizeof(seen));
+    pc.observed = seen;
+    pc.instance = instance;
+    if (!l->relayed) {
+        struct link *o;
+
+        LL_FOREACH(l->ps->links, o)
+            pc.links += o->up && !o->relayed && !o->retiring;
+    }
+    f.body_case = QPC__P2P_FRAME__BODY_CANDIDATES;
+    f.candidates = &pc;
+    if (link_stream(l) < 0 || qpc_quic_conn_send_message(l->conn, l->sid, &f.base) < 0)
+        qpc_log_debug("node", "candidates not sent on a link");
+}
+
+/* Closes a duplicate link: it stops carrying anything now; cb_closed frees it, and
+ * custody sends again on the kept link what went out on it (the peer drops copies). */
+static void drop_duplicate(struct link *l)
+{
+    char who[13];
+
+    short_id(who, l->ps->key);
+    qpc_log_debug("node", "duplicate link to %s closed (%s %s)", who, l->relayed ? "relayed" : "direct", l->addr);
+    qpc_quic_conn_close(l->conn, QPC_QUIC_APP_NO_ERROR, "duplicate link");
+    l->up = false;
+}
+
+/* Which of two links of one kind to one peer process goes (peers.c's rule): NULL when
+ * the peer decides. */
+static struct link *duplicate_of(struct link *a, struct link *b, bool i_am_smaller)
+{
+    const struct link_facts fa = { a->initiated, a->up_ms, (uintptr_t)a };
+    const struct link_facts fb = { b->initiated, b->up_ms, (uintptr_t)b };
+
+    switch (peers_duplicate_drop(&fa, &fb, i_am_smaller)) {
+    case 1: return a;
+    case 2: return b;
+    default: return NULL;
+    }
+}
+
+void link_dedup(struct peer_state *ps, const uint8_t me[static QPC_KEY_LEN])
+{
+    bool i_am_smaller = memcmp(me, ps->key, QPC_KEY_LEN) < 0;
+    struct link *a, *b;
+
+again:
+    LL_FOREACH(ps->links, a) {
+        if (!a->up || !a->has_instance)
+            continue;
+        LL_FOREACH(a->next, b) {
+            struct link *drop;
+
+            if (!b->up || !b->has_instance || b->relayed != a->relayed || b->peer_instance != a->peer_instance)
+                continue;
+            drop = duplicate_of(a, b, i_am_smaller);
+            if (drop != NULL) {
+                drop_duplicate(drop);
+                goto again;   /* a may be the one dropped: walk again from the start */
+            }
+        }
+    }
+}
+
+void link_path_text(struct peer_state *ps, char *out, size_t cap)
+{
+    struct link *l = link_best(ps);
+
+    if (l == NULL)
+        snprintf(out, cap, "none");
+    else
+        snprintf(out, cap, "%s %s", l->relayed ? "relayed via" : "direct", l->addr);
+}
+
 struct link *link_best(struct peer_state *ps)
 {
     struct link *l, *relayed = NULL;
@@ -118,13 +228,31 @@ struct link *link_best(struct peer_state *ps)
     if (ps == NULL)
         return NULL;
     LL_FOREACH(ps->links, l) {
-        if (!l->up)
+        if (!l->up || l->retiring)
             continue;
         if (!l->relayed)
             return l;
         relayed = l;
     }
     return relayed;
+}
+
+struct link *link_usable(struct peer_state *ps, uint64_t now)
+{
+    struct link *l = link_best(ps);
+
+    return l != NULL && l->relayed && now < ps->headstart_until_ms ? NULL : l;
+}
+
+bool link_relayed_any(struct peer_state *ps)
+{
+    struct link *l;
+
+    LL_FOREACH(ps->links, l) {
+        if (l->relayed)
+            return true;
+    }
+    return false;
 }
 
 bool link_direct_up(struct peer_state *ps)
@@ -147,44 +275,40 @@ bool link_direct_at(struct peer_state *ps, const char *addr)
 
 struct link *link_toward(struct client *cl, const uint8_t recipient[static QPC_KEY_LEN])
 {
-    struct link *l = link_best(peers_find(&cl->peers, recipient));
+    struct peer_state *ps = peers_find(&cl->peers, recipient);
+    uint64_t now = now_ms();
+    struct link *l = ps != NULL ? link_usable(ps, now) : NULL;
     uint8_t via[QPC_KEY_LEN];
 
     if (l != NULL)
         return l;
-    if (routes_next_peer(cl->routes, recipient, via))
-        return link_best(peers_find(&cl->peers, via));
+    if (routes_next_peer(cl->routes, recipient, via) && (ps = peers_find(&cl->peers, via)) != NULL)
+        return link_usable(ps, now);
     return NULL;
 }
 
 size_t link_count(const struct client *cl)
 {
     const struct peer_state *ps = NULL;
-    const struct link *l;
     size_t n = 0;
 
-    while ((ps = peers_next(&cl->peers, ps)) != NULL) {
-        LL_FOREACH(ps->links, l)
-            n += l->up;
-    }
+    while ((ps = peers_next(&cl->peers, ps)) != NULL)
+        n += link_best((struct peer_state *)ps) != NULL;
     return n;
 }
 
 void link_describe(struct client *cl)
 {
-    const struct peer_state *ps = NULL;
-    const struct link *l;
+    struct peer_state *ps = NULL;
 
     while ((ps = peers_next(&cl->peers, ps)) != NULL) {
-        LL_FOREACH(ps->links, l) {
-            const struct qpc_peer *p = qpc_identity_peer_get(cl->id, ps->key);
-            char who[13];
+        const struct qpc_peer *p = qpc_identity_peer_get(cl->id, ps->key);
+        char who[13], path[QPC_ADDRESS_MAX + 32];
 
-            if (!l->up)
-                continue;
-            short_id(who, ps->key);
-            say(cl, "  peer %s  %s  %s %s", who, p != NULL && p->name != NULL ? p->name : "-",
-                l->relayed ? "relayed via" : "direct", l->addr);
-        }
+        if (link_best(ps) == NULL)
+            continue;
+        short_id(who, ps->key);
+        link_path_text(ps, path, sizeof(path));
+        say(cl, "  peer %s  %s  %s", who, p != NULL && p->name != NULL ? p->name : "-", path);
     }
 }

@@ -14,14 +14,25 @@
 
 enum conn_kind { CONN_P2P = 1 };   /* a QUIC user pointer to a link starts with this */
 
+#define LINK_STALL_PTOS 3   /* probe timeouts in a row that make a link stalled */
+
 struct link {
     int kind;                          /* CONN_P2P: tells link from client on a conn */
     struct client *cl;
     struct qpc_quic_conn *conn;
     struct peer_state *ps;             /* set once the peer's key is known */
     bool up, relayed;
+    bool initiated;                    /* we dialled it (the duplicate rule needs to know) */
     bool has_sid;
     int64_t sid;
+    bool has_instance;                 /* the peer told its process instance on it */
+    uint64_t peer_instance;
+    uint64_t up_ms;                    /* when it came up (the older of two is kept) */
+    bool retiring;                     /* relayed, a direct path took over: closed once its
+                                        * envelopes are acked (dial.c), carries nothing new */
+    uint64_t retire_ms;
+    unsigned unacked;                  /* envelopes sent on it and not acked yet */
+    uint64_t unacked_since_ms;         /* the last progress while some were unacked */
     char addr[QPC_ADDRESS_MAX + 1];    /* "host:port", or the relay server's address */
     struct link *next;                 /* in ps->links */
 };
@@ -45,24 +56,54 @@ void link_note_stream(struct link *l, int64_t sid);
 /* Frames out. 0 or a QPC_ERR_*. */
 int link_send_envelope(struct link *l, const struct qpc_envelope *env);
 int link_send_envelope_bytes(struct link *l, const uint8_t *buf, size_t len);
+/* An ack came in on l at now: the path carries (link_stalled). */
+void link_note_ack(struct link *l, uint64_t now);
+/* True when envelopes on l have waited more than after_ms for any ack, or QUIC has had
+ * LINK_STALL_PTOS probe timeouts in a row: the path is dead or nearly so, though QUIC's
+ * idle timeout has not said so yet. */
+bool link_stalled(const struct link *l, uint64_t now, uint64_t after_ms);
 /* The ack for envelope id (NULL: undecodable) with st, on the stream it came on. */
 void link_send_ack(struct link *l, int64_t sid, const uint8_t *id, Qpc__Status st);
 
-/* The link to use toward ps: an up direct link before an up relayed one; NULL if none. */
+/* The best link up toward ps: an up direct link before an up relayed one (retiring ones
+ * left out); NULL if none. */
 struct link *link_best(struct peer_state *ps);
+/*
+ * The link traffic to ps takes at now: link_best, except that a relayed link carries
+ * nothing while a coordinated direct attempt has its head start (ps->headstart_until_ms,
+ * set by dial.c). NULL when none may.
+ */
+struct link *link_usable(struct peer_state *ps, uint64_t now);
 /* True when a direct link to ps is up. */
 bool link_direct_up(struct peer_state *ps);
 /* True when ps has a direct link (up or still connecting) at addr. */
 bool link_direct_at(struct peer_state *ps, const char *addr);
+/* True when ps has a relayed link, up or still connecting. */
+bool link_relayed_any(struct peer_state *ps);
+
+/* Sends my candidates, where I see l's peer come from, and my instance on l. */
+void link_send_candidates(struct link *l, const struct candidates *mine, uint64_t instance);
+
 /*
- * The link a held envelope for recipient goes out on: to the recipient itself, else
- * to the next peer of its route (routes_next_peer). NULL when neither has a link up.
+ * One link per pair: among ps's up links of one kind (direct, relayed) to the same peer
+ * process (same instance), a crossed pair keeps the one the smaller key initiated (both
+ * sides compute the same); two that I initiated keep the older. The others are closed.
+ * me is my key.
+ */
+void link_dedup(struct peer_state *ps, const uint8_t me[static QPC_KEY_LEN]);
+
+/* Which path ps is on, for people: "direct ADDR", "relayed via ADDR" or "none". */
+void link_path_text(struct peer_state *ps, char *out, size_t cap);
+/*
+ * The link a held envelope for recipient goes out on now: to the recipient itself, else
+ * to the next peer of its route (routes_next_peer). NULL when neither has a usable link
+ * (link_usable).
  */
 struct link *link_toward(struct client *cl, const uint8_t recipient[static QPC_KEY_LEN]);
 
-/* Links up, over all peers. */
+/* Peers with a link up. */
 size_t link_count(const struct client *cl);
-/* Prints every up link (for /mesh peers). */
+/* Prints each peer with a link up once, with the path it is on (for /mesh peers). */
 void link_describe(struct client *cl);
 
 #endif

@@ -724,6 +724,8 @@ int main(int argc, char **argv)
 
     rc = sc->fn(&cl, argc - optind, argv + optind);
 
+    if (cl.ep != NULL)
+        node_shutdown(&cl);   /* links say goodbye while the session still carries relayed ones */
     session_close(&cl);
     discover_stop(&cl);
     history_close(cl.history);

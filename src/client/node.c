@@ -12,6 +12,8 @@
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
+#include <utlist.h>
+#include <sodium.h>
 
 #include "dial.h"
 #include "flood.h"
@@ -68,7 +70,7 @@ static int cb_connected(struct qpc_quic_conn *conn, const char *alpn, const uint
         return 1;
     if (l->ps == NULL)
         link_attach(l, ps);
-    else if (!l->relayed)
+    else if (!l->relayed && l->initiated)
         dial_settled(ps);
     if (l->relayed)
         snprintf(l->addr, sizeof(l->addr), "%s", session_address(cl) ? session_address(cl) : "relay");
@@ -115,6 +117,7 @@ static void cb_writable(struct qpc_quic_conn *conn, int64_t sid, void *user)
 static void cb_closed(struct qpc_quic_conn *conn, const struct qpc_quic_close_info *info, void *user)
 {
     struct link *l = user;
+    struct peer_state *ps;
     struct client *cl;
 
     if (!link_is(user)) {
@@ -123,17 +126,22 @@ static void cb_closed(struct qpc_quic_conn *conn, const struct qpc_quic_close_in
         return;
     }
     cl = l->cl;
-    if (l->ps != NULL && !l->up && !l->relayed)
+    if (l->ps != NULL && !l->up && !l->relayed && l->initiated)
         dial_settled(l->ps);
     if (l->up && l->ps != NULL) {
         char who[13];
 
         short_id(who, l->ps->key);
-        qpc_log_info("node", "link to %s closed: %s", who, qpc_strerror(info->err));
+        qpc_log_info("node", "link to %s closed (%s %s): %s%s%s%s", who, l->relayed ? "relayed via" : "direct",
+                     l->addr, info->by_peer ? "by the peer, " : "", qpc_strerror(info->err),
+                     info->reason[0] ? ": " : "", info->reason);
     }
+    ps = l->ps;
     custody_link_gone(&cl->custody, l);
     link_free(l);
     handover_flush(cl);
+    if (ps != NULL)
+        dial_link_gone(cl, ps);   /* back to the relay at once if something still waits */
 }
 
 /* ---- the session's callbacks ------------------------------------------------------ */
@@ -143,17 +151,14 @@ static void on_server_envelope(struct client *cl, const uint8_t *buf, size_t len
     receive_from_server(cl, buf, len, server);
 }
 
-static void on_server_peer_address(struct client *cl, const uint8_t key[static QPC_KEY_LEN], const char *addr)
-{
-    node_peer_seen(cl, key, addr, QPC_PEER_SOURCE_SERVER);
-}
-
 static void on_session_up(struct client *cl, bool up)
 {
     if (!up) {
         dial_session_down(cl);
         return;
     }
+    /* Register my candidates, then punch for every race under way (no tick to wait for). */
+    dial_session_up(cl);
     handover_flush(cl);
     /* Live broadcasts the server may have missed (it drops the ones it has seen). */
     flood_replay_to_server(cl, now_ms());
@@ -161,7 +166,10 @@ static void on_session_up(struct client *cl, bool up)
 
 static const struct session_callbacks session_cbs = {
     .on_envelope = on_server_envelope,
-    .on_peer_address = on_server_peer_address,
+    .on_peer_info = dial_peer_info,
+    .on_punch = dial_punch_notice,
+    .on_observed = dial_observed,
+    .on_punch_refused = dial_punch_refused,
     .on_relay_packet = dial_relay_input,
     .on_up = on_session_up,
 };
@@ -177,7 +185,8 @@ int node_start(struct client *cl, bool listen, char *err, size_t errlen)
     socklen_t sl = sizeof(ss);
     int rc;
 
-    peers_init(&cl->peers, cl, dial_fallback_cb, DIAL_BACKOFF_MIN_MS);
+    peers_init(&cl->peers, cl, dial_timer_cb, DIAL_BACKOFF_MIN_MS);
+    randombytes_buf(&cl->instance, sizeof(cl->instance));
     custody_init(&cl->custody, my_key(cl));
     session_set_callbacks(cl, &session_cbs);
     cl->box = qpc_box_cache_new(qpc_identity_secret_key(cl->id));
@@ -213,13 +222,37 @@ int node_start(struct client *cl, bool listen, char *err, size_t errlen)
         cl->listen_port = ss.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&ss)->sin_port)
                                                   : ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
     }
+    /* Loopback candidates only make sense when everything runs on this host. */
+    cl->allow_loopback = candidate_is_loopback(cl->cc->listen) || candidate_is_loopback(cl->cc->server);
+    dial_refresh_candidates(cl, now_ms(), true);
     state_load_outbox(cl, now_ms());
     tick_start(cl);
     return 0;
 }
 
+void node_shutdown(struct client *cl)
+{
+    struct peer_state *ps = NULL;
+    struct link *l;
+
+    if (cl->ep == NULL)
+        return;
+    cl->closing = true;
+    /* Every link says goodbye while the session still carries the relayed ones, so no
+     * peer keeps sending to a port that is about to close. */
+    while ((ps = peers_next(&cl->peers, ps)) != NULL) {
+        ev_timer_stop(cl->loop, &ps->timer);
+        LL_FOREACH(ps->links, l)
+            qpc_quic_conn_close(l->conn, QPC_QUIC_APP_NO_ERROR, "bye");
+    }
+    /* Two turns: the closes are written, then the datagrams the relayed ones became. */
+    ev_run(cl->loop, EVRUN_NOWAIT);
+    ev_run(cl->loop, EVRUN_NOWAIT);
+}
+
 void node_stop(struct client *cl)
 {
+    cl->closing = true;
     tick_stop(cl);
     qpc_quic_endpoint_free(cl->ep);   /* closes links: cb_closed frees them */
     cl->ep = NULL;
@@ -262,8 +295,6 @@ int node_send_text(struct client *cl, const uint8_t peer[static QPC_KEY_LEN], co
         rc = QPC_ERR_NOMEM;
         goto out;
     }
-    if (ps->phase == PH_HELD)
-        ps->phase = PH_IDLE;
     dial_reach(cl, ps);
 out:
     free(box);
@@ -320,20 +351,38 @@ void node_peer_seen(struct client *cl, const uint8_t key[static QPC_KEY_LEN], co
     if (addr != NULL)
         dial_fresh_address(cl, ps, addr);
     else if (link_best(ps) == NULL)
-        dial_direct(cl, ps);
+        dial_reach(cl, ps);
 }
 
-void node_peer_discovered(struct client *cl, const uint8_t key[static QPC_KEY_LEN], const char *addr)
+void node_peer_discovered(struct client *cl, const uint8_t key[static QPC_KEY_LEN],
+                          const struct candidates *cands)
 {
     struct peer_state *ps;
+    uint64_t now = now_ms();
 
-    if (memcmp(key, my_key(cl), QPC_KEY_LEN) == 0 || addr == NULL || !qpc_addr_valid(addr))
+    if (memcmp(key, my_key(cl), QPC_KEY_LEN) == 0 || cands->n == 0)
         return;
-    if (routes_learn_mdns(cl->id, cl->routes, key, addr, now_ms()))
+    /* The directory and routes note the first (best) one, as a claim (routes.c). */
+    if (routes_learn_mdns(cl->id, cl->routes, key, cands->addr[0], now))
         cl->id_dirty = true;
     ps = peers_get(&cl->peers, key);
     if (ps != NULL)
-        dial_discovered(cl, ps, addr);
+        dial_discovered(cl, ps, cands);
+}
+
+void node_path_text(struct client *cl, const uint8_t key[static QPC_KEY_LEN], char *out, size_t cap)
+{
+    struct peer_state *ps = peers_find(&cl->peers, key);
+
+    if (ps == NULL)
+        snprintf(out, cap, "none");
+    else
+        link_path_text(ps, out, cap);
+}
+
+const struct candidates *node_candidates(const struct client *cl)
+{
+    return &cl->my_cands;
 }
 
 void node_dial_known(struct client *cl)

@@ -13,6 +13,9 @@
 /* Opens the QUIC endpoint (accepting P2P connections when listen), loads the outbox,
  * starts the periodic jobs and sets the session's callbacks. Errors go to err. */
 int node_start(struct client *cl, bool listen, char *err, size_t errlen);
+/* Before leaving: every link is closed with a goodbye and the loop turned so the goodbyes
+ * (relayed ones too, while the session is still up) go out; nothing new starts after. */
+void node_shutdown(struct client *cl);
 void node_stop(struct client *cl);
 /* Sends text to peer (E2E encrypted, signed). id_out receives the envelope id. */
 int node_send_text(struct client *cl, const uint8_t peer[static QPC_KEY_LEN], const char *text,
@@ -24,12 +27,17 @@ int node_broadcast(struct client *cl, const char *topic, const char *text,
 void node_peer_seen(struct client *cl, const uint8_t key[static QPC_KEY_LEN], const char *addr,
                     enum qpc_peer_source src);
 /*
- * A peer announced itself on mDNS with key at addr: a claim, not a proof. Notes it in the
- * directory and routing table where that cannot displace verified knowledge, and dials
- * it (expecting key in the TLS handshake) if anything is held for it, or to make a mesh
- * link when my key is the smaller one.
+ * A peer announced itself on mDNS with key at cands (checked, best first): a claim, not a
+ * proof. Notes the first in the directory and routing table where that cannot displace
+ * verified knowledge, and dials them all (expecting key in the TLS handshake), as the
+ * peer dials us: the duplicate rule keeps one link.
  */
-void node_peer_discovered(struct client *cl, const uint8_t key[static QPC_KEY_LEN], const char *addr);
+void node_peer_discovered(struct client *cl, const uint8_t key[static QPC_KEY_LEN],
+                          const struct candidates *cands);
+/* Which path the peer with key is on: "direct ADDR", "relayed via ADDR" or "none". */
+void node_path_text(struct client *cl, const uint8_t key[static QPC_KEY_LEN], char *out, size_t cap);
+/* My address candidates now (for mDNS). */
+const struct candidates *node_candidates(const struct client *cl);
 /* Dials every directory peer with an address (mesh links). */
 void node_dial_known(struct client *cl);
 /* Prints the link list for /mesh peers. */

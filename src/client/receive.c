@@ -7,7 +7,8 @@
  * mine is decrypted and shown once; a broadcast is shown if subscribed and flooded on
  * (flood.c); one for someone else is held durably, acked DEFERRED, and sent on toward
  * its recipient (dial.c). Every envelope from a link is acked with a status, and acks
- * that come back are applied to custody (custody.c).
+ * that come back are applied to custody (custody.c). A peer's address candidates on
+ * the link go to dial.c.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -231,7 +232,11 @@ void receive_frame(struct client *cl, struct link *l, int64_t sid, const uint8_t
         link_send_ack(l, sid, id, st);
         qpc_envelope_clear(&env);
     } else if (f->body_case == QPC__P2P_FRAME__BODY_ACK && f->ack != NULL) {
+        link_note_ack(l, now_ms());
         on_ack(cl, l, f->ack);
+    } else if (f->body_case == QPC__P2P_FRAME__BODY_CANDIDATES && f->candidates != NULL) {
+        dial_link_candidates(cl, l, f->candidates->addresses, f->candidates->n_addresses,
+                             f->candidates->instance, f->candidates->links);
     }
 out:
     if (f != NULL)

@@ -318,10 +318,10 @@ static int cmd_route(struct client *cl, char *args)
         return -1;
     if (qpc_route_list(cl->routes, &r, &n) < 0)
         return 0;
-    say(cl, "%-12s %-10s %-8s %-28s %4s %6s %s", "destination", "name", "via", "next hop", "hops",
-        "age", "source");
+    say(cl, "%-12s %-10s %-8s %-28s %4s %6s %-8s %s", "destination", "name", "via", "next hop", "hops",
+        "age", "source", "path now");
     for (size_t i = 0; i < n; i++) {
-        char dest[13], nh[QPC_ROUTE_ADDR_MAX + 16];
+        char dest[13], nh[QPC_ROUTE_ADDR_MAX + 16], path[QPC_ADDRESS_MAX + 32];
 
         short_id(dest, r[i].dest);
         if (r[i].via == QPC_ROUTE_VIA_PEER) {
@@ -331,10 +331,11 @@ static int cmd_route(struct client *cl, char *args)
         } else {
             snprintf(nh, sizeof(nh), "%s", r[i].next_hop);
         }
-        say(cl, "%-12s %-10s %-8s %-28s %4u %5llus %s", dest, route_name(cl, &r[i]),
+        node_path_text(cl, r[i].dest, path, sizeof(path));
+        say(cl, "%-12s %-10s %-8s %-28s %4u %5llus %-8s %s", dest, route_name(cl, &r[i]),
             qpc_route_via_name(r[i].via), nh, r[i].hops,
             (unsigned long long)(now > r[i].last_seen_ms ? (now - r[i].last_seen_ms) / 1000 : 0),
-            qpc_route_source_name(r[i].source));
+            qpc_route_source_name(r[i].source), path);
     }
     if (n == 0)
         say(cl, "(no routes yet)");

@@ -6,8 +6,9 @@
  * peers can dial), authenticates with the identity key, pins the server's key on first
  * use, and then does four jobs: hold envelopes for peers we cannot reach (enqueue),
  * hand us what others left for us (push + fetch, acked after we showed or refused it),
- * tell us where a peer is (peer_info / punch notices -> direct dials), and carry the
- * packets of relayed P2P connections in DATAGRAM frames (0x01 || peer key || packet).
+ * tell us where a peer is and coordinate hole punches (peer_info, our registered
+ * candidates, punch requests and notices: docs/paths.md), and carry the packets of
+ * relayed P2P connections in DATAGRAM frames (0x01 || peer key || packet).
  *
  * It is the layer below the P2P node: what it learns goes up only through the
  * callbacks set once (session.h), so it never calls into the node's files.
@@ -29,9 +30,7 @@
 #define TRIAL_TIMEOUT_S 10.0   /* a new server has this long to answer before it is given up */
 #define RELAY_TAG 0x01
 #define PENDING_MAX 4096       /* unanswered requests remembered; the oldest is forgotten */
-#define SERVER_ADDRS_MAX 4     /* addresses of one peer_info/punch answer that are dialled */
-
-enum pending_kind { PEND_ENQUEUE, PEND_PEER_INFO, PEND_BROADCAST, PEND_OTHER };
+enum pending_kind { PEND_ENQUEUE, PEND_PEER_INFO, PEND_BROADCAST, PEND_PATH, PEND_OTHER };
 
 struct pending {
     uint64_t request_id;
@@ -228,10 +227,18 @@ static void on_message(struct session *s, const Qpc__ServerMessage *m)
         take_items(s, m->push->items, m->push->n_items);
         break;
     case QPC__SERVER_MESSAGE__BODY_PEER_INFO:
-        if (p != NULL && p->kind == PEND_PEER_INFO && m->peer_info->online) {
-            for (size_t i = 0; i < m->peer_info->n_addresses && i < SERVER_ADDRS_MAX; i++)
-                s->cl->session_cb->on_peer_address(s->cl, p->key, m->peer_info->addresses[i]);
-        }
+        if (p != NULL && p->kind == PEND_PEER_INFO)
+            s->cl->session_cb->on_peer_info(s->cl, p->key, m->peer_info->online, m->peer_info->addresses,
+                                            m->peer_info->n_addresses, m->peer_info->candidates,
+                                            m->peer_info->n_candidates);
+        break;
+    case QPC__SERVER_MESSAGE__BODY_PATH:
+        if (p == NULL || p->kind != PEND_PATH)
+            break;
+        if (m->path->observed != NULL && m->path->observed[0] != '\0')
+            s->cl->session_cb->on_observed(s->cl, m->path->observed);
+        if (p->mine && m->path->status == QPC__STATUS__STATUS_RATE_LIMITED)
+            s->cl->session_cb->on_punch_refused(s->cl, p->key);
         break;
     case QPC__SERVER_MESSAGE__BODY_BROADCAST:
         /* Flooded by the server: handled like a broadcast from a peer. */
@@ -249,8 +256,8 @@ static void on_message(struct session *s, const Qpc__ServerMessage *m)
     case QPC__SERVER_MESSAGE__BODY_PUNCH:
         /* Someone asked for us: dial toward them so our NAT lets their packets in. */
         if (m->punch->key.len == QPC_KEY_LEN)
-            for (size_t i = 0; i < m->punch->n_addresses && i < SERVER_ADDRS_MAX; i++)
-                s->cl->session_cb->on_peer_address(s->cl, m->punch->key.data, m->punch->addresses[i]);
+            s->cl->session_cb->on_punch(s->cl, m->punch->key.data, m->punch->addresses, m->punch->n_addresses,
+                                        m->punch->candidates, m->punch->n_candidates);
         break;
     default:
         break;
@@ -573,6 +580,56 @@ void session_peer_info(struct client *cl, const uint8_t key[static QPC_KEY_LEN])
     p = pending_add(s, PEND_PEER_INFO);
     if (p != NULL)
         memcpy(p->key, key, QPC_KEY_LEN);
+}
+
+/* Sends one PathRequest (pr filled by the caller); its answer is expected, and for a
+ * punch it names the key (mine: a refusal is reported up). */
+static int path_request(struct client *cl, Qpc__PathRequest *pr)
+{
+    struct session *s = cl->session;
+    Qpc__ClientRequest req = QPC__CLIENT_REQUEST__INIT;
+    struct pending *p;
+    int rc;
+
+    if (!session_up(cl))
+        return QPC_ERR_CLOSED;
+    req.body_case = QPC__CLIENT_REQUEST__BODY_PATH;
+    req.path = pr;
+    rc = send_request(s, &req);
+    if (rc == 0 && (p = pending_add(s, PEND_PATH)) != NULL && pr->punch.len == QPC_KEY_LEN) {
+        memcpy(p->key, pr->punch.data, QPC_KEY_LEN);
+        p->mine = true;
+    }
+    return rc;
+}
+
+int session_register_candidates(struct client *cl, char *const *cands, size_t n)
+{
+    Qpc__PathRequest pr = QPC__PATH_REQUEST__INIT;
+
+    pr.set_candidates = true;
+    pr.candidates = (char **)cands;
+    pr.n_candidates = n;
+    return path_request(cl, &pr);
+}
+
+int session_punch(struct client *cl, const uint8_t key[static QPC_KEY_LEN])
+{
+    Qpc__PathRequest pr = QPC__PATH_REQUEST__INIT;
+
+    pr.punch.data = (uint8_t *)key;
+    pr.punch.len = QPC_KEY_LEN;
+    return path_request(cl, &pr);
+}
+
+void session_report_direct(struct client *cl, const uint8_t key[static QPC_KEY_LEN], uint32_t ms)
+{
+    Qpc__PathRequest pr = QPC__PATH_REQUEST__INIT;
+
+    pr.direct.data = (uint8_t *)key;
+    pr.direct.len = QPC_KEY_LEN;
+    pr.direct_ms = ms;
+    path_request(cl, &pr);
 }
 
 int session_broadcast(struct client *cl, const struct qpc_envelope *env)

@@ -20,9 +20,19 @@ struct session_callbacks {
     /* An encoded envelope the server handed us (push, fetch page, or a broadcast it
      * flooded); server is its address. Called before the server's items are acked. */
     void (*on_envelope)(struct client *cl, const uint8_t *buf, size_t len, const char *server);
-    /* The server says peer key can be reached at addr (a peer_info answer or a punch
-     * notice: someone asked for us). addr is the server's text, not yet checked. */
-    void (*on_peer_address)(struct client *cl, const uint8_t key[static QPC_KEY_LEN], const char *addr);
+    /* The server answered peer_info for key: online or not, the addresses it observes
+     * for the key's sessions and the candidates they registered (the server's text, not
+     * yet checked; n_addrs and n_cands as the server sent them). */
+    void (*on_peer_info)(struct client *cl, const uint8_t key[static QPC_KEY_LEN], bool online,
+                         char *const *addrs, size_t n_addrs, char *const *cands, size_t n_cands);
+    /* A punch notice: key asked the server for us and has opened its NAT toward our
+     * candidates; it is at addrs (observed) and cands (registered), unchecked. */
+    void (*on_punch)(struct client *cl, const uint8_t key[static QPC_KEY_LEN],
+                     char *const *addrs, size_t n_addrs, char *const *cands, size_t n_cands);
+    /* The server says where it sees this session come from (unchecked text). */
+    void (*on_observed)(struct client *cl, const char *observed);
+    /* The server refused to punch toward key for us (its punch rate): nobody was told. */
+    void (*on_punch_refused)(struct client *cl, const uint8_t key[static QPC_KEY_LEN]);
     /* A relayed QUIC packet from peer key came in. */
     void (*on_relay_packet)(struct client *cl, const uint8_t key[static QPC_KEY_LEN],
                             const uint8_t *pkt, size_t len);
@@ -52,8 +62,16 @@ int session_broadcast(struct client *cl, const struct qpc_envelope *env);
 /* Sends one relayed QUIC packet to peer key. 0 or nonzero when dropped. */
 int session_relay_send(struct client *cl, const uint8_t key[static QPC_KEY_LEN],
                        const uint8_t *pkt, size_t len);
-/* Asks the server where peer key is (answers go to on_peer_address). */
+/* Asks the server where peer key is (the answer goes to on_peer_info). */
 void session_peer_info(struct client *cl, const uint8_t key[static QPC_KEY_LEN]);
+/* Registers my candidates (n texts, copied) at the server, replacing the ones before;
+ * the answer tells where the server sees me (on_observed). 0 or QPC_ERR_CLOSED. */
+int session_register_candidates(struct client *cl, char *const *cands, size_t n);
+/* Asks the server to tell key's sessions to punch toward me now (I have opened my NAT
+ * toward key's candidates). 0 or QPC_ERR_CLOSED. */
+int session_punch(struct client *cl, const uint8_t key[static QPC_KEY_LEN]);
+/* Tells the server a direct path to key came up ms after I asked it to punch. */
+void session_report_direct(struct client *cl, const uint8_t key[static QPC_KEY_LEN], uint32_t ms);
 
 /* The QUIC endpoint's events for the session's connection (node.c dispatches them). */
 bool session_owns_conn(const struct client *cl, const struct qpc_quic_conn *conn);

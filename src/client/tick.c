@@ -61,11 +61,16 @@ static void retry_parked(struct client *cl)
     custody_foreach_parked(&cl->custody, retry_parked_cb, cl);
 }
 
-/* Forgets idle peer states, expired envelopes and dedup entries, and old routes. */
+/* Forgets idle relay paths and peer states, expired envelopes and dedup entries, and
+ * old routes. Idle strangers go every tick: their number is capped. */
 static void collect_garbage(struct client *cl, uint64_t now)
 {
-    if (now - cl->last_gc_ms <= TICK_GC_INTERVAL_MS)
+    dial_gc(cl, now);
+    if (now - cl->last_gc_ms <= TICK_GC_INTERVAL_MS) {
+        if (peers_strangers(&cl->peers) > 0)
+            peers_gc(&cl->peers, &cl->custody, cl->store);
         return;
+    }
     cl->last_gc_ms = now;
     peers_gc(&cl->peers, &cl->custody, cl->store);
     qpc_store_gc(cl->store, now);
@@ -81,7 +86,9 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
     retry_held(cl);
     expire_in_flight(cl, now);
     retry_parked(cl);
-    dial_retry_direct(cl, now);      /* relayed peers: keep trying the direct path */
+    dial_check_stalled(cl, now);     /* direct links that stopped carrying: back to the relay */
+    dial_retry_direct(cl, now);      /* relayed peers: punch again, a few times */
+    dial_refresh_candidates(cl, now, false);   /* addresses came or went: tell who needs it */
     collect_garbage(cl, now);
     state_save_identity(cl);
 }

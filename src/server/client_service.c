@@ -4,7 +4,7 @@
  *
  * The one idea: this file holds no state and makes no decision beyond the request's
  * kind. Delivery answers enqueue, batch_enqueue, fetch, ack and push; relay answers
- * peer_info and takes the DATAGRAMs; broadcast answers broadcast. A frame that
+ * peer_info and path and takes the DATAGRAMs; broadcast answers broadcast. A frame that
  * request_client_decode refuses (not a ClientRequest, no known request, a repeated field
  * above its cap: request.h) gets an error answer here with the status and detail of the
  * refusal, and counts as a protocol error; a client that keeps sending them is closed
@@ -121,6 +121,9 @@ static void on_frame(struct session *s, const uint8_t *data, size_t len)
         break;
     case QPC__CLIENT_REQUEST__BODY_PEER_INFO:
         relay_peer_info(s, req->request_id, req->peer_info);
+        break;
+    case QPC__CLIENT_REQUEST__BODY_PATH:
+        relay_path_request(s, req->request_id, req->path);
         break;
     case QPC__CLIENT_REQUEST__BODY_BROADCAST:
         broadcast_handle_client(s, req->request_id, req->broadcast);

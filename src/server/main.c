@@ -29,6 +29,7 @@
 #include "federation_service.h"
 #include "metrics.h"
 #include "node.h"
+#include "relay.h"
 #include "session.h"
 #include "trust.h"
 
@@ -339,6 +340,9 @@ static int start(struct node *n)
     rc = delivery_start(n);
     if (rc != 0)
         return rc;
+    rc = relay_start(n);
+    if (rc != 0)
+        return rc;
     rc = client_service_start(n);
     if (rc != 0) {
         qpc_log_error("server", "cannot listen on %s: %s", n->sc->listen, qpc_strerror(rc));
@@ -375,6 +379,7 @@ static void stop(struct node *n)
     federation_stop(n);
     trust_stop(n);
     client_service_stop(n);
+    relay_stop(n);
     delivery_stop(n);
     broadcast_stop(n);
     qpc_queue_close(n->queue);

@@ -29,6 +29,7 @@
 #include "qpc/log.h"
 #include "announce.h"
 #include "metrics.h"
+#include "relay.h"
 #include "federation.h"
 #include "session.h"
 
@@ -76,8 +77,16 @@ static const struct counter_metric COUNTERS[] = {
     COUNTER("qpc_federated_total", federated, "Envelopes accepted by a remote node."),
     COUNTER("qpc_federated_received_total", federated_in,
             "Envelopes received from remote nodes and stored."),
-    /* relay */
+    /* relay and hole punching (docs/paths.md) */
     COUNTER("qpc_relayed_packets_total", relayed_packets, "Relay datagrams forwarded."),
+    COUNTER("qpc_punch_requests_total", punch_requests,
+            "Hole punches clients asked this node to coordinate (PathRequest.punch)."),
+    COUNTER("qpc_punch_refused_total", punch_refused,
+            "Punch requests refused by the per-client punch rate."),
+    COUNTER("qpc_punch_notices_total", punch_notices,
+            "Punch notices sent (one per session of the peer asked for)."),
+    COUNTER("qpc_punch_direct_total", punch_direct,
+            "Direct paths clients reported after a punch this node coordinated."),
     /* broadcasts */
     COUNTER("qpc_broadcasts_received_total", broadcasts_in,
             "New broadcasts verified (from clients and nodes)."),
@@ -188,6 +197,25 @@ static uint64_t age_ms(uint64_t now_ms, uint64_t enqueued_ms)
 }
 
 /* The delivery queues and the outbox: depth, age of the oldest row, limits. */
+/* Time to a direct path after a punch (a histogram in seconds, as Prometheus wants its
+ * units; the node counts milliseconds) and the relay's per-client figures. */
+static void render_paths(FILE *f, struct node *n)
+{
+    static const uint32_t bounds_ms[NODE_PUNCH_BUCKETS] = NODE_PUNCH_BUCKET_BOUNDS;
+    const char *name = "qpc_punch_time_to_direct_seconds";
+
+    family(f, name, "histogram",
+           "Time from asking for a punch to the direct path, as reported by the asking client.");
+    for (size_t b = 0; b < NODE_PUNCH_BUCKETS; b++)
+        fprintf(f, "%s_bucket{le=\"%u.%03u\"} %llu\n", name, bounds_ms[b] / 1000,
+                bounds_ms[b] % 1000, (unsigned long long)n->c.punch_ms_buckets[b]);
+    fprintf(f, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)n->c.punch_direct);
+    fprintf(f, "%s_sum %llu.%03u\n", name, (unsigned long long)(n->c.punch_ms_sum / 1000),
+            (unsigned)(n->c.punch_ms_sum % 1000));
+    fprintf(f, "%s_count %llu\n", name, (unsigned long long)n->c.punch_direct);
+    relay_metrics_write(n, f);
+}
+
 static void render_queues(FILE *f, struct node *n)
 {
     struct qpc_queue_stats st = { 0 };
@@ -298,6 +326,7 @@ char *metrics_render(struct node *n, size_t *len)
     render_process(f, n);
     render_connections(f, n);
     render_counters(f, n);
+    render_paths(f, n);
     render_queues(f, n);
     render_federation(f, n);
     render_mdns(f, n);

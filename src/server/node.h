@@ -28,6 +28,10 @@ enum err_kind {
     ERRK_COUNT
 };
 
+/* Upper bounds (ms) of the time-to-direct histogram buckets, +Inf not included. */
+#define NODE_PUNCH_BUCKETS 9
+#define NODE_PUNCH_BUCKET_BOUNDS { 10, 25, 50, 100, 250, 500, 1000, 2500, 5000 }
+
 /* Why a client connection was refused at admission (session.c). */
 enum { CONN_REFUSED_FULL, CONN_REFUSED_PER_KEY, CONN_REFUSED_COUNT };
 
@@ -44,6 +48,12 @@ struct node_counters {
     uint64_t federated;              /* envelopes accepted by a remote node */
     uint64_t federated_in;           /* envelopes received from remote nodes and stored */
     uint64_t relayed_packets;        /* relay datagrams forwarded */
+    uint64_t punch_requests;         /* PathRequest.punch asked by clients */
+    uint64_t punch_refused;          /* ... refused by the per-client punch rate */
+    uint64_t punch_notices;          /* PunchNotices sent (each session of a peer gets one) */
+    uint64_t punch_direct;           /* direct paths reported after a punch asked here */
+    uint64_t punch_ms_buckets[NODE_PUNCH_BUCKETS];   /* ... by time to direct (cumulative) */
+    uint64_t punch_ms_sum;
     uint64_t broadcasts_in;          /* new broadcasts verified (clients and nodes) */
     uint64_t broadcasts_relayed;     /* broadcast copies sent to clients and nodes */
     uint64_t broadcasts_duplicate;   /* broadcasts dropped as already seen */
@@ -60,6 +70,7 @@ struct federation;
 struct trust;
 struct announce;
 struct metrics;
+struct relay;
 struct qpc_store;
 
 struct node {
@@ -76,6 +87,7 @@ struct node {
     struct qpc_store *bcast_store;         /* dedup set + recent broadcasts (broadcast.c) */
     struct announce *announce;             /* mDNS responder, NULL when off (announce.c) */
     struct metrics *metrics;               /* HTTP endpoint, NULL when off (metrics.c) */
+    struct relay *relay;                   /* relayed traffic by client (relay.c) */
     char client_addr[QPC_ADDRESS_MAX + 1]; /* "host:port" clients dial (printed, announced) */
     uint16_t client_port;
     ev_timer maint_w;                      /* main.c: expiry, broadcast GC, outbox pump */

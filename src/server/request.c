@@ -83,6 +83,14 @@ Qpc__ClientRequest *request_client_decode(const uint8_t *data, size_t len,
         else
             return req;
         break;
+    case QPC__CLIENT_REQUEST__BODY_PATH:
+        n = req->path->n_candidates;
+        if (n <= REQUEST_CANDIDATES_MAX)
+            return req;
+        refuse(why, REQUEST_TOO_MANY, req->request_id, QPC__STATUS__STATUS_TOO_LARGE,
+               "path request of %zu candidates is above this node's limit of %u", n,
+               REQUEST_CANDIDATES_MAX);
+        break;
     case QPC__CLIENT_REQUEST__BODY_ACK:
         n = req->ack->n_seqs;
         if (n <= REQUEST_ACK_SEQS_MAX)

@@ -33,6 +33,7 @@
                                         * federation.c puts in one) */
 #define REQUEST_DOMAIN_ROUTES_MAX 1025u /* routes per DomainRouteUpdate: the sender's own
                                         * domain and federation.c's ROUTES_MAX learned */
+#define REQUEST_CANDIDATES_MAX 64u     /* candidates per PathRequest (relay.c keeps 8) */
 #define REQUEST_RELAY_TAG 0x01
 #define REQUEST_RELAY_HEADER 33u       /* tag + 32-byte key before a relayed packet */
 

@@ -49,6 +49,29 @@ enum session_rate {
     SESSION_RATE_COUNT
 };
 
+#define SESSION_CANDIDATES_MAX 8     /* address candidates a client may register */
+#define SESSION_CANDIDATE_LEN 64     /* bytes of one, NUL included ("[v6]:port" needs 48) */
+#define SESSION_PATH_SLOTS 8         /* relay pins and recent punches remembered per session */
+
+/* What relay.c keeps per client session (plain data, freed with the session). */
+struct session_paths {
+    bool registered;                 /* sent a PathRequest: punches only when it asks */
+    size_t n_candidates;
+    char candidates[SESSION_CANDIDATES_MAX][SESSION_CANDIDATE_LEN];
+    /* Relay datagrams from this session to pins[i].key go to session pins[i].to only (a
+     * session of that key that sent to us; checked live before each use). */
+    struct {
+        uint8_t key[QPC_KEY_LEN];
+        struct session *to;
+        ev_tstamp last;              /* monotonic: when `to` last sent to us */
+    } pins[SESSION_PATH_SLOTS];
+    /* Punches this session asked for, so a report of a direct path is counted once. */
+    struct {
+        uint8_t key[QPC_KEY_LEN];
+        ev_tstamp at;                /* monotonic; 0: free */
+    } punched[SESSION_PATH_SLOTS];
+};
+
 /* One connection, accepted or dialled. The services read the fields above the line and
  * set the flags documented as theirs; the rest is this layer's. */
 struct session {
@@ -70,6 +93,7 @@ struct session {
     bool push;                     /* the client wants unsolicited messages (delivery.c) */
     bool bcast_replayed;           /* kept broadcasts were sent to it (broadcast.c) */
     bool garbage_closed;           /* closed for refused requests (client_service.c) */
+    struct session_paths paths;    /* candidates, relay pins, punches (relay.c) */
     /* ------------------------------------------------------------------------------ */
     struct client_entry *client;   /* its key's entry in the directory (clients only) */
     struct token_bucket own_rates[SESSION_RATE_COUNT];   /* for sessions without a key */

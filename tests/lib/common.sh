@@ -123,6 +123,23 @@ it_require_netns() {
     ip netns del "$probe" 2>/dev/null || true
 }
 
+# A REPL in a real terminal: it_tmux_start SESSION COMMAND starts COMMAND in a detached
+# tmux session (220x60); it_tmux_screen SESSION prints its scrollback;
+# it_tmux_wait SESSION PATTERN [SECONDS] is 0 once the screen matches the extended regex
+# PATTERN, 1 after SECONDS (default 15); it_tmux_type SESSION LINE types LINE and Enter.
+# The caller kills the session in its cleanup (tmux kill-session -t SESSION).
+it_tmux_start() { tmux new-session -d -s "$1" -x 220 -y 60 "$2"; }
+it_tmux_screen() { tmux capture-pane -p -t "$1" -S -3000; }
+it_tmux_wait() {
+    local i
+    for ((i = 0; i < ${3:-15} * 10; i++)); do
+        it_tmux_screen "$1" | grep -Eq -- "$2" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+it_tmux_type() { tmux send-keys -t "$1" -l -- "$2"; tmux send-keys -t "$1" Enter; }
+
 # it_port_base [COUNT]: print a port P such that P..P+COUNT-1 (default 10) are free for
 # both UDP and TCP on 127.0.0.1 right now. The range stays below Linux's ephemeral ports
 # (32768 and up), where every client socket bound to port 0 lands: a fixed test port in

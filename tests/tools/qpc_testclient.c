@@ -27,6 +27,9 @@
  *       prints "admitted N" and one "refused REASON" per connection the node closed
  *   qpc_testclient -i ID.json -S HOST:PORT relay KEY COUNT
  *       sends COUNT relay datagrams 0x01||KEY||"ping-I", 20 ms apart
+ *   qpc_testclient -i ID.json -S HOST:PORT punch KEY [CANDIDATE...]
+ *       registers the candidates (PathRequest), then asks the node to punch KEY; prints
+ *       "observed ADDR" and "status NAME" from the answers
  *   qpc_testclient -i ID.json -S HOST:PORT recv COUNT [-T SECONDS]
  *       prints "ready", then "dgram SRCKEY PAYLOAD" per relay datagram and
  *       "punch KEY ADDR" per PunchNotice; exits 0 after COUNT datagrams, 4 at the timeout
@@ -456,6 +459,7 @@ static int cmd_listen(struct tc *t, const struct opts *o, size_t want)
 struct relay_state {
     bool got;
     size_t dgrams, want;
+    size_t answers, want_answers;      /* PathResponses (punch) */
 };
 
 static void relay_msg(struct tc *t, const Qpc__ServerMessage *m)
@@ -463,7 +467,10 @@ static void relay_msg(struct tc *t, const Qpc__ServerMessage *m)
     struct relay_state *r = t->user;
     char hex[QPC_KEY_HEX_LEN];
 
-    if (m->body_case == QPC__SERVER_MESSAGE__BODY_PEER_INFO) {
+    if (m->body_case == QPC__SERVER_MESSAGE__BODY_PATH) {
+        printf("observed %s\nstatus %s\n", m->path->observed, tc_status_name(m->path->status));
+        r->got = ++r->answers >= r->want_answers;
+    } else if (m->body_case == QPC__SERVER_MESSAGE__BODY_PEER_INFO) {
         printf("online %d\n", m->peer_info->online ? 1 : 0);
         for (size_t i = 0; i < m->peer_info->n_addresses; i++)
             printf("address %s\n", m->peer_info->addresses[i]);
@@ -524,6 +531,33 @@ static int cmd_peer(struct tc *t, const char *key_hex)
     pr.key.len = QPC_KEY_LEN;
     req.body_case = QPC__CLIENT_REQUEST__BODY_PEER_INFO;
     req.peer_info = &pr;
+    if (tc_send(t, &req, NULL) != 0 || !tc_run_until(t, relay_got, REPLY_TIMEOUT_S))
+        return t->closed ? 3 : 4;
+    return 0;
+}
+
+static int cmd_punch(struct tc *t, const char *key_hex, char **cands, size_t n)
+{
+    struct relay_state r = { .want_answers = 2 };
+    Qpc__ClientRequest req = QPC__CLIENT_REQUEST__INIT;
+    Qpc__PathRequest pr = QPC__PATH_REQUEST__INIT;
+    uint8_t key[QPC_KEY_LEN];
+
+    if (qpc_key_from_hex(key, key_hex) != 0)
+        return 1;
+    t->user = &r;
+    t->on_msg = relay_msg;
+    pr.set_candidates = true;
+    pr.candidates = cands;
+    pr.n_candidates = n;
+    req.body_case = QPC__CLIENT_REQUEST__BODY_PATH;
+    req.path = &pr;
+    if (tc_send(t, &req, NULL) != 0)
+        return 1;
+    pr = (Qpc__PathRequest)QPC__PATH_REQUEST__INIT;
+    pr.punch.data = key;
+    pr.punch.len = QPC_KEY_LEN;
+    req.path = &pr;
     if (tc_send(t, &req, NULL) != 0 || !tc_run_until(t, relay_got, REPLY_TIMEOUT_S))
         return t->closed ? 3 : 4;
     return 0;
@@ -710,6 +744,8 @@ int main(int argc, char **argv)
         ret = cmd_listen(&t, &o, strtoul(argv[optind], NULL, 10));
     else if (strcmp(cmd, "peer") == 0 && optind + 1 == argc)
         ret = cmd_peer(&t, argv[optind]);
+    else if (strcmp(cmd, "punch") == 0 && optind + 1 <= argc)
+        ret = cmd_punch(&t, argv[optind], argv + optind + 1, (size_t)(argc - optind - 1));
     else if (strcmp(cmd, "hold") == 0 && optind + 1 == argc)
         ret = cmd_hold(&t, qpc_identity_secret_key(id), o.server, strtoul(argv[optind], NULL, 10));
     else if (strcmp(cmd, "garbage") == 0 && optind + 1 == argc)
