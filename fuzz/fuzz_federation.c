@@ -44,6 +44,12 @@ static void try_request(const uint8_t *data, size_t size)
                                         req->relay_broadcast->envelopes[i].len,
                                         FUZZ_MAX_ENVELOPE, &env) == -1)
                 qpc_envelope_clear(&env);
+    } else if (req->body_case == QPC__FEDERATION_REQUEST__BODY_DOMAIN_ROUTES) {
+        if (req->domain_routes->n_routes > REQUEST_DOMAIN_ROUTES_MAX)
+            abort();
+        for (size_t i = 0; i < req->domain_routes->n_routes; i++)
+            if (req->domain_routes->routes[i] == NULL)
+                abort();
     } else {
         abort();
     }

@@ -33,8 +33,6 @@ DASH=$SRC/packaging/grafana/quicprochat.json
 # Named by the dashboard or the rules, exported by a lane that is not merged yet (none
 # now; an entry the node exports makes the test fail, so this list cannot go stale).
 EXPECTED=()
-    qpc_relayed_bytes_by_client_total               # PATHS
-)
 
 TMP=$(mktemp -d)
 NS=
