@@ -102,6 +102,15 @@ struct inflight *custody_find(const struct custody *c, const uint8_t id[static Q
     return f;
 }
 
+struct inflight *custody_take(struct custody *c, const uint8_t id[static QPC_ID_LEN])
+{
+    struct inflight *f = custody_find(c, id);
+
+    if (f != NULL)
+        HASH_DEL(c->by_id, f);
+    return f;
+}
+
 size_t custody_count(const struct custody *c)
 {
     return HASH_COUNT(c->by_id);
@@ -130,7 +139,7 @@ enum custody_ack custody_ack(struct custody *c, const uint8_t from[static QPC_KE
     if (st != QPC__STATUS__STATUS_OK && st != QPC__STATUS__STATUS_DEFERRED)
         verdict = CUSTODY_ACK_REFUSED;
     else if (memcmp(from, f->env.recipient, QPC_KEY_LEN) == 0 && st == QPC__STATUS__STATUS_OK)
-        verdict = CUSTODY_ACK_DELIVERED;
+        verdict = CUSTODY_ACK_RECIPIENT;
     else
         verdict = CUSTODY_ACK_HELD;
     HASH_DEL(c->by_id, f);
@@ -158,7 +167,17 @@ void custody_foreach_parked(struct custody *c, void (*fn)(void *ctx, struct infl
     struct inflight *f, *tmp;
 
     HASH_ITER(hh, c->by_id, f, tmp) {
-        if (f->link == NULL)
+        if (f->link == NULL && !f->server_only)
+            fn(ctx, f);
+    }
+}
+
+void custody_foreach_for_server(struct custody *c, void (*fn)(void *ctx, struct inflight *f), void *ctx)
+{
+    struct inflight *f, *tmp;
+
+    HASH_ITER(hh, c->by_id, f, tmp) {
+        if (f->link == NULL && f->server_only)
             fn(ctx, f);
     }
 }
@@ -200,7 +219,7 @@ bool custody_waits_for(const struct custody *c, const struct qpc_store *store,
     struct inflight *f, *tmp;
 
     HASH_ITER(hh, c->by_id, f, tmp) {
-        probe.found |= f->link == NULL && memcmp(f->env.recipient, key, QPC_KEY_LEN) == 0;
+        probe.found |= f->link == NULL && !f->server_only && memcmp(f->env.recipient, key, QPC_KEY_LEN) == 0;
     }
     if (!probe.found)
         qpc_store_foreach_queue(store, queue_for_cb, &probe);

@@ -21,6 +21,7 @@
 #include "output.h"
 #include "session.h"
 #include "state.h"
+#include "qpc/direct.h"
 #include "qpc/error.h"
 #include "qpc/log.h"
 
@@ -31,10 +32,12 @@ struct opts {
     bool json;
     bool no_mdns;
     double timeout_s;       /* send/broadcast: how long to wait; listen: 0 = forever */
+    double receipt_wait_s;  /* send: how long to wait for the receipt once held */
     long count;             /* listen: exit after this many messages (0 = never) */
 };
 
-static struct opts g_opts = { .timeout_s = -1 };
+#define RECEIPT_WAIT_DEFAULT_S 10.0
+static struct opts g_opts = { .timeout_s = -1, .receipt_wait_s = RECEIPT_WAIT_DEFAULT_S };
 
 struct subcommand {
     const char *name;
@@ -211,7 +214,7 @@ static int sub_peer(struct client *cl, int argc, char **argv)
         return EXIT_USAGE;
     }
     cl->id_dirty = true;
-    return state_save_identity(cl) == 0 ? EXIT_OK : EXIT_FAIL;
+    return state_save_identity(cl, true) == 0 ? EXIT_OK : EXIT_FAIL;
 }
 
 static int sub_server(struct client *cl, int argc, char **argv)
@@ -231,7 +234,7 @@ static int sub_server(struct client *cl, int argc, char **argv)
         return EXIT_USAGE;
     }
     cl->id_dirty = true;
-    return state_save_identity(cl) == 0 ? EXIT_OK : EXIT_FAIL;
+    return state_save_identity(cl, true) == 0 ? EXIT_OK : EXIT_FAIL;
 }
 
 static int sub_subscribe(struct client *cl, int argc, char **argv)
@@ -262,11 +265,18 @@ static int sub_subscribe(struct client *cl, int argc, char **argv)
     return state_save_subscriptions(cl) == 0 ? EXIT_OK : EXIT_FAIL;
 }
 
-/* `qpc send`: waits for the outcome of one message and turns it into the exit code. */
+/*
+ * `qpc send`: waits for the outcome of one message and turns it into the exit code. Only
+ * the recipient's verified receipt is "delivered" (0). Once something holds the message
+ * (my outbox, a server, a neighbour) it waits receipt_wait_s more for the receipt, then
+ * says "held" (3).
+ */
 struct send_wait {
     uint8_t id[QPC_ID_LEN];
     bool done;
+    bool held;
     int code;
+    ev_tstamp held_until;    /* loop time at which a held message stops waiting */
 };
 
 static void send_watch(struct client *cl, const struct event *ev)
@@ -283,10 +293,13 @@ static void send_watch(struct client *cl, const struct event *ev)
     case EVT_HELD:
     case EVT_QUEUED:
         w->code = EXIT_QUEUED;
-        w->done = true;
+        if (!w->held)
+            w->held_until = ev_now(cl->loop) + g_opts.receipt_wait_s;
+        w->held = true;
+        w->done = g_opts.receipt_wait_s <= 0;
         break;
     case EVT_FAILED:
-        w->code = EXIT_REFUSED;
+        w->code = ev->err == QPC_ERR_DB || ev->err == QPC_ERR_IO ? EXIT_FAIL : EXIT_REFUSED;
         w->done = true;
         break;
     default:
@@ -294,17 +307,47 @@ static void send_watch(struct client *cl, const struct event *ev)
     }
 }
 
+/* Turns the loop until the message's outcome is known, the receipt wait after a hold
+ * ran out, or the overall timeout (<= 0: none). */
+static void run_send(struct client *cl, struct send_wait *w, double timeout)
+{
+    ev_tstamp end = ev_now(cl->loop) + timeout;
+
+    while (!w->done && !cl->stop) {
+        ev_now_update(cl->loop);
+        if ((timeout > 0 && ev_now(cl->loop) >= end) || (w->held && ev_now(cl->loop) >= w->held_until))
+            break;
+        if (!ev_run(cl->loop, EVRUN_ONCE))
+            break;
+    }
+}
+
+/* Waits for the server session (a send through a node domain needs it). */
+static bool wait_session(struct client *cl, double seconds)
+{
+    ev_tstamp end = ev_now(cl->loop) + seconds;
+
+    while (!session_up(cl) && !cl->stop) {
+        ev_now_update(cl->loop);
+        if (ev_now(cl->loop) >= end || !ev_run(cl->loop, EVRUN_ONCE))
+            break;
+    }
+    return session_up(cl);
+}
+
 static int sub_send(struct client *cl, int argc, char **argv)
 {
     struct send_wait w = { .code = EXIT_QUEUED };
     uint8_t key[QPC_KEY_LEN];
-    char text[65536] = "";
+    char text[65536] = "", who[512];
+    const char *domain = NULL;
+    char *at;
     size_t used = 0;
     bool started;
     int rc;
 
     if (argc < 3) {
-        fprintf(stderr, "usage: qpc send <peer_id> <message...>\n");
+        fprintf(stderr, "usage: qpc send <peer_id>[@domain] <message...>\n");
         return EXIT_USAGE;
     }
     /* Stops at the first truncation: past it, sizeof(text) - used would wrap around. */
@@ -314,10 +357,19 @@ static int sub_send(struct client *cl, int argc, char **argv)
         fprintf(stderr, "qpc: message too long\n");
         return EXIT_USAGE;
     }
+    snprintf(who, sizeof(who), "%s", argv[1]);
+    if ((at = strchr(who, '@')) != NULL) {
+        *at = '\0';
+        domain = at + 1;
+        if (!qpc_direct_domain_valid(domain)) {
+            fprintf(stderr, "qpc: '%s' is not a node domain\n", domain);
+            return EXIT_USAGE;
+        }
+    }
     rc = open_state(cl, true);
     if (rc != EXIT_OK)
         return rc;
-    rc = resolve_peer_discovering(cl, argv[1], key, &started);
+    rc = resolve_peer_discovering(cl, who, key, &started);
     if (rc == QPC_ERR_IO)
         return EXIT_FAIL;
     if (rc < 0)
@@ -325,15 +377,19 @@ static int sub_send(struct client *cl, int argc, char **argv)
     rc = started ? EXIT_OK : start_node(cl, true);
     if (rc != EXIT_OK)
         return rc;
-    cl->watch = send_watch;
-    cl->watch_arg = &w;
-    rc = node_send_text(cl, key, text, w.id);
-    if (rc < 0) {
-        fprintf(stderr, "qpc: cannot send: %s\n", qpc_strerror(rc));
+    if (domain != NULL && !wait_session(cl, 2.0 * (double)cl->cc->direct_timeout_ms / 1000.0 + 2.0)) {
+        fprintf(stderr, "qpc: sending to %s@%s needs a server: none is connected (--server)\n", who, domain);
         return EXIT_FAIL;
     }
-    run_until_done(cl, &w.done, g_opts.timeout_s > 0 ? g_opts.timeout_s
-                                : 3.0 * (double)cl->cc->direct_timeout_ms / 1000.0 + 5.0);
+    cl->watch = send_watch;
+    cl->watch_arg = &w;
+    rc = node_send_text(cl, key, domain, text, w.id);
+    if (rc < 0) {
+        fprintf(stderr, "qpc: cannot send: %s\n", qpc_strerror(rc));
+        return rc == QPC_ERR_TOO_LARGE || rc == QPC_ERR_INVALID ? EXIT_USAGE : EXIT_FAIL;
+    }
+    run_send(cl, &w, g_opts.timeout_s > 0 ? g_opts.timeout_s
+                     : 3.0 * (double)cl->cc->direct_timeout_ms / 1000.0 + 5.0 + g_opts.receipt_wait_s);
     return w.code;
 }
 
@@ -437,7 +493,7 @@ static int sub_version(struct client *cl, int argc, char **argv)
 static const struct subcommand subcommands[] = {
     { "repl", sub_repl, "", "interactive REPL (the default on a terminal)" },
     { "identity", sub_identity, "", "print my peer id (creates the identity on first use)" },
-    { "send", sub_send, "<peer_id> <message...>", "send one direct P2P message, wait for the outcome" },
+    { "send", sub_send, "<peer_id>[@domain] <message...>", "send one message, wait for its receipt" },
     { "listen", sub_listen, "", "run as a node and print one line per arriving message" },
     { "broadcast", sub_broadcast, "<topic> <message>", "publish on a broadcast channel" },
     { "subscribe", sub_subscribe, "<topic> [key]", "join a broadcast channel" },
@@ -469,9 +525,11 @@ static void usage(FILE *out)
                  "  --no-mdns             no mDNS: neither browse nor announce\n"
                  "  --json                machine-readable output (identity, listen)\n"
                  "  --timeout SECONDS     how long send/broadcast/listen wait\n"
+                 "  --receipt-wait SECONDS  send: how long to wait for the receipt once the\n"
+                 "                        message is held (default 10; 0: exit 3 at once)\n"
                  "  --count N             listen: exit after N messages\n"
                  "  -h, --help / -V, --version\n"
-                 "\nExit codes: 0 ok/delivered, 1 failure, 2 usage, 3 queued (not yet delivered),\n"
+                 "\nExit codes: 0 ok/delivered (verified receipt), 1 failure, 2 usage, 3 held (no receipt yet),\n"
                  "4 unknown or ambiguous peer, 5 state file corrupt, 6 refused.\n\nSettings:\n");
     qpc_config_print_help(QPC_CONFIG_CLIENT, out);
 }
@@ -488,6 +546,7 @@ int main(int argc, char **argv)
         { "config", required_argument, NULL, 'c' }, { "no-mdns", no_argument, NULL, 'M' },
         { "json", no_argument, NULL, 'j' },         { "timeout", required_argument, NULL, 't' },
         { "count", required_argument, NULL, 'n' },  { "help", no_argument, NULL, 'h' },
+        { "receipt-wait", required_argument, NULL, 'r' },
         { "version", no_argument, NULL, 'V' },
     };
     /* Every config key is also a flag (--data-dir, --server, --direct-timeout-ms ...). */
@@ -526,6 +585,7 @@ int main(int argc, char **argv)
         case 'j': g_opts.json = true; break;
         case 't': g_opts.timeout_s = strtod(optarg, NULL); break;
         case 'n': g_opts.count = strtol(optarg, NULL, 10); break;
+        case 'r': g_opts.receipt_wait_s = strtod(optarg, NULL); break;
         case 'h': usage(stdout); return EXIT_OK;
         case 'V': printf("qpc %s\n", QPC_VERSION); return EXIT_OK;
         default: usage(stderr); return EXIT_USAGE;
@@ -561,6 +621,8 @@ int main(int argc, char **argv)
                 g_opts.count = strtol(sub_argv[++i], NULL, 10);
             else if (strcmp(sub_argv[i], "--timeout") == 0 && i + 1 < sub_argc)
                 g_opts.timeout_s = strtod(sub_argv[++i], NULL);
+            else if (strcmp(sub_argv[i], "--receipt-wait") == 0 && i + 1 < sub_argc)
+                g_opts.receipt_wait_s = strtod(sub_argv[++i], NULL);
             else
                 sub_argv[keep++] = sub_argv[i];
         }

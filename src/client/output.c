@@ -39,6 +39,14 @@ uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+uint64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 void short_id(char out[static 13], const uint8_t key[static QPC_KEY_LEN])
 {
     qpc_hex_encode(out, key, 6);
@@ -50,6 +58,19 @@ const char *path_name(enum path_kind p)
     case PATH_DIRECT: return "direct";
     case PATH_RELAYED: return "relayed";
     case PATH_SERVER: return "server";
+    case PATH_MESH: return "mesh";
+    }
+    return "?";
+}
+
+/* How a receipt says the message came, as the words after "via". */
+static const char *via_name(enum path_kind p)
+{
+    switch (p) {
+    case PATH_DIRECT: return "direct link";
+    case PATH_RELAYED: return "relay";
+    case PATH_SERVER: return "server";
+    case PATH_MESH: return "neighbour";
     }
     return "?";
 }
@@ -198,7 +219,9 @@ static void emit_json(const struct event *ev)
         json_object_set_new(o, "hops", json_integer(ev->hops));
     }
     if (ev->via != NULL)
-        json_object_set_new(o, "via", json_string(ev->via));
+        json_object_set_new(o, "via", json_text(ev->via, strlen(ev->via)));
+    if (ev->kind == EVT_DELIVERED)
+        json_object_set_new(o, "ms", json_integer((json_int_t)ev->elapsed_ms));
     if (ev->err != 0)
         json_object_set_new(o, "error", json_string(qpc_strerror(ev->err)));
     s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
@@ -226,8 +249,11 @@ static void emit_plain(const struct event *ev)
         snprintf(line, sizeof(line), "[#%s] <%s> %s", ev->topic, who, text);
         break;
     case EVT_DELIVERED:
-        snprintf(line, sizeof(line), "delivered %s to %s (%s%s%s)", idh, who, path_name(ev->path),
-                 ev->via != NULL ? " via " : "", ev->via != NULL ? ev->via : "");
+        /* "delivered ID to WHO (N hops, via X, T ms)", from the recipient's receipt. */
+        snprintf(line, sizeof(line), "delivered %s to %s (%u hop%s, via %s%s%s, %llu ms)", idh, who,
+                 ev->hops, ev->hops == 1 ? "" : "s", via_name(ev->path),
+                 ev->via != NULL ? " " : "", ev->via != NULL ? ev->via : "",
+                 (unsigned long long)ev->elapsed_ms);
         break;
     case EVT_HELD:
         snprintf(line, sizeof(line), "held %s for %s by %s", idh, who, ev->via != NULL ? ev->via : "?");
