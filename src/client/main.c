@@ -322,12 +322,14 @@ static void run_send(struct client *cl, struct send_wait *w, double timeout)
     }
 }
 
-/* Waits for the server session (a send through a node domain needs it). */
+/* Waits for the server session (a send through a node domain needs it) and for the
+ * node to name its domain, which the message carries so that the receipt finds its way
+ * back through federation. */
 static bool wait_session(struct client *cl, double seconds)
 {
     ev_tstamp end = ev_now(cl->loop) + seconds;
 
-    while (!session_up(cl) && !cl->stop) {
+    while (!(session_up(cl) && session_domain(cl)[0] != '\0') && !cl->stop) {
         ev_now_update(cl->loop);
         if (ev_now(cl->loop) >= end || !ev_run(cl->loop, EVRUN_ONCE))
             break;
@@ -390,6 +392,14 @@ static int sub_send(struct client *cl, int argc, char **argv)
     }
     run_send(cl, &w, g_opts.timeout_s > 0 ? g_opts.timeout_s
                      : 3.0 * (double)cl->cc->direct_timeout_ms / 1000.0 + 5.0 + g_opts.receipt_wait_s);
+    if (w.code == EXIT_OK) {
+        /* The receipt's ack is queued for the end of this turn: let it leave, or the
+         * recipient would send the receipt again (by the server) for nothing. */
+        bool never = false;
+
+        cl->stop = false;
+        run_until_done(cl, &never, 0.3);
+    }
     return w.code;
 }
 

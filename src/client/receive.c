@@ -150,8 +150,8 @@ static void take_receipt(struct client *cl, const struct qpc_envelope *env, cons
         case RECEIPT_REFUSED:
             if (receipts_log_refusal(&cl->receipts, mono_ms(), &suppressed)) {
                 short_id(who, env->sender);
-                qpc_log_warn("receipt", "receipt from %s names an id I did not send to it: ignored "
-                             "(%llu refused in all, %llu not logged)", who,
+                qpc_log_warn("receipt", "receipt from %s names an id I do not wait for (never sent "
+                             "to it, or confirmed before a restart): ignored (%llu in all, %llu not logged)", who,
                              (unsigned long long)cl->receipts.refused, (unsigned long long)suppressed);
             }
             continue;
