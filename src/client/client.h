@@ -132,6 +132,7 @@ struct client {
     struct persisted *persisted;
     struct after_commit *after_head, *after_tail;
     bool outbox_unloaded;                /* rows the store could not take wait on disk */
+    uint64_t refill_after;               /* every row up to this oid is loaded or held */
     size_t refill_mark;                  /* store envelopes when the last refill ran */
     FILE *seen_log;                      /* ids delivered to me, appended */
     struct receipts receipts;            /* receipts.c: waited for, owed */

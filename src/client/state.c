@@ -428,7 +428,7 @@ int state_commit(struct client *cl)
 
 /* One held-envelope row into the store; *full when the store refused it for lack of room. */
 static int load_envelope_row(struct client *cl, const struct qpc_outbox_item *it, const char *domain,
-                             uint64_t now, bool *full)
+                             uint64_t now, uint64_t *first_refused)
 {
     struct qpc_envelope env = { 0 };
     struct persisted *p;
@@ -448,7 +448,8 @@ static int load_envelope_row(struct client *cl, const struct qpc_outbox_item *it
     rc = qpc_store_put(cl->store, &env, now);
     if (rc < 0) {
         /* Full (for this recipient or in all): the row waits on disk for state_refill. */
-        *full |= rc == QPC_ERR_QUEUE_FULL || rc == QPC_ERR_STORE_FULL;
+        if ((rc == QPC_ERR_QUEUE_FULL || rc == QPC_ERR_STORE_FULL) && *first_refused == 0)
+            *first_refused = it->oid;
         row_free(cl, p);
         qpc_envelope_clear(&env);
         return 0;
@@ -477,15 +478,18 @@ static void load_await_row(struct client *cl, const struct qpc_outbox_item *it)
         row_free(cl, p);
 }
 
-/* Pages through every row; returns envelopes loaded, *full when the store refused some. */
-static int scan_outbox(struct client *cl, uint64_t now, bool *full)
+/*
+ * Pages through every row with oid > after; returns envelopes loaded. *first_refused gets
+ * the oid of the first row the store refused for lack of room (0: none), where the next
+ * scan may start.
+ */
+static int scan_outbox(struct client *cl, uint64_t now, uint64_t after, uint64_t *first_refused)
 {
     struct qpc_outbox_item *items = NULL;
-    uint64_t after = 0;
     size_t n = 0;
     int loaded = 0;
 
-    *full = false;
+    *first_refused = 0;
     do {
         if (qpc_queue_outbox_list(cl->outbox, after, LOAD_PAGE, now, &items, &n) < 0) {
             qpc_log_error("state", "outbox: %s", qpc_queue_errmsg(cl->outbox));
@@ -495,9 +499,10 @@ static int scan_outbox(struct client *cl, uint64_t now, bool *full)
             const char *d = items[i].domain;
 
             if (strcmp(d, OUTBOX_DOMAIN) == 0)
-                loaded += load_envelope_row(cl, &items[i], NULL, now, full) > 0;
+                loaded += load_envelope_row(cl, &items[i], NULL, now, first_refused) > 0;
             else if (strncmp(d, OUTBOX_DOMAIN_AT, strlen(OUTBOX_DOMAIN_AT)) == 0)
-                loaded += load_envelope_row(cl, &items[i], d + strlen(OUTBOX_DOMAIN_AT), now, full) > 0;
+                loaded += load_envelope_row(cl, &items[i], d + strlen(OUTBOX_DOMAIN_AT), now,
+                                            first_refused) > 0;
             else if (strcmp(d, AWAIT_DOMAIN) == 0)
                 load_await_row(cl, &items[i]);
             /* Other kinds (a later version's) are left alone. */
@@ -509,19 +514,27 @@ static int scan_outbox(struct client *cl, uint64_t now, bool *full)
     return loaded;
 }
 
-int state_load_outbox(struct client *cl, uint64_t now)
+/* Notes where the next refill starts and what the store held when this scan ended. */
+static void scan_done(struct client *cl, uint64_t first_refused)
 {
     struct qpc_store_stats st;
-    bool full = false;
+
+    cl->outbox_unloaded = first_refused != 0;
+    cl->refill_after = first_refused != 0 ? first_refused - 1 : 0;
+    qpc_store_get_stats(cl->store, &st);
+    cl->refill_mark = st.envelopes;
+}
+
+int state_load_outbox(struct client *cl, uint64_t now)
+{
+    uint64_t first_refused;
     int loaded;
 
     if (qpc_queue_outbox_expire(cl->outbox, now, NULL) < 0)
         qpc_log_error("state", "outbox: %s", qpc_queue_errmsg(cl->outbox));
-    loaded = scan_outbox(cl, now, &full);
-    cl->outbox_unloaded = full;
-    qpc_store_get_stats(cl->store, &st);
-    cl->refill_mark = st.envelopes;
-    if (full)
+    loaded = scan_outbox(cl, now, 0, &first_refused);
+    scan_done(cl, first_refused);
+    if (first_refused != 0)
         qpc_log_info("state", "outbox: %d envelopes loaded, more wait on disk until the store has room",
                      loaded);
     return loaded;
@@ -530,7 +543,7 @@ int state_load_outbox(struct client *cl, uint64_t now)
 int state_refill(struct client *cl, uint64_t now)
 {
     struct qpc_store_stats st;
-    bool full = false;
+    uint64_t first_refused;
     int loaded;
 
     if (!cl->outbox_unloaded)
@@ -538,10 +551,8 @@ int state_refill(struct client *cl, uint64_t now)
     qpc_store_get_stats(cl->store, &st);
     if (st.envelopes >= cl->refill_mark && st.envelopes > 0)
         return 0;   /* nothing left the store since the last try: it would refuse again */
-    loaded = scan_outbox(cl, now, &full);
-    cl->outbox_unloaded = full;
-    qpc_store_get_stats(cl->store, &st);
-    cl->refill_mark = st.envelopes;
+    loaded = scan_outbox(cl, now, cl->refill_after, &first_refused);
+    scan_done(cl, first_refused);
     return loaded;
 }
 
