@@ -15,7 +15,24 @@
 void custody_init(struct custody *c, const uint8_t me[static QPC_KEY_LEN])
 {
     c->by_id = NULL;
+    c->forwarded_bytes = 0;
     memcpy(c->me, me, QPC_KEY_LEN);
+}
+
+/* Every entry enters and leaves the table here, so the forwarding bound is a counter
+ * (it is asked for every envelope forwarded, and the table may hold thousands). */
+static void table_add(struct custody *c, struct inflight *f)
+{
+    HASH_ADD(hh, c->by_id, id, QPC_ID_LEN, f);
+    if (!f->mine)
+        c->forwarded_bytes += f->env.payload_len;
+}
+
+static void table_del(struct custody *c, struct inflight *f)
+{
+    HASH_DEL(c->by_id, f);
+    if (!f->mine)
+        c->forwarded_bytes -= f->env.payload_len;
 }
 
 void custody_entry_free(struct inflight *f)
@@ -31,7 +48,7 @@ void custody_clear(struct custody *c)
     struct inflight *f, *tmp;
 
     HASH_ITER(hh, c->by_id, f, tmp) {
-        HASH_DEL(c->by_id, f);
+        table_del(c, f);
         custody_entry_free(f);
     }
 }
@@ -62,7 +79,7 @@ void custody_hand(struct custody *c, struct qpc_envelope *env, struct link *l,
         f = entry_new(c, env);
         if (f == NULL)
             return;
-        HASH_ADD(hh, c->by_id, id, QPC_ID_LEN, f);
+        table_add(c, f);
     } else {
         qpc_envelope_clear(env);
         memset(env, 0, sizeof(*env));
@@ -75,7 +92,7 @@ void custody_park(struct custody *c, struct qpc_envelope *env)
     struct inflight *f = entry_new(c, env);
 
     if (f != NULL)
-        HASH_ADD(hh, c->by_id, id, QPC_ID_LEN, f);
+        table_add(c, f);
 }
 
 void custody_resent(struct inflight *f, struct link *l, const uint8_t hop_peer[static QPC_KEY_LEN])
@@ -107,7 +124,7 @@ struct inflight *custody_take(struct custody *c, const uint8_t id[static QPC_ID_
     struct inflight *f = custody_find(c, id);
 
     if (f != NULL)
-        HASH_DEL(c->by_id, f);
+        table_del(c, f);
     return f;
 }
 
@@ -142,7 +159,7 @@ enum custody_ack custody_ack(struct custody *c, const uint8_t from[static QPC_KE
         verdict = CUSTODY_ACK_RECIPIENT;
     else
         verdict = CUSTODY_ACK_HELD;
-    HASH_DEL(c->by_id, f);
+    table_del(c, f);
     *ended = f;
     return verdict;
 }
@@ -157,7 +174,7 @@ void custody_expire(struct custody *c, uint64_t now,
             continue;
         if (ended != NULL)
             ended(ctx, f);
-        HASH_DEL(c->by_id, f);
+        table_del(c, f);
         custody_entry_free(f);
     }
 }
@@ -184,14 +201,7 @@ void custody_foreach_for_server(struct custody *c, void (*fn)(void *ctx, struct 
 
 size_t custody_forwarded_bytes(const struct custody *c)
 {
-    struct inflight *f, *tmp;
-    size_t n = 0;
-
-    HASH_ITER(hh, c->by_id, f, tmp) {
-        if (!f->mine)
-            n += f->env.payload_len;
-    }
-    return n;
+    return c->forwarded_bytes;
 }
 
 bool custody_may_forward(const struct custody *c, size_t max_bytes)

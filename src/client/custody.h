@@ -48,6 +48,7 @@ struct inflight {
 struct custody {
     struct inflight *by_id;
     uint8_t me[QPC_KEY_LEN];
+    size_t forwarded_bytes;            /* payload bytes of entries not mine (kept as they change) */
 };
 
 /* What an ack did to our custody of an envelope (custody_ack). */

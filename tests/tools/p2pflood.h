@@ -285,7 +285,7 @@ struct flood_sink {
     uint8_t pk[32], sk[64];
     struct flood_id *ids;
     size_t received, distinct;
-    double t_last;
+    double t_first, t_last;            /* first and last arrival (monotonic) */
 };
 
 static inline int flood_sink_connected(struct qpc_quic_conn *c, const char *alpn, const uint8_t *key,
@@ -307,7 +307,8 @@ static inline void flood_sink_frame(struct qpc_quic_conn *c, int64_t sid, const 
         qpc_envelope_decode(&env, f->envelope.data, f->envelope.len) == 0) {
         struct flood_id *e = NULL;
 
-        k->received++;
+        if (k->received++ == 0)
+            k->t_first = flood_mono();
         k->t_last = flood_mono();
         HASH_FIND(hh, k->ids, env.id, QPC_ID_LEN, e);
         if (e == NULL && (e = calloc(1, sizeof(*e))) != NULL) {

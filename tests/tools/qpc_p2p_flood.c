@@ -10,8 +10,9 @@
  *       was killed), 1 on a setup failure.
  *   qpc_p2p_flood sink HOST:PORT SEED_HEX [N]
  *       accepts P2P connections as the identity of the 32-byte seed and acks every
- *       envelope OK; prints "sink KEY" once listening, and "received R distinct D" when
- *       N distinct ids arrived (or at SIGTERM).
+ *       envelope OK; prints "sink KEY" once listening, and "received R distinct D first
+ *       F last L" (F, L: CLOCK_MONOTONIC seconds of the first and last arrival) when N
+ *       distinct ids arrived (or at SIGTERM).
  */
 #include <signal.h>
 #include <stdio.h>
@@ -111,7 +112,8 @@ int main(int argc, char **argv)
         printf("sink %s\n", hex);
         fflush(stdout);
         ev_run(loop, 0);
-        printf("received %zu distinct %zu\n", sink.received, sink.distinct);
+        printf("received %zu distinct %zu first %.6f last %.6f\n", sink.received, sink.distinct,
+               sink.t_first, sink.t_last);
         flood_sink_free(&sink);
         return sink_want == 0 || sink.distinct >= sink_want ? 0 : 3;
     }
