@@ -24,7 +24,7 @@
 #include <ev.h>
 #include <sodium.h>
 
-#include "qpc.pb-c.h"
+#include "qpc/proto.h"
 #include "qpc/broadcast.h"
 #include "qpc/envelope.h"
 #include "qpc/error.h"

@@ -18,7 +18,7 @@
 #include <gnutls/gnutls.h>
 #include <sodium.h>
 #define HASH_NONFATAL_OOM 1
-#include "uthash_keyed.h"
+#include "qpc/uthash_keyed.h"
 
 #include "qpc/broadcast.h"
 #include "qpc/error.h"

@@ -1,19 +1,19 @@
 /*
- * config.c: the settings of qpc-server and qpc: schema, layering and a strict reader
- * for the small TOML subset the config files use (docs/config.md).
+ * config.c: layering of a program's settings by a schema the program supplies
+ * (include/qpc/config.h); the file syntax is read by toml.c.
  *
- * The one idea: a schema table row per key says its type, environment variable,
- * default (as text), range, help and where in the typed struct it lives. Every value,
- * whatever its origin, becomes a `struct tval` and goes through assign(), which checks
- * it against the row and stores it unless a stronger source already set the key. The
- * defaults themselves are parsed from the table's text by the same code, so the
+ * The one idea: a schema row per key says its type, environment variable, default (as
+ * text), range, help and where in the program's struct it lives. Every value, whatever
+ * its origin, becomes a `struct tval` and goes through assign(), which checks it
+ * against the row and stores it unless a stronger source already set the key. The
+ * defaults themselves are parsed from the row's text by the same code, so the
  * documentation, the --help text and the behaviour cannot drift apart.
  *
- * No C TOML library is packaged in Debian, so the reader below is hand-written: it
- * first checks that the whole buffer is UTF-8 without NUL bytes, then walks it once,
- * counting lines, and stops at the first problem with "NAME:LINE: what is wrong".
+ * Messages are for the person editing the file: each names the origin, the key as
+ * that person wrote it (the flag on the command line, the name elsewhere), what is
+ * wrong, and what to write instead. The schema supplies every word that is about the
+ * program (its name, what a table's entries are); the rest is said here once.
  */
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -22,158 +22,37 @@
 #include <string.h>
 #include <strings.h>
 
+#include "qpc/addr.h"
 #include "qpc/config.h"
-#include "qpc/envelope.h"
 #include "qpc/error.h"
+#include "qpc/toml.h"
+#include "qpc/utf8.h"
 
-#define MAX_KEYS 32
-#define MAX_FILE_BYTES (1024 * 1024)
-#define MAX_KEY_BYTES 256
-#define MAX_STRING_BYTES 4096
-#define MAX_LIST_ITEMS 256
-#define MAX_PEERS 1024
+#define MAX_KEY_BYTES QPC_TOML_KEY_MAX
+#define MAX_STRING_BYTES QPC_TOML_STRING_MAX
+#define MAX_LIST_ITEMS QPC_TOML_ARRAY_MAX
 #define TOKEN_SHOWN 40            /* bytes of a bad token quoted back in a message */
 
-/* ------------------------------------------------------------------ schema ----- */
-
-enum vtype {
-    T_STRING,   /* any text */
-    T_ADDR,     /* "host:port" or "[v6]:port" */
-    T_ENUM,     /* one of spec->choices */
-    T_INT,      /* int64 within [min, max] */
-    T_BOOL,
-    T_LIST,     /* array of strings */
-    T_PEERS,    /* [table] of domain = "host:port" */
+/* Where each key's current value came from. */
+struct key_state {
+    enum qpc_config_source source;
+    const char *file;             /* points into files[] when source is FILE */
+    int line;
 };
-
-/* spec->flags */
-#define F_EMPTY_OK  0x1u   /* T_ADDR, T_STRING(F_HOSTNAME): "" is allowed */
-#define F_PORT0     0x2u   /* T_ADDR: port 0 (any) is allowed: a listening address */
-#define F_HOSTNAME  0x4u   /* T_STRING: must be a DNS name */
-#define F_IFNAME    0x8u   /* T_LIST: items are network interface names */
-
-struct key_spec {
-    const char *name;
-    const char *flag;
-    enum vtype type;
-    const char *env;
-    const char *def;              /* default, in the text syntax of qpc_config_set */
-    size_t offset;                /* in the kind's typed struct */
-    int64_t min, max;             /* T_INT */
-    unsigned flags;
-    const char *const *choices;   /* T_ENUM, NULL-terminated */
-    const char *metavar;
-    const char *help;
-};
-
-static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
-
-#define SV(field) offsetof(struct qpc_server_config, field)
-#define CV(field) offsetof(struct qpc_client_config, field)
-#define MIB (INT64_C(1024) * 1024)
-
-static const struct key_spec server_keys[] = {
-    { "listen", "--listen", T_ADDR, "QPC_LISTEN", "0.0.0.0:7000", SV(listen), 0, 0, F_PORT0,
-      NULL, "HOST:PORT", "address for client QUIC connections (host:port or [v6]:port)" },
-    { "data_dir", "--data-dir", T_STRING, "QPC_DATA_DIR", "", SV(data_dir), 0, 0, 0, NULL,
-      "DIR", "where queues and the identity live; \"\" = $HOME/.local/share/quicprochat/server" },
-    { "log_level", "--log-level", T_ENUM, "QPC_LOG_LEVEL", "info", SV(log_level), 0, 0, 0,
-      log_levels, "LEVEL", "error, warn, info or debug" },
-    { "mdns_enabled", "--mdns-enabled", T_BOOL, "QPC_MDNS_ENABLED", "true", SV(mdns_enabled),
-      0, 0, 0, NULL, "BOOL", "announce _quicprochat._udp.local. on the local network" },
-    { "mdns_interfaces", "--mdns-interfaces", T_LIST, "QPC_MDNS_INTERFACES", "",
-      SV(mdns_interfaces), 0, 0, F_IFNAME, NULL, "IF,...",
-      "interfaces mDNS uses; empty = all" },
-    { "federation_enabled", "--federation-enabled", T_BOOL, "QPC_FEDERATION_ENABLED", "false",
-      SV(federation_enabled), 0, 0, 0, NULL, "BOOL", "relay messages to and from other nodes" },
-    { "federation_domain", "--federation-domain", T_STRING, "QPC_LOCAL_DOMAIN", "",
-      SV(federation_domain), 0, 0, F_HOSTNAME | F_EMPTY_OK, NULL, "DOMAIN",
-      "this node's domain; \"\" = <hostname>.mesh.local" },
-    { "federation_listen", "--federation-listen", T_ADDR, "QPC_FEDERATION_LISTEN",
-      "0.0.0.0:7001", SV(federation_listen), 0, 0, F_PORT0, NULL, "HOST:PORT",
-      "address for federation (mTLS) connections" },
-    { "federation_cert", "--federation-cert", T_STRING, "QPC_FEDERATION_CERT", "",
-      SV(federation_cert), 0, 0, 0, NULL, "FILE", "this node's federation certificate (DER)" },
-    { "federation_key", "--federation-key", T_STRING, "QPC_FEDERATION_KEY", "",
-      SV(federation_key), 0, 0, 0, NULL, "FILE", "private key of federation_cert (DER)" },
-    { "federation_ca", "--federation-ca", T_STRING, "QPC_FEDERATION_CA", "", SV(federation_ca),
-      0, 0, 0, NULL, "FILE", "CA certificate that signs every federation peer (DER)" },
-    { "federation_peers", "--federation-peers", T_PEERS, "QPC_FEDERATION_PEERS", "",
-      SV(federation_peers), 0, 0, 0, NULL, "DOM=HOST:PORT,...",
-      "known nodes: [federation_peers] table of domain = \"host:port\"" },
-    { "metrics_listen", "--metrics-listen", T_ADDR, "QPC_METRICS_LISTEN", "127.0.0.1:9464",
-      SV(metrics_listen), 0, 0, F_EMPTY_OK | F_PORT0, NULL, "HOST:PORT",
-      "Prometheus metrics endpoint; \"\" disables it" },
-    { "max_frame_size", "--max-frame-size", T_INT, "QPC_MAX_FRAME_SIZE", "1048576",
-      SV(max_frame_size), 4096, 64 * MIB, 0, NULL, "BYTES", "largest stream frame accepted" },
-    { "max_envelope_size", "--max-envelope-size", T_INT, "QPC_MAX_ENVELOPE_SIZE", "262144",
-      SV(max_envelope_size), 1024, 64 * MIB, 0, NULL, "BYTES", "largest envelope accepted" },
-    { "queue_quota", "--queue-quota", T_INT, "QPC_QUEUE_QUOTA", "10000", SV(queue_quota), 1,
-      10000000, 0, NULL, "N", "messages held per recipient" },
-    { "queue_max_bytes", "--queue-max-bytes", T_INT, "QPC_QUEUE_MAX_BYTES", "268435456",
-      SV(queue_max_bytes), MIB, 1024 * 1024 * MIB, 0, NULL, "BYTES",
-      "bytes held over all queues" },
-    { "default_ttl", "--default-ttl", T_INT, "QPC_DEFAULT_TTL", "86400", SV(default_ttl), 1,
-      QPC_TTL_MAX_S, 0, NULL, "SECONDS", "TTL of messages that do not carry one" },
-    { "max_ttl", "--max-ttl", T_INT, "QPC_MAX_TTL", "604800", SV(max_ttl), 1, QPC_TTL_MAX_S, 0,
-      NULL, "SECONDS", "longest TTL a message may ask for" },
-    { "relay_enabled", "--relay-enabled", T_BOOL, "QPC_RELAY_ENABLED", "true",
-      SV(relay_enabled), 0, 0, 0, NULL, "BOOL", "relay QUIC packets for peers that cannot meet" },
-    { "relay_rate_limit", "--relay-rate-limit", T_INT, "QPC_RELAY_RATE_LIMIT", "2000",
-      SV(relay_rate_limit), 1, 10000000, 0, NULL, "PPS", "relayed packets/s per client" },
-    { "idle_timeout_ms", "--idle-timeout-ms", T_INT, "QPC_IDLE_TIMEOUT_MS", "30000",
-      SV(idle_timeout_ms), 1000, 3600000, 0, NULL, "MS", "QUIC idle timeout" },
-};
-
-static const struct key_spec client_keys[] = {
-    { "data_dir", "--data-dir", T_STRING, "QPC_CLIENT_DATA_DIR", "", CV(data_dir), 0, 0, 0,
-      NULL, "DIR", "identity, peers and store; \"\" = $HOME/.local/share/quicprochat" },
-    { "listen", "--listen", T_ADDR, "QPC_CLIENT_LISTEN", "0.0.0.0:0", CV(listen), 0, 0, F_PORT0,
-      NULL, "HOST:PORT", "local address for P2P QUIC; port 0 = any" },
-    { "server", "--server", T_ADDR, "QPC_SERVER", "", CV(server), 0, 0, F_EMPTY_OK, NULL,
-      "HOST:PORT", "node to use; \"\" = none (find one with /mesh peers)" },
-    { "mdns_enabled", "--mdns-enabled", T_BOOL, "QPC_CLIENT_MDNS_ENABLED", "true",
-      CV(mdns_enabled), 0, 0, 0, NULL, "BOOL", "browse for nodes with mDNS" },
-    { "mdns_interfaces", "--mdns-interfaces", T_LIST, "QPC_CLIENT_MDNS_INTERFACES", "",
-      CV(mdns_interfaces), 0, 0, F_IFNAME, NULL, "IF,...", "interfaces mDNS uses; empty = all" },
-    { "store_per_recipient", "--store-per-recipient", T_INT, "QPC_CLIENT_STORE_PER_RECIPIENT",
-      "1000", CV(store_per_recipient), 1, 1000000, 0, NULL, "N",
-      "messages held per unreachable peer" },
-    { "store_max_bytes", "--store-max-bytes", T_INT, "QPC_CLIENT_STORE_MAX_BYTES", "67108864",
-      CV(store_max_bytes), MIB, 1024 * 1024 * MIB, 0, NULL, "BYTES", "bytes held in the store" },
-    { "default_ttl", "--default-ttl", T_INT, "QPC_CLIENT_DEFAULT_TTL", "86400", CV(default_ttl),
-      1, QPC_TTL_MAX_S, 0, NULL, "SECONDS", "TTL of messages sent" },
-    { "max_hops", "--max-hops", T_INT, "QPC_CLIENT_MAX_HOPS", "8", CV(max_hops), 1, 255, 0,
-      NULL, "N", "hops a message sent may travel" },
-    { "direct_timeout_ms", "--direct-timeout-ms", T_INT, "QPC_CLIENT_DIRECT_TIMEOUT_MS", "3000",
-      CV(direct_timeout_ms), 100, 600000, 0, NULL, "MS",
-      "time for a direct P2P attempt before relay or store" },
-    { "log_level", "--log-level", T_ENUM, "QPC_CLIENT_LOG_LEVEL", "warn", CV(log_level), 0, 0, 0,
-      log_levels, "LEVEL", "error, warn, info or debug" },
-};
-
-#define NKEYS(a) (sizeof(a) / sizeof((a)[0]))
-_Static_assert(NKEYS(server_keys) <= MAX_KEYS, "raise MAX_KEYS");
-_Static_assert(NKEYS(client_keys) <= MAX_KEYS, "raise MAX_KEYS");
 
 struct qpc_config {
-    enum qpc_config_kind kind;
-    const struct key_spec *keys;
+    const struct qpc_config_schema *schema;
+    const struct qpc_config_key *keys;   /* schema->keys */
     size_t nkeys;
-    union {
-        struct qpc_server_config server;
-        struct qpc_client_config client;
-    } v;
-    enum qpc_config_source source[MAX_KEYS];
-    const char *file[MAX_KEYS];   /* points into files[] when source is FILE */
-    int line[MAX_KEYS];
-    char **files;                 /* names of the files loaded, owned */
+    void *values;                        /* the program's struct, schema->values_size */
+    struct key_state *state;             /* nkeys */
+    char **files;                        /* names of the files loaded, owned */
     size_t nfiles;
 };
 
 /* ------------------------------------------------------------ values ----------- */
 
-enum tkind { V_STR, V_INT, V_BOOL, V_LIST, V_PEERS };
+enum tkind { V_STR, V_INT, V_BOOL, V_LIST, V_TABLE };
 
 /* A value on its way into the config; owns what it points to until assign() takes it. */
 struct tval {
@@ -182,7 +61,7 @@ struct tval {
     int64_t i;
     bool b;
     struct qpc_config_strings list;
-    struct qpc_config_peers peers;
+    struct qpc_config_table table;
 };
 
 /* Where a value comes from, for precedence and for the prefix of messages. */
@@ -202,22 +81,22 @@ static void strings_free(struct qpc_config_strings *l)
     l->count = 0;
 }
 
-static void peers_free(struct qpc_config_peers *p)
+static void table_free(struct qpc_config_table *t)
 {
-    for (size_t i = 0; i < p->count; i++) {
-        free(p->items[i].domain);
-        free(p->items[i].addr);
+    for (size_t i = 0; i < t->count; i++) {
+        free(t->items[i].name);
+        free(t->items[i].value);
     }
-    free(p->items);
-    p->items = NULL;
-    p->count = 0;
+    free(t->items);
+    t->items = NULL;
+    t->count = 0;
 }
 
 static void tval_free(struct tval *v)
 {
     free(v->s);
     strings_free(&v->list);
-    peers_free(&v->peers);
+    table_free(&v->table);
     memset(v, 0, sizeof(*v));
 }
 
@@ -231,25 +110,32 @@ static int strings_push(struct qpc_config_strings *l, char *item)
     return 0;
 }
 
-static int peers_push(struct qpc_config_peers *p, char *domain, char *addr)
+static int table_push(struct qpc_config_table *t, char *name, char *value)
 {
-    struct qpc_config_peer *n = realloc(p->items, (p->count + 1) * sizeof(*n));
+    struct qpc_config_entry *n = realloc(t->items, (t->count + 1) * sizeof(*n));
     if (n == NULL)
         return QPC_ERR_NOMEM;
-    p->items = n;
-    p->items[p->count].domain = domain;
-    p->items[p->count].addr = addr;
-    p->count++;
+    t->items = n;
+    t->items[t->count].name = name;
+    t->items[t->count].value = value;
+    t->count++;
     return 0;
 }
 
-static const struct qpc_config_peer *peers_find(const struct qpc_config_peers *p,
-                                                const char *domain)
+static const struct qpc_config_entry *table_find(const struct qpc_config_table *t,
+                                                 const char *name)
 {
-    for (size_t i = 0; i < p->count; i++)
-        if (strcasecmp(p->items[i].domain, domain) == 0)
-            return &p->items[i];
+    for (size_t i = 0; i < t->count; i++)
+        if (strcasecmp(t->items[i].name, name) == 0)
+            return &t->items[i];
     return NULL;
+}
+
+const char *qpc_config_table_get(const struct qpc_config_table *table, const char *name)
+{
+    const struct qpc_config_entry *e = table != NULL && name != NULL ? table_find(table, name)
+                                                                     : NULL;
+    return e != NULL ? e->value : NULL;
 }
 
 /* ------------------------------------------------------------ messages --------- */
@@ -289,21 +175,45 @@ static int nomem(char *err, size_t errlen)
 }
 
 /* How a key is named to the user in a message from this origin. */
-static const char *key_label(const struct key_spec *k, const struct origin *o)
+static const char *key_label(const struct qpc_config_key *k, const struct origin *o)
 {
     return o->source == QPC_CONFIG_SOURCE_FLAG ? k->flag : k->name;
 }
 
-static const char *type_phrase(const struct key_spec *k)
+/* "a", "a or b", "a, b or c": the choices of an enum key, each in quote marks q. */
+static void join_choices(char *buf, size_t len, const struct qpc_config_key *k, const char *q)
+{
+    size_t n = 0, used = 0;
+    while (k->choices[n] != NULL)
+        n++;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && used < len; i++) {
+        const char *sep = i == 0 ? "" : i + 1 == n ? " or " : ", ";
+        int w = snprintf(buf + used, len - used, "%s%s%s%s", sep, q, k->choices[i], q);
+        if (w < 0)
+            return;
+        used += (size_t)w;
+    }
+}
+
+/* What a key expects, for "'KEY' expects ..., got ..." messages. */
+static const char *type_phrase(const struct qpc_config_key *k, char *buf, size_t len)
 {
     switch (k->type) {
-    case T_STRING: return "a string in double quotes";
-    case T_ADDR: return "an address string like \"0.0.0.0:7000\" or \"[::1]:7000\"";
-    case T_ENUM: return "a string (\"error\", \"warn\", \"info\" or \"debug\")";
-    case T_INT: return "an integer";
-    case T_BOOL: return "a boolean (true or false)";
-    case T_LIST: return "an array of strings like [\"eth0\", \"wlan0\"]";
-    case T_PEERS: return "a table";
+    case QPC_CONFIG_STRING: return "a string in double quotes";
+    case QPC_CONFIG_ADDR: return "an address string like \"0.0.0.0:7000\" or \"[::1]:7000\"";
+    case QPC_CONFIG_ENUM: {
+        char choices[256];
+        join_choices(choices, sizeof(choices), k, "\"");
+        snprintf(buf, len, "a string (%s)", choices);
+        return buf;
+    }
+    case QPC_CONFIG_INT: return "an integer";
+    case QPC_CONFIG_BOOL: return "a boolean (true or false)";
+    case QPC_CONFIG_LIST:
+        return (k->flags & QPC_CONFIG_IFNAME) ? "an array of strings like [\"eth0\", \"wlan0\"]"
+                                              : "an array of strings like [\"a\", \"b\"]";
+    case QPC_CONFIG_TABLE: return "a table";
     }
     return "?";
 }
@@ -315,7 +225,7 @@ static const char *kind_phrase(enum tkind k)
     case V_INT: return "an integer";
     case V_BOOL: return "a boolean";
     case V_LIST: return "an array";
-    case V_PEERS: return "a table";
+    case V_TABLE: return "a table";
     }
     return "?";
 }
@@ -351,14 +261,14 @@ static size_t edit_distance(const char *typed, const char *known)
     return prev[m];
 }
 
-/* The known key (of the wanted table-ness) nearest to typed. */
-static const struct key_spec *nearest_key(const struct qpc_config *cfg, const char *typed,
-                                          bool tables)
+/* The known key (of the wanted table-ness) nearest to typed, or NULL if none is. */
+static const struct qpc_config_key *nearest_key(const struct qpc_config *cfg,
+                                                const char *typed, bool tables)
 {
-    const struct key_spec *best = NULL;
+    const struct qpc_config_key *best = NULL;
     size_t best_d = SIZE_MAX;
     for (size_t i = 0; i < cfg->nkeys; i++) {
-        if ((cfg->keys[i].type == T_PEERS) != tables)
+        if ((cfg->keys[i].type == QPC_CONFIG_TABLE) != tables)
             continue;
         size_t d = edit_distance(typed, cfg->keys[i].name);
         if (d < best_d) {
@@ -394,118 +304,6 @@ static int find_key(const struct qpc_config *cfg, const char *name)
 
 /* ------------------------------------------------------ value checks ---------- */
 
-/* NULL when s is a plausible DNS name, else what is wrong with it. */
-static const char *hostname_problem(const char *s)
-{
-    size_t len = strlen(s);
-    const char *label = s;
-    if (len == 0)
-        return "it is empty";
-    if (len > 253)
-        return "it is longer than 253 characters";
-    for (const char *p = s; ; p++) {
-        if (*p == '.' || *p == '\0') {
-            size_t n = (size_t)(p - label);
-            if (n == 0)
-                return "it has an empty label (two dots, or a dot at an end)";
-            if (n > 63)
-                return "a label is longer than 63 characters";
-            if (label[0] == '-' || p[-1] == '-')
-                return "a label starts or ends with '-'";
-            if (*p == '\0')
-                return NULL;
-            label = p + 1;
-        } else if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_') {
-            return "it may hold only letters, digits, '-', '_' and '.'";
-        }
-    }
-}
-
-/*
- * NULL when addr is "host:port" or "[v6]:port", else a description of the problem.
- * host gets the host without brackets. The port is checked here; whether 0 is allowed
- * is the caller's business.
- */
-static const char *addr_problem(const char *addr, char *host, size_t hostlen, uint16_t *port)
-{
-    const char *colon, *h = addr;
-    size_t hlen;
-    if (addr[0] == '\0')
-        return "it is empty";
-    if (addr[0] == '[') {
-        const char *close = strchr(addr, ']');
-        if (close == NULL)
-            return "'[' has no matching ']'";
-        h = addr + 1;
-        hlen = (size_t)(close - h);
-        colon = close + 1;
-        if (*colon != ':')
-            return "the port is missing after ']' (write [v6]:port)";
-    } else {
-        colon = strrchr(addr, ':');
-        if (colon == NULL)
-            return "the port is missing (write host:port)";
-        if (memchr(addr, ':', (size_t)(colon - addr)) != NULL)
-            return "an IPv6 address needs brackets, like [::1]:7000";
-        hlen = (size_t)(colon - addr);
-    }
-    if (hlen == 0)
-        return "the host is empty (use 0.0.0.0 or [::] for every address)";
-    if (hlen >= hostlen)
-        return "the host is too long";
-    memcpy(host, h, hlen);
-    host[hlen] = '\0';
-
-    const char *ps = colon + 1;
-    if (*ps == '\0')
-        return "the port is empty";
-    unsigned long p = 0;
-    for (const char *c = ps; *c != '\0'; c++) {
-        if (!isdigit((unsigned char)*c))
-            return "the port must be a decimal number";
-        p = p * 10 + (unsigned long)(*c - '0');
-        if (p > 65535)
-            return "the port is above 65535";
-    }
-    *port = (uint16_t)p;
-
-    if (addr[0] == '[') {
-        struct in6_addr a6;
-        char *zone = strchr(host, '%');
-        if (zone != NULL) {
-            if (zone[1] == '\0')
-                return "the IPv6 zone after '%' is empty";
-            *zone = '\0';
-        }
-        int ok = inet_pton(AF_INET6, host, &a6);
-        if (zone != NULL)
-            *zone = '%';
-        if (ok != 1)
-            return "the text in [...] is not an IPv6 address";
-        return NULL;
-    }
-    if (strspn(host, "0123456789.") == hlen) {
-        struct in_addr a4;
-        if (inet_pton(AF_INET, host, &a4) != 1)
-            return "the host is not a valid IPv4 address";
-        return NULL;
-    }
-    return hostname_problem(host) ? "the host is not a valid name or address" : NULL;
-}
-
-int qpc_config_parse_addr(const char *addr, char *host, size_t hostlen, uint16_t *port)
-{
-    char tmp[256];
-    uint16_t p;
-    if (addr == NULL || host == NULL || port == NULL || addr_problem(addr, tmp, sizeof(tmp), &p))
-        return QPC_ERR_INVALID;
-    if (strlen(tmp) >= hostlen)
-        return QPC_ERR_INVALID;
-    strcpy(host, tmp);
-    *port = p;
-    return 0;
-}
-
 static const char *ifname_problem(const char *s)
 {
     size_t len = strlen(s);
@@ -519,84 +317,96 @@ static const char *ifname_problem(const char *s)
     return NULL;
 }
 
-/* Checks one peer entry; o says where it came from. */
-static int check_peer(const char *domain, const char *addr, const struct origin *o,
-                      char *err, size_t errlen)
+/* Checks one table entry, a DNS name and an address to dial; o says where it came from. */
+static int check_entry(const struct qpc_config_table_spec *t, const char *name,
+                       const char *addr, const struct origin *o, char *err, size_t errlen)
 {
-    char host[256];
     uint16_t port;
-    const char *why = hostname_problem(domain);
+    const char *why = qpc_addr_check_name(name);
     if (why != NULL)
-        return fail(err, errlen, o, "federation peer '%.*s' is not a domain name: %s",
-                    TOKEN_SHOWN, domain, why);
-    why = addr_problem(addr, host, sizeof(host), &port);
+        return fail(err, errlen, o, "%s '%.*s' is not a domain name: %s", t->noun,
+                    TOKEN_SHOWN, name, why);
+    why = qpc_addr_check(addr, NULL, 0, &port);
     if (why == NULL && port == 0)
         why = "port 0 cannot be dialled";
     if (why != NULL)
-        return fail(err, errlen, o, "federation peer '%s' has address \"%.*s\": %s",
-                    domain, TOKEN_SHOWN, addr, why);
+        return fail(err, errlen, o, "%s '%s' has address \"%.*s\": %s", t->noun, name,
+                    TOKEN_SHOWN, addr, why);
     return 0;
 }
 
+static enum tkind kind_of(enum qpc_config_type t)
+{
+    switch (t) {
+    case QPC_CONFIG_INT: return V_INT;
+    case QPC_CONFIG_BOOL: return V_BOOL;
+    case QPC_CONFIG_LIST: return V_LIST;
+    case QPC_CONFIG_TABLE: return V_TABLE;
+    case QPC_CONFIG_STRING: case QPC_CONFIG_ADDR: case QPC_CONFIG_ENUM: break;
+    }
+    return V_STR;
+}
+
 /* Checks v against key k. Types must match; ranges and formats are checked here. */
-static int check_value(const struct key_spec *k, const struct tval *v, const struct origin *o,
-                       char *err, size_t errlen)
+static int check_value(const struct qpc_config_key *k, const struct tval *v,
+                       const struct origin *o, char *err, size_t errlen)
 {
     const char *label = key_label(k, o);
-    enum tkind want = k->type == T_INT ? V_INT : k->type == T_BOOL ? V_BOOL
-                    : k->type == T_LIST ? V_LIST : k->type == T_PEERS ? V_PEERS : V_STR;
-    if (v->kind != want)
-        return fail(err, errlen, o, "'%s' expects %s, got %s", label, type_phrase(k),
-                    kind_phrase(v->kind));
+    char phrase[320];
+    if (v->kind != kind_of(k->type))
+        return fail(err, errlen, o, "'%s' expects %s, got %s", label,
+                    type_phrase(k, phrase, sizeof(phrase)), kind_phrase(v->kind));
     switch (k->type) {
-    case T_STRING:
-        if ((k->flags & F_HOSTNAME) && !(v->s[0] == '\0' && (k->flags & F_EMPTY_OK))) {
-            const char *why = hostname_problem(v->s);
+    case QPC_CONFIG_STRING:
+        if ((k->flags & QPC_CONFIG_HOSTNAME) &&
+            !(v->s[0] == '\0' && (k->flags & QPC_CONFIG_EMPTY_OK))) {
+            const char *why = qpc_addr_check_name(v->s);
             if (why != NULL)
                 return fail(err, errlen, o, "'%s' = \"%.*s\" is not a domain name: %s", label,
                             TOKEN_SHOWN, v->s, why);
         }
         return 0;
-    case T_ADDR: {
-        char host[256];
+    case QPC_CONFIG_ADDR: {
         uint16_t port;
         const char *why;
-        if (v->s[0] == '\0' && (k->flags & F_EMPTY_OK))
+        if (v->s[0] == '\0' && (k->flags & QPC_CONFIG_EMPTY_OK))
             return 0;
-        why = addr_problem(v->s, host, sizeof(host), &port);
-        if (why == NULL && port == 0 && !(k->flags & F_PORT0))
+        why = qpc_addr_check(v->s, NULL, 0, &port);
+        if (why == NULL && port == 0 && !(k->flags & QPC_CONFIG_PORT0))
             why = "port 0 cannot be dialled";
         if (why != NULL)
             return fail(err, errlen, o, "'%s' = \"%.*s\" is not a usable address: %s", label,
                         TOKEN_SHOWN, v->s, why);
         return 0;
     }
-    case T_ENUM:
+    case QPC_CONFIG_ENUM:
         for (const char *const *c = k->choices; *c != NULL; c++)
             if (strcmp(*c, v->s) == 0)
                 return 0;
+        join_choices(phrase, sizeof(phrase), k, "");
         return fail(err, errlen, o, "'%s' = \"%.*s\" is not allowed; use one of %s", label,
-                    TOKEN_SHOWN, v->s, k->help);
-    case T_INT:
+                    TOKEN_SHOWN, v->s, phrase);
+    case QPC_CONFIG_INT:
         if (v->i < k->min || v->i > k->max)
             return fail(err, errlen, o,
                         "'%s' = %lld is out of range; use %lld to %lld (%s)", label,
                         (long long)v->i, (long long)k->min, (long long)k->max, k->metavar);
         return 0;
-    case T_BOOL:
+    case QPC_CONFIG_BOOL:
         return 0;
-    case T_LIST:
+    case QPC_CONFIG_LIST:
         for (size_t i = 0; i < v->list.count; i++) {
-            const char *why = (k->flags & F_IFNAME) ? ifname_problem(v->list.items[i]) : NULL;
+            const char *why = (k->flags & QPC_CONFIG_IFNAME)
+                              ? ifname_problem(v->list.items[i]) : NULL;
             if (why != NULL)
                 return fail(err, errlen, o, "'%s' item \"%.*s\": %s", label, TOKEN_SHOWN,
                             v->list.items[i], why);
         }
         return 0;
-    case T_PEERS:
-        for (size_t i = 0; i < v->peers.count; i++) {
-            int rc = check_peer(v->peers.items[i].domain, v->peers.items[i].addr, o, err,
-                                errlen);
+    case QPC_CONFIG_TABLE:
+        for (size_t i = 0; i < v->table.count; i++) {
+            int rc = check_entry(k->table, v->table.items[i].name, v->table.items[i].value, o,
+                                 err, errlen);
             if (rc < 0)
                 return rc;
         }
@@ -607,22 +417,44 @@ static int check_value(const struct key_spec *k, const struct tval *v, const str
 
 /* ------------------------------------------------------------- storing --------- */
 
-static void *slot(struct qpc_config *cfg, const struct key_spec *k)
+static void *slot(struct qpc_config *cfg, const struct qpc_config_key *k)
 {
-    return (char *)&cfg->v + k->offset;
+    return (char *)cfg->values + k->offset;
 }
 
-static void slot_free(struct qpc_config *cfg, const struct key_spec *k)
+static void slot_free(struct qpc_config *cfg, const struct qpc_config_key *k)
 {
     void *p = slot(cfg, k);
     switch (k->type) {
-    case T_STRING: case T_ADDR: case T_ENUM:
+    case QPC_CONFIG_STRING: case QPC_CONFIG_ADDR: case QPC_CONFIG_ENUM:
         free(*(char **)p);
         *(char **)p = NULL;
         break;
-    case T_LIST: strings_free(p); break;
-    case T_PEERS: peers_free(p); break;
-    case T_INT: case T_BOOL: break;
+    case QPC_CONFIG_LIST: strings_free(p); break;
+    case QPC_CONFIG_TABLE: table_free(p); break;
+    case QPC_CONFIG_INT: case QPC_CONFIG_BOOL: break;
+    }
+}
+
+/* Puts v into key k's field, which must be free; takes what v owns. */
+static void store(struct qpc_config *cfg, const struct qpc_config_key *k, struct tval *v)
+{
+    void *p = slot(cfg, k);
+    switch (k->type) {
+    case QPC_CONFIG_STRING: case QPC_CONFIG_ADDR: case QPC_CONFIG_ENUM:
+        *(char **)p = v->s;
+        v->s = NULL;
+        break;
+    case QPC_CONFIG_INT: *(int64_t *)p = v->i; break;
+    case QPC_CONFIG_BOOL: *(bool *)p = v->b; break;
+    case QPC_CONFIG_LIST:
+        *(struct qpc_config_strings *)p = v->list;
+        memset(&v->list, 0, sizeof(v->list));
+        break;
+    case QPC_CONFIG_TABLE:
+        *(struct qpc_config_table *)p = v->table;
+        memset(&v->table, 0, sizeof(v->table));
+        break;
     }
 }
 
@@ -633,99 +465,21 @@ static void slot_free(struct qpc_config *cfg, const struct key_spec *k)
 static int assign(struct qpc_config *cfg, size_t idx, struct tval *v, const struct origin *o,
                   char *err, size_t errlen)
 {
-    const struct key_spec *k = &cfg->keys[idx];
+    const struct qpc_config_key *k = &cfg->keys[idx];
+    struct key_state *st = &cfg->state[idx];
     int rc = check_value(k, v, o, err, errlen);
-    if (rc < 0 || o->source < cfg->source[idx])
-        goto out;
-    slot_free(cfg, k);
-    void *p = slot(cfg, k);
-    switch (k->type) {
-    case T_STRING: case T_ADDR: case T_ENUM: *(char **)p = v->s; v->s = NULL; break;
-    case T_INT: *(int64_t *)p = v->i; break;
-    case T_BOOL: *(bool *)p = v->b; break;
-    case T_LIST:
-        *(struct qpc_config_strings *)p = v->list;
-        memset(&v->list, 0, sizeof(v->list));
-        break;
-    case T_PEERS:
-        *(struct qpc_config_peers *)p = v->peers;
-        memset(&v->peers, 0, sizeof(v->peers));
-        break;
+    if (rc == 0 && o->source >= st->source) {
+        slot_free(cfg, k);
+        store(cfg, k, v);
+        st->source = o->source;
+        st->file = o->source == QPC_CONFIG_SOURCE_FILE ? o->file : NULL;
+        st->line = o->source == QPC_CONFIG_SOURCE_FILE ? o->line : 0;
     }
-    cfg->source[idx] = o->source;
-    cfg->file[idx] = o->source == QPC_CONFIG_SOURCE_FILE ? o->file : NULL;
-    cfg->line[idx] = o->source == QPC_CONFIG_SOURCE_FILE ? o->line : 0;
-out:
     tval_free(v);
     return rc;
 }
 
 /* -------------------------------------------------------- text values ---------- */
-
-/*
- * Parses a TOML decimal integer: optional sign, digits, single '_' between digits, no
- * leading zero. Returns 0, -1 (syntax) or -2 (does not fit in int64).
- */
-static int parse_int(const char *s, size_t len, int64_t *out)
-{
-    size_t i = 0;
-    bool neg = false;
-    uint64_t mag = 0, limit = (uint64_t)INT64_MAX;
-    if (i < len && (s[i] == '+' || s[i] == '-'))
-        neg = s[i++] == '-';
-    if (i >= len || !isdigit((unsigned char)s[i]))
-        return -1;
-    if (s[i] == '0' && i + 1 < len)
-        return -1;   /* leading zero, or 0x/0o/0b */
-    if (neg)
-        limit++;
-    bool overflow = false;
-    for (; i < len; i++) {
-        if (s[i] == '_') {
-            if (i + 1 >= len || !isdigit((unsigned char)s[i + 1]) || !isdigit((unsigned char)s[i - 1]))
-                return -1;
-            continue;
-        }
-        if (!isdigit((unsigned char)s[i]))
-            return -1;
-        unsigned d = (unsigned)(s[i] - '0');
-        if (mag > (limit - d) / 10)
-            overflow = true;
-        else
-            mag = mag * 10 + d;
-    }
-    if (overflow)
-        return -2;
-    *out = neg ? (mag == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)mag) : (int64_t)mag;
-    return 0;
-}
-
-/* NULL when s (len bytes) is valid UTF-8, else a pointer to the first bad byte. */
-static const char *utf8_bad(const char *s, size_t len)
-{
-    const unsigned char *p = (const unsigned char *)s, *end = p + len;
-    while (p < end) {
-        unsigned c = *p;
-        size_t n;
-        uint32_t cp, min;
-        if (c < 0x80) { p++; continue; }
-        else if ((c & 0xe0) == 0xc0) { n = 1; cp = c & 0x1f; min = 0x80; }
-        else if ((c & 0xf0) == 0xe0) { n = 2; cp = c & 0x0f; min = 0x800; }
-        else if ((c & 0xf8) == 0xf0) { n = 3; cp = c & 0x07; min = 0x10000; }
-        else return (const char *)p;
-        if ((size_t)(end - p) <= n)
-            return (const char *)p;
-        for (size_t i = 1; i <= n; i++) {
-            if ((p[i] & 0xc0) != 0x80)
-                return (const char *)p;
-            cp = (cp << 6) | (p[i] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return (const char *)p;
-        p += n + 1;
-    }
-    return NULL;
-}
 
 static bool has_control(const char *s)
 {
@@ -742,8 +496,38 @@ static char *dup_trimmed(const char *s, size_t len)
     return strndup(s, len);
 }
 
-/* Splits comma-separated text into trimmed, non-empty items; peers split at '='. */
-static int split_text(const struct key_spec *k, const char *text, struct tval *v,
+/* One "name=host:port" item of a table given as text; takes item. */
+static int text_entry(const struct qpc_config_key *k, char *item, struct tval *v,
+                      const struct origin *o, char *err, size_t errlen)
+{
+    const struct qpc_config_table_spec *t = k->table;
+    char *eq = strchr(item, '='), *name = NULL, *addr = NULL;
+    int rc = 0;
+    if (eq == NULL) {
+        rc = fail(err, errlen, o, "'%s' item \"%.*s\" needs the form %s=host:port",
+                  key_label(k, o), TOKEN_SHOWN, item, t->name_word);
+    } else if (v->table.count >= t->max_entries) {
+        rc = fail(err, errlen, o, "more than %zu %s", t->max_entries, t->nouns);
+    } else {
+        name = dup_trimmed(item, (size_t)(eq - item));
+        addr = dup_trimmed(eq + 1, strlen(eq + 1));
+        if (name == NULL || addr == NULL)
+            rc = nomem(err, errlen);
+        else if (table_find(&v->table, name) != NULL)
+            rc = fail(err, errlen, o, "%s '%s' is given twice", t->noun, name);
+        else if ((rc = check_entry(t, name, addr, o, err, errlen)) == 0)
+            rc = table_push(&v->table, name, addr);
+        if (rc < 0) {
+            free(name);
+            free(addr);
+        }
+    }
+    free(item);
+    return rc;
+}
+
+/* Splits comma-separated text into trimmed, non-empty items of a list or a table. */
+static int split_text(const struct qpc_config_key *k, const char *text, struct tval *v,
                       const struct origin *o, char *err, size_t errlen)
 {
     const char *p = text;
@@ -756,7 +540,7 @@ static int split_text(const struct key_spec *k, const char *text, struct tval *v
             return nomem(err, errlen);
         if (item[0] == '\0') {
             free(item);
-        } else if (k->type == T_LIST) {
+        } else if (k->type == QPC_CONFIG_LIST) {
             rc = v->list.count >= MAX_LIST_ITEMS
                  ? fail(err, errlen, o, "'%s' has more than %d items", key_label(k, o),
                         MAX_LIST_ITEMS)
@@ -764,27 +548,7 @@ static int split_text(const struct key_spec *k, const char *text, struct tval *v
             if (rc < 0)
                 free(item);
         } else {
-            char *eq = strchr(item, '='), *domain = NULL, *addr = NULL;
-            if (eq == NULL) {
-                rc = fail(err, errlen, o, "'%s' item \"%.*s\" needs the form domain=host:port",
-                          key_label(k, o), TOKEN_SHOWN, item);
-            } else if (v->peers.count >= MAX_PEERS) {
-                rc = fail(err, errlen, o, "more than %d federation peers", MAX_PEERS);
-            } else {
-                domain = dup_trimmed(item, (size_t)(eq - item));
-                addr = dup_trimmed(eq + 1, strlen(eq + 1));
-                if (domain == NULL || addr == NULL)
-                    rc = nomem(err, errlen);
-                else if (peers_find(&v->peers, domain) != NULL)
-                    rc = fail(err, errlen, o, "federation peer '%s' is given twice", domain);
-                else if ((rc = check_peer(domain, addr, o, err, errlen)) == 0)
-                    rc = peers_push(&v->peers, domain, addr);
-                if (rc < 0) {
-                    free(domain);
-                    free(addr);
-                }
-            }
-            free(item);
+            rc = text_entry(k, item, v, o, err, errlen);
         }
         if (rc < 0)
             return rc;
@@ -794,23 +558,23 @@ static int split_text(const struct key_spec *k, const char *text, struct tval *v
 }
 
 /* Turns text in the env/flag syntax into a value for key k. */
-static int value_from_text(const struct key_spec *k, const char *text, struct tval *v,
+static int value_from_text(const struct qpc_config_key *k, const char *text, struct tval *v,
                            const struct origin *o, char *err, size_t errlen)
 {
     const char *label = key_label(k, o);
     memset(v, 0, sizeof(*v));
-    if (utf8_bad(text, strlen(text)) != NULL || has_control(text))
+    if (!qpc_utf8_valid(text, strlen(text)) || has_control(text))
         return fail(err, errlen, o, "'%s' holds control characters or invalid UTF-8", label);
     switch (k->type) {
-    case T_STRING: case T_ADDR: case T_ENUM:
+    case QPC_CONFIG_STRING: case QPC_CONFIG_ADDR: case QPC_CONFIG_ENUM:
         if (strlen(text) > MAX_STRING_BYTES)
             return fail(err, errlen, o, "'%s' is longer than %d bytes", label, MAX_STRING_BYTES);
         v->kind = V_STR;
         return (v->s = strdup(text)) ? 0 : nomem(err, errlen);
-    case T_INT: {
-        int r = parse_int(text, strlen(text), &v->i);
+    case QPC_CONFIG_INT: {
+        int r = qpc_toml_parse_integer(text, strlen(text), &v->i);
         v->kind = V_INT;
-        if (r == -2)
+        if (r == QPC_ERR_TOO_LARGE)
             return fail(err, errlen, o, "'%s' = %.*s does not fit in a 64-bit integer; use %lld to %lld",
                         label, TOKEN_SHOWN, text, (long long)k->min, (long long)k->max);
         if (r < 0)
@@ -818,7 +582,7 @@ static int value_from_text(const struct key_spec *k, const char *text, struct tv
                         label, k->def, TOKEN_SHOWN, text);
         return 0;
     }
-    case T_BOOL:
+    case QPC_CONFIG_BOOL:
         v->kind = V_BOOL;
         if (!strcasecmp(text, "true") || !strcmp(text, "1") || !strcasecmp(text, "yes"))
             v->b = true;
@@ -828,11 +592,11 @@ static int value_from_text(const struct key_spec *k, const char *text, struct tv
             return fail(err, errlen, o, "'%s' expects a boolean (true/false, 1/0, yes/no), got \"%.*s\"",
                         label, TOKEN_SHOWN, text);
         return 0;
-    case T_LIST:
+    case QPC_CONFIG_LIST:
         v->kind = V_LIST;
         return split_text(k, text, v, o, err, errlen);
-    case T_PEERS:
-        v->kind = V_PEERS;
+    case QPC_CONFIG_TABLE:
+        v->kind = V_TABLE;
         return split_text(k, text, v, o, err, errlen);
     }
     return QPC_ERR_INVALID;
@@ -840,18 +604,61 @@ static int value_from_text(const struct key_spec *k, const char *text, struct tv
 
 /* ------------------------------------------------------------ objects ---------- */
 
-int qpc_config_new(struct qpc_config **out, enum qpc_config_kind kind)
+static size_t field_size(enum qpc_config_type t)
+{
+    switch (t) {
+    case QPC_CONFIG_INT: return sizeof(int64_t);
+    case QPC_CONFIG_BOOL: return sizeof(bool);
+    case QPC_CONFIG_LIST: return sizeof(struct qpc_config_strings);
+    case QPC_CONFIG_TABLE: return sizeof(struct qpc_config_table);
+    case QPC_CONFIG_STRING: case QPC_CONFIG_ADDR: case QPC_CONFIG_ENUM: break;
+    }
+    return sizeof(char *);
+}
+
+/* True when every row of s is complete and names are unique; defaults are checked later. */
+static bool schema_ok(const struct qpc_config_schema *s)
+{
+    if (s == NULL || s->program == NULL || s->keys == NULL || s->key_count == 0)
+        return false;
+    for (size_t i = 0; i < s->key_count; i++) {
+        const struct qpc_config_key *k = &s->keys[i];
+        if (k->name == NULL || k->name[0] == '\0' || strlen(k->name) > MAX_KEY_BYTES ||
+            k->flag == NULL || k->def == NULL || k->metavar == NULL || k->help == NULL ||
+            (unsigned)k->type > QPC_CONFIG_TABLE ||
+            k->offset > s->values_size || s->values_size - k->offset < field_size(k->type))
+            return false;
+        if ((k->type == QPC_CONFIG_ENUM && (k->choices == NULL || k->choices[0] == NULL)) ||
+            (k->type == QPC_CONFIG_INT && k->min > k->max))
+            return false;
+        if (k->type == QPC_CONFIG_TABLE &&
+            (k->table == NULL || k->table->noun == NULL || k->table->nouns == NULL ||
+             k->table->short_noun == NULL || k->table->name_word == NULL ||
+             k->table->example == NULL))
+            return false;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(s->keys[j].name, k->name) == 0)
+                return false;
+    }
+    return true;
+}
+
+int qpc_config_new(struct qpc_config **out, const struct qpc_config_schema *schema)
 {
     struct qpc_config *cfg;
     int rc = 0;
     *out = NULL;
-    if (kind != QPC_CONFIG_SERVER && kind != QPC_CONFIG_CLIENT)
+    if (!schema_ok(schema))
         return QPC_ERR_INVALID;
     if ((cfg = calloc(1, sizeof(*cfg))) == NULL)
         return QPC_ERR_NOMEM;
-    cfg->kind = kind;
-    cfg->keys = kind == QPC_CONFIG_SERVER ? server_keys : client_keys;
-    cfg->nkeys = kind == QPC_CONFIG_SERVER ? NKEYS(server_keys) : NKEYS(client_keys);
+    cfg->schema = schema;
+    cfg->keys = schema->keys;
+    cfg->nkeys = schema->key_count;
+    cfg->values = calloc(1, schema->values_size);
+    cfg->state = calloc(cfg->nkeys, sizeof(*cfg->state));
+    if (cfg->values == NULL || cfg->state == NULL)
+        rc = QPC_ERR_NOMEM;
     struct origin o = { .source = QPC_CONFIG_SOURCE_DEFAULT };
     for (size_t i = 0; i < cfg->nkeys && rc == 0; i++) {
         struct tval v;
@@ -874,27 +681,25 @@ void qpc_config_free(struct qpc_config *cfg)
 {
     if (cfg == NULL)
         return;
-    for (size_t i = 0; i < cfg->nkeys; i++)
-        slot_free(cfg, &cfg->keys[i]);
+    if (cfg->values != NULL)
+        for (size_t i = 0; i < cfg->nkeys; i++)
+            slot_free(cfg, &cfg->keys[i]);
     for (size_t i = 0; i < cfg->nfiles; i++)
         free(cfg->files[i]);
     free(cfg->files);
+    free(cfg->values);
+    free(cfg->state);
     free(cfg);
 }
 
-enum qpc_config_kind qpc_config_kind(const struct qpc_config *cfg)
+const struct qpc_config_schema *qpc_config_schema(const struct qpc_config *cfg)
 {
-    return cfg->kind;
+    return cfg->schema;
 }
 
-const struct qpc_server_config *qpc_config_server(const struct qpc_config *cfg)
+const void *qpc_config_values(const struct qpc_config *cfg)
 {
-    return cfg->kind == QPC_CONFIG_SERVER ? &cfg->v.server : NULL;
-}
-
-const struct qpc_client_config *qpc_config_client(const struct qpc_config *cfg)
-{
-    return cfg->kind == QPC_CONFIG_CLIENT ? &cfg->v.client : NULL;
+    return cfg->values;
 }
 
 const char *qpc_config_source_name(enum qpc_config_source source)
@@ -911,16 +716,17 @@ const char *qpc_config_source_name(enum qpc_config_source source)
 int qpc_config_source_of(const struct qpc_config *cfg, const char *key)
 {
     int i = find_key(cfg, key);
-    return i < 0 ? -1 : (int)cfg->source[i];
+    return i < 0 ? -1 : (int)cfg->state[i].source;
 }
 
-/* ------------------------------------------------------------ setter ---------- */
+/* ------------------------------------------------------------ setters ---------- */
 
 int qpc_config_set(struct qpc_config *cfg, const char *key, const char *text,
                    enum qpc_config_source source, char *err, size_t errlen)
 {
     char name[MAX_KEY_BYTES + 1];
-    struct origin o = { .source = source, .file = "(set)", .line = 0 };
+    /* The origin a caller means: "(set)" stands for a file, key for its variable. */
+    struct origin o = { .source = source, .file = "(set)", .line = 0, .env = key };
     struct tval v;
     int idx, rc;
     if (key == NULL || text == NULL || source > QPC_CONFIG_SOURCE_FLAG)
@@ -936,9 +742,10 @@ int qpc_config_set(struct qpc_config *cfg, const char *key, const char *text,
                 *c = '_';
     idx = find_key(cfg, name);
     if (idx < 0) {
-        const struct key_spec *near = nearest_key(cfg, name, false);
-        const struct key_spec *near_t = nearest_key(cfg, name, true);
-        if (near_t != NULL && edit_distance(name, near_t->name) < edit_distance(name, near->name))
+        const struct qpc_config_key *near = nearest_key(cfg, name, false);
+        const struct qpc_config_key *near_t = nearest_key(cfg, name, true);
+        if (near == NULL || (near_t != NULL && edit_distance(name, near_t->name) <
+                                               edit_distance(name, near->name)))
             near = near_t;
         char hint[128];
         suggestion(hint, sizeof(hint), name, near->name,
@@ -946,12 +753,33 @@ int qpc_config_set(struct qpc_config *cfg, const char *key, const char *text,
         return fail(err, errlen, &o, "unknown %s '%s'; %s",
                     source == QPC_CONFIG_SOURCE_FLAG ? "option" : "key", key, hint);
     }
+    if (cfg->keys[idx].env != NULL)
+        o.env = cfg->keys[idx].env;
     rc = value_from_text(&cfg->keys[idx], text, &v, &o, err, errlen);
     if (rc < 0) {
         tval_free(&v);
         return rc;
     }
     return assign(cfg, (size_t)idx, &v, &o, err, errlen);
+}
+
+int qpc_config_set_computed(struct qpc_config *cfg, const char *key, const char *text,
+                            char *err, size_t errlen)
+{
+    struct origin o = { .source = QPC_CONFIG_SOURCE_DEFAULT };
+    struct tval v = { .kind = V_STR };
+    int idx = key != NULL && text != NULL ? find_key(cfg, key) : -1, rc;
+    if (idx < 0 || kind_of(cfg->keys[idx].type) != V_STR)
+        return QPC_ERR_INVALID;
+    if ((v.s = strdup(text)) == NULL)
+        return nomem(err, errlen);
+    rc = check_value(&cfg->keys[idx], &v, &o, err, errlen);
+    if (rc == 0) {
+        slot_free(cfg, &cfg->keys[idx]);
+        store(cfg, &cfg->keys[idx], &v);
+    }
+    tval_free(&v);
+    return rc;
 }
 
 static const char *env_lookup(const char *const *envp, const char *name)
@@ -969,7 +797,7 @@ int qpc_config_load_env(struct qpc_config *cfg, const char *const *envp, char *e
                         size_t errlen)
 {
     for (size_t i = 0; i < cfg->nkeys; i++) {
-        const struct key_spec *k = &cfg->keys[i];
+        const struct qpc_config_key *k = &cfg->keys[i];
         const char *text = k->env ? env_lookup(envp, k->env) : NULL;
         struct origin o = { .source = QPC_CONFIG_SOURCE_ENV, .env = k->env };
         struct tval v;
@@ -987,537 +815,155 @@ int qpc_config_load_env(struct qpc_config *cfg, const char *const *envp, char *e
     return 0;
 }
 
-/* ------------------------------------------------------------ the reader -------- */
+/* ------------------------------------------------------------ files ---------- */
 
-struct parser {
+/* What one qpc_config_load_buffer call tracks while the TOML reader walks the file. */
+struct loader {
     struct qpc_config *cfg;
-    const char *p, *end;
-    struct origin o;         /* o.line is the current line */
-    char *err;
-    size_t errlen;
-    int seen_line[MAX_KEYS]; /* line where a key or table was set in this file; 0 = not */
+    const char *file;        /* the remembered name, for origins */
+    int *seen_line;          /* per key: line where it was set in this file; 0 = not */
     int table;               /* key index of the open [table], or -1 */
     struct origin table_origin;
-    struct qpc_config_peers table_peers;
+    struct qpc_config_table entries;   /* of the open table, applied when it closes */
 };
 
-__attribute__((format(printf, 2, 3)))
-static int perr(struct parser *ps, const char *fmt, ...)
+static struct origin file_origin(const struct loader *ld, int line)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    vmsg(ps->err, ps->errlen, &ps->o, fmt, ap);
-    va_end(ap);
-    return QPC_ERR_CONFIG;
-}
-
-/* A printable description of the byte at p, for "found X" messages. */
-static const char *describe(const struct parser *ps, char buf[static 16])
-{
-    if (ps->p >= ps->end)
-        return "end of file";
-    unsigned char c = (unsigned char)*ps->p;
-    if (c == '\n' || c == '\r')
-        return "end of line";
-    if (c > 0x20 && c < 0x7f)
-        snprintf(buf, 16, "'%c'", c);
-    else
-        snprintf(buf, 16, "byte 0x%02x", c);
-    return buf;
-}
-
-static bool at(const struct parser *ps, char c)
-{
-    return ps->p < ps->end && *ps->p == c;
-}
-
-static void skip_blank(struct parser *ps)
-{
-    while (ps->p < ps->end && (*ps->p == ' ' || *ps->p == '\t'))
-        ps->p++;
-}
-
-static int skip_comment(struct parser *ps)
-{
-    while (ps->p < ps->end && *ps->p != '\n' && *ps->p != '\r') {
-        unsigned char c = (unsigned char)*ps->p;
-        if ((c < 0x20 && c != '\t') || c == 0x7f)
-            return perr(ps, "control character 0x%02x in a comment", c);
-        ps->p++;
-    }
-    return 0;
-}
-
-/* At '\n' or '\r': consumes one line ending and counts the line. */
-static int eat_newline(struct parser *ps)
-{
-    if (*ps->p == '\r') {
-        if (ps->p + 1 >= ps->end || ps->p[1] != '\n')
-            return perr(ps, "carriage return not followed by a line feed");
-        ps->p++;
-    }
-    ps->p++;
-    ps->o.line++;
-    return 0;
-}
-
-/* After a key/value or header: blanks, an optional comment, then end of line or file. */
-static int end_of_line(struct parser *ps, const char *after)
-{
-    char b[16];
-    skip_blank(ps);
-    if (at(ps, '#')) {
-        int rc = skip_comment(ps);
-        if (rc < 0)
-            return rc;
-    }
-    if (ps->p >= ps->end)
-        return 0;
-    if (*ps->p == '\n' || *ps->p == '\r')
-        return eat_newline(ps);
-    return perr(ps, "unexpected %s after %s; put one setting per line", describe(ps, b), after);
-}
-
-static int put_utf8(char *out, size_t *n, uint32_t cp)
-{
-    if (cp < 0x80) {
-        out[(*n)++] = (char)cp;
-    } else if (cp < 0x800) {
-        out[(*n)++] = (char)(0xc0 | (cp >> 6));
-        out[(*n)++] = (char)(0x80 | (cp & 0x3f));
-    } else if (cp < 0x10000) {
-        out[(*n)++] = (char)(0xe0 | (cp >> 12));
-        out[(*n)++] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        out[(*n)++] = (char)(0x80 | (cp & 0x3f));
-    } else {
-        out[(*n)++] = (char)(0xf0 | (cp >> 18));
-        out[(*n)++] = (char)(0x80 | ((cp >> 12) & 0x3f));
-        out[(*n)++] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        out[(*n)++] = (char)(0x80 | (cp & 0x3f));
-    }
-    return 0;
-}
-
-/* The escape after a backslash (ps->p at the letter). Appends to out. */
-static int parse_escape(struct parser *ps, char *out, size_t *n)
-{
-    char c = *ps->p++;
-    size_t digits = 0;
-    uint32_t cp = 0;
-    switch (c) {
-    case '"': out[(*n)++] = '"'; return 0;
-    case '\\': out[(*n)++] = '\\'; return 0;
-    case 'n': out[(*n)++] = '\n'; return 0;
-    case 't': out[(*n)++] = '\t'; return 0;
-    case 'r': out[(*n)++] = '\r'; return 0;
-    case 'b': out[(*n)++] = '\b'; return 0;
-    case 'f': out[(*n)++] = '\f'; return 0;
-    case 'u': digits = 4; break;
-    case 'U': digits = 8; break;
-    default:
-        ps->p--;
-        if ((unsigned char)c < 0x20 || (unsigned char)c >= 0x7f)
-            return perr(ps, "a backslash must be followed by an escape letter; "
-                        "valid escapes are \\\" \\\\ \\n \\t \\uXXXX");
-        return perr(ps, "unknown escape '\\%c' in string; valid escapes are \\\" \\\\ \\n "
-                    "\\t \\uXXXX (write a backslash as \\\\)", c);
-    }
-    for (size_t i = 0; i < digits; i++) {
-        if (ps->p >= ps->end || !isxdigit((unsigned char)*ps->p))
-            return perr(ps, "\\%c needs exactly %zu hex digits", c, digits);
-        char h = *ps->p++;
-        cp = (cp << 4) | (uint32_t)(isdigit((unsigned char)h) ? h - '0' : (tolower(h) - 'a' + 10));
-    }
-    if (cp == 0)
-        return perr(ps, "\\u0000 (NUL) is not allowed in a string");
-    if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return perr(ps, "\\%c%0*X is not a Unicode scalar value", c, (int)digits, cp);
-    return put_utf8(out, n, cp);
-}
-
-/* A basic string; ps->p at the opening quote. *out is allocated. */
-static int parse_string(struct parser *ps, char **out)
-{
-    char *buf = malloc(MAX_STRING_BYTES + 8);
-    size_t n = 0;
-    int rc = 0;
-    if (buf == NULL)
-        return nomem(ps->err, ps->errlen);
-    if (ps->end - ps->p >= 3 && ps->p[1] == '"' && ps->p[2] == '"') {
-        rc = perr(ps, "multi-line strings (\"\"\") are not supported; use \"...\" with \\n");
-        goto out;
-    }
-    ps->p++;
-    for (;;) {
-        if (ps->p >= ps->end || *ps->p == '\n' || *ps->p == '\r') {
-            rc = perr(ps, "string is not closed: add '\"' before the end of the line");
-            goto out;
-        }
-        if (n > MAX_STRING_BYTES) {
-            rc = perr(ps, "string is longer than %d bytes", MAX_STRING_BYTES);
-            goto out;
-        }
-        unsigned char c = (unsigned char)*ps->p;
-        if (c == '"') {
-            ps->p++;
-            break;
-        }
-        if (c == '\\') {
-            ps->p++;
-            if (ps->p >= ps->end) {
-                rc = perr(ps, "string is not closed: add '\"' before the end of the file");
-                goto out;
-            }
-            if ((rc = parse_escape(ps, buf, &n)) < 0)
-                goto out;
-            continue;
-        }
-        if ((c < 0x20 && c != '\t') || c == 0x7f) {
-            rc = perr(ps, "control character 0x%02x in a string; write it as \\u%04X", c, c);
-            goto out;
-        }
-        buf[n++] = (char)c;
-        ps->p++;
-    }
-    buf[n] = '\0';
-    *out = buf;
-    return 0;
-out:
-    free(buf);
-    return rc;
-}
-
-/* A bare key [A-Za-z0-9_-]+ or a quoted key. *out is allocated. */
-static int parse_key(struct parser *ps, char **out)
-{
-    char b[16];
-    if (at(ps, '"')) {
-        int rc = parse_string(ps, out);
-        if (rc == 0 && (*out)[0] == '\0') {
-            free(*out);
-            return perr(ps, "empty quoted key \"\"");
-        }
-        return rc;
-    }
-    if (at(ps, '\''))
-        return perr(ps, "literal-quoted keys '...' are not supported; use \"...\"");
-    const char *start = ps->p;
-    while (ps->p < ps->end && (isalnum((unsigned char)*ps->p) || *ps->p == '_' || *ps->p == '-'))
-        ps->p++;
-    if (ps->p == start)
-        return perr(ps, "expected a key, found %s", describe(ps, b));
-    if ((size_t)(ps->p - start) > MAX_KEY_BYTES)
-        return perr(ps, "key longer than %d bytes", MAX_KEY_BYTES);
-    return (*out = strndup(start, (size_t)(ps->p - start))) ? 0 : nomem(ps->err, ps->errlen);
-}
-
-/* After a key: blanks, and a '.' would start a dotted key, which the subset lacks. */
-static int after_key(struct parser *ps, const char *key)
-{
-    skip_blank(ps);
-    if (at(ps, '.'))
-        return perr(ps, "dotted keys ('%.*s.x') are not supported; use a [table] header",
-                    TOKEN_SHOWN, key);
-    return 0;
-}
-
-/* Skips blanks, comments and line ends inside an array. */
-static int skip_array_space(struct parser *ps)
-{
-    for (;;) {
-        skip_blank(ps);
-        if (at(ps, '#')) {
-            int rc = skip_comment(ps);
-            if (rc < 0)
-                return rc;
-        }
-        if (ps->p < ps->end && (*ps->p == '\n' || *ps->p == '\r')) {
-            int rc = eat_newline(ps);
-            if (rc < 0)
-                return rc;
-            continue;
-        }
-        return 0;
-    }
-}
-
-static int parse_array(struct parser *ps, struct tval *v)
-{
-    char b[16];
-    int open_line = ps->o.line, rc;
-    v->kind = V_LIST;
-    ps->p++;
-    for (;;) {
-        if ((rc = skip_array_space(ps)) < 0)
-            return rc;
-        if (ps->p >= ps->end)
-            return perr(ps, "array opened on line %d is not closed with ']'", open_line);
-        if (at(ps, ']')) {
-            ps->p++;
-            return 0;
-        }
-        if (!at(ps, '"'))
-            return perr(ps, "arrays may only hold strings in double quotes; found %s",
-                        describe(ps, b));
-        if (v->list.count >= MAX_LIST_ITEMS)
-            return perr(ps, "array has more than %d items", MAX_LIST_ITEMS);
-        char *item;
-        if ((rc = parse_string(ps, &item)) < 0)
-            return rc;
-        if ((rc = strings_push(&v->list, item)) < 0) {
-            free(item);
-            return nomem(ps->err, ps->errlen);
-        }
-        if ((rc = skip_array_space(ps)) < 0)
-            return rc;
-        if (at(ps, ','))
-            ps->p++;
-        else if (!at(ps, ']'))
-            return ps->p >= ps->end
-                   ? perr(ps, "array opened on line %d is not closed with ']'", open_line)
-                   : perr(ps, "expected ',' or ']' in array, found %s", describe(ps, b));
-    }
-}
-
-/* Length of the prefix of s[0..len) made of bytes in set (s need not be NUL-terminated). */
-static size_t span(const char *s, size_t len, const char *set)
-{
-    size_t i = 0;
-    while (i < len && s[i] != '\0' && strchr(set, s[i]) != NULL)
-        i++;
-    return i;
-}
-
-/* A token that is not a string or an array: integer, boolean, or a clear refusal. */
-static int parse_scalar(struct parser *ps, struct tval *v)
-{
-    const char *start = ps->p;
-    while (ps->p < ps->end && !strchr(" \t#\n\r,]", *ps->p))
-        ps->p++;
-    size_t len = (size_t)(ps->p - start);
-    int shown = len > TOKEN_SHOWN ? TOKEN_SHOWN : (int)len;
-    if ((len == 4 && !memcmp(start, "true", 4)) || (len == 5 && !memcmp(start, "false", 5))) {
-        v->kind = V_BOOL;
-        v->b = len == 4;
-        return 0;
-    }
-    ps->p = start;   /* errors point at the token's line, which is this one */
-    if (len > 0 && (isdigit((unsigned char)*start) || *start == '+' || *start == '-')) {
-        int r = parse_int(start, len, &v->i);
-        if (r == 0) {
-            v->kind = V_INT;
-            ps->p = start + len;
-            return 0;
-        }
-        if (r == -2)
-            return perr(ps, "integer %.*s does not fit in 64 bits", shown, start);
-        if (len > 1 && start[0] == '0' && strchr("xob", start[1]))
-            return perr(ps, "only decimal integers are supported, not '%.*s'", shown, start);
-        bool numeric = span(start, len, "0123456789+-_.eE") == len;
-        bool floaty = memchr(start, '.', len) || memchr(start, 'e', len) ||
-                      memchr(start, 'E', len);
-        if (numeric && !floaty)
-            return perr(ps, "'%.*s' is not a valid integer (no leading zeros; '_' only "
-                        "between digits)", shown, start);
-        if (numeric)
-            return perr(ps, "floating-point numbers are not supported ('%.*s')", shown, start);
-    }
-    if ((len == 4 && !strncasecmp(start, "true", 4)) ||
-        (len == 5 && !strncasecmp(start, "false", 5)))
-        return perr(ps, "booleans are written in lower case: true or false");
-    if (at(ps, '\''))
-        return perr(ps, "literal strings '...' are not supported; use \"...\" "
-                    "(write a backslash as \\\\)");
-    if (at(ps, '{'))
-        return perr(ps, "inline tables {...} are not supported; use a [table] header");
-    if (len == 0) {
-        char b[16];
-        return perr(ps, "expected a value after '=', found %s", describe(ps, b));
-    }
-    return perr(ps, "'%.*s' is not a value; if it is a string, put it in double quotes",
-                shown, start);
-}
-
-static int parse_value(struct parser *ps, struct tval *v)
-{
-    memset(v, 0, sizeof(*v));
-    if (at(ps, '"')) {
-        v->kind = V_STR;
-        return parse_string(ps, &v->s);
-    }
-    if (at(ps, '['))
-        return parse_array(ps, v);
-    return parse_scalar(ps, v);
+    return (struct origin){ .source = QPC_CONFIG_SOURCE_FILE, .file = ld->file, .line = line };
 }
 
 /* Applies the collected entries of the open table, if any. */
-static int close_table(struct parser *ps)
+static int close_table(struct loader *ld, char *err, size_t errlen)
 {
-    struct tval v = { .kind = V_PEERS };
-    if (ps->table < 0)
+    struct tval v = { .kind = V_TABLE };
+    if (ld->table < 0)
         return 0;
-    v.peers = ps->table_peers;
-    memset(&ps->table_peers, 0, sizeof(ps->table_peers));
-    int idx = ps->table;
-    ps->table = -1;
-    return assign(ps->cfg, (size_t)idx, &v, &ps->table_origin, ps->err, ps->errlen);
+    v.table = ld->entries;
+    memset(&ld->entries, 0, sizeof(ld->entries));
+    int idx = ld->table;
+    ld->table = -1;
+    return assign(ld->cfg, (size_t)idx, &v, &ld->table_origin, err, errlen);
 }
 
-static int parse_table_header(struct parser *ps)
+static int on_table(void *ctx, const char *name, int line, char *err, size_t errlen)
 {
-    char *name = NULL, b[16];
+    struct loader *ld = ctx;
+    struct origin o = file_origin(ld, line);
     int rc, idx;
-    ps->p++;
-    if (at(ps, '['))
-        return perr(ps, "arrays of tables [[...]] are not supported");
-    skip_blank(ps);
-    if ((rc = parse_key(ps, &name)) < 0)
+    if ((rc = close_table(ld, err, errlen)) < 0)
         return rc;
-    if ((rc = after_key(ps, name)) < 0)
-        goto out;
-    if (!at(ps, ']')) {
-        rc = perr(ps, "expected ']' to close the table header [%s, found %s", name,
-                  describe(ps, b));
-        goto out;
-    }
-    ps->p++;
-    if ((rc = close_table(ps)) < 0)
-        goto out;
-    idx = find_key(ps->cfg, name);
+    idx = find_key(ld->cfg, name);
     if (idx < 0) {
-        const struct key_spec *near = nearest_key(ps->cfg, name, true);
+        const struct qpc_config_key *near = nearest_key(ld->cfg, name, true);
         char hint[128];
         if (near != NULL)
             suggestion(hint, sizeof(hint), name, near->name, near->name, "[", "]");
-        rc = near ? perr(ps, "unknown table [%s]; %s", name, hint)
-                  : perr(ps, "unknown table [%s]; this file has no tables", name);
-        goto out;
+        return near ? fail(err, errlen, &o, "unknown table [%s]; %s", name, hint)
+                    : fail(err, errlen, &o, "unknown table [%s]; this file has no tables", name);
     }
-    if (ps->cfg->keys[idx].type != T_PEERS) {
-        rc = perr(ps, "'%s' is a key, not a table: write %s = ... above the first [table]",
-                  name, name);
-        goto out;
-    }
-    if (ps->seen_line[idx] != 0) {
-        rc = perr(ps, "table [%s] appears twice (first on line %d)", name, ps->seen_line[idx]);
-        goto out;
-    }
-    ps->seen_line[idx] = ps->o.line;
-    ps->table = idx;
-    ps->table_origin = ps->o;
-out:
-    free(name);
-    return rc;
-}
-
-/* One "domain = "host:port"" line inside [federation_peers]. */
-static int table_entry(struct parser *ps, char *key, struct tval *v)
-{
-    if (v->kind != V_STR)
-        return perr(ps, "federation peer '%s' expects an address string like "
-                    "\"10.0.0.2:7001\", got %s", key, kind_phrase(v->kind));
-    if (find_key(ps->cfg, key) >= 0)
-        return perr(ps, "'%s' is a top-level key but appears inside [%s]; move it above the "
-                    "table header", key, ps->cfg->keys[ps->table].name);
-    const struct qpc_config_peer *dup = peers_find(&ps->table_peers, key);
-    if (dup != NULL)
-        return perr(ps, "duplicate federation peer '%s'", key);
-    if (ps->table_peers.count >= MAX_PEERS)
-        return perr(ps, "more than %d federation peers", MAX_PEERS);
-    int rc = check_peer(key, v->s, &ps->o, ps->err, ps->errlen);
-    if (rc < 0)
-        return rc;
-    if (peers_push(&ps->table_peers, key, v->s) < 0)
-        return nomem(ps->err, ps->errlen);
-    v->s = NULL;   /* now owned by the table, as is key */
+    if (ld->cfg->keys[idx].type != QPC_CONFIG_TABLE)
+        return fail(err, errlen, &o, "'%s' is a key, not a table: write %s = ... above the "
+                    "first [table]", name, name);
+    if (ld->seen_line[idx] != 0)
+        return fail(err, errlen, &o, "table [%s] appears twice (first on line %d)", name,
+                    ld->seen_line[idx]);
+    ld->seen_line[idx] = line;
+    ld->table = idx;
+    ld->table_origin = o;
     return 0;
 }
 
-static int parse_keyval(struct parser *ps)
+/* Top-level keys are checked before their value is read: an unknown key comes first. */
+static int on_key(void *ctx, const char *table, const char *key, int line, char *err,
+                  size_t errlen)
 {
-    char *key = NULL, b[16];
-    struct tval v = { 0 };
-    int rc, idx = -1;
-    if ((rc = parse_key(ps, &key)) < 0)
+    struct loader *ld = ctx;
+    struct origin o = file_origin(ld, line);
+    const struct qpc_config_key *k;
+    int idx;
+    if (table != NULL)
+        return 0;   /* an entry of the open table: checked with its value */
+    idx = find_key(ld->cfg, key);
+    if (idx < 0) {
+        const struct qpc_config_key *near = nearest_key(ld->cfg, key, false);
+        char hint[128];
+        if (near == NULL)
+            return fail(err, errlen, &o, "unknown key '%s'; this file has only tables", key);
+        suggestion(hint, sizeof(hint), key, near->name, near->name, "'", "'");
+        return fail(err, errlen, &o, "unknown key '%s'; %s", key, hint);
+    }
+    k = &ld->cfg->keys[idx];
+    if (k->type == QPC_CONFIG_TABLE)
+        return fail(err, errlen, &o, "'%s' is a table: write a [%s] header, then one "
+                    "%s = \"host:port\" line per %s", key, key, k->table->name_word,
+                    k->table->short_noun);
+    if (ld->seen_line[idx] != 0)
+        return fail(err, errlen, &o, "duplicate key '%s' (first set on line %d)", key,
+                    ld->seen_line[idx]);
+    return 0;
+}
+
+/* Moves a value the reader made into a struct tval. */
+static void tval_from_toml(struct tval *v, struct qpc_toml_value *t)
+{
+    memset(v, 0, sizeof(*v));
+    switch (t->type) {
+    case QPC_TOML_STRING: v->kind = V_STR; v->s = t->string; t->string = NULL; break;
+    case QPC_TOML_INTEGER: v->kind = V_INT; v->i = t->integer; break;
+    case QPC_TOML_BOOLEAN: v->kind = V_BOOL; v->b = t->boolean; break;
+    case QPC_TOML_ARRAY:
+        v->kind = V_LIST;
+        v->list.items = t->items;
+        v->list.count = t->count;
+        t->items = NULL;
+        t->count = 0;
+        break;
+    }
+}
+
+/* One `name = "host:port"` line inside the open table; o is where it ends. */
+static int table_entry(struct loader *ld, char **name, struct tval *v, const struct origin *o,
+                       char *err, size_t errlen)
+{
+    const struct qpc_config_key *k = &ld->cfg->keys[ld->table];
+    const struct qpc_config_table_spec *t = k->table;
+    if (v->kind != V_STR)
+        return fail(err, errlen, o, "%s '%s' expects an address string like \"%s\", got %s",
+                    t->noun, *name, t->example, kind_phrase(v->kind));
+    if (find_key(ld->cfg, *name) >= 0)
+        return fail(err, errlen, o, "'%s' is a top-level key but appears inside [%s]; move "
+                    "it above the table header", *name, k->name);
+    if (table_find(&ld->entries, *name) != NULL)
+        return fail(err, errlen, o, "duplicate %s '%s'", t->noun, *name);
+    if (ld->entries.count >= t->max_entries)
+        return fail(err, errlen, o, "more than %zu %s", t->max_entries, t->nouns);
+    int rc = check_entry(t, *name, v->s, o, err, errlen);
+    if (rc < 0)
         return rc;
-    if ((rc = after_key(ps, key)) < 0)
-        goto out;
-    if (!at(ps, '=')) {
-        rc = perr(ps, "expected '=' after key '%s', found %s", key, describe(ps, b));
-        goto out;
-    }
-    ps->p++;
-    skip_blank(ps);
-    if (ps->table < 0) {
-        idx = find_key(ps->cfg, key);
-        if (idx < 0) {
-            const struct key_spec *near = nearest_key(ps->cfg, key, false);
-            char hint[128];
-            suggestion(hint, sizeof(hint), key, near->name, near->name, "'", "'");
-            rc = perr(ps, "unknown key '%s'; %s", key, hint);
-            goto out;
-        }
-        if (ps->cfg->keys[idx].type == T_PEERS) {
-            rc = perr(ps, "'%s' is a table: write a [%s] header, then one "
-                      "domain = \"host:port\" line per peer", key, key);
-            goto out;
-        }
-        if (ps->seen_line[idx] != 0) {
-            rc = perr(ps, "duplicate key '%s' (first set on line %d)", key, ps->seen_line[idx]);
-            goto out;
-        }
-    }
-    int line = ps->o.line;   /* a value may span lines; it belongs to the key's line */
-    if ((rc = parse_value(ps, &v)) < 0)
-        goto out;
-    if (ps->table >= 0) {
-        if ((rc = table_entry(ps, key, &v)) == 0)
-            key = NULL;
-        goto out;
-    }
-    ps->seen_line[idx] = line;
-    struct origin o = ps->o;
-    o.line = line;
-    rc = assign(ps->cfg, (size_t)idx, &v, &o, ps->err, ps->errlen);
-out:
-    tval_free(&v);
-    free(key);
-    return rc;
+    if (table_push(&ld->entries, *name, v->s) < 0)
+        return nomem(err, errlen);
+    *name = NULL;   /* now owned by the table, as is the value */
+    v->s = NULL;
+    return 0;
 }
 
-static int parse_document(struct parser *ps)
+static int on_value(void *ctx, const char *table, char **key, struct qpc_toml_value *t,
+                    int line, int end_line, char *err, size_t errlen)
 {
-    int rc = 0;
-    while (rc == 0 && ps->p < ps->end) {
-        skip_blank(ps);
-        if (ps->p >= ps->end)
-            break;
-        char c = *ps->p;
-        if (c == '\n' || c == '\r') {
-            rc = eat_newline(ps);
-        } else if (c == '#') {
-            if ((rc = skip_comment(ps)) == 0)
-                rc = end_of_line(ps, "a comment");
-        } else if (c == '[') {
-            if ((rc = parse_table_header(ps)) == 0)
-                rc = end_of_line(ps, "a table header");
-        } else {
-            if ((rc = parse_keyval(ps)) == 0)
-                rc = end_of_line(ps, "a value");
-        }
+    struct loader *ld = ctx;
+    struct tval v;
+    int rc;
+    tval_from_toml(&v, t);
+    if (table != NULL) {
+        struct origin o = file_origin(ld, end_line);
+        rc = table_entry(ld, key, &v, &o, err, errlen);
+        tval_free(&v);
+        return rc;
     }
-    if (rc == 0)
-        rc = close_table(ps);
-    return rc;
-}
-
-/* The line number of byte pos in buf. */
-static int line_of(const char *buf, const char *pos)
-{
-    int line = 1;
-    for (const char *c = buf; c < pos; c++)
-        line += *c == '\n';
-    return line;
+    int idx = find_key(ld->cfg, *key);   /* on_key made sure it is known */
+    struct origin o = file_origin(ld, line);
+    ld->seen_line[idx] = line;
+    return assign(ld->cfg, (size_t)idx, &v, &o, err, errlen);
 }
 
 /* Keeps a copy of name for print(); returns it or NULL. */
@@ -1535,32 +981,21 @@ static const char *remember_file(struct qpc_config *cfg, const char *name)
 int qpc_config_load_buffer(struct qpc_config *cfg, const char *name, const char *buf,
                            size_t len, char *err, size_t errlen)
 {
-    struct parser ps = { .cfg = cfg, .p = buf, .end = buf + len, .err = err,
-                         .errlen = errlen, .table = -1 };
-    const char *bad;
+    static const struct qpc_toml_handler handler = { on_table, on_key, on_value };
+    struct loader ld = { .cfg = cfg, .table = -1 };
     int rc;
     if (err != NULL && errlen > 0)
         err[0] = '\0';
-    if (name == NULL)
-        name = "(config)";
-    ps.o = (struct origin){ .source = QPC_CONFIG_SOURCE_FILE, .file = name, .line = 1 };
-    if (len > MAX_FILE_BYTES)
-        return fail(err, errlen, &ps.o, "file is larger than %d bytes", MAX_FILE_BYTES);
-    if ((bad = memchr(buf, '\0', len)) != NULL) {
-        ps.o.line = line_of(buf, bad);
-        return fail(err, errlen, &ps.o, "NUL byte in the file; is it a text file?");
-    }
-    if ((bad = utf8_bad(buf, len)) != NULL) {
-        ps.o.line = line_of(buf, bad);
-        return fail(err, errlen, &ps.o, "invalid UTF-8 (byte 0x%02x); save the file as UTF-8",
-                    (unsigned char)*bad);
-    }
-    if ((ps.o.file = remember_file(cfg, name)) == NULL)
+    if ((ld.seen_line = calloc(cfg->nkeys, sizeof(*ld.seen_line))) == NULL ||
+        (ld.file = remember_file(cfg, name != NULL ? name : "(config)")) == NULL) {
+        free(ld.seen_line);
         return nomem(err, errlen);
-    if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0)
-        ps.p += 3;   /* a UTF-8 byte-order mark, as some editors write */
-    rc = parse_document(&ps);
-    peers_free(&ps.table_peers);
+    }
+    rc = qpc_toml_parse(ld.file, buf, len, &handler, &ld, err, errlen);
+    if (rc == 0)
+        rc = close_table(&ld, err, errlen);
+    table_free(&ld.entries);
+    free(ld.seen_line);
     return rc;
 }
 
@@ -1577,11 +1012,11 @@ int qpc_config_load_file(struct qpc_config *cfg, const char *path, char *err, si
                      e == ENOENT ? " (create it, or name another file)" : "");
         return e == ENOENT ? QPC_ERR_NOT_FOUND : QPC_ERR_IO;
     }
-    if ((buf = malloc(MAX_FILE_BYTES + 1)) == NULL) {
+    if ((buf = malloc(QPC_TOML_MAX_BYTES + 1)) == NULL) {
         rc = nomem(err, errlen);
         goto out;
     }
-    len = fread(buf, 1, MAX_FILE_BYTES + 1, f);
+    len = fread(buf, 1, QPC_TOML_MAX_BYTES + 1, f);
     if (ferror(f)) {
         if (err != NULL && errlen > 0)
             snprintf(err, errlen, "cannot read config file '%s': %s", path, strerror(errno));
@@ -1593,102 +1028,6 @@ out:
     free(buf);
     fclose(f);
     return rc;
-}
-
-/* ------------------------------------------------ resolve and validate -------- */
-
-static int set_derived(struct qpc_config *cfg, const char *key, const char *a, const char *b,
-                       char *err, size_t errlen)
-{
-    int idx = find_key(cfg, key);
-    size_t n = strlen(a) + strlen(b) + 1;
-    char *s = malloc(n);
-    if (s == NULL)
-        return nomem(err, errlen);
-    snprintf(s, n, "%s%s", a, b);
-    char **p = slot(cfg, &cfg->keys[idx]);
-    free(*p);
-    *p = s;
-    return 0;
-}
-
-int qpc_config_resolve_paths(struct qpc_config *cfg, const char *home, const char *hostname,
-                             char *err, size_t errlen)
-{
-    const struct key_spec *dk = &cfg->keys[find_key(cfg, "data_dir")];
-    char **data_dir = slot(cfg, dk);
-    int rc = 0;
-    if ((*data_dir)[0] == '\0') {
-        if (home == NULL || home[0] != '/')
-            return fail(err, errlen, NULL, "data_dir is empty and HOME is not an absolute "
-                        "path; set data_dir in the file or %s", dk->env);
-        rc = set_derived(cfg, "data_dir", home, cfg->kind == QPC_CONFIG_SERVER
-                         ? "/.local/share/quicprochat/server" : "/.local/share/quicprochat",
-                         err, errlen);
-    }
-    if (rc == 0 && cfg->kind == QPC_CONFIG_SERVER && cfg->v.server.federation_domain[0] == '\0') {
-        char label[64];
-        size_t n = hostname ? strcspn(hostname, ".") : 0;
-        if (n == 0 || n >= sizeof(label))
-            return fail(err, errlen, NULL, "federation_domain is empty and the host name is "
-                        "unknown; set federation_domain or QPC_LOCAL_DOMAIN");
-        memcpy(label, hostname, n);
-        label[n] = '\0';
-        if (hostname_problem(label) != NULL)
-            return fail(err, errlen, NULL, "the host name '%s' does not make a domain name; "
-                        "set federation_domain or QPC_LOCAL_DOMAIN", label);
-        rc = set_derived(cfg, "federation_domain", label, ".mesh.local", err, errlen);
-    }
-    return rc;
-}
-
-/* True when two listening addresses would claim the same UDP port. */
-static bool addrs_clash(const char *a, const char *b)
-{
-    char ha[256], hb[256];
-    uint16_t pa, pb;
-    if (addr_problem(a, ha, sizeof(ha), &pa) || addr_problem(b, hb, sizeof(hb), &pb))
-        return false;
-    if (pa != pb || pa == 0)
-        return false;
-    bool wild_a = !strcmp(ha, "0.0.0.0") || !strcmp(ha, "::");
-    bool wild_b = !strcmp(hb, "0.0.0.0") || !strcmp(hb, "::");
-    return wild_a || wild_b || strcasecmp(ha, hb) == 0;
-}
-
-int qpc_config_validate(const struct qpc_config *cfg, char *err, size_t errlen)
-{
-    if (cfg->kind == QPC_CONFIG_CLIENT)
-        return 0;   /* client keys are independent; every range is checked when set */
-    const struct qpc_server_config *s = &cfg->v.server;
-    if (s->default_ttl > s->max_ttl)
-        return fail(err, errlen, NULL, "default_ttl (%lld s) is larger than max_ttl (%lld s); "
-                    "lower default_ttl or raise max_ttl", (long long)s->default_ttl,
-                    (long long)s->max_ttl);
-    if (s->max_envelope_size > s->max_frame_size)
-        return fail(err, errlen, NULL, "max_envelope_size (%lld) is larger than max_frame_size "
-                    "(%lld), so no envelope that large could arrive; lower max_envelope_size or "
-                    "raise max_frame_size", (long long)s->max_envelope_size,
-                    (long long)s->max_frame_size);
-    if (s->queue_max_bytes < s->max_envelope_size)
-        return fail(err, errlen, NULL, "queue_max_bytes (%lld) is smaller than "
-                    "max_envelope_size (%lld); raise queue_max_bytes",
-                    (long long)s->queue_max_bytes, (long long)s->max_envelope_size);
-    if (s->federation_enabled) {
-        const char *missing = s->federation_cert[0] == '\0' ? "federation_cert (QPC_FEDERATION_CERT)"
-                            : s->federation_key[0] == '\0' ? "federation_key (QPC_FEDERATION_KEY)"
-                            : s->federation_ca[0] == '\0' ? "federation_ca (QPC_FEDERATION_CA)"
-                            : NULL;
-        if (missing != NULL)
-            return fail(err, errlen, NULL, "federation_enabled is true but %s is empty; "
-                        "federation uses mutual TLS and needs the cert, key and CA files "
-                        "(DER), or set federation_enabled = false", missing);
-        if (addrs_clash(s->listen, s->federation_listen))
-            return fail(err, errlen, NULL, "listen (%s) and federation_listen (%s) use the "
-                        "same port; give federation its own port (default 7001)", s->listen,
-                        s->federation_listen);
-    }
-    return 0;
 }
 
 /* ------------------------------------------------------------- output ---------- */
@@ -1714,10 +1053,11 @@ static void print_string(FILE *out, const char *s)
 
 static void print_origin(FILE *out, const struct qpc_config *cfg, size_t i)
 {
-    const struct key_spec *k = &cfg->keys[i];
-    switch (cfg->source[i]) {
+    const struct qpc_config_key *k = &cfg->keys[i];
+    const struct key_state *st = &cfg->state[i];
+    switch (st->source) {
     case QPC_CONFIG_SOURCE_DEFAULT: fputs("  # default", out); break;
-    case QPC_CONFIG_SOURCE_FILE: fprintf(out, "  # file %s:%d", cfg->file[i], cfg->line[i]); break;
+    case QPC_CONFIG_SOURCE_FILE: fprintf(out, "  # file %s:%d", st->file, st->line); break;
     case QPC_CONFIG_SOURCE_ENV: fprintf(out, "  # env %s", k->env); break;
     case QPC_CONFIG_SOURCE_FLAG: fprintf(out, "  # flag %s", k->flag); break;
     }
@@ -1726,22 +1066,21 @@ static void print_origin(FILE *out, const struct qpc_config *cfg, size_t i)
 
 int qpc_config_print(const struct qpc_config *cfg, FILE *out)
 {
-    size_t table = SIZE_MAX;
     fprintf(out, "# effective configuration of %s (precedence: flag > env > file > default)\n",
-            cfg->kind == QPC_CONFIG_SERVER ? "qpc-server" : "qpc");
+            cfg->schema->program);
     for (size_t i = 0; i < cfg->nkeys; i++) {
-        const struct key_spec *k = &cfg->keys[i];
-        const void *p = (const char *)&cfg->v + k->offset;
-        if (k->type == T_PEERS) {
-            table = i;   /* tables go last: every key after a header belongs to it */
-            continue;
-        }
+        const struct qpc_config_key *k = &cfg->keys[i];
+        const void *p = (const char *)cfg->values + k->offset;
+        if (k->type == QPC_CONFIG_TABLE)
+            continue;   /* tables go last: every key after a header belongs to it */
         fprintf(out, "%s = ", k->name);
         switch (k->type) {
-        case T_STRING: case T_ADDR: case T_ENUM: print_string(out, *(char *const *)p); break;
-        case T_INT: fprintf(out, "%lld", (long long)*(const int64_t *)p); break;
-        case T_BOOL: fputs(*(const bool *)p ? "true" : "false", out); break;
-        case T_LIST: {
+        case QPC_CONFIG_STRING: case QPC_CONFIG_ADDR: case QPC_CONFIG_ENUM:
+            print_string(out, *(char *const *)p);
+            break;
+        case QPC_CONFIG_INT: fprintf(out, "%lld", (long long)*(const int64_t *)p); break;
+        case QPC_CONFIG_BOOL: fputs(*(const bool *)p ? "true" : "false", out); break;
+        case QPC_CONFIG_LIST: {
             const struct qpc_config_strings *l = p;
             fputc('[', out);
             for (size_t j = 0; j < l->count; j++) {
@@ -1751,69 +1090,41 @@ int qpc_config_print(const struct qpc_config *cfg, FILE *out)
             fputc(']', out);
             break;
         }
-        case T_PEERS: break;
+        case QPC_CONFIG_TABLE: break;
         }
         print_origin(out, cfg, i);
     }
-    if (table != SIZE_MAX) {
-        const struct qpc_config_peers *peers =
-            (const void *)((const char *)&cfg->v + cfg->keys[table].offset);
-        fprintf(out, "\n[%s]", cfg->keys[table].name);
-        print_origin(out, cfg, table);
-        for (size_t j = 0; j < peers->count; j++) {
-            print_string(out, peers->items[j].domain);
+    for (size_t i = 0; i < cfg->nkeys; i++) {
+        const struct qpc_config_table *t;
+        if (cfg->keys[i].type != QPC_CONFIG_TABLE)
+            continue;
+        t = (const void *)((const char *)cfg->values + cfg->keys[i].offset);
+        fprintf(out, "\n[%s]", cfg->keys[i].name);
+        print_origin(out, cfg, i);
+        for (size_t j = 0; j < t->count; j++) {
+            print_string(out, t->items[j].name);
             fputs(" = ", out);
-            print_string(out, peers->items[j].addr);
+            print_string(out, t->items[j].value);
             fputc('\n', out);
         }
     }
     return ferror(out) ? QPC_ERR_IO : 0;
 }
 
-size_t qpc_config_key_count(enum qpc_config_kind kind)
+int qpc_config_print_help(const struct qpc_config_schema *schema, FILE *out)
 {
-    return kind == QPC_CONFIG_SERVER ? NKEYS(server_keys)
-         : kind == QPC_CONFIG_CLIENT ? NKEYS(client_keys) : 0;
-}
-
-static const char *type_name(enum vtype t)
-{
-    static const char *const names[] = {
-        [T_STRING] = "string", [T_ADDR] = "address", [T_ENUM] = "string", [T_INT] = "integer",
-        [T_BOOL] = "boolean", [T_LIST] = "list", [T_PEERS] = "table",
-    };
-    return names[t];
-}
-
-int qpc_config_key_at(enum qpc_config_kind kind, size_t i, struct qpc_config_key_info *info)
-{
-    const struct key_spec *k;
-    if (i >= qpc_config_key_count(kind))
+    if (schema == NULL)
         return QPC_ERR_INVALID;
-    k = kind == QPC_CONFIG_SERVER ? &server_keys[i] : &client_keys[i];
-    *info = (struct qpc_config_key_info){ .name = k->name, .flag = k->flag, .env = k->env,
-                                          .type = type_name(k->type), .default_text = k->def,
-                                          .help = k->help };
-    return 0;
-}
-
-int qpc_config_print_help(enum qpc_config_kind kind, FILE *out)
-{
-    size_t n = qpc_config_key_count(kind);
-    for (size_t i = 0; i < n; i++) {
-        const struct key_spec *k = kind == QPC_CONFIG_SERVER ? &server_keys[i] : &client_keys[i];
-        char opt[64];
+    for (size_t i = 0; i < schema->key_count; i++) {
+        const struct qpc_config_key *k = &schema->keys[i];
+        char opt[64], env[80] = "";
         snprintf(opt, sizeof(opt), "%s=%s", k->flag, k->metavar);
-        bool quoted = k->type == T_STRING || k->type == T_ADDR || k->type == T_ENUM;
+        if (k->env != NULL)
+            snprintf(env, sizeof(env), "env %s, ", k->env);
+        bool quoted = kind_of(k->type) == V_STR;
         const char *def = k->def[0] == '\0' && !quoted ? "none" : k->def;
-        fprintf(out, "  %-32s %s [env %s, default %s%s%s]\n", opt, k->help, k->env,
+        fprintf(out, "  %-32s %s [%sdefault %s%s%s]\n", opt, k->help, env,
                 quoted ? "\"" : "", def, quoted ? "\"" : "");
     }
     return ferror(out) ? QPC_ERR_IO : 0;
-}
-
-const char *qpc_config_peer_addr(const struct qpc_server_config *sc, const char *domain)
-{
-    const struct qpc_config_peer *p = peers_find(&sc->federation_peers, domain);
-    return p ? p->addr : NULL;
 }

@@ -11,8 +11,8 @@
 #include <string.h>
 #include <sodium.h>
 
-#include "qpc.pb-c.h"
 #include "qpc/direct.h"
+#include "qpc/proto.h"
 #include "qpc/error.h"
 
 bool qpc_direct_domain_valid(const char *text)

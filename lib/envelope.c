@@ -18,7 +18,7 @@
 /* uthash would exit() when an insert cannot allocate; make it tell us instead. */
 #define HASH_NONFATAL_OOM 1
 #define uthash_nonfatal_oom(elt) ((elt)->add_failed = true)
-#include "uthash_keyed.h"   /* peer keys are free to mint: keyed hash */
+#include "qpc/uthash_keyed.h"   /* peer keys are free to mint: keyed hash */
 #include <utlist.h>
 
 #include "qpc/envelope.h"

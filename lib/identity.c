@@ -1,19 +1,18 @@
 /*
- * identity.c: the mesh identity (Ed25519 keypair) and the peer directory, kept in one
- * JSON file.
+ * identity.c: the mesh identity (Ed25519 keypair), the peer directory and key pins,
+ * kept in one JSON file.
  *
  * The one idea: the file holds the only copy of a secret nobody can reissue, so it is
  * treated with suspicion both ways. Reading, it is untrusted input: size-capped, every
  * field type- and length-checked, the public key re-derived from the seed and compared.
  * Writing, it is never edited in place: a complete new file is written beside it,
- * fsync'd and renamed over it, so a crash leaves either the old or the new file. And a
+ * fsync'd and renamed over it (fileio.c), so a crash leaves the old or the new file. And a
  * file we cannot read is reported, never replaced with a fresh identity.
  *
- * Peers live in a uthash keyed by public key, servers in one keyed by lowercase address.
- * The public structs (struct qpc_peer, struct qpc_server) are the first member of the
- * hash entries, so a pointer handed out is also the entry.
+ * Peers live in a uthash keyed by public key, pins in one per kind keyed by lowercase
+ * name. The public structs (struct qpc_peer, struct qpc_pin) are the first member of
+ * the hash entries, so a pointer handed out is also the entry.
  */
-#define _GNU_SOURCE   /* renameat2, RENAME_NOREPLACE */
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -30,20 +29,23 @@
 /* uthash must report allocation failure instead of calling exit(). */
 #define HASH_NONFATAL_OOM 1
 #define uthash_nonfatal_oom(obj) (hash_oom = true)
-#include "uthash_keyed.h"   /* peer keys are free to mint: keyed hash */
+#include "qpc/uthash_keyed.h"   /* peer keys are free to mint: keyed hash */
 
+#include "qpc/addr.h"
 #include "qpc/encoding.h"
 #include "qpc/error.h"
+#include "qpc/fileio.h"
 #include "qpc/identity.h"
+#include "qpc/utf8.h"
 
 struct peer_entry {
     struct qpc_peer peer;   /* first: a struct qpc_peer * is a struct peer_entry * */
     UT_hash_handle hh;      /* keyed by peer.key */
 };
 
-struct server_entry {
-    struct qpc_server server; /* first, as above */
-    UT_hash_handle hh;        /* keyed by the lowercase server.address */
+struct pin_entry {
+    struct qpc_pin pin;       /* first, as above */
+    UT_hash_handle hh;        /* keyed by the lowercase pin.name */
 };
 
 struct qpc_identity {
@@ -52,7 +54,21 @@ struct qpc_identity {
     char peer_id[QPC_KEY_HEX_LEN];
     char *name;
     struct peer_entry *peers;
-    struct server_entry *servers;
+    struct pin_entry *pins[QPC_PIN_KINDS];
+};
+
+/*
+ * How each kind of pin is kept in the file: its own array, named as the first kind
+ * was (servers noted by address) so that files written before pins were generic read
+ * and write the same.
+ */
+static const struct {
+    const char *list;      /* top-level array */
+    const char *member;    /* the name's member in each object */
+    const char *what;      /* for "not a ..." messages */
+} pin_json[QPC_PIN_KINDS] = {
+    [QPC_PIN_ADDRESS] = { "servers", "address", "host:port" },
+    [QPC_PIN_DOMAIN] = { "domains", "domain", "domain name" },
 };
 
 static const char *const source_names[] = {
@@ -109,95 +125,43 @@ static int name_index(const char *const *names, size_t n, const char *text)
  */
 static bool name_valid(const char *name)
 {
-    const unsigned char *s = (const unsigned char *)name;
     size_t len = strlen(name);
 
     if (len == 0 || len > QPC_IDENTITY_NAME_MAX)
         return false;
-    for (size_t i = 0; i < len;) {
+    for (size_t i = 0, n; i < len; i += n) {
         uint32_t cp;
-        size_t n;
 
-        if (s[i] < 0x80) {
-            cp = s[i];
-            n = 1;
-        } else if ((s[i] & 0xe0) == 0xc0) {
-            cp = s[i] & 0x1f;
-            n = 2;
-        } else if ((s[i] & 0xf0) == 0xe0) {
-            cp = s[i] & 0x0f;
-            n = 3;
-        } else if ((s[i] & 0xf8) == 0xf0) {
-            cp = s[i] & 0x07;
-            n = 4;
-        } else {
-            return false;
-        }
-        if (i + n > len)
-            return false;
-        for (size_t k = 1; k < n; k++) {
-            if ((s[i + k] & 0xc0) != 0x80)
-                return false;
-            cp = (cp << 6) | (s[i + k] & 0x3f);
-        }
-        static const uint32_t min_for_len[] = {0, 0, 0x80, 0x800, 0x10000};
-        if (cp < min_for_len[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        if ((n = qpc_utf8_decode(name + i, len - i, &cp)) == 0)
             return false;                                   /* overlong, out of range, surrogate */
         if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))
             return false;                                   /* control characters */
         if ((cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069))
             return false;                                   /* bidi embeddings, overrides */
-        i += n;
     }
     return true;
 }
 
-bool qpc_identity_address_valid(const char *text)
+/* True when name may be the name of a pin of kind. */
+static bool pin_name_valid(enum qpc_pin_kind kind, const char *name)
 {
-    size_t len, host_len;
-    const char *colon;
-    unsigned long port = 0;
-
-    if (text == NULL)
-        return false;
-    len = strlen(text);
-    if (len < 3 || len > QPC_ADDRESS_MAX)
-        return false;
-    for (size_t i = 0; i < len; i++)
-        if (text[i] <= 0x20 || text[i] >= 0x7f)
-            return false;
-    colon = strrchr(text, ':');
-    if (colon == NULL || colon[1] == '\0' || strlen(colon + 1) > 5)
-        return false;
-    for (const char *p = colon + 1; *p != '\0'; p++) {
-        if (*p < '0' || *p > '9')
-            return false;
-        port = port * 10 + (unsigned long)(*p - '0');
+    switch (kind) {
+    case QPC_PIN_ADDRESS: return qpc_addr_valid(name);
+    case QPC_PIN_DOMAIN: return name != NULL && qpc_addr_check_name(name) == NULL;
     }
-    if (port == 0 || port > 65535)
-        return false;
-    host_len = (size_t)(colon - text);
-    if (host_len == 0)
-        return false;
-    if (text[0] == '[')                       /* [v6addr]:port */
-        return host_len > 2 && text[host_len - 1] == ']' &&
-               memchr(text + 1, ']', host_len - 2) == NULL &&
-               memchr(text + 1, '[', host_len - 2) == NULL;
-    /* An unbracketed host with a colon would make the port ambiguous. */
-    return memchr(text, ':', host_len) == NULL && memchr(text, '[', host_len) == NULL &&
-           memchr(text, ']', host_len) == NULL;
+    return false;
 }
 
-/* A malloc'd lowercase copy of a valid address, or NULL (invalid or no memory). */
-static char *address_dup_lower(const char *address, int *rc)
+/* A malloc'd lowercase copy of text if valid is true, else NULL with *rc set. */
+static char *dup_lower(const char *text, bool valid, int *rc)
 {
     char *copy;
 
-    if (!qpc_identity_address_valid(address)) {
+    if (!valid) {
         *rc = QPC_ERR_INVALID;
         return NULL;
     }
-    if ((copy = strdup(address)) == NULL) {
+    if ((copy = strdup(text)) == NULL) {
         *rc = QPC_ERR_NOMEM;
         return NULL;
     }
@@ -205,6 +169,12 @@ static char *address_dup_lower(const char *address, int *rc)
         *p = (char)tolower((unsigned char)*p);
     *rc = 0;
     return copy;
+}
+
+/* A malloc'd lowercase copy of a valid address, or NULL (invalid or no memory). */
+static char *address_dup_lower(const char *address, int *rc)
+{
+    return dup_lower(address, qpc_addr_valid(address), rc);
 }
 
 /* --- life cycle ------------------------------------------------------------------ */
@@ -219,18 +189,18 @@ static void peer_entry_free(struct peer_entry *e)
     free(e);
 }
 
-static void server_entry_free(struct server_entry *e)
+static void pin_entry_free(struct pin_entry *e)
 {
     if (e == NULL)
         return;
-    free(e->server.address);
+    free(e->pin.name);
     free(e);
 }
 
 void qpc_identity_free(struct qpc_identity *id)
 {
     struct peer_entry *p, *ptmp;
-    struct server_entry *s, *stmp;
+    struct pin_entry *s, *stmp;
 
     if (id == NULL)
         return;
@@ -238,9 +208,11 @@ void qpc_identity_free(struct qpc_identity *id)
         HASH_DEL(id->peers, p);
         peer_entry_free(p);
     }
-    HASH_ITER(hh, id->servers, s, stmp) {
-        HASH_DEL(id->servers, s);
-        server_entry_free(s);
+    for (int k = 0; k < QPC_PIN_KINDS; k++) {
+        HASH_ITER(hh, id->pins[k], s, stmp) {
+            HASH_DEL(id->pins[k], s);
+            pin_entry_free(s);
+        }
     }
     free(id->name);
     sodium_memzero(id, sizeof(*id));
@@ -539,73 +511,76 @@ int qpc_identity_peer_find(const struct qpc_identity *id, const char *prefix,
     return QPC_ERR_AMBIGUOUS;
 }
 
-/* --- servers and TOFU ---------------------------------------------------------------- */
+/* --- key pins ------------------------------------------------------------------------ */
 
-size_t qpc_identity_server_count(const struct qpc_identity *id)
+size_t qpc_identity_pin_count(const struct qpc_identity *id, enum qpc_pin_kind kind)
 {
-    return HASH_COUNT(id->servers);
+    return (unsigned)kind < QPC_PIN_KINDS ? HASH_COUNT(id->pins[kind]) : 0;
 }
 
-const struct qpc_server *qpc_identity_server_next(const struct qpc_identity *id,
-                                                  const struct qpc_server *prev)
+const struct qpc_pin *qpc_identity_pin_next(const struct qpc_identity *id,
+                                            enum qpc_pin_kind kind, const struct qpc_pin *prev)
 {
-    const struct server_entry *e;
+    const struct pin_entry *e;
 
+    if ((unsigned)kind >= QPC_PIN_KINDS)
+        return NULL;
     if (prev == NULL)
-        e = id->servers;
+        e = id->pins[kind];
     else
-        e = ((const struct server_entry *)prev)->hh.next;
-    return e != NULL ? &e->server : NULL;
+        e = ((const struct pin_entry *)prev)->hh.next;
+    return e != NULL ? &e->pin : NULL;
 }
 
-/* The entry for address (any case), or NULL (also for an invalid address). */
-static struct server_entry *server_lookup(const struct qpc_identity *id, const char *address)
+/* The entry for name (any case), or NULL (also for an invalid name or kind). */
+static struct pin_entry *pin_lookup(const struct qpc_identity *id, enum qpc_pin_kind kind,
+                                    const char *name)
 {
-    char lower[QPC_ADDRESS_MAX + 1];
-    struct server_entry *e = NULL;
+    char lower[QPC_ADDRESS_MAX + 1];   /* also holds any DNS name (253) */
+    struct pin_entry *e = NULL;
     size_t len;
 
-    if (!qpc_identity_address_valid(address))
+    if (!pin_name_valid(kind, name) || (len = strlen(name)) > QPC_ADDRESS_MAX)
         return NULL;
-    len = strlen(address);
     for (size_t i = 0; i < len; i++)
-        lower[i] = (char)tolower((unsigned char)address[i]);
-    HASH_FIND(hh, id->servers, lower, len, e);
+        lower[i] = (char)tolower((unsigned char)name[i]);
+    HASH_FIND(hh, id->pins[kind], lower, len, e);
     return e;
 }
 
-const struct qpc_server *qpc_identity_server_get(const struct qpc_identity *id,
-                                                 const char *address)
+const struct qpc_pin *qpc_identity_pin_get(const struct qpc_identity *id,
+                                           enum qpc_pin_kind kind, const char *name)
 {
-    struct server_entry *e = server_lookup(id, address);
+    struct pin_entry *e = pin_lookup(id, kind, name);
 
-    return e != NULL ? &e->server : NULL;
+    return e != NULL ? &e->pin : NULL;
 }
 
-/* Finds or adds the entry for address. */
-static int server_note(struct qpc_identity *id, const char *address, uint64_t now_ms,
-                       struct server_entry **out)
+/* Finds or adds the entry for name. */
+static int pin_note(struct qpc_identity *id, enum qpc_pin_kind kind, const char *name,
+                    uint64_t now_ms, struct pin_entry **out)
 {
-    struct server_entry *e;
+    struct pin_entry *e;
     bool hash_oom = false;
     int rc = 0;
 
-    if ((e = server_lookup(id, address)) != NULL)
+    if ((e = pin_lookup(id, kind, name)) != NULL)
         goto done;
-    if (!qpc_identity_address_valid(address))
+    if (!pin_name_valid(kind, name))
         return QPC_ERR_INVALID;
-    if (HASH_COUNT(id->servers) >= QPC_SERVERS_MAX)
+    if (HASH_COUNT(id->pins[kind]) >= QPC_PINS_MAX)
         return QPC_ERR_STORE_FULL;
     if ((e = calloc(1, sizeof(*e))) == NULL)
         return QPC_ERR_NOMEM;
-    if ((e->server.address = address_dup_lower(address, &rc)) == NULL) {
+    if ((e->pin.name = dup_lower(name, true, &rc)) == NULL) {
         free(e);
         return rc;
     }
-    e->server.noted_at_ms = now_ms;
-    HASH_ADD_KEYPTR(hh, id->servers, e->server.address, strlen(e->server.address), e);
+    e->pin.kind = kind;
+    e->pin.noted_at_ms = now_ms;
+    HASH_ADD_KEYPTR(hh, id->pins[kind], e->pin.name, strlen(e->pin.name), e);
     if (hash_oom) {
-        server_entry_free(e);
+        pin_entry_free(e);
         return QPC_ERR_NOMEM;
     }
 done:
@@ -613,54 +588,54 @@ done:
     return 0;
 }
 
-int qpc_identity_server_note(struct qpc_identity *id, const char *address, uint64_t now_ms,
-                             const struct qpc_server **out)
+int qpc_identity_pin_note(struct qpc_identity *id, enum qpc_pin_kind kind, const char *name,
+                          uint64_t now_ms, const struct qpc_pin **out)
 {
-    struct server_entry *e;
-    int rc = server_note(id, address, now_ms, &e);
+    struct pin_entry *e;
+    int rc = pin_note(id, kind, name, now_ms, &e);
 
     if (rc == 0 && out != NULL)
-        *out = &e->server;
+        *out = &e->pin;
     return rc;
 }
 
-int qpc_identity_server_pin(struct qpc_identity *id, const char *address,
-                            const uint8_t key[static QPC_KEY_LEN], uint64_t now_ms)
+int qpc_identity_pin_key(struct qpc_identity *id, enum qpc_pin_kind kind, const char *name,
+                         const uint8_t key[static QPC_KEY_LEN], uint64_t now_ms)
 {
-    struct server_entry *e;
+    struct pin_entry *e;
     int rc;
 
-    if ((rc = server_note(id, address, now_ms, &e)) != 0)
+    if ((rc = pin_note(id, kind, name, now_ms, &e)) != 0)
         return rc;
-    if (e->server.has_key)   /* like SSH: a changed host key is refused, never replaced */
-        return memcmp(e->server.key, key, QPC_KEY_LEN) == 0 ? 0 : QPC_ERR_REFUSED;
-    memcpy(e->server.key, key, QPC_KEY_LEN);
-    e->server.has_key = true;
-    e->server.pinned_at_ms = now_ms;
+    if (e->pin.has_key)   /* like SSH: a changed host key is refused, never replaced */
+        return memcmp(e->pin.key, key, QPC_KEY_LEN) == 0 ? 0 : QPC_ERR_REFUSED;
+    memcpy(e->pin.key, key, QPC_KEY_LEN);
+    e->pin.has_key = true;
+    e->pin.pinned_at_ms = now_ms;
     return 0;
 }
 
-int qpc_identity_server_key(const struct qpc_identity *id, const char *address,
-                            uint8_t key[static QPC_KEY_LEN])
+int qpc_identity_pin_lookup(const struct qpc_identity *id, enum qpc_pin_kind kind,
+                            const char *name, uint8_t key[static QPC_KEY_LEN])
 {
-    struct server_entry *e;
+    struct pin_entry *e;
 
-    if (!qpc_identity_address_valid(address))
+    if (!pin_name_valid(kind, name))
         return QPC_ERR_INVALID;
-    if ((e = server_lookup(id, address)) == NULL || !e->server.has_key)
+    if ((e = pin_lookup(id, kind, name)) == NULL || !e->pin.has_key)
         return QPC_ERR_NOT_FOUND;
-    memcpy(key, e->server.key, QPC_KEY_LEN);
+    memcpy(key, e->pin.key, QPC_KEY_LEN);
     return 0;
 }
 
-int qpc_identity_server_forget(struct qpc_identity *id, const char *address)
+int qpc_identity_pin_forget(struct qpc_identity *id, enum qpc_pin_kind kind, const char *name)
 {
-    struct server_entry *e = server_lookup(id, address);
+    struct pin_entry *e = pin_lookup(id, kind, name);
 
     if (e == NULL)
         return QPC_ERR_NOT_FOUND;
-    HASH_DEL(id->servers, e);
-    server_entry_free(e);
+    HASH_DEL(id->pins[kind], e);
+    pin_entry_free(e);
     return 0;
 }
 
@@ -812,8 +787,8 @@ static int parse_addresses(const struct field_ctx *c, json_t *obj, struct qpc_pe
     return 0;
 }
 
-static int parse_peer(struct qpc_identity *id, json_t *obj, size_t index, char *errbuf,
-                      size_t errlen)
+static int parse_peer(struct qpc_identity *id, json_t *obj, size_t index, const void *arg,
+                      char *errbuf, size_t errlen)
 {
     char where[32];
     struct field_ctx c = {where, errbuf, errlen};
@@ -865,53 +840,56 @@ fail:
     return rc;
 }
 
-static int parse_server(struct qpc_identity *id, json_t *obj, size_t index, char *errbuf,
-                        size_t errlen)
+static int parse_pin(struct qpc_identity *id, json_t *obj, size_t index, const void *arg,
+                     char *errbuf, size_t errlen)
 {
+    enum qpc_pin_kind kind = *(const enum qpc_pin_kind *)arg;
+    const char *list = pin_json[kind].list, *member = pin_json[kind].member;
     char where[32];
     struct field_ctx c = {where, errbuf, errlen};
-    struct server_entry *e;
-    const char *address;
+    struct pin_entry *e;
+    const char *name;
     json_t *key;
     uint64_t noted_at, pinned_at;
     int rc;
 
-    snprintf(where, sizeof(where), "servers[%zu].", index);
+    snprintf(where, sizeof(where), "%s[%zu].", list, index);
     if (!json_is_object(obj)) {
-        set_err(errbuf, errlen, "servers[%zu]: not an object", index);
+        set_err(errbuf, errlen, "%s[%zu]: not an object", list, index);
         return QPC_ERR_CORRUPT;
     }
-    if ((rc = get_string(&c, obj, "address", true, &address)) != 0 ||
+    if ((rc = get_string(&c, obj, member, true, &name)) != 0 ||
         (rc = get_ms(&c, obj, "noted_at", true, &noted_at)) != 0 ||
         (rc = get_member(&c, obj, "key", false, &key)) != 0 ||
         (rc = get_ms(&c, obj, "pinned_at", key != NULL, &pinned_at)) != 0)
         return rc;
-    if (!qpc_identity_address_valid(address)) {
-        set_err(errbuf, errlen, "%saddress: not a host:port", where);
+    if (!pin_name_valid(kind, name)) {
+        set_err(errbuf, errlen, "%s%s: not a %s", where, member, pin_json[kind].what);
         return QPC_ERR_CORRUPT;
     }
-    if (server_lookup(id, address) != NULL) {
-        set_err(errbuf, errlen, "%saddress: listed twice", where);
+    if (pin_lookup(id, kind, name) != NULL) {
+        set_err(errbuf, errlen, "%s%s: listed twice", where, member);
         return QPC_ERR_CORRUPT;
     }
-    if ((rc = server_note(id, address, noted_at, &e)) != 0)
+    if ((rc = pin_note(id, kind, name, noted_at, &e)) != 0)
         return rc;
     if (key != NULL) {
-        if ((rc = get_key(&c, obj, "key", e->server.key)) != 0) {
-            HASH_DEL(id->servers, e);
-            server_entry_free(e);
+        if ((rc = get_key(&c, obj, "key", e->pin.key)) != 0) {
+            HASH_DEL(id->pins[kind], e);
+            pin_entry_free(e);
             return rc;
         }
-        e->server.has_key = true;
-        e->server.pinned_at_ms = pinned_at;
+        e->pin.has_key = true;
+        e->pin.pinned_at_ms = pinned_at;
     }
     return 0;
 }
 
-/* Parses the optional array `key` with parse_one for each element, at most max. */
+/* Parses the optional array `key` with parse_one(..., arg, ...) for each element, at most max. */
 static int parse_list(struct qpc_identity *id, json_t *root, const char *key, size_t max,
-                      int (*parse_one)(struct qpc_identity *, json_t *, size_t, char *, size_t),
-                      char *errbuf, size_t errlen)
+                      int (*parse_one)(struct qpc_identity *, json_t *, size_t, const void *,
+                                       char *, size_t),
+                      const void *arg, char *errbuf, size_t errlen)
 {
     struct field_ctx c = {"", errbuf, errlen};
     json_t *arr, *v;
@@ -929,7 +907,7 @@ static int parse_list(struct qpc_identity *id, json_t *root, const char *key, si
         return QPC_ERR_CORRUPT;
     }
     json_array_foreach(arr, i, v) {
-        if ((rc = parse_one(id, v, i, errbuf, errlen)) != 0)
+        if ((rc = parse_one(id, v, i, arg, errbuf, errlen)) != 0)
             return rc;
     }
     return 0;
@@ -1006,9 +984,14 @@ int qpc_identity_parse(const char *buf, size_t len, struct qpc_identity **out,
         (rc = get_name(&c, root, &name)) != 0)
         goto out;
     id->name = name;
-    if ((rc = parse_list(id, root, "peers", QPC_PEERS_MAX, parse_peer, errbuf, errlen)) != 0 ||
-        (rc = parse_list(id, root, "servers", QPC_SERVERS_MAX, parse_server, errbuf, errlen)) != 0)
+    if ((rc = parse_list(id, root, "peers", QPC_PEERS_MAX, parse_peer, NULL, errbuf, errlen)) != 0)
         goto out;
+    for (int k = 0; k < QPC_PIN_KINDS; k++) {
+        enum qpc_pin_kind kind = (enum qpc_pin_kind)k;
+        if ((rc = parse_list(id, root, pin_json[k].list, QPC_PINS_MAX, parse_pin, &kind, errbuf,
+                             errlen)) != 0)
+            goto out;
+    }
     *out = id;
     id = NULL;
 out:
@@ -1025,10 +1008,10 @@ static int cmp_peer_id(const void *a, const void *b)
     return strcmp((*(const struct qpc_peer *const *)a)->id, (*(const struct qpc_peer *const *)b)->id);
 }
 
-static int cmp_server_address(const void *a, const void *b)
+static int cmp_pin_name(const void *a, const void *b)
 {
-    return strcmp((*(const struct qpc_server *const *)a)->address,
-                  (*(const struct qpc_server *const *)b)->address);
+    return strcmp((*(const struct qpc_pin *const *)a)->name,
+                  (*(const struct qpc_pin *const *)b)->name);
 }
 
 /* Milliseconds as a JSON integer; absurd values beyond int64 are clamped. */
@@ -1066,11 +1049,11 @@ static json_t *peer_to_json(const struct qpc_peer *p)
     return obj;
 }
 
-static json_t *server_to_json(const struct qpc_server *s)
+static json_t *pin_to_json(const struct qpc_pin *s)
 {
     char hex[QPC_KEY_HEX_LEN];
     json_t *obj = json_object();
-    bool ok = obj != NULL && put(obj, "address", json_string(s->address)) &&
+    bool ok = obj != NULL && put(obj, pin_json[s->kind].member, json_string(s->name)) &&
               put(obj, "noted_at", json_ms(s->noted_at_ms));
 
     if (ok && s->has_key) {
@@ -1104,7 +1087,7 @@ static bool put_sorted(json_t *root, const char *key, const void **items, size_t
 }
 
 static json_t *peer_to_json_v(const void *p) { return peer_to_json(p); }
-static json_t *server_to_json_v(const void *s) { return server_to_json(s); }
+static json_t *pin_to_json_v(const void *s) { return pin_to_json(s); }
 
 /* Wipes the hex seed inside root (jansson's copy) and frees root. */
 static void json_free_wiping_seed(json_t *root)
@@ -1150,13 +1133,31 @@ static int dump_append(const char *data, size_t size, void *arg)
     return 0;
 }
 
+/* Adds the array of pins of kind, sorted by name; an empty "domains" is left out. */
+static bool put_pins(json_t *root, const struct qpc_identity *id, enum qpc_pin_kind kind)
+{
+    size_t n = HASH_COUNT(id->pins[kind]), i = 0;
+    const void **pins;
+    const struct pin_entry *e;
+    bool ok;
+
+    /* Files of programs that pin no domain stay as they were before domains existed. */
+    if (n == 0 && kind != QPC_PIN_ADDRESS)
+        return true;
+    if ((pins = calloc(n + 1, sizeof(*pins))) == NULL)
+        return false;
+    for (e = id->pins[kind]; e != NULL; e = e->hh.next)
+        pins[i++] = &e->pin;
+    ok = put_sorted(root, pin_json[kind].list, pins, n, cmp_pin_name, pin_to_json_v);
+    free(pins);
+    return ok;
+}
+
 int qpc_identity_serialize(const struct qpc_identity *id, char **out, size_t *out_len)
 {
-    size_t n_peers = HASH_COUNT(id->peers), n_servers = HASH_COUNT(id->servers), i;
+    size_t n_peers = HASH_COUNT(id->peers), i;
     const void **peers = calloc(n_peers + 1, sizeof(*peers));
-    const void **servers = calloc(n_servers + 1, sizeof(*servers));
     const struct peer_entry *p;
-    const struct server_entry *s;
     char hex[2 * QPC_IDENTITY_SEED_LEN + 1];
     json_t *root = json_object();
     struct dump_buffer buf = {NULL, 0, 0};
@@ -1164,19 +1165,17 @@ int qpc_identity_serialize(const struct qpc_identity *id, char **out, size_t *ou
 
     *out = NULL;
     *out_len = 0;
-    if (peers == NULL || servers == NULL || root == NULL)
+    if (peers == NULL || root == NULL)
         goto out;
     for (i = 0, p = id->peers; p != NULL; p = p->hh.next)
         peers[i++] = &p->peer;
-    for (i = 0, s = id->servers; s != NULL; s = s->hh.next)
-        servers[i++] = &s->server;
     qpc_hex_encode(hex, id->secret_key, QPC_IDENTITY_SEED_LEN);
     if (!put(root, "version", json_integer(QPC_IDENTITY_FILE_VERSION)) ||
         !put(root, "secret_seed", json_string(hex)) ||
         !put(root, "public_key", json_string(id->peer_id)) ||
         (id->name != NULL && !put(root, "name", json_string(id->name))) ||
         !put_sorted(root, "peers", peers, n_peers, cmp_peer_id, peer_to_json_v) ||
-        !put_sorted(root, "servers", servers, n_servers, cmp_server_address, server_to_json_v))
+        !put_pins(root, id, QPC_PIN_ADDRESS) || !put_pins(root, id, QPC_PIN_DOMAIN))
         goto out;
     /* Dump straight into our buffer: no jansson-owned copy of the secret is left. */
     if (json_dump_callback(root, dump_append, &buf, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0 ||
@@ -1194,127 +1193,10 @@ out:
     sodium_memzero(hex, sizeof(hex));
     json_free_wiping_seed(root);
     free(peers);
-    free(servers);
     return rc;
 }
 
 /* --- the file on disk ------------------------------------------------------------------- */
-
-/* Writes all of buf to fd, retrying short writes and EINTR. */
-static int write_all(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, buf, len);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        buf += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-/* fsync of the directory holding path, so a rename or link survives a crash. */
-static int sync_parent_dir(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char *dir;
-    int fd, ret = -1;
-
-    if (slash == NULL)
-        dir = strdup(".");
-    else if (slash == path)
-        dir = strdup("/");
-    else
-        dir = strndup(path, (size_t)(slash - path));
-    if (dir == NULL)
-        return -1;
-    if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
-        /* Some file systems cannot sync a directory (EINVAL); nothing more to do there. */
-        ret = (fsync(fd) == 0 || errno == EINVAL) ? 0 : -1;
-        close(fd);
-    }
-    free(dir);
-    return ret;
-}
-
-/*
- * Puts data at path through a temp file beside it. replace=false never replaces an
- * existing path (renameat2 RENAME_NOREPLACE, or link(2) where that is unsupported)
- * and returns QPC_ERR_EXISTS if one appeared.
- */
-static int write_file_atomic(const char *path, const char *data, size_t len, bool replace,
-                             char *errbuf, size_t errlen)
-{
-    size_t tmp_size = strlen(path) + sizeof(".tmp-12345678");
-    char *tmp = malloc(tmp_size);
-    const char *step = "cannot create temp file";
-    int fd = -1, rc = QPC_ERR_IO, err = 0;
-    bool tmp_exists = false, placed = false;
-
-    if (tmp == NULL)
-        return QPC_ERR_NOMEM;
-    for (int attempt = 0; fd < 0 && attempt < 16; attempt++) {
-        snprintf(tmp, tmp_size, "%s.tmp-%08x", path, (unsigned)randombytes_random());
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (fd < 0 && errno != EEXIST)
-            break;
-    }
-    if (fd < 0)
-        goto fail;
-    tmp_exists = true;
-    /* 0600 exactly, whatever the umask: the file holds the secret key. */
-    step = "cannot write temp file";
-    if (fchmod(fd, 0600) != 0 || write_all(fd, data, len) != 0)
-        goto fail;
-    step = "cannot fsync temp file";
-    if (fsync(fd) != 0)
-        goto fail;
-    step = "cannot close temp file";
-    err = close(fd);
-    fd = -1;
-    if (err != 0)
-        goto fail;
-    step = "cannot move temp file into place";
-    if (replace) {
-        placed = rename(tmp, path) == 0;
-        tmp_exists = !placed;
-    } else if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0) {
-        placed = true;
-        tmp_exists = false;
-    } else if (errno == EINVAL || errno == ENOSYS) {
-        placed = link(tmp, path) == 0;   /* file systems without RENAME_NOREPLACE */
-    }
-    if (!placed) {
-        if (!replace && errno == EEXIST)
-            rc = QPC_ERR_EXISTS;
-        goto fail;
-    }
-    if (tmp_exists) {
-        unlink(tmp);
-        tmp_exists = false;
-    }
-    step = "cannot fsync its directory";
-    if (sync_parent_dir(path) != 0)
-        goto fail;
-    free(tmp);
-    return 0;
-fail:
-    err = errno;
-    if (fd >= 0)
-        close(fd);
-    if (tmp_exists)
-        unlink(tmp);
-    if (rc == QPC_ERR_EXISTS)
-        set_err(errbuf, errlen, "%s: already exists", path);
-    else
-        set_err(errbuf, errlen, "%s: %s: %s", path, step, strerror(err));
-    free(tmp);
-    errno = err;
-    return rc;
-}
 
 int qpc_identity_save(const struct qpc_identity *id, const char *path, char *errbuf, size_t errlen)
 {
@@ -1326,7 +1208,7 @@ int qpc_identity_save(const struct qpc_identity *id, const char *path, char *err
         set_err(errbuf, errlen, "%s: %s", path, qpc_strerror(rc));
         return rc;
     }
-    rc = write_file_atomic(path, text, len, true, errbuf, errlen);
+    rc = qpc_file_write_atomic(path, text, len, 0600, errbuf, errlen);
     sodium_memzero(text, len);
     free(text);
     return rc;
@@ -1476,7 +1358,7 @@ int qpc_identity_load_or_create(const char *path, struct qpc_identity **out, boo
         set_err(errbuf, errlen, "%s: cannot make a new identity: %s", path, qpc_strerror(rc));
         goto out;
     }
-    rc = write_file_atomic(path, text, len, false, errbuf, errlen);
+    rc = qpc_file_create_atomic(path, text, len, 0600, errbuf, errlen);
     if (rc == QPC_ERR_EXISTS) {          /* another process created it first: use theirs */
         rc = qpc_identity_load(path, out, errbuf, errlen);
         goto out;

@@ -26,7 +26,7 @@
 /* Instance names in the browse table arrive from any host on the link: keyed hash, and
  * an insert that cannot allocate fails instead of exit()ing (e->hh.tbl stays NULL). */
 #define HASH_NONFATAL_OOM 1
-#include "uthash_keyed.h"
+#include "qpc/uthash_keyed.h"
 
 #include <avahi-common/alternative.h>
 #include <avahi-common/domain.h>

@@ -21,7 +21,7 @@
 /* The batch's tally is keyed by recipient keys strangers choose: keyed hash, and an
  * insert that cannot allocate fails the commit instead of exit()ing. */
 #define HASH_NONFATAL_OOM 1
-#include "uthash_keyed.h"
+#include "qpc/uthash_keyed.h"
 #include <utlist.h>
 
 #include "qpc/error.h"

@@ -10,62 +10,52 @@
  * deep inside a callback are recorded the same way and carried out there, so a
  * connection is only ever freed from the top of the loop.
  *
- * Where packets go is decided by the path's remote address: a relay path uses a
- * synthetic address from the discard prefix 100::/64 (RFC 6666) whose low 64 bits name
- * the relay; every other address is sent to over the UDP socket.
+ * Where packets go is decided by the path's remote address: a relay path's synthetic
+ * address (qpc_quic_addr_is_relay) sends through relay_path.c, every other address
+ * over the UDP socket.
  *
- * Packets a connection writes in one turn go out in batches with UDP GSO (one sendmsg
- * for up to 40 packets to one address) and arrive coalesced with UDP GRO: on a busy
- * link the system calls, not the cryptography, are what costs.
+ * The UDP socket itself, with its GSO send batch and GRO receive, is udp.c: a
+ * connection's packets of one turn are written straight into that batch.
  *
- * Stream data handed to ngtcp2 must stay put until it is acknowledged, so each stream
- * keeps a queue of chunks that is trimmed as ACKs arrive; the bytes not yet acknowledged
- * are what back-pressure (QPC_ERR_AGAIN / on_writable) is measured in.
+ * Streams (their chunk queues, frames and back-pressure) are stream.c; conn_write here
+ * asks it what to send next. Each connection's TLS session, with the hooks that choose
+ * the certificate and check the peer, is tls.c's. What the files share is in
+ * quic_internal.h.
  */
-#include <arpa/inet.h>
-#include <errno.h>
 #include <netinet/in.h>
-#include <netinet/udp.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
-#include <gnutls/gnutls.h>
 #include <ngtcp2/ngtcp2.h>
 #include <ngtcp2/ngtcp2_crypto.h>
-#include <ngtcp2/ngtcp2_crypto_gnutls.h>
 #include <sodium.h>
 /* A server registers the connection id a client chose: keyed hash, and no exit() when
  * an insert cannot allocate. */
 #define HASH_NONFATAL_OOM 1
-#include "uthash_keyed.h"
+#include "qpc/uthash_keyed.h"
 #include <utlist.h>
 
 #include "qpc/error.h"
 #include "qpc/quic.h"
 #include "qpc/tls.h"
 #include "qpc/wire.h"
+#include "quic_internal.h"
+#include "udp.h"
 
 #define SCID_LEN 16                      /* length of every connection id we issue */
-#define UDP_PAYLOAD_MAX 1452             /* largest packet over UDP */
 #define RELAY_PAYLOAD_MAX 1200           /* relayed packets ride inside DATAGRAM frames */
-#define TXBUF_LEN 2048                   /* CONNECTION_CLOSE and Version Negotiation */
-#define GSO_MAX_SEGS 40                  /* packets per sendmsg (UDP GSO, <= 64 KiB) */
-#define RX_BATCH 64                      /* datagrams read per wake-up */
 #define TX_BURST 512                     /* packets written per connection per turn */
 #define DGRAM_QUEUE_MAX 512
 #define DGRAM_OVERHEAD 48                /* short header, DATAGRAM frame header, AEAD tag */
-#define CHUNK_MIN 16384                  /* small frames are packed into chunks this big */
-#define REASON_MAX 255
-#define ALPN_MAX 64
 #define HANDSHAKE_TIMEOUT_S 10
 /* Incoming connections still in their handshake. Without address validation a spoofed
  * Initial costs the sender 1200 bytes and us a TLS session for HANDSHAKE_TIMEOUT_S, so
  * their number is capped; established connections are not. */
 #define HANDSHAKING_MAX 1024
 #define TLS_ALERT_NO_APPLICATION_PROTOCOL 120
+
+_Static_assert(QPC_TLS_ALPNS_MAX >= QPC_QUIC_MAX_ALPNS, "tls.h holds every ALPN of quic.h");
+_Static_assert(QPC_TLS_ALPN_MAX >= sizeof(QPC_ALPN_FEDERATION), "ALPNs fit tls.h's buffers");
 
 struct cid_key {
     uint8_t len;
@@ -79,251 +69,36 @@ struct cid_entry {
     struct cid_entry *next;              /* in the connection's list */
 };
 
-struct chunk {
-    struct chunk *next;
-    size_t len, cap;
-    uint8_t data[];
-};
-
-struct stream {
-    int64_t id;
-    UT_hash_handle hh;
-    struct qpc_wire_decoder dec;
-    struct chunk *head, *tail;           /* queued bytes, not yet acknowledged */
-    uint64_t head_off;                   /* stream offset of head->data[0] */
-    uint64_t acked, end;                 /* acknowledged up to / queued up to */
-    struct chunk *cur;                   /* next byte not yet given to ngtcp2 */
-    size_t cur_pos;
-    bool want_writable;
-    bool in_ready;
-    bool fin_queued, fin_sent;           /* our direction ended (after the queue) */
-    bool peer_ended;                     /* on_stream_end was reported */
-    unsigned blocked_round;
-    struct stream *rprev, *rnext;        /* the connection's list of streams to send */
-};
-
 struct dgram {
     struct dgram *prev, *next;
     size_t len;
     uint8_t data[];
 };
 
-struct qpc_quic_conn {
-    ngtcp2_crypto_conn_ref ref;          /* GnuTLS session pointer, for ngtcp2_crypto */
-    struct qpc_quic_endpoint *ep;
-    ngtcp2_conn *qc;
-    gnutls_session_t tls;
-    bool is_server;
-    bool handshake_done;
-    bool in_read;
-    bool key_mismatch;
-    bool counted_handshaking;            /* counted in ep->n_handshaking */
-    bool has_expected, has_peer_key;
-    uint8_t expected[QPC_KEY_LEN], peer_key[QPC_KEY_LEN];
-    char alpn[ALPN_MAX];
-    struct sockaddr_storage remote;
-    socklen_t remote_len;
-    ev_timer timer;
-    struct stream *streams, *ready;
-    struct dgram *dq;
-    size_t dq_count;
-    unsigned round, dgram_round;
-    bool writable_check;
-    struct cid_entry *cids;
-    /* The end, once decided: carried out by flush. */
-    bool ending;
-    bool send_close;                     /* write a CONNECTION_CLOSE first */
-    ngtcp2_connection_close_error cc;
-    uint8_t cc_reason[REASON_MAX + 1];
-    struct qpc_quic_close_info info;
-    char info_reason[REASON_MAX + 1];
-    void *user;
-    struct qpc_quic_conn *prev, *next;   /* endpoint's connections */
-    struct qpc_quic_conn *dprev, *dnext; /* endpoint's dirty list */
-    bool dirty;
-};
-
-struct qpc_quic_relay {
-    struct qpc_quic_endpoint *ep;
-    uint64_t id;
-    qpc_quic_relay_send_fn send;
-    void *user;
-    struct sockaddr_in6 addr;
-    struct qpc_quic_relay *prev, *next;
-};
-
-struct qpc_quic_endpoint {
-    struct ev_loop *loop;
-    int fd;
-    ev_io io;
-    ev_prepare prep;
-    struct sockaddr_storage local;
-    socklen_t local_len;
-    struct sockaddr_in6 relay_local;
-    bool accept;                         /* configured to accept (cfg->accept) */
-    bool accepting;                      /* ... and accepting now (set_accepting) */
-    char *alpns[QPC_QUIC_MAX_ALPNS];
-    gnutls_datum_t alpn_d[QPC_QUIC_MAX_ALPNS];
-    size_t nalpns;
-    gnutls_certificate_credentials_t id_cred, fed_cred;
-    size_t max_frame, stream_buffer;
-    uint64_t idle_ms, keepalive_ms;
-    struct qpc_quic_callbacks cb;
-    void *user;
-    struct cid_entry *cid_table;
-    struct qpc_quic_conn *conns, *dirty;
-    size_t nconns;
-    size_t n_handshaking;                /* accepted, handshake not done */
-    bool freeing;                        /* qpc_quic_endpoint_free is running */
-    struct qpc_quic_relay *relays;
-    uint64_t next_relay_id;
-    uint8_t reset_secret[32];
-    uint8_t txbuf[TXBUF_LEN];
-    /* Packets of one connection to one address, sent with one sendmsg (UDP GSO):
-     * all segments have the size of the first but the last, which may be shorter. */
-    struct {
-        uint8_t buf[GSO_MAX_SEGS * UDP_PAYLOAD_MAX];
-        size_t len, seg, nseg;
-        struct sockaddr_storage to;
-        socklen_t tolen;
-    } tx;
-    bool no_gso;                         /* the kernel refused UDP_SEGMENT once */
-};
-
-static ngtcp2_tstamp now_ts(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (ngtcp2_tstamp)ts.tv_sec * NGTCP2_SECONDS + (ngtcp2_tstamp)ts.tv_nsec;
-}
-
-/* ---- paths and relays ------------------------------------------------------- */
-
-static void relay_addr_make(struct sockaddr_in6 *a, uint64_t id, uint16_t port)
-{
-    memset(a, 0, sizeof(*a));
-    a->sin6_family = AF_INET6;
-    a->sin6_addr.s6_addr[0] = 0x01;
-    for (int i = 0; i < 8; i++)
-        a->sin6_addr.s6_addr[15 - i] = (uint8_t)(id >> (8 * i));
-    a->sin6_port = htons(port);
-}
-
-static bool is_relay_addr(const struct sockaddr *sa)
-{
-    static const uint8_t prefix[8] = { 0x01, 0, 0, 0, 0, 0, 0, 0 };
-    const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)sa;
-
-    return sa->sa_family == AF_INET6 && memcmp(a6->sin6_addr.s6_addr, prefix, 8) == 0;
-}
-
-static struct qpc_quic_relay *relay_find(struct qpc_quic_endpoint *ep, const struct sockaddr *sa)
-{
-    const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)sa;
-    struct qpc_quic_relay *r;
-    uint64_t id = 0;
-
-    for (int i = 8; i < 16; i++)
-        id = (id << 8) | a6->sin6_addr.s6_addr[i];
-    DL_FOREACH(ep->relays, r)
-        if (r->id == id)
-            return r;
-    return NULL;
-}
+/* ---- where packets go ------------------------------------------------------- */
 
 static void send_packet(struct qpc_quic_endpoint *ep, const ngtcp2_path *path,
                         const uint8_t *pkt, size_t len)
 {
-    struct qpc_quic_relay *r;
-
-    if (is_relay_addr((const struct sockaddr *)path->remote.addr)) {
-        if (ep->freeing)
-            return;   /* a relay's send may use a connection already freed */
-        r = relay_find(ep, (const struct sockaddr *)path->remote.addr);
-        if (r != NULL)
-            r->send(r->user, pkt, len);   /* a refused packet is lost; QUIC recovers */
+    if (qpc_quic_addr_is_relay((const struct sockaddr *)path->remote.addr)) {
+        qpc_relay_path_send(ep, (const struct sockaddr *)path->remote.addr, pkt, len);
         return;
     }
-    /* EAGAIN and friends drop the packet: loss recovery resends it. */
-    (void)sendto(ep->fd, pkt, len, MSG_DONTWAIT, (const struct sockaddr *)path->remote.addr,
-                 path->remote.addrlen);
+    qpc_udp_send(&ep->udp, (const struct sockaddr *)path->remote.addr, path->remote.addrlen,
+                 pkt, len);
 }
 
-static void tx_flush(struct qpc_quic_endpoint *ep)
+/* The packet of n bytes just written at slot (from qpc_udp_tx_slot) is complete. */
+static void packet_commit(struct qpc_quic_endpoint *ep, const ngtcp2_path *path, uint8_t *slot,
+                          size_t n)
 {
-    struct iovec iov = { ep->tx.buf, ep->tx.len };
-    union {
-        char buf[CMSG_SPACE(sizeof(uint16_t))];
-        struct cmsghdr align;
-    } ctl;
-    struct msghdr mh = { 0 };
-    struct cmsghdr *cm;
-    uint16_t seg = (uint16_t)ep->tx.seg;
-
-    if (ep->tx.nseg == 0)
-        return;
-    if (ep->tx.nseg > 1 && !ep->no_gso) {
-        mh.msg_name = &ep->tx.to;
-        mh.msg_namelen = ep->tx.tolen;
-        mh.msg_iov = &iov;
-        mh.msg_iovlen = 1;
-        memset(&ctl, 0, sizeof(ctl));
-        mh.msg_control = ctl.buf;
-        mh.msg_controllen = sizeof(ctl.buf);
-        cm = CMSG_FIRSTHDR(&mh);
-        cm->cmsg_level = IPPROTO_UDP;
-        cm->cmsg_type = UDP_SEGMENT;
-        cm->cmsg_len = CMSG_LEN(sizeof(seg));
-        memcpy(CMSG_DATA(cm), &seg, sizeof(seg));
-        if (sendmsg(ep->fd, &mh, MSG_DONTWAIT) >= 0 || errno == EAGAIN || errno == ENOBUFS)
-            goto done;
-        ep->no_gso = true;   /* no GSO here: fall back to one packet per call */
-    }
-    for (size_t off = 0; off < ep->tx.len; off += ep->tx.seg) {
-        size_t n = ep->tx.len - off < ep->tx.seg ? ep->tx.len - off : ep->tx.seg;
-
-        (void)sendto(ep->fd, ep->tx.buf + off, n, MSG_DONTWAIT,
-                     (const struct sockaddr *)&ep->tx.to, ep->tx.tolen);
-    }
-done:
-    ep->tx.len = ep->tx.seg = ep->tx.nseg = 0;
-}
-
-/* Where the next packet is to be written: room for max bytes is guaranteed. */
-static uint8_t *tx_slot(struct qpc_quic_endpoint *ep, size_t max)
-{
-    if (ep->tx.len + max > sizeof(ep->tx.buf))
-        tx_flush(ep);
-    return ep->tx.buf + ep->tx.len;
-}
-
-/* The packet of n bytes just written at tx_slot() is complete: batch or send it. */
-static void tx_commit(struct qpc_quic_endpoint *ep, const ngtcp2_path *path, size_t n)
-{
-    const struct sockaddr *to = (const struct sockaddr *)path->remote.addr;
-
-    if (is_relay_addr(to)) {   /* relays take packets one by one */
-        send_packet(ep, path, ep->tx.buf + ep->tx.len, n);
+    if (qpc_quic_addr_is_relay((const struct sockaddr *)path->remote.addr)) {
+        /* relays take packets one by one */
+        qpc_relay_path_send(ep, (const struct sockaddr *)path->remote.addr, slot, n);
         return;
     }
-    if (ep->tx.nseg > 0 && (n > ep->tx.seg || path->remote.addrlen != ep->tx.tolen ||
-                            memcmp(to, &ep->tx.to, ep->tx.tolen) != 0)) {
-        /* Does not fit the batch: send the batch, and start anew with this packet. */
-        size_t off = ep->tx.len;
-
-        tx_flush(ep);
-        memmove(ep->tx.buf, ep->tx.buf + off, n);
-    }
-    if (ep->tx.nseg == 0) {
-        memcpy(&ep->tx.to, to, path->remote.addrlen);
-        ep->tx.tolen = path->remote.addrlen;
-        ep->tx.seg = n;
-    }
-    ep->tx.len += n;
-    ep->tx.nseg++;
-    if (n < ep->tx.seg || ep->tx.nseg == GSO_MAX_SEGS)
-        tx_flush(ep);
+    qpc_udp_tx_commit(&ep->udp, (const struct sockaddr *)path->remote.addr,
+                      path->remote.addrlen, n);
 }
 
 /* ---- connection ids ----------------------------------------------------------- */
@@ -386,7 +161,7 @@ static void cid_unregister(struct qpc_quic_conn *c, const uint8_t *data, size_t 
 
 /* ---- scheduling: dirty list, timers, ending ---------------------------------- */
 
-static void mark_dirty(struct qpc_quic_conn *c)
+void qpc_conn_mark_dirty(struct qpc_quic_conn *c)
 {
     if (c->dirty)
         return;
@@ -397,8 +172,8 @@ static void mark_dirty(struct qpc_quic_conn *c)
 static void info_set(struct qpc_quic_conn *c, int err, bool by_peer, bool is_app, uint64_t code,
                      const uint8_t *reason, size_t reasonlen)
 {
-    if (reasonlen > REASON_MAX)
-        reasonlen = REASON_MAX;
+    if (reasonlen > QPC_QUIC_REASON_MAX)
+        reasonlen = QPC_QUIC_REASON_MAX;
     /* The peer's reason goes into logs: no control bytes (a newline would forge log
      * lines), and no NUL cutting it short unnoticed. */
     for (size_t i = 0; i < reasonlen; i++)
@@ -412,8 +187,8 @@ static void info_set(struct qpc_quic_conn *c, int err, bool by_peer, bool is_app
 }
 
 /* Decides the end of c: flush carries it out (close packet, on_closed, free). */
-static void conn_end(struct qpc_quic_conn *c, int err, bool send_close, bool by_peer,
-                     bool is_app, uint64_t code, const char *reason)
+void qpc_conn_end(struct qpc_quic_conn *c, int err, bool send_close, bool by_peer,
+                  bool is_app, uint64_t code, const char *reason)
 {
     size_t rlen = reason ? strlen(reason) : 0;
 
@@ -423,22 +198,12 @@ static void conn_end(struct qpc_quic_conn *c, int err, bool send_close, bool by_
     info_set(c, err, by_peer, is_app, code, (const uint8_t *)reason, rlen);
     c->send_close = send_close;
     if (send_close && is_app) {
-        if (rlen > REASON_MAX)
-            rlen = REASON_MAX;
+        if (rlen > QPC_QUIC_REASON_MAX)
+            rlen = QPC_QUIC_REASON_MAX;
         memcpy(c->cc_reason, reason ? reason : "", rlen);
         ngtcp2_connection_close_error_set_application_error(&c->cc, code, c->cc_reason, rlen);
     }
-    mark_dirty(c);
-}
-
-static void stream_free(struct stream *s)
-{
-    struct chunk *ch, *tmp;
-
-    LL_FOREACH_SAFE(s->head, ch, tmp)
-        free(ch);
-    qpc_wire_decoder_clear(&s->dec);
-    free(s);
+    qpc_conn_mark_dirty(c);
 }
 
 static void handshaking_done(struct qpc_quic_conn *c)
@@ -452,7 +217,6 @@ static void handshaking_done(struct qpc_quic_conn *c)
 static void conn_free(struct qpc_quic_conn *c)
 {
     struct qpc_quic_endpoint *ep = c->ep;
-    struct stream *s, *stmp;
     struct dgram *d, *dtmp;
     struct cid_entry *e, *etmp;
 
@@ -462,10 +226,7 @@ static void conn_free(struct qpc_quic_conn *c)
         HASH_DEL(ep->cid_table, e);
         free(e);
     }
-    HASH_ITER(hh, c->streams, s, stmp) {
-        HASH_DEL(c->streams, s);
-        stream_free(s);
-    }
+    qpc_stream_free_all(c);
     DL_FOREACH_SAFE(c->dq, d, dtmp)
         free(d);
     if (c->dirty)
@@ -474,8 +235,7 @@ static void conn_free(struct qpc_quic_conn *c)
     ep->nconns--;
     if (c->qc != NULL)
         ngtcp2_conn_del(c->qc);
-    if (c->tls != NULL)
-        gnutls_deinit(c->tls);
+    qpc_tls_session_clear(&c->tls);
     free(c);
 }
 
@@ -492,7 +252,7 @@ static void conn_finish(struct qpc_quic_conn *c)
         ngtcp2_path_storage_zero(&ps);
         memset(&pi, 0, sizeof(pi));
         n = ngtcp2_conn_write_connection_close(c->qc, &ps.path, &pi, ep->txbuf,
-                                               sizeof(ep->txbuf), &c->cc, now_ts());
+                                               sizeof(ep->txbuf), &c->cc, qpc_quic_now());
         if (n > 0)
             send_packet(ep, &ps.path, ep->txbuf, (size_t)n);
     }
@@ -503,7 +263,7 @@ static void conn_finish(struct qpc_quic_conn *c)
 
 static void conn_update_timer(struct qpc_quic_conn *c)
 {
-    ngtcp2_tstamp expiry = ngtcp2_conn_get_expiry(c->qc), now = now_ts();
+    ngtcp2_tstamp expiry = ngtcp2_conn_get_expiry(c->qc), now = qpc_quic_now();
     double delay;
 
     ev_timer_stop(c->ep->loop, &c->timer);
@@ -516,135 +276,6 @@ static void conn_update_timer(struct qpc_quic_conn *c)
         delay = 0.0;
     ev_timer_set(&c->timer, delay, 0.0);
     ev_timer_start(c->ep->loop, &c->timer);
-}
-
-/* ---- streams ------------------------------------------------------------------ */
-
-static struct stream *stream_get(struct qpc_quic_conn *c, int64_t id, bool create)
-{
-    struct stream *s;
-
-    HASH_FIND(hh, c->streams, &id, sizeof(id), s);
-    if (s != NULL || !create)
-        return s;
-    s = calloc(1, sizeof(*s));
-    if (s == NULL)
-        return NULL;
-    s->id = id;
-    qpc_wire_decoder_init(&s->dec, c->ep->max_frame);
-    HASH_ADD(hh, c->streams, id, sizeof(s->id), s);
-    if (s->hh.tbl == NULL) {
-        qpc_wire_decoder_clear(&s->dec);
-        free(s);
-        return NULL;
-    }
-    return s;
-}
-
-static void stream_ready(struct qpc_quic_conn *c, struct stream *s, bool ready)
-{
-    if (ready && !s->in_ready)
-        DL_APPEND2(c->ready, s, rprev, rnext);
-    else if (!ready && s->in_ready)
-        DL_DELETE2(c->ready, s, rprev, rnext);
-    s->in_ready = ready;
-}
-
-static void stream_remove(struct qpc_quic_conn *c, struct stream *s)
-{
-    stream_ready(c, s, false);
-    HASH_DEL(c->streams, s);
-    stream_free(s);
-}
-
-/* Fills v with the bytes not yet handed to ngtcp2; returns the count of entries. */
-static size_t stream_unsent_vec(struct stream *s, ngtcp2_vec *v, size_t max)
-{
-    struct chunk *ch = s->cur;
-    size_t n = 0, pos = s->cur_pos;
-
-    for (; ch != NULL && n < max; ch = ch->next, pos = 0) {
-        v[n].base = ch->data + pos;
-        v[n].len = ch->len - pos;
-        n++;
-    }
-    return n;
-}
-
-static void stream_advance(struct qpc_quic_conn *c, struct stream *s, size_t n)
-{
-    while (n > 0 && s->cur != NULL) {
-        size_t take = s->cur->len - s->cur_pos;
-
-        if (take > n)
-            take = n;
-        s->cur_pos += take;
-        n -= take;
-        if (s->cur_pos == s->cur->len) {
-            s->cur = s->cur->next;
-            s->cur_pos = 0;
-        }
-    }
-    if (s->cur == NULL && (!s->fin_queued || s->fin_sent))
-        stream_ready(c, s, false);
-}
-
-static void stream_acked(struct stream *s, uint64_t upto)
-{
-    if (upto > s->acked)
-        s->acked = upto;
-    while (s->head != NULL && s->head != s->cur && s->head_off + s->head->len <= s->acked) {
-        struct chunk *ch = s->head;
-
-        s->head_off += ch->len;
-        s->head = ch->next;
-        if (s->tail == ch)
-            s->tail = NULL;
-        free(ch);
-    }
-}
-
-static int stream_queue(struct qpc_quic_conn *c, struct stream *s, const uint8_t *data,
-                        size_t len)
-{
-    size_t need = QPC_WIRE_HEADER_LEN + len;
-    struct chunk *ch = s->tail;
-
-    /* Small frames are packed into the tail chunk: bytes already handed to ngtcp2
-     * never move, so appending behind them is safe. */
-    if (ch != NULL && ch->cap - ch->len >= need) {
-        if (s->cur == NULL) {
-            s->cur = ch;
-            s->cur_pos = ch->len;
-        }
-    } else {
-        size_t cap = need > CHUNK_MIN ? need : CHUNK_MIN;
-
-        ch = malloc(sizeof(*ch) + cap);
-        if (ch == NULL)
-            return QPC_ERR_NOMEM;
-        ch->next = NULL;
-        ch->len = 0;
-        ch->cap = cap;
-        if (s->tail != NULL)
-            s->tail->next = ch;
-        else
-            s->head = ch;
-        s->tail = ch;
-        if (s->head == ch)
-            s->head_off = s->end;
-        if (s->cur == NULL) {
-            s->cur = ch;
-            s->cur_pos = 0;
-        }
-    }
-    qpc_wire_header_encode(ch->data + ch->len, (uint32_t)len);
-    if (len > 0)
-        memcpy(ch->data + ch->len + QPC_WIRE_HEADER_LEN, data, len);
-    ch->len += need;
-    s->end += need;
-    stream_ready(c, s, true);
-    return 0;
 }
 
 /* ---- ngtcp2 callbacks ----------------------------------------------------------- */
@@ -688,115 +319,23 @@ static int handshake_completed_cb(ngtcp2_conn *qc, void *user_data)
 {
     struct qpc_quic_conn *c = user_data;
     struct qpc_quic_endpoint *ep = c->ep;
-    gnutls_datum_t p = { NULL, 0 };
+    int rv;
 
     c->handshake_done = true;
     handshaking_done(c);
-    if (gnutls_alpn_get_selected_protocol(c->tls, &p) != 0 || p.size == 0 ||
-        p.size >= ALPN_MAX) {
-        conn_end(c, QPC_ERR_REFUSED, true, false, true, QPC_QUIC_APP_REFUSED,
-                 "no application protocol");
-        return 0;
-    }
-    memcpy(c->alpn, p.data, p.size);
-    c->alpn[p.size] = '\0';
-    if (strcmp(c->alpn, QPC_ALPN_FEDERATION) != 0 && !c->has_peer_key) {
-        conn_end(c, QPC_ERR_TLS, true, false, true, QPC_QUIC_APP_REFUSED, "no peer key");
+    rv = qpc_tls_session_handshake_done(&c->tls);
+    if (rv < 0) {
+        qpc_conn_end(c, rv, true, false, true, QPC_QUIC_APP_REFUSED,
+                     rv == QPC_ERR_REFUSED ? "no application protocol" : "no peer key");
         return 0;
     }
     /* Reported here, inside ngtcp2, so that the application knows the peer before the
      * first frame of the same packet reaches on_frame. */
     if (ep->cb.on_connected != NULL &&
-        ep->cb.on_connected(c, c->alpn, c->has_peer_key ? c->peer_key : NULL, c->user) != 0)
-        conn_end(c, QPC_ERR_REFUSED, true, false, true, QPC_QUIC_APP_REFUSED,
-                 "peer refused");
-    return 0;
-}
-
-/* The peer will send nothing more on the stream (FIN or RESET_STREAM): tell once. */
-static void stream_peer_ended(struct qpc_quic_conn *c, int64_t stream_id)
-{
-    struct stream *s = stream_get(c, stream_id, false);
-
-    if (s == NULL || s->peer_ended)
-        return;
-    s->peer_ended = true;
-    if (c->ep->cb.on_stream_end != NULL)
-        c->ep->cb.on_stream_end(c, stream_id, c->user);
-}
-
-static int recv_stream_data_cb(ngtcp2_conn *qc, uint32_t flags, int64_t stream_id,
-                               uint64_t offset, const uint8_t *data, size_t datalen,
-                               void *user_data, void *stream_user_data)
-{
-    struct qpc_quic_conn *c = user_data;
-    struct qpc_quic_endpoint *ep = c->ep;
-    struct stream *s;
-    const uint8_t *frame;
-    size_t used, flen, pos = 0;
-    int rv;
-
-    ngtcp2_conn_extend_max_stream_offset(qc, stream_id, datalen);
-    ngtcp2_conn_extend_max_offset(qc, datalen);
-    if (c->ending)
-        return 0;
-    s = stream_get(c, stream_id, true);
-    if (s == NULL)
-        return NGTCP2_ERR_CALLBACK_FAILURE;
-    while (pos < datalen && !c->ending) {
-        rv = qpc_wire_decoder_feed(&s->dec, data + pos, datalen - pos, &used, &frame, &flen);
-        if (rv < 0) {
-            conn_end(c, rv, true, false, true, QPC_QUIC_APP_FRAME_TOO_LARGE,
-                     rv == QPC_ERR_TOO_LARGE ? "frame too large" : "out of memory");
-            break;
-        }
-        pos += used;
-        if (rv == 1 && ep->cb.on_frame != NULL)
-            ep->cb.on_frame(c, stream_id, frame, flen, c->user);
-    }
-    if ((flags & NGTCP2_STREAM_DATA_FLAG_FIN) && !c->ending)
-        stream_peer_ended(c, stream_id);
-    return 0;
-}
-
-static int stream_reset_cb(ngtcp2_conn *qc, int64_t stream_id, uint64_t final_size,
-                           uint64_t app_error_code, void *user_data, void *stream_user_data)
-{
-    stream_peer_ended(user_data, stream_id);
-    return 0;
-}
-
-static int acked_stream_data_cb(ngtcp2_conn *qc, int64_t stream_id, uint64_t offset,
-                                uint64_t datalen, void *user_data, void *stream_user_data)
-{
-    struct qpc_quic_conn *c = user_data;
-    struct stream *s = stream_get(c, stream_id, false);
-
-    if (s != NULL) {
-        stream_acked(s, offset + datalen);
-        if (s->want_writable)
-            c->writable_check = true;
-    }
-    return 0;
-}
-
-static int stream_open_cb(ngtcp2_conn *qc, int64_t stream_id, void *user_data)
-{
-    return stream_get(user_data, stream_id, true) ? 0 : NGTCP2_ERR_CALLBACK_FAILURE;
-}
-
-static int stream_close_cb(ngtcp2_conn *qc, uint32_t flags, int64_t stream_id,
-                           uint64_t app_error_code, void *user_data, void *stream_user_data)
-{
-    struct qpc_quic_conn *c = user_data;
-    struct stream *s = stream_get(c, stream_id, false);
-
-    if (s != NULL)
-        stream_remove(c, s);
-    if (!ngtcp2_is_bidi_stream(stream_id))
-        return 0;
-    if (!ngtcp2_conn_is_local_stream(qc, stream_id))
-        ngtcp2_conn_extend_max_streams_bidi(qc, 1);   /* the peer may open another */
+        ep->cb.on_connected(c, c->tls.alpn, c->tls.has_peer_key ? c->tls.peer_key : NULL,
+                            c->user) != 0)
+        qpc_conn_end(c, QPC_ERR_REFUSED, true, false, true, QPC_QUIC_APP_REFUSED,
+                     "peer refused");
     return 0;
 }
 
@@ -810,94 +349,16 @@ static int recv_datagram_cb(ngtcp2_conn *qc, uint32_t flags, const uint8_t *data
     return 0;
 }
 
-/* ---- TLS ---------------------------------------------------------------------- */
-
-static struct qpc_quic_conn *conn_of_session(gnutls_session_t s)
+/* Sets up c's TLS session (tls.c) and hands it to ngtcp2. */
+static int conn_tls_setup(struct qpc_quic_conn *c, const char *alpn,
+                          const uint8_t *expected_key)
 {
-    ngtcp2_crypto_conn_ref *ref = gnutls_session_get_ptr(s);
+    int rv = qpc_tls_session_init(&c->tls, &c->ep->tls, c->is_server, alpn, expected_key,
+                                  get_conn, c);
 
-    return ref->user_data;
-}
-
-static bool is_federation(const char *alpn)
-{
-    return strcmp(alpn, QPC_ALPN_FEDERATION) == 0;
-}
-
-/* Server side: the ALPN decides which certificate we present. */
-static int post_client_hello_cb(gnutls_session_t s)
-{
-    struct qpc_quic_conn *c = conn_of_session(s);
-    gnutls_certificate_credentials_t cred;
-    gnutls_datum_t p = { NULL, 0 };
-
-    if (gnutls_alpn_get_selected_protocol(s, &p) != 0 || p.size == 0 || p.size >= ALPN_MAX)
-        return GNUTLS_E_NO_APPLICATION_PROTOCOL;
-    memcpy(c->alpn, p.data, p.size);
-    c->alpn[p.size] = '\0';
-    cred = is_federation(c->alpn) ? c->ep->fed_cred : c->ep->id_cred;
-    if (cred == NULL || gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, cred) < 0)
-        return GNUTLS_E_NO_APPLICATION_PROTOCOL;
-    return 0;
-}
-
-static int verify_peer_cb(gnutls_session_t s)
-{
-    struct qpc_quic_conn *c = conn_of_session(s);
-    uint8_t key[QPC_KEY_LEN];
-
-    if (is_federation(c->alpn))
-        return qpc_tls_verify_peer_chain(s) == 0 ? 0 : GNUTLS_E_CERTIFICATE_ERROR;
-    if (qpc_tls_peer_key(s, key) != 0)
-        return GNUTLS_E_CERTIFICATE_ERROR;
-    if (c->has_expected && sodium_memcmp(key, c->expected, QPC_KEY_LEN) != 0) {
-        c->key_mismatch = true;
-        return GNUTLS_E_CERTIFICATE_ERROR;
-    }
-    memcpy(c->peer_key, key, QPC_KEY_LEN);
-    c->has_peer_key = true;
-    return 0;
-}
-
-static int tls_setup(struct qpc_quic_conn *c, const char *client_alpn)
-{
-    struct qpc_quic_endpoint *ep = c->ep;
-    gnutls_certificate_credentials_t cred;
-    gnutls_datum_t alpn;
-    int rv;
-
-    if (gnutls_init(&c->tls, (c->is_server ? GNUTLS_SERVER : GNUTLS_CLIENT) |
-                                 GNUTLS_NO_END_OF_EARLY_DATA) < 0) {
-        c->tls = NULL;
-        return QPC_ERR_NOMEM;
-    }
-    rv = c->is_server ? ngtcp2_crypto_gnutls_configure_server_session(c->tls)
-                      : ngtcp2_crypto_gnutls_configure_client_session(c->tls);
-    if (rv != 0 || gnutls_priority_set_direct(c->tls, QPC_TLS_PRIORITY, NULL) < 0)
-        return QPC_ERR_TLS;
-    gnutls_session_set_ptr(c->tls, &c->ref);
-    gnutls_session_set_verify_function(c->tls, verify_peer_cb);
-    if (c->is_server) {
-        /* Provisional credentials; post_client_hello_cb picks by ALPN. */
-        cred = ep->id_cred ? ep->id_cred : ep->fed_cred;
-        if (gnutls_alpn_set_protocols(c->tls, ep->alpn_d, (unsigned)ep->nalpns,
-                                      GNUTLS_ALPN_MANDATORY | GNUTLS_ALPN_SERVER_PRECEDENCE) < 0)
-            return QPC_ERR_TLS;
-        gnutls_certificate_server_set_request(c->tls, GNUTLS_CERT_REQUIRE);
-        gnutls_handshake_set_post_client_hello_function(c->tls, post_client_hello_cb);
-    } else {
-        cred = is_federation(client_alpn) ? ep->fed_cred : ep->id_cred;
-        alpn.data = (unsigned char *)client_alpn;
-        alpn.size = (unsigned)strlen(client_alpn);
-        if (gnutls_alpn_set_protocols(c->tls, &alpn, 1, GNUTLS_ALPN_MANDATORY) < 0)
-            return QPC_ERR_TLS;
-    }
-    if (cred == NULL)
-        return QPC_ERR_CONFIG;
-    if (gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, cred) < 0)
-        return QPC_ERR_TLS;
-    ngtcp2_conn_set_tls_native_handle(c->qc, c->tls);
-    return 0;
+    if (rv == 0)
+        ngtcp2_conn_set_tls_native_handle(c->qc, c->tls.session);
+    return rv;
 }
 
 /* ---- connection creation ------------------------------------------------------- */
@@ -908,8 +369,8 @@ static void settings_fill(struct qpc_quic_endpoint *ep, ngtcp2_settings *st,
                           ngtcp2_transport_params *tp, bool relayed)
 {
     ngtcp2_settings_default(st);
-    st->initial_ts = now_ts();
-    st->max_tx_udp_payload_size = relayed ? RELAY_PAYLOAD_MAX : UDP_PAYLOAD_MAX;
+    st->initial_ts = qpc_quic_now();
+    st->max_tx_udp_payload_size = relayed ? RELAY_PAYLOAD_MAX : QPC_UDP_PAYLOAD_MAX;
     /* Packets are as big as configured from the start (no 1200-byte shaping, no path
      * MTU discovery): a relayed connection's 1200-byte packets must fit, with a relay
      * header, inside one DATAGRAM frame of the carrying connection. */
@@ -929,19 +390,18 @@ static void settings_fill(struct qpc_quic_endpoint *ep, ngtcp2_settings *st,
     tp->max_datagram_frame_size = 65535;
 }
 
-static const ngtcp2_callbacks client_callbacks = {
-    .client_initial = ngtcp2_crypto_client_initial_cb,
+/* Every connection's callbacks, both roles; callbacks_for() adds what only one needs. */
+static const ngtcp2_callbacks shared_callbacks = {
     .recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb,
     .handshake_completed = handshake_completed_cb,
     .encrypt = ngtcp2_crypto_encrypt_cb,
     .decrypt = ngtcp2_crypto_decrypt_cb,
     .hp_mask = ngtcp2_crypto_hp_mask_cb,
-    .recv_stream_data = recv_stream_data_cb,
-    .acked_stream_data_offset = acked_stream_data_cb,
-    .stream_open = stream_open_cb,
-    .stream_close = stream_close_cb,
-    .stream_reset = stream_reset_cb,
-    .recv_retry = ngtcp2_crypto_recv_retry_cb,
+    .recv_stream_data = qpc_stream_recv_data_cb,
+    .acked_stream_data_offset = qpc_stream_acked_cb,
+    .stream_open = qpc_stream_open_cb,
+    .stream_close = qpc_stream_close_cb,
+    .stream_reset = qpc_stream_reset_cb,
     .rand = rand_cb,
     .get_new_connection_id = get_new_cid_cb,
     .remove_connection_id = remove_cid_cb,
@@ -953,28 +413,18 @@ static const ngtcp2_callbacks client_callbacks = {
     .version_negotiation = ngtcp2_crypto_version_negotiation_cb,
 };
 
-static const ngtcp2_callbacks server_callbacks = {
-    .recv_client_initial = ngtcp2_crypto_recv_client_initial_cb,
-    .recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb,
-    .handshake_completed = handshake_completed_cb,
-    .encrypt = ngtcp2_crypto_encrypt_cb,
-    .decrypt = ngtcp2_crypto_decrypt_cb,
-    .hp_mask = ngtcp2_crypto_hp_mask_cb,
-    .recv_stream_data = recv_stream_data_cb,
-    .acked_stream_data_offset = acked_stream_data_cb,
-    .stream_open = stream_open_cb,
-    .stream_close = stream_close_cb,
-    .stream_reset = stream_reset_cb,
-    .rand = rand_cb,
-    .get_new_connection_id = get_new_cid_cb,
-    .remove_connection_id = remove_cid_cb,
-    .update_key = ngtcp2_crypto_update_key_cb,
-    .delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb,
-    .delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb,
-    .recv_datagram = recv_datagram_cb,
-    .get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb,
-    .version_negotiation = ngtcp2_crypto_version_negotiation_cb,
-};
+/* The table for one role (ngtcp2_conn_*_new copies it). A client sends the first
+ * Initial and may be sent a Retry; a server receives the first Initial. */
+static void callbacks_for(ngtcp2_callbacks *cb, bool is_server)
+{
+    *cb = shared_callbacks;
+    if (is_server) {
+        cb->recv_client_initial = ngtcp2_crypto_recv_client_initial_cb;
+    } else {
+        cb->client_initial = ngtcp2_crypto_client_initial_cb;
+        cb->recv_retry = ngtcp2_crypto_recv_retry_cb;
+    }
+}
 
 static struct qpc_quic_conn *conn_alloc(struct qpc_quic_endpoint *ep, bool is_server,
                                         const ngtcp2_addr *remote, void *user)
@@ -985,8 +435,6 @@ static struct qpc_quic_conn *conn_alloc(struct qpc_quic_endpoint *ep, bool is_se
         return NULL;
     c->ep = ep;
     c->is_server = is_server;
-    c->ref.get_conn = get_conn;
-    c->ref.user_data = c;
     c->user = user;
     memcpy(&c->remote, remote->addr, remote->addrlen);
     c->remote_len = remote->addrlen;
@@ -1002,33 +450,29 @@ static void conn_start(struct qpc_quic_conn *c)
 {
     if (c->ep->keepalive_ms > 0)
         ngtcp2_conn_set_keep_alive_timeout(c->qc, c->ep->keepalive_ms * NGTCP2_MILLISECONDS);
-    mark_dirty(c);
+    qpc_conn_mark_dirty(c);
 }
 
-static int conn_connect(struct qpc_quic_endpoint *ep, const ngtcp2_path *path, bool relayed,
-                        const char *alpn, const uint8_t *expected_key, void *user,
-                        struct qpc_quic_conn **out)
+int qpc_conn_connect(struct qpc_quic_endpoint *ep, const ngtcp2_path *path, bool relayed,
+                     const char *alpn, const uint8_t *expected_key, void *user,
+                     struct qpc_quic_conn **out)
 {
     struct qpc_quic_conn *c = NULL;
     ngtcp2_settings st;
     ngtcp2_transport_params tp;
+    ngtcp2_callbacks cb;
     ngtcp2_cid dcid, scid;
     int ret;
 
     if (ep->freeing)
         return QPC_ERR_CLOSED;
-    if (alpn == NULL || strlen(alpn) == 0 || strlen(alpn) >= ALPN_MAX)
+    if (alpn == NULL || strlen(alpn) == 0 || strlen(alpn) >= QPC_TLS_ALPN_MAX)
         return QPC_ERR_INVALID;
-    if (is_federation(alpn) ? ep->fed_cred == NULL : ep->id_cred == NULL)
+    if (qpc_tls_endpoint_cred(&ep->tls, alpn) == NULL)
         return QPC_ERR_CONFIG;
     c = conn_alloc(ep, false, &path->remote, user);
     if (c == NULL)
         return QPC_ERR_NOMEM;
-    snprintf(c->alpn, sizeof(c->alpn), "%s", alpn);
-    if (expected_key != NULL && !is_federation(alpn)) {
-        memcpy(c->expected, expected_key, QPC_KEY_LEN);
-        c->has_expected = true;
-    }
     dcid.datalen = 18;
     randombytes_buf(dcid.data, dcid.datalen);
     scid.datalen = SCID_LEN;
@@ -1036,8 +480,9 @@ static int conn_connect(struct qpc_quic_endpoint *ep, const ngtcp2_path *path, b
         randombytes_buf(scid.data, scid.datalen);
     while (cid_lookup(ep, scid.data, scid.datalen) != NULL);
     settings_fill(ep, &st, &tp, relayed);
+    callbacks_for(&cb, false);
     if (ngtcp2_conn_client_new(&c->qc, &dcid, &scid, path, NGTCP2_PROTO_VER_V1,
-                               &client_callbacks, &st, &tp, NULL, c) != 0) {
+                               &cb, &st, &tp, NULL, c) != 0) {
         c->qc = NULL;
         ret = QPC_ERR_QUIC;
         goto fail;
@@ -1045,7 +490,7 @@ static int conn_connect(struct qpc_quic_endpoint *ep, const ngtcp2_path *path, b
     ret = cid_register(c, scid.data, scid.datalen);
     if (ret < 0)
         goto fail;
-    ret = tls_setup(c, alpn);
+    ret = conn_tls_setup(c, alpn, expected_key);
     if (ret < 0)
         goto fail;
     conn_start(c);
@@ -1089,6 +534,7 @@ static struct qpc_quic_conn *conn_accept(struct qpc_quic_endpoint *ep, const ngt
     ngtcp2_pkt_hd hd;
     ngtcp2_settings st;
     ngtcp2_transport_params tp;
+    ngtcp2_callbacks cb;
     ngtcp2_cid scid;
 
     if (ep->accept && !ep->accepting && !ep->freeing) {
@@ -1108,7 +554,8 @@ static struct qpc_quic_conn *conn_accept(struct qpc_quic_endpoint *ep, const ngt
     settings_fill(ep, &st, &tp, relayed);
     st.token = hd.token;
     tp.original_dcid = hd.dcid;
-    if (ngtcp2_conn_server_new(&c->qc, &hd.scid, &scid, path, hd.version, &server_callbacks,
+    callbacks_for(&cb, true);
+    if (ngtcp2_conn_server_new(&c->qc, &hd.scid, &scid, path, hd.version, &cb,
                                &st, &tp, NULL, c) != 0) {
         c->qc = NULL;
         goto fail;
@@ -1117,7 +564,7 @@ static struct qpc_quic_conn *conn_accept(struct qpc_quic_endpoint *ep, const ngt
     if (cid_register(c, scid.data, scid.datalen) < 0 ||
         cid_register(c, hd.dcid.data, hd.dcid.datalen) < 0)
         goto fail;
-    if (tls_setup(c, NULL) < 0)
+    if (conn_tls_setup(c, NULL, NULL) < 0)
         goto fail;
     c->counted_handshaking = true;
     ep->n_handshaking++;
@@ -1151,25 +598,26 @@ static void conn_read_failed(struct qpc_quic_conn *c, int rv)
             err = QPC_ERR_TLS;
         else
             err = QPC_ERR_QUIC;
-        conn_end(c, err, false, true,
-                 cc.type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION, cc.error_code,
-                 NULL);
+        qpc_conn_end(c, err, false, true,
+                     cc.type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION,
+                     cc.error_code, NULL);
         info_set(c, err, true, c->info.is_app, cc.error_code, cc.reason, cc.reasonlen);
         return;
     case NGTCP2_ERR_DROP_CONN:
     case NGTCP2_ERR_CLOSING:
-        conn_end(c, QPC_ERR_QUIC, false, false, false, 0, "connection dropped");
+        qpc_conn_end(c, QPC_ERR_QUIC, false, false, false, 0, "connection dropped");
         return;
     case NGTCP2_ERR_CRYPTO:
         alert = ngtcp2_conn_get_tls_alert(c->qc);
-        err = (c->key_mismatch || alert == TLS_ALERT_NO_APPLICATION_PROTOCOL) ? QPC_ERR_REFUSED
-                                                                              : QPC_ERR_TLS;
-        conn_end(c, err, true, false, false, NGTCP2_CRYPTO_ERROR + alert,
-                 c->key_mismatch ? "peer key mismatch" : "TLS handshake failed");
+        err = c->tls.key_mismatch || alert == TLS_ALERT_NO_APPLICATION_PROTOCOL
+                  ? QPC_ERR_REFUSED
+                  : QPC_ERR_TLS;
+        qpc_conn_end(c, err, true, false, false, NGTCP2_CRYPTO_ERROR + alert,
+                     c->tls.key_mismatch ? "peer key mismatch" : "TLS handshake failed");
         ngtcp2_connection_close_error_set_transport_error_tls_alert(&c->cc, alert, NULL, 0);
         return;
     default:
-        conn_end(c, QPC_ERR_QUIC, true, false, false, 0, ngtcp2_strerror(rv));
+        qpc_conn_end(c, QPC_ERR_QUIC, true, false, false, 0, ngtcp2_strerror(rv));
         ngtcp2_connection_close_error_set_transport_error_liberr(&c->cc, rv, NULL, 0);
         return;
     }
@@ -1185,11 +633,11 @@ static void conn_read(struct qpc_quic_conn *c, const ngtcp2_path *path, const ui
     if (c->ending || c->in_read)
         return;
     c->in_read = true;
-    rv = ngtcp2_conn_read_pkt(c->qc, path, &pi, data, len, now_ts());
+    rv = ngtcp2_conn_read_pkt(c->qc, path, &pi, data, len, qpc_quic_now());
     c->in_read = false;
     if (rv != 0)
         conn_read_failed(c, rv);
-    mark_dirty(c);
+    qpc_conn_mark_dirty(c);
 }
 
 static void send_version_negotiation(struct qpc_quic_endpoint *ep, const ngtcp2_path *path,
@@ -1209,8 +657,8 @@ static void send_version_negotiation(struct qpc_quic_endpoint *ep, const ngtcp2_
         send_packet(ep, path, buf, (size_t)n);
 }
 
-static void endpoint_input(struct qpc_quic_endpoint *ep, const ngtcp2_path *path, bool relayed,
-                           const uint8_t *data, size_t len)
+void qpc_endpoint_input(struct qpc_quic_endpoint *ep, const ngtcp2_path *path, bool relayed,
+                        const uint8_t *data, size_t len)
 {
     ngtcp2_version_cid vc;
     struct qpc_quic_conn *c;
@@ -1234,70 +682,24 @@ static void endpoint_input(struct qpc_quic_endpoint *ep, const ngtcp2_path *path
     conn_read(c, path, data, len);
 }
 
-static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
+/* One packet from the UDP socket (qpc_udp_recv_fn). */
+static void udp_recv(void *user, const struct sockaddr *from, socklen_t fromlen,
+                     const uint8_t *data, size_t len)
 {
-    struct qpc_quic_endpoint *ep = w->data;
-    static uint8_t buf[65536];   /* one loop, no threads: one receive buffer */
-    struct sockaddr_storage from;
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } ctl;
-    struct iovec iov = { buf, sizeof(buf) };
-    struct msghdr mh;
-    struct cmsghdr *cm;
+    struct qpc_quic_endpoint *ep = user;
     ngtcp2_path path;
-    ssize_t n;
-    size_t seg;
 
-    for (int i = 0; i < RX_BATCH; i++) {
-        memset(&mh, 0, sizeof(mh));
-        mh.msg_name = &from;
-        mh.msg_namelen = sizeof(from);
-        mh.msg_iov = &iov;
-        mh.msg_iovlen = 1;
-        mh.msg_control = ctl.buf;
-        mh.msg_controllen = sizeof(ctl.buf);
-        n = recvmsg(ep->fd, &mh, MSG_DONTWAIT);
-        if (n < 0)
-            break;
-        if (n == 0 || is_relay_addr((struct sockaddr *)&from))
-            continue;
-        /* With UDP_GRO the kernel may hand us several packets of one size at once. */
-        seg = (size_t)n;
-        for (cm = CMSG_FIRSTHDR(&mh); cm != NULL; cm = CMSG_NXTHDR(&mh, cm)) {
-            int gso;
-
-            if (cm->cmsg_level == IPPROTO_UDP && cm->cmsg_type == UDP_GRO) {
-                memcpy(&gso, CMSG_DATA(cm), sizeof(gso));
-                if (gso > 0)
-                    seg = (size_t)gso;
-            }
-        }
-        path.local.addr = (ngtcp2_sockaddr *)&ep->local;
-        path.local.addrlen = ep->local_len;
-        path.remote.addr = (ngtcp2_sockaddr *)&from;
-        path.remote.addrlen = mh.msg_namelen;
-        path.user_data = NULL;
-        for (size_t off = 0; off < (size_t)n; off += seg) {
-            size_t len = (size_t)n - off < seg ? (size_t)n - off : seg;
-
-            endpoint_input(ep, &path, false, buf + off, len);
-        }
-    }
+    if (qpc_quic_addr_is_relay(from))
+        return;   /* a relay's address arriving from the network is forged */
+    path.local.addr = (ngtcp2_sockaddr *)&ep->udp.local;
+    path.local.addrlen = ep->udp.local_len;
+    path.remote.addr = (ngtcp2_sockaddr *)from;
+    path.remote.addrlen = fromlen;
+    path.user_data = NULL;
+    qpc_endpoint_input(ep, &path, false, data, len);
 }
 
 /* ---- writing ------------------------------------------------------------------- */
-
-static struct stream *next_ready(struct qpc_quic_conn *c)
-{
-    struct stream *s;
-
-    DL_FOREACH2(c->ready, s, rnext)
-        if (s->blocked_round != c->round)
-            return s;
-    return NULL;
-}
 
 static void dgram_pop(struct qpc_quic_conn *c)
 {
@@ -1314,23 +716,18 @@ static void conn_write(struct qpc_quic_conn *c)
     struct qpc_quic_endpoint *ep = c->ep;
     ngtcp2_path_storage ps;
     ngtcp2_pkt_info pi;
-    ngtcp2_tstamp ts = now_ts();
+    ngtcp2_tstamp ts = qpc_quic_now();
     size_t max = ngtcp2_conn_get_path_max_tx_udp_payload_size(c->qc);
     int npkts = 0;
 
-    if (max > UDP_PAYLOAD_MAX)
-        max = UDP_PAYLOAD_MAX;
+    if (max > QPC_UDP_PAYLOAD_MAX)
+        max = QPC_UDP_PAYLOAD_MAX;
     c->round++;
     ngtcp2_path_storage_zero(&ps);
     while (npkts < TX_BURST) {
-        ngtcp2_vec v[16];
+        struct qpc_stream_out o;
         ngtcp2_ssize n, ndatalen = -1;
-        struct stream *s = NULL;
-        size_t nv = 0;
-        int64_t sid = -1;
-        uint32_t flags = 0;
-        bool want_fin = false;
-        size_t total = 0;
+        uint8_t *slot;
 
         memset(&pi, 0, sizeof(pi));
         if (c->dq != NULL && c->dq->len + DGRAM_OVERHEAD > max) {
@@ -1341,7 +738,8 @@ static void conn_write(struct qpc_quic_conn *c)
             int accepted = 0;
             ngtcp2_vec dv = { c->dq->data, c->dq->len };
 
-            n = ngtcp2_conn_writev_datagram(c->qc, &ps.path, &pi, tx_slot(ep, max), max, &accepted,
+            slot = qpc_udp_tx_slot(&ep->udp, max);
+            n = ngtcp2_conn_writev_datagram(c->qc, &ps.path, &pi, slot, max, &accepted,
                                             NGTCP2_WRITE_DATAGRAM_FLAG_MORE, 0, &dv, 1, ts);
             if (accepted)
                 dgram_pop(c);
@@ -1357,79 +755,49 @@ static void conn_write(struct qpc_quic_conn *c)
                 c->dgram_round = c->round;
                 continue;
             }
-            tx_commit(ep, &ps.path, (size_t)n);
+            packet_commit(ep, &ps.path, slot, (size_t)n);
             npkts++;
             continue;
         }
-        s = next_ready(c);
-        if (s != NULL) {
-            sid = s->id;
-            nv = stream_unsent_vec(s, v, 16);
-            flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
-            /* FIN rides with the last queued bytes, or alone. */
-            want_fin = s->fin_queued && !s->fin_sent && (nv < 16 || s->cur == NULL);
-            if (want_fin)
-                flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
-            total = 0;
-            for (size_t i = 0; i < nv; i++)
-                total += v[i].len;
-        }
-        n = ngtcp2_conn_writev_stream(c->qc, &ps.path, &pi, tx_slot(ep, max), max, &ndatalen, flags,
-                                      sid, v, nv, ts);
+        /* Stream data, or (no stream ready) control frames and ACKs alone. */
+        qpc_stream_next_out(c, &o);
+        slot = qpc_udp_tx_slot(&ep->udp, max);
+        n = ngtcp2_conn_writev_stream(c->qc, &ps.path, &pi, slot, max, &ndatalen, o.flags, o.id,
+                                      o.v, o.nv, ts);
         if (n < 0) {
             if (n == NGTCP2_ERR_WRITE_MORE) {
-                if (want_fin && (size_t)ndatalen == total)
-                    s->fin_sent = true;
-                stream_advance(c, s, (size_t)ndatalen);
+                qpc_stream_out_done(c, &o, (size_t)ndatalen);
                 continue;
             }
-            if (s != NULL && (n == NGTCP2_ERR_STREAM_DATA_BLOCKED ||
-                              n == NGTCP2_ERR_STREAM_SHUT_WR ||
-                              n == NGTCP2_ERR_STREAM_NOT_FOUND)) {
-                s->blocked_round = c->round;
+            if (o.s != NULL && (n == NGTCP2_ERR_STREAM_DATA_BLOCKED ||
+                                n == NGTCP2_ERR_STREAM_SHUT_WR ||
+                                n == NGTCP2_ERR_STREAM_NOT_FOUND)) {
+                qpc_stream_out_blocked(c, &o);
                 continue;
             }
             goto fatal;
         }
-        if (s != NULL && want_fin && ndatalen >= 0 && (size_t)ndatalen == total)
-            s->fin_sent = true;
-        if (s != NULL && ndatalen >= 0)
-            stream_advance(c, s, (size_t)ndatalen);
+        if (o.s != NULL && ndatalen >= 0)
+            qpc_stream_out_done(c, &o, (size_t)ndatalen);
         if (n == 0)
             break;
-        tx_commit(ep, &ps.path, (size_t)n);
+        packet_commit(ep, &ps.path, slot, (size_t)n);
         npkts++;
     }
-    tx_flush(ep);
+    qpc_udp_tx_flush(&ep->udp);
     ngtcp2_conn_update_pkt_tx_time(c->qc, ts);
     if (npkts >= TX_BURST)
-        mark_dirty(c);   /* more to send: let the loop read in between */
+        qpc_conn_mark_dirty(c);   /* more to send: let the loop read in between */
     return;
 fatal:
-    tx_flush(ep);
-    conn_end(c, QPC_ERR_QUIC, true, false, false, 0, "write failed");
-}
-
-static void conn_notify_writable(struct qpc_quic_conn *c)
-{
-    struct stream *s, *tmp;
-
-    c->writable_check = false;
-    HASH_ITER(hh, c->streams, s, tmp) {
-        if (c->ending)
-            return;
-        if (s->want_writable && s->end - s->acked < c->ep->stream_buffer / 2) {
-            s->want_writable = false;
-            if (c->ep->cb.on_writable != NULL)
-                c->ep->cb.on_writable(c, s->id, c->user);
-        }
-    }
+    qpc_udp_tx_flush(&ep->udp);
+    qpc_conn_end(c, QPC_ERR_QUIC, true, false, false, 0, "write failed");
 }
 
 static void conn_flush(struct qpc_quic_conn *c)
 {
     if (c->writable_check && !c->ending)
-        conn_notify_writable(c);
+        qpc_stream_notify_writable(c);
     if (!c->ending)
         conn_write(c);
     if (c->ending) {
@@ -1472,12 +840,12 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     int rv;
 
     if (!c->ending) {
-        rv = ngtcp2_conn_handle_expiry(c->qc, now_ts());
+        rv = ngtcp2_conn_handle_expiry(c->qc, qpc_quic_now());
         if (rv == NGTCP2_ERR_IDLE_CLOSE || rv == NGTCP2_ERR_HANDSHAKE_TIMEOUT)
-            conn_end(c, QPC_ERR_TIMEOUT, false, false, false, 0,
-                     rv == NGTCP2_ERR_IDLE_CLOSE ? "idle timeout" : "handshake timeout");
+            qpc_conn_end(c, QPC_ERR_TIMEOUT, false, false, false, 0,
+                         rv == NGTCP2_ERR_IDLE_CLOSE ? "idle timeout" : "handshake timeout");
         else if (rv != 0)
-            conn_end(c, QPC_ERR_QUIC, false, false, false, 0, ngtcp2_strerror(rv));
+            qpc_conn_end(c, QPC_ERR_QUIC, false, false, false, 0, ngtcp2_strerror(rv));
     }
     if (c->dirty)
         DL_DELETE2(c->ep->dirty, c, dprev, dnext);
@@ -1487,73 +855,10 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* ---- endpoint -------------------------------------------------------------------- */
 
-static int socket_open(struct qpc_quic_endpoint *ep, const char *addr, uint16_t port)
-{
-    struct sockaddr_in6 a6 = { 0 };
-    struct sockaddr_in a4 = { 0 };
-    int fd, off = 0, on = 1, bufsz = 4 * 1024 * 1024;
-    const struct sockaddr *sa;
-    socklen_t salen;
-
-    if (addr == NULL)
-        addr = "::";
-    if (inet_pton(AF_INET6, addr, &a6.sin6_addr) == 1) {
-        a6.sin6_family = AF_INET6;
-        a6.sin6_port = htons(port);
-        sa = (const struct sockaddr *)&a6;
-        salen = sizeof(a6);
-    } else if (inet_pton(AF_INET, addr, &a4.sin_addr) == 1) {
-        a4.sin_family = AF_INET;
-        a4.sin_port = htons(port);
-        sa = (const struct sockaddr *)&a4;
-        salen = sizeof(a4);
-    } else {
-        return QPC_ERR_INVALID;
-    }
-    fd = socket(sa->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return QPC_ERR_IO;
-    if (sa->sa_family == AF_INET6)   /* one socket for IPv4 and IPv6 peers */
-        (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
-    (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufsz, sizeof(bufsz));
-    (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bufsz, sizeof(bufsz));
-    (void)setsockopt(fd, IPPROTO_UDP, UDP_GRO, &on, sizeof(on));   /* optional speed-up */
-    ep->local_len = sizeof(ep->local);
-    if (bind(fd, sa, salen) != 0 ||
-        getsockname(fd, (struct sockaddr *)&ep->local, &ep->local_len) != 0) {
-        close(fd);
-        return QPC_ERR_IO;
-    }
-    ep->fd = fd;
-    return 0;
-}
-
-static int endpoint_alpns(struct qpc_quic_endpoint *ep, const struct qpc_quic_config *cfg)
-{
-    for (size_t i = 0; i < QPC_QUIC_MAX_ALPNS && cfg->alpns[i] != NULL; i++) {
-        size_t len = strlen(cfg->alpns[i]);
-
-        if (len == 0 || len >= ALPN_MAX)
-            return QPC_ERR_INVALID;
-        if (is_federation(cfg->alpns[i]) ? ep->fed_cred == NULL : ep->id_cred == NULL)
-            return QPC_ERR_CONFIG;
-        ep->alpns[i] = strdup(cfg->alpns[i]);
-        if (ep->alpns[i] == NULL)
-            return QPC_ERR_NOMEM;
-        ep->alpn_d[i].data = (unsigned char *)ep->alpns[i];
-        ep->alpn_d[i].size = (unsigned)len;
-        ep->nalpns++;
-    }
-    if (ep->accept && ep->nalpns == 0)
-        return QPC_ERR_INVALID;
-    return 0;
-}
-
 int qpc_quic_endpoint_new(struct qpc_quic_endpoint **out, struct ev_loop *loop,
                           const struct qpc_quic_config *cfg)
 {
     struct qpc_quic_endpoint *ep;
-    bool any_fed = cfg->fed_cert_der || cfg->fed_key_der || cfg->fed_ca_der;
     int ret;
 
     if (sodium_init() < 0)
@@ -1561,7 +866,7 @@ int qpc_quic_endpoint_new(struct qpc_quic_endpoint **out, struct ev_loop *loop,
     ep = calloc(1, sizeof(*ep));
     if (ep == NULL)
         return QPC_ERR_NOMEM;
-    ep->fd = -1;
+    ep->udp.fd = -1;
     ep->loop = loop;
     ep->accept = cfg->accept;
     ep->accepting = cfg->accept;
@@ -1571,33 +876,23 @@ int qpc_quic_endpoint_new(struct qpc_quic_endpoint **out, struct ev_loop *loop,
     ep->stream_buffer = cfg->stream_buffer ? cfg->stream_buffer : QPC_QUIC_STREAM_BUFFER_DEFAULT;
     ep->idle_ms = cfg->idle_timeout_ms ? cfg->idle_timeout_ms : QPC_QUIC_IDLE_TIMEOUT_MS_DEFAULT;
     ep->keepalive_ms = cfg->keepalive_ms;
-    ep->next_relay_id = 1;
-    relay_addr_make(&ep->relay_local, 0, 2);
+    qpc_relay_path_init(ep);
     randombytes_buf(ep->reset_secret, sizeof(ep->reset_secret));
     if (ep->max_frame > QPC_WIRE_FRAME_MAX_LIMIT) {
         ret = QPC_ERR_INVALID;
         goto fail;
     }
-    if (cfg->identity_sk != NULL) {
-        ret = qpc_tls_identity_cred_new(&ep->id_cred, cfg->identity_sk);
-        if (ret < 0)
-            goto fail;
-    }
-    if (any_fed) {
-        ret = qpc_tls_federation_cred_new(&ep->fed_cred, cfg->fed_cert_der, cfg->fed_key_der,
-                                          cfg->fed_ca_der);
-        if (ret < 0)
-            goto fail;
-    }
-    ret = endpoint_alpns(ep, cfg);
+    ret = qpc_tls_endpoint_init(&ep->tls, cfg->identity_sk, cfg->fed_cert_der, cfg->fed_key_der,
+                                cfg->fed_ca_der, cfg->alpns, QPC_QUIC_MAX_ALPNS);
     if (ret < 0)
         goto fail;
-    ret = socket_open(ep, cfg->bind_addr, cfg->port);
+    if (ep->accept && ep->tls.nalpns == 0) {
+        ret = QPC_ERR_INVALID;
+        goto fail;
+    }
+    ret = qpc_udp_open(&ep->udp, loop, cfg->bind_addr, cfg->port, udp_recv, ep);
     if (ret < 0)
         goto fail;
-    ev_io_init(&ep->io, io_cb, ep->fd, EV_READ);
-    ep->io.data = ep;
-    ev_io_start(loop, &ep->io);
     ev_prepare_init(&ep->prep, prepare_cb);
     ep->prep.data = ep;
     ev_prepare_start(loop, &ep->prep);
@@ -1611,8 +906,6 @@ fail:
 
 void qpc_quic_endpoint_free(struct qpc_quic_endpoint *ep)
 {
-    struct qpc_quic_relay *r, *rtmp;
-
     if (ep == NULL)
         return;
     /* The on_closed calls below may call back in: they may still free a relay (so
@@ -1622,26 +915,17 @@ void qpc_quic_endpoint_free(struct qpc_quic_endpoint *ep)
     while (ep->conns != NULL) {
         struct qpc_quic_conn *c = ep->conns;
 
-        conn_end(c, QPC_ERR_CLOSED, c->qc != NULL, false, true, QPC_QUIC_APP_SHUTDOWN,
-                 "endpoint shutting down");
+        qpc_conn_end(c, QPC_ERR_CLOSED, c->qc != NULL, false, true, QPC_QUIC_APP_SHUTDOWN,
+                     "endpoint shutting down");
         conn_finish(c);
     }
-    DL_FOREACH_SAFE(ep->relays, r, rtmp) {
-        DL_DELETE(ep->relays, r);
-        free(r);
-    }
-    if (ep->fd >= 0) {
-        ev_io_stop(ep->loop, &ep->io);
+    qpc_relay_path_free_all(ep);
+    if (ev_is_active(&ep->prep)) {
         ev_ref(ep->loop);
         ev_prepare_stop(ep->loop, &ep->prep);
-        close(ep->fd);
     }
-    for (size_t i = 0; i < ep->nalpns; i++)
-        free(ep->alpns[i]);
-    if (ep->id_cred != NULL)
-        gnutls_certificate_free_credentials(ep->id_cred);
-    if (ep->fed_cred != NULL)
-        gnutls_certificate_free_credentials(ep->fed_cred);
+    qpc_udp_close(&ep->udp);
+    qpc_tls_endpoint_clear(&ep->tls);
     sodium_memzero(ep->reset_secret, sizeof(ep->reset_secret));
     free(ep);
 }
@@ -1649,8 +933,8 @@ void qpc_quic_endpoint_free(struct qpc_quic_endpoint *ep)
 int qpc_quic_endpoint_local_addr(struct qpc_quic_endpoint *ep, struct sockaddr_storage *ss,
                                  socklen_t *len)
 {
-    memcpy(ss, &ep->local, ep->local_len);
-    *len = ep->local_len;
+    memcpy(ss, &ep->udp.local, ep->udp.local_len);
+    *len = ep->udp.local_len;
     return 0;
 }
 
@@ -1674,10 +958,10 @@ int qpc_quic_connect(struct qpc_quic_endpoint *ep, const struct sockaddr *addr,
     struct sockaddr_storage remote;
     ngtcp2_path path;
 
-    if (addr == NULL || addrlen > sizeof(remote) || is_relay_addr(addr))
+    if (addr == NULL || addrlen > sizeof(remote) || qpc_quic_addr_is_relay(addr))
         return QPC_ERR_INVALID;
     memset(&remote, 0, sizeof(remote));
-    if (addr->sa_family == AF_INET && ep->local.ss_family == AF_INET6) {
+    if (addr->sa_family == AF_INET && ep->udp.local.ss_family == AF_INET6) {
         /* A dual-stack socket speaks to IPv4 peers through mapped addresses. */
         const struct sockaddr_in *a4 = (const struct sockaddr_in *)addr;
         struct sockaddr_in6 *m = (struct sockaddr_in6 *)&remote;
@@ -1688,162 +972,20 @@ int qpc_quic_connect(struct qpc_quic_endpoint *ep, const struct sockaddr *addr,
         m->sin6_addr.s6_addr[11] = 0xff;
         memcpy(&m->sin6_addr.s6_addr[12], &a4->sin_addr, 4);
         addrlen = sizeof(*m);
-    } else if (addr->sa_family != ep->local.ss_family) {
+    } else if (addr->sa_family != ep->udp.local.ss_family) {
         return QPC_ERR_INVALID;
     } else {
         memcpy(&remote, addr, addrlen);
     }
-    path.local.addr = (ngtcp2_sockaddr *)&ep->local;
-    path.local.addrlen = ep->local_len;
+    path.local.addr = (ngtcp2_sockaddr *)&ep->udp.local;
+    path.local.addrlen = ep->udp.local_len;
     path.remote.addr = (ngtcp2_sockaddr *)&remote;
     path.remote.addrlen = addrlen;
     path.user_data = NULL;
-    return conn_connect(ep, &path, false, alpn, expected_key, user, out);
-}
-
-int qpc_quic_connect_relayed(struct qpc_quic_endpoint *ep, struct qpc_quic_relay *relay,
-                             const char *alpn, const uint8_t *expected_key, void *user,
-                             struct qpc_quic_conn **out)
-{
-    ngtcp2_path path;
-
-    if (relay == NULL || relay->ep != ep)
-        return QPC_ERR_INVALID;
-    path.local.addr = (ngtcp2_sockaddr *)&ep->relay_local;
-    path.local.addrlen = sizeof(ep->relay_local);
-    path.remote.addr = (ngtcp2_sockaddr *)&relay->addr;
-    path.remote.addrlen = sizeof(relay->addr);
-    path.user_data = NULL;
-    return conn_connect(ep, &path, true, alpn, expected_key, user, out);
-}
-
-int qpc_quic_relay_new(struct qpc_quic_endpoint *ep, qpc_quic_relay_send_fn send, void *user,
-                       struct qpc_quic_relay **out)
-{
-    struct qpc_quic_relay *r;
-
-    if (send == NULL)
-        return QPC_ERR_INVALID;
-    if (ep->freeing)
-        return QPC_ERR_CLOSED;
-    r = calloc(1, sizeof(*r));
-    if (r == NULL)
-        return QPC_ERR_NOMEM;
-    r->ep = ep;
-    r->id = ep->next_relay_id++;
-    r->send = send;
-    r->user = user;
-    relay_addr_make(&r->addr, r->id, 1);
-    DL_APPEND(ep->relays, r);
-    *out = r;
-    return 0;
-}
-
-void qpc_quic_relay_free(struct qpc_quic_relay *relay)
-{
-    struct qpc_quic_endpoint *ep;
-    struct qpc_quic_conn *c;
-
-    if (relay == NULL)
-        return;
-    ep = relay->ep;
-    DL_FOREACH(ep->conns, c) {
-        const ngtcp2_path *p = c->qc ? ngtcp2_conn_get_path(c->qc) : NULL;
-
-        if (p != NULL && is_relay_addr((const struct sockaddr *)p->remote.addr) &&
-            relay_find(ep, (const struct sockaddr *)p->remote.addr) == relay)
-            conn_end(c, QPC_ERR_CLOSED, false, false, false, 0, "relay gone");
-    }
-    DL_DELETE(ep->relays, relay);
-    free(relay);
-}
-
-int qpc_quic_endpoint_input_relayed(struct qpc_quic_endpoint *ep, struct qpc_quic_relay *relay,
-                                    const uint8_t *data, size_t len)
-{
-    ngtcp2_path path;
-    struct sockaddr_in6 remote;
-
-    if (relay == NULL || relay->ep != ep || data == NULL)
-        return QPC_ERR_INVALID;
-    if (ep->freeing)
-        return 0;
-    /* A copy: a callback run by this very packet may free the relay. */
-    remote = relay->addr;
-    path.local.addr = (ngtcp2_sockaddr *)&ep->relay_local;
-    path.local.addrlen = sizeof(ep->relay_local);
-    path.remote.addr = (ngtcp2_sockaddr *)&remote;
-    path.remote.addrlen = sizeof(remote);
-    path.user_data = NULL;
-    endpoint_input(ep, &path, true, data, len);
-    return 0;
+    return qpc_conn_connect(ep, &path, false, alpn, expected_key, user, out);
 }
 
 /* ---- connection API ----------------------------------------------------------------- */
-
-int qpc_quic_conn_open_stream(struct qpc_quic_conn *c, int64_t *stream_id)
-{
-    int64_t id;
-    int rv;
-
-    if (c->ending)
-        return QPC_ERR_CLOSED;
-    if (!c->handshake_done)
-        return QPC_ERR_AGAIN;
-    rv = ngtcp2_conn_open_bidi_stream(c->qc, &id, NULL);
-    if (rv == NGTCP2_ERR_STREAM_ID_BLOCKED)
-        return QPC_ERR_AGAIN;
-    if (rv != 0)
-        return QPC_ERR_NOMEM;
-    if (stream_get(c, id, true) == NULL) {
-        ngtcp2_conn_shutdown_stream(c->qc, id, 0);
-        return QPC_ERR_NOMEM;
-    }
-    *stream_id = id;
-    return 0;
-}
-
-int qpc_quic_conn_send_frame(struct qpc_quic_conn *c, int64_t stream_id, const uint8_t *data,
-                             size_t len)
-{
-    struct stream *s;
-    int ret;
-
-    if (c->ending)
-        return QPC_ERR_CLOSED;
-    if (len > c->ep->max_frame)
-        return QPC_ERR_TOO_LARGE;
-    s = stream_get(c, stream_id, false);
-    if (s == NULL)
-        return QPC_ERR_NOT_FOUND;
-    if (s->fin_queued)
-        return QPC_ERR_CLOSED;
-    if (s->end - s->acked >= c->ep->stream_buffer) {
-        s->want_writable = true;
-        return QPC_ERR_AGAIN;
-    }
-    ret = stream_queue(c, s, data, len);
-    if (ret == 0)
-        mark_dirty(c);
-    return ret;
-}
-
-int qpc_quic_conn_end_stream(struct qpc_quic_conn *c, int64_t stream_id)
-{
-    struct stream *s;
-
-    if (c->ending)
-        return QPC_ERR_CLOSED;
-    s = stream_get(c, stream_id, false);
-    if (s == NULL)
-        return QPC_ERR_NOT_FOUND;
-    if (!s->fin_queued) {
-        s->fin_queued = true;
-        stream_ready(c, s, true);
-        mark_dirty(c);
-    }
-    return 0;
-}
 
 int qpc_quic_conn_send_datagram(struct qpc_quic_conn *c, const uint8_t *data, size_t len)
 {
@@ -1862,25 +1004,25 @@ int qpc_quic_conn_send_datagram(struct qpc_quic_conn *c, const uint8_t *data, si
     memcpy(d->data, data, len);
     DL_APPEND(c->dq, d);
     c->dq_count++;
-    mark_dirty(c);
+    qpc_conn_mark_dirty(c);
     return 0;
 }
 
 int qpc_quic_conn_close(struct qpc_quic_conn *c, uint64_t app_code, const char *reason)
 {
-    conn_end(c, app_code == QPC_QUIC_APP_REFUSED ? QPC_ERR_REFUSED : QPC_ERR_CLOSED, true,
-             false, true, app_code, reason ? reason : "");
+    qpc_conn_end(c, app_code == QPC_QUIC_APP_REFUSED ? QPC_ERR_REFUSED : QPC_ERR_CLOSED,
+                 true, false, true, app_code, reason ? reason : "");
     return 0;
 }
 
 const char *qpc_quic_conn_alpn(const struct qpc_quic_conn *c)
 {
-    return c->handshake_done ? c->alpn : "";
+    return c->handshake_done ? c->tls.alpn : "";
 }
 
 const uint8_t *qpc_quic_conn_peer_key(const struct qpc_quic_conn *c)
 {
-    return c->handshake_done && c->has_peer_key ? c->peer_key : NULL;
+    return c->handshake_done && c->tls.has_peer_key ? c->tls.peer_key : NULL;
 }
 
 const struct sockaddr *qpc_quic_conn_remote_addr(const struct qpc_quic_conn *c,

@@ -13,7 +13,7 @@
  * the table uses a keyed hash, and an insert that cannot allocate fails instead of
  * exit()ing. */
 #define HASH_NONFATAL_OOM 1
-#include "uthash_keyed.h"
+#include "qpc/uthash_keyed.h"
 
 #include "qpc/error.h"
 #include "qpc/route.h"

@@ -21,7 +21,6 @@
  * default public hash an attacker could grind ids into one bucket. uthash is built
  * with non-fatal OOM so an allocation failure is an error code, never exit().
  */
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sodium.h>
@@ -29,11 +28,8 @@
 #include "qpc/error.h"
 #include "qpc/store.h"
 
-static unsigned keyed_hash(const void *key, size_t len);
-
-#define HASH_FUNCTION(keyptr, keylen, hashv) ((hashv) = keyed_hash((keyptr), (size_t)(keylen)))
 #define HASH_NONFATAL_OOM 1
-#include <uthash.h>
+#include "qpc/uthash_keyed.h"
 #include <utlist.h>
 
 /* The part shared by every entry of the dedup table. */
@@ -80,31 +76,12 @@ struct qpc_store {
     struct qpc_store_stats totals;   /* only the "totals" fields are kept here */
 };
 
-static uint8_t hash_key[crypto_shorthash_KEYBYTES];
-static pthread_once_t hash_key_once = PTHREAD_ONCE_INIT;
-
-static void make_hash_key(void)
-{
-    randombytes_buf(hash_key, sizeof(hash_key));
-}
-
-static unsigned keyed_hash(const void *key, size_t len)
-{
-    uint8_t out[crypto_shorthash_BYTES];
-    unsigned h;
-
-    crypto_shorthash(out, key, len, hash_key);
-    memcpy(&h, out, sizeof(h));
-    return h;
-}
-
 struct qpc_store *qpc_store_new(const struct qpc_store_limits *limits)
 {
     struct qpc_store *store;
 
     if (sodium_init() < 0)
         return NULL;
-    pthread_once(&hash_key_once, make_hash_key);
     store = calloc(1, sizeof(*store));
     if (store == NULL)
         return NULL;

@@ -1,19 +1,30 @@
 /*
- * tls.c: making and checking the certificates of the QUIC transport.
+ * tls.c: the TLS of the QUIC transport: its certificates, and each connection's session.
  *
  * The one idea: on identity connections the X.509 certificate is an envelope for the
  * Ed25519 key and nothing else. We make it self-signed from the identity key at start-up
  * and, on the other side, read the key back out of it; TLS 1.3's CertificateVerify has
  * already proven that the peer holds the private half. Federation instead uses an
  * ordinary CA chain, loaded from DER files.
+ *
+ * One socket serves both kinds, so which certificate a server presents is only known
+ * once the client's ALPN is: a post-ClientHello hook sets it. The verify hook then
+ * checks the peer the way its ALPN asks (key, or chain). Both find their connection's
+ * state through the session pointer that ngtcp2_crypto_gnutls also uses.
  */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <gnutls/abstract.h>
 #include <gnutls/x509.h>
+#include <ngtcp2/ngtcp2_crypto_gnutls.h>
 #include <sodium.h>
 
 #include "qpc/error.h"
+#include "qpc/quic.h"
 #include "qpc/tls.h"
 
 const char QPC_TLS_PRIORITY[] =
@@ -27,6 +38,11 @@ static int make_self_signed(gnutls_x509_crt_t crt, gnutls_x509_privkey_t key,
     uint8_t serial[16];
     char cn[QPC_KEY_HEX_LEN];
     time_t now = time(NULL);
+    /* RFC 5280's "no well-defined expiration" (99991231235959Z) needs a 64-bit time_t:
+     * with a 32-bit one (Debian 12 armhf, mipsel) GnuTLS's constant wraps and the
+     * certificate would expire in 1970. There the last second the system can count is it. */
+    time_t expiry = sizeof(time_t) >= 8 ? GNUTLS_X509_NO_WELL_DEFINED_EXPIRATION
+                                        : (time_t)INT32_MAX;
 
     randombytes_buf(serial, sizeof(serial));
     serial[0] &= 0x7f;   /* a positive INTEGER */
@@ -34,7 +50,7 @@ static int make_self_signed(gnutls_x509_crt_t crt, gnutls_x509_privkey_t key,
     if (gnutls_x509_crt_set_version(crt, 3) < 0 ||
         gnutls_x509_crt_set_serial(crt, serial, sizeof(serial)) < 0 ||
         gnutls_x509_crt_set_activation_time(crt, now - 24 * 3600) < 0 ||
-        gnutls_x509_crt_set_expiration_time(crt, GNUTLS_X509_NO_WELL_DEFINED_EXPIRATION) < 0 ||
+        gnutls_x509_crt_set_expiration_time(crt, expiry) < 0 ||
         gnutls_x509_crt_set_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, cn,
                                       QPC_KEY_HEX_LEN - 1) < 0 ||
         gnutls_x509_crt_set_issuer_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, cn,
@@ -164,4 +180,191 @@ int qpc_tls_verify_peer_chain(gnutls_session_t session)
     if (gnutls_certificate_verify_peers2(session, &status) < 0 || status != 0)
         return QPC_ERR_TLS;
     return 0;
+}
+
+/* ---- endpoints ------------------------------------------------------------------------ */
+
+static bool is_federation(const char *alpn)
+{
+    return strcmp(alpn, QPC_ALPN_FEDERATION) == 0;
+}
+
+gnutls_certificate_credentials_t qpc_tls_endpoint_cred(const struct qpc_tls_endpoint *te,
+                                                       const char *alpn)
+{
+    return is_federation(alpn) ? te->fed_cred : te->id_cred;
+}
+
+void qpc_tls_endpoint_clear(struct qpc_tls_endpoint *te)
+{
+    for (size_t i = 0; i < te->nalpns; i++)
+        free(te->alpns[i]);
+    if (te->id_cred != NULL)
+        gnutls_certificate_free_credentials(te->id_cred);
+    if (te->fed_cred != NULL)
+        gnutls_certificate_free_credentials(te->fed_cred);
+    memset(te, 0, sizeof(*te));
+}
+
+int qpc_tls_endpoint_init(struct qpc_tls_endpoint *te, const uint8_t *identity_sk,
+                          const char *fed_cert_der, const char *fed_key_der,
+                          const char *fed_ca_der, const char *const *alpns, size_t max)
+{
+    int ret = QPC_ERR_INVALID;
+
+    memset(te, 0, sizeof(*te));
+    if (max > QPC_TLS_ALPNS_MAX)
+        goto fail;
+    if (identity_sk != NULL) {
+        ret = qpc_tls_identity_cred_new(&te->id_cred, identity_sk);
+        if (ret < 0)
+            goto fail;
+    }
+    if (fed_cert_der != NULL || fed_key_der != NULL || fed_ca_der != NULL) {
+        ret = qpc_tls_federation_cred_new(&te->fed_cred, fed_cert_der, fed_key_der, fed_ca_der);
+        if (ret < 0)
+            goto fail;
+    }
+    for (size_t i = 0; i < max && alpns[i] != NULL; i++) {
+        size_t len = strlen(alpns[i]);
+
+        ret = QPC_ERR_INVALID;
+        if (len == 0 || len >= QPC_TLS_ALPN_MAX)
+            goto fail;
+        ret = QPC_ERR_CONFIG;
+        if (qpc_tls_endpoint_cred(te, alpns[i]) == NULL)
+            goto fail;
+        ret = QPC_ERR_NOMEM;
+        te->alpns[i] = strdup(alpns[i]);
+        if (te->alpns[i] == NULL)
+            goto fail;
+        te->alpn_d[i].data = (unsigned char *)te->alpns[i];
+        te->alpn_d[i].size = (unsigned)len;
+        te->nalpns++;
+    }
+    return 0;
+fail:
+    qpc_tls_endpoint_clear(te);
+    return ret;
+}
+
+/* ---- sessions ------------------------------------------------------------------------- */
+
+static struct qpc_tls_session *session_of(gnutls_session_t s)
+{
+    ngtcp2_crypto_conn_ref *ref = gnutls_session_get_ptr(s);
+
+    return (struct qpc_tls_session *)((char *)ref - offsetof(struct qpc_tls_session, ref));
+}
+
+/* Copies the ALPN GnuTLS selected into ts->alpn; false if there is none (or too long). */
+static bool alpn_take(struct qpc_tls_session *ts)
+{
+    gnutls_datum_t p = { NULL, 0 };
+
+    if (gnutls_alpn_get_selected_protocol(ts->session, &p) != 0 || p.size == 0 ||
+        p.size >= QPC_TLS_ALPN_MAX)
+        return false;
+    memcpy(ts->alpn, p.data, p.size);
+    ts->alpn[p.size] = '\0';
+    return true;
+}
+
+/* Server side: the ALPN decides which certificate we present. */
+static int post_client_hello_cb(gnutls_session_t s)
+{
+    struct qpc_tls_session *ts = session_of(s);
+    gnutls_certificate_credentials_t cred;
+
+    if (!alpn_take(ts))
+        return GNUTLS_E_NO_APPLICATION_PROTOCOL;
+    cred = qpc_tls_endpoint_cred(ts->te, ts->alpn);
+    if (cred == NULL || gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, cred) < 0)
+        return GNUTLS_E_NO_APPLICATION_PROTOCOL;
+    return 0;
+}
+
+static int verify_peer_cb(gnutls_session_t s)
+{
+    struct qpc_tls_session *ts = session_of(s);
+    uint8_t key[QPC_KEY_LEN];
+
+    if (is_federation(ts->alpn))
+        return qpc_tls_verify_peer_chain(s) == 0 ? 0 : GNUTLS_E_CERTIFICATE_ERROR;
+    if (qpc_tls_peer_key(s, key) != 0)
+        return GNUTLS_E_CERTIFICATE_ERROR;
+    if (ts->has_expected && sodium_memcmp(key, ts->expected, QPC_KEY_LEN) != 0) {
+        ts->key_mismatch = true;
+        return GNUTLS_E_CERTIFICATE_ERROR;
+    }
+    memcpy(ts->peer_key, key, QPC_KEY_LEN);
+    ts->has_peer_key = true;
+    return 0;
+}
+
+int qpc_tls_session_init(struct qpc_tls_session *ts, const struct qpc_tls_endpoint *te,
+                         bool is_server, const char *alpn, const uint8_t *expected_key,
+                         ngtcp2_crypto_get_conn get_conn, void *conn)
+{
+    gnutls_certificate_credentials_t cred;
+    gnutls_datum_t offer;
+    int rv;
+
+    ts->te = te;
+    ts->ref.get_conn = get_conn;
+    ts->ref.user_data = conn;
+    if (!is_server) {
+        snprintf(ts->alpn, sizeof(ts->alpn), "%s", alpn);
+        if (expected_key != NULL && !is_federation(alpn)) {
+            memcpy(ts->expected, expected_key, QPC_KEY_LEN);
+            ts->has_expected = true;
+        }
+    }
+    if (gnutls_init(&ts->session, (is_server ? GNUTLS_SERVER : GNUTLS_CLIENT) |
+                                      GNUTLS_NO_END_OF_EARLY_DATA) < 0) {
+        ts->session = NULL;
+        return QPC_ERR_NOMEM;
+    }
+    rv = is_server ? ngtcp2_crypto_gnutls_configure_server_session(ts->session)
+                   : ngtcp2_crypto_gnutls_configure_client_session(ts->session);
+    if (rv != 0 || gnutls_priority_set_direct(ts->session, QPC_TLS_PRIORITY, NULL) < 0)
+        return QPC_ERR_TLS;
+    gnutls_session_set_ptr(ts->session, &ts->ref);
+    gnutls_session_set_verify_function(ts->session, verify_peer_cb);
+    if (is_server) {
+        /* Provisional credentials; post_client_hello_cb picks by ALPN. */
+        cred = te->id_cred ? te->id_cred : te->fed_cred;
+        if (gnutls_alpn_set_protocols(ts->session, te->alpn_d, (unsigned)te->nalpns,
+                                      GNUTLS_ALPN_MANDATORY | GNUTLS_ALPN_SERVER_PRECEDENCE) < 0)
+            return QPC_ERR_TLS;
+        gnutls_certificate_server_set_request(ts->session, GNUTLS_CERT_REQUIRE);
+        gnutls_handshake_set_post_client_hello_function(ts->session, post_client_hello_cb);
+    } else {
+        cred = qpc_tls_endpoint_cred(te, alpn);
+        offer.data = (unsigned char *)ts->alpn;
+        offer.size = (unsigned)strlen(ts->alpn);
+        if (gnutls_alpn_set_protocols(ts->session, &offer, 1, GNUTLS_ALPN_MANDATORY) < 0)
+            return QPC_ERR_TLS;
+    }
+    if (cred == NULL)
+        return QPC_ERR_CONFIG;
+    if (gnutls_credentials_set(ts->session, GNUTLS_CRD_CERTIFICATE, cred) < 0)
+        return QPC_ERR_TLS;
+    return 0;
+}
+
+int qpc_tls_session_handshake_done(struct qpc_tls_session *ts)
+{
+    if (!alpn_take(ts))
+        return QPC_ERR_REFUSED;
+    if (!is_federation(ts->alpn) && !ts->has_peer_key)
+        return QPC_ERR_TLS;
+    return 0;
+}
+
+void qpc_tls_session_clear(struct qpc_tls_session *ts)
+{
+    if (ts->session != NULL)
+        gnutls_deinit(ts->session);
+    ts->session = NULL;
 }

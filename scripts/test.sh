@@ -2,7 +2,9 @@
 # The one test command (README.md): installs what is missing, builds, then
 #   1. runs every libFuzzer target for a short bounded time (QPC_FUZZ_SECONDS, default 20),
 #   2. runs all tests (ctest) on a normal build,
-#   3. runs all tests again with AddressSanitizer + UndefinedBehaviorSanitizer.
+#   3. runs all tests again with AddressSanitizer + UndefinedBehaviorSanitizer,
+#   4. builds for s390x (big-endian) and runs the unit tests under qemu-user
+#      (scripts/cross.sh; about 3 minutes with its installs; QPC_CROSS=0 leaves it out).
 # Exits non-zero if anything fails. Build trees: build/, build-asan/, build-fuzz/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,6 +57,16 @@ echo "== tests: AddressSanitizer + UndefinedBehaviorSanitizer =="
 configure_and_build build-asan -DQPC_SANITIZE=ON
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 run_ctest build-asan sanitizers || rc=1
+unset ASAN_OPTIONS UBSAN_OPTIONS
+
+if [ "${QPC_CROSS:-1}" != 0 ]; then
+    echo "== tests: big-endian (s390x unit tests under qemu-user) =="
+    if bash scripts/cross.sh s390x; then
+        summary+=("s390x: unit tests passed")
+    else
+        summary+=("s390x: unit tests FAILED (scripts/cross.sh s390x)"); rc=1
+    fi
+fi
 
 echo "== summary =="
 printf '%s\n' "${summary[@]}"

@@ -11,8 +11,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "qpc.pb-c.h"
 #include "qpc/direct.h"
+#include "qpc/proto.h"
 #include "qpc/error.h"
 
 static void test_direct_text_round_trip_keeps_text_and_domain(void **state)

@@ -17,7 +17,7 @@
 
 #include "qpc/envelope.h"
 #include "qpc/error.h"
-#include "qpc.pb-c.h"
+#include "qpc/proto.h"
 
 #define NOW 1700000000000ull   /* a fixed "now" in ms: 2023-11-14 */
 

@@ -153,15 +153,15 @@ static struct qpc_identity *populated_identity(void)
     assert_int_equal(qpc_identity_peer_set_pinned(id, k1, true), 0);
     assert_int_equal(qpc_identity_peer_upsert(id, k2, NULL, NULL, 3000, QPC_PEER_SOURCE_SERVER,
                                               QPC_PEER_SERVER, NULL), 0);
-    assert_int_equal(qpc_identity_server_note(id, "node1.mesh.local:7000", 4000, NULL), 0);
-    assert_int_equal(qpc_identity_server_pin(id, "10.0.0.1:7000", ks, 5000), 0);
+    assert_int_equal(qpc_identity_pin_note(id, QPC_PIN_ADDRESS, "node1.mesh.local:7000", 4000, NULL), 0);
+    assert_int_equal(qpc_identity_pin_key(id, QPC_PIN_ADDRESS, "10.0.0.1:7000", ks, 5000), 0);
     return id;
 }
 
 static void assert_identities_equal(const struct qpc_identity *a, const struct qpc_identity *b)
 {
     const struct qpc_peer *p;
-    const struct qpc_server *s;
+    const struct qpc_pin *s;
 
     assert_memory_equal(qpc_identity_public_key(a), qpc_identity_public_key(b), QPC_KEY_LEN);
     assert_memory_equal(qpc_identity_secret_key(a), qpc_identity_secret_key(b),
@@ -189,9 +189,9 @@ static void assert_identities_equal(const struct qpc_identity *a, const struct q
         assert_int_equal(p->kind, q->kind);
         assert_int_equal(p->pinned, q->pinned);
     }
-    assert_int_equal(qpc_identity_server_count(a), qpc_identity_server_count(b));
-    for (s = qpc_identity_server_next(a, NULL); s != NULL; s = qpc_identity_server_next(a, s)) {
-        const struct qpc_server *t = qpc_identity_server_get(b, s->address);
+    assert_int_equal(qpc_identity_pin_count(a, QPC_PIN_ADDRESS), qpc_identity_pin_count(b, QPC_PIN_ADDRESS));
+    for (s = qpc_identity_pin_next(a, QPC_PIN_ADDRESS, NULL); s != NULL; s = qpc_identity_pin_next(a, QPC_PIN_ADDRESS, s)) {
+        const struct qpc_pin *t = qpc_identity_pin_get(b, QPC_PIN_ADDRESS, s->name);
 
         assert_non_null(t);
         assert_int_equal(s->has_key, t->has_key);
@@ -252,7 +252,7 @@ static void test_identity_generate_makes_distinct_working_keys(void **state)
                                                      qpc_identity_public_key(b)), 0);
     assert_null(qpc_identity_name(a));
     assert_int_equal(qpc_identity_peer_count(a), 0);
-    assert_int_equal(qpc_identity_server_count(a), 0);
+    assert_int_equal(qpc_identity_pin_count(a, QPC_PIN_ADDRESS), 0);
     qpc_identity_free(a);
     qpc_identity_free(b);
 }
@@ -391,10 +391,10 @@ static void test_identity_serialize_is_deterministic_whatever_the_insert_order(v
                                               QPC_PEER_CLIENT, NULL), 0);
     assert_int_equal(qpc_identity_peer_upsert(a, k2, "two", NULL, 2, QPC_PEER_SOURCE_MANUAL,
                                               QPC_PEER_CLIENT, NULL), 0);
-    assert_int_equal(qpc_identity_server_note(a, "a.example:1", 5, NULL), 0);
-    assert_int_equal(qpc_identity_server_note(a, "b.example:1", 6, NULL), 0);
-    assert_int_equal(qpc_identity_server_note(b, "b.example:1", 6, NULL), 0);
-    assert_int_equal(qpc_identity_server_note(b, "a.example:1", 5, NULL), 0);
+    assert_int_equal(qpc_identity_pin_note(a, QPC_PIN_ADDRESS, "a.example:1", 5, NULL), 0);
+    assert_int_equal(qpc_identity_pin_note(a, QPC_PIN_ADDRESS, "b.example:1", 6, NULL), 0);
+    assert_int_equal(qpc_identity_pin_note(b, QPC_PIN_ADDRESS, "b.example:1", 6, NULL), 0);
+    assert_int_equal(qpc_identity_pin_note(b, QPC_PIN_ADDRESS, "a.example:1", 5, NULL), 0);
     assert_int_equal(qpc_identity_peer_upsert(b, k2, "two", NULL, 2, QPC_PEER_SOURCE_MANUAL,
                                               QPC_PEER_CLIENT, NULL), 0);
     assert_int_equal(qpc_identity_peer_upsert(b, k1, "one", NULL, 1, QPC_PEER_SOURCE_MANUAL,
@@ -943,69 +943,43 @@ static void test_identity_peer_find_not_found_and_invalid_prefixes(void **state)
     qpc_identity_free(id);
 }
 
-/* --- servers and TOFU ----------------------------------------------------------------- */
-
-static void test_identity_address_validation(void **state)
-{
-    static const char *good[] = {"192.168.1.42:7000", "node1.mesh.local:7001", "[::1]:7000",
-                                 "[fe80::1%eth0]:1", "a:65535"};
-    static const char *bad[] = {"", "host", "host:", ":7000", "host:0", "host:65536",
-                                "host:7000x", "host:-1", "::1:7000", "[::1]7000", "[::1:7000",
-                                "[]:7000", "ho st:1", "host:123456", "h\x01:1", "h\xc3\xa9:1",
-                                "]a[:1"};
-    char longest[QPC_ADDRESS_MAX + 2];
-
-    (void)state;
-    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
-        if (!qpc_identity_address_valid(good[i]))
-            fail_msg("refused good address '%s'", good[i]);
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        if (qpc_identity_address_valid(bad[i]))
-            fail_msg("accepted bad address '%s'", bad[i]);
-    assert_false(qpc_identity_address_valid(NULL));
-    memset(longest, 'h', sizeof(longest));
-    memcpy(longest + QPC_ADDRESS_MAX - 2, ":1", 3);
-    assert_true(qpc_identity_address_valid(longest));
-    memset(longest, 'h', sizeof(longest));
-    memcpy(longest + QPC_ADDRESS_MAX - 1, ":1", 3);
-    assert_false(qpc_identity_address_valid(longest));
-}
+/* --- key pins: servers by address (TOFU), domains --------------------------------------- */
 
 static void test_identity_server_tofu_pins_first_key_and_refuses_a_changed_one(void **state)
 {
     struct qpc_identity *id = identity_from_rfc_seed();
-    const struct qpc_server *s = NULL;
+    const struct qpc_pin *s = NULL;
     uint8_t k1[QPC_KEY_LEN], k2[QPC_KEY_LEN], got[QPC_KEY_LEN];
 
     (void)state;
     key_with_prefix(k1, "11", '1');
     key_with_prefix(k2, "22", '2');
-    assert_int_equal(qpc_identity_server_note(id, "Node1.Mesh.Local:7000", 100, &s), 0);
-    assert_string_equal(s->address, "node1.mesh.local:7000");
+    assert_int_equal(qpc_identity_pin_note(id, QPC_PIN_ADDRESS, "Node1.Mesh.Local:7000", 100, &s), 0);
+    assert_string_equal(s->name, "node1.mesh.local:7000");
     assert_false(s->has_key);
-    assert_int_equal(qpc_identity_server_key(id, "node1.mesh.local:7000", got), QPC_ERR_NOT_FOUND);
+    assert_int_equal(qpc_identity_pin_lookup(id, QPC_PIN_ADDRESS, "node1.mesh.local:7000", got), QPC_ERR_NOT_FOUND);
     /* Noting again changes nothing. */
-    assert_int_equal(qpc_identity_server_note(id, "node1.mesh.local:7000", 999, &s), 0);
+    assert_int_equal(qpc_identity_pin_note(id, QPC_PIN_ADDRESS, "node1.mesh.local:7000", 999, &s), 0);
     assert_int_equal(s->noted_at_ms, 100);
-    assert_int_equal(qpc_identity_server_count(id), 1);
+    assert_int_equal(qpc_identity_pin_count(id, QPC_PIN_ADDRESS), 1);
 
-    assert_int_equal(qpc_identity_server_pin(id, "NODE1.mesh.local:7000", k1, 200), 0);
-    assert_int_equal(qpc_identity_server_key(id, "node1.mesh.local:7000", got), 0);
+    assert_int_equal(qpc_identity_pin_key(id, QPC_PIN_ADDRESS, "NODE1.mesh.local:7000", k1, 200), 0);
+    assert_int_equal(qpc_identity_pin_lookup(id, QPC_PIN_ADDRESS, "node1.mesh.local:7000", got), 0);
     assert_memory_equal(got, k1, QPC_KEY_LEN);
-    assert_int_equal(qpc_identity_server_pin(id, "node1.mesh.local:7000", k1, 300), 0);
-    assert_int_equal(qpc_identity_server_get(id, "node1.mesh.local:7000")->pinned_at_ms, 200);
+    assert_int_equal(qpc_identity_pin_key(id, QPC_PIN_ADDRESS, "node1.mesh.local:7000", k1, 300), 0);
+    assert_int_equal(qpc_identity_pin_get(id, QPC_PIN_ADDRESS, "node1.mesh.local:7000")->pinned_at_ms, 200);
 
     /* A different key for a pinned address: refused, like SSH's changed host key. */
-    assert_int_equal(qpc_identity_server_pin(id, "node1.mesh.local:7000", k2, 400),
+    assert_int_equal(qpc_identity_pin_key(id, QPC_PIN_ADDRESS, "node1.mesh.local:7000", k2, 400),
                      QPC_ERR_REFUSED);
-    assert_int_equal(qpc_identity_server_key(id, "node1.mesh.local:7000", got), 0);
+    assert_int_equal(qpc_identity_pin_lookup(id, QPC_PIN_ADDRESS, "node1.mesh.local:7000", got), 0);
     assert_memory_equal(got, k1, QPC_KEY_LEN);
 
     /* Only forgetting the server lets a new key in. */
-    assert_int_equal(qpc_identity_server_forget(id, "node1.mesh.local:7000"), 0);
-    assert_int_equal(qpc_identity_server_forget(id, "node1.mesh.local:7000"), QPC_ERR_NOT_FOUND);
-    assert_int_equal(qpc_identity_server_pin(id, "node1.mesh.local:7000", k2, 500), 0);
-    assert_int_equal(qpc_identity_server_key(id, "node1.mesh.local:7000", got), 0);
+    assert_int_equal(qpc_identity_pin_forget(id, QPC_PIN_ADDRESS, "node1.mesh.local:7000"), 0);
+    assert_int_equal(qpc_identity_pin_forget(id, QPC_PIN_ADDRESS, "node1.mesh.local:7000"), QPC_ERR_NOT_FOUND);
+    assert_int_equal(qpc_identity_pin_key(id, QPC_PIN_ADDRESS, "node1.mesh.local:7000", k2, 500), 0);
+    assert_int_equal(qpc_identity_pin_lookup(id, QPC_PIN_ADDRESS, "node1.mesh.local:7000", got), 0);
     assert_memory_equal(got, k2, QPC_KEY_LEN);
     qpc_identity_free(id);
 }
@@ -1016,36 +990,129 @@ static void test_identity_server_refuses_bad_addresses_and_unknown_lookups(void 
     uint8_t k[QPC_KEY_LEN] = {1}, got[QPC_KEY_LEN];
 
     (void)state;
-    assert_int_equal(qpc_identity_server_note(id, "no port", 1, NULL), QPC_ERR_INVALID);
-    assert_int_equal(qpc_identity_server_pin(id, "host:99999", k, 1), QPC_ERR_INVALID);
-    assert_int_equal(qpc_identity_server_key(id, "bad", got), QPC_ERR_INVALID);
-    assert_int_equal(qpc_identity_server_key(id, "unknown:1", got), QPC_ERR_NOT_FOUND);
-    assert_null(qpc_identity_server_get(id, "unknown:1"));
-    assert_null(qpc_identity_server_get(id, NULL));
-    assert_int_equal(qpc_identity_server_count(id), 0);
+    assert_int_equal(qpc_identity_pin_note(id, QPC_PIN_ADDRESS, "no port", 1, NULL), QPC_ERR_INVALID);
+    assert_int_equal(qpc_identity_pin_key(id, QPC_PIN_ADDRESS, "host:99999", k, 1), QPC_ERR_INVALID);
+    assert_int_equal(qpc_identity_pin_lookup(id, QPC_PIN_ADDRESS, "bad", got), QPC_ERR_INVALID);
+    assert_int_equal(qpc_identity_pin_lookup(id, QPC_PIN_ADDRESS, "unknown:1", got), QPC_ERR_NOT_FOUND);
+    assert_null(qpc_identity_pin_get(id, QPC_PIN_ADDRESS, "unknown:1"));
+    assert_null(qpc_identity_pin_get(id, QPC_PIN_ADDRESS, NULL));
+    assert_int_equal(qpc_identity_pin_count(id, QPC_PIN_ADDRESS), 0);
     qpc_identity_free(id);
 }
 
 static void test_identity_server_list_has_a_bound(void **state)
 {
     struct qpc_identity *id = identity_from_rfc_seed();
-    const struct qpc_server *s;
+    const struct qpc_pin *s;
     char addr[64];
     size_t n = 0;
 
     (void)state;
-    for (int i = 0; i < QPC_SERVERS_MAX; i++) {
+    for (int i = 0; i < QPC_PINS_MAX; i++) {
         snprintf(addr, sizeof(addr), "server%d.example:7000", i);
-        assert_int_equal(qpc_identity_server_note(id, addr, 1, NULL), 0);
+        assert_int_equal(qpc_identity_pin_note(id, QPC_PIN_ADDRESS, addr, 1, NULL), 0);
     }
-    assert_int_equal(qpc_identity_server_note(id, "one-more.example:7000", 1, NULL),
+    assert_int_equal(qpc_identity_pin_note(id, QPC_PIN_ADDRESS, "one-more.example:7000", 1, NULL),
                      QPC_ERR_STORE_FULL);
     /* A known one is still fine. */
-    assert_int_equal(qpc_identity_server_note(id, "server0.example:7000", 1, NULL), 0);
-    for (s = qpc_identity_server_next(id, NULL); s != NULL; s = qpc_identity_server_next(id, s))
+    assert_int_equal(qpc_identity_pin_note(id, QPC_PIN_ADDRESS, "server0.example:7000", 1, NULL), 0);
+    for (s = qpc_identity_pin_next(id, QPC_PIN_ADDRESS, NULL); s != NULL;
+         s = qpc_identity_pin_next(id, QPC_PIN_ADDRESS, s))
         n++;
-    assert_int_equal(n, QPC_SERVERS_MAX);
+    assert_int_equal(n, QPC_PINS_MAX);
+    /* Each kind has its own bound: addresses filling up leave room for domains. */
+    assert_int_equal(qpc_identity_pin_note(id, QPC_PIN_DOMAIN, "a.mesh.local", 1, NULL), 0);
     qpc_identity_free(id);
+}
+
+/* The same facility for DNS names: a federation domain and the key pinned for it. */
+static void test_identity_domain_pins_are_their_own_namespace(void **state)
+{
+    struct qpc_identity *id = identity_from_rfc_seed();
+    const struct qpc_pin *p = NULL;
+    uint8_t k1[QPC_KEY_LEN], k2[QPC_KEY_LEN], got[QPC_KEY_LEN];
+
+    (void)state;
+    key_with_prefix(k1, "11", '1');
+    key_with_prefix(k2, "22", '2');
+    assert_int_equal(qpc_identity_pin_key(id, QPC_PIN_DOMAIN, "Node2.Mesh.Local", k1, 10), 0);
+    assert_non_null(p = qpc_identity_pin_get(id, QPC_PIN_DOMAIN, "node2.mesh.LOCAL"));
+    assert_int_equal(p->kind, QPC_PIN_DOMAIN);
+    assert_string_equal(p->name, "node2.mesh.local");
+    assert_int_equal(p->noted_at_ms, 10);
+    assert_int_equal(p->pinned_at_ms, 10);
+    assert_int_equal(qpc_identity_pin_key(id, QPC_PIN_DOMAIN, "node2.mesh.local", k2, 20),
+                     QPC_ERR_REFUSED);
+    assert_int_equal(qpc_identity_pin_lookup(id, QPC_PIN_DOMAIN, "node2.mesh.local", got), 0);
+    assert_memory_equal(got, k1, QPC_KEY_LEN);
+    /* kinds do not see each other's names, and each checks its own syntax */
+    assert_int_equal(qpc_identity_pin_count(id, QPC_PIN_DOMAIN), 1);
+    assert_int_equal(qpc_identity_pin_count(id, QPC_PIN_ADDRESS), 0);
+    assert_null(qpc_identity_pin_next(id, QPC_PIN_ADDRESS, NULL));
+    assert_int_equal(qpc_identity_pin_note(id, QPC_PIN_DOMAIN, "node2.mesh.local:7000", 1, NULL),
+                     QPC_ERR_INVALID);
+    assert_int_equal(qpc_identity_pin_note(id, QPC_PIN_DOMAIN, "a..b", 1, NULL), QPC_ERR_INVALID);
+    assert_int_equal(qpc_identity_pin_note(id, QPC_PIN_ADDRESS, "node2.mesh.local", 1, NULL),
+                     QPC_ERR_INVALID);
+    /* an unknown kind is refused everywhere, never used as an index */
+    assert_int_equal(qpc_identity_pin_note(id, (enum qpc_pin_kind)7, "a", 1, NULL),
+                     QPC_ERR_INVALID);
+    assert_int_equal(qpc_identity_pin_lookup(id, (enum qpc_pin_kind)7, "a", got),
+                     QPC_ERR_INVALID);
+    assert_null(qpc_identity_pin_get(id, (enum qpc_pin_kind)7, "a"));
+    assert_null(qpc_identity_pin_next(id, (enum qpc_pin_kind)7, NULL));
+    assert_int_equal(qpc_identity_pin_count(id, (enum qpc_pin_kind)7), 0);
+    assert_int_equal(qpc_identity_pin_forget(id, (enum qpc_pin_kind)7, "a"), QPC_ERR_NOT_FOUND);
+    assert_int_equal(qpc_identity_pin_forget(id, QPC_PIN_DOMAIN, "NODE2.mesh.local"), 0);
+    assert_int_equal(qpc_identity_pin_count(id, QPC_PIN_DOMAIN), 0);
+    qpc_identity_free(id);
+}
+
+/* Domain pins are written as "domains", and only when there are any. */
+static void test_identity_domain_pins_round_trip_and_are_checked(void **state)
+{
+    struct qpc_identity *id = identity_from_rfc_seed(), *back = NULL;
+    uint8_t k[QPC_KEY_LEN], got[QPC_KEY_LEN];
+    char *text = NULL, err[256] = "";
+    size_t len = 0;
+
+    (void)state;
+    assert_int_equal(qpc_identity_serialize(id, &text, &len), 0);
+    assert_null(strstr(text, "domains"));
+    assert_non_null(strstr(text, "\"servers\": []"));
+    free(text);
+    key_with_prefix(k, "77", '7');
+    assert_int_equal(qpc_identity_pin_note(id, QPC_PIN_DOMAIN, "b.mesh", 5, NULL), 0);
+    assert_int_equal(qpc_identity_pin_key(id, QPC_PIN_DOMAIN, "a.mesh", k, 6), 0);
+    assert_int_equal(qpc_identity_serialize(id, &text, &len), 0);
+    assert_non_null(strstr(text, "\"domains\": [\n    {\n      \"domain\": \"a.mesh\""));
+    assert_int_equal(qpc_identity_parse(text, len, &back, err, sizeof(err)), 0);
+    assert_int_equal(qpc_identity_pin_count(back, QPC_PIN_DOMAIN), 2);
+    assert_int_equal(qpc_identity_pin_lookup(back, QPC_PIN_DOMAIN, "a.mesh", got), 0);
+    assert_memory_equal(got, k, QPC_KEY_LEN);
+    assert_false(qpc_identity_pin_get(back, QPC_PIN_DOMAIN, "b.mesh")->has_key);
+    sodium_memzero(text, len);
+    free(text);
+    qpc_identity_free(back);
+    qpc_identity_free(id);
+
+    static const struct { const char *json, *message; } bad[] = {
+        { "{\"version\":1," SEED "," PK ",\"domains\":[{\"domain\":\"a:1\",\"noted_at\":1}]}",
+          "domains[0].domain: not a domain name" },
+        { "{\"version\":1," SEED "," PK ",\"domains\":[{\"domain\":\"a\",\"noted_at\":1},"
+          "{\"domain\":\"A\",\"noted_at\":2}]}", "domains[1].domain: listed twice" },
+        { "{\"version\":1," SEED "," PK ",\"domains\":[{\"noted_at\":1}]}",
+          "domains[0].domain: missing" },
+        { "{\"version\":1," SEED "," PK ",\"domains\":{}}", "domains: not an array" },
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        back = NULL;
+        assert_int_equal(qpc_identity_parse(bad[i].json, strlen(bad[i].json), &back, err,
+                                            sizeof(err)), QPC_ERR_CORRUPT);
+        assert_null(back);
+        if (strstr(err, bad[i].message) == NULL)
+            fail_msg("case %zu: '%s' lacks '%s'", i, err, bad[i].message);
+    }
 }
 
 int main(void)
@@ -1088,10 +1155,11 @@ int main(void)
         cmocka_unit_test(test_identity_peer_find_ambiguous_prefix_lists_candidates),
         cmocka_unit_test(test_identity_peer_find_many_candidates_says_how_many_more),
         cmocka_unit_test(test_identity_peer_find_not_found_and_invalid_prefixes),
-        cmocka_unit_test(test_identity_address_validation),
         cmocka_unit_test(test_identity_server_tofu_pins_first_key_and_refuses_a_changed_one),
         cmocka_unit_test(test_identity_server_refuses_bad_addresses_and_unknown_lookups),
         cmocka_unit_test(test_identity_server_list_has_a_bound),
+        cmocka_unit_test(test_identity_domain_pins_are_their_own_namespace),
+        cmocka_unit_test(test_identity_domain_pins_round_trip_and_are_checked),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -644,7 +644,7 @@ static int tofu_on_connected(struct qpc_quic_conn *c, const char *alpn, const ui
     struct tofu *t = s->ctx;
 
     s->connected++;
-    t->pin_result = qpc_identity_server_pin(t->id, t->address, key, 1000);
+    t->pin_result = qpc_identity_pin_key(t->id, QPC_PIN_ADDRESS, t->address, key, 1000);
     return t->pin_result == 0 ? 0 : 1;
 }
 
@@ -693,7 +693,7 @@ static void test_quic_tofu_pins_server_key_and_refuses_a_changed_one(void **stat
     /* First use: the key is learned and pinned. */
     tofu_round(&p, cli_ep);
     assert_int_equal(t.pin_result, 0);
-    assert_int_equal(qpc_identity_server_key(t.id, t.address, pinned), 0);
+    assert_int_equal(qpc_identity_pin_lookup(t.id, QPC_PIN_ADDRESS, t.address, pinned), 0);
     assert_memory_equal(pinned, p.srv.pk, 32);
     /* Same server again: accepted. */
     tofu_round(&p, cli_ep);
@@ -707,7 +707,7 @@ static void test_quic_tofu_pins_server_key_and_refuses_a_changed_one(void **stat
     p.srv.ep = impostor;
     tofu_round(&p, cli_ep);
     assert_int_equal(t.pin_result, QPC_ERR_REFUSED);
-    assert_int_equal(qpc_identity_server_key(t.id, t.address, pinned), 0);
+    assert_int_equal(qpc_identity_pin_lookup(t.id, QPC_PIN_ADDRESS, t.address, pinned), 0);
     assert_memory_equal(pinned, p.srv.pk, 32);   /* the pin did not move */
     qpc_quic_endpoint_free(cli_ep);
     qpc_identity_free(t.id);

@@ -164,6 +164,7 @@ static void test_quic_relay_forwarder_carries_whole_connection(void **state)
     ra = qpc_quic_conn_remote_addr(conn, &rlen);
     assert_int_equal(ra->sa_family, AF_INET6);
     assert_int_equal(((const struct sockaddr_in6 *)ra)->sin6_addr.s6_addr[0], 0x01);
+    assert_true(qpc_quic_addr_is_relay(ra));
     qpc_quic_relay_free(f.relay[0]);   /* ends the connection on it */
     assert_true(run_until(loop, a_closed, &a, 10));
     qpc_quic_endpoint_free(a.ep);
@@ -263,6 +264,7 @@ static void test_quic_relay_fallback_inside_datagrams_of_middle_node(void **stat
     assert_int_equal(qpc_quic_connect(m.b.ep, (struct sockaddr *)&ss, len, QPC_ALPN_CLIENT,
                                       m.s.pk, &m.b, &m.up_b), 0);
     assert_true(run_until(loop, mesh_up, &m, 10));
+    assert_false(qpc_quic_addr_is_relay(qpc_quic_conn_remote_addr(m.up_a, &len)));
 
     /* Now the P2P connection a -> b, every packet inside the middle node's datagrams. */
     assert_int_equal(qpc_quic_relay_new(m.a.ep, up_send, m.up_a, &m.ra), 0);
@@ -341,12 +343,59 @@ static void test_quic_relay_endpoint_free_lets_on_closed_free_relays(void **stat
     (void)state;
 }
 
+/* ---- which addresses are relay addresses ---------------------------------------------- */
+
+static struct sockaddr_in6 in6(const char *text)
+{
+    struct sockaddr_in6 a = { 0 };
+
+    a.sin6_family = AF_INET6;
+    a.sin6_port = htons(1);
+    assert_int_equal(inet_pton(AF_INET6, text, &a.sin6_addr), 1);
+    return a;
+}
+
+static void test_quic_addr_is_relay_only_inside_the_discard_prefix(void **state)
+{
+    struct sockaddr_in6 yes[] = { in6("100::"), in6("100::1"), in6("100::ffff:ffff:ffff:ffff") };
+    struct sockaddr_in6 no[] = { in6("100:0:0:1::"), in6("101::1"), in6("::1"), in6("::"),
+                                 in6("2001:db8::1"), in6("::ffff:1.0.0.0"), in6("fe80::100") };
+    struct sockaddr_in v4 = { 0 };
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    struct side a = { 0 };
+    struct qpc_quic_config cfg;
+
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
+        assert_true(qpc_quic_addr_is_relay((const struct sockaddr *)&yes[i]));
+    for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+        assert_false(qpc_quic_addr_is_relay((const struct sockaddr *)&no[i]));
+    /* 1.0.0.0 starts with the same byte as 100::, but is IPv4. */
+    v4.sin_family = AF_INET;
+    v4.sin_addr.s_addr = htonl(0x01000000);
+    assert_false(qpc_quic_addr_is_relay((const struct sockaddr *)&v4));
+    assert_false(qpc_quic_addr_is_relay(NULL));
+
+    /* Nobody dials a relay address over the socket. */
+    side_keys(&a);
+    side_config(&cfg, &a, false);
+    cfg.bind_addr = "::1";
+    assert_int_equal(qpc_quic_endpoint_new(&a.ep, loop, &cfg), 0);
+    assert_int_equal(qpc_quic_connect(a.ep, (const struct sockaddr *)&yes[1], sizeof(yes[1]),
+                                      QPC_ALPN_P2P, NULL, &a, NULL),
+                     QPC_ERR_INVALID);
+    assert_int_equal(qpc_quic_endpoint_conn_count(a.ep), 0);
+    qpc_quic_endpoint_free(a.ep);
+    ev_loop_destroy(loop);
+    (void)state;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_quic_relay_forwarder_carries_whole_connection),
         cmocka_unit_test(test_quic_relay_fallback_inside_datagrams_of_middle_node),
         cmocka_unit_test(test_quic_relay_endpoint_free_lets_on_closed_free_relays),
+        cmocka_unit_test(test_quic_addr_is_relay_only_inside_the_discard_prefix),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

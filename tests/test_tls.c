@@ -1,6 +1,7 @@
 /*
  * test_tls.c: identity certificates carry exactly the identity key; federation files
- * are checked when loaded.
+ * are checked when loaded; an endpoint serves only ALPNs it has credentials for.
+ * (The sessions' hooks run in real handshakes: test_quic.c, test_quic_fed.c.)
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +17,7 @@
 #include <sodium.h>
 
 #include "qpc/error.h"
+#include "qpc/quic.h"
 #include "qpc/tls.h"
 
 static void test_tls_identity_certificate_carries_identity_key(void **state)
@@ -82,12 +84,56 @@ static void test_tls_federation_garbage_file_is_config_error(void **state)
     unlink(path);
 }
 
+static void test_tls_endpoint_serves_only_alpns_it_has_credentials_for(void **state)
+{
+    uint8_t pk[32], sk[64];
+    char long_alpn[QPC_TLS_ALPN_MAX + 1];
+    const char *ok[] = { QPC_ALPN_CLIENT, QPC_ALPN_P2P, NULL };
+    const char *fed[] = { QPC_ALPN_P2P, QPC_ALPN_FEDERATION, NULL };
+    const char *empty[] = { "", NULL };
+    const char *too_long[] = { long_alpn, NULL };
+    struct qpc_tls_endpoint te;
+
+    assert_true(sodium_init() >= 0);
+    crypto_sign_keypair(pk, sk);
+    memset(long_alpn, 'a', QPC_TLS_ALPN_MAX);
+    long_alpn[QPC_TLS_ALPN_MAX] = '\0';
+
+    assert_int_equal(qpc_tls_endpoint_init(&te, sk, NULL, NULL, NULL, ok, 3), 0);
+    assert_int_equal(te.nalpns, 2);
+    assert_memory_equal(te.alpn_d[1].data, QPC_ALPN_P2P, strlen(QPC_ALPN_P2P));
+    assert_int_equal(te.alpn_d[1].size, strlen(QPC_ALPN_P2P));
+    assert_non_null(qpc_tls_endpoint_cred(&te, QPC_ALPN_CLIENT));
+    assert_ptr_equal(qpc_tls_endpoint_cred(&te, QPC_ALPN_P2P), te.id_cred);
+    assert_null(qpc_tls_endpoint_cred(&te, QPC_ALPN_FEDERATION));
+    qpc_tls_endpoint_clear(&te);
+    assert_null(te.id_cred);
+    assert_int_equal(te.nalpns, 0);
+    qpc_tls_endpoint_clear(&te);   /* twice: a no-op */
+
+    /* Federation without its files, identity ALPNs without a key, bad names. */
+    assert_int_equal(qpc_tls_endpoint_init(&te, sk, NULL, NULL, NULL, fed, 3), QPC_ERR_CONFIG);
+    assert_null(te.id_cred);
+    assert_int_equal(qpc_tls_endpoint_init(&te, NULL, NULL, NULL, NULL, ok, 3), QPC_ERR_CONFIG);
+    assert_int_equal(qpc_tls_endpoint_init(&te, sk, NULL, NULL, NULL, empty, 2), QPC_ERR_INVALID);
+    assert_int_equal(qpc_tls_endpoint_init(&te, sk, NULL, NULL, NULL, too_long, 2),
+                     QPC_ERR_INVALID);
+    assert_int_equal(qpc_tls_endpoint_init(&te, sk, "/nonexistent/a.der", NULL, NULL, ok, 3),
+                     QPC_ERR_CONFIG);   /* one federation file of three */
+    assert_int_equal(qpc_tls_endpoint_init(&te, sk, NULL, NULL, NULL, ok, QPC_TLS_ALPNS_MAX + 1),
+                     QPC_ERR_INVALID);
+    assert_null(te.id_cred);
+    assert_int_equal(te.nalpns, 0);
+    (void)state;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tls_identity_certificate_carries_identity_key),
         cmocka_unit_test(test_tls_federation_missing_file_is_io_error),
         cmocka_unit_test(test_tls_federation_garbage_file_is_config_error),
+        cmocka_unit_test(test_tls_endpoint_serves_only_alpns_it_has_credentials_for),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

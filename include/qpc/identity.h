@@ -1,20 +1,24 @@
 /*
- * identity.h: the self-sovereign mesh identity and the peer directory.
+ * identity.h: the self-sovereign mesh identity, the peer directory and key pins.
  *
  * The one idea: who I am (an Ed25519 keypair made on first start, no registration) and
- * whom I know (peers by public key, servers by address with their TOFU-pinned keys)
- * live together in ONE JSON file that is only ever replaced atomically (temp file,
- * fsync, rename, fsync of the directory) and is created mode 0600. A file that exists
- * but cannot be read or parsed is reported and never overwritten: losing the secret
- * key means losing the identity. The file format is documented in docs/identity.md.
+ * whom I know (peers by public key; names and addresses with the keys pinned for them)
+ * live together in ONE JSON file that is only ever replaced atomically (qpc/fileio.h:
+ * temp file, fsync, rename, fsync of the directory) and is created mode 0600. A file
+ * that exists but cannot be read or parsed is reported and never overwritten: losing
+ * the secret key means losing the identity. The file format is documented in
+ * docs/identity.md.
  *
  * A peer id is the lowercase hex of the 32-byte public key; wherever a user types one,
  * a unique prefix is accepted (qpc_identity_peer_find).
  *
- * Peers and servers are two lists because they are keyed differently: a peer is known
- * by its key (its addresses change), a server noted with `/mesh server host:port` is
- * known by its address and its key is learned on first use and pinned, like an SSH
- * host key. A changed key for a pinned address is refused (QPC_ERR_REFUSED).
+ * Peers and pins are kept apart because they are keyed differently. A peer is known by
+ * its key (its addresses change). A pin is known by a name -- an address someone typed
+ * ("10.0.0.1:7000"), or a DNS name such as a federation domain -- and holds the key that
+ * belongs to that name, once it is known: learned on first use or given, and then
+ * fixed, like an SSH host key. A different key for a pinned name is refused
+ * (QPC_ERR_REFUSED). What a name stands for is the program's business; the identity
+ * only keeps the binding and refuses to let it change silently.
  *
  * Everything here is in memory except load/save/load_or_create. Functions that take
  * `now_ms` (milliseconds since the Unix epoch) never read the clock. Not thread-safe:
@@ -30,6 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "qpc/addr.h"       /* QPC_ADDRESS_MAX; addresses are checked with qpc_addr_valid */
 #include "qpc/encoding.h"
 
 #define QPC_IDENTITY_FILE_VERSION 1
@@ -37,18 +42,17 @@
 #define QPC_IDENTITY_SECRET_KEY_LEN 64         /* libsodium secret key: seed || public key */
 #define QPC_IDENTITY_FILE_MAX (16u * 1024 * 1024) /* larger files are refused unread */
 #define QPC_IDENTITY_NAME_MAX 64               /* bytes of UTF-8 in a display name */
-#define QPC_ADDRESS_MAX 262                    /* characters of a "host:port" text */
 #define QPC_PEER_ADDRESSES_MAX 8               /* addresses kept per peer, newest first */
 #define QPC_PEERS_MAX 4096                     /* peer directory size */
-#define QPC_SERVERS_MAX 1024                   /* noted/pinned servers */
+#define QPC_PINS_MAX 1024                      /* pins of each kind */
 
 /* How a peer was most recently learned or seen. */
 enum qpc_peer_source {
     QPC_PEER_SOURCE_MDNS,    /* mDNS/DNS-SD discovery */
     QPC_PEER_SOURCE_MANUAL,  /* typed by the user */
-    QPC_PEER_SOURCE_SERVER,  /* told by a server we are connected to */
+    QPC_PEER_SOURCE_SERVER,  /* told by a node we are connected to */
     QPC_PEER_SOURCE_DIRECT,  /* a direct P2P connection */
-    QPC_PEER_SOURCE_TOFU,    /* a server key learned on first use */
+    QPC_PEER_SOURCE_TOFU,    /* a key learned on first use (a pin) */
     QPC_PEER_SOURCE_RELAY,   /* seen through a relay node */
 };
 
@@ -73,14 +77,22 @@ struct qpc_peer {
     bool pinned;                                  /* kept when the directory is full */
 };
 
+/* What a pin's name is. Each kind is its own namespace, bounded by QPC_PINS_MAX. */
+enum qpc_pin_kind {
+    QPC_PIN_ADDRESS = 0,     /* "host:port" (qpc_addr_valid): a node reached by address */
+    QPC_PIN_DOMAIN = 1,      /* a DNS name (qpc_addr_check_name): e.g. a federation domain */
+};
+#define QPC_PIN_KINDS 2
+
 /*
- * A server noted by address. Owned by the identity and read-only for callers; valid
- * until that server is forgotten or the identity freed.
+ * A name noted, with the key pinned for it once known. Owned by the identity and
+ * read-only for callers; valid until it is forgotten or the identity freed.
  */
-struct qpc_server {
-    char *address;                                /* "host:port", lowercase */
-    bool has_key;                                 /* false until the key is learned */
-    uint8_t key[QPC_KEY_LEN];                     /* pinned Ed25519 key when has_key */
+struct qpc_pin {
+    enum qpc_pin_kind kind;
+    char *name;                                   /* lowercase */
+    bool has_key;                                 /* false until a key is pinned */
+    uint8_t key[QPC_KEY_LEN];                     /* the pinned Ed25519 key when has_key */
     uint64_t noted_at_ms;
     uint64_t pinned_at_ms;                        /* 0 unless has_key */
 };
@@ -120,8 +132,8 @@ int qpc_identity_parse(const char *buf, size_t len, struct qpc_identity **out,
                        char *errbuf, size_t errlen);
 
 /*
- * Serialises id as the JSON of docs/identity.md (peers sorted by id, servers by
- * address, so equal identities give equal bytes). *out is a NUL-terminated malloc'd
+ * Serialises id as the JSON of docs/identity.md (peers sorted by id, pins by
+ * name, so equal identities give equal bytes). *out is a NUL-terminated malloc'd
  * string of *out_len bytes; it holds the secret seed, so the caller wipes it
  * (sodium_memzero) before free. Returns 0 or QPC_ERR_NOMEM.
  */
@@ -245,54 +257,47 @@ const char *qpc_peer_source_name(enum qpc_peer_source source);
 /* Text of a kind ("client", "server"); "?" if unknown. */
 const char *qpc_peer_kind_name(enum qpc_peer_kind kind);
 
-/* --- servers and TOFU -------------------------------------------------------------- */
+/* --- key pins -------------------------------------------------------------------- */
 
 /*
- * True when text is an acceptable "host:port": 3..QPC_ADDRESS_MAX printable ASCII
- * characters without spaces, a non-empty host (an IPv6 host in brackets), a decimal
- * port 1..65535.
+ * Notes name (of kind; compared case-insensitively, stored lowercase) at now_ms; its key
+ * is unknown until pinned. Noting a known name changes nothing. *out (may be NULL)
+ * receives the entry. Returns 0, QPC_ERR_INVALID (unknown kind, or name is not of that
+ * kind), QPC_ERR_STORE_FULL (QPC_PINS_MAX of that kind) or QPC_ERR_NOMEM.
  */
-bool qpc_identity_address_valid(const char *text);
+int qpc_identity_pin_note(struct qpc_identity *id, enum qpc_pin_kind kind, const char *name,
+                          uint64_t now_ms, const struct qpc_pin **out);
 
 /*
- * Notes a server by address (`/mesh server host:port`) at now_ms; its key is unknown
- * until pinned. Noting a known address changes nothing. *out (may be NULL) receives
- * the entry. Returns 0, QPC_ERR_INVALID (bad address), QPC_ERR_STORE_FULL or
- * QPC_ERR_NOMEM.
+ * Pins key for name (trust on first use, or a key given out of band). If no key is
+ * pinned for name yet, pins it (noting the name first if needed) with pinned_at_ms =
+ * now_ms. Returns 0 (pinned now, or the same key was already pinned), QPC_ERR_REFUSED
+ * (a DIFFERENT key is pinned for name: possible impersonation; nothing changes, the
+ * user must forget the pin to accept the new key), QPC_ERR_INVALID, QPC_ERR_STORE_FULL
+ * or QPC_ERR_NOMEM.
  */
-int qpc_identity_server_note(struct qpc_identity *id, const char *address, uint64_t now_ms,
-                             const struct qpc_server **out);
+int qpc_identity_pin_key(struct qpc_identity *id, enum qpc_pin_kind kind, const char *name,
+                         const uint8_t key[static QPC_KEY_LEN], uint64_t now_ms);
+
+/* The pin of kind for name (any case), or NULL (also for an invalid name or kind). */
+const struct qpc_pin *qpc_identity_pin_get(const struct qpc_identity *id,
+                                           enum qpc_pin_kind kind, const char *name);
 
 /*
- * Trust on first use: the server at address presented key. If no key is pinned for
- * address yet, pins it (noting the server first if needed) with pinned_at_ms = now_ms.
- * Returns 0 (pinned now, or the same key was already pinned), QPC_ERR_REFUSED (a
- * DIFFERENT key is pinned for this address: possible impersonation; nothing changes,
- * the user must forget the server to accept the new key), QPC_ERR_INVALID,
- * QPC_ERR_STORE_FULL or QPC_ERR_NOMEM.
+ * Copies the key pinned for name into key. Returns 0, QPC_ERR_NOT_FOUND (not noted, or
+ * noted but no key pinned yet) or QPC_ERR_INVALID (bad name or kind).
  */
-int qpc_identity_server_pin(struct qpc_identity *id, const char *address,
-                            const uint8_t key[static QPC_KEY_LEN], uint64_t now_ms);
+int qpc_identity_pin_lookup(const struct qpc_identity *id, enum qpc_pin_kind kind,
+                            const char *name, uint8_t key[static QPC_KEY_LEN]);
 
-/* The server noted at address (compared case-insensitively), or NULL. */
-const struct qpc_server *qpc_identity_server_get(const struct qpc_identity *id,
-                                                 const char *address);
+/* Forgets a pin and its key. Returns 0 or QPC_ERR_NOT_FOUND. */
+int qpc_identity_pin_forget(struct qpc_identity *id, enum qpc_pin_kind kind, const char *name);
 
-/*
- * Copies the key pinned for address into key. Returns 0, QPC_ERR_NOT_FOUND (address
- * not noted, or noted but no key pinned yet) or QPC_ERR_INVALID (bad address).
- */
-int qpc_identity_server_key(const struct qpc_identity *id, const char *address,
-                            uint8_t key[static QPC_KEY_LEN]);
+/* Number of pins of kind (0 for an unknown kind). */
+size_t qpc_identity_pin_count(const struct qpc_identity *id, enum qpc_pin_kind kind);
 
-/* Forgets a server and its pinned key. Returns 0 or QPC_ERR_NOT_FOUND. */
-int qpc_identity_server_forget(struct qpc_identity *id, const char *address);
-
-/* Number of noted servers. */
-size_t qpc_identity_server_count(const struct qpc_identity *id);
-
-/* Iterates noted servers like qpc_identity_peer_next. */
-const struct qpc_server *qpc_identity_server_next(const struct qpc_identity *id,
-                                                  const struct qpc_server *prev);
+/* Iterates the pins of kind like qpc_identity_peer_next. */
+const struct qpc_pin *qpc_identity_pin_next(const struct qpc_identity *id,
+                                            enum qpc_pin_kind kind, const struct qpc_pin *prev);
 
 #endif

@@ -1,7 +1,7 @@
 /*
  * mdns.h: announce a node or a peer and find nearby ones with mDNS / DNS-SD.
  *
- * A node (qpc-server) announces the service `_quicprochat._udp.local.` with three TXT
+ * A node announces the service `_quicprochat._udp.local.` with three TXT
  * records, `ver=1`, `server=<host:port>` and `domain=<local_domain>` (qpc_mdns_announce).
  * A client that listens for P2P announces `_quicprochat-p2p._udp.local.` with `ver=1`,
  * `peer=<hex key>` and `p2p=<host:port>` (qpc_mdns_announce_service, which takes any

@@ -19,6 +19,13 @@
  * TLS: on the client and P2P ALPNs each side presents a self-signed certificate over its
  * Ed25519 identity key (tls.h) and the other side learns, or checks, that key. On the
  * federation ALPN both sides present CA-signed certificates and verify the chain.
+ *
+ * Ownership, for every function below: endpoints, connections and relays belong to the
+ * library. A connection is valid from the call that made it (or on_connected, for an
+ * accepted one) until its on_closed returns; a relay until qpc_quic_relay_free or
+ * qpc_quic_endpoint_free. Bytes passed in are copied or only read during the call;
+ * bytes passed to callbacks are valid during the callback only. Which file does what:
+ * docs/transport.md.
  */
 #ifndef QPC_QUIC_H
 #define QPC_QUIC_H
@@ -28,6 +35,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 #include <ev.h>
+#include <protobuf-c/protobuf-c.h>
 
 #include "qpc/encoding.h"
 
@@ -119,11 +127,16 @@ struct qpc_quic_config {
     void *user;
 };
 
+/* ---- Endpoint ------------------------------------------------------------------------ */
+
 /*
  * Creates an endpoint: binds the UDP socket and starts watching it on loop (borrowed;
- * must outlive the endpoint). cfg and the strings in it are copied.
- * Errors: QPC_ERR_INVALID (bad address, accept without ALPNs), QPC_ERR_IO (socket,
- * bind), QPC_ERR_CONFIG / QPC_ERR_IO (federation files), QPC_ERR_CRYPTO, QPC_ERR_NOMEM.
+ * must outlive the endpoint). cfg and the strings in it are copied; identity_sk is
+ * copied into GnuTLS. *out is the caller's, to free with qpc_quic_endpoint_free.
+ * Errors: QPC_ERR_INVALID (bad address, accept without ALPNs, an ALPN empty or of 64
+ * bytes or more, max_frame above QPC_WIRE_FRAME_MAX_LIMIT), QPC_ERR_IO (socket, bind),
+ * QPC_ERR_CONFIG (an ALPN without its credentials) / QPC_ERR_IO (federation files),
+ * QPC_ERR_CRYPTO, QPC_ERR_NOMEM.
  */
 int qpc_quic_endpoint_new(struct qpc_quic_endpoint **out, struct ev_loop *loop,
                           const struct qpc_quic_config *cfg);
@@ -138,7 +151,8 @@ int qpc_quic_endpoint_new(struct qpc_quic_endpoint **out, struct ev_loop *loop,
  */
 void qpc_quic_endpoint_free(struct qpc_quic_endpoint *ep);
 
-/* The bound local address (e.g. to learn the port chosen for port 0). 0 or QPC_ERR_IO. */
+/* Copies the bound local address into *ss and its length into *len (e.g. to learn the
+ * port chosen for port 0). Returns 0: the address was read once, at bind. */
 int qpc_quic_endpoint_local_addr(struct qpc_quic_endpoint *ep, struct sockaddr_storage *ss,
                                  socklen_t *len);
 
@@ -158,47 +172,64 @@ int qpc_quic_endpoint_set_accepting(struct qpc_quic_endpoint *ep, bool accepting
 /* Number of live connections (handshaking, open, or closing). */
 size_t qpc_quic_endpoint_conn_count(const struct qpc_quic_endpoint *ep);
 
+/* ---- Connections ---------------------------------------------------------------------- */
+
 /*
- * Starts a connection to addr (IPv4 or IPv6) over the endpoint's socket, offering alpn.
- * expected_key: the peer's Ed25519 key, or NULL to learn it (TOFU: on_connected gets
- * it and may refuse). Ignored for the federation ALPN (the CA decides). The result
- * arrives through on_connected or on_closed. *out (may be NULL) is valid until
- * on_closed returns. Errors: QPC_ERR_INVALID, QPC_ERR_CONFIG (no credentials for that
- * ALPN), QPC_ERR_TLS, QPC_ERR_QUIC, QPC_ERR_NOMEM, QPC_ERR_CLOSED (ep is being freed).
+ * Starts a connection to addr (IPv4 or IPv6, addrlen bytes; copied) over the endpoint's
+ * socket, offering alpn. expected_key: the peer's Ed25519 key (32 bytes, copied), or
+ * NULL to learn it (TOFU: on_connected gets it and may refuse). Ignored for the
+ * federation ALPN (the CA decides). user becomes the connection's user pointer. The
+ * result arrives through on_connected or on_closed. *out (out may be NULL) is valid
+ * until on_closed returns. Errors: QPC_ERR_INVALID (addr NULL, of another family than
+ * the socket, or a relay address; alpn NULL, empty or too long), QPC_ERR_CONFIG (no
+ * credentials for that ALPN), QPC_ERR_TLS, QPC_ERR_QUIC, QPC_ERR_NOMEM, QPC_ERR_CLOSED
+ * (ep is being freed).
  */
 int qpc_quic_connect(struct qpc_quic_endpoint *ep, const struct sockaddr *addr,
                      socklen_t addrlen, const char *alpn, const uint8_t *expected_key,
                      void *user, struct qpc_quic_conn **out);
 
-/* As qpc_quic_connect, but every packet of the connection goes through relay. */
-int qpc_quic_connect_relayed(struct qpc_quic_endpoint *ep, struct qpc_quic_relay *relay,
-                             const char *alpn, const uint8_t *expected_key, void *user,
-                             struct qpc_quic_conn **out);
-
 /*
- * A relay path. send is called with each QUIC packet (at most 1200 bytes) that a
- * connection on this path emits; it returns 0, or nonzero if the packet was dropped
- * (QUIC retransmits). The packet is valid during the call only. When whatever send
- * uses goes away (e.g. the connection to the relay node closes), free the relay. *out is owned by the
- * endpoint; free it with qpc_quic_relay_free or let qpc_quic_endpoint_free do it.
- * Errors: QPC_ERR_INVALID (send NULL), QPC_ERR_NOMEM, QPC_ERR_CLOSED (ep is being freed).
+ * Closes the connection with an application error code and reason (copied, at most
+ * 255 bytes kept). The peer's on_closed sees both; ours is called too (by_peer false,
+ * err QPC_ERR_REFUSED for QPC_QUIC_APP_REFUSED, else QPC_ERR_CLOSED), when the loop
+ * next turns: conn stays valid until then. reason NULL is "". Closing twice is a no-op.
+ * Returns 0.
  */
-typedef int (*qpc_quic_relay_send_fn)(void *user, const uint8_t *pkt, size_t len);
-int qpc_quic_relay_new(struct qpc_quic_endpoint *ep, qpc_quic_relay_send_fn send, void *user,
-                       struct qpc_quic_relay **out);
+int qpc_quic_conn_close(struct qpc_quic_conn *conn, uint64_t app_code, const char *reason);
 
-/* Ends every connection on the relay path (on_closed, QPC_ERR_CLOSED) and frees it. */
-void qpc_quic_relay_free(struct qpc_quic_relay *relay);
+/* The negotiated ALPN ("" before the handshake completes); owned by conn. */
+const char *qpc_quic_conn_alpn(const struct qpc_quic_conn *conn);
 
-/*
- * Hands in one QUIC packet that arrived through relay (data is only read during the
- * call). A packet for an unknown connection id starts an accepted connection if the
- * endpoint accepts (at most 1024 incoming connections may be in their handshake at a
- * time; Initials beyond that are dropped, on the UDP socket too). Returns 0 (also when the packet was dropped as invalid) or
- * QPC_ERR_INVALID.
+/* The peer's Ed25519 key (QPC_KEY_LEN bytes, owned by conn) once the handshake
+ * completed on an identity ALPN; NULL before that and on the federation ALPN. */
+const uint8_t *qpc_quic_conn_peer_key(const struct qpc_quic_conn *conn);
+
+/* The peer's address as the connection started (owned by conn; *len gets its length).
+ * For relayed connections a synthetic 100::/64 address (qpc_quic_addr_is_relay). */
+const struct sockaddr *qpc_quic_conn_remote_addr(const struct qpc_quic_conn *conn,
+                                                 socklen_t *len);
+
+/* Whether conn was accepted (true) or initiated by this side (false). */
+bool qpc_quic_conn_is_server(const struct qpc_quic_conn *conn);
+
+/* Sets the pointer handed to conn's callbacks (the library never looks at it). */
+void qpc_quic_conn_set_user(struct qpc_quic_conn *conn, void *user);
+
+/* The pointer set with qpc_quic_conn_set_user, or the one given at connect (accepted
+ * connections start with the endpoint's cfg->user). */
+void *qpc_quic_conn_get_user(const struct qpc_quic_conn *conn);
+
+/* The endpoint conn belongs to. */
+struct qpc_quic_endpoint *qpc_quic_conn_endpoint(const struct qpc_quic_conn *conn);
+
+/* ---- Streams and frames ------------------------------------------------------------
+ *
+ * Bidirectional streams carry frames (wire.h: 4-byte length, then the body). Bytes
+ * sent stay queued until the peer acknowledges them; a stream holding stream_buffer
+ * unacknowledged bytes refuses more with QPC_ERR_AGAIN, and on_writable follows once it
+ * drained to half.
  */
-int qpc_quic_endpoint_input_relayed(struct qpc_quic_endpoint *ep, struct qpc_quic_relay *relay,
-                                    const uint8_t *data, size_t len);
 
 /*
  * Opens a bidirectional stream; its id goes to *stream_id. Errors: QPC_ERR_AGAIN (the
@@ -212,7 +243,7 @@ int qpc_quic_conn_open_stream(struct qpc_quic_conn *conn, int64_t *stream_id);
  * peer opened. Errors: QPC_ERR_TOO_LARGE (len above the frame limit), QPC_ERR_AGAIN
  * (the stream's buffer is full: wait for on_writable), QPC_ERR_NOT_FOUND (no such
  * stream), QPC_ERR_CLOSED (connection closing, or this side of the stream ended),
- * QPC_ERR_NOMEM.
+ * QPC_ERR_NOMEM. On any error nothing is queued.
  */
 int qpc_quic_conn_send_frame(struct qpc_quic_conn *conn, int64_t stream_id,
                              const uint8_t *data, size_t len);
@@ -224,29 +255,98 @@ int qpc_quic_conn_send_frame(struct qpc_quic_conn *conn, int64_t stream_id,
  */
 int qpc_quic_conn_end_stream(struct qpc_quic_conn *conn, int64_t stream_id);
 
+/* ---- Protobuf messages on streams ----------------------------------------------------
+ *
+ * Every frame of our protocols is one protobuf message. Send it with
+ * qpc_quic_conn_send_message when it can go now or be rebuilt later; pack it with
+ * qpc_quic_pack_message when the frame must wait in the caller's own queue.
+ */
+
+/*
+ * Packs one protobuf message (protobuf_c_message_get_packed_size / _pack) and queues it
+ * as one frame on a stream, as qpc_quic_conn_send_frame would queue the packed bytes:
+ * the same checks, errors and back-pressure. msg is only read during the call (pass
+ * &m.base, or cast the generated struct); it is packed straight into the stream's
+ * queue, so the caller keeps no buffer. On any error nothing is queued and msg is
+ * still the caller's: after QPC_ERR_AGAIN send the same message again from
+ * on_writable. Errors: QPC_ERR_INVALID (msg NULL), QPC_ERR_TOO_LARGE (packed size above
+ * the frame limit; it will never fit), QPC_ERR_AGAIN, QPC_ERR_NOT_FOUND, QPC_ERR_CLOSED,
+ * QPC_ERR_NOMEM.
+ */
+int qpc_quic_conn_send_message(struct qpc_quic_conn *conn, int64_t stream_id,
+                               const ProtobufCMessage *msg);
+
+/*
+ * Packs one protobuf message into a new buffer, for callers that must hold a frame
+ * before it can go (a reply queue kept in order, waiting for a commit) and send it
+ * later with qpc_quic_conn_send_frame, keeping it across QPC_ERR_AGAIN. *out (len
+ * bytes; at least one byte allocated, so a message of defaults gives a buffer and
+ * len 0) is the caller's to free(). msg is only read. Errors: QPC_ERR_INVALID (an
+ * argument NULL), QPC_ERR_NOMEM.
+ */
+int qpc_quic_pack_message(const ProtobufCMessage *msg, uint8_t **out, size_t *len);
+
+/* ---- Datagrams ------------------------------------------------------------------------ */
+
 /*
  * Queues one unreliable DATAGRAM (copied). Errors: QPC_ERR_TOO_LARGE (above
- * QPC_QUIC_DATAGRAM_MAX), QPC_ERR_AGAIN (queue full), QPC_ERR_CLOSED, QPC_ERR_NOMEM.
+ * QPC_QUIC_DATAGRAM_MAX), QPC_ERR_AGAIN (handshake not done, or 512 already queued),
+ * QPC_ERR_CLOSED, QPC_ERR_NOMEM. A queued datagram the path or the peer cannot take is
+ * dropped without notice.
  */
 int qpc_quic_conn_send_datagram(struct qpc_quic_conn *conn, const uint8_t *data, size_t len);
 
-/*
- * Closes the connection with an application error code and reason (copied, at most
- * 255 bytes kept). The peer's on_closed sees both; ours is called too (by_peer false).
- * Closing twice is a no-op. Returns 0.
+/* ---- Relay paths ----------------------------------------------------------------------
+ *
+ * A relay path carries a connection's packets through the application instead of the
+ * UDP socket: the relay fallback puts them into DATAGRAM frames of each peer's
+ * connection to a relay node. The path has a synthetic remote address from the discard
+ * prefix 100::/64 (RFC 6666) that no real peer can have; qpc_quic_conn_remote_addr of a
+ * relayed connection returns it, and qpc_quic_addr_is_relay tells it apart.
  */
-int qpc_quic_conn_close(struct qpc_quic_conn *conn, uint64_t app_code, const char *reason);
 
-/* The negotiated ALPN ("" before the handshake completes). */
-const char *qpc_quic_conn_alpn(const struct qpc_quic_conn *conn);
-/* The peer's Ed25519 key once the handshake completed on an identity ALPN, else NULL. */
-const uint8_t *qpc_quic_conn_peer_key(const struct qpc_quic_conn *conn);
-/* The peer's address (for relayed connections a synthetic 100::/64 address). */
-const struct sockaddr *qpc_quic_conn_remote_addr(const struct qpc_quic_conn *conn,
-                                                 socklen_t *len);
-bool qpc_quic_conn_is_server(const struct qpc_quic_conn *conn);
-void qpc_quic_conn_set_user(struct qpc_quic_conn *conn, void *user);
-void *qpc_quic_conn_get_user(const struct qpc_quic_conn *conn);
-struct qpc_quic_endpoint *qpc_quic_conn_endpoint(const struct qpc_quic_conn *conn);
+/*
+ * Makes a relay path. send(user, pkt, len) is called with each QUIC packet (at most
+ * 1200 bytes) that a connection on this path emits; it returns 0, or nonzero if the
+ * packet was dropped (QUIC retransmits). The packet is valid during the call only. When
+ * whatever send uses goes away (e.g. the connection to the relay node closes), free the
+ * relay. *out is owned by the endpoint; free it with qpc_quic_relay_free or let
+ * qpc_quic_endpoint_free do it. user is the caller's and only handed to send.
+ * Errors: QPC_ERR_INVALID (send NULL), QPC_ERR_NOMEM, QPC_ERR_CLOSED (ep is being freed).
+ */
+typedef int (*qpc_quic_relay_send_fn)(void *user, const uint8_t *pkt, size_t len);
+int qpc_quic_relay_new(struct qpc_quic_endpoint *ep, qpc_quic_relay_send_fn send, void *user,
+                       struct qpc_quic_relay **out);
+
+/* Ends every connection on the relay path (their on_closed follow when the loop next
+ * turns, QPC_ERR_CLOSED) and frees relay at once. NULL is a no-op. */
+void qpc_quic_relay_free(struct qpc_quic_relay *relay);
+
+/*
+ * Hands in one QUIC packet that arrived through relay (data is only read during the
+ * call). A packet for an unknown connection id starts an accepted connection if the
+ * endpoint accepts (at most 1024 incoming connections may be in their handshake at a
+ * time; Initials beyond that are dropped, on the UDP socket too). Returns 0 (also when
+ * the packet was dropped as invalid, or ep is being freed) or QPC_ERR_INVALID (relay
+ * NULL or of another endpoint, data NULL).
+ */
+int qpc_quic_endpoint_input_relayed(struct qpc_quic_endpoint *ep, struct qpc_quic_relay *relay,
+                                    const uint8_t *data, size_t len);
+
+/* As qpc_quic_connect, but every packet of the connection goes through relay (packets
+ * of at most 1200 bytes). Errors: those of qpc_quic_connect; QPC_ERR_INVALID also for
+ * relay NULL or of another endpoint. */
+int qpc_quic_connect_relayed(struct qpc_quic_endpoint *ep, struct qpc_quic_relay *relay,
+                             const char *alpn, const uint8_t *expected_key, void *user,
+                             struct qpc_quic_conn **out);
+
+/*
+ * Whether sa is the address of a relay path (in 100::/64), i.e. whether a connection
+ * whose qpc_quic_conn_remote_addr is sa runs through a relay rather than the UDP socket.
+ * sa is only read (as a struct sockaddr_in6 when its family is AF_INET6); NULL is false.
+ * Such an address never comes from the network: the endpoint drops UDP packets that
+ * claim one as their source, and qpc_quic_connect refuses one (QPC_ERR_INVALID).
+ */
+bool qpc_quic_addr_is_relay(const struct sockaddr *sa);
 
 #endif

@@ -51,7 +51,7 @@
 enum qpc_route_via {
     QPC_ROUTE_VIA_DIRECT = 0,   /* QUIC straight to next_hop ("192.168.1.42:7000") */
     QPC_ROUTE_VIA_PEER,         /* through another mesh peer, via_peer; next_hop optional */
-    QPC_ROUTE_VIA_SERVER,       /* queued at a qpc-server, next_hop = "host:port" */
+    QPC_ROUTE_VIA_SERVER,       /* queued at a node, next_hop = "host:port" */
     QPC_ROUTE_VIA_RELAY,        /* relayed QUIC path through the node at next_hop */
 };
 

@@ -44,7 +44,7 @@
 #include <ev.h>
 
 #include "qpc/broadcast.h"
-#include "qpc/config.h"
+#include "settings.h"
 #include "qpc/envelope.h"
 #include "qpc/identity.h"
 #include "qpc/queue.h"
@@ -55,7 +55,7 @@
 #include "custody.h"
 #include "peers.h"
 #include "receipts.h"
-#include "uthash_keyed.h"   /* every client table is keyed: most keys come from strangers */
+#include "qpc/uthash_keyed.h"   /* every client table is keyed: most keys come from strangers */
 
 /* Exit codes of the subcommands (docs/client.md). */
 enum qpc_exit {
@@ -119,7 +119,7 @@ struct client {
                                           * a QUIC user pointer tells which it is (link.h) */
     struct ev_loop *loop;
     struct qpc_config *cfg;
-    const struct qpc_client_config *cc;
+    const struct client_settings *cc;
     char data_dir[PATH_MAX];
     char identity_path[PATH_MAX];
     struct qpc_identity *id;

@@ -25,10 +25,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "qpc.pb-c.h"
+#include "qpc/proto.h"
 #include "qpc/envelope.h"
 #include "qpc/store.h"
-#include "uthash_keyed.h"   /* ids are chosen by whoever builds the envelope */
+#include "qpc/uthash_keyed.h"   /* ids are chosen by whoever builds the envelope */
 
 struct link;   /* link.c; only compared here, never used */
 
@@ -44,7 +44,7 @@ struct inflight {
     UT_hash_handle hh;
 };
 
-/* The in-flight table. Lookups by id go through custody.c only (the hash key is per file). */
+/* The in-flight table, by envelope id. */
 struct custody {
     struct inflight *by_id;
     uint8_t me[QPC_KEY_LEN];

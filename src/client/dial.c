@@ -15,7 +15,7 @@
 #include "dial.h"
 #include "handover.h"
 #include "link.h"
-#include "net.h"
+#include "qpc/addr.h"
 #include "output.h"
 #include "qpc/error.h"
 #include "qpc/log.h"
@@ -28,7 +28,7 @@ static int dial_addr(struct client *cl, struct peer_state *ps, const char *addr)
     struct sockaddr_storage ss;
     socklen_t len = 0;
     struct link *l;
-    int rc = net_resolve(addr, &ss, &len);
+    int rc = qpc_addr_resolve(addr, &ss, &len);
 
     if (rc < 0)
         return rc;

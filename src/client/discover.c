@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "discover.h"
-#include "net.h"
+#include "qpc/addr.h"
 #include "node.h"
 #include "output.h"
 #include "qpc/error.h"
@@ -111,14 +111,14 @@ static bool peer_dial_address(const struct qpc_mdns_service *svc, char *out, siz
 {
     const char *p2p = qpc_mdns_service_txt(svc, "p2p");
 
-    if (p2p != NULL && net_addr_numeric(p2p)) {
+    if (p2p != NULL && qpc_addr_is_numeric(p2p)) {
         snprintf(out, cap, "%s", p2p);
-        return qpc_identity_address_valid(out);
+        return qpc_addr_valid(out);
     }
     if (svc->address == NULL || svc->port == 0)
         return false;
     snprintf(out, cap, strchr(svc->address, ':') ? "[%s]:%u" : "%s:%u", svc->address, svc->port);
-    return qpc_identity_address_valid(out);
+    return qpc_addr_valid(out);
 }
 
 static void peer_cb(const struct qpc_mdns_service *svc, bool added, void *arg)
@@ -182,7 +182,7 @@ static bool p2p_host(const struct client *cl, char *host, size_t cap)
     uint16_t port;
     bool found = false;
 
-    if (qpc_config_parse_addr(cl->cc->listen, host, cap, &port) == 0 && strcmp(host, "0.0.0.0") != 0 &&
+    if (qpc_addr_parse(cl->cc->listen, host, cap, &port) == 0 && strcmp(host, "0.0.0.0") != 0 &&
         strcmp(host, "::") != 0)
         return strncmp(host, "127.", 4) != 0 && strcmp(host, "::1") != 0 && strcmp(host, "localhost") != 0;
     if (getifaddrs(&ifs) != 0)

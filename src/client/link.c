@@ -13,7 +13,7 @@
 #include <utlist.h>
 
 #include "link.h"
-#include "net.h"
+#include "qpc/addr.h"
 #include "output.h"
 #include "peers.h"
 #include "qpc/log.h"
@@ -97,7 +97,7 @@ int link_send_envelope_bytes(struct link *l, const uint8_t *buf, size_t len)
     f.envelope.data = (uint8_t *)buf;
     f.envelope.len = len;
     rc = link_stream(l);
-    return rc == 0 ? net_send_message(l->conn, l->sid, &f.base) : rc;
+    return rc == 0 ? qpc_quic_conn_send_message(l->conn, l->sid, &f.base) : rc;
 }
 
 int link_send_envelope(struct link *l, const struct qpc_envelope *env)
@@ -123,7 +123,7 @@ void link_send_ack(struct link *l, int64_t sid, const uint8_t *id, Qpc__Status s
     f.body_case = QPC__P2P_FRAME__BODY_ACK;
     f.ack = &ack;
     /* The ack goes back on the stream the envelope came on. */
-    if (net_send_message(l->conn, sid, &f.base) < 0)
+    if (qpc_quic_conn_send_message(l->conn, sid, &f.base) < 0)
         qpc_log_debug("node", "ack dropped");
 }
 

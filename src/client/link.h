@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #include "client.h"
-#include "qpc.pb-c.h"
+#include "qpc/proto.h"
 
 enum conn_kind { CONN_P2P = 1 };   /* a QUIC user pointer to a link starts with this */
 

@@ -228,7 +228,7 @@ static int sub_server(struct client *cl, int argc, char **argv)
     rc = open_state(cl, true);
     if (rc != EXIT_OK)
         return rc;
-    rc = qpc_identity_server_note(cl->id, argv[1], now_ms(), NULL);
+    rc = qpc_identity_pin_note(cl->id, QPC_PIN_ADDRESS, argv[1], now_ms(), NULL);
     if (rc < 0) {
         fprintf(stderr, "qpc: bad server address '%s'\n", argv[1]);
         return EXIT_USAGE;
@@ -541,7 +541,7 @@ static void usage(FILE *out)
                  "  -h, --help / -V, --version\n"
                  "\nExit codes: 0 ok/delivered (verified receipt), 1 failure, 2 usage, 3 held (no receipt yet),\n"
                  "4 unknown or ambiguous peer, 5 state file corrupt, 6 refused.\n\nSettings:\n");
-    qpc_config_print_help(QPC_CONFIG_CLIENT, out);
+    qpc_config_print_help(&client_schema, out);
 }
 
 static int sub_help(struct client *cl, int argc, char **argv)
@@ -561,7 +561,7 @@ int main(int argc, char **argv)
     };
     /* Every config key is also a flag (--data-dir, --server, --direct-timeout-ms ...). */
     struct option longopts[64 + sizeof(fixed) / sizeof(fixed[0])];
-    size_t nlong = 0, nkeys = qpc_config_key_count(QPC_CONFIG_CLIENT);
+    size_t nlong = 0, nkeys = client_schema.key_count;
     struct client cl = { 0 };
     char err[512] = "";
     const char *flags[64][2] = { { 0 } };
@@ -574,18 +574,15 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
         longopts[nlong++] = fixed[i];
     for (size_t i = 0; i < nkeys && i < 64 - 1; i++) {
-        struct qpc_config_key_info ki;
+        const struct qpc_config_key *k = &client_schema.keys[i];
 
-        if (qpc_config_key_at(QPC_CONFIG_CLIENT, i, &ki) == 0 && strncmp(ki.flag, "--", 2) == 0)
-            longopts[nlong++] = (struct option){ ki.flag + 2, required_argument, NULL, 1000 + (int)i };
+        if (strncmp(k->flag, "--", 2) == 0)
+            longopts[nlong++] = (struct option){ k->flag + 2, required_argument, NULL, 1000 + (int)i };
     }
     longopts[nlong] = (struct option){ NULL, 0, NULL, 0 };
     while ((opt = getopt_long(argc, argv, "+hV", longopts, NULL)) != -1) {
         if (opt >= 1000 && nflags < 64) {
-            struct qpc_config_key_info ki;
-
-            qpc_config_key_at(QPC_CONFIG_CLIENT, (size_t)(opt - 1000), &ki);
-            flags[nflags][0] = ki.name;
+            flags[nflags][0] = client_schema.keys[opt - 1000].name;
             flags[nflags++][1] = optarg;
             continue;
         }
@@ -638,7 +635,7 @@ int main(int argc, char **argv)
         }
         argc = optind + keep;
     }
-    if (sodium_init() < 0 || qpc_config_new(&cl.cfg, QPC_CONFIG_CLIENT) < 0) {
+    if (sodium_init() < 0 || qpc_config_new(&cl.cfg, &client_schema) < 0) {
         fprintf(stderr, "qpc: cannot initialise\n");
         return EXIT_FAIL;
     }
@@ -648,15 +645,13 @@ int main(int argc, char **argv)
     for (size_t i = 0; rc == 0 && i < nflags; i++)
         rc = qpc_config_set(cl.cfg, flags[i][0], flags[i][1], QPC_CONFIG_SOURCE_FLAG, err, sizeof(err));
     if (rc == 0)
-        rc = qpc_config_resolve_paths(cl.cfg, getenv("HOME"), NULL, err, sizeof(err));
-    if (rc == 0)
-        rc = qpc_config_validate(cl.cfg, err, sizeof(err));
+        rc = client_settings_resolve(cl.cfg, getenv("HOME"), err, sizeof(err));
     if (rc < 0) {
         fprintf(stderr, "qpc: %s\n", err);
         qpc_config_free(cl.cfg);
         return EXIT_USAGE;
     }
-    cl.cc = qpc_config_client(cl.cfg);
+    cl.cc = client_settings(cl.cfg);
     if (qpc_log_level_parse(cl.cc->log_level, &lvl) == 0)
         qpc_log_set_level(lvl);
     snprintf(cl.data_dir, sizeof(cl.data_dir), "%s", cl.cc->data_dir);

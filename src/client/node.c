@@ -13,12 +13,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sodium.h>
 
 #include "dial.h"
 #include "flood.h"
 #include "handover.h"
 #include "link.h"
-#include "net.h"
+#include "qpc/addr.h"
 #include "node.h"
 #include "output.h"
 #include "qpc/broadcast.h"
@@ -59,7 +60,7 @@ static int cb_connected(struct qpc_quic_conn *conn, const char *alpn, const uint
         if (l == NULL)
             return 1;
         l->conn = conn;
-        l->relayed = net_is_relay_addr(qpc_quic_conn_remote_addr(conn, &(socklen_t){ 0 }));
+        l->relayed = qpc_quic_addr_is_relay(qpc_quic_conn_remote_addr(conn, &(socklen_t){ 0 }));
         qpc_quic_conn_set_user(conn, l);
     }
     cl = l->cl;
@@ -75,7 +76,7 @@ static int cb_connected(struct qpc_quic_conn *conn, const char *alpn, const uint
     if (l->relayed)
         snprintf(l->addr, sizeof(l->addr), "%s", session_address(cl) ? session_address(cl) : "relay");
     else
-        net_addr_text(qpc_quic_conn_remote_addr(conn, &(socklen_t){ 0 }), l->addr, sizeof(l->addr));
+        qpc_addr_format(qpc_quic_conn_remote_addr(conn, &(socklen_t){ 0 }), l->addr, sizeof(l->addr));
     l->up = true;
     if (routes_learn_link(cl->id, cl->routes, key, l->addr, l->relayed, qpc_quic_conn_is_server(conn), now))
         cl->id_dirty = true;
@@ -189,7 +190,7 @@ int node_start(struct client *cl, bool listen, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return QPC_ERR_NOMEM;
     }
-    if (qpc_config_parse_addr(cl->cc->listen, host, sizeof(host), &port) < 0) {
+    if (qpc_addr_parse(cl->cc->listen, host, sizeof(host), &port) < 0) {
         snprintf(err, errlen, "bad listen address '%s'", cl->cc->listen);
         return QPC_ERR_INVALID;
     }
@@ -212,7 +213,7 @@ int node_start(struct client *cl, bool listen, char *err, size_t errlen)
         return rc;
     }
     if (qpc_quic_endpoint_local_addr(cl->ep, &ss, &sl) == 0) {
-        net_addr_text((struct sockaddr *)&ss, cl->listen_text, sizeof(cl->listen_text));
+        qpc_addr_format((struct sockaddr *)&ss, cl->listen_text, sizeof(cl->listen_text));
         cl->listen_port = ss.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&ss)->sin_port)
                                                   : ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
     }
@@ -377,7 +378,7 @@ void node_peer_discovered(struct client *cl, const uint8_t key[static QPC_KEY_LE
 {
     struct peer_state *ps;
 
-    if (memcmp(key, my_key(cl), QPC_KEY_LEN) == 0 || addr == NULL || !qpc_identity_address_valid(addr))
+    if (memcmp(key, my_key(cl), QPC_KEY_LEN) == 0 || addr == NULL || !qpc_addr_valid(addr))
         return;
     if (routes_learn_mdns(cl->id, cl->routes, key, addr, now_ms()))
         cl->id_dirty = true;

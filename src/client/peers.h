@@ -22,7 +22,7 @@
 #include "custody.h"
 #include "qpc/encoding.h"
 #include "qpc/store.h"
-#include "uthash_keyed.h"   /* peer keys are free to mint */
+#include "qpc/uthash_keyed.h"   /* peer keys are free to mint */
 
 #define PEERS_GC_ABOVE 1024    /* idle peer states are forgotten above this many */
 
@@ -48,7 +48,7 @@ struct peer_state {
     UT_hash_handle hh;
 };
 
-/* Peers by key. Lookups go through peers.c only (the hash key is per file). */
+/* Peers by key. */
 struct peer_table {
     struct peer_state *by_key;
     struct client *cl;                           /* every peer_state's owner */

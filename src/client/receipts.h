@@ -26,7 +26,7 @@
 
 #include "qpc/direct.h"
 #include "qpc/envelope.h"
-#include "uthash_keyed.h"   /* ids and keys of strangers */
+#include "qpc/uthash_keyed.h"   /* ids and keys of strangers */
 
 #define RECEIPTS_OWED_MAX 65536u      /* ids owed, all senders: past it a message waits (QUEUE_FULL) */
 #define RECEIPTS_RECEIPTED_MAX 65536u /* ids receipted since start, remembered (oldest forgotten) */

@@ -116,7 +116,7 @@ static int cmd_server(struct client *cl, char *args)
 
     if (addr == NULL || rest(&args) != NULL)
         return -1;
-    rc = qpc_identity_server_note(cl->id, addr, now_ms(), NULL);
+    rc = qpc_identity_pin_note(cl->id, QPC_PIN_ADDRESS, addr, now_ms(), NULL);
     if (rc < 0) {
         say(cl, "cannot note server '%s': %s", addr, qpc_strerror(rc));
         return 0;
@@ -267,7 +267,7 @@ static int cmd_route(struct client *cl, char *args)
 
 static int cmd_identity(struct client *cl, char *args)
 {
-    const struct qpc_server *s = NULL;
+    const struct qpc_pin *s = NULL;
 
     if (rest(&args) != NULL)
         return -1;
@@ -277,12 +277,12 @@ static int cmd_identity(struct client *cl, char *args)
     say(cl, "file:     %s", cl->identity_path);
     say(cl, "listen:   %s", cl->listen_text);
     say(cl, "peers:    %zu known", qpc_identity_peer_count(cl->id));
-    while ((s = qpc_identity_server_next(cl->id, s)) != NULL) {
+    while ((s = qpc_identity_pin_next(cl->id, QPC_PIN_ADDRESS, s)) != NULL) {
         char hex[QPC_KEY_HEX_LEN] = "(key not pinned yet)";
 
         if (s->has_key)
             qpc_key_to_hex(hex, s->key);
-        say(cl, "server:   %s %s", s->address, hex);
+        say(cl, "server:   %s %s", s->name, hex);
     }
     return 0;
 }
@@ -324,15 +324,15 @@ static int cmd_connect(struct client *cl, char *args)
 {
     char *addr = next_word(&args);
     char err[256] = "";
-    const struct qpc_server *s = NULL;
+    const struct qpc_pin *s = NULL;
 
     if (rest(&args) != NULL)
         return -1;
     if (addr == NULL) {
         if (cl->cc->server[0] != '\0')
             addr = (char *)cl->cc->server;
-        else if ((s = qpc_identity_server_next(cl->id, NULL)) != NULL)
-            addr = s->address;
+        else if ((s = qpc_identity_pin_next(cl->id, QPC_PIN_ADDRESS, NULL)) != NULL)
+            addr = s->name;
         else {
             say(cl, "no server known: /connect <host:port> or /mesh server <host:port>");
             return 0;

@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "net.h"
+#include "qpc/addr.h"
 #include "routes.h"
 
 void routes_offer(struct qpc_route_table *rt, const struct qpc_identity *id,
@@ -58,7 +58,7 @@ bool routes_learn_link(struct qpc_identity *id, struct qpc_route_table *rt,
 
 bool routes_address_usable(const char *addr, enum qpc_peer_source src)
 {
-    return qpc_identity_address_valid(addr) && (src != QPC_PEER_SOURCE_SERVER || net_addr_numeric(addr));
+    return qpc_addr_valid(addr) && (src != QPC_PEER_SOURCE_SERVER || qpc_addr_is_numeric(addr));
 }
 
 bool routes_learn_told(struct qpc_identity *id, struct qpc_route_table *rt,

@@ -17,9 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "net.h"
+#include "qpc/addr.h"
 #include "output.h"
-#include "qpc.pb-c.h"
+#include "qpc/proto.h"
 #include "session.h"
 #include "qpc/direct.h"
 #include "qpc/error.h"
@@ -88,7 +88,7 @@ static int send_request(struct session *s, Qpc__ClientRequest *req)
     if (!s->up || !s->has_sid)
         return QPC_ERR_CLOSED;
     req->request_id = ++s->next_request;
-    return net_send_message(s->conn, s->sid, &req->base);
+    return qpc_quic_conn_send_message(s->conn, s->sid, &req->base);
 }
 
 static struct pending *pending_add(struct session *s, enum pending_kind kind)
@@ -307,7 +307,7 @@ int session_on_connected(struct client *cl, struct qpc_quic_conn *conn, const ui
 
     if (key == NULL)
         return 1;
-    rc = qpc_identity_server_pin(cl->id, s->address, key, now_ms());
+    rc = qpc_identity_pin_key(cl->id, QPC_PIN_ADDRESS, s->address, key, now_ms());
     if (rc == QPC_ERR_REFUSED) {
         info(cl, "server %s presented a different key than the one pinned: refused "
                  "(forget the server to accept a new key)", s->address);
@@ -380,8 +380,8 @@ int session_connect(struct client *cl, const char *address_in, char *err, size_t
     bool pinned;
     int rc;
 
-    if (!qpc_identity_address_valid(address_in) ||
-        qpc_config_parse_addr(address_in, host, sizeof(host), &p) < 0) {
+    if (!qpc_addr_valid(address_in) ||
+        qpc_addr_parse(address_in, host, sizeof(host), &p) < 0) {
         snprintf(err, errlen, "bad server address '%s' (want host:port)", address_in);
         return QPC_ERR_INVALID;
     }
@@ -402,14 +402,14 @@ int session_connect(struct client *cl, const char *address_in, char *err, size_t
     ev_timer_init(&s->reconnect, reconnect_cb, RECONNECT_S, 0.0);
     s->reconnect.data = cl;
     cl->session = s;
-    if (qpc_identity_server_note(cl->id, address, now_ms(), NULL) == 0)
+    if (qpc_identity_pin_note(cl->id, QPC_PIN_ADDRESS, address, now_ms(), NULL) == 0)
         cl->id_dirty = true;
-    if (net_resolve(address, &ss, &sslen) < 0) {
+    if (qpc_addr_resolve(address, &ss, &sslen) < 0) {
         snprintf(err, errlen, "cannot resolve %s", host);
         ev_timer_start(cl->loop, &s->reconnect);
         return QPC_ERR_NOT_FOUND;
     }
-    pinned = qpc_identity_server_key(cl->id, address, key) == 0;
+    pinned = qpc_identity_pin_lookup(cl->id, QPC_PIN_ADDRESS, address, key) == 0;
     rc = qpc_quic_connect(cl->ep, (struct sockaddr *)&ss, sslen, QPC_ALPN_CLIENT,
                           pinned ? key : NULL, cl, &s->conn);
     if (rc < 0) {

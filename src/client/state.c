@@ -34,6 +34,7 @@
 #include "state.h"
 #include "qpc/encoding.h"
 #include "qpc/error.h"
+#include "qpc/fileio.h"
 #include "qpc/log.h"
 
 #define OUTBOX_DOMAIN "p2p"
@@ -657,11 +658,11 @@ void state_remember_key_text(const char *topic, const char *key_text)
 
 int state_save_subscriptions(struct client *cl)
 {
-    char path[PATH_MAX + 32], tmp[PATH_MAX + 48];
+    char path[PATH_MAX + 32], why[PATH_MAX + 128] = "";
     const struct qpc_channel **list = NULL;
     size_t n = 0;
     json_t *root = json_object(), *arr = json_array();
-    int rc, fd = -1;
+    int rc;
     char *text = NULL;
 
     json_object_set_new(root, "version", json_integer(1));
@@ -685,22 +686,10 @@ int state_save_subscriptions(struct client *cl)
     if (text == NULL)
         goto out;
     path_join(path, sizeof(path), cl->data_dir, "subscriptions.json");
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd < 0)
-        goto out;
-    if (write(fd, text, strlen(text)) != (ssize_t)strlen(text) || fsync(fd) != 0) {
-        unlink(tmp);
-        goto out;
-    }
-    if (rename(tmp, path) != 0) {
-        unlink(tmp);
-        goto out;
-    }
-    rc = 0;
+    /* It may hold private channel keys: the atomic writer sets 0600 before any byte is
+     * written, refuses to follow a planted link and fsyncs the directory. */
+    rc = qpc_file_write_atomic(path, text, strlen(text), 0600, why, sizeof(why));
 out:
-    if (fd >= 0)
-        close(fd);
     if (text != NULL) {
         sodium_memzero(text, strlen(text));
         free(text);
@@ -708,6 +697,6 @@ out:
     free(list);
     json_decref(root);
     if (rc < 0)
-        qpc_log_error("state", "cannot save subscriptions: %s", qpc_strerror(rc));
+        qpc_log_error("state", "cannot save subscriptions: %s", why[0] ? why : qpc_strerror(rc));
     return rc;
 }

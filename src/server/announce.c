@@ -29,7 +29,7 @@ struct announce {
     bool established;              /* probing is over and the records are published */
 };
 
-static bool iface_wanted(const struct qpc_server_config *sc, const char *name)
+static bool iface_wanted(const struct server_settings *sc, const char *name)
 {
     if (sc->mdns_interfaces.count == 0)
         return true;
@@ -46,7 +46,7 @@ bool announce_dial_host(const struct node *n, char *host, size_t len)
     uint16_t port;
     bool found = false;
 
-    if (qpc_config_parse_addr(n->sc->listen, host, len, &port) == 0 &&
+    if (qpc_addr_parse(n->sc->listen, host, len, &port) == 0 &&
         strcmp(host, "0.0.0.0") != 0 && strcmp(host, "::") != 0)
         return true;
     if (getifaddrs(&ifs) != 0)
@@ -90,7 +90,7 @@ static void check_established(struct ev_loop *loop, ev_timer *w, int revents)
 
 int announce_start(struct node *n)
 {
-    const struct qpc_server_config *sc = n->sc;
+    const struct server_settings *sc = n->sc;
     struct qpc_mdns_config mc = { 0 };
     char label[QPC_MDNS_HOST_LABEL_LEN], instance[QPC_MDNS_LABEL_MAX + 1], host[256];
     char server[QPC_ADDRESS_MAX + 1];

@@ -8,7 +8,7 @@
 
 #include <stdint.h>
 
-#include "qpc.pb-c.h"
+#include "qpc/proto.h"
 #include "node.h"
 #include "session.h"
 

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "qpc.pb-c.h"
+#include "qpc/proto.h"
 #include "node.h"
 #include "session.h"
 

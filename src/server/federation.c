@@ -30,8 +30,8 @@
 
 #include "qpc/error.h"
 #include "qpc/log.h"
-#include "qpc.pb-c.h"
-#include "uthash_keyed.h"
+#include "qpc/proto.h"
+#include "qpc/uthash_keyed.h"
 #include "federation.h"
 #include "session.h"
 
@@ -122,7 +122,7 @@ enum dest_kind resolve_destination(const struct node *n, const char *domain, cha
         return DEST_LOCAL;
     if (!n->sc->federation_enabled)
         return DEST_UNKNOWN;
-    found = qpc_config_peer_addr(n->sc, domain);
+    found = qpc_config_table_get(&n->sc->federation_peers, domain);
     if (found == NULL && n->federation != NULL && domain_key(key, domain)) {
         HASH_FIND_STR(n->federation->learned, key, ln);
         if (ln != NULL)
@@ -478,18 +478,18 @@ static size_t bcast_to(struct node *n, const char *domain, const uint8_t *blob, 
 size_t federation_broadcast(struct node *n, const uint8_t *blob, size_t len,
                             const char *origin_domain)
 {
-    const struct qpc_config_peers *peers = &n->sc->federation_peers;
+    const struct qpc_config_table *peers = &n->sc->federation_peers;
     struct learned_node *ln, *tmp;
     size_t sent = 0;
 
     if (n->fed_ep == NULL || n->stopping)
         return 0;
     for (size_t i = 0; i < peers->count; i++)
-        if (origin_domain == NULL || strcasecmp(peers->items[i].domain, origin_domain) != 0)
-            sent += bcast_to(n, peers->items[i].domain, blob, len);
+        if (origin_domain == NULL || strcasecmp(peers->items[i].name, origin_domain) != 0)
+            sent += bcast_to(n, peers->items[i].name, blob, len);
     HASH_ITER(hh, n->federation->learned, ln, tmp) {
         if ((origin_domain == NULL || strcasecmp(ln->domain, origin_domain) != 0) &&
-            qpc_config_peer_addr(n->sc, ln->domain) == NULL)
+            qpc_config_table_get(&n->sc->federation_peers, ln->domain) == NULL)
             sent += bcast_to(n, ln->domain, blob, len);
     }
     return sent;

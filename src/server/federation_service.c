@@ -52,7 +52,7 @@ static const struct session_callbacks federation_callbacks = {
 
 int federation_service_start(struct node *n)
 {
-    const struct qpc_server_config *sc = n->sc;
+    const struct server_settings *sc = n->sc;
     struct session_endpoint_config ec = { 0 };
 
     if (!sc->federation_enabled)

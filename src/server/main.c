@@ -51,23 +51,22 @@ static void usage(FILE *out)
             "\n"
             "Settings (flag > QPC_* environment > file > default; booleans may be given\n"
             "as --key alone or --key=true/false):\n");
-    qpc_config_print_help(QPC_CONFIG_SERVER, out);
+    qpc_config_print_help(&server_schema, out);
     fprintf(out, "\nExit status: 0 after SIGTERM/SIGINT, 1 on a start-up failure, 2 on a "
                  "configuration error.\n");
 }
 
 static bool key_is_boolean(const char *flag_name)
 {
-    struct qpc_config_key_info info;
     char name[128];
 
     snprintf(name, sizeof(name), "%s", flag_name);
     for (char *p = name; *p; p++)
         if (*p == '-')
             *p = '_';
-    for (size_t i = 0; i < qpc_config_key_count(QPC_CONFIG_SERVER); i++) {
-        if (qpc_config_key_at(QPC_CONFIG_SERVER, i, &info) == 0 && strcmp(info.name, name) == 0)
-            return strcmp(info.type, "boolean") == 0;
+    for (size_t i = 0; i < server_schema.key_count; i++) {
+        if (strcmp(server_schema.keys[i].name, name) == 0)
+            return server_schema.keys[i].type == QPC_CONFIG_BOOL;
     }
     return false;
 }
@@ -173,11 +172,11 @@ static int load_config(int argc, char **argv, struct qpc_config *cfg, struct opt
         rc = qpc_config_load_env(cfg, NULL, err, errlen);
     if (rc == 0) {
         gethostname(hostname, sizeof(hostname) - 1);
-        rc = qpc_config_resolve_paths(cfg, getenv("HOME"), hostname[0] ? hostname : NULL, err,
-                                      errlen);
+        rc = server_settings_resolve(cfg, getenv("HOME"), hostname[0] ? hostname : NULL, err,
+                                     errlen);
     }
     if (rc == 0)
-        rc = qpc_config_validate(cfg, err, errlen);
+        rc = server_settings_validate(cfg, err, errlen);
     return rc;
 }
 
@@ -338,7 +337,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "qpc-server: libsodium cannot initialise\n");
         return 1;
     }
-    if (qpc_config_new(&n.cfg, QPC_CONFIG_SERVER) != 0) {
+    if (qpc_config_new(&n.cfg, &server_schema) != 0) {
         fprintf(stderr, "qpc-server: out of memory\n");
         return 1;
     }
@@ -354,7 +353,7 @@ int main(int argc, char **argv)
         status = EXIT_CONFIG;
         goto out;
     }
-    n.sc = qpc_config_server(n.cfg);
+    n.sc = server_settings(n.cfg);
     if (opt.check_config) {
         qpc_config_print(n.cfg, stdout);
         fprintf(stderr, "qpc-server: configuration is valid\n");

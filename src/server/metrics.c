@@ -173,7 +173,7 @@ int metrics_start(struct node *n)
 
     if (n->sc->metrics_listen[0] == '\0')
         return 0;
-    rc = qpc_config_parse_addr(n->sc->metrics_listen, host, sizeof(host), &port);
+    rc = qpc_addr_parse(n->sc->metrics_listen, host, sizeof(host), &port);
     if (rc != 0)
         return rc;
     if (inet_pton(AF_INET, host, &in->sin_addr) == 1) {

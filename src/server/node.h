@@ -17,7 +17,7 @@
 #include <time.h>
 #include <ev.h>
 
-#include "qpc/config.h"
+#include "settings.h"
 #include "qpc/identity.h"
 #include "qpc/queue.h"
 
@@ -57,7 +57,7 @@ struct qpc_store;
 struct node {
     struct ev_loop *loop;
     struct qpc_config *cfg;
-    const struct qpc_server_config *sc;
+    const struct server_settings *sc;
     struct qpc_identity *identity;
     struct qpc_queue *queue;
     struct session_endpoint *client_ep;    /* ALPN client/1 (client_service.c) */

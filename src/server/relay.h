@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "qpc.pb-c.h"
+#include "qpc/proto.h"
 #include "session.h"
 
 /* Handles one DATAGRAM from client session from (0x01 || dest key || packet). */

@@ -15,16 +15,16 @@
  * limit on unsent replies that disconnects a client that does not read.
  */
 #include <arpa/inet.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <utlist.h>
 
+#include "qpc/addr.h"
 #include "qpc/error.h"
 #include "qpc/log.h"
-#include "uthash_keyed.h"
+#include "qpc/uthash_keyed.h"
 #include "session.h"
 
 #define REPLY_BACKLOG_MAX 100000u   /* unsent replies before a client that does not read
@@ -72,38 +72,6 @@ bool session_take_token(struct token_bucket *b, ev_tstamp now, double rate, doub
         return false;
     b->tokens -= 1.0;
     return true;
-}
-
-static void format_sockaddr(const struct sockaddr *sa, char *buf, size_t len)
-{
-    char host[INET6_ADDRSTRLEN] = "?";
-    unsigned port = 0;
-
-    if (sa != NULL && sa->sa_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-        port = ntohs(in->sin_port);
-        snprintf(buf, len, "%s:%u", host, port);
-    } else if (sa != NULL && sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-        port = ntohs(in6->sin6_port);
-        snprintf(buf, len, "[%s]:%u", host, port);
-    } else {
-        snprintf(buf, len, "?");
-    }
-}
-
-/* The one pack of a protobuf message into a malloc'd frame (caller frees *out). */
-static int pack_message(const ProtobufCMessage *m, uint8_t **out, size_t *out_len)
-{
-    size_t len = protobuf_c_message_get_packed_size(m);
-
-    *out = malloc(len > 0 ? len : 1);
-    if (*out == NULL)
-        return QPC_ERR_NOMEM;
-    *out_len = protobuf_c_message_pack(m, *out);
-    return 0;
 }
 
 /* --- the reply FIFO ------------------------------------------------------------------ */
@@ -165,7 +133,7 @@ void session_send_message(struct session *s, const ProtobufCMessage *m)
 
     if (r == NULL)
         return;
-    if (pack_message(m, &r->frame, &r->frame_len) != 0) {
+    if (qpc_quic_pack_message(m, &r->frame, &r->frame_len) != 0) {
         free(r);
         return;
     }
@@ -204,7 +172,7 @@ void session_reply_send(struct session_reply *r, const ProtobufCMessage *m)
 {
     struct session *s = r->owner;
 
-    if (s == NULL || pack_message(m, &r->frame, &r->frame_len) != 0) {
+    if (s == NULL || qpc_quic_pack_message(m, &r->frame, &r->frame_len) != 0) {
         /* Out of memory: the client times out and retries; enqueues are idempotent. */
         session_reply_cancel(r);
         return;
@@ -216,18 +184,9 @@ void session_reply_send(struct session_reply *r, const ProtobufCMessage *m)
 
 int session_write_message(struct session *s, const ProtobufCMessage *m)
 {
-    uint8_t *frame;
-    size_t len;
-    int rc;
-
     if (!s->has_stream)
         return QPC_ERR_NOT_FOUND;
-    rc = pack_message(m, &frame, &len);
-    if (rc != 0)
-        return rc;
-    rc = qpc_quic_conn_send_frame(s->conn, s->stream_id, frame, len);
-    free(frame);
-    return rc;
+    return qpc_quic_conn_send_message(s->conn, s->stream_id, m);
 }
 
 int session_send_datagram(struct session *s, const uint8_t *data, size_t len)
@@ -261,7 +220,7 @@ static void set_peer_addr(struct session *s)
 {
     socklen_t alen;
 
-    format_sockaddr(qpc_quic_conn_remote_addr(s->conn, &alen), s->peer_addr,
+    qpc_addr_format(qpc_quic_conn_remote_addr(s->conn, &alen), s->peer_addr,
                     sizeof(s->peer_addr));
 }
 
@@ -436,14 +395,14 @@ static void on_closed(struct qpc_quic_conn *conn, const struct qpc_quic_close_in
 int session_endpoint_open(struct node *n, const struct session_endpoint_config *cfg,
                           const struct session_callbacks *cb, struct session_endpoint **out)
 {
-    const struct qpc_server_config *sc = n->sc;
+    const struct server_settings *sc = n->sc;
     struct qpc_quic_config qc = { 0 };
     struct session_endpoint *e;
     char host[256];
     uint16_t port;
     int rc;
 
-    rc = qpc_config_parse_addr(cfg->listen, host, sizeof(host), &port);
+    rc = qpc_addr_parse(cfg->listen, host, sizeof(host), &port);
     if (rc != 0)
         return rc;
     e = calloc(1, sizeof(*e));
@@ -515,29 +474,20 @@ uint16_t session_endpoint_port(const struct session_endpoint *e)
 int session_dial(struct session_endpoint *e, const char *addr,
                  const struct session_callbacks *cb, void *owner, struct session **out)
 {
-    struct addrinfo hints = { 0 }, *res = NULL;
+    struct sockaddr_storage ss;
+    socklen_t slen = 0;
     struct session *s;
-    char host[256], port_s[8];
-    uint16_t port;
     int rc;
 
-    rc = qpc_config_parse_addr(addr, host, sizeof(host), &port);
+    rc = qpc_addr_resolve(addr, &ss, &slen);
     if (rc != 0)
         return rc;
-    snprintf(port_s, sizeof(port_s), "%u", port);
-    hints.ai_socktype = SOCK_DGRAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    if (getaddrinfo(host, port_s, &hints, &res) != 0 || res == NULL)
-        return QPC_ERR_NOT_FOUND;
     s = session_new(e, NULL, cb);
-    if (s == NULL) {
-        freeaddrinfo(res);
+    if (s == NULL)
         return QPC_ERR_NOMEM;
-    }
     s->dialled = true;
     s->owner = owner;
-    rc = qpc_quic_connect(e->quic, res->ai_addr, res->ai_addrlen, e->alpn, NULL, s, &s->conn);
-    freeaddrinfo(res);
+    rc = qpc_quic_connect(e->quic, (struct sockaddr *)&ss, slen, e->alpn, NULL, s, &s->conn);
     if (rc != 0) {
         free(s);
         return rc;

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """check_layers.py: dependencies between source files run one way.
 
-Usage: check_layers.py SRC_DIR BUILD_DIR
+Usage: check_layers.py SRC_DIR BUILD_DIR [--graph]
 
 For each program directory (src/server, src/client) it builds a graph of its files,
 file A -> file B when A calls or reads a symbol that B defines (read off the object
@@ -14,6 +14,9 @@ reach an upper one.
 
 It also checks that libqpc (lib/ and include/) names neither program nor their
 settings: the library knows nothing of its users.
+
+With --graph it prints each program's file graph instead ("file: the files it calls
+or includes"), the table docs/architecture.md shows.
 
 Exit status: 0 when clean, 1 with a report otherwise, 2 on a usage error.
 """
@@ -113,12 +116,13 @@ def cycles(nodes, edges):
     return sccs
 
 
-def check_program(src, build, prog_dir, target):
+def file_graph(src, build, prog_dir, target):
+    """(stems, {(a, b): reasons}) for one program directory, or (stems, None) unbuilt."""
     src_dir = os.path.join(src, prog_dir)
     stems = {f[:-2] for f in os.listdir(src_dir) if f.endswith((".c", ".h"))}
     objs = objects_of(build, target, prog_dir)
     if not objs:
-        return ["%s: no object files under %s (build it first)" % (prog_dir, build)]
+        return stems, None
     defined = {}
     for stem, paths in objs.items():
         for p in paths:
@@ -133,6 +137,13 @@ def check_program(src, build, prog_dir, target):
                     why.setdefault((stem, owner), set()).add(s + "()")
     for a, b, inc in include_edges(src_dir, stems):
         why.setdefault((a, b), set()).add(inc)
+    return stems, why
+
+
+def check_program(src, build, prog_dir, target):
+    stems, why = file_graph(src, build, prog_dir, target)
+    if why is None:
+        return ["%s: no object files under %s (build it first)" % (prog_dir, build)]
     problems = []
     for comp in cycles(stems, why.keys()):
         lines = ["%s: call/include cycle among %s:" % (prog_dir, ", ".join(comp))]
@@ -160,7 +171,19 @@ def check_library(src):
     return problems
 
 
+def print_graph(src, build):
+    for prog_dir, target in PROGRAMS.items():
+        stems, why = file_graph(src, build, prog_dir, target)
+        print("%s:" % prog_dir)
+        for stem in sorted(stems):
+            callees = sorted({b for (a, b) in (why or {}) if a == stem})
+            print("  %-20s %s" % (stem, ", ".join(callees) if callees else "-"))
+    return 0
+
+
 def main(argv):
+    if len(argv) == 4 and argv[3] == "--graph":
+        return print_graph(argv[1], argv[2])
     if len(argv) != 3:
         print(__doc__.strip().splitlines()[2], file=sys.stderr)
         return 2

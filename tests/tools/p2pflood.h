@@ -25,13 +25,13 @@
 #include <ev.h>
 #include <sodium.h>
 
-#include "qpc.pb-c.h"
-#include "qpc/config.h"
+#include "qpc/addr.h"
+#include "qpc/proto.h"
 #include "qpc/direct.h"
 #include "qpc/envelope.h"
 #include "qpc/error.h"
 #include "qpc/quic.h"
-#include "uthash_keyed.h"
+#include "qpc/uthash_keyed.h"
 
 static inline double flood_mono(void)
 {
@@ -76,24 +76,6 @@ static inline void flood_send_ack(struct qpc_quic_conn *c, int64_t sid, const ui
         qpc_quic_conn_send_frame(c, sid, buf, len);
         free(buf);
     }
-}
-
-/* Resolves host:port into ss. 0 or QPC_ERR_*. */
-static inline int flood_resolve(const char *hostport, struct sockaddr_storage *ss, socklen_t *len)
-{
-    struct addrinfo hints = { .ai_socktype = SOCK_DGRAM }, *res = NULL;
-    char host[256], port[8];
-    uint16_t p;
-
-    if (qpc_config_parse_addr(hostport, host, sizeof(host), &p) < 0)
-        return QPC_ERR_INVALID;
-    snprintf(port, sizeof(port), "%u", p);
-    if (getaddrinfo(host, port, &hints, &res) != 0)
-        return QPC_ERR_NOT_FOUND;
-    memcpy(ss, res->ai_addr, res->ai_addrlen);
-    *len = res->ai_addrlen;
-    freeaddrinfo(res);
-    return 0;
 }
 
 /* ---- the source ----------------------------------------------------------------------- */
@@ -244,7 +226,7 @@ static inline int flood_source_start(struct flood_source *s, struct ev_loop *loo
     }
     free(text);
     qpc_box_cache_free(box);
-    if ((rc = flood_resolve(target, &ss, &sl)) < 0) {
+    if ((rc = qpc_addr_resolve(target, &ss, &sl)) < 0) {
         fprintf(stderr, "flood: cannot resolve %s\n", target);
         return rc;
     }

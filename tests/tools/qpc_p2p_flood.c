@@ -100,7 +100,7 @@ int main(int argc, char **argv)
         char host[256], hex[65];
         uint16_t port;
 
-        if (qpc_config_parse_addr(argv[2], host, sizeof(host), &port) < 0 ||
+        if (qpc_addr_parse(argv[2], host, sizeof(host), &port) < 0 ||
             qpc_hex_decode(seed, sizeof(seed), argv[3]) != 0)
             goto usage;
         sink_want = argc > 4 ? strtoul(argv[4], NULL, 10) : 0;

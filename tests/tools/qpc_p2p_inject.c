@@ -29,8 +29,8 @@
 #include <ev.h>
 #include <sodium.h>
 
-#include "qpc.pb-c.h"
-#include "qpc/config.h"
+#include "qpc/proto.h"
+#include "qpc/addr.h"
 #include "qpc/direct.h"
 #include "qpc/envelope.h"
 #include "qpc/error.h"
@@ -218,7 +218,7 @@ int main(int argc, char **argv)
     ev_timer to;
 
     if (argc < 4 || argc - 3 > MAX_MODES || sodium_init() < 0 ||
-        qpc_config_parse_addr(argv[1], host, sizeof(host), &p) < 0 ||
+        qpc_addr_parse(argv[1], host, sizeof(host), &p) < 0 ||
         qpc_key_from_hex(in.peer, argv[2]) < 0) {
         fprintf(stderr, "usage: qpc_p2p_inject HOST:PORT PEER_KEY MODE...\n");
         return 1;

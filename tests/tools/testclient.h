@@ -20,11 +20,11 @@
 #include <ev.h>
 #include <sodium.h>
 
-#include "qpc/config.h"
+#include "qpc/addr.h"
 #include "qpc/envelope.h"
 #include "qpc/error.h"
 #include "qpc/quic.h"
-#include "qpc.pb-c.h"
+#include "qpc/proto.h"
 
 struct tc;
 typedef void (*tc_msg_fn)(struct tc *t, const Qpc__ServerMessage *m);
@@ -170,7 +170,7 @@ static inline int tc_connect(struct tc *t, struct ev_loop *loop, const uint8_t s
 
     t->loop = loop;
     t->next_rid = 1;
-    rc = qpc_config_parse_addr(hostport, host, sizeof(host), &port);
+    rc = qpc_addr_parse(hostport, host, sizeof(host), &port);
     if (rc != 0) {
         fprintf(stderr, "testclient: bad address '%s'\n", hostport);
         return rc;

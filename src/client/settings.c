@@ -1,0 +1,93 @@
+/*
+ * settings.c (qpc): the client's schema and the one value it computes at start
+ * (settings.h). The layering, the file reader and every message about a value are
+ * libqpc's (qpc/config.h).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qpc/envelope.h"
+#include "qpc/error.h"
+#include "settings.h"
+
+static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
+
+#define CV(field) offsetof(struct client_settings, field)
+#define MIB (INT64_C(1024) * 1024)
+
+static const struct qpc_config_key keys[] = {
+    { .name = "data_dir", .flag = "--data-dir", .type = QPC_CONFIG_STRING,
+      .env = "QPC_CLIENT_DATA_DIR", .def = "", .offset = CV(data_dir), .metavar = "DIR",
+      .help = "identity, peers and store; \"\" = $HOME/.local/share/quicprochat" },
+    { .name = "listen", .flag = "--listen", .type = QPC_CONFIG_ADDR,
+      .env = "QPC_CLIENT_LISTEN", .def = "0.0.0.0:0", .offset = CV(listen),
+      .flags = QPC_CONFIG_PORT0, .metavar = "HOST:PORT",
+      .help = "local address for P2P QUIC; port 0 = any" },
+    { .name = "server", .flag = "--server", .type = QPC_CONFIG_ADDR, .env = "QPC_SERVER",
+      .def = "", .offset = CV(server), .flags = QPC_CONFIG_EMPTY_OK, .metavar = "HOST:PORT",
+      .help = "node to use; \"\" = none (find one with /mesh peers)" },
+    { .name = "mdns_enabled", .flag = "--mdns-enabled", .type = QPC_CONFIG_BOOL,
+      .env = "QPC_CLIENT_MDNS_ENABLED", .def = "true", .offset = CV(mdns_enabled),
+      .metavar = "BOOL", .help = "browse for nodes with mDNS" },
+    { .name = "mdns_interfaces", .flag = "--mdns-interfaces", .type = QPC_CONFIG_LIST,
+      .env = "QPC_CLIENT_MDNS_INTERFACES", .def = "", .offset = CV(mdns_interfaces),
+      .flags = QPC_CONFIG_IFNAME, .metavar = "IF,...",
+      .help = "interfaces mDNS uses; empty = all" },
+    { .name = "store_per_recipient", .flag = "--store-per-recipient", .type = QPC_CONFIG_INT,
+      .env = "QPC_CLIENT_STORE_PER_RECIPIENT", .def = "1000",
+      .offset = CV(store_per_recipient), .min = 1, .max = 1000000, .metavar = "N",
+      .help = "messages held per unreachable peer" },
+    { .name = "store_max_bytes", .flag = "--store-max-bytes", .type = QPC_CONFIG_INT,
+      .env = "QPC_CLIENT_STORE_MAX_BYTES", .def = "67108864", .offset = CV(store_max_bytes),
+      .min = MIB, .max = 1024 * 1024 * MIB, .metavar = "BYTES",
+      .help = "bytes held in the store" },
+    { .name = "default_ttl", .flag = "--default-ttl", .type = QPC_CONFIG_INT,
+      .env = "QPC_CLIENT_DEFAULT_TTL", .def = "86400", .offset = CV(default_ttl),
+      .min = 1, .max = QPC_TTL_MAX_S, .metavar = "SECONDS", .help = "TTL of messages sent" },
+    { .name = "max_hops", .flag = "--max-hops", .type = QPC_CONFIG_INT,
+      .env = "QPC_CLIENT_MAX_HOPS", .def = "8", .offset = CV(max_hops), .min = 1, .max = 255,
+      .metavar = "N", .help = "hops a message sent may travel" },
+    { .name = "direct_timeout_ms", .flag = "--direct-timeout-ms", .type = QPC_CONFIG_INT,
+      .env = "QPC_CLIENT_DIRECT_TIMEOUT_MS", .def = "3000", .offset = CV(direct_timeout_ms),
+      .min = 100, .max = 600000, .metavar = "MS",
+      .help = "time for a direct P2P attempt before relay or store" },
+    { .name = "log_level", .flag = "--log-level", .type = QPC_CONFIG_ENUM,
+      .env = "QPC_CLIENT_LOG_LEVEL", .def = "warn", .offset = CV(log_level),
+      .choices = log_levels, .metavar = "LEVEL", .help = "error, warn, info or debug" },
+};
+
+const struct qpc_config_schema client_schema = {
+    .program = "qpc",
+    .keys = keys,
+    .key_count = sizeof(keys) / sizeof(keys[0]),
+    .values_size = sizeof(struct client_settings),
+};
+
+const struct client_settings *client_settings(const struct qpc_config *cfg)
+{
+    return qpc_config_values(cfg);
+}
+
+int client_settings_resolve(struct qpc_config *cfg, const char *home, char *err, size_t errlen)
+{
+    static const char suffix[] = "/.local/share/quicprochat";
+    char *dir;
+    int rc;
+
+    if (client_settings(cfg)->data_dir[0] != '\0')
+        return 0;
+    if (home == NULL || home[0] != '/') {
+        if (err != NULL && errlen > 0)
+            snprintf(err, errlen, "data_dir is empty and HOME is not an absolute path; set "
+                     "data_dir in the file or QPC_CLIENT_DATA_DIR");
+        return QPC_ERR_CONFIG;
+    }
+    if ((dir = malloc(strlen(home) + sizeof(suffix))) == NULL)
+        return QPC_ERR_NOMEM;
+    strcpy(dir, home);
+    strcat(dir, suffix);
+    rc = qpc_config_set_computed(cfg, "data_dir", dir, err, errlen);
+    free(dir);
+    return rc;
+}

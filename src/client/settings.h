@@ -1,0 +1,50 @@
+/*
+ * settings.h (qpc): the client's settings, `qpc.toml`, its environment variables and
+ * flags, as a schema for libqpc's configuration engine (qpc/config.h).
+ *
+ * Client variables are QPC_CLIENT_* (QPC_SERVER excepted) so that a node and a client
+ * on one machine do not pick up each other's settings.
+ */
+#ifndef QPC_CLIENT_SETTINGS_H
+#define QPC_CLIENT_SETTINGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qpc/config.h"
+
+/*
+ * The client's settings (docs/config.md lists every key); same ownership and range
+ * rules as struct server_settings: borrowed from the struct qpc_config, strings never NULL.
+ */
+struct client_settings {
+    char *data_dir;                /* "" until client_settings_resolve() */
+    char *listen;                  /* P2P address; port 0 = any */
+    char *server;                  /* node to use, "host:port"; "" = none (mDNS may find one) */
+    bool mdns_enabled;
+    struct qpc_config_strings mdns_interfaces; /* empty = every interface */
+    int64_t store_per_recipient;   /* messages held per unreachable recipient */
+    int64_t store_max_bytes;
+    int64_t default_ttl;           /* seconds */
+    int64_t max_hops;
+    int64_t direct_timeout_ms;     /* how long a direct P2P attempt may take before relay/store */
+    char *log_level;
+};
+
+/* The schema: qpc_config_new(&cfg, &client_schema). */
+extern const struct qpc_config_schema client_schema;
+
+/* The settings of cfg (made from client_schema), borrowed from it. */
+const struct client_settings *client_settings(const struct qpc_config *cfg);
+
+/*
+ * Fills data_dir when the layers left it empty: HOME/.local/share/quicprochat. home is
+ * borrowed and may be NULL, an error only if it is needed. The client's keys are
+ * independent of each other (every range is checked when a value is set), so there is
+ * no validation step beyond this.
+ * Returns 0, QPC_ERR_CONFIG (err says to set data_dir) or QPC_ERR_NOMEM.
+ */
+int client_settings_resolve(struct qpc_config *cfg, const char *home, char *err, size_t errlen);
+
+#endif
