@@ -24,6 +24,7 @@
 
 #include "qpc/addr.h"
 #include "qpc/config.h"
+#include "qpc/encoding.h"
 #include "qpc/error.h"
 #include "qpc/toml.h"
 #include "qpc/utf8.h"
@@ -326,12 +327,27 @@ static int check_entry(const struct qpc_config_table_spec *t, const char *name,
     if (why != NULL)
         return fail(err, errlen, o, "%s '%.*s' is not a domain name: %s", t->noun,
                     TOKEN_SHOWN, name, why);
-    why = qpc_addr_check(addr, NULL, 0, &port);
+    size_t alen = strcspn(addr, " \t");
+    char *just_addr = strndup(addr, alen);
+    if (just_addr == NULL)
+        return nomem(err, errlen);
+    why = qpc_addr_check(just_addr, NULL, 0, &port);
+    free(just_addr);
     if (why == NULL && port == 0)
         why = "port 0 cannot be dialled";
+    if (why == NULL && addr[alen] != '\0' && !t->key_after_address)
+        why = "an address has no spaces";
     if (why != NULL)
         return fail(err, errlen, o, "%s '%s' has address \"%.*s\": %s", t->noun, name,
                     TOKEN_SHOWN, addr, why);
+    if (addr[alen] != '\0') {
+        const char *key = addr + alen + strspn(addr + alen, " \t");
+        uint8_t raw[QPC_KEY_LEN];
+        if (strlen(key) != QPC_KEY_HEX_LEN - 1 || qpc_key_from_hex(raw, key) != 0)
+            return fail(err, errlen, o, "%s '%s': after the address comes its key, 64 hex "
+                        "digits (an Ed25519 public key), got \"%.*s\"", t->noun, name,
+                        TOKEN_SHOWN, key);
+    }
     return 0;
 }
 

@@ -1,6 +1,7 @@
 /*
  * log.c: one line per event, level-filtered. Formatting happens only when the level is
- * enabled, so debug logging on a hot path costs a comparison when it is off.
+ * enabled, so debug logging on a hot path costs a comparison when it is off. Lines about
+ * what peers send go through a qpc_log_limit, so a peer cannot fill the log.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -68,4 +69,21 @@ void qpc_log(enum qpc_log_level level, const char *module, const char *fmt, ...)
         log_sink(level, line, log_sink_arg);
     else
         fprintf(stderr, "%s\n", line);
+}
+
+bool qpc_log_limit_pass(struct qpc_log_limit *l, uint64_t now_ms, uint64_t interval_ms,
+                        uint64_t *suppressed)
+{
+    /* A clock read before next_ms - interval (stepped back) is treated as "not yet":
+     * at worst one interval of lines is skipped, never a flood let through. */
+    if (l->used && now_ms < l->next_ms) {
+        l->suppressed++;
+        return false;
+    }
+    if (suppressed != NULL)
+        *suppressed = l->suppressed;
+    l->suppressed = 0;
+    l->used = true;
+    l->next_ms = now_ms + interval_ms;
+    return true;
 }

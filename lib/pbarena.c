@@ -23,6 +23,9 @@ static void *arena_alloc(void *data, size_t size)
         a->used = start + size;
         return a->buf + start;
     }
+    if (a->heap_max > 0 && (a->heap_used > a->heap_max || size > a->heap_max - a->heap_used))
+        return NULL;
+    a->heap_used += size;
     return malloc(size > 0 ? size : 1);
 }
 
@@ -42,6 +45,13 @@ void qpc_pbarena_init(struct qpc_pbarena *arena, void *buf, size_t cap)
     arena->buf = buf;
     arena->cap = buf != NULL ? cap : 0;
     arena->used = 0;
+    arena->heap_max = 0;
+    arena->heap_used = 0;
+}
+
+void qpc_pbarena_set_heap_max(struct qpc_pbarena *arena, size_t max)
+{
+    arena->heap_max = max;
 }
 
 bool qpc_pbarena_owns(const struct qpc_pbarena *arena, const void *p)

@@ -11,11 +11,17 @@
  * change in the same transactions as the rows they count, so they never drift from the
  * rows, even across a crash, and a quota check reads a counter instead of counting
  * the recipient's rows.
+ *
+ * A damaged file is never used quietly: an empty file is refused at open (SQLite would
+ * take it for a new database), every open runs PRAGMA quick_check within a time budget,
+ * and a corrupt page met later marks the handle damaged, after which writes are refused.
  */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <sys/stat.h>
 #include <sodium.h>
 #include <sqlite3.h>
 /* The batch's tally is keyed by recipient keys strangers choose: keyed hash, and an
@@ -25,6 +31,7 @@
 #include <utlist.h>
 
 #include "qpc/error.h"
+#include "qpc/log.h"
 #include "qpc/queue.h"
 
 #define SCHEMA_VERSION 2
@@ -123,8 +130,13 @@ static const char *const STMT_SQL[S_COUNT] = {
     [S_OB_FIND] = "SELECT oid FROM outbox WHERE domain = ?1 AND recipient = ?2 AND id = ?3",
     [S_OB_INSERT] = "INSERT INTO outbox(domain, recipient, id, blob, expires_at, next_attempt)"
                     " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
-    [S_OB_DUE] = "SELECT oid, domain, recipient, id, expires_at, attempts, blob FROM outbox"
-                 " WHERE next_attempt <= ?1 AND expires_at > ?1"
+    /* Two range searches of outbox_by_due (due; scheduled beyond ?3, see select_due):
+     * written as one OR, SQLite would scan the whole index instead. */
+    [S_OB_DUE] = "SELECT * FROM ("
+                 "SELECT oid, domain, recipient, id, expires_at, attempts, blob, next_attempt"
+                 " FROM outbox WHERE next_attempt <= ?1 AND expires_at > ?1 UNION ALL "
+                 "SELECT oid, domain, recipient, id, expires_at, attempts, blob, next_attempt"
+                 " FROM outbox WHERE next_attempt > ?3 AND expires_at > ?1)"
                  " ORDER BY next_attempt, oid LIMIT ?2",
     [S_OB_LEASE] = "UPDATE outbox SET next_attempt = ?2 WHERE oid = ?1",
     [S_OB_ATTEMPTS] = "SELECT attempts FROM outbox WHERE oid = ?1",
@@ -177,13 +189,40 @@ struct qpc_queue {
     struct qpc_queue_limits limits;
     struct staged *staged;
     size_t n_staged;
-    char errmsg[256];
+    bool damaged;                  /* SQLite found a corrupt page: no more writes */
+    uint64_t transactions;         /* commits of this handle (sqlite3_commit_hook) */
+    char path[512];
+    char errmsg[1024];
 };
 
-/* Remembers SQLite's message now: a later ROLLBACK would overwrite it. */
+/* What to do about a damaged file, for the messages that report one. */
+#define DAMAGED_ADVICE "stop the program, keep a copy of the file, then recover what it " \
+    "holds with `sqlite3 FILE .recover` into a new file, or move it aside to start with an " \
+    "empty one"
+
+static bool is_corruption(int code)
+{
+    code &= 0xff;   /* extended codes (SQLITE_CORRUPT_INDEX, ...) share the primary one */
+    return code == SQLITE_CORRUPT || code == SQLITE_NOTADB;
+}
+
+/*
+ * Remembers SQLite's message now: a later ROLLBACK would overwrite it. A corrupt page
+ * marks the handle damaged: from then on every write is refused at once, so no write
+ * is acknowledged into a file whose pages may already be lost (a queue that cannot be
+ * read while enqueues for it still answer OK would be a silent loss).
+ */
 static int db_fail(struct qpc_queue *q, const char *what)
 {
-    snprintf(q->errmsg, sizeof(q->errmsg), "%s: %s", what, sqlite3_errmsg(q->db));
+    if (is_corruption(sqlite3_extended_errcode(q->db))) {
+        q->damaged = true;
+        snprintf(q->errmsg, sizeof(q->errmsg), "%s: %.400s is damaged (%.200s); new writes are "
+                 "refused: " DAMAGED_ADVICE, what, q->path, sqlite3_errmsg(q->db));
+    } else if (q->damaged) {
+        return QPC_ERR_DB;   /* keep the message that says what to do */
+    } else {
+        snprintf(q->errmsg, sizeof(q->errmsg), "%s: %s", what, sqlite3_errmsg(q->db));
+    }
     return QPC_ERR_DB;
 }
 
@@ -238,6 +277,8 @@ static void apply_defaults(struct qpc_queue_limits *l)
         l->retry_base_ms = QPC_QUEUE_RETRY_BASE_DEFAULT_MS;
     if (l->retry_cap_ms == 0)
         l->retry_cap_ms = QPC_QUEUE_RETRY_CAP_DEFAULT_MS;
+    if (l->check_ms == 0)
+        l->check_ms = QPC_QUEUE_CHECK_MS_DEFAULT;
 }
 
 /* Version 1 -> 2: the idh and expires_at indexes become one (expires_at, idh) index. */
@@ -324,6 +365,85 @@ out:
     return ret;
 }
 
+/* Stops an integrity check that has run out of its time budget. */
+struct check_budget {
+    struct timespec deadline;
+    bool expired;
+};
+
+static int check_progress(void *arg)
+{
+    struct check_budget *b = arg;
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (now.tv_sec > b->deadline.tv_sec ||
+        (now.tv_sec == b->deadline.tv_sec && now.tv_nsec >= b->deadline.tv_nsec))
+        b->expired = true;
+    return b->expired;   /* non-zero interrupts the statement */
+}
+
+/*
+ * PRAGMA quick_check: every page's b-tree structure, in time O(size of the file). It
+ * gives up after check_ms (a huge file on slow storage), saying so, rather than hold the
+ * start for minutes. Returns 0, or QPC_ERR_CORRUPT with errmsg saying what to do.
+ */
+static int integrity_check(struct qpc_queue *q)
+{
+    struct check_budget budget = { .expired = false };
+    sqlite3_stmt *st = NULL;
+    const char *first = NULL;
+    int rc, ret = 0;
+
+    clock_gettime(CLOCK_MONOTONIC, &budget.deadline);
+    budget.deadline.tv_sec += (time_t)(q->limits.check_ms / 1000);
+    budget.deadline.tv_nsec += (long)(q->limits.check_ms % 1000) * 1000000L;
+    if (budget.deadline.tv_nsec >= 1000000000L) {
+        budget.deadline.tv_sec++;
+        budget.deadline.tv_nsec -= 1000000000L;
+    }
+    sqlite3_progress_handler(q->db, 10000, check_progress, &budget);
+    if (sqlite3_prepare_v2(q->db, "PRAGMA quick_check(1)", -1, &st, NULL) != SQLITE_OK) {
+        ret = is_corruption(sqlite3_extended_errcode(q->db)) ? QPC_ERR_CORRUPT
+                                                             : db_fail(q, "integrity check");
+        first = sqlite3_errmsg(q->db);
+    } else if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        first = (const char *)sqlite3_column_text(st, 0);
+        if (first == NULL || strcmp(first, "ok") != 0)
+            ret = QPC_ERR_CORRUPT;
+    } else if (!budget.expired) {
+        ret = is_corruption(sqlite3_extended_errcode(q->db)) ? QPC_ERR_CORRUPT
+                                                             : db_fail(q, "integrity check");
+        first = sqlite3_errmsg(q->db);
+    }
+    if (ret == QPC_ERR_CORRUPT)
+        snprintf(q->errmsg, sizeof(q->errmsg), "the database is damaged (integrity check: "
+                 "%s); it is not used: " DAMAGED_ADVICE, first != NULL ? first : "?");
+    else if (budget.expired)
+        qpc_log_warn("queue", "%s: integrity check stopped after %u ms (a large file); "
+                     "starting without it", q->path, q->limits.check_ms);
+    sqlite3_finalize(st);
+    sqlite3_progress_handler(q->db, 0, NULL, NULL);
+    return ret;
+}
+
+/*
+ * An empty file where a database should be is one that lost its contents (a crash
+ * while it was made, a full disk, a failed copy); SQLite would take it for a new
+ * database and the queue would start empty without a word.
+ */
+static int refuse_empty_file(struct qpc_queue *q, const char *path)
+{
+    struct stat sb;
+
+    if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size != 0)
+        return 0;
+    snprintf(q->errmsg, sizeof(q->errmsg), "the file is empty (0 bytes), so whatever it held "
+             "is gone; it is not taken for a new database: if starting afresh is what you "
+             "want, delete it");
+    return QPC_ERR_CORRUPT;
+}
+
 static int prepare_all(struct qpc_queue *q)
 {
     for (int i = 0; i < S_COUNT; i++) {
@@ -332,6 +452,14 @@ static int prepare_all(struct qpc_queue *q)
             return db_fail(q, STMT_SQL[i]);
     }
     return 0;
+}
+
+/* Counts every transaction that commits, explicit or a single statement's own, so
+ * callers and tests can see how many fsyncs a piece of work cost. */
+static int count_commit(void *arg)
+{
+    ((struct qpc_queue *)arg)->transactions++;
+    return 0;   /* let it commit */
 }
 
 int qpc_queue_open(const char *path, const struct qpc_queue_limits *limits, struct qpc_queue **out,
@@ -350,15 +478,22 @@ int qpc_queue_open(const char *path, const struct qpc_queue_limits *limits, stru
     if (limits != NULL)
         q->limits = *limits;
     apply_defaults(&q->limits);
+    snprintf(q->path, sizeof(q->path), "%s", path);
 
+    if ((ret = refuse_empty_file(q, path)) != 0)
+        goto out;
     if (sqlite3_open_v2(path, &q->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                         SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
         ret = q->db != NULL ? db_fail(q, "open") : QPC_ERR_NOMEM;
         goto out;
     }
-    if ((ret = configure(q)) != 0 || (ret = ensure_schema(q)) != 0 ||
-        (ret = prepare_all(q)) != 0)
+    if ((ret = configure(q)) != 0)
         goto out;
+    if (q->limits.check == QPC_QUEUE_CHECK_QUICK && (ret = integrity_check(q)) != 0)
+        goto out;
+    if ((ret = ensure_schema(q)) != 0 || (ret = prepare_all(q)) != 0)
+        goto out;
+    sqlite3_commit_hook(q->db, count_commit, q);
     *out = q;
 out:
     if (ret != 0) {
@@ -410,6 +545,11 @@ const char *qpc_queue_errmsg(const struct qpc_queue *q)
     return q->errmsg;
 }
 
+bool qpc_queue_damaged(const struct qpc_queue *q)
+{
+    return q->damaged;
+}
+
 size_t qpc_queue_staged(const struct qpc_queue *q)
 {
     return q->n_staged;
@@ -443,6 +583,8 @@ static int stage(struct qpc_queue *q, enum staged_kind kind, const char *domain,
         return QPC_ERR_INVALID;
     if ((ret = check_write(q, expires_at_ms, blob, len, now_ms)) != 0)
         return ret;
+    if (q->damaged)
+        return QPC_ERR_DB;   /* errmsg says why and what to do */
     if ((s = malloc(sizeof(*s) + len)) == NULL)
         return QPC_ERR_NOMEM;
     memset(s, 0, sizeof(*s));
@@ -746,7 +888,9 @@ int qpc_queue_commit(struct qpc_queue *q)
     if (q->staged == NULL)
         return 0;
     list = take_staged(q);
-    if ((ret = tx_begin(q)) == 0 && (ret = read_totals(q, 0, &b.items, &b.bytes)) == 0) {
+    if (q->damaged)
+        ret = QPC_ERR_DB;   /* nothing is written into a damaged file */
+    else if ((ret = tx_begin(q)) == 0 && (ret = read_totals(q, 0, &b.items, &b.bytes)) == 0) {
         DL_FOREACH(list, s) {
             ret = s->kind == STAGED_QUEUE  ? store_queue_item(q, &b, s)
                   : s->kind == STAGED_OUTBOX ? store_outbox_item(q, s)
@@ -1000,15 +1144,21 @@ static int read_outbox_row(sqlite3_stmt *st, struct qpc_outbox_item *it)
     return copy_blob(st, 6, &it->blob, &it->blob_len);
 }
 
-/* Reads the due rows into arr (caller's transaction). */
-static int select_due(struct qpc_queue *q, uint64_t now_ms, size_t limit,
+/*
+ * Reads the due rows into arr (caller's transaction). A row scheduled further ahead than
+ * any back-off or lease can put it (retry_cap_ms + lease_ms) was scheduled by a clock
+ * that has since been stepped back: it is due now, or it would wait out the step.
+ */
+static int select_due(struct qpc_queue *q, uint64_t now_ms, size_t limit, uint64_t lease_ms,
                       struct qpc_outbox_item **arr, size_t *n)
 {
     sqlite3_stmt *st = stmt(q, S_OB_DUE);
+    uint64_t horizon = now_ms + q->limits.retry_cap_ms + lease_ms;
     int rc, ret = 0;
 
     sqlite3_bind_int64(st, 1, clamp_time(now_ms));
     sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
+    sqlite3_bind_int64(st, 3, clamp_time(horizon < now_ms ? UINT64_MAX : horizon));
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (*arr == NULL && (*arr = calloc(limit, sizeof(**arr))) == NULL) {
             ret = QPC_ERR_NOMEM;
@@ -1040,7 +1190,7 @@ int qpc_queue_outbox_due(struct qpc_queue *q, uint64_t now_ms, size_t limit, uin
     *count = 0;
     ret = tx_begin(q);
     if (ret == 0)
-        ret = select_due(q, now_ms, limit, &arr, &n);
+        ret = select_due(q, now_ms, limit, lease_ms, &arr, &n);
     for (size_t i = 0; ret == 0 && lease_ms > 0 && i < n; i++) {
         sqlite3_stmt *st = stmt(q, S_OB_LEASE);
         sqlite3_bind_int64(st, 1, (sqlite3_int64)arr[i].oid);
@@ -1112,24 +1262,19 @@ uint64_t qpc_queue_retry_delay_ms(uint32_t attempts, uint32_t base_ms, uint32_t 
     return d / 2 + (uint64_t)rnd % (d - d / 2 + 1);
 }
 
-int qpc_queue_outbox_mark_failed(struct qpc_queue *q, uint64_t oid, uint64_t now_ms,
-                                 uint64_t *next_attempt_ms)
+/* One failed attempt at oid inside the caller's transaction; *found says whether the
+ * row is there. */
+static int mark_failed_row(struct qpc_queue *q, uint64_t oid, uint64_t now_ms, bool *found,
+                           uint64_t *next_attempt_ms)
 {
-    sqlite3_stmt *st;
-    uint64_t attempts = 0, next = 0;
-    bool found = false;
+    sqlite3_stmt *st = stmt(q, S_OB_ATTEMPTS);
+    uint64_t attempts = 0, next;
     int ret;
 
-    if (q == NULL || oid > (uint64_t)INT64_MAX)
-        return QPC_ERR_INVALID;
-    if ((ret = tx_begin(q)) != 0)
-        return ret;
-    st = stmt(q, S_OB_ATTEMPTS);
+    *found = false;
     sqlite3_bind_int64(st, 1, (sqlite3_int64)oid);
-    if ((ret = find_existing(q, st, &found, &attempts)) != 0 || !found) {
-        ret = ret != 0 ? ret : QPC_ERR_NOT_FOUND;
-        goto out;
-    }
+    if ((ret = find_existing(q, st, found, &attempts)) != 0 || !*found)
+        return ret;
     if (attempts < UINT32_MAX)
         attempts++;
     next = now_ms + qpc_queue_retry_delay_ms((uint32_t)attempts, q->limits.retry_base_ms,
@@ -1139,11 +1284,54 @@ int qpc_queue_outbox_mark_failed(struct qpc_queue *q, uint64_t oid, uint64_t now
     sqlite3_bind_int64(st, 2, (sqlite3_int64)attempts);
     sqlite3_bind_int64(st, 3, clamp_time(next));
     ret = exec_stmt(q, st, "outbox retry");
-out:
-    ret = tx_end(q, ret);
     if (ret == 0 && next_attempt_ms != NULL)
         *next_attempt_ms = next;
     return ret;
+}
+
+int qpc_queue_outbox_mark_failed(struct qpc_queue *q, uint64_t oid, uint64_t now_ms,
+                                 uint64_t *next_attempt_ms)
+{
+    bool found = false;
+    int ret;
+
+    if (q == NULL || oid > (uint64_t)INT64_MAX)
+        return QPC_ERR_INVALID;
+    if ((ret = tx_begin(q)) != 0)
+        return ret;
+    ret = mark_failed_row(q, oid, now_ms, &found, next_attempt_ms);
+    if (ret == 0 && !found)
+        ret = QPC_ERR_NOT_FOUND;
+    return tx_end(q, ret);
+}
+
+int qpc_queue_outbox_mark_failed_many(struct qpc_queue *q, const uint64_t *oids, size_t n,
+                                      uint64_t now_ms, size_t *marked)
+{
+    size_t count = 0;
+    bool found;
+    int ret = 0;
+
+    if (q == NULL || (oids == NULL && n > 0))
+        return QPC_ERR_INVALID;
+    if (n > 0) {
+        ret = tx_begin(q);
+        for (size_t i = 0; ret == 0 && i < n; i++) {
+            if (oids[i] > (uint64_t)INT64_MAX)   /* no such row: rowids are positive int64 */
+                continue;
+            ret = mark_failed_row(q, oids[i], now_ms, &found, NULL);
+            count += ret == 0 && found;
+        }
+        ret = tx_end(q, ret);
+    }
+    if (ret == 0 && marked != NULL)
+        *marked = count;
+    return ret;
+}
+
+uint64_t qpc_queue_transactions(const struct qpc_queue *q)
+{
+    return q != NULL ? q->transactions : 0;
 }
 
 int qpc_queue_outbox_remove(struct qpc_queue *q, uint64_t oid)

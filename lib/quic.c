@@ -609,11 +609,14 @@ static void conn_read_failed(struct qpc_quic_conn *c, int rv)
         return;
     case NGTCP2_ERR_CRYPTO:
         alert = ngtcp2_conn_get_tls_alert(c->qc);
-        err = c->tls.key_mismatch || alert == TLS_ALERT_NO_APPLICATION_PROTOCOL
+        err = c->tls.key_mismatch || c->tls.name_mismatch ||
+                      alert == TLS_ALERT_NO_APPLICATION_PROTOCOL
                   ? QPC_ERR_REFUSED
                   : QPC_ERR_TLS;
         qpc_conn_end(c, err, true, false, false, NGTCP2_CRYPTO_ERROR + alert,
-                     c->tls.key_mismatch ? "peer key mismatch" : "TLS handshake failed");
+                     c->tls.key_mismatch    ? "peer key mismatch"
+                     : c->tls.name_mismatch ? "certificate is not for that domain"
+                                            : "TLS handshake failed");
         ngtcp2_connection_close_error_set_transport_error_tls_alert(&c->cc, alert, NULL, 0);
         return;
     default:
@@ -883,7 +886,7 @@ int qpc_quic_endpoint_new(struct qpc_quic_endpoint **out, struct ev_loop *loop,
         goto fail;
     }
     ret = qpc_tls_endpoint_init(&ep->tls, cfg->identity_sk, cfg->fed_cert_der, cfg->fed_key_der,
-                                cfg->fed_ca_der, cfg->alpns, QPC_QUIC_MAX_ALPNS);
+                                cfg->fed_ca_der, cfg->fed_by_key, cfg->alpns, QPC_QUIC_MAX_ALPNS);
     if (ret < 0)
         goto fail;
     if (ep->accept && ep->tls.nalpns == 0) {
@@ -1018,6 +1021,20 @@ int qpc_quic_conn_close(struct qpc_quic_conn *c, uint64_t app_code, const char *
 const char *qpc_quic_conn_alpn(const struct qpc_quic_conn *c)
 {
     return c->handshake_done ? c->tls.alpn : "";
+}
+
+int qpc_quic_conn_expect_name(struct qpc_quic_conn *c, const char *name)
+{
+    if (c->is_server || c->handshake_done)
+        return QPC_ERR_INVALID;
+    return qpc_tls_session_expect_name(&c->tls, name);
+}
+
+int qpc_quic_conn_peer_has_name(const struct qpc_quic_conn *c, const char *name)
+{
+    if (!c->handshake_done || c->tls.session == NULL)
+        return QPC_ERR_TLS;
+    return qpc_tls_peer_has_dns_name(c->tls.session, name);
 }
 
 const uint8_t *qpc_quic_conn_peer_key(const struct qpc_quic_conn *c)

@@ -10,11 +10,17 @@
  * in the table as the record, which wastes memory but never loses a dedup entry and
  * never makes take or gc fail.
  *
- * The dedup set is bounded: every record that no queued envelope owns (a struct seen,
- * or a big block left in place by a failed allocation) is also on the "forgettable"
- * list, in the order it got there. When that list grows past max_seen its oldest
- * record is dropped, so strangers minting ids cost at most max_seen records, and
- * put/mark_seen stay O(1). Records of queued envelopes are never on it.
+ * The dedup set is bounded by bytes, and it never forgets an id early: every record
+ * (a queued envelope's, or a stand-alone one) is counted at DEDUP_ENTRY_COST, the
+ * size of the stand-alone record it is or will become, and a put or mark that would
+ * take the count above dedup_max_bytes is refused (QPC_ERR_STORE_FULL) instead. Taking
+ * or expiring an envelope swaps its record for a smaller one of the same count, so
+ * take and gc never need room. Records go only when their keep time has passed (gc).
+ *
+ * Beside it, the refused set: the content hash and signature of envelopes whose
+ * signature failed, so a replay of the same bytes costs a hash lookup instead of a
+ * signature check. It is bounded by count (max_refused) and forgets oldest first:
+ * forgetting one only costs one more signature check.
  *
  * Tables are uthash with a keyed hash (SipHash via libsodium, random key per process):
  * ids and recipient keys are chosen by whoever signs an envelope, and with uthash's
@@ -35,8 +41,6 @@
 /* The part shared by every entry of the dedup table. */
 struct record {
     UT_hash_handle hh;           /* in store->seen; key: QPC_ID_LEN bytes of the id */
-    struct record *older, *newer;   /* on store->forgettable when no queued envelope owns
-                                     * it (utlist DL list; head->older is the tail) */
     uint64_t keep_until_ms;      /* the entry is stale once now_ms >= this */
 };
 
@@ -53,6 +57,19 @@ struct held {
     struct qpc_envelope env;
 };
 
+/* What a dedup entry costs: a stand-alone record, its malloc header and its share of
+ * the table's buckets (a queued envelope's record is counted at what it will become). */
+#define DEDUP_ENTRY_COST (sizeof(struct seen) + 16 + 8)
+
+/* An envelope that failed its signature check, known by what it carried. */
+struct refusal {
+    UT_hash_handle hh;           /* in store->refused; key: mark */
+    struct refusal *prev, *next; /* store->refused_fifo, oldest first (utlist DL) */
+    uint8_t mark[QPC_ID_LEN];    /* BLAKE2b(id || signature): the content and signature */
+    uint64_t keep_until_ms;
+    int reason;
+};
+
 /* The envelopes for one recipient or one broadcast topic. */
 struct queue {
     UT_hash_handle hh;           /* in store->direct (key recipient) or store->topics (key topic) */
@@ -67,8 +84,10 @@ struct queue {
 struct qpc_store {
     struct qpc_store_limits limits;
     struct record *seen;         /* dedup table: struct seen and struct held entries */
-    struct record *forgettable;  /* records no queued envelope owns, oldest first */
-    size_t n_forgettable;
+    size_t n_records;            /* in seen (HASH_COUNT, kept here for the budget) */
+    struct refusal *refused;     /* refused set by mark */
+    struct refusal *refused_fifo;
+    size_t n_refused;
     struct queue *direct;
     struct queue *topics;
     size_t envelopes;
@@ -91,18 +110,27 @@ struct qpc_store *qpc_store_new(const struct qpc_store_limits *limits)
         store->limits.per_queue = QPC_STORE_PER_QUEUE_DEFAULT;
     if (store->limits.max_bytes == 0)
         store->limits.max_bytes = QPC_STORE_MAX_BYTES_DEFAULT;
-    if (store->limits.dedup_window_ms < QPC_STORE_DEDUP_WINDOW_MIN_MS)
-        store->limits.dedup_window_ms = QPC_STORE_DEDUP_WINDOW_MIN_MS;
-    if (store->limits.max_seen == 0)
-        store->limits.max_seen = QPC_STORE_MAX_SEEN_DEFAULT;
+    if (store->limits.dedup_max_bytes == 0)
+        store->limits.dedup_max_bytes = QPC_STORE_DEDUP_MAX_BYTES_DEFAULT;
+    if (store->limits.max_refused == 0)
+        store->limits.max_refused = QPC_STORE_MAX_REFUSED_DEFAULT;
     return store;
 }
 
 static uint64_t keep_until(const struct qpc_store *store, uint64_t expires_at_ms, uint64_t now_ms)
 {
     uint64_t window_end = now_ms + store->limits.dedup_window_ms;
+    uint64_t ttl_end = expires_at_ms + QPC_STORE_DEDUP_GRACE_MS;
 
-    return expires_at_ms > window_end ? expires_at_ms : window_end;
+    if (ttl_end < expires_at_ms)
+        ttl_end = UINT64_MAX;
+    return ttl_end > window_end ? ttl_end : window_end;
+}
+
+/* Room for one more dedup entry within dedup_max_bytes. */
+static bool dedup_has_room(const struct qpc_store *store)
+{
+    return (store->n_records + 1) <= store->limits.dedup_max_bytes / DEDUP_ENTRY_COST;
 }
 
 static struct record *find_record(const struct qpc_store *store, const uint8_t *id, unsigned hashv)
@@ -216,6 +244,11 @@ int qpc_store_put(struct qpc_store *store, struct qpc_envelope *env, uint64_t no
         store->totals.refused_store_full++;
         goto out;
     }
+    if (!dedup_has_room(store)) {
+        ret = QPC_ERR_STORE_FULL;
+        store->totals.refused_dedup_full++;
+        goto out;
+    }
 
     ret = QPC_ERR_NOMEM;
     h = calloc(1, sizeof(*h));
@@ -231,6 +264,7 @@ int qpc_store_put(struct qpc_store *store, struct qpc_envelope *env, uint64_t no
     HASH_ADD_KEYPTR_BYHASHVALUE(hh, store->seen, h->env.id, QPC_ID_LEN, hashv, &h->rec);
     if (h->rec.hh.tbl == NULL)
         goto out;
+    store->n_records++;
 
     link_in_order(q, h);
     q->count++;
@@ -258,31 +292,17 @@ bool qpc_store_seen(const struct qpc_store *store, const uint8_t id[static QPC_I
     return find_record(store, id, hashv) != NULL;
 }
 
-/* Removes a forgettable record from the table and frees it (a struct seen, or a held
+/* Removes a stand-alone record from the table and frees it (a struct seen, or a held
  * block whose envelope is already cleared: record is the first member of both). */
 static void forget(struct qpc_store *store, struct record *rec)
 {
-    DL_DELETE2(store->forgettable, rec, older, newer);
-    store->n_forgettable--;
     HASH_DELETE(hh, store->seen, rec);
+    store->n_records--;
     free(rec);
 }
 
-/*
- * Puts rec, already in the table, at the young end of the forgettable list and drops
- * the oldest records beyond max_seen. rec itself is never dropped (max_seen >= 1).
- */
-static void make_forgettable(struct qpc_store *store, struct record *rec)
-{
-    DL_APPEND2(store->forgettable, rec, older, newer);
-    store->n_forgettable++;
-    while (store->n_forgettable > store->limits.max_seen) {
-        forget(store, store->forgettable);
-        store->totals.dedup_evicted++;
-    }
-}
-
-/* Allocates a stand-alone record for id and adds it to the table; NULL on OOM. */
+/* Allocates a stand-alone record for id and adds it to the table; NULL on OOM. The
+ * caller has checked the budget (or is replacing a record, which keeps the count). */
 static struct seen *add_seen(struct qpc_store *store, const uint8_t *id, unsigned hashv,
                              uint64_t keep_until_ms)
 {
@@ -297,7 +317,7 @@ static struct seen *add_seen(struct qpc_store *store, const uint8_t *id, unsigne
         free(s);
         return NULL;
     }
-    make_forgettable(store, &s->rec);
+    store->n_records++;
     return s;
 }
 
@@ -314,6 +334,10 @@ int qpc_store_mark_seen(struct qpc_store *store, const uint8_t id[static QPC_ID_
         if (keep > rec->keep_until_ms)
             rec->keep_until_ms = keep;
         return QPC_ERR_DUPLICATE;
+    }
+    if (!dedup_has_room(store)) {
+        store->totals.refused_dedup_full++;
+        return QPC_ERR_STORE_FULL;
     }
     return add_seen(store, id, hashv, keep) != NULL ? 0 : QPC_ERR_NOMEM;
 }
@@ -333,14 +357,15 @@ static void unqueue(struct qpc_store *store, struct queue *q, struct held *h,
     store->bytes -= size;
 
     /* Add the small record before deleting the big one: the table then never shrinks
-     * to empty in between, so adding cannot need a new table allocation. */
+     * to empty in between, so adding cannot need a new table allocation. The count of
+     * records, and so the budget, ends where it was. */
     if (add_seen(store, id, h->rec.hh.hashv, h->rec.keep_until_ms) != NULL) {
         HASH_DELETE(hh, store->seen, &h->rec);
+        store->n_records--;
         free(h);
     } else {
         memset(&h->env, 0, sizeof(h->env));
         memcpy(h->env.id, id, QPC_ID_LEN);   /* the key stays valid in place */
-        make_forgettable(store, &h->rec);
     }
 }
 
@@ -465,6 +490,97 @@ static size_t gc_queues(struct qpc_store *store, struct queue **table, uint64_t 
     return dropped;
 }
 
+/* --- the refused set ------------------------------------------------------------------- */
+
+/* What identifies the bytes of a refused envelope: its id is the hash of every signed
+ * field (decode recomputes it), so with the signature it names content and signature
+ * both. A copy of a real envelope with a bad signature therefore never hides the real
+ * one, whose signature differs. */
+static void refusal_mark(uint8_t mark[static QPC_ID_LEN], const struct qpc_envelope *env)
+{
+    crypto_generichash_state st;
+
+    crypto_generichash_init(&st, NULL, 0, QPC_ID_LEN);
+    crypto_generichash_update(&st, env->id, QPC_ID_LEN);
+    crypto_generichash_update(&st, env->signature, QPC_SIG_LEN);
+    crypto_generichash_final(&st, mark, QPC_ID_LEN);
+}
+
+static void refusal_free(struct qpc_store *store, struct refusal *r)
+{
+    HASH_DELETE(hh, store->refused, r);
+    DL_DELETE(store->refused_fifo, r);
+    store->n_refused--;
+    free(r);
+}
+
+/* Why a failure may be remembered: it must follow from the bytes alone. */
+static bool remembered_reason(int reason)
+{
+    return reason == QPC_ERR_BAD_SIGNATURE || reason == QPC_ERR_INVALID ||
+           reason == QPC_ERR_VERSION;
+}
+
+int qpc_store_mark_refused(struct qpc_store *store, const struct qpc_envelope *env, int reason,
+                           uint64_t now_ms)
+{
+    struct refusal *r;
+    uint8_t mark[QPC_ID_LEN];
+    uint64_t keep;
+
+    if (!remembered_reason(reason))
+        return QPC_ERR_INVALID;
+    refusal_mark(mark, env);
+    HASH_FIND(hh, store->refused, mark, QPC_ID_LEN, r);
+    if (r != NULL)
+        return QPC_ERR_DUPLICATE;
+    r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return QPC_ERR_NOMEM;
+    memcpy(r->mark, mark, QPC_ID_LEN);
+    /* Its expiry is what it claims, which nothing vouches for: the count bound (oldest
+     * forgotten first) is what holds the set, the keep time only lets gc drop it early. */
+    keep = qpc_envelope_expires_at_ms(env);
+    r->keep_until_ms = keep > now_ms ? keep : now_ms;
+    r->reason = reason;
+    HASH_ADD(hh, store->refused, mark, QPC_ID_LEN, r);
+    if (r->hh.tbl == NULL) {
+        free(r);
+        return QPC_ERR_NOMEM;
+    }
+    DL_APPEND(store->refused_fifo, r);
+    store->n_refused++;
+    while (store->n_refused > store->limits.max_refused)
+        refusal_free(store, store->refused_fifo);
+    return 0;
+}
+
+int qpc_store_refused(const struct qpc_store *store, const struct qpc_envelope *env)
+{
+    struct refusal *r;
+    uint8_t mark[QPC_ID_LEN];
+
+    if (store->refused == NULL)
+        return 0;
+    refusal_mark(mark, env);
+    HASH_FIND(hh, store->refused, mark, QPC_ID_LEN, r);
+    return r != NULL ? r->reason : 0;
+}
+
+static size_t gc_refused(struct qpc_store *store, uint64_t now_ms)
+{
+    struct refusal *r, *tmp;
+    size_t removed = 0;
+
+    DL_FOREACH_SAFE(store->refused_fifo, r, tmp) {
+        if (now_ms >= r->keep_until_ms) {
+            refusal_free(store, r);
+            removed++;
+        }
+    }
+    return removed;
+}
+
 size_t qpc_store_gc(struct qpc_store *store, uint64_t now_ms)
 {
     struct record *rec, *tmp;
@@ -481,6 +597,7 @@ size_t qpc_store_gc(struct qpc_store *store, uint64_t now_ms)
             removed++;
         }
     }
+    removed += gc_refused(store, now_ms);
     return removed;
 }
 
@@ -492,6 +609,8 @@ void qpc_store_get_stats(const struct qpc_store *store, struct qpc_store_stats *
     stats->recipients = HASH_COUNT(store->direct);
     stats->topics = HASH_COUNT(store->topics);
     stats->dedup_entries = HASH_COUNT(store->seen);
+    stats->dedup_bytes = store->n_records * DEDUP_ENTRY_COST;
+    stats->refused_entries = store->n_refused;
 }
 
 static void free_queues(struct qpc_store *store, struct queue **table)
@@ -523,5 +642,7 @@ void qpc_store_free(struct qpc_store *store)
         HASH_DELETE(hh, store->seen, rec);
         free(rec);
     }
+    while (store->refused_fifo != NULL)
+        refusal_free(store, store->refused_fifo);
     free(store);
 }

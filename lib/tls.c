@@ -4,19 +4,24 @@
  * The one idea: on identity connections the X.509 certificate is an envelope for the
  * Ed25519 key and nothing else. We make it self-signed from the identity key at start-up
  * and, on the other side, read the key back out of it; TLS 1.3's CertificateVerify has
- * already proven that the peer holds the private half. Federation instead uses an
- * ordinary CA chain, loaded from DER files.
+ * already proven that the peer holds the private half. Federation uses the same
+ * identity certificates by default (a node proves its domain by the key pinned for it,
+ * which the application checks), or an ordinary CA chain loaded from DER files, in
+ * which case the domain a node dials must be a subjectAltName dNSName of the
+ * certificate the other side presents.
  *
  * One socket serves both kinds, so which certificate a server presents is only known
  * once the client's ALPN is: a post-ClientHello hook sets it. The verify hook then
  * checks the peer the way its ALPN asks (key, or chain). Both find their connection's
  * state through the session pointer that ngtcp2_crypto_gnutls also uses.
  */
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <gnutls/abstract.h>
 #include <gnutls/x509.h>
@@ -142,6 +147,133 @@ cleanup:
     return ret;
 }
 
+/* Reads path into *d (gnutls_free it); err names the file and the reason. */
+static int load_named(const char *what, const char *path, gnutls_datum_t *d, char *err,
+                      size_t errlen)
+{
+    FILE *f;
+
+    if (path == NULL || path[0] == '\0') {
+        snprintf(err, errlen, "%s is not set", what);
+        return QPC_ERR_CONFIG;
+    }
+    f = fopen(path, "rb");   /* for the reason: gnutls_load_file only says it failed */
+    if (f == NULL) {
+        snprintf(err, errlen, "%s %s: cannot be read: %s", what, path, strerror(errno));
+        return QPC_ERR_IO;
+    }
+    fclose(f);
+    if (gnutls_load_file(path, d) < 0) {
+        snprintf(err, errlen, "%s %s: cannot be read", what, path);
+        return QPC_ERR_IO;
+    }
+    return 0;
+}
+
+/* Imports a DER certificate; err names the file. */
+static int import_cert(const char *what, const char *path, const gnutls_datum_t *d,
+                       gnutls_x509_crt_t *crt, char *err, size_t errlen)
+{
+    if (gnutls_x509_crt_init(crt) < 0)
+        return QPC_ERR_NOMEM;
+    if (gnutls_x509_crt_import(*crt, d, GNUTLS_X509_FMT_DER) < 0) {
+        snprintf(err, errlen, "%s %s: not an X.509 certificate in DER%s", what, path,
+                 d->size > 10 && memcmp(d->data, "-----BEGIN", 10) == 0
+                     ? " (it is PEM: certtool --certificate-info --infile F.pem --outder "
+                       "--outfile F.der)"
+                     : "");
+        return QPC_ERR_CONFIG;
+    }
+    return 0;
+}
+
+int qpc_tls_federation_files_check(const char *cert_path, const char *key_path,
+                                   const char *ca_path, const char *domain, char *err,
+                                   size_t errlen)
+{
+    gnutls_datum_t cert = { NULL, 0 }, key = { NULL, 0 }, ca = { NULL, 0 };
+    gnutls_x509_crt_t crt = NULL, cacrt = NULL;
+    gnutls_x509_privkey_t pk = NULL;
+    gnutls_pubkey_t cert_pub = NULL;
+    unsigned char id1[64], id2[64];
+    size_t id1_len = sizeof(id1), id2_len = sizeof(id2);
+    unsigned int status = 0, critical = 0;
+    int ret;
+
+    if ((ret = load_named("federation_cert", cert_path, &cert, err, errlen)) != 0 ||
+        (ret = load_named("federation_key", key_path, &key, err, errlen)) != 0 ||
+        (ret = load_named("federation_ca", ca_path, &ca, err, errlen)) != 0)
+        goto out;
+    if ((ret = import_cert("federation_cert", cert_path, &cert, &crt, err, errlen)) != 0 ||
+        (ret = import_cert("federation_ca", ca_path, &ca, &cacrt, err, errlen)) != 0)
+        goto out;
+    ret = QPC_ERR_CONFIG;
+    if (gnutls_x509_privkey_init(&pk) < 0) {
+        ret = QPC_ERR_NOMEM;
+        goto out;
+    }
+    if (gnutls_x509_privkey_import(pk, &key, GNUTLS_X509_FMT_DER) < 0 &&
+        gnutls_x509_privkey_import_pkcs8(pk, &key, GNUTLS_X509_FMT_DER, NULL,
+                                         GNUTLS_PKCS_PLAIN) < 0) {
+        bool is_ca = key.size == ca.size && memcmp(key.data, ca.data, key.size) == 0;
+        bool is_cert = key.size == cert.size && memcmp(key.data, cert.data, key.size) == 0;
+        snprintf(err, errlen, "federation_key %s: not a private key in DER%s", key_path,
+                 is_ca     ? " (it is the CA certificate, the same file as federation_ca)"
+                 : is_cert ? " (it is the certificate, the same file as federation_cert)"
+                           : "");
+        goto out;
+    }
+    if (gnutls_x509_crt_get_basic_constraints(cacrt, &critical, NULL, NULL) <= 0) {
+        snprintf(err, errlen, "federation_ca %s: not a CA certificate (no CA basic "
+                 "constraint)", ca_path);
+        goto out;
+    }
+    if (cert.size == ca.size && memcmp(cert.data, ca.data, cert.size) == 0) {
+        snprintf(err, errlen, "federation_cert %s is the CA certificate; give this node's "
+                 "own certificate, signed by the CA", cert_path);
+        goto out;
+    }
+    if (gnutls_pubkey_init(&cert_pub) < 0 || gnutls_pubkey_import_x509(cert_pub, crt, 0) < 0 ||
+        gnutls_pubkey_get_key_id(cert_pub, 0, id1, &id1_len) < 0 ||
+        gnutls_x509_privkey_get_key_id(pk, 0, id2, &id2_len) < 0) {
+        snprintf(err, errlen, "federation_key %s: its public key cannot be read", key_path);
+        goto out;
+    }
+    if (id1_len != id2_len || memcmp(id1, id2, id1_len) != 0) {
+        snprintf(err, errlen, "federation_key %s does not belong to federation_cert %s (it is "
+                 "the key of another certificate)", key_path, cert_path);
+        goto out;
+    }
+    if (gnutls_x509_crt_verify(crt, &cacrt, 1, 0, &status) < 0 || status != 0) {
+        snprintf(err, errlen, "federation_cert %s is not signed by federation_ca %s (or has "
+                 "expired)", cert_path, ca_path);
+        goto out;
+    }
+    if (domain != NULL && domain[0] != '\0' && qpc_tls_cert_has_dns_name(&cert, domain) != 0) {
+        snprintf(err, errlen, "federation_cert %s does not name federation_domain %s as a "
+                 "subjectAltName dNSName, so every peer would refuse it; have the CA add it "
+                 "(certtool template: dns_name = \"%s\")", cert_path, domain, domain);
+        goto out;
+    }
+    ret = 0;
+out:
+    if (pk != NULL)
+        gnutls_x509_privkey_deinit(pk);
+    if (cert_pub != NULL)
+        gnutls_pubkey_deinit(cert_pub);
+    if (crt != NULL)
+        gnutls_x509_crt_deinit(crt);
+    if (cacrt != NULL)
+        gnutls_x509_crt_deinit(cacrt);
+    if (key.data != NULL) {
+        sodium_memzero(key.data, key.size);
+        gnutls_free(key.data);
+    }
+    gnutls_free(cert.data);
+    gnutls_free(ca.data);
+    return ret;
+}
+
 int qpc_tls_peer_key(gnutls_session_t session, uint8_t key[static QPC_KEY_LEN])
 {
     const gnutls_datum_t *certs;
@@ -182,6 +314,57 @@ int qpc_tls_verify_peer_chain(gnutls_session_t session)
     return 0;
 }
 
+int qpc_tls_cert_has_dns_name(const gnutls_datum_t *der, const char *name)
+{
+    gnutls_x509_crt_t crt = NULL;
+    char san[QPC_TLS_NAME_MAX + 2];
+    int ret = QPC_ERR_NOT_FOUND;
+
+    if (der == NULL || name == NULL || name[0] == '\0')
+        return QPC_ERR_INVALID;
+    if (gnutls_x509_crt_init(&crt) < 0)
+        return QPC_ERR_NOMEM;
+    if (gnutls_x509_crt_import(crt, der, GNUTLS_X509_FMT_DER) < 0) {
+        ret = QPC_ERR_TLS;
+        goto out;
+    }
+    /* Only dNSName entries count (no CN fallback, no wildcards): the domain is what the
+     * CA wrote for this node, exactly. */
+    for (unsigned i = 0;; i++) {
+        size_t len = sizeof(san);
+        unsigned critical = 0;
+        int type = gnutls_x509_crt_get_subject_alt_name(crt, i, san, &len, &critical);
+
+        if (type == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
+            break;
+        if (type == GNUTLS_E_SHORT_MEMORY_BUFFER)
+            continue;   /* longer than any domain */
+        if (type < 0) {
+            ret = QPC_ERR_TLS;
+            break;
+        }
+        if (type == GNUTLS_SAN_DNSNAME && len == strlen(name) && memchr(san, 0, len) == NULL &&
+            strncasecmp(san, name, len) == 0) {
+            ret = 0;
+            break;
+        }
+    }
+out:
+    gnutls_x509_crt_deinit(crt);
+    return ret;
+}
+
+int qpc_tls_peer_has_dns_name(gnutls_session_t session, const char *name)
+{
+    const gnutls_datum_t *certs;
+    unsigned int ncerts = 0;
+
+    certs = gnutls_certificate_get_peers(session, &ncerts);
+    if (certs == NULL || ncerts == 0)
+        return QPC_ERR_TLS;
+    return qpc_tls_cert_has_dns_name(&certs[0], name);
+}
+
 /* ---- endpoints ------------------------------------------------------------------------ */
 
 static bool is_federation(const char *alpn)
@@ -192,7 +375,7 @@ static bool is_federation(const char *alpn)
 gnutls_certificate_credentials_t qpc_tls_endpoint_cred(const struct qpc_tls_endpoint *te,
                                                        const char *alpn)
 {
-    return is_federation(alpn) ? te->fed_cred : te->id_cred;
+    return is_federation(alpn) && !te->fed_by_key ? te->fed_cred : te->id_cred;
 }
 
 void qpc_tls_endpoint_clear(struct qpc_tls_endpoint *te)
@@ -208,11 +391,13 @@ void qpc_tls_endpoint_clear(struct qpc_tls_endpoint *te)
 
 int qpc_tls_endpoint_init(struct qpc_tls_endpoint *te, const uint8_t *identity_sk,
                           const char *fed_cert_der, const char *fed_key_der,
-                          const char *fed_ca_der, const char *const *alpns, size_t max)
+                          const char *fed_ca_der, bool fed_by_key, const char *const *alpns,
+                          size_t max)
 {
     int ret = QPC_ERR_INVALID;
 
     memset(te, 0, sizeof(*te));
+    te->fed_by_key = fed_by_key;
     if (max > QPC_TLS_ALPNS_MAX)
         goto fail;
     if (identity_sk != NULL) {
@@ -246,6 +431,12 @@ int qpc_tls_endpoint_init(struct qpc_tls_endpoint *te, const uint8_t *identity_s
 fail:
     qpc_tls_endpoint_clear(te);
     return ret;
+}
+
+/* True when alpn's peers are checked by their CA chain (not by their key). */
+static bool checked_by_chain(const struct qpc_tls_endpoint *te, const char *alpn)
+{
+    return is_federation(alpn) && !te->fed_by_key;
 }
 
 /* ---- sessions ------------------------------------------------------------------------- */
@@ -289,8 +480,15 @@ static int verify_peer_cb(gnutls_session_t s)
     struct qpc_tls_session *ts = session_of(s);
     uint8_t key[QPC_KEY_LEN];
 
-    if (is_federation(ts->alpn))
-        return qpc_tls_verify_peer_chain(s) == 0 ? 0 : GNUTLS_E_CERTIFICATE_ERROR;
+    if (checked_by_chain(ts->te, ts->alpn)) {
+        if (qpc_tls_verify_peer_chain(s) != 0)
+            return GNUTLS_E_CERTIFICATE_ERROR;
+        if (ts->expected_name[0] != '\0' && qpc_tls_peer_has_dns_name(s, ts->expected_name) != 0) {
+            ts->name_mismatch = true;
+            return GNUTLS_E_CERTIFICATE_ERROR;
+        }
+        return 0;
+    }
     if (qpc_tls_peer_key(s, key) != 0)
         return GNUTLS_E_CERTIFICATE_ERROR;
     if (ts->has_expected && sodium_memcmp(key, ts->expected, QPC_KEY_LEN) != 0) {
@@ -315,7 +513,7 @@ int qpc_tls_session_init(struct qpc_tls_session *ts, const struct qpc_tls_endpoi
     ts->ref.user_data = conn;
     if (!is_server) {
         snprintf(ts->alpn, sizeof(ts->alpn), "%s", alpn);
-        if (expected_key != NULL && !is_federation(alpn)) {
+        if (expected_key != NULL && !checked_by_chain(te, alpn)) {
             memcpy(ts->expected, expected_key, QPC_KEY_LEN);
             ts->has_expected = true;
         }
@@ -357,8 +555,16 @@ int qpc_tls_session_handshake_done(struct qpc_tls_session *ts)
 {
     if (!alpn_take(ts))
         return QPC_ERR_REFUSED;
-    if (!is_federation(ts->alpn) && !ts->has_peer_key)
+    if (!checked_by_chain(ts->te, ts->alpn) && !ts->has_peer_key)
         return QPC_ERR_TLS;
+    return 0;
+}
+
+int qpc_tls_session_expect_name(struct qpc_tls_session *ts, const char *name)
+{
+    if (name == NULL || strlen(name) > QPC_TLS_NAME_MAX)
+        return QPC_ERR_INVALID;
+    snprintf(ts->expected_name, sizeof(ts->expected_name), "%s", name);
     return 0;
 }
 

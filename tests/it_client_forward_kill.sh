@@ -10,7 +10,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 B=${QPC_BUILD:?}
 T=$(mktemp -d /tmp/it_client_forward_kill.XXXXXX)
-BASE=$((20000 + RANDOM % 20000))
+BASE=$(it_port_base 4)
 PB=$BASE; PC=$((BASE + 1))
 BPID= CPID=
 cleanup() {
@@ -23,7 +23,7 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 Q="--no-mdns --direct-timeout-ms 500"
-N=${FLOOD_N:-3000}
+N=${FLOOD_N:-10000}
 ROUNDS=3
 
 BK=$($B/qpc --data-dir "$T/b" identity)
@@ -44,9 +44,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
     start_b
     $B/qpc_p2p_flood send 127.0.0.1:$PB "$BK" "$CK" $N 200 128 >"$T/flood$r.out" 2>"$T/flood$r.err" &
     FP=$!
-    # let it run into the load: at least a few hundred acks, then kill at a random point
-    it_wait_lines "$T/flood$r.out" '^ack ' 300 20 || fail "round $r: B acked nothing"
-    sleep "0.$((RANDOM % 6 + 1))"
+    # into the load, at a random point: after 500 to 4,000 acks
+    it_wait_lines "$T/flood$r.out" '^ack ' $((500 + RANDOM % 3500)) 30 || fail "round $r: B stopped acking"
     kill -KILL "$BPID"; wait "$BPID" 2>/dev/null || true
     BPID=
     wait "$FP" || true

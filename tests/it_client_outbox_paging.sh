@@ -7,7 +7,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 B=${QPC_BUILD:?}
 T=$(mktemp -d /tmp/it_client_outbox_paging.XXXXXX)
-BASE=$((20000 + RANDOM % 20000))
+BASE=$(it_port_base 4)
 PC=$BASE
 APID= CPID=
 cleanup() {

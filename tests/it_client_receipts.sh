@@ -6,8 +6,10 @@
 #      takes the message from the server, and its receipt waits at the server for the
 #      sender, whose next run shows "delivered" for that id. And a recipient that comes
 #      back while the sender still waits: exit 0.
-#   3. Through two federated nodes (sender on a.mesh.test, recipient on b.mesh.test): the
-#      receipt goes back through federation to the domain the message named.
+#   3. Through two federated nodes (sender on a.mesh.test, recipient on b.mesh.test, CA
+#      trust): the receipt goes back through federation to the domain the message named;
+#      and through three nodes in a line (A - B - C, pinned keys, A and C not federated):
+#      the receipt takes the domain route back, however many hops it has.
 #   4. Forged receipts: a genuine-looking receipt from another key, one that claims the
 #      recipient's key but is signed by another, and one naming an id never sent: none
 #      makes the sender say "delivered"; then the real recipient's receipt does.
@@ -16,8 +18,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 B=${QPC_BUILD:?}
 SRC=${QPC_SRC:?}
 T=$(mktemp -d /tmp/it_client_receipts.XXXXXX)
-BASE=$((20000 + RANDOM % 20000))
+BASE=$(it_port_base 12)
 PA=$BASE; FA=$((BASE + 1)); PB=$((BASE + 2)); FB=$((BASE + 3)); PS=$((BASE + 4))
+PC=$((BASE + 7)); FC=$((BASE + 8)); PA2=$((BASE + 9)); PB2=$((BASE + 10))   # new nodes, new addresses:
+# a client pins the key of the node at an address on first use
 PIDS=()
 cleanup() {
     local rc=$?
@@ -115,11 +119,38 @@ it_wait_lines "$T/rob.out" '"text":"across two nodes","path":"server"' 1 || fail
 stop rob
 stop na
 stop nb
-echo "ok 3 through two federated nodes: the receipt came back by federation"
+echo "ok 3a through two federated nodes: the receipt came back by federation"
+
+# A - B - C: pinned federation keys, no CA; A and C know only B, which routes between them.
+rm -rf "$T/na" "$T/nb"
+KA=$(HOME=$T $B/qpc-server --data-dir="$T/la" --print-federation-key 2>/dev/null)
+KB=$(HOME=$T $B/qpc-server --data-dir="$T/lb" --print-federation-key 2>/dev/null)
+KC=$(HOME=$T $B/qpc-server --data-dir="$T/lc" --print-federation-key 2>/dev/null)
+start_server la $PA2 a.mesh.test --federation-enabled --federation-listen=127.0.0.1:$FA \
+    --federation-peers="b.mesh.test=127.0.0.1:$FB $KB"
+start_server lb $PB2 b.mesh.test --federation-enabled --federation-listen=127.0.0.1:$FB \
+    --federation-peers="a.mesh.test=127.0.0.1:$FA $KA,c.mesh.test=127.0.0.1:$FC $KC"
+start_server lc $PC c.mesh.test --federation-enabled --federation-listen=127.0.0.1:$FC \
+    --federation-peers="b.mesh.test=127.0.0.1:$FB $KB"
+listen rob $PC
+# the domain routes: B tells each side of the other (at once, then every 10 s)
+it_wait_for "$T/la.err" 'route to c.mesh.test via b.mesh.test' 30 || fail "A learned no route to c.mesh.test"
+it_wait_for "$T/lc.err" 'route to a.mesh.test via b.mesh.test' 30 || fail "C learned no route to a.mesh.test"
+rc=0; $B/qpc --data-dir "$T/alice" $Q --server 127.0.0.1:$PA2 --receipt-wait 40 --json \
+    send "$RK@c.mesh.test" "two nodes away" >"$T/send4b.out" 2>"$T/send4b.err" || rc=$?
+[ $rc -eq 0 ] || fail "send along A - B - C: exit $rc, want 0: $(cat "$T/send4b.out")"
+grep -q "\"event\":\"delivered\",\"to\":\"$RK\".*\"path\":\"server\",\"hops\":1,\"via\":\"127.0.0.1:$PC\"" "$T/send4b.out" \
+    || fail "no receipt along the line: $(cat "$T/send4b.out")"
+it_wait_lines "$T/rob.out" '"text":"two nodes away","path":"server"' 1 || fail "rob did not get it"
+stop rob
+stop la
+stop lb
+stop lc
+echo "ok 3b along three federated nodes in a line (A - B - C): the receipt came back over B"
 
 # --- 4. forged receipts ------------------------------------------------------------------
 # alice waits for a receipt from rob (offline, no server); the injector tries three fakes.
-ROBPORT=$((BASE + 5))
+ROBPORT=$((BASE + 5))   # alice listens on BASE + 6
 $B/qpc --data-dir "$T/alice" peer add "$RK" 127.0.0.1:$ROBPORT rob >/dev/null
 $B/qpc --data-dir "$T/alice" --listen 127.0.0.1:$((BASE + 6)) --no-mdns --direct-timeout-ms 500 --json \
     --receipt-wait 40 send "$RK" "prove it" >"$T/send5.out" 2>"$T/send5.err" &

@@ -10,7 +10,8 @@
 #      once, carol does not; the exit code says it went to the server.
 #   2. alice broadcasts on private #secret with K1: bob shows it, carol (K2) cannot.
 #   3. crafted envelopes (tests/tools/qpc_bcast_inject.c): a replay, a re-hopped copy, a
-#      forgery, a forged copy before the real one, an expired one, one on its last hop, a
+#      forgery and its replay (refused by lookup, counted), a forged copy before the real
+#      one, an expired one, one on its last hop, a
 #      direct envelope and garbage are refused as they should; bob shows the two real ones
 #      once each and none of the others.
 #   4. erin subscribes to #news and connects later: the node hands her the live ones.
@@ -21,7 +22,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 B=${QPC_BUILD:?set QPC_BUILD to the build directory}
 SRC=${QPC_SRC:?set QPC_SRC to the source directory}
 T=$(mktemp -d /tmp/it_server_broadcast.XXXXXX)
-BASE=$((20000 + RANDOM % 20000))
+BASE=$(it_port_base 10)
 P1=$BASE; F1=$((BASE + 1)); M1=$((BASE + 2))
 P2=$((BASE + 3)); F2=$((BASE + 4))
 PIDS=()
@@ -106,7 +107,9 @@ echo "   node answers: $(tr '\n' ' ' <"$T/inject.out")"
 it_wait_for "$T/bob.out" '"text":"injected bulletin"' 10 || fail "bob did not show the injected one"
 it_wait_for "$T/bob.out" '"text":"injected bulletin \(after a forgery\)"' 10 ||
     fail "a forged copy made the node drop the real one"
-echo "ok 3 replay/rehop -> DUPLICATE, forged -> INVALID, expired -> EXPIRED, direct/garbage -> INVALID"
+[ "$(metric qpc_broadcasts_known_invalid_total)" -ge 1 ] ||
+    fail "the replayed forgery was checked again instead of refused by lookup"
+echo "ok 3 replay/rehop -> DUPLICATE, forged -> INVALID (its replay by lookup), expired -> EXPIRED, direct/garbage -> INVALID"
 
 # --- 4. a late comer gets the live ones -----------------------------------------------------
 listen erin $P1

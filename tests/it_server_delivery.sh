@@ -19,7 +19,7 @@ BUILD=${QPC_BUILD:?set QPC_BUILD to the build directory}
 SRV=$BUILD/qpc-server
 TC=$BUILD/qpc_testclient
 TMP=$(mktemp -d)
-PORT=$((20000 + RANDOM % 20000))
+PORT=$(it_port_base 4)
 MPORT=$((PORT + 1))
 SERVER_PID=
 LISTEN_PID=
@@ -59,7 +59,8 @@ tc() { timeout 60 "$TC" -S 127.0.0.1:$PORT "$@"; }
 # --- configuration --------------------------------------------------------------------
 "$SRV" --help >"$TMP/help.out"
 for opt in --listen --data-dir --log-level --mdns-enabled --mdns-interfaces \
-           --federation-enabled --federation-domain --federation-listen --federation-cert \
+           --federation-enabled --federation-domain --federation-listen --federation-trust \
+           --federation-cert --print-federation-key \
            --federation-key --federation-ca --federation-peers --metrics-listen \
            --max-frame-size --max-envelope-size --queue-quota --queue-max-bytes \
            --default-ttl --max-ttl --relay-enabled --relay-rate-limit --idle-timeout-ms \
@@ -78,8 +79,39 @@ rc=0; "$SRV" --config "$TMP/bad.toml" --check-config 2>"$TMP/bad3.err" || rc=$?
 [ $rc -eq 2 ] && grep -q "bad.toml:2:" "$TMP/bad3.err" || fail "bad file: rc=$rc $(cat "$TMP/bad3.err")"
 rc=0; "$SRV" --config "$TMP/missing.toml" 2>"$TMP/bad4.err" || rc=$?
 [ $rc -eq 2 ] || fail "missing explicit config file gave exit $rc"
-rc=0; "$SRV" --federation-enabled=true 2>"$TMP/bad5.err" || rc=$?
-[ $rc -eq 2 ] && grep -q "federation_cert" "$TMP/bad5.err" || fail "federation without certs: rc=$rc"
+rc=0; "$SRV" --federation-enabled=true --federation-trust=ca 2>"$TMP/bad5.err" || rc=$?
+[ $rc -eq 2 ] && grep -q "federation_cert" "$TMP/bad5.err" || fail "CA federation without certs: rc=$rc"
+rc=0; "$SRV" --federation-enabled=true --federation-peers=b.mesh=10.0.0.2:7001 2>"$TMP/bad6.err" || rc=$?
+[ $rc -eq 2 ] && grep -q "write \"b.mesh\" = \"10.0.0.2:7001 <its key>\"" "$TMP/bad6.err" \
+    || fail "key federation with a peer without key: rc=$rc $(cat "$TMP/bad6.err")"
+it_make_pki "$TMP/pki" >/dev/null || fail "cannot make the test PKI"
+K=$TMP/pki
+# check_files WANT CERT KEY CA: --check-config of CA federation with these files.
+check_files() {
+    local want=$1 rc=0
+    HOME=$TMP "$SRV" --federation-enabled --federation-trust=ca --federation-domain=a.mesh.test \
+        --federation-cert="$2" --federation-key="$3" --federation-ca="$4" --check-config \
+        >/dev/null 2>"$TMP/files.err" || rc=$?
+    [ $rc -eq 2 ] && grep -q -- "$want" "$TMP/files.err" \
+        || fail "--check-config with $2 $3 $4: rc=$rc, want '$want': $(cat "$TMP/files.err")"
+}
+check_files "federation_cert $TMP/none.der: cannot be read: No such file" "$TMP/none.der" "$K/node-a.key.der" "$K/ca.der"
+check_files "federation_key $K/ca.der: not a private key in DER (it is the CA certificate" "$K/node-a.der" "$K/ca.der" "$K/ca.der"
+check_files "federation_key $K/node-b.key.der does not belong to federation_cert" "$K/node-a.der" "$K/node-b.key.der" "$K/ca.der"
+check_files "federation_ca $K/node-b.der: not a CA certificate" "$K/node-a.der" "$K/node-a.key.der" "$K/node-b.der"
+check_files "federation_cert $K/ca.der is the CA certificate" "$K/ca.der" "$K/node-a.key.der" "$K/ca.der"
+check_files "federation_cert $K/rogue.der is not signed by federation_ca" "$K/rogue.der" "$K/rogue.key.der" "$K/ca.der"
+check_files "federation_cert $K/node-b.der does not name federation_domain a.mesh.test" "$K/node-b.der" "$K/node-b.key.der" "$K/ca.der"
+HOME=$TMP "$SRV" --federation-enabled --federation-trust=ca --federation-domain=a.mesh.test \
+    --federation-cert="$K/node-a.der" --federation-key="$K/node-a.key.der" --federation-ca="$K/ca.der" \
+    --check-config >/dev/null 2>"$TMP/files.err" || fail "good federation files refused: $(cat "$TMP/files.err")"
+# The node itself names the file too (exit 2 before anything starts).
+rc=0; HOME=$TMP "$SRV" --data-dir="$TMP/nofiles" --federation-enabled --federation-trust=ca \
+    --federation-cert="$TMP/none.der" --federation-key="$K/node-a.key.der" --federation-ca="$K/ca.der" \
+    --mdns-enabled=false --metrics-listen= --listen=127.0.0.1:0 2>"$TMP/nofiles.err" || rc=$?
+[ $rc -eq 2 ] && grep -q "federation_cert $TMP/none.der: cannot be read" "$TMP/nofiles.err" \
+    || fail "the node did not name the missing certificate: rc=$rc $(cat "$TMP/nofiles.err")"
+echo "ok: --check-config and the node name a federation file that is missing, not DER, the CA, or not matching"
 echo "ok: bad configuration gives exit 2 and a clear message"
 
 printf 'queue_quota = 50\nlog_level = "warn"\nfederation_domain = "file.mesh.local"\n' >"$TMP/good.toml"

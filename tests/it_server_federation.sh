@@ -3,9 +3,12 @@
 #
 #   1. A client of node A sends to bob@b.mesh.test: A answers DEFERRED (the envelope is in
 #      A's durable outbox), relays it (relay_enqueue) and Bob, a client of node B, fetches it.
-#   2. Node B is stopped; Alice sends three more: they wait in A's outbox (metrics show the
-#      depth). B starts again: A's retry with back-off delivers them, the outbox empties.
+#   2. Node B is stopped; Alice sends 300 more: they wait in A's outbox (metrics show the
+#      depth); the failed attempt puts them back in one transaction, not one each
+#      (qpc_queue_transactions_total). B starts again: A's retry delivers them, the outbox empties.
 #   3. A node whose certificate is signed by another CA cannot deliver to B.
+#   4. A node of the same CA reaching a node whose certificate names another domain than
+#      the one it dialled refuses it (subjectAltName dNSName = domain).
 # Node A takes its federation settings from QPC_* environment variables, node B from flags.
 # Test PKI: tests/data/make_fed_certs.sh (certtool). mDNS is off.
 set -euo pipefail
@@ -16,7 +19,7 @@ SRC=${QPC_SRC:?set QPC_SRC to the source directory}
 SRV=$BUILD/qpc-server
 TC=$BUILD/qpc_testclient
 TMP=$(mktemp -d)
-BASE=$((20000 + RANDOM % 20000))
+BASE=$(it_port_base 10)
 PA=$BASE; FA=$((BASE + 1)); MA=$((BASE + 2))
 PB=$((BASE + 3)); FB=$((BASE + 4))
 PR=$((BASE + 5)); FR=$((BASE + 6)); MR=$((BASE + 7))
@@ -91,18 +94,24 @@ echo "ok: client of A sent to key@b.mesh.test, client of B received it"
 
 # --- 2. B down, then up ---------------------------------------------------------------------
 kill -TERM "$B_PID"; wait "$B_PID" || fail "B did not exit 0"; B_PID=
-timeout 30 "$TC" -S 127.0.0.1:$PA -i "$TMP/alice.json" send "$BOB@b.mesh.test" 3 -b 3 >"$TMP/send2.out" \
+timeout 30 "$TC" -S 127.0.0.1:$PA -i "$TMP/alice.json" send "$BOB@b.mesh.test" 300 -b 300 >"$TMP/send2.out" \
     || fail "send while B is down"
-grep -q "summary sent=3 DEFERRED=3$" "$TMP/send2.out" || fail "want 3 DEFERRED: $(tail -1 "$TMP/send2.out")"
+grep -q "summary sent=300 DEFERRED=300$" "$TMP/send2.out" || fail "want 300 DEFERRED: $(tail -1 "$TMP/send2.out")"
 for ((i = 0; i < 200; i++)); do
-    [ "$(metric qpc_outbox_depth)" = "3" ] && break
+    [ "$(metric qpc_outbox_depth)" = "300" ] && break
     sleep 0.1
 done
-[ "$(metric qpc_outbox_depth)" = "3" ] || fail "outbox depth is not 3 while B is down"
-it_wait_for "$TMP/a.err" "node b.mesh.test: .*stay in the outbox" 30 || fail "A did not report the failed attempt"
-echo "ok: B down: 3 envelopes wait in A's durable outbox"
+[ "$(metric qpc_outbox_depth)" = "300" ] || fail "outbox depth is not 300 while B is down"
+TX0=$(metric qpc_queue_transactions_total)
+it_wait_for "$TMP/a.err" "node b.mesh.test: .*300 envelope.s. stay in the outbox" 30 || fail "A did not report the failed attempt"
+TX1=$(metric qpc_queue_transactions_total)
+# The 300 rows go back in one transaction; the other transactions of the window are the
+# pumps' leases and the expiry timer (a few a second). One per row would be 300 more.
+[ $((TX1 - TX0)) -lt 150 ] || fail "the failed link cost $((TX1 - TX0)) transactions for 300 rows"
+[ "$(metric qpc_outbox_depth)" = "300" ] || fail "outbox depth changed after the failed attempt"
+echo "ok: B down: 300 envelopes wait in A's durable outbox; the failed attempt cost $((TX1 - TX0)) transactions in all"
 start_b
-fetch_until "$BOB" 4 90 || fail "the outbox was not delivered after B came back"
+fetch_until "$BOB" 301 90 || fail "the outbox was not delivered after B came back"
 for id in $(awk '/^ok /{print $3}' "$TMP/send2.out"); do
     grep -q "^msg [0-9]* $id " "$TMP/bob.out" || fail "missing $id after retry"
 done
@@ -112,14 +121,14 @@ for ((i = 0; i < 100; i++)); do
     sleep 0.1
 done
 [ "$(metric qpc_outbox_depth)" = "0" ] || fail "A's outbox did not empty"
-[ "$(metric qpc_federated_total)" = "4" ] || fail "federated_total is $(metric qpc_federated_total)"
-echo "ok: B back up: the retry delivered all 3, A's outbox is empty"
+[ "$(metric qpc_federated_total)" = "301" ] || fail "federated_total is $(metric qpc_federated_total)"
+echo "ok: B back up: the retry delivered all 300, A's outbox is empty"
 
 # --- 3. a node of another CA is refused ---------------------------------------------------
 HOME=$TMP "$SRV" --data-dir="$TMP/r" --listen=127.0.0.1:$PR --mdns-enabled=false \
     --metrics-listen=127.0.0.1:$MR --federation-enabled --federation-domain=r.mesh.test \
     --federation-listen=127.0.0.1:$FR --federation-cert=$P/rogue.der --federation-key=$P/rogue.key.der \
-    --federation-ca=$P/ca.der --federation-peers="b.mesh.test=127.0.0.1:$FB" --idle-timeout-ms=5000 \
+    --federation-ca=$P/other-ca.der --federation-peers="b.mesh.test=127.0.0.1:$FB" --idle-timeout-ms=5000 \
     >"$TMP/r.out" 2>"$TMP/r.err" &
 R_PID=$!
 it_wait_for "$TMP/r.out" '^connect: ' 20 || fail "rogue node did not start"
@@ -130,6 +139,26 @@ it_wait_for "$TMP/r.err" "node b.mesh.test: .*stay in the outbox" 30 || fail "ro
 timeout 30 "$TC" -S 127.0.0.1:$PB -i "$TMP/bob.json" fetch >"$TMP/bob_after.out"
 grep -q "^fetched 0$" "$TMP/bob_after.out" || fail "B accepted an envelope from a node of another CA"
 echo "ok: a node with a certificate from another CA cannot deliver: $(grep -m1 "stay in the outbox" "$TMP/r.err" | sed "s/.*warn //")"
+
+# --- 4. the CA's certificate binds the domain ---------------------------------------------
+# Node C (same CA) has b.mesh.test written at A's address: A's certificate names
+# a.mesh.test, so C refuses it and nothing for b.mesh.test leaves towards A.
+kill -TERM "$R_PID"; wait "$R_PID" || fail "rogue node did not exit 0"; R_PID=
+HOME=$TMP "$SRV" --data-dir="$TMP/c" --listen=127.0.0.1:$PR --mdns-enabled=false \
+    --metrics-listen=127.0.0.1:$MR --federation-enabled --federation-domain=c.mesh.test \
+    --federation-listen=127.0.0.1:$FR --federation-cert=$P/node-c.der --federation-key=$P/node-c.key.der \
+    --federation-ca=$P/ca.der --federation-peers="b.mesh.test=127.0.0.1:$FA" --idle-timeout-ms=5000 \
+    >"$TMP/c.out" 2>"$TMP/c.err" &
+R_PID=$!
+it_wait_for "$TMP/c.out" '^connect: ' 20 || fail "node C did not start"
+grep -q "CA: certificates name the domain" "$TMP/c.out" || fail "C's banner does not say CA mode"
+RECV_A=$(metric qpc_federated_received_total)
+timeout 30 "$TC" -S 127.0.0.1:$PR -i "$TMP/carol.json" send "$BOB@b.mesh.test" 1 >"$TMP/send4.out" \
+    || fail "send via C"
+it_wait_for "$TMP/c.err" "node b.mesh.test: .*certificate is not for that domain.*stay in the outbox" 30 \
+    || fail "C did not refuse a certificate that does not name b.mesh.test"
+[ "$(metric qpc_federated_received_total)" = "$RECV_A" ] || fail "A received what was meant for b.mesh.test"
+echo "ok: a node of the same CA whose certificate names another domain gets nothing for b.mesh.test"
 
 for pid in $A_PID $B_PID $R_PID; do kill -TERM "$pid"; done
 for pid in $A_PID $B_PID $R_PID; do wait "$pid" || fail "a node did not exit 0"; done

@@ -30,7 +30,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 cleanup() {
     local rc=$?
-    it_kill_all KILL $A_PID $B_PID
+    it_kill_all KILL $A_PID $B_PID ${ZC_PID:-}
     it_netns_del "$NS_A" "$NS_B"
     [ $rc -eq 0 ] || it_dump_logs 25 "$TMP"/*.out "$TMP"/*.err
     rm -rf "$TMP"
@@ -123,5 +123,42 @@ A_PID=
 grep -q 'announcement withdrawn' "$TMP/a.err" || fail "node A did not withdraw"
 it_wait_for "$TMP/b.err" 'node nodeA\.mesh\.local left' 20 || fail "node B did not see the withdrawal"
 echo "ok: SIGTERM: node A withdrew its announcement (seen by B) and exited 0"
+# --- 4. another node of the same CA announces nodeA's domain ------------------------------------
+# Node M (certificate of the same CA, for nodeC.mesh.local) listens where A was, and an
+# announcer on that host says domain=nodeA.mesh.local. B learns the address and dials it,
+# but M's certificate does not name nodeA.mesh.local: nothing for that domain leaves.
+ip netns exec "$NS_A" env HOME="$TMP" "$SRV" --data-dir="$TMP/m" --listen=0.0.0.0:7000 \
+    --mdns-enabled=false --federation-enabled --federation-domain=nodeC.mesh.local \
+    --federation-listen=0.0.0.0:7001 --federation-cert="$P/node-c.der" \
+    --federation-key="$P/node-c.key.der" --federation-ca="$P/ca.der" --metrics-listen= \
+    --log-level=debug >"$TMP/m.out" 2>"$TMP/m.err" &
+A_PID=$!
+it_wait_for "$TMP/m.out" '^connect: ' 20 || fail "node M did not start"
+cat >"$TMP/zc_announce.py" <<'PYEOF'
+import socket, sys, time
+from zeroconf import ServiceInfo, Zeroconf
+ip, seconds = sys.argv[1], float(sys.argv[2])
+info = ServiceInfo("_quicprochat._udp.local.", "nodeA._quicprochat._udp.local.",
+                   addresses=[socket.inet_aton(ip)], port=7000, server="impostor.local.",
+                   properties={"ver": "1", "server": ip + ":7000", "domain": "nodeA.mesh.local"})
+zc = Zeroconf(interfaces=[ip])
+zc.register_service(info)
+time.sleep(seconds)
+zc.close()
+PYEOF
+ip netns exec "$NS_A" $PY "$TMP/zc_announce.py" 10.202.0.1 40 >"$TMP/zc_announce.out" 2>&1 &
+ZC_PID=$!
+it_wait_lines "$TMP/b.err" 'learned node nodeA\.mesh\.local at 10\.202\.0\.1:7001' 2 30 \
+    || { kill $ZC_PID; fail "node B did not learn the impostor's announcement"; }
+timeout 30 ip netns exec "$NS_B" "$TC" -S 127.0.0.1:7000 -i "$TMP/alice.json" send "$BOB@nodeA.mesh.local" 2 -b 2 \
+    >"$TMP/send2.out" || { kill $ZC_PID; fail "send via node B"; }
+grep -q "DEFERRED=2" "$TMP/send2.out" || { kill $ZC_PID; fail "B did not take the envelopes"; }
+it_wait_for "$TMP/b.err" "node nodeA.mesh.local: .*certificate is not for that domain.*2 envelope.s. stay in the outbox" 30 \
+    || { kill $ZC_PID; fail "B did not refuse the node that does not prove nodeA.mesh.local"; }
+kill $ZC_PID 2>/dev/null || true; wait $ZC_PID 2>/dev/null || true
+grep -q "item(s) from" "$TMP/m.err" && fail "node M received envelopes for nodeA.mesh.local"
+echo "ok: a node of the same CA behind an announcement of nodeA.mesh.local gets nothing: $(grep -m1 'certificate is not for that domain' "$TMP/b.err" | sed 's/.*warn //')"
+kill -TERM "$A_PID"; wait "$A_PID" || fail "node M did not exit 0"; A_PID=
+
 kill -TERM "$B_PID"; wait "$B_PID" || fail "node B did not exit 0"; B_PID=
 echo PASS

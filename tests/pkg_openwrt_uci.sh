@@ -125,12 +125,14 @@ config server 'main'
 	option listen '[::]:7100'
 	option data_dir '/srv/q "odd" \dir'
 	option log_level 'debug'
-	option mdns_enabled 'no'
+	option mdns_enabled 'yes'
 	list mdns_interfaces 'br-lan'
 	list mdns_interfaces 'bat0'
-	option federation_enabled 'yes'
+	option federation_enabled 'no'
+	# federation off: on, --check-config would open the CA files named below (absent here)
 	option federation_domain 'node1.mesh.local'
 	option federation_listen '0.0.0.0:7101'
+	option federation_trust 'ca'
 	option federation_cert '/etc/quicprochat/fed.der'
 	option federation_key '/etc/quicprochat/fed.key.der'
 	option federation_ca '/etc/quicprochat/ca.der'
@@ -159,9 +161,9 @@ check
 expect listen '"[::]:7100"'
 expect data_dir '"/srv/q \"odd\" \\dir"'
 expect log_level '"debug"'
-expect mdns_enabled false
+expect mdns_enabled true
 expect mdns_interfaces '["br-lan", "bat0"]'
-expect federation_enabled true
+expect federation_enabled false
 expect federation_domain '"node1.mesh.local"'
 expect federation_listen '"0.0.0.0:7101"'
 expect federation_cert '"/etc/quicprochat/fed.der"'

@@ -592,6 +592,31 @@ static void test_config_federation_peers_table(void **state)
                  "move it above");
     expect_error(SERVER, "[federation_peers]\na.b = \"h:1\"\n", "t.toml:2:",
                  "dotted keys");
+    expect_error(SERVER, "[federation_peers]\na = \"h:1 00ff\"\n", "t.toml:2:",
+                 "after the address comes its key, 64 hex digits");
+}
+
+/* Key mode: a peer line carries its key; the whole line is kept as written. */
+static void test_config_federation_peer_with_key_is_valid(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    struct qpc_config *cfg = new_cfg(SERVER);
+    static const char text[] =
+        "federation_enabled = true\n[federation_peers]\n\"b.mesh\" = \"10.0.0.2:7001   "
+        "00112233445566778899AABBCCDDEEFF00112233445566778899aabbccddeeff\"\n";
+    assert_int_equal(load(cfg, text, err, sizeof(err)), 0);
+    assert_int_equal(server_settings_validate(cfg, err, sizeof(err)), 0);
+    assert_int_equal(server_settings_resolve(cfg, "/h", "x", err, sizeof(err)), 0);
+    assert_string_equal(server_settings(cfg)->federation_trust, "key");
+    assert_non_null(strstr(qpc_config_table_get(&server_settings(cfg)->federation_peers, "B.mesh"),
+                           "10.0.0.2:7001 "));
+    qpc_config_free(cfg);
+    cfg = new_cfg(SERVER);
+    assert_int_equal(load(cfg, "federation_ca = \"/c.der\"\n", err, sizeof(err)), 0);
+    assert_int_equal(server_settings_resolve(cfg, "/h", "x", err, sizeof(err)), 0);
+    assert_string_equal(server_settings(cfg)->federation_trust, "ca");
+    qpc_config_free(cfg);
 }
 
 static void test_config_validate_checks_rules_across_keys(void **state)
@@ -600,9 +625,18 @@ static void test_config_validate_checks_rules_across_keys(void **state)
     static const struct { const char *text, *what; } cases[] = {
         { "default_ttl = 7200\nmax_ttl = 3600\n", "default_ttl (7200 s) is larger than max_ttl" },
         { "max_envelope_size = 2000000\n", "max_envelope_size (2000000) is larger than max_frame_size" },
-        { "federation_enabled = true\n", "federation_cert (QPC_FEDERATION_CERT) is empty" },
+        { "federation_enabled = true\nfederation_trust = \"ca\"\n",
+          "federation_cert (QPC_FEDERATION_CERT) is empty" },
+        { "federation_enabled = true\nfederation_trust = \"ca\"\nfederation_cert = \"c\"\n"
+          "federation_key = \"k\"\n", "federation_ca (QPC_FEDERATION_CA) is empty" },
         { "federation_enabled = true\nfederation_cert = \"c\"\nfederation_key = \"k\"\n",
-          "federation_ca (QPC_FEDERATION_CA) is empty" },
+          "with pinned keys no certificate files are used" },
+        { "federation_enabled = true\n[federation_peers]\nb = \"10.0.0.2:7001\"\n",
+          "write \"b\" = \"10.0.0.2:7001 <its key>\"" },
+        { "federation_enabled = true\nfederation_trust = \"ca\"\nfederation_cert = \"c\"\n"
+          "federation_key = \"k\"\nfederation_ca = \"a\"\n[federation_peers]\nb = \"10.0.0.2:7001 "
+          "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\"\n",
+          "write \"b\" = \"10.0.0.2:7001\"" },
         { "federation_enabled = true\nfederation_cert = \"c\"\nfederation_key = \"k\"\n"
           "federation_ca = \"a\"\nlisten = \"10.0.0.1:7001\"\n", "use the same port" },
     };
@@ -774,6 +808,7 @@ int main(void)
         cmocka_unit_test(test_config_file_errors_carry_the_path),
         cmocka_unit_test(test_config_federation_peers_table),
         cmocka_unit_test(test_config_validate_checks_rules_across_keys),
+        cmocka_unit_test(test_config_federation_peer_with_key_is_valid),
         cmocka_unit_test(test_config_resolve_paths_fills_empty_defaults_only),
         cmocka_unit_test(test_config_print_round_trips_with_origins),
         cmocka_unit_test(test_config_help_lists_every_key),

@@ -247,7 +247,7 @@ static void test_store_refuses_when_byte_cap_reached(void **state)
 static void test_store_gc_drops_expired_then_stale_dedup_entries(void **state)
 {
     struct qpc_store *st = qpc_store_new(NULL);
-    const uint64_t window = QPC_STORE_DEDUP_WINDOW_MIN_MS;
+    const uint64_t grace = QPC_STORE_DEDUP_GRACE_MS;
     struct qpc_envelope e;
     uint8_t id[QPC_ID_LEN], relayed[QPC_ID_LEN];
     struct qpc_store_stats stats;
@@ -257,7 +257,7 @@ static void test_store_gc_drops_expired_then_stale_dedup_entries(void **state)
     memcpy(id, e.id, QPC_ID_LEN);
     assert_int_equal(qpc_store_put(st, &e, T0), 0);
     randombytes_buf(relayed, sizeof(relayed));
-    assert_int_equal(qpc_store_mark_seen(st, relayed, T0 + 60000, T0 + 10000), 0);
+    assert_int_equal(qpc_store_mark_seen(st, relayed, T0 + 70000, T0 + 10000), 0);
 
     assert_int_equal(qpc_store_gc(st, T0 + 59999), 0);        /* still live */
     assert_int_equal(qpc_store_gc(st, T0 + 60000), 1);        /* envelope expired */
@@ -268,12 +268,12 @@ static void test_store_gc_drops_expired_then_stale_dedup_entries(void **state)
     assert_int_equal(stats.dedup_entries, 2);
     assert_true(qpc_store_seen(st, id));                      /* but its id is remembered */
 
-    assert_int_equal(qpc_store_gc(st, T0 + window - 1), 0);   /* inside the window */
+    assert_int_equal(qpc_store_gc(st, T0 + 60000 + grace - 1), 0);   /* inside the grace */
     assert_true(qpc_store_seen(st, id));
-    assert_int_equal(qpc_store_gc(st, T0 + window), 1);       /* the stored one's window ends */
+    assert_int_equal(qpc_store_gc(st, T0 + 60000 + grace), 1);       /* the stored one ends */
     assert_false(qpc_store_seen(st, id));
-    assert_true(qpc_store_seen(st, relayed));                 /* marked 10 s later */
-    assert_int_equal(qpc_store_gc(st, T0 + 10000 + window), 1);
+    assert_true(qpc_store_seen(st, relayed));                 /* it expires 10 s later */
+    assert_int_equal(qpc_store_gc(st, T0 + 70000 + grace), 1);
     assert_false(qpc_store_seen(st, relayed));
     qpc_store_get_stats(st, &stats);
     assert_int_equal(stats.dedup_entries, 0);
@@ -281,51 +281,52 @@ static void test_store_gc_drops_expired_then_stale_dedup_entries(void **state)
     qpc_store_free(st);
 }
 
-static void test_store_keeps_dedup_entry_until_expiry_beyond_window(void **state)
+static void test_store_keeps_dedup_entry_for_the_ttl_however_long(void **state)
 {
     struct qpc_store *st = qpc_store_new(NULL);
-    const uint64_t window = QPC_STORE_DEDUP_WINDOW_MIN_MS;
+    const uint64_t ttl_ms = (uint64_t)QPC_TTL_MAX_S * 1000;
     uint8_t id[QPC_ID_LEN];
     (void)state;
 
     randombytes_buf(id, sizeof(id));
-    assert_int_equal(qpc_store_mark_seen(st, id, T0 + 2 * window, T0), 0);
-    assert_int_equal(qpc_store_gc(st, T0 + window), 0);
+    assert_int_equal(qpc_store_mark_seen(st, id, T0 + ttl_ms, T0), 0);
+    assert_int_equal(qpc_store_gc(st, T0 + ttl_ms), 0);
     assert_true(qpc_store_seen(st, id));
-    assert_int_equal(qpc_store_gc(st, T0 + 2 * window), 1);
+    assert_int_equal(qpc_store_gc(st, T0 + ttl_ms + QPC_STORE_DEDUP_GRACE_MS), 1);
     assert_false(qpc_store_seen(st, id));
     qpc_store_free(st);
 }
 
-static void test_store_raises_short_dedup_window_to_ttl_max(void **state)
+static void test_store_keeps_ids_for_a_configured_window_beyond_ttl(void **state)
 {
-    struct qpc_store_limits lim = { .dedup_window_ms = 1000 };
+    struct qpc_store_limits lim = { .dedup_window_ms = 3600 * 1000 };
     struct qpc_store *st = qpc_store_new(&lim);
     uint8_t id[QPC_ID_LEN];
     (void)state;
 
     randombytes_buf(id, sizeof(id));
     assert_int_equal(qpc_store_mark_seen(st, id, T0 + 1, T0), 0);
-    assert_int_equal(qpc_store_gc(st, T0 + (uint64_t)QPC_TTL_MAX_S * 1000 - 1), 0);
+    assert_int_equal(qpc_store_gc(st, T0 + 3600 * 1000 - 1), 0);
     assert_true(qpc_store_seen(st, id));
+    assert_int_equal(qpc_store_gc(st, T0 + 3600 * 1000), 1);
     qpc_store_free(st);
 }
 
 static void test_store_mark_seen_reports_duplicate_and_extends(void **state)
 {
     struct qpc_store *st = qpc_store_new(NULL);
-    const uint64_t window = QPC_STORE_DEDUP_WINDOW_MIN_MS;
+    const uint64_t grace = QPC_STORE_DEDUP_GRACE_MS;
     struct qpc_envelope e;
     (void)state;
 
     make_env(&e, alice, NULL, T0, 3600, 10);
     assert_false(qpc_store_seen(st, e.id));
     assert_int_equal(qpc_store_mark_seen(st, e.id, T0 + 3600000, T0), 0);
-    assert_int_equal(qpc_store_mark_seen(st, e.id, T0 + 3600000, T0 + 5000), QPC_ERR_DUPLICATE);
+    assert_int_equal(qpc_store_mark_seen(st, e.id, T0 + 3605000, T0 + 5000), QPC_ERR_DUPLICATE);
     assert_int_equal(qpc_store_put(st, &e, T0), QPC_ERR_DUPLICATE);
     /* the second mark moved the keep time 5 s later */
-    assert_int_equal(qpc_store_gc(st, T0 + window), 0);
-    assert_int_equal(qpc_store_gc(st, T0 + window + 5000), 1);
+    assert_int_equal(qpc_store_gc(st, T0 + 3600000 + grace), 0);
+    assert_int_equal(qpc_store_gc(st, T0 + 3605000 + grace), 1);
     qpc_envelope_clear(&e);
     qpc_store_free(st);
 }
@@ -659,7 +660,6 @@ static void test_store_put_out_of_memory_changes_nothing(void **state)
 static void test_store_take_and_gc_out_of_memory_keep_dedup_entries(void **state)
 {
     struct qpc_store *st = qpc_store_new(NULL);
-    const uint64_t window = QPC_STORE_DEDUP_WINDOW_MIN_MS;
     struct qpc_envelope e;
     uint8_t ids[6][QPC_ID_LEN], marked[QPC_ID_LEN];
     struct qpc_store_stats stats;
@@ -687,45 +687,72 @@ static void test_store_take_and_gc_out_of_memory_keep_dedup_entries(void **state
     qpc_store_get_stats(st, &stats);
     assert_int_equal(stats.envelopes, 0);
     assert_int_equal(stats.dedup_entries, 6);
-    assert_int_equal(qpc_store_gc(st, T0 + window), 6);   /* the kept big blocks are freed */
+    assert_int_equal(qpc_store_gc(st, T0 + 3600 * 1000 + QPC_STORE_DEDUP_GRACE_MS + 10), 6);
+    /* (the kept big blocks are freed whole: ASan checks) */
     sink_clear(&s);
     qpc_store_free(st);
 }
 
-/* A flood of fresh ids costs at most max_seen records: the oldest are forgotten. */
-static void test_store_forgets_oldest_marked_ids_beyond_max_seen(void **state)
+/* Room for n dedup entries (the store counts each at the size of a stand-alone one). */
+static size_t budget_for(size_t n)
+{
+    struct qpc_store *st = qpc_store_new(NULL);
+    struct qpc_store_stats stats;
+    uint8_t id[QPC_ID_LEN];
+
+    randombytes_buf(id, sizeof(id));
+    assert_int_equal(qpc_store_mark_seen(st, id, T0 + 1000, T0), 0);
+    qpc_store_get_stats(st, &stats);
+    qpc_store_free(st);
+    return n * stats.dedup_bytes;
+}
+
+/* A flood of fresh ids fills the dedup set and is then refused: no id still within its
+ * TTL is forgotten to make room, so none can be accepted twice. */
+static void test_store_refuses_new_ids_when_dedup_bytes_are_full_and_forgets_none(void **state)
 {
     enum { BOUND = 100, FLOOD = 10000 };
-    struct qpc_store_limits lim = { .max_seen = BOUND };
+    struct qpc_store_limits lim = { .dedup_max_bytes = budget_for(BOUND) };
     struct qpc_store *st = qpc_store_new(&lim);
     static uint8_t ids[FLOOD][QPC_ID_LEN];
     struct qpc_store_stats stats;
+    struct qpc_envelope e;
+    size_t accepted = 0;
     (void)state;
 
     for (size_t i = 0; i < FLOOD; i++) {
+        int rc;
+
         randombytes_buf(ids[i], QPC_ID_LEN);
-        assert_int_equal(qpc_store_mark_seen(st, ids[i], T0 + 60000, T0 + i), 0);
+        rc = qpc_store_mark_seen(st, ids[i], T0 + 60000, T0 + i);
+        assert_true(rc == 0 || rc == QPC_ERR_STORE_FULL);
+        accepted += rc == 0;
     }
+    assert_int_equal(accepted, BOUND);
     qpc_store_get_stats(st, &stats);
     assert_int_equal(stats.dedup_entries, BOUND);
-    assert_int_equal(stats.dedup_evicted, FLOOD - BOUND);
-    for (size_t i = 0; i < FLOOD; i++)
-        assert_int_equal(qpc_store_seen(st, ids[i]), i >= FLOOD - BOUND);
-    /* a forgotten id is new again; recording it pushes out the oldest one kept */
-    assert_int_equal(qpc_store_mark_seen(st, ids[0], T0 + 60000, T0 + FLOOD), 0);
-    assert_false(qpc_store_seen(st, ids[FLOOD - BOUND]));
-    assert_true(qpc_store_seen(st, ids[FLOOD - BOUND + 1]));
+    assert_true(stats.dedup_bytes <= lim.dedup_max_bytes);
+    assert_int_equal(stats.refused_dedup_full, FLOOD - BOUND);
+    for (size_t i = 0; i < BOUND; i++)
+        assert_true(qpc_store_seen(st, ids[i]));   /* the first ones are all still known */
+    /* An envelope with a new id is refused too, temporarily, and left to the caller. */
+    make_env(&e, alice, NULL, T0, 3600, 10);
+    assert_int_equal(qpc_store_put(st, &e, T0 + FLOOD), QPC_ERR_STORE_FULL);
+    assert_non_null(e.payload);
+    /* Once their TTL (and the grace) is over, gc makes room again. */
+    assert_int_equal(qpc_store_gc(st, T0 + 60000 + QPC_STORE_DEDUP_GRACE_MS + FLOOD), BOUND);
+    assert_int_equal(qpc_store_put(st, &e, T0 + 60000 + QPC_STORE_DEDUP_GRACE_MS + FLOOD), 0);
     qpc_store_free(st);
 }
 
-/* Ids of held envelopes do not count against max_seen and are never forgotten; once
- * taken they join the forgettable ones, youngest end. */
-static void test_store_never_forgets_ids_of_held_envelopes(void **state)
+/* Held envelopes count against the dedup bytes from the start, so taking one (which
+ * turns its record into a stand-alone one) never needs room that is not there. */
+static void test_store_counts_held_envelopes_against_dedup_bytes(void **state)
 {
-    struct qpc_store_limits lim = { .max_seen = 2 };
+    struct qpc_store_limits lim = { .dedup_max_bytes = budget_for(3) };
     struct qpc_store *st = qpc_store_new(&lim);
     struct qpc_envelope e;
-    uint8_t held[3][QPC_ID_LEN], marked[5][QPC_ID_LEN];
+    uint8_t held[3][QPC_ID_LEN], marked[QPC_ID_LEN];
     struct qpc_store_stats stats;
     size_t count = 0;
     (void)state;
@@ -735,68 +762,22 @@ static void test_store_never_forgets_ids_of_held_envelopes(void **state)
         memcpy(held[i], e.id, QPC_ID_LEN);
         assert_int_equal(qpc_store_put(st, &e, T0), 0);
     }
-    for (int i = 0; i < 5; i++) {
-        randombytes_buf(marked[i], QPC_ID_LEN);
-        assert_int_equal(qpc_store_mark_seen(st, marked[i], T0 + 1000, T0), 0);
-    }
-    qpc_store_get_stats(st, &stats);
-    assert_int_equal(stats.dedup_entries, 3 + 2);
-    assert_int_equal(stats.dedup_evicted, 3);
-    for (int i = 0; i < 3; i++) {
-        assert_true(qpc_store_seen(st, held[i]));
-        make_env(&e, alice, NULL, T0, 3600, 10);
-        memcpy(e.id, held[i], QPC_ID_LEN);
-        assert_int_equal(qpc_store_put(st, &e, T0), QPC_ERR_DUPLICATE);
-        qpc_envelope_clear(&e);
-    }
-    assert_true(qpc_store_seen(st, marked[3]) && qpc_store_seen(st, marked[4]));
-
+    randombytes_buf(marked, QPC_ID_LEN);
+    assert_int_equal(qpc_store_mark_seen(st, marked, T0 + 1000, T0), QPC_ERR_STORE_FULL);
     assert_int_equal(qpc_store_take_all_for(st, alice, T0, clear_take, &count), 3);
     qpc_store_get_stats(st, &stats);
-    assert_int_equal(stats.dedup_entries, 2);
-    assert_int_equal(stats.dedup_evicted, 3 + 3);
-    assert_false(qpc_store_seen(st, marked[4]));
-    assert_false(qpc_store_seen(st, held[0]));
-    assert_true(qpc_store_seen(st, held[1]));
-    assert_true(qpc_store_seen(st, held[2]));
+    assert_int_equal(stats.dedup_entries, 3);
+    for (int i = 0; i < 3; i++)
+        assert_true(qpc_store_seen(st, held[i]));
+    assert_false(qpc_store_seen(st, marked));
     qpc_store_free(st);
 }
 
-/* Entries removed by gc leave room: the bound counts what is there, not what was. */
-static void test_store_gc_makes_room_under_max_seen(void **state)
+/* When unqueue cannot allocate a small record, the big block stays as the id's record:
+ * still counted once, and freed whole by gc (ASan checks). */
+static void test_store_keeps_big_block_as_record_when_take_cannot_allocate(void **state)
 {
-    const uint64_t window = QPC_STORE_DEDUP_WINDOW_MIN_MS;
-    struct qpc_store_limits lim = { .max_seen = 2 };
-    struct qpc_store *st = qpc_store_new(&lim);
-    uint8_t a[QPC_ID_LEN], b[QPC_ID_LEN], c[QPC_ID_LEN], d[QPC_ID_LEN];
-    struct qpc_store_stats stats;
-    (void)state;
-
-    randombytes_buf(a, sizeof(a));
-    randombytes_buf(b, sizeof(b));
-    randombytes_buf(c, sizeof(c));
-    randombytes_buf(d, sizeof(d));
-    assert_int_equal(qpc_store_mark_seen(st, a, T0, T0), 0);
-    assert_int_equal(qpc_store_mark_seen(st, b, T0, T0 + 1), 0);
-    assert_int_equal(qpc_store_gc(st, T0 + window), 1);    /* a is stale, b is not yet */
-    assert_int_equal(qpc_store_mark_seen(st, c, T0, T0 + window), 0);
-    qpc_store_get_stats(st, &stats);
-    assert_int_equal(stats.dedup_evicted, 0);
-    assert_true(qpc_store_seen(st, b) && qpc_store_seen(st, c));
-    assert_int_equal(qpc_store_mark_seen(st, d, T0, T0 + window), 0);
-    assert_false(qpc_store_seen(st, b));                   /* now the bound bites */
-    assert_true(qpc_store_seen(st, c) && qpc_store_seen(st, d));
-    qpc_store_get_stats(st, &stats);
-    assert_int_equal(stats.dedup_entries, 2);
-    assert_int_equal(stats.dedup_evicted, 1);
-    qpc_store_free(st);
-}
-
-/* When unqueue cannot allocate a small record, the big block stays as the id's record;
- * it counts against max_seen and is freed whole when forgotten (ASan checks). */
-static void test_store_forgets_kept_big_blocks_beyond_max_seen(void **state)
-{
-    struct qpc_store_limits lim = { .max_seen = 2 };
+    struct qpc_store_limits lim = { .dedup_max_bytes = budget_for(3) };
     struct qpc_store *st = qpc_store_new(&lim);
     struct qpc_envelope e;
     uint8_t ids[3][QPC_ID_LEN];
@@ -813,12 +794,70 @@ static void test_store_forgets_kept_big_blocks_beyond_max_seen(void **state)
     assert_int_equal(qpc_store_take_all_for(st, alice, T0, sink_take, &s), 3);
     allocs_left = -1;
     qpc_store_get_stats(st, &stats);
-    assert_int_equal(stats.dedup_entries, 2);
-    assert_int_equal(stats.dedup_evicted, 1);
-    assert_false(qpc_store_seen(st, ids[0]));
-    assert_true(qpc_store_seen(st, ids[1]) && qpc_store_seen(st, ids[2]));
+    assert_int_equal(stats.dedup_entries, 3);
+    for (int i = 0; i < 3; i++)
+        assert_true(qpc_store_seen(st, ids[i]));
+    assert_int_equal(qpc_store_gc(st, T0 + 3600 * 1000 + QPC_STORE_DEDUP_GRACE_MS + 2), 3);
     sink_clear(&s);
     qpc_store_free(st);
+}
+
+/* A forged copy (same content, bad signature) is remembered by content AND signature:
+ * its replay is refused by lookup, and the real envelope is not hidden by it. */
+static void test_store_remembers_refused_envelopes_by_content_and_signature(void **state)
+{
+    struct qpc_store *st = qpc_store_new(NULL);
+    struct qpc_envelope real, forged;
+    struct qpc_store_stats stats;
+    (void)state;
+
+    make_env(&real, NULL, "news", T0, 3600, 10);
+    randombytes_buf(real.signature, sizeof(real.signature));
+    assert_int_equal(qpc_envelope_copy(&forged, &real), 0);
+    forged.signature[0] ^= 1;
+    assert_int_equal(qpc_store_refused(st, &forged), 0);
+    assert_int_equal(qpc_store_mark_refused(st, &forged, QPC_ERR_BAD_SIGNATURE, T0), 0);
+    assert_int_equal(qpc_store_refused(st, &forged), QPC_ERR_BAD_SIGNATURE);
+    assert_int_equal(qpc_store_mark_refused(st, &forged, QPC_ERR_BAD_SIGNATURE, T0),
+                     QPC_ERR_DUPLICATE);
+    assert_int_equal(qpc_store_refused(st, &real), 0);          /* same id, other signature */
+    assert_false(qpc_store_seen(st, real.id));                  /* and not in the dedup set */
+    /* Refusals that depend on the time or the hop count are not remembered. */
+    forged.signature[1] ^= 1;
+    assert_int_equal(qpc_store_mark_refused(st, &forged, QPC_ERR_EXPIRED, T0), QPC_ERR_INVALID);
+    assert_int_equal(qpc_store_mark_refused(st, &forged, QPC_ERR_HOP_LIMIT, T0), QPC_ERR_INVALID);
+    assert_int_equal(qpc_store_refused(st, &forged), 0);
+    qpc_store_get_stats(st, &stats);
+    assert_int_equal(stats.refused_entries, 1);
+    /* gc drops it once past the expiry it claimed. */
+    assert_int_equal(qpc_store_gc(st, T0 + 3600 * 1000), 1);
+    forged.signature[1] ^= 1;
+    assert_int_equal(qpc_store_refused(st, &forged), 0);
+    qpc_envelope_clear(&real);
+    qpc_envelope_clear(&forged);
+    qpc_store_free(st);
+}
+
+/* The refused set is bounded by count and forgets its oldest first. */
+static void test_store_refused_set_forgets_oldest_beyond_its_bound(void **state)
+{
+    struct qpc_store_limits lim = { .max_refused = 4 };
+    struct qpc_store *st = qpc_store_new(&lim);
+    struct qpc_envelope e[6];
+    struct qpc_store_stats stats;
+    (void)state;
+
+    for (int i = 0; i < 6; i++) {
+        make_env(&e[i], NULL, "news", T0, 3600, 4);
+        assert_int_equal(qpc_store_mark_refused(st, &e[i], QPC_ERR_BAD_SIGNATURE, T0), 0);
+    }
+    qpc_store_get_stats(st, &stats);
+    assert_int_equal(stats.refused_entries, 4);
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(qpc_store_refused(st, &e[i]), i < 2 ? 0 : QPC_ERR_BAD_SIGNATURE);
+        qpc_envelope_clear(&e[i]);
+    }
+    qpc_store_free(st);   /* ASan: every refusal freed */
 }
 
 int main(void)
@@ -829,8 +868,8 @@ int main(void)
         cmocka_unit_test(test_store_refuses_when_recipient_full_and_keeps_queue),
         cmocka_unit_test(test_store_refuses_when_byte_cap_reached),
         cmocka_unit_test(test_store_gc_drops_expired_then_stale_dedup_entries),
-        cmocka_unit_test(test_store_keeps_dedup_entry_until_expiry_beyond_window),
-        cmocka_unit_test(test_store_raises_short_dedup_window_to_ttl_max),
+        cmocka_unit_test(test_store_keeps_dedup_entry_for_the_ttl_however_long),
+        cmocka_unit_test(test_store_keeps_ids_for_a_configured_window_beyond_ttl),
         cmocka_unit_test(test_store_mark_seen_reports_duplicate_and_extends),
         cmocka_unit_test(test_store_refuses_expired_put),
         cmocka_unit_test(test_store_refuses_envelope_without_recipient_or_topic),
@@ -842,10 +881,11 @@ int main(void)
         cmocka_unit_test(test_store_free_releases_held_taken_and_marked),
         cmocka_unit_test(test_store_put_out_of_memory_changes_nothing),
         cmocka_unit_test(test_store_take_and_gc_out_of_memory_keep_dedup_entries),
-        cmocka_unit_test(test_store_forgets_oldest_marked_ids_beyond_max_seen),
-        cmocka_unit_test(test_store_never_forgets_ids_of_held_envelopes),
-        cmocka_unit_test(test_store_gc_makes_room_under_max_seen),
-        cmocka_unit_test(test_store_forgets_kept_big_blocks_beyond_max_seen),
+        cmocka_unit_test(test_store_refuses_new_ids_when_dedup_bytes_are_full_and_forgets_none),
+        cmocka_unit_test(test_store_counts_held_envelopes_against_dedup_bytes),
+        cmocka_unit_test(test_store_keeps_big_block_as_record_when_take_cannot_allocate),
+        cmocka_unit_test(test_store_remembers_refused_envelopes_by_content_and_signature),
+        cmocka_unit_test(test_store_refused_set_forgets_oldest_beyond_its_bound),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -99,7 +99,7 @@ static void test_tls_endpoint_serves_only_alpns_it_has_credentials_for(void **st
     memset(long_alpn, 'a', QPC_TLS_ALPN_MAX);
     long_alpn[QPC_TLS_ALPN_MAX] = '\0';
 
-    assert_int_equal(qpc_tls_endpoint_init(&te, sk, NULL, NULL, NULL, ok, 3), 0);
+    assert_int_equal(qpc_tls_endpoint_init(&te, sk, NULL, NULL, NULL, false, ok, 3), 0);
     assert_int_equal(te.nalpns, 2);
     assert_memory_equal(te.alpn_d[1].data, QPC_ALPN_P2P, strlen(QPC_ALPN_P2P));
     assert_int_equal(te.alpn_d[1].size, strlen(QPC_ALPN_P2P));
@@ -112,15 +112,15 @@ static void test_tls_endpoint_serves_only_alpns_it_has_credentials_for(void **st
     qpc_tls_endpoint_clear(&te);   /* twice: a no-op */
 
     /* Federation without its files, identity ALPNs without a key, bad names. */
-    assert_int_equal(qpc_tls_endpoint_init(&te, sk, NULL, NULL, NULL, fed, 3), QPC_ERR_CONFIG);
+    assert_int_equal(qpc_tls_endpoint_init(&te, sk, NULL, NULL, NULL, false, fed, 3), QPC_ERR_CONFIG);
     assert_null(te.id_cred);
-    assert_int_equal(qpc_tls_endpoint_init(&te, NULL, NULL, NULL, NULL, ok, 3), QPC_ERR_CONFIG);
-    assert_int_equal(qpc_tls_endpoint_init(&te, sk, NULL, NULL, NULL, empty, 2), QPC_ERR_INVALID);
-    assert_int_equal(qpc_tls_endpoint_init(&te, sk, NULL, NULL, NULL, too_long, 2),
+    assert_int_equal(qpc_tls_endpoint_init(&te, NULL, NULL, NULL, NULL, false, ok, 3), QPC_ERR_CONFIG);
+    assert_int_equal(qpc_tls_endpoint_init(&te, sk, NULL, NULL, NULL, false, empty, 2), QPC_ERR_INVALID);
+    assert_int_equal(qpc_tls_endpoint_init(&te, sk, NULL, NULL, NULL, false, too_long, 2),
                      QPC_ERR_INVALID);
-    assert_int_equal(qpc_tls_endpoint_init(&te, sk, "/nonexistent/a.der", NULL, NULL, ok, 3),
+    assert_int_equal(qpc_tls_endpoint_init(&te, sk, "/nonexistent/a.der", NULL, NULL, false, ok, 3),
                      QPC_ERR_CONFIG);   /* one federation file of three */
-    assert_int_equal(qpc_tls_endpoint_init(&te, sk, NULL, NULL, NULL, ok, QPC_TLS_ALPNS_MAX + 1),
+    assert_int_equal(qpc_tls_endpoint_init(&te, sk, NULL, NULL, NULL, false, ok, QPC_TLS_ALPNS_MAX + 1),
                      QPC_ERR_INVALID);
     assert_null(te.id_cred);
     assert_int_equal(te.nalpns, 0);

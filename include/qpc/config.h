@@ -99,7 +99,10 @@ struct qpc_config_table {
  * What the entries of a QPC_CONFIG_TABLE key are, for its messages. A table maps DNS
  * names (compared case-insensitively, each given once) to addresses that can be
  * dialled (port 0 refused). In the environment and on the command line it is written
- * "name=host:port,name2=host:port".
+ * "name=host:port,name2=host:port". With key_after_address, a value may also be
+ * "host:port KEY", the address, spaces, and 64 hex digits of an Ed25519 public key
+ * (the key that name must prove); the value is kept as written, and the program splits
+ * it (the first space ends the address).
  */
 struct qpc_config_table_spec {
     const char *noun;         /* one entry: "regional hub" */
@@ -108,6 +111,7 @@ struct qpc_config_table_spec {
     const char *name_word;    /* what an entry's name is: "site" */
     const char *example;      /* an address shown in messages: "192.0.2.1:9000" */
     size_t max_entries;
+    bool key_after_address;   /* "host:port KEY" is allowed too (see above) */
 };
 
 /*

@@ -31,7 +31,8 @@
 #define QPC_PAYLOAD_MAX (1024 * 1024)   /* largest payload accepted by decode */
 #define QPC_MAX_HOPS_DEFAULT 8
 #define QPC_TTL_DEFAULT_S (24 * 3600)
-#define QPC_TTL_MAX_S (7 * 24 * 3600)   /* longest TTL a node accepts; the dedup window */
+#define QPC_TTL_MAX_S (7 * 24 * 3600)   /* longest TTL a node accepts (and so the longest an id
+                                         * stays in a dedup set) */
 #define QPC_CLOCK_SKEW_MS (5 * 60 * 1000) /* created_at up to this far ahead is tolerated */
 
 struct qpc_envelope {

@@ -28,6 +28,7 @@
 #ifndef QPC_QUEUE_H
 #define QPC_QUEUE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -56,6 +57,15 @@ enum qpc_queue_sync {
     QPC_QUEUE_SYNC_NORMAL = 1,
 };
 
+#define QPC_QUEUE_CHECK_MS_DEFAULT 10000u    /* integrity check at open: at most 10 s */
+
+enum qpc_queue_check {
+    /* PRAGMA quick_check at every open, within check_ms (the default, the zero value). */
+    QPC_QUEUE_CHECK_QUICK = 0,
+    /* No check at open (corruption met later still marks the handle damaged). */
+    QPC_QUEUE_CHECK_OFF = 1,
+};
+
 /* Limits; a zeroed struct gives every default above. */
 struct qpc_queue_limits {
     uint32_t max_items_per_recipient;
@@ -67,6 +77,8 @@ struct qpc_queue_limits {
     uint32_t retry_base_ms;          /* outbox back-off: base * 2^(attempts-1) ... */
     uint32_t retry_cap_ms;           /* ... capped here, then jittered to [d/2, d] */
     enum qpc_queue_sync sync;
+    enum qpc_queue_check check;
+    uint32_t check_ms;               /* time budget of the check at open */
 };
 
 struct qpc_queue;
@@ -86,10 +98,15 @@ typedef void (*qpc_queue_done_fn)(void *arg, int status, uint64_t seq);
  * synchronous level and busy timeout, creates the schema and prepares every statement.
  * limits may be NULL (all defaults); it is copied. On success *out is the handle, to be
  * freed with qpc_queue_close.
+ * Before anything is trusted to it the file is checked: an existing file of 0 bytes is
+ * refused (it lost whatever it held; SQLite would silently make it a new, empty
+ * database), and PRAGMA quick_check runs over every page within limits.check_ms (a
+ * check that runs out of time is logged and skipped, a damaged file is refused).
  * Returns 0, QPC_ERR_INVALID (NULL path/out), QPC_ERR_NOMEM, QPC_ERR_CRYPTO (libsodium
- * init failed), QPC_ERR_VERSION (file made by a newer schema) or QPC_ERR_DB (cannot
- * open, not a database, no WAL). On failure a message naming the cause is written to
- * errbuf (errlen bytes; may be NULL/0) because there is no handle to ask.
+ * init failed), QPC_ERR_VERSION (file made by a newer schema), QPC_ERR_CORRUPT (empty
+ * file, or the check found damage) or QPC_ERR_DB (cannot open, not a database, no WAL).
+ * On failure a message naming the file, the cause and what to do is written to errbuf
+ * (errlen bytes; may be NULL/0) because there is no handle to ask.
  */
 int qpc_queue_open(const char *path, const struct qpc_queue_limits *limits, struct qpc_queue **out,
                    char *errbuf, size_t errlen);
@@ -107,11 +124,21 @@ void qpc_queue_close(struct qpc_queue *q);
 const char *qpc_queue_errmsg(const struct qpc_queue *q);
 
 /*
+ * True once SQLite met a corrupt page in the file (in any call). From then on the
+ * handle refuses every write, so nothing is acknowledged into a file that may already
+ * have lost rows: qpc_queue_enqueue and qpc_queue_outbox_add return QPC_ERR_DB at once
+ * and qpc_queue_commit completes what was staged with QPC_ERR_DB; reads go on trying.
+ * qpc_queue_errmsg then names the file and says what to do.
+ */
+bool qpc_queue_damaged(const struct qpc_queue *q);
+
+/*
  * Stages one message for recipient: nothing is written until qpc_queue_commit(). The
  * blob (len bytes, typically an encoded envelope) is copied; id is the envelope id.
  * Refusals that need no database are returned at once and nothing is staged (done is
  * NOT called): QPC_ERR_INVALID (NULL key/id/blob, len 0), QPC_ERR_TOO_LARGE (len above
- * max_blob_len), QPC_ERR_EXPIRED (expires_at_ms <= now_ms), QPC_ERR_NOMEM.
+ * max_blob_len), QPC_ERR_EXPIRED (expires_at_ms <= now_ms), QPC_ERR_NOMEM, QPC_ERR_DB
+ * (the file is damaged: qpc_queue_damaged).
  * On 0 the write is staged and done(arg, status, seq) runs exactly once, from
  * qpc_queue_commit() or qpc_queue_close(); arg must stay valid until then. done may be
  * NULL (fire and forget).
@@ -232,8 +259,12 @@ struct qpc_outbox_item {
  * now_ms), earliest first. When lease_ms > 0 the returned rows are leased: their next
  * attempt moves to now_ms + lease_ms in the same transaction, so a second call does not
  * hand them out again while the caller is sending them, and a crash mid-send makes them
- * due again when the lease ends. *items is malloc'd (NULL when *count is 0), freed with
- * qpc_outbox_items_free. Returns 0, QPC_ERR_INVALID, QPC_ERR_NOMEM or QPC_ERR_DB.
+ * due again when the lease ends. Times are wall-clock (they outlive the process), so a
+ * clock stepped back must not hold rows back for the length of the step: a row due
+ * later than now_ms + retry_cap_ms + lease_ms, which no back-off or lease (callers keep
+ * one lease length) can have scheduled, is due now. *items is malloc'd (NULL when
+ * *count is 0), freed with qpc_outbox_items_free. Returns 0, QPC_ERR_INVALID,
+ * QPC_ERR_NOMEM or QPC_ERR_DB.
  */
 int qpc_queue_outbox_due(struct qpc_queue *q, uint64_t now_ms, size_t limit, uint64_t lease_ms,
                          struct qpc_outbox_item **items, size_t *count);
@@ -259,6 +290,16 @@ void qpc_outbox_items_free(struct qpc_outbox_item *items, size_t count);
 int qpc_queue_outbox_mark_failed(struct qpc_queue *q, uint64_t oid, uint64_t now_ms,
                                  uint64_t *next_attempt_ms);
 
+/*
+ * qpc_queue_outbox_mark_failed for every row of oids[0..n) (e.g. all a failed link had
+ * taken) in ONE durable transaction: one fsync for the batch instead of one per row.
+ * oids is only read; rows already gone are skipped: *marked (may be NULL) says how many
+ * were marked. n == 0 does nothing. Returns 0, QPC_ERR_INVALID (NULL q, NULL oids with
+ * n > 0) or QPC_ERR_DB (then no row changed).
+ */
+int qpc_queue_outbox_mark_failed_many(struct qpc_queue *q, const uint64_t *oids, size_t n,
+                                      uint64_t now_ms, size_t *marked);
+
 /* Deletes oid after a successful delivery. Returns 0, QPC_ERR_NOT_FOUND or QPC_ERR_DB. */
 int qpc_queue_outbox_remove(struct qpc_queue *q, uint64_t oid);
 
@@ -274,6 +315,13 @@ int qpc_queue_outbox_remove_many(struct qpc_queue *q, const uint64_t *oids, size
 
 /* Deletes outbox rows whose TTL has ended; as qpc_queue_expire. */
 int qpc_queue_outbox_expire(struct qpc_queue *q, uint64_t now_ms, size_t *removed);
+
+/*
+ * How many write transactions this handle has committed since it was opened (group
+ * commits, outbox updates, acks, expiry: every one is an fsync with QPC_QUEUE_SYNC_FULL).
+ * For metrics and for tests that check a piece of work is batched. 0 for NULL.
+ */
+uint64_t qpc_queue_transactions(const struct qpc_queue *q);
 
 /*
  * The back-off rule (pure): d = min(cap_ms, base_ms * 2^(attempts-1)) for attempts >= 1,

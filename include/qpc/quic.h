@@ -118,6 +118,8 @@ struct qpc_quic_config {
     const char *fed_cert_der;     /* federation certificate, key and CA (DER files); */
     const char *fed_key_der;      /* all three or none; needed for the federation ALPN */
     const char *fed_ca_der;
+    bool fed_by_key;              /* federation ALPN with the identity certificate and key
+                                   * checks (identity_sk, no DER files), not the CA */
     size_t max_frame;             /* 0 = QPC_WIRE_FRAME_MAX_DEFAULT */
     size_t stream_buffer;         /* bytes queued per stream before back-pressure;
                                    * 0 = QPC_QUIC_STREAM_BUFFER_DEFAULT */
@@ -177,8 +179,8 @@ size_t qpc_quic_endpoint_conn_count(const struct qpc_quic_endpoint *ep);
 /*
  * Starts a connection to addr (IPv4 or IPv6, addrlen bytes; copied) over the endpoint's
  * socket, offering alpn. expected_key: the peer's Ed25519 key (32 bytes, copied), or
- * NULL to learn it (TOFU: on_connected gets it and may refuse). Ignored for the
- * federation ALPN (the CA decides). user becomes the connection's user pointer. The
+ * NULL to learn it (TOFU: on_connected gets it and may refuse). Ignored for a
+ * CA-checked federation ALPN (the CA decides; see qpc_quic_conn_expect_name). user becomes the connection's user pointer. The
  * result arrives through on_connected or on_closed. *out (out may be NULL) is valid
  * until on_closed returns. Errors: QPC_ERR_INVALID (addr NULL, of another family than
  * the socket, or a relay address; alpn NULL, empty or too long), QPC_ERR_CONFIG (no
@@ -201,8 +203,26 @@ int qpc_quic_conn_close(struct qpc_quic_conn *conn, uint64_t app_code, const cha
 /* The negotiated ALPN ("" before the handshake completes); owned by conn. */
 const char *qpc_quic_conn_alpn(const struct qpc_quic_conn *conn);
 
+/*
+ * CA-checked federation only, on a connection this side started, before its handshake
+ * completes (right after qpc_quic_connect): the server's certificate must list name
+ * (copied) as a subjectAltName dNSName, or the handshake fails and on_closed reports
+ * QPC_ERR_REFUSED "certificate is not for that domain". Returns 0 or QPC_ERR_INVALID
+ * (accepted connection, handshake over, name NULL or too long).
+ */
+int qpc_quic_conn_expect_name(struct qpc_quic_conn *conn, const char *name);
+
+/*
+ * Whether the certificate the peer presented lists name as a subjectAltName dNSName
+ * (qpc_tls_cert_has_dns_name): how the accepting side of CA-checked federation binds
+ * the domain a peer claims. Returns 0, QPC_ERR_NOT_FOUND, or QPC_ERR_TLS (handshake
+ * not completed, or no certificate).
+ */
+int qpc_quic_conn_peer_has_name(const struct qpc_quic_conn *conn, const char *name);
+
 /* The peer's Ed25519 key (QPC_KEY_LEN bytes, owned by conn) once the handshake
- * completed on an identity ALPN; NULL before that and on the federation ALPN. */
+ * completed on an identity ALPN (or key-checked federation); NULL before that and on
+ * CA-checked federation. */
 const uint8_t *qpc_quic_conn_peer_key(const struct qpc_quic_conn *conn);
 
 /* The peer's address as the connection started (owned by conn; *len gets its length).

@@ -8,14 +8,19 @@
  *
  * The one idea: an id enters the dedup set when the store accepts an envelope (or a
  * relay calls qpc_store_mark_seen) and stays there until
- *     max(envelope expiry, time of marking + dedup window),
+ *     max(envelope expiry + QPC_STORE_DEDUP_GRACE_MS, time of marking + dedup window),
  * which is at least as long as any envelope carrying that id can still be valid, so a
- * copy arriving later over another path is always recognised. Taking or expiring an
- * envelope removes it from its queue but never from the dedup set, with one exception:
- * the dedup set is bounded. Ids whose envelope is not held (taken, expired, or only
- * marked seen) are at most max_seen; when one more arrives, the one that has been in
- * that state longest is forgotten (see docs/store.md for why this is safe enough).
- * Ids of envelopes still held are never forgotten; max_bytes bounds them.
+ * copy arriving later over another path is always recognised: an id is never accepted
+ * twice within its TTL. Taking or expiring an envelope removes it from its queue but
+ * never from the dedup set. The dedup set is bounded by bytes (dedup_max_bytes) and
+ * never forgets an id early to make room: when it is full, new envelopes and new marks
+ * are refused with QPC_ERR_STORE_FULL, a temporary refusal (room comes back as ids
+ * reach their keep time and qpc_store_gc drops them); see docs/store.md for why.
+ *
+ * Beside it the store keeps the refused set: envelopes whose signature failed, known by
+ * their content hash and signature together, so a replay of the same bytes is refused
+ * by a lookup (qpc_store_refused) instead of a second signature check. It is bounded by
+ * count and forgets its oldest first (which only costs a signature check again).
  *
  * Queues: direct envelopes (has_recipient) queue per recipient key; broadcast envelopes
  * (no recipient, a topic) queue per topic. A direct queue is drained by
@@ -41,18 +46,25 @@
 
 #define QPC_STORE_PER_QUEUE_DEFAULT 1000u              /* envelopes per recipient/topic */
 #define QPC_STORE_MAX_BYTES_DEFAULT (32u * 1024 * 1024) /* sum of qpc_envelope_mem_size */
-#define QPC_STORE_DEDUP_WINDOW_MIN_MS ((uint64_t)QPC_TTL_MAX_S * 1000u)
-#define QPC_STORE_MAX_SEEN_DEFAULT 1000000u             /* dedup entries without an envelope */
+/* An id outlives its envelope's expiry by this much, so a wall clock stepped back by up
+ * to the allowed skew does not make an expired copy look new. */
+#define QPC_STORE_DEDUP_GRACE_MS ((uint64_t)QPC_CLOCK_SKEW_MS)
+#define QPC_STORE_DEDUP_MAX_BYTES_DEFAULT (32u * 1024 * 1024)  /* ~270,000 ids */
+#define QPC_STORE_MAX_REFUSED_DEFAULT 16384u            /* refused envelopes remembered */
 
 struct qpc_store;
 
 struct qpc_store_limits {
     uint32_t per_queue;         /* envelopes queued per recipient (or topic); 0 = default */
     size_t max_bytes;           /* cap on the sum of qpc_envelope_mem_size; 0 = default */
-    uint64_t dedup_window_ms;   /* raised to QPC_STORE_DEDUP_WINDOW_MIN_MS if smaller */
-    size_t max_seen;            /* cap on dedup entries of ids whose envelope is not held
-                                 * (~130 bytes each); 0 = QPC_STORE_MAX_SEEN_DEFAULT. When
-                                 * full, adding one forgets the oldest (dedup_evicted). */
+    uint64_t dedup_window_ms;   /* keep every id at least this long after it was
+                                 * recorded; 0 = as long as its envelope lives (+ grace) */
+    size_t dedup_max_bytes;     /* cap on the dedup set, every id counted at the size of
+                                 * a stand-alone entry (~120 bytes), held ones included;
+                                 * 0 = QPC_STORE_DEDUP_MAX_BYTES_DEFAULT. When full, new
+                                 * ids are refused (QPC_ERR_STORE_FULL), none forgotten. */
+    size_t max_refused;         /* refused envelopes remembered (~130 bytes each); 0 =
+                                 * QPC_STORE_MAX_REFUSED_DEFAULT; the oldest goes first */
 };
 
 struct qpc_store_stats {
@@ -62,6 +74,8 @@ struct qpc_store_stats {
     size_t recipients;          /* direct queues */
     size_t topics;              /* broadcast queues */
     size_t dedup_entries;       /* ids in the dedup set, held envelopes included */
+    size_t dedup_bytes;         /* what they count against dedup_max_bytes */
+    size_t refused_entries;     /* envelopes in the refused set */
     /* totals since qpc_store_new */
     uint64_t put;               /* envelopes accepted by qpc_store_put */
     uint64_t refused_duplicate;
@@ -71,7 +85,7 @@ struct qpc_store_stats {
     uint64_t expired;           /* held envelopes dropped because their TTL ended */
     uint64_t forwarded;         /* envelopes handed out by a take */
     uint64_t dedup_dropped;     /* dedup entries removed by gc */
-    uint64_t dedup_evicted;     /* dedup entries forgotten early because max_seen was hit */
+    uint64_t refused_dedup_full;/* puts and marks refused because the dedup set was full */
 };
 
 /* One queue as shown by qpc_store_foreach_queue; pointers are valid during the call. */
@@ -114,8 +128,7 @@ void qpc_store_free(struct qpc_store *store);
 /*
  * Queues env for its recipient (direct) or topic (broadcast) and records its id in the
  * dedup set. env->id must already be set (by sign or decode); the store does not verify.
- * The id of a held envelope is never evicted by the max_seen bound; once the envelope
- * is taken or expires its id counts against max_seen like a marked one.
+ * Its id counts against dedup_max_bytes from now until its keep time, held or not.
  *
  * Ownership: on success the store owns everything env owned; the caller's struct is
  * moved into the store and zeroed (the caller must not free topic/payload; clearing
@@ -128,7 +141,9 @@ void qpc_store_free(struct qpc_store *store);
  *   QPC_ERR_DUPLICATE   env->id is in the dedup set (held, taken earlier or marked seen)
  *   QPC_ERR_QUEUE_FULL  the recipient's (topic's) queue holds per_queue envelopes; the
  *                       queue is left as it was: nothing is dropped to make room
- *   QPC_ERR_STORE_FULL  accepting env would take the sum of held mem sizes above max_bytes
+ *   QPC_ERR_STORE_FULL  accepting env would take the sum of held mem sizes above
+ *                       max_bytes, or the dedup set above dedup_max_bytes (stats tell
+ *                       which: refused_store_full, refused_dedup_full); temporary
  *   QPC_ERR_NOMEM
  * Returns 0 on success.
  */
@@ -145,13 +160,35 @@ bool qpc_store_seen(const struct qpc_store *store, const uint8_t id[static QPC_I
 /*
  * Adds id to the dedup set without storing an envelope (a relay that forwarded it
  * directly, a client that delivered it). The entry is kept until
- * max(expires_at_ms, now_ms + dedup window), or until max_seen newer entries without an
- * envelope push it out (oldest first; O(1)). Returns 0 when id was new,
- * QPC_ERR_DUPLICATE when it was already there (its keep time is extended if the new one
- * is later), QPC_ERR_NOMEM.
+ * max(expires_at_ms + QPC_STORE_DEDUP_GRACE_MS, now_ms + dedup window). Returns 0 when id
+ * was new, QPC_ERR_DUPLICATE when it was already there (its keep time is extended if the
+ * new one is later), QPC_ERR_STORE_FULL when the dedup set is full (the id is NOT
+ * recorded: a caller that must never show an envelope twice records before it shows),
+ * QPC_ERR_NOMEM.
  */
 int qpc_store_mark_seen(struct qpc_store *store, const uint8_t id[static QPC_ID_LEN],
                         uint64_t expires_at_ms, uint64_t now_ms);
+
+/*
+ * Remembers that env (as decoded: env->id is the hash of its signed fields) failed its
+ * check with reason, so a replay of the same content and signature is refused by
+ * qpc_store_refused without a signature check. Only failures that follow from the bytes
+ * alone are remembered: QPC_ERR_BAD_SIGNATURE, QPC_ERR_INVALID, QPC_ERR_VERSION (not
+ * EXPIRED, FUTURE or HOP_LIMIT, which depend on the time or the unsigned hop count).
+ * A copy of a real envelope with a bad signature never hides the real one: its
+ * signature differs. At most max_refused are kept, the oldest forgotten first; gc drops
+ * those past the expiry they claim. Returns 0, QPC_ERR_DUPLICATE (already there),
+ * QPC_ERR_INVALID (a reason not remembered), QPC_ERR_NOMEM.
+ */
+int qpc_store_mark_refused(struct qpc_store *store, const struct qpc_envelope *env, int reason,
+                           uint64_t now_ms);
+
+/*
+ * The reason recorded for env's exact content and signature (a negative QPC_ERR_*), or
+ * 0 when it was not refused before. One keyed hash lookup plus a BLAKE2b of 96 bytes:
+ * cheap enough to ask before every signature check.
+ */
+int qpc_store_refused(const struct qpc_store *store, const struct qpc_envelope *env);
 
 /*
  * Hands every live envelope queued for recipient to fn, oldest first, removing each one
@@ -181,9 +218,9 @@ int qpc_store_foreach_broadcast(const struct qpc_store *store, uint64_t now_ms,
 int qpc_store_foreach_queue(const struct qpc_store *store, qpc_store_queue_fn fn, void *ctx);
 
 /*
- * Drops every envelope expired at now_ms (its id stays in the dedup set) and every dedup
- * entry whose keep time has passed. Returns how many envelopes plus dedup entries it
- * removed. O(envelopes + dedup entries): call it periodically (e.g. once a minute), not
+ * Drops every envelope expired at now_ms (its id stays in the dedup set), every dedup
+ * entry whose keep time has passed and every refused entry past the expiry it claimed.
+ * Returns how many envelopes plus entries it removed. O(envelopes + dedup entries): call it periodically (e.g. once a minute), not
  * per message.
  */
 size_t qpc_store_gc(struct qpc_store *store, uint64_t now_ms);

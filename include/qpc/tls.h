@@ -5,8 +5,11 @@
  * Two kinds of credentials exist. Identity credentials (client and P2P ALPNs) hold a
  * self-signed X.509 certificate made at start-up over the node's Ed25519 identity key:
  * the certificate is only a carrier for the key, and what the other side checks is the
- * key itself (qpc_tls_peer_key). Federation credentials are loaded from DER files and
- * checked against a CA (mutual TLS, qpc_tls_verify_peer_chain).
+ * key itself (qpc_tls_peer_key). Federation uses the identity credentials too by
+ * default (the application pins a key per domain), or credentials loaded from DER files
+ * and checked against a CA (mutual TLS, qpc_tls_verify_peer_chain), with the domain a
+ * node dials required among the subjectAltName dNSNames of the certificate it is shown
+ * (qpc_tls_peer_has_dns_name).
  *
  * The second half of this header is what quic.c uses per endpoint and per connection:
  * the credentials and ALPNs of an endpoint (struct qpc_tls_endpoint) and one GnuTLS
@@ -26,6 +29,7 @@
 #include "qpc/encoding.h"
 
 #define QPC_TLS_SECRET_KEY_LEN 64   /* libsodium Ed25519 secret key: seed || public key */
+#define QPC_TLS_NAME_MAX 253        /* longest DNS name a certificate is checked for */
 
 /*
  * TLS 1.3 priority string for QUIC: the ciphers and groups ngtcp2 can use, no
@@ -53,6 +57,20 @@ int qpc_tls_federation_cred_new(gnutls_certificate_credentials_t *out, const cha
                                 const char *key_path, const char *ca_path);
 
 /*
+ * Checks the three federation files of CA mode the way a user needs to hear about them:
+ * each exists and is readable, cert_path and ca_path are X.509 certificates in DER,
+ * key_path a private key in DER (not the CA or the certificate given again), ca_path
+ * is a CA, cert_path is not the CA itself, the key belongs to the certificate, the CA
+ * signed the certificate, and (when domain is not NULL or "") the certificate names
+ * domain as a subjectAltName dNSName. On failure err (errlen bytes) holds one sentence
+ * naming the setting, the file and what is wrong. Returns 0, QPC_ERR_IO (a file cannot
+ * be read), QPC_ERR_CONFIG (anything else wrong) or QPC_ERR_NOMEM.
+ */
+int qpc_tls_federation_files_check(const char *cert_path, const char *key_path,
+                                   const char *ca_path, const char *domain, char *err,
+                                   size_t errlen);
+
+/*
  * Extracts the Ed25519 public key from the first certificate the peer of session
  * presented. Does not judge the certificate otherwise (it is self-signed by design;
  * possession of the key is proven by the TLS handshake itself).
@@ -68,6 +86,18 @@ int qpc_tls_peer_key(gnutls_session_t session, uint8_t key[static QPC_KEY_LEN]);
  */
 int qpc_tls_verify_peer_chain(gnutls_session_t session);
 
+/*
+ * Whether the X.509 certificate der (DER; borrowed) lists name among its subjectAltName
+ * dNSName entries, compared case-insensitively, exactly (no wildcards, and the subject
+ * CN does not count). Returns 0 (it does), QPC_ERR_NOT_FOUND (it does not),
+ * QPC_ERR_TLS (not a certificate), QPC_ERR_INVALID (NULL or empty name), QPC_ERR_NOMEM.
+ */
+int qpc_tls_cert_has_dns_name(const gnutls_datum_t *der, const char *name);
+
+/* qpc_tls_cert_has_dns_name for the first certificate the peer of session presented;
+ * QPC_ERR_TLS when it presented none. */
+int qpc_tls_peer_has_dns_name(gnutls_session_t session, const char *name);
+
 /* ---- TLS of QUIC endpoints and connections ------------------------------------------- */
 
 #define QPC_TLS_ALPN_MAX 64      /* an ALPN's length stays below this */
@@ -80,7 +110,9 @@ int qpc_tls_verify_peer_chain(gnutls_session_t session);
  */
 struct qpc_tls_endpoint {
     gnutls_certificate_credentials_t id_cred;   /* NULL: no identity ALPNs */
-    gnutls_certificate_credentials_t fed_cred;  /* NULL: no federation ALPN */
+    gnutls_certificate_credentials_t fed_cred;  /* CA mode's credentials, else NULL */
+    bool fed_by_key;                            /* the federation ALPN presents id_cred and
+                                                 * checks peers by key, as the others do */
     char *alpns[QPC_TLS_ALPNS_MAX];             /* served when accepting, in preference */
     gnutls_datum_t alpn_d[QPC_TLS_ALPNS_MAX];   /* the same, as GnuTLS takes them */
     size_t nalpns;
@@ -90,7 +122,8 @@ struct qpc_tls_endpoint {
  * Fills te: identity credentials if identity_sk (64-byte libsodium Ed25519 secret key;
  * only read) is not NULL, federation credentials if any of the three DER paths is not
  * NULL (then all three are needed), and copies of the ALPNs alpns[0..max) up to the
- * first NULL. The strings are only read. On error te is left cleared.
+ * first NULL. fed_by_key: the federation ALPN uses the identity credentials and key
+ * checks (no DER files needed) instead of the CA. The strings are only read. On error te is left cleared.
  * Errors: those of qpc_tls_identity_cred_new and qpc_tls_federation_cred_new;
  * QPC_ERR_INVALID (an ALPN empty or not below QPC_TLS_ALPN_MAX bytes, max above
  * QPC_TLS_ALPNS_MAX), QPC_ERR_CONFIG (an ALPN whose credentials are not there),
@@ -98,7 +131,8 @@ struct qpc_tls_endpoint {
  */
 int qpc_tls_endpoint_init(struct qpc_tls_endpoint *te, const uint8_t *identity_sk,
                           const char *fed_cert_der, const char *fed_key_der,
-                          const char *fed_ca_der, const char *const *alpns, size_t max);
+                          const char *fed_ca_der, bool fed_by_key, const char *const *alpns,
+                          size_t max);
 
 /* Frees what te holds and zeroes it. A zeroed te is a no-op. */
 void qpc_tls_endpoint_clear(struct qpc_tls_endpoint *te);
@@ -125,6 +159,9 @@ struct qpc_tls_session {
     bool has_peer_key;                          /* the peer's certificate gave its key */
     uint8_t peer_key[QPC_KEY_LEN];
     bool key_mismatch;                          /* the handshake failed on the expected key */
+    char expected_name[QPC_TLS_NAME_MAX + 1];   /* client, CA-checked ALPN: a dNSName the
+                                                 * server's certificate must list; "" none */
+    bool name_mismatch;                         /* the handshake failed on that name */
 };
 
 /*
@@ -132,9 +169,9 @@ struct qpc_tls_session {
  * up for ngtcp2_crypto_gnutls: TLS 1.3 (QPC_TLS_PRIORITY), the ALPNs (a server offers
  * te's, a client alpn alone), client certificates required by servers, and the hooks
  * that choose the server's certificate by ALPN and check the peer's certificate (the
- * CA chain on the federation ALPN; on the others, the Ed25519 key, which must equal
+ * CA chain on a CA-checked federation ALPN; otherwise the Ed25519 key, which must equal
  * expected_key if that is not NULL). alpn (client only; NULL for servers) and
- * expected_key (32 bytes, client only, ignored on the federation ALPN; NULL: learn
+ * expected_key (32 bytes, client only, ignored where the CA decides; NULL: learn
  * the key) are copied. get_conn and conn fill ts->ref: ngtcp2_crypto calls
  * get_conn(&ts->ref) to find the connection, and ts->ref.user_data is conn. ts must
  * start zeroed; te is borrowed. The caller then hands ts->session to ngtcp2
@@ -152,6 +189,14 @@ int qpc_tls_session_init(struct qpc_tls_session *ts, const struct qpc_tls_endpoi
  * ALPN negotiated), QPC_ERR_TLS (an identity ALPN without the peer's key).
  */
 int qpc_tls_session_handshake_done(struct qpc_tls_session *ts);
+
+/*
+ * Client, CA-checked federation: the server's certificate must list name (copied) as a
+ * subjectAltName dNSName, or the handshake fails (ts->name_mismatch). Call before the
+ * server's certificate arrives (right after the connection was made). Returns 0 or
+ * QPC_ERR_INVALID (NULL, or longer than QPC_TLS_NAME_MAX).
+ */
+int qpc_tls_session_expect_name(struct qpc_tls_session *ts, const char *name);
 
 /* Frees ts's GnuTLS session, if any. Clearing twice, or a zeroed ts, is a no-op. */
 void qpc_tls_session_clear(struct qpc_tls_session *ts);

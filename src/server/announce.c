@@ -73,7 +73,7 @@ static void on_service(const struct qpc_mdns_service *svc, bool added, void *arg
     if (added && svc->address != NULL)
         federation_learn(n, svc->domain, svc->address);
     else if (!added)
-        federation_forget(n, svc->domain);
+        federation_forget(n, svc->domain, svc->address);
 }
 
 /* Logs when probing is over and the records are published (and again after a rename). */

@@ -10,13 +10,18 @@
  * keyed-hash look-up), then the dear signature check, expiry and hop limit, and only
  * then hop_count + 1 and out to every other client that listens (push enabled) and to
  * every federation peer. The id enters the dedup set only after the signature held, so
- * a forged copy cannot make the node ignore the real one.
+ * a forged copy cannot make the node ignore the real one; a forged copy is remembered
+ * by its content and signature (the store's refused set), so its replays cost a lookup,
+ * not a signature check. The id is recorded before the broadcast goes anywhere; when the
+ * dedup set is full (it never forgets an id within its TTL) the broadcast is refused
+ * with RATE_LIMITED instead of passed on unrecorded.
  *
  * A small in-memory MeshStore (its broadcast buckets, bounded per topic and in bytes)
  * keeps what is still alive, so a client that turns push on later still gets the
  * bulletins it missed; they are lost when the node restarts, which is the documented
  * contract of a broadcast (docs/protocol.md).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,12 +31,15 @@
 #include "qpc/store.h"
 #include "broadcast.h"
 #include "federation.h"
+#include "request.h"
 
 #define BCAST_RATE_PER_S 20.0       /* broadcasts a client may hand in per second... */
 #define BCAST_BURST 100.0           /* ...and at once (a client replaying what it holds) */
 #define BCAST_KEEP_PER_TOPIC 64u    /* recent broadcasts kept per topic for late comers */
 #define BCAST_KEEP_BYTES (4u * 1024 * 1024)
-#define BCAST_MAX_SEEN 200000u      /* dedup entries (about 130 bytes each) */
+#define BCAST_DEDUP_BYTES (32u * 1024 * 1024)   /* ids of broadcasts within their TTL
+                                                 * (~270,000); full: refused, none forgotten */
+#define BCAST_MAX_REFUSED 16384u    /* forged broadcasts remembered by content + signature */
 
 int broadcast_start(struct node *n)
 {
@@ -39,7 +47,8 @@ int broadcast_start(struct node *n)
 
     lim.per_queue = BCAST_KEEP_PER_TOPIC;
     lim.max_bytes = BCAST_KEEP_BYTES;
-    lim.max_seen = BCAST_MAX_SEEN;
+    lim.dedup_max_bytes = BCAST_DEDUP_BYTES;
+    lim.max_refused = BCAST_MAX_REFUSED;
     n->bcast_store = qpc_store_new(&lim);
     return n->bcast_store != NULL ? 0 : QPC_ERR_NOMEM;
 }
@@ -109,32 +118,65 @@ static int status_of_verify(int rc)
 }
 
 /*
+ * Records a verified broadcast's id before it goes anywhere: kept in full for clients
+ * that come later, or, when its topic or the byte cap is full, its id alone. Returns
+ * false when the dedup set is full (docs/store.md): then it must not be passed on,
+ * since its copies could come back without being recognised. env is moved into the
+ * store on success of the put.
+ */
+static bool record(struct node *n, struct qpc_envelope *env, uint64_t now)
+{
+    uint8_t id[QPC_ID_LEN];
+    uint64_t exp = qpc_envelope_expires_at_ms(env);
+    int rc;
+
+    memcpy(id, env->id, QPC_ID_LEN);
+    if (qpc_store_put(n->bcast_store, env, now) == 0)
+        return true;
+    rc = qpc_store_mark_seen(n->bcast_store, id, exp, now);
+    return rc == 0 || rc == QPC_ERR_DUPLICATE || rc == QPC_ERR_NOMEM;
+}
+
+/* The dedup set is full: one line per interval, the rest counted. */
+static void log_dedup_full(struct node *n)
+{
+    static struct qpc_log_limit limit;
+    uint64_t suppressed = 0;
+
+    n->c.broadcasts_dedup_full++;
+    if (qpc_log_limit_pass(&limit, ratelimit_now_ms(), 10000, &suppressed))
+        qpc_log_warn("broadcast", "dedup set full (%u MiB of ids still within their TTL): new "
+                     "broadcasts are refused until ids expire (%llu more refused)",
+                     BCAST_DEDUP_BYTES / (1024 * 1024), (unsigned long long)suppressed);
+}
+
+/*
  * Checks one encoded broadcast and floods it on. from is the client session it came
  * from (NULL: a federation peer, whose domain is origin). Returns a Qpc__Status.
  */
 static int relay_one(struct node *n, struct session *from, const char *origin,
                      const uint8_t *data, size_t len)
 {
-    struct qpc_envelope env = { 0 };
+    struct qpc_envelope env;
     uint64_t now = node_now_ms();
-    uint8_t *blob = NULL;
+    uint8_t *blob = NULL, sender[QPC_KEY_LEN];
+    char what[160];
     size_t blob_len = 0, sent;
     int st = QPC__STATUS__STATUS_OK, rc;
 
-    if (len == 0)
-        return QPC__STATUS__STATUS_INVALID;
-    if (len > (size_t)n->sc->max_envelope_size)
-        return QPC__STATUS__STATUS_TOO_LARGE;
-    rc = qpc_envelope_decode(&env, data, len);
-    if (rc != 0)
-        return status_of_verify(rc);
-    if (env.has_recipient || env.topic == NULL) {
-        st = QPC__STATUS__STATUS_INVALID;   /* direct envelopes go through enqueue */
-        goto out;
-    }
+    rc = request_check_broadcast(data, len, (size_t)n->sc->max_envelope_size, &env);
+    if (rc >= 0)
+        return rc;
     if (qpc_store_seen(n->bcast_store, env.id)) {
         n->c.broadcasts_duplicate++;
         st = QPC__STATUS__STATUS_DUPLICATE;
+        goto out;
+    }
+    /* The same forged bytes again: refused by a lookup, not a second signature check. */
+    if (qpc_store_refused(n->bcast_store, &env) != 0) {
+        n->c.broadcasts_known_invalid++;
+        n->c.errors[ERRK_INVALID]++;
+        st = QPC__STATUS__STATUS_INVALID;
         goto out;
     }
     if (env.ttl_s > (uint64_t)n->sc->max_ttl) {
@@ -145,12 +187,15 @@ static int relay_one(struct node *n, struct session *from, const char *origin,
     if (rc != 0) {
         st = status_of_verify(rc);
         n->c.errors[st == QPC__STATUS__STATUS_EXPIRED ? ERRK_EXPIRED : ERRK_INVALID]++;
+        qpc_store_mark_refused(n->bcast_store, &env, rc, now);   /* only what bytes decide */
         goto out;
     }
     n->c.broadcasts_in++;
     if (qpc_envelope_hop(&env) != 0) {
         /* Its last hop ended here: remember it, pass it nowhere. */
-        qpc_store_mark_seen(n->bcast_store, env.id, qpc_envelope_expires_at_ms(&env), now);
+        if (qpc_store_mark_seen(n->bcast_store, env.id, qpc_envelope_expires_at_ms(&env),
+                                now) == QPC_ERR_STORE_FULL)
+            log_dedup_full(n);
         goto out;
     }
     rc = qpc_envelope_encode(&env, &blob, &blob_len);
@@ -159,23 +204,21 @@ static int relay_one(struct node *n, struct session *from, const char *origin,
         st = QPC__STATUS__STATUS_INTERNAL;
         goto out;
     }
-    sent = flood_clients(n, from != NULL ? from->key : NULL, env.sender, blob, blob_len);
+    what[0] = '\0';
+    if (qpc_log_get_level() >= QPC_LOG_DEBUG)
+        snprintf(what, sizeof(what), "#%.64s from %s (hop %u/%u)", env.topic,
+                 from != NULL ? from->peer_addr : origin, env.hop_count, env.max_hops);
+    memcpy(sender, env.sender, QPC_KEY_LEN);
+    /* Recorded before it is sent, so no copy can come back unrecognised. */
+    if (!record(n, &env, now)) {
+        log_dedup_full(n);
+        st = QPC__STATUS__STATUS_RATE_LIMITED;   /* temporary: ids expire, room comes back */
+        goto out;
+    }
+    sent = flood_clients(n, from != NULL ? from->key : NULL, sender, blob, blob_len);
     sent += federation_broadcast(n, blob, blob_len, origin);
     n->c.broadcasts_relayed += sent;
-    if (qpc_log_get_level() >= QPC_LOG_DEBUG)
-        qpc_log_debug("broadcast", "#%s from %s: %zu copies sent (hop %u/%u)", env.topic,
-                      from != NULL ? from->peer_addr : origin, sent, env.hop_count,
-                      env.max_hops);
-    /* Kept for clients that come later; a full topic keeps its older ones until they
-     * expire (the id is still remembered, so the flood does not come back). */
-    {
-        uint8_t id[QPC_ID_LEN];
-        uint64_t exp = qpc_envelope_expires_at_ms(&env);
-
-        memcpy(id, env.id, QPC_ID_LEN);
-        if (qpc_store_put(n->bcast_store, &env, now) != 0)
-            qpc_store_mark_seen(n->bcast_store, id, exp, now);
-    }
+    qpc_log_debug("broadcast", "%s: %zu copies sent", what, sent);
 out:
     free(blob);
     qpc_envelope_clear(&env);
@@ -188,8 +231,7 @@ void broadcast_handle_client(struct session *s, uint64_t request_id,
     Qpc__ServerMessage msg = QPC__SERVER_MESSAGE__INIT;
     Qpc__BroadcastResponse br = QPC__BROADCAST_RESPONSE__INIT;
 
-    if (!session_take_token(&s->bcast_rate, ev_now(s->node->loop), BCAST_RATE_PER_S,
-                            BCAST_BURST)) {
+    if (!session_take(s, SESSION_RATE_BROADCAST, BCAST_RATE_PER_S, BCAST_BURST)) {
         s->node->c.broadcasts_rate_limited++;
         br.status = QPC__STATUS__STATUS_RATE_LIMITED;
     } else {

@@ -4,56 +4,100 @@
  *
  * The one idea: this file holds no state and makes no decision beyond the request's
  * kind. Delivery answers enqueue, batch_enqueue, fetch, ack and push; relay answers
- * peer_info and takes the DATAGRAMs; broadcast answers broadcast. A frame that is not a
- * ClientRequest, or names no known request, gets an error answer here (and counts as
- * a protocol error).
+ * peer_info and takes the DATAGRAMs; broadcast answers broadcast. A frame that
+ * request_client_decode refuses (not a ClientRequest, no known request, a repeated field
+ * above its cap: request.h) gets an error answer here with the status and detail of the
+ * refusal, and counts as a protocol error; a client that keeps sending them is closed
+ * (refused()), and the log gets one line per kind per interval, not one per frame.
  */
 #include <stdint.h>
 #include <stdlib.h>
 
 #include "qpc/log.h"
-#include "qpc/pbarena.h"
 #include "broadcast.h"
 #include "client_service.h"
 #include "delivery.h"
 #include "relay.h"
+#include "request.h"
 #include "session.h"
 
-static void reply_error(struct session *s, uint64_t request_id, const char *detail)
+#define GARBAGE_BURST 10.0          /* refused requests a client may send at once... */
+#define GARBAGE_RATE (1.0 / 60.0)   /* ...and then one a minute, before it is closed */
+#define GARBAGE_LOG_INTERVAL_MS 10000u   /* one log line per kind of refusal per 10 s */
+/* Client connections admitted at once, in all and per client key. A client has one or
+ * two (a reconnect while the node still holds the dead one until its idle timeout); the
+ * caps keep minted keys and one key's many sockets from taking the node's memory. */
+#define CLIENT_SESSIONS_MAX 10000u
+#define CLIENT_SESSIONS_PER_KEY 16u
+
+static void reply_error(struct session *s, const struct request_refusal *why)
 {
     Qpc__ServerMessage msg = QPC__SERVER_MESSAGE__INIT;
     Qpc__EnqueueResponse er = QPC__ENQUEUE_RESPONSE__INIT;
 
-    s->node->c.errors[ERRK_PROTOCOL]++;
-    er.status = QPC__STATUS__STATUS_INVALID;
-    er.detail = (char *)detail;
-    msg.request_id = request_id;
+    er.status = why->status;
+    er.detail = (char *)why->detail;
+    msg.request_id = why->request_id;
     msg.body_case = QPC__SERVER_MESSAGE__BODY_ERROR;
     msg.error = &er;
     session_send_message(s, &msg.base);
 }
 
-/* Room for an unpacked request: its bytes fields plus the structs around them (a batch
- * item's struct is about 80 bytes). What does not fit comes from malloc. */
-static size_t request_arena_size(size_t len)
+/*
+ * One line per kind of refusal (and one for the closes) per interval, whoever sends it:
+ * a peer's garbage must not fill the log. What was held back is counted in the next
+ * line; every refusal is counted in qpc_errors_total{kind="protocol"} anyway.
+ */
+static void log_refusal(struct session *s, size_t kind, const char *detail, bool closing)
 {
-    return len < SIZE_MAX / 4 ? 2 * len + 4096 : 0;
+    static struct qpc_log_limit limits[REQUEST_PROBLEM_COUNT + 1];
+    uint64_t suppressed = 0;
+    char hex[QPC_KEY_HEX_LEN];
+
+    if (!qpc_log_limit_pass(&limits[kind], ratelimit_now_ms(), GARBAGE_LOG_INTERVAL_MS,
+                            &suppressed))
+        return;
+    qpc_key_to_hex(hex, s->key);
+    qpc_log_warn("client", "client %.16s... at %s: %s%s (%llu more like it suppressed)", hex,
+                 s->peer_addr, detail, closing ? "; closing the connection" : "",
+                 (unsigned long long)suppressed);
+}
+
+/*
+ * A request the node refused before any service saw it. Real clients send none, so
+ * each one takes a token from the client's budget (GARBAGE_BURST, refilled at
+ * GARBAGE_RATE): within it the client gets an error answer with the status and detail;
+ * past it the connection is closed, so garbage costs the node at most a few answers
+ * per key instead of one per frame for ever (the budget is the key's: session_take).
+ */
+static void refused(struct session *s, const struct request_refusal *why)
+{
+    s->node->c.errors[ERRK_PROTOCOL]++;
+    if (s->garbage_closed)
+        return;
+    if (!session_take(s, SESSION_RATE_GARBAGE, GARBAGE_RATE, GARBAGE_BURST)) {
+        s->garbage_closed = true;
+        log_refusal(s, REQUEST_PROBLEM_COUNT, "too many malformed requests", true);
+        session_close(s, QPC_QUIC_APP_REFUSED, "too many malformed requests");
+        return;
+    }
+    log_refusal(s, why->problem, why->detail, false);
+    reply_error(s, why);
 }
 
 static void on_frame(struct session *s, const uint8_t *data, size_t len)
 {
-    /* One allocation per request instead of several per batch item: the request lives
-     * only in this call (staging copies what it keeps). */
-    size_t arena_cap = request_arena_size(len);
-    void *arena_buf = malloc(arena_cap > 0 ? arena_cap : 1);
-    struct qpc_pbarena arena;
+    struct request_arena arena;
+    struct request_refusal why;
     Qpc__ClientRequest *req;
 
-    qpc_pbarena_init(&arena, arena_buf, arena_buf != NULL ? arena_cap : 0);
-    req = qpc__client_request__unpack(&arena.allocator, len, data);
+    /* One bounded arena per request instead of several allocations per batch item: the
+     * request lives only in this call (staging copies what it keeps). */
+    request_arena_init(&arena, len);
+    req = request_client_decode(data, len, &arena, &why);
     if (req == NULL) {
-        free(arena_buf);
-        reply_error(s, 0, "request is not a ClientRequest");
+        request_arena_clear(&arena);
+        refused(s, &why);
         return;
     }
     switch (req->body_case) {
@@ -61,10 +105,6 @@ static void on_frame(struct session *s, const uint8_t *data, size_t len)
         delivery_enqueue(s, req->request_id, DELIVERY_ENQUEUE, &req->enqueue->item, 1);
         break;
     case QPC__CLIENT_REQUEST__BODY_BATCH_ENQUEUE:
-        if (req->batch_enqueue->n_items == 0) {
-            reply_error(s, req->request_id, "empty batch");
-            break;
-        }
         delivery_enqueue(s, req->request_id, DELIVERY_BATCH, req->batch_enqueue->items,
                          req->batch_enqueue->n_items);
         break;
@@ -85,12 +125,11 @@ static void on_frame(struct session *s, const uint8_t *data, size_t len)
     case QPC__CLIENT_REQUEST__BODY_BROADCAST:
         broadcast_handle_client(s, req->request_id, req->broadcast);
         break;
-    default:
-        reply_error(s, req->request_id, "unknown request");
+    default:   /* request_client_decode let no other kind through */
         break;
     }
-    qpc__client_request__free_unpacked(req, &arena.allocator);
-    free(arena_buf);
+    qpc__client_request__free_unpacked(req, &arena.pb.allocator);
+    request_arena_clear(&arena);
 }
 
 static void on_open(struct session *s)
@@ -117,6 +156,8 @@ int client_service_start(struct node *n)
     ec.listen = n->sc->listen;
     ec.alpn = QPC_ALPN_CLIENT;
     ec.clients = true;
+    ec.max_sessions = CLIENT_SESSIONS_MAX;
+    ec.max_sessions_per_key = CLIENT_SESSIONS_PER_KEY;
     rc = session_endpoint_open(n, &ec, &client_callbacks, &n->client_ep);
     if (rc == 0)
         n->client_port = session_endpoint_port(n->client_ep);

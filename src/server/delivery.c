@@ -31,10 +31,13 @@
 #include "qpc/log.h"
 #include "delivery.h"
 #include "federation.h"
+#include "request.h"
 
 #define FETCH_PAGE_DEFAULT 256u
 #define FETCH_PAGE_MAX 10000u
-#define FRAME_MARGIN 1024u          /* room for the fields around the items of a page */
+#define FETCH_ITEM_OVERHEAD 24u     /* a QueuedEnvelope's seq, tags and lengths, at most */
+#define FETCH_FRAME_OVERHEAD 64u    /* the ServerMessage and FetchResponse around them */
+#define SKIP_LOG_INTERVAL_MS 10000u
 #define COMMIT_MAX_DELAY 0.002      /* seconds a staged write may wait for the loop to idle */
 #define COMMIT_MAX_ITEMS 20000u     /* or this many staged writes */
 
@@ -42,7 +45,7 @@ struct delivery {
     struct node *node;
     ev_prepare commit_w;           /* commits when staged writes grow old */
     ev_idle commit_idle_w;         /* commits when the loop has nothing else to do */
-    ev_tstamp staged_since;        /* loop time of the oldest uncommitted write */
+    double staged_since;           /* ratelimit_now() of the oldest uncommitted write */
     bool outbox_kick;              /* outbox rows were committed: pump soon */
 };
 
@@ -65,6 +68,7 @@ struct pending {
     size_t n, waiting;             /* items, and items whose completion has not run */
     int *statuses;                 /* Qpc__Status per item */
     struct item_ctx *items;
+    const struct session *from;    /* the requester, while its items are staged (only then) */
 };
 
 /* --- answers --------------------------------------------------------------------------- */
@@ -177,6 +181,26 @@ static void pending_finish(struct pending *p)
     pending_free(p);
 }
 
+/*
+ * A failure of the queue database, logged at most once per interval per kind (a damaged
+ * file or a full disk fails every request; the message names the file and says what
+ * to do). The count is in qpc_errors_total{kind="internal"} anyway.
+ */
+enum db_op { DB_COMMIT, DB_FETCH, DB_ACK, DB_REFUSED, DB_OP_COUNT };
+
+static void log_queue_failure(struct node *n, enum db_op op)
+{
+    static const char *const what[DB_OP_COUNT] = {
+        "group commit failed", "fetch failed", "ack failed", "write refused",
+    };
+    static struct qpc_log_limit limits[DB_OP_COUNT];
+    uint64_t suppressed = 0;
+
+    if (qpc_log_limit_pass(&limits[op], ratelimit_now_ms(), SKIP_LOG_INTERVAL_MS, &suppressed))
+        qpc_log_error("delivery", "%s: %s (%llu more like it)", what[op],
+                      qpc_queue_errmsg(n->queue), (unsigned long long)suppressed);
+}
+
 /* --- pushes ---------------------------------------------------------------------------- */
 
 static bool wants_push(struct node *n, const uint8_t key[static QPC_KEY_LEN])
@@ -236,8 +260,13 @@ static void item_done(void *arg, int status, uint64_t seq)
     struct node *n = p->node;
 
     if (status == 0 && it->remote) {
-        p->statuses[it->index] = QPC__STATUS__STATUS_DEFERRED;
+        /* To a client: held for a remote node. To the node that handed it over: OK,
+         * this node has it durably now and carries it on (custody moves one hop). */
+        p->statuses[it->index] = p->kind == DELIVERY_RELAYED ? QPC__STATUS__STATUS_OK
+                                                             : QPC__STATUS__STATUS_DEFERRED;
         n->c.deferred++;
+        if (p->kind == DELIVERY_RELAYED)
+            n->c.federated_in++;
         n->delivery->outbox_kick = true;
     } else if (status == 0) {
         p->statuses[it->index] = QPC__STATUS__STATUS_OK;
@@ -247,9 +276,7 @@ static void item_done(void *arg, int status, uint64_t seq)
         if (it->push_blob != NULL)
             push_item(n, it->recipient, seq, it->push_blob, it->push_len);
     } else {
-        p->statuses[it->index] = status_of_queue_err(status);
-        if (status == QPC_ERR_DB)
-            qpc_log_error("delivery", "commit failed: %s", qpc_queue_errmsg(n->queue));
+        p->statuses[it->index] = status_of_queue_err(status);   /* delivery_commit logs */
     }
     free(it->push_blob);
     it->push_blob = NULL;
@@ -268,40 +295,24 @@ static int stage_item(struct pending *p, size_t i, const Qpc__EnqueueItem *item,
 {
     struct node *n = p->node;
     struct item_ctx *it = &p->items[i];
-    struct qpc_envelope env = { 0 };
+    struct qpc_envelope env;
     enum dest_kind dest;
     uint64_t expires;
-    int st = -1, rc;
+    int st, rc;
 
-    if (item == NULL || item->recipient.len != QPC_KEY_LEN || item->envelope.len == 0)
-        return QPC__STATUS__STATUS_INVALID;
-    if (item->envelope.len > (size_t)n->sc->max_envelope_size)
-        return QPC__STATUS__STATUS_TOO_LARGE;
-    rc = qpc_envelope_decode(&env, item->envelope.data, item->envelope.len);
-    if (rc != 0)
-        return rc == QPC_ERR_TOO_LARGE ? QPC__STATUS__STATUS_TOO_LARGE
-                                       : QPC__STATUS__STATUS_INVALID;
-    if (!env.has_recipient || memcmp(env.recipient, item->recipient.data, QPC_KEY_LEN) != 0) {
-        st = QPC__STATUS__STATUS_INVALID;
-        goto out;
-    }
-    if (sender != NULL && memcmp(env.sender, sender, QPC_KEY_LEN) != 0) {
-        st = QPC__STATUS__STATUS_FORBIDDEN;
-        goto out;
-    }
-    if (env.ttl_s > (uint64_t)n->sc->max_ttl || qpc_envelope_expired(&env, now)) {
-        st = QPC__STATUS__STATUS_EXPIRED;
-        goto out;
-    }
-    if (env.created_at_ms > now + QPC_CLOCK_SKEW_MS) {
-        st = QPC__STATUS__STATUS_INVALID;
-        goto out;
-    }
+    st = request_check_item(item, sender, now, (size_t)n->sc->max_envelope_size,
+                            (uint64_t)n->sc->max_ttl, &env);
+    if (st >= 0)
+        return st;
     dest = resolve_destination(n, item->domain, NULL, 0);
-    if (dest == DEST_UNKNOWN || (dest == DEST_REMOTE && sender == NULL)) {
-        st = QPC__STATUS__STATUS_UNKNOWN_DOMAIN;   /* federation does not relay further */
+    if (dest == DEST_UNKNOWN) {
+        st = QPC__STATUS__STATUS_UNKNOWN_DOMAIN;
         goto out;
     }
+    if (dest == DEST_REMOTE && sender == NULL &&
+        (st = federation_forward_status(n, p->from, item->domain, env.id)) >= 0)
+        goto out;   /* another node's envelope goes on only along a route (federation.c) */
+    st = -1;
     expires = qpc_envelope_expires_at_ms(&env);
     it->p = p;
     it->index = i;
@@ -324,11 +335,13 @@ static int stage_item(struct pending *p, size_t i, const Qpc__EnqueueItem *item,
         free(it->push_blob);
         it->push_blob = NULL;
         st = status_of_queue_err(rc);
+        if (rc == QPC_ERR_DB)
+            log_queue_failure(n, DB_REFUSED);   /* a damaged file refuses every write */
         goto out;
     }
     p->waiting++;
     if (!ev_is_active(&n->delivery->commit_idle_w)) {
-        n->delivery->staged_since = ev_now(n->loop);
+        n->delivery->staged_since = ratelimit_now();
         ev_idle_start(n->loop, &n->delivery->commit_idle_w);
     }
 out:
@@ -353,16 +366,53 @@ void delivery_enqueue(struct session *s, uint64_t request_id, enum delivery_kind
         return;
     }
     p->waiting = 1;   /* held until every item is staged, so it cannot finish early */
+    p->from = s;
     for (size_t i = 0; i < count; i++) {
         int st = stage_item(p, i, items[i], sender, now);
         if (st >= 0)
             p->statuses[i] = st;
     }
+    p->from = NULL;
     if (--p->waiting == 0)
         pending_finish(p);
 }
 
 /* --- the other requests ------------------------------------------------------------------ */
+
+int delivery_check_settings(const struct server_settings *sc, char *err, size_t errlen)
+{
+    if (sc->max_frame_size >= DELIVERY_FRAME_MARGIN &&
+        sc->max_envelope_size <= sc->max_frame_size - DELIVERY_FRAME_MARGIN)
+        return 0;
+    snprintf(err, errlen, "max_envelope_size (%lld) must be at least %u bytes below "
+             "max_frame_size (%lld): an envelope travels inside a frame with the request "
+             "or answer around it, and one that fills the frame could be accepted but never "
+             "fetched; lower max_envelope_size to %lld or raise max_frame_size to %lld",
+             (long long)sc->max_envelope_size, DELIVERY_FRAME_MARGIN,
+             (long long)sc->max_frame_size,
+             (long long)sc->max_frame_size - DELIVERY_FRAME_MARGIN,
+             (long long)sc->max_envelope_size + DELIVERY_FRAME_MARGIN);
+    return QPC_ERR_CONFIG;
+}
+
+/* An item that no frame can carry: queued while max_frame_size was larger. It stays
+ * queued (the operator may raise the limit again) but no page can hold it. */
+static void log_undeliverable(struct session *s, const struct qpc_queue_item *it)
+{
+    static struct qpc_log_limit limit;   /* process-wide, like the log level */
+    uint64_t suppressed = 0;
+
+    s->node->c.errors[ERRK_TOO_LARGE]++;
+    if (!qpc_log_limit_pass(&limit, ratelimit_now_ms(), SKIP_LOG_INTERVAL_MS, &suppressed))
+        return;
+    qpc_log_error("delivery", "queued envelope seq %llu (%zu bytes) is larger than a frame "
+                  "can carry (max_frame_size %lld); it is skipped by fetch until "
+                  "max_frame_size is raised to at least %zu or it expires (%llu more "
+                  "suppressed)", (unsigned long long)it->seq, it->blob_len,
+                  (long long)s->node->sc->max_frame_size,
+                  it->blob_len + FETCH_ITEM_OVERHEAD + FETCH_FRAME_OVERHEAD,
+                  (unsigned long long)suppressed);
+}
 
 void delivery_fetch(struct session *s, uint64_t request_id, const Qpc__FetchRequest *f)
 {
@@ -372,7 +422,7 @@ void delivery_fetch(struct session *s, uint64_t request_id, const Qpc__FetchRequ
     Qpc__QueuedEnvelope *qes = NULL, **ptrs = NULL;
     struct qpc_queue_item *items = NULL;
     size_t limit = f->limit == 0 ? FETCH_PAGE_DEFAULT : f->limit;
-    size_t count = 0, fetched = 0, used = 0, budget;
+    size_t count = 0, fetched = 0, used = 0, budget, carry;
     int rc;
 
     if (limit > FETCH_PAGE_MAX)
@@ -386,7 +436,7 @@ void delivery_fetch(struct session *s, uint64_t request_id, const Qpc__FetchRequ
     if (rc != 0) {
         fr.status = QPC__STATUS__STATUS_INTERNAL;
         count = 0;
-        qpc_log_error("delivery", "fetch failed: %s", qpc_queue_errmsg(n->queue));
+        log_queue_failure(n, DB_FETCH);
     }
     fr.more = count > limit;
     if (count > 0) {
@@ -397,22 +447,38 @@ void delivery_fetch(struct session *s, uint64_t request_id, const Qpc__FetchRequ
             count = 0;
         }
     }
-    /* A page must fit in one frame: stop early and say "more" when it would not. */
-    budget = (size_t)n->sc->max_frame_size - FRAME_MARGIN;
+    /*
+     * A page must fit in one frame: stop early and say "more" when the next item would
+     * not fit. Every page holds at least one item, whatever its size, or an envelope too
+     * big for the page budget would be answered "no items, more" for ever and hold up
+     * every message behind it (delivery_check_settings keeps max_envelope_size far
+     * enough below max_frame_size that any envelope accepted fits a page of its own).
+     */
+    budget = (size_t)n->sc->max_frame_size - DELIVERY_FRAME_MARGIN;
+    carry = (size_t)n->sc->max_frame_size - FETCH_FRAME_OVERHEAD;
     for (size_t i = 0; i < count && i < limit; i++) {
-        size_t need = items[i].blob_len + 24;
-        if (used + need > budget) {
+        size_t need = items[i].blob_len + FETCH_ITEM_OVERHEAD;
+        Qpc__QueuedEnvelope *qe = &qes[fr.n_items];
+
+        if (need > carry) {
+            log_undeliverable(s, &items[i]);
+            continue;
+        }
+        if (fr.n_items > 0 && used + need > budget) {
             fr.more = true;
             break;
         }
         used += need;
-        qpc__queued_envelope__init(&qes[i]);
-        qes[i].seq = items[i].seq;
-        qes[i].envelope.data = items[i].blob;
-        qes[i].envelope.len = items[i].blob_len;
-        ptrs[i] = &qes[i];
-        fr.n_items++;
+        qpc__queued_envelope__init(qe);
+        qe->seq = items[i].seq;
+        qe->envelope.data = items[i].blob;
+        qe->envelope.len = items[i].blob_len;
+        ptrs[fr.n_items++] = qe;
     }
+    /* A page of nothing but undeliverable items ends the client's paging: "more" with
+     * no item would make it ask for the same page again at once. */
+    if (fr.n_items == 0)
+        fr.more = false;
     fr.items = ptrs;
     n->c.delivered += fr.n_items;
     msg.request_id = request_id;
@@ -438,7 +504,7 @@ void delivery_ack(struct session *s, uint64_t request_id, const Qpc__AckRequest 
         rc = qpc_queue_ack(n->queue, s->key, a->seqs, a->n_seqs, &more);
     ar.status = rc == 0 ? QPC__STATUS__STATUS_OK : QPC__STATUS__STATUS_INTERNAL;
     if (rc != 0)
-        qpc_log_error("delivery", "ack failed: %s", qpc_queue_errmsg(n->queue));
+        log_queue_failure(n, DB_ACK);
     ar.deleted = (uint32_t)(removed + more);
     n->c.acked += removed + more;
     msg.request_id = request_id;
@@ -475,7 +541,7 @@ void delivery_commit(struct node *n)
         ev_idle_stop(n->loop, &d->commit_idle_w);
     if (qpc_queue_staged(n->queue) > 0) {
         if (qpc_queue_commit(n->queue) != 0)
-            qpc_log_error("delivery", "group commit failed: %s", qpc_queue_errmsg(n->queue));
+            log_queue_failure(n, DB_COMMIT);
         n->c.commits++;
     }
     if (d->outbox_kick) {
@@ -490,7 +556,7 @@ static void commit_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 
     if (d->outbox_kick ||
         (ev_is_active(&d->commit_idle_w) &&
-         (ev_now(loop) - d->staged_since >= COMMIT_MAX_DELAY ||
+         (ratelimit_now() - d->staged_since >= COMMIT_MAX_DELAY ||
           qpc_queue_staged(d->node->queue) >= COMMIT_MAX_ITEMS)))
         delivery_commit(d->node);
 }

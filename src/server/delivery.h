@@ -23,6 +23,18 @@ enum delivery_kind {
                          * FederationResponse, local recipients only */
 };
 
+/* Bytes a frame needs beyond the envelope it carries (the request or answer around
+ * it: ids, tags, lengths, a recipient key and a domain of up to 253 bytes). */
+#define DELIVERY_FRAME_MARGIN 1024u
+
+/*
+ * Checks the settings delivery depends on beyond what the config module checks alone:
+ * max_envelope_size must be at least DELIVERY_FRAME_MARGIN below max_frame_size, so an
+ * envelope the node accepts always fits the frames that carry it on (fetch, push,
+ * federation). Returns 0, or QPC_ERR_CONFIG with a message naming both keys in err.
+ */
+int delivery_check_settings(const struct server_settings *sc, char *err, size_t errlen);
+
 /* Starts the commit watchers (idle and prepare). 0 or QPC_ERR_NOMEM. */
 int delivery_start(struct node *n);
 /* Stops them and frees the delivery state (commit first: delivery_commit). */

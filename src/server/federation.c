@@ -26,18 +26,23 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <utlist.h>
 
+#include "qpc/addr.h"
 #include "qpc/error.h"
 #include "qpc/log.h"
 #include "qpc/proto.h"
 #include "qpc/uthash_keyed.h"
 #include "federation.h"
+#include "request.h"
 #include "session.h"
+#include "trust.h"
 
 #define PUMP_BATCH 1000u          /* outbox rows leased per pump */
 #define LEASE_MS 60000u           /* a leased row is due again after this at the latest */
-#define SEND_BATCH_MAX 1000u      /* items per RelayEnqueueRequest */
+#define SEND_BATCH_MAX REQUEST_BATCH_MAX        /* items per RelayEnqueueRequest */
+#define SEND_BCAST_MAX REQUEST_BROADCASTS_MAX    /* envelopes per RelayBroadcastRequest */
 #define FRAME_MARGIN 4096u
 #define LINK_BCAST_MAX 256u       /* broadcasts waiting per link while it connects */
 /* Rows one link may hold. Without a bound a peer that stops reading its stream or
@@ -47,6 +52,14 @@
 #define LINK_WAITING_BYTES (64u * 1024 * 1024)
 #define LINK_INFLIGHT_MAX (16u * PUMP_BATCH)
 #define LEARNED_MAX 512u          /* nodes learned from mDNS (anyone on the link can announce) */
+#define ROUTE_INTERVAL_MS 10000u  /* a link sends its node's table this often */
+#define ROUTE_HOLD_MS (3u * ROUTE_INTERVAL_MS)   /* a route not heard again is gone */
+#define ROUTE_METRIC_MAX 8u       /* hops; a route longer than this is unreachable */
+#define ROUTES_MAX 1024u          /* domains learned from other nodes */
+#define HANDED_MAX 8192u          /* envelope ids this node handed on, remembered ... */
+#define HANDED_HOLD_MS (10u * 60 * 1000)   /* ... this long, to refuse one coming back */
+#define DIAL_BACKOFF_MIN_MS 1000u /* a configured peer is redialled after this ... */
+#define DIAL_BACKOFF_MAX_MS 60000u   /* ... doubling up to this while it stays down */
 
 struct learned_node {
     char key[QPC_QUEUE_DOMAIN_MAX + 1];      /* domain_key(domain): the hash key */
@@ -65,6 +78,7 @@ struct bcast_blob {
 struct out_batch {
     uint64_t request_id;
     uint64_t *oids;
+    uint8_t (*ids)[QPC_ID_LEN];              /* the envelope ids of oids, to remember */
     size_t n;
     struct out_batch *prev, *next;
 };
@@ -82,6 +96,30 @@ struct link {
     struct bcast_blob *bcasts;               /* broadcasts waiting to go (best effort) */
     size_t n_bcasts;
     uint64_t next_request_id;
+    bool opened;                             /* the current connection reached link_open */
+    uint64_t last_ok_ms;                     /* wall clock of the last open or answer; 0 never */
+    uint64_t failures;                       /* connections that never came up */
+    uint64_t next_dial_mono;                 /* configured peers: redial not before */
+    uint32_t dial_backoff_ms;
+    uint64_t next_routes_mono;               /* when this link sends the table again */
+    UT_hash_handle hh;
+};
+
+/* A domain no link of ours reaches, reached through the federated node via. */
+struct domain_route {
+    char key[QPC_QUEUE_DOMAIN_MAX + 1];      /* domain_key(domain) */
+    char domain[QPC_QUEUE_DOMAIN_MAX + 1];
+    char via[QPC_QUEUE_DOMAIN_MAX + 1];      /* domain_key of the next hop */
+    uint32_t metric;                         /* hops from this node */
+    uint64_t expires_mono;
+    bool seen;                               /* in the update being applied */
+    UT_hash_handle hh;
+};
+
+/* An envelope id this node handed on to another node (oldest first in the table). */
+struct handed {
+    uint8_t id[QPC_ID_LEN];
+    uint64_t at_mono;
     UT_hash_handle hh;
 };
 
@@ -90,7 +128,18 @@ struct federation {
      * on the link picks the domains it announces. */
     struct link *links;            /* outgoing links by domain_key */
     struct learned_node *learned;  /* nodes learned from mDNS by domain_key */
+    struct domain_route *routes;   /* domains beyond one hop, by domain_key */
+    struct handed *handed;         /* ids handed on recently (keyed: ids are chosen by senders) */
 };
+
+/* Monotonic milliseconds: every timeout and interval here (DESIGN.md, "The clock"). */
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
 
 /* --- resolve_destination ------------------------------------------------------------- */
 
@@ -111,23 +160,56 @@ static bool domain_key(char key[static QPC_QUEUE_DOMAIN_MAX + 1], const char *do
     return true;
 }
 
-enum dest_kind resolve_destination(const struct node *n, const char *domain, char *addr,
-                                   size_t addrlen)
+/* The address of a node we reach ourselves (configured, else learned), or NULL. */
+static const char *direct_addr(const struct node *n, const char *domain)
 {
-    const char *found;
+    const char *found = trust_peer_address(n, domain);
     struct learned_node *ln = NULL;
     char key[QPC_QUEUE_DOMAIN_MAX + 1];
 
-    if (domain == NULL || domain[0] == '\0' || strcasecmp(domain, n->sc->federation_domain) == 0)
-        return DEST_LOCAL;
-    if (!n->sc->federation_enabled)
-        return DEST_UNKNOWN;
-    found = qpc_config_table_get(&n->sc->federation_peers, domain);
     if (found == NULL && n->federation != NULL && domain_key(key, domain)) {
         HASH_FIND_STR(n->federation->learned, key, ln);
         if (ln != NULL)
             found = ln->addr;
     }
+    return found;
+}
+
+/* The route to domain through another node, if one is live. */
+static struct domain_route *route_get(const struct node *n, const char *domain)
+{
+    struct domain_route *rt = NULL;
+    char key[QPC_QUEUE_DOMAIN_MAX + 1];
+
+    if (n->federation == NULL || !domain_key(key, domain))
+        return NULL;
+    HASH_FIND_STR(n->federation->routes, key, rt);
+    return rt != NULL && rt->expires_mono > mono_ms() ? rt : NULL;
+}
+
+/* The domain whose link carries rows for domain: itself when we reach it, else the
+ * next hop of its route (borrowed), or NULL. */
+static const char *next_hop(const struct node *n, const char *domain)
+{
+    struct domain_route *rt;
+
+    if (direct_addr(n, domain) != NULL)
+        return domain;
+    rt = route_get(n, domain);
+    return rt != NULL && direct_addr(n, rt->via) != NULL ? rt->via : NULL;
+}
+
+enum dest_kind resolve_destination(const struct node *n, const char *domain, char *addr,
+                                   size_t addrlen)
+{
+    const char *hop, *found;
+
+    if (domain == NULL || domain[0] == '\0' || strcasecmp(domain, n->sc->federation_domain) == 0)
+        return DEST_LOCAL;
+    if (!n->sc->federation_enabled)
+        return DEST_UNKNOWN;
+    hop = next_hop(n, domain);
+    found = hop != NULL ? direct_addr(n, hop) : NULL;
     if (found == NULL)
         return DEST_UNKNOWN;
     if (addr != NULL)
@@ -144,6 +226,12 @@ void federation_learn(struct node *n, const char *domain, const char *host)
     if (n->federation == NULL || domain == NULL || domain[0] == '\0' ||
         !domain_key(key, domain) || strcasecmp(domain, n->sc->federation_domain) == 0)
         return;
+    if (trust_peer_address(n, domain) != NULL) {
+        /* A configured domain is reached where the config says, whoever announces it. */
+        qpc_log_debug("federation", "mDNS: %s at %s ignored (configured in "
+                      "[federation_peers])", domain, host);
+        return;
+    }
     if (v6 && strncasecmp(host, "fe80:", 5) == 0)
         return;   /* link-local needs a scope id: dial such nodes by a routable address */
     HASH_FIND_STR(n->federation->learned, key, ln);
@@ -166,7 +254,17 @@ void federation_learn(struct node *n, const char *domain, const char *host)
 
 static void link_retire(struct node *n, const char *domain);
 
-void federation_forget(struct node *n, const char *domain)
+/* True when addr ("host:port" or "[v6]:port", as federation_learn writes it) is host. */
+static bool addr_is_host(const char *addr, const char *host)
+{
+    size_t hl = strlen(host);
+
+    if (addr[0] == '[')
+        return strncasecmp(addr + 1, host, hl) == 0 && addr[hl + 1] == ']';
+    return strncasecmp(addr, host, hl) == 0 && addr[hl] == ':';
+}
+
+void federation_forget(struct node *n, const char *domain, const char *host)
 {
     struct learned_node *ln;
     char key[QPC_QUEUE_DOMAIN_MAX + 1];
@@ -174,6 +272,13 @@ void federation_forget(struct node *n, const char *domain)
     if (n->federation == NULL || domain == NULL || !domain_key(key, domain))
         return;
     HASH_FIND_STR(n->federation->learned, key, ln);
+    /* Only the announcer at the address we dial can withdraw it: a goodbye from anyone
+     * else on the link changes nothing (and configured domains are never learned). */
+    if (ln != NULL && host != NULL && !addr_is_host(ln->addr, host)) {
+        qpc_log_debug("federation", "mDNS goodbye for %s from %s ignored (it is at %s)",
+                      ln->domain, host, ln->addr);
+        return;
+    }
     if (ln != NULL) {
         qpc_log_info("federation", "node %s left (mDNS goodbye or expiry)", ln->domain);
         HASH_DEL(n->federation->learned, ln);
@@ -216,12 +321,12 @@ static void link_free_if_unrouted(struct node *n, struct link *l)
     free(l);
 }
 
-static void mark_failed(struct node *n, uint64_t oid, uint64_t now)
+/* Gives rows a failed attempt, all in one transaction (one fsync however many). */
+static void mark_failed(struct node *n, const uint64_t *oids, size_t count, uint64_t now)
 {
-    int rc = qpc_queue_outbox_mark_failed(n->queue, oid, now, NULL);
-
-    if (rc != 0 && rc != QPC_ERR_NOT_FOUND)
-        qpc_log_error("federation", "outbox update failed: %s", qpc_queue_errmsg(n->queue));
+    if (count > 0 && qpc_queue_outbox_mark_failed_many(n->queue, oids, count, now, NULL) != 0)
+        qpc_log_error("federation", "outbox update of %zu row(s) failed: %s", count,
+                      qpc_queue_errmsg(n->queue));
 }
 
 /* Everything taken from the outbox for this link goes back with a failed attempt. */
@@ -230,25 +335,30 @@ static void link_fail_all(struct link *l, const char *why)
     struct node *n = l->node;
     struct out_batch *b, *tmp;
     uint64_t now = node_now_ms();
-    size_t count = l->n_waiting;
+    size_t count = l->n_waiting + l->n_inflight, k = 0;
+    uint64_t *oids = count > 0 ? malloc(count * sizeof(*oids)) : NULL;
 
     for (size_t i = 0; i < l->n_waiting; i++) {
-        mark_failed(n, l->waiting[i].oid, now);
+        if (oids != NULL)
+            oids[k++] = l->waiting[i].oid;
         free(l->waiting[i].blob);
     }
     l->n_waiting = 0;
     l->waiting_bytes = 0;
     l->n_inflight = 0;
     DL_FOREACH_SAFE(l->inflight, b, tmp) {
-        for (size_t i = 0; i < b->n; i++)
-            mark_failed(n, b->oids[i], now);
-        count += b->n;
+        for (size_t i = 0; oids != NULL && i < b->n && k < count; i++)
+            oids[k++] = b->oids[i];
         DL_DELETE(l->inflight, b);
         free(b->oids);
+        free(b->ids);
         free(b);
     }
+    /* Out of memory for the list: the rows stay leased and are due again when the
+     * lease ends, which is a failed attempt without the back-off. */
+    mark_failed(n, oids, k, now);
+    free(oids);
     if (count > 0) {
-        n->c.errors[ERRK_FEDERATION]++;
         qpc_log_warn("federation", "node %s: %s; %zu envelope(s) stay in the outbox for retry",
                      l->domain, why, count);
     }
@@ -312,12 +422,12 @@ static void link_send_bcasts(struct link *l)
     while (l->ready && l->bcasts != NULL) {
         Qpc__FederationRequest req = QPC__FEDERATION_REQUEST__INIT;
         Qpc__RelayBroadcastRequest rb = QPC__RELAY_BROADCAST_REQUEST__INIT;
-        ProtobufCBinaryData envs[64];
+        ProtobufCBinaryData envs[SEND_BCAST_MAX];
         struct bcast_blob *b = l->bcasts;
         size_t k = 0, used = 0;
         int rc;
 
-        for (; b != NULL && k < 64 && (k == 0 || used + b->len + 16 <= budget); b = b->next) {
+        for (; b != NULL && k < SEND_BCAST_MAX && (k == 0 || used + b->len + 16 <= budget); b = b->next) {
             envs[k].data = b->blob;
             envs[k].len = b->len;
             used += b->len + 16;
@@ -386,11 +496,14 @@ static void link_send(struct link *l)
         req.body_case = QPC__FEDERATION_REQUEST__BODY_RELAY_ENQUEUE;
         req.relay_enqueue = &rr;
         b = calloc(1, sizeof(*b));
-        if (b != NULL && (b->oids = calloc(k, sizeof(*b->oids))) != NULL)
+        if (b != NULL && (b->oids = calloc(k, sizeof(*b->oids))) != NULL &&
+            (b->ids = calloc(k, sizeof(*b->ids))) != NULL)
             rc = session_write_message(l->s, &req.base);
         if (rc == QPC_ERR_AGAIN) {
-            if (b != NULL)
+            if (b != NULL) {
                 free(b->oids);
+                free(b->ids);
+            }
             free(b);
             return;   /* on_writable resumes */
         }
@@ -398,6 +511,7 @@ static void link_send(struct link *l)
             /* One row that can never fit a frame (an envelope near max_frame_size): retrying
              * it would fail the whole link again on every pump, so it is dropped. */
             free(b->oids);
+            free(b->ids);
             free(b);
             qpc_log_warn("federation", "node %s: envelope of %zu bytes does not fit a frame; "
                          "dropped", l->domain, l->waiting[0].blob_len);
@@ -412,8 +526,10 @@ static void link_send(struct link *l)
             continue;
         }
         if (rc != 0) {
-            if (b != NULL)
+            if (b != NULL) {
                 free(b->oids);
+                free(b->ids);
+            }
             free(b);
             link_fail_all(l, qpc_strerror(rc));
             return;
@@ -422,6 +538,7 @@ static void link_send(struct link *l)
         b->n = k;
         for (size_t i = 0; i < k; i++) {
             b->oids[i] = l->waiting[i].oid;
+            memcpy(b->ids[i], l->waiting[i].id, QPC_ID_LEN);
             l->waiting_bytes -= l->waiting[i].blob_len;
             free(l->waiting[i].blob);
         }
@@ -434,10 +551,26 @@ static void link_send(struct link *l)
 
 static const struct session_callbacks link_callbacks;
 
+/* The next dial of a link that did not come up waits twice as long as the last. */
+static void link_backoff(struct link *l)
+{
+    l->dial_backoff_ms = l->dial_backoff_ms == 0 ? DIAL_BACKOFF_MIN_MS
+                         : l->dial_backoff_ms >= DIAL_BACKOFF_MAX_MS / 2 ? DIAL_BACKOFF_MAX_MS
+                                                                         : l->dial_backoff_ms * 2;
+    l->next_dial_mono = mono_ms() + l->dial_backoff_ms;
+}
+
+/* Dials the link's node, insisting on what proves its domain: the key known for it
+ * (none yet for a learned node: link_open pins the first), or in CA mode the domain as
+ * a dNSName of its certificate. No row is sent before link_open accepted the peer. */
 static int dial(struct link *l, const char *addr)
 {
     struct node *n = l->node;
-    int rc = session_dial(n->fed_ep, addr, &link_callbacks, l, &l->s);
+    uint8_t key[QPC_KEY_LEN];
+    bool by_key = trust_by_key(n);
+    bool has_key = by_key && trust_domain_key(n, l->domain, key) == 0;
+    int rc = session_dial(n->fed_ep, addr, has_key ? key : NULL, by_key ? NULL : l->domain,
+                          &link_callbacks, l, &l->s);
 
     if (rc == 0)
         n->c.fed_connections_total++;
@@ -489,17 +622,82 @@ size_t federation_broadcast(struct node *n, const uint8_t *blob, size_t len,
             sent += bcast_to(n, peers->items[i].name, blob, len);
     HASH_ITER(hh, n->federation->learned, ln, tmp) {
         if ((origin_domain == NULL || strcasecmp(ln->domain, origin_domain) != 0) &&
-            qpc_config_table_get(&n->sc->federation_peers, ln->domain) == NULL)
+            trust_peer_address(n, ln->domain) == NULL)
             sent += bcast_to(n, ln->domain, blob, len);
     }
     return sent;
+}
+
+/* Sends the link's node every domain this node reaches, with its metric: its own (0),
+ * the nodes it has a link up to (1) and its routes, but never back the routes learned
+ * from that very node (split horizon). Best effort: a table lost is sent again. */
+static void link_send_routes(struct link *l)
+{
+    struct node *n = l->node;
+    Qpc__FederationRequest req = QPC__FEDERATION_REQUEST__INIT;
+    Qpc__DomainRouteUpdate up = QPC__DOMAIN_ROUTE_UPDATE__INIT;
+    Qpc__DomainRoute *rs = calloc(ROUTES_MAX + 1, sizeof(*rs));
+    Qpc__DomainRoute **ptrs = calloc(ROUTES_MAX + 1, sizeof(*ptrs));
+    struct link *o, *otmp;
+    struct domain_route *rt, *rtmp;
+    uint64_t now = mono_ms();
+    size_t k = 0;
+
+    l->next_routes_mono = now + ROUTE_INTERVAL_MS;
+    if (rs == NULL || ptrs == NULL)
+        goto out;
+#define ADD_ROUTE(d, m) do { qpc__domain_route__init(&rs[k]); rs[k].domain = (char *)(d); \
+        rs[k].metric = (m); ptrs[k] = &rs[k]; k++; } while (0)
+    ADD_ROUTE(n->sc->federation_domain, 0);
+    HASH_ITER(hh, n->federation->links, o, otmp) {
+        if (k <= ROUTES_MAX && o != l && o->ready && strcmp(o->key, l->key) != 0)
+            ADD_ROUTE(o->domain, 1);
+    }
+    HASH_ITER(hh, n->federation->routes, rt, rtmp) {
+        if (k <= ROUTES_MAX && rt->expires_mono > now && strcmp(rt->via, l->key) != 0 &&
+            strcmp(rt->key, l->key) != 0)
+            ADD_ROUTE(rt->domain, rt->metric);
+    }
+#undef ADD_ROUTE
+    up.origin_domain = n->sc->federation_domain;
+    up.n_routes = k;
+    up.routes = ptrs;
+    req.request_id = l->next_request_id++;
+    req.body_case = QPC__FEDERATION_REQUEST__BODY_DOMAIN_ROUTES;
+    req.domain_routes = &up;
+    if (session_write_message(l->s, &req.base) != 0)
+        l->next_routes_mono = now;   /* stream full: try again at the next pump */
+out:
+    free(rs);
+    free(ptrs);
+}
+
+/* Configured peers keep a link open (redialled with back-off while down), so their
+ * state is known before there is traffic and domain routes can be exchanged. */
+static void keep_configured_links(struct node *n)
+{
+    uint64_t now = mono_ms();
+    char addr[QPC_ADDRESS_MAX + 1];
+
+    for (size_t i = 0; i < n->sc->federation_peers.count; i++) {
+        struct link *l = link_get(n, n->sc->federation_peers.items[i].name);
+        if (l == NULL || l->s != NULL || now < l->next_dial_mono)
+            continue;
+        if (resolve_destination(n, l->domain, addr, sizeof(addr)) != DEST_REMOTE ||
+            dial(l, addr) != 0) {
+            l->failures++;
+            n->c.errors[ERRK_FEDERATION]++;
+            link_backoff(l);
+        }
+    }
 }
 
 void federation_pump(struct node *n, uint64_t now_ms)
 {
     struct qpc_outbox_item *items = NULL;
     struct link *l, *tmp;
-    size_t count = 0;
+    size_t count = 0, n_unrouted = 0;
+    uint64_t unrouted[PUMP_BATCH];
     char addr[QPC_ADDRESS_MAX + 1];
     int rc;
 
@@ -511,52 +709,94 @@ void federation_pump(struct node *n, uint64_t now_ms)
         return;
     }
     for (size_t i = 0; i < count; i++) {
-        if (resolve_destination(n, items[i].domain, NULL, 0) != DEST_REMOTE ||
-            (l = link_get(n, items[i].domain)) == NULL || link_take(l, &items[i]) != 0)
-            mark_failed(n, items[i].oid, now_ms);   /* no route now: perhaps later (mDNS) */
+        const char *hop = resolve_destination(n, items[i].domain, NULL, 0) == DEST_REMOTE
+                              ? next_hop(n, items[i].domain) : NULL;
+        if (hop == NULL || (l = link_get(n, hop)) == NULL || link_take(l, &items[i]) != 0)
+            unrouted[n_unrouted++] = items[i].oid;   /* no route now: perhaps later (mDNS) */
     }
+    mark_failed(n, unrouted, n_unrouted, now_ms);
     qpc_outbox_items_free(items, count);
+    keep_configured_links(n);
     HASH_ITER(hh, n->federation->links, l, tmp) {
+        if (l->ready && mono_ms() >= l->next_routes_mono)
+            link_send_routes(l);
         if (l->n_waiting == 0)
             continue;
         if (l->s == NULL) {
             if (resolve_destination(n, l->domain, addr, sizeof(addr)) != DEST_REMOTE ||
-                (rc = dial(l, addr)) != 0)
+                (rc = dial(l, addr)) != 0) {
+                l->failures++;
+                n->c.errors[ERRK_FEDERATION]++;
                 link_fail_all(l, "cannot dial");
+            }
         } else if (l->ready) {
             link_send(l);
         }
     }
 }
 
+/* Notes that this node handed the envelope id on (an OK from the next node). */
+static void remember_handed(struct node *n, const uint8_t id[static QPC_ID_LEN])
+{
+    struct federation *f = n->federation;
+    struct handed *h = NULL;
+
+    HASH_FIND(hh, f->handed, id, QPC_ID_LEN, h);
+    if (h != NULL) {
+        HASH_DEL(f->handed, h);   /* re-added at the end: the table stays oldest first */
+    } else if (HASH_COUNT(f->handed) >= HANDED_MAX) {
+        h = f->handed;            /* the oldest */
+        HASH_DEL(f->handed, h);
+    } else if ((h = calloc(1, sizeof(*h))) == NULL) {
+        return;
+    }
+    memcpy(h->id, id, QPC_ID_LEN);
+    h->at_mono = mono_ms();
+    HASH_ADD(hh, f->handed, id, QPC_ID_LEN, h);
+}
+
 static void link_response(struct link *l, const uint8_t *data, size_t len)
 {
     struct node *n = l->node;
-    Qpc__FederationResponse *r = qpc__federation_response__unpack(NULL, len, data);
+    struct request_arena arena;
+    struct request_refusal why;
+    Qpc__FederationResponse *r;
     struct out_batch *b;
     uint64_t now = node_now_ms();
 
+    request_arena_init(&arena, len);
+    r = request_federation_response_decode(data, len, &arena, &why);
     if (r == NULL) {
+        request_arena_clear(&arena);
+        n->c.errors[ERRK_PROTOCOL]++;
+        qpc_log_warn("federation", "node %s: %s; closing", l->domain, why.detail);
         session_close(l->s, QPC_QUIC_APP_REFUSED, "malformed federation response");
         return;
     }
     DL_SEARCH_SCALAR(l->inflight, b, request_id, r->request_id);
     if (b != NULL) {
-        size_t done = 0;   /* b->oids[0..done) are the rows to remove */
+        size_t done = 0, retry = 0;   /* b->oids[0..done) are the rows to remove */
+        uint64_t *again = malloc(b->n * sizeof(*again));
         for (size_t i = 0; i < b->n; i++) {
             int st = i < r->n_statuses ? (int)r->statuses[i] : QPC__STATUS__STATUS_INTERNAL;
-            if (st == QPC__STATUS__STATUS_QUEUE_FULL || st == QPC__STATUS__STATUS_INTERNAL ||
-                st == QPC__STATUS__STATUS_DEFERRED) {
-                mark_failed(n, b->oids[i], now);   /* the remote node may take it later */
+            enum request_fed_outcome o = request_fed_outcome_of(st);
+
+            if (o == REQUEST_FED_RETRY) {
+                if (again != NULL)   /* else the lease ends and it is due again */
+                    again[retry++] = b->oids[i];   /* the remote node may take it later */
                 continue;
             }
-            if (st == QPC__STATUS__STATUS_OK)
+            if (o == REQUEST_FED_DELIVERED) {
                 n->c.federated++;
-            else
+                remember_handed(n, b->ids[i]);
+            } else {
                 qpc_log_warn("federation", "node %s refused an envelope (status %d); dropped",
                              l->domain, st);
+            }
             b->oids[done++] = b->oids[i];
         }
+        mark_failed(n, again, retry, now);
+        free(again);
         /* One transaction (one fsync) for the whole answer, not one per envelope. If it
          * fails the rows stay leased and are sent again; the receiver stores them once. */
         if (qpc_queue_outbox_remove_many(n->queue, b->oids, done, NULL) < 0)
@@ -564,10 +804,13 @@ static void link_response(struct link *l, const uint8_t *data, size_t len)
                           qpc_queue_errmsg(n->queue));
         DL_DELETE(l->inflight, b);
         l->n_inflight -= b->n;
+        l->last_ok_ms = node_now_ms();
         free(b->oids);
+        free(b->ids);
         free(b);
     }
-    qpc__federation_response__free_unpacked(r, NULL);
+    qpc__federation_response__free_unpacked(r, &arena.pb.allocator);
+    request_arena_clear(&arena);
 }
 
 /* --- the connections of links ---------------------------------------------------------------- */
@@ -576,8 +819,17 @@ static void link_open(struct session *s)
 {
     struct link *l = s->owner;
 
+    if (trust_by_key(l->node) &&
+        (!s->has_peer_key || trust_accept_dialled(l->node, l->domain, s->key) != 0)) {
+        session_close(s, QPC_QUIC_APP_REFUSED, "key does not prove the domain");
+        return;   /* link_closed puts the rows back */
+    }
     l->ready = true;
+    l->opened = true;
+    l->dial_backoff_ms = 0;
+    l->last_ok_ms = node_now_ms();
     qpc_log_info("federation", "connected to node %s", l->domain);
+    link_send_routes(l);
     link_send(l);
 }
 
@@ -600,6 +852,14 @@ static void link_closed(struct session *s, const struct qpc_quic_close_info *inf
              info->reason[0] ? ": " : "", info->reason);
     l->s = NULL;
     l->ready = false;
+    if (!l->opened) {   /* it never came up: unreachable, or it did not prove its domain */
+        l->failures++;
+        l->node->c.errors[ERRK_FEDERATION]++;
+        link_backoff(l);
+    } else {
+        l->next_dial_mono = mono_ms() + DIAL_BACKOFF_MIN_MS;
+    }
+    l->opened = false;
     link_fail_all(l, why);
     link_drop_bcasts(l);
     link_free_if_unrouted(l->node, l);
@@ -611,6 +871,133 @@ static const struct session_callbacks link_callbacks = {
     .on_writable = link_writable,
     .on_closed = link_closed,
 };
+
+/* --- domain routes (beyond one hop) ----------------------------------------------------- */
+
+void federation_routes_update(struct session *s, const Qpc__DomainRouteUpdate *u)
+{
+    struct node *n = s->node;
+    struct federation *f = n->federation;
+    struct domain_route *rt, *tmp;
+    char via[QPC_QUEUE_DOMAIN_MAX + 1], key[QPC_QUEUE_DOMAIN_MAX + 1];
+    uint64_t now = mono_ms();
+    size_t added = 0;
+
+    if (f == NULL || s->fed_domain[0] == '\0' || !domain_key(via, s->fed_domain))
+        return;
+    HASH_ITER(hh, f->routes, rt, tmp)
+        rt->seen = false;
+    for (size_t i = 0; i < u->n_routes && i < ROUTES_MAX; i++) {
+        const Qpc__DomainRoute *r = u->routes[i];
+        uint32_t m = r->metric >= ROUTE_METRIC_MAX ? ROUTE_METRIC_MAX + 1 : r->metric + 1;
+
+        if (r->domain == NULL || qpc_addr_check_name(r->domain) != NULL ||
+            !domain_key(key, r->domain) || strcmp(key, via) == 0 ||
+            strcasecmp(r->domain, n->sc->federation_domain) == 0 ||
+            direct_addr(n, r->domain) != NULL)
+            continue;   /* ourselves, the sender, or a node we reach without help */
+        HASH_FIND_STR(f->routes, key, rt);
+        if (rt != NULL && strcmp(rt->via, via) == 0) {
+            rt->seen = m <= ROUTE_METRIC_MAX;
+            rt->metric = m;
+            rt->expires_mono = now + ROUTE_HOLD_MS;
+            continue;
+        }
+        if (m > ROUTE_METRIC_MAX || (rt != NULL && rt->expires_mono > now && rt->metric <= m))
+            continue;   /* we have a route as short through another node */
+        if (rt == NULL) {
+            if (HASH_COUNT(f->routes) >= ROUTES_MAX || (rt = calloc(1, sizeof(*rt))) == NULL)
+                continue;
+            snprintf(rt->key, sizeof(rt->key), "%s", key);
+            HASH_ADD_STR(f->routes, key, rt);
+        }
+        snprintf(rt->domain, sizeof(rt->domain), "%s", r->domain);
+        snprintf(rt->via, sizeof(rt->via), "%s", via);
+        rt->metric = m;
+        rt->expires_mono = now + ROUTE_HOLD_MS;
+        rt->seen = true;
+        added++;
+        qpc_log_info("federation", "route to %s via %s (%u hops)", rt->domain, s->fed_domain, m);
+    }
+    /* A full table: what the sender no longer lists it no longer reaches. */
+    HASH_ITER(hh, f->routes, rt, tmp) {
+        if (strcmp(rt->via, via) == 0 && !rt->seen) {
+            qpc_log_info("federation", "route to %s via %s gone", rt->domain, s->fed_domain);
+            HASH_DEL(f->routes, rt);
+            free(rt);
+        }
+    }
+    if (added > 0)
+        federation_pump(n, node_now_ms());   /* rows waiting for those domains can go */
+}
+
+void federation_peer_closed(struct session *s)
+{
+    struct federation *f = s->node->federation;
+    struct domain_route *rt, *tmp;
+    char via[QPC_QUEUE_DOMAIN_MAX + 1];
+
+    if (f == NULL || s->fed_domain[0] == '\0' || !domain_key(via, s->fed_domain))
+        return;
+    HASH_ITER(hh, f->routes, rt, tmp) {
+        if (strcmp(rt->via, via) == 0) {
+            HASH_DEL(f->routes, rt);
+            free(rt);
+        }
+    }
+}
+
+int federation_forward_status(const struct node *n, const struct session *from,
+                              const char *domain, const uint8_t id[static QPC_ID_LEN])
+{
+    struct handed *h = NULL;
+    const char *hop;
+
+    if (from->fed_domain[0] == '\0')
+        return QPC__STATUS__STATUS_UNKNOWN_DOMAIN;   /* only a proven node may ask */
+    hop = next_hop(n, domain);
+    if (hop == NULL || strcasecmp(hop, from->fed_domain) == 0)
+        return QPC__STATUS__STATUS_UNKNOWN_DOMAIN;   /* no route, or back where it came from */
+    HASH_FIND(hh, n->federation->handed, id, QPC_ID_LEN, h);
+    if (h != NULL && mono_ms() - h->at_mono < HANDED_HOLD_MS)
+        return QPC__STATUS__STATUS_DEFERRED;   /* it went round: retry once routes settle */
+    return -1;
+}
+
+size_t federation_links_up(const struct node *n)
+{
+    struct link *l, *tmp;
+    size_t up = 0;
+
+    if (n->federation == NULL)
+        return 0;
+    HASH_ITER(hh, n->federation->links, l, tmp)
+        up += l->ready;
+    return up;
+}
+
+void federation_foreach_peer(const struct node *n,
+                             void (*fn)(const struct federation_peer_state *st, void *arg),
+                             void *arg)
+{
+    struct link *l, *tmp;
+    struct domain_route *rt, *rtmp;
+    uint64_t now = mono_ms();
+
+    if (n->federation == NULL)
+        return;
+    HASH_ITER(hh, n->federation->links, l, tmp) {
+        struct federation_peer_state st = { .domain = l->domain, .up = l->ready,
+            .last_ok_ms = l->last_ok_ms, .failures = l->failures, .metric = 1,
+            .outbox_waiting = l->n_waiting + l->n_inflight };
+        fn(&st, arg);
+    }
+    HASH_ITER(hh, n->federation->routes, rt, rtmp) {
+        struct federation_peer_state st = { .domain = rt->domain, .via = rt->via,
+            .up = rt->expires_mono > now, .metric = rt->metric };
+        fn(&st, arg);
+    }
+}
 
 int federation_start(struct node *n)
 {
@@ -638,6 +1025,18 @@ void federation_stop(struct node *n)
     HASH_ITER(hh, f->learned, ln, ltmp) {
         HASH_DEL(f->learned, ln);
         free(ln);
+    }
+    {
+        struct domain_route *rt, *rtmp;
+        struct handed *h, *htmp;
+        HASH_ITER(hh, f->routes, rt, rtmp) {
+            HASH_DEL(f->routes, rt);
+            free(rt);
+        }
+        HASH_ITER(hh, f->handed, h, htmp) {
+            HASH_DEL(f->handed, h);
+            free(h);
+        }
     }
     free(f);
     n->federation = NULL;

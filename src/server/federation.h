@@ -10,7 +10,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "qpc/envelope.h"
+#include "qpc/proto.h"
 #include "node.h"
+
+struct session;
 
 enum dest_kind { DEST_LOCAL, DEST_REMOTE, DEST_UNKNOWN };
 
@@ -37,8 +41,47 @@ void federation_pump(struct node *n, uint64_t now_ms);
 /* Records a node seen in mDNS (domain -> host, dialled at the federation port). At
  * most a bounded number are kept: anyone on the link can announce. */
 void federation_learn(struct node *n, const char *domain, const char *host);
-/* Forgets a learned node (mDNS goodbye or expiry) and retires its link. */
-void federation_forget(struct node *n, const char *domain);
+/* Forgets a learned node (mDNS goodbye or expiry) and retires its link, when host (the
+ * announcer's address; NULL: unknown) is the address it was learned at. Configured
+ * domains and keys pinned for a domain are never forgotten. */
+void federation_forget(struct node *n, const char *domain, const char *host);
+
+/*
+ * A proven federated node (s->fed_domain set) sent its table of reachable domains:
+ * routes through it are learned (its metric + 1, at most 8 hops), refreshed, or dropped
+ * when it no longer lists them. Domains this node reaches itself are never routed.
+ */
+void federation_routes_update(struct session *s, const Qpc__DomainRouteUpdate *u);
+/* The accepted session of a federated node ended: routes through it are gone. */
+void federation_peer_closed(struct session *s);
+
+/*
+ * Whether an envelope (id) for domain, handed over by the federated node of session
+ * from, may go on from here: -1 yes (into the outbox, towards the next hop), else the
+ * status to answer: UNKNOWN_DOMAIN (from did not prove its domain, no route, or the
+ * route leads back to from) or DEFERRED (this node handed that id on within the last
+ * ten minutes: it went round a loop while routes changed; the sender retries later).
+ */
+int federation_forward_status(const struct node *n, const struct session *from,
+                              const char *domain, const uint8_t id[static QPC_ID_LEN]);
+
+/* Links to other nodes that are open now. */
+size_t federation_links_up(const struct node *n);
+
+/* What metrics.c shows per peer domain. */
+struct federation_peer_state {
+    const char *domain;
+    const char *via;            /* NULL: a link of our own; else the next hop of a route */
+    bool up;                    /* link open (route: live) */
+    uint64_t last_ok_ms;        /* wall clock of the last open or answer, 0 never */
+    uint64_t failures;          /* connections that never came up */
+    uint32_t metric;            /* hops */
+    size_t outbox_waiting;      /* rows taken onto the link */
+};
+/* Calls fn for every link and route (borrowed strings, valid during the call). */
+void federation_foreach_peer(const struct node *n,
+                             void (*fn)(const struct federation_peer_state *st, void *arg),
+                             void *arg);
 
 /*
  * Hands an encoded broadcast envelope (already checked and hopped; copied) to every

@@ -20,6 +20,7 @@
 
 #include "qpc/error.h"
 #include "qpc/log.h"
+#include "qpc/tls.h"
 #include "announce.h"
 #include "broadcast.h"
 #include "client_service.h"
@@ -29,6 +30,7 @@
 #include "metrics.h"
 #include "node.h"
 #include "session.h"
+#include "trust.h"
 
 #define EXIT_CONFIG 2
 #define MAINT_INTERVAL_S 1.0
@@ -48,6 +50,10 @@ static void usage(FILE *out)
             " if it exists; env QPC_CONFIG)\n"
             "      --check-config     validate the configuration, print the effective\n"
             "                         settings with their origin, and exit (0 = valid)\n"
+            "      --print-federation-key\n"
+            "                         print this node's federation key (made on first\n"
+            "                         use, like at start) and exit; other nodes write it\n"
+            "                         in their [federation_peers]\n"
             "\n"
             "Settings (flag > QPC_* environment > file > default; booleans may be given\n"
             "as --key alone or --key=true/false):\n");
@@ -75,6 +81,7 @@ struct options {
     const char *config_path;
     bool config_given;
     bool check_config;
+    bool print_key;
 };
 
 /*
@@ -100,6 +107,10 @@ static int parse_args(int argc, char **argv, struct qpc_config *cfg, struct opti
         }
         if (strcmp(arg, "--check-config") == 0) {
             o->check_config = true;
+            continue;
+        }
+        if (strcmp(arg, "--print-federation-key") == 0) {
+            o->print_key = true;
             continue;
         }
         if (strcmp(arg, "-c") == 0 || strcmp(arg, "--config") == 0) {
@@ -149,6 +160,17 @@ static int parse_args(int argc, char **argv, struct qpc_config *cfg, struct opti
     return 0;
 }
 
+/* CA mode: the three files must be there, parse and belong together, so that neither
+ * --check-config nor a start says "valid" and then fails with an I/O error. */
+static int check_federation_files(const struct server_settings *sc, char *err, size_t errlen)
+{
+    if (!sc->federation_enabled || strcmp(sc->federation_trust, "ca") != 0)
+        return 0;
+    return qpc_tls_federation_files_check(sc->federation_cert, sc->federation_key,
+                                          sc->federation_ca, sc->federation_domain, err,
+                                          errlen) == 0 ? 0 : QPC_ERR_CONFIG;
+}
+
 /* All configuration layers; 0, 1 (exit 0 now) or a negative error with err filled. */
 static int load_config(int argc, char **argv, struct qpc_config *cfg, struct options *o,
                        char *err, size_t errlen)
@@ -177,6 +199,10 @@ static int load_config(int argc, char **argv, struct qpc_config *cfg, struct opt
     }
     if (rc == 0)
         rc = server_settings_validate(cfg, err, errlen);
+    if (rc == 0)
+        rc = delivery_check_settings(server_settings(cfg), err, errlen);
+    if (rc == 0)
+        rc = check_federation_files(server_settings(cfg), err, errlen);
     return rc;
 }
 
@@ -235,6 +261,31 @@ static int open_store(struct node *n, char *err, size_t errlen)
     return qpc_queue_open(path, &lim, &n->queue, err, errlen);
 }
 
+/* --print-federation-key: the identity key is the federation key (federation_trust key);
+ * made on first use, as a first start would. Returns the exit status. */
+static int print_federation_key(struct node *n)
+{
+    char err[512] = "", path[4096];
+    bool created = false;
+    int rc;
+
+    snprintf(path, sizeof(path), "%s/identity.json", n->sc->data_dir);
+    rc = qpc_identity_load_or_create(path, &n->identity, &created, err, sizeof(err));
+    if (rc != 0) {
+        fprintf(stderr, "qpc-server: identity: %s\n", err[0] ? err : qpc_strerror(rc));
+        return 1;
+    }
+    printf("%s\n", qpc_identity_peer_id(n->identity));
+    if (created)
+        fprintf(stderr, "qpc-server: new identity made in %s (mode 0600)\n", path);
+    if (strcmp(n->sc->federation_trust, "ca") == 0)
+        fprintf(stderr, "qpc-server: note: federation_trust is \"ca\": peers check this "
+                        "node's certificate (%s), not this key\n", n->sc->federation_cert);
+    qpc_identity_free(n->identity);
+    n->identity = NULL;
+    return 0;
+}
+
 static void print_banner(struct node *n)
 {
     char host[256];
@@ -247,9 +298,12 @@ static void print_banner(struct node *n)
     printf("peer id:    %s\n", qpc_identity_peer_id(n->identity));
     printf("listening:  %s (clients, ALPN %s)\n", n->sc->listen, QPC_ALPN_CLIENT);
     printf("domain:     %s\n", n->sc->federation_domain);
-    if (n->fed_ep != NULL)
-        printf("federation: %s (ALPN %s, mTLS)\n", n->sc->federation_listen,
-               QPC_ALPN_FEDERATION);
+    if (n->fed_ep != NULL && trust_by_key(n))
+        printf("federation: %s (ALPN %s, pinned keys)\nfederation key: %s\n",
+               n->sc->federation_listen, QPC_ALPN_FEDERATION, qpc_identity_peer_id(n->identity));
+    else if (n->fed_ep != NULL)
+        printf("federation: %s (ALPN %s, CA: certificates name the domain)\n",
+               n->sc->federation_listen, QPC_ALPN_FEDERATION);
     else
         printf("federation: off\n");
     if (n->metrics != NULL)
@@ -290,7 +344,9 @@ static int start(struct node *n)
         qpc_log_error("server", "cannot listen on %s: %s", n->sc->listen, qpc_strerror(rc));
         return rc;
     }
-    rc = federation_start(n);
+    rc = trust_start(n);
+    if (rc == 0)
+        rc = federation_start(n);
     if (rc != 0)
         return rc;
     rc = federation_service_start(n);
@@ -317,6 +373,7 @@ static void stop(struct node *n)
     metrics_stop(n);
     federation_service_stop(n);   /* links end first: their rows go back to the outbox */
     federation_stop(n);
+    trust_stop(n);
     client_service_stop(n);
     delivery_stop(n);
     broadcast_stop(n);
@@ -354,6 +411,10 @@ int main(int argc, char **argv)
         goto out;
     }
     n.sc = server_settings(n.cfg);
+    if (opt.print_key) {
+        status = print_federation_key(&n);
+        goto out;
+    }
     if (opt.check_config) {
         qpc_config_print(n.cfg, stdout);
         fprintf(stderr, "qpc-server: configuration is valid\n");

@@ -16,6 +16,7 @@
 #include "qpc/error.h"
 #include "qpc/log.h"
 #include "metrics.h"
+#include "federation.h"
 #include "session.h"
 
 struct metrics {
@@ -39,6 +40,54 @@ static void metric(FILE *f, const char *name, const char *type, const char *help
             (unsigned long long)v);
 }
 
+static void peer_up(const struct federation_peer_state *st, void *arg)
+{
+    if (st->via == NULL)
+        fprintf(arg, "qpc_federation_peer_up{domain=\"%s\"} %d\n", st->domain, st->up ? 1 : 0);
+}
+
+static void peer_last_ok(const struct federation_peer_state *st, void *arg)
+{
+    if (st->via == NULL && st->last_ok_ms > 0)
+        fprintf(arg, "qpc_federation_peer_last_success_seconds{domain=\"%s\"} %llu.%03u\n",
+                st->domain, (unsigned long long)(st->last_ok_ms / 1000),
+                (unsigned)(st->last_ok_ms % 1000));
+}
+
+static void peer_failures(const struct federation_peer_state *st, void *arg)
+{
+    if (st->via == NULL)
+        fprintf(arg, "qpc_federation_peer_failures_total{domain=\"%s\"} %llu\n", st->domain,
+                (unsigned long long)st->failures);
+}
+
+static void peer_route(const struct federation_peer_state *st, void *arg)
+{
+    if (st->via != NULL && st->up)
+        fprintf(arg, "qpc_federation_route_hops{domain=\"%s\",via=\"%s\"} %u\n", st->domain,
+                st->via, st->metric);
+}
+
+/* Per peer domain (domains are DNS names: nothing to escape in a label value). */
+static void render_peers(struct node *n, FILE *f)
+{
+    fprintf(f, "# HELP qpc_federation_peer_up 1 while the link to the node of this domain is "
+               "open (its key or certificate proven), else 0.\n"
+               "# TYPE qpc_federation_peer_up gauge\n");
+    federation_foreach_peer(n, peer_up, f);
+    fprintf(f, "# HELP qpc_federation_peer_last_success_seconds Unix time of the last link "
+               "opened to or answer from the node of this domain.\n"
+               "# TYPE qpc_federation_peer_last_success_seconds gauge\n");
+    federation_foreach_peer(n, peer_last_ok, f);
+    fprintf(f, "# HELP qpc_federation_peer_failures_total Connections to the node of this "
+               "domain that never came up (unreachable, or it did not prove the domain).\n"
+               "# TYPE qpc_federation_peer_failures_total counter\n");
+    federation_foreach_peer(n, peer_failures, f);
+    fprintf(f, "# HELP qpc_federation_route_hops Domains reached through another federated "
+               "node: hops, and the next hop.\n# TYPE qpc_federation_route_hops gauge\n");
+    federation_foreach_peer(n, peer_route, f);
+}
+
 char *metrics_render(struct node *n, size_t *len)
 {
     struct qpc_queue_stats st = { 0 };
@@ -52,14 +101,22 @@ char *metrics_render(struct node *n, size_t *len)
     fprintf(f, "# HELP qpc_connections Open QUIC connections.\n# TYPE qpc_connections gauge\n");
     fprintf(f, "qpc_connections{service=\"client\"} %zu\n",
             session_endpoint_conn_count(n->client_ep));
-    fprintf(f, "qpc_connections{service=\"federation\"} %zu\n",
-            session_endpoint_conn_count(n->fed_ep));
+    /* Established only: a dial that is still trying to reach a node that is down is
+     * not a connection. */
+    fprintf(f, "qpc_connections{service=\"federation\"} %llu\n",
+            (unsigned long long)(n->c.fed_accepted_open + federation_links_up(n)));
     fprintf(f, "# HELP qpc_connections_total Connections accepted or opened.\n"
                "# TYPE qpc_connections_total counter\n");
     fprintf(f, "qpc_connections_total{service=\"client\"} %llu\n",
             (unsigned long long)n->c.connections_total);
     fprintf(f, "qpc_connections_total{service=\"federation\"} %llu\n",
             (unsigned long long)n->c.fed_connections_total);
+    fprintf(f, "# HELP qpc_connections_refused_total Client connections refused over a cap.\n"
+               "# TYPE qpc_connections_refused_total counter\n");
+    fprintf(f, "qpc_connections_refused_total{reason=\"node_full\"} %llu\n",
+            (unsigned long long)n->c.conn_refused[CONN_REFUSED_FULL]);
+    fprintf(f, "qpc_connections_refused_total{reason=\"per_key\"} %llu\n",
+            (unsigned long long)n->c.conn_refused[CONN_REFUSED_PER_KEY]);
     metric(f, "qpc_enqueued_total", "counter", "Envelopes committed to a local queue.",
            n->c.enqueued);
     metric(f, "qpc_deferred_total", "counter", "Envelopes committed to the federation outbox.",
@@ -83,6 +140,12 @@ char *metrics_render(struct node *n, size_t *len)
     metric(f, "qpc_broadcasts_rate_limited_total", "counter",
            "Client broadcasts refused by the per-client rate limit.",
            n->c.broadcasts_rate_limited);
+    metric(f, "qpc_broadcasts_known_invalid_total", "counter",
+           "Replays of a forged broadcast, refused without a signature check.",
+           n->c.broadcasts_known_invalid);
+    metric(f, "qpc_broadcasts_dedup_full_total", "counter",
+           "Broadcasts refused because the dedup set was full of ids within their TTL.",
+           n->c.broadcasts_dedup_full);
     metric(f, "qpc_commits_total", "counter", "Group commits (one durable transaction each).",
            n->c.commits);
     metric(f, "qpc_queued_messages", "gauge", "Messages in delivery queues.", st.items);
@@ -91,6 +154,10 @@ char *metrics_render(struct node *n, size_t *len)
     metric(f, "qpc_outbox_depth", "gauge", "Envelopes waiting for a remote node.",
            st.outbox_items);
     metric(f, "qpc_outbox_bytes", "gauge", "Bytes waiting for a remote node.", st.outbox_bytes);
+    metric(f, "qpc_queue_transactions_total", "counter",
+           "Durable transactions committed to queue.db (each one fsync).",
+           qpc_queue_transactions(n->queue));
+    render_peers(n, f);
     fprintf(f, "# HELP qpc_errors_total Refusals and failures by kind.\n"
                "# TYPE qpc_errors_total counter\n");
     for (int k = 0; k < ERRK_COUNT; k++)

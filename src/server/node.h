@@ -28,10 +28,15 @@ enum err_kind {
     ERRK_COUNT
 };
 
+/* Why a client connection was refused at admission (session.c). */
+enum { CONN_REFUSED_FULL, CONN_REFUSED_PER_KEY, CONN_REFUSED_COUNT };
+
 /* Plain integers the services increment and metrics.c reads (one loop, no locks). */
 struct node_counters {
     uint64_t connections_total;      /* client connections accepted */
+    uint64_t conn_refused[CONN_REFUSED_COUNT];   /* client connections over a cap */
     uint64_t fed_connections_total;  /* federation connections (in and out) */
+    uint64_t fed_accepted_open;      /* federation connections from other nodes, open now */
     uint64_t enqueued;               /* envelopes committed to a local queue */
     uint64_t deferred;               /* envelopes committed to the outbox */
     uint64_t delivered;              /* envelopes handed to their recipient (fetch + push) */
@@ -43,6 +48,8 @@ struct node_counters {
     uint64_t broadcasts_relayed;     /* broadcast copies sent to clients and nodes */
     uint64_t broadcasts_duplicate;   /* broadcasts dropped as already seen */
     uint64_t broadcasts_rate_limited;/* client broadcasts refused by the rate limit */
+    uint64_t broadcasts_known_invalid;/* replays of a forged broadcast, refused by lookup */
+    uint64_t broadcasts_dedup_full;  /* refused because the dedup set was full */
     uint64_t commits;                /* group commits */
     uint64_t errors[ERRK_COUNT];
 };
@@ -50,6 +57,7 @@ struct node_counters {
 struct session_endpoint;
 struct delivery;
 struct federation;
+struct trust;
 struct announce;
 struct metrics;
 struct qpc_store;
@@ -64,6 +72,7 @@ struct node {
     struct session_endpoint *fed_ep;       /* ALPN federation/1, NULL when federation is off */
     struct delivery *delivery;             /* group commit state (delivery.c) */
     struct federation *federation;         /* links and learned nodes (federation.c) */
+    struct trust *trust;                   /* which key or certificate proves a domain (trust.c) */
     struct qpc_store *bcast_store;         /* dedup set + recent broadcasts (broadcast.c) */
     struct announce *announce;             /* mDNS responder, NULL when off (announce.c) */
     struct metrics *metrics;               /* HTTP endpoint, NULL when off (metrics.c) */
@@ -77,7 +86,7 @@ struct node {
 };
 
 /* Milliseconds since the Unix epoch: envelope times and TTLs are wall-clock times
- * (rates and timeouts use the loop's monotonic ev_now instead). */
+ * (rates and timeouts use the monotonic ratelimit_now instead: ratelimit.h). */
 static inline uint64_t node_now_ms(void)
 {
     struct timespec ts;

@@ -8,7 +8,7 @@
  * 0x01 || destination key || packet, the destination receives 0x01 || source key ||
  * packet -- and never looks inside the packet, which is a QUIC packet of the peers' own
  * end-to-end TLS session. The source key is the one the sender authenticated with, so a
- * client cannot pose as another. Each client has token buckets (relay: relay_rate_limit
+ * client cannot pose as another. Each client key has token buckets (relay: relay_rate_limit
  * packets per second, one second of burst; punch notices: PUNCH_RATE_PER_S) so one
  * client cannot use the node as a free amplifier; excess datagrams are dropped, which
  * QUIC treats as loss.
@@ -17,33 +17,35 @@
 
 #include "qpc/log.h"
 #include "relay.h"
+#include "request.h"
 
-#define RELAY_TAG 0x01
-#define RELAY_HEADER (1 + QPC_KEY_LEN)
+#define RELAY_TAG REQUEST_RELAY_TAG
+#define RELAY_HEADER REQUEST_RELAY_HEADER
 #define PUNCH_RATE_PER_S 5.0       /* punch notices a client may cause per second... */
 #define PUNCH_BURST 20.0            /* ...and at once (dialling several peers) */
 #define PEER_ADDRS_MAX 16u          /* addresses in one peer_info answer */
 
-/* Per-client rate of relayed packets: rate and burst are both relay_rate_limit. */
+/* Per-client (per key, however many connections) rate of relayed packets: rate and
+ * burst are both relay_rate_limit. */
 static bool relay_allowed(struct node *n, struct session *s)
 {
     double rate = (double)n->sc->relay_rate_limit;
 
-    return session_take_token(&s->relay_rate, ev_now(n->loop), rate, rate);
+    return session_take(s, SESSION_RATE_RELAY, rate, rate);
 }
 
 void relay_datagram(struct session *from, const uint8_t *data, size_t len)
 {
     struct node *n = from->node;
     uint8_t out[QPC_QUIC_DATAGRAM_MAX];
+    const uint8_t *dest = request_relay_destination(data, len, sizeof(out));
     struct session *to;
 
-    if (!n->sc->relay_enabled || len <= RELAY_HEADER || len > sizeof(out) ||
-        data[0] != RELAY_TAG || !relay_allowed(n, from)) {
+    if (!n->sc->relay_enabled || dest == NULL || !relay_allowed(n, from)) {
         n->c.errors[ERRK_RELAY_DROPPED]++;
         return;
     }
-    to = session_find(n->client_ep, data + 1);
+    to = session_find(n->client_ep, dest);
     if (to == NULL || to == from) {
         n->c.errors[ERRK_RELAY_DROPPED]++;
         return;
@@ -85,8 +87,7 @@ void relay_peer_info(struct session *s, uint64_t request_id, const Qpc__PeerInfo
         first = session_find(s->node->client_ep, r->key.data);
     /* Each answer makes the named peer's client send packets toward the asker: within
      * the rate the asker still learns the addresses, but no more notices are sent. */
-    punch = first != NULL && session_take_token(&s->punch_rate, ev_now(s->node->loop),
-                                                PUNCH_RATE_PER_S, PUNCH_BURST);
+    punch = first != NULL && session_take(s, SESSION_RATE_PUNCH, PUNCH_RATE_PER_S, PUNCH_BURST);
     for (struct session *t = first; t != NULL; t = session_next_of_client(t)) {
         if (pr.n_addresses < PEER_ADDRS_MAX)
             addrs[pr.n_addresses++] = t->peer_addr;

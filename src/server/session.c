@@ -13,6 +13,11 @@
  * (and refuse newcomers while the node stops), dialling by "host:port", the directory
  * of connected clients by key, the one pack-and-send of a protobuf message, and the
  * limit on unsent replies that disconnects a client that does not read.
+ *
+ * Limits belong to the key, not to a connection: an entry of the directory holds the
+ * key's rate buckets and counts its connections (capped at admission, as are the
+ * client connections in all), and it lingers SESSION_LINGER_S after the key's last
+ * connection, on a list oldest first, so a reconnect does not refill its buckets.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -36,9 +41,14 @@
  * connection not admitted yet) or a session; each starts with its kind. */
 enum obj_kind { OBJ_ENDPOINT = 1, OBJ_SESSION };
 
+/* A client key: its connections, and its rate buckets, which outlive them (linger). */
 struct client_entry {
     uint8_t key[QPC_KEY_LEN];
     struct session *sessions;      /* utlist DL, through session prev/next */
+    size_t n_sessions;
+    struct token_bucket rates[SESSION_RATE_COUNT];
+    double idle_since;             /* ratelimit_now() when its last session ended */
+    struct client_entry *lprev, *lnext;   /* on the endpoint's linger list while idle */
     UT_hash_handle hh;
 };
 
@@ -49,7 +59,12 @@ struct session_endpoint {
     const struct session_callbacks *cb;
     char alpn[64];
     bool clients;
-    struct client_entry *by_key;   /* connected clients (keyed hash: keys are free to mint) */
+    struct client_entry *by_key;   /* connected clients (keyed hash: keys are free to mint)
+                                    * and idle ones whose buckets linger */
+    struct client_entry *lingering;/* idle entries, oldest first (utlist DL via lprev/lnext) */
+    size_t n_lingering;
+    size_t n_sessions;             /* client sessions admitted and not yet freed */
+    size_t max_sessions, max_sessions_per_key;
 };
 
 struct session_reply {
@@ -59,20 +74,6 @@ struct session_reply {
     size_t frame_len;
 };
 
-bool session_take_token(struct token_bucket *b, ev_tstamp now, double rate, double burst)
-{
-    if (b->last == 0)
-        b->tokens = burst;
-    else
-        b->tokens += (now - b->last) * rate;
-    if (b->tokens > burst)
-        b->tokens = burst;
-    b->last = now;
-    if (b->tokens < 1.0)
-        return false;
-    b->tokens -= 1.0;
-    return true;
-}
 
 /* --- the reply FIFO ------------------------------------------------------------------ */
 
@@ -224,34 +225,86 @@ static void set_peer_addr(struct session *s)
                     sizeof(s->peer_addr));
 }
 
-static int directory_add(struct session_endpoint *e, struct session *s)
+static void entry_free(struct session_endpoint *e, struct client_entry *ce)
 {
-    struct client_entry *ce;
-
-    HASH_FIND(hh, e->by_key, s->key, QPC_KEY_LEN, ce);
-    if (ce == NULL) {
-        ce = calloc(1, sizeof(*ce));
-        if (ce == NULL)
-            return QPC_ERR_NOMEM;
-        memcpy(ce->key, s->key, QPC_KEY_LEN);
-        HASH_ADD(hh, e->by_key, key, QPC_KEY_LEN, ce);
-    }
-    DL_APPEND(ce->sessions, s);
-    return 0;
+    DL_DELETE2(e->lingering, ce, lprev, lnext);
+    e->n_lingering--;
+    HASH_DEL(e->by_key, ce);
+    free(ce);
 }
 
-static void directory_remove(struct session_endpoint *e, struct session *s)
+/* Forgets idle entries whose buckets have refilled (older than SESSION_LINGER_S), and
+ * the oldest beyond SESSION_LINGER_MAX: keys are free to mint. O(1) per call amortised. */
+static void linger_gc(struct session_endpoint *e, double now)
+{
+    while (e->lingering != NULL &&
+           (e->n_lingering > SESSION_LINGER_MAX ||
+            now - e->lingering->idle_since >= SESSION_LINGER_S))
+        entry_free(e, e->lingering);
+}
+
+/* The entry of key (a lingering one is woken), or NULL; never creates one. */
+static struct client_entry *entry_find(const struct session_endpoint *e, const uint8_t *key)
 {
     struct client_entry *ce;
 
-    HASH_FIND(hh, e->by_key, s->key, QPC_KEY_LEN, ce);
+    HASH_FIND(hh, e->by_key, key, QPC_KEY_LEN, ce);
+    return ce;
+}
+
+static struct client_entry *entry_get(struct session_endpoint *e, const uint8_t *key)
+{
+    struct client_entry *ce = entry_find(e, key);
+
+    if (ce != NULL) {
+        if (ce->sessions == NULL) {   /* lingering: back in use, buckets as they were */
+            DL_DELETE2(e->lingering, ce, lprev, lnext);
+            e->n_lingering--;
+        }
+        return ce;
+    }
+    ce = calloc(1, sizeof(*ce));
+    if (ce == NULL)
+        return NULL;
+    memcpy(ce->key, key, QPC_KEY_LEN);
+    HASH_ADD(hh, e->by_key, key, QPC_KEY_LEN, ce);
+    return ce;
+}
+
+static void directory_add(struct session_endpoint *e, struct client_entry *ce, struct session *s)
+{
+    DL_APPEND(ce->sessions, s);
+    ce->n_sessions++;
+    e->n_sessions++;
+    s->client = ce;
+}
+
+/* The key's last session gone: its entry lingers so its buckets are not refilled by a
+ * reconnect. */
+static void directory_remove(struct session_endpoint *e, struct session *s)
+{
+    struct client_entry *ce = s->client;
+    double now = ratelimit_now();
+
     if (ce == NULL)
         return;
     DL_DELETE(ce->sessions, s);
+    ce->n_sessions--;
+    e->n_sessions--;
+    s->client = NULL;
     if (ce->sessions == NULL) {
-        HASH_DEL(e->by_key, ce);
-        free(ce);
+        ce->idle_since = now;
+        DL_APPEND2(e->lingering, ce, lprev, lnext);
+        e->n_lingering++;
     }
+    linger_gc(e, now);
+}
+
+bool session_take(struct session *s, enum session_rate which, double rate, double burst)
+{
+    struct token_bucket *b = s->client != NULL ? &s->client->rates[which] : &s->own_rates[which];
+
+    return token_bucket_take(b, ratelimit_now(), rate, burst);
 }
 
 /* Detaches the open places (their services still end them) and frees s. */
@@ -277,7 +330,7 @@ struct session *session_find(const struct session_endpoint *e,
 
     if (e == NULL)
         return NULL;
-    HASH_FIND(hh, e->by_key, key, QPC_KEY_LEN, ce);
+    ce = entry_find(e, key);
     return ce != NULL ? ce->sessions : NULL;
 }
 
@@ -302,25 +355,70 @@ void session_foreach_client(struct session_endpoint *e,
 
 /* --- QUIC callbacks ------------------------------------------------------------------ */
 
+/*
+ * Refuses a client over a cap: CONNECTION_CLOSE with the reason, a counter, and a log
+ * line (one per reason per 10 s: the one who hits a cap is usually the one who tries
+ * again at once).
+ */
+static int refuse_client(struct session_endpoint *e, struct qpc_quic_conn *conn,
+                         const uint8_t *key, int which, const char *reason)
+{
+    static struct qpc_log_limit limits[2];
+    uint64_t suppressed = 0;
+    char hex[QPC_KEY_HEX_LEN];
+    socklen_t alen;
+    char addr[64];
+
+    e->node->c.conn_refused[which]++;
+    if (qpc_log_limit_pass(&limits[which], ratelimit_now_ms(), 10000, &suppressed)) {
+        qpc_key_to_hex(hex, key);
+        qpc_addr_format(qpc_quic_conn_remote_addr(conn, &alen), addr, sizeof(addr));
+        qpc_log_warn("session", "client %.16s... at %s refused: %s (%llu more refused like it)",
+                     hex, addr, reason, (unsigned long long)suppressed);
+    }
+    qpc_quic_conn_close(conn, QPC_QUIC_APP_REFUSED, reason);
+    return 1;
+}
+
 /* An incoming connection finished its handshake: admit it as a session, or refuse. */
 static int admit(struct session_endpoint *e, struct qpc_quic_conn *conn, const char *alpn,
                  const uint8_t *peer_key)
 {
+    struct client_entry *ce = NULL;
     struct session *s;
 
     if (e->node->stopping || strcmp(alpn, e->alpn) != 0 || (e->clients && peer_key == NULL))
         return 1;
+    if (e->clients) {
+        linger_gc(e, ratelimit_now());
+        if (e->max_sessions > 0 && e->n_sessions >= e->max_sessions)
+            return refuse_client(e, conn, peer_key, CONN_REFUSED_FULL,
+                                 "too many client connections on this node");
+        ce = entry_find(e, peer_key);
+        if (ce != NULL && e->max_sessions_per_key > 0 &&
+            ce->n_sessions >= e->max_sessions_per_key)
+            return refuse_client(e, conn, peer_key, CONN_REFUSED_PER_KEY,
+                                 "too many connections for this key");
+        if ((ce = entry_get(e, peer_key)) == NULL)
+            return 1;
+    }
     s = session_new(e, conn, e->cb);
-    if (s == NULL)
+    if (s == NULL) {
+        if (ce != NULL && ce->sessions == NULL) {   /* made for it: linger like any other */
+            ce->idle_since = ratelimit_now();
+            DL_APPEND2(e->lingering, ce, lprev, lnext);
+            e->n_lingering++;
+        }
         return 1;
+    }
     set_peer_addr(s);
+    if (peer_key != NULL) {
+        s->has_peer_key = true;
+        memcpy(s->key, peer_key, QPC_KEY_LEN);
+    }
     if (e->clients) {
         s->is_client = true;
-        memcpy(s->key, peer_key, QPC_KEY_LEN);
-        if (directory_add(e, s) != 0) {
-            free(s);
-            return 1;
-        }
+        directory_add(e, ce, s);
     }
     qpc_quic_conn_set_user(conn, s);
     if (s->cb->on_open != NULL)
@@ -338,6 +436,10 @@ static int on_connected(struct qpc_quic_conn *conn, const char *alpn, const uint
     /* A connection this node dialled. */
     if (strcmp(alpn, s->ep->alpn) != 0 || qpc_quic_conn_open_stream(conn, &s->stream_id) != 0)
         return 1;
+    if (peer_key != NULL) {
+        s->has_peer_key = true;
+        memcpy(s->key, peer_key, QPC_KEY_LEN);
+    }
     s->has_stream = true;
     if (s->cb->on_open != NULL)
         s->cb->on_open(s);
@@ -412,13 +514,16 @@ int session_endpoint_open(struct node *n, const struct session_endpoint_config *
     e->node = n;
     e->cb = cb;
     e->clients = cfg->clients;
+    e->max_sessions = cfg->max_sessions;
+    e->max_sessions_per_key = cfg->max_sessions_per_key;
     snprintf(e->alpn, sizeof(e->alpn), "%s", cfg->alpn);
     qc.bind_addr = host;
     qc.port = port;
     qc.accept = true;
     qc.alpns[0] = cfg->alpn;
-    if (cfg->clients)
+    if (cfg->clients || cfg->by_key)
         qc.identity_sk = qpc_identity_secret_key(n->identity);
+    qc.fed_by_key = cfg->by_key;
     qc.fed_cert_der = cfg->cert_der;
     qc.fed_key_der = cfg->key_der;
     qc.fed_ca_der = cfg->ca_der;
@@ -444,8 +549,11 @@ void session_endpoint_close(struct session_endpoint *e)
 {
     if (e == NULL)
         return;
-    /* Runs on_closed for every connection, which frees the sessions and the directory. */
+    /* Runs on_closed for every connection, which frees the sessions and leaves every
+     * entry lingering; those go here. */
     qpc_quic_endpoint_free(e->quic);
+    while (e->lingering != NULL)
+        entry_free(e, e->lingering);
     free(e);
 }
 
@@ -471,14 +579,17 @@ uint16_t session_endpoint_port(const struct session_endpoint *e)
                                           : ((struct sockaddr_in *)&ss)->sin_port);
 }
 
-int session_dial(struct session_endpoint *e, const char *addr,
-                 const struct session_callbacks *cb, void *owner, struct session **out)
+int session_dial(struct session_endpoint *e, const char *addr, const uint8_t *expected_key,
+                 const char *expected_name, const struct session_callbacks *cb, void *owner,
+                 struct session **out)
 {
     struct sockaddr_storage ss;
     socklen_t slen = 0;
     struct session *s;
     int rc;
 
+    if (expected_name != NULL && (expected_name[0] == '\0' || strlen(expected_name) > 253))
+        return QPC_ERR_INVALID;
     rc = qpc_addr_resolve(addr, &ss, &slen);
     if (rc != 0)
         return rc;
@@ -487,11 +598,14 @@ int session_dial(struct session_endpoint *e, const char *addr,
         return QPC_ERR_NOMEM;
     s->dialled = true;
     s->owner = owner;
-    rc = qpc_quic_connect(e->quic, (struct sockaddr *)&ss, slen, e->alpn, NULL, s, &s->conn);
+    rc = qpc_quic_connect(e->quic, (struct sockaddr *)&ss, slen, e->alpn, expected_key, s,
+                          &s->conn);
     if (rc != 0) {
         free(s);
         return rc;
     }
+    if (expected_name != NULL)   /* checked above: it cannot fail */
+        qpc_quic_conn_expect_name(s->conn, expected_name);
     set_peer_addr(s);
     *out = s;
     return 0;

@@ -12,7 +12,9 @@
  *
  * An endpoint made for clients also keeps the directory of connected clients by the key
  * their certificate proves (session_find), which is how one client's message reaches
- * another's connections.
+ * another's connections. Limits belong to the key, not to a connection: the caps on
+ * connections (per key and in all) are checked at admission, and the rate buckets
+ * (session_take) are the key's.
  */
 #ifndef QPC_SERVER_SESSION_H
 #define QPC_SERVER_SESSION_H
@@ -26,21 +28,26 @@
 #include "qpc/encoding.h"
 #include "qpc/quic.h"
 #include "node.h"
+#include "ratelimit.h"
 
-/*
- * A token bucket, so one client cannot make the node flood others (relay datagrams,
- * broadcasts, punch notices). It starts full.
- */
-struct token_bucket {
-    double tokens;
-    ev_tstamp last;                /* 0: not used yet */
-};
-
-/* Takes one token at now (monotonic seconds) with the given refill rate (per second)
- * and burst size. False when the bucket is empty. */
-bool session_take_token(struct token_bucket *b, ev_tstamp now, double rate, double burst);
+/* How long a client's rate buckets outlive its last connection: longer than any of
+ * them takes to refill, so a reconnect starts where the last connection left off. */
+#define SESSION_LINGER_S 30.0
+/* Keys whose buckets linger at most (the oldest is forgotten first). */
+#define SESSION_LINGER_MAX 4096u
 
 struct session_reply;
+struct client_entry;
+
+/* The rates a client is held to; each is one token bucket per client KEY, shared by all
+ * of that key's connections (session_take). */
+enum session_rate {
+    SESSION_RATE_RELAY,            /* relay datagrams (relay.c) */
+    SESSION_RATE_BROADCAST,        /* broadcasts handed in (broadcast.c) */
+    SESSION_RATE_PUNCH,            /* punch notices caused by peer_info (relay.c) */
+    SESSION_RATE_GARBAGE,          /* requests the node refused (client_service.c) */
+    SESSION_RATE_COUNT
+};
 
 /* One connection, accepted or dialled. The services read the fields above the line and
  * set the flags documented as theirs; the rest is this layer's. */
@@ -54,14 +61,18 @@ struct session {
     bool has_stream;               /* the request stream is known (first frame, or dialled) */
     int64_t stream_id;
     bool is_client;                /* key is the client's certificate key */
+    bool has_peer_key;             /* key holds the key the peer's certificate proved (every
+                                    * client; federation peers with federation_trust key) */
     uint8_t key[QPC_KEY_LEN];
     char peer_addr[64];            /* "ip:port" as observed */
+    char fed_domain[254];          /* federation: the domain the peer proved ("" none yet;
+                                    * federation_service.c) */
     bool push;                     /* the client wants unsolicited messages (delivery.c) */
     bool bcast_replayed;           /* kept broadcasts were sent to it (broadcast.c) */
-    struct token_bucket relay_rate;  /* relay datagrams (relay.c) */
-    struct token_bucket bcast_rate;  /* broadcasts (broadcast.c) */
-    struct token_bucket punch_rate;  /* punch notices caused by peer_info (relay.c) */
+    bool garbage_closed;           /* closed for refused requests (client_service.c) */
     /* ------------------------------------------------------------------------------ */
+    struct client_entry *client;   /* its key's entry in the directory (clients only) */
+    struct token_bucket own_rates[SESSION_RATE_COUNT];   /* for sessions without a key */
     const struct session_callbacks *cb;
     struct session_reply *replies; /* FIFO of answers, sent in order (utlist DL) */
     size_t reply_count;
@@ -95,7 +106,11 @@ struct session_endpoint_config {
     const char *cert_der;          /* or CA-verified mutual TLS: certificate, key and CA */
     const char *key_der;           /* (DER files, all three) */
     const char *ca_der;
+    bool by_key;                   /* or mutual TLS with identity certificates: each side
+                                    * learns the other's key (federation_trust key) */
     uint64_t keepalive_ms;         /* 0: no keep-alive PINGs */
+    size_t max_sessions;           /* clients: connections admitted at once (0: no cap) */
+    size_t max_sessions_per_key;   /* clients: of them, per client key (0: no cap) */
 };
 
 /*
@@ -117,14 +132,18 @@ size_t session_endpoint_conn_count(const struct session_endpoint *e);
 uint16_t session_endpoint_port(const struct session_endpoint *e);
 
 /*
- * Dials addr ("host:port", numeric or a name) on e's socket with e's ALPN. The session
- * gets cb's events (borrowed) and owner; on_open runs once its stream is open, on_closed
+ * Dials addr ("host:port", numeric or a name) on e's socket with e's ALPN. With
+ * expected_key (32 bytes, copied; may be NULL) the peer must prove that key; with
+ * expected_name (copied; may be NULL) its CA-signed certificate must list that dNSName
+ * (CA-checked endpoints). The peer's key, when its certificate carries one, is in
+ * s->key (has_peer_key) by on_open. The session gets cb's events (borrowed) and owner; on_open runs once its stream is open, on_closed
  * always ends it (also when the connection never came up). *out stays valid until its
  * on_closed returns. Errors: QPC_ERR_NOT_FOUND (no such host), those of
  * qpc_config_parse_addr and qpc_quic_connect, QPC_ERR_NOMEM.
  */
-int session_dial(struct session_endpoint *e, const char *addr,
-                 const struct session_callbacks *cb, void *owner, struct session **out);
+int session_dial(struct session_endpoint *e, const char *addr, const uint8_t *expected_key,
+                 const char *expected_name, const struct session_callbacks *cb, void *owner,
+                 struct session **out);
 
 /* The first session of a connected client of e, or NULL (also when e is NULL); the
  * others follow through session_next_of_client. */
@@ -135,6 +154,15 @@ struct session *session_next_of_client(const struct session *s);
  * may send on the session but must not close or free one. */
 void session_foreach_client(struct session_endpoint *e,
                             void (*fn)(struct session *s, void *arg), void *arg);
+
+/*
+ * Takes one token from s's bucket `which` at rate tokens per second and burst at most,
+ * on the monotonic clock. A client's buckets belong to its KEY: every connection of that
+ * key takes from the same ones, and they outlive its last connection by
+ * SESSION_LINGER_S, so a client gets no more by opening many connections or by
+ * reconnecting. False when the bucket is empty.
+ */
+bool session_take(struct session *s, enum session_rate which, double rate, double burst);
 
 /* Packs m and queues it behind the replies before it; sends what is ready. A message
  * that cannot be packed (out of memory) is dropped: the peer's request times out. */

@@ -15,10 +15,12 @@
 #include "settings.h"
 
 static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
+static const char *const trust_modes[] = { "auto", "key", "ca", NULL };
 
 static const struct qpc_config_table_spec federation_peers = {
     .noun = "federation peer", .nouns = "federation peers", .short_noun = "peer",
     .name_word = "domain", .example = "10.0.0.2:7001", .max_entries = 1024,
+    .key_after_address = true,
 };
 
 #define SV(field) offsetof(struct server_settings, field)
@@ -53,9 +55,14 @@ static const struct qpc_config_key keys[] = {
       .env = "QPC_FEDERATION_LISTEN", .def = "0.0.0.0:7001", .offset = SV(federation_listen),
       .flags = QPC_CONFIG_PORT0, .metavar = "HOST:PORT",
       .help = "address for federation (mTLS) connections" },
+    { .name = "federation_trust", .flag = "--federation-trust", .type = QPC_CONFIG_ENUM,
+      .env = "QPC_FEDERATION_TRUST", .def = "auto", .offset = SV(federation_trust),
+      .choices = trust_modes, .metavar = "MODE",
+      .help = "how peers prove their domain: key (pinned Ed25519 keys), ca (certificates "
+              "naming the domain), auto (ca if federation_ca is set)" },
     { .name = "federation_cert", .flag = "--federation-cert", .type = QPC_CONFIG_STRING,
       .env = "QPC_FEDERATION_CERT", .def = "", .offset = SV(federation_cert),
-      .metavar = "FILE", .help = "this node's federation certificate (DER)" },
+      .metavar = "FILE", .help = "this node's federation certificate (DER; trust ca)" },
     { .name = "federation_key", .flag = "--federation-key", .type = QPC_CONFIG_STRING,
       .env = "QPC_FEDERATION_KEY", .def = "", .offset = SV(federation_key), .metavar = "FILE",
       .help = "private key of federation_cert (DER)" },
@@ -64,8 +71,9 @@ static const struct qpc_config_key keys[] = {
       .help = "CA certificate that signs every federation peer (DER)" },
     { .name = "federation_peers", .flag = "--federation-peers", .type = QPC_CONFIG_TABLE,
       .env = "QPC_FEDERATION_PEERS", .def = "", .offset = SV(federation_peers),
-      .table = &federation_peers, .metavar = "DOM=HOST:PORT,...",
-      .help = "known nodes: [federation_peers] table of domain = \"host:port\"" },
+      .table = &federation_peers, .metavar = "DOM=HOST:PORT KEY,...",
+      .help = "known nodes: [federation_peers] table of domain = \"host:port KEY\" "
+              "(KEY: the node's federation key; trust ca: \"host:port\")" },
     { .name = "metrics_listen", .flag = "--metrics-listen", .type = QPC_CONFIG_ADDR,
       .env = "QPC_METRICS_LISTEN", .def = "127.0.0.1:9464", .offset = SV(metrics_listen),
       .flags = QPC_CONFIG_EMPTY_OK | QPC_CONFIG_PORT0, .metavar = "HOST:PORT",
@@ -168,6 +176,9 @@ int server_settings_resolve(struct qpc_config *cfg, const char *home, const char
                         "federation_domain or QPC_LOCAL_DOMAIN", label);
         rc = compute(cfg, "federation_domain", label, ".mesh.local", err, errlen);
     }
+    if (rc == 0 && strcmp(s->federation_trust, "auto") == 0)
+        rc = compute(cfg, "federation_trust", s->federation_ca[0] != '\0' ? "ca" : "key", "",
+                     err, errlen);
     return rc;
 }
 
@@ -202,14 +213,38 @@ int server_settings_validate(const struct qpc_config *cfg, char *err, size_t err
                     "max_envelope_size (%lld); raise queue_max_bytes",
                     (long long)s->queue_max_bytes, (long long)s->max_envelope_size);
     if (s->federation_enabled) {
+        bool ca = strcmp(s->federation_trust, "ca") == 0 ||
+                  (strcmp(s->federation_trust, "auto") == 0 && s->federation_ca[0] != '\0');
         const char *missing = s->federation_cert[0] == '\0' ? "federation_cert (QPC_FEDERATION_CERT)"
                             : s->federation_key[0] == '\0' ? "federation_key (QPC_FEDERATION_KEY)"
                             : s->federation_ca[0] == '\0' ? "federation_ca (QPC_FEDERATION_CA)"
                             : NULL;
-        if (missing != NULL)
-            return fail(err, errlen, "federation_enabled is true but %s is empty; "
-                        "federation uses mutual TLS and needs the cert, key and CA files "
-                        "(DER), or set federation_enabled = false", missing);
+        if (ca && missing != NULL)
+            return fail(err, errlen, "federation_trust is \"ca\" but %s is empty; "
+                        "CA-checked federation needs the cert, key and CA files (DER), or "
+                        "set federation_trust = \"key\" to federate by pinned keys",
+                        missing);
+        if (!ca && (s->federation_cert[0] != '\0' || s->federation_key[0] != '\0'))
+            return fail(err, errlen, "federation_cert or federation_key is set but "
+                        "federation_trust is \"key\" (or \"auto\" without federation_ca): "
+                        "with pinned keys no certificate files are used; set federation_ca "
+                        "(and federation_trust = \"ca\") for a CA, or remove the files");
+        for (size_t i = 0; i < s->federation_peers.count; i++) {
+            const struct qpc_config_entry *e = &s->federation_peers.items[i];
+            bool has_key = e->value[strcspn(e->value, " \t")] != '\0';
+            if (!ca && !has_key)
+                return fail(err, errlen, "federation peer '%s' has no key, and with "
+                            "federation_trust = \"key\" a peer proves its domain by its key; "
+                            "write \"%s\" = \"%s <its key>\" (the key the other node prints "
+                            "at start as 'federation key:', or with qpc-server "
+                            "--print-federation-key), or use federation_trust = \"ca\"",
+                            e->name, e->name, e->value);
+            if (ca && has_key)
+                return fail(err, errlen, "federation peer '%s' has a key, but with "
+                            "federation_trust = \"ca\" the certificate proves the domain; "
+                            "write \"%s\" = \"%.*s\", or use federation_trust = \"key\"",
+                            e->name, e->name, (int)strcspn(e->value, " \t"), e->value);
+        }
         if (addrs_clash(s->listen, s->federation_listen))
             return fail(err, errlen, "listen (%s) and federation_listen (%s) use the "
                         "same port; give federation its own port (default 7001)", s->listen,

@@ -29,10 +29,12 @@ struct server_settings {
     bool federation_enabled;
     char *federation_domain;       /* "" until server_settings_resolve() */
     char *federation_listen;
-    char *federation_cert;         /* DER file paths; required when federation is enabled */
+    char *federation_trust;        /* "key" or "ca" after server_settings_resolve() ("auto"
+                                    * before: "ca" when federation_ca is set, else "key") */
+    char *federation_cert;         /* DER file paths; required with federation_trust = "ca" */
     char *federation_key;
     char *federation_ca;
-    struct qpc_config_table federation_peers; /* domain -> "host:port" (qpc_config_table_get) */
+    struct qpc_config_table federation_peers; /* domain -> "host:port" or "host:port KEY" */
     char *metrics_listen;          /* "" disables the metrics endpoint */
     int64_t max_frame_size;        /* bytes */
     int64_t max_envelope_size;     /* bytes, <= max_frame_size */
@@ -54,7 +56,8 @@ const struct server_settings *server_settings(const struct qpc_config *cfg);
 /*
  * Fills the settings whose empty value means "computed at start", once all layers are
  * applied: data_dir -> HOME/.local/share/quicprochat/server, federation_domain ->
- * HOSTNAME.mesh.local (first label of the host name). home and hostname are borrowed;
+ * HOSTNAME.mesh.local (first label of the host name), federation_trust "auto" -> "ca"
+ * when federation_ca is set, else "key". home and hostname are borrowed;
  * either may be NULL, an error only if it is needed. Explicit values are left alone and
  * the recorded sources do not change.
  * Returns 0, QPC_ERR_CONFIG (a needed value is missing: err says which key to set) or

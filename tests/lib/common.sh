@@ -122,3 +122,34 @@ it_require_netns() {
     ip netns add "$probe" 2>/dev/null || it_skip "cannot make network namespaces here (ip netns add failed)"
     ip netns del "$probe" 2>/dev/null || true
 }
+
+# it_port_base [COUNT]: print a port P such that P..P+COUNT-1 (default 10) are free for
+# both UDP and TCP on 127.0.0.1 right now. The range stays below Linux's ephemeral ports
+# (32768 and up), where every client socket bound to port 0 lands: a fixed test port in
+# that range can be taken at any moment by another test's client, which is how tests
+# that run side by side (ctest -j2) used to fail with "cannot listen". Still a check, not
+# a reservation: two tests starting in the same instant can pick the same range, which
+# the random start makes unlikely.
+it_port_base() {
+    python3 - "${1:-10}" <<'PYEOF'
+import random, socket, sys
+count = int(sys.argv[1])
+for _ in range(200):
+    base = random.randrange(20000, 32000 - count)
+    socks = []
+    try:
+        for p in range(base, base + count):
+            for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                s = socket.socket(socket.AF_INET, kind)
+                socks.append(s)
+                s.bind(("127.0.0.1", p))
+    except OSError:
+        continue
+    finally:
+        for s in socks:
+            s.close()
+    print(base)
+    sys.exit(0)
+sys.exit("it_port_base: no free range of %d ports found" % count)
+PYEOF
+}

@@ -7,6 +7,8 @@
  *   replay       the same bytes again                                      -> DUPLICATE
  *   rehopped     the same envelope with hop_count + 1 (same id)            -> DUPLICATE
  *   forged       a new envelope whose signature has one bit flipped        -> INVALID
+ *   forged-again the same forged bytes (refused by lookup, no signature
+ *                check: qpc_broadcasts_known_invalid_total counts it)       -> INVALID
  *   forged-first a forged copy of another new envelope ...                 -> INVALID
  *   real-after   ... then the real one: a forgery must not poison dedup    -> OK
  *   expired      created two TTLs ago (signed correctly)                   -> EXPIRED
@@ -170,6 +172,7 @@ int main(int argc, char **argv)
         (rc = step(&t, "replay", QPC__STATUS__STATUS_DUPLICATE, e1, l1)) == 0 &&
         (rc = step(&t, "rehopped", QPC__STATUS__STATUS_DUPLICATE, e1h, l1h)) == 0 &&
         (rc = step(&t, "forged", QPC__STATUS__STATUS_INVALID, bad, lbad)) == 0 &&
+        (rc = step(&t, "forged-again", QPC__STATUS__STATUS_INVALID, bad, lbad)) == 0 &&
         (rc = step(&t, "forged-first", QPC__STATUS__STATUS_INVALID, e2f, l2f)) == 0 &&
         (rc = step(&t, "real-after", QPC__STATUS__STATUS_OK, e2, l2)) == 0 &&
         (rc = step(&t, "expired", QPC__STATUS__STATUS_EXPIRED, old, lold)) == 0 &&

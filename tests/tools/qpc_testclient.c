@@ -4,9 +4,11 @@
  *
  *   qpc_testclient -i ID.json id                          print the peer id
  *   qpc_testclient -i ID.json -S HOST:PORT send KEY[@DOMAIN] COUNT
- *          [-b BATCH] [-z BYTES] [-t TTL] [-w WINDOW] [-F] [-R]
+ *          [-b BATCH] [-z BYTES] [-Z BYTES] [-t TTL] [-w WINDOW] [-F] [-R]
  *       one line per item "ok INDEX IDHEX STATUS" as the answers arrive (flushed), then
- *       "summary sent=N OK=.. ..." ; -b > 1 uses batch_enqueue; -F signs the envelopes
+ *       "summary sent=N OK=.. ..." ; -z is the payload size, -Z the size of the whole
+ *       encoded envelope (the payload is sized to make it exactly that);
+ *       -b > 1 uses batch_enqueue; -F signs the envelopes
  *       with a key that is not ours (the node must answer FORBIDDEN); -R sets a recipient
  *       field that differs from the envelope's (INVALID).
  *   qpc_testclient -i ID.json -S HOST:PORT fetch [-a] [-p PAGE]
@@ -16,6 +18,13 @@
  *       enables push, prints "ready", then "push SEQ IDHEX PAYLOAD" per pushed item
  *   qpc_testclient -i ID.json -S HOST:PORT peer KEY
  *       peer_info: "online 0|1" and "address ADDR" per address the node observes
+ *   qpc_testclient -i ID.json -S HOST:PORT garbage COUNT [-T SECONDS]
+ *       sends COUNT frames that are not a ClientRequest, prints "answers N" (error
+ *       answers received) and "closed REASON" once the node closes; exits 0 when it
+ *       closed, 4 when it had not after SECONDS
+ *   qpc_testclient -i ID.json -S HOST:PORT hold COUNT
+ *       opens COUNT more connections with the same identity, one after another, and
+ *       prints "admitted N" and one "refused REASON" per connection the node closed
  *   qpc_testclient -i ID.json -S HOST:PORT relay KEY COUNT
  *       sends COUNT relay datagrams 0x01||KEY||"ping-I", 20 ms apart
  *   qpc_testclient -i ID.json -S HOST:PORT recv COUNT [-T SECONDS]
@@ -37,13 +46,46 @@
 
 struct opts {
     const char *identity, *server;
-    size_t batch, size, window, page;
+    size_t batch, size, envelope_size, window, page;
     uint32_t ttl;
     bool ack, forge, wrong_recipient;
     double timeout;
 };
 
 /* --- send ------------------------------------------------------------------------------- */
+
+/* Makes envelope i with a payload of o->size bytes, or sized so that the encoded envelope
+ * is exactly o->envelope_size bytes (varint lengths can make a size unreachable: then
+ * the nearest below). */
+static int make_one(const uint8_t *sk, const uint8_t *recipient, const struct opts *o, size_t i,
+                    uint8_t **blob, size_t *len, uint8_t id[QPC_ID_LEN])
+{
+    size_t plen = o->envelope_size > 256 ? o->envelope_size - 256 : o->size;
+    int rc = 1;
+
+    for (int round = 0; round < 8; round++) {
+        uint8_t *payload = malloc(plen + 32);
+        int n;
+
+        if (payload == NULL)
+            return 1;
+        n = snprintf((char *)payload, 32, "m%zu", i);
+        if (plen < (size_t)n)
+            plen = (size_t)n;
+        memset(payload + n, 'x', plen - (size_t)n);
+        free(*blob);
+        *blob = NULL;
+        rc = tc_make_envelope(sk, recipient, payload, plen, o->ttl, blob, len, id);
+        free(payload);
+        if (rc != 0 || o->envelope_size == 0 || *len == o->envelope_size)
+            return rc;
+        if (*len > o->envelope_size)
+            plen -= *len - o->envelope_size;
+        else if (round < 7)
+            plen += o->envelope_size - *len;
+    }
+    return *len <= o->envelope_size ? 0 : 1;
+}
 
 struct flight {
     uint64_t rid;
@@ -87,7 +129,11 @@ static void sender_msg(struct tc *t, const Qpc__ServerMessage *m)
         s->protocol_error = true;
         return;
     }
-    if (m->body_case == QPC__SERVER_MESSAGE__BODY_ENQUEUE && f->n == 1) {
+    if (m->body_case == QPC__SERVER_MESSAGE__BODY_ERROR) {
+        printf("error %s %s\n", tc_status_name(m->error->status),
+               m->error->detail != NULL ? m->error->detail : "");
+        s->protocol_error = true;
+    } else if (m->body_case == QPC__SERVER_MESSAGE__BODY_ENQUEUE && f->n == 1) {
         print_item(s, f->start, m->enqueue->status);
     } else if (m->body_case == QPC__SERVER_MESSAGE__BODY_BATCH_ENQUEUE &&
                m->batch_enqueue->n_statuses == f->n) {
@@ -138,22 +184,11 @@ static int cmd_send(struct tc *t, const uint8_t *sk, const struct opts *o, const
         goto out;
     /* Signing costs ~25 us: make every envelope before the first request. */
     for (size_t i = 0; i < count; i++) {
-        size_t plen = o->size;
-        uint8_t *payload = malloc(plen + 32);
-        int n;
-        if (payload == NULL)
-            goto out;
-        n = snprintf((char *)payload, 32, "m%zu", i);
-        if (plen < (size_t)n)
-            plen = (size_t)n;
-        memset(payload + n, 'x', plen - (size_t)n);
-        if (tc_make_envelope(o->forge ? forged_sk : sk, recipient, payload, plen, o->ttl,
-                             &blobs[i], &lens[i], s.ids[i]) != 0) {
+        if (make_one(o->forge ? forged_sk : sk, recipient, o, i, &blobs[i], &lens[i],
+                     s.ids[i]) != 0) {
             fprintf(stderr, "testclient: cannot make envelope %zu\n", i);
-            free(payload);
             goto out;
         }
-        free(payload);
     }
     t->user = &s;
     t->on_msg = sender_msg;
@@ -289,6 +324,11 @@ static void waiter_msg(struct tc *t, const Qpc__ServerMessage *m)
         break;
     case QPC__SERVER_MESSAGE__BODY_PUSH_ACK:
         w->status = m->push_ack->status;
+        break;
+    case QPC__SERVER_MESSAGE__BODY_ERROR:
+        w->status = m->error->status;
+        printf("error %s %s\n", tc_status_name(m->error->status),
+               m->error->detail != NULL ? m->error->detail : "");
         break;
     default:
         w->status = -1;
@@ -532,12 +572,85 @@ static int cmd_recv(struct tc *t, const struct opts *o, size_t want)
     return 0;
 }
 
+/* --- hold ------------------------------------------------------------------------------ */
+
+static bool never(struct tc *t);
+
+static int cmd_hold(struct tc *first, const uint8_t *sk, const char *server, size_t count)
+{
+    struct tc *conns = calloc(count ? count : 1, sizeof(*conns));
+    size_t admitted = 0;
+
+    if (conns == NULL)
+        return 1;
+    for (size_t i = 0; i < count; i++) {
+        if (tc_connect(&conns[i], first->loop, sk, server, 10.0) != 0 && !conns[i].closed)
+            break;
+        tc_run_until(&conns[i], never, 0.1);   /* a refusal follows the handshake */
+    }
+    tc_run_until(first, never, 0.3);
+    for (size_t i = 0; i < count; i++) {
+        if (conns[i].ep != NULL && !conns[i].closed)
+            admitted++;
+        else if (conns[i].closed)
+            printf("refused %s\n", conns[i].close_reason);
+    }
+    printf("admitted %zu\n", admitted);
+    fflush(stdout);
+    for (size_t i = 0; i < count; i++)
+        tc_free(&conns[i]);
+    free(conns);
+    return 0;
+}
+
+/* --- garbage ------------------------------------------------------------------------------- */
+
+struct garbage_state {
+    size_t answers;
+};
+
+static void garbage_msg(struct tc *t, const Qpc__ServerMessage *m)
+{
+    struct garbage_state *g = t->user;
+
+    if (m->body_case == QPC__SERVER_MESSAGE__BODY_ERROR)
+        g->answers++;
+}
+
+static int cmd_garbage(struct tc *t, const struct opts *o, size_t count)
+{
+    static const uint8_t junk[] = { 0xff, 0xff, 0xff, 0xff, 0x0f };   /* a bad varint */
+    struct garbage_state g = { 0 };
+    size_t sent = 0;
+
+    t->user = &g;
+    t->on_msg = garbage_msg;
+    while (sent < count && !t->closed) {
+        int rc = qpc_quic_conn_send_frame(t->conn, t->sid, junk, sizeof(junk));
+        if (rc == QPC_ERR_AGAIN) {
+            tc_run_until(t, never, 0.01);
+            continue;
+        }
+        if (rc != 0)
+            break;
+        sent++;
+        if (sent % 64 == 0)
+            ev_run(t->loop, EVRUN_NOWAIT);
+    }
+    tc_run_until(t, never, o->timeout);   /* returns at once when the node closes */
+    printf("sent %zu\nanswers %zu\n", sent, g.answers);
+    if (t->closed)
+        printf("closed %s\n", t->close_reason);
+    fflush(stdout);
+    return t->closed ? 0 : 4;
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: qpc_testclient -i ID.json [-S HOST:PORT] "
                     "(id | send KEY[@DOMAIN] COUNT | fetch | ack SEQ... | listen COUNT |\n"
-                    "   peer KEY | relay KEY COUNT | recv COUNT)\n"
-                    "  options: -b BATCH -z BYTES -t TTL -w WINDOW -F -R -a -p PAGE -T SECONDS\n");
+                    "   peer KEY | relay KEY COUNT | recv COUNT | garbage COUNT | hold COUNT)\n"
+                    "  options: -b BATCH -z BYTES -Z BYTES -t TTL -w WINDOW -F -R -a -p PAGE -T SECONDS\n");
 }
 
 int main(int argc, char **argv)
@@ -550,12 +663,13 @@ int main(int argc, char **argv)
     const char *cmd;
     int opt, ret = 1;
 
-    while ((opt = getopt(argc, argv, "i:S:b:z:t:w:FRap:T:")) != -1) {
+    while ((opt = getopt(argc, argv, "i:S:b:z:Z:t:w:FRap:T:")) != -1) {
         switch (opt) {
         case 'i': o.identity = optarg; break;
         case 'S': o.server = optarg; break;
         case 'b': o.batch = strtoul(optarg, NULL, 10); break;
         case 'z': o.size = strtoul(optarg, NULL, 10); break;
+        case 'Z': o.envelope_size = strtoul(optarg, NULL, 10); break;
         case 't': o.ttl = (uint32_t)strtoul(optarg, NULL, 10); break;
         case 'w': o.window = strtoul(optarg, NULL, 10); break;
         case 'F': o.forge = true; break;
@@ -596,13 +710,17 @@ int main(int argc, char **argv)
         ret = cmd_listen(&t, &o, strtoul(argv[optind], NULL, 10));
     else if (strcmp(cmd, "peer") == 0 && optind + 1 == argc)
         ret = cmd_peer(&t, argv[optind]);
+    else if (strcmp(cmd, "hold") == 0 && optind + 1 == argc)
+        ret = cmd_hold(&t, qpc_identity_secret_key(id), o.server, strtoul(argv[optind], NULL, 10));
+    else if (strcmp(cmd, "garbage") == 0 && optind + 1 == argc)
+        ret = cmd_garbage(&t, &o, strtoul(argv[optind], NULL, 10));
     else if (strcmp(cmd, "relay") == 0 && optind + 2 == argc)
         ret = cmd_relay(&t, argv[optind], strtoul(argv[optind + 1], NULL, 10));
     else if (strcmp(cmd, "recv") == 0 && optind + 1 == argc)
         ret = cmd_recv(&t, &o, strtoul(argv[optind], NULL, 10));
     else
         usage();
-    if (t.closed && ret == 0)
+    if (t.closed && ret == 0 && strcmp(cmd, "garbage") != 0)
         ret = 3;
 out:
     tc_free(&t);
