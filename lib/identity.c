@@ -435,6 +435,25 @@ int qpc_identity_peer_set_pinned(struct qpc_identity *id, const uint8_t key[stat
     return 0;
 }
 
+int qpc_identity_peer_set_name(struct qpc_identity *id, const uint8_t key[static QPC_KEY_LEN],
+                               const char *name)
+{
+    struct peer_entry *e = peer_lookup(id, key);
+    char *copy = NULL;
+
+    if (e == NULL)
+        return QPC_ERR_NOT_FOUND;
+    if (name != NULL) {
+        if (!name_valid(name))
+            return QPC_ERR_INVALID;
+        if ((copy = strdup(name)) == NULL)
+            return QPC_ERR_NOMEM;
+    }
+    free(e->peer.name);
+    e->peer.name = copy;
+    return 0;
+}
+
 int qpc_identity_peer_remove(struct qpc_identity *id, const uint8_t key[static QPC_KEY_LEN])
 {
     struct peer_entry *e = peer_lookup(id, key);

@@ -163,6 +163,15 @@ done
 grep -q 'meeting at eight' "$T/m3.out" && fail "the non-subscriber could read it"
 grep -q '"event":"broadcast"' "$T/m3.out" && fail "the non-subscriber showed a broadcast"
 echo "ok 5 broadcast: 5 subscribers once each, relay m3 cannot read"
+
+# --- 6. no server saved: a node mDNS finds is offered ------------------------------------
+tmux kill-session -t "$TS" 2>/dev/null || true
+tmux new-session -d -s "$TS" -x 220 -y 60 \
+    "ip netns exec $P""a $B/qpc --data-dir $T/h --listen 10.211.0.2:7102 --mdns-interfaces eth0 2>$T/h.err"
+wait_screen "found a node on the link: .* at $SRV; /connect $SRV uses it"
+run "/connect"
+wait_screen "connected to server $SRV"
+echo "ok 6 without a saved server the REPL names the node mDNS found, and /connect uses it"
 # under -DQPC_SANITIZE=ON every report (leaks at exit included) fails the test
 if grep -l "Sanitizer\|runtime error:" "$T"/*.err 2>/dev/null; then fail "sanitizer report"; fi
 echo "PASS it_client_netns"

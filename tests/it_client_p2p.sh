@@ -8,7 +8,9 @@
 #      left byte for byte as they were.
 #   5. exit codes for usage errors and unknown peers.
 #   6. with a qpc-server: a message for an offline peer is held by the server and
-#      fetched by the peer when it starts (path "server").
+#      fetched by the peer when it starts (path "server"); a server that answers
+#      "queue full" leaves the message queued (exit 3, not "failed"), and the outbox
+#      delivers it later, once.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 B=${QPC_BUILD:?}
@@ -129,6 +131,30 @@ if [ -x "$B/qpc-server" ]; then
         || fail "D did not receive from the server"
     grep -q '"text":"kept by the node","path":"server"' "$T/d.out" || fail "D: wrong path"
     echo "ok 6 held by server"
+
+    $B/qpc-server --listen 127.0.0.1:0 --data-dir "$T/srv2" --mdns-enabled=false --metrics-listen= \
+        --queue-quota 1 >"$T/srv2.out" 2>"$T/srv2.err" &
+    PIDS+=($!)
+    for i in $(seq 100); do grep -q 'connect: *qpc --server' "$T/srv2.out" "$T/srv2.err" 2>/dev/null && break; sleep 0.1; done
+    S2ADDR=$(sed -n 's/.*connect: *qpc --server \([^ ]*\).*/\1/p' "$T/srv2.out" "$T/srv2.err" | head -1)
+    GK=$($B/qpc --data-dir "$T/g" identity)
+    GPORT=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    $B/qpc --data-dir "$T/f" peer add "$GK" "127.0.0.1:$GPORT" gina
+    rc=0; $B/qpc --data-dir "$T/f" $Q --server "$S2ADDR" send gina "first" >"$T/send6b1.out" || rc=$?
+    [ $rc -eq 3 ] || fail "first send via the server: exit $rc, want 3"
+    rc=0; $B/qpc --data-dir "$T/f" $Q --server "$S2ADDR" send gina "second" >"$T/send6b2.out" 2>&1 || rc=$?
+    [ $rc -eq 3 ] || fail "the node's queue full: exit $rc, want 3 (queued): $(cat "$T/send6b2.out")"
+    grep -q "queued .* did not take it (recipient's queue full); kept in outbox" "$T/send6b2.out" ||
+        fail "no 'queued ... kept in outbox' line: $(cat "$T/send6b2.out")"
+    grep -q "failed" "$T/send6b2.out" && fail "'failed' for a message that is kept"
+    $B/qpc --data-dir "$T/g" --listen "127.0.0.1:$GPORT" --no-mdns listen --json --count 2 --timeout 20 \
+        >"$T/g.out" 2>"$T/g.err" &
+    GPID=$!; PIDS+=($GPID)
+    sleep 0.5
+    $B/qpc --data-dir "$T/f" $Q listen --timeout 6 >"$T/f.out" 2>"$T/f.err" || true
+    wait "$GPID" || fail "G did not get both messages: $(cat "$T/g.out")"
+    [ "$(grep -c '"text":"second"' "$T/g.out")" -eq 1 ] || fail "the queued message not delivered once"
+    echo "ok 6b queue full at the node: queued, delivered later once"
 else
     echo "skip 6: no qpc-server"
 fi

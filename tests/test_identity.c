@@ -750,6 +750,30 @@ static void test_identity_peer_upsert_refuses_bad_input_and_changes_nothing(void
     qpc_identity_free(id);
 }
 
+static void test_identity_peer_set_name_changes_only_the_name(void **state)
+{
+    struct qpc_identity *id = identity_from_rfc_seed();
+    const struct qpc_peer *p;
+    uint8_t k[QPC_KEY_LEN], other[QPC_KEY_LEN];
+
+    (void)state;
+    key_with_prefix(k, "0a", 'c');
+    key_with_prefix(other, "0b", 'c');
+    assert_int_equal(qpc_identity_peer_upsert(id, k, "old", "10.0.0.1:7000", 1234,
+                                              QPC_PEER_SOURCE_MDNS, QPC_PEER_CLIENT, NULL), 0);
+    assert_int_equal(qpc_identity_peer_set_name(id, k, "Jürgen"), 0);
+    p = qpc_identity_peer_get(id, k);
+    assert_string_equal(p->name, "Jürgen");
+    assert_int_equal(p->source, QPC_PEER_SOURCE_MDNS);   /* naming is not meeting */
+    assert_int_equal(p->last_seen_ms, 1234);
+    assert_int_equal(qpc_identity_peer_set_name(id, k, "bad\x1b[0m"), QPC_ERR_INVALID);
+    assert_string_equal(p->name, "Jürgen");
+    assert_int_equal(qpc_identity_peer_set_name(id, k, NULL), 0);
+    assert_null(p->name);
+    assert_int_equal(qpc_identity_peer_set_name(id, other, "x"), QPC_ERR_NOT_FOUND);
+    qpc_identity_free(id);
+}
+
 static void test_identity_peer_remove_count_and_iterate(void **state)
 {
     struct qpc_identity *id = identity_from_rfc_seed();
@@ -1149,6 +1173,7 @@ int main(void)
         cmocka_unit_test(test_identity_peer_upsert_merges_addresses_newest_first_bounded),
         cmocka_unit_test(test_identity_peer_upsert_refuses_bad_input_and_changes_nothing),
         cmocka_unit_test(test_identity_peer_remove_count_and_iterate),
+        cmocka_unit_test(test_identity_peer_set_name_changes_only_the_name),
         cmocka_unit_test(test_identity_full_directory_evicts_oldest_unpinned_peer),
         cmocka_unit_test(test_identity_directory_full_of_pinned_peers_refuses_new_one),
         cmocka_unit_test(test_identity_peer_find_exact_and_unique_prefix),

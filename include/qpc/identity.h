@@ -237,6 +237,14 @@ int qpc_identity_peer_find(const struct qpc_identity *id, const char *prefix,
 int qpc_identity_peer_set_pinned(struct qpc_identity *id, const uint8_t key[static QPC_KEY_LEN],
                                  bool pinned);
 
+/*
+ * Sets (copies) or clears (NULL) a peer's display name without touching anything else
+ * it is known by (source, kind, time). Names follow qpc_identity_set_name's rules.
+ * Returns 0, QPC_ERR_NOT_FOUND, QPC_ERR_INVALID or QPC_ERR_NOMEM.
+ */
+int qpc_identity_peer_set_name(struct qpc_identity *id, const uint8_t key[static QPC_KEY_LEN],
+                               const char *name);
+
 /* Removes a peer; pointers to it become invalid. Returns 0 or QPC_ERR_NOT_FOUND. */
 int qpc_identity_peer_remove(struct qpc_identity *id, const uint8_t key[static QPC_KEY_LEN]);
 

@@ -4,8 +4,9 @@
  *
  * One process, one libev loop, one `struct client`. The files, top to bottom (a file
  * calls only files below it; docs/architecture.md draws the graph):
- *   main.c      subcommand table, options, exit codes
- *   repl.c      the interactive REPL (libedit), its command table and completion
+ *   main.c      subcommand table, options, exit codes, the locale
+ *   repl.c      the interactive REPL, its command table and completion
+ *   share.c     my identity as the qpc: text and a QR code
  *   discover.c  mDNS: browsing for nodes and peers, announcing this peer
  *   node.c      the P2P node's face: start/stop, the QUIC endpoint's callbacks, the
  *               calls main, repl and discover make; composes the files below
@@ -24,15 +25,18 @@
  *   state.c     data directory: identity file, persisted outbox (group commit), seen ids,
  *               subscriptions
  *   output.c    events shown to the user: plain lines, JSON lines, or above the prompt
+ *   history.c   messages.db: every message sent and received, times and outcomes
+ *   lineedit.c  the line editor: libedit's own API on the loop, fed by us
+ *   contacts.c  who is meant: names, id prefixes, the qpc: text form                (*)
  *   routes.c    what is learned of where peers are, from links, servers, mDNS, envelopes (*)
  *   peers.c     live per-peer state and its garbage collection                         (*)
  *   custody.c   the in-flight table: which acks end custody, parking, expiry, bounds  (*)
  *   receipts.c  end-to-end receipts: what I wait for, what I owe                        (*)
- *   net.c       address text, relay-address test, resolve, pack-and-send of a frame   (*)
  * (*) qpc-client-core: none owns a socket, an endpoint or a loop, and time is an
- *     argument; routes, peers, custody and receipts are unit-tested (tests/test_client_*.c).
+ *     argument; routes, peers, custody, receipts and contacts are unit-tested
+ *     (tests/test_client_*.c).
  * Everything runs on the loop; nothing blocks except the one SQLite commit of the outbox
- * per loop turn (state.c, turn.c).
+ * per loop turn (state.c, turn.c) and the history's writes (history.c).
  */
 #ifndef QPC_CLIENT_H
 #define QPC_CLIENT_H
@@ -68,6 +72,15 @@ enum qpc_exit {
     EXIT_REFUSED = 6,      /* server or peer refused (pinned key mismatch, status) */
 };
 
+/*
+ * The largest message text, direct or broadcast: 64 KiB. Far below every frame limit and
+ * the servers' default max_envelope_size (256 KiB) with the sealing overhead, so a
+ * message that is accepted fits every path. Longer text is refused whole, never cut.
+ */
+#define MESSAGE_TEXT_MAX 65536
+/* The longest line the REPL takes (a command and its message); longer ones are dropped. */
+#define LINE_MAX_BYTES (4 * MESSAGE_TEXT_MAX)
+
 /* How a message travelled. */
 enum path_kind {
     PATH_DIRECT = 0,
@@ -100,6 +113,7 @@ struct event {
     uint32_t hops;
     uint64_t elapsed_ms;   /* delivered: from the message's creation to its receipt */
     int err;               /* for refused/failed */
+    uint64_t sent_ms;      /* message/broadcast: the envelope's created_at (sender's clock) */
 };
 
 enum out_mode {
@@ -113,6 +127,7 @@ struct after_commit;       /* what waits for the next commit (state.c) */
 struct session;            /* the server connection (session.c) */
 struct session_callbacks;  /* how the session reports up (session.h) */
 struct discover;           /* mDNS browser and announcement (discover.c) */
+struct history;            /* the message history (history.c) */
 
 struct client {
     int kind;                            /* 0; a struct link starts with a nonzero kind, so
@@ -136,6 +151,7 @@ struct client {
     size_t refill_mark;                  /* store envelopes when the last refill ran */
     FILE *seen_log;                      /* ids delivered to me, appended */
     struct receipts receipts;            /* receipts.c: waited for, owed */
+    struct history *history;             /* messages.db (history.c); NULL: none */
 
     /* the P2P node (node.c and the files below it) */
     struct qpc_box_cache *box;
@@ -154,11 +170,13 @@ struct client {
     uint64_t last_gc_ms;                 /* when the collect-garbage job last ran */
 
     struct session *session;
+    struct session *session_trial;       /* a server being tried beside the session (session.c) */
     const struct session_callbacks *session_cb;   /* set once by node_start (session.h) */
     struct discover *discover;
 
     enum out_mode out_mode;
     bool stop;                           /* SIGINT/SIGTERM: every wait loop ends */
+    void (*on_interrupt)(struct client *cl);   /* set: SIGINT calls it instead (the REPL) */
     /* A subcommand's watcher: sees every event after it is shown. */
     void (*watch)(struct client *cl, const struct event *ev);
     void *watch_arg;

@@ -37,6 +37,8 @@ struct seen_node {
     uint16_t port;
     char ver[16];
     char txt[NODE_TXT_SHOWN];          /* every TXT pair, "k=v k=v", control bytes replaced */
+    char client[QPC_ADDRESS_MAX + 1];  /* where clients connect (server=, else the SRV), "" if none */
+    bool hinted;                       /* the REPL was told how to use it */
     UT_hash_handle hh;
 };
 
@@ -66,6 +68,8 @@ static void clean_copy(char *dst, size_t cap, const char *src)
     if (cap > 0)
         dst[i] = '\0';
 }
+
+static bool node_client_address(const struct qpc_mdns_service *svc, char *out, size_t cap);
 
 static void node_cb(const struct qpc_mdns_service *svc, bool added, void *arg)
 {
@@ -100,6 +104,43 @@ static void node_cb(const struct qpc_mdns_service *svc, bool added, void *arg)
                                  svc->txt[i].key, svc->txt[i].value);
     clean_copy(n->txt, sizeof(n->txt), txt);
     qpc_log_debug("discover", "node %s at %s:%u %s", n->name, n->address, n->port, n->txt);
+    /* No server to use yet: say how to use the one that just showed up (once per node). */
+    if (!node_client_address(svc, n->client, sizeof(n->client)))
+        n->client[0] = '\0';
+    if (!n->hinted && cl->session == NULL && cl->out_mode == OUT_REPL &&
+        strcmp(n->ver, QPC_MDNS_TXT_VERSION) == 0 && n->client[0] != '\0') {
+        n->hinted = true;
+        say(cl, "found a node on the link: %s at %s; /connect %s uses it", n->name, n->client, n->client);
+    }
+}
+
+static bool node_client_address(const struct qpc_mdns_service *svc, char *out, size_t cap)
+{
+    const char *server = qpc_mdns_service_txt(svc, "server");
+
+    if (server != NULL && qpc_addr_is_numeric(server) && qpc_addr_valid(server)) {
+        snprintf(out, cap, "%s", server);
+        return true;
+    }
+    if (svc->address == NULL || svc->port == 0)
+        return false;
+    snprintf(out, cap, strchr(svc->address, ':') ? "[%s]:%u" : "%s:%u", svc->address, svc->port);
+    return qpc_addr_valid(out);
+}
+
+int discover_node_address(const struct client *cl, char *out, size_t cap)
+{
+    const struct seen_node *n, *tmp;
+
+    if (cl->discover == NULL)
+        return QPC_ERR_NOT_FOUND;
+    HASH_ITER(hh, cl->discover->nodes, n, tmp) {
+        if (n->client[0] != '\0') {
+            snprintf(out, cap, "%s", n->client);
+            return 0;
+        }
+    }
+    return QPC_ERR_NOT_FOUND;
 }
 
 /*
@@ -297,11 +338,6 @@ void discover_stop(struct client *cl)
     }
     free(d);
     cl->discover = NULL;
-}
-
-bool discover_prefix_trusted(const struct qpc_peer *p, const char *typed)
-{
-    return p->source != QPC_PEER_SOURCE_MDNS || strlen(typed) >= DISCOVER_PREFIX_MIN;
 }
 
 static const struct seen_peer *seen_by_mdns(const struct discover *d, const uint8_t key[static QPC_KEY_LEN])

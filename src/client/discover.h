@@ -14,12 +14,10 @@ int discover_start(struct client *cl, char *err, size_t errlen);
 void discover_stop(struct client *cl);
 /* Prints the nodes and peers seen (for /mesh peers). Returns how many. */
 size_t discover_print(struct client *cl);
+/* Where clients connect to a node mDNS found (the first one). 0 or QPC_ERR_NOT_FOUND. */
+int discover_node_address(const struct client *cl, char *out, size_t cap);
 /* How long `qpc send` looks on mDNS for a peer id not in the directory. */
 #define DISCOVER_WAIT_S 5.0
-/* Hex digits a typed prefix needs to pick a peer known only from mDNS (64 bits: a
- * stranger cannot make a key that matches, as a short prefix can be matched by grinding). */
-#define DISCOVER_PREFIX_MIN 16
-/* False when typed text picked p by a prefix too short for a peer known only from mDNS. */
-bool discover_prefix_trusted(const struct qpc_peer *p, const char *typed);
+/* (The prefix a peer known only from mDNS needs is contacts.h's CONTACTS_MDNS_PREFIX_MIN.) */
 
 #endif

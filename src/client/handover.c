@@ -157,7 +157,9 @@ static int to_server_cb(void *ctx, struct qpc_envelope *env)
     uint8_t id[QPC_ID_LEN];
     struct inflight *f;
 
-    if (mine && !(session_up(cl) && session_enqueue(cl, env, domain, report) == 0) && report) {
+    /* kept: without a node domain a link may still carry our copy, so a refusal is not final. */
+    if (mine && !(session_up(cl) && session_enqueue(cl, env, domain, report, domain[0] == '\0') == 0) &&
+        report) {
         ev.text = "peer unreachable, kept in outbox";
         ev.text_len = strlen(ev.text);
         emit(cl, &ev);
@@ -181,7 +183,7 @@ static void to_server_again_cb(void *ctx, struct inflight *f)
     struct client *cl = ctx;
 
     if (f->mine)
-        session_enqueue(cl, &f->env, state_hold_domain(cl, f->id), handover_reports(cl, &f->env));
+        session_enqueue(cl, &f->env, state_hold_domain(cl, f->id), handover_reports(cl, &f->env), false);
 }
 
 void handover_session_up(struct client *cl)

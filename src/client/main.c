@@ -8,6 +8,8 @@
  * "delivered" from "held for later" from "no such peer" from "state file corrupt".
  */
 #include <getopt.h>
+#include <langinfo.h>
+#include <locale.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,10 +18,13 @@
 #include <sodium.h>
 
 #include "client.h"
+#include "contacts.h"
 #include "discover.h"
+#include "history.h"
 #include "node.h"
 #include "output.h"
 #include "session.h"
+#include "share.h"
 #include "state.h"
 #include "qpc/direct.h"
 #include "qpc/error.h"
@@ -48,14 +53,39 @@ struct subcommand {
 
 static void sig_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
-    ((struct client *)w->data)->stop = true;
+    struct client *cl = w->data;
+
+    if (w->signum == SIGINT && cl->on_interrupt != NULL) {
+        cl->on_interrupt(cl);
+        return;
+    }
+    cl->stop = true;
     ev_break(loop, EVBREAK_ALL);
+}
+
+/*
+ * Text is UTF-8 everywhere (messages, names, topics), and the line editor reads and
+ * draws characters through the locale: without setlocale every non-ASCII key would be
+ * dropped. The environment's locale is taken; the plain C locale, which knows only
+ * ASCII, is widened to C.UTF-8 for characters alone. Numbers stay in the C locale so
+ * "--timeout 1.5" means the same everywhere.
+ */
+static void set_locale(void)
+{
+    const char *cs;
+
+    setlocale(LC_ALL, "");
+    cs = nl_langinfo(CODESET);
+    if (cs != NULL && strcmp(cs, "ANSI_X3.4-1968") == 0)
+        setlocale(LC_CTYPE, "C.UTF-8");
+    setlocale(LC_NUMERIC, "C");
 }
 
 /* Loads identity and state; returns an exit code and prints why on failure. */
 static int open_state(struct client *cl, bool create)
 {
     char err[PATH_MAX + 256] = "";   /* messages name files in data_dir */
+    char path[PATH_MAX + 32];
     int rc = state_open(cl, create, err, sizeof(err));
 
     if (rc != EXIT_OK) {
@@ -64,6 +94,10 @@ static int open_state(struct client *cl, bool create)
         fprintf(stderr, "qpc: %s\n", err);
         return rc;
     }
+    snprintf(path, sizeof(path), "%s/%s", cl->data_dir, HISTORY_FILE);
+    /* Without it messages still go and come; the user is told that none are kept. */
+    if (history_open(path, &cl->history, err, sizeof(err)) < 0)
+        qpc_log_warn("history", "no message history: %s (left untouched)", err);
     cl->channels = qpc_broadcast_set_new();
     if (cl->channels == NULL)
         return EXIT_FAIL;
@@ -105,34 +139,18 @@ static void run_until_done(struct client *cl, const bool *done, double timeout)
 }
 
 /*
- * Resolves a typed peer id: a full key, or a unique prefix of a known peer (a peer known
- * only from mDNS needs a prefix a stranger cannot grind, discover_prefix_trusted). With
- * report, says why it failed. Returns 0, QPC_ERR_NOT_FOUND, QPC_ERR_AMBIGUOUS,
- * QPC_ERR_REFUSED (prefix too short for an mDNS-only peer) or QPC_ERR_INVALID.
+ * Resolves a typed peer: a full key, a name, or a unique prefix of a known peer's id
+ * (contacts.c has the rules). With report, says why it failed. Returns 0 or what
+ * contacts_resolve returns.
  */
 static int resolve_peer_arg(struct client *cl, const char *text, uint8_t key[static QPC_KEY_LEN],
                             bool report)
 {
-    const struct qpc_peer *p = NULL;
-    char err[512];
-    int rc;
+    char err[1024];
+    int rc = contacts_resolve(cl->id, text, key, NULL, err, sizeof(err));
 
-    if (strlen(text) == 64 && qpc_key_from_hex(key, text) == 0)
-        return 0;
-    rc = qpc_identity_peer_find(cl->id, text, &p, err, sizeof(err));
-    if (rc == 0 && !discover_prefix_trusted(p, text)) {
-        rc = QPC_ERR_REFUSED;
-        snprintf(err, sizeof(err), "'%s' matches a peer known only from mDNS: give at least %d hex "
-                 "digits of its id", text, DISCOVER_PREFIX_MIN);
-    }
-    if (rc == 0) {
-        memcpy(key, p->key, QPC_KEY_LEN);
-        return 0;
-    }
-    if (report)
-        fprintf(stderr, "qpc: %s\n", rc == QPC_ERR_AMBIGUOUS || rc == QPC_ERR_REFUSED ? err
-                                      : rc == QPC_ERR_NOT_FOUND ? "no known peer matches that id"
-                                                                : "not a peer id (hex)");
+    if (rc < 0 && report)
+        fprintf(stderr, "qpc: %s\n", err);
     return rc;
 }
 
@@ -171,10 +189,12 @@ static int sub_identity(struct client *cl, int argc, char **argv)
 
     if (rc != EXIT_OK)
         return rc;
-    if (argc > 1) {
-        fprintf(stderr, "usage: qpc identity\n");
+    if (argc > 2 || (argc == 2 && strcmp(argv[1], "--qr") != 0)) {
+        fprintf(stderr, "usage: qpc identity [--qr] [--json]\n");
         return EXIT_USAGE;
     }
+    if (argc == 2)
+        return share_show(cl) == 0 ? EXIT_OK : EXIT_FAIL;
     if (g_opts.json)
         printf("{\"peer_id\":\"%s\",\"file\":\"%s\",\"peers\":%zu}\n", qpc_identity_peer_id(cl->id),
                cl->identity_path, qpc_identity_peer_count(cl->id));
@@ -185,32 +205,89 @@ static int sub_identity(struct client *cl, int argc, char **argv)
 
 static int sub_peer(struct client *cl, int argc, char **argv)
 {
-    uint8_t key[QPC_KEY_LEN];
+    struct contacts_card card;
     const struct qpc_peer *p = NULL;
+    const char *addrs[CONTACTS_CARD_ADDRS_MAX];
+    char err[512], note[512];
+    bool add = argc >= 2 && strcmp(argv[1], "add") == 0;
+    bool is_card = add && argc == 3 && contacts_is_card(argv[2]);
     int rc;
 
-    if (argc < 2 || (strcmp(argv[1], "add") == 0 && (argc < 4 || argc > 5)) ||
-        (strcmp(argv[1], "add") != 0 && strcmp(argv[1], "list") != 0)) {
-        fprintf(stderr, "usage: qpc peer add <peer_key> <host:port> [name] | qpc peer list\n");
+    if (argc < 2 || (add && !is_card && (argc < 4 || argc > 5)) ||
+        (!add && strcmp(argv[1], "list") != 0)) {
+        fprintf(stderr, "usage: qpc peer add <peer_key> <host:port> [name] | qpc peer add qpc:<id>?... | "
+                        "qpc peer list\n");
         return EXIT_USAGE;
     }
     rc = open_state(cl, true);
     if (rc != EXIT_OK)
         return rc;
-    if (strcmp(argv[1], "list") == 0) {
-        while ((p = qpc_identity_peer_next(cl->id, p)) != NULL)
-            printf("%s %s %s %s\n", p->id, qpc_peer_kind_name(p->kind),
+    if (!add) {
+        /* the name last: it is the one column a person chose, and may be missing */
+        while ((p = qpc_identity_peer_next(cl->id, p)) != NULL) {
+            printf("%s %s %s %s ", p->id, qpc_peer_kind_name(p->kind),
                    p->address_count ? p->addresses[0] : "-", qpc_peer_source_name(p->source));
+            if (p->name != NULL)
+                output_escape(stdout, p->name, strlen(p->name), NULL);
+            else
+                fputc('-', stdout);
+            fputc('\n', stdout);
+        }
         return EXIT_OK;
     }
-    if (qpc_key_from_text(key, argv[2]) < 0) {
-        fprintf(stderr, "qpc: '%s' is not a peer key\n", argv[2]);
+    if (is_card) {
+        if (contacts_card_parse(argv[2], &card, err, sizeof(err)) < 0) {
+            fprintf(stderr, "qpc: %s\n", err);
+            return EXIT_USAGE;
+        }
+    } else {
+        memset(&card, 0, sizeof(card));
+        if (qpc_key_from_text(card.key, argv[2]) < 0) {
+            fprintf(stderr, "qpc: '%s' is not a peer key (64 hex characters, or a qpc: text)\n", argv[2]);
+            return EXIT_USAGE;
+        }
+        snprintf(card.addrs[0], sizeof(card.addrs[0]), "%s", argv[3]);
+        card.naddrs = 1;
+        if (argc == 5 && contacts_check_name(cl->id, card.key, argv[4], err, sizeof(err)) < 0) {
+            fprintf(stderr, "qpc: %s\n", err);
+            return EXIT_USAGE;
+        }
+        if (argc == 5)
+            snprintf(card.name, sizeof(card.name), "%s", argv[4]);
+    }
+    for (size_t i = 0; i < card.naddrs; i++)
+        addrs[i] = card.addrs[i];
+    rc = contacts_add(cl->id, card.key, card.name, addrs, card.naddrs, now_ms(), note, sizeof(note),
+                      err, sizeof(err));
+    if (rc < 0) {
+        fprintf(stderr, "qpc: %s\n", err);
         return EXIT_USAGE;
     }
-    rc = qpc_identity_peer_upsert(cl->id, key, argc == 5 ? argv[4] : NULL, argv[3], now_ms(),
-                                  QPC_PEER_SOURCE_MANUAL, QPC_PEER_CLIENT, NULL);
-    if (rc < 0) {
-        fprintf(stderr, "qpc: cannot add peer: %s\n", qpc_strerror(rc));
+    if (note[0] != '\0')
+        fprintf(stderr, "qpc: added without the name '%s': %s\n", card.name, note);
+    cl->id_dirty = true;
+    return state_save_identity(cl, true) == 0 ? EXIT_OK : EXIT_FAIL;
+}
+
+static int sub_name(struct client *cl, int argc, char **argv)
+{
+    uint8_t key[QPC_KEY_LEN];
+    char err[1024];
+    bool me;
+    int rc;
+
+    if (argc != 3) {
+        fprintf(stderr, "usage: qpc name <peer|me> <name|->\n");
+        return EXIT_USAGE;
+    }
+    rc = open_state(cl, true);
+    if (rc != EXIT_OK)
+        return rc;
+    me = strcmp(argv[1], "me") == 0;
+    if (!me && resolve_peer_arg(cl, argv[1], key, true) < 0)
+        return EXIT_NO_PEER;
+    if (contacts_set_name(cl->id, me ? NULL : key, argv[2], err, sizeof(err)) < 0) {
+        fprintf(stderr, "qpc: %s\n", err);
         return EXIT_USAGE;
     }
     cl->id_dirty = true;
@@ -233,6 +310,7 @@ static int sub_server(struct client *cl, int argc, char **argv)
         fprintf(stderr, "qpc: bad server address '%s'\n", argv[1]);
         return EXIT_USAGE;
     }
+    state_save_server(cl, argv[1]);   /* the REPL connects to it at start */
     cl->id_dirty = true;
     return state_save_identity(cl, true) == 0 ? EXIT_OK : EXIT_FAIL;
 }
@@ -255,7 +333,8 @@ static int sub_subscribe(struct client *cl, int argc, char **argv)
     else
         rc = qpc_broadcast_unsubscribe(cl->channels, argv[1]);
     if (rc < 0) {
-        fprintf(stderr, "qpc: %s: %s\n", argv[1], qpc_strerror(rc));
+        fprintf(stderr, "qpc: cannot %s '%s': %s\n", sub ? "subscribe to" : "unsubscribe from", argv[1],
+                sub ? output_channel_refusal(argv[1], argc == 3, rc) : "not subscribed");
         return EXIT_USAGE;
     }
     if (sub && argc == 3)
@@ -341,7 +420,7 @@ static int sub_send(struct client *cl, int argc, char **argv)
 {
     struct send_wait w = { .code = EXIT_QUEUED };
     uint8_t key[QPC_KEY_LEN];
-    char text[65536] = "", who[512];
+    char text[MESSAGE_TEXT_MAX + 1] = "", who[512];
     const char *domain = NULL;
     char *at;
     size_t used = 0;
@@ -349,24 +428,23 @@ static int sub_send(struct client *cl, int argc, char **argv)
     int rc;
 
     if (argc < 3) {
-        fprintf(stderr, "usage: qpc send <peer_id>[@domain] <message...>\n");
+        fprintf(stderr, "usage: qpc send <peer>[@domain] <message...> (peer: a name, an id or 4+ hex "
+                "digits of one; @domain: through my server to that node)\n");
         return EXIT_USAGE;
     }
     /* Stops at the first truncation: past it, sizeof(text) - used would wrap around. */
     for (int i = 2; i < argc && used < sizeof(text); i++)
         used += (size_t)snprintf(text + used, sizeof(text) - used, "%s%s", i > 2 ? " " : "", argv[i]);
     if (used >= sizeof(text)) {
-        fprintf(stderr, "qpc: message too long\n");
+        fprintf(stderr, "qpc: that message is over %d bytes, the largest: nothing was sent "
+                "(send it in parts)\n", MESSAGE_TEXT_MAX);
         return EXIT_USAGE;
     }
+    /* peer@domain: the last '@' followed by a DNS name (a peer's name may hold an '@'). */
     snprintf(who, sizeof(who), "%s", argv[1]);
-    if ((at = strchr(who, '@')) != NULL) {
+    if ((at = strrchr(who, '@')) != NULL && at > who && qpc_direct_domain_valid(at + 1)) {
         *at = '\0';
         domain = at + 1;
-        if (!qpc_direct_domain_valid(domain)) {
-            fprintf(stderr, "qpc: '%s' is not a node domain\n", domain);
-            return EXIT_USAGE;
-        }
     }
     rc = open_state(cl, true);
     if (rc != EXIT_OK)
@@ -376,6 +454,10 @@ static int sub_send(struct client *cl, int argc, char **argv)
         return EXIT_FAIL;
     if (rc < 0)
         return EXIT_NO_PEER;
+    if (memcmp(key, qpc_identity_public_key(cl->id), QPC_KEY_LEN) == 0) {
+        fprintf(stderr, "qpc: '%s' is your own peer id: a message to yourself is not sent\n", who);
+        return EXIT_USAGE;
+    }
     rc = started ? EXIT_OK : start_node(cl, true);
     if (rc != EXIT_OK)
         return rc;
@@ -460,6 +542,11 @@ static int sub_broadcast(struct client *cl, int argc, char **argv)
         fprintf(stderr, "usage: qpc broadcast <topic> <message>\n");
         return EXIT_USAGE;
     }
+    if (strlen(argv[2]) > MESSAGE_TEXT_MAX) {
+        fprintf(stderr, "qpc: that message is %zu bytes; the largest is %d bytes: nothing was "
+                "sent (send it in parts)\n", strlen(argv[2]), MESSAGE_TEXT_MAX);
+        return EXIT_USAGE;
+    }
     rc = open_state(cl, true);
     if (rc != EXIT_OK)
         return rc;
@@ -480,8 +567,26 @@ static int sub_broadcast(struct client *cl, int argc, char **argv)
     return node_link_count(cl) > 0 || session_up(cl) ? EXIT_OK : EXIT_QUEUED;
 }
 
+/*
+ * The server the REPL uses without being told: the one that answered last (or was set
+ * with qpc server), else the only one noted. Scripts use --server only, so that what
+ * a subcommand does does not depend on an earlier run.
+ */
+static const char *saved_server(struct client *cl, char *buf, size_t cap)
+{
+    const struct qpc_pin *only = qpc_identity_pin_next(cl->id, QPC_PIN_ADDRESS, NULL);
+
+    if (state_saved_server(cl, buf, cap) == 0)
+        return buf;
+    if (only != NULL && qpc_identity_pin_count(cl->id, QPC_PIN_ADDRESS) == 1)
+        return only->name;
+    return NULL;
+}
+
 static int sub_repl(struct client *cl, int argc, char **argv)
 {
+    char buf[QPC_ADDRESS_MAX + 1], err[512];
+    const char *server;
     int rc = open_state(cl, true);
 
     if (rc != EXIT_OK)
@@ -489,8 +594,27 @@ static int sub_repl(struct client *cl, int argc, char **argv)
     rc = start_node(cl, true);
     if (rc != EXIT_OK)
         return rc;
+    if (cl->session == NULL && (server = saved_server(cl, buf, sizeof(buf))) != NULL &&
+        session_connect(cl, server, err, sizeof(err)) < 0)
+        qpc_log_warn("session", "%s", err);
     cl->out_mode = OUT_REPL;
     return repl_run(cl);
+}
+
+static int sub_history(struct client *cl, int argc, char **argv)
+{
+    int rc;
+
+    if (argc > 3) {
+        fprintf(stderr, "usage: qpc history [peer|#topic] [N] [--json]\n");
+        return EXIT_USAGE;
+    }
+    rc = open_state(cl, false);
+    if (rc != EXIT_OK)
+        return rc;
+    rc = output_history(cl, argc > 1 ? argv[1] : NULL, argc > 2 ? argv[2] : NULL, g_opts.json);
+    return rc == 0 ? EXIT_OK : rc == QPC_ERR_NOT_FOUND || rc == QPC_ERR_AMBIGUOUS || rc == QPC_ERR_REFUSED
+                                   ? EXIT_NO_PEER : rc == QPC_ERR_INVALID ? EXIT_USAGE : EXIT_STATE;
 }
 
 static int sub_help(struct client *cl, int argc, char **argv);
@@ -502,14 +626,16 @@ static int sub_version(struct client *cl, int argc, char **argv)
 
 static const struct subcommand subcommands[] = {
     { "repl", sub_repl, "", "interactive REPL (the default on a terminal)" },
-    { "identity", sub_identity, "", "print my peer id (creates the identity on first use)" },
-    { "send", sub_send, "<peer_id>[@domain] <message...>", "send one message, wait for its receipt" },
+    { "identity", sub_identity, "[--qr]", "print my peer id (creates it on first use); --qr: as a QR code" },
+    { "send", sub_send, "<peer>[@domain] <message...>", "send one message, wait for its receipt" },
     { "listen", sub_listen, "", "run as a node and print one line per arriving message" },
     { "broadcast", sub_broadcast, "<topic> <message>", "publish on a broadcast channel" },
     { "subscribe", sub_subscribe, "<topic> [key]", "join a broadcast channel" },
     { "unsubscribe", sub_subscribe, "<topic>", "leave a broadcast channel" },
-    { "peer", sub_peer, "add <key> <host:port> [name] | list", "edit or list the peer directory" },
-    { "server", sub_server, "<host:port>", "note a server (persisted)" },
+    { "peer", sub_peer, "add <key> <host:port> [name] | list", "edit or list the peer directory (add also takes a qpc: text)" },
+    { "name", sub_name, "<peer> <name>", "name a peer ('me': yourself; name '-': none)" },
+    { "server", sub_server, "<host:port>", "save a server: the REPL connects to it at start" },
+    { "history", sub_history, "[peer] [N]", "the last N messages with a peer or #topic, or all" },
     { "version", sub_version, "", "print the version" },
     { "help", sub_help, "", "this text" },
 };
@@ -571,6 +697,7 @@ int main(int argc, char **argv)
     ev_signal sigint, sigterm;
     int opt, rc = EXIT_USAGE;
 
+    set_locale();
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
         longopts[nlong++] = fixed[i];
     for (size_t i = 0; i < nkeys && i < 64 - 1; i++) {
@@ -669,6 +796,7 @@ int main(int argc, char **argv)
 
     session_close(&cl);
     discover_stop(&cl);
+    history_close(cl.history);
     if (cl.ep != NULL || cl.box != NULL)
         node_stop(&cl);
     if (cl.id != NULL)

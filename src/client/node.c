@@ -18,6 +18,7 @@
 #include "dial.h"
 #include "flood.h"
 #include "handover.h"
+#include "history.h"
 #include "link.h"
 #include "qpc/addr.h"
 #include "node.h"
@@ -122,7 +123,7 @@ static void cb_closed(struct qpc_quic_conn *conn, const struct qpc_quic_close_in
 
     if (!link_is(user)) {
         if (user != NULL && session_owns_conn(user, conn))
-            session_on_closed(user, info);
+            session_on_closed(user, conn, info);
         return;
     }
     cl = l->cl;
@@ -163,8 +164,22 @@ static void on_session_up(struct client *cl, bool up)
     flood_replay_to_server(cl, now_ms());
 }
 
+/* The server refused for good a message only it could carry: nothing will deliver it. */
+static void on_server_refused(struct client *cl, const uint8_t id[static QPC_ID_LEN])
+{
+    struct inflight *f = custody_take(&cl->custody, id);
+
+    if (f != NULL) {
+        state_unpersist(cl, f->id);
+        custody_entry_free(f);
+    }
+    receipts_forget(&cl->receipts, id);
+    state_unawait(cl, id);
+}
+
 static const struct session_callbacks session_cbs = {
     .on_envelope = on_server_envelope,
+    .on_refused = on_server_refused,
     .on_peer_address = on_server_peer_address,
     .on_relay_packet = dial_relay_input,
     .on_up = on_session_up,
@@ -303,6 +318,7 @@ int node_send_text(struct client *cl, const uint8_t peer[static QPC_KEY_LEN], co
     memcpy(s->id, env.id, QPC_ID_LEN);
     s->via_server = domain != NULL && domain[0] != '\0';
     memcpy(id_out, env.id, QPC_ID_LEN);
+    history_add_sent(cl->history, env.id, peer, NULL, text, strlen(text), now);
     expires = qpc_envelope_expires_at_ms(&env);
     /* Waiting first, so whatever the hold reports is reported to the user. */
     rc = receipts_wait(&cl->receipts, env.id, peer, env.created_at_ms, expires);
@@ -347,6 +363,8 @@ int node_broadcast(struct client *cl, const char *topic, const char *text, uint8
     if (rc < 0)
         goto out;
     memcpy(id_out, env.id, QPC_ID_LEN);
+    history_add_sent(cl->history, env.id, NULL, topic, text, strlen(text), now);
+    state_note_shown(cl, &env);   /* my own, echoed back after a restart, is not news */
     flood_originate(cl, &env, now);
 out:
     qpc_envelope_clear(&env);

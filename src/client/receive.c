@@ -80,6 +80,7 @@ static void refused(struct client *cl, const struct qpc_envelope *env, int err)
     if (env != NULL) {
         ev.peer = env->sender;
         ev.id = env->id;
+        ev.topic = env->has_recipient ? NULL : env->topic;   /* a channel's key mismatch is said once */
     }
     emit(cl, &ev);
 }
@@ -93,6 +94,7 @@ static void show(struct client *cl, struct event *ev, const struct qpc_envelope 
     ev->text = text;
     ev->text_len = len;
     ev->hops = env->hop_count + 1;
+    ev->sent_ms = env->created_at_ms;
     emit(cl, ev);
 }
 
@@ -269,6 +271,7 @@ static void deliver_broadcast(struct client *cl, const struct qpc_envelope *env,
         return;
     }
     ev.topic = env->topic;
+    state_note_shown(cl, env);   /* a replay after a restart is not news */
     show(cl, &ev, env, (const char *)plain, plen);
     sodium_memzero(plain, plen);
     free(plain);

@@ -3,9 +3,9 @@
  *
  * The one idea: the REPL is a table. Each row is a command (its words, its usage, one
  * line of help, a handler); /help, the usage shown on wrong arguments and tab completion
- * are all generated from the rows, so they cannot drift apart. libedit runs in callback
- * mode (rl_callback_read_char from an ev_io on stdin), so messages arriving while the
- * user types are printed above the prompt by output.c and the typed line is redrawn.
+ * are all generated from the rows, so they cannot drift apart. Lines come from the line
+ * editor (lineedit.c: libedit on the loop), so messages arriving while the user types
+ * are printed above the prompt by output.c and the typed line is redrawn.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -13,14 +13,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <editline/readline.h>
+#include <signal.h>
 #include <sodium.h>
 
 #include "client.h"
+#include "contacts.h"
 #include "discover.h"
+#include "history.h"
+#include "lineedit.h"
 #include "node.h"
 #include "output.h"
 #include "session.h"
+#include "share.h"
 #include "state.h"
 #include "qpc/error.h"
 #include "qpc/log.h"
@@ -33,10 +37,7 @@ struct command {
     int nargs_min;           /* words required in args (the last may be "rest of line") */
 };
 
-static struct client *g_cl;   /* libedit callbacks carry no user pointer */
 static bool g_quit;
-static ev_io g_stdin;
-static char g_history[PATH_MAX + 32];
 
 /* Splits off the next word of *s (NULL when none is left). */
 static char *next_word(char **s)
@@ -71,32 +72,40 @@ static char *rest(char **s)
     return p;
 }
 
-/* Resolves a typed peer id: a full key, or a unique prefix of a known peer. */
+/* Resolves a typed peer: a full key, a name, or a unique id prefix (contacts.c). */
 static int resolve_peer(struct client *cl, const char *text, uint8_t key[static QPC_KEY_LEN])
 {
-    const struct qpc_peer *p = NULL;
-    char err[512];
-    int rc;
+    char err[1024];
+    int rc = contacts_resolve(cl->id, text, key, NULL, err, sizeof(err));
 
-    if (strlen(text) == 64 && qpc_key_from_hex(key, text) == 0)
-        return 0;
-    rc = qpc_identity_peer_find(cl->id, text, &p, err, sizeof(err));
-    if (rc == 0 && !discover_prefix_trusted(p, text)) {
-        say(cl, "'%s' matches a peer known only from mDNS: give at least %d hex digits of its id",
-            text, DISCOVER_PREFIX_MIN);
-        return QPC_ERR_REFUSED;
-    }
-    if (rc == 0) {
-        memcpy(key, p->key, QPC_KEY_LEN);
-        return 0;
-    }
-    if (rc == QPC_ERR_AMBIGUOUS)
+    if (rc < 0)
         say(cl, "%s", err);
-    else if (rc == QPC_ERR_NOT_FOUND)
-        say(cl, "no known peer matches '%s' (see /mesh peers)", text);
-    else
-        say(cl, "'%s' is not a peer id (hex)", text);
     return rc;
+}
+
+/* A peer to send to: resolved, and not oneself. */
+static int resolve_recipient(struct client *cl, const char *text, uint8_t key[static QPC_KEY_LEN])
+{
+    if (resolve_peer(cl, text, key) < 0)
+        return -1;
+    if (memcmp(key, qpc_identity_public_key(cl->id), QPC_KEY_LEN) == 0) {
+        say(cl, "'%s' is your own peer id: a message to yourself is not sent (/mesh peers "
+            "lists the others)", text);
+        return -1;
+    }
+    return 0;
+}
+
+/* Text over the largest message is refused whole: nothing is ever sent in part. */
+static bool message_fits(struct client *cl, const char *msg)
+{
+    size_t len = strlen(msg);
+
+    if (len <= MESSAGE_TEXT_MAX)
+        return true;
+    say(cl, "that message is %zu bytes; the largest is %d bytes: nothing was sent "
+        "(send it in parts)", len, MESSAGE_TEXT_MAX);
+    return false;
 }
 
 /* ---- handlers ------------------------------------------------------------------------ */
@@ -123,32 +132,92 @@ static int cmd_server(struct client *cl, char *args)
     }
     cl->id_dirty = true;
     state_save_identity(cl, true);
+    state_save_server(cl, addr);
     say(cl, "noted server %s (use /connect %s to connect)", addr, addr);
     return 0;
 }
 
+/* /mesh add <key> <host:port> [name], or /mesh add qpc:<id>?name=..&addr=.. as pasted */
 static int cmd_add(struct client *cl, char *args)
 {
-    char *id = next_word(&args), *addr = next_word(&args), *name = rest(&args);
-    uint8_t key[QPC_KEY_LEN];
+    char *first = next_word(&args), *addr, *name;
+    struct contacts_card card = { 0 };
+    const char *addrs[CONTACTS_CARD_ADDRS_MAX];
+    char err[512], note[512], label[13];
     int rc;
 
-    if (id == NULL || addr == NULL)
+    if (first == NULL)
         return -1;
-    if (qpc_key_from_text(key, id) < 0) {
-        say(cl, "'%s' is not a full peer key (64 hex characters)", id);
-        return 0;
+    if (contacts_is_card(first)) {
+        if (rest(&args) != NULL)
+            return -1;
+        if (contacts_card_parse(first, &card, err, sizeof(err)) < 0) {
+            say(cl, "%s", err);
+            return 0;
+        }
+    } else {
+        addr = next_word(&args);
+        name = rest(&args);
+        if (addr == NULL)
+            return -1;
+        if (qpc_key_from_text(card.key, first) < 0) {
+            say(cl, "'%s' is not a full peer key (64 hex characters) nor a qpc: text", first);
+            return 0;
+        }
+        if (name != NULL && contacts_check_name(cl->id, card.key, name, err, sizeof(err)) < 0) {
+            say(cl, "%s", err);
+            return 0;
+        }
+        snprintf(card.addrs[0], sizeof(card.addrs[0]), "%s", addr);
+        card.naddrs = 1;
+        snprintf(card.name, sizeof(card.name), "%s", name != NULL ? name : "");
     }
-    rc = qpc_identity_peer_upsert(cl->id, key, name, addr, now_ms(), QPC_PEER_SOURCE_MANUAL,
-                                  QPC_PEER_CLIENT, NULL);
+    for (size_t i = 0; i < card.naddrs; i++)
+        addrs[i] = card.addrs[i];
+    rc = contacts_add(cl->id, card.key, card.name, addrs, card.naddrs, now_ms(), note, sizeof(note),
+                      err, sizeof(err));
     if (rc < 0) {
-        say(cl, "cannot add peer: %s", qpc_strerror(rc));
+        say(cl, "%s", err);
         return 0;
     }
     cl->id_dirty = true;
     state_save_identity(cl, true);
-    node_peer_seen(cl, key, NULL, QPC_PEER_SOURCE_MANUAL);
-    say(cl, "added peer %.12s at %s", id, addr);
+    node_peer_seen(cl, card.key, NULL, QPC_PEER_SOURCE_MANUAL);
+    short_id(label, card.key);
+    say(cl, "added peer %s%s%s%s%s", label, card.naddrs > 0 ? " at " : "", card.naddrs > 0 ? card.addrs[0] : "",
+        output_peer_name(cl, card.key) != NULL ? " as " : "",
+        output_peer_name(cl, card.key) != NULL ? output_peer_name(cl, card.key) : "");
+    if (note[0] != '\0')
+        say(cl, "the name '%s' was left out: %s (/name %s <name> gives one)", card.name, note, label);
+    return 0;
+}
+
+/* /name <peer|me> <name|->: what a peer is called here (or what I call myself). */
+static int cmd_name(struct client *cl, char *args)
+{
+    char *who = next_word(&args), *name = next_word(&args);
+    uint8_t key[QPC_KEY_LEN];
+    char err[1024], label[13];
+    bool me;
+
+    if (who == NULL || name == NULL || rest(&args) != NULL)
+        return -1;
+    me = strcmp(who, "me") == 0;
+    if (!me && resolve_peer(cl, who, key) < 0)
+        return 0;
+    if (contacts_set_name(cl->id, me ? NULL : key, name, err, sizeof(err)) < 0) {
+        say(cl, "%s", err);
+        return 0;
+    }
+    cl->id_dirty = true;
+    state_save_identity(cl, true);
+    if (me)
+        say(cl, strcmp(name, "-") == 0 ? "you have no name now" : "your name is %s (in /mesh identity "
+            "and the qpc: text others add)", name);
+    else if (strcmp(name, "-") == 0)
+        short_id(label, key), say(cl, "%s has no name now", label);
+    else
+        short_id(label, key), say(cl, "%s is %s now: '/mesh send %s <text>' reaches it", label, name, name);
     return 0;
 }
 
@@ -161,7 +230,7 @@ static int cmd_mesh_send(struct client *cl, char *args)
 
     if (who == NULL || msg == NULL)
         return -1;
-    if (resolve_peer(cl, who, key) < 0)
+    if (!message_fits(cl, msg) || resolve_recipient(cl, who, key) < 0)
         return 0;
     rc = node_send_text(cl, key, NULL, msg, id);
     if (rc < 0) {
@@ -169,8 +238,7 @@ static int cmd_mesh_send(struct client *cl, char *args)
         return 0;
     }
     qpc_hex_encode(idh, id, 6);
-    short_id(wh, key);
-    say(cl, "sending %s to %s ...", idh, wh);
+    say(cl, "sending %s to %s ...", idh, output_label(cl, key, wh));
     return 0;
 }
 
@@ -183,6 +251,8 @@ static int cmd_broadcast(struct client *cl, char *args)
 
     if (topic == NULL || msg == NULL)
         return -1;
+    if (!message_fits(cl, msg))
+        return 0;
     rc = node_broadcast(cl, topic, msg, id);
     if (rc < 0) {
         say(cl, "cannot broadcast: %s", qpc_strerror(rc));
@@ -204,8 +274,7 @@ static int cmd_subscribe(struct client *cl, char *args)
     rc = key != NULL ? qpc_broadcast_subscribe_text(cl->channels, topic, key, NULL)
                      : qpc_broadcast_subscribe(cl->channels, topic, NULL, NULL);
     if (rc < 0) {
-        say(cl, "cannot subscribe to '%s': %s", topic, rc == QPC_ERR_EXISTS
-            ? "already subscribed with another key (/unsubscribe first)" : qpc_strerror(rc));
+        say(cl, "cannot subscribe to '%s': %s", topic, output_channel_refusal(topic, key != NULL, rc));
         return 0;
     }
     if (key != NULL)
@@ -231,6 +300,14 @@ static int cmd_unsubscribe(struct client *cl, char *args)
     return 0;
 }
 
+/* The name /mesh route shows: the directory's (the user may rename), else the route's. */
+static const char *route_name(const struct client *cl, const struct qpc_route *r)
+{
+    const char *name = output_peer_name(cl, r->dest);
+
+    return name != NULL ? name : r->name[0] ? r->name : "-";
+}
+
 static int cmd_route(struct client *cl, char *args)
 {
     struct qpc_route *r = NULL;
@@ -254,7 +331,7 @@ static int cmd_route(struct client *cl, char *args)
         } else {
             snprintf(nh, sizeof(nh), "%s", r[i].next_hop);
         }
-        say(cl, "%-12s %-10s %-8s %-28s %4u %5llus %s", dest, r[i].name[0] ? r[i].name : "-",
+        say(cl, "%-12s %-10s %-8s %-28s %4u %5llus %s", dest, route_name(cl, &r[i]),
             qpc_route_via_name(r[i].via), nh, r[i].hops,
             (unsigned long long)(now > r[i].last_seen_ms ? (now - r[i].last_seen_ms) / 1000 : 0),
             qpc_route_source_name(r[i].source));
@@ -284,30 +361,98 @@ static int cmd_identity(struct client *cl, char *args)
             qpc_key_to_hex(hex, s->key);
         say(cl, "server:   %s %s", s->name, hex);
     }
+    share_show(cl);
     return 0;
 }
 
-static int queue_line_cb(void *ctx, const struct qpc_store_queue_info *q)
+#define STORE_LISTED_MAX 64   /* recipients listed by /mesh store */
+
+/* What waits for one recipient: in the store, or out of it (in flight, parked). */
+struct waiting {
+    uint8_t key[QPC_KEY_LEN];
+    size_t queued, in_flight, parked;
+};
+
+struct store_view {
+    struct client *cl;
+    struct waiting w[STORE_LISTED_MAX];
+    size_t n, more;
+    size_t queued, queued_bytes, in_flight, parked, others;
+};
+
+static struct waiting *waiting_for(struct store_view *v, const uint8_t key[static QPC_KEY_LEN])
 {
-    struct client *cl = ctx;
-    char who[13];
-
-    if (q->recipient != NULL) {
-        short_id(who, q->recipient);
-        say(cl, "  for %s: %zu message%s, %zu bytes", who, q->count, q->count == 1 ? "" : "s", q->bytes);
-    } else {
-        say(cl, "  #%s: %zu broadcast%s", q->topic, q->count, q->count == 1 ? "" : "s");
+    for (size_t i = 0; i < v->n; i++)
+        if (memcmp(v->w[i].key, key, QPC_KEY_LEN) == 0)
+            return &v->w[i];
+    if (v->n == STORE_LISTED_MAX) {
+        v->more++;
+        return NULL;
     }
+    memset(&v->w[v->n], 0, sizeof(v->w[0]));
+    memcpy(v->w[v->n].key, key, QPC_KEY_LEN);
+    return &v->w[v->n++];
+}
+
+static int queue_count_cb(void *ctx, const struct qpc_store_queue_info *q)
+{
+    struct store_view *v = ctx;
+    struct waiting *w;
+
+    if (q->recipient == NULL) {
+        say(v->cl, "  #%s: %zu live broadcast%s kept for peers that connect later", q->topic, q->count,
+            q->count == 1 ? "" : "s");
+        return 0;
+    }
+    v->queued += q->count;
+    v->queued_bytes += q->bytes;
+    if ((w = waiting_for(v, q->recipient)) != NULL)
+        w->queued += q->count;
     return 0;
 }
 
+/*
+ * /mesh store: what waits to be delivered, wherever it is. A message leaves the store
+ * when it is handed to a link or the server, and stays in my custody (and outbox) until
+ * acked, so the store's own figures alone say 0 while a message waits.
+ */
 static int cmd_store(struct client *cl, char *args)
 {
+    static struct store_view v;
     struct qpc_store_stats st;
+    struct inflight *f, *tmp;
+    char label[13];
 
     if (rest(&args) != NULL)
         return -1;
+    memset(&v, 0, sizeof(v));
+    v.cl = cl;
     qpc_store_get_stats(cl->store, &st);
+    qpc_store_foreach_queue(cl->store, queue_count_cb, &v);
+    HASH_ITER(hh, cl->custody.by_id, f, tmp) {
+        struct waiting *w = waiting_for(&v, f->env.recipient);
+
+        if (f->link != NULL)
+            v.in_flight++;
+        else
+            v.parked++;
+        if (w != NULL && f->link != NULL)
+            w->in_flight++;
+        else if (w != NULL)
+            w->parked++;
+        if (!f->mine)
+            v.others++;
+    }
+    say(cl, "waiting: %zu message%s: %zu queued (no way yet), %zu in flight (handed on, not acked "
+        "yet), %zu parked (sent again when a way appears); %zu held for others among those "
+        "handed on or parked; %zu in the outbox on disk",
+        v.queued + v.in_flight + v.parked, v.queued + v.in_flight + v.parked == 1 ? "" : "s",
+        v.queued, v.in_flight, v.parked, v.others, state_outbox_count(cl));
+    for (size_t i = 0; i < v.n; i++)
+        say(cl, "  for %s: %zu queued, %zu in flight, %zu parked", output_label(cl, v.w[i].key, label),
+            v.w[i].queued, v.w[i].in_flight, v.w[i].parked);
+    if (v.more > 0)
+        say(cl, "  and %zu more recipients", v.more);
     say(cl, "store: %zu envelopes (%zu bytes) for %zu recipients and %zu topics; %zu ids remembered",
         st.envelopes, st.bytes, st.recipients, st.topics, st.dedup_entries);
     say(cl, "totals: %llu stored, %llu forwarded, %llu expired, %llu duplicates refused",
@@ -316,31 +461,37 @@ static int cmd_store(struct client *cl, char *args)
     say(cl, "receipts: %zu of my messages wait for one, %zu owed to others, %llu refused (not sent to their signer)",
         receipts_waiting_count(&cl->receipts), receipts_owed_count(&cl->receipts),
         (unsigned long long)cl->receipts.refused);
-    qpc_store_foreach_queue(cl->store, queue_line_cb, cl);
     return 0;
 }
 
 static int cmd_connect(struct client *cl, char *args)
 {
     char *addr = next_word(&args);
-    char err[256] = "";
+    char err[256] = "", saved[QPC_ADDRESS_MAX + 1], found[QPC_ADDRESS_MAX + 1];
     const struct qpc_pin *s = NULL;
 
     if (rest(&args) != NULL)
         return -1;
     if (addr == NULL) {
+        /* the configured one, the saved one, the only one noted, the one mDNS found */
         if (cl->cc->server[0] != '\0')
             addr = (char *)cl->cc->server;
+        else if (state_saved_server(cl, saved, sizeof(saved)) == 0)
+            addr = saved;
         else if ((s = qpc_identity_pin_next(cl->id, QPC_PIN_ADDRESS, NULL)) != NULL)
             addr = s->name;
+        else if (discover_node_address(cl, found, sizeof(found)) == 0)
+            addr = found;
         else {
-            say(cl, "no server known: /connect <host:port> or /mesh server <host:port>");
+            say(cl, "no server known: /connect <host:port> (or /mesh peers for nodes on the link)");
             return 0;
         }
     }
     if (session_connect(cl, addr, err, sizeof(err)) < 0)
         say(cl, "%s", err);
-    else
+    else if (cl->session_trial != NULL)
+        say(cl, "trying %s; the session with %s stays until it answers", addr, session_address(cl));
+    else if (!session_up(cl))
         say(cl, "connecting to %s ...", addr);
     return 0;
 }
@@ -355,9 +506,11 @@ static int cmd_send(struct client *cl, char *args)
 
     if (who == NULL || msg == NULL)
         return -1;
-    if ((at = strchr(who, '@')) != NULL)
+    if (!message_fits(cl, msg))
+        return 0;
+    if ((at = strrchr(who, '@')) != NULL)
         *at = '\0';
-    if (resolve_peer(cl, who, key) < 0)
+    if (resolve_recipient(cl, who, key) < 0)
         return 0;
     if (!session_up(cl)) {
         say(cl, "not connected to a server (/connect first)");
@@ -371,7 +524,17 @@ static int cmd_send(struct client *cl, char *args)
         return 0;
     }
     qpc_hex_encode(idh, id, 6);
-    say(cl, "sending %s through server %s ...", idh, session_address(cl));
+    say(cl, "sent to server %s (%s), waiting for the recipient's receipt", session_address(cl), idh);
+    return 0;
+}
+
+static int cmd_history(struct client *cl, char *args)
+{
+    char *what = next_word(&args), *count = next_word(&args);
+
+    if (rest(&args) != NULL)
+        return -1;
+    output_history(cl, what, count, false);
     return 0;
 }
 
@@ -385,18 +548,20 @@ static int cmd_quit(struct client *cl, char *args)
 static const struct command commands[] = {
     { "/mesh peers", "", "nodes seen via mDNS (with TXT fields) and known peers", cmd_peers, 0 },
     { "/mesh server", "<host:port>", "note a server (persisted)", cmd_server, 1 },
-    { "/mesh send", "<peer_id> <msg>", "direct P2P message (a unique id prefix is enough)", cmd_mesh_send, 2 },
+    { "/mesh send", "<peer_id> <msg>", "direct P2P message (a name, or 4+ hex digits of the id)", cmd_mesh_send, 2 },
     { "/mesh broadcast", "<topic> <msg>", "publish to a broadcast channel", cmd_broadcast, 2 },
     { "/mesh subscribe", "<topic> [key]", "join a channel (open, or private with a key)", cmd_subscribe, 1 },
     { "/mesh route", "", "routing table: destination, next hop, hops, age, source", cmd_route, 0 },
-    { "/mesh identity", "", "my mesh identity and known servers", cmd_identity, 0 },
+    { "/mesh identity", "", "my mesh identity, known servers, and a QR code to share it", cmd_identity, 0 },
     { "/mesh store", "", "store-and-forward statistics", cmd_store, 0 },
-    { "/mesh add", "<peer_key> <host:port> [name]", "add a peer to the directory", cmd_add, 2 },
+    { "/mesh add", "<peer_key> <host:port> [name]", "add a peer (or paste its qpc: text)", cmd_add, 1 },
+    { "/name", "<peer|me> <name|->", "name a peer (or yourself); - removes the name", cmd_name, 2 },
     { "/connect", "[host:port]", "connect to a server (default: the configured or noted one)", cmd_connect, 0 },
     { "/send", "<peer_id|key@domain> <msg>", "send through the server", cmd_send, 2 },
     { "/unsubscribe", "<topic>", "leave a broadcast channel", cmd_unsubscribe, 1 },
     { "/help", "", "this list", cmd_help, 0 },
-    { "/quit", "", "leave", cmd_quit, 0 },
+    { "/history", "[peer|#topic] [N]", "the last N messages, with times and outcomes", cmd_history, 0 },
+    { "/quit", "", "leave (also Ctrl-D)", cmd_quit, 0 },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -447,14 +612,15 @@ void repl_execute(struct client *cl, char *line)
             say(cl, "usage: /mesh peers|server|send|broadcast|subscribe|route|identity|store|add ...");
             return;
         }
-        say(cl, "unknown command '%s' (/help lists them)", p);
+        say(cl, "unknown command '%.40s%s' (/help lists them; a message goes with /mesh send "
+            "<peer> <text>)", p, strlen(p) > 40 ? "..." : "");
         return;
     }
     if (c->fn(cl, args) < 0)
         say(cl, "usage: %s %s", c->name, c->args);
 }
 
-/* ---- libedit glue ------------------------------------------------------------------ */
+/* ---- the line editor's callbacks ----------------------------------------------------- */
 
 /* True for a line that carries a channel key (/mesh subscribe <topic> <key>). */
 static bool line_has_secret(const char *line)
@@ -470,111 +636,93 @@ static bool line_has_secret(const char *line)
     return secret;
 }
 
-static void on_line(char *line)
+static void on_line(void *arg, char *line, size_t len)
 {
-    bool secret;
-    size_t len;
+    struct client *cl = arg;
 
-    if (line == NULL) {             /* EOF (Ctrl-D) */
-        g_quit = true;
-        ev_break(g_cl->loop, EVBREAK_ALL);
-        return;
-    }
-    /* A private channel key must not end up in the history file (or stay in memory). */
-    secret = line_has_secret(line);
-    len = strlen(line);   /* before the command splits the line into words with NULs */
-    if (*line != '\0' && !secret) {
-        add_history(line);
-        if (g_history[0])
-            write_history(g_history);
-    }
-    /* libedit redraws the prompt after the handler: print plainly until then. */
-    output_set_in_command(true);
-    repl_execute(g_cl, line);
-    output_set_in_command(false);
-    if (secret)
-        sodium_memzero(line, len);
-    free(line);
-    /* libedit's callback mode leaves the line editor in buffered mode after a line,
-     * so the next read would block the loop until Enter: installing the handler again
-     * switches back to one-character reads and draws a fresh prompt. */
-    if (!g_quit)
-        rl_callback_handler_install("qpc> ", on_line);
+    /* A private channel key must not end up in the history file. */
+    if (!line_has_secret(line))
+        lineedit_history_add(line);
+    repl_execute(cl, line);
 }
 
-static void stdin_cb(struct ev_loop *loop, ev_io *w, int revents)
+static void on_eof(void *arg)
 {
-    rl_callback_read_char();
+    struct client *cl = arg;
+
+    g_quit = true;
+    ev_break(cl->loop, EVBREAK_ALL);
+}
+
+static void on_too_long(void *arg, size_t len)
+{
+    say(arg, "that line is over %zu bytes (the largest message is %d bytes): it was dropped "
+        "whole, up to its end; nothing of it was sent", len, MESSAGE_TEXT_MAX);
 }
 
 /* Candidates for the word being completed: commands, then peer ids or topics. */
-static const char *g_words[512];
-static size_t g_nwords;
-
-static char *word_gen(const char *text, int state)
-{
-    static size_t i;
-    size_t len = strlen(text);
-
-    if (state == 0)
-        i = 0;
-    while (i < g_nwords) {
-        const char *w = g_words[i++];
-
-        if (strncmp(w, text, len) == 0)
-            return strdup(w);
-    }
-    return NULL;
-}
-
-static char **complete(const char *text, int start, int end)
+static size_t complete(void *arg, const char *line, size_t word_start, size_t cursor,
+                       const char **cands, size_t max)
 {
     static char firsts[NCOMMANDS][32], seconds[NCOMMANDS][32];
     static const struct qpc_channel **chans;
+    struct client *cl = arg;
     char before[256];
-    size_t nchans = 0;
+    size_t n = 0, nchans = 0;
 
-    rl_attempted_completion_over = 1;
-    g_nwords = 0;
-    snprintf(before, sizeof(before), "%.*s", start, rl_line_buffer);
+    snprintf(before, sizeof(before), "%.*s", (int)word_start, line);
     char *b = before, *w1 = next_word(&b), *w2 = next_word(&b), *w3 = next_word(&b);
 
     if (w1 == NULL) {
-        for (size_t i = 0; i < NCOMMANDS; i++) {
+        for (size_t i = 0; i < NCOMMANDS && n < max; i++) {
             char *sp;
-            bool dup = false;
 
             snprintf(firsts[i], sizeof(firsts[i]), "%s", commands[i].name);
             if ((sp = strchr(firsts[i], ' ')) != NULL)
                 *sp = '\0';
-            for (size_t j = 0; j < g_nwords; j++)
-                dup |= strcmp(g_words[j], firsts[i]) == 0;
-            if (!dup)
-                g_words[g_nwords++] = firsts[i];
+            cands[n++] = firsts[i];
         }
     } else if (strcmp(w1, "/mesh") == 0 && w2 == NULL) {
-        for (size_t i = 0; i < NCOMMANDS; i++)
+        for (size_t i = 0; i < NCOMMANDS && n < max; i++)
             if (strncmp(commands[i].name, "/mesh ", 6) == 0) {
                 snprintf(seconds[i], sizeof(seconds[i]), "%s", commands[i].name + 6);
-                g_words[g_nwords++] = seconds[i];
+                cands[n++] = seconds[i];
             }
-    } else if ((strcmp(w1, "/send") == 0 && w2 == NULL) ||
+    } else if ((strcmp(w1, "/send") == 0 && w2 == NULL) || (strcmp(w1, "/name") == 0 && w2 == NULL) ||
+               (strcmp(w1, "/history") == 0 && w2 == NULL) ||
                (strcmp(w1, "/mesh") == 0 && strcmp(w2, "send") == 0 && w3 == NULL)) {
         const struct qpc_peer *p = NULL;
 
-        while ((p = qpc_identity_peer_next(g_cl->id, p)) != NULL && g_nwords < 512)
-            g_words[g_nwords++] = p->id;
+        /* names first: they are what people type */
+        while ((p = qpc_identity_peer_next(cl->id, p)) != NULL && n < max)
+            if (p->name != NULL)
+                cands[n++] = p->name;
+        while ((p = qpc_identity_peer_next(cl->id, p)) != NULL && n < max)
+            cands[n++] = p->id;
     } else if ((strcmp(w1, "/unsubscribe") == 0 && w2 == NULL) ||
                (strcmp(w1, "/mesh") == 0 && w2 != NULL &&
                 (strcmp(w2, "broadcast") == 0 || strcmp(w2, "subscribe") == 0) && w3 == NULL)) {
         free(chans);
         chans = NULL;
-        if (qpc_broadcast_list(g_cl->channels, &chans, &nchans) == 0)
-            for (size_t i = 0; i < nchans && g_nwords < 512; i++)
-                g_words[g_nwords++] = qpc_channel_topic(chans[i]);
+        if (qpc_broadcast_list(cl->channels, &chans, &nchans) == 0)
+            for (size_t i = 0; i < nchans && n < max; i++)
+                cands[n++] = qpc_channel_topic(chans[i]);
     }
-    (void)end;
-    return rl_completion_matches(text, word_gen);
+    (void)cursor;
+    return n;
+}
+
+static const struct lineedit_callbacks editor_cb = {
+    .on_line = on_line,
+    .on_eof = on_eof,
+    .on_too_long = on_too_long,
+    .complete = complete,
+};
+
+/* Ctrl-C in the REPL clears the typed line instead of leaving. */
+static void on_interrupt(struct client *cl)
+{
+    lineedit_clear_line();
 }
 
 static void log_to_screen(enum qpc_log_level level, const char *line, void *arg)
@@ -585,23 +733,25 @@ static void log_to_screen(enum qpc_log_level level, const char *line, void *arg)
 int repl_run(struct client *cl);
 int repl_run(struct client *cl)
 {
-    g_cl = cl;
+    char history[PATH_MAX + 32], err[256];
+
     g_quit = false;
+    snprintf(history, sizeof(history), "%s/history", cl->data_dir);
+    if (lineedit_start(cl->loop, "qpc> ", history, LINE_MAX_BYTES, &editor_cb, cl, err, sizeof(err)) < 0) {
+        fprintf(stderr, "qpc: %s\n", err);
+        return EXIT_FAIL;
+    }
     output_set_repl(true);
     qpc_log_set_sink(log_to_screen, cl);
-    snprintf(g_history, sizeof(g_history), "%s/history", cl->data_dir);
-    using_history();
-    read_history(g_history);
-    rl_attempted_completion_function = complete;
-    rl_callback_handler_install("qpc> ", on_line);
+    cl->on_interrupt = on_interrupt;
+    signal(SIGQUIT, SIG_IGN);   /* Ctrl-backslash would dump core: only Ctrl-D or /quit leave */
     say(cl, "qpc %s - peer id %s - listening on %s - /help for commands", QPC_VERSION,
         qpc_identity_peer_id(cl->id), cl->listen_text);
-    ev_io_init(&g_stdin, stdin_cb, STDIN_FILENO, EV_READ);
-    ev_io_start(cl->loop, &g_stdin);
+    output_unread(cl);
     while (!g_quit && !cl->stop)
         ev_run(cl->loop, EVRUN_ONCE);
-    ev_io_stop(cl->loop, &g_stdin);
-    rl_callback_handler_remove();
+    cl->on_interrupt = NULL;
+    lineedit_stop();
     qpc_log_set_sink(NULL, NULL);
     output_set_repl(false);
     fputc('\n', stdout);

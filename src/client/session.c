@@ -21,11 +21,14 @@
 #include "output.h"
 #include "qpc/proto.h"
 #include "session.h"
+#include "state.h"
 #include "qpc/direct.h"
 #include "qpc/error.h"
 #include "qpc/log.h"
 
-#define RECONNECT_S 5.0
+#define RECONNECT_MIN_S 1.0    /* the first retry after a connection failed or ended */
+#define RECONNECT_MAX_S 60.0   /* retries back off, doubling, up to this */
+#define TRIAL_TIMEOUT_S 10.0   /* a new server has this long to answer before it is given up */
 #define RELAY_TAG 0x01
 #define PENDING_MAX 4096       /* unanswered requests remembered; the oldest is forgotten */
 #define SERVER_ADDRS_MAX 4     /* addresses of one peer_info/punch answer that are dialled */
@@ -37,7 +40,8 @@ struct pending {
     enum pending_kind kind;
     uint8_t key[QPC_KEY_LEN];          /* recipient (enqueue) or asked peer (peer_info) */
     uint8_t id[QPC_ID_LEN];
-    bool report;                       /* enqueue: show the answer */
+    bool report;                       /* enqueue: show the answer (my message, its receipt awaited) */
+    bool kept;                         /* enqueue: our outbox keeps a copy (sent again later) */
     UT_hash_handle hh;
 };
 
@@ -55,7 +59,10 @@ struct session {
     char domain[QPC_QUEUE_DOMAIN_MAX + 1];   /* the server's node domain, "" unknown */
     struct pending *pending;
     ev_timer reconnect;
+    double backoff;                    /* seconds until the next reconnect */
     bool closing;
+    bool trial;                        /* tried beside the working session (session_connect) */
+    ev_timer trial_timeout;
 };
 
 void session_set_callbacks(struct client *cl, const struct session_callbacks *cb)
@@ -80,8 +87,11 @@ const char *session_domain(const struct client *cl)
 
 bool session_owns_conn(const struct client *cl, const struct qpc_quic_conn *conn)
 {
-    return cl->session != NULL && cl->session->conn == conn;
+    return (cl->session != NULL && cl->session->conn == conn) ||
+           (cl->session_trial != NULL && cl->session_trial->conn == conn);
 }
+
+static void session_free(struct client *cl, struct session *s);
 
 static int send_request(struct session *s, Qpc__ClientRequest *req)
 {
@@ -188,14 +198,28 @@ static const char *status_text(Qpc__Status st)
     }
 }
 
+/*
+ * What the server's answer means for my message. Held: the server has it. A refusal of
+ * a message my outbox still keeps is not a failure: the outbox sends it again (to the
+ * server later, or straight to the peer), so it is "queued", said with the server's
+ * reason; only a message nobody keeps any more (sent through the server alone, /send)
+ * has failed when the server refuses it.
+ */
 static void on_enqueue_answer(struct session *s, struct pending *p, const Qpc__EnqueueResponse *r)
 {
     struct event ev = { .peer = p->key, .id = p->id, .via = s->address };
+    char why[QPC_ADDRESS_MAX + 128];
 
     if (!p->report)
         return;
     if (r->status == QPC__STATUS__STATUS_OK || r->status == QPC__STATUS__STATUS_DEFERRED) {
         ev.kind = EVT_HELD;
+    } else if (p->kept) {
+        ev.kind = EVT_QUEUED;
+        snprintf(why, sizeof(why), "server %s did not take it (%s); kept in outbox, sent again "
+                 "later", s->address, status_text(r->status));
+        ev.text = why;
+        ev.text_len = strlen(why);
     } else {
         ev.kind = EVT_FAILED;
         ev.text = status_text(r->status);
@@ -203,6 +227,8 @@ static void on_enqueue_answer(struct session *s, struct pending *p, const Qpc__E
         ev.err = QPC_ERR_REFUSED;
     }
     emit(s->cl, &ev);
+    if (ev.kind == EVT_FAILED)
+        s->cl->session_cb->on_refused(s->cl, p->id);
 }
 
 static void on_message(struct session *s, const Qpc__ServerMessage *m)
@@ -300,7 +326,8 @@ int session_relay_send(struct client *cl, const uint8_t key[static QPC_KEY_LEN],
 
 int session_on_connected(struct client *cl, struct qpc_quic_conn *conn, const uint8_t *key)
 {
-    struct session *s = cl->session;
+    struct session *s = cl->session_trial != NULL && cl->session_trial->conn == conn ? cl->session_trial
+                                                                                     : cl->session;
     Qpc__ClientRequest req = QPC__CLIENT_REQUEST__INIT;
     Qpc__PushRequest push = QPC__PUSH_REQUEST__INIT;
     int rc;
@@ -314,6 +341,20 @@ int session_on_connected(struct client *cl, struct qpc_quic_conn *conn, const ui
         return 1;
     }
     cl->id_dirty = true;
+    if (s->trial) {
+        /* The new server answered: now it replaces the old session. */
+        struct session *old = cl->session;
+
+        ev_timer_stop(cl->loop, &s->trial_timeout);
+        s->trial = false;
+        cl->session_trial = NULL;
+        cl->session = s;
+        if (old != NULL)
+            session_free(cl, old);
+    }
+    s->backoff = RECONNECT_MIN_S;
+    /* Saved only now that it answered: a typo is never remembered. */
+    state_save_server(cl, s->address);
     if (qpc_quic_conn_open_stream(conn, &s->sid) < 0)
         return 1;
     s->has_sid = true;
@@ -338,11 +379,25 @@ static void reconnect_cb(struct ev_loop *loop, ev_timer *w, int revents)
         session_connect(cl, cl->session->address, err, sizeof(err));
 }
 
-void session_on_closed(struct client *cl, const struct qpc_quic_close_info *info_)
+void session_on_closed(struct client *cl, const struct qpc_quic_conn *conn,
+                       const struct qpc_quic_close_info *info_)
 {
     struct session *s = cl->session;
     struct pending *p, *tmp;
-    bool was_up = s->up;
+    bool was_up;
+
+    if (cl->session_trial != NULL && cl->session_trial->conn == conn) {
+        struct session *t = cl->session_trial;
+
+        info(cl, "cannot connect to %s: %s%s%s; %s", t->address, qpc_strerror(info_->err),
+             info_->reason[0] ? ": " : "", info_->reason,
+             session_up(cl) ? "the session with the server before stays" : "nothing was saved");
+        t->conn = NULL;
+        cl->session_trial = NULL;
+        session_free(cl, t);
+        return;
+    }
+    was_up = s->up;
 
     s->conn = NULL;
     s->up = false;
@@ -361,11 +416,46 @@ void session_on_closed(struct client *cl, const struct qpc_quic_close_info *info
                      info_->reason[0] ? ": " : "", info_->reason);
     }
     if (!s->closing) {
-        ev_timer_set(&s->reconnect, RECONNECT_S, 0.0);
+        ev_timer_set(&s->reconnect, s->backoff, 0.0);
         ev_timer_start(cl->loop, &s->reconnect);
+        s->backoff = s->backoff * 2 > RECONNECT_MAX_S ? RECONNECT_MAX_S : s->backoff * 2;
     }
 }
 
+static void trial_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct client *cl = w->data;
+    struct session *t = cl->session_trial;
+
+    if (t == NULL)
+        return;
+    info(cl, "no answer from %s within %.0f s; %s", t->address, TRIAL_TIMEOUT_S,
+         session_up(cl) ? "the session with the server before stays" : "nothing was saved");
+    cl->session_trial = NULL;
+    session_free(cl, t);
+}
+
+static struct session *session_new(struct client *cl, const char *address)
+{
+    struct session *s = calloc(1, sizeof(*s));
+
+    if (s == NULL)
+        return NULL;
+    s->cl = cl;
+    snprintf(s->address, sizeof(s->address), "%s", address);
+    s->backoff = RECONNECT_MIN_S;
+    ev_timer_init(&s->reconnect, reconnect_cb, RECONNECT_MIN_S, 0.0);
+    s->reconnect.data = cl;
+    ev_timer_init(&s->trial_timeout, trial_timeout_cb, TRIAL_TIMEOUT_S, 0.0);
+    s->trial_timeout.data = cl;
+    return s;
+}
+
+/*
+ * With a session already there (up, or retrying its server), a different address is
+ * tried beside it: the old session is replaced only once the new server answered, and
+ * nothing is saved before that, so a typo costs nothing (session_on_connected).
+ */
 int session_connect(struct client *cl, const char *address_in, char *err, size_t errlen)
 {
     struct session *s = cl->session;
@@ -377,7 +467,7 @@ int session_connect(struct client *cl, const char *address_in, char *err, size_t
     struct sockaddr_storage ss;
     socklen_t sslen = 0;
     uint8_t key[QPC_KEY_LEN];
-    bool pinned;
+    bool pinned, trial;
     int rc;
 
     if (!qpc_addr_valid(address_in) ||
@@ -386,49 +476,61 @@ int session_connect(struct client *cl, const char *address_in, char *err, size_t
         return QPC_ERR_INVALID;
     }
     snprintf(address, sizeof(address), "%s", address_in);
-    if (s != NULL && s->conn != NULL && strcmp(s->address, address) == 0)
-        return 0;
+    if (s != NULL && strcmp(s->address, address) == 0) {
+        if (s->conn != NULL)
+            return 0;
+    }
     if (cl->session_cb == NULL) {   /* node_start sets them: a session needs the node */
         snprintf(err, errlen, "cannot connect to %s: the node is not started", address);
         return QPC_ERR_INVALID;
     }
-    if (s != NULL)
-        session_close(cl);
-    s = calloc(1, sizeof(*s));
-    if (s == NULL)
-        return QPC_ERR_NOMEM;
-    s->cl = cl;
-    snprintf(s->address, sizeof(s->address), "%s", address);
-    ev_timer_init(&s->reconnect, reconnect_cb, RECONNECT_S, 0.0);
-    s->reconnect.data = cl;
-    cl->session = s;
-    if (qpc_identity_pin_note(cl->id, QPC_PIN_ADDRESS, address, now_ms(), NULL) == 0)
-        cl->id_dirty = true;
+    trial = s != NULL && strcmp(s->address, address) != 0;
     if (qpc_addr_resolve(address, &ss, &sslen) < 0) {
-        snprintf(err, errlen, "cannot resolve %s", host);
-        ev_timer_start(cl->loop, &s->reconnect);
+        snprintf(err, errlen, "cannot resolve %s%s", host, trial ? "; the session before stays" : "");
+        if (!trial && s != NULL)
+            ev_timer_start(cl->loop, &s->reconnect);
         return QPC_ERR_NOT_FOUND;
     }
+    if (trial) {
+        if (cl->session_trial != NULL)
+            session_free(cl, cl->session_trial);
+        cl->session_trial = NULL;
+    } else if (s == NULL) {
+        if ((s = session_new(cl, address)) == NULL)
+            return QPC_ERR_NOMEM;
+        cl->session = s;
+    }
+    if (trial && (s = session_new(cl, address)) == NULL)
+        return QPC_ERR_NOMEM;
     pinned = qpc_identity_pin_lookup(cl->id, QPC_PIN_ADDRESS, address, key) == 0;
     rc = qpc_quic_connect(cl->ep, (struct sockaddr *)&ss, sslen, QPC_ALPN_CLIENT,
                           pinned ? key : NULL, cl, &s->conn);
     if (rc < 0) {
         s->conn = NULL;
-        snprintf(err, errlen, "cannot connect to %s: %s", address, qpc_strerror(rc));
-        ev_timer_start(cl->loop, &s->reconnect);
+        snprintf(err, errlen, "cannot connect to %s: %s%s", address, qpc_strerror(rc),
+                 trial ? "; the session before stays" : "");
+        if (trial)
+            session_free(cl, s);
+        else
+            ev_timer_start(cl->loop, &s->reconnect);
+        return rc;
     }
-    return rc;
+    if (trial) {
+        s->trial = true;
+        cl->session_trial = s;
+        ev_timer_start(cl->loop, &s->trial_timeout);
+    }
+    return 0;
 }
 
-void session_close(struct client *cl)
+/* Ends s (closing its connection) and frees it; the caller has unlinked it from cl. */
+static void session_free(struct client *cl, struct session *s)
 {
-    struct session *s = cl->session;
     struct pending *p, *tmp;
 
-    if (s == NULL)
-        return;
     s->closing = true;
     ev_timer_stop(cl->loop, &s->reconnect);
+    ev_timer_stop(cl->loop, &s->trial_timeout);
     if (s->conn != NULL) {
         /* on_closed runs later from the loop; detach so it finds no session. */
         qpc_quic_conn_set_user(s->conn, NULL);
@@ -442,10 +544,20 @@ void session_close(struct client *cl)
     }
     free(s->unacked);
     free(s);
+}
+
+void session_close(struct client *cl)
+{
+    if (cl->session_trial != NULL)
+        session_free(cl, cl->session_trial);
+    cl->session_trial = NULL;
+    if (cl->session != NULL)
+        session_free(cl, cl->session);
     cl->session = NULL;
 }
 
-int session_enqueue(struct client *cl, const struct qpc_envelope *env, const char *domain, bool report)
+int session_enqueue(struct client *cl, const struct qpc_envelope *env, const char *domain, bool report,
+                    bool kept)
 {
     struct session *s = cl->session;
     Qpc__ClientRequest req = QPC__CLIENT_REQUEST__INIT;
@@ -478,6 +590,7 @@ int session_enqueue(struct client *cl, const struct qpc_envelope *env, const cha
         memcpy(p->key, env->recipient, QPC_KEY_LEN);
         memcpy(p->id, env->id, QPC_ID_LEN);
         p->report = report;
+        p->kept = kept;
     }
     return 0;
 }

@@ -28,6 +28,9 @@ struct session_callbacks {
     /* A relayed QUIC packet from peer key came in. */
     void (*on_relay_packet)(struct client *cl, const uint8_t key[static QPC_KEY_LEN],
                             const uint8_t *pkt, size_t len);
+    /* The server refused for good envelope id of mine that only it could carry
+     * (session_enqueue without kept): nothing will deliver it. */
+    void (*on_refused)(struct client *cl, const uint8_t id[static QPC_ID_LEN]);
     /* The session came up (true) or went down (false). */
     void (*on_up)(struct client *cl, bool up);
 };
@@ -35,6 +38,13 @@ struct session_callbacks {
 /* Sets the callbacks, once, before the first session_connect. cb must outlive cl. */
 void session_set_callbacks(struct client *cl, const struct session_callbacks *cb);
 
+/*
+ * Connects to the server at address. While a session exists for another address, the
+ * new one is tried beside it and replaces it only when it answers (a failure is said
+ * and changes nothing). A server is saved (the identity's servers, and DATA_DIR/server
+ * for the next start) only once it answered. Retries back off from 1 s to 60 s.
+ * Errors (bad address, cannot resolve) go to err; 0 means the attempt is under way.
+ */
 int session_connect(struct client *cl, const char *address, char *err, size_t errlen);
 void session_close(struct client *cl);
 bool session_up(const struct client *cl);
@@ -42,9 +52,14 @@ const char *session_address(const struct client *cl);
 /* The server's node domain, as it said when push was turned on ("" until then, or from a
  * server that does not say): where others' receipts for my messages must go. */
 const char *session_domain(const struct client *cl);
-/* Enqueues an envelope at the server for recipient (domain "" = the server's own). With
- * report, the server's answer is shown (EVT_HELD or EVT_FAILED for the envelope's id). */
-int session_enqueue(struct client *cl, const struct qpc_envelope *env, const char *domain, bool report);
+/*
+ * Enqueues an envelope at the server for recipient (domain "" = the server's own). With
+ * report, the server's answer is shown (held, queued or failed for the envelope's id).
+ * kept: a link to the peer may still carry our outbox copy, so a refusal leaves it
+ * queued; without, a refusal is final: shown as failed and told up (on_refused).
+ */
+int session_enqueue(struct client *cl, const struct qpc_envelope *env, const char *domain, bool report,
+                    bool kept);
 /*
  * Acks every server item handed up (on_envelope returned 0) since the last call: the
  * caller calls it after the commit that made what they changed durable (turn.c), so an
@@ -65,6 +80,7 @@ bool session_owns_conn(const struct client *cl, const struct qpc_quic_conn *conn
 int session_on_connected(struct client *cl, struct qpc_quic_conn *conn, const uint8_t *key);
 void session_on_frame(struct client *cl, struct qpc_quic_conn *conn, const uint8_t *d, size_t n);
 void session_on_datagram(struct client *cl, const uint8_t *d, size_t n);
-void session_on_closed(struct client *cl, const struct qpc_quic_close_info *info);
+void session_on_closed(struct client *cl, const struct qpc_quic_conn *conn,
+                       const struct qpc_quic_close_info *info);
 
 #endif

@@ -34,6 +34,7 @@
 #include "state.h"
 #include "qpc/encoding.h"
 #include "qpc/error.h"
+#include "qpc/addr.h"
 #include "qpc/fileio.h"
 #include "qpc/log.h"
 
@@ -569,17 +570,63 @@ void state_expire(struct client *cl, uint64_t now)
         qpc_log_error("state", "outbox: %s", qpc_queue_errmsg(cl->outbox));
 }
 
-void state_mark_delivered(struct client *cl, const struct qpc_envelope *env, uint64_t now)
+size_t state_outbox_count(const struct client *cl)
+{
+    const struct persisted *p, *tmp;
+    size_t n = 0;
+
+    HASH_ITER(hh, cl->persisted, p, tmp)
+        n += p->key[QPC_ID_LEN] == ROW_ENVELOPE && !p->forgotten;
+    return n;
+}
+
+void state_note_shown(struct client *cl, const struct qpc_envelope *env)
 {
     char hex[QPC_ID_LEN * 2 + 1];
-    uint64_t keep = qpc_envelope_expires_at_ms(env);
 
-    qpc_store_mark_seen(cl->store, env->id, keep, now);
     if (cl->seen_log == NULL)
         return;
     qpc_hex_encode(hex, env->id, QPC_ID_LEN);
     /* Buffered: state_commit flushes it once per turn, before any ack leaves. */
-    fprintf(cl->seen_log, "%s %llu\n", hex, (unsigned long long)keep);
+    fprintf(cl->seen_log, "%s %llu\n", hex, (unsigned long long)qpc_envelope_expires_at_ms(env));
+}
+
+void state_mark_delivered(struct client *cl, const struct qpc_envelope *env, uint64_t now)
+{
+    qpc_store_mark_seen(cl->store, env->id, qpc_envelope_expires_at_ms(env), now);
+    state_note_shown(cl, env);
+}
+
+/* ---- the saved server ---------------------------------------------------------------- */
+
+void state_save_server(struct client *cl, const char *address)
+{
+    char path[PATH_MAX + 32], text[QPC_ADDRESS_MAX + 2], why[PATH_MAX + 128] = "", now[QPC_ADDRESS_MAX + 1];
+
+    if (state_saved_server(cl, now, sizeof(now)) == 0 && strcmp(now, address) == 0)
+        return;
+    path_join(path, sizeof(path), cl->data_dir, "server");
+    snprintf(text, sizeof(text), "%s\n", address);
+    if (qpc_file_write_atomic(path, text, strlen(text), 0600, why, sizeof(why)) < 0)
+        qpc_log_warn("state", "cannot save the server: %s", why);
+}
+
+int state_saved_server(const struct client *cl, char *out, size_t cap)
+{
+    char path[PATH_MAX + 32], line[QPC_ADDRESS_MAX + 2] = "";
+    FILE *f;
+
+    path_join(path, sizeof(path), cl->data_dir, "server");
+    if ((f = fopen(path, "r")) == NULL)
+        return QPC_ERR_NOT_FOUND;
+    if (fgets(line, sizeof(line), f) == NULL)
+        line[0] = '\0';
+    fclose(f);
+    line[strcspn(line, "\r\n")] = '\0';
+    if (!qpc_addr_valid(line))
+        return QPC_ERR_NOT_FOUND;
+    snprintf(out, cap, "%s", line);
+    return 0;
 }
 
 /* ---- subscriptions ------------------------------------------------------------------ */

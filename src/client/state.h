@@ -87,8 +87,17 @@ int state_refill(struct client *cl, uint64_t now);
 /* Drops rows (and their bookkeeping) whose TTL has ended. */
 void state_expire(struct client *cl, uint64_t now);
 
+/* Envelopes held in the outbox (mine, receipts I owe, and those held for others). */
+size_t state_outbox_count(const struct client *cl);
+/* Notes on disk only (seen.log) that env was shown: after a restart it is a duplicate.
+ * For broadcasts, whose in-memory dedup entry the store makes when it keeps them. */
+void state_note_shown(struct client *cl, const struct qpc_envelope *env);
 /* Remembers (on disk) that an envelope for me was shown, so it is never shown twice. */
 void state_mark_delivered(struct client *cl, const struct qpc_envelope *env, uint64_t now);
+/* DATA_DIR/server: the server that last answered, connected at the next start. */
+void state_save_server(struct client *cl, const char *address);
+/* The saved server's address into out. Returns 0 or QPC_ERR_NOT_FOUND (none, or unusable). */
+int state_saved_server(const struct client *cl, char *out, size_t cap);
 /* Subscriptions file: loads into cl->channels / saves it. */
 int state_load_subscriptions(struct client *cl, char *err, size_t errlen);
 int state_save_subscriptions(struct client *cl);
