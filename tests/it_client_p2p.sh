@@ -138,7 +138,7 @@ if [ -x "$B/qpc-server" ]; then
     for i in $(seq 100); do grep -q 'connect: *qpc --server' "$T/srv2.out" "$T/srv2.err" 2>/dev/null && break; sleep 0.1; done
     S2ADDR=$(sed -n 's/.*connect: *qpc --server \([^ ]*\).*/\1/p' "$T/srv2.out" "$T/srv2.err" | head -1)
     GK=$($B/qpc --data-dir "$T/g" identity)
-    GPORT=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    GPORT=$(it_port_base 1)   # below the ephemeral range: no other test's client takes it meanwhile
     $B/qpc --data-dir "$T/f" peer add "$GK" "127.0.0.1:$GPORT" gina
     rc=0; $B/qpc --data-dir "$T/f" $Q --server "$S2ADDR" send gina "first" >"$T/send6b1.out" || rc=$?
     [ $rc -eq 3 ] || fail "first send via the server: exit $rc, want 3"
@@ -152,7 +152,7 @@ if [ -x "$B/qpc-server" ]; then
     GPID=$!; PIDS+=($GPID)
     sleep 0.5
     $B/qpc --data-dir "$T/f" $Q listen --timeout 6 >"$T/f.out" 2>"$T/f.err" || true
-    wait "$GPID" || fail "G did not get both messages: $(cat "$T/g.out")"
+    wait "$GPID" || fail "G did not get both messages: $(cat "$T/g.out" "$T/g.err")"
     [ "$(grep -c '"text":"second"' "$T/g.out")" -eq 1 ] || fail "the queued message not delivered once"
     echo "ok 6b queue full at the node: queued, delivered later once"
 else
