@@ -46,7 +46,7 @@
 #define TXT_VALUE_MAX 200      /* node TXT values (server=, domain=): the old, tighter limit */
 #define HOST_ADDRS_MAX 32      /* addresses we publish for our host name */
 #define ADDR_RESCAN_S 5.0      /* how often interface addresses are checked for changes */
-#define SEEN_MAX 512           /* instances tracked (one resolver each); more are ignored */
+#define SEEN_MAX 512           /* instances tracked per type (one resolver each); more are ignored */
 #define AVAHI_LOG_BURST 10     /* avahi-core lines logged per window ... */
 #define AVAHI_LOG_WINDOW_S 60  /* ... the rest are counted and reported once */
 
@@ -59,6 +59,7 @@ struct browser {
     qpc_mdns_browse_cb cb;
     void *arg;
     struct qpc_mdns *m;
+    size_t tracked;               /* its instances in qpc_mdns.seen */
 };
 
 /* Resolved data of one instance; every string is owned here. */
@@ -739,7 +740,8 @@ static void browsed(AvahiSServiceBrowser *b, AvahiIfIndex iface, AvahiProtocol p
     seen_key(key, br, iface, proto, name);
     HASH_FIND_STR(m->seen, key, e);
     if (event == AVAHI_BROWSER_NEW && e == NULL) {
-        if (HASH_COUNT(m->seen) >= SEEN_MAX) {
+        /* Per type, so a crowd of one type (P2P clients) cannot hide another (nodes). */
+        if (br->tracked >= SEEN_MAX) {
             m->last_error = "too many instances on the link; ignoring new ones";
             return;
         }
@@ -755,8 +757,10 @@ static void browsed(AvahiSServiceBrowser *b, AvahiIfIndex iface, AvahiProtocol p
         HASH_ADD_STR(m->seen, key, e);
         if (e->hh.tbl == NULL)
             goto nomem;
+        br->tracked++;
     } else if (event == AVAHI_BROWSER_REMOVE && e != NULL) {
         HASH_DEL(m->seen, e);
+        br->tracked--;
         if (e->reported)
             br->cb(&e->svc, false, br->arg);
         seen_free(e);
@@ -805,6 +809,30 @@ int qpc_mdns_browse_type_start(struct qpc_mdns *m, const char *type, qpc_mdns_br
 int qpc_mdns_browse_start(struct qpc_mdns *m, qpc_mdns_browse_cb cb, void *arg)
 {
     return qpc_mdns_browse_type_start(m, QPC_MDNS_SERVICE_TYPE, cb, arg);
+}
+
+static int compare_names(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+size_t qpc_mdns_seen_count(const struct qpc_mdns *m, const char *type)
+{
+    const char *names[SEEN_MAX];
+    struct seen_service *e, *tmp;
+    size_t n = 0, distinct = 0;
+
+    if (m == NULL || type == NULL)
+        return 0;
+    HASH_ITER(hh, m->seen, e, tmp) {
+        if (e->reported && !e->svc.is_local && n < SEEN_MAX && strcmp(e->br->type, type) == 0)
+            names[n++] = e->name;
+    }
+    /* One instance seen on two interfaces is two entries: count each name once. */
+    qsort(names, n, sizeof(names[0]), compare_names);
+    for (size_t i = 0; i < n; i++)
+        distinct += i == 0 || strcmp(names[i - 1], names[i]) != 0;
+    return distinct;
 }
 
 void qpc_mdns_browse_stop(struct qpc_mdns *m)

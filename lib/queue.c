@@ -34,7 +34,7 @@
 #include "qpc/log.h"
 #include "qpc/queue.h"
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 #define PAGE_MAX 10000   /* largest fetch/due page */
 #define WAL_CHECKPOINT_PAGES 4000
 
@@ -62,6 +62,12 @@
  * only in qpc_queue_commit, which tallies them in memory and writes each touched
  * recipient's counters once per transaction: a trigger per insert cost two UPDATEs a
  * row. Either way the counters change in the same transaction as the rows.
+ *
+ * enqueued_at (both tables) is the caller's now_ms when the write was staged. seq and
+ * oid only grow, so the row with the smallest one is the oldest stored, and the age of
+ * the oldest message (qpc_queue_stats) is one descent of the table's own B-tree:
+ * no index, no scan, however long the queue. (Version 2 had no such column; see
+ * upgrade_to_3.)
  */
 static const char SCHEMA[] =
     "CREATE TABLE recipients(rid INTEGER PRIMARY KEY, key BLOB NOT NULL UNIQUE,"
@@ -69,7 +75,7 @@ static const char SCHEMA[] =
     "CREATE TABLE queue("
     "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
     "  rid INTEGER NOT NULL, idh INTEGER NOT NULL, id BLOB NOT NULL,"
-    "  expires_at INTEGER NOT NULL, blob BLOB NOT NULL);"
+    "  expires_at INTEGER NOT NULL, blob BLOB NOT NULL, enqueued_at INTEGER NOT NULL);"
     "CREATE INDEX queue_by_recipient ON queue(rid);"   /* (rid, seq): seq is the rowid */
     "CREATE INDEX queue_by_expiry_id ON queue(expires_at, idh);"
     "CREATE TABLE totals(k INTEGER PRIMARY KEY, items INTEGER NOT NULL, bytes INTEGER NOT NULL);"
@@ -84,7 +90,7 @@ static const char SCHEMA[] =
     "  domain TEXT NOT NULL, recipient BLOB NOT NULL, id BLOB NOT NULL,"
     "  blob BLOB NOT NULL, expires_at INTEGER NOT NULL,"
     "  next_attempt INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
-    "  UNIQUE(domain, recipient, id));"
+    "  enqueued_at INTEGER NOT NULL, UNIQUE(domain, recipient, id));"
     "CREATE INDEX outbox_by_due ON outbox(next_attempt);"
     "CREATE INDEX outbox_by_expiry ON outbox(expires_at);"
     "CREATE TRIGGER outbox_added AFTER INSERT ON outbox BEGIN"
@@ -100,7 +106,7 @@ enum stmt_id {
     S_RCPT, S_RCPT_ADD, S_RCPT_GC, S_FIND, S_USAGE, S_TOTALS, S_INSERT, S_FETCH, S_ACK_ONE,
     S_ACK_UPTO, S_EXPIRE, S_RECIPIENTS, S_RCPT_SET, S_TOTALS_SET,
     S_OB_FIND, S_OB_INSERT, S_OB_DUE, S_OB_LEASE, S_OB_ATTEMPTS, S_OB_RETRY, S_OB_REMOVE,
-    S_OB_EXPIRE, S_OB_LIST,
+    S_OB_EXPIRE, S_OB_LIST, S_OLDEST, S_OB_OLDEST,
     S_COUNT
 };
 
@@ -118,7 +124,8 @@ static const char *const STMT_SQL[S_COUNT] = {
                " WHERE expires_at = ?4 AND idh = ?1 AND rid = ?2 AND id = ?3",
     [S_USAGE] = "SELECT items, bytes FROM recipients WHERE key = ?1",
     [S_TOTALS] = "SELECT items, bytes FROM totals WHERE k = ?1",
-    [S_INSERT] = "INSERT INTO queue(rid, idh, id, expires_at, blob) VALUES(?1, ?2, ?3, ?4, ?5)",
+    [S_INSERT] = "INSERT INTO queue(rid, idh, id, expires_at, blob, enqueued_at)"
+                " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
     [S_FETCH] = "SELECT seq, id, expires_at, blob FROM queue WHERE rid = " RID_OF_KEY
                 " AND seq > ?2 AND expires_at > ?3 ORDER BY seq LIMIT ?4",
     [S_ACK_ONE] = "DELETE FROM queue WHERE rid = " RID_OF_KEY " AND seq = ?2",
@@ -128,8 +135,8 @@ static const char *const STMT_SQL[S_COUNT] = {
     [S_RCPT_SET] = "UPDATE recipients SET items = ?2, bytes = ?3 WHERE rid = ?1",
     [S_TOTALS_SET] = "UPDATE totals SET items = ?2, bytes = ?3 WHERE k = ?1",
     [S_OB_FIND] = "SELECT oid FROM outbox WHERE domain = ?1 AND recipient = ?2 AND id = ?3",
-    [S_OB_INSERT] = "INSERT INTO outbox(domain, recipient, id, blob, expires_at, next_attempt)"
-                    " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+    [S_OB_INSERT] = "INSERT INTO outbox(domain, recipient, id, blob, expires_at, next_attempt,"
+                    " enqueued_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6)",
     /* Two range searches of outbox_by_due (due; scheduled beyond ?3, see select_due):
      * written as one OR, SQLite would scan the whole index instead. */
     [S_OB_DUE] = "SELECT * FROM ("
@@ -145,6 +152,9 @@ static const char *const STMT_SQL[S_COUNT] = {
     [S_OB_EXPIRE] = "DELETE FROM outbox WHERE expires_at <= ?1",
     [S_OB_LIST] = "SELECT oid, domain, recipient, id, expires_at, attempts, blob FROM outbox"
                   " WHERE oid > ?1 AND expires_at > ?2 ORDER BY oid LIMIT ?3",
+    /* The first row in rowid order: the smallest seq/oid, found without a scan. */
+    [S_OLDEST] = "SELECT enqueued_at FROM queue ORDER BY seq LIMIT 1",
+    [S_OB_OLDEST] = "SELECT enqueued_at FROM outbox ORDER BY oid LIMIT 1",
 };
 
 enum staged_kind { STAGED_QUEUE, STAGED_OUTBOX, STAGED_OUTBOX_REMOVE };
@@ -233,6 +243,11 @@ static sqlite3_stmt *stmt(struct qpc_queue *q, enum stmt_id id)
     return q->stmt[id];
 }
 
+static sqlite3_int64 clamp_time(uint64_t ms)
+{
+    return ms > (uint64_t)INT64_MAX ? INT64_MAX : (sqlite3_int64)ms;
+}
+
 /* Runs a statement that returns no rows. */
 static int exec_stmt(struct qpc_queue *q, sqlite3_stmt *st, const char *what)
 {
@@ -303,6 +318,30 @@ static int exec_script(struct qpc_queue *q, const char *sql, const char *what)
     return ret;
 }
 
+/*
+ * Version 2 -> 3: both tables get enqueued_at. Rows stored before the upgrade have no
+ * time of their own, so they take the time of the upgrade as a constant column default
+ * (SQLite stores it once in the schema and rewrites no row, however large the queue):
+ * their age is counted from the upgrade, a lower bound. This is the one place the queue
+ * reads the clock itself, because qpc_queue_open has no caller's now to use.
+ */
+static int upgrade_to_3(struct qpc_queue *q)
+{
+    struct timespec ts;
+    long long now_ms;
+    char sql[384];
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    now_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    snprintf(sql, sizeof(sql),
+             "BEGIN IMMEDIATE;"
+             "ALTER TABLE queue ADD COLUMN enqueued_at INTEGER NOT NULL DEFAULT %lld;"
+             "ALTER TABLE outbox ADD COLUMN enqueued_at INTEGER NOT NULL DEFAULT %lld;"
+             "PRAGMA user_version = 3;"
+             "COMMIT;", now_ms, now_ms);
+    return exec_script(q, sql, "upgrade schema 2 to 3");
+}
+
 /* Reads PRAGMA user_version; creates the schema in a fresh file, upgrades an older one. */
 static int ensure_schema(struct qpc_queue *q)
 {
@@ -327,8 +366,13 @@ static int ensure_schema(struct qpc_queue *q)
         snprintf(sql, sizeof(sql), "BEGIN IMMEDIATE;%sPRAGMA user_version = %d;COMMIT;",
                  SCHEMA, SCHEMA_VERSION);
         ret = exec_script(q, sql, "create schema");
-    } else if (version == 1) {
-        ret = exec_script(q, MIGRATE_1_TO_2, "upgrade schema 1 to 2");
+    } else {
+        /* Each step is its own transaction: a crash between two leaves a file of the
+         * version before, which the next open upgrades further. */
+        if (version == 1)
+            ret = exec_script(q, MIGRATE_1_TO_2, "upgrade schema 1 to 2");
+        if (ret == 0 && (version == 1 || version == 2))
+            ret = upgrade_to_3(q);
     }
 out:
     sqlite3_finalize(st);
@@ -829,6 +873,7 @@ static int store_queue_item(struct qpc_queue *q, struct batch *b, struct staged 
     sqlite3_bind_blob(st, 3, s->id, QPC_ID_LEN, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, (sqlite3_int64)s->expires_at_ms);
     sqlite3_bind_blob(st, 5, s->blob, (int)s->len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, clamp_time(s->now_ms));
     if ((ret = insert_row(q, st, &s->seq)) != 0)
         return ret;
     t->items++;
@@ -1051,11 +1096,6 @@ int qpc_queue_ack_upto(struct qpc_queue *q, const uint8_t recipient[static QPC_K
     return delete_once(q, st, removed);
 }
 
-static sqlite3_int64 clamp_time(uint64_t ms)
-{
-    return ms > (uint64_t)INT64_MAX ? INT64_MAX : (sqlite3_int64)ms;
-}
-
 int qpc_queue_expire(struct qpc_queue *q, uint64_t now_ms, size_t *removed)
 {
     sqlite3_stmt *st;
@@ -1082,6 +1122,24 @@ int qpc_queue_outbox_expire(struct qpc_queue *q, uint64_t now_ms, size_t *remove
     return delete_once(q, st, removed);
 }
 
+/* enqueued_at of the first row of a table in rowid order; 0 when the table is empty. */
+static int read_oldest(struct qpc_queue *q, enum stmt_id id, uint64_t *enqueued_ms)
+{
+    sqlite3_stmt *st = stmt(q, id);
+    int rc = sqlite3_step(st), ret = 0;
+    sqlite3_int64 v;
+
+    *enqueued_ms = 0;
+    if (rc == SQLITE_ROW) {
+        v = sqlite3_column_int64(st, 0);
+        *enqueued_ms = v > 0 ? (uint64_t)v : 1;   /* 0 means "empty"; a row is never that */
+    } else if (rc != SQLITE_DONE) {
+        ret = db_fail(q, "oldest row");
+    }
+    sqlite3_reset(st);
+    return ret;
+}
+
 int qpc_queue_stats(struct qpc_queue *q, struct qpc_queue_stats *stats)
 {
     sqlite3_stmt *st;
@@ -1089,7 +1147,9 @@ int qpc_queue_stats(struct qpc_queue *q, struct qpc_queue_stats *stats)
 
     memset(stats, 0, sizeof(*stats));
     if ((ret = read_totals(q, 0, &stats->items, &stats->bytes)) != 0 ||
-        (ret = read_totals(q, 1, &stats->outbox_items, &stats->outbox_bytes)) != 0)
+        (ret = read_totals(q, 1, &stats->outbox_items, &stats->outbox_bytes)) != 0 ||
+        (ret = read_oldest(q, S_OLDEST, &stats->oldest_enqueued_ms)) != 0 ||
+        (ret = read_oldest(q, S_OB_OLDEST, &stats->outbox_oldest_enqueued_ms)) != 0)
         return ret;
     st = stmt(q, S_RECIPIENTS);
     if (sqlite3_step(st) == SQLITE_ROW)
@@ -1098,6 +1158,11 @@ int qpc_queue_stats(struct qpc_queue *q, struct qpc_queue_stats *stats)
         ret = db_fail(q, "count recipients");
     sqlite3_reset(st);
     return ret;
+}
+
+void qpc_queue_limits_get(const struct qpc_queue *q, struct qpc_queue_limits *limits)
+{
+    *limits = q->limits;
 }
 
 int qpc_queue_count(struct qpc_queue *q, const uint8_t recipient[static QPC_KEY_LEN],

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # pkg_debian.sh: build the Debian packages from this tree and show on this machine that
 #   1. dpkg-buildpackage -us -uc -b builds qpc and qpc-server, and lintian finds no error;
-#   2. installing them puts the programs on PATH, the man pages, the conffile, the unit
-#      (enabled; `systemd-analyze verify` accepts it) and the system user in place;
+#   2. installing them puts the programs on PATH, the man pages, the conffile, the alert
+#      rules and dashboard, the unit (enabled; `systemd-analyze verify` accepts it) and
+#      the system user in place;
 #   3. qpc-server runs as that user with the packaged config and its embedded defaults,
 #      and a `qpc` from PATH sends a message through it to a second identity, which then
 #      receives it;
@@ -105,6 +106,8 @@ DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$T"/qpc_*_"$(dpkg --print
 [ -x /usr/sbin/qpc-server ] || fail "no /usr/sbin/qpc-server"
 man -w qpc >/dev/null && man -w 8 qpc-server >/dev/null || fail "man pages not found by man"
 [ -f /etc/quicprochat/qpc-server.toml ] || fail "no /etc/quicprochat/qpc-server.toml"
+[ -f /usr/share/quicprochat/prometheus/qpc-alerts.yml ] && [ -f /usr/share/quicprochat/grafana/quicprochat.json ] ||
+    fail "no alert rules or dashboard in /usr/share/quicprochat"
 dpkg-query -W -f='${Conffiles}' qpc-server | grep -q /etc/quicprochat/qpc-server.toml ||
     fail "the config is not a conffile"
 getent passwd quicprochat | grep -q ':/var/lib/quicprochat:/usr/sbin/nologin$' ||
@@ -116,7 +119,7 @@ systemd-analyze verify /lib/systemd/system/qpc-server.service >"$T/verify.out" 2
     fail "systemd-analyze verify: $(cat "$T/verify.out")"
 exposure=$(systemd-analyze security --offline=yes /lib/systemd/system/qpc-server.service 2>/dev/null |
            sed -n 's/.*Overall exposure level for qpc-server.service: *\([0-9.]* [A-Z]*\).*/\1/p')
-echo "ok 2: installed: /usr/bin/qpc, /usr/sbin/qpc-server, man pages, conffile, user quicprochat (uid $(id -u quicprochat)), unit enabled, systemd-analyze verify clean, exposure ${exposure:-?}"
+echo "ok 2: installed: /usr/bin/qpc, /usr/sbin/qpc-server, man pages, conffile, monitoring files, user quicprochat (uid $(id -u quicprochat)), unit enabled, systemd-analyze verify clean, exposure ${exposure:-?}"
 
 # --- 3. the service runs, qpc sends through it --------------------------------------------
 unit=/lib/systemd/system/qpc-server.service

@@ -537,6 +537,63 @@ static void test_mdns_browses_each_type_with_its_own_callback_and_every_txt_pair
     ev_loop_destroy(loop);
 }
 
+struct seen_counts {
+    struct qpc_mdns *m;
+    size_t nodes, peers;
+};
+
+static bool counts_are(void *arg)
+{
+    struct seen_counts *c = arg;
+
+    return qpc_mdns_seen_count(c->m, QPC_MDNS_SERVICE_TYPE) == c->nodes &&
+           qpc_mdns_seen_count(c->m, QPC_MDNS_P2P_SERVICE_TYPE) == c->peers;
+}
+
+static void test_mdns_seen_count_counts_each_type_apart_and_leaves_out_our_own(void **state)
+{
+    struct ev_loop *loop;
+    struct qpc_mdns *node, *peer, *self;
+    struct two_sightings t = { 0 };
+    const struct qpc_mdns_txt txt[] = { { "ver", "1" }, { "peer", PEER_HEX } };
+    const struct qpc_mdns_announcement a = {
+        .type = QPC_MDNS_P2P_SERVICE_TYPE, .instance = "peer-5e6f7081", .port = 41000,
+        .txt = txt, .txt_count = 2,
+    };
+    struct seen_counts c = { 0 };
+
+    NEED_NETNS(state);
+    assert_int_equal(qpc_mdns_seen_count(NULL, QPC_MDNS_SERVICE_TYPE), 0);
+    loop = ev_loop_new(EVFLAG_AUTO);
+    node = responder(loop, "qpc-cnode001");
+    peer = responder(loop, "qpc-cpeer001");
+    self = responder(loop, "qpc-cself001");
+    assert_int_equal(qpc_mdns_seen_count(self, QPC_MDNS_SERVICE_TYPE), 0);
+    assert_int_equal(qpc_mdns_seen_count(self, NULL), 0);
+    assert_int_equal(qpc_mdns_announce(node, "nodeC", 7000, "10.201.0.1:7000", "c.mesh.local"), 0);
+    assert_int_equal(qpc_mdns_announce(self, "nodeSelf", 7001, "10.201.0.2:7001", "s.mesh.local"), 0);
+    assert_int_equal(qpc_mdns_announce_service(peer, &a), 0);
+    assert_int_equal(qpc_mdns_browse_start(self, on_service, &t.nodes), 0);
+    assert_int_equal(qpc_mdns_browse_type_start(self, QPC_MDNS_P2P_SERVICE_TYPE, on_service, &t.peers), 0);
+
+    assert_true(run_until(loop, saw_node_and_peer, &t));
+    c = (struct seen_counts){ .m = self, .nodes = 1, .peers = 1 };
+    assert_true(run_until(loop, counts_are, &c));
+
+    /* The peer leaves; the node stays. */
+    qpc_mdns_withdraw(peer);
+    c.peers = 0;
+    assert_true(run_until(loop, counts_are, &c));
+    qpc_mdns_withdraw(node);
+    c.nodes = 0;
+    assert_true(run_until(loop, counts_are, &c));
+
+    qpc_mdns_free(self);
+    qpc_mdns_free(peer);
+    qpc_mdns_free(node);
+    ev_loop_destroy(loop);
+}
+
 static void test_mdns_announce_service_refuses_bad_type_and_txt(void **state)
 {
     struct ev_loop *loop;
@@ -682,6 +739,7 @@ int main(void)
         cmocka_unit_test(test_mdns_same_host_label_on_one_machine_is_no_conflict),
         cmocka_unit_test(test_mdns_announce_refuses_bad_arguments),
         cmocka_unit_test(test_mdns_browses_each_type_with_its_own_callback_and_every_txt_pair),
+        cmocka_unit_test(test_mdns_seen_count_counts_each_type_apart_and_leaves_out_our_own),
         cmocka_unit_test(test_mdns_announce_service_refuses_bad_type_and_txt),
         cmocka_unit_test(test_mdns_browse_type_start_refuses_bad_type_and_too_many_types),
     };

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -340,6 +341,17 @@ static void test_queue_duplicate_enqueue_is_idempotent(void **state)
     assert_int_equal(items, 1);
 }
 
+static int add_out(struct qpc_queue *q, const char *domain, uint32_t n, uint64_t expires_at,
+                   uint64_t now, struct outcome *o)
+{
+    uint8_t rcpt[QPC_KEY_LEN], id[QPC_ID_LEN], blob[64];
+    make_key(rcpt, 3);
+    make_id(id, n);
+    memset(blob, (int)n, sizeof(blob));
+    return qpc_queue_outbox_add(q, domain, rcpt, id, expires_at, blob, sizeof(blob), now,
+                                record, o);
+}
+
 /* Counts the rows of a one-integer query on the database file. */
 static int query_int(const char *path, const char *sql)
 {
@@ -356,30 +368,40 @@ static int query_int(const char *path, const char *sql)
     return v;
 }
 
+/* Closes the fixture's queue and runs sql on its file (to make an older layout). */
+static void close_and_rewrite(struct fixture *f, const char *sql)
+{
+    sqlite3 *db = NULL;
+
+    qpc_queue_close(f->q);
+    f->q = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
 static void test_queue_upgrades_version_1_file_and_keeps_dedup(void **state)
 {
     struct fixture *f = *state;
     uint8_t alice[QPC_KEY_LEN];
     struct outcome o[3] = { 0 };
     uint64_t items = 0;
-    sqlite3 *db = NULL;
 
     make_key(alice, 1);
     assert_int_equal(open_with(f, NULL), 0);
     assert_int_equal(put(f->q, alice, 7, 10, LATER, &o[0]), 0);
     assert_int_equal(qpc_queue_commit(f->q), 0);
-    qpc_queue_close(f->q);
-    f->q = NULL;
     /* Turn the file back into the version 1 layout, with its row. */
-    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, "DROP INDEX queue_by_expiry_id;"
-                                      "CREATE INDEX queue_by_id ON queue(idh);"
-                                      "CREATE INDEX queue_by_expiry ON queue(expires_at);"
-                                      "PRAGMA user_version = 1", NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
+    close_and_rewrite(f, "DROP INDEX queue_by_expiry_id;"
+                         "CREATE INDEX queue_by_id ON queue(idh);"
+                         "CREATE INDEX queue_by_expiry ON queue(expires_at);"
+                         "ALTER TABLE queue DROP COLUMN enqueued_at;"
+                         "ALTER TABLE outbox DROP COLUMN enqueued_at;"
+                         "PRAGMA user_version = 1");
 
+    /* Upgraded through version 2 to the current one. */
     assert_int_equal(open_with(f, NULL), 0);
-    assert_int_equal(query_int(f->path, "PRAGMA user_version"), 2);
+    assert_int_equal(query_int(f->path, "PRAGMA user_version"), 3);
     assert_int_equal(query_int(f->path, "SELECT count(*) FROM sqlite_schema WHERE type = 'index'"
                                         " AND name IN ('queue_by_id', 'queue_by_expiry')"), 0);
     assert_int_equal(query_int(f->path, "SELECT count(*) FROM sqlite_schema WHERE type = 'index'"
@@ -394,6 +416,143 @@ static void test_queue_upgrades_version_1_file_and_keeps_dedup(void **state)
     assert_int_not_equal(o[2].seq, o[0].seq);
     assert_int_equal(qpc_queue_count(f->q, alice, &items, NULL), 0);
     assert_int_equal(items, 2);
+}
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void test_queue_upgrades_version_2_file_and_dates_old_rows_from_the_upgrade(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t alice[QPC_KEY_LEN], id[QPC_ID_LEN], blob[10] = { 0 };
+    struct outcome o[3] = { 0 };
+    struct qpc_queue_item *items = NULL;
+    struct qpc_queue_stats st;
+    uint64_t before, after;
+    size_t n = 0;
+
+    make_key(alice, 1);
+    assert_int_equal(open_with(f, NULL), 0);
+    assert_int_equal(put(f->q, alice, 1, 10, LATER, &o[0]), 0);
+    assert_int_equal(add_out(f->q, "node2.mesh.local", 1, LATER, NOW, &o[1]), 0);
+    assert_int_equal(qpc_queue_commit(f->q), 0);
+    /* Version 2 had no enqueue times. */
+    close_and_rewrite(f, "ALTER TABLE queue DROP COLUMN enqueued_at;"
+                         "ALTER TABLE outbox DROP COLUMN enqueued_at;"
+                         "PRAGMA user_version = 2");
+
+    before = wall_ms();
+    assert_int_equal(open_with(f, NULL), 0);
+    after = wall_ms();
+    assert_int_equal(query_int(f->path, "PRAGMA user_version"), 3);
+    assert_int_equal(qpc_queue_stats(f->q, &st), 0);
+    assert_true(st.oldest_enqueued_ms >= before && st.oldest_enqueued_ms <= after);
+    assert_true(st.outbox_oldest_enqueued_ms >= before && st.outbox_oldest_enqueued_ms <= after);
+    /* The old row is intact and new rows carry their own time. */
+    assert_int_equal(qpc_queue_fetch(f->q, alice, 0, 10, NOW, &items, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(items[0].seq, o[0].seq);
+    qpc_queue_items_free(items, n);
+    make_id(id, 2);
+    assert_int_equal(qpc_queue_enqueue(f->q, alice, id, LATER, blob, sizeof(blob), NOW + 7,
+                                       record, &o[2]), 0);
+    assert_int_equal(qpc_queue_commit(f->q), 0);
+    assert_int_equal(qpc_queue_ack(f->q, alice, &o[0].seq, 1, NULL), 0);
+    assert_int_equal(qpc_queue_stats(f->q, &st), 0);
+    assert_int_equal(st.oldest_enqueued_ms, NOW + 7);
+}
+
+/* Stages one message for rcpt, enqueued at `at`. */
+static int put_at(struct qpc_queue *q, const uint8_t *rcpt, uint32_t n, uint64_t at,
+                  struct outcome *o)
+{
+    uint8_t id[QPC_ID_LEN], blob[16];
+
+    make_id(id, n);
+    memset(blob, (int)n, sizeof(blob));
+    return qpc_queue_enqueue(q, rcpt, id, LATER, blob, sizeof(blob), at, record, o);
+}
+
+static void test_queue_stats_report_when_the_oldest_rows_were_stored(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t alice[QPC_KEY_LEN], bob[QPC_KEY_LEN];
+    struct outcome o[6] = { 0 };
+    struct qpc_outbox_item *items = NULL;
+    struct qpc_queue_stats st;
+    uint64_t oids[2];
+    size_t n = 0;
+
+    make_key(alice, 1);
+    make_key(bob, 2);
+    assert_int_equal(open_with(f, NULL), 0);
+    assert_int_equal(qpc_queue_stats(f->q, &st), 0);
+    assert_int_equal(st.oldest_enqueued_ms, 0);
+    assert_int_equal(st.outbox_oldest_enqueued_ms, 0);
+
+    assert_int_equal(put_at(f->q, alice, 1, NOW + 100, &o[0]), 0);
+    assert_int_equal(qpc_queue_commit(f->q), 0);
+    /* A clock stepped back: the later write carries an earlier time, yet the first
+     * stored row stays the oldest. */
+    assert_int_equal(put_at(f->q, bob, 2, NOW + 50, &o[1]), 0);
+    assert_int_equal(put_at(f->q, alice, 3, NOW + 300, &o[2]), 0);
+    assert_int_equal(qpc_queue_commit(f->q), 0);
+    assert_int_equal(qpc_queue_stats(f->q, &st), 0);
+    assert_int_equal(st.oldest_enqueued_ms, NOW + 100);
+    /* A duplicate keeps the first row and its time. */
+    assert_int_equal(put_at(f->q, alice, 1, NOW + 900, &o[3]), 0);
+    assert_int_equal(qpc_queue_commit(f->q), 0);
+    assert_int_equal(o[3].seq, o[0].seq);
+    assert_int_equal(qpc_queue_stats(f->q, &st), 0);
+    assert_int_equal(st.oldest_enqueued_ms, NOW + 100);
+
+    assert_int_equal(qpc_queue_ack(f->q, alice, &o[0].seq, 1, NULL), 0);
+    assert_int_equal(qpc_queue_stats(f->q, &st), 0);
+    assert_int_equal(st.oldest_enqueued_ms, NOW + 50);
+    assert_int_equal(qpc_queue_ack(f->q, bob, &o[1].seq, 1, NULL), 0);
+    assert_int_equal(qpc_queue_stats(f->q, &st), 0);
+    assert_int_equal(st.oldest_enqueued_ms, NOW + 300);
+    assert_int_equal(qpc_queue_ack(f->q, alice, &o[2].seq, 1, NULL), 0);
+    assert_int_equal(qpc_queue_stats(f->q, &st), 0);
+    assert_int_equal(st.oldest_enqueued_ms, 0);
+    assert_int_equal(st.outbox_oldest_enqueued_ms, 0);
+
+    /* The outbox: a failed attempt moves the next attempt, not the enqueue time. */
+    assert_int_equal(add_out(f->q, "node2.mesh.local", 1, LATER, NOW + 1000, &o[4]), 0);
+    assert_int_equal(add_out(f->q, "node3.mesh.local", 2, LATER, NOW + 2000, &o[5]), 0);
+    assert_int_equal(qpc_queue_commit(f->q), 0);
+    assert_int_equal(qpc_queue_outbox_due(f->q, NOW + 2000, 10, 0, &items, &n), 0);
+    assert_int_equal(n, 2);
+    oids[0] = items[0].oid;
+    oids[1] = items[1].oid;
+    qpc_outbox_items_free(items, n);
+    assert_int_equal(qpc_queue_outbox_mark_failed(f->q, oids[0], NOW + 5000, NULL), 0);
+    assert_int_equal(qpc_queue_stats(f->q, &st), 0);
+    assert_int_equal(st.outbox_oldest_enqueued_ms, NOW + 1000);
+    assert_int_equal(st.oldest_enqueued_ms, 0);
+    assert_int_equal(qpc_queue_outbox_remove(f->q, oids[0]), 0);
+    assert_int_equal(qpc_queue_stats(f->q, &st), 0);
+    assert_int_equal(st.outbox_oldest_enqueued_ms, NOW + 2000);
+    assert_int_equal(qpc_queue_outbox_remove(f->q, oids[1]), 0);
+    assert_int_equal(qpc_queue_stats(f->q, &st), 0);
+    assert_int_equal(st.outbox_oldest_enqueued_ms, 0);
+}
+
+static void test_queue_limits_get_fills_in_defaults(void **state)
+{
+    struct fixture *f = *state;
+    struct qpc_queue_limits limits = { .max_total_bytes = 12345 }, got;
+
+    assert_int_equal(open_with(f, &limits), 0);
+    qpc_queue_limits_get(f->q, &got);
+    assert_int_equal(got.max_total_bytes, 12345);
+    assert_int_equal(got.max_outbox_items, QPC_QUEUE_MAX_OUTBOX_DEFAULT);
+    assert_int_equal(got.max_items_per_recipient, QPC_QUEUE_MAX_ITEMS_DEFAULT);
 }
 
 static void test_queue_fetch_pages_in_order(void **state)
@@ -790,17 +949,6 @@ static void test_queue_acknowledged_writes_survive_kill_9(void **state)
 
 /* --- outbox ------------------------------------------------------------------------ */
 
-static int add_out(struct qpc_queue *q, const char *domain, uint32_t n, uint64_t expires_at,
-                   uint64_t now, struct outcome *o)
-{
-    uint8_t rcpt[QPC_KEY_LEN], id[QPC_ID_LEN], blob[64];
-    make_key(rcpt, 3);
-    make_id(id, n);
-    memset(blob, (int)n, sizeof(blob));
-    return qpc_queue_outbox_add(q, domain, rcpt, id, expires_at, blob, sizeof(blob), now,
-                                record, o);
-}
-
 static void test_outbox_retry_delay_doubles_with_jitter_and_is_capped(void **state)
 {
     (void)state;
@@ -1170,6 +1318,9 @@ int main(void)
         T(test_queue_refuses_expired_put_and_expire_removes),
         T(test_queue_duplicate_enqueue_is_idempotent),
         T(test_queue_upgrades_version_1_file_and_keeps_dedup),
+        T(test_queue_upgrades_version_2_file_and_dates_old_rows_from_the_upgrade),
+        T(test_queue_stats_report_when_the_oldest_rows_were_stored),
+        T(test_queue_limits_get_fills_in_defaults),
         T(test_queue_fetch_pages_in_order),
         T(test_queue_reopen_keeps_data_and_never_reuses_seq),
         T(test_queue_close_completes_staged_writes_with_closed),

@@ -28,6 +28,7 @@
 #define QPC_MDNS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <ev.h>
@@ -185,9 +186,9 @@ const char *qpc_mdns_host_name(const struct qpc_mdns *m);
  * copied) on the local link, resolving each one. cb (with arg, borrowed) is called from
  * the loop as described at qpc_mdns_browse_cb, with svc->type set to the type. Up to
  * QPC_MDNS_BROWSE_TYPES_MAX types can be browsed at once, each with its own callback.
- * Any host on the link can announce instances, so at most 512 are tracked at a time
- * over all types; further ones are ignored until some go away (qpc_mdns_last_error says
- * so). Returns 0, QPC_ERR_INVALID (type or cb NULL, type not a valid service type),
+ * Any host on the link can announce instances, so at most 512 of each type are tracked
+ * at a time (a crowd of one type cannot hide another); further ones are ignored until
+ * some go away (qpc_mdns_last_error says so). Returns 0, QPC_ERR_INVALID (type or cb NULL, type not a valid service type),
  * QPC_ERR_EXISTS (that type is browsed already), QPC_ERR_STORE_FULL (as many types as
  * allowed are browsed), QPC_ERR_NOMEM or QPC_ERR_IO.
  */
@@ -196,6 +197,14 @@ int qpc_mdns_browse_type_start(struct qpc_mdns *m, const char *type, qpc_mdns_br
 
 /* qpc_mdns_browse_type_start for the nodes' type, QPC_MDNS_SERVICE_TYPE. */
 int qpc_mdns_browse_start(struct qpc_mdns *m, qpc_mdns_browse_cb cb, void *arg);
+
+/*
+ * How many instances of service type `type` are resolved right now (reported as added
+ * and not yet as removed), each instance name counted once however many interfaces it
+ * is seen on, this process's own announcement left out. For metrics: it walks the
+ * instances tracked (at most 512 per type). 0 for NULL m or type.
+ */
+size_t qpc_mdns_seen_count(const struct qpc_mdns *m, const char *type);
 
 /* Stops browsing every type and forgets every instance seen, without calling callbacks. */
 void qpc_mdns_browse_stop(struct qpc_mdns *m);

@@ -230,10 +230,24 @@ struct qpc_queue_stats {
     uint64_t recipients;     /* recipients with at least one queued message */
     uint64_t outbox_items;   /* outbox depth */
     uint64_t outbox_bytes;
+    /* now_ms of the enqueue (or outbox_add) of the oldest row still stored, expired or
+     * not, of the delivery queues and of the outbox; 0 when there is none. "Oldest" is
+     * the first stored (smallest seq/oid), so a wall clock stepped back between two
+     * writes does not make a younger row look older. Rows kept from a file made before
+     * these times were recorded count from the upgrade. */
+    uint64_t oldest_enqueued_ms;
+    uint64_t outbox_oldest_enqueued_ms;
 };
 
-/* Fills *stats. Returns 0 or QPC_ERR_DB. */
+/*
+ * Fills *stats. Cheap enough for every scrape: counters kept beside the rows, one
+ * B-tree descent per table for the oldest rows, and a count of the recipients that
+ * have messages; never a scan of the queued rows. Returns 0 or QPC_ERR_DB.
+ */
 int qpc_queue_stats(struct qpc_queue *q, struct qpc_queue_stats *stats);
+
+/* Copies the limits q enforces, defaults filled in, into *limits. */
+void qpc_queue_limits_get(const struct qpc_queue *q, struct qpc_queue_limits *limits);
 
 /*
  * Queued messages and bytes of one recipient (both 0 when none). Either pointer may be

@@ -3,7 +3,9 @@
  *
  * The node announces _quicprochat._udp.local. with TXT ver=1, server=<host:port> and
  * domain=<federation_domain> from start to shutdown, and browses for other nodes: a node
- * seen with a domain= becomes a federation destination (federation_learn).
+ * seen with a domain= becomes a federation destination (federation_learn). It also
+ * browses for clients that listen for P2P (_quicprochat-p2p._udp), only to count them:
+ * the metrics show what mDNS sees on the link (announce_seen).
  *
  * The one idea: server= must be an address a client on the link can dial, so a node
  * listening on the wildcard address announces the first IPv4 address of the interfaces
@@ -76,6 +78,12 @@ static void on_service(const struct qpc_mdns_service *svc, bool added, void *arg
         federation_forget(n, svc->domain, svc->address);
 }
 
+/* Peers are counted by the responder itself (qpc_mdns_seen_count); nothing to keep. */
+static void on_peer(const struct qpc_mdns_service *svc, bool added, void *arg)
+{
+    (void)svc, (void)added, (void)arg;
+}
+
 /* Logs when probing is over and the records are published (and again after a rename). */
 static void check_established(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -141,6 +149,9 @@ int announce_start(struct node *n)
     }
     qpc_log_info("mdns", "announcing %s._quicprochat._udp.local. server=%s domain=%s",
                  instance, server, sc->federation_domain);
+    rc = qpc_mdns_browse_type_start(a->mdns, QPC_MDNS_P2P_SERVICE_TYPE, on_peer, n);
+    if (rc != 0)   /* the count of peers is for metrics only: the node works without it */
+        qpc_log_warn("mdns", "cannot browse for P2P peers: %s", qpc_strerror(rc));
     ev_timer_init(&a->check_w, check_established, 0.2, 0.5);
     a->check_w.data = a;
     ev_timer_start(n->loop, &a->check_w);
@@ -151,6 +162,19 @@ int announce_start(struct node *n)
 bool announce_running(const struct node *n)
 {
     return n->announce != NULL;
+}
+
+void announce_seen(const struct node *n, struct announce_seen *out)
+{
+    const struct announce *a = n->announce;
+
+    *out = (struct announce_seen){ 0 };
+    if (a == NULL)
+        return;
+    out->running = true;
+    out->established = qpc_mdns_is_established(a->mdns);
+    out->nodes = qpc_mdns_seen_count(a->mdns, QPC_MDNS_SERVICE_TYPE);
+    out->peers = qpc_mdns_seen_count(a->mdns, QPC_MDNS_P2P_SERVICE_TYPE);
 }
 
 void announce_stop(struct node *n)

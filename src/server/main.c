@@ -389,6 +389,8 @@ int main(int argc, char **argv)
     char err[1024] = "";
     int rc, status = 1;
 
+    n.started_mono_ms = node_mono_ms();
+    n.started_ms = node_now_ms();
     signal(SIGPIPE, SIG_IGN);
     if (sodium_init() < 0) {
         fprintf(stderr, "qpc-server: libsodium cannot initialise\n");

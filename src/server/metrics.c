@@ -5,19 +5,41 @@
  * mode and its single epoll descriptor is watched by the node's libev loop, so a scrape
  * is served between two loop iterations and reads the counters without locks; the
  * counters are plain integers the rest of the node increments.
+ *
+ * What is shown: plain counters of struct node_counters come from one table (COUNTERS:
+ * name, help, field), so a new counter is one line there; everything with labels or
+ * computed at the scrape has a small render function per area (process, connections,
+ * queues, federation, mDNS, errors). Names follow Prometheus' rules (base units in the name,
+ * _total on counters, a HELP and TYPE line for every family); tests/it_metrics.sh runs
+ * `promtool check metrics` on a live node, and docs/server.md lists every metric with
+ * what to alert on (packaging/prometheus/qpc-alerts.yml).
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
+#include <ngtcp2/ngtcp2.h>
+#include <sqlite3.h>
 
 #include "qpc/error.h"
 #include "qpc/log.h"
+#include "announce.h"
 #include "metrics.h"
 #include "federation.h"
 #include "session.h"
+
+#ifndef QPC_BUILD_TYPE
+#define QPC_BUILD_TYPE "unknown"
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define BUILD_SANITIZE "address,undefined"   /* QPC_SANITIZE turns on both together */
+#else
+#define BUILD_SANITIZE "none"
+#endif
 
 struct metrics {
     struct MHD_Daemon *daemon;
@@ -34,10 +56,168 @@ static const char *const ERR_NAMES[ERRK_COUNT] = {
     [ERRK_FEDERATION] = "federation_unreachable", [ERRK_RELAY_DROPPED] = "relay_dropped",
 };
 
+/* A counter of struct node_counters without labels. */
+struct counter_metric {
+    const char *name;
+    const char *help;
+    size_t offset;   /* of its uint64_t in struct node_counters */
+};
+
+#define COUNTER(name, field, help) { name, help, offsetof(struct node_counters, field) }
+
+static const struct counter_metric COUNTERS[] = {
+    /* delivery */
+    COUNTER("qpc_enqueued_total", enqueued, "Envelopes committed to a local queue."),
+    COUNTER("qpc_deferred_total", deferred, "Envelopes committed to the federation outbox."),
+    COUNTER("qpc_delivered_total", delivered, "Envelopes handed to recipients (fetch and push)."),
+    COUNTER("qpc_acked_total", acked, "Envelopes deleted after the recipient's ack."),
+    COUNTER("qpc_commits_total", commits, "Group commits (one durable transaction each)."),
+    /* federation */
+    COUNTER("qpc_federated_total", federated, "Envelopes accepted by a remote node."),
+    COUNTER("qpc_federated_received_total", federated_in,
+            "Envelopes received from remote nodes and stored."),
+    /* relay */
+    COUNTER("qpc_relayed_packets_total", relayed_packets, "Relay datagrams forwarded."),
+    /* broadcasts */
+    COUNTER("qpc_broadcasts_received_total", broadcasts_in,
+            "New broadcasts verified (from clients and nodes)."),
+    COUNTER("qpc_broadcasts_relayed_total", broadcasts_relayed,
+            "Broadcast copies sent to clients and federation peers."),
+    COUNTER("qpc_broadcasts_duplicate_total", broadcasts_duplicate,
+            "Broadcasts dropped because their id was already seen."),
+    COUNTER("qpc_broadcasts_rate_limited_total", broadcasts_rate_limited,
+            "Client broadcasts refused by the per-client rate limit."),
+    COUNTER("qpc_broadcasts_known_invalid_total", broadcasts_known_invalid,
+            "Replays of a forged broadcast, refused without a signature check."),
+    COUNTER("qpc_broadcasts_dedup_full_total", broadcasts_dedup_full,
+            "Broadcasts refused because the dedup set was full of ids within their TTL."),
+};
+
+static void family(FILE *f, const char *name, const char *type, const char *help)
+{
+    fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* One family with one unlabelled sample. */
 static void metric(FILE *f, const char *name, const char *type, const char *help, uint64_t v)
 {
-    fprintf(f, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name,
-            (unsigned long long)v);
+    family(f, name, type, help);
+    fprintf(f, "%s %llu\n", name, (unsigned long long)v);
+}
+
+static void gauge_seconds(FILE *f, const char *name, const char *help, uint64_t ms)
+{
+    family(f, name, "gauge", help);
+    fprintf(f, "%s %llu.%03u\n", name, (unsigned long long)(ms / 1000), (unsigned)(ms % 1000));
+}
+
+/* A label value as the text format wants it: backslash, quote and newline escaped. */
+static void label_value(FILE *f, const char *v)
+{
+    for (; *v != '\0'; v++) {
+        if (*v == '\\' || *v == '"')
+            fputc('\\', f);
+        if (*v == '\n')
+            fputs("\\n", f);
+        else
+            fputc(*v, f);
+    }
+}
+
+static void render_process(FILE *f, const struct node *n)
+{
+    const ngtcp2_info *ng = ngtcp2_version(0);
+    const char *const labels[][2] = {
+        { "version", QPC_VERSION }, { "build_type", QPC_BUILD_TYPE },
+        { "sanitize", BUILD_SANITIZE }, { "sqlite", sqlite3_libversion() },
+        { "ngtcp2", ng != NULL ? ng->version_str : "" },
+        { "gnutls", gnutls_check_version(NULL) }, { "microhttpd", MHD_get_version() },
+    };
+
+    family(f, "qpc_build_info", "gauge",
+           "Always 1; the labels say which qpc-server runs, how it was built and the "
+           "versions of the libraries it runs with.");
+    fputs("qpc_build_info{", f);
+    for (size_t i = 0; i < sizeof(labels) / sizeof(labels[0]); i++) {
+        fprintf(f, "%s%s=\"", i > 0 ? "," : "", labels[i][0]);
+        label_value(f, labels[i][1] != NULL ? labels[i][1] : "");
+        fputc('"', f);
+    }
+    fputs("} 1\n", f);
+    gauge_seconds(f, "qpc_uptime_seconds", "Seconds since the process started (monotonic clock).",
+                  node_mono_ms() - n->started_mono_ms);
+    gauge_seconds(f, "process_start_time_seconds",
+                  "Start time of the process since the Unix epoch in seconds.", n->started_ms);
+}
+
+static void render_connections(FILE *f, const struct node *n)
+{
+    family(f, "qpc_connections", "gauge", "Open QUIC connections.");
+    fprintf(f, "qpc_connections{service=\"client\"} %zu\n",
+            session_endpoint_conn_count(n->client_ep));
+    /* Established only: a dial that is still trying to reach a node that is down is
+     * not a connection. */
+    fprintf(f, "qpc_connections{service=\"federation\"} %llu\n",
+            (unsigned long long)(n->c.fed_accepted_open + federation_links_up(n)));
+    family(f, "qpc_connections_total", "counter", "Connections accepted or opened.");
+    fprintf(f, "qpc_connections_total{service=\"client\"} %llu\n",
+            (unsigned long long)n->c.connections_total);
+    fprintf(f, "qpc_connections_total{service=\"federation\"} %llu\n",
+            (unsigned long long)n->c.fed_connections_total);
+    family(f, "qpc_connections_refused_total", "counter",
+           "Client connections refused over a cap.");
+    fprintf(f, "qpc_connections_refused_total{reason=\"node_full\"} %llu\n",
+            (unsigned long long)n->c.conn_refused[CONN_REFUSED_FULL]);
+    fprintf(f, "qpc_connections_refused_total{reason=\"per_key\"} %llu\n",
+            (unsigned long long)n->c.conn_refused[CONN_REFUSED_PER_KEY]);
+}
+
+static void render_counters(FILE *f, const struct node *n)
+{
+    for (size_t i = 0; i < sizeof(COUNTERS) / sizeof(COUNTERS[0]); i++) {
+        const uint64_t *v = (const uint64_t *)((const char *)&n->c + COUNTERS[i].offset);
+
+        metric(f, COUNTERS[i].name, "counter", COUNTERS[i].help, *v);
+    }
+}
+
+/* Age of a row stored at enqueued_ms (0: no row), never negative. */
+static uint64_t age_ms(uint64_t now_ms, uint64_t enqueued_ms)
+{
+    return enqueued_ms != 0 && now_ms > enqueued_ms ? now_ms - enqueued_ms : 0;
+}
+
+/* The delivery queues and the outbox: depth, age of the oldest row, limits. */
+static void render_queues(FILE *f, struct node *n)
+{
+    struct qpc_queue_stats st = { 0 };
+    struct qpc_queue_limits lim;
+    uint64_t now = node_now_ms();
+
+    if (qpc_queue_stats(n->queue, &st) != 0)
+        n->c.errors[ERRK_INTERNAL]++;
+    qpc_queue_limits_get(n->queue, &lim);
+    metric(f, "qpc_queued_messages", "gauge", "Messages in delivery queues.", st.items);
+    metric(f, "qpc_queued_bytes", "gauge", "Bytes in delivery queues.", st.bytes);
+    metric(f, "qpc_queue_recipients", "gauge", "Recipients with queued messages.", st.recipients);
+    gauge_seconds(f, "qpc_queue_oldest_message_age_seconds",
+                  "Seconds since the oldest message still in a delivery queue was stored "
+                  "(0 when the queues are empty).", age_ms(now, st.oldest_enqueued_ms));
+    metric(f, "qpc_queue_max_bytes", "gauge",
+           "Bytes all delivery queues may hold together (queue_max_bytes).", lim.max_total_bytes);
+    metric(f, "qpc_queue_recipient_max_messages", "gauge",
+           "Messages one recipient's queue may hold (queue_quota).", lim.max_items_per_recipient);
+    metric(f, "qpc_outbox_depth", "gauge", "Envelopes waiting for a remote node.",
+           st.outbox_items);
+    metric(f, "qpc_outbox_bytes", "gauge", "Bytes waiting for a remote node.", st.outbox_bytes);
+    gauge_seconds(f, "qpc_outbox_oldest_message_age_seconds",
+                  "Seconds since the oldest envelope still waiting for a remote node was "
+                  "stored (0 when the outbox is empty).", age_ms(now, st.outbox_oldest_enqueued_ms));
+    metric(f, "qpc_outbox_max_messages", "gauge", "Envelopes the outbox may hold.",
+           lim.max_outbox_items);
+    metric(f, "qpc_queue_transactions_total", "counter",
+           "Durable transactions committed to queue.db (each one fsync).",
+           qpc_queue_transactions(n->queue));
 }
 
 static void peer_up(const struct federation_peer_state *st, void *arg)
@@ -69,100 +249,59 @@ static void peer_route(const struct federation_peer_state *st, void *arg)
 }
 
 /* Per peer domain (domains are DNS names: nothing to escape in a label value). */
-static void render_peers(struct node *n, FILE *f)
+static void render_federation(FILE *f, struct node *n)
 {
-    fprintf(f, "# HELP qpc_federation_peer_up 1 while the link to the node of this domain is "
-               "open (its key or certificate proven), else 0.\n"
-               "# TYPE qpc_federation_peer_up gauge\n");
+    family(f, "qpc_federation_peer_up", "gauge", "1 while the link to the node of this domain "
+           "is open (its key or certificate proven), else 0.");
     federation_foreach_peer(n, peer_up, f);
-    fprintf(f, "# HELP qpc_federation_peer_last_success_seconds Unix time of the last link "
-               "opened to or answer from the node of this domain.\n"
-               "# TYPE qpc_federation_peer_last_success_seconds gauge\n");
+    family(f, "qpc_federation_peer_last_success_seconds", "gauge", "Unix time of the last link "
+           "opened to or answer from the node of this domain.");
     federation_foreach_peer(n, peer_last_ok, f);
-    fprintf(f, "# HELP qpc_federation_peer_failures_total Connections to the node of this "
-               "domain that never came up (unreachable, or it did not prove the domain).\n"
-               "# TYPE qpc_federation_peer_failures_total counter\n");
+    family(f, "qpc_federation_peer_failures_total", "counter", "Connections to the node of "
+           "this domain that never came up (unreachable, or it did not prove the domain).");
     federation_foreach_peer(n, peer_failures, f);
-    fprintf(f, "# HELP qpc_federation_route_hops Domains reached through another federated "
-               "node: hops, and the next hop.\n# TYPE qpc_federation_route_hops gauge\n");
+    family(f, "qpc_federation_route_hops", "gauge",
+           "Domains reached through another federated node: hops, and the next hop.");
     federation_foreach_peer(n, peer_route, f);
+}
+
+static void render_mdns(FILE *f, const struct node *n)
+{
+    struct announce_seen seen;
+
+    announce_seen(n, &seen);
+    metric(f, "qpc_mdns_enabled", "gauge", "1 when mdns_enabled is set.", n->sc->mdns_enabled);
+    metric(f, "qpc_mdns_established", "gauge",
+           "1 while this node's mDNS records are published on the link (probing is over).",
+           seen.established);
+    metric(f, "qpc_mdns_nodes", "gauge",
+           "Other nodes announcing _quicprochat._udp on the link now.", seen.nodes);
+    metric(f, "qpc_mdns_peers", "gauge",
+           "Clients announcing P2P (_quicprochat-p2p._udp) on the link now.", seen.peers);
+}
+
+static void render_errors(FILE *f, const struct node *n)
+{
+    family(f, "qpc_errors_total", "counter", "Refusals and failures by kind.");
+    for (int k = 0; k < ERRK_COUNT; k++)
+        fprintf(f, "qpc_errors_total{kind=\"%s\"} %llu\n", ERR_NAMES[k],
+                (unsigned long long)n->c.errors[k]);
 }
 
 char *metrics_render(struct node *n, size_t *len)
 {
-    struct qpc_queue_stats st = { 0 };
     char *buf = NULL;
     FILE *f = open_memstream(&buf, len);
 
     if (f == NULL)
         return NULL;
-    if (qpc_queue_stats(n->queue, &st) != 0)
-        n->c.errors[ERRK_INTERNAL]++;
-    fprintf(f, "# HELP qpc_connections Open QUIC connections.\n# TYPE qpc_connections gauge\n");
-    fprintf(f, "qpc_connections{service=\"client\"} %zu\n",
-            session_endpoint_conn_count(n->client_ep));
-    /* Established only: a dial that is still trying to reach a node that is down is
-     * not a connection. */
-    fprintf(f, "qpc_connections{service=\"federation\"} %llu\n",
-            (unsigned long long)(n->c.fed_accepted_open + federation_links_up(n)));
-    fprintf(f, "# HELP qpc_connections_total Connections accepted or opened.\n"
-               "# TYPE qpc_connections_total counter\n");
-    fprintf(f, "qpc_connections_total{service=\"client\"} %llu\n",
-            (unsigned long long)n->c.connections_total);
-    fprintf(f, "qpc_connections_total{service=\"federation\"} %llu\n",
-            (unsigned long long)n->c.fed_connections_total);
-    fprintf(f, "# HELP qpc_connections_refused_total Client connections refused over a cap.\n"
-               "# TYPE qpc_connections_refused_total counter\n");
-    fprintf(f, "qpc_connections_refused_total{reason=\"node_full\"} %llu\n",
-            (unsigned long long)n->c.conn_refused[CONN_REFUSED_FULL]);
-    fprintf(f, "qpc_connections_refused_total{reason=\"per_key\"} %llu\n",
-            (unsigned long long)n->c.conn_refused[CONN_REFUSED_PER_KEY]);
-    metric(f, "qpc_enqueued_total", "counter", "Envelopes committed to a local queue.",
-           n->c.enqueued);
-    metric(f, "qpc_deferred_total", "counter", "Envelopes committed to the federation outbox.",
-           n->c.deferred);
-    metric(f, "qpc_delivered_total", "counter", "Envelopes handed to recipients (fetch and push).",
-           n->c.delivered);
-    metric(f, "qpc_acked_total", "counter", "Envelopes deleted after the recipient's ack.",
-           n->c.acked);
-    metric(f, "qpc_federated_total", "counter", "Envelopes accepted by a remote node.",
-           n->c.federated);
-    metric(f, "qpc_federated_received_total", "counter",
-           "Envelopes received from remote nodes and stored.", n->c.federated_in);
-    metric(f, "qpc_relayed_packets_total", "counter", "Relay datagrams forwarded.",
-           n->c.relayed_packets);
-    metric(f, "qpc_broadcasts_received_total", "counter",
-           "New broadcasts verified (from clients and nodes).", n->c.broadcasts_in);
-    metric(f, "qpc_broadcasts_relayed_total", "counter",
-           "Broadcast copies sent to clients and federation peers.", n->c.broadcasts_relayed);
-    metric(f, "qpc_broadcasts_duplicate_total", "counter",
-           "Broadcasts dropped because their id was already seen.", n->c.broadcasts_duplicate);
-    metric(f, "qpc_broadcasts_rate_limited_total", "counter",
-           "Client broadcasts refused by the per-client rate limit.",
-           n->c.broadcasts_rate_limited);
-    metric(f, "qpc_broadcasts_known_invalid_total", "counter",
-           "Replays of a forged broadcast, refused without a signature check.",
-           n->c.broadcasts_known_invalid);
-    metric(f, "qpc_broadcasts_dedup_full_total", "counter",
-           "Broadcasts refused because the dedup set was full of ids within their TTL.",
-           n->c.broadcasts_dedup_full);
-    metric(f, "qpc_commits_total", "counter", "Group commits (one durable transaction each).",
-           n->c.commits);
-    metric(f, "qpc_queued_messages", "gauge", "Messages in delivery queues.", st.items);
-    metric(f, "qpc_queued_bytes", "gauge", "Bytes in delivery queues.", st.bytes);
-    metric(f, "qpc_queue_recipients", "gauge", "Recipients with queued messages.", st.recipients);
-    metric(f, "qpc_outbox_depth", "gauge", "Envelopes waiting for a remote node.",
-           st.outbox_items);
-    metric(f, "qpc_outbox_bytes", "gauge", "Bytes waiting for a remote node.", st.outbox_bytes);
-    metric(f, "qpc_queue_transactions_total", "counter",
-           "Durable transactions committed to queue.db (each one fsync).",
-           qpc_queue_transactions(n->queue));
-    render_peers(n, f);
-    fprintf(f, "# HELP qpc_errors_total Refusals and failures by kind.\n"
-               "# TYPE qpc_errors_total counter\n");
-    for (int k = 0; k < ERRK_COUNT; k++)
-        fprintf(f, "qpc_errors_total{kind=\"%s\"} %llu\n", ERR_NAMES[k],
-                (unsigned long long)n->c.errors[k]);
+    render_process(f, n);
+    render_connections(f, n);
+    render_counters(f, n);
+    render_queues(f, n);
+    render_federation(f, n);
+    render_mdns(f, n);
+    render_errors(f, n);
     if (fclose(f) != 0) {
         free(buf);
         return NULL;

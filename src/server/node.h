@@ -82,6 +82,8 @@ struct node {
     ev_timer stop_w;
     ev_signal sigterm_w, sigint_w;
     bool stopping;                         /* a signal came: refuse newcomers, finish */
+    uint64_t started_mono_ms;              /* node_mono_ms() at start: uptime */
+    uint64_t started_ms;                   /* node_now_ms() at start: restarts */
     struct node_counters c;
 };
 
@@ -92,6 +94,15 @@ static inline uint64_t node_now_ms(void)
     struct timespec ts;
 
     clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Milliseconds of CLOCK_MONOTONIC: durations that a stepped wall clock must not bend. */
+static inline uint64_t node_mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
