@@ -26,7 +26,9 @@ import time
 # Between two samples: a node takes 5 punch requests a second per client key (bursts of
 # 20), and a user does not send 30 one-shot messages a second.
 PAUSE_S = 0.25
-DELIVERED = re.compile(rb"delivered [0-9a-f]{12} to [0-9a-f]{12} \((direct|relayed|server)")
+# The receipt's line: "delivered ID to WHO (1 hop, via direct link|relay ADDR|server ..., T ms)".
+DELIVERED = re.compile(rb"delivered [0-9a-f]{12} to [0-9a-f]{12} \(\d+ hops?, via (direct link|relay|server)")
+PATH_NAMES = {"direct link": "direct", "relay": "relayed", "server": "server"}
 
 
 def pct(xs, p):
@@ -51,7 +53,7 @@ def one_send(ns, argv, key, i):
     for line in p.stdout:
         m = DELIVERED.search(line)
         if m:
-            path = m.group(1).decode()
+            path = PATH_NAMES[m.group(1).decode()]
             break
     t1 = time.monotonic()
     p.stdout.close()
@@ -94,7 +96,7 @@ def one_repl(ns, argv, key, i):
         t1 = time.monotonic()
         os.write(fd, b"/quit\r")
         read_until(fd, re.compile(rb"$^"), 1.0)
-        return ((t1 - t0) * 1000.0, m.group(1).decode()) if m else (None, "not delivered")
+        return ((t1 - t0) * 1000.0, PATH_NAMES[m.group(1).decode()]) if m else (None, "not delivered")
     finally:
         try:
             os.kill(pid, 15)

@@ -106,7 +106,7 @@ enum stmt_id {
     S_RCPT, S_RCPT_ADD, S_RCPT_GC, S_FIND, S_USAGE, S_TOTALS, S_INSERT, S_FETCH, S_ACK_ONE,
     S_ACK_UPTO, S_EXPIRE, S_RECIPIENTS, S_RCPT_SET, S_TOTALS_SET,
     S_OB_FIND, S_OB_INSERT, S_OB_DUE, S_OB_LEASE, S_OB_ATTEMPTS, S_OB_RETRY, S_OB_REMOVE,
-    S_OB_EXPIRE, S_OLDEST, S_OB_OLDEST,
+    S_OB_EXPIRE, S_OB_LIST, S_OLDEST, S_OB_OLDEST,
     S_COUNT
 };
 
@@ -150,12 +150,14 @@ static const char *const STMT_SQL[S_COUNT] = {
     [S_OB_RETRY] = "UPDATE outbox SET attempts = ?2, next_attempt = ?3 WHERE oid = ?1",
     [S_OB_REMOVE] = "DELETE FROM outbox WHERE oid = ?1",
     [S_OB_EXPIRE] = "DELETE FROM outbox WHERE expires_at <= ?1",
+    [S_OB_LIST] = "SELECT oid, domain, recipient, id, expires_at, attempts, blob FROM outbox"
+                  " WHERE oid > ?1 AND expires_at > ?2 ORDER BY oid LIMIT ?3",
     /* The first row in rowid order: the smallest seq/oid, found without a scan. */
     [S_OLDEST] = "SELECT enqueued_at FROM queue ORDER BY seq LIMIT 1",
     [S_OB_OLDEST] = "SELECT enqueued_at FROM outbox ORDER BY oid LIMIT 1",
 };
 
-enum staged_kind { STAGED_QUEUE, STAGED_OUTBOX };
+enum staged_kind { STAGED_QUEUE, STAGED_OUTBOX, STAGED_OUTBOX_REMOVE };
 
 /* A write waiting for the next commit; the blob is copied into the same allocation. */
 struct staged {
@@ -166,6 +168,7 @@ struct staged {
     char domain[QPC_QUEUE_DOMAIN_MAX + 1];
     uint64_t expires_at_ms;
     uint64_t now_ms;
+    uint64_t oid;                  /* STAGED_OUTBOX_REMOVE: the row to delete */
     qpc_queue_done_fn done;
     void *arg;
     int status;
@@ -668,6 +671,24 @@ int qpc_queue_outbox_add(struct qpc_queue *q, const char *domain,
                  done, arg);
 }
 
+int qpc_queue_outbox_stage_remove(struct qpc_queue *q, uint64_t oid, qpc_queue_done_fn done,
+                                  void *arg)
+{
+    struct staged *s;
+
+    if (q == NULL || oid == 0 || oid > (uint64_t)INT64_MAX)
+        return QPC_ERR_INVALID;
+    if ((s = calloc(1, sizeof(*s))) == NULL)
+        return QPC_ERR_NOMEM;
+    s->kind = STAGED_OUTBOX_REMOVE;
+    s->oid = oid;
+    s->done = done;
+    s->arg = arg;
+    DL_APPEND(q->staged, s);
+    q->n_staged++;
+    return 0;
+}
+
 /* Reads a (items, bytes) pair; a missing row reads as zeros. */
 static int read_pair(struct qpc_queue *q, sqlite3_stmt *st, uint64_t *items, uint64_t *bytes)
 {
@@ -893,6 +914,16 @@ static int store_outbox_item(struct qpc_queue *q, struct staged *s)
     return insert_row(q, st, &s->seq);
 }
 
+/* A staged delete: a row already gone is fine (it was delivered twice, or expired). */
+static int remove_outbox_item(struct qpc_queue *q, struct staged *s)
+{
+    sqlite3_stmt *st = stmt(q, S_OB_REMOVE);
+
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)s->oid);
+    s->seq = s->oid;
+    return exec_stmt(q, st, "outbox remove");
+}
+
 int qpc_queue_commit(struct qpc_queue *q)
 {
     struct batch b = { 0 };
@@ -906,8 +937,9 @@ int qpc_queue_commit(struct qpc_queue *q)
         ret = QPC_ERR_DB;   /* nothing is written into a damaged file */
     else if ((ret = tx_begin(q)) == 0 && (ret = read_totals(q, 0, &b.items, &b.bytes)) == 0) {
         DL_FOREACH(list, s) {
-            ret = s->kind == STAGED_QUEUE ? store_queue_item(q, &b, s) :
-                                            store_outbox_item(q, s);
+            ret = s->kind == STAGED_QUEUE  ? store_queue_item(q, &b, s)
+                  : s->kind == STAGED_OUTBOX ? store_outbox_item(q, s)
+                                             : remove_outbox_item(q, s);
             if (ret != 0)
                 break;
         }
@@ -1231,6 +1263,46 @@ int qpc_queue_outbox_due(struct qpc_queue *q, uint64_t now_ms, size_t limit, uin
         ret = exec_stmt(q, st, "outbox lease");
     }
     ret = tx_end(q, ret);
+    if (ret != 0) {
+        qpc_outbox_items_free(arr, n);
+        return ret;
+    }
+    *items = arr;
+    *count = n;
+    return 0;
+}
+
+int qpc_queue_outbox_list(struct qpc_queue *q, uint64_t after_oid, size_t limit, uint64_t now_ms,
+                          struct qpc_outbox_item **items, size_t *count)
+{
+    struct qpc_outbox_item *arr = NULL;
+    sqlite3_stmt *st;
+    size_t n = 0;
+    int rc, ret = 0;
+
+    if (q == NULL || items == NULL || count == NULL || limit == 0 || limit > PAGE_MAX)
+        return QPC_ERR_INVALID;
+    *items = NULL;
+    *count = 0;
+    st = stmt(q, S_OB_LIST);
+    sqlite3_bind_int64(st, 1, after_oid > (uint64_t)INT64_MAX ? INT64_MAX : (sqlite3_int64)after_oid);
+    sqlite3_bind_int64(st, 2, clamp_time(now_ms));
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)limit);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (arr == NULL && (arr = calloc(limit, sizeof(*arr))) == NULL) {
+            ret = QPC_ERR_NOMEM;
+            break;
+        }
+        if ((ret = read_outbox_row(st, &arr[n])) != 0) {
+            free(arr[n].blob);
+            arr[n].blob = NULL;
+            break;
+        }
+        n++;
+    }
+    if (ret == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE)
+        ret = db_fail(q, "outbox list");
+    sqlite3_reset(st);
     if (ret != 0) {
         qpc_outbox_items_free(arr, n);
         return ret;

@@ -81,12 +81,13 @@ ip netns exec "${P}c" $B/qpc --data-dir "$T/c" --listen 10.211.0.3:7100 $Q --ser
 CP=$!; PIDS+=($CP)
 it_wait_lines "$T/c.out" '"connected to server' 1 || fail "c did not connect"
 run "/mesh send $CK hello over the lan"
-wait_screen "delivered [0-9a-f]{12} to ${CK:0:12} \(direct\)" 
+wait_screen "delivered [0-9a-f]{12} to ${CK:0:12} \(1 hop, via direct link, [0-9]+ ms\)"
 it_wait_lines "$T/c.out" '"text":"hello over the lan","path":"direct"' 1 || fail "c did not get it"
 # /send goes through the server (not P2P): the node stores it, c gets it pushed
 run "/send ${CK:0:10} through the node"
 wait_screen "held [0-9a-f]{12} for ${CK:0:12} by $SRV"
 it_wait_lines "$T/c.out" '"text":"through the node","path":"server"' 1 || fail "c did not get /send"
+wait_screen "delivered [0-9a-f]{12} to ${CK:0:12} \(1 hop, via server $SRV, [0-9]+ ms\)" 20
 echo "ok 2 direct via address from the server; /send via the server"
 
 # --- 3. c offline: held, delivered exactly once when it starts ----------------------------
@@ -96,7 +97,8 @@ wait_screen "held [0-9a-f]{12} for ${CK:0:12} by $SRV" 20
 ip netns exec "${P}c" $B/qpc --data-dir "$T/c" --listen 10.211.0.3:7100 $Q --server $SRV listen --json >"$T/c2.out" 2>"$T/c2.err" &
 CP=$!; PIDS+=($CP)
 it_wait_lines "$T/c2.out" '"text":"are you there"' 1 || fail "c never got the held message"
-wait_screen "delivered [0-9a-f]{12} to ${CK:0:12} \(direct\)" 40   # a's outbox copy, deduplicated by c
+# c's receipt for whichever copy it took first (the server's or a's outbox copy)
+wait_screen "delivered [0-9a-f]{12} to ${CK:0:12} \(1 hop, via (server $SRV|direct link), [0-9]+ ms\)" 40
 sleep 2
 [ "$(grep -c '"text":"are you there"' "$T/c2.out")" -eq 1 ] || fail "held message shown more than once"
 echo "ok 3 offline peer: exactly once"
@@ -117,12 +119,12 @@ wait_screen "^qpc>"
 run "/connect $SRV"
 wait_screen "connected to server $SRV"
 run "/mesh send $CK through the relay"
-wait_screen "delivered [0-9a-f]{12} to ${CK:0:12} \(relayed via $SRV\)" 30
+wait_screen "delivered [0-9a-f]{12} to ${CK:0:12} \(1 hop, via relay $SRV, [0-9]+ ms\)" 30
 it_wait_lines "$T/c3.out" '"text":"through the relay","path":"relayed"' 1 || fail "c: not relayed"
 X a iptables -F
 wait_screen "${CK:0:12}: direct path works" 60
 run "/mesh send $CK direct again"
-wait_screen "delivered [0-9a-f]{12} to ${CK:0:12} \(direct\)" 20
+wait_screen "delivered [0-9a-f]{12} to ${CK:0:12} \(1 hop, via direct link, [0-9]+ ms\)" 20
 it_wait_lines "$T/c3.out" '"text":"direct again","path":"direct"' 1 || fail "c: second message not direct"
 run "/mesh route"
 wait_screen "${CK:0:12} +- +direct +10.211.0.3:7100 +1 "

@@ -112,7 +112,7 @@ tmux send-keys -t "$S" Tab
 wait_for "qpc> /mesh send $CK"
 tmux send-keys -t "$S" -l -- " hello carol"
 tmux send-keys -t "$S" Enter
-wait_for "delivered [0-9a-f]{12} to ${CK:0:12} \(direct\)"
+wait_for "delivered [0-9a-f]{12} to ${CK:0:12} \(1 hop, via direct link, [0-9]+ ms\)"
 for i in $(seq 50); do grep -q "hello carol" "$T/c.out" && break; sleep 0.1; done
 grep -q "<${AK:0:12}> hello carol (direct, 1 hop)" "$T/c.out" || fail "C did not show the message"
 

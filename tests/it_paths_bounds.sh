@@ -61,7 +61,7 @@ echo "ok 1 40 strangers' punch notices: $got packets to the victim, $lines log l
 AK=$($B/qpc --data-dir "$T/a" identity)
 out=$($B/qpc --data-dir "$T/a" --listen 127.0.0.1:0 --no-mdns --server 127.0.0.1:$PORT send "$BK" "still here" 2>"$T/a.err") ||
     fail "a's send: $out"
-echo "$out" | grep -q "delivered [0-9a-f]\{12\} to ${BK:0:12} (direct)" || fail "a's send: $out"
+echo "$out" | grep -q "delivered [0-9a-f]\{12\} to ${BK:0:12} (1 hop, via direct link," || fail "a's send: $out"
 echo "ok 2 a contact still reaches b direct"
 
 kill $BPID; wait $BPID 2>/dev/null || true

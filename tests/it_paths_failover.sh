@@ -47,13 +47,13 @@ it_tmux_start "$TS" "ip netns exec $(lab_ns a) $B/qpc --data-dir $T/a $Q ${A_LOG
 wait_screen "connected to server $SRV"
 
 run "/mesh send $BK one"
-wait_screen "delivered [0-9a-f]{12} to ${BK:0:12} \(direct\)"
+wait_screen "delivered [0-9a-f]{12} to ${BK:0:12} \(1 hop, via direct link,"
 echo "ok 1 first message direct"
 
 block -I
 run "/mesh send $BK two"
 wait_screen "${BK:0:12}: direct path stalled" 15
-wait_screen "delivered [0-9a-f]{12} to ${BK:0:12} \(relayed via $SRV\)" 15
+wait_screen "delivered [0-9a-f]{12} to ${BK:0:12} \(1 hop, via relay $SRV," 15
 echo "ok 2 direct path dropped: given up, the message went through the relay"
 
 left=$(screen | grep -c "leaving the relay" || true)
@@ -65,10 +65,10 @@ done
 [ "$(screen | grep -c "leaving the relay" || true)" -gt "$left" ] || fail "the direct path did not come back"
 run "/mesh send $BK three"
 for i in $(seq 100); do
-    [ "$(screen | grep -cE "delivered [0-9a-f]{12} to ${BK:0:12} \(direct\)")" -ge 2 ] && break
+    [ "$(screen | grep -cE "delivered [0-9a-f]{12} to ${BK:0:12} \(1 hop, via direct link,")" -ge 2 ] && break
     sleep 0.1
 done
-[ "$(screen | grep -cE "delivered [0-9a-f]{12} to ${BK:0:12} \(direct\)")" -ge 2 ] || fail "third message not direct"
+[ "$(screen | grep -cE "delivered [0-9a-f]{12} to ${BK:0:12} \(1 hop, via direct link,")" -ge 2 ] || fail "third message not direct"
 echo "ok 3 direct path back: the relay is left, the next message goes direct"
 
 run "/quit"

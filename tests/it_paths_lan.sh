@@ -45,7 +45,7 @@ it_wait_lines "$T/b.out" '"connected to server' 1 || fail "b did not connect"
 for i in 1 2 3 4 5; do
     out=$(lab_exec a timeout 20 $B/qpc --data-dir "$T/a" $Q send "$BK" "lan message $i" 2>>"$T/a.err") ||
         fail "send $i exited $?: $out"
-    echo "$out" | grep -q "delivered [0-9a-f]\{12\} to ${BK:0:12} (direct)" || fail "send $i not direct: $out"
+    echo "$out" | grep -q "delivered [0-9a-f]\{12\} to ${BK:0:12} (1 hop, via direct link," || fail "send $i not direct: $out"
 done
 sleep 0.5
 for i in 1 2 3 4 5; do
@@ -58,7 +58,7 @@ it_tmux_start "$TS" \
     "ip netns exec $(lab_ns a) $B/qpc --data-dir $T/a $Q ${REPL_LOG:-} 2>$T/arepl.err"
 wait_screen "connected to server $SRV"
 run "/mesh send ${BK:0:16} hello from the repl"
-wait_screen "delivered [0-9a-f]{12} to ${BK:0:12} \(direct\)"
+wait_screen "delivered [0-9a-f]{12} to ${BK:0:12} \(1 hop, via direct link,"
 sleep 1.5   # both sides dialled (a at b's LAN address, b answering the punch): one stays
 run "/mesh peers"
 wait_screen "peer ${BK:0:12} +- +direct $LAB_B_IP:7100"
@@ -100,7 +100,7 @@ for order in smaller larger; do
     for r in a b; do
         out=$(lab_exec $r timeout 20 $B/qpc --data-dir "$T/${r}2" $M send "$MK" "from $r ($order)" 2>>"$T/$r-send.err") ||
             fail "$order: send from $r exited $?: $out"
-        echo "$out" | grep -q "delivered [0-9a-f]\{12\} to ${MK:0:12} (direct)" || fail "$order: send from $r: $out"
+        echo "$out" | grep -q "delivered [0-9a-f]\{12\} to ${MK:0:12} (1 hop, via direct link," || fail "$order: send from $r: $out"
         it_wait_lines "$T/m-$order.out" "\"text\":\"from $r ($order)\"" 1 5 || fail "$order: m did not show $r's message"
     done
     kill $PID_m; wait $PID_m 2>/dev/null || true

@@ -62,7 +62,7 @@ run() {
     done
 }
 
-run home direct 5
+run home "1 hop, via direct link" 5
 # the last sender is gone: b sends nothing more to its port (the goodbye was heard)
 lab_exec rtr iptables -A FORWARD -p udp -d "$LAB_NATA_WAN" --dport 7100
 sleep 0.5
@@ -76,11 +76,11 @@ has '^qpc_punch_time_to_direct_seconds_bucket{le="+Inf"} [1-9]' || fail "home: n
 echo "ok 1 home routers: 5 sends, each direct, each once"
 lab_cleanup
 
-run open direct 5
+run open "1 hop, via direct link" 5
 echo "ok 2 NATs without input firewall: 5 sends, each direct, each once"
 lab_cleanup
 
-run symmetric "relayed via $SRV" 3
+run symmetric "1 hop, via relay $SRV" 3
 has "^qpc_relayed_packets_by_client_total{client=\"${AK:0:16}\"} [1-9]" ||
     fail "symmetric: relayed packets of a not counted by client"
 has "^qpc_relayed_bytes_by_client_total{client=\"${BK:0:16}\"} [1-9]" ||
@@ -91,7 +91,7 @@ lab_spawn a "$T/a-listen.out" $B/qpc --data-dir "$T/a-symmetric" $Q listen --jso
 it_wait_lines "$T/a-listen.out" '"connected to server' 1 || fail "a did not connect"
 for i in 1 2; do
     out=$(lab_exec b timeout 20 $B/qpc --data-dir "$T/b-symmetric" --listen 0.0.0.0:7101 --no-mdns           --server $SRV send "$AK" "same identity $i" 2>>"$T/b-send.err") || fail "b's second process: exit $?: $out"
-    echo "$out" | grep -q "delivered [0-9a-f]\{12\} to ${AK:0:12} (relayed via $SRV)" || fail "b's second process: $out"
+    echo "$out" | grep -q "delivered [0-9a-f]\{12\} to ${AK:0:12} (1 hop, via relay $SRV," || fail "b's second process: $out"
     it_wait_lines "$T/a-listen.out" "\"text\":\"same identity $i\"" 1 5 || fail "a did not show it"
 done
 [ "$(grep -c '"text":"same identity' "$T/a-listen.out")" -eq 2 ] || fail "a showed the messages more than once"

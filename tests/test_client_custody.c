@@ -130,15 +130,16 @@ static void test_custody_handing_same_id_again_keeps_one_entry(void **state)
     assert_memory_equal(e->hop_peer, f->bob, QPC_KEY_LEN);
 }
 
-static void test_custody_ack_ok_from_recipient_is_delivery(void **state)
+static void test_custody_ack_ok_from_recipient_ends_custody_at_the_recipient(void **state)
 {
     struct fix *f = *state;
     uint8_t id[QPC_ID_LEN];
     struct inflight *ended = NULL;
 
+    /* Stored by the recipient: custody ends; "delivered" waits for its receipt. */
     hand_mine(f, id);
     assert_int_equal(custody_ack(&f->c, f->bob, id, QPC_ID_LEN, QPC__STATUS__STATUS_OK, &ended),
-                     CUSTODY_ACK_DELIVERED);
+                     CUSTODY_ACK_RECIPIENT);
     assert_non_null(ended);
     assert_memory_equal(ended->id, id, QPC_ID_LEN);
     assert_int_equal(custody_count(&f->c), 0);
@@ -160,6 +161,32 @@ static void test_custody_ack_from_holder_is_hand_over(void **state)
         assert_null(custody_find(&f->c, id));
         custody_entry_free(ended);
     }
+}
+
+static void test_custody_take_removes_an_entry_in_any_state(void **state)
+{
+    struct fix *f = *state;
+    struct qpc_envelope env = envelope(f->me, f->bob, T0, 3600, 32);
+    uint8_t in_flight[QPC_ID_LEN], parked[QPC_ID_LEN];
+    struct inflight *e, *ended = NULL;
+
+    /* A receipt came: the copies still travelling or waiting are no longer needed. */
+    hand_mine(f, in_flight);
+    memcpy(parked, env.id, QPC_ID_LEN);
+    custody_park(&f->c, &env);
+    e = custody_take(&f->c, parked);
+    assert_non_null(e);
+    assert_memory_equal(e->id, parked, QPC_ID_LEN);
+    custody_entry_free(e);
+    e = custody_take(&f->c, in_flight);
+    assert_non_null(e);
+    custody_entry_free(e);
+    assert_int_equal(custody_count(&f->c), 0);
+    assert_null(custody_take(&f->c, in_flight));
+    /* The hop ack that comes after is ignored. */
+    assert_int_equal(custody_ack(&f->c, f->bob, in_flight, QPC_ID_LEN, QPC__STATUS__STATUS_OK, &ended),
+                     CUSTODY_ACK_IGNORED);
+    assert_null(ended);
 }
 
 static void test_custody_deferred_from_recipient_is_hand_over_not_delivery(void **state)
@@ -378,7 +405,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_custody_hand_puts_envelope_in_flight_with_its_holder, setup, teardown),
         cmocka_unit_test_setup_teardown(test_custody_marks_forwarded_envelopes_not_mine, setup, teardown),
         cmocka_unit_test_setup_teardown(test_custody_handing_same_id_again_keeps_one_entry, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_custody_ack_ok_from_recipient_is_delivery, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_custody_ack_ok_from_recipient_ends_custody_at_the_recipient, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_custody_take_removes_an_entry_in_any_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_custody_ack_from_holder_is_hand_over, setup, teardown),
         cmocka_unit_test_setup_teardown(test_custody_deferred_from_recipient_is_hand_over_not_delivery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_custody_ignores_ack_from_neither_holder_nor_recipient, setup, teardown),

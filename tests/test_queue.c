@@ -1186,6 +1186,82 @@ static void test_outbox_remove_many_is_all_or_nothing(void **state)
     assert_int_equal(st.outbox_items, 0);
 }
 
+
+static void test_outbox_staged_remove_commits_with_new_rows_in_one_transaction(void **state)
+{
+    struct fixture *f = *state;
+    struct outcome o[4] = { 0 };
+    struct qpc_outbox_item *items = NULL;
+    struct qpc_queue_stats st;
+    size_t n = 0;
+
+    assert_int_equal(open_with(f, NULL), 0);
+    assert_int_equal(add_out(f->q, "p2p", 1, LATER, NOW, &o[0]), 0);
+    assert_int_equal(add_out(f->q, "p2p", 2, LATER, NOW, &o[1]), 0);
+    assert_int_equal(qpc_queue_commit(f->q), 0);
+
+    /* Row 1 goes, row 3 comes, in one commit; a second remove of row 1 is no error. */
+    assert_int_equal(qpc_queue_outbox_stage_remove(f->q, o[0].seq, record, &o[2]), 0);
+    assert_int_equal(add_out(f->q, "p2p", 3, LATER, NOW, &o[3]), 0);
+    assert_int_equal(qpc_queue_outbox_stage_remove(f->q, o[0].seq, NULL, NULL), 0);
+    assert_int_equal(qpc_queue_staged(f->q), 3);
+    assert_int_equal(o[2].calls, 0);   /* nothing before the commit */
+    assert_int_equal(qpc_queue_commit(f->q), 0);
+    assert_int_equal(o[2].calls, 1);
+    assert_int_equal(o[2].status, 0);
+    assert_int_equal(o[3].status, 0);
+    assert_int_equal(qpc_queue_outbox_list(f->q, 0, 10, NOW, &items, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(items[0].oid, o[1].seq);
+    assert_int_equal(items[1].oid, o[3].seq);
+    qpc_outbox_items_free(items, n);
+    assert_int_equal(qpc_queue_stats(f->q, &st), 0);
+    assert_int_equal(st.outbox_items, 2);   /* the counter follows the staged delete */
+
+    assert_int_equal(qpc_queue_outbox_stage_remove(f->q, 0, NULL, NULL), QPC_ERR_INVALID);
+    assert_int_equal(qpc_queue_outbox_stage_remove(NULL, 1, NULL, NULL), QPC_ERR_INVALID);
+
+    /* Staged and never committed: the completion says so at close. */
+    assert_int_equal(qpc_queue_outbox_stage_remove(f->q, o[1].seq, record, &o[2]), 0);
+    qpc_queue_close(f->q);
+    f->q = NULL;
+    assert_int_equal(o[2].calls, 2);
+    assert_int_equal(o[2].status, QPC_ERR_CLOSED);
+}
+
+static void test_outbox_list_pages_through_every_row_due_or_not(void **state)
+{
+    struct fixture *f = *state;
+    struct outcome o = { 0 };
+    struct qpc_outbox_item *items = NULL;
+    size_t n = 0, seen = 0;
+    uint64_t after = 0, last = 0;
+
+    assert_int_equal(open_with(f, NULL), 0);
+    for (uint32_t i = 1; i <= 25; i++)
+        assert_int_equal(add_out(f->q, i % 2 ? "p2p" : "await", i, i == 7 ? NOW + 10 : LATER, NOW, &o), 0);
+    assert_int_equal(qpc_queue_commit(f->q), 0);
+    /* Leased rows are not due, but a listing still shows them. */
+    assert_int_equal(qpc_queue_outbox_due(f->q, NOW, 3, 60000, &items, &n), 0);
+    assert_int_equal(n, 3);
+    qpc_outbox_items_free(items, n);
+    do {
+        assert_int_equal(qpc_queue_outbox_list(f->q, after, 4, NOW + 10, &items, &n), 0);
+        for (size_t i = 0; i < n; i++) {
+            assert_true(items[i].oid > last);   /* oid order, no row twice */
+            last = items[i].oid;
+            assert_true(items[i].expires_at_ms > NOW + 10);   /* the expired one is left out */
+        }
+        seen += n;
+        if (n > 0)
+            after = items[n - 1].oid;
+        qpc_outbox_items_free(items, n);
+    } while (n == 4);
+    assert_int_equal(seen, 24);
+    assert_int_equal(qpc_queue_outbox_list(f->q, 0, 0, NOW, &items, &n), QPC_ERR_INVALID);
+    assert_int_equal(qpc_queue_outbox_list(f->q, 0, 10001, NOW, &items, &n), QPC_ERR_INVALID);
+}
+
 /* A failed link's rows go back in one transaction (one fsync), not one each: 2,000
  * rows cost 0.43 s one by one against 0.007 s together on this machine's disk. */
 static void test_outbox_mark_failed_many_is_one_transaction(void **state)
@@ -1264,6 +1340,8 @@ int main(void)
         T(test_outbox_remove_many_deletes_listed_rows_and_ignores_gone_ones),
         T(test_outbox_remove_many_is_all_or_nothing),
         T(test_outbox_mark_failed_many_is_one_transaction),
+        T(test_outbox_staged_remove_commits_with_new_rows_in_one_transaction),
+        T(test_outbox_list_pages_through_every_row_due_or_not),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -160,6 +160,17 @@ int qpc_queue_outbox_add(struct qpc_queue *q, const char *domain,
                          const uint8_t *blob, size_t len, uint64_t now_ms,
                          qpc_queue_done_fn done, void *arg);
 
+/*
+ * Stages the deletion of outbox row oid into the next qpc_queue_commit(), in staging
+ * order with the writes around it, so a caller that ends custody of many rows in one
+ * loop iteration pays for them in the same transaction as its new rows. A row already
+ * gone is no error. done (may be NULL) runs once from the commit (status 0 when the
+ * transaction committed, else its error) or from qpc_queue_close (QPC_ERR_CLOSED).
+ * Returns 0, QPC_ERR_INVALID (NULL q, oid 0 or above INT64_MAX) or QPC_ERR_NOMEM.
+ */
+int qpc_queue_outbox_stage_remove(struct qpc_queue *q, uint64_t oid, qpc_queue_done_fn done,
+                                  void *arg);
+
 /* Number of writes staged and not yet committed. */
 size_t qpc_queue_staged(const struct qpc_queue *q);
 
@@ -272,7 +283,16 @@ struct qpc_outbox_item {
 int qpc_queue_outbox_due(struct qpc_queue *q, uint64_t now_ms, size_t limit, uint64_t lease_ms,
                          struct qpc_outbox_item **items, size_t *count);
 
-/* Frees an array from qpc_queue_outbox_due. NULL is a no-op. */
+/*
+ * Reads up to limit (1..10000) unexpired outbox rows with oid > after_oid, in oid order,
+ * whether due or not and without leasing them: a reader pages through every row by
+ * passing the last oid it got. *items is malloc'd (NULL when *count is 0), freed with
+ * qpc_outbox_items_free. Returns 0, QPC_ERR_INVALID, QPC_ERR_NOMEM or QPC_ERR_DB.
+ */
+int qpc_queue_outbox_list(struct qpc_queue *q, uint64_t after_oid, size_t limit, uint64_t now_ms,
+                          struct qpc_outbox_item **items, size_t *count);
+
+/* Frees an array from qpc_queue_outbox_due or qpc_queue_outbox_list. NULL is a no-op. */
 void qpc_outbox_items_free(struct qpc_outbox_item *items, size_t count);
 
 /*

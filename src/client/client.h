@@ -21,7 +21,9 @@
  *               on it, the best link toward a peer or recipient
  *   session.c   the connection to a qpc-server (ALPN quicprochat/client/1); reports up
  *               through callbacks set once (session.h)
- *   state.c     data directory: identity file, persisted outbox, seen ids, subscriptions
+ *   turn.c      what ends every loop turn: owed receipts sealed, one commit, then acks
+ *   state.c     data directory: identity file, persisted outbox (group commit), seen ids,
+ *               subscriptions
  *   output.c    events shown to the user: plain lines, JSON lines, or above the prompt
  *   history.c   messages.db: every message sent and received, times and outcomes
  *   lineedit.c  the line editor: libedit's own API on the loop, fed by us
@@ -31,10 +33,12 @@
  *   candidates.c address candidates: mine, and the checks on everyone else's            (*)
  *   punch.c     how much punching anyone can make us do                               (*)
  *   custody.c   the in-flight table: which acks end custody, parking, expiry, bounds  (*)
+ *   receipts.c  end-to-end receipts: what I wait for, what I owe                        (*)
  * (*) qpc-client-core: none owns a socket, an endpoint or a loop, and time is an
- *     argument; routes, peers, custody and contacts are unit-tested (tests/test_client_*.c).
- * Everything runs on the loop; nothing blocks except the short synchronous SQLite
- * commits of the outbox.
+ *     argument; routes, peers, custody, receipts and contacts are unit-tested
+ *     (tests/test_client_*.c).
+ * Everything runs on the loop; nothing blocks except the one SQLite commit of the outbox
+ * per loop turn (state.c, turn.c) and the history's writes (history.c).
  */
 #ifndef QPC_CLIENT_H
 #define QPC_CLIENT_H
@@ -58,14 +62,15 @@
 #include "custody.h"
 #include "peers.h"
 #include "punch.h"
+#include "receipts.h"
 #include "qpc/uthash_keyed.h"   /* every client table is keyed: most keys come from strangers */
 
 /* Exit codes of the subcommands (docs/client.md). */
 enum qpc_exit {
-    EXIT_OK = 0,           /* done; for send: delivered end to end */
+    EXIT_OK = 0,           /* done; for send: the recipient's verified receipt came */
     EXIT_FAIL = 1,         /* runtime failure (network, I/O) */
     EXIT_USAGE = 2,        /* wrong arguments */
-    EXIT_QUEUED = 3,       /* send: not delivered yet, held (outbox and/or server) */
+    EXIT_QUEUED = 3,       /* send: no receipt yet; held (outbox, a server, a neighbour) */
     EXIT_NO_PEER = 4,      /* peer id unknown or ambiguous */
     EXIT_STATE = 5,        /* state file corrupt or unreadable (left untouched) */
     EXIT_REFUSED = 6,      /* server or peer refused (pinned key mismatch, status) */
@@ -85,13 +90,14 @@ enum path_kind {
     PATH_DIRECT = 0,
     PATH_RELAYED,          /* P2P QUIC carried through a server's DATAGRAM relay */
     PATH_SERVER,           /* queued at a server and fetched from it */
+    PATH_MESH,             /* on a P2P link from a neighbour that forwarded it */
 };
 
 /* Events shown to the user (output.c) and watched by subcommands. */
 enum event_kind {
     EVT_MESSAGE,           /* a direct message for me arrived */
     EVT_BROADCAST,         /* a broadcast on a subscribed topic arrived */
-    EVT_DELIVERED,         /* the recipient acked my message */
+    EVT_DELIVERED,         /* the recipient's verified receipt for my message came */
     EVT_HELD,              /* a relay node or server stored my message for later delivery */
     EVT_QUEUED,            /* nobody reachable: kept in my outbox */
     EVT_FAILED,            /* sending failed for good (refused) */
@@ -109,6 +115,7 @@ struct event {
     enum path_kind path;
     const char *via;       /* server address or relay peer id, or NULL */
     uint32_t hops;
+    uint64_t elapsed_ms;   /* delivered: from the message's creation to its receipt */
     int err;               /* for refused/failed */
     uint64_t sent_ms;      /* message/broadcast: the envelope's created_at (sender's clock) */
 };
@@ -120,6 +127,7 @@ enum out_mode {
 };
 
 struct persisted;          /* envelope id -> outbox row (state.c) */
+struct after_commit;       /* what waits for the next commit (state.c) */
 struct session;            /* the server connection (session.c) */
 struct session_callbacks;  /* how the session reports up (session.h) */
 struct discover;           /* mDNS browser and announcement (discover.c) */
@@ -135,11 +143,18 @@ struct client {
     char identity_path[PATH_MAX];
     struct qpc_identity *id;
     bool id_dirty;                       /* directory changed: save on tick/exit */
+    uint64_t id_saved_mono_ms;           /* when identity.json was last written */
+    uint8_t id_saved_hash[32];           /* of what was written (or loaded) then */
 
     /* state.c */
     struct qpc_queue *outbox;            /* persisted envelopes held for others */
     struct persisted *persisted;
+    struct after_commit *after_head, *after_tail;
+    bool outbox_unloaded;                /* rows the store could not take wait on disk */
+    uint64_t refill_after;               /* every row up to this oid is loaded or held */
+    size_t refill_mark;                  /* store envelopes when the last refill ran */
     FILE *seen_log;                      /* ids delivered to me, appended */
+    struct receipts receipts;            /* receipts.c: waited for, owed */
     struct history *history;             /* messages.db (history.c); NULL: none */
 
     /* the P2P node (node.c and the files below it) */
@@ -162,8 +177,9 @@ struct client {
     struct punch_budget punch;
     uint64_t next_cands_ms;              /* when my candidates are gathered again */
 
-    /* tick.c: the periodic jobs */
+    /* tick.c: the periodic jobs; turn.c: the end of every loop turn */
     ev_timer tick;
+    ev_prepare turn;
     uint64_t last_gc_ms;                 /* when the collect-garbage job last ran */
 
     struct session *session;

@@ -15,7 +15,24 @@
 void custody_init(struct custody *c, const uint8_t me[static QPC_KEY_LEN])
 {
     c->by_id = NULL;
+    c->forwarded_bytes = 0;
     memcpy(c->me, me, QPC_KEY_LEN);
+}
+
+/* Every entry enters and leaves the table here, so the forwarding bound is a counter
+ * (it is asked for every envelope forwarded, and the table may hold thousands). */
+static void table_add(struct custody *c, struct inflight *f)
+{
+    HASH_ADD(hh, c->by_id, id, QPC_ID_LEN, f);
+    if (!f->mine)
+        c->forwarded_bytes += f->env.payload_len;
+}
+
+static void table_del(struct custody *c, struct inflight *f)
+{
+    HASH_DEL(c->by_id, f);
+    if (!f->mine)
+        c->forwarded_bytes -= f->env.payload_len;
 }
 
 void custody_entry_free(struct inflight *f)
@@ -31,7 +48,7 @@ void custody_clear(struct custody *c)
     struct inflight *f, *tmp;
 
     HASH_ITER(hh, c->by_id, f, tmp) {
-        HASH_DEL(c->by_id, f);
+        table_del(c, f);
         custody_entry_free(f);
     }
 }
@@ -62,7 +79,7 @@ void custody_hand(struct custody *c, struct qpc_envelope *env, struct link *l,
         f = entry_new(c, env);
         if (f == NULL)
             return;
-        HASH_ADD(hh, c->by_id, id, QPC_ID_LEN, f);
+        table_add(c, f);
     } else {
         qpc_envelope_clear(env);
         memset(env, 0, sizeof(*env));
@@ -75,7 +92,7 @@ void custody_park(struct custody *c, struct qpc_envelope *env)
     struct inflight *f = entry_new(c, env);
 
     if (f != NULL)
-        HASH_ADD(hh, c->by_id, id, QPC_ID_LEN, f);
+        table_add(c, f);
 }
 
 void custody_resent(struct inflight *f, struct link *l, const uint8_t hop_peer[static QPC_KEY_LEN])
@@ -99,6 +116,15 @@ struct inflight *custody_find(const struct custody *c, const uint8_t id[static Q
     struct inflight *f = NULL;
 
     HASH_FIND(hh, c->by_id, id, QPC_ID_LEN, f);
+    return f;
+}
+
+struct inflight *custody_take(struct custody *c, const uint8_t id[static QPC_ID_LEN])
+{
+    struct inflight *f = custody_find(c, id);
+
+    if (f != NULL)
+        table_del(c, f);
     return f;
 }
 
@@ -130,10 +156,10 @@ enum custody_ack custody_ack(struct custody *c, const uint8_t from[static QPC_KE
     if (st != QPC__STATUS__STATUS_OK && st != QPC__STATUS__STATUS_DEFERRED)
         verdict = CUSTODY_ACK_REFUSED;
     else if (memcmp(from, f->env.recipient, QPC_KEY_LEN) == 0 && st == QPC__STATUS__STATUS_OK)
-        verdict = CUSTODY_ACK_DELIVERED;
+        verdict = CUSTODY_ACK_RECIPIENT;
     else
         verdict = CUSTODY_ACK_HELD;
-    HASH_DEL(c->by_id, f);
+    table_del(c, f);
     *ended = f;
     return verdict;
 }
@@ -148,7 +174,7 @@ void custody_expire(struct custody *c, uint64_t now,
             continue;
         if (ended != NULL)
             ended(ctx, f);
-        HASH_DEL(c->by_id, f);
+        table_del(c, f);
         custody_entry_free(f);
     }
 }
@@ -158,21 +184,24 @@ void custody_foreach_parked(struct custody *c, void (*fn)(void *ctx, struct infl
     struct inflight *f, *tmp;
 
     HASH_ITER(hh, c->by_id, f, tmp) {
-        if (f->link == NULL)
+        if (f->link == NULL && !f->server_only)
+            fn(ctx, f);
+    }
+}
+
+void custody_foreach_for_server(struct custody *c, void (*fn)(void *ctx, struct inflight *f), void *ctx)
+{
+    struct inflight *f, *tmp;
+
+    HASH_ITER(hh, c->by_id, f, tmp) {
+        if (f->link == NULL && f->server_only)
             fn(ctx, f);
     }
 }
 
 size_t custody_forwarded_bytes(const struct custody *c)
 {
-    struct inflight *f, *tmp;
-    size_t n = 0;
-
-    HASH_ITER(hh, c->by_id, f, tmp) {
-        if (!f->mine)
-            n += f->env.payload_len;
-    }
-    return n;
+    return c->forwarded_bytes;
 }
 
 bool custody_may_forward(const struct custody *c, size_t max_bytes)
@@ -200,7 +229,7 @@ bool custody_waits_for(const struct custody *c, const struct qpc_store *store,
     struct inflight *f, *tmp;
 
     HASH_ITER(hh, c->by_id, f, tmp) {
-        probe.found |= f->link == NULL && memcmp(f->env.recipient, key, QPC_KEY_LEN) == 0;
+        probe.found |= f->link == NULL && !f->server_only && memcmp(f->env.recipient, key, QPC_KEY_LEN) == 0;
     }
     if (!probe.found)
         qpc_store_foreach_queue(store, queue_for_cb, &probe);

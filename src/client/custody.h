@@ -7,7 +7,12 @@
  * was handed to; an envelope taken out of the store without a link (handed to the
  * server, or its holder refused for now) stays here too, "parked", and goes out again on
  * the next link toward its recipient. Only an ack ends custody, and only an ack from the
- * peer it was handed to or from its recipient. Expiry is the other way out.
+ * peer it was handed to or from its recipient. Expiry is the other way out, and for my
+ * own messages the recipient's verified receipt (custody_take): once it came, no copy
+ * needs to travel any more.
+ *
+ * An ack is only the hop-by-hop signal: even the recipient's own ack says "stored", and
+ * "delivered" is for its end-to-end receipt to say (receipts.h).
  *
  * Pure logic over plain state: no links are used (a link is an opaque tag here), no
  * clock is read (now is an argument), nothing is sent or persisted. The caller does
@@ -34,6 +39,8 @@ struct inflight {
     uint8_t hop_peer[QPC_KEY_LEN];     /* the link peer it was last handed to */
     struct link *link;                 /* the link it went out on; NULL: parked, resend */
     bool mine;                         /* I am its sender (I tell the user what became of it) */
+    bool server_only;                  /* parked for my server alone (a node domain): never
+                                        * resent on a link, handed to the server again */
     UT_hash_handle hh;
 };
 
@@ -41,13 +48,14 @@ struct inflight {
 struct custody {
     struct inflight *by_id;
     uint8_t me[QPC_KEY_LEN];
+    size_t forwarded_bytes;            /* payload bytes of entries not mine (kept as they change) */
 };
 
 /* What an ack did to our custody of an envelope (custody_ack). */
 enum custody_ack {
     CUSTODY_ACK_IGNORED = 0,   /* no such id in flight, or from a peer that may not end it */
     CUSTODY_ACK_RETRY,         /* its holder refused for now: kept, parked, sent again later */
-    CUSTODY_ACK_DELIVERED,     /* the recipient has it: custody ends */
+    CUSTODY_ACK_RECIPIENT,     /* the recipient stored it: custody ends (its receipt says "delivered") */
     CUSTODY_ACK_HELD,          /* a holder (or the recipient, deferred) took it: custody ends */
     CUSTODY_ACK_REFUSED,       /* refused for good: custody ends */
 };
@@ -79,8 +87,8 @@ void custody_link_gone(struct custody *c, const struct link *l);
  * Applies the ack that peer `from` sent for id (id_len bytes) with status st. Only the
  * peer it was handed to or its recipient may end custody (ids travel in the clear
  * through relays and servers, so any other link could name one). QUEUE_FULL, INTERNAL
- * and RATE_LIMITED refuse for now: the entry is parked. OK from the recipient is
- * delivery; OK from the holder, or DEFERRED, is a hand-over; any other status refuses
+ * and RATE_LIMITED refuse for now: the entry is parked. OK from the recipient is the
+ * recipient's; OK from the holder, or DEFERRED, is a hand-over; any other status refuses
  * for good. When custody ends the entry leaves the table and *ended receives it: the
  * caller owns it (custody_entry_free); otherwise *ended is NULL.
  */
@@ -88,7 +96,14 @@ enum custody_ack custody_ack(struct custody *c, const uint8_t from[static QPC_KE
                              const uint8_t *id, size_t id_len, Qpc__Status st,
                              struct inflight **ended);
 
-/* Frees an entry the table gave up (custody_ack). NULL is a no-op. */
+/*
+ * Takes the entry for id out of the table whatever its state (my message's receipt came:
+ * no copy needs to go any more; a later ack for it is then ignored). Returns it (the
+ * caller frees it with custody_entry_free) or NULL.
+ */
+struct inflight *custody_take(struct custody *c, const uint8_t id[static QPC_ID_LEN]);
+
+/* Frees an entry the table gave up (custody_ack, custody_take). NULL is a no-op. */
 void custody_entry_free(struct inflight *f);
 
 /*
@@ -98,8 +113,13 @@ void custody_entry_free(struct inflight *f);
 void custody_expire(struct custody *c, uint64_t now,
                     void (*ended)(void *ctx, const struct inflight *f), void *ctx);
 
-/* Calls fn for every parked entry; fn may custody_resent it but not add or remove entries. */
+/* Calls fn for every parked entry that may go on a link (not server_only); fn may
+ * custody_resent it but not add or remove entries. */
 void custody_foreach_parked(struct custody *c, void (*fn)(void *ctx, struct inflight *f), void *ctx);
+
+/* Calls fn for every entry parked for the server alone (server_only); fn may not add or
+ * remove entries. */
+void custody_foreach_for_server(struct custody *c, void (*fn)(void *ctx, struct inflight *f), void *ctx);
 
 /* The entry for id, or NULL. */
 struct inflight *custody_find(const struct custody *c, const uint8_t id[static QPC_ID_LEN]);
@@ -117,7 +137,8 @@ size_t custody_forwarded_bytes(const struct custody *c);
 /* False once forwarded envelopes out of the store reach max_bytes: refuse more (QUEUE_FULL). */
 bool custody_may_forward(const struct custody *c, size_t max_bytes);
 
-/* Is anything held for key: queued in store, or parked here without a link? */
+/* Is anything held for key that a link to it would carry: queued in store, or parked
+ * here without a link (and not for the server alone)? */
 bool custody_waits_for(const struct custody *c, const struct qpc_store *store,
                        const uint8_t key[static QPC_KEY_LEN]);
 

@@ -7,28 +7,71 @@
  * into custody (custody.c) as in flight; only the next holder's ack removes it for good.
  * So "acknowledged" always means "stored or shown on the other side", and nothing is
  * lost in between. When no link can be had, it is parked and a copy of my own goes to
- * the server.
+ * the server. Holding is group-committed: the outbox row is staged, and the envelope
+ * enters the store (and may leave toward anyone) only after the loop turn's commit.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "handover.h"
 #include "link.h"
 #include "output.h"
+#include "qpc/error.h"
 #include "session.h"
 #include "state.h"
 
-int handover_hold(struct client *cl, struct qpc_envelope *env, uint64_t now)
+/* A hold waiting for its commit. */
+struct held {
+    struct qpc_envelope env;
+    uint64_t now;
+    handover_done_fn done;
+    void *arg;
+};
+
+static void held_cb(struct client *cl, void *arg, int status)
 {
+    struct held *h = arg;
     uint8_t id[QPC_ID_LEN];
+
+    memcpy(id, h->env.id, QPC_ID_LEN);   /* the store zeroes env when it takes it */
+    if (status == 0 && cl->store != NULL) {
+        status = qpc_store_put(cl->store, &h->env, h->now);
+        if (status < 0)
+            state_unpersist(cl, id);   /* refused by the store: not held after all */
+    } else if (status == 0) {
+        status = QPC_ERR_CLOSED;
+    }
+    qpc_envelope_clear(&h->env);
+    if (h->done != NULL)
+        h->done(cl, h->arg, status);
+    free(h);
+}
+
+int handover_hold(struct client *cl, struct qpc_envelope *env, const char *domain, uint64_t now,
+                  handover_done_fn done, void *arg)
+{
+    struct held *h = calloc(1, sizeof(*h));
     int rc;
 
-    memcpy(id, env->id, QPC_ID_LEN);   /* the store zeroes env when it takes it */
-    rc = state_persist(cl, env, now);
-    if (rc == 0)
-        rc = qpc_store_put(cl->store, env, now);
-    if (rc < 0)
-        state_unpersist(cl, id);
-    return rc;
+    if (h == NULL)
+        return QPC_ERR_NOMEM;
+    h->now = now;
+    h->done = done;
+    h->arg = arg;
+    rc = state_hold(cl, env, domain, now, held_cb, h);
+    if (rc < 0) {
+        free(h);
+        return rc;
+    }
+    h->env = *env;
+    memset(env, 0, sizeof(*env));
+    return 0;
+}
+
+bool handover_reports(const struct client *cl, const struct qpc_envelope *env)
+{
+    return memcmp(env->sender, qpc_identity_public_key(cl->id), QPC_KEY_LEN) == 0 &&
+           receipts_waiting(&cl->receipts, env->id);
 }
 
 struct take_ctx {
@@ -105,20 +148,45 @@ static int to_server_cb(void *ctx, struct qpc_envelope *env)
     struct client *cl = ctx;
     struct event ev = { .kind = EVT_QUEUED, .peer = env->recipient, .id = env->id };
     bool mine = memcmp(env->sender, qpc_identity_public_key(cl->id), QPC_KEY_LEN) == 0;
+    bool report = handover_reports(cl, env);
 
     /* The server holds a copy (its answer is shown by session.c); ours stays too, so
      * the message also goes P2P as soon as the peer is reachable. */
     /* Only my own envelopes: a server accepts envelopes from their sender alone. */
-    if (mine && !(session_up(cl) && session_enqueue(cl, env, "", true) == 0)) {
+    const char *domain = state_hold_domain(cl, env->id);
+    uint8_t id[QPC_ID_LEN];
+    struct inflight *f;
+
+    /* kept: without a node domain a link may still carry our copy, so a refusal is not final. */
+    if (mine && !(session_up(cl) && session_enqueue(cl, env, domain, report, domain[0] == '\0') == 0) &&
+        report) {
         ev.text = "peer unreachable, kept in outbox";
         ev.text_len = strlen(ev.text);
         emit(cl, &ev);
     }
+    memcpy(id, env->id, QPC_ID_LEN);
     custody_park(&cl->custody, env);
+    /* Held for a node domain: it travels through my server alone (handed to it again
+     * whenever a session comes up), never on a link. */
+    if (domain[0] != '\0' && (f = custody_find(&cl->custody, id)) != NULL)
+        f->server_only = true;
     return 0;
 }
 
 void handover_to_server(struct client *cl, const uint8_t key[static QPC_KEY_LEN])
 {
     qpc_store_take_all_for(cl->store, key, now_ms(), to_server_cb, cl);
+}
+
+static void to_server_again_cb(void *ctx, struct inflight *f)
+{
+    struct client *cl = ctx;
+
+    if (f->mine)
+        session_enqueue(cl, &f->env, state_hold_domain(cl, f->id), handover_reports(cl, &f->env), false);
+}
+
+void handover_session_up(struct client *cl)
+{
+    custody_foreach_for_server(&cl->custody, to_server_again_cb, cl);
 }

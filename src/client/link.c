@@ -29,12 +29,14 @@ bool link_is(const void *user)
 
 struct link *link_new(struct client *cl, struct peer_state *ps, bool relayed, const char *addr)
 {
+    static uint64_t next_serial;
     struct link *l = calloc(1, sizeof(*l));
 
     if (l == NULL)
         return NULL;
     l->kind = CONN_P2P;
     l->cl = cl;
+    l->serial = ++next_serial;
     l->relayed = relayed;
     snprintf(l->addr, sizeof(l->addr), "%s", addr != NULL ? addr : "");
     if (ps != NULL)
@@ -53,6 +55,20 @@ void link_free(struct link *l)
     if (l->ps != NULL)
         LL_DELETE(l->ps->links, l);
     free(l);
+}
+
+struct link *link_find(struct client *cl, const uint8_t key[static QPC_KEY_LEN], uint64_t serial)
+{
+    struct peer_state *ps = peers_find(&cl->peers, key);
+    struct link *l;
+
+    if (ps == NULL)
+        return NULL;
+    LL_FOREACH(ps->links, l) {
+        if (l->serial == serial)
+            return l->up ? l : NULL;
+    }
+    return NULL;
 }
 
 void link_note_stream(struct link *l, int64_t sid)

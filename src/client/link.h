@@ -19,6 +19,8 @@ enum conn_kind { CONN_P2P = 1 };   /* a QUIC user pointer to a link starts with 
 struct link {
     int kind;                          /* CONN_P2P: tells link from client on a conn */
     struct client *cl;
+    uint64_t serial;                   /* unique in the process: names the link in what
+                                        * outlives a loop turn (acks waiting for a commit) */
     struct qpc_quic_conn *conn;
     struct peer_state *ps;             /* set once the peer's key is known */
     bool up, relayed;
@@ -49,6 +51,9 @@ void link_attach(struct link *l, struct peer_state *ps);
 
 /* Takes l out of its peer's list and frees it. */
 void link_free(struct link *l);
+
+/* The up link to peer key with this serial, or NULL (it closed meanwhile). */
+struct link *link_find(struct client *cl, const uint8_t key[static QPC_KEY_LEN], uint64_t serial);
 
 /* The stream the peer opened first is the one we answer on. */
 void link_note_stream(struct link *l, int64_t sid);

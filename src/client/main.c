@@ -26,6 +26,7 @@
 #include "session.h"
 #include "share.h"
 #include "state.h"
+#include "qpc/direct.h"
 #include "qpc/error.h"
 #include "qpc/log.h"
 
@@ -36,10 +37,12 @@ struct opts {
     bool json;
     bool no_mdns;
     double timeout_s;       /* send/broadcast: how long to wait; listen: 0 = forever */
+    double receipt_wait_s;  /* send: how long to wait for the receipt once held */
     long count;             /* listen: exit after this many messages (0 = never) */
 };
 
-static struct opts g_opts = { .timeout_s = -1 };
+#define RECEIPT_WAIT_DEFAULT_S 10.0
+static struct opts g_opts = { .timeout_s = -1, .receipt_wait_s = RECEIPT_WAIT_DEFAULT_S };
 
 struct subcommand {
     const char *name;
@@ -263,7 +266,7 @@ static int sub_peer(struct client *cl, int argc, char **argv)
     if (note[0] != '\0')
         fprintf(stderr, "qpc: added without the name '%s': %s\n", card.name, note);
     cl->id_dirty = true;
-    return state_save_identity(cl) == 0 ? EXIT_OK : EXIT_FAIL;
+    return state_save_identity(cl, true) == 0 ? EXIT_OK : EXIT_FAIL;
 }
 
 static int sub_name(struct client *cl, int argc, char **argv)
@@ -288,7 +291,7 @@ static int sub_name(struct client *cl, int argc, char **argv)
         return EXIT_USAGE;
     }
     cl->id_dirty = true;
-    return state_save_identity(cl) == 0 ? EXIT_OK : EXIT_FAIL;
+    return state_save_identity(cl, true) == 0 ? EXIT_OK : EXIT_FAIL;
 }
 
 static int sub_server(struct client *cl, int argc, char **argv)
@@ -309,7 +312,7 @@ static int sub_server(struct client *cl, int argc, char **argv)
     }
     state_save_server(cl, argv[1]);   /* the REPL connects to it at start */
     cl->id_dirty = true;
-    return state_save_identity(cl) == 0 ? EXIT_OK : EXIT_FAIL;
+    return state_save_identity(cl, true) == 0 ? EXIT_OK : EXIT_FAIL;
 }
 
 static int sub_subscribe(struct client *cl, int argc, char **argv)
@@ -341,11 +344,18 @@ static int sub_subscribe(struct client *cl, int argc, char **argv)
     return state_save_subscriptions(cl) == 0 ? EXIT_OK : EXIT_FAIL;
 }
 
-/* `qpc send`: waits for the outcome of one message and turns it into the exit code. */
+/*
+ * `qpc send`: waits for the outcome of one message and turns it into the exit code. Only
+ * the recipient's verified receipt is "delivered" (0). Once something holds the message
+ * (my outbox, a server, a neighbour) it waits receipt_wait_s more for the receipt, then
+ * says "held" (3).
+ */
 struct send_wait {
     uint8_t id[QPC_ID_LEN];
     bool done;
+    bool held;
     int code;
+    ev_tstamp held_until;    /* loop time at which a held message stops waiting */
 };
 
 static void send_watch(struct client *cl, const struct event *ev)
@@ -362,10 +372,13 @@ static void send_watch(struct client *cl, const struct event *ev)
     case EVT_HELD:
     case EVT_QUEUED:
         w->code = EXIT_QUEUED;
-        w->done = true;
+        if (!w->held)
+            w->held_until = ev_now(cl->loop) + g_opts.receipt_wait_s;
+        w->held = true;
+        w->done = g_opts.receipt_wait_s <= 0;
         break;
     case EVT_FAILED:
-        w->code = EXIT_REFUSED;
+        w->code = ev->err == QPC_ERR_DB || ev->err == QPC_ERR_IO ? EXIT_FAIL : EXIT_REFUSED;
         w->done = true;
         break;
     default:
@@ -373,17 +386,50 @@ static void send_watch(struct client *cl, const struct event *ev)
     }
 }
 
+/* Turns the loop until the message's outcome is known, the receipt wait after a hold
+ * ran out, or the overall timeout (<= 0: none). */
+static void run_send(struct client *cl, struct send_wait *w, double timeout)
+{
+    ev_tstamp end = ev_now(cl->loop) + timeout;
+
+    while (!w->done && !cl->stop) {
+        ev_now_update(cl->loop);
+        if ((timeout > 0 && ev_now(cl->loop) >= end) || (w->held && ev_now(cl->loop) >= w->held_until))
+            break;
+        if (!ev_run(cl->loop, EVRUN_ONCE))
+            break;
+    }
+}
+
+/* Waits for the server session (a send through a node domain needs it) and for the
+ * node to name its domain, which the message carries so that the receipt finds its way
+ * back through federation. */
+static bool wait_session(struct client *cl, double seconds)
+{
+    ev_tstamp end = ev_now(cl->loop) + seconds;
+
+    while (!(session_up(cl) && session_domain(cl)[0] != '\0') && !cl->stop) {
+        ev_now_update(cl->loop);
+        if (ev_now(cl->loop) >= end || !ev_run(cl->loop, EVRUN_ONCE))
+            break;
+    }
+    return session_up(cl);
+}
+
 static int sub_send(struct client *cl, int argc, char **argv)
 {
     struct send_wait w = { .code = EXIT_QUEUED };
     uint8_t key[QPC_KEY_LEN];
-    char text[MESSAGE_TEXT_MAX + 1] = "";
+    char text[MESSAGE_TEXT_MAX + 1] = "", who[512];
+    const char *domain = NULL;
+    char *at;
     size_t used = 0;
     bool started;
     int rc;
 
     if (argc < 3) {
-        fprintf(stderr, "usage: qpc send <peer> <message...> (peer: a name, an id or 4+ hex digits of one)\n");
+        fprintf(stderr, "usage: qpc send <peer>[@domain] <message...> (peer: a name, an id or 4+ hex "
+                "digits of one; @domain: through my server to that node)\n");
         return EXIT_USAGE;
     }
     /* Stops at the first truncation: past it, sizeof(text) - used would wrap around. */
@@ -394,30 +440,48 @@ static int sub_send(struct client *cl, int argc, char **argv)
                 "(send it in parts)\n", MESSAGE_TEXT_MAX);
         return EXIT_USAGE;
     }
+    /* peer@domain: the last '@' followed by a DNS name (a peer's name may hold an '@'). */
+    snprintf(who, sizeof(who), "%s", argv[1]);
+    if ((at = strrchr(who, '@')) != NULL && at > who && qpc_direct_domain_valid(at + 1)) {
+        *at = '\0';
+        domain = at + 1;
+    }
     rc = open_state(cl, true);
     if (rc != EXIT_OK)
         return rc;
-    rc = resolve_peer_discovering(cl, argv[1], key, &started);
+    rc = resolve_peer_discovering(cl, who, key, &started);
     if (rc == QPC_ERR_IO)
         return EXIT_FAIL;
     if (rc < 0)
         return EXIT_NO_PEER;
     if (memcmp(key, qpc_identity_public_key(cl->id), QPC_KEY_LEN) == 0) {
-        fprintf(stderr, "qpc: '%s' is your own peer id: a message to yourself is not sent\n", argv[1]);
+        fprintf(stderr, "qpc: '%s' is your own peer id: a message to yourself is not sent\n", who);
         return EXIT_USAGE;
     }
     rc = started ? EXIT_OK : start_node(cl, true);
     if (rc != EXIT_OK)
         return rc;
-    cl->watch = send_watch;
-    cl->watch_arg = &w;
-    rc = node_send_text(cl, key, text, w.id);
-    if (rc < 0) {
-        fprintf(stderr, "qpc: cannot send: %s\n", qpc_strerror(rc));
+    if (domain != NULL && !wait_session(cl, 2.0 * (double)cl->cc->direct_timeout_ms / 1000.0 + 2.0)) {
+        fprintf(stderr, "qpc: sending to %s@%s needs a server: none is connected (--server)\n", who, domain);
         return EXIT_FAIL;
     }
-    run_until_done(cl, &w.done, g_opts.timeout_s > 0 ? g_opts.timeout_s
-                                : 3.0 * (double)cl->cc->direct_timeout_ms / 1000.0 + 5.0);
+    cl->watch = send_watch;
+    cl->watch_arg = &w;
+    rc = node_send_text(cl, key, domain, text, w.id);
+    if (rc < 0) {
+        fprintf(stderr, "qpc: cannot send: %s\n", qpc_strerror(rc));
+        return rc == QPC_ERR_TOO_LARGE || rc == QPC_ERR_INVALID ? EXIT_USAGE : EXIT_FAIL;
+    }
+    run_send(cl, &w, g_opts.timeout_s > 0 ? g_opts.timeout_s
+                     : 3.0 * (double)cl->cc->direct_timeout_ms / 1000.0 + 5.0 + g_opts.receipt_wait_s);
+    if (w.code == EXIT_OK) {
+        /* The receipt's ack is queued for the end of this turn: let it leave, or the
+         * recipient would send the receipt again (by the server) for nothing. */
+        bool never = false;
+
+        cl->stop = false;
+        run_until_done(cl, &never, 0.3);
+    }
     return w.code;
 }
 
@@ -563,7 +627,7 @@ static int sub_version(struct client *cl, int argc, char **argv)
 static const struct subcommand subcommands[] = {
     { "repl", sub_repl, "", "interactive REPL (the default on a terminal)" },
     { "identity", sub_identity, "[--qr]", "print my peer id (creates it on first use); --qr: as a QR code" },
-    { "send", sub_send, "<peer> <message...>", "send one direct P2P message, wait for the outcome" },
+    { "send", sub_send, "<peer>[@domain] <message...>", "send one message, wait for its receipt" },
     { "listen", sub_listen, "", "run as a node and print one line per arriving message" },
     { "broadcast", sub_broadcast, "<topic> <message>", "publish on a broadcast channel" },
     { "subscribe", sub_subscribe, "<topic> [key]", "join a broadcast channel" },
@@ -597,9 +661,11 @@ static void usage(FILE *out)
                  "  --no-mdns             no mDNS: neither browse nor announce\n"
                  "  --json                machine-readable output (identity, listen)\n"
                  "  --timeout SECONDS     how long send/broadcast/listen wait\n"
+                 "  --receipt-wait SECONDS  send: how long to wait for the receipt once the\n"
+                 "                        message is held (default 10; 0: exit 3 at once)\n"
                  "  --count N             listen: exit after N messages\n"
                  "  -h, --help / -V, --version\n"
-                 "\nExit codes: 0 ok/delivered, 1 failure, 2 usage, 3 queued (not yet delivered),\n"
+                 "\nExit codes: 0 ok/delivered (verified receipt), 1 failure, 2 usage, 3 held (no receipt yet),\n"
                  "4 unknown or ambiguous peer, 5 state file corrupt, 6 refused.\n\nSettings:\n");
     qpc_config_print_help(&client_schema, out);
 }
@@ -616,6 +682,7 @@ int main(int argc, char **argv)
         { "config", required_argument, NULL, 'c' }, { "no-mdns", no_argument, NULL, 'M' },
         { "json", no_argument, NULL, 'j' },         { "timeout", required_argument, NULL, 't' },
         { "count", required_argument, NULL, 'n' },  { "help", no_argument, NULL, 'h' },
+        { "receipt-wait", required_argument, NULL, 'r' },
         { "version", no_argument, NULL, 'V' },
     };
     /* Every config key is also a flag (--data-dir, --server, --direct-timeout-ms ...). */
@@ -652,6 +719,7 @@ int main(int argc, char **argv)
         case 'j': g_opts.json = true; break;
         case 't': g_opts.timeout_s = strtod(optarg, NULL); break;
         case 'n': g_opts.count = strtol(optarg, NULL, 10); break;
+        case 'r': g_opts.receipt_wait_s = strtod(optarg, NULL); break;
         case 'h': usage(stdout); return EXIT_OK;
         case 'V': printf("qpc %s\n", QPC_VERSION); return EXIT_OK;
         default: usage(stderr); return EXIT_USAGE;
@@ -687,6 +755,8 @@ int main(int argc, char **argv)
                 g_opts.count = strtol(sub_argv[++i], NULL, 10);
             else if (strcmp(sub_argv[i], "--timeout") == 0 && i + 1 < sub_argc)
                 g_opts.timeout_s = strtod(sub_argv[++i], NULL);
+            else if (strcmp(sub_argv[i], "--receipt-wait") == 0 && i + 1 < sub_argc)
+                g_opts.receipt_wait_s = strtod(sub_argv[++i], NULL);
             else
                 sub_argv[keep++] = sub_argv[i];
         }

@@ -11,6 +11,7 @@
  */
 #include <arpa/inet.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <utlist.h>
 #include <sodium.h>
@@ -24,6 +25,7 @@
 #include "node.h"
 #include "output.h"
 #include "qpc/broadcast.h"
+#include "qpc/direct.h"
 #include "qpc/error.h"
 #include "qpc/log.h"
 #include "receive.h"
@@ -31,6 +33,7 @@
 #include "session.h"
 #include "state.h"
 #include "tick.h"
+#include "turn.h"
 
 static const uint8_t *my_key(const struct client *cl)
 {
@@ -146,9 +149,9 @@ static void cb_closed(struct qpc_quic_conn *conn, const struct qpc_quic_close_in
 
 /* ---- the session's callbacks ------------------------------------------------------ */
 
-static void on_server_envelope(struct client *cl, const uint8_t *buf, size_t len, const char *server)
+static int on_server_envelope(struct client *cl, const uint8_t *buf, size_t len, const char *server)
 {
-    receive_from_server(cl, buf, len, server);
+    return receive_from_server(cl, buf, len, server);
 }
 
 static void on_session_up(struct client *cl, bool up)
@@ -159,9 +162,23 @@ static void on_session_up(struct client *cl, bool up)
     }
     /* Register my candidates, then punch for every race under way (no tick to wait for). */
     dial_session_up(cl);
+    handover_session_up(cl);   /* messages only a server carries go again */
     handover_flush(cl);
     /* Live broadcasts the server may have missed (it drops the ones it has seen). */
     flood_replay_to_server(cl, now_ms());
+}
+
+/* The server refused for good a message only it could carry: nothing will deliver it. */
+static void on_server_refused(struct client *cl, const uint8_t id[static QPC_ID_LEN])
+{
+    struct inflight *f = custody_take(&cl->custody, id);
+
+    if (f != NULL) {
+        state_unpersist(cl, f->id);
+        custody_entry_free(f);
+    }
+    receipts_forget(&cl->receipts, id);
+    state_unawait(cl, id);
 }
 
 static const struct session_callbacks session_cbs = {
@@ -170,6 +187,7 @@ static const struct session_callbacks session_cbs = {
     .on_punch = dial_punch_notice,
     .on_observed = dial_observed,
     .on_punch_refused = dial_punch_refused,
+    .on_refused = on_server_refused,
     .on_relay_packet = dial_relay_input,
     .on_up = on_session_up,
 };
@@ -227,6 +245,7 @@ int node_start(struct client *cl, bool listen, char *err, size_t errlen)
     dial_refresh_candidates(cl, now_ms(), true);
     state_load_outbox(cl, now_ms());
     tick_start(cl);
+    turn_start(cl);
     return 0;
 }
 
@@ -253,6 +272,9 @@ void node_shutdown(struct client *cl)
 void node_stop(struct client *cl)
 {
     cl->closing = true;
+    /* The last turn's work (receipts owed, rows staged) is committed before the links go. */
+    turn_end(cl);
+    turn_stop(cl);
     tick_stop(cl);
     qpc_quic_endpoint_free(cl->ep);   /* closes links: cb_closed frees them */
     cl->ep = NULL;
@@ -266,37 +288,83 @@ void node_stop(struct client *cl)
 
 /* ---- what main, repl and discover call ------------------------------------------------ */
 
-int node_send_text(struct client *cl, const uint8_t peer[static QPC_KEY_LEN], const char *text,
-                   uint8_t id_out[static QPC_ID_LEN])
+/* A message of mine waiting for the commit of its hold. */
+struct sending {
+    uint8_t peer[QPC_KEY_LEN];
+    uint8_t id[QPC_ID_LEN];
+    bool via_server;                   /* for a node domain: to my server at once */
+};
+
+static void sent_cb(struct client *cl, void *arg, int status)
+{
+    struct sending *s = arg;
+    struct peer_state *ps;
+
+    if (status < 0) {
+        struct event ev = { .kind = EVT_FAILED, .peer = s->peer, .id = s->id, .err = status,
+                            .text = "cannot keep it in the outbox" };
+
+        ev.text_len = strlen(ev.text);
+        receipts_forget(&cl->receipts, s->id);
+        state_unawait(cl, s->id);
+        emit(cl, &ev);
+    } else if (cl->ep != NULL) {
+        if (s->via_server && session_up(cl)) {
+            handover_to_server(cl, s->peer);
+        } else if ((ps = peers_get(&cl->peers, s->peer)) != NULL) {
+            dial_reach(cl, ps);
+        }
+    }
+    free(s);
+}
+
+int node_send_text(struct client *cl, const uint8_t peer[static QPC_KEY_LEN], const char *domain,
+                   const char *text, uint8_t id_out[static QPC_ID_LEN])
 {
     struct qpc_envelope env = { 0 };
-    uint8_t *box = NULL;
-    size_t blen = 0;
-    uint64_t now = now_ms();
-    struct peer_state *ps;
+    struct sending *s = NULL;
+    uint8_t *plain = NULL, *box = NULL;
+    size_t plen = 0, blen = 0;
+    uint64_t now = now_ms(), expires;
     int rc;
 
-    if (memcmp(peer, my_key(cl), QPC_KEY_LEN) == 0)
+    if (memcmp(peer, my_key(cl), QPC_KEY_LEN) == 0 ||
+        (domain != NULL && domain[0] != '\0' && !qpc_direct_domain_valid(domain)))
         return QPC_ERR_INVALID;
-    rc = qpc_box_seal(cl->box, peer, (const uint8_t *)text, strlen(text), &box, &blen);
+    if (domain != NULL && domain[0] != '\0' && !session_up(cl))
+        return QPC_ERR_CLOSED;
+    /* reply_domain: where the recipient's receipt must go if it is on another node. */
+    rc = qpc_direct_encode_text(text, strlen(text), session_domain(cl), &plain, &plen);
+    if (rc == 0)
+        rc = qpc_box_seal(cl->box, peer, plain, plen, &box, &blen);
+    if (rc == 0)
+        rc = qpc_envelope_init(&env, qpc_identity_secret_key(cl->id), peer, NULL, now,
+                               (uint32_t)cl->cc->default_ttl, (uint32_t)cl->cc->max_hops, box, blen);
+    if (rc == 0 && (s = calloc(1, sizeof(*s))) == NULL)
+        rc = QPC_ERR_NOMEM;
     if (rc < 0)
         goto out;
-    rc = qpc_envelope_init(&env, qpc_identity_secret_key(cl->id), peer, NULL, now,
-                           (uint32_t)cl->cc->default_ttl, (uint32_t)cl->cc->max_hops, box, blen);
-    if (rc < 0)
-        goto out;
+    memcpy(s->peer, peer, QPC_KEY_LEN);
+    memcpy(s->id, env.id, QPC_ID_LEN);
+    s->via_server = domain != NULL && domain[0] != '\0';
     memcpy(id_out, env.id, QPC_ID_LEN);
     history_add_sent(cl->history, env.id, peer, NULL, text, strlen(text), now);
-    rc = handover_hold(cl, &env, now);
-    if (rc < 0)
-        goto out;
-    ps = peers_get(&cl->peers, peer);
-    if (ps == NULL) {
-        rc = QPC_ERR_NOMEM;
+    expires = qpc_envelope_expires_at_ms(&env);
+    /* Waiting first, so whatever the hold reports is reported to the user. */
+    rc = receipts_wait(&cl->receipts, env.id, peer, env.created_at_ms, expires);
+    if (rc == 0)
+        rc = handover_hold(cl, &env, domain, now, sent_cb, s);
+    if (rc < 0) {
+        receipts_forget(&cl->receipts, s->id);
+        free(s);
         goto out;
     }
-    dial_reach(cl, ps);
+    if (state_await(cl, s->id, peer, now, expires, now) < 0)
+        qpc_log_warn("node", "cannot note the wait for a receipt: one after a restart is not recognised");
 out:
+    if (plain != NULL)
+        sodium_memzero(plain, plen);
+    free(plain);
     free(box);
     qpc_envelope_clear(&env);
     return rc;

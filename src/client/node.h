@@ -17,9 +17,17 @@ int node_start(struct client *cl, bool listen, char *err, size_t errlen);
  * (relayed ones too, while the session is still up) go out; nothing new starts after. */
 void node_shutdown(struct client *cl);
 void node_stop(struct client *cl);
-/* Sends text to peer (E2E encrypted, signed). id_out receives the envelope id. */
-int node_send_text(struct client *cl, const uint8_t peer[static QPC_KEY_LEN], const char *text,
-                   uint8_t id_out[static QPC_ID_LEN]);
+/*
+ * Sends text to peer (a DirectContent text, E2E encrypted, signed) and waits for its
+ * receipt. domain NULL: by the ladder (direct, relay, then held by my server); a node
+ * domain: through my server and federation at once (the session must be up), P2P still
+ * taking it if a link to the peer appears. id_out receives the envelope id. The outcome
+ * comes as events (held, queued, delivered, failed): the hold is committed at the end
+ * of the loop turn. Returns 0, QPC_ERR_INVALID (my own key, a bad domain),
+ * QPC_ERR_CLOSED (a domain but no session), QPC_ERR_TOO_LARGE or another QPC_ERR_*.
+ */
+int node_send_text(struct client *cl, const uint8_t peer[static QPC_KEY_LEN], const char *domain,
+                   const char *text, uint8_t id_out[static QPC_ID_LEN]);
 int node_broadcast(struct client *cl, const char *topic, const char *text,
                    uint8_t id_out[static QPC_ID_LEN]);
 /* A peer was seen at address (typed by the user, told by a server): dial it. addr NULL:

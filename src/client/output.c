@@ -49,6 +49,14 @@ uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+uint64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 void short_id(char out[static 13], const uint8_t key[static QPC_KEY_LEN])
 {
     qpc_hex_encode(out, key, 6);
@@ -60,6 +68,19 @@ const char *path_name(enum path_kind p)
     case PATH_DIRECT: return "direct";
     case PATH_RELAYED: return "relayed";
     case PATH_SERVER: return "server";
+    case PATH_MESH: return "mesh";
+    }
+    return "?";
+}
+
+/* How a receipt says the message came, as the words after "via". */
+static const char *via_name(enum path_kind p)
+{
+    switch (p) {
+    case PATH_DIRECT: return "direct link";
+    case PATH_RELAYED: return "relay";
+    case PATH_SERVER: return "server";
+    case PATH_MESH: return "neighbour";
     }
     return "?";
 }
@@ -283,6 +304,8 @@ static void emit_json(struct client *cl, const struct event *ev, uint64_t now)
     }
     if (ev->via != NULL)
         json_object_set_new(o, "via", json_text(ev->via, strlen(ev->via)));
+    if (ev->kind == EVT_DELIVERED)
+        json_object_set_new(o, "ms", json_integer((json_int_t)ev->elapsed_ms));
     if (ev->err != 0)
         json_object_set_new(o, "error", json_string(qpc_strerror(ev->err)));
     if (ev->peer != NULL && output_peer_name(cl, ev->peer) != NULL)
@@ -351,11 +374,14 @@ static void emit_plain(struct client *cl, const struct event *ev, uint64_t now)
         }
         break;
     case EVT_DELIVERED:
-        fprintf(f, "delivered %s to %s", idh, who);
-        fprintf(f, " (%s%s", path_name(ev->path), ev->via != NULL ? " via " : "");
-        if (ev->via != NULL)
+        /* "delivered ID to WHO (N hops, via X, T ms)", from the recipient's receipt. */
+        fprintf(f, "delivered %s to %s (%u hop%s, via %s", idh, who, ev->hops, ev->hops == 1 ? "" : "s",
+                via_name(ev->path));
+        if (ev->via != NULL) {
+            fputc(' ', f);
             output_escape(f, ev->via, strlen(ev->via), NULL);
-        fputc(')', f);
+        }
+        fprintf(f, ", %llu ms)", (unsigned long long)ev->elapsed_ms);
         break;
     case EVT_HELD:
         fprintf(f, "held %s for %s", idh, who);

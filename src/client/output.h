@@ -12,6 +12,8 @@
 
 /* Wall-clock milliseconds since the Unix epoch (envelope times are wall time). */
 uint64_t now_ms(void);
+/* Monotonic milliseconds (rates and intervals: never steps when the wall clock does). */
+uint64_t mono_ms(void);
 
 void emit(struct client *cl, const struct event *ev);
 void info(struct client *cl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -4,12 +4,15 @@
  * The one idea: one path for every envelope, whichever way it came. The cheap dedup
  * check runs first, so a copy seen before costs no signature check; then
  * qpc_envelope_verify (signature, expiry, clock skew, hop limit). Then by recipient:
- * mine is decrypted and shown once; a broadcast is shown if subscribed and flooded on
- * (flood.c); one for someone else is held durably, acked DEFERRED, and sent on toward
- * its recipient (dial.c). Every envelope from a link is acked with a status, and acks
- * that come back are applied to custody (custody.c). A peer's address candidates on
- * the link go to dial.c.
+ * mine is decrypted, and its DirectContent is either a text, shown once and owed a
+ * receipt, or a receipt for my own messages, which says "delivered"; a broadcast is
+ * shown if subscribed and flooded on (flood.c); one for someone else is held durably and
+ * sent on toward its recipient (dial.c). Every envelope from a link is acked with a
+ * status after the loop turn's commit (so DEFERRED means "on my disk", and OK for a
+ * message of mine means "shown, and its receipt on my disk"); acks that come back are
+ * applied to custody (custody.c). A peer's address candidates on the link go to dial.c.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sodium.h>
@@ -20,11 +23,25 @@
 #include "link.h"
 #include "output.h"
 #include "qpc/broadcast.h"
+#include "qpc/direct.h"
 #include "qpc/error.h"
 #include "qpc/log.h"
 #include "receive.h"
 #include "routes.h"
 #include "state.h"
+
+#define STATUS_LATER (-1)   /* handle_envelope: a hold's completion sets the status */
+
+/* The ack of an envelope from a link, waiting for the loop turn's commit. */
+struct ack_later {
+    uint8_t peer[QPC_KEY_LEN];
+    uint64_t serial;                   /* of the link it came on (it may close meanwhile) */
+    int64_t sid;
+    uint8_t id[QPC_ID_LEN];
+    bool has_id;
+    Qpc__Status st;
+    bool decided;                      /* set by a hold's completion, commit included */
+};
 
 static Qpc__Status status_of(int err)
 {
@@ -35,9 +52,25 @@ static Qpc__Status status_of(int err)
     case QPC_ERR_TOO_LARGE: return QPC__STATUS__STATUS_TOO_LARGE;
     case QPC_ERR_NOMEM:
     case QPC_ERR_DB:
+    case QPC_ERR_CLOSED:
     case QPC_ERR_IO: return QPC__STATUS__STATUS_INTERNAL;
     default: return QPC__STATUS__STATUS_INVALID;
     }
+}
+
+static void ack_send_cb(struct client *cl, void *arg, int commit_rc)
+{
+    struct ack_later *a = arg;
+    struct link *l;
+
+    /* What would promise durability cannot be promised when the commit failed. */
+    if (!a->decided && commit_rc != 0 &&
+        (a->st == QPC__STATUS__STATUS_OK || a->st == QPC__STATUS__STATUS_DEFERRED))
+        a->st = QPC__STATUS__STATUS_INTERNAL;
+    l = cl->ep != NULL ? link_find(cl, a->peer, a->serial) : NULL;
+    if (l != NULL)
+        link_send_ack(l, a->sid, a->has_id ? a->id : NULL, a->st);
+    free(a);
 }
 
 static void refused(struct client *cl, const struct qpc_envelope *env, int err)
@@ -52,38 +85,175 @@ static void refused(struct client *cl, const struct qpc_envelope *env, int err)
     emit(cl, &ev);
 }
 
-/* Shows the decrypted text of env (plain, plen: taken, wiped and freed) as event ev. */
-static void show(struct client *cl, struct event *ev, const struct qpc_envelope *env, uint8_t *plain,
-                 size_t plen)
+/* Shows text (len bytes) of env as event ev. */
+static void show(struct client *cl, struct event *ev, const struct qpc_envelope *env, const char *text,
+                 size_t len)
 {
     ev->peer = env->sender;
     ev->id = env->id;
-    ev->text = (const char *)plain;
-    ev->text_len = plen;
+    ev->text = text;
+    ev->text_len = len;
     ev->hops = env->hop_count + 1;
     ev->sent_ms = env->created_at_ms;
     emit(cl, ev);
-    sodium_memzero(plain, plen);
-    free(plain);
 }
 
-/* A direct envelope addressed to me: decrypt and show once. Returns a status for the ack. */
-static Qpc__Status deliver_to_me(struct client *cl, struct qpc_envelope *env, enum path_kind path,
-                                 const char *via)
+/* ---- receipts -------------------------------------------------------------------------- */
+
+/* What my receipt for env says of how it came: from the server, or on link from. */
+static void receipt_item_for(struct qpc_receipt_item *it, const struct qpc_envelope *env,
+                             const struct link *from, enum path_kind path, const char *via, uint64_t now)
+{
+    memset(it, 0, sizeof(*it));
+    memcpy(it->id, env->id, QPC_ID_LEN);
+    it->hops = env->hop_count;
+    it->received_at_ms = now;
+    if (path == PATH_SERVER || from == NULL || from->ps == NULL) {
+        it->path = QPC_RECEIPT_PATH_SERVER;
+        snprintf(it->via, sizeof(it->via), "%.*s", QPC_RECEIPT_VIA_MAX, via != NULL ? via : "");
+    } else if (memcmp(from->ps->key, env->sender, QPC_KEY_LEN) != 0) {
+        it->path = QPC_RECEIPT_PATH_MESH;
+        short_id(it->via, from->ps->key);
+    } else if (from->relayed) {
+        it->path = QPC_RECEIPT_PATH_RELAYED;
+        snprintf(it->via, sizeof(it->via), "%.*s", QPC_RECEIPT_VIA_MAX, from->addr);
+    } else {
+        it->path = QPC_RECEIPT_PATH_DIRECT;
+    }
+}
+
+static enum path_kind path_of_receipt(enum qpc_receipt_path p)
+{
+    switch (p) {
+    case QPC_RECEIPT_PATH_RELAYED: return PATH_RELAYED;
+    case QPC_RECEIPT_PATH_SERVER: return PATH_SERVER;
+    case QPC_RECEIPT_PATH_MESH: return PATH_MESH;
+    default: return PATH_DIRECT;
+    }
+}
+
+/* A verified receipt from env->sender: each id it names that I sent to that key is
+ * delivered; any other is ignored and counted. */
+static void take_receipt(struct client *cl, const struct qpc_envelope *env, const struct qpc_direct_content *c,
+                         uint64_t now)
+{
+    for (size_t i = 0; i < c->n_items; i++) {
+        const struct qpc_receipt_item *it = &c->items[i];
+        struct receipt_wait w;
+        struct inflight *f;
+        char via[QPC_RECEIPT_VIA_MAX + 1], who[13];
+        uint64_t suppressed = 0;
+        struct event ev = { .kind = EVT_DELIVERED };
+
+        switch (receipts_confirm(&cl->receipts, env->sender, it->id, &w)) {
+        case RECEIPT_REPEATED:
+            qpc_log_debug("receipt", "repeated receipt ignored");
+            continue;
+        case RECEIPT_REFUSED:
+            if (receipts_log_refusal(&cl->receipts, mono_ms(), &suppressed)) {
+                short_id(who, env->sender);
+                qpc_log_warn("receipt", "receipt from %s names an id I do not wait for (never sent "
+                             "to it, or confirmed before a restart): ignored (%llu in all, %llu not logged)", who,
+                             (unsigned long long)cl->receipts.refused, (unsigned long long)suppressed);
+            }
+            continue;
+        case RECEIPT_CONFIRMED:
+            break;
+        }
+        state_unawait(cl, it->id);
+        /* No copy of a delivered message needs to travel any more. */
+        if ((f = custody_take(&cl->custody, it->id)) != NULL) {
+            state_unpersist(cl, f->id);
+            custody_entry_free(f);
+        }
+        /* The via text is the recipient's: printable ASCII only. */
+        snprintf(via, sizeof(via), "%s", it->via);
+        for (char *p = via; *p != '\0'; p++)
+            if (*p < 0x20 || *p > 0x7e)
+                *p = '?';
+        ev.peer = w.recipient;
+        ev.id = w.id;
+        ev.path = path_of_receipt(it->path);
+        ev.hops = it->hops + 1;
+        ev.via = via[0] != '\0' ? via : NULL;
+        ev.elapsed_ms = now > w.created_at_ms ? now - w.created_at_ms : 0;
+        emit(cl, &ev);
+    }
+}
+
+/*
+ * Opens env's box and decodes its DirectContent. Returns 0 (c to be cleared by the
+ * caller) or the error, already reported as a refused envelope.
+ */
+static int open_content(struct client *cl, const struct qpc_envelope *env, struct qpc_direct_content *c)
 {
     uint8_t *plain = NULL;
     size_t plen = 0;
-    int rc;
-    struct event ev = { .kind = EVT_MESSAGE, .path = path, .via = via };
+    int rc = qpc_box_open(cl->box, env->sender, env->payload, env->payload_len, &plain, &plen);
 
-    rc = qpc_box_open(cl->box, env->sender, env->payload, env->payload_len, &plain, &plen);
-    if (rc < 0) {
-        refused(cl, env, rc);
-        return QPC__STATUS__STATUS_INVALID;
+    if (rc == 0) {
+        rc = qpc_direct_decode(c, plain, plen);
+        sodium_memzero(plain, plen);
     }
-    state_mark_delivered(cl, env, now_ms());
-    show(cl, &ev, env, plain, plen);
+    free(plain);
+    if (rc < 0)
+        refused(cl, env, rc);
+    return rc;
+}
+
+/* A direct envelope addressed to me: a text is shown once and owed a receipt; a receipt
+ * is taken. Returns the status for the ack. */
+static Qpc__Status deliver_to_me(struct client *cl, struct qpc_envelope *env, struct link *from,
+                                 enum path_kind path, const char *via)
+{
+    struct qpc_direct_content c;
+    struct qpc_receipt_item item;
+    struct event ev = { .kind = EVT_MESSAGE, .path = path, .via = via };
+    uint64_t now = now_ms();
+    int rc;
+
+    if (open_content(cl, env, &c) < 0)
+        return QPC__STATUS__STATUS_INVALID;
+    if (c.kind == QPC_DIRECT_RECEIPT) {
+        take_receipt(cl, env, &c, now);
+        qpc_store_mark_seen(cl->store, env->id, qpc_envelope_expires_at_ms(env), now);
+        qpc_direct_clear(&c);
+        return QPC__STATUS__STATUS_OK;   /* never answered by a receipt */
+    }
+    receipt_item_for(&item, env, from, path, via, now);
+    rc = receipts_owe(&cl->receipts, env->sender, &item, c.reply_domain);
+    if (rc < 0) {
+        qpc_direct_clear(&c);
+        return status_of(rc);   /* not shown: it comes again when I owe fewer */
+    }
+    state_mark_delivered(cl, env, now);
+    show(cl, &ev, env, c.text, c.text_len);
+    qpc_direct_clear(&c);
     return QPC__STATUS__STATUS_OK;
+}
+
+/*
+ * A copy of a message for me that I showed already. Its sender sends again only when it
+ * lacks my ack, and the crash that lost the ack may have lost the receipt too: unless a
+ * receipt was held for it in this run, it is owed again.
+ */
+static Qpc__Status redeliver_to_me(struct client *cl, struct qpc_envelope *env, struct link *from,
+                                   enum path_kind path, const char *via)
+{
+    struct qpc_direct_content c;
+    struct qpc_receipt_item item;
+    uint64_t now = now_ms();
+    int rc;
+
+    if (receipts_receipted(&cl->receipts, env->id) || open_content(cl, env, &c) < 0)
+        return QPC__STATUS__STATUS_OK;
+    rc = 0;
+    if (c.kind == QPC_DIRECT_TEXT) {
+        receipt_item_for(&item, env, from, path, via, now);
+        rc = receipts_owe(&cl->receipts, env->sender, &item, c.reply_domain);
+    }
+    qpc_direct_clear(&c);
+    return rc < 0 ? status_of(rc) : QPC__STATUS__STATUS_OK;
 }
 
 /* A broadcast: shown when I hold its channel key, silently relayed otherwise. */
@@ -102,14 +272,40 @@ static void deliver_broadcast(struct client *cl, const struct qpc_envelope *env,
     }
     ev.topic = env->topic;
     state_note_shown(cl, env);   /* a replay after a restart is not news */
-    show(cl, &ev, env, plain, plen);
+    show(cl, &ev, env, (const char *)plain, plen);
+    sodium_memzero(plain, plen);
+    free(plain);
 }
 
-/* For someone else: hold it durably, then pass it on. Returns the status to ack with. */
-static Qpc__Status forward(struct client *cl, struct qpc_envelope *env, uint64_t now)
-{
+/* ---- forwarding for others -------------------------------------------------------------- */
+
+struct forwarding {
     uint8_t recipient[QPC_KEY_LEN];
+    struct ack_later *ack;             /* NULL: it came from the server */
+};
+
+/* After the commit: acked DEFERRED once on disk, and sent on toward its recipient. */
+static void forwarded_cb(struct client *cl, void *arg, int status)
+{
+    struct forwarding *fw = arg;
     struct peer_state *ps;
+
+    if (fw->ack != NULL) {
+        fw->ack->st = status == 0 ? QPC__STATUS__STATUS_DEFERRED : status_of(status);
+        fw->ack->decided = true;
+    }
+    /* With a link toward the recipient, turn.c's flush after the commit sends it. */
+    if (status == 0 && cl->ep != NULL && link_toward(cl, fw->recipient) == NULL &&
+        (ps = peers_get(&cl->peers, fw->recipient)) != NULL)
+        dial_reach(cl, ps);
+    free(fw);
+}
+
+/* For someone else: hold it durably, then pass it on. Returns the status to ack with, or
+ * STATUS_LATER when the hold's completion will set it. */
+static int forward(struct client *cl, struct qpc_envelope *env, struct ack_later *ack, uint64_t now)
+{
+    struct forwarding *fw;
     int rc;
 
     if (!custody_may_forward(&cl->custody, (size_t)cl->cc->store_max_bytes))
@@ -119,33 +315,39 @@ static Qpc__Status forward(struct client *cl, struct qpc_envelope *env, uint64_t
         refused(cl, env, rc);
         return QPC__STATUS__STATUS_INVALID;
     }
-    memcpy(recipient, env->recipient, QPC_KEY_LEN);
-    rc = handover_hold(cl, env, now);
-    if (rc < 0)
-        return status_of(rc);
-    ps = peers_get(&cl->peers, recipient);
-    if (ps != NULL)
-        dial_reach(cl, ps);
-    return QPC__STATUS__STATUS_DEFERRED;
+    if ((fw = calloc(1, sizeof(*fw))) == NULL)
+        return QPC__STATUS__STATUS_INTERNAL;
+    memcpy(fw->recipient, env->recipient, QPC_KEY_LEN);
+    fw->ack = ack;
+    rc = handover_hold(cl, env, NULL, now, forwarded_cb, fw);
+    if (rc < 0) {
+        free(fw);
+        return rc == QPC_ERR_EXISTS ? QPC__STATUS__STATUS_DEFERRED : status_of(rc);
+    }
+    return STATUS_LATER;
 }
 
 /*
  * Everything that arrives (from a link or from the server) goes through here. from is
- * the link it came on (NULL: the server). Returns the status to ack with.
+ * the link it came on (NULL: the server), ack its pending ack (NULL: the server). Returns
+ * the status to ack with, or STATUS_LATER.
  */
-static Qpc__Status handle_envelope(struct client *cl, struct qpc_envelope *env, struct link *from,
-                                   enum path_kind path, const char *via)
+static int handle_envelope(struct client *cl, struct qpc_envelope *env, struct link *from,
+                           enum path_kind path, const char *via, struct ack_later *ack)
 {
     uint64_t now = now_ms();
     bool for_me = env->has_recipient &&
                   memcmp(env->recipient, qpc_identity_public_key(cl->id), QPC_KEY_LEN) == 0;
     int rc;
 
-    /* The cheap check first: a copy seen before costs no signature check. */
-    if (qpc_store_seen(cl->store, env->id)) {
+    /* The cheap check first: a copy seen before (or held this very turn) costs no
+     * signature check. */
+    if (qpc_store_seen(cl->store, env->id) || (env->has_recipient && !for_me && state_holds(cl, env->id))) {
         qpc_log_debug("node", "duplicate envelope dropped");
         refused(cl, env, QPC_ERR_DUPLICATE);
-        return env->has_recipient && !for_me ? QPC__STATUS__STATUS_DEFERRED : QPC__STATUS__STATUS_OK;
+        if (for_me)
+            return redeliver_to_me(cl, env, from, path, via);
+        return env->has_recipient ? QPC__STATUS__STATUS_DEFERRED : QPC__STATUS__STATUS_OK;
     }
     rc = qpc_envelope_verify(env, now);
     if (rc < 0) {
@@ -159,14 +361,16 @@ static Qpc__Status handle_envelope(struct client *cl, struct qpc_envelope *env, 
         handover_flush(cl);
     }
     if (for_me)
-        return deliver_to_me(cl, env, path, via);
+        return deliver_to_me(cl, env, from, path, via);
     if (!env->has_recipient) {
         deliver_broadcast(cl, env, path);
         flood_relay(cl, env, from, now);
         return QPC__STATUS__STATUS_OK;
     }
-    return forward(cl, env, now);
+    return forward(cl, env, ack, now);
 }
+
+/* ---- acks that come back ---------------------------------------------------------------- */
 
 /* An ack for something I sent on l: what it does to custody, and what the user sees. */
 static void on_ack(struct client *cl, struct link *l, const Qpc__P2pAck *ack)
@@ -174,6 +378,7 @@ static void on_ack(struct client *cl, struct link *l, const Qpc__P2pAck *ack)
     struct inflight *f = NULL;
     struct event ev = { 0 };
     char via[16];
+    bool report;
 
     switch (custody_ack(&cl->custody, l->ps->key, ack->id.data, ack->id.len, ack->status, &f)) {
     case CUSTODY_ACK_IGNORED:
@@ -184,10 +389,9 @@ static void on_ack(struct client *cl, struct link *l, const Qpc__P2pAck *ack)
         ev.text = "refused by peer";
         ev.text_len = strlen(ev.text);
         break;
-    case CUSTODY_ACK_DELIVERED:
-        ev.kind = EVT_DELIVERED;
-        if (l->relayed)
-            ev.via = l->addr;
+    case CUSTODY_ACK_RECIPIENT:
+        /* Stored by the recipient; "delivered" is for its receipt to say. */
+        ev.kind = EVT_INFO;
         break;
     case CUSTODY_ACK_HELD:
         ev.kind = EVT_HELD;
@@ -195,12 +399,17 @@ static void on_ack(struct client *cl, struct link *l, const Qpc__P2pAck *ack)
         ev.via = via;
         break;
     }
+    report = handover_reports(cl, &f->env);
     ev.peer = f->env.recipient;
     ev.id = f->id;
     ev.path = l->relayed ? PATH_RELAYED : PATH_DIRECT;
     ev.hops = 1;
-    if (f->mine)
+    if (report && ev.kind != EVT_INFO)
         emit(cl, &ev);
+    if (report && ev.kind == EVT_FAILED) {
+        receipts_forget(&cl->receipts, f->id);
+        state_unawait(cl, f->id);
+    }
     state_unpersist(cl, f->id);
     custody_entry_free(f);
 }
@@ -216,20 +425,31 @@ void receive_frame(struct client *cl, struct link *l, int64_t sid, const uint8_t
     link_note_stream(l, sid);
     if (f->body_case == QPC__P2P_FRAME__BODY_ENVELOPE) {
         struct qpc_envelope env = { 0 };
-        uint8_t id[QPC_ID_LEN];
-        Qpc__Status st;
-        int rc = qpc_envelope_decode(&env, f->envelope.data, f->envelope.len);
+        struct ack_later *a = calloc(1, sizeof(*a));
+        int rc = qpc_envelope_decode(&env, f->envelope.data, f->envelope.len), st;
 
+        /* Registered first: a hold's completion may write into a, so it must live until
+         * the commit that runs both. */
+        if (a == NULL || state_after_commit(cl, ack_send_cb, a) < 0) {
+            free(a);
+            qpc_envelope_clear(&env);
+            goto out;   /* no ack: the sender keeps it and sends it again */
+        }
+        memcpy(a->peer, l->ps->key, QPC_KEY_LEN);
+        a->serial = l->serial;
+        a->sid = sid;
         if (rc < 0) {
             refused(cl, NULL, rc);
-            link_send_ack(l, sid, NULL, status_of(rc));
-            goto out;
+            a->st = status_of(rc);
+        } else {
+            /* handle_envelope may move env into the outbox (which zeroes it): keep the id. */
+            memcpy(a->id, env.id, QPC_ID_LEN);
+            a->has_id = true;
+            st = handle_envelope(cl, &env, l, l->relayed ? PATH_RELAYED : PATH_DIRECT,
+                                 l->relayed ? l->addr : NULL, a);
+            if (st != STATUS_LATER)
+                a->st = (Qpc__Status)st;
         }
-        /* handle_envelope may move env into the store (which zeroes it): keep the id. */
-        memcpy(id, env.id, QPC_ID_LEN);
-        st = handle_envelope(cl, &env, l, l->relayed ? PATH_RELAYED : PATH_DIRECT,
-                             l->relayed ? l->addr : NULL);
-        link_send_ack(l, sid, id, st);
         qpc_envelope_clear(&env);
     } else if (f->body_case == QPC__P2P_FRAME__BODY_ACK && f->ack != NULL) {
         link_note_ack(l, now_ms());
@@ -243,15 +463,16 @@ out:
         qpc__p2p_frame__free_unpacked(f, NULL);
 }
 
-void receive_from_server(struct client *cl, const uint8_t *buf, size_t len, const char *server)
+int receive_from_server(struct client *cl, const uint8_t *buf, size_t len, const char *server)
 {
     struct qpc_envelope env = { 0 };
-    int rc = qpc_envelope_decode(&env, buf, len);
+    int rc = qpc_envelope_decode(&env, buf, len), st;
 
     if (rc < 0) {
         refused(cl, NULL, rc);
-        return;
+        return 0;   /* it will never decode: let the server forget it */
     }
-    handle_envelope(cl, &env, NULL, PATH_SERVER, server);
+    st = handle_envelope(cl, &env, NULL, PATH_SERVER, server, NULL);
     qpc_envelope_clear(&env);
+    return st == QPC__STATUS__STATUS_QUEUE_FULL || st == QPC__STATUS__STATUS_INTERNAL;
 }

@@ -131,7 +131,7 @@ static int cmd_server(struct client *cl, char *args)
         return 0;
     }
     cl->id_dirty = true;
-    state_save_identity(cl);
+    state_save_identity(cl, true);
     state_save_server(cl, addr);
     say(cl, "noted server %s (use /connect %s to connect)", addr, addr);
     return 0;
@@ -181,7 +181,7 @@ static int cmd_add(struct client *cl, char *args)
         return 0;
     }
     cl->id_dirty = true;
-    state_save_identity(cl);
+    state_save_identity(cl, true);
     node_peer_seen(cl, card.key, NULL, QPC_PEER_SOURCE_MANUAL);
     short_id(label, card.key);
     say(cl, "added peer %s%s%s%s%s", label, card.naddrs > 0 ? " at " : "", card.naddrs > 0 ? card.addrs[0] : "",
@@ -210,7 +210,7 @@ static int cmd_name(struct client *cl, char *args)
         return 0;
     }
     cl->id_dirty = true;
-    state_save_identity(cl);
+    state_save_identity(cl, true);
     if (me)
         say(cl, strcmp(name, "-") == 0 ? "you have no name now" : "your name is %s (in /mesh identity "
             "and the qpc: text others add)", name);
@@ -232,7 +232,7 @@ static int cmd_mesh_send(struct client *cl, char *args)
         return -1;
     if (!message_fits(cl, msg) || resolve_recipient(cl, who, key) < 0)
         return 0;
-    rc = node_send_text(cl, key, msg, id);
+    rc = node_send_text(cl, key, NULL, msg, id);
     if (rc < 0) {
         say(cl, "cannot send: %s", qpc_strerror(rc));
         return 0;
@@ -459,6 +459,9 @@ static int cmd_store(struct client *cl, char *args)
     say(cl, "totals: %llu stored, %llu forwarded, %llu expired, %llu duplicates refused",
         (unsigned long long)st.put, (unsigned long long)st.forwarded,
         (unsigned long long)st.expired, (unsigned long long)st.refused_duplicate);
+    say(cl, "receipts: %zu of my messages wait for one, %zu owed to others, %llu refused (not sent to their signer)",
+        receipts_waiting_count(&cl->receipts), receipts_owed_count(&cl->receipts),
+        (unsigned long long)cl->receipts.refused);
     return 0;
 }
 
@@ -497,41 +500,32 @@ static int cmd_connect(struct client *cl, char *args)
 static int cmd_send(struct client *cl, char *args)
 {
     char *who = next_word(&args), *msg = rest(&args), *at;
-    const char *domain = "";
-    uint8_t key[QPC_KEY_LEN];
-    struct qpc_envelope env = { 0 };
-    uint8_t *box = NULL;
-    size_t blen = 0;
+    const char *domain;
+    uint8_t key[QPC_KEY_LEN], id[QPC_ID_LEN];
+    char idh[13];
     int rc;
 
     if (who == NULL || msg == NULL)
         return -1;
     if (!message_fits(cl, msg))
         return 0;
-    if ((at = strchr(who, '@')) != NULL) {
+    if ((at = strrchr(who, '@')) != NULL)
         *at = '\0';
-        domain = at + 1;
-    }
     if (resolve_recipient(cl, who, key) < 0)
         return 0;
     if (!session_up(cl)) {
         say(cl, "not connected to a server (/connect first)");
         return 0;
     }
-    rc = qpc_box_seal(cl->box, key, (const uint8_t *)msg, strlen(msg), &box, &blen);
-    if (rc == 0)
-        rc = qpc_envelope_init(&env, qpc_identity_secret_key(cl->id), key, NULL, now_ms(),
-                               (uint32_t)cl->cc->default_ttl, (uint32_t)cl->cc->max_hops, box, blen);
-    if (rc == 0)
-        rc = session_enqueue(cl, &env, domain, false);
-    if (rc == 0)
-        history_add_sent(cl->history, env.id, key, NULL, msg, strlen(msg), env.created_at_ms);
-    if (rc < 0)
+    /* Without a domain: the server's own (a client of the same node). */
+    domain = at != NULL ? at + 1 : session_domain(cl);
+    rc = node_send_text(cl, key, domain[0] != '\0' ? domain : NULL, msg, id);
+    if (rc < 0) {
         say(cl, "cannot send: %s", qpc_strerror(rc));
-    else
-        say(cl, "sent to server %s, waiting for it to store the message", session_address(cl));
-    free(box);
-    qpc_envelope_clear(&env);
+        return 0;
+    }
+    qpc_hex_encode(idh, id, 6);
+    say(cl, "sent to server %s (%s), waiting for the recipient's receipt", session_address(cl), idh);
     return 0;
 }
 

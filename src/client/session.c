@@ -5,7 +5,8 @@
  * rides on the node's own UDP socket (so the address the server observes is the one
  * peers can dial), authenticates with the identity key, pins the server's key on first
  * use, and then does four jobs: hold envelopes for peers we cannot reach (enqueue),
- * hand us what others left for us (push + fetch, acked after we showed or refused it),
+ * hand us what others left for us (push + fetch, acked once what we did with it is
+ * durable: session_ack_pending after the loop turn's commit),
  * tell us where a peer is and coordinate hole punches (peer_info, our registered
  * candidates, punch requests and notices: docs/paths.md), and carry the packets of
  * relayed P2P connections in DATAGRAM frames (0x01 || peer key || packet).
@@ -22,6 +23,7 @@
 #include "qpc/proto.h"
 #include "session.h"
 #include "state.h"
+#include "qpc/direct.h"
 #include "qpc/error.h"
 #include "qpc/log.h"
 
@@ -37,8 +39,9 @@ struct pending {
     enum pending_kind kind;
     uint8_t key[QPC_KEY_LEN];          /* recipient (enqueue) or asked peer (peer_info) */
     uint8_t id[QPC_ID_LEN];
-    bool mine;
+    bool report;                       /* enqueue: show the answer (my message, its receipt awaited) */
     bool kept;                         /* enqueue: our outbox keeps a copy (sent again later) */
+    bool punch;                        /* path: it asked the server to punch toward key */
     UT_hash_handle hh;
 };
 
@@ -51,6 +54,9 @@ struct session {
     int64_t sid;
     uint64_t next_request;
     uint64_t last_seq;
+    uint64_t *unacked;                 /* items handed up, acked after the next commit */
+    size_t n_unacked, cap_unacked;
+    char domain[QPC_QUEUE_DOMAIN_MAX + 1];   /* the server's node domain, "" unknown */
     struct pending *pending;
     ev_timer reconnect;
     double backoff;                    /* seconds until the next reconnect */
@@ -72,6 +78,11 @@ bool session_up(const struct client *cl)
 const char *session_address(const struct client *cl)
 {
     return cl->session != NULL ? cl->session->address : NULL;
+}
+
+const char *session_domain(const struct client *cl)
+{
+    return cl->session != NULL && cl->session->up ? cl->session->domain : "";
 }
 
 bool session_owns_conn(const struct client *cl, const struct qpc_quic_conn *conn)
@@ -120,36 +131,53 @@ static void fetch(struct session *s)
     send_request(s, &req);
 }
 
-static void ack_seqs(struct session *s, uint64_t *seqs, size_t n)
-{
-    Qpc__ClientRequest req = QPC__CLIENT_REQUEST__INIT;
-    Qpc__AckRequest a = QPC__ACK_REQUEST__INIT;
+#define ACK_SEQS_MAX 4096   /* seqs per ack request, so one frame stays small */
 
-    if (n == 0)
+void session_ack_pending(struct client *cl)
+{
+    struct session *s = cl->session;
+    size_t done = 0;
+
+    if (s == NULL || s->n_unacked == 0 || !s->up)
         return;
-    a.seqs = seqs;
-    a.n_seqs = n;
-    req.body_case = QPC__CLIENT_REQUEST__BODY_ACK;
-    req.ack = &a;
-    send_request(s, &req);
+    while (done < s->n_unacked) {
+        Qpc__ClientRequest req = QPC__CLIENT_REQUEST__INIT;
+        Qpc__AckRequest a = QPC__ACK_REQUEST__INIT;
+        size_t n = s->n_unacked - done < ACK_SEQS_MAX ? s->n_unacked - done : ACK_SEQS_MAX;
+
+        a.seqs = s->unacked + done;
+        a.n_seqs = n;
+        req.body_case = QPC__CLIENT_REQUEST__BODY_ACK;
+        req.ack = &a;
+        if (send_request(s, &req) < 0)
+            break;   /* the items stay queued at the server: they come again */
+        done += n;
+    }
+    s->n_unacked = 0;
 }
 
-/* Shows (or refuses) each item, then acks all of them: a refused item is never retried. */
+/* Hands each item up; the ones taken are acked after the next commit (session_ack_pending). */
 static void take_items(struct session *s, Qpc__QueuedEnvelope **items, size_t n)
 {
-    uint64_t *seqs = calloc(n ? n : 1, sizeof(uint64_t));
-    size_t k = 0;
-
     for (size_t i = 0; i < n; i++) {
-        s->cl->session_cb->on_envelope(s->cl, items[i]->envelope.data, items[i]->envelope.len, s->address);
-        if (seqs != NULL)
-            seqs[k++] = items[i]->seq;
+        int keep = s->cl->session_cb->on_envelope(s->cl, items[i]->envelope.data,
+                                                  items[i]->envelope.len, s->address);
+
         if (items[i]->seq > s->last_seq)
             s->last_seq = items[i]->seq;
+        if (keep)
+            continue;
+        if (s->n_unacked == s->cap_unacked) {
+            size_t cap = s->cap_unacked ? s->cap_unacked * 2 : 64;
+            uint64_t *seqs = realloc(s->unacked, cap * sizeof(*seqs));
+
+            if (seqs == NULL)
+                continue;   /* not acked: the server hands it over again later */
+            s->unacked = seqs;
+            s->cap_unacked = cap;
+        }
+        s->unacked[s->n_unacked++] = items[i]->seq;
     }
-    if (seqs != NULL)
-        ack_seqs(s, seqs, k);
-    free(seqs);
 }
 
 static const char *status_text(Qpc__Status st)
@@ -182,7 +210,7 @@ static void on_enqueue_answer(struct session *s, struct pending *p, const Qpc__E
     struct event ev = { .peer = p->key, .id = p->id, .via = s->address };
     char why[QPC_ADDRESS_MAX + 128];
 
-    if (!p->mine)
+    if (!p->report)
         return;
     if (r->status == QPC__STATUS__STATUS_OK || r->status == QPC__STATUS__STATUS_DEFERRED) {
         ev.kind = EVT_HELD;
@@ -199,6 +227,8 @@ static void on_enqueue_answer(struct session *s, struct pending *p, const Qpc__E
         ev.err = QPC_ERR_REFUSED;
     }
     emit(s->cl, &ev);
+    if (ev.kind == EVT_FAILED)
+        s->cl->session_cb->on_refused(s->cl, p->id);
 }
 
 static void on_message(struct session *s, const Qpc__ServerMessage *m)
@@ -226,6 +256,11 @@ static void on_message(struct session *s, const Qpc__ServerMessage *m)
     case QPC__SERVER_MESSAGE__BODY_PUSH:
         take_items(s, m->push->items, m->push->n_items);
         break;
+    case QPC__SERVER_MESSAGE__BODY_PUSH_ACK:
+        /* The node names its domain here: receipts for my messages are sent to it. */
+        if (m->push_ack->domain != NULL && qpc_direct_domain_valid(m->push_ack->domain))
+            snprintf(s->domain, sizeof(s->domain), "%s", m->push_ack->domain);
+        break;
     case QPC__SERVER_MESSAGE__BODY_PEER_INFO:
         if (p != NULL && p->kind == PEND_PEER_INFO)
             s->cl->session_cb->on_peer_info(s->cl, p->key, m->peer_info->online, m->peer_info->addresses,
@@ -237,7 +272,7 @@ static void on_message(struct session *s, const Qpc__ServerMessage *m)
             break;
         if (m->path->observed != NULL && m->path->observed[0] != '\0')
             s->cl->session_cb->on_observed(s->cl, m->path->observed);
-        if (p->mine && m->path->status == QPC__STATUS__STATUS_RATE_LIMITED)
+        if (p->punch && m->path->status == QPC__STATUS__STATUS_RATE_LIMITED)
             s->cl->session_cb->on_punch_refused(s->cl, p->key);
         break;
     case QPC__SERVER_MESSAGE__BODY_BROADCAST:
@@ -375,6 +410,8 @@ void session_on_closed(struct client *cl, const struct qpc_quic_conn *conn,
     s->conn = NULL;
     s->up = false;
     s->has_sid = false;
+    s->n_unacked = 0;   /* the server keeps them and hands them over on the next session */
+    s->last_seq = 0;
     HASH_ITER(hh, s->pending, p, tmp) {
         HASH_DEL(s->pending, p);
         free(p);
@@ -513,6 +550,7 @@ static void session_free(struct client *cl, struct session *s)
         HASH_DEL(s->pending, p);
         free(p);
     }
+    free(s->unacked);
     free(s);
 }
 
@@ -526,7 +564,8 @@ void session_close(struct client *cl)
     cl->session = NULL;
 }
 
-int session_enqueue(struct client *cl, const struct qpc_envelope *env, const char *domain, bool kept)
+int session_enqueue(struct client *cl, const struct qpc_envelope *env, const char *domain, bool report,
+                    bool kept)
 {
     struct session *s = cl->session;
     Qpc__ClientRequest req = QPC__CLIENT_REQUEST__INIT;
@@ -558,7 +597,7 @@ int session_enqueue(struct client *cl, const struct qpc_envelope *env, const cha
     if (p != NULL) {
         memcpy(p->key, env->recipient, QPC_KEY_LEN);
         memcpy(p->id, env->id, QPC_ID_LEN);
-        p->mine = memcmp(env->sender, qpc_identity_public_key(cl->id), QPC_KEY_LEN) == 0;
+        p->report = report;
         p->kept = kept;
     }
     return 0;
@@ -598,7 +637,7 @@ static int path_request(struct client *cl, Qpc__PathRequest *pr)
     rc = send_request(s, &req);
     if (rc == 0 && (p = pending_add(s, PEND_PATH)) != NULL && pr->punch.len == QPC_KEY_LEN) {
         memcpy(p->key, pr->punch.data, QPC_KEY_LEN);
-        p->mine = true;
+        p->punch = true;
     }
     return rc;
 }

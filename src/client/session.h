@@ -18,8 +18,10 @@
 /* What the session tells the layer above. Every member must be set. */
 struct session_callbacks {
     /* An encoded envelope the server handed us (push, fetch page, or a broadcast it
-     * flooded); server is its address. Called before the server's items are acked. */
-    void (*on_envelope)(struct client *cl, const uint8_t *buf, size_t len, const char *server);
+     * flooded); server is its address. Returns 0 when the server may forget it (taken or
+     * refused for good; the ack waits for session_ack_pending), nonzero to leave it
+     * queued there (refused for now: it comes again on the next connection). */
+    int (*on_envelope)(struct client *cl, const uint8_t *buf, size_t len, const char *server);
     /* The server answered peer_info for key: online or not, the addresses it observes
      * for the key's sessions and the candidates they registered (the server's text, not
      * yet checked; n_addrs and n_cands as the server sent them). */
@@ -36,6 +38,9 @@ struct session_callbacks {
     /* A relayed QUIC packet from peer key came in. */
     void (*on_relay_packet)(struct client *cl, const uint8_t key[static QPC_KEY_LEN],
                             const uint8_t *pkt, size_t len);
+    /* The server refused for good envelope id of mine that only it could carry
+     * (session_enqueue without kept): nothing will deliver it. */
+    void (*on_refused)(struct client *cl, const uint8_t id[static QPC_ID_LEN]);
     /* The session came up (true) or went down (false). */
     void (*on_up)(struct client *cl, bool up);
 };
@@ -54,9 +59,23 @@ int session_connect(struct client *cl, const char *address, char *err, size_t er
 void session_close(struct client *cl);
 bool session_up(const struct client *cl);
 const char *session_address(const struct client *cl);
-/* Enqueues an envelope at the server for recipient (domain "" = the server's own). kept:
- * our outbox keeps a copy, so a refusal leaves it queued rather than failed. */
-int session_enqueue(struct client *cl, const struct qpc_envelope *env, const char *domain, bool kept);
+/* The server's node domain, as it said when push was turned on ("" until then, or from a
+ * server that does not say): where others' receipts for my messages must go. */
+const char *session_domain(const struct client *cl);
+/*
+ * Enqueues an envelope at the server for recipient (domain "" = the server's own). With
+ * report, the server's answer is shown (held, queued or failed for the envelope's id).
+ * kept: a link to the peer may still carry our outbox copy, so a refusal leaves it
+ * queued; without, a refusal is final: shown as failed and told up (on_refused).
+ */
+int session_enqueue(struct client *cl, const struct qpc_envelope *env, const char *domain, bool report,
+                    bool kept);
+/*
+ * Acks every server item handed up (on_envelope returned 0) since the last call: the
+ * caller calls it after the commit that made what they changed durable (turn.c), so an
+ * item the server forgets is never one a crash would lose.
+ */
+void session_ack_pending(struct client *cl);
 /* Hands a broadcast envelope (already hopped) to the server to flood on. 0 when sent. */
 int session_broadcast(struct client *cl, const struct qpc_envelope *env);
 /* Sends one relayed QUIC packet to peer key. 0 or nonzero when dropped. */

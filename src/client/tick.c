@@ -30,22 +30,34 @@ static void retry_held(struct client *cl)
     qpc_store_foreach_queue(cl->store, retry_held_cb, cl);
 }
 
-/* In-flight envelopes nobody would accept any more: dropped with their outbox row. */
+/* In-flight envelopes nobody would accept any more: dropped with their outbox row (the
+ * user hears of mine from expire_waits). */
 static void expired_cb(void *ctx, const struct inflight *f)
 {
     struct client *cl = ctx;
 
-    if (f->mine)
-        emit(cl, &(struct event){ .kind = EVT_FAILED, .peer = f->env.recipient, .id = f->id,
-                                  .text = "expired before delivery",
-                                  .text_len = strlen("expired before delivery"),
-                                  .err = QPC_ERR_EXPIRED });
     state_unpersist(cl, f->id);
 }
 
 static void expire_in_flight(struct client *cl, uint64_t now)
 {
     custody_expire(&cl->custody, now, expired_cb, cl);
+}
+
+/* My messages whose TTL ended without a receipt: none can come any more. */
+static void wait_ended_cb(void *ctx, const struct receipt_wait *w)
+{
+    struct client *cl = ctx;
+    const char *why = "expired without a receipt";
+
+    emit(cl, &(struct event){ .kind = EVT_FAILED, .peer = w->recipient, .id = w->id, .text = why,
+                              .text_len = strlen(why), .err = QPC_ERR_EXPIRED });
+    state_unawait(cl, w->id);
+}
+
+static void expire_waits(struct client *cl, uint64_t now)
+{
+    receipts_expire(&cl->receipts, now, wait_ended_cb, cl);
 }
 
 /* Parked envelopes (no link): dial their recipients again, with back-off. */
@@ -74,6 +86,7 @@ static void collect_garbage(struct client *cl, uint64_t now)
     cl->last_gc_ms = now;
     peers_gc(&cl->peers, &cl->custody, cl->store);
     qpc_store_gc(cl->store, now);
+    state_expire(cl, now);
     qpc_route_expire(cl->routes, now, ROUTES_MAX_AGE_MS);
 }
 
@@ -82,15 +95,17 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
     struct client *cl = w->data;
     uint64_t now = now_ms();
 
+    state_refill(cl, now);           /* outbox rows that waited on disk for room */
     handover_flush(cl);              /* send what found a way meanwhile */
     retry_held(cl);
     expire_in_flight(cl, now);
+    expire_waits(cl, now);
     retry_parked(cl);
     dial_check_stalled(cl, now);     /* direct links that stopped carrying: back to the relay */
     dial_retry_direct(cl, now);      /* relayed peers: punch again, a few times */
     dial_refresh_candidates(cl, now, false);   /* addresses came or went: tell who needs it */
     collect_garbage(cl, now);
-    state_save_identity(cl);
+    state_save_identity(cl, false);  /* only if its content changed, at most once a second */
 }
 
 void tick_start(struct client *cl)

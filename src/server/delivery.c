@@ -520,6 +520,9 @@ void delivery_set_push(struct session *s, uint64_t request_id, bool enable)
 
     s->push = enable;
     pr.status = QPC__STATUS__STATUS_OK;
+    /* The client names it in its messages, so receipts for them find their way back
+     * to this node through federation (docs/envelope.md, "Direct plaintext"). */
+    pr.domain = (char *)s->node->sc->federation_domain;
     msg.request_id = request_id;
     msg.body_case = QPC__SERVER_MESSAGE__BODY_PUSH_ACK;
     msg.push_ack = &pr;

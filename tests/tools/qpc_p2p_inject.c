@@ -12,6 +12,11 @@
  *   impostor  an envelope claiming another sender's key (signed with ours)
  *   expired   correctly signed, created two minutes ago with a 60 s TTL
  *   future    correctly signed, created one hour in the future
+ *   receipt=ID             a receipt (DirectContent) from us naming envelope id ID (hex):
+ *                          genuine in form, but ID was never sent to us, so it proves nothing
+ *   impostor-receipt=ID=K  a receipt naming ID that claims to come from key K (hex: the
+ *                          real recipient) but is signed with our key
+ * Texts are DirectContent texts, as qpc sends them (docs/envelope.md).
  * Output: one line "ack MODE STATUS" per envelope (STATUS as in proto Status, numeric).
  * Exit status: 0 all acks arrived, 1 usage/setup failure, 3 connection failed, 4 timeout.
  */
@@ -26,6 +31,7 @@
 
 #include "qpc/proto.h"
 #include "qpc/addr.h"
+#include "qpc/direct.h"
 #include "qpc/envelope.h"
 #include "qpc/error.h"
 #include "qpc/quic.h"
@@ -57,8 +63,8 @@ static int build(struct inj *in, const char *mode, int n, uint8_t **out, size_t 
 {
     struct qpc_envelope env = { 0 };
     char text[64];
-    uint8_t *box = NULL;
-    size_t blen = 0;
+    uint8_t *box = NULL, *plain = NULL;
+    size_t blen = 0, plen = 0;
     uint64_t created = now_ms();
     uint32_t ttl = 3600;
     int rc;
@@ -77,11 +83,25 @@ static int build(struct inj *in, const char *mode, int n, uint8_t **out, size_t 
     } else if (strcmp(mode, "future") == 0) {
         created += 3600000;
     }
-    snprintf(text, sizeof(text), "inject %s %d", mode, n);
-    rc = qpc_box_seal(in->box, in->peer, (const uint8_t *)text, strlen(text), &box, &blen);
+    if (strncmp(mode, "receipt=", 8) == 0 || strncmp(mode, "impostor-receipt=", 17) == 0) {
+        struct qpc_receipt_item item = { .path = QPC_RECEIPT_PATH_DIRECT, .received_at_ms = created };
+        const char *idhex = strchr(mode, '=') + 1;
+        char hex[65];
+
+        snprintf(hex, sizeof(hex), "%.64s", idhex);
+        if (qpc_hex_decode(item.id, QPC_ID_LEN, hex) != 0)
+            return QPC_ERR_INVALID;
+        rc = qpc_direct_encode_receipt(&item, 1, NULL, &plain, &plen);
+    } else {
+        snprintf(text, sizeof(text), "inject %s %d", mode, n);
+        rc = qpc_direct_encode_text(text, strlen(text), NULL, &plain, &plen);
+    }
+    if (rc == 0)
+        rc = qpc_box_seal(in->box, in->peer, plain, plen, &box, &blen);
     if (rc == 0)
         rc = qpc_envelope_init(&env, in->sk, in->peer, NULL, created, ttl, 8, box, blen);
     free(box);
+    free(plain);
     if (rc < 0)
         return rc;
     if (strcmp(mode, "forged") == 0) {
@@ -98,6 +118,22 @@ static int build(struct inj *in, const char *mode, int n, uint8_t **out, size_t 
         memcpy(env.signature, sig, 64);
     }
     rc = qpc_envelope_encode(&env, out, len);
+    if (rc == 0 && strncmp(mode, "impostor-receipt=", 17) == 0) {
+        /* On the wire: the real recipient's key as sender, no id (the receiver computes
+         * it for that sender), our signature: it can only fail to verify. */
+        const char *k = strchr(mode + 17, '=');
+        Qpc__MeshEnvelope *m = qpc__mesh_envelope__unpack(NULL, *len, *out);
+        uint8_t claimed[32];
+
+        if (k == NULL || m == NULL || qpc_key_from_hex(claimed, k + 1) != 0) {
+            qpc_envelope_clear(&env);
+            return QPC_ERR_INVALID;
+        }
+        memcpy(m->sender.data, claimed, 32);
+        m->id.len = 0;
+        *len = qpc__mesh_envelope__pack(m, *out);
+        qpc__mesh_envelope__free_unpacked(m, NULL);
+    }
     if (rc == 0 && strcmp(mode, "valid") == 0) {
         free(in->last_valid);
         in->last_valid = malloc(*len);
