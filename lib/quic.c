@@ -264,8 +264,11 @@ static void conn_finish(struct qpc_quic_conn *c)
 static void conn_update_timer(struct qpc_quic_conn *c)
 {
     ngtcp2_tstamp expiry = ngtcp2_conn_get_expiry(c->qc), now = qpc_quic_now();
+    uint64_t frame_due = qpc_stream_frame_deadline(c);
     double delay;
 
+    if (frame_due < expiry)
+        expiry = frame_due;
     ev_timer_stop(c->ep->loop, &c->timer);
     if (expiry == UINT64_MAX)
         return;
@@ -848,7 +851,10 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     struct qpc_quic_conn *c = w->data;
     int rv;
 
-    if (!c->ending) {
+    if (!c->ending && qpc_stream_frame_deadline(c) <= qpc_quic_now()) {
+        qpc_conn_end(c, QPC_ERR_TIMEOUT, true, false, true, QPC_QUIC_APP_FRAME_TIMEOUT,
+                     "frame not completed in time");
+    } else if (!c->ending) {
         rv = ngtcp2_conn_handle_expiry(c->qc, qpc_quic_now());
         if (rv == NGTCP2_ERR_IDLE_CLOSE || rv == NGTCP2_ERR_HANDSHAKE_TIMEOUT)
             qpc_conn_end(c, QPC_ERR_TIMEOUT, false, false, false, 0,
@@ -884,6 +890,9 @@ int qpc_quic_endpoint_new(struct qpc_quic_endpoint **out, struct ev_loop *loop,
     ep->max_frame = cfg->max_frame ? cfg->max_frame : QPC_WIRE_FRAME_MAX_DEFAULT;
     ep->stream_buffer = cfg->stream_buffer ? cfg->stream_buffer : QPC_QUIC_STREAM_BUFFER_DEFAULT;
     ep->idle_ms = cfg->idle_timeout_ms ? cfg->idle_timeout_ms : QPC_QUIC_IDLE_TIMEOUT_MS_DEFAULT;
+    ep->frame_timeout = (cfg->frame_timeout_ms ? cfg->frame_timeout_ms
+                                               : QPC_QUIC_FRAME_TIMEOUT_MS_DEFAULT) *
+                        NGTCP2_MILLISECONDS;
     ep->keepalive_ms = cfg->keepalive_ms;
     qpc_relay_path_init(ep);
     randombytes_buf(ep->reset_secret, sizeof(ep->reset_secret));

@@ -80,6 +80,7 @@ struct qpc_quic_endpoint {
     struct qpc_tls_endpoint tls;         /* tls.c: credentials, ALPNs served */
     size_t max_frame, stream_buffer;
     uint64_t idle_ms, keepalive_ms;
+    uint64_t frame_timeout;              /* ngtcp2 time units (ns) */
     struct qpc_quic_callbacks cb;
     void *user;
     struct cid_entry *cid_table;
@@ -163,6 +164,23 @@ int qpc_stream_close_cb(ngtcp2_conn *qc, uint32_t flags, int64_t stream_id,
 
 /* Frees every stream of c and what they hold (when c is freed). */
 void qpc_stream_free_all(struct qpc_quic_conn *c);
+
+/*
+ * When the oldest frame c's peer began but has not finished must be complete (ngtcp2
+ * time), or UINT64_MAX when no frame is half received. A frame gets the endpoint's
+ * frame_timeout plus one second per QPC_QUIC_FRAME_MIN_RATE bytes it announced, so a
+ * slow link can carry a large frame while a peer that sends a header and then a byte a
+ * minute (keep-alive PINGs hold the idle timeout off) cannot pin the connection.
+ */
+uint64_t qpc_stream_frame_deadline(const struct qpc_quic_conn *c);
+
+/*
+ * Queues len raw bytes (no frame header) on stream_id, for tests that play a peer
+ * that sends half a frame. 0, QPC_ERR_INVALID (no such stream, ended, len 0) or
+ * QPC_ERR_NOMEM.
+ */
+int qpc_stream_queue_raw(struct qpc_quic_conn *c, int64_t stream_id, const uint8_t *data,
+                         size_t len);
 
 #define QPC_STREAM_OUT_VECS 16
 

@@ -50,6 +50,7 @@ struct stream {
     bool in_ready;
     bool fin_queued, fin_sent;           /* our direction ended (after the queue) */
     bool peer_ended;                     /* on_stream_end was reported */
+    uint64_t frame_began;                /* ngtcp2 time the half-received frame began; 0 */
     unsigned blocked_round;
     struct stream *rprev, *rnext;        /* the connection's list of streams to send */
 };
@@ -164,11 +165,11 @@ static void stream_acked(struct stream *s, uint64_t upto)
 /* Appends a frame header for a body of len bytes to s's queue and returns where the
  * body goes (the caller fills all len bytes before anything else runs), or NULL when
  * out of memory (then nothing was queued). */
-static uint8_t *stream_reserve(struct qpc_quic_conn *c, struct stream *s, size_t len)
+/* Appends need bytes to the stream's queue and returns where they go. */
+static uint8_t *stream_append(struct qpc_quic_conn *c, struct stream *s, size_t need)
 {
-    size_t need = QPC_WIRE_HEADER_LEN + len;
     struct chunk *ch = s->tail;
-    uint8_t *body;
+    uint8_t *at;
 
     /* Small frames are packed into the tail chunk: bytes already handed to ngtcp2
      * never move, so appending behind them is safe. */
@@ -198,12 +199,22 @@ static uint8_t *stream_reserve(struct qpc_quic_conn *c, struct stream *s, size_t
             s->cur_pos = 0;
         }
     }
-    qpc_wire_header_encode(ch->data + ch->len, (uint32_t)len);
-    body = ch->data + ch->len + QPC_WIRE_HEADER_LEN;
+    at = ch->data + ch->len;
     ch->len += need;
     s->end += need;
     stream_ready(c, s, true);
-    return body;
+    return at;
+}
+
+/* Queues one frame's header and returns where its len bytes of body go. */
+static uint8_t *stream_reserve(struct qpc_quic_conn *c, struct stream *s, size_t len)
+{
+    uint8_t *at = stream_append(c, s, QPC_WIRE_HEADER_LEN + len);
+
+    if (at == NULL)
+        return NULL;
+    qpc_wire_header_encode(at, (uint32_t)len);
+    return at + QPC_WIRE_HEADER_LEN;
 }
 
 /* ---- the writer's side (quic.c's conn_write) ------------------------------------------ */
@@ -305,12 +316,39 @@ int qpc_stream_recv_data_cb(ngtcp2_conn *qc, uint32_t flags, int64_t stream_id,
             break;
         }
         pos += used;
-        if (rv == 1 && ep->cb.on_frame != NULL)
-            ep->cb.on_frame(c, stream_id, frame, flen, c->user);
+        if (rv == 1) {
+            s->frame_began = 0;   /* the next frame's clock starts with its first byte */
+            if (ep->cb.on_frame != NULL)
+                ep->cb.on_frame(c, stream_id, frame, flen, c->user);
+        }
+    }
+    if (!c->ending && s->frame_began == 0 && qpc_wire_decoder_pending(&s->dec, NULL)) {
+        s->frame_began = qpc_quic_now();
+        qpc_conn_mark_dirty(c);   /* the connection's timer now also waits for this */
     }
     if ((flags & NGTCP2_STREAM_DATA_FLAG_FIN) && !c->ending)
         stream_peer_ended(c, stream_id);
     return 0;
+}
+
+uint64_t qpc_stream_frame_deadline(const struct qpc_quic_conn *c)
+{
+    uint64_t first = UINT64_MAX;
+    const struct stream *s, *tmp;
+
+    HASH_ITER(hh, c->streams, s, tmp) {
+        size_t announced = 0;
+        uint64_t due;
+
+        if (s->frame_began == 0 || s->peer_ended ||
+            !qpc_wire_decoder_pending(&s->dec, &announced))
+            continue;
+        due = s->frame_began + c->ep->frame_timeout +
+              (uint64_t)(announced / QPC_QUIC_FRAME_MIN_RATE) * NGTCP2_SECONDS;
+        if (due < first)
+            first = due;
+    }
+    return first;
 }
 
 int qpc_stream_reset_cb(ngtcp2_conn *qc, int64_t stream_id, uint64_t final_size,
@@ -417,6 +455,22 @@ int qpc_quic_conn_send_frame(struct qpc_quic_conn *c, int64_t stream_id, const u
     if (ret == 0 && len > 0)
         memcpy(body, data, len);
     return ret;
+}
+
+int qpc_stream_queue_raw(struct qpc_quic_conn *c, int64_t stream_id, const uint8_t *data,
+                         size_t len)
+{
+    struct stream *s = c->ending ? NULL : stream_get(c, stream_id, false);
+    uint8_t *at;
+
+    if (s == NULL || s->fin_queued || len == 0)
+        return QPC_ERR_INVALID;
+    at = stream_append(c, s, len);
+    if (at == NULL)
+        return QPC_ERR_NOMEM;
+    memcpy(at, data, len);
+    qpc_conn_mark_dirty(c);
+    return 0;
 }
 
 int qpc_quic_conn_send_message(struct qpc_quic_conn *c, int64_t stream_id,

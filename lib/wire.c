@@ -71,6 +71,15 @@ static int reserve(struct qpc_wire_decoder *d, size_t need)
     return 0;
 }
 
+bool qpc_wire_decoder_pending(const struct qpc_wire_decoder *d, size_t *announced)
+{
+    bool header_done = d->header_have == QPC_WIRE_HEADER_LEN;
+
+    if (announced != NULL)
+        *announced = header_done ? d->frame_len : 0;
+    return !d->failed && d->header_have > 0;
+}
+
 int qpc_wire_decoder_feed(struct qpc_wire_decoder *d, const uint8_t *data, size_t len,
                           size_t *consumed, const uint8_t **frame, size_t *frame_len)
 {

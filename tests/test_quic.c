@@ -15,6 +15,7 @@
 #include "qpc/identity.h"
 #include "qpc/wire.h"
 #include "quic_harness.h"
+#include "quic_internal.h"   /* qpc_stream_queue_raw: a peer that sends half a frame */
 
 #define QPC_WIRE_FRAME_MAX_TEST (QPC_WIRE_FRAME_MAX_DEFAULT + 1)
 
@@ -757,6 +758,99 @@ static void test_quic_idle_connection_times_out_without_keepalive(void **state)
     keepalive_case(0, 1);
 }
 
+/* ---- a frame begun must be finished in time, PINGs or not ------------------------------ */
+
+struct half_frame {
+    int64_t sid;
+    bool finish;                         /* send the rest of the frame later */
+    bool finished;
+};
+
+static void half_on_connected(struct side *s, struct qpc_quic_conn *c)
+{
+    struct half_frame *h = s->ctx;
+    uint8_t start[QPC_WIRE_HEADER_LEN + 5] = { 0 };
+
+    if (qpc_quic_conn_is_server(c))
+        return;
+    qpc_wire_header_encode(start, 100);   /* announces 100 bytes, sends 5 */
+    assert_int_equal(qpc_quic_conn_open_stream(c, &h->sid), 0);
+    assert_int_equal(qpc_stream_queue_raw(c, h->sid, start, sizeof(start)), 0);
+}
+
+static void half_finish_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct side *cli = w->data;
+    struct half_frame *h = cli->ctx;
+    uint8_t rest[95] = { 0 };
+
+    if (h->finish && cli->conn != NULL) {
+        assert_int_equal(qpc_stream_queue_raw(cli->conn, h->sid, rest, sizeof(rest)), 0);
+        h->finished = true;
+    }
+}
+
+/* With keep-alive PINGs the idle timeout never fires; the frame deadline must. */
+static void half_frame_case(bool finish)
+{
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    struct side srv = { 0 }, cli = { 0 };
+    struct half_frame h = { .finish = finish };
+    struct qpc_quic_config cfg;
+    struct sockaddr_storage ss;
+    socklen_t len;
+    ev_timer later;
+
+    side_keys(&srv);
+    side_keys(&cli);
+    side_config(&cfg, &srv, true);
+    cfg.idle_timeout_ms = 600;
+    cfg.keepalive_ms = 150;
+    cfg.frame_timeout_ms = 400;
+    assert_int_equal(qpc_quic_endpoint_new(&srv.ep, loop, &cfg), 0);
+    side_config(&cfg, &cli, false);
+    cfg.idle_timeout_ms = 600;
+    cfg.keepalive_ms = 150;
+    assert_int_equal(qpc_quic_endpoint_new(&cli.ep, loop, &cfg), 0);
+    cli.ctx = &h;
+    cli.on_connected = half_on_connected;
+    side_addr(&srv, &ss, &len);
+    assert_int_equal(qpc_quic_connect(cli.ep, (struct sockaddr *)&ss, len, QPC_ALPN_CLIENT,
+                                      srv.pk, &cli, NULL), 0);
+    ev_timer_init(&later, half_finish_cb, 0.2, 0.0);
+    later.data = &cli;
+    ev_timer_start(loop, &later);
+    run_for(loop, 2.0);
+    assert_int_equal(srv.connected, 1);
+    if (finish) {
+        assert_true(h.finished);
+        assert_int_equal(srv.frames, 1);         /* the frame arrived whole, in time */
+        assert_int_equal(srv.closed, 0);         /* and nothing was closed */
+        assert_int_equal(cli.closed, 0);
+    } else {
+        assert_int_equal(srv.frames, 0);
+        assert_int_equal(srv.closed, 1);
+        assert_int_equal(srv.last_err, QPC_ERR_TIMEOUT);
+        assert_int_equal(cli.closed, 1);         /* the peer is told why */
+        assert_true(cli.last_by_peer && cli.last_is_app);
+        assert_int_equal(cli.last_code, QPC_QUIC_APP_FRAME_TIMEOUT);
+    }
+    ev_timer_stop(loop, &later);
+    qpc_quic_endpoint_free(cli.ep);
+    qpc_quic_endpoint_free(srv.ep);
+    ev_loop_destroy(loop);
+}
+
+static void test_quic_stalled_half_frame_closes_the_connection_despite_pings(void **state)
+{
+    half_frame_case(false);
+}
+
+static void test_quic_half_frame_finished_in_time_is_delivered(void **state)
+{
+    half_frame_case(true);
+}
+
 /* ---- ended streams are freed and their credit returns --------------------------------- */
 
 #define NSTREAMS 250   /* well above the 100 streams a peer may have open at once */
@@ -926,6 +1020,8 @@ int main(void)
         cmocka_unit_test(test_quic_ended_streams_are_freed_and_credit_returns),
         cmocka_unit_test(test_quic_keepalive_holds_idle_connection_open),
         cmocka_unit_test(test_quic_idle_connection_times_out_without_keepalive),
+        cmocka_unit_test(test_quic_stalled_half_frame_closes_the_connection_despite_pings),
+        cmocka_unit_test(test_quic_half_frame_finished_in_time_is_delivered),
     };
 
     signal(SIGPIPE, SIG_IGN);

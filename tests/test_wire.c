@@ -152,6 +152,31 @@ static void test_wire_encode_refuses_body_above_limit(void **state)
     assert_null(enc);
 }
 
+static void test_wire_pending_from_first_header_byte_until_frame_complete(void **state)
+{
+    struct qpc_wire_decoder d;
+    const uint8_t *frame;
+    size_t used, flen, announced = 99;
+    uint8_t hdr[QPC_WIRE_HEADER_LEN];
+    uint8_t body[10] = { 0 };
+
+    (void)state;
+    qpc_wire_decoder_init(&d, 0);
+    assert_false(qpc_wire_decoder_pending(&d, &announced));
+    assert_int_equal(announced, 0);
+    qpc_wire_header_encode(hdr, sizeof(body));
+    assert_int_equal(qpc_wire_decoder_feed(&d, hdr, 2, &used, &frame, &flen), 0);
+    assert_true(qpc_wire_decoder_pending(&d, &announced));
+    assert_int_equal(announced, 0);               /* the length is not known yet */
+    assert_int_equal(qpc_wire_decoder_feed(&d, hdr + 2, 2, &used, &frame, &flen), 0);
+    assert_int_equal(qpc_wire_decoder_feed(&d, body, 3, &used, &frame, &flen), 0);
+    assert_true(qpc_wire_decoder_pending(&d, &announced));
+    assert_int_equal(announced, sizeof(body));
+    assert_int_equal(qpc_wire_decoder_feed(&d, body + 3, 7, &used, &frame, &flen), 1);
+    assert_false(qpc_wire_decoder_pending(&d, NULL));
+    qpc_wire_decoder_clear(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -161,6 +186,7 @@ int main(void)
         cmocka_unit_test(test_wire_accepts_frame_exactly_at_limit),
         cmocka_unit_test(test_wire_buffer_grows_with_bytes_received_not_announced),
         cmocka_unit_test(test_wire_encode_refuses_body_above_limit),
+        cmocka_unit_test(test_wire_pending_from_first_header_byte_until_frame_complete),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

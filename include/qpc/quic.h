@@ -47,6 +47,12 @@
 #define QPC_QUIC_PORT_FEDERATION 7001
 #define QPC_QUIC_IDLE_TIMEOUT_MS_DEFAULT 30000
 #define QPC_QUIC_STREAM_BUFFER_DEFAULT ((size_t)1024 * 1024)
+/* A frame the peer began must be complete within frame_timeout_ms (default below) plus
+ * one second per QPC_QUIC_FRAME_MIN_RATE bytes it announced, or the connection is closed
+ * (QPC_QUIC_APP_FRAME_TIMEOUT): keep-alive PINGs keep the idle timeout off, so without
+ * this a peer could pin a connection by sending a header and then a byte a minute. */
+#define QPC_QUIC_FRAME_TIMEOUT_MS_DEFAULT 30000
+#define QPC_QUIC_FRAME_MIN_RATE 32768      /* bytes per second a long frame must keep up */
 #define QPC_QUIC_MAX_ALPNS 8
 /* Largest DATAGRAM payload accepted: a relayed 1200-byte QUIC packet plus up to 150
  * bytes of relay header fits in one 1452-byte UDP packet. */
@@ -57,6 +63,7 @@
 #define QPC_QUIC_APP_REFUSED 0x101        /* the application refused the peer (key) */
 #define QPC_QUIC_APP_FRAME_TOO_LARGE 0x102 /* peer announced a frame above the limit */
 #define QPC_QUIC_APP_SHUTDOWN 0x103       /* the endpoint is being freed */
+#define QPC_QUIC_APP_FRAME_TIMEOUT 0x104  /* a frame begun was not finished in time */
 
 struct qpc_quic_endpoint;
 struct qpc_quic_conn;
@@ -125,6 +132,7 @@ struct qpc_quic_config {
                                    * 0 = QPC_QUIC_STREAM_BUFFER_DEFAULT */
     uint64_t idle_timeout_ms;     /* 0 = QPC_QUIC_IDLE_TIMEOUT_MS_DEFAULT */
     uint64_t keepalive_ms;        /* 0 = no keep-alive PINGs */
+    uint64_t frame_timeout_ms;    /* 0 = QPC_QUIC_FRAME_TIMEOUT_MS_DEFAULT */
     struct qpc_quic_callbacks cb;
     void *user;
 };

@@ -11,6 +11,7 @@
 #ifndef QPC_WIRE_H
 #define QPC_WIRE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -47,6 +48,13 @@ void qpc_wire_decoder_clear(struct qpc_wire_decoder *d);
  */
 int qpc_wire_decoder_feed(struct qpc_wire_decoder *d, const uint8_t *data, size_t len,
                           size_t *consumed, const uint8_t **frame, size_t *frame_len);
+
+/*
+ * True when a frame has begun (some of its header or body arrived) and is not complete:
+ * what a deadline for half-sent frames watches. *announced (may be NULL) gets the body
+ * length the header announced, or 0 while the header itself is incomplete. d is only read.
+ */
+bool qpc_wire_decoder_pending(const struct qpc_wire_decoder *d, size_t *announced);
 
 /* Writes the 4-byte big-endian length header for a frame of len bytes. */
 void qpc_wire_header_encode(uint8_t header[static QPC_WIRE_HEADER_LEN], uint32_t len);
