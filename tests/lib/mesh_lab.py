@@ -81,6 +81,12 @@ TOPOLOGIES = {
         },
         "churn": ["x3", "y2", "m2", "c1", "h1", "w3"],
     },
+    # bench_broadcast_mesh.sh: six nodes, a ring with one chord, no server: n1 publishes,
+    # n2..n6 are one or two links away.
+    "bcast6": {
+        "routers": [], "lans": {}, "nats": {}, "clouds": {}, "servers": {}, "churn": [],
+        "links": [("n1", "n2"), ("n2", "n3"), ("n3", "n4"), ("n4", "n5"), ("n5", "n6"), ("n6", "n1"), ("n1", "n4")],
+    },
 }
 
 
@@ -381,6 +387,47 @@ def pct(v, q):
     return v[min(len(v) - 1, int(q * len(v)))]
 
 
+def burst(lab, a):
+    """--burst N --runs R: n1 types N broadcasts at once, R times; each run's rate is N
+    over the time from the first line written to the last copy shown at the last
+    subscriber. Prints every run and the median."""
+    src = "n1"
+    subs = [n for n in lab.qpc if n != src]
+    rates = []
+    for r in range(a.runs):
+        marks = {n: len(lab.lines[n]) for n in subs}
+        t = time.time()
+        lab.procs[src].stdin.write("".join("/mesh broadcast %s q%d.%d\n" % (TOPIC, r, i) for i in range(a.burst)))
+        lab.procs[src].stdin.flush()
+        want = {"q%d.%d" % (r, i) for i in range(a.burst)}
+        end = time.time() + a.drain
+        last, got = {}, {}
+        while time.time() < end:
+            with lab.lock:
+                for n in subs:
+                    ls = lab.lines[n]
+                    for tl, l in ls[marks[n]:]:
+                        w = l.split()
+                        if len(w) >= 4 and w[1] == "[#%s]" % TOPIC and w[3] in want:
+                            got.setdefault(n, set()).add(w[3])
+                            last[n] = tl
+                    marks[n] = len(ls)
+            if all(len(got.get(n, ())) == a.burst for n in subs):
+                break
+            time.sleep(0.2)
+        shown = sum(len(got.get(n, ())) for n in subs)
+        span = max(last.values()) - t if last else float("nan")
+        rate = a.burst / span if shown == a.burst * len(subs) else float("nan")
+        log("run %d: %d broadcasts, shown %d / %d at %d subscribers, last at %.2f s: %.0f msgs/s end to end"
+            % (r + 1, a.burst, shown, a.burst * len(subs), len(subs), span, rate))
+        if rate == rate:
+            rates.append(rate)
+        time.sleep(2)
+    log("broadcast through %d qpc processes: median %.0f msgs/s over %d complete runs of %d"
+        % (len(lab.qpc), statistics.median(rates) if rates else float("nan"), len(rates), a.runs))
+    return 0 if len(rates) == a.runs else 1
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", required=True)
@@ -395,6 +442,8 @@ def main():
     ap.add_argument("--down", type=float, default=15, help="seconds a churned node stays away")
     ap.add_argument("--drain", type=float, default=60)
     ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--burst", type=int, default=0, help="broadcast throughput instead (bcast6)")
+    ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--check", default="", help="classes that must be delivered exactly once (link,server,mesh)")
     a = ap.parse_args()
     seed = a.seed if a.seed is not None else int(time.time())
@@ -418,6 +467,8 @@ def main():
         % (a.topology, len(lab.qpc), len(lab.servers), len(lab.namespaces), seed, time.time() - t0,
            os.cpu_count(), open("/proc/loadavg").read().split()[0]))
     time.sleep(a.settle)
+    if a.burst:
+        return burst(lab, a)
 
     # idle: what the mesh costs with nothing to say
     tx0 = {n: lab.tx_bytes(n) for n in lab.nodes}
