@@ -4,8 +4,9 @@
 #      a bounded number of lines (not one per frame), closes that link, and stays up
 #      (a valid envelope on a new link is still acked OK).
 #   2. Secret files open to others: identity.json and subscriptions.json (with a private
-#      channel key) at mode 0644 are warned about, naming the file and the chmod to run;
-#      at 0600 nothing is said.
+#      channel key) at mode 0644, the node's identity.json at 0640 and its federation_key
+#      at 0644 (--check-config) are warned about,
+#      naming the file and the chmod to run; at 0600 nothing is said.
 #   3. Damaged databases: a 0-byte outbox.db stops qpc with a message naming the file; a
 #      0-byte or damaged messages.db is refused (qpc runs without history, saying why)
 #      and in both cases the file is left byte for byte as it was.
@@ -57,6 +58,28 @@ grep -q "$D/identity.json holds the secret key but is readable by others (mode 0
     "$T/p1.err" || fail "no warning for a 0644 identity.json: $(cat "$T/p1.err")"
 grep -q "$D/subscriptions.json holds private channel keys but is readable by others (mode 0644): run \`chmod 600 $D/subscriptions.json\`" \
     "$T/p1.err" || fail "no warning for a 0644 subscriptions.json: $(cat "$T/p1.err")"
+if [ -x "$B/qpc-server" ]; then
+    S=$T/srv
+    $B/qpc-server --data-dir "$S" --print-federation-key >/dev/null 2>"$T/s0.err" || fail "print-federation-key"
+    grep -q 'chmod' "$T/s0.err" && fail "server warned about a private identity: $(cat "$T/s0.err")"
+    chmod 640 "$S/identity.json"
+    $B/qpc-server --data-dir "$S" --print-federation-key >/dev/null 2>"$T/s1.err" || fail "print-federation-key"
+    grep -q "$S/identity.json holds the secret key but is readable by others (mode 0640): run \`chmod 600 $S/identity.json\`" \
+        "$T/s1.err" || fail "no warning for the node's 0640 identity.json: $(cat "$T/s1.err")"
+fi
+if [ -x "$B/qpc-server" ] && command -v certtool >/dev/null; then
+    it_make_pki "$T/pki" >/dev/null || fail "test PKI"
+    FED="--data-dir $T/srv --federation-enabled=true --federation-domain a.mesh.test
+         --federation-cert $T/pki/node-a.der --federation-key $T/pki/node-a.key.der
+         --federation-ca $T/pki/ca.der --check-config"
+    $B/qpc-server $FED >/dev/null 2>"$T/f0.err" || fail "check-config: $(cat "$T/f0.err")"
+    grep -q 'chmod' "$T/f0.err" && fail "warned about a private federation key: $(cat "$T/f0.err")"
+    chmod 644 "$T/pki/node-a.key.der"
+    $B/qpc-server $FED >/dev/null 2>"$T/f1.err" || fail "check-config: $(cat "$T/f1.err")"
+    grep -q "$T/pki/node-a.key.der holds the federation private key but is readable by others (mode 0644): run \`chmod 600 $T/pki/node-a.key.der\`" \
+        "$T/f1.err" || fail "no warning for a 0644 federation_key: $(cat "$T/f1.err")"
+fi
+[ -s "$T/f1.err" ] && echo "(federation_key checked)"
 echo "ok 2 secret files open to others are warned about, with the chmod"
 
 # --- 3. damaged databases ------------------------------------------------------------------
