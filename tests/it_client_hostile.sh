@@ -6,7 +6,8 @@
 #   2. Secret files open to others: identity.json and subscriptions.json (with a private
 #      channel key) at mode 0644, the node's identity.json at 0640 and its federation_key
 #      at 0644 (--check-config) are warned about,
-#      naming the file and the chmod to run; at 0600 nothing is said.
+#      naming the file and the chmod to run; at 0600 nothing is said. Whatever the
+#      umask, every file qpc makes in its data directory is 0600.
 #   3. Damaged databases: a 0-byte outbox.db stops qpc with a message naming the file; a
 #      0-byte or damaged messages.db is refused (qpc runs without history, saying why)
 #      and in both cases the file is left byte for byte as it was.
@@ -50,6 +51,11 @@ $B/qpc --data-dir "$D" identity >/dev/null
 $B/qpc --data-dir "$D" subscribe hush "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
     2>"$T/sub.err" || fail "subscribe with a key: $(cat "$T/sub.err")"
 [ "$(stat -c %a "$D/subscriptions.json")" = 600 ] || fail "subscriptions.json not written 0600"
+chmod 755 "$D"   # a data directory others may enter: what qpc made in it is still 0600
+(umask 022; $B/qpc --data-dir "$D" --no-mdns --listen 127.0.0.1:0 listen --timeout 0.5 >/dev/null 2>&1 || true)
+for f in identity.json outbox.db messages.db seen.log; do
+    [ "$(stat -c %a "$D/$f")" = 600 ] || fail "$f is mode $(stat -c %a "$D/$f"), want 600"
+done
 $B/qpc --data-dir "$D" identity >/dev/null 2>"$T/p0.err"
 grep -q 'chmod' "$T/p0.err" && fail "warned about private files: $(cat "$T/p0.err")"
 chmod 644 "$D/identity.json" "$D/subscriptions.json"
