@@ -18,7 +18,6 @@
 #define INBOUND_RELAY_TAG 0x01         /* first byte of a relay datagram (proto/qpc.proto) */
 #define INBOUND_ADDRESSES_MAX 16       /* observed addresses in a peer_info or punch notice */
 #define INBOUND_CANDIDATES_MAX 16      /* candidates in a peer_info, punch notice or on a link */
-#define INBOUND_ITEMS_MAX 4096         /* envelopes in one fetch page or push */
 
 /*
  * Decodes a ServerMessage and checks its shape: a punch notice names a 32-byte key, and
