@@ -2,7 +2,8 @@
 # it_client_hostile.sh: what a hostile peer or a careless setup does to the client.
 #   1. A peer writes 1,000 garbage frames in one burst on a P2P link: the client logs
 #      a bounded number of lines (not one per frame), closes that link, and stays up
-#      (a valid envelope on a new link is still acked OK).
+#      (a valid envelope on a new link is still acked OK). The same for 100 frames whose
+#      envelope does not decode.
 #   2. Secret files open to others: identity.json and subscriptions.json (with a private
 #      channel key) at mode 0644, the node's identity.json at 0640 and its federation_key
 #      at 0644 (--check-config) are warned about,
@@ -39,6 +40,13 @@ echo "garbage: 1000 frames sent, $lines log lines about them"
 [ "$lines" -ge 1 ] || fail "garbage not logged at all"
 [ "$lines" -le 3 ] || fail "$lines log lines for one peer's garbage (want at most 3)"
 grep -q 'malformed frames within 60 s; closing it' "$T/c.err" || fail "no line says the link was closed"
+rc=0; $B/qpc_p2p_inject 127.0.0.1:$PORT "$CK" badenv=100 >"$T/b.out" 2>"$T/b.err" || rc=$?
+[ $rc -eq 0 ] || fail "bad envelopes: injector exit $rc (want 0: closed by the client)"
+grep -q '^closed by peer: too many malformed frames$' "$T/b.out" || fail "link not closed for bad envelopes"
+sleep 0.5
+lines=$(grep -c 'undecodable envelope\|malformed' "$T/c.err" || true)
+echo "bad envelopes: 100 frames sent, $((lines - 2)) more log lines"
+[ "$lines" -le 6 ] || fail "$lines log lines for two peers' garbage (want at most 6)"
 kill -0 $CPID 2>/dev/null || fail "client died"
 $B/qpc_p2p_inject 127.0.0.1:$PORT "$CK" valid >"$T/v.out" 2>"$T/v.err" || fail "valid after garbage"
 grep -q '^ack valid 0$' "$T/v.out" || fail "valid envelope after garbage not acked OK"
