@@ -101,7 +101,7 @@ D=$T/db
 $B/qpc --data-dir "$D" identity >/dev/null
 : >"$D/outbox.db"
 rc=0; $B/qpc --data-dir "$D" --no-mdns --listen 127.0.0.1:0 listen --timeout 0.5 >/dev/null 2>"$T/d1.err" || rc=$?
-[ $rc -ne 0 ] || fail "qpc ran on a 0-byte outbox.db"
+[ $rc -eq 5 ] || fail "0-byte outbox.db: exit $rc, want 5 (state unusable)"
 grep -q "$D/outbox.db: the file is empty (0 bytes)" "$T/d1.err" || fail "0-byte outbox.db: $(cat "$T/d1.err")"
 [ ! -s "$D/outbox.db" ] || fail "the empty outbox.db was made a database"
 rm "$D/outbox.db"

@@ -202,7 +202,8 @@ int state_open(struct client *cl, bool create, char *err, size_t errlen)
     path_join(path, sizeof(path), cl->data_dir, "outbox.db");
     rc = qpc_queue_open(path, &lim, &cl->outbox, err, errlen);
     if (rc < 0)
-        return rc == QPC_ERR_DB || rc == QPC_ERR_VERSION ? EXIT_STATE : EXIT_FAIL;
+        return rc == QPC_ERR_DB || rc == QPC_ERR_VERSION || rc == QPC_ERR_CORRUPT ? EXIT_STATE
+                                                                                 : EXIT_FAIL;
     path_join(path, sizeof(path), cl->data_dir, "seen.log");
     load_seen(cl, path, now_ms());
     cl->seen_log = fopen(path, "a");
