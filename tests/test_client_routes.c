@@ -234,11 +234,11 @@ static void test_routes_envelope_teaches_route_through_its_neighbour(void **stat
     uint8_t via[QPC_KEY_LEN];
     struct qpc_route r;
 
-    routes_learn_envelope(f->me, f->rt, f->peer, f->other, ADDR_B, 2, T0);
+    routes_learn_envelope(f->me, f->rt, f->peer, f->other, ADDR_B, T0);
     r = route_of(f, f->peer);
     assert_int_equal(r.via, QPC_ROUTE_VIA_PEER);
     assert_memory_equal(r.via_peer, f->other, QPC_KEY_LEN);
-    assert_int_equal(r.hops, 3);
+    assert_int_equal(r.hops, QPC_ROUTE_HOPS_UNKNOWN);   /* hop_count is no metric */
     assert_int_equal(r.source, QPC_ROUTE_SRC_ENVELOPE);
     assert_string_equal(r.next_hop, ADDR_B);
     assert_true(routes_next_peer(f->rt, f->peer, via));
@@ -253,7 +253,7 @@ static void test_routes_envelope_route_does_not_displace_direct_link(void **stat
     uint8_t via[QPC_KEY_LEN];
 
     routes_learn_link(f->me, f->rt, f->peer, ADDR_A, false, false, T0);
-    routes_learn_envelope(f->me, f->rt, f->peer, f->other, ADDR_B, 1, T0 + 1);
+    routes_learn_envelope(f->me, f->rt, f->peer, f->other, ADDR_B, T0 + 1);
     assert_int_equal(route_of(f, f->peer).via, QPC_ROUTE_VIA_DIRECT);
     assert_false(routes_next_peer(f->rt, f->peer, via));
 }
@@ -278,7 +278,7 @@ static void test_routes_never_learn_a_route_to_myself(void **state)
     routes_offer(f->rt, f->me, me, QPC_ROUTE_VIA_DIRECT, NULL, ADDR_A, 1, QPC_ROUTE_SRC_MANUAL, T0);
     assert_false(routes_learn_told(f->me, f->rt, me, ADDR_A, QPC_PEER_SOURCE_SERVER, T0));
     assert_false(routes_learn_mdns(f->me, f->rt, me, ADDR_A, T0));
-    routes_learn_envelope(f->me, f->rt, me, f->other, ADDR_B, 1, T0);
+    routes_learn_envelope(f->me, f->rt, me, f->other, ADDR_B, T0);
     assert_int_equal(qpc_route_count(f->rt), 0);
     assert_int_equal(qpc_identity_peer_count(f->me), 0);
 }
@@ -289,7 +289,7 @@ static void test_routes_carry_the_directory_name(void **state)
 
     assert_int_equal(qpc_identity_peer_upsert(f->me, f->peer, "bob", NULL, T0, QPC_PEER_SOURCE_MANUAL,
                                               QPC_PEER_CLIENT, NULL), 0);
-    routes_learn_envelope(f->me, f->rt, f->peer, f->other, ADDR_B, 1, T0);
+    routes_learn_envelope(f->me, f->rt, f->peer, f->other, ADDR_B, T0);
     assert_string_equal(route_of(f, f->peer).name, "bob");
 }
 

@@ -355,9 +355,9 @@ static int handle_envelope(struct client *cl, struct qpc_envelope *env, struct l
         return status_of(rc);
     }
     if (from != NULL && from->ps != NULL && memcmp(from->ps->key, env->sender, QPC_KEY_LEN) != 0) {
-        /* The sender is reachable through this neighbour: what we hold for it can go. */
-        routes_learn_envelope(cl->id, cl->routes, env->sender, from->ps->key, from->addr,
-                              env->hop_count, now);
+        /* The sender is reachable through this neighbour (how far, only its announces
+         * say: hop_count is not signed): what we hold for it can go. */
+        routes_learn_envelope(cl->id, cl->routes, env->sender, from->ps->key, from->addr, now);
         handover_flush(cl);
     }
     if (for_me)
