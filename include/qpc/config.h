@@ -76,6 +76,7 @@ enum qpc_config_type {
 #define QPC_CONFIG_PORT0    0x2u  /* ADDR: port 0 ("any") is allowed: an address to listen on */
 #define QPC_CONFIG_HOSTNAME 0x4u  /* STRING: must be a DNS name (qpc_addr_check_name) */
 #define QPC_CONFIG_IFNAME   0x8u  /* LIST: items are network interface names */
+#define QPC_CONFIG_ADDRS    0x10u /* LIST: items are "host:port" (qpc_addr_check, port 1..65535) */
 
 /* A QPC_CONFIG_LIST value. Owned by the config object. */
 struct qpc_config_strings {

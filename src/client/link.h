@@ -36,6 +36,8 @@ struct link {
     unsigned unacked;                  /* envelopes sent on it and not acked yet */
     uint64_t unacked_since_ms;         /* the last progress while some were unacked */
     char addr[QPC_ADDRESS_MAX + 1];    /* "host:port", or the relay server's address */
+    double ann_tokens;                 /* announces it may still send us (announce.c) */
+    uint64_t ann_refill_ms;            /* when the bucket was last refilled (mono) */
     struct link *next;                 /* in ps->links */
 };
 
@@ -61,6 +63,8 @@ void link_note_stream(struct link *l, int64_t sid);
 /* Frames out. 0 or a QPC_ERR_*. */
 int link_send_envelope(struct link *l, const struct qpc_envelope *env);
 int link_send_envelope_bytes(struct link *l, const uint8_t *buf, size_t len);
+/* An announce (P2pFrame announce) on l. 0 or a QPC_ERR_*. */
+int link_send_announce(struct link *l, const Qpc__MeshAnnounce *a);
 /* An ack came in on l at now: the path carries (link_stalled). */
 void link_note_ack(struct link *l, uint64_t now);
 /* True when envelopes on l have waited more than after_ms for any ack, or QUIC has had

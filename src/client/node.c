@@ -16,6 +16,7 @@
 #include <utlist.h>
 #include <sodium.h>
 
+#include "announce.h"
 #include "dial.h"
 #include "flood.h"
 #include "handover.h"
@@ -83,6 +84,7 @@ static int cb_connected(struct qpc_quic_conn *conn, const char *alpn, const uint
     if (routes_learn_link(cl->id, cl->routes, key, l->addr, l->relayed, qpc_quic_conn_is_server(conn), now))
         cl->id_dirty = true;
     dial_link_up(cl, l, now);
+    announce_link_up(cl, l);   /* before the flush: the neighbour learns where we are */
     /* What waited for this peer goes now; so do live broadcasts it may have missed. */
     handover_flush(cl);
     flood_replay_to_link(cl, l, now);
@@ -142,6 +144,8 @@ static void cb_closed(struct qpc_quic_conn *conn, const struct qpc_quic_close_in
     ps = l->ps;
     custody_link_gone(&cl->custody, l);
     link_free(l);
+    if (ps != NULL)
+        announce_link_gone(cl, ps);
     handover_flush(cl);
     if (ps != NULL)
         dial_link_gone(cl, ps);   /* back to the relay at once if something still waits */
@@ -162,6 +166,7 @@ static void on_session_up(struct client *cl, bool up)
     }
     /* Register my candidates, then punch for every race under way (no tick to wait for). */
     dial_session_up(cl);
+    announce_session_up(cl);
     handover_session_up(cl);   /* messages only a server carries go again */
     handover_flush(cl);
     /* Live broadcasts the server may have missed (it drops the ones it has seen). */
@@ -181,7 +186,13 @@ static void on_server_refused(struct client *cl, const uint8_t id[static QPC_ID_
     state_unawait(cl, id);
 }
 
+static void on_server_announce(struct client *cl, const Qpc__MeshAnnounce *a)
+{
+    announce_receive(cl, NULL, a);
+}
+
 static const struct session_callbacks session_cbs = {
+    .on_announce = on_server_announce,
     .on_envelope = on_server_envelope,
     .on_peer_info = dial_peer_info,
     .on_punch = dial_punch_notice,
@@ -208,8 +219,9 @@ int node_start(struct client *cl, bool listen, char *err, size_t errlen)
     custody_init(&cl->custody, my_key(cl));
     session_set_callbacks(cl, &session_cbs);
     cl->box = qpc_box_cache_new(qpc_identity_secret_key(cl->id));
-    cl->routes = qpc_route_table_new(0);
-    if (cl->box == NULL || cl->routes == NULL) {
+    if (cl->routes == NULL)   /* route_state.c makes it with the state; a test may not */
+        cl->routes = qpc_route_table_new(0);
+    if (cl->box == NULL || cl->routes == NULL || announce_start(cl) < 0) {
         snprintf(err, errlen, "out of memory");
         return QPC_ERR_NOMEM;
     }
@@ -246,6 +258,7 @@ int node_start(struct client *cl, bool listen, char *err, size_t errlen)
     state_load_outbox(cl, now_ms());
     tick_start(cl);
     turn_start(cl);
+    announce_tick(cl, now_ms());   /* static peers are dialled now, not a tick later */
     return 0;
 }
 
@@ -282,8 +295,7 @@ void node_stop(struct client *cl)
     custody_clear(&cl->custody);
     qpc_box_cache_free(cl->box);
     cl->box = NULL;
-    qpc_route_table_free(cl->routes);
-    cl->routes = NULL;
+    announce_stop(cl);   /* the routes stay: route_state.c saves them with the state */
 }
 
 /* ---- what main, repl and discover call ------------------------------------------------ */

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sodium.h>
 
+#include "announce.h"
 #include "dial.h"
 #include "flood.h"
 #include "handover.h"
@@ -454,6 +455,8 @@ void receive_frame(struct client *cl, struct link *l, int64_t sid, const uint8_t
     } else if (f->body_case == QPC__P2P_FRAME__BODY_ACK && f->ack != NULL) {
         link_note_ack(l, now_ms());
         on_ack(cl, l, f->ack);
+    } else if (f->body_case == QPC__P2P_FRAME__BODY_ANNOUNCE && f->announce != NULL) {
+        announce_receive(cl, l, f->announce);
     } else if (f->body_case == QPC__P2P_FRAME__BODY_CANDIDATES && f->candidates != NULL) {
         dial_link_candidates(cl, l, f->candidates->addresses, f->candidates->n_addresses,
                              f->candidates->instance, f->candidates->links);

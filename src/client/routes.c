@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "qpc/addr.h"
+#include "contacts.h"
 #include "qpc/error.h"
 #include "routes.h"
 
@@ -167,6 +168,32 @@ size_t routes_link_gone(struct qpc_route_table *rt, const uint8_t key[static QPC
         qpc_route_remove(rt, key) == 0)
         n++;
     return n;
+}
+
+int routes_resolve(const struct qpc_identity *id, const struct qpc_route_table *rt, const char *text,
+                   uint8_t key[static QPC_KEY_LEN], char *err, size_t errlen)
+{
+    int rc = contacts_resolve(id, text, key, NULL, err, errlen);
+    size_t len = text != NULL ? strlen(text) : 0;
+
+    if (rc != QPC_ERR_NOT_FOUND || rt == NULL)
+        return rc;
+    switch (routes_resolve_prefix(rt, text, CONTACTS_PREFIX_MIN, key)) {
+    case 0:
+        if (len >= CONTACTS_MDNS_PREFIX_MIN)
+            return 0;
+        if (err != NULL && errlen > 0)
+            snprintf(err, errlen, "'%s' matches a peer known only from the mesh's announces: type at "
+                     "least %d hex digits of its id (/mesh route lists them)", text, CONTACTS_MDNS_PREFIX_MIN);
+        return QPC_ERR_REFUSED;
+    case QPC_ERR_AMBIGUOUS:
+        if (err != NULL && errlen > 0)
+            snprintf(err, errlen, "'%s' matches several peers in the routing table: type more of the id "
+                     "(/mesh route lists them)", text);
+        return QPC_ERR_AMBIGUOUS;
+    default:
+        return rc;   /* contacts' own explanation stands */
+    }
 }
 
 int routes_resolve_prefix(const struct qpc_route_table *rt, const char *text, size_t min,

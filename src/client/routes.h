@@ -24,6 +24,7 @@
 
 #define ROUTES_MDNS_ONLY_MAX 256                  /* directory entries mDNS claims alone may create */
 #define ROUTES_MAX_AGE_MS (24u * 3600 * 1000)     /* routes unheard of this long are dropped */
+#define ROUTES_FD_MAX_AGE_MS (24u * 3600 * 1000)  /* and feasibility distances not updated */
 
 /*
  * Offers a route to dest (never to myself): via, via_peer (may be NULL), next_hop text
@@ -109,6 +110,16 @@ size_t routes_link_gone(struct qpc_route_table *rt, const uint8_t key[static QPC
  */
 int routes_resolve_prefix(const struct qpc_route_table *rt, const char *text, size_t min,
                           uint8_t key[static QPC_KEY_LEN]);
+
+/*
+ * Who the user means, over the directory first (contacts_resolve: names, prefixes, full
+ * keys) and then the routing table, for peers known only from announces or traffic:
+ * there a prefix needs CONTACTS_MDNS_PREFIX_MIN hex digits (anyone can mint a key with a
+ * short prefix and announce it). Returns and explains (err, may be NULL) as
+ * contacts_resolve does.
+ */
+int routes_resolve(const struct qpc_identity *id, const struct qpc_route_table *rt, const char *text,
+                   uint8_t key[static QPC_KEY_LEN], char *err, size_t errlen);
 
 /*
  * The peer to hand an envelope for recipient to when recipient itself has no link: the

@@ -29,6 +29,8 @@ struct client_settings {
     int64_t default_ttl;           /* seconds */
     int64_t max_hops;
     int64_t direct_timeout_ms;     /* how long a direct P2P attempt may take before relay/store */
+    int64_t announce_interval_s;   /* my announces go at least this often */
+    struct qpc_config_strings peers;   /* static peers, "host:port": dialled at start */
     char *log_level;
 };
 
