@@ -112,6 +112,8 @@ static bool is_fresh(const struct qpc_route *r, uint64_t now_ms, uint64_t stale_
 {
     uint64_t hold = r->hold_ms != 0 ? r->hold_ms : stale_ms;
 
+    if (r->retracted)
+        return false;
     /* A stored route "seen after now" (the clock stepped back) is young, not old. */
     return r->last_seen_ms >= now_ms || now_ms - r->last_seen_ms <= hold;
 }
@@ -368,6 +370,25 @@ size_t qpc_route_fd_expire(struct qpc_route_table *table, uint64_t now_ms, uint6
         }
     }
     return removed;
+}
+
+size_t qpc_route_retract(struct qpc_route_table *table, const uint8_t peer[static QPC_KEY_LEN])
+{
+    struct route_entry *e;
+    size_t n = 0;
+
+    if (table == NULL)
+        return 0;
+    for (e = table->by_dest; e != NULL; e = e->hh.next) {
+        bool through = e->route.via == QPC_ROUTE_VIA_PEER && memcmp(e->route.via_peer, peer, QPC_KEY_LEN) == 0;
+        bool own = e->route.source == QPC_ROUTE_SRC_DIRECT && memcmp(e->route.dest, peer, QPC_KEY_LEN) == 0;
+
+        if ((through || own) && !e->route.retracted) {
+            e->route.retracted = true;
+            n++;
+        }
+    }
+    return n;
 }
 
 size_t qpc_route_remove_via(struct qpc_route_table *table, const uint8_t via_peer[static QPC_KEY_LEN])

@@ -641,6 +641,34 @@ static void test_route_remove_via_drops_routes_through_a_neighbour(void **state)
     assert_int_equal(via_of(t, 0xC2), 0xB1);
 }
 
+static void test_route_retract_keeps_routes_but_stale(void **state)
+{
+    struct qpc_route_table *t = *state;
+    struct qpc_route a = announced(0xC0, 0xB0, 2, 1, T0), link = direct_route(0xB0, "192.0.2.1:7000", 1, T0),
+                     other = announced(0xC0, 0xB1, 4, 1, T0 + 1);
+    uint8_t dest[QPC_KEY_LEN];
+    struct qpc_route r;
+
+    link.source = QPC_ROUTE_SRC_DIRECT;
+    assert_true(offer(t, &a, T0));
+    assert_true(offer(t, &link, T0));
+    /* A fresh route through B1 with more hops is kept out while B0 is up... */
+    assert_false(offer(t, &other, T0 + 1));
+    assert_int_equal(qpc_route_retract(t, a.via_peer), 2);   /* through B0, and B0's own */
+    assert_int_equal(qpc_route_retract(t, a.via_peer), 0);
+    assert_int_equal(qpc_route_count(t), 2);
+    make_key(dest, 0xC0);
+    assert_int_equal(qpc_route_lookup(t, dest, &r), 0);
+    assert_true(r.retracted);
+    /* ...and once B0 went, its next announce (a newer seqno) through B1 takes over */
+    assert_false(offer(t, &other, T0 + 2));   /* FD (1, 2): the same seqno at 4 hops could loop */
+    other.seqno = 2;
+    assert_true(offer(t, &other, T0 + 2));
+    assert_int_equal(qpc_route_lookup(t, dest, &r), 0);
+    assert_false(r.retracted);
+    assert_int_equal(r.via_peer[0], 0xB1);
+}
+
 static void test_route_fd_list_and_set_round_trip(void **state)
 {
     struct qpc_route_table *t = *state, *u = qpc_route_table_new(STALE_MS);
@@ -698,6 +726,7 @@ int main(void)
         T(test_route_announce_expires_after_twice_hold),
         T(test_route_remove_via_drops_routes_through_a_neighbour),
         T(test_route_fd_list_and_set_round_trip),
+        T(test_route_retract_keeps_routes_but_stale),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -101,6 +101,7 @@ struct qpc_route {
     bool has_seqno;                        /* the offer comes from an announce of dest: */
     uint32_t seqno;                        /*   its sequence number (feasibility) */
     uint64_t hold_ms;                      /* fresh this long without news; 0 = stale_ms */
+    bool retracted;                        /* its next hop went away: stale until news */
 };
 
 /* A destination's feasibility distance: the best (seqno, metric) it was routed with. */
@@ -169,10 +170,19 @@ int qpc_route_fd_list(const struct qpc_route_table *table, struct qpc_route_fd *
 size_t qpc_route_fd_expire(struct qpc_route_table *table, uint64_t now_ms, uint64_t max_age_ms);
 
 /*
- * Removes every route through the peer via_peer (via QPC_ROUTE_VIA_PEER): its link went
- * down, so they lead nowhere. Feasibility distances stay. Returns the number removed.
+ * Removes every route through the peer via_peer (via QPC_ROUTE_VIA_PEER). Feasibility
+ * distances stay. Returns the number removed.
  */
 size_t qpc_route_remove_via(struct qpc_route_table *table, const uint8_t via_peer[static QPC_KEY_LEN]);
+
+/*
+ * The link to peer went down: every route through it (via QPC_ROUTE_VIA_PEER), and the
+ * route to peer itself when it is the link's own (source direct), are marked retracted:
+ * kept and listed (a way that may come back, and what a restart restores) but never
+ * fresh, so any feasible offer replaces them; a kept offer clears the mark. Returns how
+ * many were marked.
+ */
+size_t qpc_route_retract(struct qpc_route_table *table, const uint8_t peer[static QPC_KEY_LEN]);
 
 /* Copies the best route to dest into *out. Returns 0 or QPC_ERR_NOT_FOUND. */
 int qpc_route_lookup(const struct qpc_route_table *table, const uint8_t dest[static QPC_KEY_LEN],

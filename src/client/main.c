@@ -221,7 +221,8 @@ static int sub_route(struct client *cl, int argc, char **argv)
         return rc;
     if (qpc_route_list(cl->routes, &r, &n) < 0)
         return EXIT_FAIL;
-    /* destination, via, next hop, hops ("?": from traffic), source, seqno, age in s */
+    /* destination, via, next hop, hops ("?": from traffic), source, seqno, age in s, and
+     * "retracted" when its next hop's link is down */
     for (size_t i = 0; i < n; i++) {
         char dest[QPC_KEY_HEX_LEN], next[QPC_ROUTE_ADDR_MAX], hops[12], seq[12];
 
@@ -232,9 +233,10 @@ static int sub_route(struct client *cl, int argc, char **argv)
             snprintf(next, sizeof(next), "%s", r[i].next_hop[0] ? r[i].next_hop : "-");
         snprintf(hops, sizeof(hops), r[i].hops == QPC_ROUTE_HOPS_UNKNOWN ? "?" : "%u", r[i].hops);
         snprintf(seq, sizeof(seq), r[i].has_seqno ? "%u" : "-", r[i].seqno);
-        printf("%s %s %s %s %s %s %llu\n", dest, qpc_route_via_name(r[i].via), next, hops,
+        printf("%s %s %s %s %s %s %llu%s\n", dest, qpc_route_via_name(r[i].via), next, hops,
                qpc_route_source_name(r[i].source), seq,
-               (unsigned long long)(now > r[i].last_seen_ms ? (now - r[i].last_seen_ms) / 1000 : 0));
+               (unsigned long long)(now > r[i].last_seen_ms ? (now - r[i].last_seen_ms) / 1000 : 0),
+               r[i].retracted ? " retracted" : "");
     }
     free(r);
     return EXIT_OK;
@@ -671,7 +673,7 @@ static const struct subcommand subcommands[] = {
     { "unsubscribe", sub_subscribe, "<topic>", "leave a broadcast channel" },
     { "peer", sub_peer, "add <key> <host:port> [name] | list", "edit or list the peer directory (add also takes a qpc: text)" },
     { "name", sub_name, "<peer> <name>", "name a peer ('me': yourself; name '-': none)" },
-    { "route", sub_route, "", "list the routing table: dest via next-hop hops source seqno age" },
+    { "route", sub_route, "", "list the routing table: dest via next-hop hops source seqno age [retracted]" },
     { "server", sub_server, "<host:port>", "save a server: the REPL connects to it at start" },
     { "history", sub_history, "[peer] [N]", "the last N messages with a peer or #topic, or all" },
     { "version", sub_version, "", "print the version" },

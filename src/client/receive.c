@@ -28,6 +28,7 @@
 #include "qpc/error.h"
 #include "qpc/log.h"
 #include "receive.h"
+#include "route_state.h"
 #include "routes.h"
 #include "state.h"
 
@@ -359,6 +360,7 @@ static int handle_envelope(struct client *cl, struct qpc_envelope *env, struct l
         /* The sender is reachable through this neighbour (how far, only its announces
          * say: hop_count is not signed): what we hold for it can go. */
         routes_learn_envelope(cl->id, cl->routes, env->sender, from->ps->key, from->addr, now);
+        route_state_changed(cl);
         handover_flush(cl);
     }
     if (for_me)

@@ -35,7 +35,7 @@ static const char schema[] =
     "  dest BLOB PRIMARY KEY, name TEXT NOT NULL, via INTEGER NOT NULL, via_peer BLOB NOT NULL,"
     "  next_hop TEXT NOT NULL, hops INTEGER NOT NULL, rtt INTEGER NOT NULL,"
     "  last_seen INTEGER NOT NULL, source INTEGER NOT NULL, has_seqno INTEGER NOT NULL,"
-    "  seqno INTEGER NOT NULL, hold INTEGER NOT NULL);"
+    "  seqno INTEGER NOT NULL, hold INTEGER NOT NULL, retracted INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS fds ("
     "  dest BLOB PRIMARY KEY, seqno INTEGER NOT NULL, metric INTEGER NOT NULL,"
     "  updated INTEGER NOT NULL);"
@@ -57,7 +57,7 @@ static void load_routes(struct route_state *rs, struct qpc_route_table *rt, uint
     size_t n = 0;
 
     if (sqlite3_prepare_v2(rs->db, "SELECT dest, name, via, via_peer, next_hop, hops, rtt, last_seen,"
-                           " source, has_seqno, seqno, hold FROM routes", -1, &st, NULL) != SQLITE_OK) {
+                           " source, has_seqno, seqno, hold, retracted FROM routes", -1, &st, NULL) != SQLITE_OK) {
         warn_db(rs, "routes");
         return;
     }
@@ -81,6 +81,7 @@ static void load_routes(struct route_state *rs, struct qpc_route_table *rt, uint
         r.has_seqno = sqlite3_column_int(st, 9) != 0;
         r.seqno = (uint32_t)sqlite3_column_int64(st, 10);
         r.hold_ms = (uint64_t)sqlite3_column_int64(st, 11);
+        r.retracted = sqlite3_column_int(st, 12) != 0;
         /* The table checks every field as it would an offer; what it refuses is dropped. */
         if (qpc_route_update(rt, &r, now, NULL) == 0)
             n++;
@@ -184,7 +185,7 @@ static bool write_snapshot(struct route_state *rs, const struct qpc_route_table 
         sqlite3_exec(rs->db, "ROLLBACK", NULL, NULL, NULL);
         goto out;
     }
-    if (sqlite3_prepare_v2(rs->db, "INSERT INTO routes VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", -1, &ins_r, NULL) != SQLITE_OK ||
+    if (sqlite3_prepare_v2(rs->db, "INSERT INTO routes VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", -1, &ins_r, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(rs->db, "INSERT INTO fds VALUES (?,?,?,?)", -1, &ins_f, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(rs->db, "INSERT OR REPLACE INTO meta VALUES ('seqno', ?)", -1, &ins_m, NULL) != SQLITE_OK) {
         warn_db(rs, "save");
@@ -205,6 +206,7 @@ static bool write_snapshot(struct route_state *rs, const struct qpc_route_table 
         sqlite3_bind_int(ins_r, 10, r->has_seqno);
         sqlite3_bind_int64(ins_r, 11, r->seqno);
         sqlite3_bind_int64(ins_r, 12, (sqlite3_int64)r->hold_ms);
+        sqlite3_bind_int(ins_r, 13, r->retracted);
         if (!run(rs, ins_r, "save"))
             goto rollback;
     }

@@ -161,13 +161,9 @@ bool routes_learn_announce(struct qpc_route_table *rt, const struct qpc_identity
 
 size_t routes_link_gone(struct qpc_route_table *rt, const uint8_t key[static QPC_KEY_LEN], bool linked)
 {
-    size_t n = qpc_route_remove_via(rt, key);
-    struct qpc_route r;
-
-    if (!linked && qpc_route_lookup(rt, key, &r) == 0 && r.source == QPC_ROUTE_SRC_DIRECT &&
-        qpc_route_remove(rt, key) == 0)
-        n++;
-    return n;
+    if (linked)
+        return 0;   /* one of several closed (a duplicate): the neighbour is still there */
+    return qpc_route_retract(rt, key);
 }
 
 int routes_resolve(const struct qpc_identity *id, const struct qpc_route_table *rt, const char *text,

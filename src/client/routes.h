@@ -96,9 +96,10 @@ bool routes_learn_announce(struct qpc_route_table *rt, const struct qpc_identity
                            const char *link_addr, bool relayed, uint64_t now);
 
 /*
- * The last link to key went down (linked false) or one of several did (true): routes
- * through key lead nowhere now, and with no link left, the link's own route to key goes
- * too (an announce or a new link brings one back). Returns the routes removed.
+ * A link to key went down. With another still up (linked true) nothing changes; with
+ * none left, the routes through key, and the link's own route to key, are retracted
+ * (qpc_route_retract: listed, restored after a restart, but stale, so the first feasible
+ * announce through another neighbour takes over). Returns how many.
  */
 size_t routes_link_gone(struct qpc_route_table *rt, const uint8_t key[static QPC_KEY_LEN], bool linked);
 
