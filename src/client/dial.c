@@ -33,7 +33,6 @@
 #include <string.h>
 #include <utlist.h>
 
-#include "announce.h"
 #include "dial.h"
 #include "handover.h"
 #include "link.h"
@@ -590,7 +589,6 @@ void dial_reach(struct client *cl, struct peer_state *ps)
     }
     if (ps->reaching || cl->closing)
         return;
-    announce_fill_candidates(cl, ps);   /* where its announces say it is */
     ps->reaching = true;
     ps->race_deadline_ms = now + (uint64_t)cl->cc->direct_timeout_ms;
     attempt(cl, ps, true, now);

@@ -409,6 +409,7 @@ static void sent_cb(struct client *cl, void *arg, int status)
         if (s->via_server && session_up(cl)) {
             handover_to_server(cl, s->peer);
         } else if ((ps = peers_get(&cl->peers, s->peer)) != NULL) {
+            announce_fill_candidates(cl, ps);   /* where its announces say it is */
             dial_reach(cl, ps);
         }
 #else

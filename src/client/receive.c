@@ -307,8 +307,10 @@ static void forwarded_cb(struct client *cl, void *arg, int status)
     }
     /* With a link toward the recipient, turn.c's flush after the commit sends it. */
     if (status == 0 && cl->ep != NULL && link_toward(cl, fw->recipient) == NULL &&
-        (ps = peers_get(&cl->peers, fw->recipient)) != NULL)
+        (ps = peers_get(&cl->peers, fw->recipient)) != NULL) {
+        announce_fill_candidates(cl, ps);   /* where its announces say it is */
         dial_reach(cl, ps);
+    }
     free(fw);
 }
 
