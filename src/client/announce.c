@@ -218,6 +218,13 @@ static void announce_now(struct client *cl, uint64_t mono)
                                  (uint32_t)cl->cc->announce_interval_s, ANNOUNCE_MAX_HOPS, addrs, n,
                                  session_domain(cl));
 
+    /* A server's domain an announce cannot carry (not a DNS name): announce without it
+     * rather than not at all. */
+    if (rc == QPC_ERR_INVALID && session_domain(cl)[0] != '\0')
+        rc = qpc_announce_create(&an->mine, qpc_identity_secret_key(cl->id), seqno, wall,
+                                 (uint32_t)cl->cc->announce_interval_s, ANNOUNCE_MAX_HOPS, addrs, n, NULL);
+
+    /* Next one after an interval, even when this one failed: never a warning a second. */
     an->next_ms = mono + (uint64_t)cl->cc->announce_interval_s * 1000;
     an->mine_digest = candidates_digest(&cl->my_cands);
     an->have_mine = rc == 0;
@@ -263,7 +270,7 @@ void announce_tick(struct client *cl, uint64_t now)
     if (an == NULL || cl->closing)
         return;
     /* Due, or my addresses changed (a node that moved says so at once). */
-    if (!an->have_mine || mono >= an->next_ms || candidates_digest(&cl->my_cands) != an->mine_digest)
+    if (mono >= an->next_ms || candidates_digest(&cl->my_cands) != an->mine_digest)
         announce_now(cl, mono);
     seen_expire(an, mono);
     static_peers_tick(cl, mono);
