@@ -199,8 +199,8 @@ static bool prefer_announced(const struct qpc_route *old, const struct qpc_route
         return true;
     if (!is_fresh(old, now_ms, stale_ms))
         return true;
-    if (old->source == QPC_ROUTE_SRC_DIRECT)
-        return new->hops < old->hops;
+    if (old->source == QPC_ROUTE_SRC_DIRECT)   /* a link: another link as short replaces it */
+        return new->source == QPC_ROUTE_SRC_DIRECT ? new->hops <= old->hops : new->hops < old->hops;
     if (old->source != QPC_ROUTE_SRC_ANNOUNCE && !old->has_seqno)
         return true;   /* a claimed address is no path; an announce's is */
     return new->hops < old->hops;
@@ -214,9 +214,11 @@ static bool prefer_new(const struct qpc_route *old, const struct qpc_route *new,
 
     if (new->has_seqno)
         return prefer_announced(old, new, now_ms, stale_ms);
-    /* A fresh announced route yields only to a link with fewer hops. */
+    /* A fresh announced route yields only to a link with fewer hops, or (the link's own
+     * route, refreshed by its announces) to news of a link, judged as usual below. */
     if ((old->has_seqno || old->source == QPC_ROUTE_SRC_ANNOUNCE) && is_fresh(old, now_ms, stale_ms) &&
-        !(new->source == QPC_ROUTE_SRC_DIRECT && new->hops < old->hops))
+        !(new->source == QPC_ROUTE_SRC_DIRECT &&
+          (new->hops < old->hops || old->source == QPC_ROUTE_SRC_DIRECT)))
         return false;
     /* An envelope's sighting has no metric: it only fills a gap or refreshes itself. */
     if (new->source == QPC_ROUTE_SRC_ENVELOPE && old->source != QPC_ROUTE_SRC_ENVELOPE &&

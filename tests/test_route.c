@@ -614,6 +614,31 @@ static void test_route_announce_vs_link_and_claims(void **state)
     assert_true(offer(t, &link, T0 + 3));
 }
 
+/* The link's own route, refreshed by the neighbour's announce, still follows the link. */
+static void test_route_link_route_with_seqno_follows_new_links(void **state)
+{
+    struct qpc_route_table *t = *state;
+    struct qpc_route link = direct_route(0xB0, "192.0.2.1:7000", 1, T0);
+    struct qpc_route moved = direct_route(0xB0, "192.0.2.2:7000", 1, T0 + 2);
+    struct qpc_route relayed = direct_route(0xB0, "192.0.2.9:7000", 2, T0 + 3);
+    struct qpc_route r;
+
+    link.source = moved.source = relayed.source = QPC_ROUTE_SRC_DIRECT;
+    link.has_seqno = true;
+    link.seqno = 4;
+    relayed.via = QPC_ROUTE_VIA_RELAY;
+    assert_true(offer(t, &link, T0));
+    assert_true(offer(t, &moved, T0 + 2));    /* a new link at a new address */
+    assert_int_equal(qpc_route_lookup(t, link.dest, &r), 0);
+    assert_string_equal(r.next_hop, "192.0.2.2:7000");
+    link.last_seen_ms = T0 + 3;
+    link.seqno = 5;
+    assert_true(offer(t, &link, T0 + 3));     /* its announce on the old one: as short */
+    relayed.has_seqno = true;
+    relayed.seqno = 6;
+    assert_false(offer(t, &relayed, T0 + 4)); /* a relayed link is longer */
+}
+
 static void test_route_announce_expires_after_twice_hold(void **state)
 {
     struct qpc_route_table *t = *state;
@@ -727,6 +752,7 @@ int main(void)
         T(test_route_remove_via_drops_routes_through_a_neighbour),
         T(test_route_fd_list_and_set_round_trip),
         T(test_route_retract_keeps_routes_but_stale),
+        T(test_route_link_route_with_seqno_follows_new_links),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

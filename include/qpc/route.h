@@ -37,8 +37,9 @@
  * route when that was learned from an envelope (which has no metric), goes through the
  * same next hop, is not fresh, is a claimed address (mDNS, server, typed) rather than a
  * link, or has more hops; a route over a live link (source direct) with fewer hops
- * stays. An offer that is not announced never displaces a fresh announced route unless
- * it comes from a link (source direct) with fewer hops. Whenever an offer with a seqno
+ * stays, and yields to another link's route only if that is as short. An offer that is
+ * not announced never displaces a fresh announced route unless it comes from a link
+ * (source direct) with fewer hops, or the stored one is itself a link's route. Whenever an offer with a seqno
  * is kept, the FD becomes (s, m) if s is newer, or its metric min(FD metric, m).
  * A route learned from an envelope has hops QPC_ROUTE_HOPS_UNKNOWN: a fallback, never
  * better than a route with a metric.
