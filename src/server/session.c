@@ -722,6 +722,7 @@ int session_dial(struct session_endpoint *e, const char *addr, const uint8_t *ex
         return 0;
     }
     snprintf(s->peer_addr, sizeof(s->peer_addr), "%s", addr);   /* until it connects */
+    qpc_log_debug("session", "looking up %s", addr);
     rc = e->resolver == NULL ? qpc_resolver_new(e->node->loop, e->resolver_cfg, &e->resolver) : 0;
     if (rc == 0)
         rc = qpc_resolve_start(e->resolver, addr, dial_resolved, s, &s->resolving);
