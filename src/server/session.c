@@ -725,7 +725,8 @@ int session_dial(struct session_endpoint *e, const char *addr, const uint8_t *ex
     qpc_log_debug("session", "looking up %s", addr);
     rc = e->resolver == NULL ? qpc_resolver_new(e->node->loop, e->resolver_cfg, &e->resolver) : 0;
     if (rc == 0)
-        rc = qpc_resolve_start(e->resolver, addr, dial_resolved, s, &s->resolving);
+        rc = qpc_resolve_start_family(e->resolver, addr, qpc_quic_endpoint_dial_family(e->quic), dial_resolved, s,
+                                      &s->resolving);
     if (rc != 0) {
         free(s);
         return rc;
