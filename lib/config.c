@@ -269,7 +269,8 @@ static const struct qpc_config_key *nearest_key(const struct qpc_config *cfg,
     const struct qpc_config_key *best = NULL;
     size_t best_d = SIZE_MAX;
     for (size_t i = 0; i < cfg->nkeys; i++) {
-        if ((cfg->keys[i].type == QPC_CONFIG_TABLE) != tables)
+        if ((cfg->keys[i].type == QPC_CONFIG_TABLE) != tables ||
+            (cfg->keys[i].flags & QPC_CONFIG_NOT_BUILT))
             continue;
         size_t d = edit_distance(typed, cfg->keys[i].name);
         if (d < best_d) {
@@ -301,6 +302,13 @@ static int find_key(const struct qpc_config *cfg, const char *name)
         if (strcmp(cfg->keys[i].name, name) == 0)
             return (int)i;
     return -1;
+}
+
+/* A value for a key this build leaves out: refused, saying why (the schema's words). */
+static int not_built(const struct qpc_config *cfg, const struct qpc_config_key *k,
+                     const struct origin *o, char *err, size_t errlen)
+{
+    return fail(err, errlen, o, "%s: %s", key_label(k, o), cfg->schema->not_built);
 }
 
 /* ------------------------------------------------------ value checks ---------- */
@@ -652,6 +660,8 @@ static bool schema_ok(const struct qpc_config_schema *s)
              k->table->short_noun == NULL || k->table->name_word == NULL ||
              k->table->example == NULL))
             return false;
+        if ((k->flags & QPC_CONFIG_NOT_BUILT) && s->not_built == NULL)
+            return false;
         for (size_t j = 0; j < i; j++)
             if (strcmp(s->keys[j].name, k->name) == 0)
                 return false;
@@ -771,6 +781,8 @@ int qpc_config_set(struct qpc_config *cfg, const char *key, const char *text,
     }
     if (cfg->keys[idx].env != NULL)
         o.env = cfg->keys[idx].env;
+    if (cfg->keys[idx].flags & QPC_CONFIG_NOT_BUILT)
+        return not_built(cfg, &cfg->keys[idx], &o, err, errlen);
     rc = value_from_text(&cfg->keys[idx], text, &v, &o, err, errlen);
     if (rc < 0) {
         tval_free(&v);
@@ -820,6 +832,8 @@ int qpc_config_load_env(struct qpc_config *cfg, const char *const *envp, char *e
         int rc;
         if (text == NULL)
             continue;
+        if (k->flags & QPC_CONFIG_NOT_BUILT)
+            return not_built(cfg, k, &o, err, errlen);
         rc = value_from_text(k, text, &v, &o, err, errlen);
         if (rc == 0)
             rc = assign(cfg, i, &v, &o, err, errlen);
@@ -877,6 +891,8 @@ static int on_table(void *ctx, const char *name, int line, char *err, size_t err
         return near ? fail(err, errlen, &o, "unknown table [%s]; %s", name, hint)
                     : fail(err, errlen, &o, "unknown table [%s]; this file has no tables", name);
     }
+    if (ld->cfg->keys[idx].flags & QPC_CONFIG_NOT_BUILT)
+        return not_built(ld->cfg, &ld->cfg->keys[idx], &o, err, errlen);
     if (ld->cfg->keys[idx].type != QPC_CONFIG_TABLE)
         return fail(err, errlen, &o, "'%s' is a key, not a table: write %s = ... above the "
                     "first [table]", name, name);
@@ -909,6 +925,8 @@ static int on_key(void *ctx, const char *table, const char *key, int line, char 
         return fail(err, errlen, &o, "unknown key '%s'; %s", key, hint);
     }
     k = &ld->cfg->keys[idx];
+    if (k->flags & QPC_CONFIG_NOT_BUILT)
+        return not_built(ld->cfg, k, &o, err, errlen);
     if (k->type == QPC_CONFIG_TABLE)
         return fail(err, errlen, &o, "'%s' is a table: write a [%s] header, then one "
                     "%s = \"host:port\" line per %s", key, key, k->table->name_word,
@@ -1087,7 +1105,7 @@ int qpc_config_print(const struct qpc_config *cfg, FILE *out)
     for (size_t i = 0; i < cfg->nkeys; i++) {
         const struct qpc_config_key *k = &cfg->keys[i];
         const void *p = (const char *)cfg->values + k->offset;
-        if (k->type == QPC_CONFIG_TABLE)
+        if (k->type == QPC_CONFIG_TABLE || (k->flags & QPC_CONFIG_NOT_BUILT))
             continue;   /* tables go last: every key after a header belongs to it */
         fprintf(out, "%s = ", k->name);
         switch (k->type) {
@@ -1112,7 +1130,7 @@ int qpc_config_print(const struct qpc_config *cfg, FILE *out)
     }
     for (size_t i = 0; i < cfg->nkeys; i++) {
         const struct qpc_config_table *t;
-        if (cfg->keys[i].type != QPC_CONFIG_TABLE)
+        if (cfg->keys[i].type != QPC_CONFIG_TABLE || (cfg->keys[i].flags & QPC_CONFIG_NOT_BUILT))
             continue;
         t = (const void *)((const char *)cfg->values + cfg->keys[i].offset);
         fprintf(out, "\n[%s]", cfg->keys[i].name);
@@ -1134,6 +1152,8 @@ int qpc_config_print_help(const struct qpc_config_schema *schema, FILE *out)
     for (size_t i = 0; i < schema->key_count; i++) {
         const struct qpc_config_key *k = &schema->keys[i];
         char opt[64], env[80] = "";
+        if (k->flags & QPC_CONFIG_NOT_BUILT)
+            continue;
         snprintf(opt, sizeof(opt), "%s=%s", k->flag, k->metavar);
         if (k->env != NULL)
             snprintf(env, sizeof(env), "env %s, ", k->env);

@@ -11,13 +11,19 @@
  * status after the loop turn's commit (so DEFERRED means "on my disk", and OK for a
  * message of mine means "shown, and its receipt on my disk"); acks that come back are
  * applied to custody (custody.c). A peer's address candidates on the link go to dial.c.
+ *
+ * Built without mesh (QPC_MESH 0) everything comes from the server: the P2P frames,
+ * acks and forwarding for others are not compiled, and an envelope for someone else is
+ * refused (a client without links has nobody to pass it to).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sodium.h>
 
+#if QPC_MESH
 #include "dial.h"
+#endif
 #include "flood.h"
 #include "handover.h"
 #include "link.h"
@@ -58,6 +64,7 @@ static Qpc__Status status_of(int err)
     }
 }
 
+#if QPC_MESH
 static void ack_send_cb(struct client *cl, void *arg, int commit_rc)
 {
     struct ack_later *a = arg;
@@ -72,6 +79,7 @@ static void ack_send_cb(struct client *cl, void *arg, int commit_rc)
         link_send_ack(l, a->sid, a->has_id ? a->id : NULL, a->st);
     free(a);
 }
+#endif
 
 static void refused(struct client *cl, const struct qpc_envelope *env, int err)
 {
@@ -279,6 +287,7 @@ static void deliver_broadcast(struct client *cl, const struct qpc_envelope *env,
 
 /* ---- forwarding for others -------------------------------------------------------------- */
 
+#if QPC_MESH
 struct forwarding {
     uint8_t recipient[QPC_KEY_LEN];
     struct ack_later *ack;             /* NULL: it came from the server */
@@ -326,6 +335,14 @@ static int forward(struct client *cl, struct qpc_envelope *env, struct ack_later
     }
     return STATUS_LATER;
 }
+#else
+/* Without mesh nobody is linked to me, so what is not mine or a broadcast goes nowhere. */
+static int forward(struct client *cl, struct qpc_envelope *env, struct ack_later *ack, uint64_t now)
+{
+    qpc_log_debug("node", "an envelope for another peer dropped: this qpc forwards nothing (no mesh)");
+    return QPC__STATUS__STATUS_INVALID;
+}
+#endif
 
 /*
  * Everything that arrives (from a link or from the server) goes through here. from is
@@ -372,6 +389,7 @@ static int handle_envelope(struct client *cl, struct qpc_envelope *env, struct l
 
 /* ---- acks that come back ---------------------------------------------------------------- */
 
+#if QPC_MESH
 /* An ack for something I sent on l: what it does to custody, and what the user sees. */
 static void on_ack(struct client *cl, struct link *l, const Qpc__P2pAck *ack)
 {
@@ -468,6 +486,7 @@ out:
     if (f != NULL)
         qpc__p2p_frame__free_unpacked(f, NULL);
 }
+#endif
 
 int receive_from_server(struct client *cl, const uint8_t *buf, size_t len, const char *server)
 {

@@ -264,7 +264,7 @@ static void on_message(struct session *s, const Qpc__ServerMessage *m)
             snprintf(s->domain, sizeof(s->domain), "%s", m->push_ack->domain);
         break;
     case QPC__SERVER_MESSAGE__BODY_PEER_INFO:
-        if (p != NULL && p->kind == PEND_PEER_INFO)
+        if (p != NULL && p->kind == PEND_PEER_INFO && s->cl->session_cb->on_peer_info != NULL)
             s->cl->session_cb->on_peer_info(s->cl, p->key, m->peer_info->online, m->peer_info->addresses,
                                             m->peer_info->n_addresses, m->peer_info->candidates,
                                             m->peer_info->n_candidates);
@@ -272,9 +272,11 @@ static void on_message(struct session *s, const Qpc__ServerMessage *m)
     case QPC__SERVER_MESSAGE__BODY_PATH:
         if (p == NULL || p->kind != PEND_PATH)
             break;
-        if (m->path->observed != NULL && m->path->observed[0] != '\0')
+        if (m->path->observed != NULL && m->path->observed[0] != '\0' &&
+            s->cl->session_cb->on_observed != NULL)
             s->cl->session_cb->on_observed(s->cl, m->path->observed);
-        if (p->punch && m->path->status == QPC__STATUS__STATUS_RATE_LIMITED)
+        if (p->punch && m->path->status == QPC__STATUS__STATUS_RATE_LIMITED &&
+            s->cl->session_cb->on_punch_refused != NULL)
             s->cl->session_cb->on_punch_refused(s->cl, p->key);
         break;
     case QPC__SERVER_MESSAGE__BODY_BROADCAST:
@@ -292,7 +294,7 @@ static void on_message(struct session *s, const Qpc__ServerMessage *m)
         break;
     case QPC__SERVER_MESSAGE__BODY_PUNCH:
         /* Someone asked for us: dial toward them so our NAT lets their packets in. */
-        if (m->punch->key.len == QPC_KEY_LEN)
+        if (m->punch->key.len == QPC_KEY_LEN && s->cl->session_cb->on_punch != NULL)
             s->cl->session_cb->on_punch(s->cl, m->punch->key.data, m->punch->addresses, m->punch->n_addresses,
                                         m->punch->candidates, m->punch->n_candidates);
         break;
@@ -316,7 +318,7 @@ void session_on_frame(struct client *cl, struct qpc_quic_conn *conn, const uint8
 
 void session_on_datagram(struct client *cl, const uint8_t *d, size_t n)
 {
-    if (n <= 1 + QPC_KEY_LEN || d[0] != RELAY_TAG)
+    if (n <= 1 + QPC_KEY_LEN || d[0] != RELAY_TAG || cl->session_cb->on_relay_packet == NULL)
         return;
     cl->session_cb->on_relay_packet(cl, d + 1, d + 1 + QPC_KEY_LEN, n - 1 - QPC_KEY_LEN);
 }

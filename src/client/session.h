@@ -38,6 +38,8 @@ struct session_callbacks {
     /* A relayed QUIC packet from peer key came in. */
     void (*on_relay_packet)(struct client *cl, const uint8_t key[static QPC_KEY_LEN],
                             const uint8_t *pkt, size_t len);
+    /* (on_peer_info, on_punch, on_observed, on_punch_refused and on_relay_packet serve
+     * the mesh's paths and may be NULL: a qpc built without mesh ignores what they say.) */
     /* The server refused for good envelope id of mine that only it could carry
      * (session_enqueue without kept): nothing will deliver it. */
     void (*on_refused)(struct client *cl, const uint8_t id[static QPC_ID_LEN]);

@@ -47,6 +47,7 @@ enum session_rate {
     SESSION_RATE_BROADCAST,        /* broadcasts handed in (broadcast.c) */
     SESSION_RATE_PUNCH,            /* punch notices caused by peer_info (relay.c) */
     SESSION_RATE_GARBAGE,          /* requests the node refused (client_service.c) */
+    SESSION_RATE_ANNOUNCE,         /* announces handed in (mesh.c) */
     SESSION_RATE_COUNT
 };
 
@@ -94,6 +95,7 @@ struct session {
                                     * federation_service.c) */
     bool push;                     /* the client wants unsolicited messages (delivery.c) */
     bool bcast_replayed;           /* kept broadcasts were sent to it (broadcast.c) */
+    bool announces_replayed;       /* the cached announces were sent to it (mesh.c) */
     bool garbage_closed;           /* closed for refused requests (client_service.c) */
     struct session_paths paths;    /* candidates, relay pins, punches (relay.c) */
     /* ------------------------------------------------------------------------------ */
