@@ -219,6 +219,8 @@ int state_open(struct client *cl, bool create, char *err, size_t errlen)
     return EXIT_OK;
 }
 
+static void forget_key_texts(void);
+
 void state_close(struct client *cl)
 {
     struct persisted *p, *tmp;
@@ -245,6 +247,7 @@ void state_close(struct client *cl)
         fclose(cl->seen_log);
     cl->seen_log = NULL;
     receipts_clear(&cl->receipts);
+    forget_key_texts();
     route_state_close(cl);
     qpc_store_free(cl->store);
     cl->store = NULL;
@@ -716,6 +719,19 @@ void state_remember_key_text(const char *topic, const char *key_text)
         return;
     }
     HASH_ADD_STR(sub_keys, topic, k);
+}
+
+/* The key texts go with the state: wiped, not just freed. */
+static void forget_key_texts(void)
+{
+    struct sub_key *k, *tmp;
+
+    HASH_ITER(hh, sub_keys, k, tmp) {
+        HASH_DEL(sub_keys, k);
+        sodium_memzero(k->key_text, strlen(k->key_text));
+        free(k->key_text);
+        free(k);
+    }
 }
 
 int state_save_subscriptions(struct client *cl)
