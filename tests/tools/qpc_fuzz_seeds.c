@@ -20,7 +20,8 @@
  *                           by an endpoint through a relay path), a short-header packet
  * DIR/fuzz_mdns/            TXT rdata of a peer's and a node's announcement
  * DIR/fuzz_announce/        a MeshAnnounce with addresses and a domain, and one passed
- *                           on two hops
+ *                           on two hops (also as a ClientRequest in fuzz_server_request/
+ *                           and as a FederationRequest in fuzz_federation/)
  *
  * Keys and times are the targets' fixed ones (sender seed 32 x 0x01, recipient seed
  * 32 x 0x02, now 1700000000000 ms), so the output is the same on every run except for
@@ -523,6 +524,20 @@ static void announce_seeds(void)
         die("announce forward");
     qpc_announce_to_pb(&a, &s);
     write_message("fuzz_announce", "two_hops", &s.pb.base);
+    {
+        /* The same announce as a client's and as a node's request. */
+        Qpc__ClientRequest creq = QPC__CLIENT_REQUEST__INIT;
+        Qpc__FederationRequest freq = QPC__FEDERATION_REQUEST__INIT;
+
+        creq.request_id = 9;
+        creq.body_case = QPC__CLIENT_REQUEST__BODY_ANNOUNCE;
+        creq.announce = &s.pb;
+        write_message("fuzz_server_request", "announce", &creq.base);
+        freq.request_id = 9;
+        freq.body_case = QPC__FEDERATION_REQUEST__BODY_ANNOUNCE;
+        freq.announce = &s.pb;
+        write_message("fuzz_federation", "announce", &freq.base);
+    }
 }
 
 int main(int argc, char **argv)
