@@ -140,7 +140,8 @@ static int dial_name(struct client *cl, struct peer_state *ps, const char *addr)
     dl->cl = cl;
     memcpy(dl->key, ps->key, QPC_KEY_LEN);
     snprintf(dl->addr, sizeof(dl->addr), "%s", addr);
-    rc = qpc_resolve_start(cl->resolver, addr, name_resolved, dl, &dl->q);
+    rc = qpc_resolve_start_family(cl->resolver, addr, qpc_quic_endpoint_dial_family(cl->ep),
+                                  name_resolved, dl, &dl->q);
     if (rc < 0) {
         free(dl);
         return rc;

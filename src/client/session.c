@@ -580,7 +580,8 @@ int session_connect(struct client *cl, const char *address_in, char *err, size_t
     if (numeric)
         rc = dial_server(cl, s, (struct sockaddr *)&ss, sslen);
     else
-        rc = qpc_resolve_start(cl->resolver, address, server_resolved, s, &s->resolving);
+        rc = qpc_resolve_start_family(cl->resolver, address, qpc_quic_endpoint_dial_family(cl->ep),
+                                      server_resolved, s, &s->resolving);
     if (rc < 0) {
         snprintf(err, errlen, "cannot connect to %s: %s%s", address, qpc_strerror(rc),
                  trial ? "; the session before stays" : "");
