@@ -118,6 +118,7 @@ static const char full_server_file[] =
     "federation_key = \"/etc/qpc/key.der\"\n"
     "federation_ca = \"/etc/qpc/ca.der\"\n"
     "metrics_listen = \"\"\n"
+    "peers = [\"10.0.0.9:7001\", \"[fd00::9]:7001\"]   # announces only\n"
     "max_frame_size = 2_097_152\n"
     "max_envelope_size = +524288\n"
     "queue_quota = 500\n"
@@ -160,6 +161,8 @@ static void test_config_reads_full_server_file(void **state)
     assert_false(s->relay_enabled);
     assert_int_equal(s->relay_rate_limit, 100);
     assert_int_equal(s->idle_timeout_ms, 60000);
+    assert_int_equal(s->peers.count, 2);
+    assert_string_equal(s->peers.items[1], "[fd00::9]:7001");
     assert_int_equal(s->federation_peers.count, 2);
     assert_string_equal(qpc_config_table_get(&s->federation_peers, "node2.mesh.local"), "10.0.0.2:7001");
     assert_string_equal(qpc_config_table_get(&s->federation_peers, "NODE3"), "[fe80::1%bat0]:7001");
@@ -609,6 +612,7 @@ static void test_config_federation_peer_with_key_is_valid(void **state)
     assert_int_equal(server_settings_validate(cfg, err, sizeof(err)), 0);
     assert_int_equal(server_settings_resolve(cfg, "/h", "x", err, sizeof(err)), 0);
     assert_string_equal(server_settings(cfg)->federation_trust, "key");
+    assert_int_equal(server_settings(cfg)->peers.count, 0);
     assert_non_null(strstr(qpc_config_table_get(&server_settings(cfg)->federation_peers, "B.mesh"),
                            "10.0.0.2:7001 "));
     qpc_config_free(cfg);
@@ -639,6 +643,11 @@ static void test_config_validate_checks_rules_across_keys(void **state)
           "write \"b\" = \"10.0.0.2:7001\"" },
         { "federation_enabled = true\nfederation_cert = \"c\"\nfederation_key = \"k\"\n"
           "federation_ca = \"a\"\nlisten = \"10.0.0.1:7001\"\n", "use the same port" },
+        { "peers = [\"10.0.0.2:7001\"]\n", "peers is set but federation_enabled is false" },
+        { "federation_enabled = true\npeers = [\"10.0.0.2\"]\n",
+          "peers item \"10.0.0.2\" is not an address to dial" },
+        { "federation_enabled = true\npeers = [\"10.0.0.2:0\"]\n",
+          "peers item \"10.0.0.2:0\" is not an address to dial" },
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char err[512] = "";
@@ -700,9 +709,9 @@ static void test_config_print_round_trips_with_origins(void **state)
     assert_int_equal(qpc_config_print(cfg, f), 0);
     fclose(f);
     assert_non_null(strstr(out, "queue_quota = 77  # env QPC_QUEUE_QUOTA\n"));
-    assert_non_null(strstr(out, "max_ttl = 7200  # file t.toml:20\n"));
+    assert_non_null(strstr(out, "max_ttl = 7200  # file t.toml:21\n"));
     assert_non_null(strstr(out, "# flag --data-dir\n"));
-    assert_non_null(strstr(out, "[federation_peers]  # file t.toml:25\n"));
+    assert_non_null(strstr(out, "[federation_peers]  # file t.toml:26\n"));
     assert_non_null(strstr(out, "\"node2.mesh.local\" = \"10.0.0.2:7001\"\n"));
 
     struct qpc_config *again = new_cfg(SERVER);
@@ -715,6 +724,8 @@ static void test_config_print_round_trips_with_origins(void **state)
     assert_int_equal(a->mdns_interfaces.count, b->mdns_interfaces.count);
     assert_int_equal(b->federation_peers.count, 2);
     assert_string_equal(qpc_config_table_get(&b->federation_peers, "node3"), "[fe80::1%bat0]:7001");
+    assert_int_equal(b->peers.count, 2);
+    assert_string_equal(b->peers.items[0], "10.0.0.9:7001");
     qpc_config_free(again);
     qpc_config_free(cfg);
     free(out);

@@ -131,6 +131,8 @@ struct after_commit;       /* what waits for the next commit (state.c) */
 struct session;            /* the server connection (session.c) */
 struct session_callbacks;  /* how the session reports up (session.h) */
 struct discover;           /* mDNS browser and announcement (discover.c) */
+struct qpc_resolver;       /* name lookups on the loop (qpc/resolve.h) */
+struct dial_lookup;        /* a peer's typed name being looked up (dial.c) */
 struct history;            /* the message history (history.c) */
 
 struct client {
@@ -163,6 +165,9 @@ struct client {
     struct qpc_route_table *routes;      /* routes.c learns into it */
     struct qpc_channel_set *channels;
     struct qpc_quic_endpoint *ep;
+    struct qpc_resolver *resolver;       /* names looked up without blocking (made at the
+                                          * first name dialled; freed by node_stop) */
+    struct dial_lookup *lookups;         /* dial.c: peer names being looked up */
     struct peer_table peers;             /* peers.c */
     struct custody custody;              /* custody.c: in flight and parked */
     uint16_t listen_port;

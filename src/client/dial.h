@@ -59,6 +59,10 @@ void dial_retry_direct(struct client *cl, uint64_t now);
 /* An outgoing direct dial to ps settled (up or failed): it no longer counts as dialling. */
 void dial_settled(struct peer_state *ps);
 
+/* Drops every lookup of a peer's typed name still in progress (node_stop, before the
+ * resolver goes): no dial follows them. */
+void dial_stop(struct client *cl);
+
 /*
  * Link l (its peer known) came up: a direct one takes over from the relay (relayed links
  * to the peer are closed) and is reported to the server when a punch made it; a relayed

@@ -34,6 +34,7 @@
 #include "qpc/direct.h"
 #include "qpc/error.h"
 #include "qpc/log.h"
+#include "qpc/resolve.h"
 #include "receive.h"
 #include "routes.h"
 #include "session.h"
@@ -335,8 +336,12 @@ void node_stop(struct client *cl)
     turn_end(cl);
     turn_stop(cl);
     tick_stop(cl);
+    session_close(cl);                /* main did already: the server session goes first */
+    dial_stop(cl);                    /* peer names being looked up: no dial follows */
     qpc_quic_endpoint_free(cl->ep);   /* closes links: cb_closed frees them */
     cl->ep = NULL;
+    qpc_resolver_free(cl->resolver);  /* no lookup is left: dial_stop and session_close */
+    cl->resolver = NULL;
     peers_clear(&cl->peers, cl->loop);
     custody_clear(&cl->custody);
     qpc_box_cache_free(cl->box);

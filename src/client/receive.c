@@ -434,10 +434,13 @@ static void on_ack(struct client *cl, struct link *l, const Qpc__P2pAck *ack)
 
 void receive_frame(struct client *cl, struct link *l, int64_t sid, const uint8_t *d, size_t n)
 {
-    Qpc__P2pFrame *f = qpc__p2p_frame__unpack(NULL, n, d);
+    Qpc__P2pFrame *f;
 
+    if (l->garbage_closed)
+        return;   /* closing: what was still in flight is not decoded */
+    f = qpc__p2p_frame__unpack(NULL, n, d);
     if (f == NULL || l->ps == NULL) {
-        qpc_log_warn("node", "malformed P2P frame dropped");
+        link_note_garbage(l, mono_ms(), "malformed P2P frame");
         goto out;
     }
     link_note_stream(l, sid);
@@ -457,8 +460,11 @@ void receive_frame(struct client *cl, struct link *l, int64_t sid, const uint8_t
         a->serial = l->serial;
         a->sid = sid;
         if (rc < 0) {
+            /* Answered (the sender learns it is refused), but counted as garbage: an
+             * envelope no peer's encoder makes. */
             refused(cl, NULL, rc);
             a->st = status_of(rc);
+            link_note_garbage(l, mono_ms(), "undecodable envelope");
         } else {
             /* handle_envelope may move env into the outbox (which zeroes it): keep the id. */
             memcpy(a->id, env.id, QPC_ID_LEN);

@@ -26,6 +26,7 @@
 #include "qpc/direct.h"
 #include "qpc/error.h"
 #include "qpc/log.h"
+#include "qpc/resolve.h"
 
 #define RECONNECT_MIN_S 1.0    /* the first retry after a connection failed or ended */
 #define RECONNECT_MAX_S 60.0   /* retries back off, doubling, up to this */
@@ -63,6 +64,7 @@ struct session {
     bool closing;
     bool trial;                        /* tried beside the working session (session_connect) */
     ev_timer trial_timeout;
+    struct qpc_resolve *resolving;     /* the server's name being looked up (conn NULL) */
 };
 
 void session_set_callbacks(struct client *cl, const struct session_callbacks *cb)
@@ -385,8 +387,9 @@ static void reconnect_cb(struct ev_loop *loop, ev_timer *w, int revents)
     struct client *cl = w->data;
     char err[256];
 
-    if (cl->session != NULL && cl->session->conn == NULL)
-        session_connect(cl, cl->session->address, err, sizeof(err));
+    if (cl->session != NULL && cl->session->conn == NULL && cl->session->resolving == NULL &&
+        session_connect(cl, cl->session->address, err, sizeof(err)) < 0)
+        qpc_log_warn("session", "%s", err);
 }
 
 void session_on_closed(struct client *cl, const struct qpc_quic_conn *conn,
@@ -461,10 +464,63 @@ static struct session *session_new(struct client *cl, const char *address)
     return s;
 }
 
+/* Dials s->address, now at sa: the QUIC handshake starts (session_on_connected goes on). */
+static int dial_server(struct client *cl, struct session *s, const struct sockaddr *sa,
+                       socklen_t salen)
+{
+    uint8_t key[QPC_KEY_LEN];
+    bool pinned = qpc_identity_pin_lookup(cl->id, QPC_PIN_ADDRESS, s->address, key) == 0;
+    int rc = qpc_quic_connect(cl->ep, sa, salen, QPC_ALPN_CLIENT, pinned ? key : NULL, cl,
+                              &s->conn);
+
+    if (rc < 0)
+        s->conn = NULL;
+    return rc;
+}
+
+/* The session (or trial) s could not start: say why; a trial is dropped, the session
+ * tries again after its back-off. */
+static void server_unreachable(struct client *cl, struct session *s, const char *why)
+{
+    if (s->trial) {
+        info(cl, "cannot connect to %s: %s; %s", s->address, why,
+             session_up(cl) ? "the session with the server before stays" : "nothing was saved");
+        cl->session_trial = NULL;
+        session_free(cl, s);
+        return;
+    }
+    qpc_log_warn("session", "cannot connect to %s: %s", s->address, why);
+    ev_timer_set(&s->reconnect, s->backoff, 0.0);
+    ev_timer_start(cl->loop, &s->reconnect);
+    s->backoff = s->backoff * 2 > RECONNECT_MAX_S ? RECONNECT_MAX_S : s->backoff * 2;
+}
+
+/* The server's name was looked up (from the loop): dial, or wait for the next try. */
+static void server_resolved(void *arg, int rc, const struct sockaddr *sa, socklen_t salen,
+                            const char *why)
+{
+    struct session *s = arg;
+    struct client *cl = s->cl;
+    char text[192];
+
+    s->resolving = NULL;
+    if (rc == 0) {
+        if (cl->ep != NULL && (rc = dial_server(cl, s, sa, salen)) == 0)
+            return;
+        why = qpc_strerror(rc != 0 ? rc : QPC_ERR_CLOSED);
+        snprintf(text, sizeof(text), "%s", why);
+    } else {
+        snprintf(text, sizeof(text), "name lookup: %s", why);
+    }
+    server_unreachable(cl, s, text);
+}
+
 /*
  * With a session already there (up, or retrying its server), a different address is
  * tried beside it: the old session is replaced only once the new server answered, and
  * nothing is saved before that, so a typo costs nothing (session_on_connected).
+ * A numeric address is dialled at once; a name is looked up first, from the loop
+ * (qpc/resolve.h), and whatever goes wrong then is said by server_unreachable.
  */
 int session_connect(struct client *cl, const char *address_in, char *err, size_t errlen)
 {
@@ -476,8 +532,7 @@ int session_connect(struct client *cl, const char *address_in, char *err, size_t
     uint16_t p;
     struct sockaddr_storage ss;
     socklen_t sslen = 0;
-    uint8_t key[QPC_KEY_LEN];
-    bool pinned, trial;
+    bool trial, numeric;
     int rc;
 
     if (!qpc_addr_valid(address_in) ||
@@ -487,7 +542,7 @@ int session_connect(struct client *cl, const char *address_in, char *err, size_t
     }
     snprintf(address, sizeof(address), "%s", address_in);
     if (s != NULL && strcmp(s->address, address) == 0) {
-        if (s->conn != NULL)
+        if (s->conn != NULL || s->resolving != NULL)
             return 0;
     }
     if (cl->session_cb == NULL) {   /* node_start sets them: a session needs the node */
@@ -495,11 +550,17 @@ int session_connect(struct client *cl, const char *address_in, char *err, size_t
         return QPC_ERR_INVALID;
     }
     trial = s != NULL && strcmp(s->address, address) != 0;
-    if (qpc_addr_resolve(address, &ss, &sslen) < 0) {
+    numeric = qpc_addr_is_numeric(address);
+    if (numeric && qpc_addr_resolve(address, &ss, &sslen) < 0) {
         snprintf(err, errlen, "cannot resolve %s%s", host, trial ? "; the session before stays" : "");
         if (!trial && s != NULL)
             ev_timer_start(cl->loop, &s->reconnect);
         return QPC_ERR_NOT_FOUND;
+    }
+    if (!numeric && cl->resolver == NULL &&
+        (rc = qpc_resolver_new(cl->loop, NULL, &cl->resolver)) < 0) {
+        snprintf(err, errlen, "cannot look up %s: %s", host, qpc_strerror(rc));
+        return rc;
     }
     if (trial) {
         if (cl->session_trial != NULL)
@@ -512,11 +573,11 @@ int session_connect(struct client *cl, const char *address_in, char *err, size_t
     }
     if (trial && (s = session_new(cl, address)) == NULL)
         return QPC_ERR_NOMEM;
-    pinned = qpc_identity_pin_lookup(cl->id, QPC_PIN_ADDRESS, address, key) == 0;
-    rc = qpc_quic_connect(cl->ep, (struct sockaddr *)&ss, sslen, QPC_ALPN_CLIENT,
-                          pinned ? key : NULL, cl, &s->conn);
+    if (numeric)
+        rc = dial_server(cl, s, (struct sockaddr *)&ss, sslen);
+    else
+        rc = qpc_resolve_start(cl->resolver, address, server_resolved, s, &s->resolving);
     if (rc < 0) {
-        s->conn = NULL;
         snprintf(err, errlen, "cannot connect to %s: %s%s", address, qpc_strerror(rc),
                  trial ? "; the session before stays" : "");
         if (trial)
@@ -539,6 +600,8 @@ static void session_free(struct client *cl, struct session *s)
     struct pending *p, *tmp;
 
     s->closing = true;
+    qpc_resolve_cancel(s->resolving);
+    s->resolving = NULL;
     ev_timer_stop(cl->loop, &s->reconnect);
     ev_timer_stop(cl->loop, &s->trial_timeout);
     if (s->conn != NULL) {

@@ -636,6 +636,7 @@ int state_load_subscriptions(struct client *cl, char *err, size_t errlen)
     char path[PATH_MAX + 32];
     json_error_t je;
     json_t *root = NULL, *arr;
+    bool has_keys = false;
     int rc = 0;
 
     path_join(path, sizeof(path), cl->data_dir, "subscriptions.json");
@@ -662,9 +663,16 @@ int state_load_subscriptions(struct client *cl, char *err, size_t errlen)
             rc = QPC_ERR_CORRUPT;
             goto out;
         }
-        if (key != NULL)
+        if (key != NULL) {
             state_remember_key_text(topic, key);
+            has_keys = true;
+            /* The tree is freed without a wipe: the copy in it goes now (jansson keeps
+             * the length apart, so zeroed bytes are still a valid string to free). */
+            sodium_memzero((char *)key, strlen(key));
+        }
     }
+    if (has_keys)
+        qpc_file_warn_exposed(path, "private channel keys");
 out:
     json_decref(root);
     return rc;

@@ -4,7 +4,8 @@
  *
  * The one idea: this file holds no state and makes no decision beyond the request's
  * kind. Delivery answers enqueue, batch_enqueue, fetch, ack and push; relay answers
- * peer_info and path and takes the DATAGRAMs; broadcast answers broadcast. A frame that
+ * peer_info and path and takes the DATAGRAMs; broadcast answers broadcast; mesh takes
+ * announce (and sends what it knows when push is turned on). A frame that
  * request_client_decode refuses (not a ClientRequest, no known request, a repeated field
  * above its cap: request.h) gets an error answer here with the status and detail of the
  * refusal, and counts as a protocol error; a client that keeps sending them is closed
@@ -17,6 +18,7 @@
 #include "broadcast.h"
 #include "client_service.h"
 #include "delivery.h"
+#include "mesh.h"
 #include "relay.h"
 #include "request.h"
 #include "session.h"
@@ -116,8 +118,10 @@ static void on_frame(struct session *s, const uint8_t *data, size_t len)
         break;
     case QPC__CLIENT_REQUEST__BODY_PUSH:
         delivery_set_push(s, req->request_id, req->push->enable);
-        if (s->push)
+        if (s->push) {
             broadcast_replay(s);   /* live bulletins it missed */
+            mesh_replay(s);        /* and what the node knows of the mesh */
+        }
         break;
     case QPC__CLIENT_REQUEST__BODY_PEER_INFO:
         relay_peer_info(s, req->request_id, req->peer_info);
@@ -127,6 +131,9 @@ static void on_frame(struct session *s, const uint8_t *data, size_t len)
         break;
     case QPC__CLIENT_REQUEST__BODY_BROADCAST:
         broadcast_handle_client(s, req->request_id, req->broadcast);
+        break;
+    case QPC__CLIENT_REQUEST__BODY_ANNOUNCE:
+        mesh_handle_client(s, req->announce);   /* not answered: announces are periodic */
         break;
     default:   /* request_client_decode let no other kind through */
         break;

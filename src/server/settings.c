@@ -69,6 +69,10 @@ static const struct qpc_config_key keys[] = {
     { .name = "federation_ca", .flag = "--federation-ca", .type = QPC_CONFIG_STRING,
       .env = "QPC_FEDERATION_CA", .def = "", .offset = SV(federation_ca), .metavar = "FILE",
       .help = "CA certificate that signs every federation peer (DER)" },
+    { .name = "peers", .flag = "--peers", .type = QPC_CONFIG_LIST, .env = "QPC_PEERS",
+      .def = "", .offset = SV(peers), .metavar = "HOST:PORT,...",
+      .help = "static peers: other nodes' federation endpoints, dialled only to exchange "
+              "announces (no domain, no messages); needs federation_enabled" },
     { .name = "federation_peers", .flag = "--federation-peers", .type = QPC_CONFIG_TABLE,
       .env = "QPC_FEDERATION_PEERS", .def = "", .offset = SV(federation_peers),
       .table = &federation_peers, .metavar = "DOM=HOST:PORT KEY,...",
@@ -212,6 +216,18 @@ int server_settings_validate(const struct qpc_config *cfg, char *err, size_t err
         return fail(err, errlen, "queue_max_bytes (%lld) is smaller than "
                     "max_envelope_size (%lld); raise queue_max_bytes",
                     (long long)s->queue_max_bytes, (long long)s->max_envelope_size);
+    for (size_t i = 0; i < s->peers.count; i++) {
+        char host[QPC_ADDR_HOST_MAX + 1];
+        uint16_t port = 0;
+        if (qpc_addr_parse(s->peers.items[i], host, sizeof(host), &port) != 0 || port == 0)
+            return fail(err, errlen, "peers item \"%.64s\" is not an address to dial; write "
+                        "\"host:port\" or \"[v6]:port\" of the other node's federation "
+                        "endpoint, e.g. \"10.0.0.2:7001\"", s->peers.items[i]);
+    }
+    if (s->peers.count > 0 && !s->federation_enabled)
+        return fail(err, errlen, "peers is set but federation_enabled is false: static peers "
+                    "are dialled on the federation endpoint; set federation_enabled = true, "
+                    "or remove peers");
     if (s->federation_enabled) {
         bool ca = strcmp(s->federation_trust, "ca") == 0 ||
                   (strcmp(s->federation_trust, "auto") == 0 && s->federation_ca[0] != '\0');

@@ -35,6 +35,8 @@ struct server_settings {
     char *federation_key;
     char *federation_ca;
     struct qpc_config_table federation_peers; /* domain -> "host:port" or "host:port KEY" */
+    struct qpc_config_strings peers;   /* static peers: "host:port" of other nodes' federation
+                                        * endpoints, dialled to exchange announces only */
     char *metrics_listen;          /* "" disables the metrics endpoint */
     int64_t max_frame_size;        /* bytes */
     int64_t max_envelope_size;     /* bytes, <= max_frame_size */
