@@ -337,7 +337,9 @@ void node_stop(struct client *cl)
     turn_stop(cl);
     tick_stop(cl);
     session_close(cl);                /* main did already: the server session goes first */
+#if QPC_MESH
     dial_stop(cl);                    /* peer names being looked up: no dial follows */
+#endif
     qpc_quic_endpoint_free(cl->ep);   /* closes links: cb_closed frees them */
     cl->ep = NULL;
     qpc_resolver_free(cl->resolver);  /* no lookup is left: dial_stop and session_close */
