@@ -5,9 +5,9 @@
 #   1. a second build tree of the same source with -DQPC_MESH=OFF (same build type and
 #      sanitizers as QPC_BUILD; only the qpc target, niced, -j2) builds; its qpc links no
 #      mDNS code and no avahi library;
-#   2. its --help says what it is and lists no mesh option; the mesh-only settings are
-#      refused from the command line, the environment and a file, saying this build has
-#      no mesh support (exit 2), as is `listen` without a server;
+#   2. its --help and --version say what it is, and --help lists no mesh option; the
+#      mesh-only settings are refused from the command line, the environment and a file,
+#      saying this build has no mesh support (exit 2), as is `listen` without a server;
 #   3. two such clients: A sends to B (named through a pasted qpc: text) through the
 #      node; B shows it, A exits 0 on B's verified receipt ("delivered ... via server");
 #      a broadcast from A reaches B through the server; B's history has both;
@@ -68,6 +68,7 @@ for opt in --listen --no-mdns --mdns-enabled --mdns-interfaces --direct-timeout-
     grep -q -- "$opt" "$T/help.out" && fail "--help of the OFF build lists $opt"
 done
 grep -q -- '--server=HOST:PORT' "$T/help.out" || fail "--help lost --server"
+[ "$("$O" --version)" = "$("$B/qpc" --version) (built without mesh)" ] || fail "--version: $("$O" --version)"
 NOMESH='this qpc is built without mesh support \(cmake -DQPC_MESH=OFF\)'
 expect_refused() {   # expect_refused WHAT PATTERN CMD...: exit 2 and the words on stderr
     local what=$1 pat=$2 rc=0

@@ -683,7 +683,7 @@ static int sub_history(struct client *cl, int argc, char **argv)
 static int sub_help(struct client *cl, int argc, char **argv);
 static int sub_version(struct client *cl, int argc, char **argv)
 {
-    printf("qpc %s\n", QPC_VERSION);
+    printf("qpc %s%s\n", QPC_VERSION, QPC_MESH ? "" : " (built without mesh)");
     return EXIT_OK;
 }
 
@@ -797,7 +797,7 @@ int main(int argc, char **argv)
         case 'n': g_opts.count = strtol(optarg, NULL, 10); break;
         case 'r': g_opts.receipt_wait_s = strtod(optarg, NULL); break;
         case 'h': usage(stdout); return EXIT_OK;
-        case 'V': printf("qpc %s\n", QPC_VERSION); return EXIT_OK;
+        case 'V': return sub_version(&cl, 0, NULL);
         default: usage(stderr); return EXIT_USAGE;
         }
     }
