@@ -79,6 +79,14 @@ expect_refused() {   # expect_refused WHAT PATTERN CMD...: exit 2 and the words 
 }
 expect_refused "--listen" "^qpc: command line: --listen: $NOMESH" "$O" --data-dir "$T/x" --listen 127.0.0.1:7100 identity
 expect_refused "--no-mdns" "^qpc: --no-mdns: $NOMESH" "$O" --data-dir "$T/x" --no-mdns identity
+# Every setting the mesh build has and this one does not list is refused in those words.
+sed -n 's/^  --\([a-z0-9-]*\)=.*/\1/p' "$T/help_on.out" | sort >"$T/keys_on.txt"
+sed -n 's/^  --\([a-z0-9-]*\)=.*/\1/p' "$T/help.out" | sort >"$T/keys_off.txt"
+comm -23 "$T/keys_on.txt" "$T/keys_off.txt" >"$T/keys_mesh.txt"
+grep -qx 'listen' "$T/keys_mesh.txt" || fail "the list of mesh settings lacks listen: $(cat "$T/keys_mesh.txt")"
+while read -r key; do
+    expect_refused "--$key" "^qpc: command line: --$key: $NOMESH" "$O" --data-dir "$T/x" "--$key" x identity
+done <"$T/keys_mesh.txt"
 expect_refused "QPC_CLIENT_MDNS_ENABLED" "^qpc: environment QPC_CLIENT_MDNS_ENABLED: mdns_enabled: $NOMESH" \
     env QPC_CLIENT_MDNS_ENABLED=false "$O" --data-dir "$T/x" identity
 printf 'direct_timeout_ms = 500\n' >"$T/qpc.toml"
@@ -86,7 +94,8 @@ expect_refused "a file's direct_timeout_ms" "^qpc: $T/qpc.toml:1: direct_timeout
     "$O" --data-dir "$T/x" --config "$T/qpc.toml" identity
 expect_refused "listen without a server" "^qpc: listening needs a server \(--server HOST:PORT\): $NOMESH" \
     "$O" --data-dir "$T/x" listen
-echo "ok 2 --help lists no mesh option; --listen, --no-mdns, an mDNS variable, a file's mesh key and a serverless listen are refused saying why"
+echo "ok 2 --help lists no mesh option; the mesh's settings ($(tr '\n' ' ' <"$T/keys_mesh.txt"| sed 's/ $//')), --no-mdns," \
+     "an mDNS variable, a file's mesh key and a serverless listen are refused saying why"
 
 # --- 3. two OFF clients through a node ----------------------------------------------------
 PS=$(it_port_base 2)
