@@ -7,7 +7,8 @@
 #      mDNS code and no avahi library;
 #   2. its --help and --version say what it is, and --help lists no mesh option; the
 #      mesh-only settings are refused from the command line, the environment and a file,
-#      saying this build has no mesh support (exit 2), as is `listen` without a server;
+#      saying this build has no mesh support (exit 2), as are `qpc route` and `listen`
+#      without a server;
 #   3. two such clients: A sends to B (named through a pasted qpc: text) through the
 #      node; B shows it, A exits 0 on B's verified receipt ("delivered ... via server");
 #      a broadcast from A reaches B through the server; B's history has both;
@@ -92,10 +93,13 @@ expect_refused "QPC_CLIENT_MDNS_ENABLED" "^qpc: environment QPC_CLIENT_MDNS_ENAB
 printf 'direct_timeout_ms = 500\n' >"$T/qpc.toml"
 expect_refused "a file's direct_timeout_ms" "^qpc: $T/qpc.toml:1: direct_timeout_ms: $NOMESH" \
     "$O" --data-dir "$T/x" --config "$T/qpc.toml" identity
+expect_refused "qpc route" "^qpc: route: $NOMESH" "$O" --data-dir "$T/x" route
+grep -Eq '^  route ' "$T/help_on.out" || fail "the mesh qpc's --help lacks route: the check means nothing"
+grep -Eq '^  route ' "$T/help.out" && fail "--help of the OFF build lists the route subcommand"
 expect_refused "listen without a server" "^qpc: listening needs a server \(--server HOST:PORT\): $NOMESH" \
     "$O" --data-dir "$T/x" listen
 echo "ok 2 --help lists no mesh option; the mesh's settings ($(tr '\n' ' ' <"$T/keys_mesh.txt"| sed 's/ $//')), --no-mdns," \
-     "an mDNS variable, a file's mesh key and a serverless listen are refused saying why"
+     "an mDNS variable, a file's mesh key, qpc route and a serverless listen are refused saying why"
 
 # --- 3. two OFF clients through a node ----------------------------------------------------
 PS=$(it_port_base 2)

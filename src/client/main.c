@@ -745,6 +745,13 @@ static const struct subcommand subcommands[] = {
 };
 #define NSUB (sizeof(subcommands) / sizeof(subcommands[0]))
 
+/* What only the mesh has (the routes it learns): a build without mesh does not list it
+ * and says so when it is typed. */
+static bool mesh_only(const struct subcommand *sc)
+{
+    return sc->fn == sub_route;
+}
+
 static void usage(FILE *out)
 {
     fprintf(out, "Usage: qpc [OPTIONS] [SUBCOMMAND [ARGS]]\n"
@@ -756,6 +763,8 @@ static void usage(FILE *out)
     for (size_t i = 0; i < NSUB; i++) {
         char head[64];
 
+        if (!QPC_MESH && mesh_only(&subcommands[i]))
+            continue;
         snprintf(head, sizeof(head), "%s %s", subcommands[i].name, subcommands[i].args);
         fprintf(out, "  %-44s %s\n", head, subcommands[i].description);
     }
@@ -854,6 +863,10 @@ int main(int argc, char **argv)
         sc = &subcommands[0];
     } else {
         usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (!QPC_MESH && mesh_only(sc)) {
+        fprintf(stderr, "qpc: %s: %s\n", sc->name, CLIENT_NO_MESH);
         return EXIT_USAGE;
     }
     if (sc->fn == sub_help || sc->fn == sub_version)
