@@ -23,6 +23,7 @@ cleanup() {
         for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
         ip netns del "$ns" 2>/dev/null || true
     done
+    [ -z "${MESH_LAB_KEEP:-}" ] || cp -a "$T" "$MESH_LAB_KEEP"   # the nodes' output, to look at
     rm -rf "$T"
 }
 trap cleanup EXIT

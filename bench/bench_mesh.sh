@@ -22,13 +22,15 @@ cleanup() {
         for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
         ip netns del "$ns" 2>/dev/null || true
     done
+    [ -z "${MESH_LAB_KEEP:-}" ] || cp -a "$T" "$MESH_LAB_KEEP"   # the nodes' output, to look at
     rm -rf "$T"
 }
 trap cleanup EXIT
 it_require_netns
 echo "bench_mesh: commit $(git -C "$HERE/.." rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
-python3 "$HERE/../tests/lib/mesh_lab.py" --build "$B" --dir "$T" --prefix "$PREFIX" --topology full \
-    --settle 20 --idle 60 --messages 240 --broadcasts 12 --rate 2 --down 30 --drain 120 \
+STATIC=$("$B/qpc" --help 2>&1 | grep -q -- "--peers=" && echo --static-peers || true)   # static peers where qpc has them
+python3 "$HERE/../tests/lib/mesh_lab.py" --build "$B" --dir "$T" --prefix "$PREFIX" --topology full $STATIC ${QPC_SERVER_BUILD:+--server-build "$QPC_SERVER_BUILD"} \
+    --settle 20 --idle 60 --messages 240 --broadcasts 12 --rate 2 --down 30 --drain 120 --idle-end 30 \
     ${SEED:+--seed "$SEED"} &
 LABPID=$!
 rc=0; wait $LABPID || rc=$?

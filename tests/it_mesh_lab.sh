@@ -21,12 +21,14 @@ cleanup() {
         ip netns del "$ns" 2>/dev/null || true
     done
     [ $rc -eq 0 ] || it_dump_logs 15 "$T"/*.err
+    [ -z "${MESH_LAB_KEEP:-}" ] || cp -a "$T" "$MESH_LAB_KEEP"   # the nodes' output, to look at
     rm -rf "$T"
     exit $rc
 }
 trap cleanup EXIT
 it_require_netns
-python3 "$SRC/tests/lib/mesh_lab.py" --build "$B" --dir "$T" --prefix "$PREFIX" --topology ci \
+STATIC=$("$B/qpc" --help 2>&1 | grep -q -- "--peers=" && echo --static-peers || true)   # static peers where qpc has them
+python3 "$SRC/tests/lib/mesh_lab.py" --build "$B" --dir "$T" --prefix "$PREFIX" --topology ci $STATIC ${QPC_SERVER_BUILD:+--server-build "$QPC_SERVER_BUILD"} \
     --settle 10 --idle 15 --messages 40 --broadcasts 4 --rate 2 --down 10 --drain 45 \
     --check "${MESH_LAB_CHECK:-link,server,broadcast}" &
 LABPID=$!

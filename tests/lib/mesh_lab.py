@@ -56,6 +56,7 @@ TOPOLOGIES = {
         "links": [("a2", "x1"), ("x1", "x2"), ("x2", "y1"), ("y1", "y2"), ("y2", "y3"), ("y3", "x2")],
         "servers": {"s1": ["a1", "a2", "b1", "h1"]},
         "churn": ["y1"],
+        "backbone": ["a2", "b1"],
     },
     "full": {
         "routers": ["r1", "r2", "r3"],
@@ -80,6 +81,9 @@ TOPOLOGIES = {
             "s3": ["d1", "d2", "d3", "h3"],
         },
         "churn": ["x3", "y2", "m2", "c1", "h1", "w3"],
+        # --static-peers: these know each other's address (peers = [...] in qpc.toml),
+        # as a mesh's admins would write down the nodes at the heads of their chains
+        "backbone": ["a4", "b3", "y1", "d3"],
     },
     # bench_broadcast_mesh.sh: six nodes, a ring with one chord, no server: n1 publishes,
     # n2..n6 are one or two links away.
@@ -248,7 +252,7 @@ class Lab:
         names = sorted(self.servers)
         fkeys = {}
         for s in names:
-            fkeys[s] = self.run(self.a.build + "/qpc-server", "--data-dir=" + self.dir(s),
+            fkeys[s] = self.run(self.a.server_build + "/qpc-server", "--data-dir=" + self.dir(s),
                                 "--print-federation-key").strip()
         for i, s in enumerate(names):     # federated in a line, in name order
             peers = []
@@ -256,7 +260,7 @@ class Lab:
                 if 0 <= j < len(names):
                     o = names[j]
                     peers.append("%s.lab=%s:%d %s" % (o, self.addr[o], FED_PORT, fkeys[o]))
-            cmd = [self.a.build + "/qpc-server", "--data-dir=" + self.dir(s),
+            cmd = [self.a.server_build + "/qpc-server", "--data-dir=" + self.dir(s),
                    "--listen=%s:%d" % (self.addr[s], SRV_PORT), "--mdns-enabled=false",
                    "--metrics-listen=", "--federation-domain=%s.lab" % s, "--federation-enabled",
                    "--federation-listen=%s:%d" % (self.addr[s], FED_PORT),
@@ -304,6 +308,9 @@ class Lab:
     def start_node(self, n):
         cmd = [self.a.build + "/qpc", "--data-dir", self.dir(n), "--listen", "0.0.0.0:%d" % P2P_PORT,
                "--log-level", "info"]
+        bb = self.topo.get("backbone", [])
+        if self.a.static_peers and n in bb:
+            cmd += ["--peers", ",".join("%s:%d" % (self.addr[o], P2P_PORT) for o in bb if o != n)]
         s = self.server_of.get(n)
         if s:
             cmd += ["--server", "%s:%d" % (self.addr[s], SRV_PORT)]
@@ -431,6 +438,7 @@ def burst(lab, a):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", required=True)
+    ap.add_argument("--server-build", help="where qpc-server is, if not in --build (two branches measured together)")
     ap.add_argument("--dir", required=True)
     ap.add_argument("--prefix", required=True)
     ap.add_argument("--topology", choices=sorted(TOPOLOGIES), default="ci")
@@ -441,11 +449,14 @@ def main():
     ap.add_argument("--rate", type=float, default=2.0, help="direct messages per second")
     ap.add_argument("--down", type=float, default=15, help="seconds a churned node stays away")
     ap.add_argument("--drain", type=float, default=60)
+    ap.add_argument("--idle-end", type=float, default=15, help="seconds of idle traffic measured at the end")
     ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--static-peers", action="store_true", help="the topology's backbone nodes get peers = [...]")
     ap.add_argument("--burst", type=int, default=0, help="broadcast throughput instead (bcast6)")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--check", default="", help="classes that must be delivered exactly once (link,server,mesh)")
     a = ap.parse_args()
+    a.server_build = a.server_build or a.build
     seed = a.seed if a.seed is not None else int(time.time())
     rnd = random.Random(seed)
     lab = Lab(a)
@@ -463,8 +474,9 @@ def main():
     for n in lab.qpc:
         if not lab.wait_line(n, "listening on", 20):
             raise RuntimeError("%s did not start" % n)
-    log("mesh_lab: %s, %d qpc + %d qpc-server, %d namespaces, seed %d, built in %.1f s, %d cores, load %s"
-        % (a.topology, len(lab.qpc), len(lab.servers), len(lab.namespaces), seed, time.time() - t0,
+    log("mesh_lab: %s, %d qpc + %d qpc-server, %d namespaces, static peers %s, seed %d, built in %.1f s, %d cores, load %s"
+        % (a.topology, len(lab.qpc), len(lab.servers), len(lab.namespaces),
+           ",".join(lab.topo.get("backbone", [])) if a.static_peers else "none", seed, time.time() - t0,
            os.cpu_count(), open("/proc/loadavg").read().split()[0]))
     time.sleep(a.settle)
     if a.burst:
@@ -551,6 +563,14 @@ def main():
         time.sleep(1)
     time.sleep(2)     # late copies would show up now
     first, count, hops = tally()
+    # the same idle figure once more at the end: routes known, churn over
+    ex0 = {n: lab.tx_bytes(n) for n in lab.nodes}
+    e0 = time.time()
+    time.sleep(a.idle_end)
+    end_s = time.time() - e0
+    ex1 = {n: lab.tx_bytes(n) for n in lab.nodes}
+    ctl_end = {n: (ex1[n] - ex0[n]) / end_s for n in lab.nodes}
+    first, count, hops = tally()
     rss = {n: lab.rss_kib(n) for n in lab.nodes}
     receipts = 0
     with lab.lock:
@@ -611,6 +631,11 @@ def main():
         "max %.0f B/s (%s); qpc-server mean %.0f B/s"
         % (idle_s, statistics.mean(cq), 60 * statistics.mean(cq), max(cq), max(lab.qpc, key=lambda n: ctl[n]),
            statistics.mean(cs) if cs else 0))
+    ce = [ctl_end[n] for n in lab.qpc]
+    log("control traffic at the end (idle %.0f s): qpc per node mean %.0f B/s = %.0f B/min, max %.0f B/s (%s); "
+        "qpc-server mean %.0f B/s"
+        % (end_s, statistics.mean(ce), 60 * statistics.mean(ce), max(ce), max(lab.qpc, key=lambda n: ctl_end[n]),
+           statistics.mean([ctl_end[n] for n in lab.servers]) if lab.servers else 0))
     rq = [rss[n] for n in lab.qpc if rss[n]]
     rs_ = [rss[n] for n in lab.servers if rss[n]]
     log("RSS KiB: qpc median %d max %d (%s); qpc-server median %d max %d"
@@ -621,7 +646,7 @@ def main():
         "first delivery across 5+ hops under 50 ms: %s (p50 %.1f ms, n=%d); control under 1 KB/s per node: %s (max %.0f B/s)"
         % ("holds" if delivered == len(sent) and not dups and not stray else "fails", delivered, len(sent), dups + stray,
            "holds" if far and pct(far, .5) < 50 else ("fails" if far else "not measured"), pct(far, .5), len(far),
-           "holds" if max(cq) < 1024 else "fails", max(cq)))
+           "holds" if max(cq + ce) < 1024 else "fails", max(cq + ce)))
     missing = [(tag, src, dst, cls) for tag, src, dst, _, cls in sent if (tag, dst) not in first]
     for m in missing[:20]:
         log("  not delivered: %s %s -> %s (%s)" % m)
