@@ -49,12 +49,17 @@ PIDS+=($!)
 $B/qpc --data-dir "$T/carol" $Q --server 127.0.0.1:$PC listen --json >"$T/carol.out" 2>"$T/carol.err" &
 PIDS+=($!)
 
+# Each listener has its state open before `qpc route` reads it (a reader at its start
+# would find routes.db locked).
+it_wait_lines "$T/alice.out" '"connected to server' 1 30 || fail "alice did not connect"
+it_wait_lines "$T/carol.out" '"connected to server' 1 30 || fail "carol did not connect"
+
 # --- 1. routes from announces, four hops ----------------------------------------------------
 route_of() { $B/qpc --data-dir "$T/$1" route | grep "^$2 " || true; }
 want() { echo " server 127.0.0.1:$1 4 announce "; }
-for ((i = 0; i < 200; i++)); do route_of alice "$CK" | grep -q -- "$(want $PA)" && break; sleep 0.2; done
+for ((i = 0; i < 120; i++)); do route_of alice "$CK" | grep -q -- "$(want $PA)" && break; sleep 0.5; done
 route_of alice "$CK" | grep -q -- "$(want $PA)" || fail "alice has no 4-hop route to carol: '$(route_of alice "$CK")'"
-for ((i = 0; i < 100; i++)); do route_of carol "$AK" | grep -q -- "$(want $PC)" && break; sleep 0.2; done
+for ((i = 0; i < 60; i++)); do route_of carol "$AK" | grep -q -- "$(want $PC)" && break; sleep 0.5; done
 route_of carol "$AK" | grep -q -- "$(want $PC)" || fail "carol has no 4-hop route to alice: '$(route_of carol "$AK")'"
 $B/qpc --data-dir "$T/alice" peer list | grep -q "^$CK " && fail "carol is in alice's directory"
 echo "ok 1: announces along A - B - C: alice and carol each route to the other through their server, 4 hops"
