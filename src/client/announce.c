@@ -371,10 +371,16 @@ static void origin_note(struct announcer *an, const struct qpc_announce *a, uint
     HASH_ADD(hh, an->origins, key, QPC_KEY_LEN, o);
 }
 
+/* The origin's addresses join its path candidates, but only while no server session is
+ * up: a server coordinates the race with the candidates the peer registered there (the
+ * same addresses, fresher), and the paths' head start and punch budget are computed from
+ * what it says (dial.c); announces are what a mesh without a server has. */
 static void note_candidates(struct client *cl, struct peer_state *ps, const struct qpc_announce *a)
 {
     struct candidates c;
 
+    if (session_up(cl))
+        return;
     candidates_clear(&c);
     for (size_t i = 0; i < a->n_addresses; i++)
         candidates_add(&c, a->addresses[i], cl->allow_loopback);

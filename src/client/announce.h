@@ -49,7 +49,8 @@ void announce_session_up(struct client *cl);
 void announce_receive(struct client *cl, struct link *l, const Qpc__MeshAnnounce *pb);
 
 /* Merges the addresses the latest announce of ps's peer gave into ps->cands, so dialling
- * it tries them (a Babel mesh routes unicast where mDNS does not reach). */
+ * it tries them (a Babel mesh routes unicast where mDNS does not reach). Not while a
+ * server session is up: the server's word on candidates coordinates the race then. */
 void announce_fill_candidates(struct client *cl, struct peer_state *ps);
 
 #endif
