@@ -7,8 +7,7 @@
 #      the other end: alice lists a route to carol through her server learned from
 #      carol's announce (4 hops: carol -> C -> B -> A -> alice), and carol one to alice.
 #      Neither is in the other's directory, so only the announces can have told them.
-#   2. alice sends to carol by a 16-digit id prefix only her routing table knows: it
-#      arrives, and alice's send exits 0 on carol's verified receipt.
+# (Receipts along the same line: tests/it_client_receipts.sh, case 3b.)
 # All on loopback; mDNS is off.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -63,15 +62,6 @@ for ((i = 0; i < 60; i++)); do route_of carol "$AK" | grep -q -- "$(want $PC)" &
 route_of carol "$AK" | grep -q -- "$(want $PC)" || fail "carol has no 4-hop route to alice: '$(route_of carol "$AK")'"
 $B/qpc --data-dir "$T/alice" peer list | grep -q "^$CK " && fail "carol is in alice's directory"
 echo "ok 1: announces along A - B - C: alice and carol each route to the other through their server, 4 hops"
-
-# --- 2. a first message by prefix, with its receipt ------------------------------------------
-rc=0
-$B/qpc --data-dir "$T/alice" --listen 127.0.0.1:0 --no-mdns --server 127.0.0.1:$PA --receipt-wait 30 \
-    send "${CK:0:16}" "along the line" >"$T/send.out" 2>"$T/send.err" || rc=$?
-[ $rc -eq 0 ] || fail "send by prefix: exit $rc, want 0 (a verified receipt): $(cat "$T/send.out")"
-grep -q "^delivered .* to ${CK:0:12} " "$T/send.out" || fail "no delivered line: $(cat "$T/send.out")"
-it_wait_lines "$T/carol.out" '"text":"along the line"' 1 20 || fail "carol did not get it"
-echo "ok 2: alice -> carol by an id prefix only announces taught her: $(grep '^delivered' "$T/send.out")"
 
 if grep -l "Sanitizer\|runtime error:" "$T"/*.err 2>/dev/null; then fail "sanitizer report"; fi
 echo "PASS it_server_announce_line"
