@@ -34,11 +34,12 @@ static const uint8_t initial_salt_v1[20] = {
     0x9a, 0xe6, 0xa4, 0xc8, 0x0c, 0xad, 0xcc, 0xbb, 0x7f, 0x0a,
 };
 
-/* HKDF-Expand-Label of TLS 1.3 (RFC 8446 7.1) with an empty context. */
-static void expand_label(uint8_t *out, size_t outlen, const uint8_t secret[SECRET_LEN],
+/* HKDF-Expand-Label of TLS 1.3 (RFC 8446 7.1) with an empty context; mac is keyed with
+ * the secret, and stays so (nettle's digest restarts from the key), so that one keying
+ * serves the three keys drawn from the client secret. */
+static void expand_label(uint8_t *out, size_t outlen, struct hmac_sha256_ctx *mac,
                          const char *label)
 {
-    struct hmac_sha256_ctx mac;
     uint8_t info[2 + 1 + 6 + 32 + 1];
     size_t llen = strlen(label), n = 0;
 
@@ -50,28 +51,34 @@ static void expand_label(uint8_t *out, size_t outlen, const uint8_t secret[SECRE
     memcpy(info + n, label, llen);
     n += llen;
     info[n++] = 0;   /* no context */
-    hmac_sha256_set_key(&mac, SECRET_LEN, secret);
-    hkdf_expand(&mac, (nettle_hash_update_func *)hmac_sha256_update,
+    hkdf_expand(mac, (nettle_hash_update_func *)hmac_sha256_update,
                 (nettle_hash_digest_func *)hmac_sha256_digest, SECRET_LEN, n, info, outlen, out);
-    sodium_memzero(&mac, sizeof(mac));
 }
 
 int qpc_quic_initial_keys_derive(struct qpc_quic_initial_keys *k, const uint8_t *dcid,
                                  size_t dcidlen)
 {
+    /* HMAC keyed with the public salt, made once: a forged Initial is one key fewer. */
+    static struct hmac_sha256_ctx salted;
+    static bool have_salted;
     struct hmac_sha256_ctx mac;
     uint8_t initial[SECRET_LEN], client[SECRET_LEN];
 
     if (dcidlen > NGTCP2_MAX_CIDLEN)
         return QPC_ERR_INVALID;
-    hmac_sha256_set_key(&mac, sizeof(initial_salt_v1), initial_salt_v1);
-    hkdf_extract(&mac, (nettle_hash_update_func *)hmac_sha256_update,
+    if (!have_salted) {
+        hmac_sha256_set_key(&salted, sizeof(initial_salt_v1), initial_salt_v1);
+        have_salted = true;
+    }
+    hkdf_extract(&salted, (nettle_hash_update_func *)hmac_sha256_update,
                  (nettle_hash_digest_func *)hmac_sha256_digest, SECRET_LEN, dcidlen, dcid,
                  initial);
-    expand_label(client, sizeof(client), initial, "client in");
-    expand_label(k->key, sizeof(k->key), client, "quic key");
-    expand_label(k->iv, sizeof(k->iv), client, "quic iv");
-    expand_label(k->hp, sizeof(k->hp), client, "quic hp");
+    hmac_sha256_set_key(&mac, SECRET_LEN, initial);
+    expand_label(client, sizeof(client), &mac, "client in");
+    hmac_sha256_set_key(&mac, SECRET_LEN, client);
+    expand_label(k->key, sizeof(k->key), &mac, "quic key");
+    expand_label(k->iv, sizeof(k->iv), &mac, "quic iv");
+    expand_label(k->hp, sizeof(k->hp), &mac, "quic hp");
     sodium_memzero(&mac, sizeof(mac));
     sodium_memzero(initial, sizeof(initial));
     sodium_memzero(client, sizeof(client));
