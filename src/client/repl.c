@@ -366,7 +366,7 @@ static int cmd_route(struct client *cl, char *args)
         say(cl, "%-12s %-10s %-8s %-28s %4s %5llus %-8s %s", dest, route_name(cl, &r[i]),
             qpc_route_via_name(r[i].via), nh, hops,
             (unsigned long long)(now > r[i].last_seen_ms ? (now - r[i].last_seen_ms) / 1000 : 0),
-            qpc_route_source_name(r[i].source), path);
+            qpc_route_source_name(r[i].source), r[i].retracted ? "retracted" : path);
     }
     if (n == 0)
         say(cl, "(no routes yet)");

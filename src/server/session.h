@@ -48,6 +48,7 @@ enum session_rate {
     SESSION_RATE_PUNCH,            /* punch notices caused by peer_info (relay.c) */
     SESSION_RATE_GARBAGE,          /* requests the node refused (client_service.c) */
     SESSION_RATE_ANNOUNCE,         /* announces handed in (mesh.c) */
+    SESSION_RATE_ANNOUNCE_OUT,     /* announces passed on to it (mesh.c) */
     SESSION_RATE_COUNT
 };
 
