@@ -572,6 +572,12 @@ def main():
     ctl_end = {n: (ex1[n] - ex0[n]) / end_s for n in lab.nodes}
     first, count, hops = tally()
     rss = {n: lab.rss_kib(n) for n in lab.nodes}
+    with open(os.path.join(a.dir, "sent.json"), "w") as f:     # for a post-mortem (MESH_LAB_KEEP)
+        json.dump({"keys": lab.keys, "direct": [
+            {"tag": tag, "from": src, "to": dst, "t": t, "class": cls, "shown": count.get((tag, dst), 0)}
+            for tag, src, dst, t, cls in sent], "broadcast": [
+            {"tag": tag, "from": src, "t": t, "missing": [r for r in rs if (tag, r) not in first]}
+            for tag, src, t, rs in bsent]}, f, indent=1)
     receipts = 0
     with lab.lock:
         for n, ls in lab.lines.items():
