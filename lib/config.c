@@ -212,6 +212,8 @@ static const char *type_phrase(const struct qpc_config_key *k, char *buf, size_t
     case QPC_CONFIG_INT: return "an integer";
     case QPC_CONFIG_BOOL: return "a boolean (true or false)";
     case QPC_CONFIG_LIST:
+        if (k->flags & QPC_CONFIG_ADDRS)
+            return "an array of addresses like [\"192.0.2.1:7000\", \"[2001:db8::1]:7000\"]";
         return (k->flags & QPC_CONFIG_IFNAME) ? "an array of strings like [\"eth0\", \"wlan0\"]"
                                               : "an array of strings like [\"a\", \"b\"]";
     case QPC_CONFIG_TABLE: return "a table";
@@ -312,6 +314,17 @@ static int not_built(const struct qpc_config *cfg, const struct qpc_config_key *
 }
 
 /* ------------------------------------------------------ value checks ---------- */
+
+/* An item of an address list: what qpc_addr_check says, and a port to dial. */
+static const char *addr_item_problem(const char *s)
+{
+    uint16_t port = 0;
+    const char *why = qpc_addr_check(s, NULL, 0, &port);
+
+    if (why != NULL)
+        return why;
+    return port == 0 ? "port 0 cannot be dialled" : NULL;
+}
 
 static const char *ifname_problem(const char *s)
 {
@@ -420,8 +433,9 @@ static int check_value(const struct qpc_config_key *k, const struct tval *v,
         return 0;
     case QPC_CONFIG_LIST:
         for (size_t i = 0; i < v->list.count; i++) {
-            const char *why = (k->flags & QPC_CONFIG_IFNAME)
-                              ? ifname_problem(v->list.items[i]) : NULL;
+            const char *why = (k->flags & QPC_CONFIG_IFNAME) ? ifname_problem(v->list.items[i])
+                              : (k->flags & QPC_CONFIG_ADDRS) ? addr_item_problem(v->list.items[i])
+                              : NULL;
             if (why != NULL)
                 return fail(err, errlen, o, "'%s' item \"%.*s\": %s", label, TOKEN_SHOWN,
                             v->list.items[i], why);

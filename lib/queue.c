@@ -5,7 +5,9 @@
  * single BEGIN IMMEDIATE transaction, and completions (the caller's "acknowledge") run
  * only after COMMIT returned. With synchronous=FULL in WAL mode COMMIT returns after
  * the WAL is fsynced, so an acknowledged write survives power loss; batching amortises
- * that fsync over every write of an event-loop iteration.
+ * that fsync over every write of an event-loop iteration. Acks can be staged the same
+ * way (qpc_queue_ack_stage): a node whose clients ack every push would otherwise pay
+ * an fsync per ack on its loop.
  *
  * Quota counters (items and bytes per recipient, totals for the queue and the outbox)
  * change in the same transactions as the rows they count, so they never drift from the
@@ -157,7 +159,7 @@ static const char *const STMT_SQL[S_COUNT] = {
     [S_OB_OLDEST] = "SELECT enqueued_at FROM outbox ORDER BY oid LIMIT 1",
 };
 
-enum staged_kind { STAGED_QUEUE, STAGED_OUTBOX, STAGED_OUTBOX_REMOVE };
+enum staged_kind { STAGED_QUEUE, STAGED_OUTBOX, STAGED_OUTBOX_REMOVE, STAGED_ACK };
 
 /* A write waiting for the next commit; the blob is copied into the same allocation. */
 struct staged {
@@ -169,6 +171,7 @@ struct staged {
     uint64_t expires_at_ms;
     uint64_t now_ms;
     uint64_t oid;                  /* STAGED_OUTBOX_REMOVE: the row to delete */
+    uint64_t up_to_seq;            /* STAGED_ACK: delete seq <= this (the blob: more seqs) */
     qpc_queue_done_fn done;
     void *arg;
     int status;
@@ -689,6 +692,33 @@ int qpc_queue_outbox_stage_remove(struct qpc_queue *q, uint64_t oid, qpc_queue_d
     return 0;
 }
 
+int qpc_queue_ack_stage(struct qpc_queue *q, const uint8_t recipient[static QPC_KEY_LEN],
+                        uint64_t up_to_seq, const uint64_t *seqs, size_t n,
+                        qpc_queue_done_fn done, void *arg)
+{
+    size_t len = n * sizeof(uint64_t);
+    struct staged *s;
+
+    if (q == NULL || recipient == NULL || (seqs == NULL && n > 0) ||
+        n > ((size_t)INT32_MAX - sizeof(*s)) / sizeof(uint64_t))
+        return QPC_ERR_INVALID;
+    if (q->damaged)
+        return QPC_ERR_DB;
+    if ((s = calloc(1, sizeof(*s) + len)) == NULL)
+        return QPC_ERR_NOMEM;
+    s->kind = STAGED_ACK;
+    memcpy(s->recipient, recipient, QPC_KEY_LEN);
+    s->up_to_seq = up_to_seq > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : up_to_seq;
+    if (len > 0)
+        memcpy(s->blob, seqs, len);
+    s->len = len;
+    s->done = done;
+    s->arg = arg;
+    DL_APPEND(q->staged, s);
+    q->n_staged++;
+    return 0;
+}
+
 /* Reads a (items, bytes) pair; a missing row reads as zeros. */
 static int read_pair(struct qpc_queue *q, sqlite3_stmt *st, uint64_t *items, uint64_t *bytes)
 {
@@ -924,6 +954,45 @@ static int remove_outbox_item(struct qpc_queue *q, struct staged *s)
     return exec_stmt(q, st, "outbox remove");
 }
 
+/*
+ * Runs the staged acks of list inside the open transaction, before anything else is
+ * read: their deletes change the counters (by trigger) that the queue writes then read
+ * once and write back. s->seq becomes the number of rows each removed.
+ */
+static int delete_rows(struct qpc_queue *q, sqlite3_stmt *st, size_t *removed);
+
+static int apply_acks(struct qpc_queue *q, struct staged *list)
+{
+    struct staged *s;
+    int ret = 0;
+
+    DL_FOREACH(list, s) {
+        size_t count = 0;
+
+        if (s->kind != STAGED_ACK)
+            continue;
+        if (s->up_to_seq > 0) {
+            sqlite3_stmt *st = stmt(q, S_ACK_UPTO);
+            sqlite3_bind_blob(st, 1, s->recipient, QPC_KEY_LEN, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 2, (sqlite3_int64)s->up_to_seq);
+            ret = delete_rows(q, st, &count);
+        }
+        for (size_t i = 0; ret == 0 && i < s->len / sizeof(uint64_t); i++) {
+            sqlite3_stmt *st = stmt(q, S_ACK_ONE);
+            uint64_t seq;
+
+            memcpy(&seq, s->blob + i * sizeof(seq), sizeof(seq));
+            sqlite3_bind_blob(st, 1, s->recipient, QPC_KEY_LEN, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 2, (sqlite3_int64)seq);
+            ret = delete_rows(q, st, &count);
+        }
+        if (ret != 0)
+            return ret;
+        s->seq = count;
+    }
+    return 0;
+}
+
 int qpc_queue_commit(struct qpc_queue *q)
 {
     struct batch b = { 0 };
@@ -935,8 +1004,11 @@ int qpc_queue_commit(struct qpc_queue *q)
     list = take_staged(q);
     if (q->damaged)
         ret = QPC_ERR_DB;   /* nothing is written into a damaged file */
-    else if ((ret = tx_begin(q)) == 0 && (ret = read_totals(q, 0, &b.items, &b.bytes)) == 0) {
+    else if ((ret = tx_begin(q)) == 0 && (ret = apply_acks(q, list)) == 0 &&
+             (ret = read_totals(q, 0, &b.items, &b.bytes)) == 0) {
         DL_FOREACH(list, s) {
+            if (s->kind == STAGED_ACK)
+                continue;   /* done first, above */
             ret = s->kind == STAGED_QUEUE  ? store_queue_item(q, &b, s)
                   : s->kind == STAGED_OUTBOX ? store_outbox_item(q, s)
                                              : remove_outbox_item(q, s);

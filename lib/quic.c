@@ -562,6 +562,11 @@ static void send_retry(struct qpc_quic_endpoint *ep, const ngtcp2_path *path,
     ep->stats.retries_sent++;
 }
 
+int qpc_quic_endpoint_dial_family(const struct qpc_quic_endpoint *ep)
+{
+    return ep != NULL && ep->udp.local.ss_family == AF_INET ? AF_INET : AF_UNSPEC;
+}
+
 void qpc_quic_endpoint_get_stats(const struct qpc_quic_endpoint *ep,
                                  struct qpc_quic_endpoint_stats *out)
 {

@@ -162,6 +162,15 @@ static int rc_of(int status)
     }
 }
 
+/* q's answer is in it: deliver it at the next turn, from the top of the loop. */
+static void answer(struct qpc_resolver *r, struct qpc_resolve *q)
+{
+    q->answered = true;
+    DL_APPEND(r->done, q);
+    if (!ev_is_active(&r->deliver))
+        ev_timer_start(r->loop, &r->deliver);
+}
+
 /* c-ares is done with q: record the answer for delivery, or free a cancelled q. */
 static void ares_cb(void *arg, int status, int timeouts, struct ares_addrinfo *res)
 {
@@ -188,10 +197,7 @@ static void ares_cb(void *arg, int status, int timeouts, struct ares_addrinfo *r
     }
     if (res != NULL)
         ares_freeaddrinfo(res);
-    q->answered = true;
-    DL_APPEND(r->done, q);
-    if (!ev_is_active(&r->deliver))   /* the next turn, from the top of the loop */
-        ev_timer_start(r->loop, &r->deliver);
+    answer(r, q);
 }
 
 int qpc_resolver_new(struct ev_loop *loop, const struct qpc_resolver_config *cfg,
@@ -268,14 +274,21 @@ void qpc_resolver_free(struct qpc_resolver *r)
 int qpc_resolve_start(struct qpc_resolver *r, const char *text, qpc_resolve_fn cb, void *arg,
                       struct qpc_resolve **out)
 {
+    return qpc_resolve_start_family(r, text, AF_UNSPEC, cb, arg, out);
+}
+
+int qpc_resolve_start_family(struct qpc_resolver *r, const char *text, int family,
+                             qpc_resolve_fn cb, void *arg, struct qpc_resolve **out)
+{
     char host[QPC_ADDR_HOST_MAX + 1];
     char service[8];
     struct ares_addrinfo_hints hints = { .ai_flags = ARES_AI_NUMERICSERV,
-                                         .ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM };
+                                         .ai_family = family, .ai_socktype = SOCK_DGRAM };
     struct qpc_resolve *q;
     uint16_t port;
 
     if (r == NULL || cb == NULL || out == NULL || text == NULL ||
+        (family != AF_UNSPEC && family != AF_INET && family != AF_INET6) ||
         qpc_addr_parse(text, host, sizeof(host), &port) < 0 || port == 0)
         return QPC_ERR_INVALID;
     q = calloc(1, sizeof(*q));
@@ -285,9 +298,17 @@ int qpc_resolve_start(struct qpc_resolver *r, const char *text, qpc_resolve_fn c
     q->cb = cb;
     q->arg = arg;
     q->port = port;
-    q->in_ares = true;
     r->pending++;
     *out = q;
+    if (qpc_addr_is_numeric(text)) {   /* no resolver: the answer is there, given next turn */
+        q->rc = qpc_addr_resolve(text, &q->ss, &q->sslen);
+        if (q->rc == 0 && family != AF_UNSPEC && q->ss.ss_family != family)
+            q->rc = QPC_ERR_NOT_FOUND;
+        snprintf(q->why, sizeof(q->why), "%s", q->rc == 0 ? "numeric" : "no address of that family");
+        answer(r, q);
+        return 0;
+    }
+    q->in_ares = true;
     snprintf(service, sizeof(service), "%u", (unsigned)port);
     ares_getaddrinfo(r->channel, host, service, &hints, ares_cb, q);   /* may answer at once */
     timeout_rearm(r);

@@ -14,6 +14,7 @@
 #      the rest as rate_limited.
 #   5. Static peers carry announces both ways (a client of D is heard on B) and nothing
 #      else: B has no route to d.mesh.test, so an envelope for it is UNKNOWN_DOMAIN.
+#   6. Two CA-checked nodes with static peers only: an announce crosses.
 # All on loopback; mDNS is off.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -23,7 +24,7 @@ SRV=$BUILD/qpc-server
 ANN=$BUILD/qpc_mesh_announce
 TC=$BUILD/qpc_testclient
 TMP=$(mktemp -d)
-BASE=$(it_port_base 12)
+BASE=$(it_port_base 18)
 PA=$BASE; FA=$((BASE + 1)); MA=$((BASE + 2))
 PB=$((BASE + 3)); FB=$((BASE + 4)); MB=$((BASE + 5))
 PC=$((BASE + 6)); FC=$((BASE + 7)); MC=$((BASE + 8))
@@ -170,6 +171,25 @@ grep -q "summary sent=1 UNKNOWN_DOMAIN=1$" "$TMP/bsend.out" || fail "an envelope
 [ "$(metric $MB qpc_outbox_depth)" = 0 ] || fail "B put a row in its outbox for the static peer"
 echo "ok 5: a client of D (static peer) heard on B (hops 2) and A (3); d.mesh.test stays unknown to B (UNKNOWN_DOMAIN, outbox empty)"
 metrics $MB | grep -E '^qpc_announce|^qpc_static_peer' | sed 's/^/    /'
+
+# --- 6. static peers between CA-checked nodes -----------------------------------------------------
+# Two nodes of one test CA, no [federation_peers] at all: a static link is dialled with no
+# name to insist on (any certificate of the CA), and carries announces.
+it_make_pki "$TMP/pki" >/dev/null 2>&1 || fail "cannot make the test PKI"
+K=$TMP/pki
+node e a.mesh.test $((BASE + 12)) $((BASE + 13)) $((BASE + 14)) "" --federation-trust=ca \
+    --federation-cert=$K/node-a.der --federation-key=$K/node-a.key.der --federation-ca=$K/ca.der \
+    --peers=127.0.0.1:$((BASE + 16))
+node f b.mesh.test $((BASE + 15)) $((BASE + 16)) $((BASE + 17)) "" --federation-trust=ca \
+    --federation-cert=$K/node-b.der --federation-key=$K/node-b.key.der --federation-ca=$K/ca.der \
+    --peers=127.0.0.1:$((BASE + 13))
+wait_metric $((BASE + 14)) "qpc_static_peer_up{address=\"127.0.0.1:$((BASE + 16))\"} 1" 30 \
+    || fail "CA mode: E's static link to F is not up"
+listen lf $((BASE + 15))
+"$ANN" -i "$TMP/erin.json" -S 127.0.0.1:$((BASE + 12)) send own 1 -q 5 >"$TMP/e1.out" || fail "erin send"
+EK=$(awk '/^origin /{print $2}' "$TMP/e1.out")
+it_wait_lines "$TMP/lf.out" "^announce $EK 5 2$" 1 20 || fail "CA mode: F's client did not hear E's client over the static link"
+echo "ok 6: CA-checked nodes with only static peers: an announce crossed (hops 2)"
 
 it_kill_all TERM "${LPIDS[@]}"; LPIDS=()
 for pid in "${PIDS[@]}"; do kill -TERM "$pid"; done

@@ -147,6 +147,9 @@ config server 'main'
 	option relay_enabled 'off'
 	option relay_rate_limit '100'
 	option idle_timeout_ms '60000'
+	option max_client_connections '500'
+	option max_connections_per_client '4'
+	option quic_retry_threshold '0'
 
 config federation_peer
 	option domain 'node2.mesh.local'
@@ -177,6 +180,9 @@ expect max_ttl 7200
 expect relay_enabled false
 expect relay_rate_limit 100
 expect idle_timeout_ms 60000
+expect max_client_connections 500
+expect max_connections_per_client 4
+expect quic_retry_threshold 0
 grep -q '^\[federation_peers\]  # file' "$T/check.out" &&
     grep -qx '"node2.mesh.local" = "10.0.0.2:7001"' "$T/check.out" &&
     grep -qx '"node3.mesh.local" = "\[fd00::3\]:7001"' "$T/check.out" ||

@@ -1304,6 +1304,68 @@ static void test_outbox_mark_failed_many_is_one_transaction(void **state)
     assert_int_equal(qpc_queue_transactions(NULL), 0);
 }
 
+/* Acks staged beside new writes: deleted in the same transaction (no fsync of their own),
+ * answered only after it, counters right, and never reaching a row staged beside them. */
+static void test_queue_staged_ack_deletes_in_the_commit_and_keeps_counters(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t alice[QPC_KEY_LEN], mallory[QPC_KEY_LEN];
+    struct outcome o[4] = { 0 }, ack = { 0 }, stranger = { 0 }, bad = { 0 };
+    struct qpc_queue_item *items = NULL;
+    uint64_t count = 0, bytes = 0, tx;
+    size_t n = 0;
+
+    assert_int_equal(open_with(f, NULL), 0);
+    make_key(alice, 1);
+    make_key(mallory, 2);
+    for (uint32_t i = 0; i < 3; i++)
+        assert_int_equal(put(f->q, alice, i, 100, LATER, &o[i]), 0);
+    assert_int_equal(qpc_queue_commit(f->q), 0);
+
+    /* Up to the first, and the third by its seq; the new row and everything of alice's
+     * (UINT64_MAX from mallory) are out of reach. */
+    assert_int_equal(qpc_queue_ack_stage(f->q, alice, o[0].seq, &o[2].seq, 1, record, &ack), 0);
+    assert_int_equal(put(f->q, alice, 3, 50, LATER, &o[3]), 0);
+    assert_int_equal(qpc_queue_ack_stage(f->q, mallory, UINT64_MAX, NULL, 0, record, &stranger), 0);
+    assert_int_equal(qpc_queue_ack_stage(f->q, alice, 0, NULL, 2, record, &bad), QPC_ERR_INVALID);
+    assert_int_equal(qpc_queue_staged(f->q), 3);
+    assert_int_equal(ack.calls, 0);   /* not answered before the commit */
+    assert_int_equal(qpc_queue_fetch(f->q, alice, 0, 10, NOW, &items, &n), 0);
+    assert_int_equal(n, 3);           /* nor deleted */
+    qpc_queue_items_free(items, n);
+
+    tx = qpc_queue_transactions(f->q);
+    assert_int_equal(qpc_queue_commit(f->q), 0);
+    assert_int_equal(qpc_queue_transactions(f->q), tx + 1);
+    assert_int_equal(ack.calls, 1);
+    assert_int_equal(ack.status, 0);
+    assert_int_equal(ack.seq, 2);     /* rows removed */
+    assert_int_equal(stranger.calls, 1);
+    assert_int_equal(stranger.status, 0);
+    assert_int_equal(stranger.seq, 0);
+    assert_int_equal(bad.calls, 0);
+    assert_int_equal(o[3].status, 0);
+
+    assert_int_equal(qpc_queue_fetch(f->q, alice, 0, 10, NOW, &items, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(items[0].seq, o[1].seq);
+    assert_int_equal(items[1].seq, o[3].seq);
+    qpc_queue_items_free(items, n);
+    assert_int_equal(qpc_queue_count(f->q, alice, &count, &bytes), 0);
+    assert_int_equal(count, 2);
+    assert_int_equal(bytes, 150);
+
+    /* One staged at close is answered CLOSED and deletes nothing. */
+    assert_int_equal(qpc_queue_ack_stage(f->q, alice, UINT64_MAX, NULL, 0, record, &ack), 0);
+    qpc_queue_close(f->q);
+    f->q = NULL;
+    assert_int_equal(ack.calls, 2);
+    assert_int_equal(ack.status, QPC_ERR_CLOSED);
+    assert_int_equal(open_with(f, NULL), 0);
+    assert_int_equal(qpc_queue_count(f->q, alice, &count, &bytes), 0);
+    assert_int_equal(count, 2);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -1311,6 +1373,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_queue_round_trip_enqueue_commit_fetch_ack),
         T(test_queue_ack_cannot_touch_another_recipients_rows),
+        T(test_queue_staged_ack_deletes_in_the_commit_and_keeps_counters),
         T(test_queue_refuses_when_recipient_count_full),
         T(test_queue_refuses_when_recipient_bytes_full),
         T(test_queue_refuses_when_total_bytes_full),

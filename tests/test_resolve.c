@@ -165,6 +165,16 @@ static void test_resolve_numeric_and_bad_text(void **state)
     ev_run(f->loop, 0);
     assert_int_equal(a.rc, 0);
     assert_string_equal(a.addr, "[fd00::7]:9");
+    /* One family only: an IPv4 socket is never handed an IPv6 address. */
+    assert_int_equal(qpc_resolve_start_family(f->r, "10.1.2.3:9", AF_APPLETALK, on_answer, &a, &q),
+                     QPC_ERR_INVALID);
+    assert_int_equal(qpc_resolve_start_family(f->r, "[fd00::7]:9", AF_INET, on_answer, &a, &q), 0);
+    ev_run(f->loop, 0);
+    assert_int_equal(a.rc, QPC_ERR_NOT_FOUND);
+    assert_int_equal(qpc_resolve_start_family(f->r, "localhost:9", AF_INET, on_answer, &a, &q), 0);
+    ev_run(f->loop, 0);
+    assert_int_equal(a.rc, 0);
+    assert_string_equal(a.addr, "127.0.0.1:9");
 }
 
 static void never(void *arg, int rc, const struct sockaddr *sa, socklen_t salen, const char *why)

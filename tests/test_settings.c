@@ -298,6 +298,29 @@ static void test_config_wrong_type_names_expected_type(void **state)
     expect_error(SERVER, "federation_domain = \"a..b\"\n", "not a domain name",
                  "empty label");
     expect_error(SERVER, "mdns_interfaces = [\"eth 0\"]\n", "interface name", NULL);
+    expect_error(CLIENT, "peers = [\"10.0.0.1:0\"]\n", "'peers' item \"10.0.0.1:0\"", "port 0 cannot be dialled");
+    expect_error(CLIENT, "peers = [\"10.0.0.1:7000\", \"10.0.0.2\"]\n", "port is missing", NULL);
+    expect_error(CLIENT, "announce_interval_s = 0\n", "announce_interval_s", NULL);
+}
+
+/* The client's static peers: an array of dialable addresses, names allowed. */
+static void test_config_client_static_peers(void **state)
+{
+    (void)state;
+    struct qpc_config *cfg = new_cfg(CLIENT);
+    char err[512] = "";
+    assert_int_equal(load(cfg, "peers = [\"10.0.0.1:7000\", \"[fd00::1]:7001\", \"b.mesh.example:7000\"]\n"
+                               "announce_interval_s = 60\n", err, sizeof(err)), 0);
+    const struct client_settings *s = client_settings(cfg);
+    assert_int_equal(s->peers.count, 3);
+    assert_string_equal(s->peers.items[1], "[fd00::1]:7001");
+    assert_int_equal(s->announce_interval_s, 60);
+    qpc_config_free(cfg);
+    cfg = new_cfg(CLIENT);
+    s = client_settings(cfg);
+    assert_int_equal(s->peers.count, 0);
+    assert_int_equal(s->announce_interval_s, 30);
+    qpc_config_free(cfg);
 }
 
 static void test_config_duplicate_key_names_both_lines(void **state)
@@ -799,6 +822,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_defaults_follow_the_schema),
+        cmocka_unit_test(test_config_client_static_peers),
         cmocka_unit_test(test_config_reads_full_server_file),
         cmocka_unit_test(test_config_reads_client_file_with_crlf_and_bom),
         cmocka_unit_test(test_config_syntax_errors_name_their_line),

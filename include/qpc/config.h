@@ -84,6 +84,7 @@ enum qpc_config_type {
  * no did-you-mean suggests it.
  */
 #define QPC_CONFIG_NOT_BUILT 0x10u
+#define QPC_CONFIG_ADDRS    0x20u /* LIST: items are "host:port" (qpc_addr_check, port 1..65535) */
 
 /* A QPC_CONFIG_LIST value. Owned by the config object. */
 struct qpc_config_strings {

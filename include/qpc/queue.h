@@ -218,6 +218,23 @@ int qpc_queue_ack_upto(struct qpc_queue *q, const uint8_t recipient[static QPC_K
                        uint64_t up_to_seq, size_t *removed);
 
 /*
+ * Stages an ack for the next qpc_queue_commit(): recipient's messages with seq <=
+ * up_to_seq (0: none) and those whose seq is in seqs[0..n) (copied) are deleted inside
+ * the commit's transaction, so a node whose clients ack every push pays one fsync per
+ * commit, not one per ack. The deletes run before the commit's other writes: an ack
+ * never reaches a message staged beside it (its sender cannot have seen it yet), as
+ * with qpc_queue_ack. Seqs of other recipients or already gone are ignored.
+ * Immediate refusals (done is NOT called): QPC_ERR_INVALID (NULL key, seqs NULL with n
+ * > 0), QPC_ERR_NOMEM, QPC_ERR_DB (the file is damaged). On 0, done(arg, status,
+ * removed) runs exactly once, from qpc_queue_commit() or qpc_queue_close(): status 0
+ * with removed the number of rows deleted, or QPC_ERR_DB / QPC_ERR_CLOSED (then nothing
+ * was deleted). done may be NULL.
+ */
+int qpc_queue_ack_stage(struct qpc_queue *q, const uint8_t recipient[static QPC_KEY_LEN],
+                        uint64_t up_to_seq, const uint64_t *seqs, size_t n,
+                        qpc_queue_done_fn done, void *arg);
+
+/*
  * Deletes every queued message with expires_at_ms <= now_ms; *removed (may be NULL) gets
  * the count. Returns 0 or QPC_ERR_DB.
  */

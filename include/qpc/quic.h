@@ -187,6 +187,10 @@ int qpc_quic_endpoint_local_addr(struct qpc_quic_endpoint *ep, struct sockaddr_s
  */
 int qpc_quic_endpoint_set_accepting(struct qpc_quic_endpoint *ep, bool accepting);
 
+/* The address family ep can dial: AF_INET when its socket is bound to an IPv4 address,
+ * else AF_UNSPEC (an IPv6 socket is dual stack). For qpc_resolve_start_family. */
+int qpc_quic_endpoint_dial_family(const struct qpc_quic_endpoint *ep);
+
 /* Number of live connections (handshaking, open, or closing). */
 size_t qpc_quic_endpoint_conn_count(const struct qpc_quic_endpoint *ep);
 

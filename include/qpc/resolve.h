@@ -66,12 +66,21 @@ void qpc_resolver_free(struct qpc_resolver *r);
  * Starts looking up text ("host:port", port 1..65535; borrowed, copied). cb(arg, ...)
  * runs once, later, from the loop (never before this returns), unless the lookup is
  * cancelled first. *out is the handle, valid until cb returns or qpc_resolve_cancel.
- * A numeric host is accepted too (answered on the next turn without I/O), but callers
- * that can should use qpc_addr_resolve for those and skip the wait.
+ * A numeric host is accepted too (converted without I/O, answered on the next turn),
+ * but callers that can should use qpc_addr_resolve for those and skip the wait.
  * Returns 0, QPC_ERR_INVALID (not host:port, port 0, r or cb NULL) or QPC_ERR_NOMEM.
  */
 int qpc_resolve_start(struct qpc_resolver *r, const char *text, qpc_resolve_fn cb, void *arg,
                       struct qpc_resolve **out);
+
+/*
+ * qpc_resolve_start for addresses of one family only: AF_INET for a socket bound to an
+ * IPv4 address (it cannot send to IPv6), AF_INET6, or AF_UNSPEC (any: a dual-stack
+ * socket). A name without an address of that family ends with QPC_ERR_NOT_FOUND.
+ * Returns what qpc_resolve_start does, and QPC_ERR_INVALID for another family.
+ */
+int qpc_resolve_start_family(struct qpc_resolver *r, const char *text, int family,
+                             qpc_resolve_fn cb, void *arg, struct qpc_resolve **out);
 
 /* Cancels a lookup: its callback will not run, and q is freed. NULL is a no-op. */
 void qpc_resolve_cancel(struct qpc_resolve *q);

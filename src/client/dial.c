@@ -140,7 +140,8 @@ static int dial_name(struct client *cl, struct peer_state *ps, const char *addr)
     dl->cl = cl;
     memcpy(dl->key, ps->key, QPC_KEY_LEN);
     snprintf(dl->addr, sizeof(dl->addr), "%s", addr);
-    rc = qpc_resolve_start(cl->resolver, addr, name_resolved, dl, &dl->q);
+    rc = qpc_resolve_start_family(cl->resolver, addr, qpc_quic_endpoint_dial_family(cl->ep),
+                                  name_resolved, dl, &dl->q);
     if (rc < 0) {
         free(dl);
         return rc;
@@ -308,6 +309,34 @@ static void attempt(struct client *cl, struct peer_state *ps, bool urgent, uint6
         punch(cl, ps, &t, urgent, now);
     }
     arm(cl, ps);
+}
+
+int dial_static(struct client *cl, const char *addr, const uint8_t *key, uint64_t *serial)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = 0;
+    struct peer_state *ps = key != NULL ? peers_get(&cl->peers, key) : NULL;
+    struct link *l;
+    int rc;
+
+    if (key != NULL) {
+        if (ps == NULL)
+            return QPC_ERR_NOMEM;
+        if ((rc = dial_addr(cl, ps, addr)) == 0)
+            *serial = ps->links->serial;   /* link_new puts the newest first */
+        return rc;
+    }
+    if ((rc = qpc_addr_resolve(addr, &ss, &len)) < 0)
+        return rc;
+    if ((l = link_new(cl, NULL, false, addr)) == NULL)
+        return QPC_ERR_NOMEM;
+    l->initiated = true;
+    if ((rc = qpc_quic_connect(cl->ep, (struct sockaddr *)&ss, len, QPC_ALPN_P2P, NULL, l, &l->conn)) < 0) {
+        link_free(l);
+        return rc;
+    }
+    *serial = l->serial;
+    return 0;
 }
 
 void dial_fresh_address(struct client *cl, struct peer_state *ps, const char *addr)

@@ -39,6 +39,12 @@ void dial_reach(struct client *cl, struct peer_state *ps);
 
 /* A fresh address for ps typed by the user: dialled at once unless a direct link is up
  * or a dial to it exists. */
+/*
+ * Dials a static peer (config `peers`) at addr, expecting key (NULL: whoever answers, as
+ * a typed address is trusted to be the peer the user meant). *serial receives the new
+ * link's serial (announce.c recognises it when it comes up). 0 or a QPC_ERR_*.
+ */
+int dial_static(struct client *cl, const char *addr, const uint8_t *key, uint64_t *serial);
 void dial_fresh_address(struct client *cl, struct peer_state *ps, const char *addr);
 
 /* mDNS says ps announces cands (checked): dialled with ps's key as the expected TLS key,

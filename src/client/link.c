@@ -136,6 +136,19 @@ int link_send_envelope_bytes(struct link *l, const uint8_t *buf, size_t len)
     return rc;
 }
 
+int link_send_announce(struct link *l, const Qpc__MeshAnnounce *a)
+{
+    Qpc__P2pFrame f = QPC__P2P_FRAME__INIT;
+    int rc;
+
+    f.body_case = QPC__P2P_FRAME__BODY_ANNOUNCE;
+    f.announce = (Qpc__MeshAnnounce *)a;   /* pack only reads it */
+    rc = link_stream(l);
+    if (rc == 0)
+        rc = qpc_quic_conn_send_message(l->conn, l->sid, &f.base);
+    return rc;
+}
+
 void link_note_ack(struct link *l, uint64_t now)
 {
     if (l->unacked > 0)

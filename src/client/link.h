@@ -46,6 +46,8 @@ struct link {
     uint64_t garbage_since_ms;         /* the window's start (mono_ms) */
     bool garbage_closed;               /* closed for garbage: later frames are ignored */
     struct qpc_log_limit garbage_log;
+    double ann_tokens;                 /* announces it may still send us (announce.c) */
+    uint64_t ann_refill_ms;            /* when the bucket was last refilled (mono) */
     struct link *next;                 /* in ps->links */
 };
 
@@ -81,6 +83,8 @@ void link_note_stream(struct link *l, int64_t sid);
 /* Frames out. 0 or a QPC_ERR_*. */
 int link_send_envelope(struct link *l, const struct qpc_envelope *env);
 int link_send_envelope_bytes(struct link *l, const uint8_t *buf, size_t len);
+/* An announce (P2pFrame announce) on l. 0 or a QPC_ERR_*. */
+int link_send_announce(struct link *l, const Qpc__MeshAnnounce *a);
 /* An ack came in on l at now: the path carries (link_stalled). */
 void link_note_ack(struct link *l, uint64_t now);
 /* True when envelopes on l have waited more than after_ms for any ack, or QUIC has had

@@ -28,6 +28,7 @@
 #include "history.h"
 #include "node.h"
 #include "output.h"
+#include "routes.h"
 #include "session.h"
 #include "share.h"
 #include "state.h"
@@ -168,7 +169,7 @@ static int resolve_peer_arg(struct client *cl, const char *text, uint8_t key[sta
                             bool report)
 {
     char err[1024];
-    int rc = contacts_resolve(cl->id, text, key, NULL, err, sizeof(err));
+    int rc = routes_resolve(cl->id, cl->routes, text, key, err, sizeof(err));
 
     if (rc < 0 && report)
         fprintf(stderr, "qpc: %s\n", err);
@@ -231,6 +232,44 @@ static int sub_identity(struct client *cl, int argc, char **argv)
                cl->identity_path, qpc_identity_peer_count(cl->id));
     else
         printf("%s\n", qpc_identity_peer_id(cl->id));
+    return EXIT_OK;
+}
+
+/* The routing table as saved (routes.db), one line per destination, for scripts. */
+static int sub_route(struct client *cl, int argc, char **argv)
+{
+    struct qpc_route *r = NULL;
+    size_t n = 0;
+    uint64_t now = now_ms();
+    int rc;
+
+    (void)argv;
+    if (argc != 1) {
+        fprintf(stderr, "usage: qpc route\n");
+        return EXIT_USAGE;
+    }
+    if ((rc = open_state(cl, false)) != EXIT_OK)
+        return rc;
+    if (qpc_route_list(cl->routes, &r, &n) < 0)
+        return EXIT_FAIL;
+    /* destination, via, next hop, hops ("?": from traffic), source, seqno, age in s, and
+     * "retracted" when its next hop's link is down */
+    for (size_t i = 0; i < n; i++) {
+        char dest[QPC_KEY_HEX_LEN], next[QPC_ROUTE_ADDR_MAX], hops[12], seq[12];
+
+        qpc_key_to_hex(dest, r[i].dest);
+        if (r[i].via == QPC_ROUTE_VIA_PEER)
+            qpc_key_to_hex(next, r[i].via_peer);
+        else
+            snprintf(next, sizeof(next), "%s", r[i].next_hop[0] ? r[i].next_hop : "-");
+        snprintf(hops, sizeof(hops), r[i].hops == QPC_ROUTE_HOPS_UNKNOWN ? "?" : "%u", r[i].hops);
+        snprintf(seq, sizeof(seq), r[i].has_seqno ? "%u" : "-", r[i].seqno);
+        printf("%s %s %s %s %s %s %llu%s\n", dest, qpc_route_via_name(r[i].via), next, hops,
+               qpc_route_source_name(r[i].source), seq,
+               (unsigned long long)(now > r[i].last_seen_ms ? (now - r[i].last_seen_ms) / 1000 : 0),
+               r[i].retracted ? " retracted" : "");
+    }
+    free(r);
     return EXIT_OK;
 }
 
@@ -698,6 +737,7 @@ static const struct subcommand subcommands[] = {
     { "unsubscribe", sub_subscribe, "<topic>", "leave a broadcast channel" },
     { "peer", sub_peer, "add <key> <host:port> [name] | list", "edit or list the peer directory (add also takes a qpc: text)" },
     { "name", sub_name, "<peer> <name>", "name a peer ('me': yourself; name '-': none)" },
+    { "route", sub_route, "", "list the routing table: dest via next-hop hops source seqno age [retracted]" },
     { "server", sub_server, "<host:port>", "save a server: the REPL connects to it at start" },
     { "history", sub_history, "[peer] [N]", "the last N messages with a peer or #topic, or all" },
     { "version", sub_version, "", "print the version" },

@@ -24,6 +24,7 @@
 #include "handover.h"
 #include "history.h"
 #if QPC_MESH
+#include "announce.h"
 #include "dial.h"
 #include "link.h"
 #endif
@@ -92,6 +93,7 @@ static int cb_connected(struct qpc_quic_conn *conn, const char *alpn, const uint
     if (routes_learn_link(cl->id, cl->routes, key, l->addr, l->relayed, qpc_quic_conn_is_server(conn), now))
         cl->id_dirty = true;
     dial_link_up(cl, l, now);
+    announce_link_up(cl, l);   /* before the flush: the neighbour learns where we are */
     /* What waited for this peer goes now; so do live broadcasts it may have missed. */
     handover_flush(cl);
     flood_replay_to_link(cl, l, now);
@@ -151,6 +153,8 @@ static void cb_closed(struct qpc_quic_conn *conn, const struct qpc_quic_close_in
     ps = l->ps;
     custody_link_gone(&cl->custody, l);
     link_free(l);
+    if (ps != NULL)
+        announce_link_gone(cl, ps);
     handover_flush(cl);
     if (ps != NULL)
         dial_link_gone(cl, ps);   /* back to the relay at once if something still waits */
@@ -197,6 +201,7 @@ static void on_session_up(struct client *cl, bool up)
     }
     /* Register my candidates, then punch for every race under way (no tick to wait for). */
     dial_session_up(cl);
+    announce_session_up(cl);
 #else
     if (!up)
         return;   /* what is held waits in the outbox for the next session */
@@ -220,7 +225,19 @@ static void on_server_refused(struct client *cl, const uint8_t id[static QPC_ID_
     state_unawait(cl, id);
 }
 
+/* Without mesh the node has no links to pass it on to nor routes to take from it. */
+static void on_server_announce(struct client *cl, const Qpc__MeshAnnounce *a)
+{
+#if QPC_MESH
+    announce_receive(cl, NULL, a);
+#else
+    (void)cl;
+    (void)a;
+#endif
+}
+
 static const struct session_callbacks session_cbs = {
+    .on_announce = on_server_announce,
     .on_envelope = on_server_envelope,
 #if QPC_MESH
     .on_peer_info = dial_peer_info,
@@ -253,7 +270,14 @@ int node_start(struct client *cl, bool listen, char *err, size_t errlen)
     custody_init(&cl->custody, my_key(cl));
     session_set_callbacks(cl, &session_cbs);
     cl->box = qpc_box_cache_new(qpc_identity_secret_key(cl->id));
-    cl->routes = qpc_route_table_new(0);
+    if (cl->routes == NULL)   /* route_state.c makes it with the state; a test may not */
+        cl->routes = qpc_route_table_new(0);
+#if QPC_MESH
+    if (announce_start(cl) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return QPC_ERR_NOMEM;
+    }
+#endif
     if (cl->box == NULL || cl->routes == NULL) {
         snprintf(err, errlen, "out of memory");
         return QPC_ERR_NOMEM;
@@ -302,6 +326,9 @@ int node_start(struct client *cl, bool listen, char *err, size_t errlen)
     state_load_outbox(cl, now_ms());
     tick_start(cl);
     turn_start(cl);
+#if QPC_MESH
+    announce_tick(cl, now_ms());   /* static peers are dialled now, not a tick later */
+#endif
     return 0;
 }
 
@@ -348,8 +375,9 @@ void node_stop(struct client *cl)
     custody_clear(&cl->custody);
     qpc_box_cache_free(cl->box);
     cl->box = NULL;
-    qpc_route_table_free(cl->routes);
-    cl->routes = NULL;
+#if QPC_MESH
+    announce_stop(cl);   /* the routes stay: route_state.c saves them with the state */
+#endif
 }
 
 /* ---- what main, repl and discover call ------------------------------------------------ */
@@ -381,6 +409,7 @@ static void sent_cb(struct client *cl, void *arg, int status)
         if (s->via_server && session_up(cl)) {
             handover_to_server(cl, s->peer);
         } else if ((ps = peers_get(&cl->peers, s->peer)) != NULL) {
+            announce_fill_candidates(cl, ps);   /* where its announces say it is */
             dial_reach(cl, ps);
         }
 #else

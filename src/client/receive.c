@@ -22,6 +22,7 @@
 #include <sodium.h>
 
 #if QPC_MESH
+#include "announce.h"
 #include "dial.h"
 #endif
 #include "flood.h"
@@ -33,6 +34,7 @@
 #include "qpc/error.h"
 #include "qpc/log.h"
 #include "receive.h"
+#include "route_state.h"
 #include "routes.h"
 #include "state.h"
 
@@ -305,8 +307,10 @@ static void forwarded_cb(struct client *cl, void *arg, int status)
     }
     /* With a link toward the recipient, turn.c's flush after the commit sends it. */
     if (status == 0 && cl->ep != NULL && link_toward(cl, fw->recipient) == NULL &&
-        (ps = peers_get(&cl->peers, fw->recipient)) != NULL)
+        (ps = peers_get(&cl->peers, fw->recipient)) != NULL) {
+        announce_fill_candidates(cl, ps);   /* where its announces say it is */
         dial_reach(cl, ps);
+    }
     free(fw);
 }
 
@@ -372,9 +376,10 @@ static int handle_envelope(struct client *cl, struct qpc_envelope *env, struct l
         return status_of(rc);
     }
     if (from != NULL && from->ps != NULL && memcmp(from->ps->key, env->sender, QPC_KEY_LEN) != 0) {
-        /* The sender is reachable through this neighbour: what we hold for it can go. */
-        routes_learn_envelope(cl->id, cl->routes, env->sender, from->ps->key, from->addr,
-                              env->hop_count, now);
+        /* The sender is reachable through this neighbour (how far, only its announces
+         * say: hop_count is not signed): what we hold for it can go. */
+        routes_learn_envelope(cl->id, cl->routes, env->sender, from->ps->key, from->addr, now);
+        route_state_changed(cl);
         handover_flush(cl);
     }
     if (for_me)
@@ -478,6 +483,8 @@ void receive_frame(struct client *cl, struct link *l, int64_t sid, const uint8_t
     } else if (f->body_case == QPC__P2P_FRAME__BODY_ACK && f->ack != NULL) {
         link_note_ack(l, now_ms());
         on_ack(cl, l, f->ack);
+    } else if (f->body_case == QPC__P2P_FRAME__BODY_ANNOUNCE && f->announce != NULL) {
+        announce_receive(cl, l, f->announce);
     } else if (f->body_case == QPC__P2P_FRAME__BODY_CANDIDATES && f->candidates != NULL) {
         dial_link_candidates(cl, l, f->candidates->addresses, f->candidates->n_addresses,
                              f->candidates->instance, f->candidates->links);

@@ -28,6 +28,7 @@
 #include "lineedit.h"
 #include "node.h"
 #include "output.h"
+#include "routes.h"
 #include "session.h"
 #include "share.h"
 #include "state.h"
@@ -82,7 +83,7 @@ static char *rest(char **s)
 static int resolve_peer(struct client *cl, const char *text, uint8_t key[static QPC_KEY_LEN])
 {
     char err[1024];
-    int rc = contacts_resolve(cl->id, text, key, NULL, err, sizeof(err));
+    int rc = routes_resolve(cl->id, cl->routes, text, key, err, sizeof(err));
 
     if (rc < 0)
         say(cl, "%s", err);
@@ -356,8 +357,14 @@ static int cmd_route(struct client *cl, char *args)
             snprintf(nh, sizeof(nh), "%s", r[i].next_hop);
         }
         node_path_text(cl, r[i].dest, path, sizeof(path));
-        say(cl, "%-12s %-10s %-8s %-28s %4u %5llus %-8s %s", dest, route_name(cl, &r[i]),
-            qpc_route_via_name(r[i].via), nh, r[i].hops,
+        char hops[12];
+
+        if (r[i].hops == QPC_ROUTE_HOPS_UNKNOWN)
+            snprintf(hops, sizeof(hops), "?");   /* from traffic: nobody vouches for a length */
+        else
+            snprintf(hops, sizeof(hops), "%u", r[i].hops);
+        say(cl, "%-12s %-10s %-8s %-28s %4s %5llus %-8s %s", dest, route_name(cl, &r[i]),
+            qpc_route_via_name(r[i].via), nh, hops,
             (unsigned long long)(now > r[i].last_seen_ms ? (now - r[i].last_seen_ms) / 1000 : 0),
             qpc_route_source_name(r[i].source), path);
     }

@@ -292,6 +292,10 @@ static void on_message(struct session *s, const Qpc__ServerMessage *m)
             qpc_log_warn("session", "server %s did not relay a broadcast: %s", s->address,
                          status_text(m->broadcast_ack->status));
         break;
+    case QPC__SERVER_MESSAGE__BODY_ANNOUNCE:
+        if (m->announce != NULL)
+            s->cl->session_cb->on_announce(s->cl, m->announce);
+        break;
     case QPC__SERVER_MESSAGE__BODY_PUNCH:
         /* Someone asked for us: dial toward them so our NAT lets their packets in. */
         if (m->punch->key.len == QPC_KEY_LEN && s->cl->session_cb->on_punch != NULL)
@@ -576,7 +580,8 @@ int session_connect(struct client *cl, const char *address_in, char *err, size_t
     if (numeric)
         rc = dial_server(cl, s, (struct sockaddr *)&ss, sslen);
     else
-        rc = qpc_resolve_start(cl->resolver, address, server_resolved, s, &s->resolving);
+        rc = qpc_resolve_start_family(cl->resolver, address, qpc_quic_endpoint_dial_family(cl->ep),
+                                      server_resolved, s, &s->resolving);
     if (rc < 0) {
         snprintf(err, errlen, "cannot connect to %s: %s%s", address, qpc_strerror(rc),
                  trial ? "; the session before stays" : "");
@@ -666,6 +671,17 @@ int session_enqueue(struct client *cl, const struct qpc_envelope *env, const cha
         p->kept = kept;
     }
     return 0;
+}
+
+int session_announce(struct client *cl, const Qpc__MeshAnnounce *a)
+{
+    Qpc__ClientRequest req = QPC__CLIENT_REQUEST__INIT;
+
+    if (!session_up(cl))
+        return QPC_ERR_CLOSED;
+    req.body_case = QPC__CLIENT_REQUEST__BODY_ANNOUNCE;
+    req.announce = (Qpc__MeshAnnounce *)a;   /* pack only reads it */
+    return send_request(cl->session, &req);   /* no answer is expected */
 }
 
 void session_peer_info(struct client *cl, const uint8_t key[static QPC_KEY_LEN])

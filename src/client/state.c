@@ -31,6 +31,7 @@
 #include <sodium.h>
 
 #include "output.h"
+#include "route_state.h"
 #include "state.h"
 #include "qpc/encoding.h"
 #include "qpc/error.h"
@@ -203,6 +204,10 @@ int state_open(struct client *cl, bool create, char *err, size_t errlen)
     rc = qpc_queue_open(path, &lim, &cl->outbox, err, errlen);
     if (rc < 0)
         return rc == QPC_ERR_DB || rc == QPC_ERR_VERSION ? EXIT_STATE : EXIT_FAIL;
+    if (route_state_open(cl) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return EXIT_FAIL;
+    }
     path_join(path, sizeof(path), cl->data_dir, "seen.log");
     load_seen(cl, path, now_ms());
     cl->seen_log = fopen(path, "a");
@@ -239,6 +244,7 @@ void state_close(struct client *cl)
         fclose(cl->seen_log);
     cl->seen_log = NULL;
     receipts_clear(&cl->receipts);
+    route_state_close(cl);
     qpc_store_free(cl->store);
     cl->store = NULL;
     qpc_identity_free(cl->id);

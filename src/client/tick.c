@@ -11,10 +11,12 @@
 
 #include "handover.h"
 #if QPC_MESH
+#include "announce.h"
 #include "dial.h"
 #endif
 #include "output.h"
 #include "qpc/error.h"
+#include "route_state.h"
 #include "routes.h"
 #include "state.h"
 #include "tick.h"
@@ -95,7 +97,9 @@ static void collect_garbage(struct client *cl, uint64_t now)
     peers_gc(&cl->peers, &cl->custody, cl->store);
     qpc_store_gc(cl->store, now);
     state_expire(cl, now);
-    qpc_route_expire(cl->routes, now, ROUTES_MAX_AGE_MS);
+    if (qpc_route_expire(cl->routes, now, ROUTES_MAX_AGE_MS) > 0)
+        route_state_changed(cl);
+    qpc_route_fd_expire(cl->routes, now, ROUTES_FD_MAX_AGE_MS);
 }
 
 static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -115,9 +119,11 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
     dial_check_stalled(cl, now);     /* direct links that stopped carrying: back to the relay */
     dial_retry_direct(cl, now);      /* relayed peers: punch again, a few times */
     dial_refresh_candidates(cl, now, false);   /* addresses came or went: tell who needs it */
+    announce_tick(cl, now);          /* mine when due, or when my addresses changed */
 #endif
     collect_garbage(cl, now);
     state_save_identity(cl, false);  /* only if its content changed, at most once a second */
+    route_state_save(cl, false);     /* one transaction at most every few seconds */
 }
 
 void tick_start(struct client *cl)

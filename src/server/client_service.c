@@ -26,11 +26,10 @@
 #define GARBAGE_BURST 10.0          /* refused requests a client may send at once... */
 #define GARBAGE_RATE (1.0 / 60.0)   /* ...and then one a minute, before it is closed */
 #define GARBAGE_LOG_INTERVAL_MS 10000u   /* one log line per kind of refusal per 10 s */
-/* Client connections admitted at once, in all and per client key. A client has one or
+/* Client connections admitted at once, in all and per client key, are settings
+ * (max_client_connections 10000, max_connections_per_client 16). A client has one or
  * two (a reconnect while the node still holds the dead one until its idle timeout); the
  * caps keep minted keys and one key's many sockets from taking the node's memory. */
-#define CLIENT_SESSIONS_MAX 10000u
-#define CLIENT_SESSIONS_PER_KEY 16u
 
 static void reply_error(struct session *s, const struct request_refusal *why)
 {
@@ -166,8 +165,8 @@ int client_service_start(struct node *n)
     ec.listen = n->sc->listen;
     ec.alpn = QPC_ALPN_CLIENT;
     ec.clients = true;
-    ec.max_sessions = CLIENT_SESSIONS_MAX;
-    ec.max_sessions_per_key = CLIENT_SESSIONS_PER_KEY;
+    ec.max_sessions = (size_t)n->sc->max_client_connections;
+    ec.max_sessions_per_key = (size_t)n->sc->max_connections_per_client;
     rc = session_endpoint_open(n, &ec, &client_callbacks, &n->client_ep);
     if (rc == 0)
         n->client_port = session_endpoint_port(n->client_ep);

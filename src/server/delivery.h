@@ -53,7 +53,8 @@ void delivery_enqueue(struct session *s, uint64_t request_id, enum delivery_kind
                       Qpc__EnqueueItem **items, size_t count);
 /* One page of the client's own queue (never another's). */
 void delivery_fetch(struct session *s, uint64_t request_id, const Qpc__FetchRequest *f);
-/* Deletes the client's own items up to / listed in a; answers how many went. */
+/* Stages the deletion of the client's own items up to / listed in a; answers how many
+ * went after the commit, in its place in s's reply order. */
 void delivery_ack(struct session *s, uint64_t request_id, const Qpc__AckRequest *a);
 /* Turns pushes of newly committed items on or off for this session; answers push_ack. */
 void delivery_set_push(struct session *s, uint64_t request_id, bool enable);

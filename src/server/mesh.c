@@ -18,7 +18,7 @@
  * the signature held, so a forged copy cannot make the node ignore the real one.
  *
  * Bounds: the dedup table holds DEDUP_MAX ids, each for DEDUP_HOLD_MS, the oldest
- * forgotten first when it is full (a uthash kept in insertion order); the origin cache
+ * forgotten first when it is full (mesh_table.c: both tables and their eviction); the origin cache
  * holds ORIGINS_MAX origins, the one heard from longest ago forgotten first, each for
  * three of its announce intervals (capped). An id forgotten early can let a late copy
  * through once more, which the origin cache's seqno (and, past it, the hop limit) stops:
@@ -33,9 +33,9 @@
 #include "qpc/announce.h"
 #include "qpc/error.h"
 #include "qpc/log.h"
-#include "qpc/uthash_keyed.h"
 #include "federation.h"
 #include "mesh.h"
+#include "mesh_table.h"
 
 #define DEDUP_MAX 8192u                  /* announce ids remembered ... */
 #define DEDUP_HOLD_MS (10u * 60 * 1000)  /* ... this long at most */
@@ -55,27 +55,8 @@ const char *const mesh_refusal_names[MESH_REFUSED_COUNT] = {
     [MESH_REFUSED_NOT_ORIGIN] = "not_origin", [MESH_REFUSED_RATE] = "rate_limited",
 };
 
-struct seen_id {
-    uint8_t id[QPC_ID_LEN];
-    uint64_t at_mono;
-    UT_hash_handle hh;
-};
-
-struct origin {
-    uint8_t key[QPC_KEY_LEN];
-    struct qpc_announce latest;          /* as this node passes it on (already hopped) */
-    bool passable;                       /* false: it reached its hop limit here */
-    uint64_t heard_mono;
-    uint64_t hold_ms;
-    UT_hash_handle hh;
-};
-
 struct mesh {
-    /* Keyed hashing (uthash_keyed.h): senders pick keys and seqnos. Both tables are kept
-     * oldest first (an entry refreshed is deleted and added again), so eviction and GC
-     * look at the head only. */
-    struct seen_id *seen;
-    struct origin *origins;
+    struct mesh_table *t;                /* ids and origins (mesh_table.c) */
 };
 
 static void log_refusal(enum mesh_refusal why, const char *from, const struct qpc_announce *a)
@@ -91,63 +72,6 @@ static void log_refusal(enum mesh_refusal why, const char *from, const struct qp
     qpc_log_warn("mesh", "announce from %s refused (%s, origin %.16s...); %llu more refusals "
                  "since the last line (qpc_announces_refused_total counts each)", from,
                  mesh_refusal_names[why], hex, (unsigned long long)suppressed);
-}
-
-static bool seen(const struct mesh *m, const uint8_t id[static QPC_ID_LEN], uint64_t now)
-{
-    struct seen_id *e = NULL;
-
-    HASH_FIND(hh, m->seen, id, QPC_ID_LEN, e);
-    return e != NULL && now - e->at_mono < DEDUP_HOLD_MS;
-}
-
-static void remember(struct mesh *m, const uint8_t id[static QPC_ID_LEN], uint64_t now)
-{
-    struct seen_id *e = NULL;
-
-    HASH_FIND(hh, m->seen, id, QPC_ID_LEN, e);
-    if (e != NULL) {
-        HASH_DEL(m->seen, e);                /* re-added at the end: newest */
-    } else if (HASH_COUNT(m->seen) >= DEDUP_MAX) {
-        e = m->seen;                         /* the oldest goes */
-        HASH_DEL(m->seen, e);
-    } else if ((e = calloc(1, sizeof(*e))) == NULL) {
-        return;
-    }
-    memcpy(e->id, id, QPC_ID_LEN);
-    e->at_mono = now;
-    HASH_ADD(hh, m->seen, id, QPC_ID_LEN, e);
-}
-
-/*
- * Takes a (verified) into the origin cache. Returns false when it is not newer than the
- * announce already kept for its origin (a late copy: pass it nowhere).
- */
-static bool cache_latest(struct mesh *m, const struct qpc_announce *a, bool passable,
-                         uint64_t now)
-{
-    struct origin *o = NULL;
-    uint64_t hold = (uint64_t)a->interval_s * 3000u;
-
-    HASH_FIND(hh, m->origins, a->key, QPC_KEY_LEN, o);
-    if (o != NULL && now - o->heard_mono < o->hold_ms &&
-        !qpc_announce_seqno_newer(a->seqno, o->latest.seqno))
-        return false;
-    if (o != NULL) {
-        HASH_DEL(m->origins, o);
-    } else if (HASH_COUNT(m->origins) >= ORIGINS_MAX) {
-        o = m->origins;                      /* heard from longest ago */
-        HASH_DEL(m->origins, o);
-    } else if ((o = calloc(1, sizeof(*o))) == NULL) {
-        return true;                         /* not cached, still new */
-    }
-    memcpy(o->key, a->key, QPC_KEY_LEN);
-    o->latest = *a;
-    o->passable = passable;
-    o->heard_mono = now;
-    o->hold_ms = hold < ORIGIN_HOLD_MAX_MS ? hold : ORIGIN_HOLD_MAX_MS;
-    HASH_ADD(hh, m->origins, key, QPC_KEY_LEN, o);
-    return true;
 }
 
 static void send_to_client(struct session *t, const struct qpc_announce *a)
@@ -206,7 +130,7 @@ static int handle(struct session *from, const Qpc__MeshAnnounce *pb, double rate
         goto refused_early;
     }
     qpc_announce_id(&a, id);
-    if (seen(m, id, now)) {
+    if (mesh_table_seen(m->t, id, now)) {
         n->c.announces_duplicate++;
         return QPC__STATUS__STATUS_DUPLICATE;
     }
@@ -222,9 +146,9 @@ static int handle(struct session *from, const Qpc__MeshAnnounce *pb, double rate
         why = rc == QPC_ERR_BAD_SIGNATURE ? MESH_REFUSED_FORGED : MESH_REFUSED_INVALID;
         goto refused;
     }
-    remember(m, id, now);
+    mesh_table_remember(m->t, id, now);
     passable = qpc_announce_forward(&a) == 0;
-    if (!cache_latest(m, &a, passable, now)) {
+    if (!mesh_table_take_latest(m->t, &a, passable, now)) {
         n->c.announces_duplicate++;          /* a late copy of an older seqno */
         return QPC__STATUS__STATUS_DUPLICATE;
     }
@@ -271,99 +195,90 @@ void mesh_handle_federation(struct session *s, uint64_t request_id, const Qpc__M
     session_send_message(s, &fr.base);
 }
 
-static bool live(const struct origin *o, uint64_t now)
+struct replay {
+    struct session *s;
+    size_t sent;
+};
+
+static void replay_one(const struct qpc_announce *a, void *arg)
 {
-    return o->passable && now - o->heard_mono < o->hold_ms;
+    struct replay *r = arg;
+
+    if (memcmp(a->key, r->s->key, QPC_KEY_LEN) != 0) {   /* not its own */
+        send_to_client(r->s, a);
+        r->sent++;
+    }
 }
 
 void mesh_replay(struct session *s)
 {
     struct mesh *m = s->node->mesh;
-    struct origin *o, *tmp;
-    uint64_t now = node_mono_ms();
-    size_t sent = 0;
+    struct replay r = { .s = s };
 
     if (m == NULL || s->announces_replayed || !s->has_stream)
         return;
     s->announces_replayed = true;
-    HASH_ITER(hh, m->origins, o, tmp) {
-        if (live(o, now) && memcmp(o->key, s->key, QPC_KEY_LEN) != 0) {
-            send_to_client(s, &o->latest);
-            sent++;
-        }
-    }
-    s->node->c.announces_passed += sent;
+    mesh_table_foreach_live(m->t, node_mono_ms(), replay_one, &r);
+    s->node->c.announces_passed += r.sent;
+}
+
+struct greeting {
+    struct link *l;
+    size_t sent;
+};
+
+static void greet_one(const struct qpc_announce *a, void *arg)
+{
+    struct greeting *g = arg;
+
+    g->sent += federation_announce_link(g->l, a);
 }
 
 /* A federation link came up: it gets every live origin this node knows. */
 static void greet_link(struct node *n, struct link *l)
 {
-    struct mesh *m = n->mesh;
-    struct origin *o, *tmp;
-    uint64_t now = node_mono_ms();
+    struct greeting g = { .l = l };
 
-    if (m == NULL)
+    if (n->mesh == NULL)
         return;
-    HASH_ITER(hh, m->origins, o, tmp) {
-        if (live(o, now))
-            n->c.announces_passed += federation_announce_link(l, &o->latest);
-    }
+    mesh_table_foreach_live(n->mesh->t, node_mono_ms(), greet_one, &g);
+    n->c.announces_passed += g.sent;
 }
 
 void mesh_gc(struct node *n)
 {
-    struct mesh *m = n->mesh;
-    struct seen_id *e, *etmp;
-    struct origin *o, *otmp;
-    uint64_t now = node_mono_ms();
-
-    if (m == NULL)
-        return;
-    HASH_ITER(hh, m->seen, e, etmp) {        /* oldest first: stop at the first young one */
-        if (now - e->at_mono < DEDUP_HOLD_MS)
-            break;
-        HASH_DEL(m->seen, e);
-        free(e);
-    }
-    HASH_ITER(hh, m->origins, o, otmp) {     /* each has its own hold: look at all */
-        if (now - o->heard_mono >= o->hold_ms) {
-            HASH_DEL(m->origins, o);
-            free(o);
-        }
-    }
+    if (n->mesh != NULL)
+        mesh_table_gc(n->mesh->t, node_mono_ms());
 }
 
 size_t mesh_origins(const struct node *n)
 {
-    return n->mesh != NULL ? HASH_COUNT(n->mesh->origins) : 0;
+    return n->mesh != NULL ? mesh_table_origins(n->mesh->t) : 0;
 }
 
 int mesh_start(struct node *n)
 {
+    const struct mesh_table_limits lim = {
+        .ids_max = DEDUP_MAX, .id_hold_ms = DEDUP_HOLD_MS,
+        .origins_max = ORIGINS_MAX, .origin_hold_max_ms = ORIGIN_HOLD_MAX_MS,
+    };
+
     n->mesh = calloc(1, sizeof(*n->mesh));
-    if (n->mesh == NULL)
+    if (n->mesh == NULL || (n->mesh->t = mesh_table_new(&lim)) == NULL) {
+        free(n->mesh);
+        n->mesh = NULL;
         return QPC_ERR_NOMEM;
+    }
     federation_set_link_greeter(n, greet_link);
     return 0;
 }
 
 void mesh_stop(struct node *n)
 {
-    struct mesh *m = n->mesh;
-    struct seen_id *e, *etmp;
-    struct origin *o, *otmp;
-
-    if (m == NULL)
+    if (n->mesh == NULL)
         return;
     federation_set_link_greeter(n, NULL);
-    HASH_ITER(hh, m->seen, e, etmp) {
-        HASH_DEL(m->seen, e);
-        free(e);
-    }
-    HASH_ITER(hh, m->origins, o, otmp) {
-        HASH_DEL(m->origins, o);
-        free(o);
-    }
-    free(m);
+    mesh_table_free(n->mesh->t);
+    free(n->mesh);
     n->mesh = NULL;
 }

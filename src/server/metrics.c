@@ -187,6 +187,25 @@ static void render_connections(FILE *f, const struct node *n)
             (unsigned long long)n->c.conn_refused[CONN_REFUSED_FULL]);
     fprintf(f, "qpc_connections_refused_total{reason=\"per_key\"} %llu\n",
             (unsigned long long)n->c.conn_refused[CONN_REFUSED_PER_KEY]);
+    {
+        struct qpc_quic_endpoint_stats cs, fs;
+
+        session_endpoint_quic_stats(n->client_ep, &cs);
+        session_endpoint_quic_stats(n->fed_ep, &fs);
+        family(f, "qpc_quic_retries_total", "counter",
+               "QUIC Retry packets sent: new peers asked to prove their address "
+               "(quic_retry_threshold).");
+        fprintf(f, "qpc_quic_retries_total{service=\"client\"} %llu\n",
+                (unsigned long long)cs.retries_sent);
+        fprintf(f, "qpc_quic_retries_total{service=\"federation\"} %llu\n",
+                (unsigned long long)fs.retries_sent);
+        family(f, "qpc_quic_retry_tokens_refused_total", "counter",
+               "Initials whose Retry token did not verify (dropped).");
+        fprintf(f, "qpc_quic_retry_tokens_refused_total{service=\"client\"} %llu\n",
+                (unsigned long long)cs.tokens_refused);
+        fprintf(f, "qpc_quic_retry_tokens_refused_total{service=\"federation\"} %llu\n",
+                (unsigned long long)fs.tokens_refused);
+    }
 }
 
 static void render_counters(FILE *f, const struct node *n)

@@ -581,6 +581,9 @@ int session_endpoint_open(struct node *n, const struct session_endpoint_config *
     qc.max_frame = (size_t)sc->max_frame_size;
     qc.idle_timeout_ms = (uint64_t)sc->idle_timeout_ms;
     qc.keepalive_ms = cfg->keepalive_ms;
+    /* The node's setting: 0 means every new peer is validated. */
+    qc.retry_threshold = sc->quic_retry_threshold > 0 ? (int)sc->quic_retry_threshold
+                                                     : QPC_QUIC_RETRY_ALWAYS;
     qc.cb.on_connected = on_connected;
     qc.cb.on_frame = on_frame;
     qc.cb.on_datagram = on_datagram;
@@ -620,6 +623,12 @@ void session_endpoint_stop_accepting(struct session_endpoint *e)
 size_t session_endpoint_conn_count(const struct session_endpoint *e)
 {
     return e != NULL ? qpc_quic_endpoint_conn_count(e->quic) : 0;
+}
+
+void session_endpoint_quic_stats(const struct session_endpoint *e,
+                                 struct qpc_quic_endpoint_stats *out)
+{
+    qpc_quic_endpoint_get_stats(e != NULL ? e->quic : NULL, out);
 }
 
 uint16_t session_endpoint_port(const struct session_endpoint *e)
@@ -713,9 +722,11 @@ int session_dial(struct session_endpoint *e, const char *addr, const uint8_t *ex
         return 0;
     }
     snprintf(s->peer_addr, sizeof(s->peer_addr), "%s", addr);   /* until it connects */
+    qpc_log_debug("session", "looking up %s", addr);
     rc = e->resolver == NULL ? qpc_resolver_new(e->node->loop, e->resolver_cfg, &e->resolver) : 0;
     if (rc == 0)
-        rc = qpc_resolve_start(e->resolver, addr, dial_resolved, s, &s->resolving);
+        rc = qpc_resolve_start_family(e->resolver, addr, qpc_quic_endpoint_dial_family(e->quic), dial_resolved, s,
+                                      &s->resolving);
     if (rc != 0) {
         free(s);
         return rc;

@@ -148,6 +148,7 @@ struct session_endpoint_config {
     uint64_t keepalive_ms;         /* 0: no keep-alive PINGs */
     size_t max_sessions;           /* clients: connections admitted at once (0: no cap) */
     size_t max_sessions_per_key;   /* clients: of them, per client key (0: no cap) */
+    int retry_threshold;           /* qpc_quic_config's (0: default; QPC_QUIC_RETRY_ALWAYS) */
     const struct qpc_resolver_config *resolver;   /* session_dial's name lookups (borrowed
                                     * until the endpoint closes); NULL: /etc/resolv.conf */
 };
@@ -167,6 +168,9 @@ void session_endpoint_close(struct session_endpoint *e);
 void session_endpoint_stop_accepting(struct session_endpoint *e);
 /* Live connections (0 for NULL). */
 size_t session_endpoint_conn_count(const struct session_endpoint *e);
+/* The QUIC endpoint's counters (Retry packets sent, ...); zeros for NULL. */
+void session_endpoint_quic_stats(const struct session_endpoint *e,
+                                 struct qpc_quic_endpoint_stats *out);
 /* The bound port (to learn the one chosen for port 0), 0 if unknown. */
 uint16_t session_endpoint_port(const struct session_endpoint *e);
 

@@ -112,6 +112,19 @@ static const struct qpc_config_key keys[] = {
     { .name = "idle_timeout_ms", .flag = "--idle-timeout-ms", .type = QPC_CONFIG_INT,
       .env = "QPC_IDLE_TIMEOUT_MS", .def = "30000", .offset = SV(idle_timeout_ms),
       .min = 1000, .max = 3600000, .metavar = "MS", .help = "QUIC idle timeout" },
+    { .name = "max_client_connections", .flag = "--max-client-connections",
+      .type = QPC_CONFIG_INT, .env = "QPC_MAX_CLIENT_CONNECTIONS", .def = "10000",
+      .offset = SV(max_client_connections), .min = 1, .max = 1000000, .metavar = "N",
+      .help = "client connections at once, all keys together" },
+    { .name = "max_connections_per_client", .flag = "--max-connections-per-client",
+      .type = QPC_CONFIG_INT, .env = "QPC_MAX_CONNECTIONS_PER_CLIENT", .def = "16",
+      .offset = SV(max_connections_per_client), .min = 1, .max = 1000000, .metavar = "N",
+      .help = "client connections at once per client key" },
+    { .name = "quic_retry_threshold", .flag = "--quic-retry-threshold", .type = QPC_CONFIG_INT,
+      .env = "QPC_QUIC_RETRY_THRESHOLD", .def = "64", .offset = SV(quic_retry_threshold),
+      .min = 0, .max = 1024, .metavar = "N",
+      .help = "handshakes in progress from which new clients must answer a QUIC Retry "
+              "(0: always)" },
 };
 
 const struct qpc_config_schema server_schema = {

@@ -47,6 +47,10 @@ struct server_settings {
     bool relay_enabled;
     int64_t relay_rate_limit;      /* packets per second per client */
     int64_t idle_timeout_ms;
+    int64_t max_client_connections;     /* client connections at once, all keys */
+    int64_t max_connections_per_client; /* ... per client key */
+    int64_t quic_retry_threshold;  /* handshakes in progress from which a new peer must
+                                    * answer a Retry first (0: always) */
 };
 
 /* The schema: qpc_config_new(&cfg, &server_schema). */

@@ -16,6 +16,9 @@
  *                          genuine in form, but ID was never sent to us, so it proves nothing
  *   impostor-receipt=ID=K  a receipt naming ID that claims to come from key K (hex: the
  *                          real recipient) but is signed with our key
+ *   hop0-from=PATH         a correct message from the identity in PATH (an identity.json:
+ *                          a third peer's key) with hop_count 0: what a neighbour that
+ *                          forwards that peer's traffic and resets hop_count sends
  *   garbage=N  N frames of bytes that are no P2pFrame (6 bytes each, in one burst); no
  *              ack is expected: the client should close the connection instead
  * Texts are DirectContent texts, as qpc sends them (docs/envelope.md).
@@ -39,6 +42,7 @@
 #include "qpc/direct.h"
 #include "qpc/envelope.h"
 #include "qpc/error.h"
+#include "qpc/identity.h"
 #include "qpc/quic.h"
 
 #define MAX_MODES 16
@@ -89,6 +93,32 @@ static int build(struct inj *in, const char *mode, int n, uint8_t **out, size_t 
         ttl = 60;
     } else if (strcmp(mode, "future") == 0) {
         created += 3600000;
+    }
+    if (strncmp(mode, "hop0-from=", 10) == 0) {
+        struct qpc_identity *other = NULL;
+        struct qpc_box_cache *obox;
+        char err[256];
+
+        if (qpc_identity_load(mode + 10, &other, err, sizeof(err)) != 0) {
+            fprintf(stderr, "%s: %s\n", mode + 10, err);
+            return QPC_ERR_INVALID;
+        }
+        snprintf(text, sizeof(text), "inject hop0 %d", n);
+        obox = qpc_box_cache_new(qpc_identity_secret_key(other));
+        rc = obox == NULL ? QPC_ERR_NOMEM : qpc_direct_encode_text(text, strlen(text), NULL, &plain, &plen);
+        if (rc == 0)
+            rc = qpc_box_seal(obox, in->peer, plain, plen, &box, &blen);
+        if (rc == 0)   /* signed by that peer; hop_count 0 as if it came straight from it */
+            rc = qpc_envelope_init(&env, qpc_identity_secret_key(other), in->peer, NULL, created, ttl, 8,
+                                   box, blen);
+        if (rc == 0)
+            rc = qpc_envelope_encode(&env, out, len);
+        qpc_box_cache_free(obox);
+        qpc_identity_free(other);
+        free(box);
+        free(plain);
+        qpc_envelope_clear(&env);
+        return rc;
     }
     if (strncmp(mode, "receipt=", 8) == 0 || strncmp(mode, "impostor-receipt=", 17) == 0) {
         struct qpc_receipt_item item = { .path = QPC_RECEIPT_PATH_DIRECT, .received_at_ms = created };

@@ -40,6 +40,7 @@ struct tc {
     char close_reason[256];
     uint8_t server_key[QPC_KEY_LEN];
     uint64_t next_rid;
+    uint64_t keepalive_ms;          /* set before connecting: PING interval, 0 = none */
     tc_msg_fn on_msg;
     tc_dgram_fn on_dgram;
     void *user;
@@ -158,9 +159,10 @@ static inline bool tc_is_ready(struct tc *t)
     return t->ready;
 }
 
-/* Connects to host:port as the identity sk. 0 or a negative error (message on stderr). */
-static inline int tc_connect(struct tc *t, struct ev_loop *loop, const uint8_t sk[64],
-                             const char *hostport, double timeout)
+/* Starts connecting to host:port as the identity sk without waiting: t->ready turns true
+ * (or t->closed) as the loop runs. 0 or a negative error (message on stderr). */
+static inline int tc_connect_start(struct tc *t, struct ev_loop *loop, const uint8_t sk[64],
+                                   const char *hostport)
 {
     struct qpc_quic_config qc = { 0 };
     struct addrinfo hints = { 0 }, *res = NULL;
@@ -186,16 +188,26 @@ static inline int tc_connect(struct tc *t, struct ev_loop *loop, const uint8_t s
     qc.cb.on_frame = tc_on_frame;
     qc.cb.on_closed = tc_on_closed;
     qc.cb.on_datagram = tc_on_datagram;
+    qc.keepalive_ms = t->keepalive_ms;
     qc.user = t;
     rc = qpc_quic_endpoint_new(&t->ep, loop, &qc);
     if (rc == 0)
         rc = qpc_quic_connect(t->ep, res->ai_addr, res->ai_addrlen, QPC_ALPN_CLIENT, NULL, t,
                               &t->conn);
     freeaddrinfo(res);
-    if (rc != 0) {
+    if (rc != 0)
         fprintf(stderr, "testclient: connect: %s\n", qpc_strerror(rc));
+    return rc;
+}
+
+/* Connects to host:port as the identity sk. 0 or a negative error (message on stderr). */
+static inline int tc_connect(struct tc *t, struct ev_loop *loop, const uint8_t sk[64],
+                             const char *hostport, double timeout)
+{
+    int rc = tc_connect_start(t, loop, sk, hostport);
+
+    if (rc != 0)
         return rc;
-    }
     if (!tc_run_until(t, tc_is_ready, timeout)) {
         fprintf(stderr, "testclient: no connection to %s (%s %s)\n", hostport,
                 t->closed ? qpc_strerror(t->close_err) : "timeout", t->close_reason);
