@@ -5,9 +5,10 @@
 #   1. a second build tree of the same source with -DQPC_MESH=OFF (same build type and
 #      sanitizers as QPC_BUILD; only the qpc target, niced, -j2) builds; its qpc links no
 #      mDNS code and no avahi library;
-#   2. its --help says what it is and lists no mesh option; the mesh-only settings are
-#      refused from the command line, the environment and a file, saying this build has
-#      no mesh support (exit 2), as is `listen` without a server;
+#   2. its --help and --version say what it is, and --help lists no mesh option; the
+#      mesh-only settings are refused from the command line, the environment and a file,
+#      saying this build has no mesh support (exit 2), as are `qpc route` and `listen`
+#      without a server;
 #   3. two such clients: A sends to B (named through a pasted qpc: text) through the
 #      node; B shows it, A exits 0 on B's verified receipt ("delivered ... via server");
 #      a broadcast from A reaches B through the server; B's history has both;
@@ -68,6 +69,7 @@ for opt in --listen --no-mdns --mdns-enabled --mdns-interfaces --direct-timeout-
     grep -q -- "$opt" "$T/help.out" && fail "--help of the OFF build lists $opt"
 done
 grep -q -- '--server=HOST:PORT' "$T/help.out" || fail "--help lost --server"
+[ "$("$O" --version)" = "$("$B/qpc" --version) (built without mesh)" ] || fail "--version: $("$O" --version)"
 NOMESH='this qpc is built without mesh support \(cmake -DQPC_MESH=OFF\)'
 expect_refused() {   # expect_refused WHAT PATTERN CMD...: exit 2 and the words on stderr
     local what=$1 pat=$2 rc=0
@@ -78,14 +80,26 @@ expect_refused() {   # expect_refused WHAT PATTERN CMD...: exit 2 and the words 
 }
 expect_refused "--listen" "^qpc: command line: --listen: $NOMESH" "$O" --data-dir "$T/x" --listen 127.0.0.1:7100 identity
 expect_refused "--no-mdns" "^qpc: --no-mdns: $NOMESH" "$O" --data-dir "$T/x" --no-mdns identity
+# Every setting the mesh build has and this one does not list is refused in those words.
+sed -n 's/^  --\([a-z0-9-]*\)=.*/\1/p' "$T/help_on.out" | sort >"$T/keys_on.txt"
+sed -n 's/^  --\([a-z0-9-]*\)=.*/\1/p' "$T/help.out" | sort >"$T/keys_off.txt"
+comm -23 "$T/keys_on.txt" "$T/keys_off.txt" >"$T/keys_mesh.txt"
+grep -qx 'listen' "$T/keys_mesh.txt" || fail "the list of mesh settings lacks listen: $(cat "$T/keys_mesh.txt")"
+while read -r key; do
+    expect_refused "--$key" "^qpc: command line: --$key: $NOMESH" "$O" --data-dir "$T/x" "--$key" x identity
+done <"$T/keys_mesh.txt"
 expect_refused "QPC_CLIENT_MDNS_ENABLED" "^qpc: environment QPC_CLIENT_MDNS_ENABLED: mdns_enabled: $NOMESH" \
     env QPC_CLIENT_MDNS_ENABLED=false "$O" --data-dir "$T/x" identity
 printf 'direct_timeout_ms = 500\n' >"$T/qpc.toml"
 expect_refused "a file's direct_timeout_ms" "^qpc: $T/qpc.toml:1: direct_timeout_ms: $NOMESH" \
     "$O" --data-dir "$T/x" --config "$T/qpc.toml" identity
+expect_refused "qpc route" "^qpc: route: $NOMESH" "$O" --data-dir "$T/x" route
+grep -Eq '^  route ' "$T/help_on.out" || fail "the mesh qpc's --help lacks route: the check means nothing"
+grep -Eq '^  route ' "$T/help.out" && fail "--help of the OFF build lists the route subcommand"
 expect_refused "listen without a server" "^qpc: listening needs a server \(--server HOST:PORT\): $NOMESH" \
     "$O" --data-dir "$T/x" listen
-echo "ok 2 --help lists no mesh option; --listen, --no-mdns, an mDNS variable, a file's mesh key and a serverless listen are refused saying why"
+echo "ok 2 --help lists no mesh option; the mesh's settings ($(tr '\n' ' ' <"$T/keys_mesh.txt"| sed 's/ $//')), --no-mdns," \
+     "an mDNS variable, a file's mesh key, qpc route and a serverless listen are refused saying why"
 
 # --- 3. two OFF clients through a node ----------------------------------------------------
 PS=$(it_port_base 2)

@@ -12,6 +12,8 @@
 #      Timeout while contacting DNS servers"): a blocking lookup allows nothing between.
 #   2. The qpc REPL (in tmux) is told /connect srv.never-answers.test:7000 and then
 #      /mesh identity: the identity is on the screen before the lookup's timeout line.
+#   3. A static peer given by name (peers = ["localhost:PORT"], /etc/hosts answers) is
+#      looked up and linked to, without a key known before.
 # The timings are printed, not asserted. Needs root (ip netns) and tmux. Env: QPC_BUILD.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -25,6 +27,7 @@ S=qpc_dns_$$
 TMP=$(mktemp -d)
 DNS_PID=
 NODE_PID=
+PEER_PID=
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
@@ -34,7 +37,7 @@ cleanup() {
         echo "--- screen:"; it_tmux_screen "$S" | tail -30
     fi
     tmux kill-session -t "$S" 2>/dev/null || true
-    it_kill_all KILL $NODE_PID $DNS_PID
+    it_kill_all KILL $NODE_PID $PEER_PID $DNS_PID
     it_netns_del "$NS"
     rm -rf "/etc/netns/$NS"
     [ $rc -eq 0 ] || it_dump_logs 40 "$TMP"/*.out "$TMP"/*.err
@@ -122,4 +125,16 @@ printf 'ok: the REPL answered /mesh identity %.2f s after /connect, the lookup t
     "$(awk "BEGIN { print $t1 - $t0 }")" "$(awk "BEGIN { print $t2 - $t1 }")"
 it_tmux_type "$S" "/quit"
 it_tmux_wait "$S" 'QPC-EXITED' 20 || fail "the REPL did not quit"
+
+# --- 3. a static peer by name ------------------------------------------------------------------
+PORT=$(it_port_base 1)
+AK=$("$QPC" --data-dir "$TMP/sa" identity)
+ip netns exec "$NS" "$QPC" --data-dir "$TMP/sb" --listen 127.0.0.1:$PORT --no-mdns --log-level info \
+    listen >"$TMP/sb.out" 2>"$TMP/sb.err" &
+NODE_PID=$!
+ip netns exec "$NS" "$QPC" --data-dir "$TMP/sa" --listen 127.0.0.1:0 --no-mdns --log-level info \
+    --peers "localhost:$PORT" listen >"$TMP/sa.out" 2>"$TMP/sa.err" &
+PEER_PID=$!
+it_wait_for "$TMP/sb.err" "link to ${AK:0:12} up" 20 || fail "the static peer given by name was never linked to"
+echo "ok: a static peer given as localhost:$PORT was looked up and linked to"
 echo PASS

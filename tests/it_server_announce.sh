@@ -10,11 +10,11 @@
 #   2. A client that turns push on later is sent what the node knows (the origin cache).
 #   3. Malformed, forged, hop-shortened and not-from-origin announces are refused, each
 #      counted by reason, none passed on, and the node logs one line about them in all.
-#   4. The per-client rate: 300 announces at once, the node takes its burst and refuses
-#      the rest as rate_limited.
-#   5. Static peers carry announces both ways (a client of D is heard on B) and nothing
+#   4. Static peers carry announces both ways (a client of D is heard on B) and nothing
 #      else: B has no route to d.mesh.test, so an envelope for it is UNKNOWN_DOMAIN.
-#   6. Two CA-checked nodes with static peers only: an announce crosses.
+#   5. Two CA-checked nodes with static peers only: an announce crosses.
+#   6. The per-client rates: 300 announces at once, the node takes its burst and refuses
+#      the rest as rate_limited; what it passes to one listener is capped (sent or shed).
 # All on loopback; mDNS is off.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -148,17 +148,7 @@ for l in la lb lc ld; do
 done
 echo "ok 3: 20 malformed, 20 forged, 20 hop-shortened, 20 not-from-origin refused by reason, one log line"
 
-# --- 4. the per-client rate ---------------------------------------------------------------------
-"$ANN" -i "$TMP/rafe.json" -S 127.0.0.1:$PB send relayed 300 >"$TMP/rafe.out" || fail "rafe"
-RL=$(metrics $MB | awk '$1 == "qpc_announces_refused_total{reason=\"rate_limited\"}" {print $2}')
-TAKEN=$(( $(metric $MB qpc_announces_received_total) - 1 ))
-[ "$RL" -ge 1 ] || fail "300 announces at once: none rate-limited"
-[ $((RL + TAKEN)) = 300 ] || fail "taken $TAKEN + refused $RL != 300"
-[ "$TAKEN" -ge 100 ] || fail "the burst of 100 was not taken ($TAKEN)"
-[ "$TAKEN" -lt 300 ] || fail "the rate limit did not hold"
-echo "ok 4: 300 announces at once from one client: $TAKEN taken (burst 100, 10/s), $RL refused as rate_limited"
-
-# --- 5. static peers: announces both ways, no messages -----------------------------------------
+# --- 4. static peers: announces both ways, no messages -----------------------------------------
 "$ANN" -i "$TMP/dora.json" -S 127.0.0.1:$PD send own 1 -q 3 >"$TMP/d1.out" || fail "dora send"
 DK=$(awk '/^origin /{print $2}' "$TMP/d1.out")
 it_wait_lines "$TMP/lb.out" "^announce $DK 3 2$" 1 20 || fail "B's client did not hear D's client over the static link"
@@ -169,10 +159,9 @@ ROB=$("$TC" -i "$TMP/rob.json" id)
 timeout 30 "$TC" -S 127.0.0.1:$PB -i "$TMP/bea.json" send "$ROB@d.mesh.test" 1 >"$TMP/bsend.out" || true
 grep -q "summary sent=1 UNKNOWN_DOMAIN=1$" "$TMP/bsend.out" || fail "an envelope for the static peer's domain: $(tail -1 "$TMP/bsend.out")"
 [ "$(metric $MB qpc_outbox_depth)" = 0 ] || fail "B put a row in its outbox for the static peer"
-echo "ok 5: a client of D (static peer) heard on B (hops 2) and A (3); d.mesh.test stays unknown to B (UNKNOWN_DOMAIN, outbox empty)"
-metrics $MB | grep -E '^qpc_announce|^qpc_static_peer' | sed 's/^/    /'
+echo "ok 4: a client of D (static peer) heard on B (hops 2) and A (3); d.mesh.test stays unknown to B (UNKNOWN_DOMAIN, outbox empty)"
 
-# --- 6. static peers between CA-checked nodes -----------------------------------------------------
+# --- 5. static peers between CA-checked nodes -----------------------------------------------------
 # Two nodes of one test CA, no [federation_peers] at all: a static link is dialled with no
 # name to insist on (any certificate of the CA), and carries announces.
 it_make_pki "$TMP/pki" >/dev/null 2>&1 || fail "cannot make the test PKI"
@@ -189,7 +178,31 @@ listen lf $((BASE + 15))
 "$ANN" -i "$TMP/erin.json" -S 127.0.0.1:$((BASE + 12)) send own 1 -q 5 >"$TMP/e1.out" || fail "erin send"
 EK=$(awk '/^origin /{print $2}' "$TMP/e1.out")
 it_wait_lines "$TMP/lf.out" "^announce $EK 5 2$" 1 20 || fail "CA mode: F's client did not hear E's client over the static link"
-echo "ok 6: CA-checked nodes with only static peers: an announce crossed (hops 2)"
+echo "ok 5: CA-checked nodes with only static peers: an announce crossed (hops 2)"
+
+# --- 6. the per-client rates, in and out ---------------------------------------------------------
+rl() { metrics $MB | awk '$1 == "qpc_announces_refused_total{reason=\"rate_limited\"}" {print $2}'; }
+R0=$(metric $MB qpc_announces_received_total); RL0=$(rl); S0=$(metric $MB qpc_announces_shed_total)
+L0=$(grep -c '^announce ' "$TMP/lb.out" || true)
+"$ANN" -i "$TMP/rafe.json" -S 127.0.0.1:$PB send relayed 300 >"$TMP/rafe.out" || fail "rafe"
+RL=$(( $(rl) - RL0 ))
+TAKEN=$(( $(metric $MB qpc_announces_received_total) - R0 ))
+[ "$RL" -ge 1 ] || fail "300 announces at once: none rate-limited"
+[ $((RL + TAKEN)) = 300 ] || fail "taken $TAKEN + refused $RL != 300"
+[ "$TAKEN" -ge 100 ] || fail "the burst of 100 was not taken ($TAKEN)"
+[ "$TAKEN" -lt 300 ] || fail "the rate limit did not hold"
+# what B passes on to its listener is capped too: each copy is sent or counted shed
+SHED=$(( $(metric $MB qpc_announces_shed_total) - S0 ))
+for ((i = 0; i < 100; i++)); do   # the copies B sent may still be on their way
+    GOT=$(( $(grep -c '^announce ' "$TMP/lb.out" || true) - L0 ))
+    [ $((GOT + SHED)) -ge "$TAKEN" ] && break
+    sleep 0.1
+done
+[ "$SHED" -ge 1 ] || fail "$TAKEN new announces to one listener at once: none shed"
+[ $((GOT + SHED)) = "$TAKEN" ] || fail "listener got $GOT + shed $SHED != $TAKEN"
+echo "ok 6: 300 announces at once from one client: $TAKEN taken (burst 100, 10/s), $RL refused as rate_limited; B's listener was sent $GOT, $SHED shed (budget 60, 2/s)"
+
+metrics $MB | grep -E '^qpc_announce|^qpc_static_peer' | sed 's/^/    /'
 
 it_kill_all TERM "${LPIDS[@]}"; LPIDS=()
 for pid in "${PIDS[@]}"; do kill -TERM "$pid"; done

@@ -246,13 +246,15 @@ const char *qpc_config_source_name(enum qpc_config_source source);
  * Writes the effective configuration to out as a TOML file that this reader reads back:
  * a heading naming the schema's program, then each key with a comment naming its
  * origin ("# default", "# file PATH:LINE", "# env MY_HUB", "# flag --hub"),
- * tables last; keys this build leaves out (QPC_CONFIG_NOT_BUILT) are not written. For --check-config. Returns 0 or QPC_ERR_IO.
+ * tables last; keys this build leaves out (QPC_CONFIG_NOT_BUILT) are not written.
+ * For --check-config. Returns 0 or QPC_ERR_IO.
  */
 int qpc_config_print(const struct qpc_config *cfg, FILE *out);
 
 /*
  * Writes one --help line per key of schema to out (not the QPC_CONFIG_NOT_BUILT ones):
- * flag and metavar, help, environment variable and default. Returns 0, QPC_ERR_INVALID (schema NULL) or QPC_ERR_IO.
+ * flag and metavar, help, environment variable and default. Returns 0, QPC_ERR_INVALID
+ * (schema NULL) or QPC_ERR_IO.
  */
 int qpc_config_print_help(const struct qpc_config_schema *schema, FILE *out);
 

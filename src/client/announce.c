@@ -214,15 +214,17 @@ static void announce_now(struct client *cl, uint64_t mono)
     size_t n = my_addresses(cl, addrs);
     uint64_t wall = now_ms();
     uint32_t seqno = route_state_next_seqno(cl, wall);
+    /* As far as my messages may travel (max_hops), within what an announce allows: a
+     * route to me from farther would carry nothing. */
+    uint32_t hops = cl->cc->max_hops < QPC_ANNOUNCE_HOPS_MAX ? (uint32_t)cl->cc->max_hops : QPC_ANNOUNCE_HOPS_MAX;
     int rc = qpc_announce_create(&an->mine, qpc_identity_secret_key(cl->id), seqno, wall,
-                                 (uint32_t)cl->cc->announce_interval_s, ANNOUNCE_MAX_HOPS, addrs, n,
-                                 session_domain(cl));
+                                 (uint32_t)cl->cc->announce_interval_s, hops, addrs, n, session_domain(cl));
 
     /* A server's domain an announce cannot carry (not a DNS name): announce without it
      * rather than not at all. */
     if (rc == QPC_ERR_INVALID && session_domain(cl)[0] != '\0')
         rc = qpc_announce_create(&an->mine, qpc_identity_secret_key(cl->id), seqno, wall,
-                                 (uint32_t)cl->cc->announce_interval_s, ANNOUNCE_MAX_HOPS, addrs, n, NULL);
+                                 (uint32_t)cl->cc->announce_interval_s, hops, addrs, n, NULL);
 
     /* Next one after an interval, even when this one failed: never a warning a second. */
     an->next_ms = mono + (uint64_t)cl->cc->announce_interval_s * 1000;

@@ -20,7 +20,6 @@
 #include "client.h"
 #include "qpc/proto.h"
 
-#define ANNOUNCE_MAX_HOPS 8              /* how far my announces travel */
 #define ANNOUNCE_SEEN_MAX 16384          /* announce ids remembered for dedup */
 #define ANNOUNCE_SEEN_MS (10u * 60 * 1000)  /* and for how long */
 #define ANNOUNCE_ORIGINS_MAX 4096        /* origins whose latest announce is kept */

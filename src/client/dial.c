@@ -78,11 +78,15 @@ static void refused(struct client *cl, const char *what, uint64_t now)
                      what, unlogged);
 }
 
-/* A name typed into the directory, being looked up for a dial (cl->lookups). */
+/* A name being looked up for a dial (cl->lookups): typed into the directory, or a static
+ * peer's address (config `peers`, which may come without a key). */
 struct dial_lookup {
     struct client *cl;
+    bool has_key;
     uint8_t key[QPC_KEY_LEN];
     char addr[QPC_ADDRESS_MAX + 1];
+    uint64_t *serial;                  /* NULL, or where the new link's serial goes (a static
+                                        * peer's: valid until dial_stop, which comes first) */
     struct qpc_resolve *q;
     struct dial_lookup *prev, *next;
 };
@@ -106,7 +110,26 @@ static int dial_at(struct client *cl, struct peer_state *ps, const char *addr,
     return 0;
 }
 
-/* A peer's name was looked up (from the loop): dial it if the peer is still wanted. */
+/* Dials addr, now at sa, expecting whoever answers (a static peer without a key yet). */
+static int dial_keyless_at(struct client *cl, const char *addr, const struct sockaddr *sa,
+                           socklen_t len, uint64_t *serial)
+{
+    struct link *l = link_new(cl, NULL, false, addr);
+    int rc;
+
+    if (l == NULL)
+        return QPC_ERR_NOMEM;
+    l->initiated = true;
+    if ((rc = qpc_quic_connect(cl->ep, sa, len, QPC_ALPN_P2P, NULL, l, &l->conn)) < 0) {
+        link_free(l);
+        return rc;
+    }
+    if (serial != NULL)
+        *serial = l->serial;
+    return 0;
+}
+
+/* A name was looked up (from the loop): dial it if the peer is still wanted. */
 static void name_resolved(void *arg, int rc, const struct sockaddr *sa, socklen_t salen,
                           const char *why)
 {
@@ -115,30 +138,39 @@ static void name_resolved(void *arg, int rc, const struct sockaddr *sa, socklen_
     struct peer_state *ps;
 
     DL_DELETE(cl->lookups, dl);
-    if (rc != 0)
+    if (rc != 0) {
         qpc_log_info("dial", "cannot look up %s: %s", dl->addr, why);
-    else if (!cl->closing && cl->ep != NULL && (ps = peers_find(&cl->peers, dl->key)) != NULL &&
-             !link_direct_at(ps, dl->addr))
-        dial_at(cl, ps, dl->addr, sa, salen);
+    } else if (cl->closing || cl->ep == NULL) {
+        /* nothing more to start */
+    } else if (!dl->has_key) {
+        dial_keyless_at(cl, dl->addr, sa, salen, dl->serial);
+    } else if ((ps = peers_find(&cl->peers, dl->key)) != NULL && !link_direct_at(ps, dl->addr) &&
+               dial_at(cl, ps, dl->addr, sa, salen) == 0 && dl->serial != NULL) {
+        *dl->serial = ps->links->serial;   /* link_new puts the newest first */
+    }
     free(dl);
 }
 
-/* Looks addr (a name) up for ps and dials it when the answer comes; one lookup per
- * peer and name at a time. */
-static int dial_name(struct client *cl, struct peer_state *ps, const char *addr)
+/* Looks addr (a name) up and dials it when the answer comes, expecting key (NULL:
+ * whoever answers); one lookup per key and name at a time. */
+static int dial_name(struct client *cl, const uint8_t *key, const char *addr, uint64_t *serial)
 {
     struct dial_lookup *dl;
     int rc;
 
     DL_FOREACH(cl->lookups, dl)
-        if (memcmp(dl->key, ps->key, QPC_KEY_LEN) == 0 && strcmp(dl->addr, addr) == 0)
+        if (dl->has_key == (key != NULL) && (key == NULL || memcmp(dl->key, key, QPC_KEY_LEN) == 0) &&
+            strcmp(dl->addr, addr) == 0)
             return 0;   /* already on its way */
     if (cl->resolver == NULL && (rc = qpc_resolver_new(cl->loop, NULL, &cl->resolver)) < 0)
         return rc;
     if ((dl = calloc(1, sizeof(*dl))) == NULL)
         return QPC_ERR_NOMEM;
     dl->cl = cl;
-    memcpy(dl->key, ps->key, QPC_KEY_LEN);
+    dl->has_key = key != NULL;
+    if (key != NULL)
+        memcpy(dl->key, key, QPC_KEY_LEN);
+    dl->serial = serial;
     snprintf(dl->addr, sizeof(dl->addr), "%s", addr);
     rc = qpc_resolve_start_family(cl->resolver, addr, qpc_quic_endpoint_dial_family(cl->ep),
                                   name_resolved, dl, &dl->q);
@@ -168,7 +200,7 @@ static int dial_addr(struct client *cl, struct peer_state *ps, const char *addr)
     int rc;
 
     if (!qpc_addr_is_numeric(addr))
-        return dial_name(cl, ps, addr);   /* never a blocking lookup on the loop */
+        return dial_name(cl, ps->key, addr, NULL);   /* never a blocking lookup on the loop */
     rc = qpc_addr_resolve(addr, &ss, &len);
     if (rc < 0)
         return rc;
@@ -316,27 +348,20 @@ int dial_static(struct client *cl, const char *addr, const uint8_t *key, uint64_
     struct sockaddr_storage ss;
     socklen_t len = 0;
     struct peer_state *ps = key != NULL ? peers_get(&cl->peers, key) : NULL;
-    struct link *l;
     int rc;
 
+    if (key != NULL && ps == NULL)
+        return QPC_ERR_NOMEM;
+    if (!qpc_addr_is_numeric(addr))   /* the link, and its serial, come with the answer */
+        return dial_name(cl, key, addr, serial);
     if (key != NULL) {
-        if (ps == NULL)
-            return QPC_ERR_NOMEM;
         if ((rc = dial_addr(cl, ps, addr)) == 0)
             *serial = ps->links->serial;   /* link_new puts the newest first */
         return rc;
     }
     if ((rc = qpc_addr_resolve(addr, &ss, &len)) < 0)
         return rc;
-    if ((l = link_new(cl, NULL, false, addr)) == NULL)
-        return QPC_ERR_NOMEM;
-    l->initiated = true;
-    if ((rc = qpc_quic_connect(cl->ep, (struct sockaddr *)&ss, len, QPC_ALPN_P2P, NULL, l, &l->conn)) < 0) {
-        link_free(l);
-        return rc;
-    }
-    *serial = l->serial;
-    return 0;
+    return dial_keyless_at(cl, addr, (struct sockaddr *)&ss, len, serial);
 }
 
 void dial_fresh_address(struct client *cl, struct peer_state *ps, const char *addr)

@@ -42,7 +42,9 @@ void dial_reach(struct client *cl, struct peer_state *ps);
 /*
  * Dials a static peer (config `peers`) at addr, expecting key (NULL: whoever answers, as
  * a typed address is trusted to be the peer the user meant). *serial receives the new
- * link's serial (announce.c recognises it when it comes up). 0 or a QPC_ERR_*.
+ * link's serial (announce.c recognises it when it comes up). A name is looked up first
+ * (without blocking): the link and *serial then come with the answer, so serial must
+ * stay valid until dial_stop (announce_stop comes after it). 0 or a QPC_ERR_*.
  */
 int dial_static(struct client *cl, const char *addr, const uint8_t *key, uint64_t *serial);
 void dial_fresh_address(struct client *cl, struct peer_state *ps, const char *addr);

@@ -187,7 +187,8 @@ static int to_server_cb(void *ctx, struct qpc_envelope *env)
 
     /* kept: without a node domain a link may still carry our copy, so a refusal is not
      * final (without mesh no link can: the server's refusal is). */
-    if (mine && !(session_up(cl) && session_enqueue(cl, env, domain, report, QPC_MESH && domain[0] == '\0') == 0) &&
+    if (mine &&
+        !(session_up(cl) && session_enqueue(cl, env, domain, report, QPC_MESH && domain[0] == '\0') == 0) &&
         report) {
         ev.text = "peer unreachable, kept in outbox";
         ev.text_len = strlen(ev.text);

@@ -722,7 +722,7 @@ static int sub_history(struct client *cl, int argc, char **argv)
 static int sub_help(struct client *cl, int argc, char **argv);
 static int sub_version(struct client *cl, int argc, char **argv)
 {
-    printf("qpc %s\n", QPC_VERSION);
+    printf("qpc %s%s\n", QPC_VERSION, QPC_MESH ? "" : " (built without mesh)");
     return EXIT_OK;
 }
 
@@ -745,6 +745,13 @@ static const struct subcommand subcommands[] = {
 };
 #define NSUB (sizeof(subcommands) / sizeof(subcommands[0]))
 
+/* What only the mesh has (the routes it learns): a build without mesh does not list it
+ * and says so when it is typed. */
+static bool mesh_only(const struct subcommand *sc)
+{
+    return sc->fn == sub_route;
+}
+
 static void usage(FILE *out)
 {
     fprintf(out, "Usage: qpc [OPTIONS] [SUBCOMMAND [ARGS]]\n"
@@ -756,6 +763,8 @@ static void usage(FILE *out)
     for (size_t i = 0; i < NSUB; i++) {
         char head[64];
 
+        if (!QPC_MESH && mesh_only(&subcommands[i]))
+            continue;
         snprintf(head, sizeof(head), "%s %s", subcommands[i].name, subcommands[i].args);
         fprintf(out, "  %-44s %s\n", head, subcommands[i].description);
     }
@@ -837,7 +846,7 @@ int main(int argc, char **argv)
         case 'n': g_opts.count = strtol(optarg, NULL, 10); break;
         case 'r': g_opts.receipt_wait_s = strtod(optarg, NULL); break;
         case 'h': usage(stdout); return EXIT_OK;
-        case 'V': printf("qpc %s\n", QPC_VERSION); return EXIT_OK;
+        case 'V': return sub_version(&cl, 0, NULL);
         default: usage(stderr); return EXIT_USAGE;
         }
     }
@@ -854,6 +863,10 @@ int main(int argc, char **argv)
         sc = &subcommands[0];
     } else {
         usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (!QPC_MESH && mesh_only(sc)) {
+        fprintf(stderr, "qpc: %s: %s\n", sc->name, CLIENT_NO_MESH);
         return EXIT_USAGE;
     }
     if (sc->fn == sub_help || sc->fn == sub_version)

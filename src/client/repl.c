@@ -366,7 +366,7 @@ static int cmd_route(struct client *cl, char *args)
         say(cl, "%-12s %-10s %-8s %-28s %4s %5llus %-8s %s", dest, route_name(cl, &r[i]),
             qpc_route_via_name(r[i].via), nh, hops,
             (unsigned long long)(now > r[i].last_seen_ms ? (now - r[i].last_seen_ms) / 1000 : 0),
-            qpc_route_source_name(r[i].source), path);
+            qpc_route_source_name(r[i].source), r[i].retracted ? "retracted" : path);
     }
     if (n == 0)
         say(cl, "(no routes yet)");
@@ -588,7 +588,8 @@ static int cmd_quit(struct client *cl, char *args)
 static const struct command commands[] = {
     { "/mesh peers", "", "nodes seen via mDNS (with TXT fields) and known peers", MESH_ONLY(cmd_peers), 0 },
     { "/mesh server", "<host:port>", "note a server (persisted)", cmd_server, 1 },
-    { "/mesh send", "<peer_id> <msg>", "direct P2P message (a name, or 4+ hex digits of the id)", MESH_ONLY(cmd_mesh_send), 2 },
+    { "/mesh send", "<peer_id> <msg>", "direct P2P message (a name, or 4+ hex digits of the id)",
+      MESH_ONLY(cmd_mesh_send), 2 },
     { "/mesh broadcast", "<topic> <msg>", "publish to a broadcast channel", cmd_broadcast, 2 },
     { "/mesh subscribe", "<topic> [key]", "join a channel (open, or private with a key)", cmd_subscribe, 1 },
     { "/mesh route", "", "routing table: destination, next hop, hops, age, source", MESH_ONLY(cmd_route), 0 },

@@ -15,7 +15,8 @@
  * the cache, and goes on once, hopped by qpc_announce_forward, to every other listening
  * client (push on) and to every federated or statically peered node except the one it
  * came from; at its hop limit it is kept but passed nowhere. The id is recorded only after
- * the signature held, so a forged copy cannot make the node ignore the real one.
+ * the signature held, so a forged copy cannot make the node ignore the real one. What
+ * each client is sent is capped by a budget of its own (OUT_RATE_PER_S).
  *
  * Bounds: the dedup table holds DEDUP_MAX ids, each for DEDUP_HOLD_MS, the oldest
  * forgotten first when it is full (mesh_table.c: both tables and their eviction); the origin cache
@@ -45,6 +46,13 @@
 #define CLIENT_BURST 100.0               /* ... and at once (what it learned on its links) */
 #define NODE_RATE_PER_S 100.0            /* a federated node passes on its whole mesh's */
 #define NODE_BURST 1000.0
+/* What the node passes on to one client key: a flood to every client is N copies of
+ * each of N origins' announces, so each client gets a budget, as Reticulum caps the
+ * announces an interface carries. 40 origins announcing every 30 s are 1.3 a second,
+ * well within it; a node of thousands of announcing clients sheds instead of melting,
+ * and a client learns the rest at its next connect (the cache) or from the next rounds. */
+#define OUT_RATE_PER_S 2.0
+#define OUT_BURST 60.0
 #define REFUSAL_LOG_INTERVAL_MS 60000u   /* one line a minute for every kind of refusal */
 
 _Static_assert(MESH_REFUSED_COUNT == sizeof(((struct node_counters *)0)->announces_refused) /
@@ -88,7 +96,7 @@ static void send_to_client(struct session *t, const struct qpc_announce *a)
 struct flood {
     const struct session *from;
     const struct qpc_announce *a;
-    size_t sent;
+    size_t sent, shed;
 };
 
 static void flood_one(struct session *t, void *arg)
@@ -100,6 +108,10 @@ static void flood_one(struct session *t, void *arg)
          memcmp(t->key, f->from->key, QPC_KEY_LEN) == 0) ||
         memcmp(t->key, f->a->key, QPC_KEY_LEN) == 0 || !t->push || !t->has_stream)
         return;
+    if (!session_take(t, SESSION_RATE_ANNOUNCE_OUT, OUT_RATE_PER_S, OUT_BURST)) {
+        f->shed++;
+        return;
+    }
     send_to_client(t, f->a);
     f->sent++;
 }
@@ -159,6 +171,7 @@ static int handle(struct session *from, const Qpc__MeshAnnounce *pb, double rate
         session_foreach_client(n->client_ep, flood_one, &f);
         f.sent += federation_announce(n, &a, from->is_client ? NULL : from);
         n->c.announces_passed += f.sent;
+        n->c.announces_shed += f.shed;
         if (qpc_log_get_level() >= QPC_LOG_DEBUG) {
             char hex[QPC_KEY_HEX_LEN];
             qpc_key_to_hex(hex, a.key);

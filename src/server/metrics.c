@@ -108,6 +108,8 @@ static const struct counter_metric COUNTERS[] = {
             "Announce copies passed on to clients and to federated and static peers."),
     COUNTER("qpc_announces_duplicate_total", announces_duplicate,
             "Announces dropped as already seen (same origin and seqno, or an older seqno)."),
+    COUNTER("qpc_announces_shed_total", announces_shed,
+            "Announce copies not sent to a client over its budget (2 a second, bursts of 60)."),
 };
 
 static void family(FILE *f, const char *name, const char *type, const char *help)

@@ -63,6 +63,7 @@ struct node_counters {
     uint64_t announces_in;           /* new announces verified (clients and nodes) */
     uint64_t announces_passed;       /* announce copies sent to clients and nodes */
     uint64_t announces_duplicate;    /* announces dropped as already seen */
+    uint64_t announces_shed;         /* copies not sent to a client over its budget */
     uint64_t announces_refused[4];   /* by enum mesh_refusal (mesh.h) */
     uint64_t commits;                /* group commits */
     uint64_t errors[ERRK_COUNT];

@@ -48,6 +48,7 @@ enum session_rate {
     SESSION_RATE_PUNCH,            /* punch notices caused by peer_info (relay.c) */
     SESSION_RATE_GARBAGE,          /* requests the node refused (client_service.c) */
     SESSION_RATE_ANNOUNCE,         /* announces handed in (mesh.c) */
+    SESSION_RATE_ANNOUNCE_OUT,     /* announces passed on to it (mesh.c) */
     SESSION_RATE_COUNT
 };
 
@@ -186,8 +187,10 @@ uint16_t session_endpoint_port(const struct session_endpoint *e);
  * (CA-checked endpoints). The peer's key, when its certificate carries one, is in
  * s->key (has_peer_key) by on_open. The session gets cb's events (borrowed) and owner; on_open runs once its stream is open, on_closed
  * always ends it (also when the connection never came up). *out stays valid until its
- * on_closed returns. Errors: QPC_ERR_NOT_FOUND (no such host), those of
- * qpc_config_parse_addr and qpc_quic_connect, QPC_ERR_NOMEM.
+ * on_closed returns. Errors: QPC_ERR_INVALID (not host:port, port 0, a bad
+ * expected_name), those of qpc_quic_connect (numeric addresses) and of
+ * qpc_resolver_new / qpc_resolve_start (names), QPC_ERR_NOMEM; a name that does not
+ * resolve is not an error here but an on_closed later.
  */
 int session_dial(struct session_endpoint *e, const char *addr, const uint8_t *expected_key,
                  const char *expected_name, const struct session_callbacks *cb, void *owner,
