@@ -216,14 +216,16 @@ int qpc_addr_resolve(const char *text, struct sockaddr_storage *ss, socklen_t *l
     char host[QPC_ADDR_HOST_MAX + 1];
     char port_text[8];
     uint16_t port;
-    struct addrinfo hints = { .ai_socktype = SOCK_DGRAM, .ai_flags = AI_NUMERICSERV };
+    struct addrinfo hints = { .ai_socktype = SOCK_DGRAM,
+                              .ai_flags = AI_NUMERICSERV | AI_NUMERICHOST };
     struct addrinfo *res = NULL;
 
     if (text == NULL || qpc_addr_parse(text, host, sizeof(host), &port) < 0 || port == 0)
         return QPC_ERR_INVALID;
+    if (!qpc_addr_is_numeric(text))
+        return QPC_ERR_AGAIN;   /* a name: only qpc_resolve_start may ask a resolver */
     snprintf(port_text, sizeof(port_text), "%u", (unsigned)port);
-    if (qpc_addr_is_numeric(text))
-        hints.ai_flags |= AI_NUMERICHOST;   /* never ask a resolver about a literal */
+    /* getaddrinfo only converts here (AI_NUMERICHOST): it reads a "%zone" for us. */
     if (getaddrinfo(host, port_text, &hints, &res) != 0 || res == NULL)
         return QPC_ERR_NOT_FOUND;
     if (res->ai_addrlen > sizeof(*ss)) {

@@ -212,6 +212,8 @@ static const char *type_phrase(const struct qpc_config_key *k, char *buf, size_t
     case QPC_CONFIG_INT: return "an integer";
     case QPC_CONFIG_BOOL: return "a boolean (true or false)";
     case QPC_CONFIG_LIST:
+        if (k->flags & QPC_CONFIG_ADDRS)
+            return "an array of addresses like [\"192.0.2.1:7000\", \"[2001:db8::1]:7000\"]";
         return (k->flags & QPC_CONFIG_IFNAME) ? "an array of strings like [\"eth0\", \"wlan0\"]"
                                               : "an array of strings like [\"a\", \"b\"]";
     case QPC_CONFIG_TABLE: return "a table";
@@ -269,7 +271,8 @@ static const struct qpc_config_key *nearest_key(const struct qpc_config *cfg,
     const struct qpc_config_key *best = NULL;
     size_t best_d = SIZE_MAX;
     for (size_t i = 0; i < cfg->nkeys; i++) {
-        if ((cfg->keys[i].type == QPC_CONFIG_TABLE) != tables)
+        if ((cfg->keys[i].type == QPC_CONFIG_TABLE) != tables ||
+            (cfg->keys[i].flags & QPC_CONFIG_NOT_BUILT))
             continue;
         size_t d = edit_distance(typed, cfg->keys[i].name);
         if (d < best_d) {
@@ -303,7 +306,25 @@ static int find_key(const struct qpc_config *cfg, const char *name)
     return -1;
 }
 
+/* A value for a key this build leaves out: refused, saying why (the schema's words). */
+static int not_built(const struct qpc_config *cfg, const struct qpc_config_key *k,
+                     const struct origin *o, char *err, size_t errlen)
+{
+    return fail(err, errlen, o, "%s: %s", key_label(k, o), cfg->schema->not_built);
+}
+
 /* ------------------------------------------------------ value checks ---------- */
+
+/* An item of an address list: what qpc_addr_check says, and a port to dial. */
+static const char *addr_item_problem(const char *s)
+{
+    uint16_t port = 0;
+    const char *why = qpc_addr_check(s, NULL, 0, &port);
+
+    if (why != NULL)
+        return why;
+    return port == 0 ? "port 0 cannot be dialled" : NULL;
+}
 
 static const char *ifname_problem(const char *s)
 {
@@ -412,8 +433,9 @@ static int check_value(const struct qpc_config_key *k, const struct tval *v,
         return 0;
     case QPC_CONFIG_LIST:
         for (size_t i = 0; i < v->list.count; i++) {
-            const char *why = (k->flags & QPC_CONFIG_IFNAME)
-                              ? ifname_problem(v->list.items[i]) : NULL;
+            const char *why = (k->flags & QPC_CONFIG_IFNAME) ? ifname_problem(v->list.items[i])
+                              : (k->flags & QPC_CONFIG_ADDRS) ? addr_item_problem(v->list.items[i])
+                              : NULL;
             if (why != NULL)
                 return fail(err, errlen, o, "'%s' item \"%.*s\": %s", label, TOKEN_SHOWN,
                             v->list.items[i], why);
@@ -652,6 +674,8 @@ static bool schema_ok(const struct qpc_config_schema *s)
              k->table->short_noun == NULL || k->table->name_word == NULL ||
              k->table->example == NULL))
             return false;
+        if ((k->flags & QPC_CONFIG_NOT_BUILT) && s->not_built == NULL)
+            return false;
         for (size_t j = 0; j < i; j++)
             if (strcmp(s->keys[j].name, k->name) == 0)
                 return false;
@@ -771,6 +795,8 @@ int qpc_config_set(struct qpc_config *cfg, const char *key, const char *text,
     }
     if (cfg->keys[idx].env != NULL)
         o.env = cfg->keys[idx].env;
+    if (cfg->keys[idx].flags & QPC_CONFIG_NOT_BUILT)
+        return not_built(cfg, &cfg->keys[idx], &o, err, errlen);
     rc = value_from_text(&cfg->keys[idx], text, &v, &o, err, errlen);
     if (rc < 0) {
         tval_free(&v);
@@ -820,6 +846,8 @@ int qpc_config_load_env(struct qpc_config *cfg, const char *const *envp, char *e
         int rc;
         if (text == NULL)
             continue;
+        if (k->flags & QPC_CONFIG_NOT_BUILT)
+            return not_built(cfg, k, &o, err, errlen);
         rc = value_from_text(k, text, &v, &o, err, errlen);
         if (rc == 0)
             rc = assign(cfg, i, &v, &o, err, errlen);
@@ -877,6 +905,8 @@ static int on_table(void *ctx, const char *name, int line, char *err, size_t err
         return near ? fail(err, errlen, &o, "unknown table [%s]; %s", name, hint)
                     : fail(err, errlen, &o, "unknown table [%s]; this file has no tables", name);
     }
+    if (ld->cfg->keys[idx].flags & QPC_CONFIG_NOT_BUILT)
+        return not_built(ld->cfg, &ld->cfg->keys[idx], &o, err, errlen);
     if (ld->cfg->keys[idx].type != QPC_CONFIG_TABLE)
         return fail(err, errlen, &o, "'%s' is a key, not a table: write %s = ... above the "
                     "first [table]", name, name);
@@ -909,6 +939,8 @@ static int on_key(void *ctx, const char *table, const char *key, int line, char 
         return fail(err, errlen, &o, "unknown key '%s'; %s", key, hint);
     }
     k = &ld->cfg->keys[idx];
+    if (k->flags & QPC_CONFIG_NOT_BUILT)
+        return not_built(ld->cfg, k, &o, err, errlen);
     if (k->type == QPC_CONFIG_TABLE)
         return fail(err, errlen, &o, "'%s' is a table: write a [%s] header, then one "
                     "%s = \"host:port\" line per %s", key, key, k->table->name_word,
@@ -1087,7 +1119,7 @@ int qpc_config_print(const struct qpc_config *cfg, FILE *out)
     for (size_t i = 0; i < cfg->nkeys; i++) {
         const struct qpc_config_key *k = &cfg->keys[i];
         const void *p = (const char *)cfg->values + k->offset;
-        if (k->type == QPC_CONFIG_TABLE)
+        if (k->type == QPC_CONFIG_TABLE || (k->flags & QPC_CONFIG_NOT_BUILT))
             continue;   /* tables go last: every key after a header belongs to it */
         fprintf(out, "%s = ", k->name);
         switch (k->type) {
@@ -1112,7 +1144,7 @@ int qpc_config_print(const struct qpc_config *cfg, FILE *out)
     }
     for (size_t i = 0; i < cfg->nkeys; i++) {
         const struct qpc_config_table *t;
-        if (cfg->keys[i].type != QPC_CONFIG_TABLE)
+        if (cfg->keys[i].type != QPC_CONFIG_TABLE || (cfg->keys[i].flags & QPC_CONFIG_NOT_BUILT))
             continue;
         t = (const void *)((const char *)cfg->values + cfg->keys[i].offset);
         fprintf(out, "\n[%s]", cfg->keys[i].name);
@@ -1134,6 +1166,8 @@ int qpc_config_print_help(const struct qpc_config_schema *schema, FILE *out)
     for (size_t i = 0; i < schema->key_count; i++) {
         const struct qpc_config_key *k = &schema->keys[i];
         char opt[64], env[80] = "";
+        if (k->flags & QPC_CONFIG_NOT_BUILT)
+            continue;
         snprintf(opt, sizeof(opt), "%s=%s", k->flag, k->metavar);
         if (k->env != NULL)
             snprintf(env, sizeof(env), "env %s, ", k->env);

@@ -20,6 +20,7 @@
 
 #include "qpc/error.h"
 #include "qpc/fileio.h"
+#include "qpc/log.h"
 
 #define TEMP_ATTEMPTS 16
 
@@ -154,4 +155,17 @@ int qpc_file_create_atomic(const char *path, const void *data, size_t len, mode_
                            char *errbuf, size_t errlen)
 {
     return write_atomic(path, data, len, mode, false, errbuf, errlen);
+}
+
+bool qpc_file_warn_exposed(const char *path, const char *holds)
+{
+    struct stat sb;
+
+    if (path == NULL || stat(path, &sb) != 0 || !S_ISREG(sb.st_mode) || (sb.st_mode & 0077) == 0)
+        return false;
+    qpc_log_warn("file", "%s holds %s but is %s by others (mode %04o): run `chmod 600 %s`",
+                 path, holds != NULL ? holds : "a secret",
+                 (sb.st_mode & 0044) != 0 ? "readable" : "accessible",
+                 (unsigned)(sb.st_mode & 07777), path);
+    return true;
 }

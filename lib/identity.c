@@ -1323,6 +1323,8 @@ int qpc_identity_load(const char *path, struct qpc_identity **out, char *errbuf,
         return rc;
     if ((rc = qpc_identity_parse(buf, len, out, detail, sizeof(detail))) != 0)
         set_err(errbuf, errlen, "%s: %s", path, detail[0] ? detail : qpc_strerror(rc));
+    else
+        qpc_file_warn_exposed(path, "the secret key");
     sodium_memzero(buf, len);
     free(buf);
     return rc;

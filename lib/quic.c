@@ -529,6 +529,53 @@ static void refuse_initial(struct qpc_quic_endpoint *ep, const ngtcp2_path *path
         send_packet(ep, path, buf, (size_t)n);
 }
 
+/*
+ * Answers the Initial of hd (len bytes) with a Retry: a new connection id of ours and a
+ * token sealed over the client's address and its original dcid. Nothing is kept: the
+ * client's next Initial carries all we need. Only a full-size Initial is answered, and
+ * the Retry is smaller, so a spoofed source gains no amplification.
+ */
+static void send_retry(struct qpc_quic_endpoint *ep, const ngtcp2_path *path,
+                       const ngtcp2_pkt_hd *hd, size_t len)
+{
+    uint8_t token[NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN];
+    uint8_t buf[NGTCP2_MAX_UDP_PAYLOAD_SIZE];
+    ngtcp2_ssize tokenlen, n;
+    ngtcp2_cid retry_scid;
+
+    if (hd->type != NGTCP2_PKT_INITIAL || len < NGTCP2_MAX_UDP_PAYLOAD_SIZE)
+        return;
+    retry_scid.datalen = SCID_LEN;
+    randombytes_buf(retry_scid.data, retry_scid.datalen);
+    tokenlen = ngtcp2_crypto_generate_retry_token(token, ep->retry_secret,
+                                                  sizeof(ep->retry_secret), hd->version,
+                                                  path->remote.addr, path->remote.addrlen,
+                                                  &retry_scid, &hd->dcid, qpc_quic_now());
+    if (tokenlen < 0)
+        return;
+    /* To the client's scid, from our new id; the original dcid keys the integrity tag. */
+    n = ngtcp2_crypto_write_retry(buf, sizeof(buf), hd->version, &hd->scid, &retry_scid,
+                                  &hd->dcid, token, (size_t)tokenlen);
+    if (n <= 0)
+        return;
+    send_packet(ep, path, buf, (size_t)n);
+    ep->stats.retries_sent++;
+}
+
+int qpc_quic_endpoint_dial_family(const struct qpc_quic_endpoint *ep)
+{
+    return ep != NULL && ep->udp.local.ss_family == AF_INET ? AF_INET : AF_UNSPEC;
+}
+
+void qpc_quic_endpoint_get_stats(const struct qpc_quic_endpoint *ep,
+                                 struct qpc_quic_endpoint_stats *out)
+{
+    if (ep == NULL)
+        memset(out, 0, sizeof(*out));
+    else
+        *out = ep->stats;
+}
+
 /* A first packet for an unknown connection id: maybe a new incoming connection. */
 static struct qpc_quic_conn *conn_accept(struct qpc_quic_endpoint *ep, const ngtcp2_path *path,
                                          bool relayed, const uint8_t *data, size_t len)
@@ -538,15 +585,38 @@ static struct qpc_quic_conn *conn_accept(struct qpc_quic_endpoint *ep, const ngt
     ngtcp2_settings st;
     ngtcp2_transport_params tp;
     ngtcp2_callbacks cb;
-    ngtcp2_cid scid;
+    ngtcp2_cid scid, odcid;
+    bool retried;
 
     if (ep->accept && !ep->accepting && !ep->freeing) {
         refuse_initial(ep, path, data, len);
         return NULL;
     }
-    if (!ep->accepting || ep->freeing || ep->n_handshaking >= HANDSHAKING_MAX ||
-        ngtcp2_accept(&hd, data, len) != 0)
+    if (!ep->accepting || ep->freeing || ngtcp2_accept(&hd, data, len) != 0)
         return NULL;
+    if (ep->n_handshaking >= HANDSHAKING_MAX) {
+        ep->stats.handshakes_refused++;
+        return NULL;
+    }
+    retried = hd.type == NGTCP2_PKT_INITIAL && hd.token.len > 0 &&
+              hd.token.base[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY;
+    if (retried) {
+        /* A token we sealed for this address and connection id, not too old: the client
+         * has shown it receives at its address. Anything else is dropped (RFC 9000 8.1.3
+         * allows that; a real client's old token only costs it its handshake timeout). */
+        if (ngtcp2_crypto_verify_retry_token(&odcid, hd.token.base, hd.token.len,
+                                             ep->retry_secret, sizeof(ep->retry_secret),
+                                             hd.version, path->remote.addr,
+                                             path->remote.addrlen, &hd.dcid,
+                                             QPC_QUIC_RETRY_TOKEN_TIMEOUT_MS * NGTCP2_MILLISECONDS,
+                                             qpc_quic_now()) != 0) {
+            ep->stats.tokens_refused++;
+            return NULL;
+        }
+    } else if (ep->n_handshaking >= ep->retry_threshold) {
+        send_retry(ep, path, &hd, len);
+        return NULL;
+    }
     c = conn_alloc(ep, true, &path->remote, ep->user);
     if (c == NULL)
         return NULL;
@@ -556,7 +626,14 @@ static struct qpc_quic_conn *conn_accept(struct qpc_quic_endpoint *ep, const ngt
     while (cid_lookup(ep, scid.data, scid.datalen) != NULL);
     settings_fill(ep, &st, &tp, relayed);
     st.token = hd.token;
-    tp.original_dcid = hd.dcid;
+    if (retried) {
+        tp.original_dcid = odcid;
+        tp.retry_scid = hd.dcid;   /* the id our Retry chose, which the client now uses */
+        tp.retry_scid_present = 1;
+        ep->stats.retried_accepted++;
+    } else {
+        tp.original_dcid = hd.dcid;
+    }
     callbacks_for(&cb, true);
     if (ngtcp2_conn_server_new(&c->qc, &hd.scid, &scid, path, hd.version, &cb,
                                &st, &tp, NULL, c) != 0) {
@@ -896,6 +973,10 @@ int qpc_quic_endpoint_new(struct qpc_quic_endpoint **out, struct ev_loop *loop,
     ep->keepalive_ms = cfg->keepalive_ms;
     qpc_relay_path_init(ep);
     randombytes_buf(ep->reset_secret, sizeof(ep->reset_secret));
+    randombytes_buf(ep->retry_secret, sizeof(ep->retry_secret));
+    ep->retry_threshold = cfg->retry_threshold == QPC_QUIC_RETRY_ALWAYS ? 0
+                          : cfg->retry_threshold > 0 ? (size_t)cfg->retry_threshold
+                                                     : QPC_QUIC_RETRY_THRESHOLD_DEFAULT;
     if (ep->max_frame > QPC_WIRE_FRAME_MAX_LIMIT) {
         ret = QPC_ERR_INVALID;
         goto fail;
@@ -945,6 +1026,7 @@ void qpc_quic_endpoint_free(struct qpc_quic_endpoint *ep)
     qpc_udp_close(&ep->udp);
     qpc_tls_endpoint_clear(&ep->tls);
     sodium_memzero(ep->reset_secret, sizeof(ep->reset_secret));
+    sodium_memzero(ep->retry_secret, sizeof(ep->retry_secret));
     free(ep);
 }
 

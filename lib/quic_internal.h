@@ -91,6 +91,11 @@ struct qpc_quic_endpoint {
     struct qpc_quic_relay *relays;       /* relay_path.c */
     uint64_t next_relay_id;
     uint8_t reset_secret[32];
+    /* Address validation (quic.c, conn_accept): above retry_threshold handshakes, an
+     * Initial without a valid Retry token gets a Retry and no state. */
+    size_t retry_threshold;              /* 0: every new client is validated */
+    uint8_t retry_secret[32];            /* random per endpoint, wiped at free */
+    struct qpc_quic_endpoint_stats stats;
     uint8_t txbuf[QPC_QUIC_TXBUF_LEN];
 };
 

@@ -6,6 +6,11 @@
  * discovery, connection and relay code never compare routes themselves. Entries are
  * plain values (fixed-size strings, no pointers) kept in a uthash table keyed by the
  * destination's public key; lookups and listings hand out copies. No I/O, no clock.
+ *
+ * Routes from announces add babeld's loop avoidance in front of that rule: a
+ * feasibility distance per destination, kept in a second hash beside the routes because
+ * it must outlive the route it came from (a route that expired and comes back through a
+ * loop must still be refused).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +20,7 @@
 #define HASH_NONFATAL_OOM 1
 #include "qpc/uthash_keyed.h"
 
+#include "qpc/announce.h"
 #include "qpc/error.h"
 #include "qpc/route.h"
 
@@ -23,8 +29,14 @@ struct route_entry {
     UT_hash_handle hh;
 };
 
+struct fd_entry {
+    struct qpc_route_fd fd;   /* fd.dest is the hash key */
+    UT_hash_handle hh;
+};
+
 struct qpc_route_table {
     struct route_entry *by_dest;   /* uthash head */
+    struct fd_entry *fds;          /* feasibility distances, by destination */
     uint64_t stale_ms;
 };
 
@@ -43,9 +55,15 @@ void qpc_route_table_free(struct qpc_route_table *table)
 
     if (table == NULL)
         return;
+    struct fd_entry *f, *ftmp;
+
     HASH_ITER(hh, table->by_dest, e, tmp) {
         HASH_DEL(table->by_dest, e);
         free(e);
+    }
+    HASH_ITER(hh, table->fds, f, ftmp) {
+        HASH_DEL(table->fds, f);
+        free(f);
     }
     free(table);
 }
@@ -66,7 +84,9 @@ static bool needs_address(enum qpc_route_via via)
 
 static bool route_valid(const struct qpc_route *r, uint64_t now_ms)
 {
-    if ((unsigned)r->via > QPC_ROUTE_VIA_RELAY || (unsigned)r->source > QPC_ROUTE_SRC_MANUAL)
+    if ((unsigned)r->via > QPC_ROUTE_VIA_RELAY || (unsigned)r->source > QPC_ROUTE_SRC_ANNOUNCE)
+        return false;
+    if (r->source == QPC_ROUTE_SRC_ANNOUNCE && !r->has_seqno)
         return false;
     if (r->hops == 0 || r->last_seen_ms > now_ms)
         return false;
@@ -90,7 +110,100 @@ static bool same_next_hop(const struct qpc_route *a, const struct qpc_route *b)
 
 static bool is_fresh(const struct qpc_route *r, uint64_t now_ms, uint64_t stale_ms)
 {
-    return now_ms - r->last_seen_ms <= stale_ms;   /* last_seen_ms <= now_ms is checked */
+    uint64_t hold = r->hold_ms != 0 ? r->hold_ms : stale_ms;
+
+    if (r->retracted)
+        return false;
+    /* A stored route "seen after now" (the clock stepped back) is young, not old. */
+    return r->last_seen_ms >= now_ms || now_ms - r->last_seen_ms <= hold;
+}
+
+static struct fd_entry *find_fd(const struct qpc_route_table *table, const uint8_t dest[QPC_KEY_LEN])
+{
+    struct fd_entry *f = NULL;
+
+    HASH_FIND(hh, table->fds, dest, QPC_KEY_LEN, f);
+    return f;
+}
+
+static bool fd_feasible(const struct fd_entry *f, uint32_t seqno, uint32_t metric)
+{
+    if (f == NULL || qpc_announce_seqno_newer(seqno, f->fd.seqno))
+        return true;
+    return seqno == f->fd.seqno && metric <= f->fd.metric;
+}
+
+bool qpc_route_feasible(const struct qpc_route_table *table, const uint8_t dest[static QPC_KEY_LEN],
+                        uint32_t seqno, uint32_t metric)
+{
+    return table != NULL && fd_feasible(find_fd(table, dest), seqno, metric);
+}
+
+/* Where a full FD hash makes room: the distance updated longest ago. */
+static void fd_evict_one(struct qpc_route_table *table)
+{
+    struct fd_entry *f, *victim = NULL;
+
+    for (f = table->fds; f != NULL; f = f->hh.next)
+        if (victim == NULL || f->fd.updated_ms < victim->fd.updated_ms)
+            victim = f;
+    if (victim != NULL) {
+        HASH_DEL(table->fds, victim);
+        free(victim);
+    }
+}
+
+static int fd_put(struct qpc_route_table *table, const struct qpc_route_fd *fd)
+{
+    struct fd_entry *f = find_fd(table, fd->dest);
+
+    if (f != NULL) {
+        f->fd = *fd;
+        return 0;
+    }
+    if (HASH_COUNT(table->fds) >= QPC_ROUTE_TABLE_MAX)
+        fd_evict_one(table);
+    if ((f = calloc(1, sizeof(*f))) == NULL)
+        return QPC_ERR_NOMEM;
+    f->fd = *fd;
+    HASH_ADD(hh, table->fds, fd.dest, QPC_KEY_LEN, f);
+    if (f->hh.tbl == NULL) {
+        free(f);
+        return QPC_ERR_NOMEM;
+    }
+    return 0;
+}
+
+/* A route with a seqno was kept: the FD follows it (babeld's update of the source). */
+static int fd_note(struct qpc_route_table *table, const struct qpc_route *r, uint64_t now_ms)
+{
+    struct fd_entry *f = find_fd(table, r->dest);
+    struct qpc_route_fd fd = { .seqno = r->seqno, .metric = r->hops, .updated_ms = now_ms };
+
+    memcpy(fd.dest, r->dest, QPC_KEY_LEN);
+    if (f != NULL && !qpc_announce_seqno_newer(r->seqno, f->fd.seqno)) {
+        if (r->hops >= f->fd.metric)
+            return 0;
+        f->fd.metric = r->hops;
+        f->fd.updated_ms = now_ms;
+        return 0;
+    }
+    return fd_put(table, &fd);
+}
+
+/* An announced (feasible) offer against the stored route: the rule of route.h. */
+static bool prefer_announced(const struct qpc_route *old, const struct qpc_route *new,
+                             uint64_t now_ms, uint64_t stale_ms)
+{
+    if (old->source == QPC_ROUTE_SRC_ENVELOPE || same_next_hop(old, new))
+        return true;
+    if (!is_fresh(old, now_ms, stale_ms))
+        return true;
+    if (old->source == QPC_ROUTE_SRC_DIRECT)   /* a link: another link as short replaces it */
+        return new->source == QPC_ROUTE_SRC_DIRECT ? new->hops <= old->hops : new->hops < old->hops;
+    if (old->source != QPC_ROUTE_SRC_ANNOUNCE && !old->has_seqno)
+        return true;   /* a claimed address is no path; an announce's is */
+    return new->hops < old->hops;
 }
 
 /* The preference rule of route.h, numbered as there. */
@@ -99,6 +212,18 @@ static bool prefer_new(const struct qpc_route *old, const struct qpc_route *new,
 {
     bool old_fresh, new_fresh;
 
+    if (new->has_seqno)
+        return prefer_announced(old, new, now_ms, stale_ms);
+    /* A fresh announced route yields only to a link with fewer hops, or (the link's own
+     * route, refreshed by its announces) to news of a link, judged as usual below. */
+    if ((old->has_seqno || old->source == QPC_ROUTE_SRC_ANNOUNCE) && is_fresh(old, now_ms, stale_ms) &&
+        !(new->source == QPC_ROUTE_SRC_DIRECT &&
+          (new->hops < old->hops || old->source == QPC_ROUTE_SRC_DIRECT)))
+        return false;
+    /* An envelope's sighting has no metric: it only fills a gap or refreshes itself. */
+    if (new->source == QPC_ROUTE_SRC_ENVELOPE && old->source != QPC_ROUTE_SRC_ENVELOPE &&
+        is_fresh(old, now_ms, stale_ms))
+        return false;
     if (same_next_hop(old, new))                                        /* 2 */
         return new->last_seen_ms >= old->last_seen_ms;
     old_fresh = is_fresh(old, now_ms, stale_ms);
@@ -145,6 +270,8 @@ int qpc_route_update(struct qpc_route_table *table, const struct qpc_route *r, u
         *changed = false;
     if (table == NULL || r == NULL || !route_valid(r, now_ms))
         return QPC_ERR_INVALID;
+    if (r->has_seqno && !fd_feasible(find_fd(table, r->dest), r->seqno, r->hops))
+        return 0;   /* it could come from a loop: babeld's feasibility condition */
 
     e = find_entry(table, r->dest);
     if (e == NULL) {                                                    /* 1 */
@@ -172,7 +299,7 @@ int qpc_route_update(struct qpc_route_table *table, const struct qpc_route *r, u
     }
     if (changed != NULL)
         *changed = true;
-    return 0;
+    return r->has_seqno ? fd_note(table, r, now_ms) : 0;
 }
 
 size_t qpc_route_expire(struct qpc_route_table *table, uint64_t now_ms, uint64_t max_age_ms)
@@ -183,8 +310,98 @@ size_t qpc_route_expire(struct qpc_route_table *table, uint64_t now_ms, uint64_t
     if (table == NULL)
         return 0;
     HASH_ITER(hh, table->by_dest, e, tmp) {
+        uint64_t age = e->route.last_seen_ms < now_ms ? now_ms - e->route.last_seen_ms : 0;
+
         /* A route seen "after" now_ms (clock stepped back) is young, not old. */
-        if (e->route.last_seen_ms < now_ms && now_ms - e->route.last_seen_ms > max_age_ms) {
+        if (age > max_age_ms || (e->route.hold_ms != 0 && age / 2 > e->route.hold_ms)) {
+            HASH_DEL(table->by_dest, e);
+            free(e);
+            removed++;
+        }
+    }
+    return removed;
+}
+
+int qpc_route_fd_get(const struct qpc_route_table *table, const uint8_t dest[static QPC_KEY_LEN],
+                     struct qpc_route_fd *out)
+{
+    const struct fd_entry *f;
+
+    if (table == NULL || (f = find_fd(table, dest)) == NULL)
+        return QPC_ERR_NOT_FOUND;
+    *out = f->fd;
+    return 0;
+}
+
+int qpc_route_fd_set(struct qpc_route_table *table, const struct qpc_route_fd *fd)
+{
+    if (table == NULL || fd == NULL || fd->metric == 0)
+        return QPC_ERR_INVALID;
+    return fd_put(table, fd);
+}
+
+int qpc_route_fd_list(const struct qpc_route_table *table, struct qpc_route_fd **out, size_t *n)
+{
+    const struct fd_entry *f;
+    size_t count = table == NULL ? 0 : HASH_COUNT(table->fds), i = 0;
+
+    *out = NULL;
+    *n = 0;
+    if (count == 0)
+        return 0;
+    if ((*out = calloc(count, sizeof(**out))) == NULL)
+        return QPC_ERR_NOMEM;
+    for (f = table->fds; f != NULL; f = f->hh.next)
+        (*out)[i++] = f->fd;
+    *n = count;
+    return 0;
+}
+
+size_t qpc_route_fd_expire(struct qpc_route_table *table, uint64_t now_ms, uint64_t max_age_ms)
+{
+    struct fd_entry *f, *tmp;
+    size_t removed = 0;
+
+    if (table == NULL)
+        return 0;
+    HASH_ITER(hh, table->fds, f, tmp) {
+        if (f->fd.updated_ms < now_ms && now_ms - f->fd.updated_ms > max_age_ms) {
+            HASH_DEL(table->fds, f);
+            free(f);
+            removed++;
+        }
+    }
+    return removed;
+}
+
+size_t qpc_route_retract(struct qpc_route_table *table, const uint8_t peer[static QPC_KEY_LEN])
+{
+    struct route_entry *e;
+    size_t n = 0;
+
+    if (table == NULL)
+        return 0;
+    for (e = table->by_dest; e != NULL; e = e->hh.next) {
+        bool through = e->route.via == QPC_ROUTE_VIA_PEER && memcmp(e->route.via_peer, peer, QPC_KEY_LEN) == 0;
+        bool own = e->route.source == QPC_ROUTE_SRC_DIRECT && memcmp(e->route.dest, peer, QPC_KEY_LEN) == 0;
+
+        if ((through || own) && !e->route.retracted) {
+            e->route.retracted = true;
+            n++;
+        }
+    }
+    return n;
+}
+
+size_t qpc_route_remove_via(struct qpc_route_table *table, const uint8_t via_peer[static QPC_KEY_LEN])
+{
+    struct route_entry *e, *tmp;
+    size_t removed = 0;
+
+    if (table == NULL)
+        return 0;
+    HASH_ITER(hh, table->by_dest, e, tmp) {
+        if (e->route.via == QPC_ROUTE_VIA_PEER && memcmp(e->route.via_peer, via_peer, QPC_KEY_LEN) == 0) {
             HASH_DEL(table->by_dest, e);
             free(e);
             removed++;
@@ -282,6 +499,7 @@ const char *qpc_route_source_name(enum qpc_route_source source)
     case QPC_ROUTE_SRC_SERVER: return "server";
     case QPC_ROUTE_SRC_ENVELOPE: return "envelope";
     case QPC_ROUTE_SRC_MANUAL: return "manual";
+    case QPC_ROUTE_SRC_ANNOUNCE: return "announce";
     }
     return "?";
 }

@@ -29,6 +29,7 @@
 #include <sodium.h>
 
 #include "qpc/error.h"
+#include "qpc/fileio.h"
 #include "qpc/quic.h"
 #include "qpc/tls.h"
 
@@ -204,6 +205,7 @@ int qpc_tls_federation_files_check(const char *cert_path, const char *key_path,
         (ret = load_named("federation_key", key_path, &key, err, errlen)) != 0 ||
         (ret = load_named("federation_ca", ca_path, &ca, err, errlen)) != 0)
         goto out;
+    qpc_file_warn_exposed(key_path, "the federation private key");
     if ((ret = import_cert("federation_cert", cert_path, &cert, &crt, err, errlen)) != 0 ||
         (ret = import_cert("federation_ca", ca_path, &ca, &cacrt, err, errlen)) != 0)
         goto out;

@@ -6,6 +6,9 @@
  * buffer and leave in one sendmsg with UDP_SEGMENT (up to 40 packets); the kernel hands
  * received packets up coalesced with UDP_GRO, and they are split here by the segment
  * size it reports. Where the kernel has neither, one packet per system call still works.
+ * A refusal of GSO turns it off for good only when it is the kernel saying it has none
+ * (the first try fails with EINVAL or EOPNOTSUPP); any other refusal rests GSO for a
+ * number of batches, growing while it keeps failing, and then it is tried again.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -110,6 +113,10 @@ int qpc_udp_open(struct qpc_udp *u, struct ev_loop *loop, const char *addr, uint
     u->recv = recv;
     u->user = user;
     u->tx.len = u->tx.seg = u->tx.nseg = 0;
+    u->no_gso = u->gso_worked = false;
+    u->gso_pause = u->gso_resting = 0;
+    u->gso_sends = u->gso_failures = 0;
+    u->test_gso_errno = 0;
     ev_io_init(&u->io, io_cb, fd, EV_READ);
     u->io.data = u;
     ev_io_start(loop, &u->io);
@@ -166,6 +173,21 @@ int qpc_udp_send_ttl(struct qpc_udp *u, const struct sockaddr *to, socklen_t tol
     return sendmsg(u->fd, &mh, MSG_DONTWAIT) == (ssize_t)len ? 0 : QPC_ERR_IO;
 }
 
+/* The kernel refused a GSO sendmsg with err: off for good when it has never worked and
+ * err says the option is unknown, else a rest that doubles while refusals continue. */
+static void gso_refused(struct qpc_udp *u, int err)
+{
+    u->gso_failures++;
+    if (!u->gso_worked && (err == EINVAL || err == EOPNOTSUPP || err == ENOPROTOOPT)) {
+        u->no_gso = true;
+        return;
+    }
+    u->gso_pause = u->gso_pause == 0 ? QPC_UDP_GSO_PAUSE_MIN
+                   : u->gso_pause >= QPC_UDP_GSO_PAUSE_MAX / 2 ? QPC_UDP_GSO_PAUSE_MAX
+                                                               : u->gso_pause * 2;
+    u->gso_resting = u->gso_pause;
+}
+
 void qpc_udp_tx_flush(struct qpc_udp *u)
 {
     struct iovec iov = { u->tx.buf, u->tx.len };
@@ -179,7 +201,11 @@ void qpc_udp_tx_flush(struct qpc_udp *u)
 
     if (u->tx.nseg == 0)
         return;
-    if (u->tx.nseg > 1 && !u->no_gso) {
+    if (u->tx.nseg > 1 && !u->no_gso && u->gso_resting > 0)
+        u->gso_resting--;
+    else if (u->tx.nseg > 1 && !u->no_gso) {
+        ssize_t rc;
+
         mh.msg_name = &u->tx.to;
         mh.msg_namelen = u->tx.tolen;
         mh.msg_iov = &iov;
@@ -192,9 +218,22 @@ void qpc_udp_tx_flush(struct qpc_udp *u)
         cm->cmsg_type = UDP_SEGMENT;
         cm->cmsg_len = CMSG_LEN(sizeof(seg));
         memcpy(CMSG_DATA(cm), &seg, sizeof(seg));
-        if (sendmsg(u->fd, &mh, MSG_DONTWAIT) >= 0 || errno == EAGAIN || errno == ENOBUFS)
+        if (u->test_gso_errno != 0) {
+            errno = u->test_gso_errno;
+            u->test_gso_errno = 0;
+            rc = -1;
+        } else {
+            rc = sendmsg(u->fd, &mh, MSG_DONTWAIT);
+        }
+        if (rc >= 0) {
+            u->gso_sends++;
+            u->gso_worked = true;
+            u->gso_pause = 0;
             goto done;
-        u->no_gso = true;   /* no GSO here: fall back to one packet per call */
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)
+            goto done;   /* a full queue, not a refusal: dropped, loss recovery resends */
+        gso_refused(u, errno);   /* this batch leaves one packet per call */
     }
     for (size_t off = 0; off < u->tx.len; off += u->tx.seg) {
         size_t n = u->tx.len - off < u->tx.seg ? u->tx.len - off : u->tx.seg;

@@ -17,6 +17,8 @@
 
 #define QPC_UDP_PAYLOAD_MAX 1452         /* largest packet we send over UDP */
 #define QPC_UDP_GSO_MAX_SEGS 40          /* packets per sendmsg (UDP GSO, <= 64 KiB) */
+#define QPC_UDP_GSO_PAUSE_MIN 64         /* batches without GSO after a transient refusal */
+#define QPC_UDP_GSO_PAUSE_MAX 65536      /* ... at most, while refusals continue */
 
 /*
  * One received packet: from is the sender's address (fromlen bytes), data (len bytes)
@@ -41,7 +43,19 @@ struct qpc_udp {
         struct sockaddr_storage to;
         socklen_t tolen;
     } tx;
-    bool no_gso;                         /* the kernel refused UDP_SEGMENT once */
+    /* UDP GSO. A kernel without it refuses the very first try (EINVAL, EOPNOTSUPP,
+     * ENOPROTOOPT): then it stays off. Any other refusal (EIO from a device without
+     * checksum offload or an IPsec route, EINVAL from a path MTU that shrank after GSO
+     * worked) is taken as transient: GSO rests for gso_pause batches (doubled on each
+     * failure in a row, 64 .. 65536) and is then tried again. */
+    bool no_gso;                         /* the kernel lacks UDP_SEGMENT: off for good */
+    bool gso_worked;                     /* a GSO sendmsg has succeeded on this socket */
+    uint32_t gso_pause;                  /* batches to send without GSO after a refusal */
+    uint32_t gso_resting;                /* batches left before GSO is tried again */
+    uint64_t gso_sends;                  /* sendmsg calls with UDP_SEGMENT that succeeded */
+    uint64_t gso_failures;               /* ... that the kernel refused (not EAGAIN/ENOBUFS) */
+    int test_gso_errno;                  /* tests: the next GSO sendmsg fails with this
+                                          * errno without reaching the kernel (0: off) */
 };
 
 /*

@@ -5,7 +5,10 @@
 #     reason "too many connections for this key", counted in
 #     qpc_connections_refused_total{reason="per_key"} and logged; other keys still get in;
 #   - with relay_rate_limit=5, two connections of one key sending 200 relay datagrams
-#     each get no more through than one connection would (the bucket is the key's).
+#     each get no more through than one connection would (the bucket is the key's);
+#   - the caps are settings: with max_connections_per_client=2 the third connection of a
+#     key is refused; with quic_retry_threshold=0 every client first answers a QUIC Retry
+#     (qpc_quic_retries_total counts them) and still gets in.
 # Loopback only; mDNS off.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -73,4 +76,20 @@ GOT=$(grep -c '^dgram ' "$TMP/recv.out" || true)
 echo "ok: two connections of one key share one relay budget ($GOT of 400 relayed)"
 
 kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || fail "server did not exit 0"; SERVER_PID=
+
+# --- the caps and address validation as settings ----------------------------------------------
+PORT=$((PORT + 2)); MPORT=$((PORT + 1))
+HOME=$TMP "$SRV" --data-dir="$TMP/data" --listen=127.0.0.1:$PORT --mdns-enabled=false \
+    --metrics-listen=127.0.0.1:$MPORT --max-connections-per-client=2 --max-client-connections=3 \
+    --quic-retry-threshold=0 >"$TMP/server2.out" 2>"$TMP/server2.err" &
+SERVER_PID=$!
+it_wait_for "$TMP/server2.out" '^connect: ' 20 || fail "server 2 did not start"
+tc -i "$TMP/alice.json" hold 2 >"$TMP/hold3.out" || fail "hold"
+grep -q '^admitted 1$' "$TMP/hold3.out" && grep -q '^refused too many connections for this key$' "$TMP/hold3.out" \
+    || fail "max_connections_per_client=2 not applied: $(cat "$TMP/hold3.out")"
+RETRIES=$(metric 'qpc_quic_retries_total{service="client"}')
+[ "$RETRIES" -ge 3 ] || fail "quic_retry_threshold=0: $RETRIES Retry packets for 3 clients"
+echo "ok: max_connections_per_client=2 refuses the third; with quic_retry_threshold=0 all 3 connections came through a Retry ($RETRIES sent)"
+
+kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || fail "server 2 did not exit 0"; SERVER_PID=
 echo PASS

@@ -147,6 +147,9 @@ config server 'main'
 	option relay_enabled 'off'
 	option relay_rate_limit '100'
 	option idle_timeout_ms '60000'
+	option max_client_connections '500'
+	option max_connections_per_client '4'
+	option quic_retry_threshold '0'
 
 config federation_peer
 	option domain 'node2.mesh.local'
@@ -177,11 +180,15 @@ expect max_ttl 7200
 expect relay_enabled false
 expect relay_rate_limit 100
 expect idle_timeout_ms 60000
+expect max_client_connections 500
+expect max_connections_per_client 4
+expect quic_retry_threshold 0
 grep -q '^\[federation_peers\]  # file' "$T/check.out" &&
     grep -qx '"node2.mesh.local" = "10.0.0.2:7001"' "$T/check.out" &&
     grep -qx '"node3.mesh.local" = "\[fd00::3\]:7001"' "$T/check.out" ||
     fail "federation peers: $(sed -n '/federation_peers/,$p' "$T/check.out")"
-[ "$(grep -c '# default$' "$T/check.out")" -eq 0 ] || fail "options not carried: $(grep '# default$' "$T/check.out")"
+# peers needs federation on, which this file keeps off: it is checked on its own below
+[ "$(grep -v '^peers = ' "$T/check.out" | grep -c '# default$')" -eq 0 ] || fail "options not carried: $(grep '# default$' "$T/check.out")"
 echo "ok: every option (strings with quotes, lists, booleans in UCI spellings, numbers, metrics 0, two federation peers) reaches the node"
 
 # an option instead of a list: its words are the list
@@ -190,6 +197,12 @@ toml_of "$T/opt.uci"
 check
 expect mdns_interfaces '["bat0", "br-mesh"]'
 echo "ok: option mdns_interfaces 'bat0 br-mesh' is the list of both"
+
+printf "config server 'main'\n\toption federation_enabled '1'\n\tlist peers '10.0.0.2:7001'\n\tlist peers '[fd00::3]:7001'\n" >"$T/peers.uci"
+toml_of "$T/peers.uci"
+check
+expect peers '["10.0.0.2:7001", "[fd00::3]:7001"]'
+echo "ok: list peers (static peers, with federation on) reaches the node"
 
 # --- what cannot be a value is refused by the script, with a message ------------------------------
 refused() {   # refused UCI-TEXT MESSAGE-PATTERN

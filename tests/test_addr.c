@@ -206,6 +206,8 @@ static void test_addr_resolve_converts_literals_and_refuses_bad_text(void **stat
     assert_int_equal(qpc_addr_resolve("10.1.2.3:0", &ss, &len), QPC_ERR_INVALID);
     assert_int_equal(qpc_addr_resolve("no port", &ss, &len), QPC_ERR_INVALID);
     assert_int_equal(qpc_addr_resolve(NULL, &ss, &len), QPC_ERR_INVALID);
+    /* A name is never looked up here (it would block the loop): qpc_resolve_start is. */
+    assert_int_equal(qpc_addr_resolve("localhost:7000", &ss, &len), QPC_ERR_AGAIN);
 }
 
 int main(void)

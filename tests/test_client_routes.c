@@ -1,7 +1,8 @@
 /*
  * test_client_routes.c: what the client learns of where peers are (src/client/routes.c):
  * from links (direct, accepted, relayed), from servers and the user, from mDNS claims,
- * from envelopes through a neighbour; and what a claim can never displace. Plain
+ * from signed announces through a neighbour, from envelopes through one; what a claim
+ * can never displace; name and prefix lookup over the routing table. Plain
  * directory and table, time passed in; nothing is dialled.
  */
 #include <stdarg.h>
@@ -234,11 +235,11 @@ static void test_routes_envelope_teaches_route_through_its_neighbour(void **stat
     uint8_t via[QPC_KEY_LEN];
     struct qpc_route r;
 
-    routes_learn_envelope(f->me, f->rt, f->peer, f->other, ADDR_B, 2, T0);
+    routes_learn_envelope(f->me, f->rt, f->peer, f->other, ADDR_B, T0);
     r = route_of(f, f->peer);
     assert_int_equal(r.via, QPC_ROUTE_VIA_PEER);
     assert_memory_equal(r.via_peer, f->other, QPC_KEY_LEN);
-    assert_int_equal(r.hops, 3);
+    assert_int_equal(r.hops, QPC_ROUTE_HOPS_UNKNOWN);   /* hop_count is no metric */
     assert_int_equal(r.source, QPC_ROUTE_SRC_ENVELOPE);
     assert_string_equal(r.next_hop, ADDR_B);
     assert_true(routes_next_peer(f->rt, f->peer, via));
@@ -253,7 +254,7 @@ static void test_routes_envelope_route_does_not_displace_direct_link(void **stat
     uint8_t via[QPC_KEY_LEN];
 
     routes_learn_link(f->me, f->rt, f->peer, ADDR_A, false, false, T0);
-    routes_learn_envelope(f->me, f->rt, f->peer, f->other, ADDR_B, 1, T0 + 1);
+    routes_learn_envelope(f->me, f->rt, f->peer, f->other, ADDR_B, T0 + 1);
     assert_int_equal(route_of(f, f->peer).via, QPC_ROUTE_VIA_DIRECT);
     assert_false(routes_next_peer(f->rt, f->peer, via));
 }
@@ -278,7 +279,7 @@ static void test_routes_never_learn_a_route_to_myself(void **state)
     routes_offer(f->rt, f->me, me, QPC_ROUTE_VIA_DIRECT, NULL, ADDR_A, 1, QPC_ROUTE_SRC_MANUAL, T0);
     assert_false(routes_learn_told(f->me, f->rt, me, ADDR_A, QPC_PEER_SOURCE_SERVER, T0));
     assert_false(routes_learn_mdns(f->me, f->rt, me, ADDR_A, T0));
-    routes_learn_envelope(f->me, f->rt, me, f->other, ADDR_B, 1, T0);
+    routes_learn_envelope(f->me, f->rt, me, f->other, ADDR_B, T0);
     assert_int_equal(qpc_route_count(f->rt), 0);
     assert_int_equal(qpc_identity_peer_count(f->me), 0);
 }
@@ -289,8 +290,118 @@ static void test_routes_carry_the_directory_name(void **state)
 
     assert_int_equal(qpc_identity_peer_upsert(f->me, f->peer, "bob", NULL, T0, QPC_PEER_SOURCE_MANUAL,
                                               QPC_PEER_CLIENT, NULL), 0);
-    routes_learn_envelope(f->me, f->rt, f->peer, f->other, ADDR_B, 1, T0);
+    routes_learn_envelope(f->me, f->rt, f->peer, f->other, ADDR_B, T0);
     assert_string_equal(route_of(f, f->peer).name, "bob");
+}
+
+/* A signed announce of a fresh origin (its key in *origin), passed on hops times. */
+static struct qpc_announce announce_of(uint8_t origin[QPC_KEY_LEN], uint32_t seqno, uint32_t hops)
+{
+    uint8_t sk[QPC_SECRET_KEY_LEN];
+    struct qpc_announce a;
+    const char *addrs[] = { ADDR_A };
+
+    crypto_sign_keypair(origin, sk);
+    assert_int_equal(qpc_announce_create(&a, sk, seqno, T0, 30, 8, addrs, 1, NULL), 0);
+    for (uint32_t i = 0; i < hops; i++)
+        assert_int_equal(qpc_announce_forward(&a), 0);
+    sodium_memzero(sk, sizeof(sk));
+    return a;
+}
+
+static void test_routes_announce_through_a_neighbour(void **state)
+{
+    struct fix *f = *state;
+    uint8_t origin[QPC_KEY_LEN], via[QPC_KEY_LEN];
+    struct qpc_announce a = announce_of(origin, 5, 2);
+    struct qpc_route r;
+    struct qpc_route_fd fd;
+
+    assert_true(routes_learn_announce(f->rt, f->me, &a, f->other, ADDR_B, false, T0));
+    r = route_of(f, origin);
+    assert_int_equal(r.via, QPC_ROUTE_VIA_PEER);
+    assert_memory_equal(r.via_peer, f->other, QPC_KEY_LEN);
+    assert_int_equal(r.hops, 3);   /* two hops to the neighbour, one more to us */
+    assert_int_equal(r.source, QPC_ROUTE_SRC_ANNOUNCE);
+    assert_true(r.has_seqno);
+    assert_int_equal(r.seqno, 5);
+    assert_int_equal(r.hold_ms, routes_hold_ms(30));
+    assert_true(routes_next_peer(f->rt, origin, via));
+    assert_memory_equal(via, f->other, QPC_KEY_LEN);
+    assert_int_equal(qpc_route_fd_get(f->rt, origin, &fd), 0);
+    assert_int_equal(fd.metric, 3);
+    /* Nothing goes into the directory: the route table is where such peers are found. */
+    assert_null(qpc_identity_peer_get(f->me, origin));
+}
+
+static void test_routes_announce_from_the_origin_refreshes_its_link(void **state)
+{
+    struct fix *f = *state;
+    uint8_t origin[QPC_KEY_LEN];
+    struct qpc_announce a = announce_of(origin, 9, 0);
+    struct qpc_route r;
+
+    assert_true(routes_learn_link(f->me, f->rt, origin, ADDR_A, false, false, T0));
+    assert_true(routes_learn_announce(f->rt, f->me, &a, origin, ADDR_A, false, T0 + 1000));
+    r = route_of(f, origin);
+    assert_int_equal(r.via, QPC_ROUTE_VIA_DIRECT);
+    assert_int_equal(r.hops, 1);
+    assert_int_equal(r.source, QPC_ROUTE_SRC_DIRECT);
+    assert_int_equal(r.last_seen_ms, T0 + 1000);
+    assert_int_equal(r.seqno, 9);
+}
+
+static void test_routes_hop_count_reset_does_not_move_an_announced_route(void **state)
+{
+    struct fix *f = *state;
+    uint8_t origin[QPC_KEY_LEN], liar[QPC_KEY_LEN], via[QPC_KEY_LEN];
+    struct qpc_announce a = announce_of(origin, 5, 1);
+
+    randombytes_buf(liar, sizeof(liar));
+    assert_true(routes_learn_announce(f->rt, f->me, &a, f->other, ADDR_B, false, T0));
+    /* The liar forwards the origin's envelope claiming hop_count 0. */
+    routes_learn_envelope(f->me, f->rt, origin, liar, ADDR_A, T0 + 1);
+    assert_true(routes_next_peer(f->rt, origin, via));
+    assert_memory_equal(via, f->other, QPC_KEY_LEN);
+    assert_int_equal(route_of(f, origin).hops, 2);
+}
+
+static void test_routes_link_gone_retracts_routes_through_it(void **state)
+{
+    struct fix *f = *state;
+    uint8_t origin[QPC_KEY_LEN];
+    struct qpc_announce a = announce_of(origin, 5, 1);
+
+    assert_true(routes_learn_link(f->me, f->rt, f->other, ADDR_B, false, false, T0));
+    assert_true(routes_learn_announce(f->rt, f->me, &a, f->other, ADDR_B, false, T0));
+    assert_int_equal(routes_link_gone(f->rt, f->other, true), 0);   /* another link is up */
+    assert_false(route_of(f, origin).retracted);
+    assert_int_equal(routes_link_gone(f->rt, f->other, false), 2);
+    assert_true(route_of(f, origin).retracted);
+    assert_true(route_of(f, f->other).retracted);
+    assert_int_equal(qpc_route_count(f->rt), 2);   /* listed still */
+}
+
+static void test_routes_resolve_over_the_table(void **state)
+{
+    struct fix *f = *state;
+    uint8_t origin[QPC_KEY_LEN], key[QPC_KEY_LEN];
+    struct qpc_announce a = announce_of(origin, 5, 1);
+    char hex[QPC_KEY_HEX_LEN], text[32], err[256];
+
+    qpc_key_to_hex(hex, origin);
+    snprintf(text, sizeof(text), "%.16s", hex);
+    assert_int_equal(routes_resolve(f->me, f->rt, text, key, err, sizeof(err)), QPC_ERR_NOT_FOUND);
+    assert_true(routes_learn_announce(f->rt, f->me, &a, f->other, ADDR_B, false, T0));
+    assert_int_equal(routes_resolve(f->me, f->rt, text, key, err, sizeof(err)), 0);
+    assert_memory_equal(key, origin, QPC_KEY_LEN);
+    /* A short prefix of a peer known only from announces: refused, with the reason. */
+    snprintf(text, sizeof(text), "%.6s", hex);
+    assert_int_equal(routes_resolve(f->me, f->rt, text, key, err, sizeof(err)), QPC_ERR_REFUSED);
+    assert_non_null(strstr(err, "16 hex digits"));
+    /* The full key resolves whatever the tables hold; the directory still goes first. */
+    assert_int_equal(routes_resolve(f->me, f->rt, hex, key, err, sizeof(err)), 0);
+    assert_int_equal(routes_resolve_prefix(f->rt, "zz", 1, key), QPC_ERR_INVALID);
 }
 
 int main(void)
@@ -312,6 +423,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_routes_next_peer_only_for_routes_through_a_peer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_routes_never_learn_a_route_to_myself, setup, teardown),
         cmocka_unit_test_setup_teardown(test_routes_carry_the_directory_name, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_routes_announce_through_a_neighbour, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_routes_announce_from_the_origin_refreshes_its_link, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_routes_hop_count_reset_does_not_move_an_announced_route, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_routes_link_gone_retracts_routes_through_it, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_routes_resolve_over_the_table, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -425,6 +425,79 @@ static void test_config_print_round_trips_with_origins(void **state)
     qpc_config_free(cfg);
 }
 
+/*
+ * A build without the radio: its keys keep their rows (defaults fill the struct) but a
+ * value from any layer is refused with the schema's reason, and neither --help, the
+ * printout nor a did-you-mean names them.
+ */
+struct radio_less {
+    char *name;
+    char *radio;
+    bool beacon;
+};
+
+static const struct qpc_config_key radio_less_keys[] = {
+    { .name = "name", .flag = "--name", .type = QPC_CONFIG_STRING, .env = "WX_NAME",
+      .def = "wx", .offset = offsetof(struct radio_less, name), .metavar = "TEXT",
+      .help = "what the station is called" },
+    { .name = "radio", .flag = "--radio", .type = QPC_CONFIG_ADDR, .env = "WX_RADIO",
+      .def = "0.0.0.0:0", .offset = offsetof(struct radio_less, radio),
+      .flags = QPC_CONFIG_PORT0 | QPC_CONFIG_NOT_BUILT, .metavar = "HOST:PORT",
+      .help = "radio link address" },
+    { .name = "beacon", .flag = "--beacon", .type = QPC_CONFIG_BOOL, .env = "WX_BEACON",
+      .def = "true", .offset = offsetof(struct radio_less, beacon),
+      .flags = QPC_CONFIG_NOT_BUILT, .metavar = "BOOL", .help = "send beacons" },
+};
+
+static void test_config_keys_not_built_are_refused_saying_why(void **state)
+{
+    (void)state;
+    struct qpc_config_schema schema = {
+        .program = "wx-mini", .keys = radio_less_keys,
+        .key_count = sizeof(radio_less_keys) / sizeof(radio_less_keys[0]),
+        .values_size = sizeof(struct radio_less),
+        .not_built = "this build has no radio (-DWX_RADIO=OFF)",
+    };
+    static const char *const env[] = { "WX_BEACON=false", NULL };
+    struct qpc_config *cfg = NULL;
+    const struct radio_less *v;
+    char err[512] = "", *out = NULL;
+    size_t len = 0;
+    FILE *f;
+
+    assert_int_equal(qpc_config_new(&cfg, &schema), 0);
+    v = qpc_config_values(cfg);
+    assert_string_equal(v->radio, "0.0.0.0:0");   /* the default is there for the code */
+    assert_true(v->beacon);
+    assert_int_equal(qpc_config_set(cfg, "--radio", "10.0.0.1:1", QPC_CONFIG_SOURCE_FLAG, err,
+                                    sizeof(err)), QPC_ERR_CONFIG);
+    assert_string_equal(err, "command line: --radio: this build has no radio (-DWX_RADIO=OFF)");
+    assert_int_equal(qpc_config_load_env(cfg, env, err, sizeof(err)), QPC_ERR_CONFIG);
+    assert_string_equal(err, "environment WX_BEACON: beacon: this build has no radio (-DWX_RADIO=OFF)");
+    assert_int_equal(qpc_config_load_buffer(cfg, "wx.toml", "name = \"a\"\nradio = 5\n", 20, err,
+                                            sizeof(err)), QPC_ERR_CONFIG);
+    assert_string_equal(err, "wx.toml:2: radio: this build has no radio (-DWX_RADIO=OFF)");
+    assert_string_equal(v->radio, "0.0.0.0:0");
+    assert_true(v->beacon);
+    /* A typo near a key that is not built is not steered to it. */
+    assert_int_equal(qpc_config_set(cfg, "--radi", "x", QPC_CONFIG_SOURCE_FLAG, err, sizeof(err)),
+                     QPC_ERR_CONFIG);
+    assert_null(strstr(err, "radio"));
+    f = open_memstream(&out, &len);
+    assert_non_null(f);
+    assert_int_equal(qpc_config_print_help(&schema, f), 0);
+    assert_int_equal(qpc_config_print(cfg, f), 0);
+    fclose(f);
+    assert_null(strstr(out, "radio"));
+    assert_null(strstr(out, "beacon"));
+    assert_non_null(strstr(out, "--name=TEXT"));
+    free(out);
+    qpc_config_free(cfg);
+    /* The reason is required once a key is not built. */
+    schema.not_built = NULL;
+    assert_int_equal(qpc_config_new(&cfg, &schema), QPC_ERR_INVALID);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -437,6 +510,7 @@ int main(void)
         cmocka_unit_test(test_config_set_computed_keeps_the_source),
         cmocka_unit_test(test_config_help_is_generated_from_the_rows),
         cmocka_unit_test(test_config_print_round_trips_with_origins),
+        cmocka_unit_test(test_config_keys_not_built_are_refused_saying_why),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

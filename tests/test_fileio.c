@@ -20,6 +20,7 @@
 
 #include "qpc/error.h"
 #include "qpc/fileio.h"
+#include "qpc/log.h"
 
 struct tmpdir {
     char dir[64];
@@ -218,6 +219,49 @@ static void test_fileio_create_never_replaces(void **state)
     assert_int_equal(count_entries(t->dir), 2);
 }
 
+static char warned[1024];
+static int warnings;
+
+static void capture(enum qpc_log_level level, const char *line, void *arg)
+{
+    (void)arg;
+    if (level == QPC_LOG_WARN) {
+        snprintf(warned, sizeof(warned), "%s", line);
+        warnings++;
+    }
+}
+
+static void test_fileio_secret_open_to_others_is_warned_with_the_chmod(void **state)
+{
+    struct tmpdir *t = *state;
+    char want[160];
+    static const struct { mode_t mode; bool warns; } cases[] = {
+        { 0600, false }, { 0400, false }, { 0700, false },
+        { 0644, true }, { 0640, true }, { 0604, true }, { 0620, true }, { 0666, true },
+    };
+
+    assert_int_equal(qpc_file_write_atomic(t->path, "x", 1, 0600, NULL, 0), 0);
+    qpc_log_set_sink(capture, NULL);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        warnings = 0;
+        warned[0] = '\0';
+        assert_int_equal(chmod(t->path, cases[i].mode), 0);
+        assert_int_equal(qpc_file_warn_exposed(t->path, "the secret key"), cases[i].warns);
+        assert_int_equal(warnings, cases[i].warns ? 1 : 0);
+        if (cases[i].warns) {
+            snprintf(want, sizeof(want), "chmod 600 %s", t->path);
+            assert_non_null(strstr(warned, want));
+            assert_non_null(strstr(warned, "the secret key"));
+        }
+    }
+    /* Absent, or not a regular file: nothing to say here (the open reports it). */
+    warnings = 0;
+    assert_false(qpc_file_warn_exposed("/nonexistent/qpc-identity.json", "x"));
+    assert_false(qpc_file_warn_exposed(t->dir, "x"));
+    assert_int_equal(warnings, 0);
+    qpc_log_set_sink(NULL, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -228,6 +272,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fileio_failed_write_keeps_the_old_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fileio_missing_directory_is_an_io_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fileio_create_never_replaces, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fileio_secret_open_to_others_is_warned_with_the_chmod, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

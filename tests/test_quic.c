@@ -24,7 +24,7 @@ struct pair {
     struct side srv, cli;
 };
 
-static void pair_open(struct pair *p, size_t max_frame)
+static void pair_open_retry(struct pair *p, size_t max_frame, int retry_threshold)
 {
     struct qpc_quic_config cfg;
 
@@ -35,10 +35,16 @@ static void pair_open(struct pair *p, size_t max_frame)
     side_keys(&p->cli);
     side_config(&cfg, &p->srv, true);
     cfg.max_frame = max_frame;
+    cfg.retry_threshold = retry_threshold;
     assert_int_equal(qpc_quic_endpoint_new(&p->srv.ep, p->loop, &cfg), 0);
     side_config(&cfg, &p->cli, false);
     cfg.max_frame = max_frame;
     assert_int_equal(qpc_quic_endpoint_new(&p->cli.ep, p->loop, &cfg), 0);
+}
+
+static void pair_open(struct pair *p, size_t max_frame)
+{
+    pair_open_retry(p, max_frame, 0);
 }
 
 static void pair_close(struct pair *p)
@@ -997,6 +1003,169 @@ static void test_quic_stopped_endpoint_refuses_new_connections_keeps_existing(vo
     pair_close(&p);
 }
 
+/* ---- address validation (Retry) ------------------------------------------------------ */
+
+static void test_quic_retry_always_still_connects(void **state)
+{
+    struct pair p;
+    struct qpc_quic_endpoint_stats st;
+    int64_t sid;
+    const uint8_t msg[] = "after a retry";
+
+    pair_open_retry(&p, 0, QPC_QUIC_RETRY_ALWAYS);
+    assert_int_equal(pair_connect(&p, QPC_ALPN_CLIENT, p.srv.pk), 0);
+    assert_true(run_until(p.loop, both_connected, &p, 10));
+    qpc_quic_endpoint_get_stats(p.srv.ep, &st);
+    print_message("retries sent %llu, connections after a retry %llu\n",
+                  (unsigned long long)st.retries_sent, (unsigned long long)st.retried_accepted);
+    assert_true(st.retries_sent >= 1);
+    assert_int_equal(st.retried_accepted, 1);
+    assert_int_equal(st.tokens_refused, 0);
+    assert_true(p.srv.has_peer_key);
+    assert_memory_equal(p.srv.peer_key, p.cli.pk, 32);
+    assert_int_equal(qpc_quic_conn_open_stream(p.cli.conn, &sid), 0);
+    assert_int_equal(qpc_quic_conn_send_frame(p.cli.conn, sid, msg, sizeof(msg)), 0);
+    assert_true(run_until(p.loop, srv_has_frame, &p.srv, 10));
+    pair_close(&p);
+}
+
+/* What a socket of the test has received: the client's Initials, the server's answers. */
+struct capture {
+    int fd;
+    int n;
+    uint8_t pkt[32][1500];
+    size_t len[32];
+    int want;                          /* packets, or with want_retries: Retry packets */
+    int retries;
+    bool want_retries;
+};
+
+static bool captured(void *arg)
+{
+    struct capture *c = arg;
+    ssize_t n;
+
+    while (c->n < 32 && (n = recv(c->fd, c->pkt[c->n], sizeof(c->pkt[0]), MSG_DONTWAIT)) > 0) {
+        c->retries += (c->pkt[c->n][0] & 0xf0) == 0xf0;   /* long header, type Retry */
+        c->len[c->n++] = (size_t)n;
+    }
+    return (c->want_retries ? c->retries : c->n) >= c->want;
+}
+
+static int udp_socket(struct sockaddr_in *bound)
+{
+    socklen_t len = sizeof(*bound);
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+
+    assert_true(fd >= 0);
+    memset(bound, 0, sizeof(*bound));
+    bound->sin_family = AF_INET;
+    bound->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)bound, sizeof(*bound)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)bound, &len), 0);
+    return fd;
+}
+
+/*
+ * Real clients' Initials, sent to the server from an address that is not theirs (a
+ * spoofer replaying them): above the threshold they get a Retry each and make no
+ * connection; the server's answers go to the spoofed address, never to the clients.
+ */
+static void test_quic_spoofed_initials_above_threshold_make_no_state(void **state)
+{
+    struct pair p;
+    struct qpc_quic_endpoint_stats st;
+    static struct capture initials = { .want = 5 }, answers = { .want = 3, .want_retries = true };
+    struct sockaddr_in trap, spoofer;
+    struct sockaddr_storage srv;
+    socklen_t srvlen;
+
+    pair_open_retry(&p, 0, 2);   /* a Retry from the third handshake in progress on */
+    initials.fd = udp_socket(&trap);
+    answers.fd = udp_socket(&spoofer);
+    for (int i = 0; i < 5; i++)   /* five clients' first flights, caught on the way */
+        assert_int_equal(qpc_quic_connect(p.cli.ep, (struct sockaddr *)&trap, sizeof(trap),
+                                          QPC_ALPN_CLIENT, NULL, &p.cli, NULL), 0);
+    assert_true(run_until(p.loop, captured, &initials, 10));
+    side_addr(&p.srv, &srv, &srvlen);
+    for (int i = 0; i < 5; i++) {
+        assert_true(initials.len[i] >= 1200);
+        assert_int_equal(initials.pkt[i][0] & 0xf0, 0xc0);   /* a v1 Initial */
+        assert_int_equal(sendto(answers.fd, initials.pkt[i], initials.len[i], 0,
+                                (struct sockaddr *)&srv, srvlen), (ssize_t)initials.len[i]);
+    }
+    /* Two handshakes start (their answers go to the spoofer, which never goes on), the
+     * three above the threshold get a Retry and nothing else. */
+    assert_true(run_until(p.loop, captured, &answers, 10));
+    run_for(p.loop, 0.1);   /* nothing more comes */
+    captured(&answers);
+    qpc_quic_endpoint_get_stats(p.srv.ep, &st);
+    print_message("connections %zu, Retry packets sent %llu (%d seen at the spoofer)\n",
+                  qpc_quic_endpoint_conn_count(p.srv.ep), (unsigned long long)st.retries_sent,
+                  answers.retries);
+    assert_int_equal(qpc_quic_endpoint_conn_count(p.srv.ep), 2);
+    assert_int_equal(st.retries_sent, 3);
+    assert_int_equal(answers.retries, 3);
+    assert_int_equal(p.srv.connected, 0);
+    /* The same Initials once more: no new state either. */
+    for (int i = 2; i < 5; i++)
+        (void)sendto(answers.fd, initials.pkt[i], initials.len[i], 0, (struct sockaddr *)&srv,
+                     srvlen);
+    run_for(p.loop, 0.1);
+    qpc_quic_endpoint_get_stats(p.srv.ep, &st);
+    assert_int_equal(qpc_quic_endpoint_conn_count(p.srv.ep), 2);
+    assert_int_equal(st.retries_sent, 6);
+    close(initials.fd);
+    close(answers.fd);
+    pair_close(&p);
+}
+
+/* A Retry token is bound to the address it was sent to: replayed from another, dropped. */
+static void test_quic_retry_token_from_another_address_is_refused(void **state)
+{
+    struct pair p;
+    struct qpc_quic_endpoint_stats st;
+    static struct capture cli_side, srv_side;
+    struct sockaddr_in a, b;
+    struct sockaddr_storage srv, cli;
+    socklen_t srvlen, clilen;
+    int other;
+
+    cli_side.want = srv_side.want = 1;
+    pair_open_retry(&p, 0, QPC_QUIC_RETRY_ALWAYS);
+    /* A relay of the test between client and server: a (toward the client), b (server). */
+    cli_side.fd = udp_socket(&a);
+    srv_side.fd = udp_socket(&b);
+    other = udp_socket(&b);
+    assert_int_equal(qpc_quic_connect(p.cli.ep, (struct sockaddr *)&a, sizeof(a),
+                                      QPC_ALPN_CLIENT, NULL, &p.cli, NULL), 0);
+    assert_true(run_until(p.loop, captured, &cli_side, 10));          /* Initial 1 */
+    side_addr(&p.srv, &srv, &srvlen);
+    side_addr(&p.cli, &cli, &clilen);
+    (void)sendto(srv_side.fd, cli_side.pkt[0], cli_side.len[0], 0, (struct sockaddr *)&srv, srvlen);
+    assert_true(run_until(p.loop, captured, &srv_side, 10));          /* the Retry */
+    assert_int_equal(srv_side.pkt[0][0] & 0xf0, 0xf0);
+    (void)sendto(cli_side.fd, srv_side.pkt[0], srv_side.len[0], 0, (struct sockaddr *)&cli, clilen);
+    cli_side.want = 2;
+    assert_true(run_until(p.loop, captured, &cli_side, 10));          /* Initial 2, token */
+    /* From another address than the one the token was made for. */
+    (void)sendto(other, cli_side.pkt[1], cli_side.len[1], 0, (struct sockaddr *)&srv, srvlen);
+    run_for(p.loop, 0.1);
+    qpc_quic_endpoint_get_stats(p.srv.ep, &st);
+    assert_int_equal(st.tokens_refused, 1);
+    assert_int_equal(qpc_quic_endpoint_conn_count(p.srv.ep), 0);
+    /* From the right one it is taken. */
+    (void)sendto(srv_side.fd, cli_side.pkt[1], cli_side.len[1], 0, (struct sockaddr *)&srv, srvlen);
+    run_for(p.loop, 0.1);
+    qpc_quic_endpoint_get_stats(p.srv.ep, &st);
+    assert_int_equal(st.retried_accepted, 1);
+    assert_int_equal(qpc_quic_endpoint_conn_count(p.srv.ep), 1);
+    close(cli_side.fd);
+    close(srv_side.fd);
+    close(other);
+    pair_close(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1022,6 +1191,9 @@ int main(void)
         cmocka_unit_test(test_quic_idle_connection_times_out_without_keepalive),
         cmocka_unit_test(test_quic_stalled_half_frame_closes_the_connection_despite_pings),
         cmocka_unit_test(test_quic_half_frame_finished_in_time_is_delivered),
+        cmocka_unit_test(test_quic_retry_always_still_connects),
+        cmocka_unit_test(test_quic_spoofed_initials_above_threshold_make_no_state),
+        cmocka_unit_test(test_quic_retry_token_from_another_address_is_refused),
     };
 
     signal(SIGPIPE, SIG_IGN);

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "quic_harness.h"
@@ -24,6 +25,9 @@
 
 struct fix {
     struct ev_loop *loop;
+    int silent_dns;                    /* a DNS server on loopback that never answers */
+    char dns_servers[64];
+    struct qpc_resolver_config rcfg;
     struct node node;
     struct server_settings sc;
     struct session_endpoint *ep;
@@ -68,6 +72,20 @@ static int setup(void **state)
     ec.clients = true;
     ec.max_sessions = MAX_SESSIONS;
     ec.max_sessions_per_key = MAX_PER_KEY;
+    f->silent_dns = socket(AF_INET, SOCK_DGRAM, 0);
+    {
+        struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t len = sizeof(sin);
+
+        if (f->silent_dns < 0 || bind(f->silent_dns, (struct sockaddr *)&sin, sizeof(sin)) != 0 ||
+            getsockname(f->silent_dns, (struct sockaddr *)&sin, &len) != 0)
+            return -1;
+        snprintf(f->dns_servers, sizeof(f->dns_servers), "127.0.0.1:%u", (unsigned)ntohs(sin.sin_port));
+    }
+    f->rcfg.servers = f->dns_servers;
+    f->rcfg.timeout_ms = 500;
+    f->rcfg.tries = 1;
+    ec.resolver = &f->rcfg;
     if (session_endpoint_open(&f->node, &ec, &callbacks, &f->ep) != 0)
         return -1;
     *state = f;
@@ -81,6 +99,7 @@ static int teardown(void **state)
     for (size_t i = 0; i < f->n_clients; i++)
         qpc_quic_endpoint_free(f->clients[i].ep);
     session_endpoint_close(f->ep);
+    close(f->silent_dns);
     qpc_identity_free(f->node.identity);
     ev_loop_destroy(f->loop);
     free(f);
@@ -216,6 +235,67 @@ static void test_session_rate_survives_a_reconnect(void **state)
 
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
+/* A dial by name whose DNS server never answers. */
+struct dialled { int closed; int err; char reason[256]; };
+static struct dialled the_dial;
+
+static void dial_closed(struct session *s, const struct qpc_quic_close_info *info)
+{
+    the_dial.closed++;
+    the_dial.err = info->err;
+    snprintf(the_dial.reason, sizeof(the_dial.reason), "%s", info->reason);
+}
+
+static const struct session_callbacks dial_callbacks = { .on_closed = dial_closed };
+
+static bool dial_ended(void *arg)
+{
+    return the_dial.closed > 0;
+}
+
+static void test_session_dial_by_name_does_not_stall_the_node(void **state)
+{
+    struct fix *f = *state;
+    struct session *s = NULL;
+    struct side *c;
+
+    memset(&the_dial, 0, sizeof(the_dial));
+    assert_int_equal(session_dial(f->ep, "fed.never-answers.test:7001", NULL, NULL,
+                                  &dial_callbacks, f, &s), 0);
+    assert_non_null(s);
+    assert_null(s->conn);                /* no address yet */
+    assert_int_equal(the_dial.closed, 0);
+    /* While the lookup waits, the node admits a client. */
+    c = dial_and_settle(f, NULL);
+    assert_int_equal(c->closed, 0);
+    assert_int_equal(f->n_opened, 1);
+    assert_int_equal(the_dial.closed, 0);
+    /* Then the lookup gives up, and says so. */
+    assert_true(run_until(f->loop, dial_ended, NULL, 30.0));
+    print_message("dial ended: %s (%s)\n", qpc_strerror(the_dial.err), the_dial.reason);
+    assert_int_equal(the_dial.err, QPC_ERR_TIMEOUT);
+    assert_non_null(strstr(the_dial.reason, "fed.never-answers.test:7001"));
+    assert_int_equal(the_dial.closed, 1);
+}
+
+static void test_session_closed_while_looking_up_ends_from_the_loop(void **state)
+{
+    struct fix *f = *state;
+    struct session *s = NULL;
+
+    memset(&the_dial, 0, sizeof(the_dial));
+    assert_int_equal(session_dial(f->ep, "gone.never-answers.test:7001", NULL, NULL,
+                                  &dial_callbacks, f, &s), 0);
+    session_close(s, QPC_QUIC_APP_SHUTDOWN, "node left");
+    assert_int_equal(the_dial.closed, 0);   /* not from inside session_close */
+    assert_true(run_until(f->loop, dial_ended, NULL, 5.0));
+    assert_int_equal(the_dial.err, QPC_ERR_CLOSED);
+    assert_string_equal(the_dial.reason, "node left");
+    /* And one still looking up when the endpoint closes ends then (teardown). */
+    assert_int_equal(session_dial(f->ep, "late.never-answers.test:7001", NULL, NULL,
+                                  &dial_callbacks, f, &s), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -223,6 +303,8 @@ int main(void)
         T(test_session_refuses_any_key_when_the_node_is_full),
         T(test_session_rate_is_shared_by_every_connection_of_a_key),
         T(test_session_rate_survives_a_reconnect),
+        T(test_session_dial_by_name_does_not_stall_the_node),
+        T(test_session_closed_while_looking_up_ends_from_the_loop),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -118,6 +118,7 @@ static const char full_server_file[] =
     "federation_key = \"/etc/qpc/key.der\"\n"
     "federation_ca = \"/etc/qpc/ca.der\"\n"
     "metrics_listen = \"\"\n"
+    "peers = [\"10.0.0.9:7001\", \"[fd00::9]:7001\"]   # announces only\n"
     "max_frame_size = 2_097_152\n"
     "max_envelope_size = +524288\n"
     "queue_quota = 500\n"
@@ -160,6 +161,8 @@ static void test_config_reads_full_server_file(void **state)
     assert_false(s->relay_enabled);
     assert_int_equal(s->relay_rate_limit, 100);
     assert_int_equal(s->idle_timeout_ms, 60000);
+    assert_int_equal(s->peers.count, 2);
+    assert_string_equal(s->peers.items[1], "[fd00::9]:7001");
     assert_int_equal(s->federation_peers.count, 2);
     assert_string_equal(qpc_config_table_get(&s->federation_peers, "node2.mesh.local"), "10.0.0.2:7001");
     assert_string_equal(qpc_config_table_get(&s->federation_peers, "NODE3"), "[fe80::1%bat0]:7001");
@@ -295,6 +298,29 @@ static void test_config_wrong_type_names_expected_type(void **state)
     expect_error(SERVER, "federation_domain = \"a..b\"\n", "not a domain name",
                  "empty label");
     expect_error(SERVER, "mdns_interfaces = [\"eth 0\"]\n", "interface name", NULL);
+    expect_error(CLIENT, "peers = [\"10.0.0.1:0\"]\n", "'peers' item \"10.0.0.1:0\"", "port 0 cannot be dialled");
+    expect_error(CLIENT, "peers = [\"10.0.0.1:7000\", \"10.0.0.2\"]\n", "port is missing", NULL);
+    expect_error(CLIENT, "announce_interval_s = 0\n", "announce_interval_s", NULL);
+}
+
+/* The client's static peers: an array of dialable addresses, names allowed. */
+static void test_config_client_static_peers(void **state)
+{
+    (void)state;
+    struct qpc_config *cfg = new_cfg(CLIENT);
+    char err[512] = "";
+    assert_int_equal(load(cfg, "peers = [\"10.0.0.1:7000\", \"[fd00::1]:7001\", \"b.mesh.example:7000\"]\n"
+                               "announce_interval_s = 60\n", err, sizeof(err)), 0);
+    const struct client_settings *s = client_settings(cfg);
+    assert_int_equal(s->peers.count, 3);
+    assert_string_equal(s->peers.items[1], "[fd00::1]:7001");
+    assert_int_equal(s->announce_interval_s, 60);
+    qpc_config_free(cfg);
+    cfg = new_cfg(CLIENT);
+    s = client_settings(cfg);
+    assert_int_equal(s->peers.count, 0);
+    assert_int_equal(s->announce_interval_s, 30);
+    qpc_config_free(cfg);
 }
 
 static void test_config_duplicate_key_names_both_lines(void **state)
@@ -609,6 +635,7 @@ static void test_config_federation_peer_with_key_is_valid(void **state)
     assert_int_equal(server_settings_validate(cfg, err, sizeof(err)), 0);
     assert_int_equal(server_settings_resolve(cfg, "/h", "x", err, sizeof(err)), 0);
     assert_string_equal(server_settings(cfg)->federation_trust, "key");
+    assert_int_equal(server_settings(cfg)->peers.count, 0);
     assert_non_null(strstr(qpc_config_table_get(&server_settings(cfg)->federation_peers, "B.mesh"),
                            "10.0.0.2:7001 "));
     qpc_config_free(cfg);
@@ -639,6 +666,11 @@ static void test_config_validate_checks_rules_across_keys(void **state)
           "write \"b\" = \"10.0.0.2:7001\"" },
         { "federation_enabled = true\nfederation_cert = \"c\"\nfederation_key = \"k\"\n"
           "federation_ca = \"a\"\nlisten = \"10.0.0.1:7001\"\n", "use the same port" },
+        { "peers = [\"10.0.0.2:7001\"]\n", "peers is set but federation_enabled is false" },
+        { "federation_enabled = true\npeers = [\"10.0.0.2\"]\n",
+          "peers item \"10.0.0.2\" is not an address to dial" },
+        { "federation_enabled = true\npeers = [\"10.0.0.2:0\"]\n",
+          "peers item \"10.0.0.2:0\" is not an address to dial" },
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char err[512] = "";
@@ -700,9 +732,9 @@ static void test_config_print_round_trips_with_origins(void **state)
     assert_int_equal(qpc_config_print(cfg, f), 0);
     fclose(f);
     assert_non_null(strstr(out, "queue_quota = 77  # env QPC_QUEUE_QUOTA\n"));
-    assert_non_null(strstr(out, "max_ttl = 7200  # file t.toml:20\n"));
+    assert_non_null(strstr(out, "max_ttl = 7200  # file t.toml:21\n"));
     assert_non_null(strstr(out, "# flag --data-dir\n"));
-    assert_non_null(strstr(out, "[federation_peers]  # file t.toml:25\n"));
+    assert_non_null(strstr(out, "[federation_peers]  # file t.toml:26\n"));
     assert_non_null(strstr(out, "\"node2.mesh.local\" = \"10.0.0.2:7001\"\n"));
 
     struct qpc_config *again = new_cfg(SERVER);
@@ -715,6 +747,8 @@ static void test_config_print_round_trips_with_origins(void **state)
     assert_int_equal(a->mdns_interfaces.count, b->mdns_interfaces.count);
     assert_int_equal(b->federation_peers.count, 2);
     assert_string_equal(qpc_config_table_get(&b->federation_peers, "node3"), "[fe80::1%bat0]:7001");
+    assert_int_equal(b->peers.count, 2);
+    assert_string_equal(b->peers.items[0], "10.0.0.9:7001");
     qpc_config_free(again);
     qpc_config_free(cfg);
     free(out);
@@ -788,6 +822,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_defaults_follow_the_schema),
+        cmocka_unit_test(test_config_client_static_peers),
         cmocka_unit_test(test_config_reads_full_server_file),
         cmocka_unit_test(test_config_reads_client_file_with_crlf_and_bom),
         cmocka_unit_test(test_config_syntax_errors_name_their_line),

@@ -17,8 +17,8 @@
  *    a newer or an older program still loads.
  *
  * And one writer, qpc_addr_format, for the address of a socket: "a.b.c.d:port" or
- * "[v6]:port". Only qpc_addr_resolve touches the system (its resolver); everything
- * else is pure text work.
+ * "[v6]:port". All of it is text work without I/O: names are looked up by
+ * qpc/resolve.h, on the event loop.
  */
 #ifndef QPC_ADDR_H
 #define QPC_ADDR_H
@@ -84,11 +84,12 @@ int qpc_addr_format(const struct sockaddr *sa, char *buf, size_t len);
 bool qpc_addr_is_numeric(const char *text);
 
 /*
- * Resolves text ("host:port", port 1..65535) to its first UDP socket address in *ss
- * (*len its length). A numeric address is converted without I/O; a name goes through
- * the system resolver (getaddrinfo) and BLOCKS the calling thread until it answers, so
- * callers on the event loop pass names only where a stall is acceptable.
- * Returns 0, QPC_ERR_INVALID (not host:port, port 0) or QPC_ERR_NOT_FOUND.
+ * Converts a numeric text ("a.b.c.d:port" or "[v6]:port", port 1..65535) to its UDP
+ * socket address in *ss (*len its length), without I/O: it never asks a resolver, so it
+ * never blocks. A name is refused with QPC_ERR_AGAIN: look it up with qpc_resolve_start
+ * (qpc/resolve.h), which answers later from the event loop.
+ * Returns 0, QPC_ERR_INVALID (not host:port, port 0), QPC_ERR_AGAIN (a name) or
+ * QPC_ERR_NOT_FOUND.
  */
 int qpc_addr_resolve(const char *text, struct sockaddr_storage *ss, socklen_t *len);
 

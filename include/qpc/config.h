@@ -76,6 +76,15 @@ enum qpc_config_type {
 #define QPC_CONFIG_PORT0    0x2u  /* ADDR: port 0 ("any") is allowed: an address to listen on */
 #define QPC_CONFIG_HOSTNAME 0x4u  /* STRING: must be a DNS name (qpc_addr_check_name) */
 #define QPC_CONFIG_IFNAME   0x8u  /* LIST: items are network interface names */
+/*
+ * The key belongs to a part of the program this build leaves out (a build option). It
+ * keeps its row, so its default fills the struct, but any value for it from a file, the
+ * environment or the command line is refused with the schema's not_built text (the
+ * user learns why rather than "unknown key"); --help and the printout leave it out, and
+ * no did-you-mean suggests it.
+ */
+#define QPC_CONFIG_NOT_BUILT 0x10u
+#define QPC_CONFIG_ADDRS    0x20u /* LIST: items are "host:port" (qpc_addr_check, port 1..65535) */
 
 /* A QPC_CONFIG_LIST value. Owned by the config object. */
 struct qpc_config_strings {
@@ -140,6 +149,9 @@ struct qpc_config_schema {
     const struct qpc_config_key *keys;
     size_t key_count;
     size_t values_size;               /* sizeof the program's struct */
+    /* Why keys flagged QPC_CONFIG_NOT_BUILT are refused, after "KEY: " in the message;
+     * required when any key has that flag, NULL otherwise. */
+    const char *not_built;
 };
 
 struct qpc_config;
@@ -205,8 +217,8 @@ int qpc_config_load_env(struct qpc_config *cfg, const char *const *envp, char *e
  * case the value is still checked but then dropped. The text syntax is the environment
  * syntax described above. For QPC_CONFIG_SOURCE_FLAG the key may be spelt with dashes
  * ("retry-limit") or with a leading "--". An unknown key gets a did-you-mean suggestion.
- * Returns 0, QPC_ERR_CONFIG (unknown key, wrong type, out of range; err explains what
- * to do) or QPC_ERR_NOMEM.
+ * Returns 0, QPC_ERR_CONFIG (unknown key, a key this build leaves out, wrong type, out
+ * of range; err explains what to do) or QPC_ERR_NOMEM.
  */
 int qpc_config_set(struct qpc_config *cfg, const char *key, const char *text,
                    enum qpc_config_source source, char *err, size_t errlen);
@@ -234,13 +246,15 @@ const char *qpc_config_source_name(enum qpc_config_source source);
  * Writes the effective configuration to out as a TOML file that this reader reads back:
  * a heading naming the schema's program, then each key with a comment naming its
  * origin ("# default", "# file PATH:LINE", "# env MY_HUB", "# flag --hub"),
- * tables last. For --check-config. Returns 0 or QPC_ERR_IO.
+ * tables last; keys this build leaves out (QPC_CONFIG_NOT_BUILT) are not written.
+ * For --check-config. Returns 0 or QPC_ERR_IO.
  */
 int qpc_config_print(const struct qpc_config *cfg, FILE *out);
 
 /*
- * Writes one --help line per key of schema to out: flag and metavar, help, environment
- * variable and default. Returns 0, QPC_ERR_INVALID (schema NULL) or QPC_ERR_IO.
+ * Writes one --help line per key of schema to out (not the QPC_CONFIG_NOT_BUILT ones):
+ * flag and metavar, help, environment variable and default. Returns 0, QPC_ERR_INVALID
+ * (schema NULL) or QPC_ERR_IO.
  */
 int qpc_config_print_help(const struct qpc_config_schema *schema, FILE *out);
 

@@ -13,6 +13,8 @@
  * the disk in a temp file that is then removed is, as with any deleted file, left to
  * the file system.
  *
+ * Reading side: qpc_file_warn_exposed says so when a secret's file is open to others.
+ *
  * Every `errbuf, errlen` pair is optional (NULL, 0); when given it receives an English
  * message naming the path and the step that failed ("PATH: cannot fsync temp file:
  * Input/output error"). On QPC_ERR_IO errno is that of the failed step.
@@ -20,6 +22,7 @@
 #ifndef QPC_FILEIO_H
 #define QPC_FILEIO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -43,5 +46,16 @@ int qpc_file_write_atomic(const char *path, const void *data, size_t len, mode_t
  */
 int qpc_file_create_atomic(const char *path, const void *data, size_t len, mode_t mode,
                            char *errbuf, size_t errlen);
+
+/*
+ * For a file that holds a secret (`holds` says which, e.g. "the secret key"): when
+ * group or others have any permission on it (mode & 0077), writes one warning naming
+ * the file, its mode and the command that fixes it ("chmod 600 PATH"), as wg(8) does
+ * for a world-accessible configuration, and returns true. The file is still used: it
+ * may have been readable for a while already, so the key may have to be replaced, which
+ * is for its owner to decide. Returns false (silent) when the mode is private or the
+ * file cannot be examined (the caller's open reports that).
+ */
+bool qpc_file_warn_exposed(const char *path, const char *holds);
 
 #endif

@@ -115,6 +115,10 @@ struct qpc_quic_callbacks {
                       void *user);
 };
 
+#define QPC_QUIC_RETRY_THRESHOLD_DEFAULT 64
+#define QPC_QUIC_RETRY_ALWAYS (-1)
+#define QPC_QUIC_RETRY_TOKEN_TIMEOUT_MS 10000   /* a Retry token is good this long */
+
 struct qpc_quic_config {
     const char *bind_addr;        /* numeric IPv4/IPv6 address; NULL = "::" (dual stack) */
     uint16_t port;                /* 0 = any free port */
@@ -133,6 +137,10 @@ struct qpc_quic_config {
     uint64_t idle_timeout_ms;     /* 0 = QPC_QUIC_IDLE_TIMEOUT_MS_DEFAULT */
     uint64_t keepalive_ms;        /* 0 = no keep-alive PINGs */
     uint64_t frame_timeout_ms;    /* 0 = QPC_QUIC_FRAME_TIMEOUT_MS_DEFAULT */
+    int retry_threshold;          /* accepting: handshakes in progress from which a new
+                                   * client must prove its address with a Retry first;
+                                   * 0 = QPC_QUIC_RETRY_THRESHOLD_DEFAULT,
+                                   * QPC_QUIC_RETRY_ALWAYS = every client */
     struct qpc_quic_callbacks cb;
     void *user;
 };
@@ -179,8 +187,32 @@ int qpc_quic_endpoint_local_addr(struct qpc_quic_endpoint *ep, struct sockaddr_s
  */
 int qpc_quic_endpoint_set_accepting(struct qpc_quic_endpoint *ep, bool accepting);
 
+/* The address family ep can dial: AF_INET when its socket is bound to an IPv4 address,
+ * else AF_UNSPEC (an IPv6 socket is dual stack). For qpc_resolve_start_family. */
+int qpc_quic_endpoint_dial_family(const struct qpc_quic_endpoint *ep);
+
 /* Number of live connections (handshaking, open, or closing). */
 size_t qpc_quic_endpoint_conn_count(const struct qpc_quic_endpoint *ep);
+
+/*
+ * Address validation of an accepting endpoint. QUIC lets a spoofed source start a
+ * handshake with one 1200-byte Initial; each costs a connection and a TLS session until
+ * its handshake times out. So once retry_threshold handshakes are in progress (default
+ * 64), an Initial without a valid token is answered with a Retry (a token sealed with a
+ * per-endpoint secret over the client's address and original connection id, good for
+ * QPC_QUIC_RETRY_TOKEN_TIMEOUT_MS) and no state at all; a real client sends its Initial
+ * again with the token (ngtcp2 does it by itself), and only then is a connection made.
+ * Below the threshold a handshake costs one round trip less. Counters since creation:
+ */
+struct qpc_quic_endpoint_stats {
+    uint64_t retries_sent;        /* Retry packets sent */
+    uint64_t tokens_refused;      /* Initials with a token that did not verify (dropped) */
+    uint64_t retried_accepted;    /* connections made after a Retry */
+    uint64_t handshakes_refused;  /* Initials dropped because HANDSHAKING_MAX were running */
+};
+/* Copies ep's counters into *out (zeros for NULL ep). */
+void qpc_quic_endpoint_get_stats(const struct qpc_quic_endpoint *ep,
+                                 struct qpc_quic_endpoint_stats *out);
 
 /*
  * Sends one probe datagram from the endpoint's socket to addr (IPv4 or IPv6, mapped as

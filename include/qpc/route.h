@@ -27,6 +27,27 @@
  * removes them. When a new route is kept, the table holds it as offered, with those
  * carried-over fields.
  *
+ * Announced routes (source QPC_ROUTE_SRC_ANNOUNCE, and any route offered with
+ * has_seqno) follow babeld's rules first (docs/routing.md, "Announces"): the table keeps
+ * a feasibility distance (FD: seqno, metric) per destination, apart from the routes so it
+ * outlives them, and an offer with seqno s and metric m (= hops) is feasible when there
+ * is no FD, s is newer than the FD's seqno (RFC 1982), or s equals it and
+ * m <= FD metric (the neighbour's own distance, m - 1, is strictly smaller than ours).
+ * An unfeasible offer changes nothing. A feasible announced offer replaces the stored
+ * route when that was learned from an envelope (which has no metric), goes through the
+ * same next hop, is not fresh, is a claimed address (mDNS, server, typed) rather than a
+ * link, or has more hops; a route over a live link (source direct) with fewer hops
+ * stays, and yields to another link's route only if that is as short. An offer that is
+ * not announced never displaces a fresh announced route unless it comes from a link
+ * (source direct) with fewer hops, or the stored one is itself a link's route. Whenever an offer with a seqno
+ * is kept, the FD becomes (s, m) if s is newer, or its metric min(FD metric, m).
+ * A route learned from an envelope has hops QPC_ROUTE_HOPS_UNKNOWN: a fallback, never
+ * better than a route with a metric.
+ *
+ * An announced route carries hold_ms: it is fresh while now - last_seen <= hold_ms (the
+ * table's stale_ms for a route with hold_ms 0), and qpc_route_expire removes it once
+ * twice that has passed (a few missed announce intervals).
+ *
  * Pure logic: callers pass `now_ms`; nothing here does I/O or reads a clock.
  */
 #ifndef QPC_ROUTE_H
@@ -46,6 +67,9 @@
  * so a full table makes room by dropping the route heard from longest ago (typed
  * routes last); a newcomer older than every entry is not kept. */
 #define QPC_ROUTE_TABLE_MAX 8192
+/* hops of a route whose length nobody vouches for (learned from an envelope, whose
+ * hop_count is not signed): it loses to every route with a metric. */
+#define QPC_ROUTE_HOPS_UNKNOWN 255
 
 /* How the next hop is reached. */
 enum qpc_route_via {
@@ -62,6 +86,7 @@ enum qpc_route_source {
     QPC_ROUTE_SRC_SERVER,       /* a server told us */
     QPC_ROUTE_SRC_ENVELOPE,     /* an envelope from the destination reached us this way */
     QPC_ROUTE_SRC_MANUAL,       /* typed by the user (/mesh server ...) */
+    QPC_ROUTE_SRC_ANNOUNCE,     /* a signed announce of the destination came this way */
 };
 
 struct qpc_route {
@@ -74,6 +99,18 @@ struct qpc_route {
     uint32_t rtt_ms;                       /* QPC_ROUTE_RTT_UNKNOWN when not measured */
     uint64_t last_seen_ms;                 /* when this route was last confirmed */
     enum qpc_route_source source;
+    bool has_seqno;                        /* the offer comes from an announce of dest: */
+    uint32_t seqno;                        /*   its sequence number (feasibility) */
+    uint64_t hold_ms;                      /* fresh this long without news; 0 = stale_ms */
+    bool retracted;                        /* its next hop went away: stale until news */
+};
+
+/* A destination's feasibility distance: the best (seqno, metric) it was routed with. */
+struct qpc_route_fd {
+    uint8_t dest[QPC_KEY_LEN];
+    uint32_t seqno;
+    uint32_t metric;
+    uint64_t updated_ms;                   /* when it last changed (for its expiry) */
 };
 
 struct qpc_route_table;
@@ -91,7 +128,8 @@ void qpc_route_table_free(struct qpc_route_table *table);
  * Offers route r (copied) for r->dest and keeps it if it is better than the stored one by
  * the rule at the top of this file. *changed (if changed is not NULL) tells whether the
  * table now holds r (false also when the table is full of routes all seen more recently;
- * see QPC_ROUTE_TABLE_MAX). Returns 0, QPC_ERR_INVALID (via or source out of range, hops 0,
+ * see QPC_ROUTE_TABLE_MAX, and when the offer is not feasible). Returns 0, QPC_ERR_INVALID
+ * (via or source out of range, hops 0, an announce route without has_seqno,
  * name or next_hop not NUL-terminated within their arrays, next_hop empty for a kind that
  * needs an address, a VIA_PEER route through dest itself, or last_seen_ms later than
  * now_ms) or QPC_ERR_NOMEM.
@@ -100,10 +138,52 @@ int qpc_route_update(struct qpc_route_table *table, const struct qpc_route *r, u
                      bool *changed);
 
 /*
- * Removes every route last seen more than max_age_ms before now_ms.
- * Returns the number removed.
+ * Removes every route last seen more than max_age_ms before now_ms, and every route with
+ * a hold_ms last seen more than 2 * hold_ms before. Returns the number removed.
  */
 size_t qpc_route_expire(struct qpc_route_table *table, uint64_t now_ms, uint64_t max_age_ms);
+
+/*
+ * True when an announced offer for dest with seqno and metric would pass the
+ * feasibility condition (no FD yet, or the rule at the top of this file).
+ */
+bool qpc_route_feasible(const struct qpc_route_table *table, const uint8_t dest[static QPC_KEY_LEN],
+                        uint32_t seqno, uint32_t metric);
+
+/* Copies dest's feasibility distance into *out. Returns 0 or QPC_ERR_NOT_FOUND. */
+int qpc_route_fd_get(const struct qpc_route_table *table, const uint8_t dest[static QPC_KEY_LEN],
+                     struct qpc_route_fd *out);
+
+/*
+ * Sets fd->dest's feasibility distance to *fd as it is (loading saved state). A full
+ * table (QPC_ROUTE_TABLE_MAX distances) drops the one updated longest ago.
+ * Returns 0, QPC_ERR_INVALID (metric 0) or QPC_ERR_NOMEM.
+ */
+int qpc_route_fd_set(struct qpc_route_table *table, const struct qpc_route_fd *fd);
+
+/*
+ * Copies every feasibility distance (any order) into a malloc'd array of *n (caller
+ * frees; NULL when *n is 0). Returns 0 or QPC_ERR_NOMEM.
+ */
+int qpc_route_fd_list(const struct qpc_route_table *table, struct qpc_route_fd **out, size_t *n);
+
+/* Removes feasibility distances not updated for more than max_age_ms. Returns how many. */
+size_t qpc_route_fd_expire(struct qpc_route_table *table, uint64_t now_ms, uint64_t max_age_ms);
+
+/*
+ * Removes every route through the peer via_peer (via QPC_ROUTE_VIA_PEER). Feasibility
+ * distances stay. Returns the number removed.
+ */
+size_t qpc_route_remove_via(struct qpc_route_table *table, const uint8_t via_peer[static QPC_KEY_LEN]);
+
+/*
+ * The link to peer went down: every route through it (via QPC_ROUTE_VIA_PEER), and the
+ * route to peer itself when it is the link's own (source direct), are marked retracted:
+ * kept and listed (a way that may come back, and what a restart restores) but never
+ * fresh, so any feasible offer replaces them; a kept offer clears the mark. Returns how
+ * many were marked.
+ */
+size_t qpc_route_retract(struct qpc_route_table *table, const uint8_t peer[static QPC_KEY_LEN]);
 
 /* Copies the best route to dest into *out. Returns 0 or QPC_ERR_NOT_FOUND. */
 int qpc_route_lookup(const struct qpc_route_table *table, const uint8_t dest[static QPC_KEY_LEN],
@@ -124,7 +204,7 @@ size_t qpc_route_count(const struct qpc_route_table *table);
 int qpc_route_list(const struct qpc_route_table *table, struct qpc_route **out, size_t *n);
 
 /* Short lowercase names for display ("direct", "peer", "server", "relay"; "mdns",
- * "direct", "server", "envelope", "manual"); "?" for an out-of-range value. */
+ * "direct", "server", "envelope", "manual", "announce"); "?" for an out-of-range value. */
 const char *qpc_route_via_name(enum qpc_route_via via);
 const char *qpc_route_source_name(enum qpc_route_source source);
 

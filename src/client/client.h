@@ -28,7 +28,10 @@
  *   history.c   messages.db: every message sent and received, times and outcomes
  *   lineedit.c  the line editor: libedit's own API on the loop, fed by us
  *   contacts.c  who is meant: names, id prefixes, the qpc: text form                (*)
- *   routes.c    what is learned of where peers are, from links, servers, mDNS, envelopes (*)
+ *   announce.c  my signed announces, and others' passed on: dedup, rate, hop limit
+ *   route_state.c  routes.db: the routing table and my announce seqno across restarts
+ *   routes.c    what is learned of where peers are, from links, servers, mDNS, announces,
+ *               envelopes (*)
  *   peers.c     live per-peer state and its garbage collection                         (*)
  *   candidates.c address candidates: mine, and the checks on everyone else's            (*)
  *   punch.c     how much punching anyone can make us do                               (*)
@@ -131,7 +134,11 @@ struct after_commit;       /* what waits for the next commit (state.c) */
 struct session;            /* the server connection (session.c) */
 struct session_callbacks;  /* how the session reports up (session.h) */
 struct discover;           /* mDNS browser and announcement (discover.c) */
+struct qpc_resolver;       /* name lookups on the loop (qpc/resolve.h) */
+struct dial_lookup;        /* a peer's typed name being looked up (dial.c) */
 struct history;            /* the message history (history.c) */
+struct announcer;          /* my announces and the ones passed on (announce.c) */
+struct route_state;        /* routes.db: the routing table across restarts (route_state.c) */
 
 struct client {
     int kind;                            /* 0; a struct link starts with a nonzero kind, so
@@ -160,9 +167,14 @@ struct client {
     /* the P2P node (node.c and the files below it) */
     struct qpc_box_cache *box;
     struct qpc_store *store;             /* held envelopes and the dedup set (state.c makes it) */
-    struct qpc_route_table *routes;      /* routes.c learns into it */
+    struct qpc_route_table *routes;      /* routes.c learns into it; route_state.c keeps it */
+    struct route_state *route_state;
+    struct announcer *ann;               /* announce.c */
     struct qpc_channel_set *channels;
     struct qpc_quic_endpoint *ep;
+    struct qpc_resolver *resolver;       /* names looked up without blocking (made at the
+                                          * first name dialled; freed by node_stop) */
+    struct dial_lookup *lookups;         /* dial.c: peer names being looked up */
     struct peer_table peers;             /* peers.c */
     struct custody custody;              /* custody.c: in flight and parked */
     uint16_t listen_port;

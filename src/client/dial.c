@@ -28,6 +28,7 @@
  * peer's candidates has heard from it (the path carries, the handshake is finishing) the
  * head start goes on, up to DIAL_HEADSTART_MAX_MS. Attempts are bounded by punch.c.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <utlist.h>
@@ -39,6 +40,7 @@
 #include "output.h"
 #include "qpc/error.h"
 #include "qpc/log.h"
+#include "qpc/resolve.h"
 #include "routes.h"
 #include "session.h"
 
@@ -76,26 +78,133 @@ static void refused(struct client *cl, const char *what, uint64_t now)
                      what, unlogged);
 }
 
-static int dial_addr(struct client *cl, struct peer_state *ps, const char *addr)
-{
-    struct sockaddr_storage ss;
-    socklen_t len = 0;
-    struct link *l;
-    int rc = qpc_addr_resolve(addr, &ss, &len);
+/* A name being looked up for a dial (cl->lookups): typed into the directory, or a static
+ * peer's address (config `peers`, which may come without a key). */
+struct dial_lookup {
+    struct client *cl;
+    bool has_key;
+    uint8_t key[QPC_KEY_LEN];
+    char addr[QPC_ADDRESS_MAX + 1];
+    uint64_t *serial;                  /* NULL, or where the new link's serial goes (a static
+                                        * peer's: valid until dial_stop, which comes first) */
+    struct qpc_resolve *q;
+    struct dial_lookup *prev, *next;
+};
 
-    if (rc < 0)
-        return rc;
-    l = link_new(cl, ps, false, addr);
+/* Dials addr, now at sa, for ps: a link that remembers the text it was dialled as. */
+static int dial_at(struct client *cl, struct peer_state *ps, const char *addr,
+                   const struct sockaddr *sa, socklen_t len)
+{
+    struct link *l = link_new(cl, ps, false, addr);
+    int rc;
+
     if (l == NULL)
         return QPC_ERR_NOMEM;
     l->initiated = true;
-    rc = qpc_quic_connect(cl->ep, (struct sockaddr *)&ss, len, QPC_ALPN_P2P, ps->key, l, &l->conn);
+    rc = qpc_quic_connect(cl->ep, sa, len, QPC_ALPN_P2P, ps->key, l, &l->conn);
     if (rc < 0) {
         link_free(l);
         return rc;
     }
     ps->dialing++;
     return 0;
+}
+
+/* Dials addr, now at sa, expecting whoever answers (a static peer without a key yet). */
+static int dial_keyless_at(struct client *cl, const char *addr, const struct sockaddr *sa,
+                           socklen_t len, uint64_t *serial)
+{
+    struct link *l = link_new(cl, NULL, false, addr);
+    int rc;
+
+    if (l == NULL)
+        return QPC_ERR_NOMEM;
+    l->initiated = true;
+    if ((rc = qpc_quic_connect(cl->ep, sa, len, QPC_ALPN_P2P, NULL, l, &l->conn)) < 0) {
+        link_free(l);
+        return rc;
+    }
+    if (serial != NULL)
+        *serial = l->serial;
+    return 0;
+}
+
+/* A name was looked up (from the loop): dial it if the peer is still wanted. */
+static void name_resolved(void *arg, int rc, const struct sockaddr *sa, socklen_t salen,
+                          const char *why)
+{
+    struct dial_lookup *dl = arg;
+    struct client *cl = dl->cl;
+    struct peer_state *ps;
+
+    DL_DELETE(cl->lookups, dl);
+    if (rc != 0) {
+        qpc_log_info("dial", "cannot look up %s: %s", dl->addr, why);
+    } else if (cl->closing || cl->ep == NULL) {
+        /* nothing more to start */
+    } else if (!dl->has_key) {
+        dial_keyless_at(cl, dl->addr, sa, salen, dl->serial);
+    } else if ((ps = peers_find(&cl->peers, dl->key)) != NULL && !link_direct_at(ps, dl->addr) &&
+               dial_at(cl, ps, dl->addr, sa, salen) == 0 && dl->serial != NULL) {
+        *dl->serial = ps->links->serial;   /* link_new puts the newest first */
+    }
+    free(dl);
+}
+
+/* Looks addr (a name) up and dials it when the answer comes, expecting key (NULL:
+ * whoever answers); one lookup per key and name at a time. */
+static int dial_name(struct client *cl, const uint8_t *key, const char *addr, uint64_t *serial)
+{
+    struct dial_lookup *dl;
+    int rc;
+
+    DL_FOREACH(cl->lookups, dl)
+        if (dl->has_key == (key != NULL) && (key == NULL || memcmp(dl->key, key, QPC_KEY_LEN) == 0) &&
+            strcmp(dl->addr, addr) == 0)
+            return 0;   /* already on its way */
+    if (cl->resolver == NULL && (rc = qpc_resolver_new(cl->loop, NULL, &cl->resolver)) < 0)
+        return rc;
+    if ((dl = calloc(1, sizeof(*dl))) == NULL)
+        return QPC_ERR_NOMEM;
+    dl->cl = cl;
+    dl->has_key = key != NULL;
+    if (key != NULL)
+        memcpy(dl->key, key, QPC_KEY_LEN);
+    dl->serial = serial;
+    snprintf(dl->addr, sizeof(dl->addr), "%s", addr);
+    rc = qpc_resolve_start_family(cl->resolver, addr, qpc_quic_endpoint_dial_family(cl->ep),
+                                  name_resolved, dl, &dl->q);
+    if (rc < 0) {
+        free(dl);
+        return rc;
+    }
+    DL_APPEND(cl->lookups, dl);
+    return 0;
+}
+
+void dial_stop(struct client *cl)
+{
+    struct dial_lookup *dl, *tmp;
+
+    DL_FOREACH_SAFE(cl->lookups, dl, tmp) {
+        DL_DELETE(cl->lookups, dl);
+        qpc_resolve_cancel(dl->q);
+        free(dl);
+    }
+}
+
+static int dial_addr(struct client *cl, struct peer_state *ps, const char *addr)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = 0;
+    int rc;
+
+    if (!qpc_addr_is_numeric(addr))
+        return dial_name(cl, ps->key, addr, NULL);   /* never a blocking lookup on the loop */
+    rc = qpc_addr_resolve(addr, &ss, &len);
+    if (rc < 0)
+        return rc;
+    return dial_at(cl, ps, addr, (struct sockaddr *)&ss, len);
 }
 
 /* TTL-2 datagrams toward addr: our NAT's mapping opens, the far NAT sees nothing. */
@@ -232,6 +341,27 @@ static void attempt(struct client *cl, struct peer_state *ps, bool urgent, uint6
         punch(cl, ps, &t, urgent, now);
     }
     arm(cl, ps);
+}
+
+int dial_static(struct client *cl, const char *addr, const uint8_t *key, uint64_t *serial)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = 0;
+    struct peer_state *ps = key != NULL ? peers_get(&cl->peers, key) : NULL;
+    int rc;
+
+    if (key != NULL && ps == NULL)
+        return QPC_ERR_NOMEM;
+    if (!qpc_addr_is_numeric(addr))   /* the link, and its serial, come with the answer */
+        return dial_name(cl, key, addr, serial);
+    if (key != NULL) {
+        if ((rc = dial_addr(cl, ps, addr)) == 0)
+            *serial = ps->links->serial;   /* link_new puts the newest first */
+        return rc;
+    }
+    if ((rc = qpc_addr_resolve(addr, &ss, &len)) < 0)
+        return rc;
+    return dial_keyless_at(cl, addr, (struct sockaddr *)&ss, len, serial);
 }
 
 void dial_fresh_address(struct client *cl, struct peer_state *ps, const char *addr)

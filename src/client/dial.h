@@ -39,6 +39,14 @@ void dial_reach(struct client *cl, struct peer_state *ps);
 
 /* A fresh address for ps typed by the user: dialled at once unless a direct link is up
  * or a dial to it exists. */
+/*
+ * Dials a static peer (config `peers`) at addr, expecting key (NULL: whoever answers, as
+ * a typed address is trusted to be the peer the user meant). *serial receives the new
+ * link's serial (announce.c recognises it when it comes up). A name is looked up first
+ * (without blocking): the link and *serial then come with the answer, so serial must
+ * stay valid until dial_stop (announce_stop comes after it). 0 or a QPC_ERR_*.
+ */
+int dial_static(struct client *cl, const char *addr, const uint8_t *key, uint64_t *serial);
 void dial_fresh_address(struct client *cl, struct peer_state *ps, const char *addr);
 
 /* mDNS says ps announces cands (checked): dialled with ps's key as the expected TLS key,
@@ -58,6 +66,10 @@ void dial_retry_direct(struct client *cl, uint64_t now);
 
 /* An outgoing direct dial to ps settled (up or failed): it no longer counts as dialling. */
 void dial_settled(struct peer_state *ps);
+
+/* Drops every lookup of a peer's typed name still in progress (node_stop, before the
+ * resolver goes): no dial follows them. */
+void dial_stop(struct client *cl);
 
 /*
  * Link l (its peer known) came up: a direct one takes over from the relay (relayed links

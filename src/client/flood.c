@@ -6,17 +6,24 @@
  * every other link -- and to its server, unless it came from there -- with hop_count + 1
  * until max_hops. Nodes keep live broadcasts in the store and hand them to peers (and a
  * server) they meet later; the receivers drop copies by id.
+ *
+ * Built without mesh (QPC_MESH 0) there are no links: a broadcast goes to the server and
+ * comes from it, and the live ones are kept for the next session.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "flood.h"
+#if QPC_MESH
 #include "link.h"
+#endif
 #include "session.h"
 
-/* Sends env to the best link of every peer but the one it came from and its sender. */
+/* Sends env to the best link of every peer but the one it came from and its sender
+ * (without mesh there is none). */
 static void to_links(struct client *cl, const struct qpc_envelope *env, const struct link *except)
 {
+#if QPC_MESH
     struct peer_state *ps = NULL;
     uint8_t *buf = NULL;
     size_t len = 0;
@@ -31,6 +38,7 @@ static void to_links(struct client *cl, const struct qpc_envelope *env, const st
             link_send_envelope_bytes(l, buf, len);
     }
     free(buf);
+#endif
 }
 
 /* Keeps env (moved) in the store for peers met later; if the store will not, its id is
@@ -68,6 +76,7 @@ void flood_relay(struct client *cl, struct qpc_envelope *env, const struct link 
         keep(cl, &copy, now);
 }
 
+#if QPC_MESH
 static int to_link_cb(void *ctx, const struct qpc_envelope *env)
 {
     link_send_envelope(ctx, env);
@@ -78,6 +87,7 @@ void flood_replay_to_link(struct client *cl, struct link *l, uint64_t now)
 {
     qpc_store_foreach_broadcast(cl->store, now, to_link_cb, l);
 }
+#endif
 
 static int to_server_cb(void *ctx, const struct qpc_envelope *env)
 {

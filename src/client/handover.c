@@ -9,12 +9,18 @@
  * lost in between. When no link can be had, it is parked and a copy of my own goes to
  * the server. Holding is group-committed: the outbox row is staged, and the envelope
  * enters the store (and may leave toward anyone) only after the loop turn's commit.
+ *
+ * Built without mesh (QPC_MESH 0) there are no links: what can go now goes to the
+ * server while a session is up, and everything parked is the server's alone, handed to
+ * it again when a session comes up.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "handover.h"
+#if QPC_MESH
 #include "link.h"
+#endif
 #include "output.h"
 #include "qpc/error.h"
 #include "session.h"
@@ -74,6 +80,7 @@ bool handover_reports(const struct client *cl, const struct qpc_envelope *env)
            receipts_waiting(&cl->receipts, env->id);
 }
 
+#if QPC_MESH
 struct take_ctx {
     struct client *cl;
     struct link *link;
@@ -102,6 +109,34 @@ static int flush_recipient(struct client *cl, const uint8_t recipient[static QPC
     return t.sent;
 }
 
+/* Can what is held for recipient go now? On the link toward it. */
+static bool can_go(struct client *cl, const uint8_t recipient[static QPC_KEY_LEN])
+{
+    return link_toward(cl, recipient) != NULL;
+}
+
+static void resend_parked_cb(void *ctx, struct inflight *f)
+{
+    struct client *cl = ctx;
+    struct link *l = link_toward(cl, f->env.recipient);
+
+    if (l != NULL && link_send_envelope(l, &f->env) == 0)
+        custody_resent(f, l, l->ps->key);
+}
+#else
+/* Without mesh what is held goes to the server, and can while a session is up. */
+static int flush_recipient(struct client *cl, const uint8_t recipient[static QPC_KEY_LEN])
+{
+    handover_to_server(cl, recipient);
+    return 0;
+}
+
+static bool can_go(struct client *cl, const uint8_t recipient[static QPC_KEY_LEN])
+{
+    return session_up(cl);
+}
+#endif
+
 #define FLUSH_QUEUES_MAX 256   /* recipients flushed per call; the rest go on the next */
 
 struct flush_ctx {
@@ -116,18 +151,9 @@ static int flush_queue_cb(void *ctx, const struct qpc_store_queue_info *q)
 
     /* Only queues that can go now count toward the limit: otherwise queues for
      * unreachable recipients (strangers can make many) would crowd out the ones with a link. */
-    if (q->recipient != NULL && fc->n < FLUSH_QUEUES_MAX && link_toward(fc->cl, q->recipient) != NULL)
+    if (q->recipient != NULL && fc->n < FLUSH_QUEUES_MAX && can_go(fc->cl, q->recipient))
         memcpy(fc->keys[fc->n++], q->recipient, QPC_KEY_LEN);
     return 0;
-}
-
-static void resend_parked_cb(void *ctx, struct inflight *f)
-{
-    struct client *cl = ctx;
-    struct link *l = link_toward(cl, f->env.recipient);
-
-    if (l != NULL && link_send_envelope(l, &f->env) == 0)
-        custody_resent(f, l, l->ps->key);
 }
 
 void handover_flush(struct client *cl)
@@ -140,7 +166,9 @@ void handover_flush(struct client *cl)
     qpc_store_foreach_queue(cl->store, flush_queue_cb, &fc);
     for (size_t i = 0; i < fc.n; i++)
         flush_recipient(cl, fc.keys[i]);
+#if QPC_MESH
     custody_foreach_parked(&cl->custody, resend_parked_cb, cl);
+#endif
 }
 
 static int to_server_cb(void *ctx, struct qpc_envelope *env)
@@ -157,8 +185,10 @@ static int to_server_cb(void *ctx, struct qpc_envelope *env)
     uint8_t id[QPC_ID_LEN];
     struct inflight *f;
 
-    /* kept: without a node domain a link may still carry our copy, so a refusal is not final. */
-    if (mine && !(session_up(cl) && session_enqueue(cl, env, domain, report, domain[0] == '\0') == 0) &&
+    /* kept: without a node domain a link may still carry our copy, so a refusal is not
+     * final (without mesh no link can: the server's refusal is). */
+    if (mine &&
+        !(session_up(cl) && session_enqueue(cl, env, domain, report, QPC_MESH && domain[0] == '\0') == 0) &&
         report) {
         ev.text = "peer unreachable, kept in outbox";
         ev.text_len = strlen(ev.text);
@@ -166,9 +196,9 @@ static int to_server_cb(void *ctx, struct qpc_envelope *env)
     }
     memcpy(id, env->id, QPC_ID_LEN);
     custody_park(&cl->custody, env);
-    /* Held for a node domain: it travels through my server alone (handed to it again
-     * whenever a session comes up), never on a link. */
-    if (domain[0] != '\0' && (f = custody_find(&cl->custody, id)) != NULL)
+    /* Held for a node domain (or built without mesh): it travels through my server alone
+     * (handed to it again whenever a session comes up), never on a link. */
+    if ((domain[0] != '\0' || !QPC_MESH) && (f = custody_find(&cl->custody, id)) != NULL)
         f->server_only = true;
     return 0;
 }

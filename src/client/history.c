@@ -8,10 +8,15 @@
  * by envelope id, so a copy arriving twice is one row, and the outcome of a message of
  * mine is the last event the node reported, except that nothing undoes "delivered".
  * Text is stored as the bytes that came (a BLOB): what is shown escapes them.
+ * A damaged file is never used quietly: one of 0 bytes (it lost what it held) is not
+ * taken for a new database, and PRAGMA quick_check runs at every open; either leaves
+ * the file as it is and qpc runs without a history, saying why.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <sys/stat.h>
 #include <sqlite3.h>
 
 #include "history.h"
@@ -42,16 +47,84 @@ static const char schema[] =
     "CREATE INDEX IF NOT EXISTS messages_topic ON messages(topic) WHERE topic IS NOT NULL;"
     "CREATE INDEX IF NOT EXISTS messages_unread ON messages(unread) WHERE unread = 1;";
 
+#define HISTORY_CHECK_MS 5000u   /* the integrity check at open gives up after this */
+
+static int check_expired(void *arg)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u >= *(uint64_t *)arg;
+}
+
+/*
+ * PRAGMA quick_check within HISTORY_CHECK_MS (a huge file on slow storage starts without
+ * it, with a warning). Returns 0, or QPC_ERR_CORRUPT with err saying what to do.
+ */
+static int integrity_check(struct history *h, const char *path, char *err, size_t errlen)
+{
+    struct timespec now;
+    uint64_t deadline;
+    sqlite3_stmt *st = NULL;
+    const char *first = NULL;
+    int rc = 0;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    deadline = (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u + HISTORY_CHECK_MS;
+    sqlite3_progress_handler(h->db, 10000, check_expired, &deadline);
+    if (sqlite3_prepare_v2(h->db, "PRAGMA quick_check(1)", -1, &st, NULL) != SQLITE_OK) {
+        rc = QPC_ERR_CORRUPT;
+        first = sqlite3_errmsg(h->db);
+    } else if (sqlite3_step(st) == SQLITE_ROW) {
+        first = (const char *)sqlite3_column_text(st, 0);
+        if (first == NULL || strcmp(first, "ok") != 0)
+            rc = QPC_ERR_CORRUPT;
+    } else if (sqlite3_errcode(h->db) == SQLITE_INTERRUPT) {
+        qpc_log_warn("history", "%s: integrity check stopped after %u ms (a large file); "
+                     "starting without it", path, HISTORY_CHECK_MS);
+    } else {
+        rc = QPC_ERR_CORRUPT;
+        first = sqlite3_errmsg(h->db);
+    }
+    if (rc != 0)
+        snprintf(err, errlen, "%s: the database is damaged (integrity check: %s); it is not "
+                 "used: keep a copy of the file, then recover what it holds with `sqlite3 FILE "
+                 ".recover` into a new file, or move it aside to start an empty history",
+                 path, first != NULL ? first : "?");
+    sqlite3_finalize(st);
+    sqlite3_progress_handler(h->db, 0, NULL, NULL);
+    return rc;
+}
+
 int history_open(const char *path, struct history **out, char *err, size_t errlen)
 {
-    struct history *h = calloc(1, sizeof(*h));
+    struct history *h;
+    struct stat sb;
     char *msg = NULL;
 
     *out = NULL;
-    if (h == NULL)
+    /* SQLite would take an empty file for a new database: the history it held would be
+     * gone without a word. */
+    if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size == 0) {
+        snprintf(err, errlen, "%s: the file is empty (0 bytes), so the history it held is "
+                 "gone; it is not taken for a new one: if starting afresh is what you want, "
+                 "delete it", path);
+        return QPC_ERR_CORRUPT;
+    }
+    if ((h = calloc(1, sizeof(*h))) == NULL)
         return QPC_ERR_NOMEM;
-    if (sqlite3_open_v2(path, &h->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK ||
-        sqlite3_exec(h->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
+    if (sqlite3_open_v2(path, &h->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(h->db));
+        sqlite3_close(h->db);
+        free(h);
+        return QPC_ERR_DB;
+    }
+    if (integrity_check(h, path, err, errlen) != 0) {
+        sqlite3_close(h->db);
+        free(h);
+        return QPC_ERR_CORRUPT;
+    }
+    if (sqlite3_exec(h->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
         snprintf(err, errlen, "%s: %s", path, msg != NULL ? msg : sqlite3_errmsg(h->db));
         sqlite3_free(msg);
         sqlite3_close(h->db);

@@ -38,7 +38,8 @@ struct history_row {
     bool unread;
 };
 
-/* Opens (creating) the history at path. Returns 0 or a QPC_ERR_*, err saying why. */
+/* Opens (creating) the history at path. Returns 0 or a QPC_ERR_*, err saying why: a file
+ * of 0 bytes or one that fails the integrity check is QPC_ERR_CORRUPT, left as it is. */
 int history_open(const char *path, struct history **out, char *err, size_t errlen);
 void history_close(struct history *h);
 

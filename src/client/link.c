@@ -71,6 +71,35 @@ struct link *link_find(struct client *cl, const uint8_t key[static QPC_KEY_LEN],
     return NULL;
 }
 
+bool link_note_garbage(struct link *l, uint64_t now, const char *what)
+{
+    uint64_t suppressed = 0;
+    char who[13] = "(unknown)";
+
+    if (l->garbage_closed)
+        return true;
+    if (l->garbage == 0 || now >= l->garbage_since_ms + LINK_GARBAGE_WINDOW_MS) {
+        l->garbage = 0;
+        l->garbage_since_ms = now;
+    }
+    l->garbage++;
+    if (l->ps != NULL)
+        short_id(who, l->ps->key);
+    if (l->garbage >= LINK_GARBAGE_MAX) {
+        l->garbage_closed = true;
+        qpc_log_warn("node", "link to %s at %s: %u malformed frames within %u s; closing it",
+                     who, l->addr[0] ? l->addr : "?", l->garbage,
+                     LINK_GARBAGE_WINDOW_MS / 1000u);
+        qpc_quic_conn_close(l->conn, QPC_QUIC_APP_REFUSED, "too many malformed frames");
+        l->up = false;
+        return true;
+    }
+    if (qpc_log_limit_pass(&l->garbage_log, now, LINK_GARBAGE_LOG_MS, &suppressed))
+        qpc_log_warn("node", "link to %s at %s: %s dropped (%llu more like it suppressed)", who,
+                     l->addr[0] ? l->addr : "?", what, (unsigned long long)suppressed);
+    return false;
+}
+
 void link_note_stream(struct link *l, int64_t sid)
 {
     if (!l->has_sid) {
@@ -104,6 +133,19 @@ int link_send_envelope_bytes(struct link *l, const uint8_t *buf, size_t len)
         rc = qpc_quic_conn_send_message(l->conn, l->sid, &f.base);
     if (rc == 0 && l->unacked++ == 0)
         l->unacked_since_ms = now_ms();
+    return rc;
+}
+
+int link_send_announce(struct link *l, const Qpc__MeshAnnounce *a)
+{
+    Qpc__P2pFrame f = QPC__P2P_FRAME__INIT;
+    int rc;
+
+    f.body_case = QPC__P2P_FRAME__BODY_ANNOUNCE;
+    f.announce = (Qpc__MeshAnnounce *)a;   /* pack only reads it */
+    rc = link_stream(l);
+    if (rc == 0)
+        rc = qpc_quic_conn_send_message(l->conn, l->sid, &f.base);
     return rc;
 }
 

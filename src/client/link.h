@@ -10,11 +10,17 @@
 #include <stdint.h>
 
 #include "client.h"
+#include "qpc/log.h"
 #include "qpc/proto.h"
 
 enum conn_kind { CONN_P2P = 1 };   /* a QUIC user pointer to a link starts with this */
 
 #define LINK_STALL_PTOS 3   /* probe timeouts in a row that make a link stalled */
+/* Garbage on a link (link_note_garbage): this many undecodable frames within the window
+ * close it; its log lines come at most one per interval. */
+#define LINK_GARBAGE_MAX 16u
+#define LINK_GARBAGE_WINDOW_MS 60000u
+#define LINK_GARBAGE_LOG_MS 10000u
 
 struct link {
     int kind;                          /* CONN_P2P: tells link from client on a conn */
@@ -36,6 +42,12 @@ struct link {
     unsigned unacked;                  /* envelopes sent on it and not acked yet */
     uint64_t unacked_since_ms;         /* the last progress while some were unacked */
     char addr[QPC_ADDRESS_MAX + 1];    /* "host:port", or the relay server's address */
+    unsigned garbage;                  /* undecodable frames in the current window */
+    uint64_t garbage_since_ms;         /* the window's start (mono_ms) */
+    bool garbage_closed;               /* closed for garbage: later frames are ignored */
+    struct qpc_log_limit garbage_log;
+    double ann_tokens;                 /* announces it may still send us (announce.c) */
+    uint64_t ann_refill_ms;            /* when the bucket was last refilled (mono) */
     struct link *next;                 /* in ps->links */
 };
 
@@ -55,12 +67,24 @@ void link_free(struct link *l);
 /* The up link to peer key with this serial, or NULL (it closed meanwhile). */
 struct link *link_find(struct client *cl, const uint8_t key[static QPC_KEY_LEN], uint64_t serial);
 
+/*
+ * The peer sent what no real peer sends on l (an undecodable frame or envelope; what is
+ * named by `what`) at now (mono_ms). Logged at most once per LINK_GARBAGE_LOG_MS per
+ * link, with the count held back since; LINK_GARBAGE_MAX of them within
+ * LINK_GARBAGE_WINDOW_MS close the link (QPC_QUIC_APP_REFUSED), so one peer's garbage
+ * costs a bounded number of lines and decodes instead of one of each per frame for ever.
+ * Returns true when l is closed for garbage (now or before): drop the frame unanswered.
+ */
+bool link_note_garbage(struct link *l, uint64_t now, const char *what);
+
 /* The stream the peer opened first is the one we answer on. */
 void link_note_stream(struct link *l, int64_t sid);
 
 /* Frames out. 0 or a QPC_ERR_*. */
 int link_send_envelope(struct link *l, const struct qpc_envelope *env);
 int link_send_envelope_bytes(struct link *l, const uint8_t *buf, size_t len);
+/* An announce (P2pFrame announce) on l. 0 or a QPC_ERR_*. */
+int link_send_announce(struct link *l, const Qpc__MeshAnnounce *a);
 /* An ack came in on l at now: the path carries (link_stalled). */
 void link_note_ack(struct link *l, uint64_t now);
 /* True when envelopes on l have waited more than after_ms for any ack, or QUIC has had

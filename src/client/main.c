@@ -6,6 +6,9 @@
  * The one idea: subcommands are for scripts, so each one says what happened through its
  * exit code (client.h: enum qpc_exit), not only through text: a script can tell
  * "delivered" from "held for later" from "no such peer" from "state file corrupt".
+ *
+ * Built without mesh (QPC_MESH 0) the same table runs through the server alone: mDNS
+ * and the mesh-only options are refused saying so, and --help says what this build is.
  */
 #include <getopt.h>
 #include <langinfo.h>
@@ -19,10 +22,13 @@
 
 #include "client.h"
 #include "contacts.h"
+#if QPC_MESH
 #include "discover.h"
+#endif
 #include "history.h"
 #include "node.h"
 #include "output.h"
+#include "routes.h"
 #include "session.h"
 #include "share.h"
 #include "state.h"
@@ -116,12 +122,28 @@ static int start_node(struct client *cl, bool accept)
         fprintf(stderr, "qpc: %s\n", err);
         return EXIT_FAIL;
     }
+#if QPC_MESH
     if (cl->cc->mdns_enabled && !g_opts.no_mdns && discover_start(cl, err, sizeof(err)) < 0)
         qpc_log_warn("discover", "%s", err);
+#endif
     if (cl->cc->server[0] != '\0' && session_connect(cl, cl->cc->server, err, sizeof(err)) < 0)
         qpc_log_warn("session", "%s", err);
+#if QPC_MESH
     node_dial_known(cl);
+#endif
     return EXIT_OK;
+}
+
+/*
+ * Without mesh the server is the only way in or out: a subcommand that sends or receives
+ * says so when none is given (false: a usage error) rather than wait for nothing.
+ */
+static bool have_a_way(const struct client *cl, const char *what)
+{
+    if (QPC_MESH || cl->cc->server[0] != '\0')
+        return true;
+    fprintf(stderr, "qpc: %s needs a server (--server HOST:PORT): %s\n", what, CLIENT_NO_MESH);
+    return false;
 }
 
 /* Turns the loop until *done or timeout seconds (<= 0: until a signal). */
@@ -147,7 +169,7 @@ static int resolve_peer_arg(struct client *cl, const char *text, uint8_t key[sta
                             bool report)
 {
     char err[1024];
-    int rc = contacts_resolve(cl->id, text, key, NULL, err, sizeof(err));
+    int rc = routes_resolve(cl->id, cl->routes, text, key, err, sizeof(err));
 
     if (rc < 0 && report)
         fprintf(stderr, "qpc: %s\n", err);
@@ -159,6 +181,7 @@ static int resolve_peer_arg(struct client *cl, const char *text, uint8_t key[sta
  * with mDNS on, the node runs (started here) for up to DISCOVER_WAIT_S while discovery
  * fills the directory. Returns what resolve_peer_arg returns, having reported it.
  */
+#if QPC_MESH
 static int resolve_peer_discovering(struct client *cl, const char *text, uint8_t key[static QPC_KEY_LEN],
                                     bool *started)
 {
@@ -180,6 +203,15 @@ static int resolve_peer_discovering(struct client *cl, const char *text, uint8_t
     }
     return rc == 0 ? 0 : resolve_peer_arg(cl, text, key, true);
 }
+#else
+/* Without mesh nobody is announced on the link: the directory alone says who is meant. */
+static int resolve_peer_discovering(struct client *cl, const char *text, uint8_t key[static QPC_KEY_LEN],
+                                    bool *started)
+{
+    *started = false;
+    return resolve_peer_arg(cl, text, key, true);
+}
+#endif
 
 /* ---- subcommands -------------------------------------------------------------------- */
 
@@ -200,6 +232,44 @@ static int sub_identity(struct client *cl, int argc, char **argv)
                cl->identity_path, qpc_identity_peer_count(cl->id));
     else
         printf("%s\n", qpc_identity_peer_id(cl->id));
+    return EXIT_OK;
+}
+
+/* The routing table as saved (routes.db), one line per destination, for scripts. */
+static int sub_route(struct client *cl, int argc, char **argv)
+{
+    struct qpc_route *r = NULL;
+    size_t n = 0;
+    uint64_t now = now_ms();
+    int rc;
+
+    (void)argv;
+    if (argc != 1) {
+        fprintf(stderr, "usage: qpc route\n");
+        return EXIT_USAGE;
+    }
+    if ((rc = open_state(cl, false)) != EXIT_OK)
+        return rc;
+    if (qpc_route_list(cl->routes, &r, &n) < 0)
+        return EXIT_FAIL;
+    /* destination, via, next hop, hops ("?": from traffic), source, seqno, age in s, and
+     * "retracted" when its next hop's link is down */
+    for (size_t i = 0; i < n; i++) {
+        char dest[QPC_KEY_HEX_LEN], next[QPC_ROUTE_ADDR_MAX], hops[12], seq[12];
+
+        qpc_key_to_hex(dest, r[i].dest);
+        if (r[i].via == QPC_ROUTE_VIA_PEER)
+            qpc_key_to_hex(next, r[i].via_peer);
+        else
+            snprintf(next, sizeof(next), "%s", r[i].next_hop[0] ? r[i].next_hop : "-");
+        snprintf(hops, sizeof(hops), r[i].hops == QPC_ROUTE_HOPS_UNKNOWN ? "?" : "%u", r[i].hops);
+        snprintf(seq, sizeof(seq), r[i].has_seqno ? "%u" : "-", r[i].seqno);
+        printf("%s %s %s %s %s %s %llu%s\n", dest, qpc_route_via_name(r[i].via), next, hops,
+               qpc_route_source_name(r[i].source), seq,
+               (unsigned long long)(now > r[i].last_seen_ms ? (now - r[i].last_seen_ms) / 1000 : 0),
+               r[i].retracted ? " retracted" : "");
+    }
+    free(r);
     return EXIT_OK;
 }
 
@@ -404,6 +474,7 @@ static void run_send(struct client *cl, struct send_wait *w, double timeout)
 /* Waits for the server session (a send through a node domain needs it) and for the
  * node to name its domain, which the message carries so that the receipt finds its way
  * back through federation. */
+#define SESSION_WAIT_S 8.0   /* without mesh: how long send and broadcast wait for the server */
 static bool wait_session(struct client *cl, double seconds)
 {
     ev_tstamp end = ev_now(cl->loop) + seconds;
@@ -446,6 +517,8 @@ static int sub_send(struct client *cl, int argc, char **argv)
         *at = '\0';
         domain = at + 1;
     }
+    if (!have_a_way(cl, "sending"))
+        return EXIT_USAGE;
     rc = open_state(cl, true);
     if (rc != EXIT_OK)
         return rc;
@@ -465,6 +538,10 @@ static int sub_send(struct client *cl, int argc, char **argv)
         fprintf(stderr, "qpc: sending to %s@%s needs a server: none is connected (--server)\n", who, domain);
         return EXIT_FAIL;
     }
+    /* Without mesh the server is the only way: the message goes once the session is up
+     * (if it does not come, the message is kept in the outbox: exit 3). */
+    if (!QPC_MESH && domain == NULL)
+        wait_session(cl, SESSION_WAIT_S);
     cl->watch = send_watch;
     cl->watch_arg = &w;
     rc = node_send_text(cl, key, domain, text, w.id);
@@ -505,13 +582,21 @@ static int sub_listen(struct client *cl, int argc, char **argv)
         fprintf(stderr, "usage: qpc listen [--json] [--count N] [--timeout S]\n");
         return EXIT_USAGE;
     }
+    if (!have_a_way(cl, "listening"))
+        return EXIT_USAGE;
     rc = open_state(cl, true);
     if (rc != EXIT_OK)
         return rc;
     rc = start_node(cl, true);
     if (rc != EXIT_OK)
         return rc;
-    if (g_opts.json)
+    if (!QPC_MESH && g_opts.json)   /* nothing listens here: what arrives comes through the server */
+        printf("{\"event\":\"listening\",\"peer_id\":\"%s\",\"server\":\"%s\"}\n",
+               qpc_identity_peer_id(cl->id), cl->cc->server);
+    else if (!QPC_MESH)
+        printf("listening as %s through server %s (no mesh in this build)\n", qpc_identity_peer_id(cl->id),
+               cl->cc->server);
+    else if (g_opts.json)
         printf("{\"event\":\"listening\",\"peer_id\":\"%s\",\"address\":\"%s\"}\n",
                qpc_identity_peer_id(cl->id), cl->listen_text);
     else
@@ -536,12 +621,15 @@ static int sub_broadcast(struct client *cl, int argc, char **argv)
 {
     uint8_t id[QPC_ID_LEN];
     bool never = false;
+    size_t links;
     int rc;
 
     if (argc != 3) {
         fprintf(stderr, "usage: qpc broadcast <topic> <message>\n");
         return EXIT_USAGE;
     }
+    if (!have_a_way(cl, "a broadcast"))
+        return EXIT_USAGE;
     if (strlen(argv[2]) > MESSAGE_TEXT_MAX) {
         fprintf(stderr, "qpc: that message is %zu bytes; the largest is %d bytes: nothing was "
                 "sent (send it in parts)\n", strlen(argv[2]), MESSAGE_TEXT_MAX);
@@ -553,18 +641,32 @@ static int sub_broadcast(struct client *cl, int argc, char **argv)
     rc = start_node(cl, true);
     if (rc != EXIT_OK)
         return rc;
-    /* Give the mesh links a moment to come up, then flood and let the frames drain. */
+    /* Give the mesh links (or without mesh the session) a moment to come up, then flood
+     * and let the frames drain. */
+#if QPC_MESH
     run_until_done(cl, &never, 1.0 + (double)cl->cc->direct_timeout_ms / 2000.0);
+#else
+    wait_session(cl, SESSION_WAIT_S);
+#endif
     rc = node_broadcast(cl, argv[1], argv[2], id);
     if (rc < 0) {
         fprintf(stderr, "qpc: cannot broadcast: %s\n", qpc_strerror(rc));
         return EXIT_USAGE;
     }
-    printf("broadcast on #%s to %zu link%s%s%s\n", argv[1], node_link_count(cl),
-           node_link_count(cl) == 1 ? "" : "s", session_up(cl) ? " and server " : "",
-           session_up(cl) ? session_address(cl) : "");
+#if QPC_MESH
+    links = node_link_count(cl);
+    printf("broadcast on #%s to %zu link%s%s%s\n", argv[1], links, links == 1 ? "" : "s",
+           session_up(cl) ? " and server " : "", session_up(cl) ? session_address(cl) : "");
+#else
+    links = 0;
+    if (session_up(cl))
+        printf("broadcast on #%s to server %s\n", argv[1], session_address(cl));
+    else
+        printf("broadcast on #%s not sent: no session with server %s (kept for the next one "
+               "while this runs)\n", argv[1], cl->cc->server);
+#endif
     run_until_done(cl, &never, g_opts.timeout_s > 0 ? g_opts.timeout_s : 2.0);
-    return node_link_count(cl) > 0 || session_up(cl) ? EXIT_OK : EXIT_QUEUED;
+    return links > 0 || session_up(cl) ? EXIT_OK : EXIT_QUEUED;
 }
 
 /*
@@ -620,7 +722,7 @@ static int sub_history(struct client *cl, int argc, char **argv)
 static int sub_help(struct client *cl, int argc, char **argv);
 static int sub_version(struct client *cl, int argc, char **argv)
 {
-    printf("qpc %s\n", QPC_VERSION);
+    printf("qpc %s%s\n", QPC_VERSION, QPC_MESH ? "" : " (built without mesh)");
     return EXIT_OK;
 }
 
@@ -628,12 +730,14 @@ static const struct subcommand subcommands[] = {
     { "repl", sub_repl, "", "interactive REPL (the default on a terminal)" },
     { "identity", sub_identity, "[--qr]", "print my peer id (creates it on first use); --qr: as a QR code" },
     { "send", sub_send, "<peer>[@domain] <message...>", "send one message, wait for its receipt" },
-    { "listen", sub_listen, "", "run as a node and print one line per arriving message" },
+    { "listen", sub_listen, "", QPC_MESH ? "run as a node and print one line per arriving message"
+                                         : "stay with the server and print one line per arriving message" },
     { "broadcast", sub_broadcast, "<topic> <message>", "publish on a broadcast channel" },
     { "subscribe", sub_subscribe, "<topic> [key]", "join a broadcast channel" },
     { "unsubscribe", sub_subscribe, "<topic>", "leave a broadcast channel" },
     { "peer", sub_peer, "add <key> <host:port> [name] | list", "edit or list the peer directory (add also takes a qpc: text)" },
     { "name", sub_name, "<peer> <name>", "name a peer ('me': yourself; name '-': none)" },
+    { "route", sub_route, "", "list the routing table: dest via next-hop hops source seqno age [retracted]" },
     { "server", sub_server, "<host:port>", "save a server: the REPL connects to it at start" },
     { "history", sub_history, "[peer] [N]", "the last N messages with a peer or #topic, or all" },
     { "version", sub_version, "", "print the version" },
@@ -641,25 +745,40 @@ static const struct subcommand subcommands[] = {
 };
 #define NSUB (sizeof(subcommands) / sizeof(subcommands[0]))
 
+/* What only the mesh has (the routes it learns): a build without mesh does not list it
+ * and says so when it is typed. */
+static bool mesh_only(const struct subcommand *sc)
+{
+    return sc->fn == sub_route;
+}
+
 static void usage(FILE *out)
 {
     fprintf(out, "Usage: qpc [OPTIONS] [SUBCOMMAND [ARGS]]\n"
-                 "The quicprochat client. Without a subcommand on a terminal: the REPL.\n\nSubcommands:\n");
+                 "The quicprochat client. Without a subcommand on a terminal: the REPL.\n");
+    if (!QPC_MESH)
+        fprintf(out, "Built without mesh (cmake -DQPC_MESH=OFF): client-server only. No P2P links, no\n"
+                     "mDNS; every message, receipt and broadcast goes through the server (--server).\n");
+    fprintf(out, "\nSubcommands:\n");
     for (size_t i = 0; i < NSUB; i++) {
         char head[64];
 
+        if (!QPC_MESH && mesh_only(&subcommands[i]))
+            continue;
         snprintf(head, sizeof(head), "%s %s", subcommands[i].name, subcommands[i].args);
         fprintf(out, "  %-44s %s\n", head, subcommands[i].description);
     }
     fprintf(out, "\nOptions:\n"
                  "  --data-dir DIR        state directory (identity.json, outbox.db, ...)\n"
-                 "  --server HOST:PORT    server to connect to\n"
-                 "  --listen ADDR:PORT    local P2P address (port 0 = any)\n"
-                 "  --config FILE         qpc.toml to read\n"
+                 "  --server HOST:PORT    server to connect to\n");
+    if (QPC_MESH)
+        fprintf(out, "  --listen ADDR:PORT    local P2P address (port 0 = any)\n");
+    fprintf(out, "  --config FILE         qpc.toml to read\n"
                  "  --log-level LEVEL     error, warn, info, debug\n"
-                 "  --KEY VALUE           any key of qpc.toml (see below)\n"
-                 "  --no-mdns             no mDNS: neither browse nor announce\n"
-                 "  --json                machine-readable output (identity, listen)\n"
+                 "  --KEY VALUE           any key of qpc.toml (see below)\n");
+    if (QPC_MESH)
+        fprintf(out, "  --no-mdns             no mDNS: neither browse nor announce\n");
+    fprintf(out, "  --json                machine-readable output (identity, listen)\n"
                  "  --timeout SECONDS     how long send/broadcast/listen wait\n"
                  "  --receipt-wait SECONDS  send: how long to wait for the receipt once the\n"
                  "                        message is held (default 10; 0: exit 3 at once)\n"
@@ -715,13 +834,19 @@ int main(int argc, char **argv)
         }
         switch (opt) {
         case 'c': g_opts.config = optarg; break;
-        case 'M': g_opts.no_mdns = true; break;
+        case 'M':
+            if (!QPC_MESH) {
+                fprintf(stderr, "qpc: --no-mdns: %s\n", CLIENT_NO_MESH);
+                return EXIT_USAGE;
+            }
+            g_opts.no_mdns = true;
+            break;
         case 'j': g_opts.json = true; break;
         case 't': g_opts.timeout_s = strtod(optarg, NULL); break;
         case 'n': g_opts.count = strtol(optarg, NULL, 10); break;
         case 'r': g_opts.receipt_wait_s = strtod(optarg, NULL); break;
         case 'h': usage(stdout); return EXIT_OK;
-        case 'V': printf("qpc %s\n", QPC_VERSION); return EXIT_OK;
+        case 'V': return sub_version(&cl, 0, NULL);
         default: usage(stderr); return EXIT_USAGE;
         }
     }
@@ -738,6 +863,10 @@ int main(int argc, char **argv)
         sc = &subcommands[0];
     } else {
         usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (!QPC_MESH && mesh_only(sc)) {
+        fprintf(stderr, "qpc: %s: %s\n", sc->name, CLIENT_NO_MESH);
         return EXIT_USAGE;
     }
     if (sc->fn == sub_help || sc->fn == sub_version)
@@ -797,7 +926,9 @@ int main(int argc, char **argv)
     if (cl.ep != NULL)
         node_shutdown(&cl);   /* links say goodbye while the session still carries relayed ones */
     session_close(&cl);
+#if QPC_MESH
     discover_stop(&cl);
+#endif
     history_close(cl.history);
     if (cl.ep != NULL || cl.box != NULL)
         node_stop(&cl);

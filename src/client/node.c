@@ -8,6 +8,10 @@
  * flood.c). A frame arrived: receive.c. A peer was seen: learn, then dial. One UDP
  * socket and one endpoint carry P2P links and the server session alike; a connection's
  * user pointer tells which (a struct link, or the client itself).
+ *
+ * Built without mesh (QPC_MESH 0) the endpoint accepts nothing and dials only servers,
+ * so every connection is the session's; what is held goes to the server (handover.c),
+ * and the P2P half of this file (links, dials, peers seen) is not compiled.
  */
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -16,11 +20,14 @@
 #include <utlist.h>
 #include <sodium.h>
 
-#include "dial.h"
 #include "flood.h"
 #include "handover.h"
 #include "history.h"
+#if QPC_MESH
+#include "announce.h"
+#include "dial.h"
 #include "link.h"
+#endif
 #include "qpc/addr.h"
 #include "node.h"
 #include "output.h"
@@ -28,6 +35,7 @@
 #include "qpc/direct.h"
 #include "qpc/error.h"
 #include "qpc/log.h"
+#include "qpc/resolve.h"
 #include "receive.h"
 #include "routes.h"
 #include "session.h"
@@ -41,6 +49,8 @@ static const uint8_t *my_key(const struct client *cl)
 }
 
 /* ---- the QUIC endpoint's callbacks ------------------------------------------------ */
+
+#if QPC_MESH
 
 static int cb_connected(struct qpc_quic_conn *conn, const char *alpn, const uint8_t *key, void *user)
 {
@@ -83,6 +93,7 @@ static int cb_connected(struct qpc_quic_conn *conn, const char *alpn, const uint
     if (routes_learn_link(cl->id, cl->routes, key, l->addr, l->relayed, qpc_quic_conn_is_server(conn), now))
         cl->id_dirty = true;
     dial_link_up(cl, l, now);
+    announce_link_up(cl, l);   /* before the flush: the neighbour learns where we are */
     /* What waited for this peer goes now; so do live broadcasts it may have missed. */
     handover_flush(cl);
     flood_replay_to_link(cl, l, now);
@@ -142,10 +153,37 @@ static void cb_closed(struct qpc_quic_conn *conn, const struct qpc_quic_close_in
     ps = l->ps;
     custody_link_gone(&cl->custody, l);
     link_free(l);
+    if (ps != NULL)
+        announce_link_gone(cl, ps);
     handover_flush(cl);
     if (ps != NULL)
         dial_link_gone(cl, ps);   /* back to the relay at once if something still waits */
 }
+#else
+/* Without mesh: every connection is my server session (or a server tried beside it). */
+static int cb_connected(struct qpc_quic_conn *conn, const char *alpn, const uint8_t *key, void *user)
+{
+    return user != NULL && session_owns_conn(user, conn) ? session_on_connected(user, conn, key) : 1;
+}
+
+static void cb_frame(struct qpc_quic_conn *conn, int64_t sid, const uint8_t *d, size_t n, void *user)
+{
+    if (user != NULL && session_owns_conn(user, conn))
+        session_on_frame(user, conn, d, n);
+}
+
+static void cb_datagram(struct qpc_quic_conn *conn, const uint8_t *d, size_t n, void *user)
+{
+    if (user != NULL && session_owns_conn(user, conn))
+        session_on_datagram(user, d, n);
+}
+
+static void cb_closed(struct qpc_quic_conn *conn, const struct qpc_quic_close_info *info, void *user)
+{
+    if (user != NULL && session_owns_conn(user, conn))
+        session_on_closed(user, conn, info);
+}
+#endif
 
 /* ---- the session's callbacks ------------------------------------------------------ */
 
@@ -156,14 +194,20 @@ static int on_server_envelope(struct client *cl, const uint8_t *buf, size_t len,
 
 static void on_session_up(struct client *cl, bool up)
 {
+#if QPC_MESH
     if (!up) {
         dial_session_down(cl);
         return;
     }
     /* Register my candidates, then punch for every race under way (no tick to wait for). */
     dial_session_up(cl);
+    announce_session_up(cl);
+#else
+    if (!up)
+        return;   /* what is held waits in the outbox for the next session */
+#endif
     handover_session_up(cl);   /* messages only a server carries go again */
-    handover_flush(cl);
+    handover_flush(cl);        /* (without mesh: what is held goes to the server) */
     /* Live broadcasts the server may have missed (it drops the ones it has seen). */
     flood_replay_to_server(cl, now_ms());
 }
@@ -181,14 +225,28 @@ static void on_server_refused(struct client *cl, const uint8_t id[static QPC_ID_
     state_unawait(cl, id);
 }
 
+/* Without mesh the node has no links to pass it on to nor routes to take from it. */
+static void on_server_announce(struct client *cl, const Qpc__MeshAnnounce *a)
+{
+#if QPC_MESH
+    announce_receive(cl, NULL, a);
+#else
+    (void)cl;
+    (void)a;
+#endif
+}
+
 static const struct session_callbacks session_cbs = {
+    .on_announce = on_server_announce,
     .on_envelope = on_server_envelope,
+#if QPC_MESH
     .on_peer_info = dial_peer_info,
     .on_punch = dial_punch_notice,
     .on_observed = dial_observed,
     .on_punch_refused = dial_punch_refused,
-    .on_refused = on_server_refused,
     .on_relay_packet = dial_relay_input,
+#endif
+    .on_refused = on_server_refused,
     .on_up = on_session_up,
 };
 
@@ -203,12 +261,23 @@ int node_start(struct client *cl, bool listen, char *err, size_t errlen)
     socklen_t sl = sizeof(ss);
     int rc;
 
+#if QPC_MESH
     peers_init(&cl->peers, cl, dial_timer_cb, DIAL_BACKOFF_MIN_MS);
+#else
+    peers_init(&cl->peers, cl, NULL, 0);   /* stays empty: no links, no dials */
+#endif
     randombytes_buf(&cl->instance, sizeof(cl->instance));
     custody_init(&cl->custody, my_key(cl));
     session_set_callbacks(cl, &session_cbs);
     cl->box = qpc_box_cache_new(qpc_identity_secret_key(cl->id));
-    cl->routes = qpc_route_table_new(0);
+    if (cl->routes == NULL)   /* route_state.c makes it with the state; a test may not */
+        cl->routes = qpc_route_table_new(0);
+#if QPC_MESH
+    if (announce_start(cl) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return QPC_ERR_NOMEM;
+    }
+#endif
     if (cl->box == NULL || cl->routes == NULL) {
         snprintf(err, errlen, "out of memory");
         return QPC_ERR_NOMEM;
@@ -220,17 +289,26 @@ int node_start(struct client *cl, bool listen, char *err, size_t errlen)
     memset(&qc, 0, sizeof(qc));
     qc.bind_addr = host;
     qc.port = port;
-    qc.accept = listen;
+    qc.accept = listen && QPC_MESH;
+    /* Without mesh nobody dials this socket: any port, both families (for the server). */
+    if (!QPC_MESH)
+        qc.bind_addr = NULL, qc.port = 0;
     qc.alpns[0] = QPC_ALPN_P2P;
     qc.identity_sk = qpc_identity_secret_key(cl->id);
     qc.keepalive_ms = 10000;
     qc.cb.on_connected = cb_connected;
     qc.cb.on_frame = cb_frame;
     qc.cb.on_datagram = cb_datagram;
+#if QPC_MESH
     qc.cb.on_writable = cb_writable;
+#endif
     qc.cb.on_closed = cb_closed;
     qc.user = cl;
     rc = qpc_quic_endpoint_new(&cl->ep, cl->loop, &qc);
+    if (rc < 0 && !QPC_MESH) {
+        qc.bind_addr = "0.0.0.0";   /* a host without IPv6 */
+        rc = qpc_quic_endpoint_new(&cl->ep, cl->loop, &qc);
+    }
     if (rc < 0) {
         snprintf(err, errlen, "cannot listen on %s: %s", cl->cc->listen, qpc_strerror(rc));
         return rc;
@@ -240,23 +318,31 @@ int node_start(struct client *cl, bool listen, char *err, size_t errlen)
         cl->listen_port = ss.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&ss)->sin_port)
                                                   : ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
     }
+#if QPC_MESH
     /* Loopback candidates only make sense when everything runs on this host. */
     cl->allow_loopback = candidate_is_loopback(cl->cc->listen) || candidate_is_loopback(cl->cc->server);
     dial_refresh_candidates(cl, now_ms(), true);
+#endif
     state_load_outbox(cl, now_ms());
     tick_start(cl);
     turn_start(cl);
+#if QPC_MESH
+    announce_tick(cl, now_ms());   /* static peers are dialled now, not a tick later */
+#endif
     return 0;
 }
 
 void node_shutdown(struct client *cl)
 {
+#if QPC_MESH
     struct peer_state *ps = NULL;
     struct link *l;
+#endif
 
     if (cl->ep == NULL)
         return;
     cl->closing = true;
+#if QPC_MESH
     /* Every link says goodbye while the session still carries the relayed ones, so no
      * peer keeps sending to a port that is about to close. */
     while ((ps = peers_next(&cl->peers, ps)) != NULL) {
@@ -264,6 +350,7 @@ void node_shutdown(struct client *cl)
         LL_FOREACH(ps->links, l)
             qpc_quic_conn_close(l->conn, QPC_QUIC_APP_NO_ERROR, "bye");
     }
+#endif
     /* Two turns: the closes are written, then the datagrams the relayed ones became. */
     ev_run(cl->loop, EVRUN_NOWAIT);
     ev_run(cl->loop, EVRUN_NOWAIT);
@@ -276,14 +363,21 @@ void node_stop(struct client *cl)
     turn_end(cl);
     turn_stop(cl);
     tick_stop(cl);
+    session_close(cl);                /* main did already: the server session goes first */
+#if QPC_MESH
+    dial_stop(cl);                    /* peer names being looked up: no dial follows */
+#endif
     qpc_quic_endpoint_free(cl->ep);   /* closes links: cb_closed frees them */
     cl->ep = NULL;
+    qpc_resolver_free(cl->resolver);  /* no lookup is left: dial_stop and session_close */
+    cl->resolver = NULL;
     peers_clear(&cl->peers, cl->loop);
     custody_clear(&cl->custody);
     qpc_box_cache_free(cl->box);
     cl->box = NULL;
-    qpc_route_table_free(cl->routes);
-    cl->routes = NULL;
+#if QPC_MESH
+    announce_stop(cl);   /* the routes stay: route_state.c saves them with the state */
+#endif
 }
 
 /* ---- what main, repl and discover call ------------------------------------------------ */
@@ -298,7 +392,9 @@ struct sending {
 static void sent_cb(struct client *cl, void *arg, int status)
 {
     struct sending *s = arg;
+#if QPC_MESH
     struct peer_state *ps;
+#endif
 
     if (status < 0) {
         struct event ev = { .kind = EVT_FAILED, .peer = s->peer, .id = s->id, .err = status,
@@ -309,11 +405,18 @@ static void sent_cb(struct client *cl, void *arg, int status)
         state_unawait(cl, s->id);
         emit(cl, &ev);
     } else if (cl->ep != NULL) {
+#if QPC_MESH
         if (s->via_server && session_up(cl)) {
             handover_to_server(cl, s->peer);
         } else if ((ps = peers_get(&cl->peers, s->peer)) != NULL) {
+            announce_fill_candidates(cl, ps);   /* where its announces say it is */
             dial_reach(cl, ps);
         }
+#else
+        /* To the server now, or kept in the outbox (the user hears "queued") for the next
+         * session, which hands it over again. */
+        handover_to_server(cl, s->peer);
+#endif
     }
     free(s);
 }
@@ -402,6 +505,7 @@ out:
     return rc;
 }
 
+#if QPC_MESH
 void node_peer_seen(struct client *cl, const uint8_t key[static QPC_KEY_LEN], const char *addr,
                     enum qpc_peer_source src)
 {
@@ -472,3 +576,4 @@ bool node_peer_connected(const struct client *cl, const uint8_t key[static QPC_K
 {
     return link_best(peers_find(&cl->peers, key)) != NULL;
 }
+#endif

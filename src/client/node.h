@@ -10,8 +10,9 @@
 
 #include "client.h"
 
-/* Opens the QUIC endpoint (accepting P2P connections when listen), loads the outbox,
- * starts the periodic jobs and sets the session's callbacks. Errors go to err. */
+/* Opens the QUIC endpoint (accepting P2P connections when listen; never without mesh,
+ * QPC_MESH 0, whose socket takes any port), loads the outbox, starts the periodic jobs
+ * and sets the session's callbacks. Errors go to err. */
 int node_start(struct client *cl, bool listen, char *err, size_t errlen);
 /* Before leaving: every link is closed with a goodbye and the loop turned so the goodbyes
  * (relayed ones too, while the session is still up) go out; nothing new starts after. */
@@ -30,6 +31,7 @@ int node_send_text(struct client *cl, const uint8_t peer[static QPC_KEY_LEN], co
                    const char *text, uint8_t id_out[static QPC_ID_LEN]);
 int node_broadcast(struct client *cl, const char *topic, const char *text,
                    uint8_t id_out[static QPC_ID_LEN]);
+#if QPC_MESH   /* the P2P side: a qpc built without mesh has none of it */
 /* A peer was seen at address (typed by the user, told by a server): dial it. addr NULL:
  * dial its known addresses unless a link is up. */
 void node_peer_seen(struct client *cl, const uint8_t key[static QPC_KEY_LEN], const char *addr,
@@ -52,5 +54,6 @@ void node_dial_known(struct client *cl);
 void node_describe_links(struct client *cl);
 size_t node_link_count(const struct client *cl);
 bool node_peer_connected(const struct client *cl, const uint8_t key[static QPC_KEY_LEN]);
+#endif
 
 #endif

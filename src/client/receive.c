@@ -11,13 +11,20 @@
  * status after the loop turn's commit (so DEFERRED means "on my disk", and OK for a
  * message of mine means "shown, and its receipt on my disk"); acks that come back are
  * applied to custody (custody.c). A peer's address candidates on the link go to dial.c.
+ *
+ * Built without mesh (QPC_MESH 0) everything comes from the server: the P2P frames,
+ * acks and forwarding for others are not compiled, and an envelope for someone else is
+ * refused (a client without links has nobody to pass it to).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sodium.h>
 
+#if QPC_MESH
+#include "announce.h"
 #include "dial.h"
+#endif
 #include "flood.h"
 #include "handover.h"
 #include "link.h"
@@ -27,6 +34,7 @@
 #include "qpc/error.h"
 #include "qpc/log.h"
 #include "receive.h"
+#include "route_state.h"
 #include "routes.h"
 #include "state.h"
 
@@ -58,6 +66,7 @@ static Qpc__Status status_of(int err)
     }
 }
 
+#if QPC_MESH
 static void ack_send_cb(struct client *cl, void *arg, int commit_rc)
 {
     struct ack_later *a = arg;
@@ -72,6 +81,7 @@ static void ack_send_cb(struct client *cl, void *arg, int commit_rc)
         link_send_ack(l, a->sid, a->has_id ? a->id : NULL, a->st);
     free(a);
 }
+#endif
 
 static void refused(struct client *cl, const struct qpc_envelope *env, int err)
 {
@@ -279,6 +289,7 @@ static void deliver_broadcast(struct client *cl, const struct qpc_envelope *env,
 
 /* ---- forwarding for others -------------------------------------------------------------- */
 
+#if QPC_MESH
 struct forwarding {
     uint8_t recipient[QPC_KEY_LEN];
     struct ack_later *ack;             /* NULL: it came from the server */
@@ -296,8 +307,10 @@ static void forwarded_cb(struct client *cl, void *arg, int status)
     }
     /* With a link toward the recipient, turn.c's flush after the commit sends it. */
     if (status == 0 && cl->ep != NULL && link_toward(cl, fw->recipient) == NULL &&
-        (ps = peers_get(&cl->peers, fw->recipient)) != NULL)
+        (ps = peers_get(&cl->peers, fw->recipient)) != NULL) {
+        announce_fill_candidates(cl, ps);   /* where its announces say it is */
         dial_reach(cl, ps);
+    }
     free(fw);
 }
 
@@ -326,6 +339,14 @@ static int forward(struct client *cl, struct qpc_envelope *env, struct ack_later
     }
     return STATUS_LATER;
 }
+#else
+/* Without mesh nobody is linked to me, so what is not mine or a broadcast goes nowhere. */
+static int forward(struct client *cl, struct qpc_envelope *env, struct ack_later *ack, uint64_t now)
+{
+    qpc_log_debug("node", "an envelope for another peer dropped: this qpc forwards nothing (no mesh)");
+    return QPC__STATUS__STATUS_INVALID;
+}
+#endif
 
 /*
  * Everything that arrives (from a link or from the server) goes through here. from is
@@ -355,9 +376,10 @@ static int handle_envelope(struct client *cl, struct qpc_envelope *env, struct l
         return status_of(rc);
     }
     if (from != NULL && from->ps != NULL && memcmp(from->ps->key, env->sender, QPC_KEY_LEN) != 0) {
-        /* The sender is reachable through this neighbour: what we hold for it can go. */
-        routes_learn_envelope(cl->id, cl->routes, env->sender, from->ps->key, from->addr,
-                              env->hop_count, now);
+        /* The sender is reachable through this neighbour (how far, only its announces
+         * say: hop_count is not signed): what we hold for it can go. */
+        routes_learn_envelope(cl->id, cl->routes, env->sender, from->ps->key, from->addr, now);
+        route_state_changed(cl);
         handover_flush(cl);
     }
     if (for_me)
@@ -372,6 +394,7 @@ static int handle_envelope(struct client *cl, struct qpc_envelope *env, struct l
 
 /* ---- acks that come back ---------------------------------------------------------------- */
 
+#if QPC_MESH
 /* An ack for something I sent on l: what it does to custody, and what the user sees. */
 static void on_ack(struct client *cl, struct link *l, const Qpc__P2pAck *ack)
 {
@@ -416,10 +439,13 @@ static void on_ack(struct client *cl, struct link *l, const Qpc__P2pAck *ack)
 
 void receive_frame(struct client *cl, struct link *l, int64_t sid, const uint8_t *d, size_t n)
 {
-    Qpc__P2pFrame *f = qpc__p2p_frame__unpack(NULL, n, d);
+    Qpc__P2pFrame *f;
 
+    if (l->garbage_closed)
+        return;   /* closing: what was still in flight is not decoded */
+    f = qpc__p2p_frame__unpack(NULL, n, d);
     if (f == NULL || l->ps == NULL) {
-        qpc_log_warn("node", "malformed P2P frame dropped");
+        link_note_garbage(l, mono_ms(), "malformed P2P frame");
         goto out;
     }
     link_note_stream(l, sid);
@@ -439,8 +465,11 @@ void receive_frame(struct client *cl, struct link *l, int64_t sid, const uint8_t
         a->serial = l->serial;
         a->sid = sid;
         if (rc < 0) {
+            /* Answered (the sender learns it is refused), but counted as garbage: an
+             * envelope no peer's encoder makes. */
             refused(cl, NULL, rc);
             a->st = status_of(rc);
+            link_note_garbage(l, mono_ms(), "undecodable envelope");
         } else {
             /* handle_envelope may move env into the outbox (which zeroes it): keep the id. */
             memcpy(a->id, env.id, QPC_ID_LEN);
@@ -454,6 +483,8 @@ void receive_frame(struct client *cl, struct link *l, int64_t sid, const uint8_t
     } else if (f->body_case == QPC__P2P_FRAME__BODY_ACK && f->ack != NULL) {
         link_note_ack(l, now_ms());
         on_ack(cl, l, f->ack);
+    } else if (f->body_case == QPC__P2P_FRAME__BODY_ANNOUNCE && f->announce != NULL) {
+        announce_receive(cl, l, f->announce);
     } else if (f->body_case == QPC__P2P_FRAME__BODY_CANDIDATES && f->candidates != NULL) {
         dial_link_candidates(cl, l, f->candidates->addresses, f->candidates->n_addresses,
                              f->candidates->instance, f->candidates->links);
@@ -462,6 +493,7 @@ out:
     if (f != NULL)
         qpc__p2p_frame__free_unpacked(f, NULL);
 }
+#endif
 
 int receive_from_server(struct client *cl, const uint8_t *buf, size_t len, const char *server)
 {

@@ -6,6 +6,9 @@
  * are all generated from the rows, so they cannot drift apart. Lines come from the line
  * editor (lineedit.c: libedit on the loop), so messages arriving while the user types
  * are printed above the prompt by output.c and the typed line is redrawn.
+ *
+ * Built without mesh (QPC_MESH 0) the rows of the mesh's own commands stay, without a
+ * handler: typed, they say this build has no mesh; /help and completion leave them out.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -18,11 +21,14 @@
 
 #include "client.h"
 #include "contacts.h"
+#if QPC_MESH
 #include "discover.h"
+#endif
 #include "history.h"
 #include "lineedit.h"
 #include "node.h"
 #include "output.h"
+#include "routes.h"
 #include "session.h"
 #include "share.h"
 #include "state.h"
@@ -33,7 +39,8 @@ struct command {
     const char *name;        /* words typed, e.g. "/mesh send" */
     const char *args;        /* usage of the arguments, e.g. "<peer_id> <msg>" */
     const char *help;
-    int (*fn)(struct client *cl, char *args);   /* 0, or -1 to print the usage */
+    int (*fn)(struct client *cl, char *args);   /* 0, or -1 to print the usage; NULL: a
+                                                 * mesh command this build has not */
     int nargs_min;           /* words required in args (the last may be "rest of line") */
 };
 
@@ -76,7 +83,7 @@ static char *rest(char **s)
 static int resolve_peer(struct client *cl, const char *text, uint8_t key[static QPC_KEY_LEN])
 {
     char err[1024];
-    int rc = contacts_resolve(cl->id, text, key, NULL, err, sizeof(err));
+    int rc = routes_resolve(cl->id, cl->routes, text, key, err, sizeof(err));
 
     if (rc < 0)
         say(cl, "%s", err);
@@ -89,8 +96,8 @@ static int resolve_recipient(struct client *cl, const char *text, uint8_t key[st
     if (resolve_peer(cl, text, key) < 0)
         return -1;
     if (memcmp(key, qpc_identity_public_key(cl->id), QPC_KEY_LEN) == 0) {
-        say(cl, "'%s' is your own peer id: a message to yourself is not sent (/mesh peers "
-            "lists the others)", text);
+        say(cl, "'%s' is your own peer id: a message to yourself is not sent (%s lists the "
+            "others)", text, QPC_MESH ? "/mesh peers" : "qpc peer list");
         return -1;
     }
     return 0;
@@ -112,11 +119,16 @@ static bool message_fits(struct client *cl, const char *msg)
 
 static int cmd_help(struct client *cl, char *args);
 
+#if QPC_MESH
+#define MESH_ONLY(fn) fn
 static int cmd_peers(struct client *cl, char *args)
 {
     discover_print(cl);
     return 0;
 }
+#else
+#define MESH_ONLY(fn) NULL   /* the row stays: typed, it says this build has no mesh */
+#endif
 
 static int cmd_server(struct client *cl, char *args)
 {
@@ -182,7 +194,9 @@ static int cmd_add(struct client *cl, char *args)
     }
     cl->id_dirty = true;
     state_save_identity(cl, true);
+#if QPC_MESH
     node_peer_seen(cl, card.key, NULL, QPC_PEER_SOURCE_MANUAL);
+#endif
     short_id(label, card.key);
     say(cl, "added peer %s%s%s%s%s", label, card.naddrs > 0 ? " at " : "", card.naddrs > 0 ? card.addrs[0] : "",
         output_peer_name(cl, card.key) != NULL ? " as " : "",
@@ -221,6 +235,7 @@ static int cmd_name(struct client *cl, char *args)
     return 0;
 }
 
+#if QPC_MESH
 static int cmd_mesh_send(struct client *cl, char *args)
 {
     char *who = next_word(&args), *msg = rest(&args);
@@ -241,6 +256,7 @@ static int cmd_mesh_send(struct client *cl, char *args)
     say(cl, "sending %s to %s ...", idh, output_label(cl, key, wh));
     return 0;
 }
+#endif
 
 static int cmd_broadcast(struct client *cl, char *args)
 {
@@ -259,8 +275,16 @@ static int cmd_broadcast(struct client *cl, char *args)
         return 0;
     }
     qpc_hex_encode(idh, id, 6);
+#if QPC_MESH
     say(cl, "broadcast %s on #%s to %zu link%s", idh, topic, node_link_count(cl),
         node_link_count(cl) == 1 ? "" : "s");
+#else
+    if (session_up(cl))
+        say(cl, "broadcast %s on #%s to server %s", idh, topic, session_address(cl));
+    else
+        say(cl, "broadcast %s on #%s kept: no server session now; it goes when one comes up "
+            "(/connect)", idh, topic);
+#endif
     return 0;
 }
 
@@ -300,6 +324,7 @@ static int cmd_unsubscribe(struct client *cl, char *args)
     return 0;
 }
 
+#if QPC_MESH
 /* The name /mesh route shows: the directory's (the user may rename), else the route's. */
 static const char *route_name(const struct client *cl, const struct qpc_route *r)
 {
@@ -332,8 +357,14 @@ static int cmd_route(struct client *cl, char *args)
             snprintf(nh, sizeof(nh), "%s", r[i].next_hop);
         }
         node_path_text(cl, r[i].dest, path, sizeof(path));
-        say(cl, "%-12s %-10s %-8s %-28s %4u %5llus %-8s %s", dest, route_name(cl, &r[i]),
-            qpc_route_via_name(r[i].via), nh, r[i].hops,
+        char hops[12];
+
+        if (r[i].hops == QPC_ROUTE_HOPS_UNKNOWN)
+            snprintf(hops, sizeof(hops), "?");   /* from traffic: nobody vouches for a length */
+        else
+            snprintf(hops, sizeof(hops), "%u", r[i].hops);
+        say(cl, "%-12s %-10s %-8s %-28s %4s %5llus %-8s %s", dest, route_name(cl, &r[i]),
+            qpc_route_via_name(r[i].via), nh, hops,
             (unsigned long long)(now > r[i].last_seen_ms ? (now - r[i].last_seen_ms) / 1000 : 0),
             qpc_route_source_name(r[i].source), path);
     }
@@ -342,6 +373,7 @@ static int cmd_route(struct client *cl, char *args)
     free(r);
     return 0;
 }
+#endif
 
 static int cmd_identity(struct client *cl, char *args)
 {
@@ -353,7 +385,8 @@ static int cmd_identity(struct client *cl, char *args)
     if (qpc_identity_name(cl->id) != NULL)
         say(cl, "name:     %s", qpc_identity_name(cl->id));
     say(cl, "file:     %s", cl->identity_path);
-    say(cl, "listen:   %s", cl->listen_text);
+    if (QPC_MESH)
+        say(cl, "listen:   %s", cl->listen_text);
     say(cl, "peers:    %zu known", qpc_identity_peer_count(cl->id));
     while ((s = qpc_identity_pin_next(cl->id, QPC_PIN_ADDRESS, s)) != NULL) {
         char hex[QPC_KEY_HEX_LEN] = "(key not pinned yet)";
@@ -468,7 +501,10 @@ static int cmd_store(struct client *cl, char *args)
 static int cmd_connect(struct client *cl, char *args)
 {
     char *addr = next_word(&args);
-    char err[256] = "", saved[QPC_ADDRESS_MAX + 1], found[QPC_ADDRESS_MAX + 1];
+    char err[256] = "", saved[QPC_ADDRESS_MAX + 1];
+#if QPC_MESH
+    char found[QPC_ADDRESS_MAX + 1];
+#endif
     const struct qpc_pin *s = NULL;
 
     if (rest(&args) != NULL)
@@ -481,10 +517,13 @@ static int cmd_connect(struct client *cl, char *args)
             addr = saved;
         else if ((s = qpc_identity_pin_next(cl->id, QPC_PIN_ADDRESS, NULL)) != NULL)
             addr = s->name;
+#if QPC_MESH
         else if (discover_node_address(cl, found, sizeof(found)) == 0)
             addr = found;
+#endif
         else {
-            say(cl, "no server known: /connect <host:port> (or /mesh peers for nodes on the link)");
+            say(cl, "no server known: /connect <host:port>%s",
+                QPC_MESH ? " (or /mesh peers for nodes on the link)" : "");
             return 0;
         }
     }
@@ -547,12 +586,13 @@ static int cmd_quit(struct client *cl, char *args)
 }
 
 static const struct command commands[] = {
-    { "/mesh peers", "", "nodes seen via mDNS (with TXT fields) and known peers", cmd_peers, 0 },
+    { "/mesh peers", "", "nodes seen via mDNS (with TXT fields) and known peers", MESH_ONLY(cmd_peers), 0 },
     { "/mesh server", "<host:port>", "note a server (persisted)", cmd_server, 1 },
-    { "/mesh send", "<peer_id> <msg>", "direct P2P message (a name, or 4+ hex digits of the id)", cmd_mesh_send, 2 },
+    { "/mesh send", "<peer_id> <msg>", "direct P2P message (a name, or 4+ hex digits of the id)",
+      MESH_ONLY(cmd_mesh_send), 2 },
     { "/mesh broadcast", "<topic> <msg>", "publish to a broadcast channel", cmd_broadcast, 2 },
     { "/mesh subscribe", "<topic> [key]", "join a channel (open, or private with a key)", cmd_subscribe, 1 },
-    { "/mesh route", "", "routing table: destination, next hop, hops, age, source", cmd_route, 0 },
+    { "/mesh route", "", "routing table: destination, next hop, hops, age, source", MESH_ONLY(cmd_route), 0 },
     { "/mesh identity", "", "my mesh identity, known servers, and a QR code to share it", cmd_identity, 0 },
     { "/mesh store", "", "store-and-forward statistics", cmd_store, 0 },
     { "/mesh add", "<peer_key> <host:port> [name]", "add a peer (or paste its qpc: text)", cmd_add, 1 },
@@ -571,6 +611,8 @@ static int cmd_help(struct client *cl, char *args)
     for (size_t i = 0; i < NCOMMANDS; i++) {
         char head[96];
 
+        if (commands[i].fn == NULL)
+            continue;
         snprintf(head, sizeof(head), "%s %s", commands[i].name, commands[i].args);
         say(cl, "  %-44s %s", head, commands[i].help);
     }
@@ -610,11 +652,21 @@ void repl_execute(struct client *cl, char *line)
     c = lookup(p, &args);
     if (c == NULL) {
         if (strncmp(p, "/mesh", 5) == 0 && (p[5] == '\0' || isspace((unsigned char)p[5]))) {
-            say(cl, "usage: /mesh peers|server|send|broadcast|subscribe|route|identity|store|add ...");
+            char words[128] = "";
+
+            for (size_t i = 0; i < NCOMMANDS; i++)
+                if (strncmp(commands[i].name, "/mesh ", 6) == 0 && commands[i].fn != NULL)
+                    snprintf(words + strlen(words), sizeof(words) - strlen(words), "%s%s",
+                             words[0] ? "|" : "", commands[i].name + 6);
+            say(cl, "usage: /mesh %s ...", words);
             return;
         }
-        say(cl, "unknown command '%.40s%s' (/help lists them; a message goes with /mesh send "
-            "<peer> <text>)", p, strlen(p) > 40 ? "..." : "");
+        say(cl, "unknown command '%.40s%s' (/help lists them; a message goes with %s "
+            "<peer> <text>)", p, strlen(p) > 40 ? "..." : "", QPC_MESH ? "/mesh send" : "/send");
+        return;
+    }
+    if (c->fn == NULL) {
+        say(cl, "%s: %s (/help lists what it has)", c->name, CLIENT_NO_MESH);
         return;
     }
     if (c->fn(cl, args) < 0)
@@ -678,6 +730,8 @@ static size_t complete(void *arg, const char *line, size_t word_start, size_t cu
         for (size_t i = 0; i < NCOMMANDS && n < max; i++) {
             char *sp;
 
+            if (commands[i].fn == NULL)
+                continue;
             snprintf(firsts[i], sizeof(firsts[i]), "%s", commands[i].name);
             if ((sp = strchr(firsts[i], ' ')) != NULL)
                 *sp = '\0';
@@ -685,7 +739,7 @@ static size_t complete(void *arg, const char *line, size_t word_start, size_t cu
         }
     } else if (strcmp(w1, "/mesh") == 0 && w2 == NULL) {
         for (size_t i = 0; i < NCOMMANDS && n < max; i++)
-            if (strncmp(commands[i].name, "/mesh ", 6) == 0) {
+            if (strncmp(commands[i].name, "/mesh ", 6) == 0 && commands[i].fn != NULL) {
                 snprintf(seconds[i], sizeof(seconds[i]), "%s", commands[i].name + 6);
                 cands[n++] = seconds[i];
             }
@@ -746,8 +800,12 @@ int repl_run(struct client *cl)
     qpc_log_set_sink(log_to_screen, cl);
     cl->on_interrupt = on_interrupt;
     signal(SIGQUIT, SIG_IGN);   /* Ctrl-backslash would dump core: only Ctrl-D or /quit leave */
-    say(cl, "qpc %s - peer id %s - listening on %s - /help for commands", QPC_VERSION,
-        qpc_identity_peer_id(cl->id), cl->listen_text);
+    if (QPC_MESH)
+        say(cl, "qpc %s - peer id %s - listening on %s - /help for commands", QPC_VERSION,
+            qpc_identity_peer_id(cl->id), cl->listen_text);
+    else
+        say(cl, "qpc %s - peer id %s - no mesh in this build: everything goes through the server "
+            "- /help for commands", QPC_VERSION, qpc_identity_peer_id(cl->id));
     output_unread(cl);
     while (!g_quit && !cl->stop)
         ev_run(cl->loop, EVRUN_ONCE);

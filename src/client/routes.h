@@ -1,8 +1,8 @@
 /*
  * routes.h: what the node learns about where peers are, and which way an envelope goes.
  *
- * Every observation of a peer (a link came up, a server told us, mDNS announced it, an
- * envelope arrived through a neighbour) is turned here into a peer directory entry
+ * Every observation of a peer (a link came up, a server told us, mDNS announced it, a
+ * signed announce came through a neighbour, an envelope arrived through one) is turned here into a peer directory entry
  * (identity.h) and a route offer (route.h, whose fixed rule picks the better route). The
  * rules that keep a claim from displacing verified knowledge live here: an mDNS
  * announcement is a claim anyone on the link can make, so it adds only what nothing
@@ -18,11 +18,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "qpc/announce.h"
 #include "qpc/identity.h"
 #include "qpc/route.h"
 
 #define ROUTES_MDNS_ONLY_MAX 256                  /* directory entries mDNS claims alone may create */
 #define ROUTES_MAX_AGE_MS (24u * 3600 * 1000)     /* routes unheard of this long are dropped */
+#define ROUTES_FD_MAX_AGE_MS (24u * 3600 * 1000)  /* and feasibility distances not updated */
 
 /*
  * Offers a route to dest (never to myself): via, via_peer (may be NULL), next_hop text
@@ -67,13 +69,58 @@ bool routes_learn_mdns(struct qpc_identity *id, struct qpc_route_table *rt,
                        const uint8_t key[static QPC_KEY_LEN], const char *addr, uint64_t now);
 
 /*
- * An envelope from sender, hop_count hops old, arrived through the neighbour (another
- * peer) at neighbour_addr: sender is reachable through that neighbour.
+ * An envelope from sender arrived through the neighbour (another peer) at
+ * neighbour_addr: sender is reachable through that neighbour, at a distance nobody
+ * vouches for (hop_count is not signed), so the route has QPC_ROUTE_HOPS_UNKNOWN hops:
+ * a fallback where no announce says better.
  */
 void routes_learn_envelope(const struct qpc_identity *id, struct qpc_route_table *rt,
                            const uint8_t sender[static QPC_KEY_LEN],
                            const uint8_t neighbour[static QPC_KEY_LEN], const char *neighbour_addr,
-                           uint32_t hop_count, uint64_t now);
+                           uint64_t now);
+
+/* How long a route from an announce with this interval stays fresh: two intervals and a
+ * little (intervals above ROUTES_INTERVAL_MAX_S count as that). */
+#define ROUTES_INTERVAL_MAX_S 3600
+uint64_t routes_hold_ms(uint32_t interval_s);
+
+/*
+ * A verified announce a (its hops as received) came on a link to neighbour at
+ * link_addr (relayed: through the server at link_addr). From the origin itself (hops 0)
+ * it refreshes the link's own route (1 hop direct, 2 relayed); from another neighbour it
+ * offers a route through it of a->hops + 1 hops. Both carry a's seqno, so the table's
+ * feasibility condition applies. Returns true when the table now holds the offer.
+ */
+bool routes_learn_announce(struct qpc_route_table *rt, const struct qpc_identity *id,
+                           const struct qpc_announce *a, const uint8_t neighbour[static QPC_KEY_LEN],
+                           const char *link_addr, bool relayed, uint64_t now);
+
+/*
+ * A link to key went down. With another still up (linked true) nothing changes; with
+ * none left, the routes through key, and the link's own route to key, are retracted
+ * (qpc_route_retract: listed, restored after a restart, but stale, so the first feasible
+ * announce through another neighbour takes over). Returns how many.
+ */
+size_t routes_link_gone(struct qpc_route_table *rt, const uint8_t key[static QPC_KEY_LEN], bool linked);
+
+/*
+ * Resolves a typed id prefix against the routing table, for peers the directory does not
+ * know (reached through announces): at least min hex digits, exactly one destination
+ * starting with them. Returns 0 (key filled), QPC_ERR_NOT_FOUND, QPC_ERR_AMBIGUOUS or
+ * QPC_ERR_INVALID (not hex, or shorter than min).
+ */
+int routes_resolve_prefix(const struct qpc_route_table *rt, const char *text, size_t min,
+                          uint8_t key[static QPC_KEY_LEN]);
+
+/*
+ * Who the user means, over the directory first (contacts_resolve: names, prefixes, full
+ * keys) and then the routing table, for peers known only from announces or traffic:
+ * there a prefix needs CONTACTS_MDNS_PREFIX_MIN hex digits (anyone can mint a key with a
+ * short prefix and announce it). Returns and explains (err, may be NULL) as
+ * contacts_resolve does.
+ */
+int routes_resolve(const struct qpc_identity *id, const struct qpc_route_table *rt, const char *text,
+                   uint8_t key[static QPC_KEY_LEN], char *err, size_t errlen);
 
 /*
  * The peer to hand an envelope for recipient to when recipient itself has no link: the

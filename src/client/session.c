@@ -26,6 +26,7 @@
 #include "qpc/direct.h"
 #include "qpc/error.h"
 #include "qpc/log.h"
+#include "qpc/resolve.h"
 
 #define RECONNECT_MIN_S 1.0    /* the first retry after a connection failed or ended */
 #define RECONNECT_MAX_S 60.0   /* retries back off, doubling, up to this */
@@ -63,6 +64,7 @@ struct session {
     bool closing;
     bool trial;                        /* tried beside the working session (session_connect) */
     ev_timer trial_timeout;
+    struct qpc_resolve *resolving;     /* the server's name being looked up (conn NULL) */
 };
 
 void session_set_callbacks(struct client *cl, const struct session_callbacks *cb)
@@ -262,7 +264,7 @@ static void on_message(struct session *s, const Qpc__ServerMessage *m)
             snprintf(s->domain, sizeof(s->domain), "%s", m->push_ack->domain);
         break;
     case QPC__SERVER_MESSAGE__BODY_PEER_INFO:
-        if (p != NULL && p->kind == PEND_PEER_INFO)
+        if (p != NULL && p->kind == PEND_PEER_INFO && s->cl->session_cb->on_peer_info != NULL)
             s->cl->session_cb->on_peer_info(s->cl, p->key, m->peer_info->online, m->peer_info->addresses,
                                             m->peer_info->n_addresses, m->peer_info->candidates,
                                             m->peer_info->n_candidates);
@@ -270,9 +272,11 @@ static void on_message(struct session *s, const Qpc__ServerMessage *m)
     case QPC__SERVER_MESSAGE__BODY_PATH:
         if (p == NULL || p->kind != PEND_PATH)
             break;
-        if (m->path->observed != NULL && m->path->observed[0] != '\0')
+        if (m->path->observed != NULL && m->path->observed[0] != '\0' &&
+            s->cl->session_cb->on_observed != NULL)
             s->cl->session_cb->on_observed(s->cl, m->path->observed);
-        if (p->punch && m->path->status == QPC__STATUS__STATUS_RATE_LIMITED)
+        if (p->punch && m->path->status == QPC__STATUS__STATUS_RATE_LIMITED &&
+            s->cl->session_cb->on_punch_refused != NULL)
             s->cl->session_cb->on_punch_refused(s->cl, p->key);
         break;
     case QPC__SERVER_MESSAGE__BODY_BROADCAST:
@@ -288,9 +292,13 @@ static void on_message(struct session *s, const Qpc__ServerMessage *m)
             qpc_log_warn("session", "server %s did not relay a broadcast: %s", s->address,
                          status_text(m->broadcast_ack->status));
         break;
+    case QPC__SERVER_MESSAGE__BODY_ANNOUNCE:
+        if (m->announce != NULL)
+            s->cl->session_cb->on_announce(s->cl, m->announce);
+        break;
     case QPC__SERVER_MESSAGE__BODY_PUNCH:
         /* Someone asked for us: dial toward them so our NAT lets their packets in. */
-        if (m->punch->key.len == QPC_KEY_LEN)
+        if (m->punch->key.len == QPC_KEY_LEN && s->cl->session_cb->on_punch != NULL)
             s->cl->session_cb->on_punch(s->cl, m->punch->key.data, m->punch->addresses, m->punch->n_addresses,
                                         m->punch->candidates, m->punch->n_candidates);
         break;
@@ -314,7 +322,7 @@ void session_on_frame(struct client *cl, struct qpc_quic_conn *conn, const uint8
 
 void session_on_datagram(struct client *cl, const uint8_t *d, size_t n)
 {
-    if (n <= 1 + QPC_KEY_LEN || d[0] != RELAY_TAG)
+    if (n <= 1 + QPC_KEY_LEN || d[0] != RELAY_TAG || cl->session_cb->on_relay_packet == NULL)
         return;
     cl->session_cb->on_relay_packet(cl, d + 1, d + 1 + QPC_KEY_LEN, n - 1 - QPC_KEY_LEN);
 }
@@ -383,8 +391,9 @@ static void reconnect_cb(struct ev_loop *loop, ev_timer *w, int revents)
     struct client *cl = w->data;
     char err[256];
 
-    if (cl->session != NULL && cl->session->conn == NULL)
-        session_connect(cl, cl->session->address, err, sizeof(err));
+    if (cl->session != NULL && cl->session->conn == NULL && cl->session->resolving == NULL &&
+        session_connect(cl, cl->session->address, err, sizeof(err)) < 0)
+        qpc_log_warn("session", "%s", err);
 }
 
 void session_on_closed(struct client *cl, const struct qpc_quic_conn *conn,
@@ -459,10 +468,63 @@ static struct session *session_new(struct client *cl, const char *address)
     return s;
 }
 
+/* Dials s->address, now at sa: the QUIC handshake starts (session_on_connected goes on). */
+static int dial_server(struct client *cl, struct session *s, const struct sockaddr *sa,
+                       socklen_t salen)
+{
+    uint8_t key[QPC_KEY_LEN];
+    bool pinned = qpc_identity_pin_lookup(cl->id, QPC_PIN_ADDRESS, s->address, key) == 0;
+    int rc = qpc_quic_connect(cl->ep, sa, salen, QPC_ALPN_CLIENT, pinned ? key : NULL, cl,
+                              &s->conn);
+
+    if (rc < 0)
+        s->conn = NULL;
+    return rc;
+}
+
+/* The session (or trial) s could not start: say why; a trial is dropped, the session
+ * tries again after its back-off. */
+static void server_unreachable(struct client *cl, struct session *s, const char *why)
+{
+    if (s->trial) {
+        info(cl, "cannot connect to %s: %s; %s", s->address, why,
+             session_up(cl) ? "the session with the server before stays" : "nothing was saved");
+        cl->session_trial = NULL;
+        session_free(cl, s);
+        return;
+    }
+    qpc_log_warn("session", "cannot connect to %s: %s", s->address, why);
+    ev_timer_set(&s->reconnect, s->backoff, 0.0);
+    ev_timer_start(cl->loop, &s->reconnect);
+    s->backoff = s->backoff * 2 > RECONNECT_MAX_S ? RECONNECT_MAX_S : s->backoff * 2;
+}
+
+/* The server's name was looked up (from the loop): dial, or wait for the next try. */
+static void server_resolved(void *arg, int rc, const struct sockaddr *sa, socklen_t salen,
+                            const char *why)
+{
+    struct session *s = arg;
+    struct client *cl = s->cl;
+    char text[192];
+
+    s->resolving = NULL;
+    if (rc == 0) {
+        if (cl->ep != NULL && (rc = dial_server(cl, s, sa, salen)) == 0)
+            return;
+        why = qpc_strerror(rc != 0 ? rc : QPC_ERR_CLOSED);
+        snprintf(text, sizeof(text), "%s", why);
+    } else {
+        snprintf(text, sizeof(text), "name lookup: %s", why);
+    }
+    server_unreachable(cl, s, text);
+}
+
 /*
  * With a session already there (up, or retrying its server), a different address is
  * tried beside it: the old session is replaced only once the new server answered, and
  * nothing is saved before that, so a typo costs nothing (session_on_connected).
+ * A numeric address is dialled at once; a name is looked up first, from the loop
+ * (qpc/resolve.h), and whatever goes wrong then is said by server_unreachable.
  */
 int session_connect(struct client *cl, const char *address_in, char *err, size_t errlen)
 {
@@ -474,8 +536,7 @@ int session_connect(struct client *cl, const char *address_in, char *err, size_t
     uint16_t p;
     struct sockaddr_storage ss;
     socklen_t sslen = 0;
-    uint8_t key[QPC_KEY_LEN];
-    bool pinned, trial;
+    bool trial, numeric;
     int rc;
 
     if (!qpc_addr_valid(address_in) ||
@@ -485,7 +546,7 @@ int session_connect(struct client *cl, const char *address_in, char *err, size_t
     }
     snprintf(address, sizeof(address), "%s", address_in);
     if (s != NULL && strcmp(s->address, address) == 0) {
-        if (s->conn != NULL)
+        if (s->conn != NULL || s->resolving != NULL)
             return 0;
     }
     if (cl->session_cb == NULL) {   /* node_start sets them: a session needs the node */
@@ -493,11 +554,17 @@ int session_connect(struct client *cl, const char *address_in, char *err, size_t
         return QPC_ERR_INVALID;
     }
     trial = s != NULL && strcmp(s->address, address) != 0;
-    if (qpc_addr_resolve(address, &ss, &sslen) < 0) {
+    numeric = qpc_addr_is_numeric(address);
+    if (numeric && qpc_addr_resolve(address, &ss, &sslen) < 0) {
         snprintf(err, errlen, "cannot resolve %s%s", host, trial ? "; the session before stays" : "");
         if (!trial && s != NULL)
             ev_timer_start(cl->loop, &s->reconnect);
         return QPC_ERR_NOT_FOUND;
+    }
+    if (!numeric && cl->resolver == NULL &&
+        (rc = qpc_resolver_new(cl->loop, NULL, &cl->resolver)) < 0) {
+        snprintf(err, errlen, "cannot look up %s: %s", host, qpc_strerror(rc));
+        return rc;
     }
     if (trial) {
         if (cl->session_trial != NULL)
@@ -510,11 +577,12 @@ int session_connect(struct client *cl, const char *address_in, char *err, size_t
     }
     if (trial && (s = session_new(cl, address)) == NULL)
         return QPC_ERR_NOMEM;
-    pinned = qpc_identity_pin_lookup(cl->id, QPC_PIN_ADDRESS, address, key) == 0;
-    rc = qpc_quic_connect(cl->ep, (struct sockaddr *)&ss, sslen, QPC_ALPN_CLIENT,
-                          pinned ? key : NULL, cl, &s->conn);
+    if (numeric)
+        rc = dial_server(cl, s, (struct sockaddr *)&ss, sslen);
+    else
+        rc = qpc_resolve_start_family(cl->resolver, address, qpc_quic_endpoint_dial_family(cl->ep),
+                                      server_resolved, s, &s->resolving);
     if (rc < 0) {
-        s->conn = NULL;
         snprintf(err, errlen, "cannot connect to %s: %s%s", address, qpc_strerror(rc),
                  trial ? "; the session before stays" : "");
         if (trial)
@@ -537,6 +605,8 @@ static void session_free(struct client *cl, struct session *s)
     struct pending *p, *tmp;
 
     s->closing = true;
+    qpc_resolve_cancel(s->resolving);
+    s->resolving = NULL;
     ev_timer_stop(cl->loop, &s->reconnect);
     ev_timer_stop(cl->loop, &s->trial_timeout);
     if (s->conn != NULL) {
@@ -601,6 +671,17 @@ int session_enqueue(struct client *cl, const struct qpc_envelope *env, const cha
         p->kept = kept;
     }
     return 0;
+}
+
+int session_announce(struct client *cl, const Qpc__MeshAnnounce *a)
+{
+    Qpc__ClientRequest req = QPC__CLIENT_REQUEST__INIT;
+
+    if (!session_up(cl))
+        return QPC_ERR_CLOSED;
+    req.body_case = QPC__CLIENT_REQUEST__BODY_ANNOUNCE;
+    req.announce = (Qpc__MeshAnnounce *)a;   /* pack only reads it */
+    return send_request(cl->session, &req);   /* no answer is expected */
 }
 
 void session_peer_info(struct client *cl, const uint8_t key[static QPC_KEY_LEN])

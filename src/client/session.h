@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "client.h"
+#include "qpc/proto.h"
 
 /* What the session tells the layer above. Every member must be set. */
 struct session_callbacks {
@@ -38,9 +39,13 @@ struct session_callbacks {
     /* A relayed QUIC packet from peer key came in. */
     void (*on_relay_packet)(struct client *cl, const uint8_t key[static QPC_KEY_LEN],
                             const uint8_t *pkt, size_t len);
+    /* (on_peer_info, on_punch, on_observed, on_punch_refused and on_relay_packet serve
+     * the mesh's paths and may be NULL: a qpc built without mesh ignores what they say.) */
     /* The server refused for good envelope id of mine that only it could carry
      * (session_enqueue without kept): nothing will deliver it. */
     void (*on_refused)(struct client *cl, const uint8_t id[static QPC_ID_LEN]);
+    /* The server passed on an announce (ServerMessage announce); only read. */
+    void (*on_announce)(struct client *cl, const Qpc__MeshAnnounce *a);
     /* The session came up (true) or went down (false). */
     void (*on_up)(struct client *cl, bool up);
 };
@@ -78,6 +83,8 @@ int session_enqueue(struct client *cl, const struct qpc_envelope *env, const cha
 void session_ack_pending(struct client *cl);
 /* Hands a broadcast envelope (already hopped) to the server to flood on. 0 when sent. */
 int session_broadcast(struct client *cl, const struct qpc_envelope *env);
+/* Sends an announce (mine, or one passed on) to the server. 0 or QPC_ERR_CLOSED. */
+int session_announce(struct client *cl, const Qpc__MeshAnnounce *a);
 /* Sends one relayed QUIC packet to peer key. 0 or nonzero when dropped. */
 int session_relay_send(struct client *cl, const uint8_t key[static QPC_KEY_LEN],
                        const uint8_t *pkt, size_t len);

@@ -15,6 +15,8 @@ static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL
 
 #define CV(field) offsetof(struct client_settings, field)
 #define MIB (INT64_C(1024) * 1024)
+/* A key only the mesh uses: a build without it refuses a value for it, saying why. */
+#define MESH_ONLY (QPC_MESH ? 0u : QPC_CONFIG_NOT_BUILT)
 
 static const struct qpc_config_key keys[] = {
     { .name = "data_dir", .flag = "--data-dir", .type = QPC_CONFIG_STRING,
@@ -22,17 +24,18 @@ static const struct qpc_config_key keys[] = {
       .help = "identity, peers and store; \"\" = $HOME/.local/share/quicprochat" },
     { .name = "listen", .flag = "--listen", .type = QPC_CONFIG_ADDR,
       .env = "QPC_CLIENT_LISTEN", .def = "0.0.0.0:0", .offset = CV(listen),
-      .flags = QPC_CONFIG_PORT0, .metavar = "HOST:PORT",
+      .flags = QPC_CONFIG_PORT0 | MESH_ONLY, .metavar = "HOST:PORT",
       .help = "local address for P2P QUIC; port 0 = any" },
     { .name = "server", .flag = "--server", .type = QPC_CONFIG_ADDR, .env = "QPC_SERVER",
       .def = "", .offset = CV(server), .flags = QPC_CONFIG_EMPTY_OK, .metavar = "HOST:PORT",
-      .help = "node to use; \"\" = none (find one with /mesh peers)" },
+      .help = QPC_MESH ? "node to use; \"\" = none (find one with /mesh peers)"
+                       : "node to use; \"\" = none (nothing is sent or received without one)" },
     { .name = "mdns_enabled", .flag = "--mdns-enabled", .type = QPC_CONFIG_BOOL,
       .env = "QPC_CLIENT_MDNS_ENABLED", .def = "true", .offset = CV(mdns_enabled),
-      .metavar = "BOOL", .help = "browse for nodes with mDNS" },
+      .flags = MESH_ONLY, .metavar = "BOOL", .help = "browse for nodes with mDNS" },
     { .name = "mdns_interfaces", .flag = "--mdns-interfaces", .type = QPC_CONFIG_LIST,
       .env = "QPC_CLIENT_MDNS_INTERFACES", .def = "", .offset = CV(mdns_interfaces),
-      .flags = QPC_CONFIG_IFNAME, .metavar = "IF,...",
+      .flags = QPC_CONFIG_IFNAME | MESH_ONLY, .metavar = "IF,...",
       .help = "interfaces mDNS uses; empty = all" },
     { .name = "store_per_recipient", .flag = "--store-per-recipient", .type = QPC_CONFIG_INT,
       .env = "QPC_CLIENT_STORE_PER_RECIPIENT", .def = "1000",
@@ -50,8 +53,15 @@ static const struct qpc_config_key keys[] = {
       .metavar = "N", .help = "hops a message sent may travel" },
     { .name = "direct_timeout_ms", .flag = "--direct-timeout-ms", .type = QPC_CONFIG_INT,
       .env = "QPC_CLIENT_DIRECT_TIMEOUT_MS", .def = "3000", .offset = CV(direct_timeout_ms),
-      .min = 100, .max = 600000, .metavar = "MS",
+      .min = 100, .max = 600000, .flags = MESH_ONLY, .metavar = "MS",
       .help = "time for a direct P2P attempt before relay or store" },
+    { .name = "announce_interval_s", .flag = "--announce-interval-s", .type = QPC_CONFIG_INT,
+      .env = "QPC_CLIENT_ANNOUNCE_INTERVAL_S", .def = "30", .offset = CV(announce_interval_s),
+      .min = 1, .max = 3600, .flags = MESH_ONLY, .metavar = "SECONDS",
+      .help = "how often this node announces itself to the mesh" },
+    { .name = "peers", .flag = "--peers", .type = QPC_CONFIG_LIST, .env = "QPC_CLIENT_PEERS",
+      .def = "", .offset = CV(peers), .flags = QPC_CONFIG_ADDRS | MESH_ONLY, .metavar = "HOST:PORT,...",
+      .help = "static peers, dialled at start and redialled with back-off" },
     { .name = "log_level", .flag = "--log-level", .type = QPC_CONFIG_ENUM,
       .env = "QPC_CLIENT_LOG_LEVEL", .def = "warn", .offset = CV(log_level),
       .choices = log_levels, .metavar = "LEVEL", .help = "error, warn, info or debug" },
@@ -62,6 +72,7 @@ const struct qpc_config_schema client_schema = {
     .keys = keys,
     .key_count = sizeof(keys) / sizeof(keys[0]),
     .values_size = sizeof(struct client_settings),
+    .not_built = CLIENT_NO_MESH,
 };
 
 const struct client_settings *client_settings(const struct qpc_config *cfg)

@@ -15,24 +15,42 @@
 #include "qpc/config.h"
 
 /*
+ * QPC_MESH: 1 when qpc is built with its mesh (the default), 0 for a client-server-only
+ * build (cmake -DQPC_MESH=OFF; docs/client.md, "Without mesh"). CMakeLists.txt defines
+ * it for every client file; a file compiled without it would silently lose its mesh.
+ */
+#ifndef QPC_MESH
+#error "QPC_MESH is not defined: build the client through CMakeLists.txt (option QPC_MESH)"
+#endif
+
+/* What a build without mesh says when it is asked for a mesh-only setting or command. */
+#define CLIENT_NO_MESH "this qpc is built without mesh support (cmake -DQPC_MESH=OFF): it " \
+    "makes no P2P links and uses no mDNS; messages go through its server (--server)"
+
+/*
  * The client's settings (docs/config.md lists every key); same ownership and range
  * rules as struct server_settings: borrowed from the struct qpc_config, strings never NULL.
  */
 struct client_settings {
     char *data_dir;                /* "" until client_settings_resolve() */
-    char *listen;                  /* P2P address; port 0 = any */
+    char *listen;                  /* P2P address; port 0 = any (mesh only) */
     char *server;                  /* node to use, "host:port"; "" = none (mDNS may find one) */
-    bool mdns_enabled;
-    struct qpc_config_strings mdns_interfaces; /* empty = every interface */
+    bool mdns_enabled;             /* (mesh only) */
+    struct qpc_config_strings mdns_interfaces; /* empty = every interface (mesh only) */
     int64_t store_per_recipient;   /* messages held per unreachable recipient */
     int64_t store_max_bytes;
     int64_t default_ttl;           /* seconds */
     int64_t max_hops;
-    int64_t direct_timeout_ms;     /* how long a direct P2P attempt may take before relay/store */
+    int64_t direct_timeout_ms;     /* how long a direct P2P attempt may take before relay/store
+                                    * (mesh only) */
+    int64_t announce_interval_s;   /* my announces go at least this often (mesh only) */
+    struct qpc_config_strings peers;   /* static peers, "host:port": dialled at start (mesh only) */
     char *log_level;
 };
 
-/* The schema: qpc_config_new(&cfg, &client_schema). */
+/* The schema: qpc_config_new(&cfg, &client_schema). Without mesh (QPC_MESH 0) the mesh
+ * only keys keep their rows and defaults but are refused from every layer, saying
+ * CLIENT_NO_MESH, and --help leaves them out (QPC_CONFIG_NOT_BUILT). */
 extern const struct qpc_config_schema client_schema;
 
 /* The settings of cfg (made from client_schema), borrowed from it. */

@@ -25,14 +25,15 @@
 
 #define QUIET 4
 
-/* Addresses peers can dial: interface addresses for a wildcard listener. */
+/* Addresses peers can dial: interface addresses for a wildcard listener (none without
+ * mesh: nothing listens, the socket is the server connection's). */
 static void my_addresses(const struct client *cl, struct contacts_card *card)
 {
     char host[QPC_ADDRESS_MAX + 1];
     uint16_t port = 0;
     struct ifaddrs *ifs = NULL;
 
-    if (qpc_addr_parse(cl->cc->listen, host, sizeof(host), &port) < 0)
+    if (!QPC_MESH || qpc_addr_parse(cl->cc->listen, host, sizeof(host), &port) < 0)
         return;
     if (cl->listen_port != 0)
         port = cl->listen_port;     /* the node runs: the port it has */
@@ -105,7 +106,9 @@ int share_show(struct client *cl)
     }
     QRcode_free(qr);
     say(cl, "%s", text);
-    if (strstr(text, "addr=") == NULL)
+    if (!QPC_MESH)
+        say(cl, "(no address in it: this qpc has no mesh, so others reach you through your server)");
+    else if (strstr(text, "addr=") == NULL)
         say(cl, "(no address in it: qpc listens on a port chosen at each start; a fixed one, "
             "--listen 0.0.0.0:7100, puts your addresses in)");
     say(cl, "others add you by pasting that text: /mesh add <text> or qpc peer add <text>");

@@ -31,6 +31,7 @@
 #include <sodium.h>
 
 #include "output.h"
+#include "route_state.h"
 #include "state.h"
 #include "qpc/encoding.h"
 #include "qpc/error.h"
@@ -203,6 +204,10 @@ int state_open(struct client *cl, bool create, char *err, size_t errlen)
     rc = qpc_queue_open(path, &lim, &cl->outbox, err, errlen);
     if (rc < 0)
         return rc == QPC_ERR_DB || rc == QPC_ERR_VERSION ? EXIT_STATE : EXIT_FAIL;
+    if (route_state_open(cl) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return EXIT_FAIL;
+    }
     path_join(path, sizeof(path), cl->data_dir, "seen.log");
     load_seen(cl, path, now_ms());
     cl->seen_log = fopen(path, "a");
@@ -239,6 +244,7 @@ void state_close(struct client *cl)
         fclose(cl->seen_log);
     cl->seen_log = NULL;
     receipts_clear(&cl->receipts);
+    route_state_close(cl);
     qpc_store_free(cl->store);
     cl->store = NULL;
     qpc_identity_free(cl->id);
@@ -636,6 +642,7 @@ int state_load_subscriptions(struct client *cl, char *err, size_t errlen)
     char path[PATH_MAX + 32];
     json_error_t je;
     json_t *root = NULL, *arr;
+    bool has_keys = false;
     int rc = 0;
 
     path_join(path, sizeof(path), cl->data_dir, "subscriptions.json");
@@ -662,9 +669,16 @@ int state_load_subscriptions(struct client *cl, char *err, size_t errlen)
             rc = QPC_ERR_CORRUPT;
             goto out;
         }
-        if (key != NULL)
+        if (key != NULL) {
             state_remember_key_text(topic, key);
+            has_keys = true;
+            /* The tree is freed without a wipe: the copy in it goes now (jansson keeps
+             * the length apart, so zeroed bytes are still a valid string to free). */
+            sodium_memzero((char *)key, strlen(key));
+        }
     }
+    if (has_keys)
+        qpc_file_warn_exposed(path, "private channel keys");
 out:
     json_decref(root);
     return rc;

@@ -17,9 +17,11 @@
 #include <strings.h>
 #include <sodium.h>
 
-#include "dial.h"
 #include "handover.h"
+#if QPC_MESH
+#include "dial.h"
 #include "link.h"
+#endif
 #include "output.h"
 #include "qpc/direct.h"
 #include "qpc/error.h"
@@ -39,7 +41,9 @@ struct receipt_hold {
 static void receipt_held_cb(struct client *cl, void *arg, int status)
 {
     struct receipt_hold *rh = arg;
+#if QPC_MESH
     struct peer_state *ps;
+#endif
 
     if (status != 0) {
         /* Not durable: owed again, sealed again next turn (the acks said INTERNAL). */
@@ -50,6 +54,7 @@ static void receipt_held_cb(struct client *cl, void *arg, int status)
     }
     for (size_t i = 0; i < rh->n; i++)
         receipts_mark_receipted(&cl->receipts, rh->items[i].id);
+#if QPC_MESH   /* (without mesh turn_end's flush hands it to the server) */
     if (cl->ep != NULL) {
         /* A sender on another node's domain is reached through mine; P2P stays possible
          * (the parked copy goes on the next link toward it). */
@@ -58,6 +63,7 @@ static void receipt_held_cb(struct client *cl, void *arg, int status)
         else if (link_toward(cl, rh->sender) == NULL && (ps = peers_get(&cl->peers, rh->sender)) != NULL)
             dial_reach(cl, ps);   /* with a link, turn_end's flush sends it */
     }
+#endif
     free(rh);
 }
 

@@ -4,7 +4,8 @@
  *
  * The one idea: this file holds no state and makes no decision beyond the request's
  * kind. Delivery answers enqueue, batch_enqueue, fetch, ack and push; relay answers
- * peer_info and path and takes the DATAGRAMs; broadcast answers broadcast. A frame that
+ * peer_info and path and takes the DATAGRAMs; broadcast answers broadcast; mesh takes
+ * announce (and sends what it knows when push is turned on). A frame that
  * request_client_decode refuses (not a ClientRequest, no known request, a repeated field
  * above its cap: request.h) gets an error answer here with the status and detail of the
  * refusal, and counts as a protocol error; a client that keeps sending them is closed
@@ -17,6 +18,7 @@
 #include "broadcast.h"
 #include "client_service.h"
 #include "delivery.h"
+#include "mesh.h"
 #include "relay.h"
 #include "request.h"
 #include "session.h"
@@ -24,11 +26,10 @@
 #define GARBAGE_BURST 10.0          /* refused requests a client may send at once... */
 #define GARBAGE_RATE (1.0 / 60.0)   /* ...and then one a minute, before it is closed */
 #define GARBAGE_LOG_INTERVAL_MS 10000u   /* one log line per kind of refusal per 10 s */
-/* Client connections admitted at once, in all and per client key. A client has one or
+/* Client connections admitted at once, in all and per client key, are settings
+ * (max_client_connections 10000, max_connections_per_client 16). A client has one or
  * two (a reconnect while the node still holds the dead one until its idle timeout); the
  * caps keep minted keys and one key's many sockets from taking the node's memory. */
-#define CLIENT_SESSIONS_MAX 10000u
-#define CLIENT_SESSIONS_PER_KEY 16u
 
 static void reply_error(struct session *s, const struct request_refusal *why)
 {
@@ -116,8 +117,10 @@ static void on_frame(struct session *s, const uint8_t *data, size_t len)
         break;
     case QPC__CLIENT_REQUEST__BODY_PUSH:
         delivery_set_push(s, req->request_id, req->push->enable);
-        if (s->push)
+        if (s->push) {
             broadcast_replay(s);   /* live bulletins it missed */
+            mesh_replay(s);        /* and what the node knows of the mesh */
+        }
         break;
     case QPC__CLIENT_REQUEST__BODY_PEER_INFO:
         relay_peer_info(s, req->request_id, req->peer_info);
@@ -127,6 +130,9 @@ static void on_frame(struct session *s, const uint8_t *data, size_t len)
         break;
     case QPC__CLIENT_REQUEST__BODY_BROADCAST:
         broadcast_handle_client(s, req->request_id, req->broadcast);
+        break;
+    case QPC__CLIENT_REQUEST__BODY_ANNOUNCE:
+        mesh_handle_client(s, req->announce);   /* not answered: announces are periodic */
         break;
     default:   /* request_client_decode let no other kind through */
         break;
@@ -159,8 +165,8 @@ int client_service_start(struct node *n)
     ec.listen = n->sc->listen;
     ec.alpn = QPC_ALPN_CLIENT;
     ec.clients = true;
-    ec.max_sessions = CLIENT_SESSIONS_MAX;
-    ec.max_sessions_per_key = CLIENT_SESSIONS_PER_KEY;
+    ec.max_sessions = (size_t)n->sc->max_client_connections;
+    ec.max_sessions_per_key = (size_t)n->sc->max_connections_per_client;
     rc = session_endpoint_open(n, &ec, &client_callbacks, &n->client_ep);
     if (rc == 0)
         n->client_port = session_endpoint_port(n->client_ep);

@@ -45,6 +45,7 @@
 #define SEND_BCAST_MAX REQUEST_BROADCASTS_MAX    /* envelopes per RelayBroadcastRequest */
 #define FRAME_MARGIN 4096u
 #define LINK_BCAST_MAX 256u       /* broadcasts waiting per link while it connects */
+#define LINK_ANNOUNCE_MAX 1024u   /* announces waiting per link (mesh.c caches 512 origins) */
 /* Rows one link may hold. Without a bound a peer that stops reading its stream or
  * never answers would make every pump lease more (and, once LEASE_MS passed, the same
  * rows again) onto its link; what is over goes back to the outbox with a failed attempt. */
@@ -66,6 +67,12 @@ struct learned_node {
     char domain[QPC_QUEUE_DOMAIN_MAX + 1];
     char addr[QPC_ADDRESS_MAX + 1];
     UT_hash_handle hh;
+};
+
+/* An announce waiting on a link (already hopped by mesh.c): best effort, like a broadcast. */
+struct ann_item {
+    struct qpc_announce a;
+    struct ann_item *next;
 };
 
 /* A broadcast envelope waiting on a link: not in the outbox, lost if the link fails. */
@@ -95,6 +102,10 @@ struct link {
     size_t n_inflight;                       /* rows in inflight */
     struct bcast_blob *bcasts;               /* broadcasts waiting to go (best effort) */
     size_t n_bcasts;
+    struct ann_item *anns;                   /* announces waiting to go (best effort) */
+    size_t n_anns;
+    bool static_peer;                        /* a `peers` entry: announces only, no domain */
+    char addr[QPC_ADDRESS_MAX + 1];          /* static_peer: where it is dialled */
     uint64_t next_request_id;
     bool opened;                             /* the current connection reached link_open */
     uint64_t last_ok_ms;                     /* wall clock of the last open or answer; 0 never */
@@ -130,6 +141,12 @@ struct federation {
     struct learned_node *learned;  /* nodes learned from mDNS by domain_key */
     struct domain_route *routes;   /* domains beyond one hop, by domain_key */
     struct handed *handed;         /* ids handed on recently (keyed: ids are chosen by senders) */
+    /* The static peers of `peers` (settings): links of their own, outside the table of
+     * links by domain, so no domain ever resolves to one and no outbox row, broadcast or
+     * route table is ever written to them: they carry announces alone. */
+    struct link *statics;
+    size_t n_statics;
+    void (*greeter)(struct node *n, struct link *l);   /* mesh.c: what a new link is told */
 };
 
 /* Monotonic milliseconds: every timeout and interval here (DESIGN.md, "The clock"). */
@@ -395,6 +412,49 @@ static void link_drop_bcasts(struct link *l)
     l->n_bcasts = 0;
 }
 
+static void link_drop_anns(struct link *l)
+{
+    struct ann_item *a, *tmp;
+
+    LL_FOREACH_SAFE(l->anns, a, tmp) {
+        LL_DELETE(l->anns, a);
+        free(a);
+    }
+    l->n_anns = 0;
+}
+
+/* Sends waiting announces, one FederationRequest each (the field is not repeated); the
+ * receiver answers each with one status, which nobody waits for: the next periodic
+ * announce replaces a lost one. */
+static void link_send_anns(struct link *l)
+{
+    while (l->ready && l->anns != NULL) {
+        Qpc__FederationRequest req = QPC__FEDERATION_REQUEST__INIT;
+        struct qpc_announce_pb apb;
+        struct ann_item *a = l->anns;
+        int rc;
+
+        qpc_announce_to_pb(&a->a, &apb);
+        req.request_id = l->next_request_id;
+        req.body_case = QPC__FEDERATION_REQUEST__BODY_ANNOUNCE;
+        req.announce = &apb.pb;
+        rc = session_write_message(l->s, &req.base);
+        if (rc == QPC_ERR_AGAIN)
+            return;   /* on_writable resumes */
+        if (rc != 0) {
+            l->node->c.errors[ERRK_FEDERATION]++;
+            qpc_log_warn("federation", "node %s: %zu announce(s) dropped: %s", l->domain,
+                         l->n_anns, qpc_strerror(rc));
+            link_drop_anns(l);
+            return;
+        }
+        l->next_request_id++;
+        LL_DELETE(l->anns, a);
+        free(a);
+        l->n_anns--;
+    }
+}
+
 /* Sends waiting broadcasts in RelayBroadcastRequests (answers are only counted by the
  * receiver: a lost one is not retried). */
 /* A learned node left: its link is freed (when connected, once the close is done). */
@@ -467,6 +527,7 @@ static void link_send(struct link *l)
     size_t budget = (size_t)n->sc->max_frame_size - FRAME_MARGIN;
 
     link_send_bcasts(l);
+    link_send_anns(l);
     while (l->ready && l->n_waiting > 0) {
         Qpc__FederationRequest req = QPC__FEDERATION_REQUEST__INIT;
         Qpc__RelayEnqueueRequest rr = QPC__RELAY_ENQUEUE_REQUEST__INIT;
@@ -568,9 +629,12 @@ static int dial(struct link *l, const char *addr)
     struct node *n = l->node;
     uint8_t key[QPC_KEY_LEN];
     bool by_key = trust_by_key(n);
-    bool has_key = by_key && trust_domain_key(n, l->domain, key) == 0;
-    int rc = session_dial(n->fed_ep, addr, has_key ? key : NULL, by_key ? NULL : l->domain,
-                          &link_callbacks, l, &l->s);
+    bool has_key = !l->static_peer && by_key && trust_domain_key(n, l->domain, key) == 0;
+    /* A static peer: any key, or in CA mode any certificate of the CA (it carries only
+     * announces, which are signed by their origins). */
+    int rc = session_dial(n->fed_ep, addr, has_key ? key : NULL,
+                          by_key || l->static_peer ? NULL : l->domain, &link_callbacks, l,
+                          &l->s);
 
     if (rc == 0)
         n->c.fed_connections_total++;
@@ -606,6 +670,87 @@ static size_t bcast_to(struct node *n, const char *domain, const uint8_t *blob, 
     if (l->ready)
         link_send(l);
     return 1;
+}
+
+/* Queues a copy of a on link l when it is up (1 queued, 0 not). A link that is down is
+ * dialled instead (the address: addr, or NULL to resolve the link's domain), and when it
+ * comes up it is sent what the node knows (mesh.c's greeter), this announce included. */
+static size_t ann_to(struct node *n, struct link *l, const char *addr,
+                     const struct qpc_announce *a)
+{
+    char found[QPC_ADDRESS_MAX + 1];
+    struct ann_item *it;
+
+    if (!l->ready) {
+        if (l->s != NULL || mono_ms() < l->next_dial_mono)
+            return 0;   /* connecting, or down and waiting for its next dial */
+        if (addr == NULL) {
+            if (resolve_destination(n, l->domain, found, sizeof(found)) != DEST_REMOTE)
+                return 0;
+            addr = found;
+        }
+        if (dial(l, addr) != 0) {
+            l->failures++;
+            n->c.errors[ERRK_FEDERATION]++;
+            link_backoff(l);
+        }
+        return 0;
+    }
+    if (l->n_anns >= LINK_ANNOUNCE_MAX || (it = malloc(sizeof(*it))) == NULL)
+        return 0;
+    it->a = *a;
+    it->next = NULL;
+    LL_APPEND(l->anns, it);
+    l->n_anns++;
+    link_send(l);
+    return 1;
+}
+
+size_t federation_announce_link(struct link *l, const struct qpc_announce *a)
+{
+    return ann_to(l->node, l, l->static_peer ? l->addr : NULL, a);
+}
+
+/* True when session from (an accepted federation connection) is the node of link l:
+ * the same proven key, or the same proven domain. */
+static bool link_is_session(const struct link *l, const struct session *from)
+{
+    if (l->s != NULL && l->s->has_peer_key && from->has_peer_key &&
+        memcmp(l->s->key, from->key, QPC_KEY_LEN) == 0)
+        return true;
+    return !l->static_peer && from->fed_domain[0] != '\0' &&
+           strcasecmp(l->domain, from->fed_domain) == 0;
+}
+
+size_t federation_announce(struct node *n, const struct qpc_announce *a,
+                           const struct session *from)
+{
+    const struct qpc_config_table *peers = &n->sc->federation_peers;
+    struct federation *f = n->federation;
+    struct learned_node *ln, *tmp;
+    struct link *l;
+    size_t sent = 0;
+
+    if (n->fed_ep == NULL || n->stopping || f == NULL)
+        return 0;
+    for (size_t i = 0; i < peers->count; i++) {
+        l = link_get(n, peers->items[i].name);
+        if (l != NULL && (from == NULL || !link_is_session(l, from)))
+            sent += ann_to(n, l, NULL, a);
+    }
+    HASH_ITER(hh, f->learned, ln, tmp) {
+        if (trust_peer_address(n, ln->domain) != NULL)
+            continue;
+        l = link_get(n, ln->domain);
+        if (l != NULL && (from == NULL || !link_is_session(l, from)))
+            sent += ann_to(n, l, NULL, a);
+    }
+    for (size_t i = 0; i < f->n_statics; i++) {
+        l = &f->statics[i];
+        if (from == NULL || !link_is_session(l, from))
+            sent += ann_to(n, l, l->addr, a);
+    }
+    return sent;
 }
 
 size_t federation_broadcast(struct node *n, const uint8_t *blob, size_t len,
@@ -678,6 +823,17 @@ static void keep_configured_links(struct node *n)
 {
     uint64_t now = mono_ms();
     char addr[QPC_ADDRESS_MAX + 1];
+
+    for (size_t i = 0; i < n->federation->n_statics; i++) {
+        struct link *l = &n->federation->statics[i];
+        if (l->s != NULL || now < l->next_dial_mono)
+            continue;
+        if (dial(l, l->addr) != 0) {
+            l->failures++;
+            n->c.errors[ERRK_FEDERATION]++;
+            link_backoff(l);
+        }
+    }
 
     for (size_t i = 0; i < n->sc->federation_peers.count; i++) {
         struct link *l = link_get(n, n->sc->federation_peers.items[i].name);
@@ -818,8 +974,11 @@ static void link_response(struct link *l, const uint8_t *data, size_t len)
 static void link_open(struct session *s)
 {
     struct link *l = s->owner;
+    struct federation *f = l->node->federation;
 
-    if (trust_by_key(l->node) &&
+    /* A static peer proves no domain and is given none: nothing is pinned for it, and
+     * it is not in the table rows, broadcasts and routes are written to. */
+    if (!l->static_peer && trust_by_key(l->node) &&
         (!s->has_peer_key || trust_accept_dialled(l->node, l->domain, s->key) != 0)) {
         session_close(s, QPC_QUIC_APP_REFUSED, "key does not prove the domain");
         return;   /* link_closed puts the rows back */
@@ -828,8 +987,12 @@ static void link_open(struct session *s)
     l->opened = true;
     l->dial_backoff_ms = 0;
     l->last_ok_ms = node_now_ms();
-    qpc_log_info("federation", "connected to node %s", l->domain);
-    link_send_routes(l);
+    qpc_log_info("federation", "connected to %s %s", l->static_peer ? "static peer" : "node",
+                 l->domain);
+    if (!l->static_peer)
+        link_send_routes(l);
+    if (f->greeter != NULL)
+        f->greeter(l->node, l);
     link_send(l);
 }
 
@@ -862,7 +1025,11 @@ static void link_closed(struct session *s, const struct qpc_quic_close_info *inf
     l->opened = false;
     link_fail_all(l, why);
     link_drop_bcasts(l);
-    link_free_if_unrouted(l->node, l);
+    link_drop_anns(l);
+    if (!l->static_peer)
+        link_free_if_unrouted(l->node, l);
+    else
+        qpc_log_info("federation", "static peer %s: %s", l->domain, why);
 }
 
 static const struct session_callbacks link_callbacks = {
@@ -992,6 +1159,12 @@ void federation_foreach_peer(const struct node *n,
             .outbox_waiting = l->n_waiting + l->n_inflight };
         fn(&st, arg);
     }
+    for (size_t i = 0; i < n->federation->n_statics; i++) {
+        const struct link *sl = &n->federation->statics[i];
+        struct federation_peer_state st = { .domain = sl->addr, .up = sl->ready,
+            .last_ok_ms = sl->last_ok_ms, .failures = sl->failures, .static_peer = true };
+        fn(&st, arg);
+    }
     HASH_ITER(hh, n->federation->routes, rt, rtmp) {
         struct federation_peer_state st = { .domain = rt->domain, .via = rt->via,
             .up = rt->expires_mono > now, .metric = rt->metric };
@@ -999,10 +1172,55 @@ void federation_foreach_peer(const struct node *n,
     }
 }
 
+/* True when addr is the address of a [federation_peers] entry: that node's link carries
+ * announces already, and as a proven one. */
+static bool is_federation_peer_addr(const struct node *n, const char *addr)
+{
+    const struct qpc_config_table *t = &n->sc->federation_peers;
+
+    for (size_t i = 0; i < t->count; i++) {
+        const char *v = t->items[i].value;
+        size_t alen = strcspn(v, " \t");
+        if (strlen(addr) == alen && strncasecmp(v, addr, alen) == 0)
+            return true;
+    }
+    return false;
+}
+
 int federation_start(struct node *n)
 {
-    n->federation = calloc(1, sizeof(*n->federation));
-    return n->federation != NULL ? 0 : QPC_ERR_NOMEM;
+    const struct qpc_config_strings *peers = &n->sc->peers;
+    struct federation *f = calloc(1, sizeof(*f));
+
+    if (f == NULL)
+        return QPC_ERR_NOMEM;
+    if (peers->count > 0 && (f->statics = calloc(peers->count, sizeof(*f->statics))) == NULL) {
+        free(f);
+        return QPC_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < peers->count; i++) {
+        struct link *l;
+
+        if (is_federation_peer_addr(n, peers->items[i])) {
+            qpc_log_info("federation", "static peer %s is in [federation_peers]: its "
+                         "federation link carries the announces", peers->items[i]);
+            continue;
+        }
+        l = &f->statics[f->n_statics++];
+        l->node = n;
+        l->static_peer = true;
+        l->next_request_id = 1;
+        snprintf(l->addr, sizeof(l->addr), "%s", peers->items[i]);
+        snprintf(l->domain, sizeof(l->domain), "%s", peers->items[i]);   /* for the logs */
+    }
+    n->federation = f;
+    return 0;
+}
+
+void federation_set_link_greeter(struct node *n, void (*fn)(struct node *n, struct link *l))
+{
+    if (n->federation != NULL)
+        n->federation->greeter = fn;
 }
 
 void federation_stop(struct node *n)
@@ -1018,6 +1236,7 @@ void federation_stop(struct node *n)
     HASH_ITER(hh, f->links, l, tmp) {
         link_fail_all(l, "node stopping");
         link_drop_bcasts(l);
+        link_drop_anns(l);
         HASH_DEL(f->links, l);
         free(l->waiting);
         free(l);
@@ -1038,6 +1257,11 @@ void federation_stop(struct node *n)
             free(h);
         }
     }
+    for (size_t i = 0; i < f->n_statics; i++) {
+        link_drop_anns(&f->statics[i]);
+        free(f->statics[i].waiting);
+    }
+    free(f->statics);
     free(f);
     n->federation = NULL;
 }

@@ -10,11 +10,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "qpc/announce.h"
 #include "qpc/envelope.h"
 #include "qpc/proto.h"
 #include "node.h"
 
 struct session;
+struct link;
 
 enum dest_kind { DEST_LOCAL, DEST_REMOTE, DEST_UNKNOWN };
 
@@ -77,6 +79,7 @@ struct federation_peer_state {
     uint64_t failures;          /* connections that never came up */
     uint32_t metric;            /* hops */
     size_t outbox_waiting;      /* rows taken onto the link */
+    bool static_peer;           /* a `peers` link: domain holds its address */
 };
 /* Calls fn for every link and route (borrowed strings, valid during the call). */
 void federation_foreach_peer(const struct node *n,
@@ -91,5 +94,20 @@ void federation_foreach_peer(const struct node *n,
  */
 size_t federation_broadcast(struct node *n, const uint8_t *blob, size_t len,
                             const char *origin_domain);
+
+/*
+ * Hands an announce (already verified and hopped by mesh.c; copied) to every federated
+ * node (configured, learned) and every static peer (`peers`), except the node of session
+ * from (NULL: none), best effort: queued on each link that is up; a link that is down is
+ * dialled and, once up, told what the node knows (the greeter). Returns how many links
+ * it was queued on.
+ */
+size_t federation_announce(struct node *n, const struct qpc_announce *a,
+                           const struct session *from);
+/* Queues a on link l alone (for the greeter). 1 queued, 0 not (link down or full). */
+size_t federation_announce_link(struct link *l, const struct qpc_announce *a);
+/* fn is called each time a link (federation or static peer) comes up, before anything
+ * else is sent on it; NULL: nothing. The owner of fn is mesh.c. */
+void federation_set_link_greeter(struct node *n, void (*fn)(struct node *n, struct link *l));
 
 #endif

@@ -10,7 +10,8 @@
  * own users, as any client may. Its requests reach the same services a client's do,
  * each with the rules for nodes: relay_enqueue goes to delivery (local recipients and
  * domains this node routes on, one status per item after the commit), relay_broadcast
- * to broadcast, domain_routes to federation's route table. A frame that
+ * to broadcast, domain_routes to federation's route table, announce to mesh (signed by
+ * its origin, so taken from any node, proven or not). A frame that
  * request_federation_decode refuses (unknown, or above a cap: request.h) is a protocol
  * error and ends the connection. The links this node dials on the same endpoint are federation.c's; their
  * events never come here.
@@ -24,6 +25,7 @@
 #include "delivery.h"
 #include "federation.h"
 #include "federation_service.h"
+#include "mesh.h"
 #include "request.h"
 #include "session.h"
 #include "trust.h"
@@ -79,6 +81,10 @@ static void on_frame(struct session *s, const uint8_t *data, size_t len)
             federation_routes_update(s, req->domain_routes);
         fr.request_id = req->request_id;
         session_send_message(s, &fr.base);
+    } else if (req->body_case == QPC__FEDERATION_REQUEST__BODY_ANNOUNCE) {
+        /* Signed by its origin: any node may pass one on, proven or not (a static peer
+         * proves no domain), within its connection's announce rate. */
+        mesh_handle_federation(s, req->request_id, req->announce);
     } else if (req->body_case == QPC__FEDERATION_REQUEST__BODY_RELAY_BROADCAST) {
         broadcast_handle_federation(s, req->request_id, req->relay_broadcast);
     } else {

@@ -9,7 +9,8 @@
  *
  * This is the composition root: the only file that knows every module. Start-up order:
  * identity (made on first start), durable queue, broadcast store, group commit, client
- * endpoint, federation tables and endpoint, metrics, mDNS; shutdown runs it backwards.
+ * endpoint, federation tables, announce tables and the federation endpoint, metrics,
+ * mDNS; shutdown runs it backwards.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -27,6 +28,7 @@
 #include "delivery.h"
 #include "federation.h"
 #include "federation_service.h"
+#include "mesh.h"
 #include "metrics.h"
 #include "node.h"
 #include "relay.h"
@@ -245,6 +247,7 @@ static void maintenance(struct ev_loop *loop, ev_timer *w, int revents)
         qpc_log_info("server", "expired %zu queued and %zu outbox envelope(s)", removed,
                      out_removed);
     broadcast_gc(n, now);
+    mesh_gc(n);
     federation_pump(n, now);
 }
 
@@ -351,6 +354,8 @@ static int start(struct node *n)
     rc = trust_start(n);
     if (rc == 0)
         rc = federation_start(n);
+    if (rc == 0)
+        rc = mesh_start(n);
     if (rc != 0)
         return rc;
     rc = federation_service_start(n);
@@ -376,6 +381,7 @@ static void stop(struct node *n)
     announce_stop(n);
     metrics_stop(n);
     federation_service_stop(n);   /* links end first: their rows go back to the outbox */
+    mesh_stop(n);
     federation_stop(n);
     trust_stop(n);
     client_service_stop(n);

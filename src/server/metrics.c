@@ -28,6 +28,7 @@
 #include "qpc/error.h"
 #include "qpc/log.h"
 #include "announce.h"
+#include "mesh.h"
 #include "metrics.h"
 #include "relay.h"
 #include "federation.h"
@@ -100,6 +101,13 @@ static const struct counter_metric COUNTERS[] = {
             "Replays of a forged broadcast, refused without a signature check."),
     COUNTER("qpc_broadcasts_dedup_full_total", broadcasts_dedup_full,
             "Broadcasts refused because the dedup set was full of ids within their TTL."),
+    /* announces (docs/routing.md, "Through nodes") */
+    COUNTER("qpc_announces_received_total", announces_in,
+            "New announces verified (signature and hash chain), from clients and nodes."),
+    COUNTER("qpc_announces_passed_total", announces_passed,
+            "Announce copies passed on to clients and to federated and static peers."),
+    COUNTER("qpc_announces_duplicate_total", announces_duplicate,
+            "Announces dropped as already seen (same origin and seqno, or an older seqno)."),
 };
 
 static void family(FILE *f, const char *name, const char *type, const char *help)
@@ -179,6 +187,25 @@ static void render_connections(FILE *f, const struct node *n)
             (unsigned long long)n->c.conn_refused[CONN_REFUSED_FULL]);
     fprintf(f, "qpc_connections_refused_total{reason=\"per_key\"} %llu\n",
             (unsigned long long)n->c.conn_refused[CONN_REFUSED_PER_KEY]);
+    {
+        struct qpc_quic_endpoint_stats cs, fs;
+
+        session_endpoint_quic_stats(n->client_ep, &cs);
+        session_endpoint_quic_stats(n->fed_ep, &fs);
+        family(f, "qpc_quic_retries_total", "counter",
+               "QUIC Retry packets sent: new peers asked to prove their address "
+               "(quic_retry_threshold).");
+        fprintf(f, "qpc_quic_retries_total{service=\"client\"} %llu\n",
+                (unsigned long long)cs.retries_sent);
+        fprintf(f, "qpc_quic_retries_total{service=\"federation\"} %llu\n",
+                (unsigned long long)fs.retries_sent);
+        family(f, "qpc_quic_retry_tokens_refused_total", "counter",
+               "Initials whose Retry token did not verify (dropped).");
+        fprintf(f, "qpc_quic_retry_tokens_refused_total{service=\"client\"} %llu\n",
+                (unsigned long long)cs.tokens_refused);
+        fprintf(f, "qpc_quic_retry_tokens_refused_total{service=\"federation\"} %llu\n",
+                (unsigned long long)fs.tokens_refused);
+    }
 }
 
 static void render_counters(FILE *f, const struct node *n)
@@ -250,13 +277,13 @@ static void render_queues(FILE *f, struct node *n)
 
 static void peer_up(const struct federation_peer_state *st, void *arg)
 {
-    if (st->via == NULL)
+    if (st->via == NULL && !st->static_peer)
         fprintf(arg, "qpc_federation_peer_up{domain=\"%s\"} %d\n", st->domain, st->up ? 1 : 0);
 }
 
 static void peer_last_ok(const struct federation_peer_state *st, void *arg)
 {
-    if (st->via == NULL && st->last_ok_ms > 0)
+    if (st->via == NULL && !st->static_peer && st->last_ok_ms > 0)
         fprintf(arg, "qpc_federation_peer_last_success_seconds{domain=\"%s\"} %llu.%03u\n",
                 st->domain, (unsigned long long)(st->last_ok_ms / 1000),
                 (unsigned)(st->last_ok_ms % 1000));
@@ -264,7 +291,7 @@ static void peer_last_ok(const struct federation_peer_state *st, void *arg)
 
 static void peer_failures(const struct federation_peer_state *st, void *arg)
 {
-    if (st->via == NULL)
+    if (st->via == NULL && !st->static_peer)
         fprintf(arg, "qpc_federation_peer_failures_total{domain=\"%s\"} %llu\n", st->domain,
                 (unsigned long long)st->failures);
 }
@@ -274,6 +301,15 @@ static void peer_route(const struct federation_peer_state *st, void *arg)
     if (st->via != NULL && st->up)
         fprintf(arg, "qpc_federation_route_hops{domain=\"%s\",via=\"%s\"} %u\n", st->domain,
                 st->via, st->metric);
+}
+
+static void static_peer_up(const struct federation_peer_state *st, void *arg)
+{
+    if (st->static_peer) {
+        fputs("qpc_static_peer_up{address=\"", arg);
+        label_value(arg, st->domain);
+        fprintf(arg, "\"} %d\n", st->up ? 1 : 0);
+    }
 }
 
 /* Per peer domain (domains are DNS names: nothing to escape in a label value). */
@@ -291,6 +327,21 @@ static void render_federation(FILE *f, struct node *n)
     family(f, "qpc_federation_route_hops", "gauge",
            "Domains reached through another federated node: hops, and the next hop.");
     federation_foreach_peer(n, peer_route, f);
+    family(f, "qpc_static_peer_up", "gauge", "1 while the link to this static peer (peers "
+           "setting: announces only) is open, else 0.");
+    federation_foreach_peer(n, static_peer_up, f);
+}
+
+static void render_announces(FILE *f, const struct node *n)
+{
+    family(f, "qpc_announces_refused_total", "counter", "Announces refused, by reason: "
+           "invalid (malformed), forged (signature or hash chain), not_origin (hops 0 from "
+           "another than its origin), rate_limited (over the sender's announce rate).");
+    for (int k = 0; k < MESH_REFUSED_COUNT; k++)
+        fprintf(f, "qpc_announces_refused_total{reason=\"%s\"} %llu\n", mesh_refusal_names[k],
+                (unsigned long long)n->c.announces_refused[k]);
+    metric(f, "qpc_announce_origins", "gauge",
+           "Origins whose latest announce this node keeps for newcomers.", mesh_origins(n));
 }
 
 static void render_mdns(FILE *f, const struct node *n)
@@ -330,6 +381,7 @@ char *metrics_render(struct node *n, size_t *len)
     render_queues(f, n);
     render_federation(f, n);
     render_mdns(f, n);
+    render_announces(f, n);
     render_errors(f, n);
     if (fclose(f) != 0) {
         free(buf);

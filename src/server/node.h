@@ -60,6 +60,10 @@ struct node_counters {
     uint64_t broadcasts_rate_limited;/* client broadcasts refused by the rate limit */
     uint64_t broadcasts_known_invalid;/* replays of a forged broadcast, refused by lookup */
     uint64_t broadcasts_dedup_full;  /* refused because the dedup set was full */
+    uint64_t announces_in;           /* new announces verified (clients and nodes) */
+    uint64_t announces_passed;       /* announce copies sent to clients and nodes */
+    uint64_t announces_duplicate;    /* announces dropped as already seen */
+    uint64_t announces_refused[4];   /* by enum mesh_refusal (mesh.h) */
     uint64_t commits;                /* group commits */
     uint64_t errors[ERRK_COUNT];
 };
@@ -70,6 +74,7 @@ struct federation;
 struct trust;
 struct announce;
 struct metrics;
+struct mesh;
 struct relay;
 struct qpc_store;
 
@@ -86,6 +91,7 @@ struct node {
     struct trust *trust;                   /* which key or certificate proves a domain (trust.c) */
     struct qpc_store *bcast_store;         /* dedup set + recent broadcasts (broadcast.c) */
     struct announce *announce;             /* mDNS responder, NULL when off (announce.c) */
+    struct mesh *mesh;                     /* announce dedup and origin cache (mesh.c) */
     struct metrics *metrics;               /* HTTP endpoint, NULL when off (metrics.c) */
     struct relay *relay;                   /* relayed traffic by client (relay.c) */
     char client_addr[QPC_ADDRESS_MAX + 1]; /* "host:port" clients dial (printed, announced) */

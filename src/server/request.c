@@ -70,6 +70,7 @@ Qpc__ClientRequest *request_client_decode(const uint8_t *data, size_t len,
     case QPC__CLIENT_REQUEST__BODY_PUSH:
     case QPC__CLIENT_REQUEST__BODY_PEER_INFO:
     case QPC__CLIENT_REQUEST__BODY_BROADCAST:
+    case QPC__CLIENT_REQUEST__BODY_ANNOUNCE:   /* bounded by its shape (announce.h) */
         return req;
     case QPC__CLIENT_REQUEST__BODY_BATCH_ENQUEUE:
         n = req->batch_enqueue->n_items;
@@ -121,6 +122,8 @@ Qpc__FederationRequest *request_federation_decode(const uint8_t *data, size_t le
         return NULL;
     }
     switch (req->body_case) {
+    case QPC__FEDERATION_REQUEST__BODY_ANNOUNCE:
+        return req;
     case QPC__FEDERATION_REQUEST__BODY_RELAY_ENQUEUE:
         n = req->relay_enqueue->n_items;
         if (n == 0)

@@ -10,7 +10,9 @@
  *
  * Everything else here is plumbing the services should not repeat: one endpoint
  * configuration for both ALPNs, the QUIC callbacks that turn connections into sessions
- * (and refuse newcomers while the node stops), dialling by "host:port", the directory
+ * (and refuse newcomers while the node stops), dialling by "host:port" (a name is looked
+ * up with the endpoint's resolver while the loop goes on: such a session has no
+ * connection until the answer, and ends through on_closed if none comes), the directory
  * of connected clients by key, the one pack-and-send of a protobuf message, and the
  * limit on unsent replies that disconnects a client that does not read.
  *
@@ -29,6 +31,7 @@
 #include "qpc/addr.h"
 #include "qpc/error.h"
 #include "qpc/log.h"
+#include "qpc/resolve.h"
 #include "qpc/uthash_keyed.h"
 #include "session.h"
 
@@ -65,6 +68,10 @@ struct session_endpoint {
     size_t n_lingering;
     size_t n_sessions;             /* client sessions admitted and not yet freed */
     size_t max_sessions, max_sessions_per_key;
+    struct qpc_resolver *resolver; /* made at the first dial of a name */
+    const struct qpc_resolver_config *resolver_cfg;
+    struct session *unconnected;   /* dialled sessions without a conn yet (utlist DL via
+                                    * uprev/unext): looking up, or ending */
 };
 
 struct session_reply {
@@ -94,7 +101,7 @@ static void backlog_check(struct session *s)
         return;
     s->backlog_closed = true;
     qpc_log_warn("delivery", "%s does not read its replies; closing", s->peer_addr);
-    qpc_quic_conn_close(s->conn, QPC_QUIC_APP_REFUSED, "reply backlog");
+    session_close(s, QPC_QUIC_APP_REFUSED, "reply backlog");
 }
 
 /* Appends r to its owner's FIFO. Refuses to grow the backlog of a client that does
@@ -192,12 +199,19 @@ int session_write_message(struct session *s, const ProtobufCMessage *m)
 
 int session_send_datagram(struct session *s, const uint8_t *data, size_t len)
 {
+    if (s->conn == NULL)
+        return QPC_ERR_NOT_FOUND;   /* dialled by name, not connected yet */
     return qpc_quic_conn_send_datagram(s->conn, data, len);
 }
 
+static void unconnected_end_soon(struct session *s, const char *reason);
+
 void session_close(struct session *s, uint64_t app_code, const char *reason)
 {
-    qpc_quic_conn_close(s->conn, app_code, reason);
+    if (s->conn != NULL)
+        qpc_quic_conn_close(s->conn, app_code, reason);
+    else   /* still looking up its name: it ends from the loop, like a connection */
+        unconnected_end_soon(s, reason);
 }
 
 /* --- sessions and the client directory --------------------------------------------- */
@@ -215,6 +229,42 @@ static struct session *session_new(struct session_endpoint *e, struct qpc_quic_c
     s->conn = conn;
     s->cb = cb;
     return s;
+}
+
+static void session_free(struct session *s);
+
+/* A dialled session that never got a connection ends: on_closed with err and why. */
+static void unconnected_end(struct session *s, int err, const char *why)
+{
+    struct session_endpoint *e = s->ep;
+    struct qpc_quic_close_info info = { .err = err, .reason = why };
+
+    qpc_resolve_cancel(s->resolving);
+    s->resolving = NULL;
+    ev_timer_stop(e->node->loop, &s->unconnected_end);
+    DL_DELETE2(e->unconnected, s, uprev, unext);
+    if (s->cb->on_closed != NULL)
+        s->cb->on_closed(s, &info);
+    session_free(s);
+}
+
+static void unconnected_end_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct session *s = w->data;
+
+    unconnected_end(s, QPC_ERR_CLOSED, s->end_reason);
+}
+
+/* session_close before the name was looked up: the lookup is dropped now, and on_closed
+ * runs from the loop, as it does for a connection (the caller may still use s). */
+static void unconnected_end_soon(struct session *s, const char *reason)
+{
+    qpc_resolve_cancel(s->resolving);
+    s->resolving = NULL;
+    if (ev_is_active(&s->unconnected_end))
+        return;
+    snprintf(s->end_reason, sizeof(s->end_reason), "%s", reason != NULL ? reason : "");
+    ev_timer_start(s->node->loop, &s->unconnected_end);
 }
 
 static void set_peer_addr(struct session *s)
@@ -516,6 +566,7 @@ int session_endpoint_open(struct node *n, const struct session_endpoint_config *
     e->clients = cfg->clients;
     e->max_sessions = cfg->max_sessions;
     e->max_sessions_per_key = cfg->max_sessions_per_key;
+    e->resolver_cfg = cfg->resolver;
     snprintf(e->alpn, sizeof(e->alpn), "%s", cfg->alpn);
     qc.bind_addr = host;
     qc.port = port;
@@ -530,6 +581,9 @@ int session_endpoint_open(struct node *n, const struct session_endpoint_config *
     qc.max_frame = (size_t)sc->max_frame_size;
     qc.idle_timeout_ms = (uint64_t)sc->idle_timeout_ms;
     qc.keepalive_ms = cfg->keepalive_ms;
+    /* The node's setting: 0 means every new peer is validated. */
+    qc.retry_threshold = sc->quic_retry_threshold > 0 ? (int)sc->quic_retry_threshold
+                                                     : QPC_QUIC_RETRY_ALWAYS;
     qc.cb.on_connected = on_connected;
     qc.cb.on_frame = on_frame;
     qc.cb.on_datagram = on_datagram;
@@ -551,6 +605,9 @@ void session_endpoint_close(struct session_endpoint *e)
         return;
     /* Runs on_closed for every connection, which frees the sessions and leaves every
      * entry lingering; those go here. */
+    while (e->unconnected != NULL)
+        unconnected_end(e->unconnected, QPC_ERR_CLOSED, "endpoint closed");
+    qpc_resolver_free(e->resolver);
     qpc_quic_endpoint_free(e->quic);
     while (e->lingering != NULL)
         entry_free(e, e->lingering);
@@ -568,6 +625,12 @@ size_t session_endpoint_conn_count(const struct session_endpoint *e)
     return e != NULL ? qpc_quic_endpoint_conn_count(e->quic) : 0;
 }
 
+void session_endpoint_quic_stats(const struct session_endpoint *e,
+                                 struct qpc_quic_endpoint_stats *out)
+{
+    qpc_quic_endpoint_get_stats(e != NULL ? e->quic : NULL, out);
+}
+
 uint16_t session_endpoint_port(const struct session_endpoint *e)
 {
     struct sockaddr_storage ss;
@@ -577,6 +640,43 @@ uint16_t session_endpoint_port(const struct session_endpoint *e)
         return 0;
     return ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                           : ((struct sockaddr_in *)&ss)->sin_port);
+}
+
+/* Connects s to ss with what it insists on (dial_key, dial_name). */
+static int dial_connect(struct session *s, const struct sockaddr *sa, socklen_t salen)
+{
+    int rc = qpc_quic_connect(s->ep->quic, sa, salen, s->ep->alpn,
+                              s->dial_has_key ? s->dial_key : NULL, s, &s->conn);
+
+    if (rc != 0) {
+        s->conn = NULL;
+        return rc;
+    }
+    if (s->dial_name[0] != '\0')   /* checked by session_dial: it cannot fail */
+        qpc_quic_conn_expect_name(s->conn, s->dial_name);
+    set_peer_addr(s);
+    return 0;
+}
+
+/* The name of a dialled session was looked up: connect, or end it. */
+static void dial_resolved(void *arg, int rc, const struct sockaddr *sa, socklen_t salen,
+                          const char *why)
+{
+    struct session *s = arg;
+    char text[256];
+
+    s->resolving = NULL;
+    if (rc == 0) {
+        rc = dial_connect(s, sa, salen);
+        if (rc == 0) {
+            DL_DELETE2(s->ep->unconnected, s, uprev, unext);
+            return;
+        }
+        why = qpc_strerror(rc);
+    }
+    snprintf(text, sizeof(text), "%s: %s", s->peer_addr, why);
+    qpc_log_info("session", "cannot dial %s", text);
+    unconnected_end(s, rc, text);
 }
 
 int session_dial(struct session_endpoint *e, const char *addr, const uint8_t *expected_key,
@@ -590,23 +690,48 @@ int session_dial(struct session_endpoint *e, const char *addr, const uint8_t *ex
 
     if (expected_name != NULL && (expected_name[0] == '\0' || strlen(expected_name) > 253))
         return QPC_ERR_INVALID;
-    rc = qpc_addr_resolve(addr, &ss, &slen);
-    if (rc != 0)
+    if (!qpc_addr_is_numeric(addr)) {
+        char host[QPC_ADDR_HOST_MAX + 1];
+        uint16_t port;
+
+        if (qpc_addr_parse(addr, host, sizeof(host), &port) != 0 || port == 0)
+            return QPC_ERR_INVALID;
+    } else if ((rc = qpc_addr_resolve(addr, &ss, &slen)) != 0) {
         return rc;
+    }
     s = session_new(e, NULL, cb);
     if (s == NULL)
         return QPC_ERR_NOMEM;
     s->dialled = true;
     s->owner = owner;
-    rc = qpc_quic_connect(e->quic, (struct sockaddr *)&ss, slen, e->alpn, expected_key, s,
-                          &s->conn);
+    if (expected_key != NULL) {
+        s->dial_has_key = true;
+        memcpy(s->dial_key, expected_key, QPC_KEY_LEN);
+    }
+    if (expected_name != NULL)
+        snprintf(s->dial_name, sizeof(s->dial_name), "%s", expected_name);
+    ev_timer_init(&s->unconnected_end, unconnected_end_cb, 0.0, 0.0);
+    s->unconnected_end.data = s;
+    if (slen > 0) {   /* numeric: connect now */
+        rc = dial_connect(s, (struct sockaddr *)&ss, slen);
+        if (rc != 0) {
+            free(s);
+            return rc;
+        }
+        *out = s;
+        return 0;
+    }
+    snprintf(s->peer_addr, sizeof(s->peer_addr), "%s", addr);   /* until it connects */
+    qpc_log_debug("session", "looking up %s", addr);
+    rc = e->resolver == NULL ? qpc_resolver_new(e->node->loop, e->resolver_cfg, &e->resolver) : 0;
+    if (rc == 0)
+        rc = qpc_resolve_start_family(e->resolver, addr, qpc_quic_endpoint_dial_family(e->quic), dial_resolved, s,
+                                      &s->resolving);
     if (rc != 0) {
         free(s);
         return rc;
     }
-    if (expected_name != NULL)   /* checked above: it cannot fail */
-        qpc_quic_conn_expect_name(s->conn, expected_name);
-    set_peer_addr(s);
+    DL_APPEND2(e->unconnected, s, uprev, unext);
     *out = s;
     return 0;
 }

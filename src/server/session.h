@@ -27,6 +27,7 @@
 
 #include "qpc/encoding.h"
 #include "qpc/quic.h"
+#include "qpc/resolve.h"
 #include "node.h"
 #include "ratelimit.h"
 
@@ -46,6 +47,7 @@ enum session_rate {
     SESSION_RATE_BROADCAST,        /* broadcasts handed in (broadcast.c) */
     SESSION_RATE_PUNCH,            /* punch notices caused by peer_info (relay.c) */
     SESSION_RATE_GARBAGE,          /* requests the node refused (client_service.c) */
+    SESSION_RATE_ANNOUNCE,         /* announces handed in (mesh.c) */
     SESSION_RATE_COUNT
 };
 
@@ -87,11 +89,13 @@ struct session {
     bool has_peer_key;             /* key holds the key the peer's certificate proved (every
                                     * client; federation peers with federation_trust key) */
     uint8_t key[QPC_KEY_LEN];
-    char peer_addr[64];            /* "ip:port" as observed */
+    char peer_addr[64];            /* "ip:port" as observed (dialled by name: the name
+                                    * until it connects) */
     char fed_domain[254];          /* federation: the domain the peer proved ("" none yet;
                                     * federation_service.c) */
     bool push;                     /* the client wants unsolicited messages (delivery.c) */
     bool bcast_replayed;           /* kept broadcasts were sent to it (broadcast.c) */
+    bool announces_replayed;       /* the cached announces were sent to it (mesh.c) */
     bool garbage_closed;           /* closed for refused requests (client_service.c) */
     struct session_paths paths;    /* candidates, relay pins, punches (relay.c) */
     /* ------------------------------------------------------------------------------ */
@@ -103,6 +107,15 @@ struct session {
     size_t reply_bytes;            /* encoded bytes of the finished replies in the FIFO */
     bool backlog_closed;           /* closed for not reading its replies */
     struct session *prev, *next;   /* the sessions of the same client key */
+    /* Dialled by name: the lookup in progress (conn is NULL until it answers), what the
+     * connection will insist on, and the deferred end of a session closed meanwhile. */
+    struct qpc_resolve *resolving;
+    bool dial_has_key;
+    uint8_t dial_key[QPC_KEY_LEN];
+    char dial_name[254];
+    ev_timer unconnected_end;
+    char end_reason[128];
+    struct session *uprev, *unext; /* on the endpoint's list of sessions without a conn */
 };
 
 /* What a session hands up. Any member may be NULL. */
@@ -135,6 +148,9 @@ struct session_endpoint_config {
     uint64_t keepalive_ms;         /* 0: no keep-alive PINGs */
     size_t max_sessions;           /* clients: connections admitted at once (0: no cap) */
     size_t max_sessions_per_key;   /* clients: of them, per client key (0: no cap) */
+    int retry_threshold;           /* qpc_quic_config's (0: default; QPC_QUIC_RETRY_ALWAYS) */
+    const struct qpc_resolver_config *resolver;   /* session_dial's name lookups (borrowed
+                                    * until the endpoint closes); NULL: /etc/resolv.conf */
 };
 
 /*
@@ -152,18 +168,28 @@ void session_endpoint_close(struct session_endpoint *e);
 void session_endpoint_stop_accepting(struct session_endpoint *e);
 /* Live connections (0 for NULL). */
 size_t session_endpoint_conn_count(const struct session_endpoint *e);
+/* The QUIC endpoint's counters (Retry packets sent, ...); zeros for NULL. */
+void session_endpoint_quic_stats(const struct session_endpoint *e,
+                                 struct qpc_quic_endpoint_stats *out);
 /* The bound port (to learn the one chosen for port 0), 0 if unknown. */
 uint16_t session_endpoint_port(const struct session_endpoint *e);
 
 /*
- * Dials addr ("host:port", numeric or a name) on e's socket with e's ALPN. With
+ * Dials addr ("host:port", numeric or a name) on e's socket with e's ALPN. A name is
+ * looked up without blocking (qpc/resolve.h): *out is returned at once, with no
+ * connection yet (s->conn NULL; frames cannot be written, session_close works), and a
+ * lookup that fails or times out ends the session through on_closed (info->err
+ * QPC_ERR_NOT_FOUND or QPC_ERR_TIMEOUT, info->reason the resolver's sentence), from
+ * the loop, never from inside this call. With
  * expected_key (32 bytes, copied; may be NULL) the peer must prove that key; with
  * expected_name (copied; may be NULL) its CA-signed certificate must list that dNSName
  * (CA-checked endpoints). The peer's key, when its certificate carries one, is in
  * s->key (has_peer_key) by on_open. The session gets cb's events (borrowed) and owner; on_open runs once its stream is open, on_closed
  * always ends it (also when the connection never came up). *out stays valid until its
- * on_closed returns. Errors: QPC_ERR_NOT_FOUND (no such host), those of
- * qpc_config_parse_addr and qpc_quic_connect, QPC_ERR_NOMEM.
+ * on_closed returns. Errors: QPC_ERR_INVALID (not host:port, port 0, a bad
+ * expected_name), those of qpc_quic_connect (numeric addresses) and of
+ * qpc_resolver_new / qpc_resolve_start (names), QPC_ERR_NOMEM; a name that does not
+ * resolve is not an error here but an on_closed later.
  */
 int session_dial(struct session_endpoint *e, const char *addr, const uint8_t *expected_key,
                  const char *expected_name, const struct session_callbacks *cb, void *owner,

@@ -69,6 +69,10 @@ static const struct qpc_config_key keys[] = {
     { .name = "federation_ca", .flag = "--federation-ca", .type = QPC_CONFIG_STRING,
       .env = "QPC_FEDERATION_CA", .def = "", .offset = SV(federation_ca), .metavar = "FILE",
       .help = "CA certificate that signs every federation peer (DER)" },
+    { .name = "peers", .flag = "--peers", .type = QPC_CONFIG_LIST, .env = "QPC_PEERS",
+      .def = "", .offset = SV(peers), .metavar = "HOST:PORT,...",
+      .help = "static peers: other nodes' federation endpoints, dialled only to exchange "
+              "announces (no domain, no messages); needs federation_enabled" },
     { .name = "federation_peers", .flag = "--federation-peers", .type = QPC_CONFIG_TABLE,
       .env = "QPC_FEDERATION_PEERS", .def = "", .offset = SV(federation_peers),
       .table = &federation_peers, .metavar = "DOM=HOST:PORT KEY,...",
@@ -108,6 +112,19 @@ static const struct qpc_config_key keys[] = {
     { .name = "idle_timeout_ms", .flag = "--idle-timeout-ms", .type = QPC_CONFIG_INT,
       .env = "QPC_IDLE_TIMEOUT_MS", .def = "30000", .offset = SV(idle_timeout_ms),
       .min = 1000, .max = 3600000, .metavar = "MS", .help = "QUIC idle timeout" },
+    { .name = "max_client_connections", .flag = "--max-client-connections",
+      .type = QPC_CONFIG_INT, .env = "QPC_MAX_CLIENT_CONNECTIONS", .def = "10000",
+      .offset = SV(max_client_connections), .min = 1, .max = 1000000, .metavar = "N",
+      .help = "client connections at once, all keys together" },
+    { .name = "max_connections_per_client", .flag = "--max-connections-per-client",
+      .type = QPC_CONFIG_INT, .env = "QPC_MAX_CONNECTIONS_PER_CLIENT", .def = "16",
+      .offset = SV(max_connections_per_client), .min = 1, .max = 1000000, .metavar = "N",
+      .help = "client connections at once per client key" },
+    { .name = "quic_retry_threshold", .flag = "--quic-retry-threshold", .type = QPC_CONFIG_INT,
+      .env = "QPC_QUIC_RETRY_THRESHOLD", .def = "64", .offset = SV(quic_retry_threshold),
+      .min = 0, .max = 1024, .metavar = "N",
+      .help = "handshakes in progress from which new clients must answer a QUIC Retry "
+              "(0: always)" },
 };
 
 const struct qpc_config_schema server_schema = {
@@ -212,6 +229,18 @@ int server_settings_validate(const struct qpc_config *cfg, char *err, size_t err
         return fail(err, errlen, "queue_max_bytes (%lld) is smaller than "
                     "max_envelope_size (%lld); raise queue_max_bytes",
                     (long long)s->queue_max_bytes, (long long)s->max_envelope_size);
+    for (size_t i = 0; i < s->peers.count; i++) {
+        char host[QPC_ADDR_HOST_MAX + 1];
+        uint16_t port = 0;
+        if (qpc_addr_parse(s->peers.items[i], host, sizeof(host), &port) != 0 || port == 0)
+            return fail(err, errlen, "peers item \"%.64s\" is not an address to dial; write "
+                        "\"host:port\" or \"[v6]:port\" of the other node's federation "
+                        "endpoint, e.g. \"10.0.0.2:7001\"", s->peers.items[i]);
+    }
+    if (s->peers.count > 0 && !s->federation_enabled)
+        return fail(err, errlen, "peers is set but federation_enabled is false: static peers "
+                    "are dialled on the federation endpoint; set federation_enabled = true, "
+                    "or remove peers");
     if (s->federation_enabled) {
         bool ca = strcmp(s->federation_trust, "ca") == 0 ||
                   (strcmp(s->federation_trust, "auto") == 0 && s->federation_ca[0] != '\0');

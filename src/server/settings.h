@@ -35,6 +35,8 @@ struct server_settings {
     char *federation_key;
     char *federation_ca;
     struct qpc_config_table federation_peers; /* domain -> "host:port" or "host:port KEY" */
+    struct qpc_config_strings peers;   /* static peers: "host:port" of other nodes' federation
+                                        * endpoints, dialled to exchange announces only */
     char *metrics_listen;          /* "" disables the metrics endpoint */
     int64_t max_frame_size;        /* bytes */
     int64_t max_envelope_size;     /* bytes, <= max_frame_size */
@@ -45,6 +47,10 @@ struct server_settings {
     bool relay_enabled;
     int64_t relay_rate_limit;      /* packets per second per client */
     int64_t idle_timeout_ms;
+    int64_t max_client_connections;     /* client connections at once, all keys */
+    int64_t max_connections_per_client; /* ... per client key */
+    int64_t quic_retry_threshold;  /* handshakes in progress from which a new peer must
+                                    * answer a Retry first (0: always) */
 };
 
 /* The schema: qpc_config_new(&cfg, &server_schema). */

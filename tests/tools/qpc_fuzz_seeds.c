@@ -12,6 +12,8 @@
  * DIR/fuzz_wire/            frame streams (several frames, an empty one, a split header)
  * DIR/fuzz_broadcast/       a payload sealed for the target's fixed header, a whole
  *                           broadcast envelope
+ * DIR/fuzz_announce/        a MeshAnnounce with addresses and a domain, and one passed
+ *                           on two hops
  *
  * Keys and times are the targets' fixed ones (sender seed 32 x 0x01, recipient seed
  * 32 x 0x02, now 1700000000000 ms), so the output is the same on every run except for
@@ -24,6 +26,7 @@
 #include <sys/stat.h>
 #include <sodium.h>
 
+#include "qpc/announce.h"
 #include "qpc/broadcast.h"
 #include "qpc/envelope.h"
 #include "qpc/wire.h"
@@ -281,6 +284,23 @@ static void broadcast_seeds(const struct qpc_channel *ch)
     free(whole.data);
 }
 
+/* fuzz_announce: the sender's announce as its neighbour sees it, and two hops on. */
+static void announce_seeds(void)
+{
+    static const char *const addrs[] = { "192.0.2.1:7000", "[2001:db8::1]:7000" };
+    struct qpc_announce a;
+    struct qpc_announce_pb s;
+
+    if (qpc_announce_create(&a, sender_sk, 7, NOW, 30, 8, addrs, 2, "a.mesh.test") != 0)
+        die("announce");
+    qpc_announce_to_pb(&a, &s);
+    write_message("fuzz_announce", "origin", &s.pb.base);
+    if (qpc_announce_forward(&a) != 0 || qpc_announce_forward(&a) != 0)
+        die("announce forward");
+    qpc_announce_to_pb(&a, &s);
+    write_message("fuzz_announce", "two_hops", &s.pb.base);
+}
+
 int main(int argc, char **argv)
 {
     uint8_t seed[32];
@@ -305,6 +325,7 @@ int main(int argc, char **argv)
     federation_seeds(ch);
     wire_seeds();
     broadcast_seeds(ch);
+    announce_seeds();
     qpc_broadcast_set_free(set);
     printf("seeds written under %s\n", out_dir);
     return 0;

@@ -16,12 +16,20 @@
  *                          genuine in form, but ID was never sent to us, so it proves nothing
  *   impostor-receipt=ID=K  a receipt naming ID that claims to come from key K (hex: the
  *                          real recipient) but is signed with our key
+ *   hop0-from=PATH         a correct message from the identity in PATH (an identity.json:
+ *                          a third peer's key) with hop_count 0: what a neighbour that
+ *                          forwards that peer's traffic and resets hop_count sends
+ *   garbage=N  N frames of bytes that are no P2pFrame (6 bytes each, in one burst); no
+ *              ack is expected: the client should close the connection instead
  * Texts are DirectContent texts, as qpc sends them (docs/envelope.md).
- * Output: one line "ack MODE STATUS" per envelope (STATUS as in proto Status, numeric).
- * Exit status: 0 all acks arrived, 1 usage/setup failure, 3 connection failed, 4 timeout.
+ * Output: one line "ack MODE STATUS" per envelope (STATUS as in proto Status, numeric);
+ * with garbage, "closed by peer: REASON" when the client closes the connection.
+ * Exit status: 0 all acks arrived (with garbage: and the client then closed the
+ * connection), 1 usage/setup failure, 3 connection failed, 4 timeout.
  */
 #include <arpa/inet.h>
 #include <netdb.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +42,7 @@
 #include "qpc/direct.h"
 #include "qpc/envelope.h"
 #include "qpc/error.h"
+#include "qpc/identity.h"
 #include "qpc/quic.h"
 
 #define MAX_MODES 16
@@ -44,6 +53,8 @@ struct inj {
     struct qpc_box_cache *box;
     char **modes;
     int nmodes, acks;
+    int envs[MAX_MODES], nenvs;        /* the modes that send an envelope, in order */
+    bool garbage;                      /* some mode sent garbage: a close is expected */
     int64_t sid;
     uint8_t *last_valid;
     size_t last_valid_len;
@@ -82,6 +93,32 @@ static int build(struct inj *in, const char *mode, int n, uint8_t **out, size_t 
         ttl = 60;
     } else if (strcmp(mode, "future") == 0) {
         created += 3600000;
+    }
+    if (strncmp(mode, "hop0-from=", 10) == 0) {
+        struct qpc_identity *other = NULL;
+        struct qpc_box_cache *obox;
+        char err[256];
+
+        if (qpc_identity_load(mode + 10, &other, err, sizeof(err)) != 0) {
+            fprintf(stderr, "%s: %s\n", mode + 10, err);
+            return QPC_ERR_INVALID;
+        }
+        snprintf(text, sizeof(text), "inject hop0 %d", n);
+        obox = qpc_box_cache_new(qpc_identity_secret_key(other));
+        rc = obox == NULL ? QPC_ERR_NOMEM : qpc_direct_encode_text(text, strlen(text), NULL, &plain, &plen);
+        if (rc == 0)
+            rc = qpc_box_seal(obox, in->peer, plain, plen, &box, &blen);
+        if (rc == 0)   /* signed by that peer; hop_count 0 as if it came straight from it */
+            rc = qpc_envelope_init(&env, qpc_identity_secret_key(other), in->peer, NULL, created, ttl, 8,
+                                   box, blen);
+        if (rc == 0)
+            rc = qpc_envelope_encode(&env, out, len);
+        qpc_box_cache_free(obox);
+        qpc_identity_free(other);
+        free(box);
+        free(plain);
+        qpc_envelope_clear(&env);
+        return rc;
     }
     if (strncmp(mode, "receipt=", 8) == 0 || strncmp(mode, "impostor-receipt=", 17) == 0) {
         struct qpc_receipt_item item = { .path = QPC_RECEIPT_PATH_DIRECT, .received_at_ms = created };
@@ -155,6 +192,15 @@ static int on_connected(struct qpc_quic_conn *c, const char *alpn, const uint8_t
         uint8_t *env = NULL, *buf;
         size_t elen = 0, flen;
 
+        if (strncmp(in->modes[i], "garbage=", 8) == 0) {
+            /* 0xff: field 31 with wire type 7, which no protobuf decoder takes. */
+            static const uint8_t junk[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+            long n = strtol(in->modes[i] + 8, NULL, 10);
+
+            for (long k = 0; k < n; k++)
+                qpc_quic_conn_send_frame(c, in->sid, junk, sizeof(junk));
+            continue;
+        }
         if (build(in, in->modes[i], i, &env, &elen) < 0) {
             fprintf(stderr, "cannot build %s\n", in->modes[i]);
             in->rc = 1;
@@ -179,10 +225,10 @@ static void on_frame(struct qpc_quic_conn *c, int64_t sid, const uint8_t *d, siz
     struct inj *in = user;
     Qpc__P2pFrame *f = qpc__p2p_frame__unpack(NULL, n, d);
 
-    if (f != NULL && f->body_case == QPC__P2P_FRAME__BODY_ACK && in->acks < in->nmodes) {
-        printf("ack %s %d\n", in->modes[in->acks], (int)f->ack->status);
+    if (f != NULL && f->body_case == QPC__P2P_FRAME__BODY_ACK && in->acks < in->nenvs) {
+        printf("ack %s %d\n", in->modes[in->envs[in->acks]], (int)f->ack->status);
         fflush(stdout);
-        if (++in->acks == in->nmodes) {
+        if (++in->acks == in->nenvs && !in->garbage) {
             in->rc = 0;
             ev_break(in->loop, EVBREAK_ALL);
         }
@@ -195,7 +241,12 @@ static void on_closed(struct qpc_quic_conn *c, const struct qpc_quic_close_info 
 {
     struct inj *in = user;
 
-    if (in->acks < in->nmodes) {
+    if (in->garbage && info->by_peer && in->acks == in->nenvs) {
+        printf("closed by peer: %s\n", info->reason);
+        fflush(stdout);
+        in->rc = 0;
+        ev_break(in->loop, EVBREAK_ALL);
+    } else if (in->acks < in->nenvs || in->garbage) {
         fprintf(stderr, "connection ended: %s\n", qpc_strerror(info->err));
         in->rc = 3;
         ev_break(in->loop, EVBREAK_ALL);
@@ -225,6 +276,12 @@ int main(int argc, char **argv)
     }
     in.modes = argv + 3;
     in.nmodes = argc - 3;
+    for (int i = 0; i < in.nmodes; i++) {
+        if (strncmp(in.modes[i], "garbage=", 8) == 0)
+            in.garbage = true;
+        else
+            in.envs[in.nenvs++] = i;
+    }
     crypto_sign_keypair(in.pk, in.sk);
     in.box = qpc_box_cache_new(in.sk);
     in.loop = EV_DEFAULT;

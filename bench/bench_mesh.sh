@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# bench_mesh.sh [BUILD] [SEED]: the 40-node mesh lab (tests/lib/mesh_lab.py, topology
+# "full"): 40 qpc REPLs and 3 federated qpc-servers in network namespaces (four routed
+# LANs behind three routers, two NATs, chains X, W, Z, ring Y, an unrouted cloud M, six
+# nodes leaving and coming back), 240 direct messages between random pairs at 2/s and 12
+# broadcasts. Prints delivered / sent per class, duplicates, first-delivery latency (p50,
+# p99, per hop count), idle control bytes per node, RSS per node, and which goals of
+# issue 11 hold. Needs root; run by hand, never by CTest (figures depend on the load).
+# Takes about 6 minutes on 2 cores. Everything it made is removed on exit.
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$HERE/../tests/lib/common.sh"
+B=$(cd "${1:-$HERE/../build}" && pwd)
+SEED=${2:-}
+T=$(mktemp -d /tmp/bench_mesh.XXXXXX)
+PREFIX=mb$$
+cleanup() {
+    local ns p
+    [ -z "${LABPID:-}" ] || kill "$LABPID" 2>/dev/null || true
+    [ -z "${LABPID:-}" ] || wait "$LABPID" 2>/dev/null || true
+    for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$PREFIX" || true); do
+        for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
+        ip netns del "$ns" 2>/dev/null || true
+    done
+    [ -z "${MESH_LAB_KEEP:-}" ] || cp -a "$T" "$MESH_LAB_KEEP"   # the nodes' output, to look at
+    rm -rf "$T"
+}
+trap cleanup EXIT
+it_require_netns
+echo "bench_mesh: commit $(git -C "$HERE/.." rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+STATIC=$("$B/qpc" --help 2>&1 | grep -q -- "--peers=" && echo --static-peers || true)   # static peers where qpc has them
+python3 "$HERE/../tests/lib/mesh_lab.py" --build "$B" --dir "$T" --prefix "$PREFIX" --topology full $STATIC ${QPC_SERVER_BUILD:+--server-build "$QPC_SERVER_BUILD"} \
+    --settle 20 --idle 60 --messages 240 --broadcasts 12 --rate 2 --down 30 --drain 120 --idle-end 30 \
+    ${SEED:+--seed "$SEED"} &
+LABPID=$!
+rc=0; wait $LABPID || rc=$?
+LABPID=
+exit $rc

@@ -1,0 +1,476 @@
+/*
+ * announce.c: the node's announces, mine and the ones it passes on (announce.h).
+ *
+ * The one idea: an announce is judged before it costs anything and believed only as far
+ * as it is signed. Per link a token bucket bounds what a neighbour can make us verify;
+ * the dedup set (announce id = key || seqno) drops every copy after the first before
+ * the signature check; hops 0 is taken only from the origin's own link (anyone else
+ * claiming it would be lying about the chain's start); and the route it teaches goes
+ * through the link it came on with the distance the hash chain proves. The first copy
+ * of each id is passed on once, one hop further, to every other link and the server.
+ * Routes are the table's business (routes.c, lib/route.c); here is only what arrives and
+ * what leaves.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <utlist.h>
+
+#include "announce.h"
+#include "dial.h"
+#include "handover.h"
+#include "link.h"
+#include "output.h"
+#include "qpc/addr.h"
+#include "qpc/announce.h"
+#include "qpc/error.h"
+#include "qpc/log.h"
+#include "route_state.h"
+#include "routes.h"
+#include "session.h"
+
+/* A dedup entry: an announce id seen (verified or refused for good) at at_ms. */
+struct seen {
+    uint8_t id[QPC_ID_LEN];
+    uint64_t at_ms;
+    UT_hash_handle hh;
+};
+
+/* The latest announce heard from an origin (as received, hops included). */
+struct origin {
+    uint8_t key[QPC_KEY_LEN];
+    struct qpc_announce last;
+    uint64_t heard_ms;
+    UT_hash_handle hh;
+};
+
+/* A static peer (config `peers`): dialled until a link to it is up, with back-off. */
+struct static_peer {
+    char addr[QPC_ADDRESS_MAX + 1];
+    uint8_t key[QPC_KEY_LEN];          /* learned when its first link came up */
+    bool has_key;
+    uint64_t serial;                   /* of the link last dialled */
+    uint64_t next_ms;                  /* next dial (mono) */
+    uint32_t backoff_ms;
+};
+
+#define STATIC_BACKOFF_MIN_MS 1000
+#define STATIC_BACKOFF_MAX_MS 60000
+
+struct announcer {
+    struct static_peer *statics;
+    size_t n_statics;
+    struct seen *seen;                 /* uthash, insertion order = age order */
+    struct origin *origins;
+    struct qpc_announce mine;
+    bool have_mine;
+    uint64_t mine_digest;              /* of the candidates in it */
+    uint64_t next_ms;                  /* my next announce is due (mono) */
+    uint64_t received, refused, limited, passed_on;
+};
+
+static const uint8_t *my_key(const struct client *cl)
+{
+    return qpc_identity_public_key(cl->id);
+}
+
+int announce_start(struct client *cl)
+{
+    const struct qpc_config_strings *peers = &cl->cc->peers;
+
+    if ((cl->ann = calloc(1, sizeof(*cl->ann))) == NULL)
+        return QPC_ERR_NOMEM;
+    if (peers->count > 0 && (cl->ann->statics = calloc(peers->count, sizeof(*cl->ann->statics))) == NULL)
+        return QPC_ERR_NOMEM;
+    for (size_t i = 0; i < peers->count; i++) {
+        struct static_peer *sp = &cl->ann->statics[cl->ann->n_statics];
+
+        if (snprintf(sp->addr, sizeof(sp->addr), "%s", peers->items[i]) >= (int)sizeof(sp->addr))
+            continue;
+        sp->backoff_ms = STATIC_BACKOFF_MIN_MS;
+        cl->ann->n_statics++;
+    }
+    return 0;
+}
+
+void announce_stop(struct client *cl)
+{
+    struct seen *s, *stmp;
+    struct origin *o, *otmp;
+
+    if (cl->ann == NULL)
+        return;
+    HASH_ITER(hh, cl->ann->seen, s, stmp) {
+        HASH_DEL(cl->ann->seen, s);
+        free(s);
+    }
+    HASH_ITER(hh, cl->ann->origins, o, otmp) {
+        HASH_DEL(cl->ann->origins, o);
+        free(o);
+    }
+    free(cl->ann->statics);
+    free(cl->ann);
+    cl->ann = NULL;
+}
+
+/* ---- dedup ----------------------------------------------------------------------------- */
+
+static bool seen_has(const struct announcer *an, const uint8_t id[static QPC_ID_LEN])
+{
+    struct seen *s = NULL;
+
+    HASH_FIND(hh, an->seen, id, QPC_ID_LEN, s);
+    return s != NULL;
+}
+
+static void seen_expire(struct announcer *an, uint64_t now)
+{
+    struct seen *s, *tmp;
+
+    HASH_ITER(hh, an->seen, s, tmp) {
+        if (now - s->at_ms <= ANNOUNCE_SEEN_MS && HASH_COUNT(an->seen) < ANNOUNCE_SEEN_MAX)
+            break;   /* oldest first: the rest are younger */
+        HASH_DEL(an->seen, s);
+        free(s);
+    }
+}
+
+static void seen_add(struct announcer *an, const uint8_t id[static QPC_ID_LEN], uint64_t now)
+{
+    struct seen *s;
+
+    seen_expire(an, now);
+    if ((s = calloc(1, sizeof(*s))) == NULL)
+        return;   /* a copy comes again and is verified again: no harm */
+    memcpy(s->id, id, QPC_ID_LEN);
+    s->at_ms = now;
+    HASH_ADD(hh, an->seen, id, QPC_ID_LEN, s);
+}
+
+/* ---- sending ----------------------------------------------------------------------------- */
+
+static int send_on_link(struct link *l, const struct qpc_announce *a)
+{
+    struct qpc_announce_pb s;
+
+    qpc_announce_to_pb(a, &s);
+    return link_send_announce(l, &s.pb);
+}
+
+static int send_to_server(struct client *cl, const struct qpc_announce *a)
+{
+    struct qpc_announce_pb s;
+
+    if (!session_up(cl))
+        return QPC_ERR_CLOSED;
+    qpc_announce_to_pb(a, &s);
+    return session_announce(cl, &s.pb);
+}
+
+/* Links an announce may go on: up, not retiring, not to except (may be NULL) nor to the
+ * origin (it knows where it is). */
+static bool link_takes(const struct link *l, const uint8_t *except, const uint8_t origin[static QPC_KEY_LEN])
+{
+    return l->up && !l->retiring && l->ps != NULL &&
+           (except == NULL || memcmp(l->ps->key, except, QPC_KEY_LEN) != 0) &&
+           memcmp(l->ps->key, origin, QPC_KEY_LEN) != 0;
+}
+
+/* a on every link that takes it (one per peer: the best) and, unless to_server is false,
+ * to the server. Returns how many got it. */
+static unsigned send_everywhere(struct client *cl, const struct qpc_announce *a, const uint8_t *except,
+                                bool to_server)
+{
+    struct peer_state *ps = NULL;
+    unsigned n = 0;
+
+    while ((ps = peers_next(&cl->peers, ps)) != NULL) {
+        struct link *l = link_best(ps);
+
+        if (l != NULL && link_takes(l, except, a->key) && send_on_link(l, a) == 0)
+            n++;
+    }
+    if (to_server && send_to_server(cl, a) == 0)
+        n++;
+    return n;
+}
+
+/* My candidates that an announce can carry (numeric, short enough), best first. */
+static size_t my_addresses(const struct client *cl, const char *out[static QPC_ANNOUNCE_ADDRS_MAX])
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < cl->my_cands.n && n < QPC_ANNOUNCE_ADDRS_MAX; i++)
+        if (strlen(cl->my_cands.addr[i]) < QPC_ADDR_TEXT_MAX && qpc_addr_is_numeric(cl->my_cands.addr[i]))
+            out[n++] = cl->my_cands.addr[i];
+    return n;
+}
+
+/* Signs a new announce of mine (the next seqno) and sends it everywhere. */
+static void announce_now(struct client *cl, uint64_t mono)
+{
+    struct announcer *an = cl->ann;
+    const char *addrs[QPC_ANNOUNCE_ADDRS_MAX];
+    size_t n = my_addresses(cl, addrs);
+    uint64_t wall = now_ms();
+    uint32_t seqno = route_state_next_seqno(cl, wall);
+    int rc = qpc_announce_create(&an->mine, qpc_identity_secret_key(cl->id), seqno, wall,
+                                 (uint32_t)cl->cc->announce_interval_s, ANNOUNCE_MAX_HOPS, addrs, n,
+                                 session_domain(cl));
+
+    /* A server's domain an announce cannot carry (not a DNS name): announce without it
+     * rather than not at all. */
+    if (rc == QPC_ERR_INVALID && session_domain(cl)[0] != '\0')
+        rc = qpc_announce_create(&an->mine, qpc_identity_secret_key(cl->id), seqno, wall,
+                                 (uint32_t)cl->cc->announce_interval_s, ANNOUNCE_MAX_HOPS, addrs, n, NULL);
+
+    /* Next one after an interval, even when this one failed: never a warning a second. */
+    an->next_ms = mono + (uint64_t)cl->cc->announce_interval_s * 1000;
+    an->mine_digest = candidates_digest(&cl->my_cands);
+    an->have_mine = rc == 0;
+    if (rc < 0) {
+        qpc_log_warn("announce", "cannot sign my announce: %s", qpc_strerror(rc));
+        return;
+    }
+    qpc_log_debug("announce", "my announce %u (%zu addresses) to %u links and servers", seqno, n,
+                  send_everywhere(cl, &an->mine, NULL, true));
+}
+
+/* Static peers: each dialled while no link to it is up, backing off to a minute. */
+static void static_peers_tick(struct client *cl, uint64_t mono)
+{
+    struct announcer *an = cl->ann;
+
+    for (size_t i = 0; i < an->n_statics; i++) {
+        struct static_peer *sp = &an->statics[i];
+        struct peer_state *ps = sp->has_key ? peers_find(&cl->peers, sp->key) : NULL;
+        int rc;
+
+        if (ps != NULL && link_best(ps) != NULL) {
+            sp->backoff_ms = STATIC_BACKOFF_MIN_MS;   /* up: redial soon once it drops */
+            sp->next_ms = mono + sp->backoff_ms;
+            continue;
+        }
+        if (mono < sp->next_ms)
+            continue;
+        rc = dial_static(cl, sp->addr, sp->has_key ? sp->key : NULL, &sp->serial);
+        if (rc < 0)
+            qpc_log_debug("announce", "static peer %s: %s", sp->addr, qpc_strerror(rc));
+        sp->next_ms = mono + sp->backoff_ms;
+        sp->backoff_ms = sp->backoff_ms * 2 > STATIC_BACKOFF_MAX_MS ? STATIC_BACKOFF_MAX_MS : sp->backoff_ms * 2;
+    }
+}
+
+void announce_tick(struct client *cl, uint64_t now)
+{
+    struct announcer *an = cl->ann;
+    uint64_t mono = mono_ms();
+
+    (void)now;
+    if (an == NULL || cl->closing)
+        return;
+    /* Due, or my addresses changed (a node that moved says so at once). */
+    if (mono >= an->next_ms || candidates_digest(&cl->my_cands) != an->mine_digest)
+        announce_now(cl, mono);
+    seen_expire(an, mono);
+    static_peers_tick(cl, mono);
+}
+
+void announce_link_up(struct client *cl, struct link *l)
+{
+    struct announcer *an = cl->ann;
+    struct origin *o;
+    uint64_t mono = mono_ms();
+    unsigned replayed = 0;
+
+    if (an == NULL || l->ps == NULL)
+        return;
+    for (size_t i = 0; i < an->n_statics; i++) {
+        if (an->statics[i].serial == l->serial && !an->statics[i].has_key) {
+            memcpy(an->statics[i].key, l->ps->key, QPC_KEY_LEN);
+            an->statics[i].has_key = true;
+        }
+    }
+    if (!an->have_mine)
+        announce_now(cl, mono);   /* goes on l too */
+    else
+        send_on_link(l, &an->mine);
+    /* What I know of the mesh, so the neighbour need not wait an interval for it: the
+     * latest of each origin still within its hold time, one hop further. Newest last in
+     * the hash, so walk from the end. */
+    for (o = an->origins != NULL ? ELMT_FROM_HH(an->origins->hh.tbl, an->origins->hh.tbl->tail) : NULL;
+         o != NULL && replayed < ANNOUNCE_REPLAY_MAX; o = (struct origin *)o->hh.prev) {
+        struct qpc_announce a = o->last;
+
+        if (mono - o->heard_ms > routes_hold_ms(a.interval_s) || !link_takes(l, NULL, a.key))
+            continue;
+        if (qpc_announce_forward(&a) == 0 && send_on_link(l, &a) == 0)
+            replayed++;
+    }
+    if (replayed > 0)
+        qpc_log_debug("announce", "%u announces replayed on a new link", replayed);
+}
+
+void announce_link_gone(struct client *cl, struct peer_state *ps)
+{
+    /* Shutting down closes every link: the routes are kept (and saved) for the restart. */
+    if (cl->closing)
+        return;
+    if (routes_link_gone(cl->routes, ps->key, link_best(ps) != NULL) > 0)
+        route_state_changed(cl);
+}
+
+void announce_session_up(struct client *cl)
+{
+    if (cl->ann != NULL && cl->ann->have_mine)
+        send_to_server(cl, &cl->ann->mine);
+}
+
+/* ---- receiving --------------------------------------------------------------------------- */
+
+/* Takes a token from l's bucket (ANNOUNCE_BURST, refilled at ANNOUNCE_RATE a second). */
+static bool link_may(struct link *l, uint64_t mono)
+{
+    if (l->ann_refill_ms == 0) {
+        l->ann_tokens = ANNOUNCE_BURST;
+    } else if (mono > l->ann_refill_ms) {
+        l->ann_tokens += (double)(mono - l->ann_refill_ms) * ANNOUNCE_RATE / 1000.0;
+        if (l->ann_tokens > ANNOUNCE_BURST)
+            l->ann_tokens = ANNOUNCE_BURST;
+    }
+    l->ann_refill_ms = mono;
+    if (l->ann_tokens < 1.0)
+        return false;
+    l->ann_tokens -= 1.0;
+    return true;
+}
+
+/* Keeps a as its origin's latest (a newer seqno replaces; the table is bounded). */
+static void origin_note(struct announcer *an, const struct qpc_announce *a, uint64_t mono)
+{
+    struct origin *o = NULL;
+
+    HASH_FIND(hh, an->origins, a->key, QPC_KEY_LEN, o);
+    if (o != NULL) {
+        if (!qpc_announce_seqno_newer(a->seqno, o->last.seqno))
+            return;
+        HASH_DEL(an->origins, o);   /* re-added at the end: the hash stays in heard order */
+    } else {
+        if (HASH_COUNT(an->origins) >= ANNOUNCE_ORIGINS_MAX) {
+            struct origin *oldest = an->origins;
+
+            HASH_DEL(an->origins, oldest);
+            free(oldest);
+        }
+        if ((o = calloc(1, sizeof(*o))) == NULL)
+            return;
+        memcpy(o->key, a->key, QPC_KEY_LEN);
+    }
+    o->last = *a;
+    o->heard_ms = mono;
+    HASH_ADD(hh, an->origins, key, QPC_KEY_LEN, o);
+}
+
+/* The origin's addresses join its path candidates, but only while no server session is
+ * up: a server coordinates the race with the candidates the peer registered there (the
+ * same addresses, fresher), and the paths' head start and punch budget are computed from
+ * what it says (dial.c); announces are what a mesh without a server has. */
+static void note_candidates(struct client *cl, struct peer_state *ps, const struct qpc_announce *a)
+{
+    struct candidates c;
+
+    if (session_up(cl))
+        return;
+    candidates_clear(&c);
+    for (size_t i = 0; i < a->n_addresses; i++)
+        candidates_add(&c, a->addresses[i], cl->allow_loopback);
+    candidates_merge(&ps->cands, &c);
+}
+
+void announce_receive(struct client *cl, struct link *l, const Qpc__MeshAnnounce *pb)
+{
+    struct announcer *an = cl->ann;
+    struct qpc_announce a;
+    struct peer_state *ps;
+    uint8_t id[QPC_ID_LEN];
+    uint64_t mono = mono_ms(), now = now_ms();
+    const uint8_t *from = l != NULL && l->ps != NULL ? l->ps->key : NULL;
+    char who[13];
+    int rc;
+
+    if (an == NULL || (l != NULL && from == NULL))
+        return;
+    an->received++;
+    if (l != NULL && !link_may(l, mono)) {
+        if (an->limited++ % 1000 == 0)
+            qpc_log_info("announce", "announces from a neighbour over its rate dropped (%llu in all)",
+                         (unsigned long long)an->limited);
+        return;
+    }
+    if (qpc_announce_from_pb(pb, &a) < 0) {
+        an->refused++;
+        qpc_log_debug("announce", "malformed announce dropped");
+        return;
+    }
+    qpc_announce_id(&a, id);
+    /* Cheap first: a copy seen before costs no signature check. */
+    if (seen_has(an, id) || memcmp(a.key, my_key(cl), QPC_KEY_LEN) == 0)
+        return;
+    /* hops 0 says "I am the origin and you are my neighbour": only true on its own link.
+     * Anyone else would be starting the chain over at a seed they do not have, so the
+     * check below would fail anyway, but this refuses it before the signature. */
+    if (a.hops == 0 && (from == NULL || memcmp(from, a.key, QPC_KEY_LEN) != 0)) {
+        an->refused++;
+        return;
+    }
+    if ((rc = qpc_announce_verify(&a)) < 0) {
+        an->refused++;
+        short_id(who, a.key);
+        qpc_log_debug("announce", "announce claiming %s refused: %s", who, qpc_strerror(rc));
+        return;   /* not marked seen: the genuine one with this id may still come */
+    }
+    seen_add(an, id, mono);
+    origin_note(an, &a, mono);
+
+    /* What it teaches: a route through where it came from, and the origin's addresses. */
+    if (l != NULL) {
+        if (routes_learn_announce(cl->routes, cl->id, &a, from, l->addr, l->relayed, now)) {
+            route_state_changed(cl);
+            handover_flush(cl);   /* what waited for the origin may have a way now */
+        }
+    } else if (session_address(cl) != NULL) {
+        struct qpc_route r;
+        bool changed = false;
+
+        memset(&r, 0, sizeof(r));
+        memcpy(r.dest, a.key, QPC_KEY_LEN);
+        r.via = QPC_ROUTE_VIA_SERVER;
+        snprintf(r.next_hop, sizeof(r.next_hop), "%s", session_address(cl));
+        r.hops = a.hops + 1;
+        r.rtt_ms = QPC_ROUTE_RTT_UNKNOWN;
+        r.last_seen_ms = now;
+        r.source = QPC_ROUTE_SRC_ANNOUNCE;
+        r.has_seqno = true;
+        r.seqno = a.seqno;
+        r.hold_ms = routes_hold_ms(a.interval_s);
+        if (qpc_route_update(cl->routes, &r, now, &changed) == 0 && changed)
+            route_state_changed(cl);
+    }
+    if ((ps = peers_find(&cl->peers, a.key)) != NULL)
+        note_candidates(cl, ps, &a);
+
+    /* Passed on once (this is the first copy), one hop further, unless at its limit. */
+    if (qpc_announce_forward(&a) == 0 && send_everywhere(cl, &a, from, l != NULL) > 0)
+        an->passed_on++;
+}
+
+void announce_fill_candidates(struct client *cl, struct peer_state *ps)
+{
+    struct origin *o = NULL;
+
+    if (cl->ann == NULL)
+        return;
+    HASH_FIND(hh, cl->ann->origins, ps->key, QPC_KEY_LEN, o);
+    if (o != NULL)
+        note_candidates(cl, ps, &o->last);
+}

@@ -1,0 +1,56 @@
+/*
+ * announce.h: the node's announces: saying where I am, and passing on what others say
+ * (announce.c; the signed format is libqpc's, qpc/announce.h).
+ *
+ * Every interval the node signs a fresh announce (new seqno, my address candidates)
+ * and sends it on every P2P link and to its server; at once too when a link comes up
+ * (my current one, and the latest of every origin I heard, so the new neighbour learns
+ * the mesh without waiting an interval) and when my addresses change. What arrives is
+ * rate-limited per link, deduplicated by announce id, verified, learned (a route
+ * through the link it came on, the origin's addresses as path candidates) and passed
+ * on, one hop further, to every other link and the server: each announce id once.
+ * docs/routing.md, "Announces", has the rules.
+ */
+#ifndef QPC_CLIENT_ANNOUNCE_H
+#define QPC_CLIENT_ANNOUNCE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "client.h"
+#include "qpc/proto.h"
+
+#define ANNOUNCE_MAX_HOPS 8              /* how far my announces travel */
+#define ANNOUNCE_SEEN_MAX 16384          /* announce ids remembered for dedup */
+#define ANNOUNCE_SEEN_MS (10u * 60 * 1000)  /* and for how long */
+#define ANNOUNCE_ORIGINS_MAX 4096        /* origins whose latest announce is kept */
+#define ANNOUNCE_REPLAY_MAX 128          /* latest announces given to a new link */
+#define ANNOUNCE_BURST 256               /* per link: announces taken in a burst */
+#define ANNOUNCE_RATE 16                 /*   and per second after it */
+
+struct link;
+struct peer_state;
+
+/* Sets up the node's announcer (node_start). Returns 0 or QPC_ERR_NOMEM. */
+int announce_start(struct client *cl);
+void announce_stop(struct client *cl);
+
+/* The periodic job (tick.c): my announce when due (interval, or my addresses changed). */
+void announce_tick(struct client *cl, uint64_t now);
+
+/* A link came up: my announce and the latest of others go on it at once. */
+void announce_link_up(struct client *cl, struct link *l);
+/* A link to ps closed: routes through it go (and its own route, if it was the last). */
+void announce_link_gone(struct client *cl, struct peer_state *ps);
+/* The server session came up: my announce goes to it. */
+void announce_session_up(struct client *cl);
+
+/* An announce arrived on link l (NULL: from the server). Only read. */
+void announce_receive(struct client *cl, struct link *l, const Qpc__MeshAnnounce *pb);
+
+/* Merges the addresses the latest announce of ps's peer gave into ps->cands, so dialling
+ * it tries them (a Babel mesh routes unicast where mDNS does not reach). Not while a
+ * server session is up: the server's word on candidates coordinates the race then. */
+void announce_fill_candidates(struct client *cl, struct peer_state *ps);
+
+#endif

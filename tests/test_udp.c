@@ -1,0 +1,164 @@
+/*
+ * test_udp.c: the endpoint's UDP socket (lib/udp.c) on loopback, and what it does when
+ * the kernel refuses a GSO send. A refusal is injected through the socket's test hook
+ * (test_gso_errno), so the kernel under the test needs no broken device: the GSO sends
+ * that follow are real, to a plain socket of the test that counts what arrives.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <cmocka.h>
+
+#include "udp.h"
+
+#define PKT 1000
+#define SEGS 8
+
+struct fixture {
+    struct ev_loop *loop;
+    struct qpc_udp *u;
+    int sink;                          /* the receiving socket */
+    struct sockaddr_in to;
+};
+
+static void no_recv(void *user, const struct sockaddr *from, socklen_t fromlen,
+                    const uint8_t *data, size_t len)
+{
+    (void)user; (void)from; (void)fromlen; (void)data; (void)len;
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    socklen_t len = sizeof(f->to);
+    int bufsz = 8 * 1024 * 1024;
+
+    assert_non_null(f);
+    f->loop = ev_loop_new(EVFLAG_AUTO);
+    f->u = calloc(1, sizeof(*f->u));
+    assert_non_null(f->u);
+    assert_int_equal(qpc_udp_open(f->u, f->loop, "127.0.0.1", 0, no_recv, NULL), 0);
+    f->sink = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+    assert_true(f->sink >= 0);
+    (void)setsockopt(f->sink, SOL_SOCKET, SO_RCVBUF, &bufsz, sizeof(bufsz));
+    f->to.sin_family = AF_INET;
+    f->to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(f->sink, (struct sockaddr *)&f->to, sizeof(f->to)), 0);
+    assert_int_equal(getsockname(f->sink, (struct sockaddr *)&f->to, &len), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+
+    qpc_udp_close(f->u);
+    free(f->u);
+    close(f->sink);
+    ev_loop_destroy(f->loop);
+    free(f);
+    return 0;
+}
+
+/* Sends one batch of SEGS packets of PKT bytes; returns how many arrived. */
+static int send_batch(struct fixture *f)
+{
+    uint8_t buf[2048];
+    int got = 0;
+
+    for (int i = 0; i < SEGS; i++) {
+        uint8_t *slot = qpc_udp_tx_slot(f->u, PKT);
+        memset(slot, i, PKT);
+        qpc_udp_tx_commit(f->u, (struct sockaddr *)&f->to, sizeof(f->to), PKT);
+    }
+    qpc_udp_tx_flush(f->u);
+    while (recv(f->sink, buf, sizeof(buf), MSG_DONTWAIT) == PKT)
+        got++;
+    return got;
+}
+
+/* The kernel under the test must do GSO on loopback, or there is nothing to test. */
+static void need_gso(struct fixture *f)
+{
+    assert_int_equal(send_batch(f), SEGS);
+    if (f->u->gso_sends != 1)
+        skip();
+}
+
+static void test_udp_gso_comes_back_after_a_transient_refusal(void **state)
+{
+    struct fixture *f = *state;
+    uint64_t before;
+    int rested = 0;
+
+    need_gso(f);
+    f->u->test_gso_errno = EIO;   /* a device without checksum offload, an IPsec route */
+    assert_int_equal(send_batch(f), SEGS);   /* the refused batch leaves packet by packet */
+    assert_int_equal(f->u->gso_failures, 1);
+    assert_false(f->u->no_gso);
+    before = f->u->gso_sends;
+    while (f->u->gso_sends == before && rested <= QPC_UDP_GSO_PAUSE_MIN) {
+        assert_int_equal(send_batch(f), SEGS);
+        rested++;
+    }
+    print_message("GSO back after %d batches without it\n", rested - 1);
+    assert_int_equal(rested - 1, QPC_UDP_GSO_PAUSE_MIN);
+    assert_int_equal(f->u->gso_sends, before + 1);
+}
+
+static void test_udp_gso_rest_doubles_while_refusals_continue(void **state)
+{
+    struct fixture *f = *state;
+
+    need_gso(f);
+    f->u->test_gso_errno = EIO;
+    assert_int_equal(send_batch(f), SEGS);
+    for (int i = 0; i < QPC_UDP_GSO_PAUSE_MIN; i++)
+        assert_int_equal(send_batch(f), SEGS);
+    f->u->test_gso_errno = EIO;   /* the retry is refused too */
+    assert_int_equal(send_batch(f), SEGS);
+    assert_int_equal(f->u->gso_failures, 2);
+    assert_int_equal(f->u->gso_resting, 2 * QPC_UDP_GSO_PAUSE_MIN);
+    /* A kernel that did GSO and then says EINVAL (a path MTU that shrank) is transient. */
+    for (int i = 0; i < 2 * QPC_UDP_GSO_PAUSE_MIN; i++)
+        assert_int_equal(send_batch(f), SEGS);
+    f->u->test_gso_errno = EINVAL;
+    assert_int_equal(send_batch(f), SEGS);
+    assert_false(f->u->no_gso);
+    assert_int_equal(f->u->gso_resting, 4 * QPC_UDP_GSO_PAUSE_MIN);
+}
+
+static void test_udp_gso_stays_off_when_the_first_try_says_unsupported(void **state)
+{
+    struct fixture *f = *state;
+
+    f->u->test_gso_errno = EINVAL;   /* what a kernel without UDP_SEGMENT answers */
+    assert_int_equal(send_batch(f), SEGS);
+    assert_true(f->u->no_gso);
+    for (int i = 0; i < 2 * QPC_UDP_GSO_PAUSE_MIN; i++)
+        assert_int_equal(send_batch(f), SEGS);
+    assert_int_equal(f->u->gso_sends, 0);
+    assert_int_equal(f->u->gso_failures, 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_udp_gso_comes_back_after_a_transient_refusal,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_udp_gso_rest_doubles_while_refusals_continue,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_udp_gso_stays_off_when_the_first_try_says_unsupported,
+                                        setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
