@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qpc/announce.h"
 #include "request.h"
 
 #define FUZZ_NOW_MS 1700000000000ull
@@ -50,6 +51,14 @@ static void try_request(const uint8_t *data, size_t size)
         for (size_t i = 0; i < req->domain_routes->n_routes; i++)
             if (req->domain_routes->routes[i] == NULL)
                 abort();
+    } else if (req->body_case == QPC__FEDERATION_REQUEST__BODY_ANNOUNCE) {
+        struct qpc_announce ann;
+
+        /* What mesh.c does next with it: the strict conversion, then the signature. */
+        if (req->announce == NULL)
+            abort();
+        if (qpc_announce_from_pb(req->announce, &ann) == 0)
+            (void)qpc_announce_verify(&ann);
     } else {
         abort();
     }

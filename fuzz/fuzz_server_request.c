@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sodium.h>
 
+#include "qpc/announce.h"
 #include "request.h"
 
 #define FUZZ_NOW_MS 1700000000000ull   /* the seeds were made at this time */
@@ -79,6 +80,16 @@ static void check_request(const Qpc__ClientRequest *req)
         if (req->path->n_candidates > REQUEST_CANDIDATES_MAX)
             abort();
         break;
+    case QPC__CLIENT_REQUEST__BODY_ANNOUNCE: {
+        struct qpc_announce ann;
+
+        /* What mesh.c does next with it: the strict conversion, then the signature. */
+        if (req->announce == NULL)
+            abort();
+        if (qpc_announce_from_pb(req->announce, &ann) == 0)
+            (void)qpc_announce_verify(&ann);
+        break;
+    }
     case QPC__CLIENT_REQUEST__BODY_FETCH:
     case QPC__CLIENT_REQUEST__BODY_PUSH:
     case QPC__CLIENT_REQUEST__BODY_PEER_INFO:

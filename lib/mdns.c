@@ -39,6 +39,7 @@
 #include <avahi-core/publish.h>
 
 #include "mdns_poll.h"
+#include "mdns_txt.h"
 #include "qpc/error.h"
 #include "qpc/log.h"
 #include "qpc/mdns.h"
@@ -65,8 +66,7 @@ struct browser {
 /* Resolved data of one instance; every string is owned here. */
 struct seen_data {
     char *host, *address, *ver, *server, *domain;
-    char *txt_key[QPC_MDNS_TXT_MAX], *txt_value[QPC_MDNS_TXT_MAX];
-    size_t txt_count;
+    struct mdns_txt_pairs txt;
 };
 
 /* One instance seen by a browser; the hash key names it on one interface/protocol. */
@@ -551,10 +551,7 @@ static void seen_data_clear(struct seen_data *d)
     free(d->ver);
     free(d->server);
     free(d->domain);
-    for (size_t i = 0; i < d->txt_count; i++) {
-        free(d->txt_key[i]);
-        free(d->txt_value[i]);
-    }
+    mdns_txt_pairs_clear(&d->txt);
     memset(d, 0, sizeof(*d));
 }
 
@@ -597,30 +594,37 @@ static int txt_pair(AvahiStringList *item, char **key, char **value)
     return ret;
 }
 
-/* The value of TXT key among the pairs copied so far, or NULL. */
-static const char *txt_find(const struct seen_data *d, const char *key)
+const char *mdns_txt_find(const struct mdns_txt_pairs *p, const char *key)
 {
-    for (size_t i = 0; i < d->txt_count; i++)
-        if (strcmp(d->txt_key[i], key) == 0)
-            return d->txt_value[i];
+    for (size_t i = 0; i < p->count; i++)
+        if (strcmp(p->key[i], key) == 0)
+            return p->value[i];
     return NULL;
+}
+
+void mdns_txt_pairs_clear(struct mdns_txt_pairs *p)
+{
+    for (size_t i = 0; i < p->count; i++) {
+        free(p->key[i]);
+        free(p->value[i]);
+    }
+    memset(p, 0, sizeof(*p));
 }
 
 /* Copies the value of TXT key into *out (NULL when absent). Returns 0 or QPC_ERR_NOMEM. */
 static int txt_value(const struct seen_data *d, const char *key, char **out)
 {
-    const char *v = txt_find(d, key);
+    const char *v = mdns_txt_find(&d->txt, key);
 
     *out = v != NULL ? strdup(v) : NULL;
     return v != NULL && *out == NULL ? QPC_ERR_NOMEM : 0;
 }
 
 /*
- * Copies every TXT pair into d in the order announced. Avahi keeps a string list in
- * reverse order (parsed ones too), so the list is walked backwards by first counting.
- * Only the first QPC_MDNS_TXT_MAX pairs are kept. Returns 0 or QPC_ERR_NOMEM.
+ * Avahi keeps a string list in reverse order (parsed ones too), so the list is walked
+ * backwards by first counting.
  */
-static int txt_copy_all(struct seen_data *d, AvahiStringList *txt)
+int mdns_txt_copy_all(struct mdns_txt_pairs *d, AvahiStringList *txt)
 {
     AvahiStringList *items[QPC_MDNS_TXT_MAX];
     unsigned total = avahi_string_list_length(txt);
@@ -637,19 +641,19 @@ static int txt_copy_all(struct seen_data *d, AvahiStringList *txt)
         items[n++] = i;
     }
     while (n > 0 && ret >= 0) {
-        char **k = &d->txt_key[d->txt_count], **v = &d->txt_value[d->txt_count];
+        char **k = &d->key[d->count], **v = &d->value[d->count];
 
         ret = txt_pair(items[--n], k, v);
         if (ret != 0)
             continue;
-        if (txt_find(d, *k) != NULL) {
+        if (mdns_txt_find(d, *k) != NULL) {
             /* A key given twice counts once (RFC 6763 §6.4: the first one wins). */
             free(*k);
             free(*v);
             *k = *v = NULL;
             continue;
         }
-        d->txt_count++;
+        d->count++;
     }
     return ret < 0 ? ret : 0;
 }
@@ -671,20 +675,20 @@ static int seen_fill(struct seen_service *e, const char *host, const AvahiAddres
     fresh.address = strdup(addr);
     if (fresh.host == NULL || fresh.address == NULL)
         goto cleanup;
-    if ((ret = txt_copy_all(&fresh, txt)) != 0 || (ret = txt_value(&fresh, "ver", &fresh.ver)) != 0 ||
+    if ((ret = mdns_txt_copy_all(&fresh.txt, txt)) != 0 || (ret = txt_value(&fresh, "ver", &fresh.ver)) != 0 ||
         (ret = txt_value(&fresh, "server", &fresh.server)) != 0 ||
         (ret = txt_value(&fresh, "domain", &fresh.domain)) != 0)
         goto cleanup;
     seen_data_clear(&e->d);
     e->d = fresh;
     memset(&fresh, 0, sizeof(fresh));
-    for (size_t i = 0; i < e->d.txt_count; i++)
-        e->txt[i] = (struct qpc_mdns_txt){ e->d.txt_key[i], e->d.txt_value[i] };
+    for (size_t i = 0; i < e->d.txt.count; i++)
+        e->txt[i] = (struct qpc_mdns_txt){ e->d.txt.key[i], e->d.txt.value[i] };
     e->svc = (struct qpc_mdns_service){
         .type = e->br->type, .name = e->name, .host = e->d.host, .address = e->d.address,
         .port = port, .ifindex = iface, .is_local = (flags & AVAHI_LOOKUP_RESULT_LOCAL) != 0,
         .ver = e->d.ver, .server = e->d.server, .domain = e->d.domain,
-        .txt = e->txt, .txt_count = e->d.txt_count,
+        .txt = e->txt, .txt_count = e->d.txt.count,
     };
 cleanup:
     seen_data_clear(&fresh);

@@ -94,7 +94,9 @@ bool link_note_garbage(struct link *l, uint64_t now, const char *what)
         l->up = false;
         return true;
     }
-    if (qpc_log_limit_pass(&l->garbage_log, now, LINK_GARBAGE_LOG_MS, &suppressed))
+    /* The peer's budget, not the link's: a peer that dials again does not get more lines. */
+    if (qpc_log_limit_pass(l->ps != NULL ? &l->ps->garbage_log : &l->garbage_log, now,
+                           LINK_GARBAGE_LOG_MS, &suppressed))
         qpc_log_warn("node", "link to %s at %s: %s dropped (%llu more like it suppressed)", who,
                      l->addr[0] ? l->addr : "?", what, (unsigned long long)suppressed);
     return false;

@@ -45,7 +45,7 @@ struct link {
     unsigned garbage;                  /* undecodable frames in the current window */
     uint64_t garbage_since_ms;         /* the window's start (mono_ms) */
     bool garbage_closed;               /* closed for garbage: later frames are ignored */
-    struct qpc_log_limit garbage_log;
+    struct qpc_log_limit garbage_log;  /* while the peer is not known (then the peer's) */
     double ann_tokens;                 /* announces it may still send us (announce.c) */
     uint64_t ann_refill_ms;            /* when the bucket was last refilled (mono) */
     struct link *next;                 /* in ps->links */
@@ -70,7 +70,7 @@ struct link *link_find(struct client *cl, const uint8_t key[static QPC_KEY_LEN],
 /*
  * The peer sent what no real peer sends on l (an undecodable frame or envelope; what is
  * named by `what`) at now (mono_ms). Logged at most once per LINK_GARBAGE_LOG_MS per
- * link, with the count held back since; LINK_GARBAGE_MAX of them within
+ * peer (all its links together), with the count held back since; LINK_GARBAGE_MAX of them within
  * LINK_GARBAGE_WINDOW_MS close the link (QPC_QUIC_APP_REFUSED), so one peer's garbage
  * costs a bounded number of lines and decodes instead of one of each per frame for ever.
  * Returns true when l is closed for garbage (now or before): drop the frame unanswered.

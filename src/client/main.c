@@ -15,6 +15,7 @@
 #include <locale.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -820,6 +821,9 @@ int main(int argc, char **argv)
     int opt, rc = EXIT_USAGE;
 
     set_locale();
+    /* Everything qpc writes is the user's alone (the message history and its WAL, the
+     * outbox, seen ids), whatever the data directory's mode or the login's umask. */
+    umask(077);
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
         longopts[nlong++] = fixed[i];
     for (size_t i = 0; i < nkeys && i < 64 - 1; i++) {

@@ -25,6 +25,7 @@
 #include "custody.h"
 #include "punch.h"
 #include "qpc/encoding.h"
+#include "qpc/log.h"
 #include "qpc/store.h"
 #include "qpc/uthash_keyed.h"   /* peer keys are free to mint */
 
@@ -61,6 +62,7 @@ struct peer_state {
     uint64_t next_direct_try_ms;       /* while relayed, next direct attempt */
     int dialing;                       /* outgoing direct connects not yet settled */
     bool was_relayed;                  /* last link up went through the relay */
+    struct qpc_log_limit garbage_log;  /* its garbage on any link: one line per interval */
     UT_hash_handle hh;
 };
 

@@ -27,6 +27,7 @@
 #endif
 #include "flood.h"
 #include "handover.h"
+#include "inbound.h"
 #include "link.h"
 #include "output.h"
 #include "qpc/broadcast.h"
@@ -443,7 +444,7 @@ void receive_frame(struct client *cl, struct link *l, int64_t sid, const uint8_t
 
     if (l->garbage_closed)
         return;   /* closing: what was still in flight is not decoded */
-    f = qpc__p2p_frame__unpack(NULL, n, d);
+    f = inbound_p2p_frame(d, n);
     if (f == NULL || l->ps == NULL) {
         link_note_garbage(l, mono_ms(), "malformed P2P frame");
         goto out;

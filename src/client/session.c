@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "qpc/addr.h"
+#include "inbound.h"
 #include "output.h"
 #include "qpc/proto.h"
 #include "session.h"
@@ -31,7 +32,6 @@
 #define RECONNECT_MIN_S 1.0    /* the first retry after a connection failed or ended */
 #define RECONNECT_MAX_S 60.0   /* retries back off, doubling, up to this */
 #define TRIAL_TIMEOUT_S 10.0   /* a new server has this long to answer before it is given up */
-#define RELAY_TAG 0x01
 #define PENDING_MAX 4096       /* unanswered requests remembered; the oldest is forgotten */
 enum pending_kind { PEND_ENQUEUE, PEND_PEER_INFO, PEND_BROADCAST, PEND_PATH, PEND_OTHER };
 
@@ -310,10 +310,14 @@ static void on_message(struct session *s, const Qpc__ServerMessage *m)
 
 void session_on_frame(struct client *cl, struct qpc_quic_conn *conn, const uint8_t *d, size_t n)
 {
-    Qpc__ServerMessage *m = qpc__server_message__unpack(NULL, n, d);
+    static struct qpc_log_limit limit;
+    Qpc__ServerMessage *m = inbound_server_message(d, n);
+    uint64_t suppressed = 0;
 
     if (m == NULL) {
-        qpc_log_warn("session", "malformed server message dropped");
+        if (qpc_log_limit_pass(&limit, mono_ms(), 10000, &suppressed))
+            qpc_log_warn("session", "malformed server message dropped (%llu more like it "
+                         "suppressed)", (unsigned long long)suppressed);
         return;
     }
     on_message(cl->session, m);
@@ -322,9 +326,11 @@ void session_on_frame(struct client *cl, struct qpc_quic_conn *conn, const uint8
 
 void session_on_datagram(struct client *cl, const uint8_t *d, size_t n)
 {
-    if (n <= 1 + QPC_KEY_LEN || d[0] != RELAY_TAG || cl->session_cb->on_relay_packet == NULL)
-        return;
-    cl->session_cb->on_relay_packet(cl, d + 1, d + 1 + QPC_KEY_LEN, n - 1 - QPC_KEY_LEN);
+    const uint8_t *key, *pkt;
+    size_t len;
+
+    if (cl->session_cb->on_relay_packet != NULL && inbound_relay_datagram(d, n, &key, &pkt, &len))
+        cl->session_cb->on_relay_packet(cl, key, pkt, len);
 }
 
 int session_relay_send(struct client *cl, const uint8_t key[static QPC_KEY_LEN], const uint8_t *pkt,
@@ -334,7 +340,7 @@ int session_relay_send(struct client *cl, const uint8_t key[static QPC_KEY_LEN],
 
     if (!session_up(cl) || len > sizeof(buf) - 1 - QPC_KEY_LEN)
         return 1;
-    buf[0] = RELAY_TAG;
+    buf[0] = INBOUND_RELAY_TAG;
     memcpy(buf + 1, key, QPC_KEY_LEN);
     memcpy(buf + 1 + QPC_KEY_LEN, pkt, len);
     return qpc_quic_conn_send_datagram(cl->session->conn, buf, 1 + QPC_KEY_LEN + len) == 0 ? 0 : 1;

@@ -203,7 +203,8 @@ int state_open(struct client *cl, bool create, char *err, size_t errlen)
     path_join(path, sizeof(path), cl->data_dir, "outbox.db");
     rc = qpc_queue_open(path, &lim, &cl->outbox, err, errlen);
     if (rc < 0)
-        return rc == QPC_ERR_DB || rc == QPC_ERR_VERSION ? EXIT_STATE : EXIT_FAIL;
+        return rc == QPC_ERR_DB || rc == QPC_ERR_VERSION || rc == QPC_ERR_CORRUPT ? EXIT_STATE
+                                                                                 : EXIT_FAIL;
     if (route_state_open(cl) < 0) {
         snprintf(err, errlen, "out of memory");
         return EXIT_FAIL;
@@ -217,6 +218,8 @@ int state_open(struct client *cl, bool create, char *err, size_t errlen)
     }
     return EXIT_OK;
 }
+
+static void forget_key_texts(void);
 
 void state_close(struct client *cl)
 {
@@ -244,6 +247,7 @@ void state_close(struct client *cl)
         fclose(cl->seen_log);
     cl->seen_log = NULL;
     receipts_clear(&cl->receipts);
+    forget_key_texts();
     route_state_close(cl);
     qpc_store_free(cl->store);
     cl->store = NULL;
@@ -715,6 +719,19 @@ void state_remember_key_text(const char *topic, const char *key_text)
         return;
     }
     HASH_ADD_STR(sub_keys, topic, k);
+}
+
+/* The key texts go with the state: wiped, not just freed. */
+static void forget_key_texts(void)
+{
+    struct sub_key *k, *tmp;
+
+    HASH_ITER(hh, sub_keys, k, tmp) {
+        HASH_DEL(sub_keys, k);
+        sodium_memzero(k->key_text, strlen(k->key_text));
+        free(k->key_text);
+        free(k);
+    }
 }
 
 int state_save_subscriptions(struct client *cl)

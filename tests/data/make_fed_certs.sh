@@ -13,6 +13,7 @@ set -eu
 dir=$1
 mkdir -p "$dir"
 cd "$dir"
+umask 077   # private keys 0600, as docs/federation.md asks (qpc-server warns otherwise)
 cat > ca.tmpl <<'T'
 cn = "quicprochat test federation CA"
 ca

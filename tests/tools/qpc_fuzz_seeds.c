@@ -12,8 +12,16 @@
  * DIR/fuzz_wire/            frame streams (several frames, an empty one, a split header)
  * DIR/fuzz_broadcast/       a payload sealed for the target's fixed header, a whole
  *                           broadcast envelope
+ * DIR/fuzz_client_message/  a ServerMessage of every kind the client acts on (fetch page,
+ *                           push, push_ack, peer_info, punch notice, path, broadcast,
+ *                           error, enqueue and broadcast answers)
+ * DIR/fuzz_p2p/             P2pFrames: an envelope, an ack, PathCandidates, an unknown kind
+ * DIR/fuzz_relay/           relay datagrams: a real client Initial of the P2P ALPN (made
+ *                           by an endpoint through a relay path), a short-header packet
+ * DIR/fuzz_mdns/            TXT rdata of a peer's and a node's announcement
  * DIR/fuzz_announce/        a MeshAnnounce with addresses and a domain, and one passed
- *                           on two hops
+ *                           on two hops (also as a ClientRequest in fuzz_server_request/
+ *                           and as a FederationRequest in fuzz_federation/)
  *
  * Keys and times are the targets' fixed ones (sender seed 32 x 0x01, recipient seed
  * 32 x 0x02, now 1700000000000 ms), so the output is the same on every run except for
@@ -24,10 +32,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <ev.h>
 #include <sodium.h>
+#include <avahi-common/strlst.h>
 
 #include "qpc/announce.h"
 #include "qpc/broadcast.h"
+#include "qpc/encoding.h"
+#include "qpc/quic.h"
 #include "qpc/envelope.h"
 #include "qpc/wire.h"
 #include "qpc/proto.h"
@@ -284,6 +296,219 @@ static void broadcast_seeds(const struct qpc_channel *ch)
     free(whole.data);
 }
 
+static void client_message_seeds(const struct qpc_channel *ch)
+{
+    const char *T = "fuzz_client_message";
+    Qpc__ServerMessage m = QPC__SERVER_MESSAGE__INIT;
+    Qpc__FetchResponse fr = QPC__FETCH_RESPONSE__INIT;
+    Qpc__Push push = QPC__PUSH__INIT;
+    Qpc__PushResponse pa = QPC__PUSH_RESPONSE__INIT;
+    Qpc__PeerInfoResponse pi = QPC__PEER_INFO_RESPONSE__INIT;
+    Qpc__PunchNotice pn = QPC__PUNCH_NOTICE__INIT;
+    Qpc__PathResponse path = QPC__PATH_RESPONSE__INIT;
+    Qpc__BroadcastNotice bn = QPC__BROADCAST_NOTICE__INIT;
+    Qpc__BroadcastResponse ba = QPC__BROADCAST_RESPONSE__INIT;
+    Qpc__EnqueueResponse er = QPC__ENQUEUE_RESPONSE__INIT;
+    Qpc__QueuedEnvelope q[2] = { QPC__QUEUED_ENVELOPE__INIT, QPC__QUEUED_ENVELOPE__INIT };
+    Qpc__QueuedEnvelope *items[2] = { &q[0], &q[1] };
+    ProtobufCBinaryData envs[2], bcast;
+    char *observed[] = { "203.0.113.5:40123", "[2001:db8::1]:4433" };
+    char *cands[] = { "192.168.1.20:4433", "10.0.0.7:4433", "[fd00::7]:4433", "127.0.0.1:4433" };
+
+    direct("fetched one", &envs[0]);
+    direct("fetched two", &envs[1]);
+    broadcast(ch, "flooded", &bcast);
+    for (int i = 0; i < 2; i++) {
+        q[i].seq = 100 + (uint64_t)i;
+        q[i].envelope = envs[i];
+    }
+    m.request_id = 1;
+    m.body_case = QPC__SERVER_MESSAGE__BODY_FETCH;
+    fr.status = QPC__STATUS__STATUS_OK;
+    fr.items = items;
+    fr.n_items = 2;
+    fr.more = true;
+    m.fetch = &fr;
+    write_message(T, "fetch_page", &m.base);
+
+    m.request_id = 0;
+    m.body_case = QPC__SERVER_MESSAGE__BODY_PUSH;
+    push.items = items;
+    push.n_items = 1;
+    m.push = &push;
+    write_message(T, "push", &m.base);
+
+    m.request_id = 2;
+    m.body_case = QPC__SERVER_MESSAGE__BODY_PUSH_ACK;
+    pa.domain = "node.example.org";
+    m.push_ack = &pa;
+    write_message(T, "push_ack", &m.base);
+
+    m.request_id = 3;
+    m.body_case = QPC__SERVER_MESSAGE__BODY_PEER_INFO;
+    pi.online = true;
+    pi.addresses = observed;
+    pi.n_addresses = 2;
+    pi.candidates = cands;
+    pi.n_candidates = 4;
+    m.peer_info = &pi;
+    write_message(T, "peer_info", &m.base);
+
+    m.request_id = 0;
+    m.body_case = QPC__SERVER_MESSAGE__BODY_PUNCH;
+    pn.key.data = sender_pk;
+    pn.key.len = sizeof(sender_pk);
+    pn.addresses = observed;
+    pn.n_addresses = 1;
+    pn.candidates = cands;
+    pn.n_candidates = 3;
+    m.punch = &pn;
+    write_message(T, "punch_notice", &m.base);
+
+    m.request_id = 4;
+    m.body_case = QPC__SERVER_MESSAGE__BODY_PATH;
+    path.status = QPC__STATUS__STATUS_RATE_LIMITED;
+    path.observed = observed[0];
+    path.candidates = 3;
+    m.path = &path;
+    write_message(T, "path", &m.base);
+
+    m.request_id = 0;
+    m.body_case = QPC__SERVER_MESSAGE__BODY_BROADCAST;
+    bn.envelope = bcast;
+    m.broadcast = &bn;
+    write_message(T, "broadcast", &m.base);
+
+    m.request_id = 5;
+    m.body_case = QPC__SERVER_MESSAGE__BODY_BROADCAST_ACK;
+    ba.status = QPC__STATUS__STATUS_DUPLICATE;
+    m.broadcast_ack = &ba;
+    write_message(T, "broadcast_ack", &m.base);
+
+    m.request_id = 6;
+    m.body_case = QPC__SERVER_MESSAGE__BODY_ERROR;
+    er.status = QPC__STATUS__STATUS_INVALID;
+    er.detail = "malformed request";
+    m.error = &er;
+    write_message(T, "error", &m.base);
+
+    m.request_id = 7;
+    m.body_case = QPC__SERVER_MESSAGE__BODY_ENQUEUE;
+    er.status = QPC__STATUS__STATUS_DEFERRED;
+    er.detail = "";
+    m.enqueue = &er;
+    write_message(T, "enqueue_answer", &m.base);
+
+    for (int i = 0; i < 2; i++)
+        free(envs[i].data);
+    free(bcast.data);
+}
+
+static void p2p_seeds(void)
+{
+    const char *T = "fuzz_p2p";
+    Qpc__P2pFrame f = QPC__P2P_FRAME__INIT;
+    Qpc__P2pAck ack = QPC__P2P_ACK__INIT;
+    Qpc__PathCandidates pc = QPC__PATH_CANDIDATES__INIT;
+    ProtobufCBinaryData env;
+    uint8_t id[32];
+    char *addrs[] = { "192.168.1.20:4433", "[2001:db8::20]:4433", "203.0.113.9:61000" };
+
+    direct("on a link", &env);
+    f.body_case = QPC__P2P_FRAME__BODY_ENVELOPE;
+    f.envelope = env;
+    write_message(T, "envelope", &f.base);
+
+    memset(id, 0x5a, sizeof(id));
+    f.body_case = QPC__P2P_FRAME__BODY_ACK;
+    ack.id.data = id;
+    ack.id.len = sizeof(id);
+    ack.status = QPC__STATUS__STATUS_DEFERRED;
+    f.ack = &ack;
+    write_message(T, "ack", &f.base);
+
+    f.body_case = QPC__P2P_FRAME__BODY_CANDIDATES;
+    pc.addresses = addrs;
+    pc.n_addresses = 3;
+    pc.observed = "198.51.100.4:50000";
+    pc.instance = 0x0123456789abcdefull;
+    pc.links = 1;
+    f.candidates = &pc;
+    write_message(T, "candidates", &f.base);
+
+    f.body_case = QPC__P2P_FRAME__BODY__NOT_SET;
+    write_message(T, "unknown_kind", &f.base);
+    free(env.data);
+}
+
+/* The first packet a P2P dial through a relay path sends: a real, decryptable Initial. */
+struct first_packet {
+    uint8_t pkt[1500];
+    size_t len;
+};
+
+static int keep_first(void *user, const uint8_t *pkt, size_t len)
+{
+    struct first_packet *fp = user;
+
+    if (fp->len == 0 && len <= sizeof(fp->pkt)) {
+        memcpy(fp->pkt, pkt, len);
+        fp->len = len;
+    }
+    return 0;
+}
+
+static void relay_seeds(void)
+{
+    const char *T = "fuzz_relay";
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    struct qpc_quic_config cfg = { .bind_addr = "127.0.0.1" };
+    struct qpc_quic_endpoint *ep = NULL;
+    struct qpc_quic_relay *relay = NULL;
+    struct first_packet fp = { .len = 0 };
+    uint8_t dgram[1 + 32 + 1500];
+
+    cfg.identity_sk = sender_sk;
+    if (loop == NULL || qpc_quic_endpoint_new(&ep, loop, &cfg) != 0 ||
+        qpc_quic_relay_new(ep, keep_first, &fp, &relay) != 0 ||
+        qpc_quic_connect_relayed(ep, relay, QPC_ALPN_P2P, rcpt_pk, NULL, NULL) != 0)
+        die("relay endpoint");
+    for (int i = 0; i < 100 && fp.len == 0; i++)
+        ev_run(loop, EVRUN_NOWAIT);
+    if (fp.len == 0)
+        die("no Initial came out of the relay path");
+    dgram[0] = 0x01;
+    memcpy(dgram + 1, sender_pk, 32);
+    memcpy(dgram + 33, fp.pkt, fp.len);
+    write_seed(T, "initial", dgram, 33 + fp.len);
+    memset(dgram + 33, 0x43, 40);   /* a short-header packet for no known connection */
+    write_seed(T, "short_header", dgram, 33 + 40);
+    qpc_quic_endpoint_free(ep);
+    ev_loop_destroy(loop);
+}
+
+static void mdns_seeds(void)
+{
+    char peer[80], hex[65];
+    uint8_t buf[1024];
+    AvahiStringList *l;
+    size_t n;
+
+    qpc_key_to_hex(hex, sender_pk);
+    snprintf(peer, sizeof(peer), "peer=%s", hex);
+    l = avahi_string_list_new("ver=1", peer, "p2p=192.168.1.20:4433,[2001:db8::20]:4433", NULL);
+    if (l == NULL || (n = avahi_string_list_serialize(l, buf, sizeof(buf))) == 0)
+        die("txt");
+    write_seed("fuzz_mdns", "peer", buf, n);
+    avahi_string_list_free(l);
+    l = avahi_string_list_new("ver=1", "server=192.168.1.1:4433", "domain=node.example.org",
+                              "ver=2", "noequals", NULL);
+    if (l == NULL || (n = avahi_string_list_serialize(l, buf, sizeof(buf))) == 0)
+        die("txt");
+    write_seed("fuzz_mdns", "node", buf, n);
+    avahi_string_list_free(l);
+}
+
 /* fuzz_announce: the sender's announce as its neighbour sees it, and two hops on. */
 static void announce_seeds(void)
 {
@@ -299,6 +524,20 @@ static void announce_seeds(void)
         die("announce forward");
     qpc_announce_to_pb(&a, &s);
     write_message("fuzz_announce", "two_hops", &s.pb.base);
+    {
+        /* The same announce as a client's and as a node's request. */
+        Qpc__ClientRequest creq = QPC__CLIENT_REQUEST__INIT;
+        Qpc__FederationRequest freq = QPC__FEDERATION_REQUEST__INIT;
+
+        creq.request_id = 9;
+        creq.body_case = QPC__CLIENT_REQUEST__BODY_ANNOUNCE;
+        creq.announce = &s.pb;
+        write_message("fuzz_server_request", "announce", &creq.base);
+        freq.request_id = 9;
+        freq.body_case = QPC__FEDERATION_REQUEST__BODY_ANNOUNCE;
+        freq.announce = &s.pb;
+        write_message("fuzz_federation", "announce", &freq.base);
+    }
 }
 
 int main(int argc, char **argv)
@@ -325,6 +564,10 @@ int main(int argc, char **argv)
     federation_seeds(ch);
     wire_seeds();
     broadcast_seeds(ch);
+    client_message_seeds(ch);
+    p2p_seeds();
+    relay_seeds();
+    mdns_seeds();
     announce_seeds();
     qpc_broadcast_set_free(set);
     printf("seeds written under %s\n", out_dir);

@@ -21,6 +21,8 @@
  *                          forwards that peer's traffic and resets hop_count sends
  *   garbage=N  N frames of bytes that are no P2pFrame (6 bytes each, in one burst); no
  *              ack is expected: the client should close the connection instead
+ *   badenv=N   N well-formed P2pFrames whose envelope bytes are no MeshEnvelope; acks
+ *              may come (INVALID), but the client should close the connection
  * Texts are DirectContent texts, as qpc sends them (docs/envelope.md).
  * Output: one line "ack MODE STATUS" per envelope (STATUS as in proto Status, numeric);
  * with garbage, "closed by peer: REASON" when the client closes the connection.
@@ -192,6 +194,21 @@ static int on_connected(struct qpc_quic_conn *c, const char *alpn, const uint8_t
         uint8_t *env = NULL, *buf;
         size_t elen = 0, flen;
 
+        if (strncmp(in->modes[i], "badenv=", 7) == 0) {
+            static const uint8_t junk[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+            long n = strtol(in->modes[i] + 7, NULL, 10);
+
+            f.body_case = QPC__P2P_FRAME__BODY_ENVELOPE;
+            f.envelope.data = (uint8_t *)junk;
+            f.envelope.len = sizeof(junk);
+            flen = qpc__p2p_frame__get_packed_size(&f);
+            buf = malloc(flen);
+            qpc__p2p_frame__pack(&f, buf);
+            for (long k = 0; k < n; k++)
+                qpc_quic_conn_send_frame(c, in->sid, buf, flen);
+            free(buf);
+            continue;
+        }
         if (strncmp(in->modes[i], "garbage=", 8) == 0) {
             /* 0xff: field 31 with wire type 7, which no protobuf decoder takes. */
             static const uint8_t junk[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
@@ -277,7 +294,7 @@ int main(int argc, char **argv)
     in.modes = argv + 3;
     in.nmodes = argc - 3;
     for (int i = 0; i < in.nmodes; i++) {
-        if (strncmp(in.modes[i], "garbage=", 8) == 0)
+        if (strncmp(in.modes[i], "garbage=", 8) == 0 || strncmp(in.modes[i], "badenv=", 7) == 0)
             in.garbage = true;
         else
             in.envs[in.nenvs++] = i;
