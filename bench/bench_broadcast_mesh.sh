@@ -28,8 +28,14 @@ cleanup() {
 }
 trap cleanup EXIT
 it_require_netns
-echo "bench_broadcast_mesh: commit $(git -C "$HERE/.." rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
-python3 "$HERE/../tests/lib/mesh_lab.py" --build "$B" --dir "$T" --prefix "$PREFIX" --topology bcast6 \
+# the commit the binaries were built from (the build's source tree), not this script's
+built_from() {
+    local src
+    src=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$1/CMakeCache.txt" 2>/dev/null)
+    [ -n "$src" ] && git -C "$src" describe --always --dirty 2>/dev/null || echo '?'
+}
+echo "bench_broadcast_mesh: qpc from $(built_from "$B")${QPC_SERVER_BUILD:+, qpc-server from $(built_from "$QPC_SERVER_BUILD")}, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+python3 "$HERE/../tests/lib/mesh_lab.py" --build "$B" --dir "$T" --prefix "$PREFIX" --topology bcast6 ${QPC_SERVER_BUILD:+--server-build "$QPC_SERVER_BUILD"} \
     --settle 10 --burst "$N" --runs "$RUNS" --drain 120 &
 LABPID=$!
 rc=0; wait $LABPID || rc=$?

@@ -9,9 +9,10 @@
  * on connect: push on, one fetch, keep-alive PINGs every 10 s. Then:
  *   memory per connection = (node RSS with all connected - node RSS with one connected)
  *                           / (CLIENTS - 1), from VmRSS in /proc/<pid>/status;
- *   enqueue-to-push latency: PAIRS sender/recipient pairs drawn at random among the
- *     connected clients send RATE msg/s in all (round robin) for LAT_SECONDS; latency =
- *     push arrival at the recipient - enqueue request sent; recipients ack what they got.
+ *   enqueue-to-push latency: PAIRS sender/recipient pairs among the connected clients
+ *     send at each rate of RATES (msg/s in all, round robin) for LAT_SECONDS; latency =
+ *     push arrival at the recipient - enqueue request sent; recipients ack what they got
+ *     (as the real client does: each ack is a delete in the node's group commit).
  * Figures are printed per run and as the median of RUNS runs; nothing is asserted.
  *
  * The clients live in two processes: a crowd child holds all but the pairs (it answers
@@ -38,8 +39,11 @@
 #include "../tests/tools/testclient.h"
 
 #define PAIRS 100
-#define RATE 1000
 #define LAT_SECONDS 10
+static const unsigned RATES[] = { 100, 1000 };   /* msg/s (at most MAX_RATE): light
+                                                   * traffic, then busy */
+#define N_RATES (sizeof(RATES) / sizeof(RATES[0]))
+#define MAX_RATE 1000
 #define PAYLOAD 256
 #define WINDOW 128              /* handshakes in flight (the node allows 1024) */
 #define KEEPALIVE_MS 10000      /* as src/client/node.c */
@@ -59,6 +63,9 @@ static struct {
     /* latency phase (this process only) */
     uint8_t **blobs;
     size_t *lens, n_msgs, next, received, enq_ok, enq_other;
+    size_t base;        /* payload numbers of this phase start here (late pushes of an
+                         * earlier phase match nothing) */
+    unsigned rate;
     double *sent_at, *lat, t0;
     struct client **senders, **recipients;
 } g;
@@ -128,8 +135,8 @@ static void on_push(struct client *c, const Qpc__Push *p)
         if (g.lat == NULL || qpc_envelope_decode(&env, p->items[i]->envelope.data,
                                                  p->items[i]->envelope.len) != 0)
             continue;
-        size_t idx = strtoul((const char *)env.payload, NULL, 10);
-        if (idx < g.n_msgs && g.sent_at[idx] > 0 && g.lat[idx] == 0) {
+        size_t num = strtoul((const char *)env.payload, NULL, 10), idx = num - g.base;
+        if (num >= g.base && idx < g.n_msgs && g.sent_at[idx] > 0 && g.lat[idx] == 0) {
             g.lat[idx] = now - g.sent_at[idx];
             g.received++;
         }
@@ -328,14 +335,16 @@ static void crowd_stop_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 static void crowd_main(size_t n, const char *addr, int go_fd, int out_fd)
 {
-    struct ev_loop *loop = EV_DEFAULT;
+    /* A loop of its own: the default one, if the parent had started it, shares its
+     * epoll set with the parent across fork. */
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     struct client *cl = calloc(n ? n : 1, sizeof(*cl));
     size_t on;
     double secs;
     char c, line[128];
     ev_io stop;
 
-    if (cl == NULL)
+    if (cl == NULL || loop == NULL)
         _exit(1);
     make_keys(cl, n);
     if (read(go_fd, &c, 1) != 1)
@@ -350,10 +359,11 @@ static void crowd_main(size_t n, const char *addr, int go_fd, int out_fd)
     ev_io_stop(loop, &stop);
     free_clients(cl, n);
     free(cl);
+    ev_loop_destroy(loop);
     _exit(0);
 }
 
-/* Forks the crowd before this process touches its loop (the child gets its own). */
+/* Forks the crowd, which makes a loop of its own. */
 static int crowd_fork(struct crowd *cw, size_t n, const char *addr)
 {
     int go[2], out[2];
@@ -439,10 +449,10 @@ static int send_one(struct client *from, const struct client *to, size_t i)
     return tc_send(&from->t, &req, NULL);
 }
 
-/* Sends what is due by now at RATE per second (a late timer catches up). */
+/* Sends what is due by now at g.rate per second (a late timer catches up). */
 static void lat_tick(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    size_t due = (size_t)((tc_mono() - g.t0) * RATE);
+    size_t due = (size_t)((tc_mono() - g.t0) * g.rate);
 
     while (g.next < g.n_msgs && g.next <= due) {
         size_t p = g.next % PAIRS;
@@ -474,7 +484,7 @@ static size_t run_latency(struct ev_loop *loop, double *p50, double *p99, double
     memset(g.sent_at, 0, g.n_msgs * sizeof(double));
     memset(g.lat, 0, g.n_msgs * sizeof(double));
     g.t0 = tc_mono();
-    ev_timer_init(&tick, lat_tick, 0.0, 1.0 / RATE);
+    ev_timer_init(&tick, lat_tick, 0.0, 1.0 / g.rate);
     ev_timer_start(loop, &tick);
     ev_prepare_init(&chk, lat_check);
     ev_set_priority(&chk, EV_MINPRI);
@@ -506,7 +516,7 @@ static void make_messages(void)
 
         free(g.blobs[i]);
         memset(payload, 'p', sizeof(payload));
-        snprintf((char *)payload, 24, "%zu", i);
+        snprintf((char *)payload, 24, "%zu", g.base + i);
         if (tc_make_envelope(g.senders[p]->sk, g.recipients[p]->pk, payload, sizeof(payload),
                              3600, &g.blobs[i], &g.lens[i], NULL) != 0)
             abort();
@@ -532,10 +542,10 @@ static pid_t start_node(const char *bin, const char *dir, unsigned port)
 }
 
 struct run_result {
-    size_t connected, failed, measured;
+    size_t connected, failed, measured[N_RATES];
     long rss_one, rss_all, rss_after;     /* KiB */
-    double per_conn_kib, connect_rate, p50, p99, max;
-    double cpu_handshake_ms, cpu_msg_us;   /* node CPU per handshake, per message pushed */
+    double per_conn_kib, connect_rate, p50[N_RATES], p99[N_RATES], max[N_RATES];
+    double cpu_handshake_ms, cpu_msg_us[N_RATES];   /* node CPU per handshake, per message */
 };
 
 static int one_run(const char *bin, size_t n_clients, int run, struct run_result *r)
@@ -602,14 +612,19 @@ static int one_run(const char *bin, size_t n_clients, int run, struct run_result
             fprintf(stderr, "bench_capacity: a measured client is not connected\n");
             goto out;
         }
-    make_messages();
-    cpu0 = cpu_of(node);
-    r->measured = run_latency(loop, &r->p50, &r->p99, &r->max);
-    if (r->measured > 0)
-        r->cpu_msg_us = (cpu_of(node) - cpu0) * 1e6 / (double)r->measured;
+    for (size_t k = 0; k < N_RATES; k++) {
+        g.rate = RATES[k];
+        g.n_msgs = (size_t)RATES[k] * LAT_SECONDS;
+        make_messages();
+        cpu0 = cpu_of(node);
+        r->measured[k] = run_latency(loop, &r->p50[k], &r->p99[k], &r->max[k]);
+        if (r->measured[k] > 0)
+            r->cpu_msg_us[k] = (cpu_of(node) - cpu0) * 1e6 / (double)r->measured[k];
+        if (g.enq_other > 0)
+            fprintf(stderr, "bench_capacity: %zu enqueues were not OK\n", g.enq_other);
+        g.base += g.n_msgs;
+    }
     r->rss_after = rss_kib(node);
-    if (g.enq_other > 0)
-        fprintf(stderr, "bench_capacity: %zu enqueues were not OK\n", g.enq_other);
     rc = 0;
 out:
     crowd_end(&cw);
@@ -631,7 +646,9 @@ int main(int argc, char **argv)
     size_t n_clients = argc > 1 ? strtoul(argv[1], NULL, 10) : 10000;
     int runs = argc > 2 ? atoi(argv[2]) : 3, done = 0;
     char bin[1024], path[1024];
-    double per_conn[MAX_RUNS], rss_all[MAX_RUNS], p50[MAX_RUNS], p99[MAX_RUNS], rate[MAX_RUNS];
+    double per_conn[MAX_RUNS], rss_all[MAX_RUNS], rate[MAX_RUNS];
+    double p50[N_RATES][MAX_RUNS], p99[N_RATES][MAX_RUNS];
+    int measured[N_RATES] = { 0 };
     struct rlimit rl;
 
     if (runs < 1 || runs > MAX_RUNS || n_clients < 2 * PAIRS + 1) {
@@ -658,7 +675,7 @@ int main(int argc, char **argv)
     if (sodium_init() < 0)
         return 1;
     signal(SIGPIPE, SIG_IGN);
-    g.n_msgs = (size_t)RATE * LAT_SECONDS;
+    g.n_msgs = (size_t)MAX_RATE * LAT_SECONDS;
     g.blobs = calloc(g.n_msgs, sizeof(*g.blobs));
     g.lens = calloc(g.n_msgs, sizeof(*g.lens));
     g.sent_at = calloc(g.n_msgs, sizeof(double));
@@ -668,8 +685,9 @@ int main(int argc, char **argv)
     if (!g.blobs || !g.lens || !g.sent_at || !g.lat || !g.senders || !g.recipients)
         return 1;
     printf("qpc-server on loopback with %zu clients connected at once (own key and socket each, "
-           "push on, keep-alive %d s); latency: %d pairs, %d msg/s for %d s, %d-byte payloads; "
-           "%d runs\n", n_clients, KEEPALIVE_MS / 1000, PAIRS, RATE, LAT_SECONDS, PAYLOAD, runs);
+           "push on, keep-alive %d s); latency: %d pairs, %u then %u msg/s for %d s each, "
+           "%d-byte payloads; %d runs\n", n_clients, KEEPALIVE_MS / 1000, PAIRS, RATES[0],
+           RATES[N_RATES - 1], LAT_SECONDS, PAYLOAD, runs);
     fflush(stdout);
     for (int i = 0; i < runs; i++) {
         struct run_result r;
@@ -678,18 +696,26 @@ int main(int argc, char **argv)
             continue;
         printf("  run %d: %zu connected (%zu failed, %.0f handshakes/s, node CPU %.2f ms each); "
                "node RSS %.1f MiB with 1, %.1f MiB with all, %.1f MiB after the traffic; %.1f KiB "
-               "per connection; push p50 %.2f ms, p99 %.2f ms, max %.2f ms (%zu of %zu pushed, "
-               "node CPU %.0f us each)\n", i + 1, r.connected, r.failed, r.connect_rate,
+               "per connection\n", i + 1, r.connected, r.failed, r.connect_rate,
                r.cpu_handshake_ms, r.rss_one / 1024.0, r.rss_all / 1024.0, r.rss_after / 1024.0,
-               r.per_conn_kib, r.p50, r.p99, r.max, r.measured, g.n_msgs, r.cpu_msg_us);
+               r.per_conn_kib);
+        for (size_t k = 0; k < N_RATES; k++) {
+            printf("         push at %4u msg/s: p50 %.2f ms, p99 %.2f ms, max %.2f ms (%zu of %zu "
+                   "pushed, node CPU %.0f us each)\n", RATES[k], r.p50[k], r.p99[k], r.max[k],
+                   r.measured[k], (size_t)RATES[k] * LAT_SECONDS, r.cpu_msg_us[k]);
+            if (r.measured[k] > 0) {   /* a phase where nothing arrived has no latency */
+                p50[k][measured[k]] = r.p50[k];
+                p99[k][measured[k]] = r.p99[k];
+                measured[k]++;
+            }
+        }
         fflush(stdout);
         per_conn[done] = r.per_conn_kib;
         rss_all[done] = r.rss_all / 1024.0;
-        p50[done] = r.p50;
-        p99[done] = r.p99;
         rate[done] = r.connect_rate;
         done++;
     }
+    g.n_msgs = (size_t)MAX_RATE * LAT_SECONDS;   /* what was allocated */
     for (size_t i = 0; i < g.n_msgs; i++)
         free(g.blobs[i]);
     free(g.blobs);
@@ -701,8 +727,12 @@ int main(int argc, char **argv)
     if (done == 0)
         return 1;
     printf("median of %d: node RSS %.1f MiB with %zu clients (goal < 1024), %.1f KiB per "
-           "connection, push p50 %.2f ms, p99 %.2f ms (goal < 10), %.0f handshakes/s\n", done,
-           median(rss_all, (size_t)done), n_clients, median(per_conn, (size_t)done),
-           median(p50, (size_t)done), median(p99, (size_t)done), median(rate, (size_t)done));
+           "connection, %.0f handshakes/s\n", done, median(rss_all, (size_t)done), n_clients,
+           median(per_conn, (size_t)done), median(rate, (size_t)done));
+    for (size_t k = 0; k < N_RATES; k++)
+        if (measured[k] > 0)
+            printf("  push at %4u msg/s: p50 %.2f ms, p99 %.2f ms (goal < 10; median of %d)\n",
+                   RATES[k], median(p50[k], (size_t)measured[k]),
+                   median(p99[k], (size_t)measured[k]), measured[k]);
     return 0;
 }

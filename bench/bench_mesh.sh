@@ -27,7 +27,13 @@ cleanup() {
 }
 trap cleanup EXIT
 it_require_netns
-echo "bench_mesh: commit $(git -C "$HERE/.." rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+# the commit the binaries were built from (the build's source tree), not this script's
+built_from() {
+    local src
+    src=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$1/CMakeCache.txt" 2>/dev/null)
+    [ -n "$src" ] && git -C "$src" describe --always --dirty 2>/dev/null || echo '?'
+}
+echo "bench_mesh: qpc from $(built_from "$B")${QPC_SERVER_BUILD:+, qpc-server from $(built_from "$QPC_SERVER_BUILD")}, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 STATIC=$("$B/qpc" --help 2>&1 | grep -q -- "--peers=" && echo --static-peers || true)   # static peers where qpc has them
 python3 "$HERE/../tests/lib/mesh_lab.py" --build "$B" --dir "$T" --prefix "$PREFIX" --topology full $STATIC ${QPC_SERVER_BUILD:+--server-build "$QPC_SERVER_BUILD"} \
     --settle 20 --idle 60 --messages 240 --broadcasts 12 --rate 2 --down 30 --drain 120 --idle-end 30 \

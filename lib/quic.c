@@ -39,6 +39,7 @@
 #include "qpc/quic.h"
 #include "qpc/tls.h"
 #include "qpc/wire.h"
+#include "quic_initial.h"
 #include "quic_internal.h"
 #include "udp.h"
 
@@ -596,6 +597,14 @@ static struct qpc_quic_conn *conn_accept(struct qpc_quic_endpoint *ep, const ngt
         return NULL;
     if (ep->n_handshaking >= HANDSHAKING_MAX) {
         ep->stats.handshakes_refused++;
+        return NULL;
+    }
+    /* Opened here first, so that a forged Initial (random bytes in an Initial's shape,
+     * from ever new addresses) costs a key derivation, not a connection with its TLS
+     * session: that is what a flood of them would otherwise buy (quic_initial.c). A
+     * Retry is only sent for an Initial that opens, so none is reflected for junk. */
+    if (!qpc_quic_initial_opens(data, len)) {
+        ep->stats.initials_unopened++;
         return NULL;
     }
     retried = hd.type == NGTCP2_PKT_INITIAL && hd.token.len > 0 &&

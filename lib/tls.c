@@ -388,6 +388,8 @@ void qpc_tls_endpoint_clear(struct qpc_tls_endpoint *te)
         gnutls_certificate_free_credentials(te->id_cred);
     if (te->fed_cred != NULL)
         gnutls_certificate_free_credentials(te->fed_cred);
+    if (te->priority != NULL)
+        gnutls_priority_deinit(te->priority);
     memset(te, 0, sizeof(*te));
 }
 
@@ -400,6 +402,11 @@ int qpc_tls_endpoint_init(struct qpc_tls_endpoint *te, const uint8_t *identity_s
 
     memset(te, 0, sizeof(*te));
     te->fed_by_key = fed_by_key;
+    if (gnutls_priority_init2(&te->priority, QPC_TLS_PRIORITY, NULL, 0) < 0) {
+        te->priority = NULL;
+        ret = QPC_ERR_TLS;
+        goto fail;
+    }
     if (max > QPC_TLS_ALPNS_MAX)
         goto fail;
     if (identity_sk != NULL) {
@@ -527,7 +534,7 @@ int qpc_tls_session_init(struct qpc_tls_session *ts, const struct qpc_tls_endpoi
     }
     rv = is_server ? ngtcp2_crypto_gnutls_configure_server_session(ts->session)
                    : ngtcp2_crypto_gnutls_configure_client_session(ts->session);
-    if (rv != 0 || gnutls_priority_set_direct(ts->session, QPC_TLS_PRIORITY, NULL) < 0)
+    if (rv != 0 || gnutls_priority_set(ts->session, te->priority) < 0)
         return QPC_ERR_TLS;
     gnutls_session_set_ptr(ts->session, &ts->ref);
     gnutls_session_set_verify_function(ts->session, verify_peer_cb);

@@ -10,6 +10,7 @@
  * (the first try fails with EINVAL or EOPNOTSUPP); any other refusal rests GSO for a
  * number of batches, growing while it keeps failing, and then it is tried again.
  */
+#define _GNU_SOURCE   /* recvmmsg */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -21,51 +22,73 @@
 #include "udp.h"
 
 #define RX_BATCH 64                      /* datagrams read per wake-up */
+#define RX_MMSG 16                       /* datagrams per recvmmsg call */
 
-static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-    struct qpc_udp *u = w->data;
-    static uint8_t buf[65536];   /* one loop, no threads: one receive buffer */
+/* One loop, no threads: one set of receive buffers. Each holds a whole datagram, or a
+ * GRO train of them (up to 64 KiB). */
+static struct rx_slot {
+    uint8_t buf[65536];
     struct sockaddr_storage from;
     union {
         char buf[CMSG_SPACE(sizeof(int))];
         struct cmsghdr align;
     } ctl;
-    struct iovec iov = { buf, sizeof(buf) };
-    struct msghdr mh;
-    struct cmsghdr *cm;
-    ssize_t n;
-    size_t seg;
+} rx[RX_MMSG];
 
-    for (int i = 0; i < RX_BATCH; i++) {
-        memset(&mh, 0, sizeof(mh));
-        mh.msg_name = &from;
-        mh.msg_namelen = sizeof(from);
-        mh.msg_iov = &iov;
-        mh.msg_iovlen = 1;
-        mh.msg_control = ctl.buf;
-        mh.msg_controllen = sizeof(ctl.buf);
-        n = recvmsg(u->fd, &mh, MSG_DONTWAIT);
-        if (n < 0)
+/* Hands the n bytes of one received message up, split by the GRO segment size the
+ * kernel reports (if it coalesced several packets of one size). */
+static void rx_deliver(struct qpc_udp *u, struct rx_slot *r, struct msghdr *mh, size_t n)
+{
+    size_t seg = n;
+
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm != NULL; cm = CMSG_NXTHDR(mh, cm)) {
+        int gso;
+
+        if (cm->cmsg_level == IPPROTO_UDP && cm->cmsg_type == UDP_GRO) {
+            memcpy(&gso, CMSG_DATA(cm), sizeof(gso));
+            if (gso > 0)
+                seg = (size_t)gso;
+        }
+    }
+    for (size_t off = 0; off < n; off += seg) {
+        size_t len = n - off < seg ? n - off : seg;
+
+        u->recv(u->user, (const struct sockaddr *)&r->from, mh->msg_namelen, r->buf + off, len);
+    }
+}
+
+/* Reads up to RX_BATCH datagrams, RX_MMSG per system call: under a flood of junk the
+ * calls, not the junk, were a good part of what each datagram cost. */
+static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct qpc_udp *u = w->data;
+    struct mmsghdr mm[RX_MMSG];
+    struct iovec iov[RX_MMSG];
+
+    for (int done = 0; done < RX_BATCH;) {
+        int n;
+
+        for (int i = 0; i < RX_MMSG; i++) {
+            iov[i].iov_base = rx[i].buf;
+            iov[i].iov_len = sizeof(rx[i].buf);
+            memset(&mm[i], 0, sizeof(mm[i]));
+            mm[i].msg_hdr.msg_name = &rx[i].from;
+            mm[i].msg_hdr.msg_namelen = sizeof(rx[i].from);
+            mm[i].msg_hdr.msg_iov = &iov[i];
+            mm[i].msg_hdr.msg_iovlen = 1;
+            mm[i].msg_hdr.msg_control = rx[i].ctl.buf;
+            mm[i].msg_hdr.msg_controllen = sizeof(rx[i].ctl.buf);
+        }
+        n = recvmmsg(u->fd, mm, RX_MMSG, MSG_DONTWAIT, NULL);
+        if (n <= 0)
             break;
-        if (n == 0)
-            continue;
-        /* With UDP_GRO the kernel may hand us several packets of one size at once. */
-        seg = (size_t)n;
-        for (cm = CMSG_FIRSTHDR(&mh); cm != NULL; cm = CMSG_NXTHDR(&mh, cm)) {
-            int gso;
-
-            if (cm->cmsg_level == IPPROTO_UDP && cm->cmsg_type == UDP_GRO) {
-                memcpy(&gso, CMSG_DATA(cm), sizeof(gso));
-                if (gso > 0)
-                    seg = (size_t)gso;
-            }
+        for (int i = 0; i < n && u->fd >= 0; i++) {   /* a receiver may close the socket */
+            if (mm[i].msg_len > 0)
+                rx_deliver(u, &rx[i], &mm[i].msg_hdr, mm[i].msg_len);
         }
-        for (size_t off = 0; off < (size_t)n; off += seg) {
-            size_t len = (size_t)n - off < seg ? (size_t)n - off : seg;
-
-            u->recv(u->user, (const struct sockaddr *)&from, mh.msg_namelen, buf + off, len);
-        }
+        done += n;
+        if (n < RX_MMSG)
+            break;   /* the socket is empty */
     }
 }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one test command (README.md): installs what is missing, builds, then
-#   1. runs every libFuzzer target for a short bounded time (QPC_FUZZ_SECONDS, default 20),
+#   1. runs every libFuzzer target for a short bounded time (QPC_FUZZ_SECONDS, default 10),
 #   2. runs all tests (ctest) on a normal build,
 #   3. runs all tests again with AddressSanitizer + UndefinedBehaviorSanitizer,
 #   4. builds for s390x (big-endian) and runs the unit tests under qemu-user
@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 
 jobs=$(nproc 2>/dev/null || echo 2)
-fuzz_seconds=${QPC_FUZZ_SECONDS:-20}
+fuzz_seconds=${QPC_FUZZ_SECONDS:-10}
 
 configure_and_build() {  # dir, cmake args...
     local dir=$1; shift

@@ -45,7 +45,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
     $B/qpc_p2p_flood send 127.0.0.1:$PB "$BK" "$CK" $N 200 128 >"$T/flood$r.out" 2>"$T/flood$r.err" &
     FP=$!
     # into the load, at a random point: after 500 to 4,000 acks
-    it_wait_lines "$T/flood$r.out" '^ack ' $((500 + RANDOM % 3500)) 30 || fail "round $r: B stopped acking"
+    it_wait_lines "$T/flood$r.out" '^ack ' $((500 + RANDOM % 3500)) 90 || fail "round $r: B stopped acking"
     kill -KILL "$BPID"; wait "$BPID" 2>/dev/null || true
     BPID=
     wait "$FP" || true

@@ -4,7 +4,8 @@
 # unrouted cloud, one node leaving and coming back. Direct messages between random pairs
 # and broadcasts; asserts delivery only (no timings: the figures are printed): nothing is
 # shown twice anywhere, and every message of the classes that work today is delivered
-# (MESH_LAB_CHECK, default below). Everything it made is removed on exit.
+# (MESH_LAB_CHECK overrides the choice below). Everything it made is removed on exit.
+# QPC_SERVER_BUILD: take qpc-server from there (two branches measured together).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 B=${QPC_BUILD:?}
@@ -27,10 +28,18 @@ cleanup() {
 }
 trap cleanup EXIT
 it_require_netns
+# What works today is asserted: pairs on one link and clients of one server (also while
+# a node is away), broadcasts; pairs beyond a link ("mesh") only where qpc has announces
+# (routes before traffic; without them a route exists only after the recipient happened
+# to send), and only when no node is away or just back: "mesh+churn" is printed, not
+# asserted, since a route changing under a held message can lose it today (see
+# docs/mesh_lab.md, "Findings").
+CHECK=link,link+churn,server,server+churn,broadcast
+"$B/qpc" --help 2>&1 | grep -q -- "--announce-interval-s" && CHECK=$CHECK,mesh
 STATIC=$("$B/qpc" --help 2>&1 | grep -q -- "--peers=" && echo --static-peers || true)   # static peers where qpc has them
 python3 "$SRC/tests/lib/mesh_lab.py" --build "$B" --dir "$T" --prefix "$PREFIX" --topology ci $STATIC ${QPC_SERVER_BUILD:+--server-build "$QPC_SERVER_BUILD"} \
-    --settle 10 --idle 15 --messages 40 --broadcasts 4 --rate 2 --down 10 --drain 45 \
-    --check "${MESH_LAB_CHECK:-link,server,broadcast}" &
+    --settle 10 --idle 15 --messages 60 --broadcasts 4 --rate 2 --down 10 --drain 90 \
+    --check "${MESH_LAB_CHECK:-$CHECK}" &
 LABPID=$!
 rc=0; wait $LABPID || rc=$?
 LABPID=

@@ -66,6 +66,11 @@ PROTO_BEFORE=$(metric 'qpc_errors_total{kind="protocol"}')
 rc=0; tc -i "$TMP/clumsy.json" garbage 5 -T 2 >"$TMP/clumsy.out" || rc=$?
 [ $rc -eq 4 ] || fail "a client with 5 bad frames was closed (exit $rc)"
 grep -q '^answers 5$' "$TMP/clumsy.out" || fail "5 bad frames did not get 5 error answers"
+rc=0; tc -i "$TMP/newer.json" garbage 200 -U -T 2 >"$TMP/newer.out" || rc=$?
+[ $rc -eq 4 ] || fail "a client sending 200 requests of a kind this node does not know was closed (exit $rc)"
+ANSWERS=$(awk '/^answers/ {print $2}' "$TMP/newer.out")
+[ "$ANSWERS" -ge 1 ] && [ "$ANSWERS" -le 10 ] || fail "$ANSWERS answers to unknown kinds (1 to 10 expected)"
+echo "ok: requests of an unknown kind (a newer client) are answered within the budget, never closed"
 tc -i "$TMP/mallory.json" garbage 1000 -T 20 >"$TMP/garbage.out" || fail "the garbage sender was not closed"
 grep -q '^closed too many malformed requests$' "$TMP/garbage.out" || fail "no close with a reason"
 ANSWERS=$(awk '/^answers/ {print $2}' "$TMP/garbage.out")

@@ -15,6 +15,7 @@
 #include "qpc/identity.h"
 #include "qpc/wire.h"
 #include "quic_harness.h"
+#include "quic_initial.h"
 #include "quic_internal.h"   /* qpc_stream_queue_raw: a peer that sends half a frame */
 
 #define QPC_WIRE_FRAME_MAX_TEST (QPC_WIRE_FRAME_MAX_DEFAULT + 1)
@@ -1170,6 +1171,62 @@ static void test_quic_retry_token_from_another_address_is_refused(void **state)
     pair_close(&p);
 }
 
+/*
+ * A real client's first Initial, caught on its way: it opens (quic_initial.c) and makes
+ * a connection; the same packet with one byte of its ciphertext or of its header
+ * changed, or an Initial's shape around random bytes, opens not, makes no connection
+ * and draws no answer (no Retry either, whatever the threshold).
+ */
+static void test_quic_forged_initials_make_no_state(void **state)
+{
+    struct pair p;
+    struct qpc_quic_endpoint_stats st;
+    static struct capture initials = { .want = 1 }, answers = { .want = 1 };
+    static uint8_t bad[4][1500];
+    struct sockaddr_in trap, sender;
+    struct sockaddr_storage srv;
+    socklen_t srvlen;
+    size_t len;
+
+    pair_open_retry(&p, 0, QPC_QUIC_RETRY_ALWAYS);
+    initials.fd = udp_socket(&trap);
+    answers.fd = udp_socket(&sender);
+    assert_int_equal(qpc_quic_connect(p.cli.ep, (struct sockaddr *)&trap, sizeof(trap),
+                                      QPC_ALPN_CLIENT, NULL, &p.cli, NULL), 0);
+    assert_true(run_until(p.loop, captured, &initials, 10));
+    len = initials.len[0];
+    assert_true(len >= 1200);
+    assert_true(qpc_quic_initial_opens(initials.pkt[0], len));
+    for (int i = 0; i < 4; i++)
+        memcpy(bad[i], initials.pkt[0], len);
+    bad[0][len - 1] ^= 0x01;     /* the tag */
+    bad[1][len / 2] ^= 0x80;     /* the ciphertext */
+    bad[2][8] ^= 0x01;           /* the dcid: other keys */
+    randombytes_buf(bad[3] + 48, len - 48);   /* the header kept, random after it */
+    side_addr(&p.srv, &srv, &srvlen);
+    for (int i = 0; i < 4; i++) {
+        assert_false(qpc_quic_initial_opens(bad[i], len));
+        assert_int_equal(sendto(answers.fd, bad[i], len, 0, (struct sockaddr *)&srv, srvlen),
+                         (ssize_t)len);
+    }
+    run_for(p.loop, 0.2);
+    assert_false(captured(&answers));
+    qpc_quic_endpoint_get_stats(p.srv.ep, &st);
+    assert_int_equal(st.initials_unopened, 4);
+    assert_int_equal(st.retries_sent, 0);
+    assert_int_equal(qpc_quic_endpoint_conn_count(p.srv.ep), 0);
+    /* The real one is answered (with a Retry: this server always asks for one). */
+    assert_int_equal(sendto(answers.fd, initials.pkt[0], len, 0, (struct sockaddr *)&srv,
+                            srvlen), (ssize_t)len);
+    assert_true(run_until(p.loop, captured, &answers, 10));
+    qpc_quic_endpoint_get_stats(p.srv.ep, &st);
+    assert_int_equal(st.retries_sent, 1);
+    assert_int_equal(st.initials_unopened, 4);
+    close(initials.fd);
+    close(answers.fd);
+    pair_close(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1198,6 +1255,7 @@ int main(void)
         cmocka_unit_test(test_quic_retry_always_still_connects),
         cmocka_unit_test(test_quic_spoofed_initials_above_threshold_make_no_state),
         cmocka_unit_test(test_quic_retry_token_from_another_address_is_refused),
+        cmocka_unit_test(test_quic_forged_initials_make_no_state),
     };
 
     signal(SIGPIPE, SIG_IGN);

@@ -150,9 +150,78 @@ static void test_udp_gso_stays_off_when_the_first_try_says_unsupported(void **st
     assert_int_equal(f->u->gso_failures, 1);
 }
 
+/* What the receive side saw: each datagram's length, first byte and sender port. */
+struct heard {
+    int n;
+    size_t len[300];
+    uint8_t first[300];
+    uint16_t port[300];
+};
+
+static void heard_recv(void *user, const struct sockaddr *from, socklen_t fromlen,
+                       const uint8_t *data, size_t len)
+{
+    struct heard *h = user;
+
+    assert_int_equal(fromlen, sizeof(struct sockaddr_in));
+    if (h->n < 300) {
+        h->len[h->n] = len;
+        h->first[h->n] = data[0];
+        h->port[h->n++] = ntohs(((const struct sockaddr_in *)from)->sin_port);
+    }
+}
+
+/* 250 datagrams of changing sizes from two senders, more than one wake-up reads and not
+ * a multiple of one receive call's batch: each arrives once, whole, in order, with its
+ * own sender's address. */
+static void test_udp_receives_every_datagram_with_its_sender(void **state)
+{
+    struct fixture *f = *state;
+    static struct heard h;
+    static uint8_t buf[2000];
+    struct sockaddr_in me, a, b;
+    socklen_t len = sizeof(me);
+    int sa = socket(AF_INET, SOCK_DGRAM, 0), sb = socket(AF_INET, SOCK_DGRAM, 0);
+
+    memset(&h, 0, sizeof(h));
+    f->u->recv = heard_recv;
+    f->u->user = &h;
+    assert_int_equal(getsockname(f->u->fd, (struct sockaddr *)&me, &len), 0);
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    b = a;
+    assert_int_equal(bind(sa, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(bind(sb, (struct sockaddr *)&b, sizeof(b)), 0);
+    len = sizeof(a);
+    assert_int_equal(getsockname(sa, (struct sockaddr *)&a, &len), 0);
+    len = sizeof(b);
+    assert_int_equal(getsockname(sb, (struct sockaddr *)&b, &len), 0);
+    for (int i = 0; i < 250; i++) {
+        size_t n = 1 + (size_t)(i * 7) % 1500;
+
+        memset(buf, i, n);
+        assert_int_equal(sendto(i % 2 ? sb : sa, buf, n, 0, (struct sockaddr *)&me, sizeof(me)),
+                         (ssize_t)n);
+    }
+    for (int turns = 0; h.n < 250 && turns < 1000; turns++)
+        ev_run(f->loop, EVRUN_NOWAIT);
+    print_message("%d datagrams heard\n", h.n);
+    assert_int_equal(h.n, 250);
+    for (int i = 0; i < 250; i++) {
+        assert_int_equal(h.len[i], 1 + (size_t)(i * 7) % 1500);
+        assert_int_equal(h.first[i], (uint8_t)i);
+        assert_int_equal(h.port[i], ntohs(i % 2 ? b.sin_port : a.sin_port));
+    }
+    close(sa);
+    close(sb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_udp_receives_every_datagram_with_its_sender,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_udp_gso_comes_back_after_a_transient_refusal,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_udp_gso_rest_doubles_while_refusals_continue,

@@ -209,6 +209,8 @@ struct qpc_quic_endpoint_stats {
     uint64_t tokens_refused;      /* Initials with a token that did not verify (dropped) */
     uint64_t retried_accepted;    /* connections made after a Retry */
     uint64_t handshakes_refused;  /* Initials dropped because HANDSHAKING_MAX were running */
+    uint64_t initials_unopened;   /* new clients' Initials whose protection did not open
+                                   * (forged or damaged; dropped before any state) */
 };
 /* Copies ep's counters into *out (zeros for NULL ep). */
 void qpc_quic_endpoint_get_stats(const struct qpc_quic_endpoint *ep,

@@ -109,6 +109,9 @@ int qpc_tls_peer_has_dns_name(gnutls_session_t session, const char *name);
  * Owned by the endpoint; its sessions borrow it, so it outlives them.
  */
 struct qpc_tls_endpoint {
+    gnutls_priority_t priority;                 /* QPC_TLS_PRIORITY, parsed once and shared
+                                                 * by every session (a copy per session
+                                                 * cost 8 KiB of each connection) */
     gnutls_certificate_credentials_t id_cred;   /* NULL: no identity ALPNs */
     gnutls_certificate_credentials_t fed_cred;  /* CA mode's credentials, else NULL */
     bool fed_by_key;                            /* the federation ALPN presents id_cred and
@@ -124,7 +127,8 @@ struct qpc_tls_endpoint {
  * NULL (then all three are needed), and copies of the ALPNs alpns[0..max) up to the
  * first NULL. fed_by_key: the federation ALPN uses the identity credentials and key
  * checks (no DER files needed) instead of the CA. The strings are only read. On error te is left cleared.
- * Errors: those of qpc_tls_identity_cred_new and qpc_tls_federation_cred_new;
+ * Errors: QPC_ERR_TLS (GnuTLS refused QPC_TLS_PRIORITY); those of
+ * qpc_tls_identity_cred_new and qpc_tls_federation_cred_new;
  * QPC_ERR_INVALID (an ALPN empty or not below QPC_TLS_ALPN_MAX bytes, max above
  * QPC_TLS_ALPNS_MAX), QPC_ERR_CONFIG (an ALPN whose credentials are not there),
  * QPC_ERR_NOMEM.

@@ -19,6 +19,7 @@
 #include "announce.h"
 #include "dial.h"
 #include "handover.h"
+#include "homes.h"
 #include "link.h"
 #include "output.h"
 #include "qpc/addr.h"
@@ -65,6 +66,7 @@ struct announcer {
     struct qpc_announce mine;
     bool have_mine;
     uint64_t mine_digest;              /* of the candidates in it */
+    char mine_domain[QPC_ANNOUNCE_DOMAIN_MAX + 1];   /* my server's domain when it was made */
     uint64_t next_ms;                  /* my next announce is due (mono) */
     uint64_t received, refused, limited, passed_on;
 };
@@ -229,6 +231,7 @@ static void announce_now(struct client *cl, uint64_t mono)
     /* Next one after an interval, even when this one failed: never a warning a second. */
     an->next_ms = mono + (uint64_t)cl->cc->announce_interval_s * 1000;
     an->mine_digest = candidates_digest(&cl->my_cands);
+    snprintf(an->mine_domain, sizeof(an->mine_domain), "%s", session_domain(cl));
     an->have_mine = rc == 0;
     if (rc < 0) {
         qpc_log_warn("announce", "cannot sign my announce: %s", qpc_strerror(rc));
@@ -271,8 +274,11 @@ void announce_tick(struct client *cl, uint64_t now)
     (void)now;
     if (an == NULL || cl->closing)
         return;
-    /* Due, or my addresses changed (a node that moved says so at once). */
-    if (mono >= an->next_ms || candidates_digest(&cl->my_cands) != an->mine_digest)
+    /* Due, or my addresses or my home node changed (a node that moved says so at once;
+     * the node names its domain only after the session is up, a moment after the first
+     * announce, and others address my messages by it: homes.c). */
+    if (mono >= an->next_ms || candidates_digest(&cl->my_cands) != an->mine_digest ||
+        strncmp(session_domain(cl), an->mine_domain, sizeof(an->mine_domain)) != 0)
         announce_now(cl, mono);
     seen_expire(an, mono);
     static_peers_tick(cl, mono);
@@ -433,6 +439,10 @@ void announce_receive(struct client *cl, struct link *l, const Qpc__MeshAnnounce
     }
     seen_add(an, id, mono);
     origin_note(an, &a, mono);
+    /* The origin's home node, in its own signed words: where a message to it that goes
+     * through my server must be addressed (handover.c), so the nodes federate it. */
+    if (cl->homes != NULL && homes_learn(cl->homes, a.key, a.domain, a.seqno, now))
+        route_state_changed(cl);
 
     /* What it teaches: a route through where it came from, and the origin's addresses. */
     if (l != NULL) {

@@ -139,6 +139,7 @@ struct dial_lookup;        /* a peer's typed name being looked up (dial.c) */
 struct history;            /* the message history (history.c) */
 struct announcer;          /* my announces and the ones passed on (announce.c) */
 struct route_state;        /* routes.db: the routing table across restarts (route_state.c) */
+struct homes;              /* peers' home node domains (homes.c) */
 
 struct client {
     int kind;                            /* 0; a struct link starts with a nonzero kind, so
@@ -169,6 +170,8 @@ struct client {
     struct qpc_store *store;             /* held envelopes and the dedup set (state.c makes it) */
     struct qpc_route_table *routes;      /* routes.c learns into it; route_state.c keeps it */
     struct route_state *route_state;
+    struct homes *homes;                 /* homes.c: peers' node domains from their announces
+                                          * (route_state.c makes it and keeps it) */
     struct announcer *ann;               /* announce.c */
     struct qpc_channel_set *channels;
     struct qpc_quic_endpoint *ep;

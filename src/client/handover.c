@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "handover.h"
+#include "homes.h"
 #if QPC_MESH
 #include "link.h"
 #endif
@@ -171,6 +172,20 @@ void handover_flush(struct client *cl)
 #endif
 }
 
+/*
+ * The node domain an envelope of mine names at my server. The one it was held for (the
+ * user typed peer@domain: through my server alone) comes first; else the recipient's
+ * home node as its signed announces say, unless that is my own node: the node federates
+ * it there, and the outbox copy still races on the direct paths; else "" (my node's
+ * own queue, for a client of my node or one whose node is unknown).
+ */
+static const char *enqueue_domain(const struct client *cl, const struct qpc_envelope *env)
+{
+    const char *held = state_hold_domain(cl, env->id);
+
+    return held[0] != '\0' ? held : homes_enqueue_domain(cl->homes, env->recipient, session_domain(cl));
+}
+
 static int to_server_cb(void *ctx, struct qpc_envelope *env)
 {
     struct client *cl = ctx;
@@ -181,14 +196,15 @@ static int to_server_cb(void *ctx, struct qpc_envelope *env)
     /* The server holds a copy (its answer is shown by session.c); ours stays too, so
      * the message also goes P2P as soon as the peer is reachable. */
     /* Only my own envelopes: a server accepts envelopes from their sender alone. */
-    const char *domain = state_hold_domain(cl, env->id);
+    const char *held = state_hold_domain(cl, env->id);
     uint8_t id[QPC_ID_LEN];
     struct inflight *f;
 
-    /* kept: without a node domain a link may still carry our copy, so a refusal is not
-     * final (without mesh no link can: the server's refusal is). */
+    /* kept: unless held for a node domain a link may still carry our copy, so a refusal
+     * is not final (without mesh no link can: the server's refusal is). */
     if (mine &&
-        !(session_up(cl) && session_enqueue(cl, env, domain, report, QPC_MESH && domain[0] == '\0') == 0) &&
+        !(session_up(cl) && session_enqueue(cl, env, enqueue_domain(cl, env), report,
+                                            QPC_MESH && held[0] == '\0') == 0) &&
         report) {
         ev.text = "peer unreachable, kept in outbox";
         ev.text_len = strlen(ev.text);
@@ -198,7 +214,7 @@ static int to_server_cb(void *ctx, struct qpc_envelope *env)
     custody_park(&cl->custody, env);
     /* Held for a node domain (or built without mesh): it travels through my server alone
      * (handed to it again whenever a session comes up), never on a link. */
-    if ((domain[0] != '\0' || !QPC_MESH) && (f = custody_find(&cl->custody, id)) != NULL)
+    if ((held[0] != '\0' || !QPC_MESH) && (f = custody_find(&cl->custody, id)) != NULL)
         f->server_only = true;
     return 0;
 }
@@ -213,7 +229,7 @@ static void to_server_again_cb(void *ctx, struct inflight *f)
     struct client *cl = ctx;
 
     if (f->mine)
-        session_enqueue(cl, &f->env, state_hold_domain(cl, f->id), handover_reports(cl, &f->env), false);
+        session_enqueue(cl, &f->env, enqueue_domain(cl, &f->env), handover_reports(cl, &f->env), false);
 }
 
 void handover_session_up(struct client *cl)

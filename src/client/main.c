@@ -27,6 +27,7 @@
 #include "discover.h"
 #endif
 #include "history.h"
+#include "homes.h"
 #include "node.h"
 #include "output.h"
 #include "routes.h"
@@ -253,10 +254,12 @@ static int sub_route(struct client *cl, int argc, char **argv)
         return rc;
     if (qpc_route_list(cl->routes, &r, &n) < 0)
         return EXIT_FAIL;
-    /* destination, via, next hop, hops ("?": from traffic), source, seqno, age in s, and
-     * "retracted" when its next hop's link is down */
+    /* destination, via, next hop, hops ("?": from traffic), source, seqno, age in s,
+     * "retracted" when its next hop's link is down, and "home DOMAIN" when the peer's
+     * announces name its node (what a message through my server is addressed to) */
     for (size_t i = 0; i < n; i++) {
         char dest[QPC_KEY_HEX_LEN], next[QPC_ROUTE_ADDR_MAX], hops[12], seq[12];
+        const char *home = homes_get(cl->homes, r[i].dest);
 
         qpc_key_to_hex(dest, r[i].dest);
         if (r[i].via == QPC_ROUTE_VIA_PEER)
@@ -265,10 +268,10 @@ static int sub_route(struct client *cl, int argc, char **argv)
             snprintf(next, sizeof(next), "%s", r[i].next_hop[0] ? r[i].next_hop : "-");
         snprintf(hops, sizeof(hops), r[i].hops == QPC_ROUTE_HOPS_UNKNOWN ? "?" : "%u", r[i].hops);
         snprintf(seq, sizeof(seq), r[i].has_seqno ? "%u" : "-", r[i].seqno);
-        printf("%s %s %s %s %s %s %llu%s\n", dest, qpc_route_via_name(r[i].via), next, hops,
+        printf("%s %s %s %s %s %s %llu%s%s%s\n", dest, qpc_route_via_name(r[i].via), next, hops,
                qpc_route_source_name(r[i].source), seq,
                (unsigned long long)(now > r[i].last_seen_ms ? (now - r[i].last_seen_ms) / 1000 : 0),
-               r[i].retracted ? " retracted" : "");
+               r[i].retracted ? " retracted" : "", home != NULL ? " home " : "", home != NULL ? home : "");
     }
     free(r);
     return EXIT_OK;
@@ -738,7 +741,7 @@ static const struct subcommand subcommands[] = {
     { "unsubscribe", sub_subscribe, "<topic>", "leave a broadcast channel" },
     { "peer", sub_peer, "add <key> <host:port> [name] | list", "edit or list the peer directory (add also takes a qpc: text)" },
     { "name", sub_name, "<peer> <name>", "name a peer ('me': yourself; name '-': none)" },
-    { "route", sub_route, "", "list the routing table: dest via next-hop hops source seqno age [retracted]" },
+    { "route", sub_route, "", "list the routing table: dest via next-hop hops source seqno age [retracted] [home DOMAIN]" },
     { "server", sub_server, "<host:port>", "save a server: the REPL connects to it at start" },
     { "history", sub_history, "[peer] [N]", "the last N messages with a peer or #topic, or all" },
     { "version", sub_version, "", "print the version" },

@@ -25,6 +25,7 @@
 #include "discover.h"
 #endif
 #include "history.h"
+#include "homes.h"
 #include "lineedit.h"
 #include "node.h"
 #include "output.h"
@@ -363,10 +364,13 @@ static int cmd_route(struct client *cl, char *args)
             snprintf(hops, sizeof(hops), "?");   /* from traffic: nobody vouches for a length */
         else
             snprintf(hops, sizeof(hops), "%u", r[i].hops);
-        say(cl, "%-12s %-10s %-8s %-28s %4s %5llus %-8s %s", dest, route_name(cl, &r[i]),
+        const char *home = homes_get(cl->homes, r[i].dest);
+
+        say(cl, "%-12s %-10s %-8s %-28s %4s %5llus %-8s %s%s%s", dest, route_name(cl, &r[i]),
             qpc_route_via_name(r[i].via), nh, hops,
             (unsigned long long)(now > r[i].last_seen_ms ? (now - r[i].last_seen_ms) / 1000 : 0),
-            qpc_route_source_name(r[i].source), r[i].retracted ? "retracted" : path);
+            qpc_route_source_name(r[i].source), r[i].retracted ? "retracted" : path,
+            home != NULL ? ", home " : "", home != NULL ? home : "");
     }
     if (n == 0)
         say(cl, "(no routes yet)");
@@ -556,8 +560,11 @@ static int cmd_send(struct client *cl, char *args)
         say(cl, "not connected to a server (/connect first)");
         return 0;
     }
-    /* Without a domain: the server's own (a client of the same node). */
-    domain = at != NULL ? at + 1 : session_domain(cl);
+    /* Without a domain: the peer's home node as its signed announces say, else the
+     * server's own (a client of the same node). */
+    domain = at != NULL ? at + 1 : homes_enqueue_domain(cl->homes, key, session_domain(cl));
+    if (domain[0] == '\0')
+        domain = session_domain(cl);
     rc = node_send_text(cl, key, domain[0] != '\0' ? domain : NULL, msg, id);
     if (rc < 0) {
         say(cl, "cannot send: %s", qpc_strerror(rc));
@@ -592,7 +599,7 @@ static const struct command commands[] = {
       MESH_ONLY(cmd_mesh_send), 2 },
     { "/mesh broadcast", "<topic> <msg>", "publish to a broadcast channel", cmd_broadcast, 2 },
     { "/mesh subscribe", "<topic> [key]", "join a channel (open, or private with a key)", cmd_subscribe, 1 },
-    { "/mesh route", "", "routing table: destination, next hop, hops, age, source", MESH_ONLY(cmd_route), 0 },
+    { "/mesh route", "", "routing table: destination, next hop, hops, age, source, home node", MESH_ONLY(cmd_route), 0 },
     { "/mesh identity", "", "my mesh identity, known servers, and a QR code to share it", cmd_identity, 0 },
     { "/mesh store", "", "store-and-forward statistics", cmd_store, 0 },
     { "/mesh add", "<peer_key> <host:port> [name]", "add a peer (or paste its qpc: text)", cmd_add, 1 },

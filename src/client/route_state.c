@@ -7,7 +7,8 @@
  * routes, which the next announces bring back; no message depends on them. The
  * feasibility distances are saved with them, so a restarted node does not take back,
  * through a loop, a route it had already given up; and my own last seqno, so my next
- * announce is newer than every one the mesh has seen.
+ * announce is newer than every one the mesh has seen. The peers' home domains (homes.c)
+ * go into the same snapshot: a `qpc send` started beside a `qpc listen` reads them here.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include "output.h"
 #include "qpc/announce.h"
 #include "qpc/error.h"
+#include "homes.h"
 #include "qpc/log.h"
 #include "route_state.h"
 
@@ -39,7 +41,9 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS fds ("
     "  dest BLOB PRIMARY KEY, seqno INTEGER NOT NULL, metric INTEGER NOT NULL,"
     "  updated INTEGER NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);";
+    "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS homes ("
+    "  dest BLOB PRIMARY KEY, domain TEXT NOT NULL, seqno INTEGER NOT NULL, heard INTEGER NOT NULL);";
 
 static void warn_db(struct route_state *rs, const char *what)
 {
@@ -113,6 +117,31 @@ static void load_fds(struct route_state *rs, struct qpc_route_table *rt)
     sqlite3_finalize(st);
 }
 
+static void load_homes(struct route_state *rs, struct homes *h)
+{
+    sqlite3_stmt *st = NULL;
+
+    /* Oldest first, so the table's eviction order is what it was. */
+    if (sqlite3_prepare_v2(rs->db, "SELECT dest, domain, seqno, heard FROM homes ORDER BY heard",
+                           -1, &st, NULL) != SQLITE_OK) {
+        warn_db(rs, "home domains");
+        return;
+    }
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        struct home e;
+
+        memset(&e, 0, sizeof(e));
+        if (sqlite3_column_bytes(st, 0) != QPC_KEY_LEN)
+            continue;
+        memcpy(e.key, sqlite3_column_blob(st, 0), QPC_KEY_LEN);
+        copy_text(e.domain, sizeof(e.domain), sqlite3_column_text(st, 1));
+        e.seqno = (uint32_t)sqlite3_column_int64(st, 2);
+        e.heard_ms = (uint64_t)sqlite3_column_int64(st, 3);
+        homes_restore(h, &e);   /* checks the domain as an announce's would be */
+    }
+    sqlite3_finalize(st);
+}
+
 static void load_seqno(struct route_state *rs)
 {
     sqlite3_stmt *st = NULL;
@@ -132,9 +161,12 @@ int route_state_open(struct client *cl)
     struct route_state *rs;
     char *msg = NULL;
 
-    if ((cl->routes = qpc_route_table_new(0)) == NULL || (rs = calloc(1, sizeof(*rs))) == NULL) {
+    if ((cl->routes = qpc_route_table_new(0)) == NULL || (cl->homes = homes_new()) == NULL ||
+        (rs = calloc(1, sizeof(*rs))) == NULL) {
         qpc_route_table_free(cl->routes);
         cl->routes = NULL;
+        homes_free(cl->homes);
+        cl->homes = NULL;
         return QPC_ERR_NOMEM;
     }
     cl->route_state = rs;
@@ -153,6 +185,7 @@ int route_state_open(struct client *cl)
      * them: those are what was true when the table was saved. */
     load_routes(rs, cl->routes, now_ms());
     load_fds(rs, cl->routes);
+    load_homes(rs, cl->homes);
     load_seqno(rs);
     return 0;
 }
@@ -170,24 +203,28 @@ static bool run(struct route_state *rs, sqlite3_stmt *st, const char *what)
 }
 
 /* The whole table in one transaction. */
-static bool write_snapshot(struct route_state *rs, const struct qpc_route_table *rt)
+static bool write_snapshot(struct route_state *rs, const struct qpc_route_table *rt, const struct homes *h)
 {
     struct qpc_route *routes = NULL;
     struct qpc_route_fd *fds = NULL;
-    size_t nr = 0, nf = 0;
-    sqlite3_stmt *ins_r = NULL, *ins_f = NULL, *ins_m = NULL;
+    struct home *homes = NULL;
+    size_t nr = 0, nf = 0, nh = 0;
+    sqlite3_stmt *ins_r = NULL, *ins_f = NULL, *ins_m = NULL, *ins_h = NULL;
     bool ok = false;
 
-    if (qpc_route_list(rt, &routes, &nr) < 0 || qpc_route_fd_list(rt, &fds, &nf) < 0)
+    if (qpc_route_list(rt, &routes, &nr) < 0 || qpc_route_fd_list(rt, &fds, &nf) < 0 ||
+        (h != NULL && homes_list(h, &homes, &nh) < 0))
         goto out;
-    if (sqlite3_exec(rs->db, "BEGIN IMMEDIATE; DELETE FROM routes; DELETE FROM fds;", NULL, NULL, NULL) != SQLITE_OK) {
+    if (sqlite3_exec(rs->db, "BEGIN IMMEDIATE; DELETE FROM routes; DELETE FROM fds; DELETE FROM homes;",
+                     NULL, NULL, NULL) != SQLITE_OK) {
         warn_db(rs, "save");
         sqlite3_exec(rs->db, "ROLLBACK", NULL, NULL, NULL);
         goto out;
     }
     if (sqlite3_prepare_v2(rs->db, "INSERT INTO routes VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", -1, &ins_r, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(rs->db, "INSERT INTO fds VALUES (?,?,?,?)", -1, &ins_f, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(rs->db, "INSERT OR REPLACE INTO meta VALUES ('seqno', ?)", -1, &ins_m, NULL) != SQLITE_OK) {
+        sqlite3_prepare_v2(rs->db, "INSERT OR REPLACE INTO meta VALUES ('seqno', ?)", -1, &ins_m, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(rs->db, "INSERT INTO homes VALUES (?,?,?,?)", -1, &ins_h, NULL) != SQLITE_OK) {
         warn_db(rs, "save");
         goto rollback;
     }
@@ -218,6 +255,14 @@ static bool write_snapshot(struct route_state *rs, const struct qpc_route_table 
         if (!run(rs, ins_f, "save"))
             goto rollback;
     }
+    for (size_t i = 0; i < nh; i++) {
+        sqlite3_bind_blob(ins_h, 1, homes[i].key, QPC_KEY_LEN, SQLITE_STATIC);
+        sqlite3_bind_text(ins_h, 2, homes[i].domain, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(ins_h, 3, homes[i].seqno);
+        sqlite3_bind_int64(ins_h, 4, (sqlite3_int64)homes[i].heard_ms);
+        if (!run(rs, ins_h, "save"))
+            goto rollback;
+    }
     if (rs->have_seqno) {
         sqlite3_bind_int64(ins_m, 1, rs->seqno);
         if (!run(rs, ins_m, "save"))
@@ -234,8 +279,10 @@ out:
     sqlite3_finalize(ins_r);
     sqlite3_finalize(ins_f);
     sqlite3_finalize(ins_m);
+    sqlite3_finalize(ins_h);
     free(routes);
     free(fds);
+    free(homes);
     return ok;
 }
 
@@ -249,7 +296,7 @@ void route_state_save(struct client *cl, bool force)
     if (!force && mono - rs->saved_mono_ms < ROUTE_STATE_SAVE_MS)
         return;
     rs->saved_mono_ms = mono;
-    if (write_snapshot(rs, cl->routes))
+    if (write_snapshot(rs, cl->routes, cl->homes))
         rs->dirty = false;
 }
 
@@ -265,6 +312,8 @@ void route_state_close(struct client *cl)
     }
     qpc_route_table_free(cl->routes);
     cl->routes = NULL;
+    homes_free(cl->homes);
+    cl->homes = NULL;
 }
 
 void route_state_changed(struct client *cl)

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "handover.h"
+#include "homes.h"
 #if QPC_MESH
 #include "announce.h"
 #include "dial.h"
@@ -100,6 +101,8 @@ static void collect_garbage(struct client *cl, uint64_t now)
     if (qpc_route_expire(cl->routes, now, ROUTES_MAX_AGE_MS) > 0)
         route_state_changed(cl);
     qpc_route_fd_expire(cl->routes, now, ROUTES_FD_MAX_AGE_MS);
+    if (cl->homes != NULL && homes_expire(cl->homes, now, ROUTES_MAX_AGE_MS) > 0)
+        route_state_changed(cl);
 }
 
 static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)

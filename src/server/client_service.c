@@ -76,6 +76,16 @@ static void refused(struct session *s, const struct request_refusal *why)
     s->node->c.errors[ERRK_PROTOCOL]++;
     if (s->garbage_closed)
         return;
+    if (why->problem == REQUEST_UNKNOWN) {
+        /* Well-formed, of a kind a newer client knows and this node does not (its
+         * periodic announce, say): answered while the budget lasts, never a reason to
+         * close, or a node upgraded after its clients would cut them all off. */
+        if (session_take(s, SESSION_RATE_GARBAGE, GARBAGE_RATE, GARBAGE_BURST)) {
+            log_refusal(s, why->problem, why->detail, false);
+            reply_error(s, why);
+        }
+        return;
+    }
     if (!session_take(s, SESSION_RATE_GARBAGE, GARBAGE_RATE, GARBAGE_BURST)) {
         s->garbage_closed = true;
         log_refusal(s, REQUEST_PROBLEM_COUNT, "too many malformed requests", true);

@@ -10,7 +10,8 @@
  * the transaction is durable fill that place in, push the items to listening recipients
  * and wake the federation outbox pump. (An ack in a transaction of its own cost an fsync
  * on the loop per push a client acknowledged: with clients acking every push, the loop
- * spent more time in fsync than the pushes took to arrive.)
+ * spent more time in fsync than the pushes took to arrive.) Acks wait for a commit that
+ * happens anyway, at most ACK_COMMIT_DELAY.
  *
  * When to commit: as soon as the loop has nothing else pending (an ev_idle watcher,
  * started by the first staged write), so a commit takes everything that had arrived,
@@ -42,11 +43,18 @@
 #define SKIP_LOG_INTERVAL_MS 10000u
 #define COMMIT_MAX_DELAY 0.002      /* seconds a staged write may wait for the loop to idle */
 #define COMMIT_MAX_ITEMS 20000u     /* or this many staged writes */
+/* An ack needs no prompt commit: until it is durable the worst case is that the client
+ * is handed the item again (it drops it by id), and clients do not wait for the answer.
+ * So an ack rides along with the next commit that enqueues make anyway, or is committed
+ * this long after it arrived: at a light load that halves the commits (and fsyncs) a
+ * pushed message costs, since each push is followed by its recipient's ack. */
+#define ACK_COMMIT_DELAY 0.1
 
 struct delivery {
     struct node *node;
     ev_prepare commit_w;           /* commits when staged writes grow old */
     ev_idle commit_idle_w;         /* commits when the loop has nothing else to do */
+    ev_timer ack_commit_w;         /* commits staged acks nothing else committed */
     double staged_since;           /* ratelimit_now() of the oldest uncommitted write */
     bool outbox_kick;              /* outbox rows were committed: pump soon */
 };
@@ -546,7 +554,10 @@ void delivery_ack(struct session *s, uint64_t request_id, const Qpc__AckRequest 
         ack_done(ctx, rc, 0);
         return;
     }
-    commit_soon(n);
+    if (!ev_is_active(&n->delivery->ack_commit_w)) {
+        ev_timer_set(&n->delivery->ack_commit_w, ACK_COMMIT_DELAY, 0.0);
+        ev_timer_start(n->loop, &n->delivery->ack_commit_w);
+    }
 }
 
 void delivery_set_push(struct session *s, uint64_t request_id, bool enable)
@@ -575,6 +586,8 @@ void delivery_commit(struct node *n)
         return;
     if (ev_is_active(&d->commit_idle_w))
         ev_idle_stop(n->loop, &d->commit_idle_w);
+    if (ev_is_active(&d->ack_commit_w))
+        ev_timer_stop(n->loop, &d->ack_commit_w);   /* its acks go in this commit */
     if (qpc_queue_staged(n->queue) > 0) {
         if (qpc_queue_commit(n->queue) != 0)
             log_queue_failure(n, DB_COMMIT);
@@ -590,11 +603,16 @@ static void commit_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
     struct delivery *d = w->data;
 
-    if (d->outbox_kick ||
-        (ev_is_active(&d->commit_idle_w) &&
-         (ratelimit_now() - d->staged_since >= COMMIT_MAX_DELAY ||
-          qpc_queue_staged(d->node->queue) >= COMMIT_MAX_ITEMS)))
+    if (d->outbox_kick || qpc_queue_staged(d->node->queue) >= COMMIT_MAX_ITEMS ||
+        (ev_is_active(&d->commit_idle_w) && ratelimit_now() - d->staged_since >= COMMIT_MAX_DELAY))
         delivery_commit(d->node);
+}
+
+static void ack_commit_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct delivery *d = w->data;
+
+    delivery_commit(d->node);
 }
 
 static void commit_idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
@@ -617,6 +635,8 @@ int delivery_start(struct node *n)
     ev_prepare_start(n->loop, &d->commit_w);
     ev_idle_init(&d->commit_idle_w, commit_idle_cb);
     d->commit_idle_w.data = d;
+    ev_timer_init(&d->ack_commit_w, ack_commit_cb, ACK_COMMIT_DELAY, 0.0);
+    d->ack_commit_w.data = d;
     n->delivery = d;
     return 0;
 }
@@ -629,6 +649,7 @@ void delivery_stop(struct node *n)
         return;
     ev_prepare_stop(n->loop, &d->commit_w);
     ev_idle_stop(n->loop, &d->commit_idle_w);
+    ev_timer_stop(n->loop, &d->ack_commit_w);
     free(d);
     n->delivery = NULL;
 }

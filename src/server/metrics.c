@@ -207,6 +207,13 @@ static void render_connections(FILE *f, const struct node *n)
                 (unsigned long long)cs.tokens_refused);
         fprintf(f, "qpc_quic_retry_tokens_refused_total{service=\"federation\"} %llu\n",
                 (unsigned long long)fs.tokens_refused);
+        family(f, "qpc_quic_initials_unopened_total", "counter",
+               "New peers' Initials whose protection did not open (forged or damaged; "
+               "dropped before any state).");
+        fprintf(f, "qpc_quic_initials_unopened_total{service=\"client\"} %llu\n",
+                (unsigned long long)cs.initials_unopened);
+        fprintf(f, "qpc_quic_initials_unopened_total{service=\"federation\"} %llu\n",
+                (unsigned long long)fs.initials_unopened);
     }
 }
 

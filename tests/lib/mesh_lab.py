@@ -454,7 +454,8 @@ def main():
     ap.add_argument("--static-peers", action="store_true", help="the topology's backbone nodes get peers = [...]")
     ap.add_argument("--burst", type=int, default=0, help="broadcast throughput instead (bcast6)")
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--check", default="", help="classes that must be delivered exactly once (link,server,mesh)")
+    ap.add_argument("--check", default="", help="classes that must be delivered exactly once "
+                    "(link, server, mesh, each also +churn; broadcast)")
     a = ap.parse_args()
     a.server_build = a.server_build or a.build
     seed = a.seed if a.seed is not None else int(time.time())
@@ -499,17 +500,20 @@ def main():
     bcast_at = set(rnd.sample(range(nmsg), min(a.broadcasts, nmsg)))
     churn_at = {int(nmsg * (i + 1) / (len(churn) + 2)): c for i, c in enumerate(churn)}
     back = []         # (time, node)
+    windows = {}      # churned node -> [left, back]
     dst_up = {}       # tag -> was the recipient running when it was sent
     for i in range(nmsg):
         now = time.time()
         for tb, c in list(back):
             if now >= tb:
                 lab.start_node(c)
+                windows[c][1] = time.time()
                 back.remove((tb, c))
                 log("churn: %s back" % c)
         if i in churn_at:
             c = churn_at[i]
             lab.stop_node(c)
+            windows[c] = [time.time(), None]
             back.append((time.time() + a.down, c))
             log("churn: %s left" % c)
         ups = [n for n in lab.qpc if lab.up[n]]
@@ -529,7 +533,14 @@ def main():
         tb, c = back.pop(0)
         time.sleep(max(0, tb - time.time()))
         lab.start_node(c)
+        windows[c][1] = time.time()
         log("churn: %s back" % c)
+
+    # A message sent while a node was away, or in the CALM_S after it came back, is of
+    # class "X+churn": routes are changing then, which is where losses would show.
+    CALM_S = 10
+    sent = [(tag, src, dst, t, cls + ("+churn" if any(l - 1 <= t <= b + CALM_S for l, b in windows.values()) else ""))
+            for tag, src, dst, t, cls in sent]
 
     def tally():
         first, count, hops = {}, {}, {}
@@ -572,6 +583,12 @@ def main():
     ctl_end = {n: (ex1[n] - ex0[n]) / end_s for n in lab.nodes}
     first, count, hops = tally()
     rss = {n: lab.rss_kib(n) for n in lab.nodes}
+    with open(os.path.join(a.dir, "sent.json"), "w") as f:     # for a post-mortem (MESH_LAB_KEEP)
+        json.dump({"keys": lab.keys, "direct": [
+            {"tag": tag, "from": src, "to": dst, "t": t, "class": cls, "shown": count.get((tag, dst), 0)}
+            for tag, src, dst, t, cls in sent], "broadcast": [
+            {"tag": tag, "from": src, "t": t, "missing": [r for r in rs if (tag, r) not in first]}
+            for tag, src, t, rs in bsent]}, f, indent=1)
     receipts = 0
     with lab.lock:
         for n, ls in lab.lines.items():
@@ -614,7 +631,7 @@ def main():
         % (delivered, len(sent), dups, stray, receipts))
     for cls in sorted(by_class):
         c = by_class[cls]
-        log("  class %-6s delivered %3d / %3d, duplicates %d" % (cls, c[1], c[0], c[2]))
+        log("  class %-12s delivered %3d / %3d, duplicates %d" % (cls, c[1], c[0], c[2]))
     log("  paths of first copies: %s" % ", ".join("%s %d" % kv for kv in sorted(paths.items())))
     log("  first-delivery latency ms: p50 %.1f p99 %.1f max %.1f (n=%d)"
         % (pct(lat, .5), pct(lat, .99), max(lat) if lat else float("nan"), len(lat)))

@@ -18,8 +18,9 @@
  *       enables push, prints "ready", then "push SEQ IDHEX PAYLOAD" per pushed item
  *   qpc_testclient -i ID.json -S HOST:PORT peer KEY
  *       peer_info: "online 0|1" and "address ADDR" per address the node observes
- *   qpc_testclient -i ID.json -S HOST:PORT garbage COUNT [-T SECONDS]
- *       sends COUNT frames that are not a ClientRequest, prints "answers N" (error
+ *   qpc_testclient -i ID.json -S HOST:PORT garbage COUNT [-U] [-T SECONDS]
+ *       sends COUNT frames that are not a ClientRequest (-U: well-formed requests of a
+ *       kind no node knows, as a newer client's would be), prints "answers N" (error
  *       answers received) and "closed REASON" once the node closes; exits 0 when it
  *       closed, 4 when it had not after SECONDS
  *   qpc_testclient -i ID.json -S HOST:PORT hold COUNT
@@ -51,7 +52,7 @@ struct opts {
     const char *identity, *server;
     size_t batch, size, envelope_size, window, page;
     uint32_t ttl;
-    bool ack, forge, wrong_recipient;
+    bool ack, forge, wrong_recipient, unknown_kind;
     double timeout;
 };
 
@@ -654,13 +655,17 @@ static void garbage_msg(struct tc *t, const Qpc__ServerMessage *m)
 static int cmd_garbage(struct tc *t, const struct opts *o, size_t count)
 {
     static const uint8_t junk[] = { 0xff, 0xff, 0xff, 0xff, 0x0f };   /* a bad varint */
+    /* request_id 7 and field 99 = 1: a well-formed request of a kind no node knows */
+    static const uint8_t unknown[] = { 0x08, 0x07, 0x98, 0x06, 0x01 };
+    const uint8_t *frame = o->unknown_kind ? unknown : junk;
+    size_t frame_len = o->unknown_kind ? sizeof(unknown) : sizeof(junk);
     struct garbage_state g = { 0 };
     size_t sent = 0;
 
     t->user = &g;
     t->on_msg = garbage_msg;
     while (sent < count && !t->closed) {
-        int rc = qpc_quic_conn_send_frame(t->conn, t->sid, junk, sizeof(junk));
+        int rc = qpc_quic_conn_send_frame(t->conn, t->sid, frame, frame_len);
         if (rc == QPC_ERR_AGAIN) {
             tc_run_until(t, never, 0.01);
             continue;
@@ -697,7 +702,7 @@ int main(int argc, char **argv)
     const char *cmd;
     int opt, ret = 1;
 
-    while ((opt = getopt(argc, argv, "i:S:b:z:Z:t:w:FRap:T:")) != -1) {
+    while ((opt = getopt(argc, argv, "i:S:b:z:Z:t:w:FRUap:T:")) != -1) {
         switch (opt) {
         case 'i': o.identity = optarg; break;
         case 'S': o.server = optarg; break;
@@ -708,6 +713,7 @@ int main(int argc, char **argv)
         case 'w': o.window = strtoul(optarg, NULL, 10); break;
         case 'F': o.forge = true; break;
         case 'R': o.wrong_recipient = true; break;
+        case 'U': o.unknown_kind = true; break;
         case 'a': o.ack = true; break;
         case 'p': o.page = strtoul(optarg, NULL, 10); break;
         case 'T': o.timeout = strtod(optarg, NULL); break;
