@@ -16,25 +16,12 @@ RUNS=${3:-5}
 T=$(mktemp -d /tmp/bench_bcast.XXXXXX)
 PREFIX=bb$$
 cleanup() {
-    local ns p
-    [ -z "${LABPID:-}" ] || kill "$LABPID" 2>/dev/null || true
-    [ -z "${LABPID:-}" ] || wait "$LABPID" 2>/dev/null || true
-    for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$PREFIX" || true); do
-        for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
-        ip netns del "$ns" 2>/dev/null || true
-    done
-    [ -z "${MESH_LAB_KEEP:-}" ] || cp -a "$T" "$MESH_LAB_KEEP"   # the nodes' output, to look at
+    it_mesh_lab_stop "${LABPID:-}" "$PREFIX" "$T"
     rm -rf "$T"
 }
 trap cleanup EXIT
 it_require_netns
-# the commit the binaries were built from (the build's source tree), not this script's
-built_from() {
-    local src
-    src=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$1/CMakeCache.txt" 2>/dev/null)
-    [ -n "$src" ] && git -C "$src" describe --always --dirty 2>/dev/null || echo '?'
-}
-echo "bench_broadcast_mesh: qpc from $(built_from "$B")${QPC_SERVER_BUILD:+, qpc-server from $(built_from "$QPC_SERVER_BUILD")}, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "bench_broadcast_mesh: qpc from $(it_built_from "$B")${QPC_SERVER_BUILD:+, qpc-server from $(it_built_from "$QPC_SERVER_BUILD")}, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 python3 "$HERE/../tests/lib/mesh_lab.py" --build "$B" --dir "$T" --prefix "$PREFIX" --topology bcast6 ${QPC_SERVER_BUILD:+--server-build "$QPC_SERVER_BUILD"} \
     --settle 10 --burst "$N" --runs "$RUNS" --drain 120 &
 LABPID=$!

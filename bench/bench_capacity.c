@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "../tests/tools/testclient.h"
+#include "bench_proc.h"
 
 #define PAIRS 100
 #define LAT_SECONDS 10
@@ -81,44 +82,6 @@ static double median(double *v, size_t n)
 {
     qsort(v, n, sizeof(*v), cmp_double);
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-/* Resident set of process pid in KiB (VmRSS), 0 if unknown. */
-static long rss_kib(pid_t pid)
-{
-    char path[64], line[256];
-    long kib = 0;
-    FILE *f;
-
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    if ((f = fopen(path, "r")) == NULL)
-        return 0;
-    while (fgets(line, sizeof(line), f) != NULL)
-        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-            break;
-    fclose(f);
-    return kib;
-}
-
-/* CPU seconds (user + system) process pid has used so far, from /proc. */
-static double cpu_of(pid_t pid)
-{
-    char path[64], buf[1024], *p;
-    unsigned long ut = 0, st = 0;
-    FILE *f;
-    size_t n;
-
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    if ((f = fopen(path, "r")) == NULL)
-        return 0;
-    n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    /* After the command name in parentheses: utime and stime are fields 14 and 15. */
-    if ((p = strrchr(buf, ')')) == NULL ||
-        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
-        return 0;
-    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
 /* --- what a client receives ------------------------------------------------------------- */
@@ -525,22 +488,6 @@ static void make_messages(void)
 
 /* --- the node ---------------------------------------------------------------------------- */
 
-static pid_t start_node(const char *bin, const char *dir, unsigned port)
-{
-    char data[1100], listen[64];
-    pid_t pid;
-
-    snprintf(data, sizeof(data), "--data-dir=%s", dir);
-    snprintf(listen, sizeof(listen), "--listen=127.0.0.1:%u", port);
-    pid = fork();
-    if (pid == 0) {
-        execl(bin, bin, data, listen, "--mdns-enabled=false", "--metrics-listen=",
-              "--log-level=warn", (char *)NULL);
-        _exit(127);
-    }
-    return pid;
-}
-
 struct run_result {
     size_t connected, failed, measured[N_RATES];
     long rss_one, rss_all, rss_after;     /* KiB */
@@ -573,7 +520,7 @@ static int one_run(const char *bin, size_t n_clients, int run, struct run_result
     if (own == NULL)
         goto out;
     make_keys(own, n_own);
-    node = start_node(bin, dir, port);
+    node = bench_start_node(bin, dir, port, NULL);
     /* The first client, with retries while the node starts: the reference for memory. */
     for (int i = 0; i < 50; i++) {
         usleep(100000);
@@ -588,8 +535,8 @@ static int one_run(const char *bin, size_t n_clients, int run, struct run_result
         goto out;
     }
     idle_for(loop, 1.0);
-    r->rss_one = rss_kib(node);
-    cpu0 = cpu_of(node);
+    r->rss_one = bench_rss_kib(node);
+    cpu0 = bench_cpu_of(node);
     c_on = connect_all(loop, own + 1, n_own - 1, addr, &secs) + 1;
     if (crowd_connect(loop, &cw, &r->connected, &c_failed, &c_secs) != 0) {
         fprintf(stderr, "bench_capacity: the crowd process gave no answer\n");
@@ -598,9 +545,9 @@ static int one_run(const char *bin, size_t n_clients, int run, struct run_result
     r->connected += c_on;
     r->failed = c_failed + (n_own - c_on);
     r->connect_rate = (double)n_crowd / (c_secs > 0 ? c_secs : 1);
-    r->cpu_handshake_ms = (cpu_of(node) - cpu0) * 1e3 / (double)(n_clients - 1);
+    r->cpu_handshake_ms = (bench_cpu_of(node) - cpu0) * 1e3 / (double)(n_clients - 1);
     idle_for(loop, 2.0);   /* the node's allocator settles; keep-alives go on */
-    r->rss_all = rss_kib(node);
+    r->rss_all = bench_rss_kib(node);
     if (r->connected > 1)
         r->per_conn_kib = (double)(r->rss_all - r->rss_one) / (double)(r->connected - 1);
     for (size_t p = 0; p < PAIRS; p++) {
@@ -616,15 +563,15 @@ static int one_run(const char *bin, size_t n_clients, int run, struct run_result
         g.rate = RATES[k];
         g.n_msgs = (size_t)RATES[k] * LAT_SECONDS;
         make_messages();
-        cpu0 = cpu_of(node);
+        cpu0 = bench_cpu_of(node);
         r->measured[k] = run_latency(loop, &r->p50[k], &r->p99[k], &r->max[k]);
         if (r->measured[k] > 0)
-            r->cpu_msg_us[k] = (cpu_of(node) - cpu0) * 1e6 / (double)r->measured[k];
+            r->cpu_msg_us[k] = (bench_cpu_of(node) - cpu0) * 1e6 / (double)r->measured[k];
         if (g.enq_other > 0)
             fprintf(stderr, "bench_capacity: %zu enqueues were not OK\n", g.enq_other);
         g.base += g.n_msgs;
     }
-    r->rss_after = rss_kib(node);
+    r->rss_after = bench_rss_kib(node);
     rc = 0;
 out:
     crowd_end(&cw);

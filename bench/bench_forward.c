@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "../tests/tools/p2pflood.h"
+#include "bench_proc.h"
 #include "qpc/encoding.h"
 
 static char qpc_bin[PATH_MAX], flood_bin[PATH_MAX];
@@ -92,27 +93,6 @@ static void deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
     ev_break(loop, EVBREAK_ALL);
 }
 
-/* CPU seconds (user + system) process pid has used so far, from /proc. */
-static double cpu_of(pid_t pid)
-{
-    char path[64], buf[1024], *p;
-    unsigned long ut = 0, st = 0;
-    FILE *f;
-    size_t n;
-
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    if ((f = fopen(path, "r")) == NULL)
-        return 0;
-    n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    /* After the command name in parentheses: state is field 3, utime 14, stime 15. */
-    if ((p = strrchr(buf, ')')) == NULL ||
-        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
-        return 0;
-    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
 static int one_run(struct ev_loop *loop, int run, size_t n, size_t size, size_t window, struct run_result *r)
 {
     char dir[] = "/tmp/bench_forward.XXXXXX", key[128], sinkhex[65], listen[64], sinkaddr[64], seedhex[65];
@@ -172,7 +152,7 @@ static int one_run(struct ev_loop *loop, int run, size_t n, size_t size, size_t 
     usleep(400000);   /* the relay binds its socket */
     if (flood_source_start(&src, loop, listen, node_key, sink_pk, n, size, window) < 0)
         goto stop;
-    cpu = cpu_of(pid);
+    cpu = bench_cpu_of(pid);
     ev_timer_init(&watch, watch_cb, 0.02, 0.02);
     ev_timer_start(loop, &watch);
     ev_timer_init(&deadline, deadline_cb, 120.0, 0.0);
@@ -181,7 +161,7 @@ static int one_run(struct ev_loop *loop, int run, size_t n, size_t size, size_t 
     ev_timer_stop(loop, &watch);
     ev_timer_stop(loop, &deadline);
     usleep(300000);   /* the last ones reach the sink */
-    cpu = cpu_of(pid) - cpu;
+    cpu = bench_cpu_of(pid) - cpu;
     r->acked = src.acked;
     r->deferred = src.by_status[QPC__STATUS__STATUS_DEFERRED];
     if (src.t_last > src.t_first)

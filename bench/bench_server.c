@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "../tests/tools/testclient.h"
+#include "bench_proc.h"
 
 #define PAYLOAD 256
 #define SINGLE_N 20000
@@ -360,39 +361,10 @@ static void run_latency(struct tc *sender, struct tc *receiver, const uint8_t rc
 
 /* --- the node ---------------------------------------------------------------------------------- */
 
-/* CPU seconds the node has used so far (user + system), from /proc. */
-static double node_cpu(pid_t pid)
-{
-    char path[64];
-    unsigned long ut = 0, st = 0;
-    FILE *f;
-
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    f = fopen(path, "r");
-    if (f == NULL)
-        return 0;
-    if (fscanf(f, "%*d %*s %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
-        ut = st = 0;
-    fclose(f);
-    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
-static pid_t start_node(const char *bin, const char *dir, unsigned port)
-{
-    char data[1100], listen[64];
-    pid_t pid;
-
-    snprintf(data, sizeof(data), "--data-dir=%s", dir);
-    snprintf(listen, sizeof(listen), "--listen=127.0.0.1:%u", port);
-    pid = fork();
-    if (pid == 0) {
-        execl(bin, bin, data, listen, "--mdns-enabled=false", "--metrics-listen=",
-              "--queue-quota=10000000", "--queue-max-bytes=1099511627776", "--log-level=warn",
-              (char *)NULL);
-        _exit(127);
-    }
-    return pid;
-}
+/* The bench fills the queue far beyond the production quotas. */
+static const char *const SERVER_EXTRA[] = {
+    "--queue-quota=10000000", "--queue-max-bytes=1099511627776", NULL,
+};
 
 int main(int argc, char **argv)
 {
@@ -428,7 +400,7 @@ int main(int argc, char **argv)
         return 1;
     crypto_sign_keypair(spk, ssk);
     crypto_sign_keypair(rpk, rsk);
-    pid = start_node(bin, path, port);
+    pid = bench_start_node(bin, path, port, SERVER_EXTRA);
     for (int i = 0; i < 50 && ok == 0; i++) {
         char addr[64];
         usleep(100000);
@@ -456,9 +428,9 @@ int main(int argc, char **argv)
         make_load(&a, SINGLE_N, ssk, rpk);
         make_load(&b, BATCHED_N, ssk, rpk);
         single[r] = run_enqueue(&sender, rpk, &a, 1, WINDOW);
-        c0 = node_cpu(pid);
+        c0 = bench_cpu_of(pid);
         batched[r] = run_enqueue(&sender, rpk, &b, BATCH, BATCH_WINDOW);
-        batched_cpu[r] = (double)b.n / (node_cpu(pid) - c0 + 1e-9);
+        batched_cpu[r] = (double)b.n / (bench_cpu_of(pid) - c0 + 1e-9);
         fetch[r] = run_fetch(&receiver, &fetched);
         drain(&receiver);   /* untimed: each run starts from an empty queue, as a node
                              * whose clients keep up does */

@@ -12,6 +12,7 @@
 #include <sodium.h>
 
 #include "qpc/announce.h"
+#include "qpc/encoding.h"
 #include "qpc/error.h"
 
 /* NUL included, so the domain cannot be a prefix of the envelope's or of a TLS 1.3
@@ -23,26 +24,9 @@ static const char SIGN_DOMAIN[] = "quicprochat/announce/v1";
 #define CANON_MAX (SIGN_DOMAIN_LEN + QPC_KEY_LEN + 4 + 8 + 4 + 4 + QPC_ANNOUNCE_HASH_LEN + 1 + \
                    QPC_ANNOUNCE_ADDRS_MAX * (1 + QPC_ADDR_TEXT_MAX) + 1 + QPC_ANNOUNCE_DOMAIN_MAX)
 
-static uint8_t *put_u32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-    return p + 4;
-}
-
-static uint8_t *put_u64(uint8_t *p, uint64_t v)
-{
-    p = put_u32(p, (uint32_t)(v >> 32));
-    return put_u32(p, (uint32_t)v);
-}
-
 static uint8_t *put_text(uint8_t *p, const char *s, size_t len)
 {
-    *p++ = (uint8_t)len;
-    memcpy(p, s, len);
-    return p + len;
+    return qpc_put_bytes(qpc_put_u8(p, (uint8_t)len), s, len);
 }
 
 /* H: one BLAKE2b-256 over 32 bytes, in place. */
@@ -103,17 +87,14 @@ static size_t canonical(const struct qpc_announce *a, uint8_t buf[static CANON_M
 {
     uint8_t *p = buf;
 
-    memcpy(p, SIGN_DOMAIN, SIGN_DOMAIN_LEN);
-    p += SIGN_DOMAIN_LEN;
-    memcpy(p, a->key, QPC_KEY_LEN);
-    p += QPC_KEY_LEN;
-    p = put_u32(p, a->seqno);
-    p = put_u64(p, a->created_at_ms);
-    p = put_u32(p, a->interval_s);
-    p = put_u32(p, a->max_hops);
-    memcpy(p, a->top, QPC_ANNOUNCE_HASH_LEN);
-    p += QPC_ANNOUNCE_HASH_LEN;
-    *p++ = (uint8_t)a->n_addresses;
+    p = qpc_put_bytes(p, SIGN_DOMAIN, SIGN_DOMAIN_LEN);
+    p = qpc_put_bytes(p, a->key, QPC_KEY_LEN);
+    p = qpc_put_u32(p, a->seqno);
+    p = qpc_put_u64(p, a->created_at_ms);
+    p = qpc_put_u32(p, a->interval_s);
+    p = qpc_put_u32(p, a->max_hops);
+    p = qpc_put_bytes(p, a->top, QPC_ANNOUNCE_HASH_LEN);
+    p = qpc_put_u8(p, (uint8_t)a->n_addresses);
     for (size_t i = 0; i < a->n_addresses; i++)
         p = put_text(p, a->addresses[i], strlen(a->addresses[i]));
     p = put_text(p, a->domain, strlen(a->domain));
@@ -217,7 +198,7 @@ void qpc_announce_id(const struct qpc_announce *a, uint8_t id[static QPC_ID_LEN]
     uint8_t in[QPC_KEY_LEN + 4];
 
     memcpy(in, a->key, QPC_KEY_LEN);
-    put_u32(in + QPC_KEY_LEN, a->seqno);
+    qpc_put_u32(in + QPC_KEY_LEN, a->seqno);
     crypto_generichash(id, QPC_ID_LEN, in, sizeof(in), NULL, 0);
 }
 

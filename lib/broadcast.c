@@ -21,6 +21,7 @@
 #include "qpc/uthash_keyed.h"
 
 #include "qpc/broadcast.h"
+#include "qpc/encoding.h"
 #include "qpc/error.h"
 
 #define SHA256_LEN 32
@@ -278,40 +279,22 @@ bool qpc_channel_is_private(const struct qpc_channel *ch)
 
 /* --- sealing payloads ----------------------------------------------------------------- */
 
-static size_t put_u32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-    return 4;
-}
-
-static size_t put_u64(uint8_t *p, uint64_t v)
-{
-    put_u32(p, (uint32_t)(v >> 32));
-    put_u32(p + 4, (uint32_t)v);
-    return 8;
-}
-
 /* Builds the associated data for topic and the header fields of hdr into ad (AD_MAX
  * bytes); returns its length. topic is valid, so its length fits one byte. */
 static size_t build_ad(uint8_t ad[static AD_MAX], const struct qpc_envelope *hdr, const char *topic)
 {
     size_t topic_len = strlen(topic);
-    size_t n = 0;
+    uint8_t *p = ad;
 
-    memcpy(ad, QPC_BROADCAST_LABEL, LABEL_LEN);
-    n += LABEL_LEN;
-    n += put_u32(ad + n, hdr->version);
-    memcpy(ad + n, hdr->sender, QPC_KEY_LEN);
-    n += QPC_KEY_LEN;
-    n += put_u64(ad + n, hdr->created_at_ms);
-    n += put_u32(ad + n, hdr->ttl_s);
-    n += put_u32(ad + n, hdr->max_hops);
-    ad[n++] = (uint8_t)topic_len;
-    memcpy(ad + n, topic, topic_len);
-    return n + topic_len;
+    p = qpc_put_bytes(p, QPC_BROADCAST_LABEL, LABEL_LEN);
+    p = qpc_put_u32(p, hdr->version);
+    p = qpc_put_bytes(p, hdr->sender, QPC_KEY_LEN);
+    p = qpc_put_u64(p, hdr->created_at_ms);
+    p = qpc_put_u32(p, hdr->ttl_s);
+    p = qpc_put_u32(p, hdr->max_hops);
+    p = qpc_put_u8(p, (uint8_t)topic_len);
+    p = qpc_put_bytes(p, topic, topic_len);
+    return (size_t)(p - ad);
 }
 
 int qpc_broadcast_seal(const struct qpc_channel *ch, const struct qpc_envelope *hdr,

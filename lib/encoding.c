@@ -1,6 +1,7 @@
 /*
  * encoding.c: hex and base64 for keys. libsodium's constant-time codecs are used so a
- * secret key being parsed does not leak through timing.
+ * secret key being parsed does not leak through timing. The big-endian writers at the
+ * end are shared by every canonical byte string (envelope, announce, broadcast AD).
  */
 #include <string.h>
 #include <sodium.h>
@@ -64,4 +65,42 @@ int qpc_key_from_text(uint8_t key[static QPC_KEY_LEN], const char *text)
             return 0;
     sodium_memzero(key, QPC_KEY_LEN);
     return QPC_ERR_INVALID;
+}
+
+/* --- big-endian writers for canonical bytes ----------------------------------------- */
+
+uint8_t *qpc_put_u8(uint8_t *p, uint8_t v)
+{
+    *p = v;
+    return p + 1;
+}
+
+uint8_t *qpc_put_u16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+    return p + 2;
+}
+
+uint8_t *qpc_put_u32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+    return p + 4;
+}
+
+uint8_t *qpc_put_u64(uint8_t *p, uint64_t v)
+{
+    p = qpc_put_u32(p, (uint32_t)(v >> 32));
+    return qpc_put_u32(p, (uint32_t)v);
+}
+
+uint8_t *qpc_put_bytes(uint8_t *p, const void *src, size_t len)
+{
+    /* memcpy with a NULL source is undefined even for 0 bytes (an absent topic). */
+    if (len > 0)
+        memcpy(p, src, len);
+    return p + len;
 }

@@ -21,6 +21,7 @@
 #include "qpc/uthash_keyed.h"   /* peer keys are free to mint: keyed hash */
 #include <utlist.h>
 
+#include "qpc/encoding.h"
 #include "qpc/envelope.h"
 #include "qpc/error.h"
 #include "qpc/pbarena.h"
@@ -104,41 +105,6 @@ nomem:
 
 /* --- canonical bytes, id, signature ------------------------------------------------ */
 
-static uint8_t *put_u8(uint8_t *p, uint8_t v)
-{
-    *p = v;
-    return p + 1;
-}
-
-static uint8_t *put_u16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-    return p + 2;
-}
-
-static uint8_t *put_u32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-    return p + 4;
-}
-
-static uint8_t *put_u64(uint8_t *p, uint64_t v)
-{
-    p = put_u32(p, (uint32_t)(v >> 32));
-    return put_u32(p, (uint32_t)v);
-}
-
-static uint8_t *put_bytes(uint8_t *p, const void *src, size_t len)
-{
-    if (len > 0)
-        memcpy(p, src, len);
-    return p + len;
-}
-
 /*
  * The shape every envelope must have before it is hashed, sent or accepted; the
  * canonical layout relies on it (topic fits a u16, payload a u32).
@@ -167,18 +133,18 @@ static uint8_t *put_canonical_head(uint8_t *p, const struct qpc_envelope *env)
 {
     size_t topic_len = env->topic ? strlen(env->topic) : 0;
 
-    p = put_bytes(p, CANON_DOMAIN, CANON_DOMAIN_LEN);
-    p = put_u32(p, env->version);
-    p = put_bytes(p, env->sender, QPC_KEY_LEN);
-    p = put_u8(p, env->has_recipient ? 1 : 0);
+    p = qpc_put_bytes(p, CANON_DOMAIN, CANON_DOMAIN_LEN);
+    p = qpc_put_u32(p, env->version);
+    p = qpc_put_bytes(p, env->sender, QPC_KEY_LEN);
+    p = qpc_put_u8(p, env->has_recipient ? 1 : 0);
     if (env->has_recipient)
-        p = put_bytes(p, env->recipient, QPC_KEY_LEN);
-    p = put_u16(p, (uint16_t)topic_len);
-    p = put_bytes(p, env->topic, topic_len);
-    p = put_u64(p, env->created_at_ms);
-    p = put_u32(p, env->ttl_s);
-    p = put_u32(p, env->max_hops);
-    return put_u32(p, (uint32_t)env->payload_len);
+        p = qpc_put_bytes(p, env->recipient, QPC_KEY_LEN);
+    p = qpc_put_u16(p, (uint16_t)topic_len);
+    p = qpc_put_bytes(p, env->topic, topic_len);
+    p = qpc_put_u64(p, env->created_at_ms);
+    p = qpc_put_u32(p, env->ttl_s);
+    p = qpc_put_u32(p, env->max_hops);
+    return qpc_put_u32(p, (uint32_t)env->payload_len);
 }
 
 /* id = SHA-256(canonical bytes). env must have passed check_shape. */
@@ -193,7 +159,7 @@ static int compute_id(const struct qpc_envelope *env, uint8_t id[static QPC_ID_L
     if (total > sizeof(stack) && (buf = malloc(total)) == NULL)
         return QPC_ERR_NOMEM;
     end = put_canonical_head(buf, env);
-    end = put_bytes(end, env->payload, env->payload_len);
+    end = qpc_put_bytes(end, env->payload, env->payload_len);
     if (gnutls_hash_fast(GNUTLS_DIG_SHA256, buf, (size_t)(end - buf), id) == 0)
         ret = 0;
     if (buf != stack)

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qpc/encoding.h"
 #include "qpc/error.h"
 #include "qpc/wire.h"
 
@@ -35,10 +36,7 @@ void qpc_wire_decoder_clear(struct qpc_wire_decoder *d)
 
 void qpc_wire_header_encode(uint8_t header[static QPC_WIRE_HEADER_LEN], uint32_t len)
 {
-    header[0] = (uint8_t)(len >> 24);
-    header[1] = (uint8_t)(len >> 16);
-    header[2] = (uint8_t)(len >> 8);
-    header[3] = (uint8_t)len;
+    qpc_put_u32(header, len);
 }
 
 static size_t header_decode(const uint8_t h[static QPC_WIRE_HEADER_LEN])

@@ -34,13 +34,7 @@ it_require_netns
 
 # --- the chain ------------------------------------------------------------------------
 it_veth_pair "${P}a" "${P}b" eth0 ab0 10.212.1.1/24 10.212.1.2/24
-ip netns add "${P}c"
-ip link add bc0 netns "${P}b" type veth peer name eth0 netns "${P}c"
-ip -n "${P}b" addr add 10.212.2.2/24 dev bc0
-ip -n "${P}c" addr add 10.212.2.3/24 dev eth0
-ip -n "${P}b" link set bc0 up
-ip -n "${P}c" link set eth0 up
-ip -n "${P}c" link set lo up
+it_veth_extend "${P}b" "${P}c" bc0 eth0 10.212.2.2/24 10.212.2.3/24
 ip netns exec "${P}b" sysctl -qw net.ipv4.ip_forward=0
 X() { local n=$1; shift; ip netns exec "$P$n" "$@"; }
 X a ping -c1 -W1 10.212.2.3 >/dev/null 2>&1 && fail "A reaches C's address: the chain is not a chain"

@@ -28,13 +28,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 it_require_netns
 
 it_veth_pair "${P}a" "${P}s" eth0 sa0 10.213.1.2/24 10.213.1.1/24
-ip netns add "${P}c"
-ip link add sc0 netns "${P}s" type veth peer name eth0 netns "${P}c"
-ip -n "${P}s" addr add 10.213.2.1/24 dev sc0
-ip -n "${P}c" addr add 10.213.2.2/24 dev eth0
-ip -n "${P}s" link set sc0 up
-ip -n "${P}c" link set eth0 up
-ip -n "${P}c" link set lo up
+it_veth_extend "${P}s" "${P}c" sc0 eth0 10.213.2.1/24 10.213.2.2/24
 ip netns exec "${P}s" sysctl -qw net.ipv4.ip_forward=0
 
 PORT=$(it_port_base 1)

@@ -13,16 +13,9 @@ SRC=${QPC_SRC:?}
 T=$(mktemp -d /tmp/it_mesh_lab.XXXXXX)
 PREFIX=ml$$
 cleanup() {
-    local rc=$? ns p
-    [ -z "${LABPID:-}" ] || kill "$LABPID" 2>/dev/null || true
-    [ -z "${LABPID:-}" ] || wait "$LABPID" 2>/dev/null || true
-    # what the lab left behind if it was killed hard: its processes, then its namespaces
-    for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$PREFIX" || true); do
-        for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
-        ip netns del "$ns" 2>/dev/null || true
-    done
+    local rc=$?
+    it_mesh_lab_stop "${LABPID:-}" "$PREFIX" "$T"
     [ $rc -eq 0 ] || it_dump_logs 15 "$T"/*.err
-    [ -z "${MESH_LAB_KEEP:-}" ] || cp -a "$T" "$MESH_LAB_KEEP"   # the nodes' output, to look at
     rm -rf "$T"
     exit $rc
 }

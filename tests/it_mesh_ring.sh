@@ -34,11 +34,7 @@ for n in a b c d; do
     ip netns exec "$P$n" sysctl -qw net.ipv4.ip_forward=0
 done
 edge() { # x y subnet-index: veth vx<y> in x (10.214.i.1), vy<x> in y (10.214.i.2)
-    ip link add "v$1$2" netns "$P$1" type veth peer name "v$2$1" netns "$P$2"
-    ip -n "$P$1" addr add "10.214.$3.1/24" dev "v$1$2"
-    ip -n "$P$2" addr add "10.214.$3.2/24" dev "v$2$1"
-    ip -n "$P$1" link set dev "v$1$2" up
-    ip -n "$P$2" link set dev "v$2$1" up
+    it_veth_link "$P$1" "$P$2" "v$1$2" "v$2$1" "10.214.$3.1/24" "10.214.$3.2/24"
 }
 edge a b 1; edge b c 2; edge c d 3; edge d a 4
 

@@ -68,6 +68,34 @@ static void test_key_from_text_refuses_short_and_garbage(void **state)
     assert_int_equal(qpc_key_from_text(back, NULL), QPC_ERR_INVALID);
 }
 
+/* The canonical writers lay integers out big-endian and return the end of what they
+ * wrote, so a chain of them packs fields with no gaps; a zero-length copy from NULL is
+ * allowed (an envelope without a topic). */
+static void test_put_writes_big_endian_back_to_back(void **state)
+{
+    static const uint8_t want[] = {
+        0xab,
+        0x12, 0x34,
+        0xde, 0xad, 0xbe, 0xef,
+        0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08,
+        'h', 'i',
+        0x5a,
+    };
+    uint8_t buf[sizeof(want) + 1];
+    uint8_t *p = buf;
+    (void)state;
+
+    memset(buf, 0x5a, sizeof(buf));
+    p = qpc_put_u8(p, 0xab);
+    p = qpc_put_u16(p, 0x1234);
+    p = qpc_put_u32(p, 0xdeadbeefu);
+    p = qpc_put_u64(p, 0x0102030405060708ull);
+    p = qpc_put_bytes(p, "hi", 2);
+    p = qpc_put_bytes(p, NULL, 0);
+    assert_ptr_equal(p, buf + sizeof(want) - 1);
+    assert_memory_equal(buf, want, sizeof(want));   /* the byte after the end untouched */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -76,6 +104,7 @@ int main(void)
         cmocka_unit_test(test_hex_refuses_wrong_length_and_garbage),
         cmocka_unit_test(test_key_from_text_accepts_base64_variants),
         cmocka_unit_test(test_key_from_text_refuses_short_and_garbage),
+        cmocka_unit_test(test_put_writes_big_endian_back_to_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

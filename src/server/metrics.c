@@ -124,6 +124,15 @@ static void metric(FILE *f, const char *name, const char *type, const char *help
     fprintf(f, "%s %llu\n", name, (unsigned long long)v);
 }
 
+/* One family with a sample per service: the client endpoint and the federation one. */
+static void per_service(FILE *f, const char *name, const char *type, const char *help,
+                        uint64_t client, uint64_t federation)
+{
+    family(f, name, type, help);
+    fprintf(f, "%s{service=\"client\"} %llu\n", name, (unsigned long long)client);
+    fprintf(f, "%s{service=\"federation\"} %llu\n", name, (unsigned long long)federation);
+}
+
 static void gauge_seconds(FILE *f, const char *name, const char *help, uint64_t ms)
 {
     family(f, name, "gauge", help);
@@ -171,18 +180,13 @@ static void render_process(FILE *f, const struct node *n)
 
 static void render_connections(FILE *f, const struct node *n)
 {
-    family(f, "qpc_connections", "gauge", "Open QUIC connections.");
-    fprintf(f, "qpc_connections{service=\"client\"} %zu\n",
-            session_endpoint_conn_count(n->client_ep));
-    /* Established only: a dial that is still trying to reach a node that is down is
-     * not a connection. */
-    fprintf(f, "qpc_connections{service=\"federation\"} %llu\n",
-            (unsigned long long)(n->c.fed_accepted_open + federation_links_up(n)));
-    family(f, "qpc_connections_total", "counter", "Connections accepted or opened.");
-    fprintf(f, "qpc_connections_total{service=\"client\"} %llu\n",
-            (unsigned long long)n->c.connections_total);
-    fprintf(f, "qpc_connections_total{service=\"federation\"} %llu\n",
-            (unsigned long long)n->c.fed_connections_total);
+    /* Federation: established only; a dial that is still trying to reach a node that is
+     * down is not a connection. */
+    per_service(f, "qpc_connections", "gauge", "Open QUIC connections.",
+                session_endpoint_conn_count(n->client_ep),
+                n->c.fed_accepted_open + federation_links_up(n));
+    per_service(f, "qpc_connections_total", "counter", "Connections accepted or opened.",
+                n->c.connections_total, n->c.fed_connections_total);
     family(f, "qpc_connections_refused_total", "counter",
            "Client connections refused over a cap.");
     fprintf(f, "qpc_connections_refused_total{reason=\"node_full\"} %llu\n",
@@ -194,26 +198,15 @@ static void render_connections(FILE *f, const struct node *n)
 
         session_endpoint_quic_stats(n->client_ep, &cs);
         session_endpoint_quic_stats(n->fed_ep, &fs);
-        family(f, "qpc_quic_retries_total", "counter",
-               "QUIC Retry packets sent: new peers asked to prove their address "
-               "(quic_retry_threshold).");
-        fprintf(f, "qpc_quic_retries_total{service=\"client\"} %llu\n",
-                (unsigned long long)cs.retries_sent);
-        fprintf(f, "qpc_quic_retries_total{service=\"federation\"} %llu\n",
-                (unsigned long long)fs.retries_sent);
-        family(f, "qpc_quic_retry_tokens_refused_total", "counter",
-               "Initials whose Retry token did not verify (dropped).");
-        fprintf(f, "qpc_quic_retry_tokens_refused_total{service=\"client\"} %llu\n",
-                (unsigned long long)cs.tokens_refused);
-        fprintf(f, "qpc_quic_retry_tokens_refused_total{service=\"federation\"} %llu\n",
-                (unsigned long long)fs.tokens_refused);
-        family(f, "qpc_quic_initials_unopened_total", "counter",
-               "New peers' Initials whose protection did not open (forged or damaged; "
-               "dropped before any state).");
-        fprintf(f, "qpc_quic_initials_unopened_total{service=\"client\"} %llu\n",
-                (unsigned long long)cs.initials_unopened);
-        fprintf(f, "qpc_quic_initials_unopened_total{service=\"federation\"} %llu\n",
-                (unsigned long long)fs.initials_unopened);
+        per_service(f, "qpc_quic_retries_total", "counter",
+                    "QUIC Retry packets sent: new peers asked to prove their address "
+                    "(quic_retry_threshold).", cs.retries_sent, fs.retries_sent);
+        per_service(f, "qpc_quic_retry_tokens_refused_total", "counter",
+                    "Initials whose Retry token did not verify (dropped).",
+                    cs.tokens_refused, fs.tokens_refused);
+        per_service(f, "qpc_quic_initials_unopened_total", "counter",
+                    "New peers' Initials whose protection did not open (forged or damaged; "
+                    "dropped before any state).", cs.initials_unopened, fs.initials_unopened);
     }
 }
 

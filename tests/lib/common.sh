@@ -52,6 +52,39 @@ it_netns_del() {
     return 0
 }
 
+# it_netns_purge PREFIX: what a run left behind in namespaces named PREFIX*, for a
+# driver killed hard (mesh_lab.py's own cleanup did not run): kill -9 each process in
+# them, then delete them. Never fails.
+it_netns_purge() {
+    local ns p
+    for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$1" || true); do
+        for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
+        ip netns del "$ns" 2>/dev/null || true
+    done
+    return 0
+}
+
+# it_mesh_lab_stop PID PREFIX DIR: the cleanup of a script driving tests/lib/mesh_lab.py
+# in the background as PID (empty once it has been waited for) with namespace prefix
+# PREFIX and output in DIR: stop and reap the lab, purge its namespaces, and copy DIR to
+# $MESH_LAB_KEEP when that is set (the nodes' output, to look at). The caller removes
+# DIR. Never fails.
+it_mesh_lab_stop() {
+    [ -z "$1" ] || kill "$1" 2>/dev/null || true
+    [ -z "$1" ] || wait "$1" 2>/dev/null || true
+    it_netns_purge "$2"
+    [ -z "${MESH_LAB_KEEP:-}" ] || cp -a "$3" "$MESH_LAB_KEEP" || true
+    return 0
+}
+
+# it_built_from BUILD: print the commit (git describe, "-dirty" if so) of the source tree
+# the build directory BUILD was configured from, not of this script's tree; "?" if unknown.
+it_built_from() {
+    local src
+    src=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$1/CMakeCache.txt" 2>/dev/null)
+    [ -n "$src" ] && git -C "$src" describe --always --dirty 2>/dev/null || echo '?'
+}
+
 # it_dump_logs LINES [FILE...]: for each FILE that exists print "--- NAME" and its last
 # LINES lines ("all": the whole file). For failure reports; never fails.
 it_dump_logs() {
@@ -65,22 +98,37 @@ it_dump_logs() {
     return 0
 }
 
-# it_veth_pair NS_A NS_B VETH_A VETH_B CIDR_A CIDR_B: make namespaces NS_A and NS_B
-# joined by one veth pair (VETH_A in NS_A with CIDR_A, VETH_B in NS_B with CIDR_B), with
-# lo and both ends up and multicast on. Names must be unique per run (use $$) and
-# interface names at most 15 characters. The caller deletes both namespaces on exit.
-it_veth_pair() {
-    ip netns add "$1"
-    ip netns add "$2"
+# it_veth_link NS_A NS_B VETH_A VETH_B CIDR_A CIDR_B: join the existing namespaces NS_A
+# and NS_B by one veth pair (VETH_A in NS_A with CIDR_A, VETH_B in NS_B with CIDR_B), both
+# ends up and multicast on. Interface names at most 15 characters, unique per namespace.
+it_veth_link() {
     # made straight inside the namespaces: no moment where a veth end sits in the host's
     # namespace, where deleting the two namespaces would not remove it
     ip link add "$3" netns "$1" type veth peer name "$4" netns "$2"
     ip -n "$1" addr add "$5" dev "$3"
     ip -n "$2" addr add "$6" dev "$4"
-    ip -n "$1" link set lo up
-    ip -n "$2" link set lo up
     ip -n "$1" link set "$3" multicast on up
     ip -n "$2" link set "$4" multicast on up
+}
+
+# it_veth_pair NS_A NS_B VETH_A VETH_B CIDR_A CIDR_B: make namespaces NS_A and NS_B
+# (lo up in each) joined as it_veth_link does. Names must be unique per run (use $$).
+# The caller deletes both namespaces on exit.
+it_veth_pair() {
+    ip netns add "$1"
+    ip netns add "$2"
+    ip -n "$1" link set lo up
+    ip -n "$2" link set lo up
+    it_veth_link "$@"
+}
+
+# it_veth_extend NS_OLD NS_NEW VETH_OLD VETH_NEW CIDR_OLD CIDR_NEW: make namespace NS_NEW
+# (lo up) joined to the existing NS_OLD as it_veth_link does: the next link of a chain.
+# The caller deletes NS_NEW on exit.
+it_veth_extend() {
+    ip netns add "$2"
+    ip -n "$2" link set lo up
+    it_veth_link "$@"
 }
 
 # it_bridge_add NS: make namespace NS holding an up bridge br0: a LAN for it_bridge_node.

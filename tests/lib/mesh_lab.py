@@ -394,6 +394,16 @@ def pct(v, q):
     return v[min(len(v) - 1, int(q * len(v)))]
 
 
+def idle_rates(lab, seconds):
+    """Sleeps about seconds; returns (the seconds it took, {node: bytes/s it sent})."""
+    tx0 = {n: lab.tx_bytes(n) for n in lab.nodes}
+    t0 = time.time()
+    time.sleep(seconds)
+    took = time.time() - t0
+    tx1 = {n: lab.tx_bytes(n) for n in lab.nodes}
+    return took, {n: (tx1[n] - tx0[n]) / took for n in lab.nodes}
+
+
 def burst(lab, a):
     """--burst N --runs R: n1 types N broadcasts at once, R times; each run's rate is N
     over the time from the first line written to the last copy shown at the last
@@ -484,12 +494,7 @@ def main():
         return burst(lab, a)
 
     # idle: what the mesh costs with nothing to say
-    tx0 = {n: lab.tx_bytes(n) for n in lab.nodes}
-    i0 = time.time()
-    time.sleep(a.idle)
-    idle_s = time.time() - i0
-    tx1 = {n: lab.tx_bytes(n) for n in lab.nodes}
-    ctl = {n: (tx1[n] - tx0[n]) / idle_s for n in lab.nodes}
+    idle_s, ctl = idle_rates(lab, a.idle)
 
     # traffic with churn
     sent = []         # (tag, src, dst, t, class)
@@ -575,12 +580,7 @@ def main():
     time.sleep(2)     # late copies would show up now
     first, count, hops = tally()
     # the same idle figure once more at the end: routes known, churn over
-    ex0 = {n: lab.tx_bytes(n) for n in lab.nodes}
-    e0 = time.time()
-    time.sleep(a.idle_end)
-    end_s = time.time() - e0
-    ex1 = {n: lab.tx_bytes(n) for n in lab.nodes}
-    ctl_end = {n: (ex1[n] - ex0[n]) / end_s for n in lab.nodes}
+    end_s, ctl_end = idle_rates(lab, a.idle_end)
     first, count, hops = tally()
     rss = {n: lab.rss_kib(n) for n in lab.nodes}
     with open(os.path.join(a.dir, "sent.json"), "w") as f:     # for a post-mortem (MESH_LAB_KEEP)
