@@ -55,6 +55,17 @@ struct static_peer {
     uint32_t backoff_ms;
 };
 
+/* An announce to pass on at the next tick, and the neighbours that sent me a copy of it
+ * meanwhile (split horizon: they have it, so it does not go back to them). */
+struct pending {
+    uint8_t id[QPC_ID_LEN];
+    struct qpc_announce a;             /* one hop further, ready to go */
+    bool to_server;
+    uint8_t skip[ANNOUNCE_SKIP_MAX][QPC_KEY_LEN];   /* skip[0]: where it came from */
+    size_t n_skip;
+    struct pending *next;
+};
+
 #define STATIC_BACKOFF_MIN_MS 1000
 #define STATIC_BACKOFF_MAX_MS 60000
 
@@ -68,7 +79,10 @@ struct announcer {
     uint64_t mine_digest;              /* of the candidates in it */
     char mine_domain[QPC_ANNOUNCE_DOMAIN_MAX + 1];   /* my server's domain when it was made */
     uint64_t next_ms;                  /* my next announce is due (mono) */
+    struct pending *pending;           /* to pass on at the next tick (utlist, newest first) */
+    size_t n_pending;
     uint64_t received, refused, limited, passed_on;
+    uint64_t skipped;                  /* copies not sent back to a neighbour that had it */
 };
 
 static const uint8_t *my_key(const struct client *cl)
@@ -109,6 +123,12 @@ void announce_stop(struct client *cl)
     HASH_ITER(hh, cl->ann->origins, o, otmp) {
         HASH_DEL(cl->ann->origins, o);
         free(o);
+    }
+    while (cl->ann->pending != NULL) {
+        struct pending *p = cl->ann->pending;
+
+        LL_DELETE(cl->ann->pending, p);
+        free(p);
     }
     free(cl->ann->statics);
     free(cl->ann);
@@ -169,19 +189,23 @@ static int send_to_server(struct client *cl, const struct qpc_announce *a)
     return session_announce(cl, &s.pb);
 }
 
-/* Links an announce may go on: up, not retiring, not to except (may be NULL) nor to the
- * origin (it knows where it is). */
-static bool link_takes(const struct link *l, const uint8_t *except, const uint8_t origin[static QPC_KEY_LEN])
+/* Links an announce may go on: up, not retiring, not to a peer of except[0..n_except)
+ * (those have it) nor to the origin (it knows where it is). */
+static bool link_takes(const struct link *l, const uint8_t (*except)[QPC_KEY_LEN], size_t n_except,
+                       const uint8_t origin[static QPC_KEY_LEN])
 {
-    return l->up && !l->retiring && l->ps != NULL &&
-           (except == NULL || memcmp(l->ps->key, except, QPC_KEY_LEN) != 0) &&
-           memcmp(l->ps->key, origin, QPC_KEY_LEN) != 0;
+    if (!l->up || l->retiring || l->ps == NULL || memcmp(l->ps->key, origin, QPC_KEY_LEN) == 0)
+        return false;
+    for (size_t i = 0; i < n_except; i++)
+        if (memcmp(l->ps->key, except[i], QPC_KEY_LEN) == 0)
+            return false;
+    return true;
 }
 
 /* a on every link that takes it (one per peer: the best) and, unless to_server is false,
  * to the server. Returns how many got it. */
-static unsigned send_everywhere(struct client *cl, const struct qpc_announce *a, const uint8_t *except,
-                                bool to_server)
+static unsigned send_everywhere(struct client *cl, const struct qpc_announce *a,
+                                const uint8_t (*except)[QPC_KEY_LEN], size_t n_except, bool to_server)
 {
     struct peer_state *ps = NULL;
     unsigned n = 0;
@@ -189,7 +213,7 @@ static unsigned send_everywhere(struct client *cl, const struct qpc_announce *a,
     while ((ps = peers_next(&cl->peers, ps)) != NULL) {
         struct link *l = link_best(ps);
 
-        if (l != NULL && link_takes(l, except, a->key) && send_on_link(l, a) == 0)
+        if (l != NULL && link_takes(l, except, n_except, a->key) && send_on_link(l, a) == 0)
             n++;
     }
     if (to_server && send_to_server(cl, a) == 0)
@@ -238,7 +262,7 @@ static void announce_now(struct client *cl, uint64_t mono)
         return;
     }
     qpc_log_debug("announce", "my announce %u (%zu addresses) to %u links and servers", seqno, n,
-                  send_everywhere(cl, &an->mine, NULL, true));
+                  send_everywhere(cl, &an->mine, NULL, 0, true));
 }
 
 /* Static peers: each dialled while no link to it is up, backing off to a minute. */
@@ -266,6 +290,70 @@ static void static_peers_tick(struct client *cl, uint64_t mono)
     }
 }
 
+/* ---- passing on, one tick later ---------------------------------------------------------
+ *
+ * An announce is passed on at the next tick (within a second), not the moment it comes:
+ * meanwhile the neighbours that heard it too send me their copies, and it does not go
+ * back to them. On a LAN where everyone links everyone, or a ring heard from both
+ * sides, that saves most copies (ticks of different nodes fall apart, so one of them
+ * goes first and the others hear it). A neighbour can only spare itself a copy: its
+ * key is the link's, proven by the handshake. */
+
+/* A neighbour sent me a copy of id: if it waits to be passed on, not to that one. */
+static void pending_heard(struct announcer *an, const uint8_t id[static QPC_ID_LEN],
+                          const uint8_t from[static QPC_KEY_LEN])
+{
+    struct pending *p;
+
+    LL_FOREACH(an->pending, p) {
+        if (memcmp(p->id, id, QPC_ID_LEN) != 0)
+            continue;
+        for (size_t i = 0; i < p->n_skip; i++)
+            if (memcmp(p->skip[i], from, QPC_KEY_LEN) == 0)
+                return;
+        if (p->n_skip < ANNOUNCE_SKIP_MAX)
+            memcpy(p->skip[p->n_skip++], from, QPC_KEY_LEN);
+        return;
+    }
+}
+
+/* a (one hop further already) to pass on at the next tick; from its neighbour (NULL: my
+ * server). Sent at once when the list is full or memory short. */
+static void pending_add(struct client *cl, const struct qpc_announce *a, const uint8_t id[static QPC_ID_LEN],
+                        const uint8_t *from, bool to_server)
+{
+    struct announcer *an = cl->ann;
+    struct pending *p = an->n_pending < ANNOUNCE_PENDING_MAX ? calloc(1, sizeof(*p)) : NULL;
+
+    if (p == NULL) {
+        if (send_everywhere(cl, a, (const uint8_t (*)[QPC_KEY_LEN])from, from != NULL, to_server) > 0)
+            an->passed_on++;
+        return;
+    }
+    memcpy(p->id, id, QPC_ID_LEN);
+    p->a = *a;
+    p->to_server = to_server;
+    if (from != NULL)
+        memcpy(p->skip[p->n_skip++], from, QPC_KEY_LEN);
+    LL_PREPEND(an->pending, p);
+    an->n_pending++;
+}
+
+static void pending_flush(struct client *cl)
+{
+    struct announcer *an = cl->ann;
+    struct pending *p, *tmp;
+
+    LL_FOREACH_SAFE(an->pending, p, tmp) {
+        LL_DELETE(an->pending, p);
+        an->n_pending--;
+        an->skipped += p->n_skip > 0 ? p->n_skip - 1 : 0;
+        if (send_everywhere(cl, &p->a, (const uint8_t (*)[QPC_KEY_LEN])p->skip, p->n_skip, p->to_server) > 0)
+            an->passed_on++;
+        free(p);
+    }
+}
+
 void announce_tick(struct client *cl, uint64_t now)
 {
     struct announcer *an = cl->ann;
@@ -274,6 +362,7 @@ void announce_tick(struct client *cl, uint64_t now)
     (void)now;
     if (an == NULL || cl->closing)
         return;
+    pending_flush(cl);
     /* Due, or my addresses or my home node changed (a node that moved says so at once;
      * the node names its domain only after the session is up, a moment after the first
      * announce, and others address my messages by it: homes.c). */
@@ -310,7 +399,7 @@ void announce_link_up(struct client *cl, struct link *l)
          o != NULL && replayed < ANNOUNCE_REPLAY_MAX; o = (struct origin *)o->hh.prev) {
         struct qpc_announce a = o->last;
 
-        if (mono - o->heard_ms > routes_hold_ms(a.interval_s) || !link_takes(l, NULL, a.key))
+        if (mono - o->heard_ms > routes_hold_ms(a.interval_s) || !link_takes(l, NULL, 0, a.key))
             continue;
         if (qpc_announce_forward(&a) == 0 && send_on_link(l, &a) == 0)
             replayed++;
@@ -422,7 +511,12 @@ void announce_receive(struct client *cl, struct link *l, const Qpc__MeshAnnounce
     }
     qpc_announce_id(&a, id);
     /* Cheap first: a copy seen before costs no signature check. */
-    if (seen_has(an, id) || memcmp(a.key, my_key(cl), QPC_KEY_LEN) == 0)
+    if (seen_has(an, id)) {
+        if (from != NULL)
+            pending_heard(an, id, from);
+        return;
+    }
+    if (memcmp(a.key, my_key(cl), QPC_KEY_LEN) == 0)
         return;
     /* hops 0 says "I am the origin and you are my neighbour": only true on its own link.
      * Anyone else would be starting the chain over at a seed they do not have, so the
@@ -471,9 +565,10 @@ void announce_receive(struct client *cl, struct link *l, const Qpc__MeshAnnounce
     if ((ps = peers_find(&cl->peers, a.key)) != NULL)
         note_candidates(cl, ps, &a);
 
-    /* Passed on once (this is the first copy), one hop further, unless at its limit. */
-    if (qpc_announce_forward(&a) == 0 && send_everywhere(cl, &a, from, l != NULL) > 0)
-        an->passed_on++;
+    /* Passed on once (this is the first copy), one hop further, unless at its limit: at
+     * the next tick, to the neighbours that did not send me a copy by then. */
+    if (qpc_announce_forward(&a) == 0)
+        pending_add(cl, &a, id, from, l != NULL);
 }
 
 void announce_fill_candidates(struct client *cl, struct peer_state *ps)

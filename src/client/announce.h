@@ -26,6 +26,8 @@
 #define ANNOUNCE_REPLAY_MAX 128          /* latest announces given to a new link */
 #define ANNOUNCE_BURST 256               /* per link: announces taken in a burst */
 #define ANNOUNCE_RATE 16                 /*   and per second after it */
+#define ANNOUNCE_PENDING_MAX 1024        /* announces waiting for the tick to be passed on */
+#define ANNOUNCE_SKIP_MAX 8              /*   and the neighbours each is not sent back to */
 
 struct link;
 struct peer_state;
