@@ -584,9 +584,16 @@ void dial_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
         ps->reaching = false;
         short_id(who, ps->key);
-        qpc_log_info("node", "no path to %s within %lld ms: handing over to the server", who,
-                     (long long)cl->cc->direct_timeout_ms);
-        handover_to_server(cl, ps->key);
+        /* What the race was for may have gone meanwhile, over the mesh (in flight on a
+         * route, or delivered): then there is nothing to hand over, and nothing to say. */
+        if (!custody_waits_for(&cl->custody, cl->store, ps->key)) {
+            qpc_log_debug("node", "no direct path to %s within %lld ms; nothing waits for it", who,
+                          (long long)cl->cc->direct_timeout_ms);
+        } else {
+            qpc_log_info("node", "no path to %s within %lld ms: handing over to the server", who,
+                         (long long)cl->cc->direct_timeout_ms);
+            handover_to_server(cl, ps->key);
+        }
     }
     arm(cl, ps);
 }
