@@ -16,6 +16,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 B=${QPC_BUILD:?}
 T=$(mktemp -d /tmp/it_client_mdns.XXXXXX)
+it_tmux_private "$T"
 P=qm$$
 BR=${P}br
 TS=qpc_mdns_$$
@@ -23,7 +24,7 @@ NODES=()
 PIDS=()
 cleanup() {
     local rc=$?
-    tmux kill-session -t "$TS" 2>/dev/null || true
+    [ "${TMUX_TMPDIR:-}" != "$T" ] || tmux kill-server 2>/dev/null || true
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
     it_netns_del "${NODES[@]/#/$P}" "$BR"

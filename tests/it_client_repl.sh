@@ -7,10 +7,13 @@ set -euo pipefail
 export LANG=C.UTF-8 LC_ALL=C.UTF-8   # the terminal and qpc speak UTF-8 (issue 13)
 B=${QPC_BUILD:?}/qpc
 T=$(mktemp -d /tmp/it_client_repl.XXXXXX)
+# this test's own tmux server (see it_tmux_private in tests/lib/common.sh)
+export TMUX_TMPDIR="$T"
+tmux -f /dev/null start-server \; set-option -s exit-empty off
 S=qpc_repl_$$
 PIDS=()
 cleanup() {
-    tmux kill-session -t "$S" 2>/dev/null || true
+    [ "${TMUX_TMPDIR:-}" != "$T" ] || tmux kill-server 2>/dev/null || true
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
     rm -rf "$T"

@@ -9,10 +9,13 @@ B=${QPC_BUILD:?}/qpc
 SRC=${QPC_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 command -v zbarimg >/dev/null || { echo "SKIP: zbarimg (zbar-tools) not installed"; exit 77; }
 T=$(mktemp -d /tmp/it_client_share.XXXXXX)
+# this test's own tmux server (see it_tmux_private in tests/lib/common.sh)
+export TMUX_TMPDIR="$T"
+tmux -f /dev/null start-server \; set-option -s exit-empty off
 S=qpc_share_$$
 PIDS=()
 cleanup() {
-    tmux kill-session -t "$S" 2>/dev/null || true
+    [ "${TMUX_TMPDIR:-}" != "$T" ] || tmux kill-server 2>/dev/null || true
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
     rm -rf "$T"

@@ -25,6 +25,7 @@ QPC=$BUILD/qpc
 NS=qpc-dns-$$
 S=qpc_dns_$$
 TMP=$(mktemp -d)
+it_tmux_private "$TMP"
 DNS_PID=
 NODE_PID=
 PEER_PID=
@@ -36,7 +37,7 @@ cleanup() {
     if [ $rc -ne 0 ] && tmux has-session -t "$S" 2>/dev/null; then
         echo "--- screen:"; it_tmux_screen "$S" | tail -30
     fi
-    tmux kill-session -t "$S" 2>/dev/null || true
+    [ "${TMUX_TMPDIR:-}" != "$TMP" ] || tmux kill-server 2>/dev/null || true
     it_kill_all KILL $NODE_PID $PEER_PID $DNS_PID
     it_netns_del "$NS"
     rm -rf "/etc/netns/$NS"

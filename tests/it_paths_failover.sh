@@ -13,10 +13,11 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/lib/lab.sh"
 B=${QPC_BUILD:?}
 T=$(mktemp -d /tmp/it_paths_failover.XXXXXX)
+it_tmux_private "$T"
 TS=qpc_failover_$$
 cleanup() {
     local rc=$?
-    tmux kill-session -t "$TS" 2>/dev/null || true
+    [ "${TMUX_TMPDIR:-}" != "$T" ] || tmux kill-server 2>/dev/null || true
     lab_cleanup
     [ $rc -eq 0 ] || it_dump_logs 40 "$T"/*.out "$T"/*.err
     rm -rf "$T"

@@ -176,6 +176,16 @@ it_require_netns() {
 # it_tmux_wait SESSION PATTERN [SECONDS] is 0 once the screen matches the extended regex
 # PATTERN, 1 after SECONDS (default 15); it_tmux_type SESSION LINE types LINE and Enter.
 # The caller kills the session in its cleanup (tmux kill-session -t SESSION).
+#
+# it_tmux_private DIR: this test's own tmux server, with its socket under DIR, that stays
+# up while it has no session. Tests run two at a time, and on one shared server a test's
+# kill-session could end the server just as another's new-session connects ("server
+# exited unexpectedly"); a test that restarts its REPL races the same way with itself.
+# The caller ends it in its cleanup with 'tmux kill-server' (before removing DIR).
+it_tmux_private() {
+    export TMUX_TMPDIR="$1"
+    tmux -f /dev/null start-server \; set-option -s exit-empty off
+}
 it_tmux_start() { tmux new-session -d -s "$1" -x 220 -y 60 "$2"; }
 it_tmux_screen() { tmux capture-pane -p -t "$1" -S -3000; }
 it_tmux_wait() {
