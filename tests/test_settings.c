@@ -319,7 +319,7 @@ static void test_config_client_static_peers(void **state)
     cfg = new_cfg(CLIENT);
     s = client_settings(cfg);
     assert_int_equal(s->peers.count, 0);
-    assert_int_equal(s->announce_interval_s, 30);
+    assert_int_equal(s->announce_interval_s, 120);
     qpc_config_free(cfg);
 }
 

@@ -79,10 +79,11 @@ struct announcer {
     uint64_t mine_digest;              /* of the candidates in it */
     char mine_domain[QPC_ANNOUNCE_DOMAIN_MAX + 1];   /* my server's domain when it was made */
     uint64_t next_ms;                  /* my next announce is due (mono) */
+    uint64_t made_ms;                  /* my last one was signed (mono) */
+    bool lost_link;                    /* a neighbour went since: announce anew (triggered) */
     struct pending *pending;           /* to pass on at the next tick (utlist, newest first) */
     size_t n_pending;
-    uint64_t received, refused, limited, passed_on;
-    uint64_t skipped;                  /* copies not sent back to a neighbour that had it */
+    struct announce_stats st;          /* what /mesh announces shows */
 };
 
 static const uint8_t *my_key(const struct client *cl)
@@ -171,22 +172,32 @@ static void seen_add(struct announcer *an, const uint8_t id[static QPC_ID_LEN], 
 
 /* ---- sending ----------------------------------------------------------------------------- */
 
-static int send_on_link(struct link *l, const struct qpc_announce *a)
+static int send_on_link(struct client *cl, struct link *l, const struct qpc_announce *a)
 {
     struct qpc_announce_pb s;
+    int rc;
 
     qpc_announce_to_pb(a, &s);
-    return link_send_announce(l, &s.pb);
+    if ((rc = link_send_announce(l, &s.pb)) == 0) {
+        cl->ann->st.link_frames++;
+        cl->ann->st.link_bytes += qpc__mesh_announce__get_packed_size(&s.pb);
+    }
+    return rc;
 }
 
 static int send_to_server(struct client *cl, const struct qpc_announce *a)
 {
     struct qpc_announce_pb s;
+    int rc;
 
     if (!session_up(cl))
         return QPC_ERR_CLOSED;
     qpc_announce_to_pb(a, &s);
-    return session_announce(cl, &s.pb);
+    if ((rc = session_announce(cl, &s.pb)) == 0) {
+        cl->ann->st.server_frames++;
+        cl->ann->st.server_bytes += qpc__mesh_announce__get_packed_size(&s.pb);
+    }
+    return rc;
 }
 
 /* Links an announce may go on: up, not retiring, not to a peer of except[0..n_except)
@@ -213,7 +224,7 @@ static unsigned send_everywhere(struct client *cl, const struct qpc_announce *a,
     while ((ps = peers_next(&cl->peers, ps)) != NULL) {
         struct link *l = link_best(ps);
 
-        if (l != NULL && link_takes(l, except, n_except, a->key) && send_on_link(l, a) == 0)
+        if (l != NULL && link_takes(l, except, n_except, a->key) && send_on_link(cl, l, a) == 0)
             n++;
     }
     if (to_server && send_to_server(cl, a) == 0)
@@ -232,8 +243,9 @@ static size_t my_addresses(const struct client *cl, const char *out[static QPC_A
     return n;
 }
 
-/* Signs a new announce of mine (the next seqno) and sends it everywhere. */
-static void announce_now(struct client *cl, uint64_t mono)
+/* Signs a new announce of mine (the next seqno) and sends it everywhere; triggered: not
+ * because the interval ran out. */
+static void announce_now(struct client *cl, uint64_t mono, bool triggered)
 {
     struct announcer *an = cl->ann;
     const char *addrs[QPC_ANNOUNCE_ADDRS_MAX];
@@ -254,9 +266,15 @@ static void announce_now(struct client *cl, uint64_t mono)
 
     /* Next one after an interval, even when this one failed: never a warning a second. */
     an->next_ms = mono + (uint64_t)cl->cc->announce_interval_s * 1000;
+    an->made_ms = mono;
+    an->lost_link = false;
     an->mine_digest = candidates_digest(&cl->my_cands);
     snprintf(an->mine_domain, sizeof(an->mine_domain), "%s", session_domain(cl));
     an->have_mine = rc == 0;
+    if (rc == 0) {
+        an->st.made++;
+        an->st.triggered += triggered;
+    }
     if (rc < 0) {
         qpc_log_warn("announce", "cannot sign my announce: %s", qpc_strerror(rc));
         return;
@@ -299,15 +317,19 @@ static void static_peers_tick(struct client *cl, uint64_t mono)
  * goes first and the others hear it). A neighbour can only spare itself a copy: its
  * key is the link's, proven by the handshake. */
 
-/* A neighbour sent me a copy of id: if it waits to be passed on, not to that one. */
-static void pending_heard(struct announcer *an, const uint8_t id[static QPC_ID_LEN],
-                          const uint8_t from[static QPC_KEY_LEN])
+/* A neighbour (from; NULL: my server) sent me a copy of id: if it waits to be passed on,
+ * not to that one. */
+static void pending_heard(struct announcer *an, const uint8_t id[static QPC_ID_LEN], const uint8_t *from)
 {
     struct pending *p;
 
     LL_FOREACH(an->pending, p) {
         if (memcmp(p->id, id, QPC_ID_LEN) != 0)
             continue;
+        if (from == NULL) {
+            p->to_server = false;   /* the server has it: it sent it to me */
+            return;
+        }
         for (size_t i = 0; i < p->n_skip; i++)
             if (memcmp(p->skip[i], from, QPC_KEY_LEN) == 0)
                 return;
@@ -327,7 +349,7 @@ static void pending_add(struct client *cl, const struct qpc_announce *a, const u
 
     if (p == NULL) {
         if (send_everywhere(cl, a, (const uint8_t (*)[QPC_KEY_LEN])from, from != NULL, to_server) > 0)
-            an->passed_on++;
+            an->st.passed_on++;
         return;
     }
     memcpy(p->id, id, QPC_ID_LEN);
@@ -347,17 +369,27 @@ static void pending_flush(struct client *cl)
     LL_FOREACH_SAFE(an->pending, p, tmp) {
         LL_DELETE(an->pending, p);
         an->n_pending--;
-        an->skipped += p->n_skip > 0 ? p->n_skip - 1 : 0;
+        an->st.skipped += p->n_skip > 0 ? p->n_skip - 1 : 0;
         if (send_everywhere(cl, &p->a, (const uint8_t (*)[QPC_KEY_LEN])p->skip, p->n_skip, p->to_server) > 0)
-            an->passed_on++;
+            an->st.passed_on++;
         free(p);
     }
+}
+
+/* Triggered announces (a neighbour gone) at most this often: ANNOUNCE_TRIGGER_GAP_MS, or
+ * half an interval where that is shorter, so the periodic one never gets there first. */
+static uint64_t trigger_gap_ms(const struct client *cl)
+{
+    uint64_t half = (uint64_t)cl->cc->announce_interval_s * 500;
+
+    return half < ANNOUNCE_TRIGGER_GAP_MS ? half : ANNOUNCE_TRIGGER_GAP_MS;
 }
 
 void announce_tick(struct client *cl, uint64_t now)
 {
     struct announcer *an = cl->ann;
     uint64_t mono = mono_ms();
+    bool moved;
 
     (void)now;
     if (an == NULL || cl->closing)
@@ -365,10 +397,13 @@ void announce_tick(struct client *cl, uint64_t now)
     pending_flush(cl);
     /* Due, or my addresses or my home node changed (a node that moved says so at once;
      * the node names its domain only after the session is up, a moment after the first
-     * announce, and others address my messages by it: homes.c). */
-    if (mono >= an->next_ms || candidates_digest(&cl->my_cands) != an->mine_digest ||
-        strncmp(session_domain(cl), an->mine_domain, sizeof(an->mine_domain)) != 0)
-        announce_now(cl, mono);
+     * announce, and others address my messages by it: homes.c), or a neighbour went
+     * (at most once per trigger gap). Counted as triggered whenever a change waited,
+     * also when the interval ran out in the same tick. */
+    moved = candidates_digest(&cl->my_cands) != an->mine_digest ||
+            strncmp(session_domain(cl), an->mine_domain, sizeof(an->mine_domain)) != 0;
+    if (moved || mono >= an->next_ms || (an->lost_link && mono >= an->made_ms + trigger_gap_ms(cl)))
+        announce_now(cl, mono, moved || an->lost_link);
     seen_expire(an, mono);
     static_peers_tick(cl, mono);
 }
@@ -389,9 +424,9 @@ void announce_link_up(struct client *cl, struct link *l)
         }
     }
     if (!an->have_mine)
-        announce_now(cl, mono);   /* goes on l too */
+        announce_now(cl, mono, true);   /* goes on l too */
     else
-        send_on_link(l, &an->mine);
+        send_on_link(cl, l, &an->mine);
     /* What I know of the mesh, so the neighbour need not wait an interval for it: the
      * latest of each origin still within its hold time, one hop further. Newest last in
      * the hash, so walk from the end. */
@@ -401,9 +436,11 @@ void announce_link_up(struct client *cl, struct link *l)
 
         if (mono - o->heard_ms > routes_hold_ms(a.interval_s) || !link_takes(l, NULL, 0, a.key))
             continue;
-        if (qpc_announce_forward(&a) == 0 && send_on_link(l, &a) == 0)
+        if (qpc_announce_forward(&a) == 0 && send_on_link(cl, l, &a) == 0)
             replayed++;
     }
+    an->st.link_ups++;
+    an->st.replayed += replayed;
     if (replayed > 0)
         qpc_log_debug("announce", "%u announces replayed on a new link", replayed);
 }
@@ -413,8 +450,14 @@ void announce_link_gone(struct client *cl, struct peer_state *ps)
     /* Shutting down closes every link: the routes are kept (and saved) for the restart. */
     if (cl->closing)
         return;
-    if (routes_link_gone(cl->routes, ps->key, link_best(ps) != NULL) > 0)
+    if (routes_link_gone(cl->routes, ps->key, link_best(ps) != NULL) > 0) {
         route_state_changed(cl);
+        /* Routes to me through that neighbour are dead now, and the feasibility condition
+         * keeps the others from taking a longer one with the seqno they have: a new seqno
+         * lets them (Babel's triggered update), at most one per ANNOUNCE_TRIGGER_GAP_MS. */
+        if (cl->ann != NULL)
+            cl->ann->lost_link = true;
+    }
 }
 
 void announce_session_up(struct client *cl)
@@ -497,23 +540,22 @@ void announce_receive(struct client *cl, struct link *l, const Qpc__MeshAnnounce
 
     if (an == NULL || (l != NULL && from == NULL))
         return;
-    an->received++;
+    an->st.received++;
     if (l != NULL && !link_may(l, mono)) {
-        if (an->limited++ % 1000 == 0)
+        if (an->st.limited++ % 1000 == 0)
             qpc_log_info("announce", "announces from a neighbour over its rate dropped (%llu in all)",
-                         (unsigned long long)an->limited);
+                         (unsigned long long)an->st.limited);
         return;
     }
     if (qpc_announce_from_pb(pb, &a) < 0) {
-        an->refused++;
+        an->st.refused++;
         qpc_log_debug("announce", "malformed announce dropped");
         return;
     }
     qpc_announce_id(&a, id);
     /* Cheap first: a copy seen before costs no signature check. */
     if (seen_has(an, id)) {
-        if (from != NULL)
-            pending_heard(an, id, from);
+        pending_heard(an, id, from);
         return;
     }
     if (memcmp(a.key, my_key(cl), QPC_KEY_LEN) == 0)
@@ -522,11 +564,11 @@ void announce_receive(struct client *cl, struct link *l, const Qpc__MeshAnnounce
      * Anyone else would be starting the chain over at a seed they do not have, so the
      * check below would fail anyway, but this refuses it before the signature. */
     if (a.hops == 0 && (from == NULL || memcmp(from, a.key, QPC_KEY_LEN) != 0)) {
-        an->refused++;
+        an->st.refused++;
         return;
     }
     if ((rc = qpc_announce_verify(&a)) < 0) {
-        an->refused++;
+        an->st.refused++;
         short_id(who, a.key);
         qpc_log_debug("announce", "announce claiming %s refused: %s", who, qpc_strerror(rc));
         return;   /* not marked seen: the genuine one with this id may still come */
@@ -580,4 +622,11 @@ void announce_fill_candidates(struct client *cl, struct peer_state *ps)
     HASH_FIND(hh, cl->ann->origins, ps->key, QPC_KEY_LEN, o);
     if (o != NULL)
         note_candidates(cl, ps, &o->last);
+}
+
+void announce_get_stats(const struct client *cl, struct announce_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (cl->ann != NULL)
+        *out = cl->ann->st;
 }

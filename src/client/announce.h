@@ -28,9 +28,22 @@
 #define ANNOUNCE_RATE 16                 /*   and per second after it */
 #define ANNOUNCE_PENDING_MAX 1024        /* announces waiting for the tick to be passed on */
 #define ANNOUNCE_SKIP_MAX 8              /*   and the neighbours each is not sent back to */
+#define ANNOUNCE_TRIGGER_GAP_MS 5000     /* a triggered announce at most this often (lost links;
+                                          * half the interval where that is shorter) */
 
 struct link;
 struct peer_state;
+
+/* What the announcer did since start (/mesh announces): what control traffic is made of. */
+struct announce_stats {
+    uint64_t made, triggered;            /* my announces signed; of them not by the interval */
+    uint64_t link_frames, link_bytes;    /* announces sent on P2P links (MeshAnnounce bytes) */
+    uint64_t server_frames, server_bytes;/*   and to my server */
+    uint64_t passed_on;                  /* others' announces passed on (to one or more) */
+    uint64_t link_ups, replayed;         /* links come up, and others' announces given them */
+    uint64_t received, refused, limited; /* announces in; refused (malformed, forged); over rate */
+    uint64_t skipped;                    /* copies not sent back to a neighbour that had it */
+};
 
 /* Sets up the node's announcer (node_start). Returns 0 or QPC_ERR_NOMEM. */
 int announce_start(struct client *cl);
@@ -53,5 +66,8 @@ void announce_receive(struct client *cl, struct link *l, const Qpc__MeshAnnounce
  * it tries them (a Babel mesh routes unicast where mDNS does not reach). Not while a
  * server session is up: the server's word on candidates coordinates the race then. */
 void announce_fill_candidates(struct client *cl, struct peer_state *ps);
+
+/* Copies the counters into *out (all 0 before announce_start). */
+void announce_get_stats(const struct client *cl, struct announce_stats *out);
 
 #endif

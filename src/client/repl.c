@@ -22,6 +22,7 @@
 #include "client.h"
 #include "contacts.h"
 #if QPC_MESH
+#include "announce.h"
 #include "discover.h"
 #endif
 #include "history.h"
@@ -377,6 +378,27 @@ static int cmd_route(struct client *cl, char *args)
     free(r);
     return 0;
 }
+
+/* One line, so a script (tests/it_mesh_announce_quiet.sh, mesh_lab.py) can read it. */
+static int cmd_announces(struct client *cl, char *args)
+{
+    struct announce_stats st;
+
+    if (rest(&args) != NULL)
+        return -1;
+    announce_get_stats(cl, &st);
+    say(cl, "announces: made %llu (triggered %llu), link frames %llu bytes %llu, server frames %llu "
+        "bytes %llu, passed on %llu, links up %llu replayed %llu, received %llu refused %llu "
+        "over rate %llu, spared %llu",
+        (unsigned long long)st.made, (unsigned long long)st.triggered,
+        (unsigned long long)st.link_frames, (unsigned long long)st.link_bytes,
+        (unsigned long long)st.server_frames, (unsigned long long)st.server_bytes,
+        (unsigned long long)st.passed_on, (unsigned long long)st.link_ups,
+        (unsigned long long)st.replayed, (unsigned long long)st.received,
+        (unsigned long long)st.refused, (unsigned long long)st.limited,
+        (unsigned long long)st.skipped);
+    return 0;
+}
 #endif
 
 static int cmd_identity(struct client *cl, char *args)
@@ -602,6 +624,7 @@ static const struct command commands[] = {
     { "/mesh route", "", "routing table: destination, next hop, hops, age, source, home node", MESH_ONLY(cmd_route), 0 },
     { "/mesh identity", "", "my mesh identity, known servers, and a QR code to share it", cmd_identity, 0 },
     { "/mesh store", "", "store-and-forward statistics", cmd_store, 0 },
+    { "/mesh announces", "", "announces made, sent (frames, bytes), passed on, replayed, received", MESH_ONLY(cmd_announces), 0 },
     { "/mesh add", "<peer_key> <host:port> [name]", "add a peer (or paste its qpc: text)", cmd_add, 1 },
     { "/name", "<peer|me> <name|->", "name a peer (or yourself); - removes the name", cmd_name, 2 },
     { "/connect", "[host:port]", "connect to a server (default: the configured or noted one)", cmd_connect, 0 },

@@ -394,13 +394,76 @@ def pct(v, q):
     return v[min(len(v) - 1, int(q * len(v)))]
 
 
-def idle_rates(lab, seconds):
-    """Sleeps about seconds; returns (the seconds it took, {node: bytes/s it sent})."""
+def announce_counters(lab):
+    """{node: {counter: value}} from `/mesh announces` of every running qpc that has it."""
+    marks = {}
+    for n in lab.qpc:
+        if lab.up.get(n):
+            with lab.lock:
+                marks[n] = len(lab.lines.get(n, []))
+            lab.cmd(n, "/mesh announces")
+    got, end = {}, time.time() + 5
+    while time.time() < end and len(got) < len(marks):
+        time.sleep(0.1)
+        with lab.lock:
+            for n, m in marks.items():
+                for _, l in lab.lines.get(n, [])[m:]:
+                    if "announces: made" in l:
+                        w = l[l.index("announces: made"):].replace(",", " ").replace("(", " ").replace(")", " ").split()
+                        nums = [int(x) for x in w if x.isdigit()]
+                        keys = ["made", "triggered", "link_frames", "link_bytes", "server_frames", "server_bytes",
+                                "passed_on", "links_up", "replayed", "received", "refused", "over_rate", "spared"]
+                        got[n] = dict(zip(keys, nums))
+    return got
+
+
+def idle_rates(lab, seconds, label="start"):
+    """Sleeps about seconds; returns (the seconds it took, {node: bytes/s it sent}).
+    With MESH_LAB_CAPTURE=1 it also counts what each namespace sends by kind
+    (idle_capture.py) and prints the breakdown, written to capture-LABEL.json."""
+    caps = {}
+    if os.environ.get("MESH_LAB_CAPTURE") == "1":
+        tool = os.path.join(os.path.dirname(os.path.abspath(__file__)), "idle_capture.py")
+        for n in lab.nodes:
+            caps[n] = (os.path.join(lab.a.dir, "cap-%s-%s.json" % (label, n)),)
+            caps[n] += (subprocess.Popen(["ip", "netns", "exec", lab.ns(n), "python3", tool,
+                                          str(seconds), caps[n][0]]),)
+        time.sleep(0.5)   # the sockets are open before the window starts
+        ann0 = announce_counters(lab)
     tx0 = {n: lab.tx_bytes(n) for n in lab.nodes}
     t0 = time.time()
     time.sleep(seconds)
     took = time.time() - t0
     tx1 = {n: lab.tx_bytes(n) for n in lab.nodes}
+    if caps:
+        ann1 = announce_counters(lab)
+        diff = {n: {k: ann1[n][k] - ann0[n].get(k, 0) for k in ann1[n]} for n in ann1 if n in ann0}
+        if diff:
+            tot = {k: sum(d[k] for d in diff.values()) for k in next(iter(diff.values()))}
+            log("idle %s announces (sum over %d qpc, per second): " % (label, len(diff)) +
+                ", ".join("%s %.2f" % (k, v / seconds) for k, v in tot.items()) +
+                "; mean frame %.0f B" % (tot["link_bytes"] / max(1, tot["link_frames"])))
+            with open(os.path.join(lab.a.dir, "announces-%s.json" % label), "w") as f:
+                json.dump(diff, f, indent=1)
+        got, total = {}, {}
+        for n, (path, p) in caps.items():
+            p.wait()
+            try:
+                with open(path) as f:
+                    got[n] = json.load(f)
+            except (OSError, ValueError):
+                continue
+            for k, v in got[n].items():
+                t = total.setdefault(k, [0, 0])
+                t[0] += v["bytes"]
+                t[1] += v["packets"]
+        with open(os.path.join(lab.a.dir, "capture-%s.json" % label), "w") as f:
+            json.dump(got, f, indent=1)
+        qn = [n for n in lab.qpc if n in got]
+        for k, (b, pk) in sorted(total.items(), key=lambda kv: -kv[1][0]):
+            qb = sum(got[n].get(k, {}).get("bytes", 0) for n in qn)
+            log("idle %s by kind: %-9s %7.0f B/s all nodes (%5.1f pkt/s), qpc mean %5.0f B/s"
+                % (label, k, b / seconds, pk / seconds, qb / seconds / max(1, len(qn))))
     return took, {n: (tx1[n] - tx0[n]) / took for n in lab.nodes}
 
 
@@ -580,7 +643,7 @@ def main():
     time.sleep(2)     # late copies would show up now
     first, count, hops = tally()
     # the same idle figure once more at the end: routes known, churn over
-    end_s, ctl_end = idle_rates(lab, a.idle_end)
+    end_s, ctl_end = idle_rates(lab, a.idle_end, "end")
     first, count, hops = tally()
     rss = {n: lab.rss_kib(n) for n in lab.nodes}
     with open(os.path.join(a.dir, "sent.json"), "w") as f:     # for a post-mortem (MESH_LAB_KEEP)
