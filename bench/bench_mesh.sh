@@ -6,7 +6,12 @@
 # broadcasts. Prints delivered / sent per class, duplicates, first-delivery latency (p50,
 # p99, per hop count), idle control bytes per node, RSS per node, and which goals of
 # issue 11 hold. Needs root; run by hand, never by CTest (figures depend on the load).
-# Takes about 6 minutes on 2 cores. Everything it made is removed on exit.
+# The idle windows (after start and at the end) are 120 s each, one default announce
+# interval of qpc, so each holds one periodic refresh of every node and the rate is the
+# mean over a refresh period: a shorter window can miss the refresh and show less than
+# the mesh costs. BENCH_MESH_IDLE and
+# BENCH_MESH_IDLE_END (seconds) override them (60 and 30 before the interval grew).
+# Takes about 9 minutes on 2 cores. Everything it made is removed on exit.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/../tests/lib/common.sh"
@@ -23,7 +28,8 @@ it_require_netns
 echo "bench_mesh: qpc from $(it_built_from "$B")${QPC_SERVER_BUILD:+, qpc-server from $(it_built_from "$QPC_SERVER_BUILD")}, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 STATIC=$("$B/qpc" --help 2>&1 | grep -q -- "--peers=" && echo --static-peers || true)   # static peers where qpc has them
 python3 "$HERE/../tests/lib/mesh_lab.py" --build "$B" --dir "$T" --prefix "$PREFIX" --topology full $STATIC ${QPC_SERVER_BUILD:+--server-build "$QPC_SERVER_BUILD"} \
-    --settle 20 --idle 60 --messages 240 --broadcasts 12 --rate 2 --down 30 --drain 120 --idle-end 30 \
+    --settle 20 --idle "${BENCH_MESH_IDLE:-120}" --messages 240 --broadcasts 12 --rate 2 --down 30 --drain 120 \
+    --idle-end "${BENCH_MESH_IDLE_END:-120}" \
     ${SEED:+--seed "$SEED"} &
 LABPID=$!
 rc=0; wait $LABPID || rc=$?
