@@ -7,9 +7,7 @@
  * the signature check; hops 0 is taken only from the origin's own link (anyone else
  * claiming it would be lying about the chain's start); and the route it teaches goes
  * through the link it came on with the distance the hash chain proves. The first copy
- * of each id is passed on once, one hop further, to every other link of the mesh's own
- * shape (link_floods) and the server. Mine go every interval and at once on a change
- * (Babel's periodic and triggered updates): the interval only keeps routes from expiring.
+ * of each id is passed on once, one hop further, to every other link and the server.
  * Routes are the table's business (routes.c, lib/route.c); here is only what arrives and
  * what leaves.
  */
@@ -19,7 +17,6 @@
 #include <utlist.h>
 
 #include "announce.h"
-#include "candidates.h"
 #include "dial.h"
 #include "handover.h"
 #include "homes.h"
@@ -216,43 +213,18 @@ static bool link_takes(const struct link *l, const uint8_t (*except)[QPC_KEY_LEN
     return true;
 }
 
-/* Whether others' announces go on l: a link of the mesh's own shape, i.e. to a neighbour
- * on one of my subnets (a LAN, a point-to-point link, a cloud) or to a static peer (what
- * the mesh's admins wrote down), not relayed. A link that a message opened across
- * routers or NATs (to a peer two servers away, a host behind a NAT) joins two nodes that
- * hear the mesh through their own neighbours and servers anyway; flooding every origin
- * over it too made the control traffic grow with every pair that ever talked (the
- * 40-node lab's end-of-run figure). My own announce still goes on it (it refreshes the
- * link's own route), and so does the whole table when the peer is a static one. */
-static bool link_floods(const struct client *cl, const struct link *l)
-{
-    const struct announcer *an = cl->ann;
-
-    if (l->relayed)
-        return false;
-    if (candidate_on_link(&cl->nets, l->addr))
-        return true;
-    for (size_t i = 0; i < an->n_statics; i++)
-        if ((an->statics[i].has_key && memcmp(an->statics[i].key, l->ps->key, QPC_KEY_LEN) == 0) ||
-            strcmp(an->statics[i].addr, l->addr) == 0)
-            return true;
-    return false;
-}
-
-/* a on every link that takes it (one per peer: the best; others' announces only where
- * link_floods) and, unless to_server is false, to the server. Returns how many got it. */
+/* a on every link that takes it (one per peer: the best) and, unless to_server is false,
+ * to the server. Returns how many got it. */
 static unsigned send_everywhere(struct client *cl, const struct qpc_announce *a,
                                 const uint8_t (*except)[QPC_KEY_LEN], size_t n_except, bool to_server)
 {
     struct peer_state *ps = NULL;
-    bool mine = memcmp(a->key, my_key(cl), QPC_KEY_LEN) == 0;
     unsigned n = 0;
 
     while ((ps = peers_next(&cl->peers, ps)) != NULL) {
         struct link *l = link_best(ps);
 
-        if (l != NULL && link_takes(l, except, n_except, a->key) && (mine || link_floods(cl, l)) &&
-            send_on_link(cl, l, a) == 0)
+        if (l != NULL && link_takes(l, except, n_except, a->key) && send_on_link(cl, l, a) == 0)
             n++;
     }
     if (to_server && send_to_server(cl, a) == 0)
@@ -457,10 +429,8 @@ void announce_link_up(struct client *cl, struct link *l)
         send_on_link(cl, l, &an->mine);
     /* What I know of the mesh, so the neighbour need not wait an interval for it: the
      * latest of each origin still within its hold time, one hop further. Newest last in
-     * the hash, so walk from the end. Only on a link others' announces go on at all. */
-    o = an->origins != NULL && link_floods(cl, l) ? ELMT_FROM_HH(an->origins->hh.tbl, an->origins->hh.tbl->tail)
-                                                  : NULL;
-    for (;
+     * the hash, so walk from the end. */
+    for (o = an->origins != NULL ? ELMT_FROM_HH(an->origins->hh.tbl, an->origins->hh.tbl->tail) : NULL;
          o != NULL && replayed < ANNOUNCE_REPLAY_MAX; o = (struct origin *)o->hh.prev) {
         struct qpc_announce a = o->last;
 

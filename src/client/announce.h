@@ -2,15 +2,13 @@
  * announce.h: the node's announces: saying where I am, and passing on what others say
  * (announce.c; the signed format is libqpc's, qpc/announce.h).
  *
- * Every interval (120 s by default) the node signs a fresh announce (new seqno, my
- * address candidates) and sends it on every P2P link and to its server; at once when my
- * addresses or domain change or a neighbour went (a triggered update); and when a link
- * comes up, my current one goes on it with the latest of every origin I heard, so the
- * new neighbour learns the mesh without waiting an interval. What arrives is
+ * Every interval the node signs a fresh announce (new seqno, my address candidates)
+ * and sends it on every P2P link and to its server; at once too when a link comes up
+ * (my current one, and the latest of every origin I heard, so the new neighbour learns
+ * the mesh without waiting an interval) and when my addresses change. What arrives is
  * rate-limited per link, deduplicated by announce id, verified, learned (a route
  * through the link it came on, the origin's addresses as path candidates) and passed
- * on, one hop further, to every other link of the mesh's own shape (a neighbour on my
- * subnets or a static peer) and the server: each announce id once.
+ * on, one hop further, to every other link and the server: each announce id once.
  * docs/routing.md, "Announces", has the rules.
  */
 #ifndef QPC_CLIENT_ANNOUNCE_H
