@@ -125,4 +125,5 @@ done
 trig=$(( $(field "$(counters b)" 2) - $(field "${C0[b]}" 2) ))
 [ $trig -eq 0 ] || fail "B lost no neighbour but made $trig triggered announces"
 echo "ok 2 A and C announce anew when D goes; B, which lost nothing, does not"
+if grep -l "Sanitizer\|runtime error:" "$T"/*.err 2>/dev/null; then fail "sanitizer report"; fi
 echo "PASS it_mesh_announce_quiet"
