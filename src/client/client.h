@@ -180,6 +180,8 @@ struct client {
     struct dial_lookup *lookups;         /* dial.c: peer names being looked up */
     struct peer_table peers;             /* peers.c */
     struct custody custody;              /* custody.c: in flight and parked */
+    struct verify_pool *verify;          /* verify.c: link envelopes' signatures off the
+                                          * loop; NULL: checked inline */
     uint16_t listen_port;
     char listen_text[QPC_ADDRESS_MAX + 1];
 
