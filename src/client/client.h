@@ -195,6 +195,7 @@ struct client {
     /* tick.c: the periodic jobs; turn.c: the end of every loop turn */
     ev_timer tick;
     ev_prepare turn;
+    ev_prepare shown;                    /* output.c: the turn's history commit, then its lines */
     uint64_t last_gc_ms;                 /* when the collect-garbage job last ran */
 
     struct session *session;
