@@ -939,6 +939,7 @@ int main(int argc, char **argv)
 #endif
     output_turns_stop(&cl);   /* commits, then shows what waited for it */
     history_close(cl.history);
+    cl.history = NULL;        /* what node_stop still says is not written down */
     if (cl.ep != NULL || cl.box != NULL)
         node_stop(&cl);
     if (cl.id != NULL)
