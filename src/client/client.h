@@ -41,7 +41,8 @@
  *     argument; routes, peers, custody, receipts and contacts are unit-tested
  *     (tests/test_client_*.c).
  * Everything runs on the loop; nothing blocks except the one SQLite commit of the outbox
- * per loop turn (state.c, turn.c) and the history's writes (history.c).
+ * per loop turn (state.c, turn.c) and the history's one commit per turn (history.c,
+ * output.c).
  */
 #ifndef QPC_CLIENT_H
 #define QPC_CLIENT_H
