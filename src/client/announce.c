@@ -26,6 +26,7 @@
 #include "qpc/announce.h"
 #include "qpc/error.h"
 #include "qpc/log.h"
+#include "qpc/seqreq.h"
 #include "route_state.h"
 #include "routes.h"
 #include "session.h"
@@ -84,6 +85,7 @@ struct announcer {
     struct pending *pending;           /* to pass on at the next tick (utlist, newest first) */
     size_t n_pending;
     struct announce_stats st;          /* what /mesh announces shows */
+    struct qpc_seqreq_state *sr;       /* seqno requests: dedup and rates */
 };
 
 static const uint8_t *my_key(const struct client *cl)
@@ -95,7 +97,7 @@ int announce_start(struct client *cl)
 {
     const struct qpc_config_strings *peers = &cl->cc->peers;
 
-    if ((cl->ann = calloc(1, sizeof(*cl->ann))) == NULL)
+    if ((cl->ann = calloc(1, sizeof(*cl->ann))) == NULL || (cl->ann->sr = qpc_seqreq_state_new()) == NULL)
         return QPC_ERR_NOMEM;
     if (peers->count > 0 && (cl->ann->statics = calloc(peers->count, sizeof(*cl->ann->statics))) == NULL)
         return QPC_ERR_NOMEM;
@@ -132,6 +134,7 @@ void announce_stop(struct client *cl)
         free(p);
     }
     free(cl->ann->statics);
+    qpc_seqreq_state_free(cl->ann->sr);
     free(cl->ann);
     cl->ann = NULL;
 }
@@ -445,6 +448,126 @@ void announce_link_up(struct client *cl, struct link *l)
         qpc_log_debug("announce", "%u announces replayed on a new link", replayed);
 }
 
+static bool link_may(struct link *l, uint64_t mono);
+
+/* My hop limit for requests: as far as my messages may travel, within an announce's. */
+static uint32_t request_hops(const struct client *cl)
+{
+    return cl->cc->max_hops < QPC_ANNOUNCE_HOPS_MAX ? (uint32_t)cl->cc->max_hops : QPC_ANNOUNCE_HOPS_MAX;
+}
+
+/* Sends r on every up link but to except (NULL: none). Returns how many got it. */
+static unsigned seqreq_everywhere(struct client *cl, const struct qpc_seqreq *r, const uint8_t *except)
+{
+    Qpc__MeshSeqnoRequest pb;
+    struct peer_state *ps = NULL;
+    unsigned n = 0;
+
+    qpc_seqreq_to_pb(r, &pb);
+    while ((ps = peers_next(&cl->peers, ps)) != NULL) {
+        struct link *l = link_best(ps);
+
+        if (l == NULL || !l->up || l->retiring || (except != NULL && memcmp(ps->key, except, QPC_KEY_LEN) == 0))
+            continue;
+        if (link_send_seqreq(l, &pb) == 0)
+            n++;
+    }
+    return n;
+}
+
+/* The link to gone went: every route it retracted that has a feasibility distance gets
+ * a seqno request (FD seqno + 1) to the other neighbours, so a longer way is taken as
+ * soon as the origin's new seqno comes round instead of at its next periodic announce
+ * (RFC 8966 3.8.2.1). */
+static void seqreq_after_loss(struct client *cl, const uint8_t gone[static QPC_KEY_LEN])
+{
+    struct qpc_route *rs = NULL;
+    size_t n = 0;
+    uint64_t mono = mono_ms();
+
+    if (qpc_route_list(cl->routes, &rs, &n) < 0)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        struct qpc_route_fd fd;
+        struct qpc_seqreq r;
+        unsigned sent;
+
+        if (!rs[i].retracted || qpc_route_fd_get(cl->routes, rs[i].dest, &fd) != 0)
+            continue;
+        if (memcmp(rs[i].dest, my_key(cl), QPC_KEY_LEN) == 0)
+            continue;
+        memcpy(r.origin, rs[i].dest, QPC_KEY_LEN);
+        r.seqno = fd.seqno + 1;
+        r.hop_limit = request_hops(cl);
+        if (!qpc_seqreq_may_send(cl->ann->sr, r.origin, r.seqno, mono))
+            continue;
+        sent = seqreq_everywhere(cl, &r, gone);
+        cl->ann->st.sr_sent += sent;
+    }
+    free(rs);
+}
+
+void announce_seqreq_receive(struct client *cl, struct link *l, const Qpc__MeshSeqnoRequest *pb)
+{
+    struct announcer *an = cl->ann;
+    struct qpc_seqreq r;
+    struct qpc_seqreq_view v;
+    struct origin *o = NULL;
+    struct qpc_route route;
+    struct peer_state *next = NULL;
+    uint64_t mono = mono_ms(), now = now_ms();
+    uint32_t fwd = 0;
+    Qpc__MeshSeqnoRequest out;
+
+    if (an == NULL || cl->closing || l == NULL || l->ps == NULL)
+        return;
+    an->st.sr_received++;
+    /* The announce bucket bounds requests too: each may cost an announce sent. */
+    if (!link_may(l, mono) || qpc_seqreq_from_pb(pb, &r) < 0) {
+        an->st.sr_dropped++;
+        return;
+    }
+    memset(&v, 0, sizeof(v));
+    v.is_me = memcmp(r.origin, my_key(cl), QPC_KEY_LEN) == 0;
+    HASH_FIND(hh, an->origins, r.origin, QPC_KEY_LEN, o);
+    if (o != NULL && mono - o->heard_ms <= routes_hold_ms(o->last.interval_s)) {
+        v.have_announce = true;
+        v.announce_seqno = o->last.seqno;
+    }
+    if (qpc_route_lookup(cl->routes, r.origin, &route) == 0 && route.via == QPC_ROUTE_VIA_PEER && !route.retracted &&
+        (route.hold_ms == 0 || now - route.last_seen_ms <= route.hold_ms) &&
+        (next = peers_find(&cl->peers, route.via_peer)) != NULL && link_best(next) != NULL) {
+        v.have_route = true;
+        v.route_via_requester = memcmp(route.via_peer, l->ps->key, QPC_KEY_LEN) == 0;
+    }
+    switch (qpc_seqreq_decide(an->sr, &r, &v, request_hops(cl), mono, &fwd)) {
+    case QPC_SEQREQ_BUMP:
+        an->st.sr_bumped++;
+        announce_now(cl, mono, true);
+        break;
+    case QPC_SEQREQ_ANSWER: {
+        struct qpc_announce a = o->last;
+
+        if (qpc_announce_forward(&a) == 0 && send_on_link(cl, l, &a) == 0)
+            an->st.sr_answered++;
+        else
+            an->st.sr_dropped++;
+        break;
+    }
+    case QPC_SEQREQ_FORWARD:
+        r.hop_limit = fwd;
+        qpc_seqreq_to_pb(&r, &out);
+        if (link_send_seqreq(link_best(next), &out) == 0)
+            an->st.sr_forwarded++;
+        else
+            an->st.sr_dropped++;
+        break;
+    default:
+        an->st.sr_dropped++;
+        break;
+    }
+}
+
 void announce_link_gone(struct client *cl, struct peer_state *ps)
 {
     /* Shutting down closes every link: the routes are kept (and saved) for the restart. */
@@ -455,8 +578,10 @@ void announce_link_gone(struct client *cl, struct peer_state *ps)
         /* Routes to me through that neighbour are dead now, and the feasibility condition
          * keeps the others from taking a longer one with the seqno they have: a new seqno
          * lets them (Babel's triggered update), at most one per ANNOUNCE_TRIGGER_GAP_MS. */
-        if (cl->ann != NULL)
+        if (cl->ann != NULL) {
             cl->ann->lost_link = true;
+            seqreq_after_loss(cl, ps->key);
+        }
     }
 }
 

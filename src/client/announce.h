@@ -43,6 +43,9 @@ struct announce_stats {
     uint64_t link_ups, replayed;         /* links come up, and others' announces given them */
     uint64_t received, refused, limited; /* announces in; refused (malformed, forged); over rate */
     uint64_t skipped;                    /* copies not sent back to a neighbour that had it */
+    uint64_t sr_sent, sr_received;       /* seqno requests of mine sent (per link); got */
+    uint64_t sr_answered, sr_forwarded;  /*   answered with an announce held; sent on */
+    uint64_t sr_bumped, sr_dropped;      /*   that made me announce anew; dropped */
 };
 
 /* Sets up the node's announcer (node_start). Returns 0 or QPC_ERR_NOMEM. */
@@ -69,5 +72,9 @@ void announce_fill_candidates(struct client *cl, struct peer_state *ps);
 
 /* Copies the counters into *out (all 0 before announce_start). */
 void announce_get_stats(const struct client *cl, struct announce_stats *out);
+
+/* A seqno request from neighbour l (include/qpc/seqreq.h): answered, sent on toward its
+ * origin, or (for my own key) a new announce of mine. */
+void announce_seqreq_receive(struct client *cl, struct link *l, const Qpc__MeshSeqnoRequest *pb);
 
 #endif

@@ -151,6 +151,19 @@ int link_send_announce(struct link *l, const Qpc__MeshAnnounce *a)
     return rc;
 }
 
+int link_send_seqreq(struct link *l, const Qpc__MeshSeqnoRequest *r)
+{
+    Qpc__P2pFrame f = QPC__P2P_FRAME__INIT;
+    int rc;
+
+    f.body_case = QPC__P2P_FRAME__BODY_SEQNO_REQUEST;
+    f.seqno_request = (Qpc__MeshSeqnoRequest *)r;   /* pack only reads it */
+    rc = link_stream(l);
+    if (rc == 0)
+        rc = qpc_quic_conn_send_message(l->conn, l->sid, &f.base);
+    return rc;
+}
+
 void link_note_ack(struct link *l, uint64_t now)
 {
     if (l->unacked > 0)

@@ -85,6 +85,8 @@ int link_send_envelope(struct link *l, const struct qpc_envelope *env);
 int link_send_envelope_bytes(struct link *l, const uint8_t *buf, size_t len);
 /* An announce (P2pFrame announce) on l. 0 or a QPC_ERR_*. */
 int link_send_announce(struct link *l, const Qpc__MeshAnnounce *a);
+/* A seqno request (P2pFrame seqno_request) on l. 0 or a QPC_ERR_*. */
+int link_send_seqreq(struct link *l, const Qpc__MeshSeqnoRequest *r);
 /* An ack came in on l at now: the path carries (link_stalled). */
 void link_note_ack(struct link *l, uint64_t now);
 /* True when envelopes on l have waited more than after_ms for any ack, or QUIC has had

@@ -575,6 +575,8 @@ void receive_frame(struct client *cl, struct link *l, int64_t sid, const uint8_t
         on_ack(cl, l, f->ack);
     } else if (f->body_case == QPC__P2P_FRAME__BODY_ANNOUNCE && f->announce != NULL) {
         announce_receive(cl, l, f->announce);
+    } else if (f->body_case == QPC__P2P_FRAME__BODY_SEQNO_REQUEST && f->seqno_request != NULL) {
+        announce_seqreq_receive(cl, l, f->seqno_request);
     } else if (f->body_case == QPC__P2P_FRAME__BODY_CANDIDATES && f->candidates != NULL) {
         dial_link_candidates(cl, l, f->candidates->addresses, f->candidates->n_addresses,
                              f->candidates->instance, f->candidates->links);

@@ -389,14 +389,18 @@ static int cmd_announces(struct client *cl, char *args)
     announce_get_stats(cl, &st);
     say(cl, "announces: made %llu (triggered %llu), link frames %llu bytes %llu, server frames %llu "
         "bytes %llu, passed on %llu, links up %llu replayed %llu, received %llu refused %llu "
-        "over rate %llu, spared %llu",
+        "over rate %llu, spared %llu; seqno requests sent %llu received %llu answered %llu "
+        "forwarded %llu bumped %llu dropped %llu",
         (unsigned long long)st.made, (unsigned long long)st.triggered,
         (unsigned long long)st.link_frames, (unsigned long long)st.link_bytes,
         (unsigned long long)st.server_frames, (unsigned long long)st.server_bytes,
         (unsigned long long)st.passed_on, (unsigned long long)st.link_ups,
         (unsigned long long)st.replayed, (unsigned long long)st.received,
         (unsigned long long)st.refused, (unsigned long long)st.limited,
-        (unsigned long long)st.skipped);
+        (unsigned long long)st.skipped, (unsigned long long)st.sr_sent,
+        (unsigned long long)st.sr_received, (unsigned long long)st.sr_answered,
+        (unsigned long long)st.sr_forwarded, (unsigned long long)st.sr_bumped,
+        (unsigned long long)st.sr_dropped);
     return 0;
 }
 #endif

@@ -412,7 +412,8 @@ def announce_counters(lab):
                         w = l[l.index("announces: made"):].replace(",", " ").replace("(", " ").replace(")", " ").split()
                         nums = [int(x) for x in w if x.isdigit()]
                         keys = ["made", "triggered", "link_frames", "link_bytes", "server_frames", "server_bytes",
-                                "passed_on", "links_up", "replayed", "received", "refused", "over_rate", "spared"]
+                                "passed_on", "links_up", "replayed", "received", "refused", "over_rate", "spared",
+                                "sr_sent", "sr_received", "sr_answered", "sr_forwarded", "sr_bumped", "sr_dropped"]
                         got[n] = dict(zip(keys, nums))
     return got
 
