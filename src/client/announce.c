@@ -491,6 +491,7 @@ static void seqreq_after_loss(struct client *cl, const uint8_t gone[static QPC_K
         struct qpc_route_fd fd;
         struct qpc_seqreq r;
         unsigned sent;
+        char who[13];
 
         if (!rs[i].retracted || qpc_route_fd_get(cl->routes, rs[i].dest, &fd) != 0)
             continue;
@@ -503,6 +504,8 @@ static void seqreq_after_loss(struct client *cl, const uint8_t gone[static QPC_K
             continue;
         sent = seqreq_everywhere(cl, &r, gone);
         cl->ann->st.sr_sent += sent;
+        short_id(who, r.origin);
+        qpc_log_info("announce", "route to %s lost: seqno %u asked of %u neighbours", who, r.seqno, sent);
     }
     free(rs);
 }
@@ -518,6 +521,7 @@ void announce_seqreq_receive(struct client *cl, struct link *l, const Qpc__MeshS
     uint64_t mono = mono_ms(), now = now_ms();
     uint32_t fwd = 0;
     Qpc__MeshSeqnoRequest out;
+    char who[13];
 
     if (an == NULL || cl->closing || l == NULL || l->ps == NULL)
         return;
@@ -534,20 +538,26 @@ void announce_seqreq_receive(struct client *cl, struct link *l, const Qpc__MeshS
         v.have_announce = true;
         v.announce_seqno = o->last.seqno;
     }
-    if (qpc_route_lookup(cl->routes, r.origin, &route) == 0 && route.via == QPC_ROUTE_VIA_PEER && !route.retracted &&
-        (route.hold_ms == 0 || now - route.last_seen_ms <= route.hold_ms) &&
-        (next = peers_find(&cl->peers, route.via_peer)) != NULL && link_best(next) != NULL) {
+    /* The way on: a link to the origin itself, else the live route through a peer. */
+    if ((next = peers_find(&cl->peers, r.origin)) != NULL && link_best(next) != NULL) {
+        v.have_route = true;
+    } else if (qpc_route_lookup(cl->routes, r.origin, &route) == 0 && route.via == QPC_ROUTE_VIA_PEER &&
+               !route.retracted && (route.hold_ms == 0 || now - route.last_seen_ms <= route.hold_ms) &&
+               (next = peers_find(&cl->peers, route.via_peer)) != NULL && link_best(next) != NULL) {
         v.have_route = true;
         v.route_via_requester = memcmp(route.via_peer, l->ps->key, QPC_KEY_LEN) == 0;
     }
+    short_id(who, r.origin);
     switch (qpc_seqreq_decide(an->sr, &r, &v, request_hops(cl), mono, &fwd)) {
     case QPC_SEQREQ_BUMP:
+        qpc_log_debug("announce", "seqno request for me (%u): announcing anew", r.seqno);
         an->st.sr_bumped++;
         announce_now(cl, mono, true);
         break;
     case QPC_SEQREQ_ANSWER: {
         struct qpc_announce a = o->last;
 
+        qpc_log_debug("announce", "seqno request for %s (%u): answered with %u", who, r.seqno, a.seqno);
         if (qpc_announce_forward(&a) == 0 && send_on_link(cl, l, &a) == 0)
             an->st.sr_answered++;
         else
@@ -555,6 +565,7 @@ void announce_seqreq_receive(struct client *cl, struct link *l, const Qpc__MeshS
         break;
     }
     case QPC_SEQREQ_FORWARD:
+        qpc_log_debug("announce", "seqno request for %s (%u): sent on, hop limit %u", who, r.seqno, fwd);
         r.hop_limit = fwd;
         qpc_seqreq_to_pb(&r, &out);
         if (link_send_seqreq(link_best(next), &out) == 0)
