@@ -4,7 +4,8 @@
 #
 #   A - B - C - D - E - A, a ring of five namespaces, one veth subnet per edge, no IP
 #   forwarding, no server, no mDNS, static peers along the ring, announce interval 120 s.
-#   1. A's route to C is 2 hops through B.
+#   1. A's route to C is 2 hops through B (E joins last, so that C's announce reaches A
+#      through B first: only the first copy of an announce teaches a route).
 #   2. The A-B veth goes down. Once A has retracted its route to C (its link to B timed
 #      out), the only other way, through E (3 hops), is unfeasible at the seqno A has,
 #      so without a seqno request A would wait up to 120 s for C's next announce. With
@@ -52,11 +53,12 @@ start() { # name static-peers
         listen --json >>"$T/$1.out" 2>>"$T/$1.err" &
     PIDS+=($!)
 }
-start a "10.216.1.2:$PORT,10.216.5.1:$PORT"
+# E starts last and dials A and D: the first copy of C's announce A hears (an announce
+# id is taken once) is then the one through B, so its route is the 2-hop one.
+start a "10.216.1.2:$PORT"
 start b "10.216.2.2:$PORT"
 start c "10.216.3.2:$PORT"
-start d "10.216.4.2:$PORT"
-start e ""
+start d ""
 route_of() { $B/qpc --data-dir "$T/$1" route | grep "^$2 " || true; }
 # the next hop of a live announced route of HOPS hops, "" otherwise
 via_of() { route_of "$1" "$2" | awk -v h="$3" '$2 == "peer" && $4 == h && $5 == "announce" && NF == 7 {print $3}'; }
@@ -64,7 +66,20 @@ via_of() { route_of "$1" "$2" | awk -v h="$3" '$2 == "peer" && $4 == h && $5 == 
 via=""
 for ((i = 0; i < 300; i++)); do via=$(via_of a "${KEY[c]}" 2); [ "$via" = "${KEY[b]}" ] && break; sleep 0.2; done
 [ "$via" = "${KEY[b]}" ] || fail "A has no 2-hop announced route to C through B: '$(route_of a "${KEY[c]}")'"
-echo "ok 1 A's route to C: 2 hops through B"
+# ... and the A-E edge comes up only once E's route to C is the 2-hop one through D, so
+# that a request from A finds at E a way on that is not back through A.
+ip -n "${P}a" link set vae down; ip -n "${P}e" link set vea down
+start e "10.216.4.1:$PORT,10.216.5.2:$PORT"
+for ((i = 0; i < 300; i++)); do [ "$(via_of e "${KEY[c]}" 2)" = "${KEY[d]}" ] && break; sleep 0.2; done
+[ "$(via_of e "${KEY[c]}" 2)" = "${KEY[d]}" ] || fail "E has no 2-hop route to C through D: '$(route_of e "${KEY[c]}")'"
+ip -n "${P}a" link set vae up; ip -n "${P}e" link set vea up
+up=""
+for ((i = 0; i < 300; i++)); do
+    up=$(route_of a "${KEY[e]}" | awk '$4 == "1" && NF == 7 {print "y"}'); [ -n "$up" ] && break; sleep 0.2
+done
+[ -n "$up" ] || fail "A has no link to E: '$(route_of a "${KEY[e]}")'"
+[ "$(via_of a "${KEY[c]}" 2)" = "${KEY[b]}" ] || fail "A's route to C moved off B: '$(route_of a "${KEY[c]}")'"
+echo "ok 1 A's route to C: 2 hops through B; E joined the ring"
 
 ip -n "${P}a" link set vab down
 t0=$(date +%s%N)
