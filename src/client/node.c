@@ -320,8 +320,11 @@ int node_start(struct client *cl, bool listen, char *err, size_t errlen)
                                                   : ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
     }
 #if QPC_MESH
-    /* Without the workers every signature is checked on the loop, as it was. */
-    if (verify_pool_new(cl->loop, 0, &cl->verify) < 0)
+    /* By default every signature is checked on the loop (DESIGN.md: one loop, no threads
+     * on the hot path). A relay on a multi-core router can hand the checks of envelopes
+     * from links to verify_threads workers (verify.h): what limits its forwarding rate. */
+    if (cl->cc->verify_threads > 0 &&
+        verify_pool_new(cl->loop, (unsigned)cl->cc->verify_threads, &cl->verify) < 0)
         qpc_log_warn("node", "no signature-checking threads: envelopes are verified on the loop");
     /* Loopback candidates only make sense when everything runs on this host. */
     cl->allow_loopback = candidate_is_loopback(cl->cc->listen) || candidate_is_loopback(cl->cc->server);
