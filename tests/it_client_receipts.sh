@@ -9,7 +9,9 @@
 #   3. Through two federated nodes (sender on a.mesh.test, recipient on b.mesh.test, CA
 #      trust): the receipt goes back through federation to the domain the message named;
 #      and through three nodes in a line (A - B - C, pinned keys, A and C not federated):
-#      the receipt takes the domain route back, however many hops it has.
+#      the receipt takes the domain route back, however many hops it has. The
+#      recipient's outbox row for its receipt ("p2p@a.mesh.test") ends when its node
+#      takes the receipt (a receipt is never answered by a receipt), not at its TTL.
 #   4. Forged receipts: a genuine-looking receipt from another key, one that claims the
 #      recipient's key but is signed by another, and one naming an id never sent: none
 #      makes the sender say "delivered"; then the real recipient's receipt does.
@@ -117,9 +119,18 @@ grep -q "\"event\":\"delivered\",\"to\":\"$RK\".*\"path\":\"server\",\"hops\":1,
     || fail "no receipt through federation: $(cat "$T/send4.out")"
 it_wait_lines "$T/rob.out" '"text":"across two nodes","path":"server"' 1 || fail "rob did not get it"
 stop rob
+# rob's receipt went to its node (DEFERRED: held for a.mesh.test), which took custody:
+# no row of rob's outbox may still hold an envelope for another node.
+ROWS=$(python3 - "$T/rob/outbox.db" <<'PYEOF'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+print(db.execute("SELECT count(*) FROM outbox WHERE domain LIKE 'p2p@%'").fetchone()[0])
+PYEOF
+)
+[ "$ROWS" = 0 ] || fail "rob's outbox still holds $ROWS p2p@DOMAIN row(s) after its node took the receipt"
 stop na
 stop nb
-echo "ok 3a through two federated nodes: the receipt came back by federation"
+echo "ok 3a through two federated nodes: the receipt came back by federation, its row ended at the node"
 
 # A - B - C: pinned federation keys, no CA; A and C know only B, which routes between them.
 rm -rf "$T/na" "$T/nb"
