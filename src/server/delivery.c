@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qpc/addr.h"
 #include "qpc/envelope.h"
 #include "qpc/error.h"
 #include "qpc/log.h"
@@ -324,6 +325,14 @@ static int stage_item(struct pending *p, size_t i, const Qpc__EnqueueItem *item,
     if (st >= 0)
         return st;
     dest = resolve_destination(n, item->domain, NULL, 0);
+    /* A client's envelope for a domain this node cannot route yet (a domain route not
+     * learned yet, a node not seen on mDNS yet, a link not up yet) is held in the outbox
+     * like any remote one: the pump retries it, and a way to the domain that opens makes
+     * it due at once (federation.c). Refused only where no way can ever open: federation
+     * off, or no DNS name. A node's envelope goes on only along a route it has now. */
+    if (dest == DEST_UNKNOWN && sender != NULL && n->sc->federation_enabled &&
+        qpc_addr_check_name(item->domain) == NULL)
+        dest = DEST_REMOTE;
     if (dest == DEST_UNKNOWN) {
         st = QPC__STATUS__STATUS_UNKNOWN_DOMAIN;
         goto out;
