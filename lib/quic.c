@@ -577,6 +577,29 @@ void qpc_quic_endpoint_get_stats(const struct qpc_quic_endpoint *ep,
         *out = ep->stats;
 }
 
+/*
+ * A client that took our Retry has given up the connection id it first chose (odcid):
+ * its handshake goes on under the id the Retry gave it. An Initial of its first flight
+ * that was sent again before the Retry reached it, and came in when we were below the
+ * Retry threshold, has made a second, server-side connection for odcid that no packet
+ * will ever continue: ended here, before its handshake timeout, so that it does not
+ * hold a handshake slot (the threshold counts them) all that time. Only a connection
+ * still in its handshake, from the very address the token was sealed for, is ended.
+ */
+static void retry_end_superseded(struct qpc_quic_endpoint *ep, const ngtcp2_cid *odcid,
+                                 const ngtcp2_path *path)
+{
+    struct qpc_quic_conn *old = cid_lookup(ep, odcid->data, odcid->datalen);
+
+    if (old == NULL || !old->is_server || old->handshake_done || old->ending ||
+        old->remote_len != path->remote.addrlen ||
+        memcmp(&old->remote, path->remote.addr, path->remote.addrlen) != 0)
+        return;
+    cid_unregister(old, odcid->data, odcid->datalen);
+    ep->stats.retry_superseded++;
+    qpc_conn_end(old, QPC_ERR_CLOSED, false, false, false, 0, "superseded by its retried handshake");
+}
+
 /* A first packet for an unknown connection id: maybe a new incoming connection. */
 static struct qpc_quic_conn *conn_accept(struct qpc_quic_endpoint *ep, const ngtcp2_path *path,
                                          bool relayed, const uint8_t *data, size_t len)
@@ -622,6 +645,7 @@ static struct qpc_quic_conn *conn_accept(struct qpc_quic_endpoint *ep, const ngt
             ep->stats.tokens_refused++;
             return NULL;
         }
+        retry_end_superseded(ep, &odcid, path);
     } else if (ep->n_handshaking >= ep->retry_threshold) {
         send_retry(ep, path, &hd, len);
         return NULL;
@@ -652,6 +676,12 @@ static struct qpc_quic_conn *conn_accept(struct qpc_quic_endpoint *ep, const ngt
     /* The client keeps addressing its Initials to the id it chose until it hears ours. */
     if (cid_register(c, scid.data, scid.datalen) < 0 ||
         cid_register(c, hd.dcid.data, hd.dcid.datalen) < 0)
+        goto fail;
+    /* And after a Retry, an Initial it sent before under its first id may still come:
+     * it finds this connection (which cannot read it and drops it), not an empty slot
+     * where it would open a second one. */
+    if (retried && cid_lookup(ep, odcid.data, odcid.datalen) == NULL &&
+        cid_register(c, odcid.data, odcid.datalen) < 0)
         goto fail;
     if (conn_tls_setup(c, NULL, NULL) < 0)
         goto fail;

@@ -404,9 +404,9 @@ static void test_quic_hundred_concurrent_connections(void **state)
     struct pair p;
 
     /* Every handshake accepted at once, so the count below is exact: above the Retry
-     * threshold a client's first Initial, sent again before our Retry reached it (seen
-     * under qemu), makes a half-open connection that only its handshake timeout ends.
-     * Retry has its own tests below. */
+     * threshold a client's first Initial sent again before our Retry reached it (seen
+     * under qemu) opens a half-open connection for a while, until the client's retried
+     * Initial ends it. Retry and that race have their own tests below. */
     pair_open_retry(&p, 0, 2 * NCONN);
     p.cli.on_connected = hello_on_connected;
     p.srv.on_frame = echo_on_frame;
@@ -1227,6 +1227,214 @@ static void test_quic_forged_initials_make_no_state(void **state)
     pair_close(&p);
 }
 
+/* ---- a client's first Initial sent again around a Retry ------------------------------- */
+
+/*
+ * A UDP hop between one client connection and the server, driven by the test: what the
+ * client sends goes up, what the server sends comes down, and either direction can be
+ * held (kept, in order) so that the test chooses what arrives when. The client's first
+ * datagram (its first Initial) is kept aside for replaying.
+ */
+struct hop {
+    int fd;
+    struct sockaddr_in self, cli;
+    bool cli_known;
+    struct sockaddr_storage srv;
+    socklen_t srvlen;
+    bool hold_up, hold_down;
+    int n_up, n_down, retries_down;
+    uint8_t up[16][1500], down[16][1500];
+    size_t uplen[16], downlen[16];
+    uint8_t first[1500];
+    size_t firstlen;
+};
+
+static void hop_open(struct hop *h, struct pair *p)
+{
+    memset(h, 0, sizeof(*h));
+    h->fd = udp_socket(&h->self);
+    side_addr(&p->srv, &h->srv, &h->srvlen);
+}
+
+static void hop_up(struct hop *h, const uint8_t *d, size_t n)
+{
+    (void)sendto(h->fd, d, n, 0, (struct sockaddr *)&h->srv, h->srvlen);
+}
+
+static void hop_down(struct hop *h, const uint8_t *d, size_t n)
+{
+    (void)sendto(h->fd, d, n, 0, (struct sockaddr *)&h->cli, sizeof(h->cli));
+}
+
+/* Moves what has come; a run_until condition that is never true by itself. */
+static bool hop_pump(void *arg)
+{
+    struct hop *h = arg;
+    uint8_t buf[1500];
+    struct sockaddr_in from;
+    socklen_t fromlen = sizeof(from);
+    ssize_t n;
+
+    while ((n = recvfrom(h->fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&from,
+                         &fromlen)) > 0) {
+        if (from.sin_port == ((struct sockaddr_in *)&h->srv)->sin_port) {
+            h->retries_down += (buf[0] & 0xf0) == 0xf0;   /* long header, type Retry */
+            if (h->hold_down && h->n_down < 16) {
+                memcpy(h->down[h->n_down], buf, (size_t)n);
+                h->downlen[h->n_down++] = (size_t)n;
+            } else if (!h->hold_down) {
+                hop_down(h, buf, (size_t)n);
+            }
+        } else {
+            if (!h->cli_known) {
+                h->cli = from;
+                h->cli_known = true;
+                memcpy(h->first, buf, (size_t)n);
+                h->firstlen = (size_t)n;
+                hop_up(h, buf, (size_t)n);
+            } else if (h->hold_up && h->n_up < 16) {
+                memcpy(h->up[h->n_up], buf, (size_t)n);
+                h->uplen[h->n_up++] = (size_t)n;
+            } else if (!h->hold_up) {
+                hop_up(h, buf, (size_t)n);
+            }
+        }
+        fromlen = sizeof(from);
+    }
+    return false;
+}
+
+static void hop_release(struct hop *h)
+{
+    for (int i = 0; i < h->n_up; i++)
+        hop_up(h, h->up[i], h->uplen[i]);
+    for (int i = 0; i < h->n_down; i++)
+        hop_down(h, h->down[i], h->downlen[i]);
+    h->n_up = h->n_down = 0;
+    h->hold_up = h->hold_down = false;
+}
+
+struct two_hops {
+    struct pair *p;
+    struct hop *a, *b;
+    int want_cli, want_srv;
+};
+
+static bool hops_until_connected(void *arg)
+{
+    struct two_hops *t = arg;
+
+    hop_pump(t->a);
+    hop_pump(t->b);
+    return t->p->cli.connected >= t->want_cli && t->p->srv.connected >= t->want_srv;
+}
+
+static bool hop_has_retry_and_held(void *arg)
+{
+    struct hop *h = arg;
+
+    hop_pump(h);
+    return h->retries_down > 0 && h->n_up > 0;
+}
+
+static bool hop_has_answer(void *arg)
+{
+    struct hop *h = arg;
+
+    hop_pump(h);
+    return h->n_down > 0;
+}
+
+static void hops_run(struct pair *p, struct hop *a, struct hop *b, double seconds)
+{
+    struct two_hops t = { p, a, b, 1000, 1000 };
+
+    run_until(p->loop, hops_until_connected, &t, seconds);
+}
+
+/*
+ * Up to the point where the two orders differ: with a Retry threshold of 1, client 2's
+ * handshake is in progress (its answers held) when client 1's first Initial comes, so
+ * client 1 is sent a Retry; its Initial with the token is held on the way up; then
+ * client 2 finishes, and the server is below the threshold again.
+ */
+static void retry_race_setup(struct pair *p, struct hop *h1, struct hop *h2)
+{
+    struct two_hops t = { p, h1, h2, 1, 1 };
+
+    pair_open_retry(p, 0, 1);
+    hop_open(h1, p);
+    hop_open(h2, p);
+    h2->hold_down = true;
+    assert_int_equal(qpc_quic_connect(p->cli.ep, (struct sockaddr *)&h2->self, sizeof(h2->self),
+                                      QPC_ALPN_CLIENT, NULL, &p->cli, NULL), 0);
+    assert_true(run_until(p->loop, hop_has_answer, h2, 10));
+    h1->hold_up = true;
+    assert_int_equal(qpc_quic_connect(p->cli.ep, (struct sockaddr *)&h1->self, sizeof(h1->self),
+                                      QPC_ALPN_CLIENT, NULL, &p->cli, NULL), 0);
+    assert_true(run_until(p->loop, hop_has_retry_and_held, h1, 10));
+    hop_release(h2);
+    h1->hold_up = true;
+    assert_true(run_until(p->loop, hops_until_connected, &t, 10));
+    assert_int_equal(qpc_quic_endpoint_conn_count(p->srv.ep), 1);
+}
+
+/* The first Initial again before the one with the token: the connection it opens is
+ * ended as soon as the client goes on under the Retry's id. */
+static void test_quic_first_initial_again_before_retried_one_leaves_no_half_open(void **state)
+{
+    struct pair p;
+    struct hop h1, h2;
+    struct qpc_quic_endpoint_stats st;
+    struct two_hops t = { &p, &h1, &h2, 2, 2 };
+
+    retry_race_setup(&p, &h1, &h2);
+    h1.hold_down = true;   /* its answers are for an id the client has given up */
+    hop_up(&h1, h1.first, h1.firstlen);
+    hops_run(&p, &h1, &h2, 0.1);
+    assert_int_equal(qpc_quic_endpoint_conn_count(p.srv.ep), 2);   /* the second one */
+    h1.n_down = 0;
+    h1.hold_down = false;
+    hop_release(&h1);
+    assert_true(run_until(p.loop, hops_until_connected, &t, 10));
+    hops_run(&p, &h1, &h2, 0.2);
+    qpc_quic_endpoint_get_stats(p.srv.ep, &st);
+    print_message("server connections %zu, superseded %llu, retried %llu\n",
+                  qpc_quic_endpoint_conn_count(p.srv.ep),
+                  (unsigned long long)st.retry_superseded, (unsigned long long)st.retried_accepted);
+    assert_int_equal(st.retried_accepted, 1);
+    assert_int_equal(st.retry_superseded, 1);
+    assert_int_equal(qpc_quic_endpoint_conn_count(p.srv.ep), 2);
+    close(h1.fd);
+    close(h2.fd);
+    pair_close(&p);
+}
+
+/* The first Initial again after the retried handshake is done: it opens nothing. */
+static void test_quic_first_initial_again_after_retried_one_opens_nothing(void **state)
+{
+    struct pair p;
+    struct hop h1, h2;
+    struct qpc_quic_endpoint_stats st;
+    struct two_hops t = { &p, &h1, &h2, 2, 2 };
+
+    retry_race_setup(&p, &h1, &h2);
+    hop_release(&h1);
+    assert_true(run_until(p.loop, hops_until_connected, &t, 10));
+    hop_up(&h1, h1.first, h1.firstlen);
+    hops_run(&p, &h1, &h2, 0.2);
+    qpc_quic_endpoint_get_stats(p.srv.ep, &st);
+    print_message("server connections %zu, retried %llu\n", qpc_quic_endpoint_conn_count(p.srv.ep),
+                  (unsigned long long)st.retried_accepted);
+    assert_int_equal(st.retried_accepted, 1);
+    assert_int_equal(qpc_quic_endpoint_conn_count(p.srv.ep), 2);
+    assert_int_equal(p.srv.connected, 2);
+    assert_int_equal(p.srv.closed, 0);
+    close(h1.fd);
+    close(h2.fd);
+    pair_close(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1255,6 +1463,8 @@ int main(void)
         cmocka_unit_test(test_quic_retry_always_still_connects),
         cmocka_unit_test(test_quic_spoofed_initials_above_threshold_make_no_state),
         cmocka_unit_test(test_quic_retry_token_from_another_address_is_refused),
+        cmocka_unit_test(test_quic_first_initial_again_before_retried_one_leaves_no_half_open),
+        cmocka_unit_test(test_quic_first_initial_again_after_retried_one_opens_nothing),
         cmocka_unit_test(test_quic_forged_initials_make_no_state),
     };
 

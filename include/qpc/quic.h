@@ -211,6 +211,8 @@ struct qpc_quic_endpoint_stats {
     uint64_t handshakes_refused;  /* Initials dropped because HANDSHAKING_MAX were running */
     uint64_t initials_unopened;   /* new clients' Initials whose protection did not open
                                    * (forged or damaged; dropped before any state) */
+    uint64_t retry_superseded;    /* half-open connections ended because their client went
+                                   * on after a Retry under another connection id */
 };
 /* Copies ep's counters into *out (zeros for NULL ep). */
 void qpc_quic_endpoint_get_stats(const struct qpc_quic_endpoint *ep,

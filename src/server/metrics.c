@@ -207,6 +207,10 @@ static void render_connections(FILE *f, const struct node *n)
         per_service(f, "qpc_quic_initials_unopened_total", "counter",
                     "New peers' Initials whose protection did not open (forged or damaged; "
                     "dropped before any state).", cs.initials_unopened, fs.initials_unopened);
+        per_service(f, "qpc_quic_retry_superseded_total", "counter",
+                    "Half-open connections ended because their client went on after a "
+                    "Retry under another connection id.", cs.retry_superseded,
+                    fs.retry_superseded);
     }
 }
 
