@@ -12,6 +12,8 @@
  *            promises the envelope is on the relay's disk);
  *   through: envelopes that reached the sink per second, first send to last arrival;
  *   cpu:     the relay's CPU time (user + system) per envelope.
+ * Acks other than DEFERRED are not counted as durable; QUEUE_FULL ones (the relay held
+ * store_per_recipient for the sink because the sink's link was full) are shown per run.
  * The source builds every envelope before the first is sent, so its own signing does not
  * pace the run; at most WINDOW are unacked. Nothing is asserted (bench/ reports figures).
  *
@@ -77,7 +79,7 @@ static double median(double *v, int n)
 
 struct run_result {
     double durable, through, cpu_us;
-    size_t acked, deferred, arrived;
+    size_t acked, deferred, arrived, full;
 };
 
 static struct flood_source src;
@@ -164,6 +166,7 @@ static int one_run(struct ev_loop *loop, int run, size_t n, size_t size, size_t 
     cpu = bench_cpu_of(pid) - cpu;
     r->acked = src.acked;
     r->deferred = src.by_status[QPC__STATUS__STATUS_DEFERRED];
+    r->full = src.by_status[QPC__STATUS__STATUS_QUEUE_FULL];   /* the relay's back-pressure */
     if (src.t_last > src.t_first)
         r->durable = (double)r->deferred / (src.t_last - src.t_first);
     if (r->deferred > 0)
@@ -228,7 +231,8 @@ int main(int argc, char **argv)
         if (one_run(loop, i, n, size, window, &r) < 0)
             continue;
         printf("  run %d: durable %.0f/s  through %.0f/s  relay cpu %.1f us/envelope  (acked %zu, deferred %zu, "
-               "arrived %zu)\n", i + 1, r.durable, r.through, r.cpu_us, r.acked, r.deferred, r.arrived);
+               "queue full %zu, arrived %zu)\n", i + 1, r.durable, r.through, r.cpu_us, r.acked, r.deferred, r.full,
+               r.arrived);
         fflush(stdout);
         durable[done] = r.durable;
         through[done] = r.through;

@@ -41,7 +41,8 @@
  *     argument; routes, peers, custody, receipts and contacts are unit-tested
  *     (tests/test_client_*.c).
  * Everything runs on the loop; nothing blocks except the one SQLite commit of the outbox
- * per loop turn (state.c, turn.c) and the history's writes (history.c).
+ * per loop turn (state.c, turn.c) and the history's one commit per turn (history.c,
+ * output.c).
  */
 #ifndef QPC_CLIENT_H
 #define QPC_CLIENT_H
@@ -180,6 +181,8 @@ struct client {
     struct dial_lookup *lookups;         /* dial.c: peer names being looked up */
     struct peer_table peers;             /* peers.c */
     struct custody custody;              /* custody.c: in flight and parked */
+    struct verify_pool *verify;          /* verify.c: link envelopes' signatures off the
+                                          * loop; NULL: checked inline */
     uint16_t listen_port;
     char listen_text[QPC_ADDRESS_MAX + 1];
 
@@ -195,6 +198,7 @@ struct client {
     /* tick.c: the periodic jobs; turn.c: the end of every loop turn */
     ev_timer tick;
     ev_prepare turn;
+    ev_prepare shown;                    /* output.c: the turn's history commit, then its lines */
     uint64_t last_gc_ms;                 /* when the collect-garbage job last ran */
 
     struct session *session;

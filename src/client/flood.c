@@ -51,29 +51,22 @@ static void keep(struct client *cl, struct qpc_envelope *env, uint64_t now)
     }
 }
 
-void flood_originate(struct client *cl, const struct qpc_envelope *env, uint64_t now)
+/* Both move env into the store once it has gone out: no copy of its payload per hop. */
+void flood_originate(struct client *cl, struct qpc_envelope *env, uint64_t now)
 {
-    struct qpc_envelope copy = { 0 };
-
     to_links(cl, env, NULL);
     session_broadcast(cl, env);
-    if (qpc_envelope_copy(&copy, env) == 0)
-        keep(cl, &copy, now);
-    else
-        qpc_store_mark_seen(cl->store, env->id, qpc_envelope_expires_at_ms(env), now);
+    keep(cl, env, now);
 }
 
 void flood_relay(struct client *cl, struct qpc_envelope *env, const struct link *from, uint64_t now)
 {
-    struct qpc_envelope copy = { 0 };
-
     if (qpc_envelope_hop(env) == 0) {
         to_links(cl, env, from);
         if (from != NULL)
             session_broadcast(cl, env);   /* the server floods to its clients and nodes */
     }
-    if (qpc_envelope_copy(&copy, env) == 0)
-        keep(cl, &copy, now);
+    keep(cl, env, now);
 }
 
 #if QPC_MESH

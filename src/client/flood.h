@@ -12,8 +12,8 @@
 struct link;
 
 /* A broadcast I made: to every link, to the server, and kept for peers met later. env
- * stays the caller's. */
-void flood_originate(struct client *cl, const struct qpc_envelope *env, uint64_t now);
+ * is moved into the store (zeroed on return; the caller may still clear it). */
+void flood_originate(struct client *cl, struct qpc_envelope *env, uint64_t now);
 
 /*
  * A broadcast that arrived (verified, shown if subscribed) on link from (NULL: from the

@@ -23,8 +23,28 @@
 #include "qpc/error.h"
 #include "qpc/log.h"
 
+/* The statements every message runs, prepared once for the life of the connection
+ * (parsing them per row cost more than the insert). */
+enum { ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_SENT, ST_RECEIVED, ST_OUTCOME, ST_COUNT };
+
+static const char *const stmt_sql[ST_COUNT] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",   /* the write lock now, waiting on busy_timeout */
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_SENT] = "INSERT OR IGNORE INTO messages (id, mine, peer, topic, text, sent_ms) "
+                "VALUES (?, 1, ?, ?, ?, ?)",
+    [ST_RECEIVED] = "INSERT OR IGNORE INTO messages (id, mine, peer, topic, text, sent_ms, "
+                    "received_ms, path, hops, unread) VALUES (?, 0, ?, ?, ?, ?, ?, ?, ?, ?)",
+    [ST_OUTCOME] = "UPDATE messages SET state = ?, detail = ?, path = ?, hops = ?, "
+                   "received_ms = CASE WHEN ? = 'delivered' THEN ? ELSE received_ms END "
+                   "WHERE id = ? AND mine = 1 AND (state IS NULL OR state <> 'delivered')",
+};
+
 struct history {
     sqlite3 *db;
+    sqlite3_stmt *st[ST_COUNT];
+    bool batched;                  /* writes join one transaction until history_commit */
+    bool in_txn;                   /* that transaction is open */
 };
 
 static const char schema[] =
@@ -132,6 +152,12 @@ int history_open(const char *path, struct history **out, char *err, size_t errle
         return QPC_ERR_DB;
     }
     sqlite3_busy_timeout(h->db, 2000);   /* a qpc listen and a REPL may share the directory */
+    for (int i = 0; i < ST_COUNT; i++)
+        if (sqlite3_prepare_v3(h->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &h->st[i], NULL) != SQLITE_OK) {
+            snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(h->db));
+            history_close(h);
+            return QPC_ERR_DB;
+        }
     *out = h;
     return 0;
 }
@@ -140,6 +166,9 @@ void history_close(struct history *h)
 {
     if (h == NULL)
         return;
+    history_commit(h);
+    for (int i = 0; i < ST_COUNT; i++)
+        sqlite3_finalize(h->st[i]);
     sqlite3_close(h->db);
     free(h);
 }
@@ -162,6 +191,55 @@ static bool run(struct history *h, sqlite3_stmt *st, const char *what)
     return true;
 }
 
+/* Runs one of the kept statements and makes it ready for the next use (bindings cleared). */
+static bool run_kept(struct history *h, int which, const char *what)
+{
+    sqlite3_stmt *st = h->st[which];
+    int rc = sqlite3_step(st);
+
+    if (rc != SQLITE_DONE)
+        warn_db(h, what);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_DONE;
+}
+
+void history_set_batched(struct history *h, bool on)
+{
+    if (h == NULL)
+        return;
+    if (!on)
+        history_commit(h);
+    h->batched = on;
+}
+
+bool history_pending(const struct history *h)
+{
+    return h != NULL && h->in_txn;
+}
+
+int history_commit(struct history *h)
+{
+    if (h == NULL || !h->in_txn)
+        return 0;
+    h->in_txn = false;
+    if (!run_kept(h, ST_COMMIT, "history: commit")) {
+        /* What the turn wrote is lost (said above); the next turn starts clean. */
+        if (!sqlite3_get_autocommit(h->db))
+            run_kept(h, ST_ROLLBACK, "history: rollback");
+        return QPC_ERR_DB;
+    }
+    return 0;
+}
+
+/* Before a write: batched, the turn's transaction opens at its first one. A failed
+ * BEGIN leaves the write to its own autocommit, as unbatched. */
+static void join_turn(struct history *h)
+{
+    if (h->batched && !h->in_txn && run_kept(h, ST_BEGIN, "history: begin"))
+        h->in_txn = true;
+}
+
 static sqlite3_stmt *prepare(struct history *h, const char *sql)
 {
     sqlite3_stmt *st = NULL;
@@ -178,17 +256,18 @@ void history_add_sent(struct history *h, const uint8_t id[static QPC_ID_LEN], co
 {
     sqlite3_stmt *st;
 
-    if (h == NULL || (st = prepare(h, "INSERT OR IGNORE INTO messages (id, mine, peer, topic, text, sent_ms) "
-                                      "VALUES (?, 1, ?, ?, ?, ?)")) == NULL)
+    if (h == NULL)
         return;
-    sqlite3_bind_blob(st, 1, id, QPC_ID_LEN, SQLITE_TRANSIENT);
+    join_turn(h);
+    st = h->st[ST_SENT];
+    sqlite3_bind_blob(st, 1, id, QPC_ID_LEN, SQLITE_STATIC);
     if (peer != NULL)
-        sqlite3_bind_blob(st, 2, peer, QPC_KEY_LEN, SQLITE_TRANSIENT);
+        sqlite3_bind_blob(st, 2, peer, QPC_KEY_LEN, SQLITE_STATIC);
     if (topic != NULL)
-        sqlite3_bind_text(st, 3, topic, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_blob(st, 4, len ? text : "", (int)len, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 3, topic, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 4, len ? text : "", (int)len, SQLITE_STATIC);
     sqlite3_bind_int64(st, 5, (sqlite3_int64)sent_ms);
-    run(h, st, "history: sent");
+    run_kept(h, ST_SENT, "history: sent");
 }
 
 void history_add_received(struct history *h, const struct event *ev, const char *path,
@@ -196,21 +275,21 @@ void history_add_received(struct history *h, const struct event *ev, const char 
 {
     sqlite3_stmt *st;
 
-    if (h == NULL || ev->id == NULL || ev->peer == NULL ||
-        (st = prepare(h, "INSERT OR IGNORE INTO messages (id, mine, peer, topic, text, sent_ms, "
-                         "received_ms, path, hops, unread) VALUES (?, 0, ?, ?, ?, ?, ?, ?, ?, ?)")) == NULL)
+    if (h == NULL || ev->id == NULL || ev->peer == NULL)
         return;
-    sqlite3_bind_blob(st, 1, ev->id, QPC_ID_LEN, SQLITE_TRANSIENT);
-    sqlite3_bind_blob(st, 2, ev->peer, QPC_KEY_LEN, SQLITE_TRANSIENT);
+    join_turn(h);
+    st = h->st[ST_RECEIVED];
+    sqlite3_bind_blob(st, 1, ev->id, QPC_ID_LEN, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, ev->peer, QPC_KEY_LEN, SQLITE_STATIC);
     if (ev->topic != NULL)
-        sqlite3_bind_text(st, 3, ev->topic, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_blob(st, 4, ev->text_len ? ev->text : "", (int)ev->text_len, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 3, ev->topic, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 4, ev->text_len ? ev->text : "", (int)ev->text_len, SQLITE_STATIC);
     sqlite3_bind_int64(st, 5, (sqlite3_int64)ev->sent_ms);
     sqlite3_bind_int64(st, 6, (sqlite3_int64)received_ms);
-    sqlite3_bind_text(st, 7, path, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 7, path, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 8, ev->hops);
     sqlite3_bind_int(st, 9, read ? 0 : 1);
-    run(h, st, "history: received");
+    run_kept(h, ST_RECEIVED, "history: received");
 }
 
 void history_note_outcome(struct history *h, const struct event *ev, const char *path, uint64_t at_ms)
@@ -225,22 +304,21 @@ void history_note_outcome(struct history *h, const struct event *ev, const char 
     case EVT_FAILED: state = "failed", detail = ev->text != NULL ? ev->text : qpc_strerror(ev->err); break;
     default: return;
     }
-    if (h == NULL || ev->id == NULL ||
-        (st = prepare(h, "UPDATE messages SET state = ?, detail = ?, path = ?, hops = ?, "
-                         "received_ms = CASE WHEN ? = 'delivered' THEN ? ELSE received_ms END "
-                         "WHERE id = ? AND mine = 1 AND (state IS NULL OR state <> 'delivered')")) == NULL)
+    if (h == NULL || ev->id == NULL)
         return;
+    join_turn(h);
+    st = h->st[ST_OUTCOME];
     sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
     if (detail != NULL)
-        sqlite3_bind_text(st, 2, detail, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 2, detail, -1, SQLITE_STATIC);
     if (ev->kind == EVT_DELIVERED) {
-        sqlite3_bind_text(st, 3, path, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 3, path, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 4, ev->hops);
     }
     sqlite3_bind_text(st, 5, state, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 6, (sqlite3_int64)at_ms);
-    sqlite3_bind_blob(st, 7, ev->id, QPC_ID_LEN, SQLITE_TRANSIENT);
-    run(h, st, "history: outcome");
+    sqlite3_bind_blob(st, 7, ev->id, QPC_ID_LEN, SQLITE_STATIC);
+    run_kept(h, ST_OUTCOME, "history: outcome");
 }
 
 static void row_from(sqlite3_stmt *st, struct history_row *r)

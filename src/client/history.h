@@ -41,7 +41,24 @@ struct history_row {
 /* Opens (creating) the history at path. Returns 0 or a QPC_ERR_*, err saying why: a file
  * of 0 bytes or one that fails the integrity check is QPC_ERR_CORRUPT, left as it is. */
 int history_open(const char *path, struct history **out, char *err, size_t errlen);
+/* Commits what is pending (history_commit), then closes. */
 void history_close(struct history *h);
+
+/*
+ * Batched (on), the writes of one loop turn share one transaction, opened by the first
+ * of them and ended by history_commit, which the owner of the loop calls at the end of
+ * every turn (output.c) and before it shows anything written in the turn: "written down
+ * before it is shown" then holds per turn. Off (the default, and after it is turned
+ * off, which commits), every write is its own commit.
+ */
+void history_set_batched(struct history *h, bool on);
+
+/* True while the turn's transaction is open: something written is not committed yet. */
+bool history_pending(const struct history *h);
+
+/* Ends the turn's transaction. Returns 0 (also when nothing was pending), or QPC_ERR_DB
+ * (warned) when the commit failed and what the turn wrote is lost. */
+int history_commit(struct history *h);
 
 /* Records a message I sent: to peer (direct) or on topic (broadcast). */
 void history_add_sent(struct history *h, const uint8_t id[static QPC_ID_LEN], const uint8_t *peer,

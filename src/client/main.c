@@ -106,6 +106,7 @@ static int open_state(struct client *cl, bool create)
     /* Without it messages still go and come; the user is told that none are kept. */
     if (history_open(path, &cl->history, err, sizeof(err)) < 0)
         qpc_log_warn("history", "no message history: %s (left untouched)", err);
+    output_turns_start(cl);   /* one history commit per loop turn */
     cl->channels = qpc_broadcast_set_new();
     if (cl->channels == NULL)
         return EXIT_FAIL;
@@ -936,7 +937,9 @@ int main(int argc, char **argv)
 #if QPC_MESH
     discover_stop(&cl);
 #endif
+    output_turns_stop(&cl);   /* commits, then shows what waited for it */
     history_close(cl.history);
+    cl.history = NULL;        /* what node_stop still says is not written down */
     if (cl.ep != NULL || cl.box != NULL)
         node_stop(&cl);
     if (cl.id != NULL)

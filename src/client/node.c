@@ -27,6 +27,7 @@
 #include "announce.h"
 #include "dial.h"
 #include "link.h"
+#include "verify.h"
 #endif
 #include "qpc/addr.h"
 #include "node.h"
@@ -319,6 +320,9 @@ int node_start(struct client *cl, bool listen, char *err, size_t errlen)
                                                   : ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
     }
 #if QPC_MESH
+    /* Without the workers every signature is checked on the loop, as it was. */
+    if (verify_pool_new(cl->loop, 0, &cl->verify) < 0)
+        qpc_log_warn("node", "no signature-checking threads: envelopes are verified on the loop");
     /* Loopback candidates only make sense when everything runs on this host. */
     cl->allow_loopback = candidate_is_loopback(cl->cc->listen) || candidate_is_loopback(cl->cc->server);
     dial_refresh_candidates(cl, now_ms(), true);
@@ -359,6 +363,11 @@ void node_shutdown(struct client *cl)
 void node_stop(struct client *cl)
 {
     cl->closing = true;
+#if QPC_MESH
+    /* Envelopes still being checked get no ack: their senders send them again. */
+    verify_pool_free(cl->verify);
+    cl->verify = NULL;
+#endif
     /* The last turn's work (receipts owed, rows staged) is committed before the links go. */
     turn_end(cl);
     turn_stop(cl);

@@ -33,6 +33,9 @@
 #define TOPICS_WARNED_MAX 256           /* channels whose key mismatch was reported */
 
 static bool repl_active;
+/* Lines of a turn whose history writes are not committed yet, in the order said. */
+static char *held_buf;
+static size_t held_len, held_cap;
 static char topics_warned[TOPICS_WARNED_MAX][QPC_TOPIC_MAX + 1];
 static size_t ntopics_warned;
 
@@ -116,14 +119,94 @@ void output_escape(FILE *f, const char *s, size_t len, const char *indent)
     }
 }
 
-/* Prints finished, escaped text (one or more lines); in the REPL above the prompt. */
-static void put_text(const char *text)
+/* Shows what is held, in one write (the prompt moved out of the way once). */
+static void show_held(void)
 {
+    if (held_len > 0) {
+        lineedit_hide();
+        fwrite(held_buf, 1, held_len, stdout);
+        fflush(stdout);
+        lineedit_show();
+    }
+    held_len = 0;
+}
+
+/* Keeps text and its newline for show_held; false when there is no memory for it. */
+static bool hold(const char *text)
+{
+    size_t n = strlen(text) + 1;
+
+    if (held_len + n > held_cap) {
+        size_t cap = held_cap > 0 ? held_cap : 4096;
+        char *p;
+
+        while (cap < held_len + n)
+            cap *= 2;
+        if ((p = realloc(held_buf, cap)) == NULL)
+            return false;
+        held_buf = p;
+        held_cap = cap;
+    }
+    memcpy(held_buf + held_len, text, n - 1);
+    held_buf[held_len + n - 1] = '\n';
+    held_len += n;
+    return true;
+}
+
+/* Prints finished, escaped text (one or more lines); in the REPL above the prompt. While
+ * the turn's history writes are uncommitted it waits for the commit (output_turns_start);
+ * short of memory to wait, it commits now and shows everything in order. */
+static void put_text(struct client *cl, const char *text)
+{
+    bool holding = held_len > 0 || (cl != NULL && history_pending(cl->history));
+
+    if (holding && hold(text))
+        return;
+    if (holding) {
+        history_commit(cl->history);
+        show_held();
+    }
     lineedit_hide();
     fputs(text, stdout);
     fputc('\n', stdout);
     fflush(stdout);
     lineedit_show();
+}
+
+/* The end of a turn: the history's commit, then what it held back. */
+static void turn_shown(struct client *cl)
+{
+    history_commit(cl->history);
+    show_held();
+}
+
+static void shown_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    turn_shown(w->data);
+}
+
+void output_turns_start(struct client *cl)
+{
+    if (cl->loop == NULL || cl->history == NULL || ev_is_active(&cl->shown))
+        return;
+    history_set_batched(cl->history, true);
+    ev_prepare_init(&cl->shown, shown_cb);
+    cl->shown.data = cl;
+    ev_prepare_start(cl->loop, &cl->shown);
+    ev_unref(cl->loop);   /* it must not keep the loop running on its own */
+}
+
+void output_turns_stop(struct client *cl)
+{
+    if (cl->loop != NULL && ev_is_active(&cl->shown)) {
+        ev_ref(cl->loop);
+        ev_prepare_stop(cl->loop, &cl->shown);
+    }
+    history_set_batched(cl->history, false);
+    show_held();
+    free(held_buf);
+    held_buf = NULL;
+    held_cap = 0;
 }
 
 void say(struct client *cl, const char *fmt, ...)
@@ -150,7 +233,7 @@ void say(struct client *cl, const char *fmt, ...)
             output_escape(f, l, strlen(l), NULL);
         }
         fclose(f);
-        put_text(out);
+        put_text(cl, out);
     }
     free(out);
     free(raw);
@@ -316,7 +399,7 @@ static void emit_json(struct client *cl, const struct event *ev, uint64_t now)
     json_object_set_new(o, "time_ms", json_integer((json_int_t)now));
     s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
     if (s != NULL)
-        put_text(s);   /* ENSURE_ASCII: no byte of it can drive a terminal */
+        put_text(cl, s);   /* ENSURE_ASCII: no byte of it can drive a terminal */
     free(s);
     json_decref(o);
 }
@@ -414,7 +497,7 @@ static void emit_plain(struct client *cl, const struct event *ev, uint64_t now)
         break;
     }
     fclose(f);
-    put_text(line);
+    put_text(cl, line);
     free(line);
 }
 
@@ -441,7 +524,8 @@ void emit(struct client *cl, const struct event *ev)
 {
     uint64_t now = now_ms();
 
-    /* Written down before it is shown: what the user saw is in the history. */
+    /* Written down before it is shown: what the user saw is in the history. Batched,
+     * the line waits for the turn's commit (put_text). */
     if (ev->kind == EVT_MESSAGE || ev->kind == EVT_BROADCAST)
         history_add_received(cl->history, ev, path_name(ev->path), now, cl->out_mode == OUT_REPL);
     else
@@ -492,7 +576,7 @@ static void history_row_json(struct client *cl, const struct history_row *r)
         json_object_set_new(o, "path", json_string(r->path));
     s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
     if (s != NULL)
-        put_text(s);
+        put_text(cl, s);
     free(s);
     json_decref(o);
 }
@@ -554,7 +638,7 @@ void output_history_row(struct client *cl, const struct history_row *r, bool jso
     }
     fputc(')', f);
     fclose(f);
-    put_text(line);
+    put_text(cl, line);
     free(line);
 }
 
@@ -640,6 +724,6 @@ void output_unread(struct client *cl)
     fputs(" (/history <name|#topic> shows them)", u.f);
     fclose(u.f);
     if (u.total > 0)
-        put_text(line);
+        put_text(cl, line);
     free(line);
 }

@@ -23,6 +23,15 @@ void short_id(char out[static 13], const uint8_t key[static QPC_KEY_LEN]);
 const char *path_name(enum path_kind p);
 /* Called by repl.c to take over printing. */
 void output_set_repl(bool on);
+
+/*
+ * From output_turns_start on, the history's writes of one loop turn are one transaction
+ * and the lines shown in a turn that wrote are held back until that commit, at the end of
+ * the turn (an ev_prepare watcher), then written in one go: one commit and one write per
+ * turn instead of one per message. output_turns_stop commits and shows what is held.
+ */
+void output_turns_start(struct client *cl);
+void output_turns_stop(struct client *cl);
 /*
  * Writes s[0..len) to f so that no byte of it can drive a terminal: control characters
  * and malformed UTF-8 as \xNN, bidirectional overrides as \uNNNN. With indent, a

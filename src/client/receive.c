@@ -3,7 +3,9 @@
  *
  * The one idea: one path for every envelope, whichever way it came. The cheap dedup
  * check runs first, so a copy seen before costs no signature check; then
- * qpc_envelope_verify (signature, expiry, clock skew, hop limit). Then by recipient:
+ * qpc_envelope_verify (signature, expiry, clock skew, hop limit; for an envelope from a
+ * link on verify.c's worker threads, answered back on the loop in arrival order, the
+ * dedup check made again then since a copy may have come meanwhile). Then by recipient:
  * mine is decrypted, and its DirectContent is either a text, shown once and owed a
  * receipt, or a receipt for my own messages, which says "delivered"; a broadcast is
  * shown if subscribed and flooded on (flood.c); one for someone else is held durably and
@@ -38,8 +40,12 @@
 #include "route_state.h"
 #include "routes.h"
 #include "state.h"
+#if QPC_MESH
+#include "verify.h"
+#endif
 
 #define STATUS_LATER (-1)   /* handle_envelope: a hold's completion sets the status */
+#define VERIFY_HERE 1       /* handle_envelope: no signature check made yet, make it */
 
 /* The ack of an envelope from a link, waiting for the loop turn's commit. */
 struct ack_later {
@@ -364,17 +370,29 @@ static int forward(struct client *cl, struct qpc_envelope *env, const struct lin
 }
 #endif
 
+static bool is_for_me(const struct client *cl, const struct qpc_envelope *env)
+{
+    return env->has_recipient && memcmp(env->recipient, qpc_identity_public_key(cl->id), QPC_KEY_LEN) == 0;
+}
+
+/* The cheap check: a copy seen before (or held this very turn). */
+static bool seen_before(struct client *cl, const struct qpc_envelope *env)
+{
+    return qpc_store_seen(cl->store, env->id) ||
+           (env->has_recipient && !is_for_me(cl, env) && state_holds(cl, env->id));
+}
+
 /*
  * Everything that arrives (from a link or from the server) goes through here. from is
- * the link it came on (NULL: the server), ack its pending ack (NULL: the server). Returns
- * the status to ack with, or STATUS_LATER.
+ * the link it came on (NULL: the server, or a link closed while the signature was
+ * checked), ack its pending ack (NULL: the server), vrc the signature check's result if
+ * it was made already, else VERIFY_HERE. Returns the status to ack with, or STATUS_LATER.
  */
 static int handle_envelope(struct client *cl, struct qpc_envelope *env, struct link *from,
-                           enum path_kind path, const char *via, struct ack_later *ack)
+                           enum path_kind path, const char *via, struct ack_later *ack, int vrc)
 {
     uint64_t now = now_ms();
-    bool for_me = env->has_recipient &&
-                  memcmp(env->recipient, qpc_identity_public_key(cl->id), QPC_KEY_LEN) == 0;
+    bool for_me = is_for_me(cl, env);
     int rc;
 
     /* The cheap check first: a copy seen before (or held this very turn) costs no
@@ -397,7 +415,7 @@ static int handle_envelope(struct client *cl, struct qpc_envelope *env, struct l
          * last copy: saying DEFERRED without holding it would leave no one with it. So
          * it is taken into custody again (held, acked DEFERRED after the commit) and
          * goes on elsewhere, not back where it came from (split horizon, handover.c). */
-        rc = qpc_envelope_verify(env, now);
+        rc = vrc == VERIFY_HERE ? qpc_envelope_verify(env, now) : vrc;
         if (rc < 0) {
             refused(cl, env, rc);
             return status_of(rc);
@@ -405,7 +423,7 @@ static int handle_envelope(struct client *cl, struct qpc_envelope *env, struct l
         qpc_log_debug("node", "a copy I handed on came back: held again");
         return forward(cl, env, from, ack, now);
     }
-    rc = qpc_envelope_verify(env, now);
+    rc = vrc == VERIFY_HERE ? qpc_envelope_verify(env, now) : vrc;
     if (rc < 0) {
         refused(cl, env, rc);
         return status_of(rc);
@@ -477,6 +495,84 @@ static void on_ack(struct client *cl, struct link *l, const Qpc__P2pAck *ack)
     custody_entry_free(f);
 }
 
+/*
+ * An envelope that decoded, from link l (NULL: it closed while its signature was being
+ * checked; peer and serial still name it for the ack, which then finds no link): its ack
+ * is registered for the turn's commit, then it is handled. vrc as for handle_envelope.
+ */
+static void take_envelope(struct client *cl, struct link *l, const uint8_t peer[static QPC_KEY_LEN],
+                          uint64_t serial, int64_t sid, struct qpc_envelope *env, enum path_kind path,
+                          const char *via, int vrc)
+{
+    struct ack_later *a = calloc(1, sizeof(*a));
+    int st;
+
+    /* Registered first: a hold's completion may write into a, so it must live until
+     * the commit that runs both. */
+    if (a == NULL || state_after_commit(cl, ack_send_cb, a) < 0) {
+        free(a);
+        return;   /* no ack: the sender keeps it and sends it again */
+    }
+    memcpy(a->peer, peer, QPC_KEY_LEN);
+    a->serial = serial;
+    a->sid = sid;
+    /* handle_envelope may move env into the outbox (which zeroes it): keep the id. */
+    memcpy(a->id, env->id, QPC_ID_LEN);
+    a->has_id = true;
+    st = handle_envelope(cl, env, l, path, via, a, vrc);
+    if (st != STATUS_LATER)
+        a->st = (Qpc__Status)st;
+}
+
+/* An envelope from a link whose signature a worker checks (verify.h). */
+struct arrival {
+    struct client *cl;
+    struct qpc_envelope env;           /* owned; the worker's until verified_cb */
+    uint8_t peer[QPC_KEY_LEN];
+    uint64_t serial;
+    int64_t sid;
+    enum path_kind path;
+    bool has_via;
+    char via[QPC_ADDRESS_MAX + 1];
+};
+
+static void verified_cb(void *arg, int rc)
+{
+    struct arrival *ar = arg;
+    struct client *cl = ar->cl;
+
+    /* CLOSED: the node stops and it was not checked; unacked, the sender sends it again. */
+    if (rc != QPC_ERR_CLOSED)
+        take_envelope(cl, cl->ep != NULL ? link_find(cl, ar->peer, ar->serial) : NULL, ar->peer, ar->serial,
+                      ar->sid, &ar->env, ar->path, ar->has_via ? ar->via : NULL, rc);
+    qpc_envelope_clear(&ar->env);
+    free(ar);
+}
+
+/* Hands env (decoded from l, not seen before) to the workers, taking it over (env is
+ * left empty). Returns false when they cannot take it: the caller checks it here. */
+static bool verify_elsewhere(struct client *cl, struct link *l, int64_t sid, struct qpc_envelope *env)
+{
+    struct arrival *ar;
+
+    if (cl->verify == NULL || seen_before(cl, env) || (ar = calloc(1, sizeof(*ar))) == NULL)
+        return false;
+    ar->cl = cl;
+    ar->env = *env;
+    memcpy(ar->peer, l->ps->key, QPC_KEY_LEN);
+    ar->serial = l->serial;
+    ar->sid = sid;
+    ar->path = l->relayed ? PATH_RELAYED : PATH_DIRECT;
+    ar->has_via = l->relayed;
+    snprintf(ar->via, sizeof(ar->via), "%s", l->addr);
+    if (verify_submit(cl->verify, &ar->env, now_ms(), verified_cb, ar) < 0) {
+        free(ar);   /* env still owns what ar pointed at */
+        return false;
+    }
+    memset(env, 0, sizeof(*env));
+    return true;
+}
+
 void receive_frame(struct client *cl, struct link *l, int64_t sid, const uint8_t *d, size_t n)
 {
     Qpc__P2pFrame *f;
@@ -491,33 +587,26 @@ void receive_frame(struct client *cl, struct link *l, int64_t sid, const uint8_t
     link_note_stream(l, sid);
     if (f->body_case == QPC__P2P_FRAME__BODY_ENVELOPE) {
         struct qpc_envelope env = { 0 };
-        struct ack_later *a = calloc(1, sizeof(*a));
-        int rc = qpc_envelope_decode(&env, f->envelope.data, f->envelope.len), st;
+        int rc = qpc_envelope_decode(&env, f->envelope.data, f->envelope.len);
 
-        /* Registered first: a hold's completion may write into a, so it must live until
-         * the commit that runs both. */
-        if (a == NULL || state_after_commit(cl, ack_send_cb, a) < 0) {
-            free(a);
-            qpc_envelope_clear(&env);
-            goto out;   /* no ack: the sender keeps it and sends it again */
-        }
-        memcpy(a->peer, l->ps->key, QPC_KEY_LEN);
-        a->serial = l->serial;
-        a->sid = sid;
         if (rc < 0) {
+            struct ack_later *a = calloc(1, sizeof(*a));
+
+            if (a == NULL || state_after_commit(cl, ack_send_cb, a) < 0) {
+                free(a);
+                goto out;   /* no ack: the sender keeps it and sends it again */
+            }
+            memcpy(a->peer, l->ps->key, QPC_KEY_LEN);
+            a->serial = l->serial;
+            a->sid = sid;
             /* Answered (the sender learns it is refused), but counted as garbage: an
              * envelope no peer's encoder makes. */
             refused(cl, NULL, rc);
             a->st = status_of(rc);
             link_note_garbage(l, mono_ms(), "undecodable envelope");
-        } else {
-            /* handle_envelope may move env into the outbox (which zeroes it): keep the id. */
-            memcpy(a->id, env.id, QPC_ID_LEN);
-            a->has_id = true;
-            st = handle_envelope(cl, &env, l, l->relayed ? PATH_RELAYED : PATH_DIRECT,
-                                 l->relayed ? l->addr : NULL, a);
-            if (st != STATUS_LATER)
-                a->st = (Qpc__Status)st;
+        } else if (!verify_elsewhere(cl, l, sid, &env)) {
+            take_envelope(cl, l, l->ps->key, l->serial, sid, &env, l->relayed ? PATH_RELAYED : PATH_DIRECT,
+                          l->relayed ? l->addr : NULL, VERIFY_HERE);
         }
         qpc_envelope_clear(&env);
     } else if (f->body_case == QPC__P2P_FRAME__BODY_ACK && f->ack != NULL) {
@@ -544,7 +633,7 @@ int receive_from_server(struct client *cl, const uint8_t *buf, size_t len, const
         refused(cl, NULL, rc);
         return 0;   /* it will never decode: let the server forget it */
     }
-    st = handle_envelope(cl, &env, NULL, PATH_SERVER, server, NULL);
+    st = handle_envelope(cl, &env, NULL, PATH_SERVER, server, NULL, VERIFY_HERE);
     qpc_envelope_clear(&env);
     return st == QPC__STATUS__STATUS_QUEUE_FULL || st == QPC__STATUS__STATUS_INTERNAL;
 }
