@@ -375,12 +375,15 @@ static bool is_for_me(const struct client *cl, const struct qpc_envelope *env)
     return env->has_recipient && memcmp(env->recipient, qpc_identity_public_key(cl->id), QPC_KEY_LEN) == 0;
 }
 
-/* The cheap check: a copy seen before (or held this very turn). */
+#if QPC_MESH
+/* The cheap check: a copy seen before (or held this very turn), handled on the loop
+ * without the verify workers (handle_envelope sorts out which kind). */
 static bool seen_before(struct client *cl, const struct qpc_envelope *env)
 {
     return qpc_store_seen(cl->store, env->id) ||
            (env->has_recipient && !is_for_me(cl, env) && state_holds(cl, env->id));
 }
+#endif
 
 /*
  * Everything that arrives (from a link or from the server) goes through here. from is
