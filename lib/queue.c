@@ -107,7 +107,7 @@ enum stmt_id {
     S_BEGIN, S_COMMIT, S_ROLLBACK,
     S_RCPT, S_RCPT_ADD, S_RCPT_GC, S_FIND, S_USAGE, S_TOTALS, S_INSERT, S_FETCH, S_ACK_ONE,
     S_ACK_UPTO, S_EXPIRE, S_RECIPIENTS, S_RCPT_SET, S_TOTALS_SET,
-    S_OB_FIND, S_OB_INSERT, S_OB_DUE, S_OB_LEASE, S_OB_ATTEMPTS, S_OB_RETRY, S_OB_REMOVE,
+    S_OB_FIND, S_OB_INSERT, S_OB_DUE, S_OB_LEASE, S_OB_ATTEMPTS, S_OB_RETRY, S_OB_REMOVE, S_OB_WAKE,
     S_OB_EXPIRE, S_OB_LIST, S_OLDEST, S_OB_OLDEST,
     S_COUNT
 };
@@ -151,6 +151,10 @@ static const char *const STMT_SQL[S_COUNT] = {
     [S_OB_ATTEMPTS] = "SELECT attempts FROM outbox WHERE oid = ?1",
     [S_OB_RETRY] = "UPDATE outbox SET attempts = ?2, next_attempt = ?3 WHERE oid = ?1",
     [S_OB_REMOVE] = "DELETE FROM outbox WHERE oid = ?1",
+    /* Domains compare without case, as DNS names do (the node's tables lower-case them). */
+    [S_OB_WAKE] = "UPDATE outbox SET next_attempt = ?2"
+                  " WHERE domain = ?1 COLLATE NOCASE AND attempts > 0 AND next_attempt > ?2"
+                  " AND expires_at > ?2",
     [S_OB_EXPIRE] = "DELETE FROM outbox WHERE expires_at <= ?1",
     [S_OB_LIST] = "SELECT oid, domain, recipient, id, expires_at, attempts, blob FROM outbox"
                   " WHERE oid > ?1 AND expires_at > ?2 ORDER BY oid LIMIT ?3",
@@ -1469,6 +1473,24 @@ int qpc_queue_outbox_mark_failed_many(struct qpc_queue *q, const uint64_t *oids,
 uint64_t qpc_queue_transactions(const struct qpc_queue *q)
 {
     return q != NULL ? q->transactions : 0;
+}
+
+int qpc_queue_outbox_wake(struct qpc_queue *q, const char *domain, uint64_t now_ms, size_t *woken)
+{
+    sqlite3_stmt *st;
+    int ret;
+
+    if (q == NULL || domain == NULL)
+        return QPC_ERR_INVALID;
+    if ((ret = tx_begin(q)) != 0)
+        return ret;
+    st = stmt(q, S_OB_WAKE);
+    sqlite3_bind_text(st, 1, domain, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, clamp_time(now_ms));
+    ret = exec_stmt(q, st, "outbox wake");
+    if (ret == 0 && woken != NULL)
+        *woken = (size_t)sqlite3_changes(q->db);
+    return tx_end(q, ret);
 }
 
 int qpc_queue_outbox_remove(struct qpc_queue *q, uint64_t oid)

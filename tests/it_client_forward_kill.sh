@@ -33,15 +33,17 @@ $B/qpc --data-dir "$T/c" $Q --listen 127.0.0.1:$PC listen --json >"$T/c.out" 2>"
 CPID=$!
 it_wait_lines "$T/c.out" '"event":"listening"' 1 || fail "C did not start"
 
+# start_b THREADS: round 2 checks signatures on two worker threads (verify_threads), the
+# others on the loop: both ways must keep every acked envelope.
 start_b() {
-    $B/qpc --data-dir "$T/b" $Q --listen 127.0.0.1:$PB listen --json >>"$T/b.out" 2>>"$T/b.err" &
+    $B/qpc --data-dir "$T/b" $Q --verify-threads "$1" --listen 127.0.0.1:$PB listen --json >>"$T/b.out" 2>>"$T/b.err" &
     BPID=$!
     it_wait_for "$T/b.out" '"event":"listening"' 10 || fail "B did not start"
 }
 
 : >"$T/b.out"
 for ((r = 1; r <= ROUNDS; r++)); do
-    start_b
+    start_b $((r == 2 ? 2 : 0))
     $B/qpc_p2p_flood send 127.0.0.1:$PB "$BK" "$CK" $N 200 128 >"$T/flood$r.out" 2>"$T/flood$r.err" &
     FP=$!
     # into the load, at a random point: after 500 to 4,000 acks
@@ -59,7 +61,7 @@ TOTAL=$(wc -l <"$T/acked.ids")
 [ "$TOTAL" -gt 0 ] || fail "nothing acked"
 
 # B once more, left running: it reloads its outbox and forwards what it had acked.
-start_b
+start_b 0
 for ((i = 0; i < 600; i++)); do
     sed -n 's/.*"event":"message".*"id":"\([0-9a-f]*\)".*/\1/p' "$T/c.out" | sort -u >"$T/shown.ids"
     missing=$(comm -23 "$T/acked.ids" "$T/shown.ids" | wc -l)

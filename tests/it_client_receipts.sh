@@ -9,7 +9,11 @@
 #   3. Through two federated nodes (sender on a.mesh.test, recipient on b.mesh.test, CA
 #      trust): the receipt goes back through federation to the domain the message named;
 #      and through three nodes in a line (A - B - C, pinned keys, A and C not federated):
-#      the receipt takes the domain route back, however many hops it has.
+#      the receipt takes the domain route back, however many hops it has; a message
+#      sent while A has no route to C yet is held at A and goes once the route is
+#      learned (not refused UNKNOWN_DOMAIN). The
+#      recipient's outbox row for its receipt ("p2p@a.mesh.test") ends when its node
+#      takes the receipt (a receipt is never answered by a receipt), not at its TTL.
 #   4. Forged receipts: a genuine-looking receipt from another key, one that claims the
 #      recipient's key but is signed by another, and one naming an id never sent: none
 #      makes the sender say "delivered"; then the real recipient's receipt does.
@@ -117,9 +121,18 @@ grep -q "\"event\":\"delivered\",\"to\":\"$RK\".*\"path\":\"server\",\"hops\":1,
     || fail "no receipt through federation: $(cat "$T/send4.out")"
 it_wait_lines "$T/rob.out" '"text":"across two nodes","path":"server"' 1 || fail "rob did not get it"
 stop rob
+# rob's receipt went to its node (DEFERRED: held for a.mesh.test), which took custody:
+# no row of rob's outbox may still hold an envelope for another node.
+ROWS=$(python3 - "$T/rob/outbox.db" <<'PYEOF'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+print(db.execute("SELECT count(*) FROM outbox WHERE domain LIKE 'p2p@%'").fetchone()[0])
+PYEOF
+)
+[ "$ROWS" = 0 ] || fail "rob's outbox still holds $ROWS p2p@DOMAIN row(s) after its node took the receipt"
 stop na
 stop nb
-echo "ok 3a through two federated nodes: the receipt came back by federation"
+echo "ok 3a through two federated nodes: the receipt came back by federation, its row ended at the node"
 
 # A - B - C: pinned federation keys, no CA; A and C know only B, which routes between them.
 rm -rf "$T/na" "$T/nb"
@@ -147,6 +160,33 @@ stop la
 stop lb
 stop lc
 echo "ok 3b along three federated nodes in a line (A - B - C): the receipt came back over B"
+
+# A message for a domain A cannot route yet (B and C are down, so no domain route) is held
+# at A, not refused UNKNOWN_DOMAIN, and goes as soon as the route is learned.
+start_server la $PA2 a.mesh.test --federation-enabled --federation-listen=127.0.0.1:$FA \
+    --federation-peers="b.mesh.test=127.0.0.1:$FB $KB"
+$B/qpc --data-dir "$T/alice" $Q --server 127.0.0.1:$PA2 --receipt-wait 60 --json \
+    send "$RK@c.mesh.test" "routed later" >"$T/send4c.out" 2>"$T/send4c.err" &
+SP=$!; PIDS+=($SP)
+it_wait_lines "$T/send4c.out" '"event":"\(held\|failed\)"' 1 || fail "no answer from A: $(cat "$T/send4c.out")"
+grep -q '"event":"held"' "$T/send4c.out" || fail "A did not hold a message for a domain it cannot route yet: $(cat "$T/send4c.out")"
+start_server lb $PB2 b.mesh.test --federation-enabled --federation-listen=127.0.0.1:$FB \
+    --federation-peers="a.mesh.test=127.0.0.1:$FA $KA,c.mesh.test=127.0.0.1:$FC $KC"
+start_server lc $PC c.mesh.test --federation-enabled --federation-listen=127.0.0.1:$FC \
+    --federation-peers="b.mesh.test=127.0.0.1:$FB $KB"
+listen rob $PC
+rc=0; wait $SP || rc=$?
+[ $rc -eq 0 ] || fail "held for a route learned later: exit $rc, want 0: $(cat "$T/send4c.out")"
+grep -q "\"event\":\"delivered\",\"to\":\"$RK\".*\"path\":\"server\"" "$T/send4c.out" \
+    || fail "no receipt for the message routed later: $(cat "$T/send4c.out")"
+it_wait_lines "$T/rob.out" '"text":"routed later","path":"server"' 1 || fail "rob did not get it"
+grep -q 'a way to c.mesh.test opened: 1 envelope(s) held for it go now' "$T/la.err" \
+    || echo "note: A's row went by its own retry, not woken by the route"
+stop rob
+stop la
+stop lb
+stop lc
+echo "ok 3c a message for a domain not routable yet is held at A and goes once the route is learned"
 
 # --- 4. forged receipts ------------------------------------------------------------------
 # alice waits for a receipt from rob (offline, no server); the injector tries three fakes.

@@ -13,6 +13,9 @@
 #      signed announce), A federates it over B to C, and alice's send exits 0 on carol's
 #      verified receipt, which came back by the server. The clients' P2P traffic is
 #      dropped (iptables between their UDP ports), so no direct path can carry it.
+#   3. Through a server only where it can deliver: an announce naming no home node gives
+#      alice no route through her server; an envelope naming no domain for carol, handed
+#      to A, goes to carol's home node (from her signed announce), not A's own queue.
 # All on loopback, inside one network namespace of its own (for the iptables rule; without
 # namespaces part 1 runs on the host's loopback and part 2 is skipped). mDNS is off.
 # (Receipts along the same line with a typed @domain: tests/it_client_receipts.sh, 3b.)
@@ -93,6 +96,39 @@ route_of alice "$CK" | grep -q " home c.mesh.test$" || fail "alice has no home f
 for ((i = 0; i < 60; i++)); do route_of carol "$AK" | grep -q " home a.mesh.test$" && break; sleep 0.5; done
 route_of carol "$AK" | grep -q " home a.mesh.test$" || fail "carol has no home for alice: '$(route_of carol "$AK")'"
 echo "ok 1: announces along A - B - C: alice and carol each route to the other through their server, 4 hops, and know each other's node"
+
+# --- 3. a route through a server only where the server can deliver -------------------------
+# (a) An announce of a peer that is no node's client (no home in it), passed to A by a
+#     client relaying it: alice must not route to that peer through her server (A would
+#     only queue it for a fetch that never comes; the route would hide a mesh way).
+TC=$B/qpc_testclient
+ANN=$B/qpc_mesh_announce
+X $ANN -i "$T/obs.json" -S 127.0.0.1:$PA listen 0 -T 60 >"$T/obs.out" 2>"$T/obs.err" &
+OBS=$!; PIDS+=($OBS)
+it_wait_lines "$T/obs.out" '^ready' 1 20 || fail "the observer did not start"
+X $ANN -i "$T/tom.json" -S 127.0.0.1:$PA send relayed 1 >"$T/tom.out" 2>"$T/tom.err" || fail "tom's announce"
+HK=$(awk '/^origin /{print $2}' "$T/tom.out")
+it_wait_lines "$T/obs.out" "^announce $HK " 1 20 || fail "A did not pass the homeless announce on: $(cat "$T/obs.out")"
+kill $OBS 2>/dev/null || true
+# A pushed it to alice's session in the same turn as to the observer's; routes.db is
+# written every ROUTE_STATE_SAVE_MS (5 s): a route taken from it shows within two saves.
+for ((i = 0; i < 24; i++)); do
+    [ -z "$(route_of alice "$HK")" ] || fail "alice routes a homeless peer through her server: '$(route_of alice "$HK")'"
+    sleep 0.5
+done
+echo "ok 3a: an announce naming no home gives no route through the server"
+# (b) An envelope naming no domain (an older client's, or one that does not know the
+#     home) for carol, handed to A: A sends it to carol's home node from carol's signed
+#     announce (DEFERRED: held for a remote node), instead of queueing it for a client
+#     that never comes to A (OK).
+it_wait_for "$T/na.err" 'route to c.mesh.test via b.mesh.test' 30 || fail "A learned no route to c.mesh.test"
+X timeout 60 $TC -i "$T/tom.json" -S 127.0.0.1:$PA send "$CK" 1 >"$T/tsend.out" 2>"$T/tsend.err" || true
+grep -q "summary sent=1 DEFERRED=1$" "$T/tsend.out" || fail "A did not send it to carol's home: $(tail -1 "$T/tsend.out")"
+TID=$(awk '/^ok 0 /{print $3}' "$T/tsend.out")
+# carol's qpc gets it (and refuses it: the test tool's payload is no sealed box).
+it_wait_lines "$T/carol.out" "\"event\":\"refused\",.*\"id\":\"$TID\"" 1 30 \
+    || fail "carol never got the envelope A sent to her home: $(tail -3 "$T/carol.out")"
+echo "ok 3b: an envelope naming no domain for a client of C goes to C (its announce's home), not A's queue"
 
 # --- 2. a first message by prefix, with its receipt, through the federation ------------------
 [ -n "$NS" ] || it_skip "part 1 passed; part 2 needs a network namespace (for the iptables rule)"

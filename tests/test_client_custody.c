@@ -399,6 +399,61 @@ static void test_custody_forwarding_bound_counts_only_others_envelopes(void **st
     assert_false(custody_may_forward(&f->c, 50));
 }
 
+/* A holder that refuses for now (RATE_LIMITED: hop limit, QUEUE_FULL) parks the entry,
+ * and it is not sent again at once: the delay doubles with every refusal in a row and
+ * stops growing at CUSTODY_RETRY_MAX_MS, so no two nodes pass it to and fro at the
+ * speed of the link. */
+static void test_custody_refusals_back_off_and_are_bounded(void **state)
+{
+    struct fix *f = *state;
+    struct qpc_envelope env = envelope(f->alice, f->bob, T0, 3600, 32);
+    uint8_t id[QPC_ID_LEN];
+    struct inflight *ended = NULL, *e;
+    uint64_t now = T0, last = 0;
+
+    memcpy(id, env.id, QPC_ID_LEN);
+    custody_hand(&f->c, &env, L1, f->carol);
+    e = custody_find(&f->c, id);
+    assert_true(custody_due(e, now));                     /* never refused: due */
+    for (int i = 0; i < 12; i++) {
+        uint64_t delay;
+
+        custody_resent(e, L1, f->carol);
+        assert_int_equal(custody_ack(&f->c, f->carol, id, QPC_ID_LEN, QPC__STATUS__STATUS_RATE_LIMITED, &ended),
+                         CUSTODY_ACK_RETRY);
+        assert_null(ended);
+        assert_null(e->link);                             /* parked, still in custody */
+        custody_retry_later(e, now);
+        delay = e->not_before_ms - now;
+        assert_false(custody_due(e, now));
+        assert_false(custody_due(e, now + delay - 1));
+        assert_true(custody_due(e, now + delay));
+        assert_true(delay >= CUSTODY_RETRY_MIN_MS && delay <= CUSTODY_RETRY_MAX_MS);
+        assert_true(delay >= last);                       /* never shorter than the last */
+        if (last != 0 && last < CUSTODY_RETRY_MAX_MS / 2)
+            assert_int_equal(delay, 2 * last);
+        last = delay;
+        now += delay;
+    }
+    assert_int_equal(last, CUSTODY_RETRY_MAX_MS);
+    assert_non_null(custody_find(&f->c, id));
+}
+
+/* Split horizon: not back to the neighbour that handed it over, for a while. */
+static void test_custody_split_horizon_refuses_the_neighbour_it_came_from(void **state)
+{
+    struct fix *f = *state;
+    uint64_t at = T0;
+
+    assert_false(custody_may_send_to(f->carol, at, at, f->carol, f->bob));
+    assert_false(custody_may_send_to(f->carol, at, at + CUSTODY_SPLIT_HORIZON_MS - 1, f->carol, f->bob));
+    assert_true(custody_may_send_to(f->carol, at, at, f->mallory, f->bob));
+    assert_true(custody_may_send_to(NULL, 0, at, f->carol, f->bob));        /* mine, or from the server */
+    assert_true(custody_may_send_to(f->bob, at, at, f->bob, f->bob));       /* the recipient itself */
+    /* The only way left is back: taken once the routes had time to change. */
+    assert_true(custody_may_send_to(f->carol, at, at + CUSTODY_SPLIT_HORIZON_MS, f->carol, f->bob));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -419,6 +474,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_custody_foreach_parked_visits_only_parked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_custody_expire_drops_only_expired_envelopes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_custody_forwarding_bound_counts_only_others_envelopes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_custody_refusals_back_off_and_are_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_custody_split_horizon_refuses_the_neighbour_it_came_from, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

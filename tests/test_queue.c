@@ -1104,6 +1104,39 @@ static void test_outbox_row_failed_before_clock_stepped_back_is_due_again(void *
     qpc_outbox_items_free(items, n);
 }
 
+static void test_outbox_wake_makes_failed_rows_of_one_domain_due_now(void **state)
+{
+    struct fixture *f = *state;
+    struct qpc_queue_limits limits = { .retry_base_ms = 60000, .retry_cap_ms = 300000 };
+    struct outcome a = { 0 }, b = { 0 }, c = { 0 };
+    struct qpc_outbox_item *items = NULL;
+    uint64_t next = 0;
+    size_t n = 0, woken = 99;
+
+    assert_int_equal(open_with(f, &limits), 0);
+    assert_int_equal(add_out(f->q, "Far.Mesh", 1, LATER, NOW, &a), 0);
+    assert_int_equal(add_out(f->q, "other.mesh", 2, LATER, NOW, &b), 0);
+    assert_int_equal(add_out(f->q, "far.mesh", 3, LATER, NOW, &c), 0);   /* never tried */
+    assert_int_equal(qpc_queue_commit(f->q), 0);
+    assert_int_equal(qpc_queue_outbox_mark_failed(f->q, a.seq, NOW, &next), 0);
+    assert_true(next > NOW + 1000);
+    assert_int_equal(qpc_queue_outbox_mark_failed(f->q, b.seq, NOW, NULL), 0);
+    /* A route to far.mesh appears a second later: its failed row is due then (the
+     * domain compared without case), the other domain's waits out its back-off, and the
+     * row never tried is left as it is (it may be leased for its first attempt). */
+    assert_int_equal(qpc_queue_outbox_wake(f->q, "far.mesh", NOW + 1000, &woken), 0);
+    assert_int_equal(woken, 1);
+    assert_int_equal(qpc_queue_outbox_due(f->q, NOW + 1000, 10, 0, &items, &n), 0);
+    assert_int_equal(n, 2);
+    assert_true((items[0].oid == a.seq && items[1].oid == c.seq) ||
+                (items[0].oid == c.seq && items[1].oid == a.seq));
+    qpc_outbox_items_free(items, n);
+    /* Nothing left to wake. */
+    assert_int_equal(qpc_queue_outbox_wake(f->q, "far.mesh", NOW + 1000, &woken), 0);
+    assert_int_equal(woken, 0);
+    assert_int_equal(qpc_queue_outbox_wake(f->q, NULL, NOW, NULL), QPC_ERR_INVALID);
+}
+
 static void test_outbox_refuses_when_full(void **state)
 {
     struct fixture *f = *state;
@@ -1399,6 +1432,7 @@ int main(void)
         T(test_outbox_row_ends_at_ttl),
         T(test_outbox_lease_hides_rows_until_it_ends),
         T(test_outbox_row_failed_before_clock_stepped_back_is_due_again),
+        T(test_outbox_wake_makes_failed_rows_of_one_domain_due_now),
         T(test_outbox_refuses_when_full),
         T(test_outbox_remove_many_deletes_listed_rows_and_ignores_gone_ones),
         T(test_outbox_remove_many_is_all_or_nothing),

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 #include <sodium.h>
@@ -118,6 +119,33 @@ static void test_origin_keeps_newest_seqno_and_refuses_late_copies(void **state)
     mesh_table_free(t);
 }
 
+static void test_home_is_the_latest_live_announces_domain(void **state)
+{
+    struct mesh_table *t = mesh_table_new(&LIM);
+    struct qpc_announce a = ann(1, 10, 30);
+    uint8_t k1[QPC_KEY_LEN], k2[QPC_KEY_LEN];
+
+    (void)state;
+    memset(k1, 1, sizeof(k1));
+    memset(k2, 2, sizeof(k2));
+    snprintf(a.domain, sizeof(a.domain), "%s", "a.mesh.test");
+    assert_true(mesh_table_take_latest(t, &a, true, T0));
+    assert_string_equal(mesh_table_home(t, k1, T0 + 1), "a.mesh.test");
+    assert_null(mesh_table_home(t, k2, T0 + 1));                  /* never heard */
+    /* a newer announce names another node: the origin moved */
+    a = ann(1, 11, 30);
+    snprintf(a.domain, sizeof(a.domain), "%s", "c.mesh.test");
+    assert_true(mesh_table_take_latest(t, &a, true, T0 + 2));
+    assert_string_equal(mesh_table_home(t, k1, T0 + 3), "c.mesh.test");
+    /* past its hold (60 s here) the entry says nothing */
+    assert_null(mesh_table_home(t, k1, T0 + 2 + 60000));
+    /* an announce naming no node: no home */
+    a = ann(2, 1, 30);
+    assert_true(mesh_table_take_latest(t, &a, true, T0));
+    assert_null(mesh_table_home(t, k2, T0 + 1));
+    mesh_table_free(t);
+}
+
 static void test_strangers_cannot_grow_the_origin_cache(void **state)
 {
     struct mesh_table *t = mesh_table_new(&LIM);
@@ -181,6 +209,7 @@ int main(void)
         cmocka_unit_test(test_ids_are_seen_until_their_hold_ends),
         cmocka_unit_test(test_full_id_table_forgets_the_oldest_first),
         cmocka_unit_test(test_origin_keeps_newest_seqno_and_refuses_late_copies),
+        cmocka_unit_test(test_home_is_the_latest_live_announces_domain),
         cmocka_unit_test(test_strangers_cannot_grow_the_origin_cache),
         cmocka_unit_test(test_newcomers_get_only_live_passable_announces),
     };

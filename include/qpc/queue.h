@@ -331,6 +331,16 @@ int qpc_queue_outbox_mark_failed(struct qpc_queue *q, uint64_t oid, uint64_t now
 int qpc_queue_outbox_mark_failed_many(struct qpc_queue *q, const uint64_t *oids, size_t n,
                                       uint64_t now_ms, size_t *marked);
 
+/*
+ * A way to domain opened (a route learned, a link up): every row for domain (compared
+ * without case) that failed an attempt and waits for its back-off is due at now_ms
+ * instead, in one durable transaction. Rows never tried (attempts 0) are left alone, so
+ * a row leased for its first attempt is not sent twice; a retried row leased again may
+ * be (the receiving node stores an id once). *woken (may be NULL) says how many.
+ * Returns 0, QPC_ERR_INVALID (NULL q or domain) or QPC_ERR_DB.
+ */
+int qpc_queue_outbox_wake(struct qpc_queue *q, const char *domain, uint64_t now_ms, size_t *woken);
+
 /* Deletes oid after a successful delivery. Returns 0, QPC_ERR_NOT_FOUND or QPC_ERR_DB. */
 int qpc_queue_outbox_remove(struct qpc_queue *q, uint64_t oid);
 

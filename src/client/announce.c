@@ -722,7 +722,11 @@ void announce_receive(struct client *cl, struct link *l, const Qpc__MeshAnnounce
             route_state_changed(cl);
             handover_flush(cl);   /* what waited for the origin may have a way now */
         }
-    } else if (session_address(cl) != NULL) {
+    } else if (session_address(cl) != NULL && cl->homes != NULL && homes_get(cl->homes, a.key) != NULL) {
+        /* Through my server only to a peer that is some node's client (its home, in its
+         * own signed words): my node queues it for its own client or federates it to the
+         * home. A peer of no node would have its messages wait in my node's queue for
+         * a fetch that never comes, and the route would hide the mesh's way to it. */
         struct qpc_route r;
         bool changed = false;
 

@@ -235,3 +235,29 @@ bool custody_waits_for(const struct custody *c, const struct qpc_store *store,
         qpc_store_foreach_queue(store, queue_for_cb, &probe);
     return probe.found;
 }
+
+void custody_retry_later(struct inflight *f, uint64_t now)
+{
+    uint64_t delay = CUSTODY_RETRY_MIN_MS;
+
+    for (unsigned i = 0; i < f->refusals && delay < CUSTODY_RETRY_MAX_MS; i++)
+        delay *= 2;
+    if (delay > CUSTODY_RETRY_MAX_MS)
+        delay = CUSTODY_RETRY_MAX_MS;
+    if (f->refusals < 32)
+        f->refusals++;
+    f->not_before_ms = now + delay;
+}
+
+bool custody_due(const struct inflight *f, uint64_t now)
+{
+    return now >= f->not_before_ms;
+}
+
+bool custody_may_send_to(const uint8_t *came_from, uint64_t came_at, uint64_t now,
+                         const uint8_t next_hop[static QPC_KEY_LEN],
+                         const uint8_t recipient[static QPC_KEY_LEN])
+{
+    return came_from == NULL || memcmp(came_from, next_hop, QPC_KEY_LEN) != 0 ||
+           memcmp(next_hop, recipient, QPC_KEY_LEN) == 0 || now - came_at >= CUSTODY_SPLIT_HORIZON_MS;
+}

@@ -41,6 +41,8 @@ struct inflight {
     bool mine;                         /* I am its sender (I tell the user what became of it) */
     bool server_only;                  /* parked for my server alone (a node domain): never
                                         * resent on a link, handed to the server again */
+    unsigned refusals;                 /* refusals for now in a row (custody_retry_later) */
+    uint64_t not_before_ms;            /* parked after a refusal: not resent before this */
     UT_hash_handle hh;
 };
 
@@ -141,5 +143,35 @@ bool custody_may_forward(const struct custody *c, size_t max_bytes);
  * here without a link (and not for the server alone)? */
 bool custody_waits_for(const struct custody *c, const struct qpc_store *store,
                        const uint8_t key[static QPC_KEY_LEN]);
+
+/*
+ * A refusal for now (CUSTODY_ACK_RETRY) parked f: it is not sent again before a delay
+ * that doubles with each refusal in a row, from CUSTODY_RETRY_MIN_MS up to
+ * CUSTODY_RETRY_MAX_MS, so a holder that keeps refusing (full, or only the recipient
+ * itself may take it) is asked a bounded number of times per minute, never at the
+ * speed of the link. A hand-over or a new link resets nothing: the next refusal of the
+ * same envelope waits longer still.
+ */
+#define CUSTODY_RETRY_MIN_MS 1000u
+#define CUSTODY_RETRY_MAX_MS 60000u
+void custody_retry_later(struct inflight *f, uint64_t now);
+
+/* May parked entry f go out again at now (its refusal delay is over)? */
+bool custody_due(const struct inflight *f, uint64_t now);
+
+/*
+ * Split horizon for a forwarded envelope: may one that neighbour came_from handed me at
+ * came_at (came_from NULL: from the server, or my own) go on to neighbour next_hop at
+ * now? Not back to came_from (its route led here, and it gave up its copy on my ack:
+ * the two of us would pass it to and fro, or, before the hold-again rule, drop it),
+ * unless came_from is the recipient itself, or CUSTODY_SPLIT_HORIZON_MS have passed:
+ * by then two rounds of announces have had time to correct the routes, and when the
+ * way back is still the only one it must be taken rather than keep the message here
+ * for good. It waits parked meanwhile, held.
+ */
+#define CUSTODY_SPLIT_HORIZON_MS 60000u
+bool custody_may_send_to(const uint8_t *came_from, uint64_t came_at, uint64_t now,
+                         const uint8_t next_hop[static QPC_KEY_LEN],
+                         const uint8_t recipient[static QPC_KEY_LEN]);
 
 #endif

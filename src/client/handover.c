@@ -43,6 +43,15 @@ static void held_cb(struct client *cl, void *arg, int status)
     memcpy(id, h->env.id, QPC_ID_LEN);   /* the store zeroes env when it takes it */
     if (status == 0 && cl->store != NULL) {
         status = qpc_store_put(cl->store, &h->env, h->now);
+#if QPC_MESH
+        /* A copy I handed on before came back (receive.c): the store's dedup set knows
+         * the id, so it waits in custody, parked, for the next link toward its
+         * recipient (not the one it came from: split horizon). */
+        if (status == QPC_ERR_DUPLICATE) {
+            custody_park(&cl->custody, &h->env);
+            status = 0;
+        }
+#endif
         if (status < 0)
             state_unpersist(cl, id);   /* refused by the store: not held after all */
     } else if (status == 0) {
@@ -82,6 +91,24 @@ bool handover_reports(const struct client *cl, const struct qpc_envelope *env)
 }
 
 #if QPC_MESH
+/* Split horizon for held envelope id on link l (custody_may_send_to). */
+static bool may_send_to(const struct client *cl, const uint8_t id[static QPC_ID_LEN], const struct link *l,
+                        const uint8_t recipient[static QPC_KEY_LEN])
+{
+    uint64_t at = 0;
+    const uint8_t *came_from = state_came_from(cl, id, &at);
+
+    return custody_may_send_to(came_from, at, now_ms(), l->ps->key, recipient);
+}
+
+struct link *handover_link_for(struct client *cl, const uint8_t recipient[static QPC_KEY_LEN],
+                               const uint8_t id[static QPC_ID_LEN])
+{
+    struct link *l = link_toward(cl, recipient);
+
+    return l != NULL && may_send_to(cl, id, l, recipient) ? l : NULL;
+}
+
 struct take_ctx {
     struct client *cl;
     struct link *link;
@@ -92,6 +119,13 @@ static int take_send_cb(void *ctx, struct qpc_envelope *env)
 {
     struct take_ctx *t = ctx;
 
+    /* Split horizon: the route leads back to the neighbour it came from. It stays held
+     * (parked, its outbox row kept) until a route or a link elsewhere takes it, or the
+     * way back is allowed again (custody_may_send_to). */
+    if (!may_send_to(t->cl, env->id, t->link, env->recipient)) {
+        custody_park(&t->cl->custody, env);
+        return 0;
+    }
     if (link_send_envelope(t->link, env) < 0)
         return 1;   /* stays held; retried on the next flush */
     custody_hand(&t->cl->custody, env, t->link, t->link->ps->key);
@@ -119,8 +153,11 @@ static bool can_go(struct client *cl, const uint8_t recipient[static QPC_KEY_LEN
 static void resend_parked_cb(void *ctx, struct inflight *f)
 {
     struct client *cl = ctx;
-    struct link *l = link_toward(cl, f->env.recipient);
+    struct link *l;
 
+    if (!custody_due(f, now_ms()))
+        return;   /* refused for now a moment ago: backed off */
+    l = handover_link_for(cl, f->env.recipient, f->id);
     if (l != NULL && link_send_envelope(l, &f->env) == 0)
         custody_resent(f, l, l->ps->key);
 }

@@ -31,6 +31,13 @@ int handover_hold(struct client *cl, struct qpc_envelope *env, const char *domai
  */
 void handover_flush(struct client *cl);
 
+#if QPC_MESH
+/* The link held envelope id for recipient goes on now: link_toward's, unless that leads
+ * back to the neighbour it came from (split horizon), or NULL. */
+struct link *handover_link_for(struct client *cl, const uint8_t recipient[static QPC_KEY_LEN],
+                               const uint8_t id[static QPC_ID_LEN]);
+#endif
+
 /*
  * P2P gives up on key for now (or its node is elsewhere): what is held for it is parked
  * (kept in the outbox for the next link), and my own envelopes among it are enqueued at

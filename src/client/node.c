@@ -226,6 +226,24 @@ static void on_server_refused(struct client *cl, const uint8_t id[static QPC_ID_
     state_unawait(cl, id);
 }
 
+/*
+ * The server took an envelope of mine. Its copy in my outbox goes too when nothing else
+ * would ever end it: a receipt (no receipt answers a receipt, so it would wait for its
+ * TTL) or an envelope that travels through my server alone (held for a node domain, or
+ * built without mesh). My own message whose receipt I wait for stays: its copy races
+ * on the mesh paths and its receipt ends it (the server's path may strand it).
+ */
+static void on_server_held(struct client *cl, const uint8_t id[static QPC_ID_LEN])
+{
+    struct inflight *f = custody_find(&cl->custody, id);
+
+    if (f == NULL || (!f->server_only && handover_reports(cl, &f->env)))
+        return;
+    f = custody_take(&cl->custody, id);
+    state_unpersist(cl, f->id);
+    custody_entry_free(f);
+}
+
 /* Without mesh the node has no links to pass it on to nor routes to take from it. */
 static void on_server_announce(struct client *cl, const Qpc__MeshAnnounce *a)
 {
@@ -248,6 +266,7 @@ static const struct session_callbacks session_cbs = {
     .on_relay_packet = dial_relay_input,
 #endif
     .on_refused = on_server_refused,
+    .on_held = on_server_held,
     .on_up = on_session_up,
 };
 
@@ -320,8 +339,11 @@ int node_start(struct client *cl, bool listen, char *err, size_t errlen)
                                                   : ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
     }
 #if QPC_MESH
-    /* Without the workers every signature is checked on the loop, as it was. */
-    if (verify_pool_new(cl->loop, 0, &cl->verify) < 0)
+    /* By default every signature is checked on the loop (DESIGN.md: one loop, no threads
+     * on the hot path). A relay on a multi-core router can hand the checks of envelopes
+     * from links to verify_threads workers (verify.h): what limits its forwarding rate. */
+    if (cl->cc->verify_threads > 0 &&
+        verify_pool_new(cl->loop, (unsigned)cl->cc->verify_threads, &cl->verify) < 0)
         qpc_log_warn("node", "no signature-checking threads: envelopes are verified on the loop");
     /* Loopback candidates only make sense when everything runs on this host. */
     cl->allow_loopback = candidate_is_loopback(cl->cc->listen) || candidate_is_loopback(cl->cc->server);

@@ -299,6 +299,7 @@ static void deliver_broadcast(struct client *cl, const struct qpc_envelope *env,
 #if QPC_MESH
 struct forwarding {
     uint8_t recipient[QPC_KEY_LEN];
+    uint8_t id[QPC_ID_LEN];
     struct ack_later *ack;             /* NULL: it came from the server */
 };
 
@@ -313,7 +314,7 @@ static void forwarded_cb(struct client *cl, void *arg, int status)
         fw->ack->decided = true;
     }
     /* With a link toward the recipient, turn.c's flush after the commit sends it. */
-    if (status == 0 && cl->ep != NULL && link_toward(cl, fw->recipient) == NULL &&
+    if (status == 0 && cl->ep != NULL && handover_link_for(cl, fw->recipient, fw->id) == NULL &&
         (ps = peers_get(&cl->peers, fw->recipient)) != NULL) {
         announce_fill_candidates(cl, ps);   /* where its announces say it is */
         dial_reach(cl, ps);
@@ -323,32 +324,46 @@ static void forwarded_cb(struct client *cl, void *arg, int status)
 
 /* For someone else: hold it durably, then pass it on. Returns the status to ack with, or
  * STATUS_LATER when the hold's completion will set it. */
-static int forward(struct client *cl, struct qpc_envelope *env, struct ack_later *ack, uint64_t now)
+static int forward(struct client *cl, struct qpc_envelope *env, const struct link *from,
+                   struct ack_later *ack, uint64_t now)
 {
     struct forwarding *fw;
+    uint8_t id[QPC_ID_LEN];
     int rc;
 
     if (!custody_may_forward(&cl->custody, (size_t)cl->cc->store_max_bytes))
         return QPC__STATUS__STATUS_QUEUE_FULL;
     rc = qpc_envelope_hop(env);
     if (rc < 0) {
+        /* Not for good: the sender keeps its copy (a refusal for now, backed off) and
+         * hands it to the recipient itself once it has a link to it. */
         refused(cl, env, rc);
-        return QPC__STATUS__STATUS_INVALID;
+        return QPC__STATUS__STATUS_RATE_LIMITED;
     }
     if ((fw = calloc(1, sizeof(*fw))) == NULL)
         return QPC__STATUS__STATUS_INTERNAL;
     memcpy(fw->recipient, env->recipient, QPC_KEY_LEN);
+    memcpy(fw->id, env->id, QPC_ID_LEN);
     fw->ack = ack;
+    memcpy(id, env->id, QPC_ID_LEN);   /* the hold moves env */
     rc = handover_hold(cl, env, NULL, now, forwarded_cb, fw);
     if (rc < 0) {
         free(fw);
-        return rc == QPC_ERR_EXISTS ? QPC__STATUS__STATUS_DEFERRED : status_of(rc);
+        /* EXISTS: held already (DEFERRED), or its row is going this very turn: then the
+         * sender keeps it and tries again a little later. */
+        if (rc == QPC_ERR_EXISTS)
+            return state_holds(cl, id) ? QPC__STATUS__STATUS_DEFERRED : QPC__STATUS__STATUS_RATE_LIMITED;
+        return status_of(rc);
     }
+    /* Split horizon (handover.c): it does not go back to the neighbour it came from. */
+    if (from != NULL && from->ps != NULL)
+        state_note_came_from(cl, id, from->ps->key, now);
     return STATUS_LATER;
 }
 #else
 /* Without mesh nobody is linked to me, so what is not mine or a broadcast goes nowhere. */
-static int forward(struct client *cl, struct qpc_envelope *env, struct ack_later *ack, uint64_t now)
+static int forward(struct client *cl, struct qpc_envelope *env, const struct link *from,
+                   struct ack_later *ack, uint64_t now)
 {
     qpc_log_debug("node", "an envelope for another peer dropped: this qpc forwards nothing (no mesh)");
     return QPC__STATUS__STATUS_INVALID;
@@ -360,12 +375,15 @@ static bool is_for_me(const struct client *cl, const struct qpc_envelope *env)
     return env->has_recipient && memcmp(env->recipient, qpc_identity_public_key(cl->id), QPC_KEY_LEN) == 0;
 }
 
-/* The cheap check: a copy seen before (or held this very turn). */
+#if QPC_MESH
+/* The cheap check: a copy seen before (or held this very turn), handled on the loop
+ * without the verify workers (handle_envelope sorts out which kind). */
 static bool seen_before(struct client *cl, const struct qpc_envelope *env)
 {
     return qpc_store_seen(cl->store, env->id) ||
            (env->has_recipient && !is_for_me(cl, env) && state_holds(cl, env->id));
 }
+#endif
 
 /*
  * Everything that arrives (from a link or from the server) goes through here. from is
@@ -381,13 +399,32 @@ static int handle_envelope(struct client *cl, struct qpc_envelope *env, struct l
     int rc;
 
     /* The cheap check first: a copy seen before (or held this very turn) costs no
-     * signature check. */
-    if (seen_before(cl, env)) {
-        qpc_log_debug("node", "duplicate envelope dropped");
+     * signature check. A copy I still hold is a hand-over (DEFERRED ends the sender's
+     * custody: I have it). */
+    if (env->has_recipient && !for_me && state_holds(cl, env->id)) {
+        qpc_log_debug("node", "duplicate envelope dropped: held here");
         refused(cl, env, QPC_ERR_DUPLICATE);
-        if (for_me)
-            return redeliver_to_me(cl, env, from, path, via);
-        return env->has_recipient ? QPC__STATUS__STATUS_DEFERRED : QPC__STATUS__STATUS_OK;
+        return QPC__STATUS__STATUS_DEFERRED;
+    }
+    if (qpc_store_seen(cl->store, env->id)) {
+        if (for_me || !env->has_recipient) {
+            qpc_log_debug("node", "duplicate envelope dropped");
+            refused(cl, env, QPC_ERR_DUPLICATE);
+            return for_me ? redeliver_to_me(cl, env, from, path, via) : QPC__STATUS__STATUS_OK;
+        }
+        /* For someone else, seen but no longer held: I handed it on (or it is my own and
+         * custody moved on), and now it is back, from the node I gave it to or from one
+         * further along a loop, whose route leads through me. The sender may hold the
+         * last copy: saying DEFERRED without holding it would leave no one with it. So
+         * it is taken into custody again (held, acked DEFERRED after the commit) and
+         * goes on elsewhere, not back where it came from (split horizon, handover.c). */
+        rc = vrc == VERIFY_HERE ? qpc_envelope_verify(env, now) : vrc;
+        if (rc < 0) {
+            refused(cl, env, rc);
+            return status_of(rc);
+        }
+        qpc_log_debug("node", "a copy I handed on came back: held again");
+        return forward(cl, env, from, ack, now);
     }
     rc = vrc == VERIFY_HERE ? qpc_envelope_verify(env, now) : vrc;
     if (rc < 0) {
@@ -408,7 +445,7 @@ static int handle_envelope(struct client *cl, struct qpc_envelope *env, struct l
         flood_relay(cl, env, from, now);
         return QPC__STATUS__STATUS_OK;
     }
-    return forward(cl, env, ack, now);
+    return forward(cl, env, from, ack, now);
 }
 
 /* ---- acks that come back ---------------------------------------------------------------- */
@@ -424,7 +461,12 @@ static void on_ack(struct client *cl, struct link *l, const Qpc__P2pAck *ack)
 
     switch (custody_ack(&cl->custody, l->ps->key, ack->id.data, ack->id.len, ack->status, &f)) {
     case CUSTODY_ACK_IGNORED:
+        return;
     case CUSTODY_ACK_RETRY:
+        /* Parked: not sent again at once (every flush would, at the speed of the link),
+         * but after a delay that grows while the refusals go on. */
+        if ((f = custody_find(&cl->custody, ack->id.data)) != NULL)
+            custody_retry_later(f, now_ms());
         return;
     case CUSTODY_ACK_REFUSED:
         ev.kind = EVT_FAILED;

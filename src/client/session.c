@@ -211,10 +211,15 @@ static void on_enqueue_answer(struct session *s, struct pending *p, const Qpc__E
 {
     struct event ev = { .peer = p->key, .id = p->id, .via = s->address };
     char why[QPC_ADDRESS_MAX + 128];
+    bool held = r->status == QPC__STATUS__STATUS_OK || r->status == QPC__STATUS__STATUS_DEFERRED;
 
+    /* Custody moved to the node whatever is shown: told up first (the id is copied, the
+     * pending entry is freed by the caller). */
+    if (held && s->cl->session_cb->on_held != NULL)
+        s->cl->session_cb->on_held(s->cl, p->id);
     if (!p->report)
         return;
-    if (r->status == QPC__STATUS__STATUS_OK || r->status == QPC__STATUS__STATUS_DEFERRED) {
+    if (held) {
         ev.kind = EVT_HELD;
     } else if (p->kept) {
         ev.kind = EVT_QUEUED;

@@ -44,6 +44,10 @@ struct session_callbacks {
     /* The server refused for good envelope id of mine that only it could carry
      * (session_enqueue without kept): nothing will deliver it. */
     void (*on_refused)(struct client *cl, const uint8_t id[static QPC_ID_LEN]);
+    /* The server took envelope id of mine (OK or DEFERRED: on its disk now). It may end
+     * the outbox row of what nothing else will end: a receipt (never answered by a
+     * receipt) or an envelope only a server carries. May be NULL. */
+    void (*on_held)(struct client *cl, const uint8_t id[static QPC_ID_LEN]);
     /* The server passed on an announce (ServerMessage announce); only read. */
     void (*on_announce)(struct client *cl, const Qpc__MeshAnnounce *a);
     /* The session came up (true) or went down (false). */

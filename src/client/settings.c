@@ -10,6 +10,7 @@
 #include "qpc/envelope.h"
 #include "qpc/error.h"
 #include "settings.h"
+#include "verify.h"   /* VERIFY_MAX_THREADS */
 
 static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
 
@@ -59,6 +60,10 @@ static const struct qpc_config_key keys[] = {
       .env = "QPC_CLIENT_ANNOUNCE_INTERVAL_S", .def = "120", .offset = CV(announce_interval_s),
       .min = 1, .max = 3600, .flags = MESH_ONLY, .metavar = "SECONDS",
       .help = "how often this node re-announces itself to the mesh when nothing changed (at once on a change)" },
+    { .name = "verify_threads", .flag = "--verify-threads", .type = QPC_CONFIG_INT,
+      .env = "QPC_CLIENT_VERIFY_THREADS", .def = "0", .offset = CV(verify_threads),
+      .min = 0, .max = VERIFY_MAX_THREADS, .flags = MESH_ONLY, .metavar = "N",
+      .help = "threads that check the signatures of envelopes relayed over links; 0 = on the event loop" },
     { .name = "peers", .flag = "--peers", .type = QPC_CONFIG_LIST, .env = "QPC_CLIENT_PEERS",
       .def = "", .offset = CV(peers), .flags = QPC_CONFIG_ADDRS | MESH_ONLY, .metavar = "HOST:PORT,...",
       .help = "static peers, dialled at start and redialled with back-off" },

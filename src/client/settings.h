@@ -44,6 +44,8 @@ struct client_settings {
     int64_t direct_timeout_ms;     /* how long a direct P2P attempt may take before relay/store
                                     * (mesh only) */
     int64_t announce_interval_s;   /* my announces go at least this often (mesh only) */
+    int64_t verify_threads;        /* signature checks of relayed envelopes off the loop;
+                                    * 0 = on it (DESIGN.md's one loop, the default) */
     struct qpc_config_strings peers;   /* static peers, "host:port": dialled at start (mesh only) */
     char *log_level;
 };

@@ -53,6 +53,9 @@ struct persisted {
     uint64_t expires_at_ms;
     bool forgotten;                  /* unpersisted while staged: remove after the commit */
     char *domain;                    /* ROW_ENVELOPE: recipient's node domain, or NULL */
+    uint8_t came_from[QPC_KEY_LEN];  /* ROW_ENVELOPE: the neighbour that handed it to me */
+    uint64_t came_at_ms;             /* when it did */
+    bool has_came_from;              /* (in memory only: a restart forgets it) */
     UT_hash_handle hh;
 };
 
@@ -366,6 +369,28 @@ const char *state_hold_domain(const struct client *cl, const uint8_t id[static Q
     const struct persisted *p = row_find(cl, id, ROW_ENVELOPE);
 
     return p != NULL && p->domain != NULL ? p->domain : "";
+}
+
+void state_note_came_from(struct client *cl, const uint8_t id[static QPC_ID_LEN],
+                          const uint8_t peer[static QPC_KEY_LEN], uint64_t now)
+{
+    struct persisted *p = row_find(cl, id, ROW_ENVELOPE);
+
+    if (p == NULL)
+        return;
+    memcpy(p->came_from, peer, QPC_KEY_LEN);
+    p->came_at_ms = now;
+    p->has_came_from = true;
+}
+
+const uint8_t *state_came_from(const struct client *cl, const uint8_t id[static QPC_ID_LEN], uint64_t *at)
+{
+    const struct persisted *p = row_find(cl, id, ROW_ENVELOPE);
+
+    if (p == NULL || !p->has_came_from || p->forgotten)
+        return NULL;
+    *at = p->came_at_ms;
+    return p->came_from;
 }
 
 void state_unpersist(struct client *cl, const uint8_t id[static QPC_ID_LEN])

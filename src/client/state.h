@@ -48,6 +48,14 @@ int state_hold(struct client *cl, const struct qpc_envelope *env, const char *do
 bool state_holds(const struct client *cl, const uint8_t id[static QPC_ID_LEN]);
 /* The node domain given when id was held ("" for none or an unknown id). */
 const char *state_hold_domain(const struct client *cl, const uint8_t id[static QPC_ID_LEN]);
+/* Remembers which neighbour handed me held envelope id at now (split horizon: it is
+ * not sent back there for a while, custody_may_send_to). Kept in memory with the row;
+ * unknown ids are ignored. */
+void state_note_came_from(struct client *cl, const uint8_t id[static QPC_ID_LEN],
+                          const uint8_t peer[static QPC_KEY_LEN], uint64_t now);
+/* That neighbour's key (owned by the row, valid until it is unpersisted) and in *at
+ * when, or NULL (none noted, or the row is going). */
+const uint8_t *state_came_from(const struct client *cl, const uint8_t id[static QPC_ID_LEN], uint64_t *at);
 /* Forgets a held envelope (acked, refused for good, expired): its row goes in the next
  * commit. Unknown ids are ignored. */
 void state_unpersist(struct client *cl, const uint8_t id[static QPC_ID_LEN]);

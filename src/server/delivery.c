@@ -28,12 +28,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "qpc/addr.h"
 #include "qpc/envelope.h"
 #include "qpc/error.h"
 #include "qpc/log.h"
 #include "delivery.h"
 #include "federation.h"
+#include "mesh.h"
 #include "request.h"
 
 #define FETCH_PAGE_DEFAULT 256u
@@ -304,6 +307,31 @@ static void commit_soon(struct node *n)
 }
 
 /*
+ * The domain an item goes to. A client's envelope that names none (my own node's queue)
+ * for a recipient that is not connected here, whose latest signed announce names
+ * another home node, goes to that node: the recipient collects its messages there, and
+ * would never fetch them here. This is the announce's word, signed by the recipient, so
+ * only the recipient can point its messages elsewhere (as homes.c does in the client).
+ * Otherwise the item's own domain. home is a buffer for the copy.
+ */
+static const char *home_domain(const struct node *n, const Qpc__EnqueueItem *item,
+                               const uint8_t recipient[static QPC_KEY_LEN], bool from_client,
+                               char home[static QPC_ANNOUNCE_DOMAIN_MAX + 1])
+{
+    const char *d = item->domain != NULL ? item->domain : "";
+    const char *h;
+
+    if (!from_client || d[0] != '\0' || !n->sc->federation_enabled ||
+        session_find(n->client_ep, recipient) != NULL ||
+        (h = mesh_home(n, recipient)) == NULL || strcasecmp(h, n->sc->federation_domain) == 0)
+        return d;
+    snprintf(home, QPC_ANNOUNCE_DOMAIN_MAX + 1, "%s", h);
+    qpc_log_debug("delivery", "an envelope naming no domain goes to its recipient's home %s "
+                  "(its announce)", home);
+    return home;
+}
+
+/*
  * Checks one item and stages it. sender is the key the envelope must come from (the
  * authenticated client) or NULL for federation, where the origin node is trusted by
  * mTLS and only local recipients are accepted. Returns -1 when staged (the completion
@@ -316,6 +344,8 @@ static int stage_item(struct pending *p, size_t i, const Qpc__EnqueueItem *item,
     struct item_ctx *it = &p->items[i];
     struct qpc_envelope env;
     enum dest_kind dest;
+    char home[QPC_ANNOUNCE_DOMAIN_MAX + 1];
+    const char *domain;
     uint64_t expires;
     int st, rc;
 
@@ -323,13 +353,22 @@ static int stage_item(struct pending *p, size_t i, const Qpc__EnqueueItem *item,
                             (uint64_t)n->sc->max_ttl, &env);
     if (st >= 0)
         return st;
-    dest = resolve_destination(n, item->domain, NULL, 0);
+    domain = home_domain(n, item, env.recipient, sender != NULL, home);
+    dest = resolve_destination(n, domain, NULL, 0);
+    /* A client's envelope for a domain this node cannot route yet (a domain route not
+     * learned yet, a node not seen on mDNS yet, a link not up yet) is held in the outbox
+     * like any remote one: the pump retries it, and a way to the domain that opens makes
+     * it due at once (federation.c). Refused only where no way can ever open: federation
+     * off, or no DNS name. A node's envelope goes on only along a route it has now. */
+    if (dest == DEST_UNKNOWN && sender != NULL && n->sc->federation_enabled &&
+        qpc_addr_check_name(domain) == NULL)
+        dest = DEST_REMOTE;
     if (dest == DEST_UNKNOWN) {
         st = QPC__STATUS__STATUS_UNKNOWN_DOMAIN;
         goto out;
     }
     if (dest == DEST_REMOTE && sender == NULL &&
-        (st = federation_forward_status(n, p->from, item->domain, env.id)) >= 0)
+        (st = federation_forward_status(n, p->from, domain, env.id)) >= 0)
         goto out;   /* another node's envelope goes on only along a route (federation.c) */
     st = -1;
     expires = qpc_envelope_expires_at_ms(&env);
@@ -345,7 +384,7 @@ static int stage_item(struct pending *p, size_t i, const Qpc__EnqueueItem *item,
         }
     }
     if (it->remote)
-        rc = qpc_queue_outbox_add(n->queue, item->domain, env.recipient, env.id, expires,
+        rc = qpc_queue_outbox_add(n->queue, domain, env.recipient, env.id, expires,
                                   item->envelope.data, item->envelope.len, now, item_done, it);
     else
         rc = qpc_queue_enqueue(n->queue, env.recipient, env.id, expires, item->envelope.data,

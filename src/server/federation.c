@@ -234,6 +234,28 @@ enum dest_kind resolve_destination(const struct node *n, const char *domain, cha
     return DEST_REMOTE;
 }
 
+/*
+ * A way to domain opened (a link up, a route or an mDNS sighting learned): rows held for
+ * it that wait out a back-off (a client's envelope for a domain routed later, a node
+ * that was down) are due now; the pump takes them on its next run (at once after new
+ * routes and on a link that opens, within a second otherwise).
+ */
+static void wake_rows(struct node *n, const char *domain)
+{
+    size_t woken = 0;
+    int rc;
+
+    if (n->queue == NULL || n->stopping)
+        return;
+    rc = qpc_queue_outbox_wake(n->queue, domain, node_now_ms(), &woken);
+    if (rc != 0) {
+        qpc_log_warn("federation", "outbox wake for %s failed: %s", domain, qpc_queue_errmsg(n->queue));
+        return;
+    }
+    if (woken > 0)
+        qpc_log_info("federation", "a way to %s opened: %zu envelope(s) held for it go now", domain, woken);
+}
+
 void federation_learn(struct node *n, const char *domain, const char *host)
 {
     struct learned_node *ln;
@@ -267,6 +289,7 @@ void federation_learn(struct node *n, const char *domain, const char *host)
     snprintf(ln->addr, sizeof(ln->addr), v6 ? "[%s]:%u" : "%s:%u", host,
              QPC_QUIC_PORT_FEDERATION);
     qpc_log_info("federation", "learned node %s at %s (mDNS)", ln->domain, ln->addr);
+    wake_rows(n, ln->domain);
 }
 
 static void link_retire(struct node *n, const char *domain);
@@ -989,8 +1012,10 @@ static void link_open(struct session *s)
     l->last_ok_ms = node_now_ms();
     qpc_log_info("federation", "connected to %s %s", l->static_peer ? "static peer" : "node",
                  l->domain);
-    if (!l->static_peer)
+    if (!l->static_peer) {
         link_send_routes(l);
+        wake_rows(l->node, l->domain);
+    }
     if (f->greeter != NULL)
         f->greeter(l->node, l);
     link_send(l);
@@ -1085,6 +1110,7 @@ void federation_routes_update(struct session *s, const Qpc__DomainRouteUpdate *u
         rt->seen = true;
         added++;
         qpc_log_info("federation", "route to %s via %s (%u hops)", rt->domain, s->fed_domain, m);
+        wake_rows(n, rt->domain);
     }
     /* A full table: what the sender no longer lists it no longer reaches. */
     HASH_ITER(hh, f->routes, rt, tmp) {

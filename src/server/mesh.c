@@ -264,6 +264,11 @@ void mesh_gc(struct node *n)
         mesh_table_gc(n->mesh->t, node_mono_ms());
 }
 
+const char *mesh_home(const struct node *n, const uint8_t key[static QPC_KEY_LEN])
+{
+    return n->mesh != NULL ? mesh_table_home(n->mesh->t, key, node_mono_ms()) : NULL;
+}
+
 size_t mesh_origins(const struct node *n)
 {
     return n->mesh != NULL ? mesh_table_origins(n->mesh->t) : 0;

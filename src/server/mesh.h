@@ -45,6 +45,9 @@ void mesh_handle_federation(struct session *s, uint64_t request_id, const Qpc__M
 /* Sends a client that just turned push on the latest live announce of every origin
  * this node knows (once per session). */
 void mesh_replay(struct session *s);
+/* The home node domain key's latest live announce names (signed by key), or NULL.
+ * Valid until the next announce is taken. */
+const char *mesh_home(const struct node *n, const uint8_t key[static QPC_KEY_LEN]);
 /* Origins in the cache now (metrics). */
 size_t mesh_origins(const struct node *n);
 

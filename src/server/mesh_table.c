@@ -118,6 +118,15 @@ bool mesh_table_take_latest(struct mesh_table *t, const struct qpc_announce *a, 
     return true;
 }
 
+const char *mesh_table_home(const struct mesh_table *t, const uint8_t key[static QPC_KEY_LEN],
+                            uint64_t now)
+{
+    struct origin *o = NULL;
+
+    HASH_FIND(hh, t->origins, key, QPC_KEY_LEN, o);
+    return o != NULL && live(o, now) && o->latest.domain[0] != '\0' ? o->latest.domain : NULL;
+}
+
 void mesh_table_foreach_live(const struct mesh_table *t, uint64_t now,
                              void (*fn)(const struct qpc_announce *a, void *arg), void *arg)
 {

@@ -55,6 +55,11 @@ bool mesh_table_take_latest(struct mesh_table *t, const struct qpc_announce *a, 
 void mesh_table_foreach_live(const struct mesh_table *t, uint64_t now,
                              void (*fn)(const struct qpc_announce *a, void *arg), void *arg);
 
+/* The home domain in key's latest live announce (its own signed word), or NULL when
+ * none is kept or it names none. Valid until the table next changes. */
+const char *mesh_table_home(const struct mesh_table *t, const uint8_t key[static QPC_KEY_LEN],
+                            uint64_t now);
+
 /* Drops ids and origins past their hold time. */
 void mesh_table_gc(struct mesh_table *t, uint64_t now);
 

@@ -19,6 +19,13 @@
  *   hop0-from=PATH         a correct message from the identity in PATH (an identity.json:
  *                          a third peer's key) with hop_count 0: what a neighbour that
  *                          forwards that peer's traffic and resets hop_count sends
+ *   for=PATH   a correct message from us to the identity in PATH (an identity.json: a third
+ *              peer, not the one dialled), for the dialled client to forward
+ *   bounce     (last, at most once) sent nothing at first: the first envelope the client
+ *              then sends us that is not its own is acked DEFERRED (a hand-over: it
+ *              gives up its copy) and sent back to it byte for byte, as a neighbour
+ *              whose route leads back would; prints "bounced ID". Every envelope the
+ *              client sends us is acked DEFERRED ("got ID")
  *   garbage=N  N frames of bytes that are no P2pFrame (6 bytes each, in one burst); no
  *              ack is expected: the client should close the connection instead
  *   badenv=N   N well-formed P2pFrames whose envelope bytes are no MeshEnvelope; acks
@@ -42,6 +49,7 @@
 #include "qpc/proto.h"
 #include "qpc/addr.h"
 #include "qpc/direct.h"
+#include "qpc/encoding.h"
 #include "qpc/envelope.h"
 #include "qpc/error.h"
 #include "qpc/identity.h"
@@ -57,6 +65,7 @@ struct inj {
     int nmodes, acks;
     int envs[MAX_MODES], nenvs;        /* the modes that send an envelope, in order */
     bool garbage;                      /* some mode sent garbage: a close is expected */
+    bool bounce, bounced;              /* bounce asked for, and done */
     int64_t sid;
     uint8_t *last_valid;
     size_t last_valid_len;
@@ -117,6 +126,30 @@ static int build(struct inj *in, const char *mode, int n, uint8_t **out, size_t 
             rc = qpc_envelope_encode(&env, out, len);
         qpc_box_cache_free(obox);
         qpc_identity_free(other);
+        free(box);
+        free(plain);
+        qpc_envelope_clear(&env);
+        return rc;
+    }
+    if (strncmp(mode, "for=", 4) == 0) {
+        struct qpc_identity *other = NULL;
+        uint8_t to[32];
+        char err[256];
+
+        if (qpc_identity_load(mode + 4, &other, err, sizeof(err)) != 0) {
+            fprintf(stderr, "%s: %s\n", mode + 4, err);
+            return QPC_ERR_INVALID;
+        }
+        memcpy(to, qpc_identity_public_key(other), 32);
+        qpc_identity_free(other);
+        snprintf(text, sizeof(text), "inject for %d", n);
+        rc = qpc_direct_encode_text(text, strlen(text), NULL, &plain, &plen);
+        if (rc == 0)
+            rc = qpc_box_seal(in->box, to, plain, plen, &box, &blen);
+        if (rc == 0)
+            rc = qpc_envelope_init(&env, in->sk, to, NULL, created, ttl, 8, box, blen);
+        if (rc == 0)
+            rc = qpc_envelope_encode(&env, out, len);
         free(box);
         free(plain);
         qpc_envelope_clear(&env);
@@ -218,6 +251,8 @@ static int on_connected(struct qpc_quic_conn *c, const char *alpn, const uint8_t
                 qpc_quic_conn_send_frame(c, in->sid, junk, sizeof(junk));
             continue;
         }
+        if (strcmp(in->modes[i], "bounce") == 0)
+            continue;   /* sent when the client sends us something (on_frame) */
         if (build(in, in->modes[i], i, &env, &elen) < 0) {
             fprintf(stderr, "cannot build %s\n", in->modes[i]);
             in->rc = 1;
@@ -237,10 +272,51 @@ static int on_connected(struct qpc_quic_conn *c, const char *alpn, const uint8_t
     return 0;
 }
 
+/* An envelope the client sent us: acked DEFERRED (we "hold" it now), and with bounce
+ * the first one not its own goes straight back to it. */
+static void on_envelope(struct inj *in, struct qpc_quic_conn *c, int64_t sid, const Qpc__P2pFrame *f)
+{
+    struct qpc_envelope env = { 0 };
+    Qpc__P2pAck ack = QPC__P2P_ACK__INIT;
+    Qpc__P2pFrame a = QPC__P2P_FRAME__INIT;
+    uint8_t *buf;
+    size_t len;
+    char hex[65];
+
+    if (qpc_envelope_decode(&env, f->envelope.data, f->envelope.len) < 0)
+        return;
+    qpc_hex_encode(hex, env.id, QPC_ID_LEN);
+    ack.id.data = env.id;
+    ack.id.len = QPC_ID_LEN;
+    ack.status = QPC__STATUS__STATUS_DEFERRED;
+    a.body_case = QPC__P2P_FRAME__BODY_ACK;
+    a.ack = &ack;
+    len = qpc__p2p_frame__get_packed_size(&a);
+    buf = malloc(len);
+    qpc__p2p_frame__pack(&a, buf);
+    qpc_quic_conn_send_frame(c, sid, buf, len);
+    free(buf);
+    printf("got %s\n", hex);
+    if (in->bounce && !in->bounced && memcmp(env.sender, in->peer, 32) != 0) {
+        in->bounced = true;
+        len = qpc__p2p_frame__get_packed_size(f);
+        buf = malloc(len);
+        qpc__p2p_frame__pack(f, buf);
+        qpc_quic_conn_send_frame(c, in->sid, buf, len);
+        free(buf);
+        printf("bounced %s\n", hex);
+    }
+    fflush(stdout);
+    qpc_envelope_clear(&env);
+}
+
 static void on_frame(struct qpc_quic_conn *c, int64_t sid, const uint8_t *d, size_t n, void *user)
 {
     struct inj *in = user;
     Qpc__P2pFrame *f = qpc__p2p_frame__unpack(NULL, n, d);
+
+    if (f != NULL && f->body_case == QPC__P2P_FRAME__BODY_ENVELOPE)
+        on_envelope(in, c, sid, f);
 
     if (f != NULL && f->body_case == QPC__P2P_FRAME__BODY_ACK && in->acks < in->nenvs) {
         printf("ack %s %d\n", in->modes[in->envs[in->acks]], (int)f->ack->status);
@@ -296,8 +372,13 @@ int main(int argc, char **argv)
     for (int i = 0; i < in.nmodes; i++) {
         if (strncmp(in.modes[i], "garbage=", 8) == 0 || strncmp(in.modes[i], "badenv=", 7) == 0)
             in.garbage = true;
-        else
+        else if (strcmp(in.modes[i], "bounce") == 0 && (in.bounce || i != in.nmodes - 1)) {
+            fprintf(stderr, "bounce comes last, once\n");
+            return 1;
+        } else {
+            in.bounce |= strcmp(in.modes[i], "bounce") == 0;
             in.envs[in.nenvs++] = i;
+        }
     }
     crypto_sign_keypair(in.pk, in.sk);
     in.box = qpc_box_cache_new(in.sk);
