@@ -19,6 +19,8 @@ cleanup() {
     rm -rf "$T"
 }
 trap cleanup EXIT
+# a command that fails outside fail() (set -e) still says where and what the screen showed
+trap 'rc=$?; echo "FAIL: line $LINENO exited $rc"; tmux capture-pane -p -t "$S" -S -60 2>/dev/null | grep -v "^$" | tail -20 || true; cat "$T/d.err" 2>/dev/null | tail -5' ERR
 
 fail() { echo "FAIL: $*"; echo "--- screen:"; tmux capture-pane -p -t "$S" -S -200 || true; exit 1; }
 screen() { tmux capture-pane -p -t "$S" -S -300; }
@@ -53,6 +55,10 @@ listen_addr() { # file -> address printed by 'qpc listen'
 }
 
 Q="--listen 127.0.0.1:0 --no-mdns --direct-timeout-ms 1000"
+# dave's one-shot sends and broadcasts: a direct path may take a while to come up when
+# the machine is busy (CTest runs two tests at once); with 1 s it would be handed over,
+# and qpc send would exit 3 with the message left in dave's outbox.
+QD="--listen 127.0.0.1:0 --no-mdns --direct-timeout-ms 15000"
 AK=$($B --data-dir "$T/a" identity)
 CK=$($B --data-dir "$T/c" identity)
 DK=$($B --data-dir "$T/d" identity)
@@ -138,7 +144,7 @@ wait_for "broadcast [0-9a-f]{12} on #news to 1 link"
 $B --data-dir "$T/d" peer add "$AK" "$AADDR"
 tmux send-keys -t "$S" -l -- "/mesh ident"
 sleep 0.3
-$B --data-dir "$T/d" $Q send "$AK" "surprise from dave" >/dev/null 2>"$T/d.err"
+$B --data-dir "$T/d" $QD send "$AK" "surprise from dave" >/dev/null 2>"$T/d.err"
 wait_for "<${DK:0:12}> surprise from dave \(direct, 1 hop\)"
 screen | grep -v '^$' | tail -1 | grep -q "^qpc> /mesh ident$" || fail "typed line lost"
 tmux send-keys -t "$S" -l -- "ity"
@@ -151,7 +157,7 @@ $B --data-dir "$T/d" peer list | grep -q "^$AK client $AADDR [a-z]* alice$" ||
     fail "peer list does not show the name: $($B --data-dir "$T/d" peer list)"
 run "/name ${DK:0:8} dave"
 wait_for "${DK:0:12} is dave now"
-$B --data-dir "$T/d" $Q send alice "hello by name" >/dev/null 2>>"$T/d.err" || fail "qpc send alice: $(cat "$T/d.err")"
+$B --data-dir "$T/d" $QD send alice "hello by name" >/dev/null 2>>"$T/d.err" || fail "qpc send alice: $(cat "$T/d.err")"
 wait_for "<dave> hello by name \(direct, 1 hop\)"
 run "/mesh send carol to carol by name"
 for i in $(seq 50); do grep -q "to carol by name" "$T/c.out" && break; sleep 0.1; done
@@ -172,12 +178,12 @@ for i in $(seq 50); do grep -q "Привет" "$T/c.out" && break; sleep 0.1; do
 grep -q "> Grüße 😀 Привет (direct, 1 hop)" "$T/c.out" || fail "UTF-8 text not intact: $(grep -a Gr "$T/c.out")"
 
 # what a peer sends cannot drive the terminal: control codes and malformed UTF-8 escaped
-$B --data-dir "$T/d" $Q send "$AK" "$(printf 'esc \033[31mred\033[0m bad \377\376 end')" >/dev/null 2>>"$T/d.err"
+$B --data-dir "$T/d" $QD send "$AK" "$(printf 'esc \033[31mred\033[0m bad \377\376 end')" >/dev/null 2>>"$T/d.err"
 wait_for 'esc \\x1b\[31mred\\x1b\[0m bad \\xff\\xfe end'
 
 # a long message is shown whole, on the screen and by qpc listen
 LONG="$(head -c 3000 /dev/zero | tr '\0' z)TAIL"
-$B --data-dir "$T/d" $Q send "$AK" "$LONG" >/dev/null 2>>"$T/d.err"
+$B --data-dir "$T/d" $QD send "$AK" "$LONG" >/dev/null 2>>"$T/d.err"
 wait_joined "<dave> z{3000}TAIL \(direct, 1 hop\)"
 run "/mesh send ${CK:0:8} $LONG"
 for i in $(seq 50); do grep -q "zTAIL" "$T/c.out" && break; sleep 0.1; done
@@ -228,8 +234,8 @@ K2=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 run "/mesh subscribe club $K1"
 wait_for "subscribed to #club \(private channel\)"
 $B --data-dir "$T/d" subscribe club "$K2"
-$B --data-dir "$T/d" $Q broadcast club "one" >/dev/null 2>>"$T/d.err"
-$B --data-dir "$T/d" $Q broadcast club "two" >/dev/null 2>>"$T/d.err"
+$B --data-dir "$T/d" $QD broadcast club "one" >/dev/null 2>>"$T/d.err"
+$B --data-dir "$T/d" $QD broadcast club "two" >/dev/null 2>>"$T/d.err"
 wait_for "#club: a broadcast from dave could not be read with your key for #club"
 sleep 1
 [ "$(count "could not be read with your key")" -eq 1 ] || fail "the key mismatch was reported more than once"
@@ -250,7 +256,7 @@ wait_for "unsubscribed from #news"
 # a broadcast from dave on a channel A reads; C keeps it (and A's own) for later peers
 run "/mesh subscribe news"
 wait_for "subscribed to #news \(open channel\)" 
-$B --data-dir "$T/d" $Q broadcast news "dave on news" >/dev/null 2>>"$T/d.err"
+$B --data-dir "$T/d" $QD broadcast news "dave on news" >/dev/null 2>>"$T/d.err"
 wait_for "\[#news\] <dave> dave on news"
 run "/quit"
 wait_for "QPC-EXITED"
@@ -259,7 +265,7 @@ wait_for "QPC-EXITED"
 $B --data-dir "$T/a" $Q --listen "$AADDR" listen --count 1 --timeout 20 >"$T/a_listen.out" 2>>"$T/a.err" &
 LPID=$!
 sleep 1
-$B --data-dir "$T/d" $Q send alice "while you were out" >/dev/null 2>>"$T/d.err"
+$B --data-dir "$T/d" $QD send alice "while you were out" >/dev/null 2>>"$T/d.err"
 wait "$LPID" || fail "A's listen did not get the message: $(cat "$T/a_listen.out")"
 grep -q "<dave> while you were out" "$T/a_listen.out" || fail "listen: $(cat "$T/a_listen.out")"
 grep -q "#news" "$T/a_listen.out" && fail "a broadcast shown before was shown again by listen"
