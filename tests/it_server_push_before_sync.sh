@@ -12,6 +12,8 @@
 #      twice, and every copy bob has seen of a message carries that message's envelope
 #      id, so the client's dedup set (ids, docs/client.md) shows each one once. m2 was
 #      never acknowledged: whether it was kept or not, its sender still has it to resend.
+#   3. the WAL's fsync fails (EIO from the shim): alice is answered INTERNAL, not OK, and
+#      the node refuses writes from then on (a failed fsync may have dropped pages).
 # With the fsync in the commit on the node's loop (before this change) the push of step
 # 1 never comes while the fsync is held, and the test fails there.
 set -euo pipefail
@@ -122,5 +124,23 @@ DUP=$(awk '/^msg /{print $3}' "$TMP/fetch.out" | sort | uniq -d)
 SEEN=$(awk '/^(push|msg) /{print $3}' "$TMP/bob.out" "$TMP/fetch.out" | sort -u)
 [ "$(echo "$SEEN" | wc -l)" -eq 2 ] && echo "$SEEN" | grep -qx "$M1" && echo "$SEEN" | grep -qx "$M2" ||
     fail "bob saw other messages than m1 and m2: $SEEN"
+
+# --- 3. an fsync of the WAL that fails: no OK for what it was to cover, no writes after --
+touch "$HOLD.fail"
+send m3
+wait "$SEND_PID" || true
+SEND_PID=
+grep -Eq '^ok 0 [0-9a-f]+ INTERNAL$' "$TMP/m3.out" ||
+    fail "m3's fsync failed but alice was told: $(cat "$TMP/m3.out")"
+rm -f "$HOLD.fail"
+# The kernel may have dropped the pages it could not write: nothing is vouched for now.
+send m4
+wait "$SEND_PID" || true
+SEND_PID=
+grep -Eq '^ok 0 [0-9a-f]+ INTERNAL$' "$TMP/m4.out" ||
+    fail "the node took a write after a failed fsync: $(cat "$TMP/m4.out")"
+grep -q 'fdatasync of .*-wal failed' "$TMP/server.err" || fail "the failed fsync was not logged"
+
 echo "PASS: pushes went out with their fsyncs held, answers after them; kill -9 in between" \
-     "lost nothing acknowledged ($(grep -c '^msg ' "$TMP/fetch.out") queued after the restart)"
+     "lost nothing acknowledged ($(grep -c '^msg ' "$TMP/fetch.out") queued after the restart);" \
+     "a failed fsync answered INTERNAL and stopped the writes"

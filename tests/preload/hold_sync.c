@@ -5,11 +5,13 @@
  *
  * While the file named by $QPC_HOLD_SYNC exists, every fsync() or fdatasync() of a file
  * whose name ends in "-wal" waits (first creating "$QPC_HOLD_SYNC.held", so the test can
- * see that a sync is being held); it goes on once the file is removed. Other files, and
- * every sync when $QPC_HOLD_SYNC is unset, pass straight through.
+ * see that a sync is being held); it goes on once the file is removed. While
+ * "$QPC_HOLD_SYNC.fail" exists, such a sync fails with EIO instead, as on a failing
+ * disk. Other files, and every sync when $QPC_HOLD_SYNC is unset, pass straight through.
  */
 #define _GNU_SOURCE   /* RTLD_NEXT */
 #include <dlfcn.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -33,19 +35,28 @@ static int is_wal(int fd)
     return strcmp(path + n - 4, "-wal") == 0;
 }
 
-static void hold(int fd)
+/* Returns -1 (errno EIO) when the sync is to fail, else 0 once it may go on. */
+static int hold(int fd)
 {
     const char *hold_path = getenv("QPC_HOLD_SYNC");
-    char held[PATH_MAX];
+    char held[PATH_MAX], failing[PATH_MAX];
     int marker;
 
-    if (hold_path == NULL || access(hold_path, F_OK) != 0 || !is_wal(fd))
-        return;
+    if (hold_path == NULL || !is_wal(fd))
+        return 0;
+    snprintf(failing, sizeof(failing), "%s.fail", hold_path);
+    if (access(failing, F_OK) == 0) {
+        errno = EIO;
+        return -1;
+    }
+    if (access(hold_path, F_OK) != 0)
+        return 0;
     snprintf(held, sizeof(held), "%s.held", hold_path);
     if ((marker = open(held, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)) >= 0)
         close(marker);
     while (access(hold_path, F_OK) == 0)
         usleep(10000);
+    return 0;
 }
 
 int fsync(int fd)
@@ -54,8 +65,7 @@ int fsync(int fd)
 
     if (real == NULL)
         real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
-    hold(fd);
-    return real(fd);
+    return hold(fd) != 0 ? -1 : real(fd);
 }
 
 int fdatasync(int fd)
@@ -64,6 +74,5 @@ int fdatasync(int fd)
 
     if (real == NULL)
         real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
-    hold(fd);
-    return real(fd);
+    return hold(fd) != 0 ? -1 : real(fd);
 }
