@@ -63,7 +63,7 @@ enum qpc_queue_sync {
      * connection of its own. qpc_queue_commit then returns once the transaction is
      * written, not durable: the committed callback (qpc_queue_set_committed) runs at
      * once, the completions later, from qpc_queue_complete(), after the fsync. For an
-     * event loop that must not stop for the disk (qpc-server). */
+     * event loop that must not stop for the disk. */
     QPC_QUEUE_SYNC_THREAD = 2,
 };
 
