@@ -3,7 +3,8 @@
  * memory, and how fast a message is pushed while all of them are connected.
  *
  * Each run starts the qpc-server found next to this program (or $QPC_SERVER) on a fresh
- * data directory (production durability: SQLite WAL, synchronous=FULL) and connects
+ * data directory (production durability: SQLite WAL, FULL's promise, the fsync on the
+ * queue's sync thread) and connects
  * CLIENTS clients over QUIC on loopback, each with its own Ed25519 identity (so its own
  * UDP socket and TLS certificate, as real clients have), doing what the real client does
  * on connect: push on, one fetch, keep-alive PINGs every 10 s. Then:

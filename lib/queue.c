@@ -14,6 +14,12 @@
  * rows, even across a crash, and a quota check reads a counter instead of counting
  * the recipient's rows.
  *
+ * Under QPC_QUEUE_SYNC_THREAD the fsync leaves the caller's thread (queue_sync.c): the
+ * connection runs synchronous=NORMAL, a committed transaction's completions wait in
+ * q->unsynced for the sync thread's fsync of the WAL, and qpc_queue_complete() runs them
+ * once it is done. What needs no durability (the committed callback, with which a node
+ * pushes a message to its recipient) runs at COMMIT.
+ *
  * A damaged file is never used quietly: an empty file is refused at open (SQLite would
  * take it for a new database), every open runs PRAGMA quick_check within a time budget,
  * and a corrupt page met later marks the handle damaged, after which writes are refused.
@@ -35,10 +41,16 @@
 #include "qpc/error.h"
 #include "qpc/log.h"
 #include "qpc/queue.h"
+#include "queue_sync.h"
 
 #define SCHEMA_VERSION 3
 #define PAGE_MAX 10000   /* largest fetch/due page */
 #define WAL_CHECKPOINT_PAGES 4000
+/* QPC_QUEUE_SYNC_THREAD: the sync thread checkpoints from WAL_CHECKPOINT_PAGES on, beside
+ * the writes; a WAL that still grew to this many pages (writes never paused long enough
+ * for a checkpoint to catch up) is checkpointed on the caller's thread, as
+ * wal_autocheckpoint would, so the file stays bounded. */
+#define WAL_CHECKPOINT_PAGES_HARD (4 * WAL_CHECKPOINT_PAGES)
 
 /*
  * seq uses AUTOINCREMENT so a number is never handed out twice, even after the row with
@@ -180,6 +192,7 @@ struct staged {
     void *arg;
     int status;
     uint64_t seq;
+    uint64_t gen;                  /* QPC_QUEUE_SYNC_THREAD: the transaction to be synced */
     size_t len;
     uint8_t blob[];
 };
@@ -208,6 +221,12 @@ struct qpc_queue {
     size_t n_staged;
     bool damaged;                  /* SQLite found a corrupt page: no more writes */
     uint64_t transactions;         /* commits of this handle (sqlite3_commit_hook) */
+    qpc_queue_committed_fn committed;
+    /* QPC_QUEUE_SYNC_THREAD only: */
+    struct queue_syncer *syncer;
+    uint64_t sync_asked;           /* transactions the syncer was asked to make durable */
+    bool checkpoint_due;           /* the WAL passed WAL_CHECKPOINT_PAGES (wal hook) */
+    struct staged *unsynced;       /* committed, completions waiting for the fsync */
     char path[512];
     char errmsg[1024];
 };
@@ -269,6 +288,19 @@ static int tx_begin(struct qpc_queue *q)
     return exec_stmt(q, stmt(q, S_BEGIN), "begin");
 }
 
+/*
+ * QPC_QUEUE_SYNC_THREAD: every write transaction is made durable soon after it
+ * committed, whether anyone waits for it or not; one fsync covers all asked so far.
+ */
+static void sync_soon(struct qpc_queue *q)
+{
+    if (q->syncer == NULL || (q->transactions == q->sync_asked && !q->checkpoint_due))
+        return;
+    q->sync_asked = q->transactions;
+    queue_syncer_request(q->syncer, q->sync_asked, q->checkpoint_due);
+    q->checkpoint_due = false;
+}
+
 /* Commits when ret is 0, else rolls back; returns ret or the commit's failure. */
 static int tx_end(struct qpc_queue *q, int ret)
 {
@@ -278,6 +310,7 @@ static int tx_end(struct qpc_queue *q, int ret)
         sqlite3_step(stmt(q, S_ROLLBACK));   /* its own failure changes nothing for us */
         sqlite3_reset(q->stmt[S_ROLLBACK]);
     }
+    sync_soon(q);
     return ret;
 }
 
@@ -513,6 +546,41 @@ static int count_commit(void *arg)
     return 0;   /* let it commit */
 }
 
+/*
+ * QPC_QUEUE_SYNC_THREAD's stand-in for wal_autocheckpoint (SQLite calls it after each
+ * commit with the WAL's size in pages): the sync thread checkpoints beside the writes;
+ * only a WAL that outgrew WAL_CHECKPOINT_PAGES_HARD all the same is checkpointed here,
+ * on the caller's thread, so that it cannot grow without bound.
+ */
+static int wal_grew(void *arg, sqlite3 *db, const char *name, int pages)
+{
+    struct qpc_queue *q = arg;
+
+    if (pages >= WAL_CHECKPOINT_PAGES_HARD)
+        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    else if (pages >= WAL_CHECKPOINT_PAGES)
+        q->checkpoint_due = true;   /* asked for with the sync this commit asks for */
+    return SQLITE_OK;
+}
+
+/*
+ * QPC_QUEUE_SYNC_THREAD: the schema work of open was synced under FULL; from here on the
+ * connection runs NORMAL and the sync thread adds the fsync after each commit.
+ */
+static int start_sync_thread(struct qpc_queue *q)
+{
+    int ret = queue_syncer_start(q->path, q->transactions, &q->syncer, q->errmsg,
+                                 sizeof(q->errmsg));
+
+    if (ret != 0)
+        return ret;
+    q->sync_asked = q->transactions;
+    if (sqlite3_exec(q->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL) != SQLITE_OK)
+        return db_fail(q, "synchronous");
+    sqlite3_wal_hook(q->db, wal_grew, q);   /* replaces wal_autocheckpoint */
+    return 0;
+}
+
 int qpc_queue_open(const char *path, const struct qpc_queue_limits *limits, struct qpc_queue **out,
                    char *errbuf, size_t errlen)
 {
@@ -545,6 +613,8 @@ int qpc_queue_open(const char *path, const struct qpc_queue_limits *limits, stru
     if ((ret = ensure_schema(q)) != 0 || (ret = prepare_all(q)) != 0)
         goto out;
     sqlite3_commit_hook(q->db, count_commit, q);
+    if (q->limits.sync == QPC_QUEUE_SYNC_THREAD && (ret = start_sync_thread(q)) != 0)
+        goto out;
     *out = q;
 out:
     if (ret != 0) {
@@ -575,6 +645,37 @@ static void complete_all(struct staged *list)
     }
 }
 
+/*
+ * QPC_QUEUE_SYNC_THREAD: runs the completions of the committed writes whose transaction
+ * the sync thread has made durable, oldest first. When an fsync failed, every write
+ * still waiting fails with QPC_ERR_DB (refusals keep their status) and the handle
+ * refuses writes from then on.
+ */
+static void complete_synced(struct qpc_queue *q)
+{
+    struct staged *ready = NULL, *s;
+    uint64_t synced;
+    bool failed;
+    char why[256] = "";
+
+    queue_syncer_poll(q->syncer, &synced, &failed, why, sizeof(why));
+    if (failed && !q->damaged) {
+        q->damaged = true;
+        snprintf(q->errmsg, sizeof(q->errmsg), "%s: what was written since the last good "
+                 "sync may not be on disk, so new writes are refused; stop the node, check "
+                 "the disk, then start it again (SQLite recovers the WAL)", why);
+        qpc_log_error("queue", "%s", q->errmsg);
+    }
+    /* Detached first: a completion may stage (and the caller commit) new writes. */
+    while ((s = q->unsynced) != NULL && (failed || s->gen <= synced)) {
+        DL_DELETE(q->unsynced, s);
+        if (s->gen > synced && s->status == 0)
+            s->status = QPC_ERR_DB;
+        DL_APPEND(ready, s);
+    }
+    complete_all(ready);
+}
+
 void qpc_queue_close(struct qpc_queue *q)
 {
     struct staged *list;
@@ -585,10 +686,44 @@ void qpc_queue_close(struct qpc_queue *q)
     for (struct staged *s = list; s != NULL; s = s->next)
         s->status = QPC_ERR_CLOSED;
     complete_all(list);
+    if (q->syncer != NULL) {
+        queue_syncer_wait(q->syncer, q->transactions);
+        complete_synced(q);
+        queue_syncer_stop(q->syncer);
+        /* The close below is the last connection's: it checkpoints and deletes the WAL,
+         * and FULL has it sync the database first (NORMAL would as well; no doubt). */
+        sqlite3_exec(q->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL);
+    }
     for (int i = 0; i < S_COUNT; i++)
         sqlite3_finalize(q->stmt[i]);
     sqlite3_close(q->db);   /* the last connection's close checkpoints the WAL */
     free(q);
+}
+
+void qpc_queue_set_committed(struct qpc_queue *q, qpc_queue_committed_fn fn)
+{
+    if (q != NULL)
+        q->committed = fn;
+}
+
+int qpc_queue_sync_fd(const struct qpc_queue *q)
+{
+    return q != NULL && q->syncer != NULL ? queue_syncer_fd(q->syncer) : -1;
+}
+
+void qpc_queue_complete(struct qpc_queue *q)
+{
+    if (q != NULL && q->syncer != NULL)
+        complete_synced(q);
+}
+
+void qpc_queue_flush(struct qpc_queue *q)
+{
+    if (q == NULL || q->syncer == NULL)
+        return;
+    sync_soon(q);
+    queue_syncer_wait(q->syncer, q->transactions);
+    complete_synced(q);
 }
 
 const char *qpc_queue_errmsg(const struct qpc_queue *q)
@@ -1029,7 +1164,22 @@ int qpc_queue_commit(struct qpc_queue *q)
                 s->status = ret;
         }
     }
-    complete_all(list);
+    /* Committed (durable unless the sync thread has yet to make it so): what needs no
+     * durability may go on now, e.g. a push to the message's recipient. */
+    DL_FOREACH(list, s) {
+        if (ret == 0 && s->kind == STAGED_QUEUE && s->status == 0 && q->committed != NULL)
+            q->committed(s->arg, s->seq);
+    }
+    if (q->syncer == NULL) {
+        complete_all(list);
+        return ret;
+    }
+    /* The answers wait for the fsync of this transaction (or, for a transaction that
+     * failed, for nothing but the answers of the transactions before it, in order). */
+    DL_FOREACH(list, s)
+        s->gen = q->transactions;
+    DL_CONCAT(q->unsynced, list);
+    complete_synced(q);
     return ret;
 }
 
@@ -1146,11 +1296,14 @@ out:
     return 0;
 }
 
-/* A single DELETE is its own transaction; COMMIT is implicit (and durable). */
+/* A single DELETE is its own transaction; COMMIT is implicit (and durable, or made so
+ * by the sync thread soon after). */
 static int delete_once(struct qpc_queue *q, sqlite3_stmt *st, size_t *removed)
 {
     size_t count = 0;
     int ret = delete_rows(q, st, &count);
+
+    sync_soon(q);
 
     if (ret == 0 && removed != NULL)
         *removed = count;

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <cmocka.h>
@@ -745,9 +746,12 @@ static void report_ack(void *arg, int status, uint64_t seq)
 
 /* Enqueues ids 0, 1, 2, ... in batches of varying size (plus a retry of an already
  * acknowledged id per batch) until killed. Never returns. */
+static enum qpc_queue_sync crash_sync;   /* the mode the writer runs in */
+
 static void crash_writer(const char *path, int fd)
 {
-    struct qpc_queue_limits limits = { .max_items_per_recipient = CRASH_MAX_IDS };
+    struct qpc_queue_limits limits = { .max_items_per_recipient = CRASH_MAX_IDS,
+                                       .sync = crash_sync };
     struct qpc_queue *q = NULL;
     uint8_t rcpt[QPC_KEY_LEN], id[QPC_ID_LEN], blob[200];
     uint32_t next = 0;
@@ -775,6 +779,7 @@ static void crash_writer(const char *path, int fd)
         }
         if (qpc_queue_commit(q) != 0)
             _exit(6);
+        qpc_queue_complete(q);   /* QPC_QUEUE_SYNC_THREAD: the answers of synced commits */
     }
     _exit(0);
 }
@@ -868,9 +873,8 @@ static void test_queue_damaged_page_met_later_refuses_writes_instead_of_answerin
     assert_int_equal(after.calls, 0);
 }
 
-static void test_queue_acknowledged_writes_survive_kill_9(void **state)
+static void check_acknowledged_writes_survive_kill_9(struct fixture *f, enum qpc_queue_sync sync)
 {
-    struct fixture *f = *state;
     uint8_t *acked = calloc(CRASH_MAX_IDS, 1), *stored = calloc(CRASH_MAX_IDS, 1);
     uint8_t rcpt[QPC_KEY_LEN];
     uint32_t n, n_acked = 0, n_stored = 0;
@@ -882,6 +886,7 @@ static void test_queue_acknowledged_writes_survive_kill_9(void **state)
     assert_non_null(acked);
     assert_non_null(stored);
     assert_int_equal(pipe(fds), 0);
+    crash_sync = sync;
     pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
@@ -945,6 +950,145 @@ static void test_queue_acknowledged_writes_survive_kill_9(void **state)
                   n_stored);
     free(acked);
     free(stored);
+}
+
+static void test_queue_acknowledged_writes_survive_kill_9(void **state)
+{
+    check_acknowledged_writes_survive_kill_9(*state, QPC_QUEUE_SYNC_FULL);
+}
+
+/* The same with the answers coming from the sync thread's fsyncs (a process crash keeps
+ * what the kernel has, so this checks the answering, in order and once, not the fsync:
+ * tests/it_server_push_before_sync.sh holds the fsync itself). */
+static void test_queue_acknowledged_writes_survive_kill_9_with_sync_thread(void **state)
+{
+    check_acknowledged_writes_survive_kill_9(*state, QPC_QUEUE_SYNC_THREAD);
+}
+
+/* What the callbacks of a commit saw, in the order they ran. */
+struct trace {
+    char what[16];      /* 'c' committed, 'd' done */
+    uint64_t seq[16];
+    int status[16];
+    size_t n;
+};
+
+static void trace_committed(void *arg, uint64_t seq)
+{
+    struct trace *t = *(struct trace **)arg;
+    assert_true(t->n < 16);
+    t->what[t->n] = 'c';
+    t->seq[t->n++] = seq;
+}
+
+static void trace_done(void *arg, int status, uint64_t seq)
+{
+    struct trace *t = *(struct trace **)arg;
+    assert_true(t->n < 16);
+    t->what[t->n] = 'd';
+    t->status[t->n] = status;
+    t->seq[t->n++] = seq;
+}
+
+/* Waits (no time limit of its own: CTest's) until qpc_queue_complete has run n calls. */
+static void complete_until(struct qpc_queue *q, const struct trace *t, size_t n)
+{
+    while (t->n < n) {
+        struct pollfd p = { .fd = qpc_queue_sync_fd(q), .events = POLLIN };
+        assert_true(poll(&p, 1, 1000) >= 0);
+        qpc_queue_complete(q);
+    }
+}
+
+static void test_queue_sync_thread_pushes_at_commit_and_answers_after_the_fsync(void **state)
+{
+    struct fixture *f = *state;
+    struct qpc_queue_limits limits = { .sync = QPC_QUEUE_SYNC_THREAD };
+    struct trace t = { .n = 0 };
+    struct trace *tp = &t;
+    uint8_t rcpt[QPC_KEY_LEN], id[QPC_ID_LEN], blob[64];
+    struct qpc_queue_item *items = NULL;
+    size_t got = 0;
+
+    make_key(rcpt, 3);
+    assert_int_equal(open_with(f, &limits), 0);
+    assert_true(qpc_queue_sync_fd(f->q) >= 0);
+    qpc_queue_set_committed(f->q, trace_committed);
+    memset(blob, 1, sizeof(blob));
+    for (uint32_t n = 0; n < 3; n++) {
+        make_id(id, n);
+        assert_int_equal(qpc_queue_enqueue(f->q, rcpt, id, LATER, blob, sizeof(blob), NOW,
+                                           trace_done, &tp), 0);
+    }
+    assert_int_equal(qpc_queue_commit(f->q), 0);
+    /* The three rows are committed: each one's committed callback ran, in order, before
+     * any answer, and the rows can be read at once. */
+    assert_true(t.n >= 3);
+    assert_memory_equal(t.what, "ccc", 3);
+    assert_true(t.seq[0] < t.seq[1] && t.seq[1] < t.seq[2]);
+    assert_int_equal(qpc_queue_fetch(f->q, rcpt, 0, 10, NOW, &items, &got), 0);
+    assert_int_equal(got, 3);
+    qpc_queue_items_free(items, got);
+    /* The answers come from qpc_queue_complete once the sync thread's fsync ended. */
+    complete_until(f->q, &t, 6);
+    assert_memory_equal(t.what, "cccddd", 6);
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(t.status[3 + i], 0);
+        assert_int_equal(t.seq[3 + i], t.seq[i]);
+    }
+    /* A staged ack is answered the same way, and a retry of a stored row is committed
+     * again (pushed again; the recipient drops it by id) with its first seq. */
+    uint64_t first = t.seq[0];
+    t.n = 0;
+    assert_int_equal(qpc_queue_ack_stage(f->q, rcpt, first, NULL, 0, trace_done, &tp), 0);
+    make_id(id, 2);
+    assert_int_equal(qpc_queue_enqueue(f->q, rcpt, id, LATER, blob, sizeof(blob), NOW,
+                                       trace_done, &tp), 0);
+    assert_int_equal(qpc_queue_commit(f->q), 0);
+    complete_until(f->q, &t, 3);
+    assert_memory_equal(t.what, "cdd", 3);
+    assert_int_equal(t.seq[1], 1);                    /* the ack removed one row */
+    assert_int_equal(t.seq[0], t.seq[2]);
+    /* qpc_queue_flush waits for the fsync itself. */
+    t.n = 0;
+    make_id(id, 9);
+    assert_int_equal(qpc_queue_enqueue(f->q, rcpt, id, LATER, blob, sizeof(blob), NOW,
+                                       trace_done, &tp), 0);
+    assert_int_equal(qpc_queue_commit(f->q), 0);
+    qpc_queue_flush(f->q);
+    assert_int_equal(t.n, 2);
+    assert_memory_equal(t.what, "cd", 2);
+    assert_int_equal(t.status[1], 0);
+    qpc_queue_close(f->q);
+    f->q = NULL;
+    /* What was answered is in the file for the next opener (the WAL was checkpointed). */
+    assert_int_equal(open_with(f, NULL), 0);
+    assert_int_equal(qpc_queue_sync_fd(f->q), -1);   /* FULL: no sync thread */
+    assert_int_equal(qpc_queue_fetch(f->q, rcpt, 0, 10, NOW, &items, &got), 0);
+    assert_int_equal(got, 3);
+    qpc_queue_items_free(items, got);
+}
+
+/* A staged write not yet committed at close completes with QPC_ERR_CLOSED; one committed
+ * but not yet answered is answered by the close, after its fsync. */
+static void test_queue_sync_thread_close_answers_committed_writes(void **state)
+{
+    struct fixture *f = *state;
+    struct qpc_queue_limits limits = { .sync = QPC_QUEUE_SYNC_THREAD };
+    struct outcome committed_one = { 0 }, staged_one = { 0 };
+    uint8_t rcpt[QPC_KEY_LEN];
+
+    make_key(rcpt, 4);
+    assert_int_equal(open_with(f, &limits), 0);
+    assert_int_equal(put(f->q, rcpt, 1, 100, LATER, &committed_one), 0);
+    assert_int_equal(qpc_queue_commit(f->q), 0);
+    assert_int_equal(put(f->q, rcpt, 2, 100, LATER, &staged_one), 0);
+    qpc_queue_close(f->q);
+    f->q = NULL;
+    assert_int_equal(committed_one.calls, 1);
+    assert_int_equal(committed_one.status, 0);
+    assert_int_equal(staged_one.calls, 1);
+    assert_int_equal(staged_one.status, QPC_ERR_CLOSED);
 }
 
 /* --- outbox ------------------------------------------------------------------------ */
@@ -1427,6 +1571,9 @@ int main(void)
         T(test_queue_open_refuses_a_file_with_a_damaged_page),
         T(test_queue_damaged_page_met_later_refuses_writes_instead_of_answering_ok),
         T(test_queue_acknowledged_writes_survive_kill_9),
+        T(test_queue_acknowledged_writes_survive_kill_9_with_sync_thread),
+        T(test_queue_sync_thread_pushes_at_commit_and_answers_after_the_fsync),
+        T(test_queue_sync_thread_close_answers_committed_writes),
         T(test_outbox_retry_delay_doubles_with_jitter_and_is_capped),
         T(test_outbox_failed_row_waits_for_backoff_then_is_removed),
         T(test_outbox_row_ends_at_ttl),

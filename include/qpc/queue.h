@@ -23,7 +23,9 @@
  * jitter, and rows end at their TTL.
  *
  * Time is always an argument (`now_ms`, milliseconds since the Unix epoch). A queue
- * handle is used by one thread.
+ * handle is used by one thread. (Under QPC_QUEUE_SYNC_THREAD the queue has a thread of
+ * its own that only fsyncs the WAL and checkpoints on its own connection; it never
+ * touches the caller's connection.)
  */
 #ifndef QPC_QUEUE_H
 #define QPC_QUEUE_H
@@ -55,6 +57,14 @@ enum qpc_queue_sync {
      * Survives kill -9 (the kernel holds the data), NOT power loss. For tests, benches
      * and clients whose outbox can be rebuilt. */
     QPC_QUEUE_SYNC_NORMAL = 1,
+    /* FULL's promise without FULL's wait on the caller's thread: the connection runs
+     * synchronous=NORMAL and a thread of the queue fsyncs the WAL after each commit
+     * (FULL in WAL mode is exactly NORMAL plus that fsync) and runs the checkpoints on a
+     * connection of its own. qpc_queue_commit then returns once the transaction is
+     * written, not durable: the committed callback (qpc_queue_set_committed) runs at
+     * once, the completions later, from qpc_queue_complete(), after the fsync. For an
+     * event loop that must not stop for the disk (qpc-server). */
+    QPC_QUEUE_SYNC_THREAD = 2,
 };
 
 #define QPC_QUEUE_CHECK_MS_DEFAULT 10000u    /* integrity check at open: at most 10 s */
@@ -92,6 +102,18 @@ struct qpc_queue;
  * A completion may stage new writes; they go into the next commit.
  */
 typedef void (*qpc_queue_done_fn)(void *arg, int status, uint64_t seq);
+
+/*
+ * Runs for each queue row (qpc_queue_enqueue, stored or already stored) right after the
+ * transaction that wrote it committed, with the arg and done of that enqueue still to
+ * come: before the row is durable under QPC_QUEUE_SYNC_THREAD, just before done
+ * otherwise. A node pushes the message to its recipient from here, while the sender's
+ * answer waits for done. That is safe because the WAL is a log: a later transaction
+ * (say, the recipient's ack deleting the row) never survives a crash or power cut
+ * without the earlier one, and a row lost before it was durable was never acknowledged
+ * to its sender, who sends it again (the recipient drops the copy by envelope id).
+ */
+typedef void (*qpc_queue_committed_fn)(void *arg, uint64_t seq);
 
 /*
  * Opens (creating when missing) the database at path, switches it to WAL, sets the
@@ -174,10 +196,39 @@ int qpc_queue_outbox_stage_remove(struct qpc_queue *q, uint64_t oid, qpc_queue_d
 /* Number of writes staged and not yet committed. */
 size_t qpc_queue_staged(const struct qpc_queue *q);
 
+/* Sets the callback run for each queue row a commit wrote (NULL: none); see
+ * qpc_queue_committed_fn. It gets the arg given to qpc_queue_enqueue. */
+void qpc_queue_set_committed(struct qpc_queue *q, qpc_queue_committed_fn fn);
+
+/*
+ * QPC_QUEUE_SYNC_THREAD: a file descriptor that becomes readable when an fsync of the
+ * sync thread has ended; the caller then calls qpc_queue_complete(). -1 in the other
+ * modes. Owned by q.
+ */
+int qpc_queue_sync_fd(const struct qpc_queue *q);
+
+/*
+ * Runs, in commit order, the completions of every committed write that is durable now
+ * (QPC_QUEUE_SYNC_THREAD; a no-op otherwise). When an fsync of the WAL failed, the
+ * writes it was to cover complete with QPC_ERR_DB and the handle refuses writes from
+ * then on, as for a damaged file (qpc_queue_damaged, qpc_queue_errmsg): the kernel may
+ * have dropped pages it could not write, so nothing written since can be vouched for.
+ */
+void qpc_queue_complete(struct qpc_queue *q);
+
+/*
+ * Blocks until every write committed so far is durable, then runs qpc_queue_complete():
+ * for a shutdown, so that no completion is left for after the caller's state is gone.
+ * A no-op outside QPC_QUEUE_SYNC_THREAD.
+ */
+void qpc_queue_flush(struct qpc_queue *q);
+
 /*
  * Writes every staged write in one BEGIN IMMEDIATE ... COMMIT transaction, checking
  * quotas in order (a write is checked against the queue as left by the writes before
- * it), then runs each completion in staging order. With nothing staged it does nothing.
+ * it), then runs the committed callback of each queue row and each completion in
+ * staging order (under QPC_QUEUE_SYNC_THREAD the completions of a transaction that
+ * committed wait for its fsync: qpc_queue_complete). With nothing staged it does nothing.
  * Returns 0 when the transaction committed (single writes may still have been refused:
  * see their status), or QPC_ERR_DB when it did not: then no staged write is stored and
  * every completion that would have succeeded gets QPC_ERR_DB. Staging is empty after.

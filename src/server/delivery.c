@@ -4,14 +4,22 @@
  * commit.
  *
  * The one idea: nothing is acknowledged before it is on disk, and one fsync pays for
- * everything that arrived meanwhile. Requests that only read (fetch) are answered at
- * once; enqueues and acks STAGE their writes in the queue, reserve their answer's place
- * in the session's reply order, and the completions that qpc_queue_commit() runs after
- * the transaction is durable fill that place in, push the items to listening recipients
- * and wake the federation outbox pump. (An ack in a transaction of its own cost an fsync
- * on the loop per push a client acknowledged: with clients acking every push, the loop
- * spent more time in fsync than the pushes took to arrive.) Acks wait for a commit that
- * happens anyway, at most ACK_COMMIT_DELAY.
+ * everything that arrived meanwhile, and that fsync never stops the loop. Requests that
+ * only read (fetch) are answered at once; enqueues and acks STAGE their writes in the
+ * queue and reserve their answer's place in the session's reply order. The commit
+ * writes them in one transaction on the loop (some 100-300 us) and returns before the
+ * disk has them: item_committed pushes each new message to its listening recipients at
+ * once, while the answers to senders wait for the queue's sync thread (QPC_QUEUE_SYNC_
+ * THREAD) to fsync the WAL; its eventfd (synced_w) then runs the completions, which fill
+ * the reserved places in and wake the federation outbox pump. (With the fsync in the
+ * commit on the loop, one slow fsync, over 100 ms at the tail of a shared disk, held
+ * every push and every other event for that long.) A push before the fsync loses
+ * nothing: a recipient's ack of it is a delete in a later transaction, which the WAL
+ * never keeps without the insert before it, and a message lost with an unsynced
+ * transaction was not acknowledged to its sender, who sends it again (the recipient
+ * drops the copy by envelope id). (An ack in a transaction of its own cost an fsync
+ * per push a client acknowledged.) Acks wait for a commit that happens anyway, at most
+ * ACK_COMMIT_DELAY.
  *
  * When to commit: as soon as the loop has nothing else pending (an ev_idle watcher,
  * started by the first staged write), so a commit takes everything that had arrived,
@@ -58,6 +66,7 @@ struct delivery {
     ev_prepare commit_w;           /* commits when staged writes grow old */
     ev_idle commit_idle_w;         /* commits when the loop has nothing else to do */
     ev_timer ack_commit_w;         /* commits staged acks nothing else committed */
+    ev_io synced_w;                /* the queue's sync thread made commits durable */
     double staged_since;           /* ratelimit_now() of the oldest uncommitted write */
     bool outbox_kick;              /* outbox rows were committed: pump soon */
 };
@@ -286,8 +295,6 @@ static void item_done(void *arg, int status, uint64_t seq)
         n->c.enqueued++;
         if (p->kind == DELIVERY_RELAYED)
             n->c.federated_in++;
-        if (it->push_blob != NULL)
-            push_item(n, it->recipient, seq, it->push_blob, it->push_len);
     } else {
         p->statuses[it->index] = status_of_queue_err(status);   /* delivery_commit logs */
     }
@@ -295,6 +302,21 @@ static void item_done(void *arg, int status, uint64_t seq)
     it->push_blob = NULL;
     if (--p->waiting == 0)
         pending_finish(p);
+}
+
+/*
+ * A queue row is committed, not yet durable: its recipient may have it now (see the
+ * top of this file for why that is safe), its sender's answer waits for item_done.
+ */
+static void item_committed(void *arg, uint64_t seq)
+{
+    struct item_ctx *it = arg;
+
+    if (it->push_blob == NULL)
+        return;
+    push_item(it->p->node, it->recipient, seq, it->push_blob, it->push_len);
+    free(it->push_blob);
+    it->push_blob = NULL;
 }
 
 /* Something was staged: commit once the loop is idle (or commit_cb finds it old). */
@@ -661,6 +683,21 @@ static void commit_idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
     delivery_commit(d->node);
 }
 
+/* The sync thread's fsync ended: answer what it made durable (commit_cb pumps the
+ * outbox if that woke it). */
+static void synced_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct delivery *d = w->data;
+
+    qpc_queue_complete(d->node->queue);
+}
+
+void delivery_flush(struct node *n)
+{
+    delivery_commit(n);
+    qpc_queue_flush(n->queue);
+}
+
 int delivery_start(struct node *n)
 {
     struct delivery *d = calloc(1, sizeof(*d));
@@ -676,6 +713,12 @@ int delivery_start(struct node *n)
     d->commit_idle_w.data = d;
     ev_timer_init(&d->ack_commit_w, ack_commit_cb, ACK_COMMIT_DELAY, 0.0);
     d->ack_commit_w.data = d;
+    qpc_queue_set_committed(n->queue, item_committed);
+    if (qpc_queue_sync_fd(n->queue) >= 0) {
+        ev_io_init(&d->synced_w, synced_cb, qpc_queue_sync_fd(n->queue), EV_READ);
+        d->synced_w.data = d;
+        ev_io_start(n->loop, &d->synced_w);
+    }
     n->delivery = d;
     return 0;
 }
@@ -689,6 +732,8 @@ void delivery_stop(struct node *n)
     ev_prepare_stop(n->loop, &d->commit_w);
     ev_idle_stop(n->loop, &d->commit_idle_w);
     ev_timer_stop(n->loop, &d->ack_commit_w);
+    ev_io_stop(n->loop, &d->synced_w);
+    qpc_queue_set_committed(n->queue, NULL);
     free(d);
     n->delivery = NULL;
 }

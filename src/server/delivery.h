@@ -39,9 +39,13 @@ int delivery_check_settings(const struct server_settings *sc, char *err, size_t 
 int delivery_start(struct node *n);
 /* Stops them and frees the delivery state (commit first: delivery_commit). */
 void delivery_stop(struct node *n);
-/* Commits what is staged, which runs the completions that answer clients, push, and
- * wake the outbox pump (also called at shutdown). No-op before delivery_start. */
+/* Commits what is staged, which pushes new messages to their recipients; the answers
+ * to their senders (and the outbox pump) follow once the queue's sync thread made the
+ * commit durable. No-op before delivery_start. */
 void delivery_commit(struct node *n);
+/* delivery_commit, then waits for the fsync and answers: for the shutdown, before the
+ * sessions the answers go to are gone. */
+void delivery_flush(struct node *n);
 
 /*
  * Checks and stages count items (borrowed; what is kept is copied) from session s. Each

@@ -260,7 +260,7 @@ static int open_store(struct node *n, char *err, size_t errlen)
     lim.max_total_bytes = (uint64_t)n->sc->queue_max_bytes;
     lim.max_bytes_per_recipient = (uint64_t)n->sc->queue_max_bytes;
     lim.max_blob_len = (size_t)n->sc->max_envelope_size;
-    lim.sync = QPC_QUEUE_SYNC_FULL;
+    lim.sync = QPC_QUEUE_SYNC_THREAD;   /* FULL's durability, the fsync off the loop */
     snprintf(path, sizeof(path), "%s/queue.db", n->sc->data_dir);
     return qpc_queue_open(path, &lim, &n->queue, err, errlen);
 }
@@ -377,7 +377,7 @@ static void stop(struct node *n)
     if (ev_is_active(&n->maint_w))
         ev_timer_stop(n->loop, &n->maint_w);
     if (n->queue != NULL && n->client_ep != NULL)
-        delivery_commit(n);
+        delivery_flush(n);
     announce_stop(n);
     metrics_stop(n);
     federation_service_stop(n);   /* links end first: their rows go back to the outbox */

@@ -277,7 +277,7 @@ static void render_queues(FILE *f, struct node *n)
     metric(f, "qpc_outbox_max_messages", "gauge", "Envelopes the outbox may hold.",
            lim.max_outbox_items);
     metric(f, "qpc_queue_transactions_total", "counter",
-           "Durable transactions committed to queue.db (each one fsync).",
+           "Write transactions committed to queue.db (made durable by the sync thread's fsyncs).",
            qpc_queue_transactions(n->queue));
 }
 
