@@ -7,9 +7,8 @@
  *   n (u32 BE) || n digests of 32 bytes.
  * The domain string, NUL included, differs from the envelope's and the announce's, so
  * one identity key signing all three can never have one signature taken for another.
- * The table maps a 32-byte key to the signer and a deadline: an envelope digest (what
- * vouches) or a batch id (what refuses a replay); the two hash domains differ, so they
- * never collide. uthash keeps insertion order, which is also deadline order (every entry
+ * The table maps (32 bytes, signer) to a deadline: an envelope digest (what vouches) or
+ * a batch id (what refuses a replay); the two hash domains differ, so they never collide. uthash keeps insertion order, which is also deadline order (every entry
  * lives QPC_BATCH_KEEP_MS from its insertion), so the oldest is always the head.
  */
 #include <stdlib.h>
@@ -184,9 +183,11 @@ out:
 
 /* --- the table --------------------------------------------------------------------- */
 
+/* Keyed by what it names and who signed it, so another signer listing the same digest
+ * (in a batch of its own, which verifies) adds an entry of its own and can neither vouch
+ * for the sender's envelope nor push the sender's entry out. */
 struct vouch {
-    uint8_t key[QPC_ID_LEN];           /* an envelope digest or a batch id: the hash key */
-    uint8_t signer[QPC_KEY_LEN];
+    uint8_t key[QPC_ID_LEN + QPC_KEY_LEN];   /* digest or batch id || signer: the hash key */
     uint64_t until_ms;
     bool add_failed;                   /* set by uthash on out of memory */
     UT_hash_handle hh;
@@ -228,29 +229,41 @@ size_t qpc_batch_vouches_count(const struct qpc_batch_vouches *v)
     return HASH_COUNT(v->table);
 }
 
-static struct vouch *find(struct qpc_batch_vouches *v, const uint8_t key[static QPC_ID_LEN], uint64_t now_ms)
+static void make_key(uint8_t key[static QPC_ID_LEN + QPC_KEY_LEN], const uint8_t what[static QPC_ID_LEN],
+                     const uint8_t signer[static QPC_KEY_LEN])
 {
+    memcpy(key, what, QPC_ID_LEN);
+    memcpy(key + QPC_ID_LEN, signer, QPC_KEY_LEN);
+}
+
+static struct vouch *find(struct qpc_batch_vouches *v, const uint8_t what[static QPC_ID_LEN],
+                          const uint8_t signer[static QPC_KEY_LEN], uint64_t now_ms)
+{
+    uint8_t key[QPC_ID_LEN + QPC_KEY_LEN];
     struct vouch *e = NULL;
 
-    HASH_FIND(hh, v->table, key, QPC_ID_LEN, e);
+    make_key(key, what, signer);
+    HASH_FIND(hh, v->table, key, sizeof(key), e);
     return e != NULL && now_ms < e->until_ms ? e : NULL;
 }
 
-/* Adds key (a new entry even if it is there: the old one is replaced). */
-static int put(struct qpc_batch_vouches *v, const uint8_t key[static QPC_ID_LEN],
+/* Adds (what, signer) until until_ms; one there already is replaced (so the table stays
+ * in deadline order). */
+static int put(struct qpc_batch_vouches *v, const uint8_t what[static QPC_ID_LEN],
                const uint8_t signer[static QPC_KEY_LEN], uint64_t until_ms)
 {
+    uint8_t key[QPC_ID_LEN + QPC_KEY_LEN];
     struct vouch *e = NULL;
 
-    HASH_FIND(hh, v->table, key, QPC_ID_LEN, e);
+    make_key(key, what, signer);
+    HASH_FIND(hh, v->table, key, sizeof(key), e);
     if (e != NULL)
         drop(v, e);
     if ((e = calloc(1, sizeof(*e))) == NULL)
         return QPC_ERR_NOMEM;
-    memcpy(e->key, key, QPC_ID_LEN);
-    memcpy(e->signer, signer, QPC_KEY_LEN);
+    memcpy(e->key, key, sizeof(key));
     e->until_ms = until_ms;
-    HASH_ADD(hh, v->table, key, QPC_ID_LEN, e);
+    HASH_ADD(hh, v->table, key, sizeof(e->key), e);
     if (e->add_failed) {
         free(e);
         return QPC_ERR_NOMEM;
@@ -274,7 +287,7 @@ int qpc_batch_vouches_take(struct qpc_batch_vouches *v, const struct qpc_broadca
 
     if ((rc = qpc_broadcast_batch_id(b, id)) < 0)
         return rc;
-    if (find(v, id, now_ms) != NULL)
+    if (find(v, id, b->sender, now_ms) != NULL)
         return 0;   /* a replay, or a copy by another way: nothing new, nothing to pass on */
     if ((rc = qpc_broadcast_batch_verify(b, now_ms)) < 0)
         return rc;
@@ -290,12 +303,10 @@ int qpc_batch_vouches_take(struct qpc_batch_vouches *v, const struct qpc_broadca
 bool qpc_batch_vouches_cover(struct qpc_batch_vouches *v, const struct qpc_envelope *env, uint64_t now_ms)
 {
     uint8_t digest[QPC_ID_LEN];
-    const struct vouch *e;
 
     if (v == NULL || v->table == NULL || qpc_broadcast_batch_digest(env, digest) < 0)
         return false;
-    e = find(v, digest, now_ms);
-    /* The signer must be the sender: a batch vouches only for its own signer's envelopes,
-     * whatever ids it lists. */
-    return e != NULL && sodium_memcmp(e->signer, env->sender, QPC_KEY_LEN) == 0;
+    /* Looked up under the envelope's sender: a batch vouches only for its own signer's
+     * envelopes, whatever digests it lists. */
+    return find(v, digest, env->sender, now_ms) != NULL;
 }
