@@ -193,6 +193,10 @@ struct client {
         size_t lens[QPC_BATCH_MAX];
         uint8_t digests[QPC_BATCH_MAX][QPC_ID_LEN];
     } burst;
+    struct {                             /* flood.c, receive.c: for /mesh store */
+        uint64_t sent, taken, refused;   /* batches I signed; verified from links; refused */
+        uint64_t by_hash;                /* broadcasts checked by hash instead of Ed25519 */
+    } batches;
     uint16_t listen_port;
     char listen_text[QPC_ADDRESS_MAX + 1];
 

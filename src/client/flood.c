@@ -87,6 +87,8 @@ void flood_flush(struct client *cl)
         free(bb);
         bb = NULL;
     }
+    if (bb != NULL)
+        cl->batches.sent++;
     while ((l = next_link(cl, &ps, qpc_identity_public_key(cl->id), NULL)) != NULL) {
         if (bb != NULL)
             link_send_batch_bytes(l, bb, blen);   /* first: the envelopes are checked against it */
@@ -126,15 +128,18 @@ void flood_take_batch(struct client *cl, struct link *from, const uint8_t *d, si
         rc = qpc_batch_vouches_take(cl->vouches, &b, now_ms());
     if (rc == QPC_ERR_EXPIRED || rc == QPC_ERR_FUTURE || rc == QPC_ERR_NOMEM) {
         /* Late (a slow path) or a clock apart: its envelopes are checked one by one. */
+        cl->batches.refused++;
         qpc_log_debug("node", "broadcast batch not used: %s", qpc_strerror(rc));
         return;
     }
     if (rc < 0) {
+        cl->batches.refused++;
         link_note_garbage(from, mono_ms(), "forged or malformed broadcast batch");
         return;
     }
     if (rc == 0)
         return;   /* known: had and passed on already */
+    cl->batches.taken++;
     /* On ahead of the envelopes it names, which follow it here once they are checked. */
     while ((l = next_link(cl, &ps, b.sender, from)) != NULL)
         link_send_batch_bytes(l, d, n);

@@ -389,8 +389,10 @@ static bool seen_before(struct client *cl, const struct qpc_envelope *env)
  * broadcast (broadcast_batch.h, flood.c), by Ed25519 otherwise. */
 static int check_signature(struct client *cl, const struct qpc_envelope *env, uint64_t now)
 {
-    if (!env->has_recipient && qpc_batch_vouches_cover(cl->vouches, env, now))
+    if (!env->has_recipient && qpc_batch_vouches_cover(cl->vouches, env, now)) {
+        cl->batches.by_hash++;
         return qpc_envelope_verify_vouched(env, now);
+    }
     return qpc_envelope_verify(env, now);
 }
 
