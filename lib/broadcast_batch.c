@@ -146,6 +146,7 @@ int qpc_broadcast_batch_encode(const struct qpc_broadcast_batch *b, uint8_t **ou
 
 int qpc_broadcast_batch_decode(struct qpc_broadcast_batch *b, const uint8_t *buf, size_t len)
 {
+    uint8_t again[QPC_BATCH_WIRE_MAX];
     Qpc__BroadcastBatch *msg;
     int ret = QPC_ERR_INVALID;
 
@@ -154,9 +155,11 @@ int qpc_broadcast_batch_decode(struct qpc_broadcast_batch *b, const uint8_t *buf
         return QPC_ERR_TOO_LARGE;   /* before protobuf-c allocates anything for it */
     if ((msg = qpc__broadcast_batch__unpack(NULL, len, buf)) == NULL)
         return QPC_ERR_INVALID;
-    /* Only what encode writes, each once: re-packing is never longer than the input, so
-     * equal sizes prove it (a repeated sender, an unknown field, padding all fail). */
-    if (msg->base.n_unknown_fields != 0 || qpc__broadcast_batch__get_packed_size(msg) != len)
+    /* Only what encode writes, byte for byte: packed again, the message must give the
+     * input back (a repeated or unknown field, an explicit default, a varint over-long
+     * or with bits beyond 64 all fail; equal sizes alone would let the last through). */
+    if (msg->base.n_unknown_fields != 0 || qpc__broadcast_batch__get_packed_size(msg) != len ||
+        qpc__broadcast_batch__pack(msg, again) != len || memcmp(again, buf, len) != 0)
         goto out;
     if (msg->n_digests > QPC_BATCH_MAX) {
         ret = QPC_ERR_TOO_LARGE;

@@ -991,7 +991,7 @@ static void test_batch_decode_refuses_oversized_and_malformed(void **state)
                      QPC_ERR_INVALID);
 }
 
-static void test_batch_decode_refuses_unknown_and_repeated_fields(void **state)
+static void test_batch_decode_refuses_unknown_repeated_and_overlong_fields(void **state)
 {
     uint8_t pk[QPC_KEY_LEN], sk[QPC_SECRET_KEY_LEN], digests[NB][QPC_ID_LEN];
     struct qpc_envelope env[NB];
@@ -1010,6 +1010,26 @@ static void test_batch_decode_refuses_unknown_and_repeated_fields(void **state)
     assert_int_equal(qpc_broadcast_batch_decode(&got, more, len + 2), QPC_ERR_INVALID);
     more[len] = (2 << 3) | 0;   /* created_at once more */
     assert_int_equal(qpc_broadcast_batch_decode(&got, more, len + 2), QPC_ERR_INVALID);
+    /* created_at as a 10-byte varint with bits beyond 64 (fuzz_broadcast found it): as
+     * long as the minimal form of what protobuf-c keeps of it, but not those bytes. */
+    {
+        size_t at = 2 + QPC_KEY_LEN, vlen = 1, k = 0;   /* sender's tag, length, key; then 0x10 */
+        uint8_t *odd = malloc(len + 10);
+
+        assert_non_null(odd);
+        assert_int_equal(wire[at], (2 << 3) | 0);
+        while (wire[at + vlen] & 0x80)
+            vlen++;
+        memcpy(odd, wire, at + 1);
+        k = at + 1;
+        for (int i = 0; i < 9; i++)
+            odd[k++] = 0xff;
+        odd[k++] = 0x7f;                                 /* bits 63..69 set */
+        memcpy(odd + k, wire + at + 1 + vlen, len - (at + 1 + vlen));
+        k += len - (at + 1 + vlen);
+        assert_int_equal(qpc_broadcast_batch_decode(&got, odd, k), QPC_ERR_INVALID);
+        free(odd);
+    }
     assert_int_equal(qpc_broadcast_batch_decode(&got, wire, len), 0);
     assert_memory_equal(&got, &b, sizeof(b));
     free(more);
@@ -1086,7 +1106,7 @@ int main(void)
         T(test_batch_vouches_only_for_the_exact_envelope),
         T(test_batch_too_old_or_from_the_future_is_refused),
         T(test_batch_decode_refuses_oversized_and_malformed),
-        T(test_batch_decode_refuses_unknown_and_repeated_fields),
+        T(test_batch_decode_refuses_unknown_repeated_and_overlong_fields),
         T(test_batch_vouches_are_forgotten_after_keep_time_and_oldest_first_when_full),
 #undef T
     };
