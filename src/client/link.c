@@ -147,6 +147,20 @@ int link_send_envelope_bytes(struct link *l, const uint8_t *buf, size_t len)
     return rc;
 }
 
+int link_send_batch_bytes(struct link *l, const uint8_t *buf, size_t len)
+{
+    Qpc__P2pFrame f = QPC__P2P_FRAME__INIT;
+    int rc;
+
+    f.body_case = QPC__P2P_FRAME__BODY_BROADCAST_BATCH;
+    f.broadcast_batch.data = (uint8_t *)buf;   /* pack only reads it */
+    f.broadcast_batch.len = len;
+    rc = link_stream(l);
+    if (rc == 0)
+        rc = qpc_quic_conn_send_message(l->conn, l->sid, &f.base);
+    return rc;
+}
+
 int link_send_announce(struct link *l, const Qpc__MeshAnnounce *a)
 {
     Qpc__P2pFrame f = QPC__P2P_FRAME__INIT;
