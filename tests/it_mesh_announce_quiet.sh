@@ -36,15 +36,7 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 it_require_netns
 
-for n in a b c d; do
-    ip netns add "$P$n"
-    ip -n "$P$n" link set lo up
-    ip netns exec "$P$n" sysctl -qw net.ipv4.ip_forward=0
-done
-edge() { # x y subnet-index: veth vx<y> in x (10.215.i.1), vy<x> in y (10.215.i.2)
-    it_veth_link "$P$1" "$P$2" "v$1$2" "v$2$1" "10.215.$3.1/24" "10.215.$3.2/24"
-}
-edge a b 1; edge b c 2; edge c d 3; edge d a 4
+it_ring_make "$P" 10.215 a b c d
 
 I=3
 PORT=$(it_port_base 1)

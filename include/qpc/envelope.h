@@ -90,6 +90,15 @@ int qpc_envelope_sign(struct qpc_envelope *env, const uint8_t secret_key[static 
  */
 int qpc_envelope_verify(const struct qpc_envelope *env, uint64_t now_ms);
 
+/*
+ * Every check of qpc_envelope_verify except the Ed25519 signature (the id is rehashed, so
+ * a field changed after decode still fails). Only for an envelope whose id and signature
+ * a verified broadcast batch of its sender vouches for (qpc_batch_vouches_cover in
+ * broadcast_batch.h): that batch's signature stands for this one. Returns as
+ * qpc_envelope_verify, never QPC_ERR_BAD_SIGNATURE for the signature itself.
+ */
+int qpc_envelope_verify_vouched(const struct qpc_envelope *env, uint64_t now_ms);
+
 /* True when env's TTL has ended at now_ms (now_ms >= created_at_ms + ttl_s * 1000). */
 bool qpc_envelope_expired(const struct qpc_envelope *env, uint64_t now_ms);
 

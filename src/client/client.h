@@ -54,6 +54,7 @@
 #include <ev.h>
 
 #include "qpc/broadcast.h"
+#include "qpc/broadcast_batch.h"
 #include "settings.h"
 #include "qpc/envelope.h"
 #include "qpc/identity.h"
@@ -183,6 +184,19 @@ struct client {
     struct custody custody;              /* custody.c: in flight and parked */
     struct verify_pool *verify;          /* verify.c: link envelopes' signatures off the
                                           * loop; NULL: checked inline */
+    struct qpc_batch_vouches *vouches;   /* flood.c: what verified broadcast batches vouch
+                                          * for (broadcast_batch.h); NULL: no mesh */
+    struct flood_burst {                 /* flood.c: my broadcasts of this loop turn, encoded,
+                                          * sent at its end under one batch signature */
+        size_t n;
+        uint8_t *bufs[QPC_BATCH_MAX];
+        size_t lens[QPC_BATCH_MAX];
+        uint8_t digests[QPC_BATCH_MAX][QPC_ID_LEN];
+    } burst;
+    struct {                             /* flood.c, receive.c: for /mesh store */
+        uint64_t sent, taken, refused;   /* batches I signed; verified from links; refused */
+        uint64_t by_hash;                /* broadcasts checked by hash instead of Ed25519 */
+    } batches;
     uint16_t listen_port;
     char listen_text[QPC_ADDRESS_MAX + 1];
 

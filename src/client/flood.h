@@ -23,6 +23,18 @@ void flood_originate(struct client *cl, struct qpc_envelope *env, uint64_t now);
  */
 void flood_relay(struct client *cl, struct qpc_envelope *env, const struct link *from, uint64_t now);
 
+#if QPC_MESH
+/* The end of a loop turn (turn.c): my broadcasts held this turn go to every link, behind
+ * one batch signature when there are two or more (broadcast_batch.h). */
+void flood_flush(struct client *cl);
+
+/* A BroadcastBatch frame (d, n bytes, anyone's) from link from: verified once, then it
+ * vouches for its envelopes (receive.c checks them by hash) and goes on to every other
+ * link, ahead of them. A known one is dropped; a forged or malformed one counts as the
+ * link's garbage. */
+void flood_take_batch(struct client *cl, struct link *from, const uint8_t *d, size_t n);
+#endif
+
 /* A link came up: every live broadcast goes to it, in case it missed them. */
 void flood_replay_to_link(struct client *cl, struct link *l, uint64_t now);
 

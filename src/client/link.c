@@ -122,6 +122,17 @@ static int link_stream(struct link *l)
     return rc;
 }
 
+/* Every frame of ours but acks goes on the link's one stream, opened on first use; acks
+ * answer on the stream the envelope came on (link_send_ack). */
+static int link_send_frame(struct link *l, Qpc__P2pFrame *f)
+{
+    int rc = link_stream(l);
+
+    if (rc == 0)
+        rc = qpc_quic_conn_send_message(l->conn, l->sid, &f->base);
+    return rc;
+}
+
 int link_send_envelope_bytes(struct link *l, const uint8_t *buf, size_t len)
 {
     Qpc__P2pFrame f = QPC__P2P_FRAME__INIT;
@@ -130,38 +141,42 @@ int link_send_envelope_bytes(struct link *l, const uint8_t *buf, size_t len)
     f.body_case = QPC__P2P_FRAME__BODY_ENVELOPE;
     f.envelope.data = (uint8_t *)buf;
     f.envelope.len = len;
+    rc = link_send_frame(l, &f);
+    if (rc == 0 && l->unacked++ == 0)
+        l->unacked_since_ms = now_ms();
+    return rc;
+}
+
+int link_send_batch_bytes(struct link *l, const uint8_t *buf, size_t len)
+{
+    Qpc__P2pFrame f = QPC__P2P_FRAME__INIT;
+    int rc;
+
+    f.body_case = QPC__P2P_FRAME__BODY_BROADCAST_BATCH;
+    f.broadcast_batch.data = (uint8_t *)buf;   /* pack only reads it */
+    f.broadcast_batch.len = len;
     rc = link_stream(l);
     if (rc == 0)
         rc = qpc_quic_conn_send_message(l->conn, l->sid, &f.base);
-    if (rc == 0 && l->unacked++ == 0)
-        l->unacked_since_ms = now_ms();
     return rc;
 }
 
 int link_send_announce(struct link *l, const Qpc__MeshAnnounce *a)
 {
     Qpc__P2pFrame f = QPC__P2P_FRAME__INIT;
-    int rc;
 
     f.body_case = QPC__P2P_FRAME__BODY_ANNOUNCE;
     f.announce = (Qpc__MeshAnnounce *)a;   /* pack only reads it */
-    rc = link_stream(l);
-    if (rc == 0)
-        rc = qpc_quic_conn_send_message(l->conn, l->sid, &f.base);
-    return rc;
+    return link_send_frame(l, &f);
 }
 
 int link_send_seqreq(struct link *l, const Qpc__MeshSeqnoRequest *r)
 {
     Qpc__P2pFrame f = QPC__P2P_FRAME__INIT;
-    int rc;
 
     f.body_case = QPC__P2P_FRAME__BODY_SEQNO_REQUEST;
     f.seqno_request = (Qpc__MeshSeqnoRequest *)r;   /* pack only reads it */
-    rc = link_stream(l);
-    if (rc == 0)
-        rc = qpc_quic_conn_send_message(l->conn, l->sid, &f.base);
-    return rc;
+    return link_send_frame(l, &f);
 }
 
 void link_note_ack(struct link *l, uint64_t now)
@@ -231,7 +246,7 @@ void link_send_candidates(struct link *l, const struct candidates *mine, uint64_
     }
     f.body_case = QPC__P2P_FRAME__BODY_CANDIDATES;
     f.candidates = &pc;
-    if (link_stream(l) < 0 || qpc_quic_conn_send_message(l->conn, l->sid, &f.base) < 0)
+    if (link_send_frame(l, &f) < 0)
         qpc_log_debug("node", "candidates not sent on a link");
 }
 

@@ -83,6 +83,9 @@ void link_note_stream(struct link *l, int64_t sid);
 /* Frames out. 0 or a QPC_ERR_*. */
 int link_send_envelope(struct link *l, const struct qpc_envelope *env);
 int link_send_envelope_bytes(struct link *l, const uint8_t *buf, size_t len);
+/* Sends an encoded BroadcastBatch (P2pFrame body 6) on l's stream: never acked, so it
+ * counts for no stall. Returns 0 or the stream's error. buf is only read. */
+int link_send_batch_bytes(struct link *l, const uint8_t *buf, size_t len);
 /* An announce (P2pFrame announce) on l. 0 or a QPC_ERR_*. */
 int link_send_announce(struct link *l, const Qpc__MeshAnnounce *a);
 /* A seqno request (P2pFrame seqno_request) on l. 0 or a QPC_ERR_*. */

@@ -345,6 +345,8 @@ int node_start(struct client *cl, bool listen, char *err, size_t errlen)
     if (cl->cc->verify_threads > 0 &&
         verify_pool_new(cl->loop, (unsigned)cl->cc->verify_threads, &cl->verify) < 0)
         qpc_log_warn("node", "no signature-checking threads: envelopes are verified on the loop");
+    if ((cl->vouches = qpc_batch_vouches_new(0)) == NULL)
+        qpc_log_warn("node", "no room for broadcast batches: every broadcast is verified alone");
     /* Loopback candidates only make sense when everything runs on this host. */
     cl->allow_loopback = candidate_is_loopback(cl->cc->listen) || candidate_is_loopback(cl->cc->server);
     dial_refresh_candidates(cl, now_ms(), true);
@@ -390,8 +392,13 @@ void node_stop(struct client *cl)
     verify_pool_free(cl->verify);
     cl->verify = NULL;
 #endif
-    /* The last turn's work (receipts owed, rows staged) is committed before the links go. */
+    /* The last turn's work (receipts owed, rows staged, my broadcasts) is committed or
+     * sent before the links go. */
     turn_end(cl);
+#if QPC_MESH
+    qpc_batch_vouches_free(cl->vouches);
+    cl->vouches = NULL;
+#endif
     turn_stop(cl);
     tick_stop(cl);
     session_close(cl);                /* main did already: the server session goes first */

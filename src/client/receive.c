@@ -385,6 +385,17 @@ static bool seen_before(struct client *cl, const struct qpc_envelope *env)
 }
 #endif
 
+/* The signature check: by hash when a verified batch of its sender vouches for this
+ * broadcast (broadcast_batch.h, flood.c), by Ed25519 otherwise. */
+static int check_signature(struct client *cl, const struct qpc_envelope *env, uint64_t now)
+{
+    if (!env->has_recipient && qpc_batch_vouches_cover(cl->vouches, env, now)) {
+        cl->batches.by_hash++;
+        return qpc_envelope_verify_vouched(env, now);
+    }
+    return qpc_envelope_verify(env, now);
+}
+
 /*
  * Everything that arrives (from a link or from the server) goes through here. from is
  * the link it came on (NULL: the server, or a link closed while the signature was
@@ -426,7 +437,7 @@ static int handle_envelope(struct client *cl, struct qpc_envelope *env, struct l
         qpc_log_debug("node", "a copy I handed on came back: held again");
         return forward(cl, env, from, ack, now);
     }
-    rc = vrc == VERIFY_HERE ? qpc_envelope_verify(env, now) : vrc;
+    rc = vrc == VERIFY_HERE ? check_signature(cl, env, now) : vrc;
     if (rc < 0) {
         refused(cl, env, rc);
         return status_of(rc);
@@ -558,7 +569,14 @@ static bool verify_elsewhere(struct client *cl, struct link *l, int64_t sid, str
 {
     struct arrival *ar;
 
-    if (cl->verify == NULL || seen_before(cl, env) || (ar = calloc(1, sizeof(*ar))) == NULL)
+    if (cl->verify == NULL || seen_before(cl, env))
+        return false;
+    /* Vouched for by a batch: a hash to check, cheaper here than a worker's round trip,
+     * unless earlier ones still wait there (answers keep the order of arrival). */
+    if (verify_pending(cl->verify) == 0 && !env->has_recipient &&
+        qpc_batch_vouches_cover(cl->vouches, env, now_ms()))
+        return false;
+    if ((ar = calloc(1, sizeof(*ar))) == NULL)
         return false;
     ar->cl = cl;
     ar->env = *env;
@@ -619,6 +637,8 @@ void receive_frame(struct client *cl, struct link *l, int64_t sid, const uint8_t
         announce_receive(cl, l, f->announce);
     } else if (f->body_case == QPC__P2P_FRAME__BODY_SEQNO_REQUEST && f->seqno_request != NULL) {
         announce_seqreq_receive(cl, l, f->seqno_request);
+    } else if (f->body_case == QPC__P2P_FRAME__BODY_BROADCAST_BATCH) {
+        flood_take_batch(cl, l, f->broadcast_batch.data, f->broadcast_batch.len);
     } else if (f->body_case == QPC__P2P_FRAME__BODY_CANDIDATES && f->candidates != NULL) {
         dial_link_candidates(cl, l, f->candidates->addresses, f->candidates->n_addresses,
                              f->candidates->instance, f->candidates->links);

@@ -522,6 +522,9 @@ static int cmd_store(struct client *cl, char *args)
     say(cl, "totals: %llu stored, %llu forwarded, %llu expired, %llu duplicates refused",
         (unsigned long long)st.put, (unsigned long long)st.forwarded,
         (unsigned long long)st.expired, (unsigned long long)st.refused_duplicate);
+    say(cl, "broadcast batches: %llu signed, %llu taken from links, %llu refused; %llu broadcasts checked by "
+        "hash, not Ed25519", (unsigned long long)cl->batches.sent, (unsigned long long)cl->batches.taken,
+        (unsigned long long)cl->batches.refused, (unsigned long long)cl->batches.by_hash);
     say(cl, "receipts: %zu of my messages wait for one, %zu owed to others, %llu refused (not sent to their signer)",
         receipts_waiting_count(&cl->receipts), receipts_owed_count(&cl->receipts),
         (unsigned long long)cl->receipts.refused);

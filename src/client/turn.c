@@ -20,6 +20,7 @@
 #include "handover.h"
 #if QPC_MESH
 #include "dial.h"
+#include "flood.h"
 #include "link.h"
 #endif
 #include "output.h"
@@ -125,6 +126,9 @@ void turn_end(struct client *cl)
 {
     bool staged;
 
+#if QPC_MESH
+    flood_flush(cl);   /* my broadcasts of this turn, behind one batch signature */
+#endif
     if (cl->outbox == NULL)
         return;
     if (cl->box != NULL && receipts_owed_count(&cl->receipts) > 0)

@@ -131,6 +131,27 @@ it_veth_extend() {
     it_veth_link "$@"
 }
 
+# it_ring_make PREFIX NET NODE...: a ring of namespaces PREFIX<node> (lo up, no IP
+# forwarding: only qpc's own forwarding passes a message on), each node joined to the
+# next and the last to the first by a veth pair of its own /24: edge i (1-based) is
+# v<x><y> = NET.i.1 in x and v<y><x> = NET.i.2 in y. NET is "10.214" and the like,
+# unique per test. The caller deletes the namespaces on exit (it_netns_del).
+it_ring_make() {
+    local prefix=$1 net=$2 n i x y
+    shift 2
+    for n in "$@"; do
+        ip netns add "$prefix$n"
+        ip -n "$prefix$n" link set lo up
+        ip netns exec "$prefix$n" sysctl -qw net.ipv4.ip_forward=0
+    done
+    local nodes=("$@")
+    for ((i = 0; i < ${#nodes[@]}; i++)); do
+        x=${nodes[$i]}
+        y=${nodes[$(( (i + 1) % ${#nodes[@]} ))]}
+        it_veth_link "$prefix$x" "$prefix$y" "v$x$y" "v$y$x" "$net.$((i + 1)).1/24" "$net.$((i + 1)).2/24"
+    done
+}
+
 # it_bridge_add NS: make namespace NS holding an up bridge br0: a LAN for it_bridge_node.
 it_bridge_add() {
     ip netns add "$1"
