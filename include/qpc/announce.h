@@ -76,6 +76,17 @@ int qpc_announce_create(struct qpc_announce *a, const uint8_t secret_key[static 
 int qpc_announce_verify(const struct qpc_announce *a);
 
 /*
+ * Checks copy, a later copy of the announce verified (which qpc_announce_verify passed
+ * before; both only read): the same signed fields and signature, and a hash chain that
+ * lands on top from copy's own hops. The origin's signature over those bytes was
+ * checked once, so a copy that came a shorter or longer way costs a few hashes, not a
+ * signature check; what it may teach is its distance, which the chain proves.
+ * Returns 0, QPC_ERR_INVALID (bad shape, hops > max_hops), QPC_ERR_BAD_SIGNATURE (any
+ * signed field differs, or the chain is wrong).
+ */
+int qpc_announce_verify_copy(const struct qpc_announce *verified, const struct qpc_announce *copy);
+
+/*
  * Prepares a to be passed on one more hop: hops + 1, chain = H(chain).
  * Returns 0, or QPC_ERR_HOP_LIMIT when hops already equals max_hops (do not pass on).
  */

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <utlist.h>
 
 #include "announce.h"
@@ -31,12 +32,15 @@
 #include "routes.h"
 #include "session.h"
 
-/* A dedup entry: an announce id seen (verified or refused for good) at at_ms. */
+/* A dedup entry: an announce id whose first copy was verified at at_ms. */
 struct seen {
     uint8_t id[QPC_ID_LEN];
     uint64_t at_ms;
+    uint32_t passed_hops;              /* hops of the copy passed on to links; NOT_PASSED */
     UT_hash_handle hh;
 };
+
+#define NOT_PASSED UINT32_MAX
 
 /* The latest announce heard from an origin (as received, hops included). */
 struct origin {
@@ -61,7 +65,7 @@ struct static_peer {
 struct pending {
     uint8_t id[QPC_ID_LEN];
     struct qpc_announce a;             /* one hop further, ready to go */
-    bool to_server;
+    bool to_links, to_server;
     uint8_t skip[ANNOUNCE_SKIP_MAX][QPC_KEY_LEN];   /* skip[0]: where it came from */
     size_t n_skip;
     struct pending *next;
@@ -141,12 +145,12 @@ void announce_stop(struct client *cl)
 
 /* ---- dedup ----------------------------------------------------------------------------- */
 
-static bool seen_has(const struct announcer *an, const uint8_t id[static QPC_ID_LEN])
+static struct seen *seen_find(const struct announcer *an, const uint8_t id[static QPC_ID_LEN])
 {
     struct seen *s = NULL;
 
     HASH_FIND(hh, an->seen, id, QPC_ID_LEN, s);
-    return s != NULL;
+    return s;
 }
 
 static void seen_expire(struct announcer *an, uint64_t now)
@@ -161,16 +165,20 @@ static void seen_expire(struct announcer *an, uint64_t now)
     }
 }
 
-static void seen_add(struct announcer *an, const uint8_t id[static QPC_ID_LEN], uint64_t now)
+/* Returns the new entry, or NULL when memory is short (a copy comes again and is
+ * verified again: no harm). */
+static struct seen *seen_add(struct announcer *an, const uint8_t id[static QPC_ID_LEN], uint64_t now)
 {
     struct seen *s;
 
     seen_expire(an, now);
     if ((s = calloc(1, sizeof(*s))) == NULL)
-        return;   /* a copy comes again and is verified again: no harm */
+        return NULL;
     memcpy(s->id, id, QPC_ID_LEN);
     s->at_ms = now;
+    s->passed_hops = NOT_PASSED;
     HASH_ADD(hh, an->seen, id, QPC_ID_LEN, s);
+    return s;
 }
 
 /* ---- sending ----------------------------------------------------------------------------- */
@@ -216,15 +224,16 @@ static bool link_takes(const struct link *l, const uint8_t (*except)[QPC_KEY_LEN
     return true;
 }
 
-/* a on every link that takes it (one per peer: the best) and, unless to_server is false,
- * to the server. Returns how many got it. */
+/* a on every link that takes it (one per peer: the best) unless to_links is false, and
+ * to the server unless to_server is false. Returns how many got it. */
 static unsigned send_everywhere(struct client *cl, const struct qpc_announce *a,
-                                const uint8_t (*except)[QPC_KEY_LEN], size_t n_except, bool to_server)
+                                const uint8_t (*except)[QPC_KEY_LEN], size_t n_except, bool to_links,
+                                bool to_server)
 {
     struct peer_state *ps = NULL;
     unsigned n = 0;
 
-    while ((ps = peers_next(&cl->peers, ps)) != NULL) {
+    while (to_links && (ps = peers_next(&cl->peers, ps)) != NULL) {
         struct link *l = link_best(ps);
 
         if (l != NULL && link_takes(l, except, n_except, a->key) && send_on_link(cl, l, a) == 0)
@@ -283,7 +292,7 @@ static void announce_now(struct client *cl, uint64_t mono, bool triggered)
         return;
     }
     qpc_log_debug("announce", "my announce %u (%zu addresses) to %u links and servers", seqno, n,
-                  send_everywhere(cl, &an->mine, NULL, 0, true));
+                  send_everywhere(cl, &an->mine, NULL, 0, true, true));
 }
 
 /* Static peers: each dialled while no link to it is up, backing off to a minute. */
@@ -345,23 +354,43 @@ static void pending_heard(struct announcer *an, const uint8_t id[static QPC_ID_L
 /* a (one hop further already) to pass on at the next tick; from its neighbour (NULL: my
  * server). Sent at once when the list is full or memory short. */
 static void pending_add(struct client *cl, const struct qpc_announce *a, const uint8_t id[static QPC_ID_LEN],
-                        const uint8_t *from, bool to_server)
+                        const uint8_t *from, bool to_links, bool to_server)
 {
     struct announcer *an = cl->ann;
     struct pending *p = an->n_pending < ANNOUNCE_PENDING_MAX ? calloc(1, sizeof(*p)) : NULL;
 
     if (p == NULL) {
-        if (send_everywhere(cl, a, (const uint8_t (*)[QPC_KEY_LEN])from, from != NULL, to_server) > 0)
+        if (send_everywhere(cl, a, (const uint8_t (*)[QPC_KEY_LEN])from, from != NULL, to_links, to_server) > 0)
             an->st.passed_on++;
         return;
     }
     memcpy(p->id, id, QPC_ID_LEN);
     p->a = *a;
+    p->to_links = to_links;
     p->to_server = to_server;
     if (from != NULL)
         memcpy(p->skip[p->n_skip++], from, QPC_KEY_LEN);
     LL_PREPEND(an->pending, p);
     an->n_pending++;
+}
+
+/* a, a shorter copy (one hop further already) of an announce whose first copy went on
+ * longer or not at all, from neighbour from: to my links at the next tick. If the first
+ * still waits for the tick, this one takes its place (and the first's sender stays
+ * spared); the server had the first copy, or sent it. */
+static void pending_shorter(struct client *cl, const struct qpc_announce *a, const uint8_t id[static QPC_ID_LEN],
+                            const uint8_t from[static QPC_KEY_LEN])
+{
+    struct pending *p;
+
+    LL_FOREACH(cl->ann->pending, p) {
+        if (memcmp(p->id, id, QPC_ID_LEN) == 0) {
+            p->a = *a;
+            p->to_links = true;
+            return;   /* from is on its skip list already (pending_heard) */
+        }
+    }
+    pending_add(cl, a, id, from, true, false);
 }
 
 static void pending_flush(struct client *cl)
@@ -373,7 +402,8 @@ static void pending_flush(struct client *cl)
         LL_DELETE(an->pending, p);
         an->n_pending--;
         an->st.skipped += p->n_skip > 0 ? p->n_skip - 1 : 0;
-        if (send_everywhere(cl, &p->a, (const uint8_t (*)[QPC_KEY_LEN])p->skip, p->n_skip, p->to_server) > 0)
+        if (send_everywhere(cl, &p->a, (const uint8_t (*)[QPC_KEY_LEN])p->skip, p->n_skip, p->to_links,
+                            p->to_server) > 0)
             an->st.passed_on++;
         free(p);
     }
@@ -663,14 +693,105 @@ static void note_candidates(struct client *cl, struct peer_state *ps, const stru
     candidates_merge(&ps->cands, &c);
 }
 
+/* The origin is a client of my own node, in its own signed words: a message to it that
+ * I hand to my server is queued there for it, one step. */
+static bool home_is_mine(const struct client *cl, const uint8_t key[static QPC_KEY_LEN])
+{
+    const char *home = homes_get(cl->homes, key);
+
+    return home != NULL && session_domain(cl)[0] != '\0' && strcasecmp(home, session_domain(cl)) == 0;
+}
+
+/* What a verified copy of an announce teaches: a route to its origin through the link
+ * it came on (l), or through my server (l NULL). Returns true when the table took it. */
+static bool learn_route(struct client *cl, struct link *l, const struct qpc_announce *a, uint64_t now)
+{
+    struct qpc_route r;
+    bool changed = false;
+
+    if (l != NULL) {
+        if (!routes_learn_announce(cl->routes, cl->id, a, l->ps->key, l->addr, l->relayed, now))
+            return false;
+        route_state_changed(cl);
+        handover_flush(cl);   /* what waited for the origin may have a way now */
+        return true;
+    }
+    /* Through my server only to a peer that is some node's client (its home, in its own
+     * signed words): my node queues it for its own client or federates it to the home.
+     * A peer of no node would have its messages wait in my node's queue for a fetch
+     * that never comes, and the route would hide the mesh's way to it. */
+    if (session_address(cl) == NULL || cl->homes == NULL || homes_get(cl->homes, a->key) == NULL)
+        return false;
+    memset(&r, 0, sizeof(r));
+    memcpy(r.dest, a->key, QPC_KEY_LEN);
+    r.via = QPC_ROUTE_VIA_SERVER;
+    snprintf(r.next_hop, sizeof(r.next_hop), "%s", session_address(cl));
+    r.hops = a->hops + 1;
+    r.rtt_ms = QPC_ROUTE_RTT_UNKNOWN;
+    r.last_seen_ms = now;
+    r.source = QPC_ROUTE_SRC_ANNOUNCE;
+    r.has_seqno = true;
+    r.seqno = a->seqno;
+    r.hold_ms = routes_hold_ms(a->interval_s);
+    if (qpc_route_update(cl->routes, &r, now, &changed) != 0 || !changed)
+        return false;
+    route_state_changed(cl);
+    return true;
+}
+
+/* hops 0 says "I am the origin and you are my neighbour": only true on its own link.
+ * Anyone else would be starting the chain over at a seed they do not have, so the chain
+ * check would fail anyway, but this refuses it before any hashing. */
+static bool hops_plausible(const struct qpc_announce *a, const uint8_t *from)
+{
+    return a->hops != 0 || (from != NULL && memcmp(from, a->key, QPC_KEY_LEN) == 0);
+}
+
+/* A later copy of an announce whose first copy was verified (s). Copies come by every
+ * way the mesh has, and the first is not the best: a server passes an announce on at
+ * once while a qpc waits for its tick, so the first copy often came through a server
+ * and the mesh's own way comes a moment later. Each copy is checked against the first
+ * (same signed bytes, its own chain: a few hashes) and may teach a route; one that my
+ * route now takes and that is shorter than what I passed on goes on to my links too,
+ * or those behind me keep the longer way, or none. */
+static void copy_receive(struct client *cl, struct link *l, struct qpc_announce *a, struct seen *s,
+                         const uint8_t *from, uint64_t now)
+{
+    struct announcer *an = cl->ann;
+    struct origin *o = NULL;
+
+    HASH_FIND(hh, an->origins, a->key, QPC_KEY_LEN, o);
+    /* Only copies of the origin's latest: where its newer seqno was taken, an older one
+     * is not feasible anyway. */
+    if (o == NULL || o->last.seqno != a->seqno)
+        return;
+    if (!hops_plausible(a, from) || qpc_announce_verify_copy(&o->last, a) < 0) {
+        an->st.refused++;
+        return;
+    }
+    an->st.copies++;
+    if (!learn_route(cl, l, a, now) || l == NULL)
+        return;
+    /* What a new link and a seqno request get from me is the way my route takes. */
+    if (a->hops < o->last.hops)
+        o->last = *a;
+    if (qpc_announce_forward(a) == 0 && a->hops < s->passed_hops) {
+        pending_shorter(cl, a, s->id, from);
+        s->passed_hops = a->hops;
+        an->st.copies_passed++;
+    }
+}
+
 void announce_receive(struct client *cl, struct link *l, const Qpc__MeshAnnounce *pb)
 {
     struct announcer *an = cl->ann;
     struct qpc_announce a;
     struct peer_state *ps;
+    struct seen *s;
     uint8_t id[QPC_ID_LEN];
     uint64_t mono = mono_ms(), now = now_ms();
     const uint8_t *from = l != NULL && l->ps != NULL ? l->ps->key : NULL;
+    bool to_links;
     char who[13];
     int rc;
 
@@ -688,18 +809,16 @@ void announce_receive(struct client *cl, struct link *l, const Qpc__MeshAnnounce
         qpc_log_debug("announce", "malformed announce dropped");
         return;
     }
-    qpc_announce_id(&a, id);
-    /* Cheap first: a copy seen before costs no signature check. */
-    if (seen_has(an, id)) {
-        pending_heard(an, id, from);
-        return;
-    }
     if (memcmp(a.key, my_key(cl), QPC_KEY_LEN) == 0)
         return;
-    /* hops 0 says "I am the origin and you are my neighbour": only true on its own link.
-     * Anyone else would be starting the chain over at a seed they do not have, so the
-     * check below would fail anyway, but this refuses it before the signature. */
-    if (a.hops == 0 && (from == NULL || memcmp(from, a.key, QPC_KEY_LEN) != 0)) {
+    qpc_announce_id(&a, id);
+    /* Cheap first: a copy seen before costs no signature check. */
+    if ((s = seen_find(an, id)) != NULL) {
+        pending_heard(an, id, from);
+        copy_receive(cl, l, &a, s, from, now);
+        return;
+    }
+    if (!hops_plausible(&a, from)) {
         an->st.refused++;
         return;
     }
@@ -709,48 +828,28 @@ void announce_receive(struct client *cl, struct link *l, const Qpc__MeshAnnounce
         qpc_log_debug("announce", "announce claiming %s refused: %s", who, qpc_strerror(rc));
         return;   /* not marked seen: the genuine one with this id may still come */
     }
-    seen_add(an, id, mono);
+    s = seen_add(an, id, mono);
     origin_note(an, &a, mono);
     /* The origin's home node, in its own signed words: where a message to it that goes
      * through my server must be addressed (handover.c), so the nodes federate it. */
     if (cl->homes != NULL && homes_learn(cl->homes, a.key, a.domain, a.seqno, now))
         route_state_changed(cl);
-
-    /* What it teaches: a route through where it came from, and the origin's addresses. */
-    if (l != NULL) {
-        if (routes_learn_announce(cl->routes, cl->id, &a, from, l->addr, l->relayed, now)) {
-            route_state_changed(cl);
-            handover_flush(cl);   /* what waited for the origin may have a way now */
-        }
-    } else if (session_address(cl) != NULL && cl->homes != NULL && homes_get(cl->homes, a.key) != NULL) {
-        /* Through my server only to a peer that is some node's client (its home, in its
-         * own signed words): my node queues it for its own client or federates it to the
-         * home. A peer of no node would have its messages wait in my node's queue for
-         * a fetch that never comes, and the route would hide the mesh's way to it. */
-        struct qpc_route r;
-        bool changed = false;
-
-        memset(&r, 0, sizeof(r));
-        memcpy(r.dest, a.key, QPC_KEY_LEN);
-        r.via = QPC_ROUTE_VIA_SERVER;
-        snprintf(r.next_hop, sizeof(r.next_hop), "%s", session_address(cl));
-        r.hops = a.hops + 1;
-        r.rtt_ms = QPC_ROUTE_RTT_UNKNOWN;
-        r.last_seen_ms = now;
-        r.source = QPC_ROUTE_SRC_ANNOUNCE;
-        r.has_seqno = true;
-        r.seqno = a.seqno;
-        r.hold_ms = routes_hold_ms(a.interval_s);
-        if (qpc_route_update(cl->routes, &r, now, &changed) == 0 && changed)
-            route_state_changed(cl);
-    }
+    learn_route(cl, l, &a, now);
     if ((ps = peers_find(&cl->peers, a.key)) != NULL)
         note_candidates(cl, ps, &a);
 
-    /* Passed on once (this is the first copy), one hop further, unless at its limit: at
-     * the next tick, to the neighbours that did not send me a copy by then. */
-    if (qpc_announce_forward(&a) == 0)
-        pending_add(cl, &a, id, from, l != NULL);
+    /* The first copy is passed on, one hop further, unless at its limit: at the next
+     * tick, to the neighbours that did not send me a copy by then. One from my server
+     * goes on to my links only for a client of my own node: a neighbour would route
+     * through me to my server, and for anyone else the mesh's own copy, a moment later,
+     * is the way to take (copy_receive passes that one on). */
+    if (qpc_announce_forward(&a) != 0)
+        return;
+    if (!(to_links = l != NULL || home_is_mine(cl, a.key)))
+        return;   /* and not back to the server it came from */
+    if (s != NULL)
+        s->passed_hops = a.hops;
+    pending_add(cl, &a, id, from, to_links, l != NULL);
 }
 
 void announce_fill_candidates(struct client *cl, struct peer_state *ps)

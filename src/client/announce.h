@@ -8,7 +8,9 @@
  * the mesh without waiting an interval) and when my addresses change. What arrives is
  * rate-limited per link, deduplicated by announce id, verified, learned (a route
  * through the link it came on, the origin's addresses as path candidates) and passed
- * on, one hop further, to every other link and the server: each announce id once.
+ * on, one hop further, to every other link and the server: each announce id once, and
+ * again only when a later copy gives me a shorter way than the one I passed on. Later
+ * copies are checked against the first (no signature check) and may teach routes too.
  * docs/routing.md, "Announces", has the rules.
  */
 #ifndef QPC_CLIENT_ANNOUNCE_H
@@ -43,6 +45,7 @@ struct announce_stats {
     uint64_t link_ups, replayed;         /* links come up, and others' announces given them */
     uint64_t received, refused, limited; /* announces in; refused (malformed, forged); over rate */
     uint64_t skipped;                    /* copies not sent back to a neighbour that had it */
+    uint64_t copies, copies_passed;      /* later copies checked; shorter ones passed on */
     uint64_t sr_sent, sr_received;       /* seqno requests of mine sent (per link); got */
     uint64_t sr_answered, sr_forwarded;  /*   answered with an announce held; sent on */
     uint64_t sr_bumped, sr_dropped;      /*   that made me announce anew; dropped */

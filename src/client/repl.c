@@ -390,7 +390,7 @@ static int cmd_announces(struct client *cl, char *args)
     say(cl, "announces: made %llu (triggered %llu), link frames %llu bytes %llu, server frames %llu "
         "bytes %llu, passed on %llu, links up %llu replayed %llu, received %llu refused %llu "
         "over rate %llu, spared %llu; seqno requests sent %llu received %llu answered %llu "
-        "forwarded %llu bumped %llu dropped %llu",
+        "forwarded %llu bumped %llu dropped %llu; later copies %llu passed on %llu",
         (unsigned long long)st.made, (unsigned long long)st.triggered,
         (unsigned long long)st.link_frames, (unsigned long long)st.link_bytes,
         (unsigned long long)st.server_frames, (unsigned long long)st.server_bytes,
@@ -400,7 +400,8 @@ static int cmd_announces(struct client *cl, char *args)
         (unsigned long long)st.skipped, (unsigned long long)st.sr_sent,
         (unsigned long long)st.sr_received, (unsigned long long)st.sr_answered,
         (unsigned long long)st.sr_forwarded, (unsigned long long)st.sr_bumped,
-        (unsigned long long)st.sr_dropped);
+        (unsigned long long)st.sr_dropped, (unsigned long long)st.copies,
+        (unsigned long long)st.copies_passed);
     return 0;
 }
 #endif

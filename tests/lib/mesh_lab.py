@@ -418,7 +418,8 @@ def announce_counters(lab):
                         nums = [int(x) for x in w if x.isdigit()]
                         keys = ["made", "triggered", "link_frames", "link_bytes", "server_frames", "server_bytes",
                                 "passed_on", "links_up", "replayed", "received", "refused", "over_rate", "spared",
-                                "sr_sent", "sr_received", "sr_answered", "sr_forwarded", "sr_bumped", "sr_dropped"]
+                                "sr_sent", "sr_received", "sr_answered", "sr_forwarded", "sr_bumped", "sr_dropped",
+                                "copies", "copies_passed"]
                         got[n] = dict(zip(keys, nums))
     return got
 
