@@ -4,8 +4,8 @@
 #
 #   A - B - C - D - E - A, a ring of five namespaces, one veth subnet per edge, no IP
 #   forwarding, no server, no mDNS, static peers along the ring, announce interval 120 s.
-#   1. A's route to C is 2 hops through B (E joins last, so that C's announce reaches A
-#      through B first: only the first copy of an announce teaches a route).
+#   1. A's route to C is 2 hops through B (E joins last, and the A-E edge comes up only
+#      once E has C's announce: the copy E then gives A is 3 hops and loses to B's).
 #   2. The A-B veth goes down. Once A has retracted its route to C (its link to B timed
 #      out), the only other way, through E (3 hops), is unfeasible at the seqno A has,
 #      so without a seqno request A would wait up to 120 s for C's next announce. With
@@ -45,8 +45,7 @@ start() { # name static-peers
         listen --json >>"$T/$1.out" 2>>"$T/$1.err" &
     PIDS+=($!)
 }
-# E starts last and dials A and D: the first copy of C's announce A hears (an announce
-# id is taken once) is then the one through B, so its route is the 2-hop one.
+# E starts last and dials A and D: A's route to C is then the 2-hop one through B.
 start a "10.216.1.2:$PORT"
 start b "10.216.2.2:$PORT"
 start c "10.216.3.2:$PORT"

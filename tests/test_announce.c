@@ -1,6 +1,7 @@
 /*
  * test_announce.c: signed announces: the round trip through protobuf, every signed field
- * covered, the hash chain that stops a forwarder from shortening the path, the hop
+ * covered, later copies checked against the first, the hash chain that stops a
+ * forwarder from shortening the path, the hop
  * limit, serial-number seqno order and the strictness of the protobuf reader.
  */
 #include <stdarg.h>
@@ -124,6 +125,50 @@ static void test_announce_forwarder_cannot_lower_hops(void **state)
     assert_int_equal(qpc_announce_forward(&b), 0);
     assert_int_equal(qpc_announce_verify(&b), 0);
     assert_int_equal(b.hops, 3);
+}
+
+/* A later copy is checked against the verified first one: any signed field or the
+ * signature changed is refused without a signature check, and its chain must hold at
+ * its own hops, shorter or longer than the first's. */
+static void test_announce_verify_copy(void **state)
+{
+    struct qpc_announce first, a, b, other;
+
+    (void)state;
+    make(&a, 8);
+    first = a;
+    assert_int_equal(qpc_announce_forward(&first), 0);
+    assert_int_equal(qpc_announce_forward(&first), 0);
+    assert_int_equal(qpc_announce_verify(&first), 0);
+    /* the origin's own copy (hops 0) and a longer one, after the round trip */
+    assert_int_equal(qpc_announce_verify_copy(&first, &a), 0);
+    assert_int_equal(round_trip(&first, &b), 0);
+    assert_int_equal(qpc_announce_forward(&b), 0);
+    assert_int_equal(qpc_announce_verify_copy(&first, &b), 0);
+#define FLIP(stmt, want)                                                      \
+    do {                                                                      \
+        b = a;                                                                \
+        stmt;                                                                 \
+        assert_int_equal(qpc_announce_verify_copy(&first, &b), want);         \
+    } while (0)
+    FLIP(b.key[5] ^= 1, QPC_ERR_BAD_SIGNATURE);
+    FLIP(b.seqno++, QPC_ERR_BAD_SIGNATURE);
+    FLIP(b.created_at_ms++, QPC_ERR_BAD_SIGNATURE);
+    FLIP(b.interval_s++, QPC_ERR_BAD_SIGNATURE);
+    FLIP(b.max_hops--, QPC_ERR_BAD_SIGNATURE);
+    FLIP(b.top[31] ^= 0x80, QPC_ERR_BAD_SIGNATURE);
+    FLIP(b.n_addresses = 1, QPC_ERR_BAD_SIGNATURE);
+    FLIP(strcpy(b.addresses[1], "192.0.2.7:7001"), QPC_ERR_BAD_SIGNATURE);
+    FLIP(strcpy(b.domain, "mesh.exampla"), QPC_ERR_BAD_SIGNATURE);
+    FLIP(b.signature[63] ^= 1, QPC_ERR_BAD_SIGNATURE);
+    FLIP(b.chain[0] ^= 1, QPC_ERR_BAD_SIGNATURE);
+    /* a shorter way than its chain proves, and one past the hop limit */
+    FLIP((qpc_announce_forward(&b), qpc_announce_forward(&b), b.hops = 1), QPC_ERR_BAD_SIGNATURE);
+    FLIP(b.hops = 9, QPC_ERR_INVALID);
+#undef FLIP
+    /* another announce of the same origin (a new seed, the same seqno) is not a copy */
+    make(&other, 8);
+    assert_int_equal(qpc_announce_verify_copy(&first, &other), QPC_ERR_BAD_SIGNATURE);
 }
 
 static void test_announce_forward_stops_at_max_hops(void **state)
@@ -267,6 +312,7 @@ int main(void)
         cmocka_unit_test(test_announce_round_trip_verifies),
         cmocka_unit_test(test_announce_every_signed_field_is_covered),
         cmocka_unit_test(test_announce_forwarder_cannot_lower_hops),
+        cmocka_unit_test(test_announce_verify_copy),
         cmocka_unit_test(test_announce_forward_stops_at_max_hops),
         cmocka_unit_test(test_announce_seqno_wraps),
         cmocka_unit_test(test_announce_id_ignores_hops),
