@@ -376,6 +376,21 @@ static int from_wire(struct qpc_envelope *env, Qpc__MeshEnvelope *msg,
     return 0;
 }
 
+/* A uint64 of 2^63 or more takes ten bytes on the wire, and protobuf-c ignores the bits
+ * the tenth byte carries beyond bit 63: there equal sizes do not prove the encoding
+ * minimal, only the bytes packed again do. created_at is the one uint64 (a time that
+ * far out is absurd, so this costs nothing on the way envelopes really come). */
+#define TEN_BYTE_VARINT_MIN (UINT64_C(1) << 63)
+
+static bool packs_back_to(const Qpc__MeshEnvelope *msg, const uint8_t *buf, size_t len)
+{
+    uint8_t *again = malloc(len);
+    bool same = again != NULL && qpc__mesh_envelope__pack(msg, again) == len && memcmp(again, buf, len) == 0;
+
+    free(again);
+    return same;
+}
+
 int qpc_envelope_decode(struct qpc_envelope *env, const uint8_t *buf, size_t len)
 {
     /* The unpacked message lives only in this call: its pieces come from the stack
@@ -398,6 +413,8 @@ int qpc_envelope_decode(struct qpc_envelope *env, const uint8_t *buf, size_t len
      * short. Unknown fields are refused rather than dropped: nothing unsigned rides
      * along, and a later format changes `version` anyway. */
     if (msg->base.n_unknown_fields != 0 || qpc__mesh_envelope__get_packed_size(msg) != len)
+        goto out;
+    if (msg->created_at >= TEN_BYTE_VARINT_MIN && !packs_back_to(msg, buf, len))
         goto out;
     if ((ret = from_wire(env, msg, &arena)) != 0)
         goto out;

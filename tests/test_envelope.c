@@ -731,6 +731,45 @@ static void test_envelope_decode_refuses_non_canonical_encoding(void **state)
     qpc_envelope_clear(&env);
 }
 
+/* created_at of 2^63 or more is a ten-byte varint, whose last byte protobuf-c reads only
+ * bit 0 of: the same value with other bits set there has the same length, and must be
+ * refused all the same (the fuzzer found it in broadcast batches). */
+static void test_envelope_decode_refuses_overlong_tenth_varint_byte(void **state)
+{
+    struct keys alice, bob;
+    struct qpc_envelope env, got;
+    Qpc__MeshEnvelope msg;
+    uint8_t *buf, varint[11], *at = NULL;
+    size_t len;
+    uint64_t v = (UINT64_C(1) << 63) + 5;
+
+    keys_from_byte(&alice, 1);
+    keys_from_byte(&bob, 2);
+    make_direct(&env, &alice, &bob);
+    msg_from_env(&msg, &env);
+    msg.created_at = v;
+    msg.id.len = 0;   /* no id on the wire: decode then computes it, nothing to disagree */
+    len = qpc__mesh_envelope__get_packed_size(&msg);
+    assert_non_null(buf = malloc(len));
+    assert_int_equal(qpc__mesh_envelope__pack(&msg, buf), len);
+    assert_int_equal(qpc_envelope_decode(&got, buf, len), 0);   /* minimal: taken */
+    assert_int_equal(got.created_at_ms, v);
+    qpc_envelope_clear(&got);
+    /* the field's key (6, varint) and its ten bytes, to find it in buf */
+    varint[0] = 6 << 3;
+    for (size_t i = 1; i <= 10; i++, v >>= 7)
+        varint[i] = (uint8_t)((v & 0x7f) | (i < 10 ? 0x80 : 0));
+    assert_int_equal(varint[10], 0x01);
+    for (size_t i = 0; i + sizeof(varint) <= len && at == NULL; i++)
+        if (memcmp(buf + i, varint, sizeof(varint)) == 0)
+            at = buf + i;
+    assert_non_null(at);
+    at[10] = 0x7f;   /* bits 64-69 set: the same value to protobuf-c */
+    assert_int_equal(qpc_envelope_decode(&got, buf, len), QPC_ERR_INVALID);
+    free(buf);
+    qpc_envelope_clear(&env);
+}
+
 /* --- boxes ----------------------------------------------------------------------------- */
 
 static void test_box_seal_open_round_trip(void **state)
@@ -917,6 +956,7 @@ int main(void)
         cmocka_unit_test(test_envelope_decode_refuses_bad_topics),
         cmocka_unit_test(test_envelope_decode_refuses_oversized_payload),
         cmocka_unit_test(test_envelope_decode_refuses_non_canonical_encoding),
+        cmocka_unit_test(test_envelope_decode_refuses_overlong_tenth_varint_byte),
         cmocka_unit_test(test_box_seal_open_round_trip),
         cmocka_unit_test(test_box_open_refuses_wrong_key_and_tampering),
         cmocka_unit_test(test_box_refuses_peer_key_of_small_order),
