@@ -139,6 +139,8 @@ int history_open(const char *path, struct history **out, char *err, size_t errle
         free(h);
         return QPC_ERR_DB;
     }
+    /* Before the first statement: a lock met without a timeout fails at once. */
+    sqlite3_busy_timeout(h->db, 2000);   /* a qpc listen and a REPL may share the directory */
     if (integrity_check(h, path, err, errlen) != 0) {
         sqlite3_close(h->db);
         free(h);
@@ -151,7 +153,6 @@ int history_open(const char *path, struct history **out, char *err, size_t errle
         free(h);
         return QPC_ERR_DB;
     }
-    sqlite3_busy_timeout(h->db, 2000);   /* a qpc listen and a REPL may share the directory */
     for (int i = 0; i < ST_COUNT; i++)
         if (sqlite3_prepare_v3(h->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &h->st[i], NULL) != SQLITE_OK) {
             snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(h->db));

@@ -171,7 +171,11 @@ int route_state_open(struct client *cl)
     }
     cl->route_state = rs;
     snprintf(path, sizeof(path), "%s/%s", cl->data_dir, ROUTE_STATE_FILE);
+    /* The busy timeout before the schema: a `qpc route` or a second qpc may hold the
+     * file for a moment just then, and a lock met without one fails at once, leaving
+     * this node without kept routes for its whole run. */
     if (sqlite3_open_v2(path, &rs->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK ||
+        sqlite3_busy_timeout(rs->db, 2000) != SQLITE_OK ||   /* a qpc listen and a REPL may share the directory */
         sqlite3_exec(rs->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
         qpc_log_warn("routes", "%s: %s: routes are not kept across restarts", path,
                      msg != NULL ? msg : sqlite3_errmsg(rs->db));
@@ -180,7 +184,6 @@ int route_state_open(struct client *cl)
         rs->db = NULL;
         return 0;
     }
-    sqlite3_busy_timeout(rs->db, 2000);   /* a qpc listen and a REPL may share the directory */
     /* Routes first (each sets a distance as it is taken), then the saved distances over
      * them: those are what was true when the table was saved. */
     load_routes(rs, cl->routes, now_ms());
