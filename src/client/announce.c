@@ -693,8 +693,10 @@ static void note_candidates(struct client *cl, struct peer_state *ps, const stru
     candidates_merge(&ps->cands, &c);
 }
 
-/* The origin is a client of my own node, in its own signed words: a message to it that
- * I hand to my server is queued there for it, one step. */
+/* The origin is a client of my own node, in its own signed words. Only then can I carry
+ * a neighbour's envelope for it through my server: over a relayed link to it (the node
+ * relays between its own clients); a server takes envelopes from their sender alone,
+ * so for any other origin a neighbour's envelope would only wait with me. */
 static bool home_is_mine(const struct client *cl, const uint8_t key[static QPC_KEY_LEN])
 {
     const char *home = homes_get(cl->homes, key);
@@ -840,8 +842,8 @@ void announce_receive(struct client *cl, struct link *l, const Qpc__MeshAnnounce
 
     /* The first copy is passed on, one hop further, unless at its limit: at the next
      * tick, to the neighbours that did not send me a copy by then. One from my server
-     * goes on to my links only for a client of my own node: a neighbour would route
-     * through me to my server, and for anyone else the mesh's own copy, a moment later,
+     * goes on to my links only for a client of my own node (home_is_mine): neighbours
+     * would route through me, and for anyone else the mesh's own copy, a moment later,
      * is the way to take (copy_receive passes that one on). */
     if (qpc_announce_forward(&a) != 0)
         return;
