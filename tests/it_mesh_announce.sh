@@ -58,9 +58,6 @@ stop() { # name: SIGTERM, so the node saves its state
     kill -TERM "${!v}" 2>/dev/null || true
     wait "${!v}" 2>/dev/null || true
 }
-route_of() { # node dest-key: the line of `qpc route` for dest
-    $B/qpc --data-dir "$T/$1" route | grep "^$2 " || true
-}
 
 # --- 1. A's first message to C ---------------------------------------------------------
 start b
@@ -84,11 +81,11 @@ start a --peers "10.212.1.2:$PORT"
 it_wait_for "$T/b.err" "link to ${AK:0:12} up" 15 || fail "A did not link to B"
 # C learns the route to A from A's announce, passed on by B; C saves it when it stops
 for ((i = 0; i < 100; i++)); do
-    route_of c "$AK" | grep -q " peer $BK 2 announce " && break
+    it_route_of c "$AK" | grep -q " peer $BK 2 announce " && break
     sleep 0.2
 done
 stop c
-route_of c "$AK" | grep -q " peer $BK 2 announce " || fail "C has no announced route to A: $(route_of c "$AK")"
+it_route_of c "$AK" | grep -q " peer $BK 2 announce " || fail "C has no announced route to A: $(it_route_of c "$AK")"
 $B/qpc --data-dir "$T/c" peer list | grep -q "^$AK " && fail "A is in C's directory: the prefix would not need the routes"
 rc=0
 X c $B/qpc --data-dir "$T/c" --listen "0.0.0.0:$PORT" $Q --peers "10.212.2.2:$PORT" --timeout 20 \
@@ -104,10 +101,10 @@ echo "ok 2 C replies to A by an id prefix its routing table resolves"
 # --- 3. a neighbour resetting hop_count does not move the route ---------------------------
 it_wait_for "$T/b.err" "link to ${CK:0:12} up" 15 || fail "C did not link to B again"
 for ((i = 0; i < 100; i++)); do
-    route_of a "$CK" | grep -q " peer $BK 2 announce " && break
+    it_route_of a "$CK" | grep -q " peer $BK 2 announce " && break
     sleep 0.2
 done
-before=$(route_of a "$CK")
+before=$(it_route_of a "$CK")
 echo "$before" | grep -q " peer $BK 2 announce " || fail "A's route to C is not through B: $before"
 # from B's namespace (the only one that reaches A), a stranger M forwards "C's" message
 X b $B/qpc_p2p_inject "10.212.1.1:$PORT" "$AK" "hop0-from=$T/c/identity.json" >"$T/inject.out" 2>&1 ||
@@ -115,19 +112,19 @@ X b $B/qpc_p2p_inject "10.212.1.1:$PORT" "$AK" "hop0-from=$T/c/identity.json" >"
 grep -q '^ack hop0-from=.* 0$' "$T/inject.out" || fail "A did not take the injected envelope: $(cat "$T/inject.out")"
 it_wait_lines "$T/a.out" '"text":"inject hop0 0"' 1 || fail "A did not show the injected message"
 sleep 6   # A saves its table at most every 5 s
-after=$(route_of a "$CK")
+after=$(it_route_of a "$CK")
 echo "$after" | grep -q " peer $BK 2 announce " || fail "A's route to C moved: before '$before', after '$after'"
 echo "ok 3 a forwarder resetting hop_count to 0 does not change A's route to C"
 
 # --- 4. the routes survive a restart of all three -----------------------------------------
 stop a; stop b; stop c
-route_of a "$CK" | grep -q " peer $BK 2 announce " || fail "A's route to C not saved: $(route_of a "$CK")"
+it_route_of a "$CK" | grep -q " peer $BK 2 announce " || fail "A's route to C not saved: $(it_route_of a "$CK")"
 start b; start c --peers "10.212.2.2:$PORT"; start a --peers "10.212.1.2:$PORT"
 sleep 2
 stop a; stop b; stop c
-r=$(route_of a "$CK")
+r=$(it_route_of a "$CK")
 echo "$r" | grep -q " peer $BK 2 announce " || fail "after the restart A lists no route to C: '$r'"
-route_of c "$AK" | grep -q " peer $BK 2 announce " || fail "after the restart C lists no route to A"
+it_route_of c "$AK" | grep -q " peer $BK 2 announce " || fail "after the restart C lists no route to A"
 echo "# after restart: A: $r"
 echo "ok 4 routes listed after restarting all three"
 

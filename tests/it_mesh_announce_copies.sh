@@ -62,11 +62,8 @@ start() { # name static-peers [server]
         ${3:+--server "$3"} listen --json >>"$T/$1.out" 2>>"$T/$1.err" &
     PIDS+=($!)
 }
-route_of() { $B/qpc --data-dir "$T/$1" route | grep "^$2 " || true; }
-# the next hop of a live announced route of HOPS hops, "" otherwise
-via_of() { route_of "$1" "$2" | awk -v h="$3" '$2 == "peer" && $4 == h && $5 == "announce" && NF == 7 {print $3}'; }
 wait_via() { # node dest hops via seconds
-    for ((i = 0; i < $5 * 5; i++)); do [ "$(via_of "$1" "$2" "$3")" = "$4" ] && return 0; sleep 0.2; done
+    for ((i = 0; i < $5 * 5; i++)); do [ "$(it_via_of "$1" "$2" "$3")" = "$4" ] && return 0; sleep 0.2; done
     return 1
 }
 
@@ -76,16 +73,16 @@ start h "10.217.4.2:$PORT" "10.217.6.1:$PORT"
 start d ""
 # The chain and both sessions up before O comes: D's route to N2 is 2 hops through H, and
 # N1 and H have each other through the server.
-wait_via d "${KEY[n2]}" 2 "${KEY[h]}" 60 || fail "D has no route to N2 through H: '$(route_of d "${KEY[n2]}")'"
-for ((i = 0; i < 300; i++)); do route_of h "${KEY[n1]}" | grep -q " server " && break; sleep 0.2; done
-route_of h "${KEY[n1]}" | grep -q " server \| peer " || fail "H has no route to N1: '$(route_of h "${KEY[n1]}")'"
+wait_via d "${KEY[n2]}" 2 "${KEY[h]}" 60 || fail "D has no route to N2 through H: '$(it_route_of d "${KEY[n2]}")'"
+for ((i = 0; i < 300; i++)); do it_route_of h "${KEY[n1]}" | grep -q " server " && break; sleep 0.2; done
+it_route_of h "${KEY[n1]}" | grep -q " server \| peer " || fail "H has no route to N1: '$(it_route_of h "${KEY[n1]}")'"
 start o "10.217.1.2:$PORT"
 
 wait_via h "${KEY[o]}" 3 "${KEY[n2]}" 30 ||
-    fail "H has no 3-hop announced route to O through N2: '$(route_of h "${KEY[o]}")'"
+    fail "H has no 3-hop announced route to O through N2: '$(it_route_of h "${KEY[o]}")'"
 echo "ok 1 H's route to O goes through N2 (3 hops), learned from a later copy of O's announce"
 wait_via d "${KEY[o]}" 4 "${KEY[h]}" 30 ||
-    fail "D has no 4-hop announced route to O through H: '$(route_of d "${KEY[o]}")'"
+    fail "D has no 4-hop announced route to O through H: '$(it_route_of d "${KEY[o]}")'"
 echo "ok 2 D's route to O goes through H (4 hops): H passed the later copy on"
 
 rc=0

@@ -70,12 +70,11 @@ counters() { # node: the fields of its next `/mesh announces` line, "made trigge
 field() { echo "$1" | cut -d' ' -f"$2"; }   # 1 made 2 triggered 3 link_frames 4 link_bytes ... 8 links_up
 
 # --- 1. idle: each announce once per neighbour and interval -----------------------------
-route_of() { $B/qpc --data-dir "$T/$1" route | grep "^$2 " || true; }
 for n in a b c d; do
     for o in a b c d; do
         [ $n = $o ] && continue
-        for ((i = 0; i < 150; i++)); do [ -n "$(route_of $n "${KEY[$o]}")" ] && break; sleep 0.2; done
-        [ -n "$(route_of $n "${KEY[$o]}")" ] || fail "${n^^} has no route to ${o^^}"
+        for ((i = 0; i < 150; i++)); do [ -n "$(it_route_of $n "${KEY[$o]}")" ] && break; sleep 0.2; done
+        [ -n "$(it_route_of $n "${KEY[$o]}")" ] || fail "${n^^} has no route to ${o^^}"
     done
 done
 sleep $((2 * I))   # the start's links and first announces are behind us

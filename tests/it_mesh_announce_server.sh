@@ -48,12 +48,11 @@ ip netns exec "${P}c" $B/qpc --data-dir "$T/c" --listen "0.0.0.0:$PORT" --server
     listen --json >"$T/c.out" 2>"$T/c.err" &
 PIDS+=($!)
 
-route_of() { $B/qpc --data-dir "$T/$1" route | grep "^$2 " || true; }
 want=" server 10.213.1.1:$PORT 2 announce "
-for ((i = 0; i < 150; i++)); do route_of a "$CK" | grep -q -- "$want" && break; sleep 0.2; done
-route_of a "$CK" | grep -q -- "$want" || fail "A has no route to C through the server: '$(route_of a "$CK")'"
-for ((i = 0; i < 100; i++)); do route_of c "$AK" | grep -q " server 10.213.2.1:$PORT 2 announce " && break; sleep 0.2; done
-route_of c "$AK" | grep -q " server 10.213.2.1:$PORT 2 announce " || fail "C has no route to A through the server"
+for ((i = 0; i < 150; i++)); do it_route_of a "$CK" | grep -q -- "$want" && break; sleep 0.2; done
+it_route_of a "$CK" | grep -q -- "$want" || fail "A has no route to C through the server: '$(it_route_of a "$CK")'"
+for ((i = 0; i < 100; i++)); do it_route_of c "$AK" | grep -q " server 10.213.2.1:$PORT 2 announce " && break; sleep 0.2; done
+it_route_of c "$AK" | grep -q " server 10.213.2.1:$PORT 2 announce " || fail "C has no route to A through the server"
 $B/qpc --data-dir "$T/a" peer list | grep -q "^$CK " && fail "C is in A's directory: the route would not be needed"
 echo "ok 1 announces through the server: routes both ways, 2 hops, source announce"
 

@@ -44,12 +44,10 @@ start a "10.214.1.2:$PORT,10.214.4.1:$PORT"
 start b "10.214.2.2:$PORT"
 start c "10.214.3.2:$PORT"
 start d ""
-route_of() { $B/qpc --data-dir "$T/$1" route | grep "^$2 " || true; }
-via_of() { route_of "$1" "$2" | awk '$2 == "peer" && $4 == "2" && $5 == "announce" && NF == 7 {print $3}'; }
 
 via=""
-for ((i = 0; i < 150; i++)); do via=$(via_of a "${KEY[c]}"); [ -n "$via" ] && break; sleep 0.2; done
-[ -n "$via" ] || fail "A has no 2-hop announced route to C: '$(route_of a "${KEY[c]}")'"
+for ((i = 0; i < 150; i++)); do via=$(it_via_of a "${KEY[c]}" 2); [ -n "$via" ] && break; sleep 0.2; done
+[ -n "$via" ] || fail "A has no 2-hop announced route to C: '$(it_route_of a "${KEY[c]}")'"
 if [ "$via" = "${KEY[b]}" ]; then gone=b; other=d; else gone=d; other=b; fi
 [ "$via" = "${KEY[$gone]}" ] || fail "A's route to C goes through neither neighbour: $via"
 echo "ok 1 A's route to C: 2 hops through ${gone^^}"
@@ -58,9 +56,9 @@ v="PID_$gone"
 kill -TERM "${!v}"; wait "${!v}" 2>/dev/null || true
 t0=$(date +%s%N)
 now=""
-for ((i = 0; i < 300; i++)); do now=$(via_of a "${KEY[c]}"); [ "$now" = "${KEY[$other]}" ] && break; sleep 0.1; done
+for ((i = 0; i < 300; i++)); do now=$(it_via_of a "${KEY[c]}" 2); [ "$now" = "${KEY[$other]}" ] && break; sleep 0.1; done
 t1=$(date +%s%N)
-[ "$now" = "${KEY[$other]}" ] || fail "A's route to C did not move to ${other^^}: '$(route_of a "${KEY[c]}")'"
+[ "$now" = "${KEY[$other]}" ] || fail "A's route to C did not move to ${other^^}: '$(it_route_of a "${KEY[c]}")'"
 echo "# route to C moved from ${gone^^} to ${other^^} within $(( (t1 - t0) / 1000000 )) ms of ${gone^^} stopping" \
      "(announce interval 2 s, routes.db written at most every 5 s)"
 rc=0

@@ -50,41 +50,38 @@ start a "10.216.1.2:$PORT"
 start b "10.216.2.2:$PORT"
 start c "10.216.3.2:$PORT"
 start d ""
-route_of() { $B/qpc --data-dir "$T/$1" route | grep "^$2 " || true; }
-# the next hop of a live announced route of HOPS hops, "" otherwise
-via_of() { route_of "$1" "$2" | awk -v h="$3" '$2 == "peer" && $4 == h && $5 == "announce" && NF == 7 {print $3}'; }
 
 via=""
-for ((i = 0; i < 300; i++)); do via=$(via_of a "${KEY[c]}" 2); [ "$via" = "${KEY[b]}" ] && break; sleep 0.2; done
-[ "$via" = "${KEY[b]}" ] || fail "A has no 2-hop announced route to C through B: '$(route_of a "${KEY[c]}")'"
+for ((i = 0; i < 300; i++)); do via=$(it_via_of a "${KEY[c]}" 2); [ "$via" = "${KEY[b]}" ] && break; sleep 0.2; done
+[ "$via" = "${KEY[b]}" ] || fail "A has no 2-hop announced route to C through B: '$(it_route_of a "${KEY[c]}")'"
 # ... and the A-E edge comes up only once E's route to C is the 2-hop one through D, so
 # that a request from A finds at E a way on that is not back through A.
 ip -n "${P}a" link set vae down; ip -n "${P}e" link set vea down
 start e "10.216.4.1:$PORT,10.216.5.2:$PORT"
-for ((i = 0; i < 300; i++)); do [ "$(via_of e "${KEY[c]}" 2)" = "${KEY[d]}" ] && break; sleep 0.2; done
-[ "$(via_of e "${KEY[c]}" 2)" = "${KEY[d]}" ] || fail "E has no 2-hop route to C through D: '$(route_of e "${KEY[c]}")'"
+for ((i = 0; i < 300; i++)); do [ "$(it_via_of e "${KEY[c]}" 2)" = "${KEY[d]}" ] && break; sleep 0.2; done
+[ "$(it_via_of e "${KEY[c]}" 2)" = "${KEY[d]}" ] || fail "E has no 2-hop route to C through D: '$(it_route_of e "${KEY[c]}")'"
 ip -n "${P}a" link set vae up; ip -n "${P}e" link set vea up
 up=""
 for ((i = 0; i < 300; i++)); do
-    up=$(route_of a "${KEY[e]}" | awk '$4 == "1" && NF == 7 {print "y"}'); [ -n "$up" ] && break; sleep 0.2
+    up=$(it_route_of a "${KEY[e]}" | awk '$4 == "1" && NF == 7 {print "y"}'); [ -n "$up" ] && break; sleep 0.2
 done
-[ -n "$up" ] || fail "A has no link to E: '$(route_of a "${KEY[e]}")'"
-[ "$(via_of a "${KEY[c]}" 2)" = "${KEY[b]}" ] || fail "A's route to C moved off B: '$(route_of a "${KEY[c]}")'"
+[ -n "$up" ] || fail "A has no link to E: '$(it_route_of a "${KEY[e]}")'"
+[ "$(it_via_of a "${KEY[c]}" 2)" = "${KEY[b]}" ] || fail "A's route to C moved off B: '$(it_route_of a "${KEY[c]}")'"
 echo "ok 1 A's route to C: 2 hops through B; E joined the ring"
 
 ip -n "${P}a" link set vab down
 t0=$(date +%s%N)
 gone=""
 for ((i = 0; i < 900; i++)); do
-    [ "$(via_of a "${KEY[c]}" 2)" = "${KEY[b]}" ] || { gone=1; break; }
+    [ "$(it_via_of a "${KEY[c]}" 2)" = "${KEY[b]}" ] || { gone=1; break; }
     sleep 0.1
 done
 [ -n "$gone" ] || fail "A still routes to C through B 90 s after the A-B link went down"
 t1=$(date +%s%N)
 now=""
-for ((i = 0; i < HEAL_S * 10; i++)); do now=$(via_of a "${KEY[c]}" 3); [ "$now" = "${KEY[e]}" ] && break; sleep 0.1; done
+for ((i = 0; i < HEAL_S * 10; i++)); do now=$(it_via_of a "${KEY[c]}" 3); [ "$now" = "${KEY[e]}" ] && break; sleep 0.1; done
 t2=$(date +%s%N)
-[ "$now" = "${KEY[e]}" ] || fail "A's route to C did not move to E within $HEAL_S s (interval $INTERVAL s): '$(route_of a "${KEY[c]}")'"
+[ "$now" = "${KEY[e]}" ] || fail "A's route to C did not move to E within $HEAL_S s (interval $INTERVAL s): '$(it_route_of a "${KEY[c]}")'"
 echo "# A-B down: route through B left after $(( (t1 - t0) / 1000000 )) ms, route through E (3 hops)" \
      "$(( (t2 - t1) / 1000000 )) ms later (announce interval $INTERVAL s)"
 echo "ok 2 the A-B link went down: A's route to C goes through E (3 hops) within $HEAL_S s"

@@ -82,19 +82,18 @@ it_wait_lines "$T/alice.out" '"connected to server' 1 30 || fail "alice did not 
 it_wait_lines "$T/carol.out" '"connected to server' 1 30 || fail "carol did not connect"
 
 # --- 1. routes from announces, four hops ----------------------------------------------------
-route_of() { $B/qpc --data-dir "$T/$1" route | grep "^$2 " || true; }
 want() { echo " server 127.0.0.1:$1 4 announce "; }
-for ((i = 0; i < 120; i++)); do route_of alice "$CK" | grep -q -- "$(want $PA)" && break; sleep 0.5; done
-route_of alice "$CK" | grep -q -- "$(want $PA)" || fail "alice has no 4-hop route to carol: '$(route_of alice "$CK")'"
-for ((i = 0; i < 60; i++)); do route_of carol "$AK" | grep -q -- "$(want $PC)" && break; sleep 0.5; done
-route_of carol "$AK" | grep -q -- "$(want $PC)" || fail "carol has no 4-hop route to alice: '$(route_of carol "$AK")'"
+for ((i = 0; i < 120; i++)); do it_route_of alice "$CK" | grep -q -- "$(want $PA)" && break; sleep 0.5; done
+it_route_of alice "$CK" | grep -q -- "$(want $PA)" || fail "alice has no 4-hop route to carol: '$(it_route_of alice "$CK")'"
+for ((i = 0; i < 60; i++)); do it_route_of carol "$AK" | grep -q -- "$(want $PC)" && break; sleep 0.5; done
+it_route_of carol "$AK" | grep -q -- "$(want $PC)" || fail "carol has no 4-hop route to alice: '$(it_route_of carol "$AK")'"
 $B/qpc --data-dir "$T/alice" peer list | grep -q "^$CK " && fail "carol is in alice's directory"
 # The home node rides in the signed announce (the one made once the node named its
 # domain), saved with the route.
-for ((i = 0; i < 60; i++)); do route_of alice "$CK" | grep -q " home c.mesh.test$" && break; sleep 0.5; done
-route_of alice "$CK" | grep -q " home c.mesh.test$" || fail "alice has no home for carol: '$(route_of alice "$CK")'"
-for ((i = 0; i < 60; i++)); do route_of carol "$AK" | grep -q " home a.mesh.test$" && break; sleep 0.5; done
-route_of carol "$AK" | grep -q " home a.mesh.test$" || fail "carol has no home for alice: '$(route_of carol "$AK")'"
+for ((i = 0; i < 60; i++)); do it_route_of alice "$CK" | grep -q " home c.mesh.test$" && break; sleep 0.5; done
+it_route_of alice "$CK" | grep -q " home c.mesh.test$" || fail "alice has no home for carol: '$(it_route_of alice "$CK")'"
+for ((i = 0; i < 60; i++)); do it_route_of carol "$AK" | grep -q " home a.mesh.test$" && break; sleep 0.5; done
+it_route_of carol "$AK" | grep -q " home a.mesh.test$" || fail "carol has no home for alice: '$(it_route_of carol "$AK")'"
 echo "ok 1: announces along A - B - C: alice and carol each route to the other through their server, 4 hops, and know each other's node"
 
 # --- 3. a route through a server only where the server can deliver -------------------------
@@ -113,7 +112,7 @@ kill $OBS 2>/dev/null || true
 # A pushed it to alice's session in the same turn as to the observer's; routes.db is
 # written every ROUTE_STATE_SAVE_MS (5 s): a route taken from it shows within two saves.
 for ((i = 0; i < 24; i++)); do
-    [ -z "$(route_of alice "$HK")" ] || fail "alice routes a homeless peer through her server: '$(route_of alice "$HK")'"
+    [ -z "$(it_route_of alice "$HK")" ] || fail "alice routes a homeless peer through her server: '$(it_route_of alice "$HK")'"
     sleep 0.5
 done
 echo "ok 3a: an announce naming no home gives no route through the server"

@@ -152,6 +152,16 @@ it_ring_make() {
     done
 }
 
+# it_route_of NODE DEST: the line `qpc route` prints for DEST (a peer id) in NODE's data
+# directory $T/NODE, "" when there is none. Reads the caller's $B (build) and $T.
+it_route_of() { "$B/qpc" --data-dir "$T/$1" route | grep "^$2 " || true; }
+
+# it_via_of NODE DEST HOPS: the next hop of NODE's live announced route of HOPS hops to
+# DEST ("dest peer NEXT HOPS announce seqno age", nothing after: not retracted), "" otherwise.
+it_via_of() {
+    it_route_of "$1" "$2" | awk -v h="$3" '$2 == "peer" && $4 == h && $5 == "announce" && NF == 7 {print $3}'
+}
+
 # it_bridge_add NS: make namespace NS holding an up bridge br0: a LAN for it_bridge_node.
 it_bridge_add() {
     ip netns add "$1"
