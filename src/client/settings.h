@@ -67,7 +67,8 @@ const struct client_settings *client_settings(const struct qpc_config *cfg);
  * How many signature-checking threads a relay runs (verify.h; 0 = checks on the loop)
  * for the setting verify_threads and online_cpus (sysconf(_SC_NPROCESSORS_ONLN); < 1
  * when unknown, taken as one). An explicit 0..4 is kept; auto is none on one CPU,
- * otherwise online_cpus - 1, at most CLIENT_VERIFY_AUTO_MAX. Pure, for the tests.
+ * otherwise min(online_cpus, CLIENT_VERIFY_AUTO_MAX), so 2 on any multi-core machine.
+ * Pure, for the tests.
  */
 unsigned client_verify_threads(int64_t setting, long online_cpus);
 
