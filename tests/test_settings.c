@@ -368,6 +368,7 @@ static void test_config_client_verify_threads_auto(void **state)
         fail_msg("printed config does not parse: %s\n%s", err, out);
     assert_int_equal(client_settings(again)->verify_threads, QPC_CONFIG_AUTO_VALUE);
     qpc_config_free(again);
+    qpc_config_free(cfg);
     free(out);
 
     /* -1, the stored "auto", is not a number the key takes; nor is any other word */
