@@ -91,11 +91,11 @@ unsigned client_verify_threads(int64_t setting, long online_cpus)
     if (setting != QPC_CONFIG_AUTO_VALUE)
         return (unsigned)setting;   /* 0..VERIFY_MAX_THREADS: the key's range */
     /* One CPU: a worker would only take turns with the loop on it (DESIGN.md, no threads
-     * on the hot path). More: two workers, not CPUs - 1. On two cores one worker left a
-     * relay at 8.4-9.2k durable msgs/s, under the 10k it must forward, and two reached
-     * 13-14k (docs/client.md, bench_forward): the workers sleep when nothing is to be
-     * checked, so sharing a core with the loop costs it nothing when it is idle. More
-     * than two were never measured. */
+     * on the hot path). More: two workers, not CPUs - 1. On two shared cores one worker
+     * left a relay at 8.4-9.2k durable msgs/s, under the 10k it must forward, and two
+     * reached 13-15k (docs/client.md, bench_forward): the workers sleep when nothing is
+     * to be checked, so sharing a core with the loop costs it nothing when it is idle.
+     * More than two were never measured. */
     if (online_cpus <= 1)
         return 0;
     return online_cpus < CLIENT_VERIFY_AUTO_MAX ? (unsigned)online_cpus : CLIENT_VERIFY_AUTO_MAX;
