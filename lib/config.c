@@ -61,6 +61,7 @@ struct tval {
     char *s;
     int64_t i;
     bool b;
+    bool is_auto;       /* V_INT of a QPC_CONFIG_AUTO key: the word "auto" (i unused) */
     struct qpc_config_strings list;
     struct qpc_config_table table;
 };
@@ -209,7 +210,8 @@ static const char *type_phrase(const struct qpc_config_key *k, char *buf, size_t
         snprintf(buf, len, "a string (%s)", choices);
         return buf;
     }
-    case QPC_CONFIG_INT: return "an integer";
+    case QPC_CONFIG_INT:
+        return (k->flags & QPC_CONFIG_AUTO) ? "an integer or \"auto\"" : "an integer";
     case QPC_CONFIG_BOOL: return "a boolean (true or false)";
     case QPC_CONFIG_LIST:
         if (k->flags & QPC_CONFIG_ADDRS)
@@ -424,10 +426,13 @@ static int check_value(const struct qpc_config_key *k, const struct tval *v,
         return fail(err, errlen, o, "'%s' = \"%.*s\" is not allowed; use one of %s", label,
                     TOKEN_SHOWN, v->s, phrase);
     case QPC_CONFIG_INT:
+        if (v->is_auto)
+            return 0;   /* only made for a QPC_CONFIG_AUTO key (auto_word) */
         if (v->i < k->min || v->i > k->max)
             return fail(err, errlen, o,
-                        "'%s' = %lld is out of range; use %lld to %lld (%s)", label,
-                        (long long)v->i, (long long)k->min, (long long)k->max, k->metavar);
+                        "'%s' = %lld is out of range; use %lld to %lld (%s)%s", label,
+                        (long long)v->i, (long long)k->min, (long long)k->max, k->metavar,
+                        (k->flags & QPC_CONFIG_AUTO) ? " or \"auto\"" : "");
         return 0;
     case QPC_CONFIG_BOOL:
         return 0;
@@ -483,7 +488,7 @@ static void store(struct qpc_config *cfg, const struct qpc_config_key *k, struct
         *(char **)p = v->s;
         v->s = NULL;
         break;
-    case QPC_CONFIG_INT: *(int64_t *)p = v->i; break;
+    case QPC_CONFIG_INT: *(int64_t *)p = v->is_auto ? QPC_CONFIG_AUTO_VALUE : v->i; break;
     case QPC_CONFIG_BOOL: *(bool *)p = v->b; break;
     case QPC_CONFIG_LIST:
         *(struct qpc_config_strings *)p = v->list;
@@ -496,6 +501,12 @@ static void store(struct qpc_config *cfg, const struct qpc_config_key *k, struct
     }
 }
 
+/* True when text is the word a QPC_CONFIG_AUTO key takes for "the program decides". */
+static bool auto_word(const struct qpc_config_key *k, const char *text)
+{
+    return k->type == QPC_CONFIG_INT && (k->flags & QPC_CONFIG_AUTO) && strcmp(text, "auto") == 0;
+}
+
 /*
  * Checks v for key number idx and stores it unless a stronger source set the key.
  * Always consumes v.
@@ -505,7 +516,14 @@ static int assign(struct qpc_config *cfg, size_t idx, struct tval *v, const stru
 {
     const struct qpc_config_key *k = &cfg->keys[idx];
     struct key_state *st = &cfg->state[idx];
-    int rc = check_value(k, v, o, err, errlen);
+    int rc;
+    if (v->kind == V_STR && auto_word(k, v->s)) {   /* the file's string "auto" */
+        free(v->s);
+        v->s = NULL;
+        v->kind = V_INT;
+        v->is_auto = true;
+    }
+    rc = check_value(k, v, o, err, errlen);
     if (rc == 0 && o->source >= st->source) {
         slot_free(cfg, k);
         store(cfg, k, v);
@@ -610,11 +628,20 @@ static int value_from_text(const struct qpc_config_key *k, const char *text, str
         v->kind = V_STR;
         return (v->s = strdup(text)) ? 0 : nomem(err, errlen);
     case QPC_CONFIG_INT: {
-        int r = qpc_toml_parse_integer(text, strlen(text), &v->i);
+        int r;
         v->kind = V_INT;
+        if (auto_word(k, text)) {
+            v->is_auto = true;
+            return 0;
+        }
+        r = qpc_toml_parse_integer(text, strlen(text), &v->i);
         if (r == QPC_ERR_TOO_LARGE)
             return fail(err, errlen, o, "'%s' = %.*s does not fit in a 64-bit integer; use %lld to %lld",
                         label, TOKEN_SHOWN, text, (long long)k->min, (long long)k->max);
+        if (r < 0 && (k->flags & QPC_CONFIG_AUTO))
+            return fail(err, errlen, o, "'%s' expects a decimal integer (%lld to %lld) or "
+                        "auto, got \"%.*s\"", label, (long long)k->min, (long long)k->max,
+                        TOKEN_SHOWN, text);
         if (r < 0)
             return fail(err, errlen, o, "'%s' expects a decimal integer (like %s), got \"%.*s\"",
                         label, k->def, TOKEN_SHOWN, text);
@@ -668,6 +695,10 @@ static bool schema_ok(const struct qpc_config_schema *s)
             return false;
         if ((k->type == QPC_CONFIG_ENUM && (k->choices == NULL || k->choices[0] == NULL)) ||
             (k->type == QPC_CONFIG_INT && k->min > k->max))
+            return false;
+        /* the stored "auto" must not be a number the key also takes */
+        if ((k->flags & QPC_CONFIG_AUTO) &&
+            (k->type != QPC_CONFIG_INT || k->min <= QPC_CONFIG_AUTO_VALUE))
             return false;
         if (k->type == QPC_CONFIG_TABLE &&
             (k->table == NULL || k->table->noun == NULL || k->table->nouns == NULL ||
@@ -1126,7 +1157,12 @@ int qpc_config_print(const struct qpc_config *cfg, FILE *out)
         case QPC_CONFIG_STRING: case QPC_CONFIG_ADDR: case QPC_CONFIG_ENUM:
             print_string(out, *(char *const *)p);
             break;
-        case QPC_CONFIG_INT: fprintf(out, "%lld", (long long)*(const int64_t *)p); break;
+        case QPC_CONFIG_INT:
+            if ((k->flags & QPC_CONFIG_AUTO) && *(const int64_t *)p == QPC_CONFIG_AUTO_VALUE)
+                fputs("\"auto\"", out);   /* a string: what the file reader takes back */
+            else
+                fprintf(out, "%lld", (long long)*(const int64_t *)p);
+            break;
         case QPC_CONFIG_BOOL: fputs(*(const bool *)p ? "true" : "false", out); break;
         case QPC_CONFIG_LIST: {
             const struct qpc_config_strings *l = p;

@@ -33,8 +33,9 @@ $B/qpc --data-dir "$T/c" $Q --listen 127.0.0.1:$PC listen --json >"$T/c.out" 2>"
 CPID=$!
 it_wait_lines "$T/c.out" '"event":"listening"' 1 || fail "C did not start"
 
-# start_b THREADS: round 2 checks signatures on two worker threads (verify_threads), the
-# others on the loop: both ways must keep every acked envelope.
+# start_b THREADS: round 1 checks signatures on the loop (verify_threads 0), round 2 on
+# two worker threads, the others as the default says (auto: none on one CPU, else
+# workers): every way must keep every acked envelope.
 start_b() {
     $B/qpc --data-dir "$T/b" $Q --verify-threads "$1" --listen 127.0.0.1:$PB listen --json >>"$T/b.out" 2>>"$T/b.err" &
     BPID=$!
@@ -43,7 +44,7 @@ start_b() {
 
 : >"$T/b.out"
 for ((r = 1; r <= ROUNDS; r++)); do
-    start_b $((r == 2 ? 2 : 0))
+    case $r in 1) start_b 0 ;; 2) start_b 2 ;; *) start_b auto ;; esac
     $B/qpc_p2p_flood send 127.0.0.1:$PB "$BK" "$CK" $N 200 128 >"$T/flood$r.out" 2>"$T/flood$r.err" &
     FP=$!
     # into the load, at a random point: after 500 to 4,000 acks

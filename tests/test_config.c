@@ -146,7 +146,7 @@ static void test_config_new_refuses_a_broken_schema(void **state)
 
     assert_int_equal(qpc_config_new(&cfg, NULL), QPC_ERR_INVALID);
     assert_null(cfg);
-    for (int broken = 0; broken < 11; broken++) {
+    for (int broken = 0; broken < 13; broken++) {
         memcpy(keys, station_keys, sizeof(keys));
         s = station;
         s.keys = keys;
@@ -162,6 +162,8 @@ static void test_config_new_refuses_a_broken_schema(void **state)
         case 8: s.values_size = offsetof(struct station, hubs); break;
         case 9: keys[4].help = NULL; break;
         case 10: s.key_count = 0; break;
+        case 11: keys[2].flags |= QPC_CONFIG_AUTO; break;          /* "auto" on an enum */
+        case 12: keys[3].flags |= QPC_CONFIG_AUTO, keys[3].min = -5; break; /* -1 a number */
         }
         cfg = (struct qpc_config *)&cfg;
         if (qpc_config_new(&cfg, &s) != QPC_ERR_INVALID)

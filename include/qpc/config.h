@@ -85,6 +85,15 @@ enum qpc_config_type {
  */
 #define QPC_CONFIG_NOT_BUILT 0x10u
 #define QPC_CONFIG_ADDRS    0x20u /* LIST: items are "host:port" (qpc_addr_check, port 1..65535) */
+/*
+ * INT: the word "auto" is a value too (a string "auto" in the file, auto in the
+ * environment and on the command line; the default may be "auto"). It is stored as
+ * QPC_CONFIG_AUTO_VALUE, which the key's range must leave out (min >= 0), and the
+ * program turns it into a number at start (what "auto" means is the program's: the
+ * library only carries the word). --check-config prints it back as "auto".
+ */
+#define QPC_CONFIG_AUTO     0x40u
+#define QPC_CONFIG_AUTO_VALUE INT64_C(-1)
 
 /* A QPC_CONFIG_LIST value. Owned by the config object. */
 struct qpc_config_strings {

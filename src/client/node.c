@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <utlist.h>
 #include <sodium.h>
 
@@ -339,12 +340,20 @@ int node_start(struct client *cl, bool listen, char *err, size_t errlen)
                                                   : ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
     }
 #if QPC_MESH
-    /* By default every signature is checked on the loop (DESIGN.md: one loop, no threads
-     * on the hot path). A relay on a multi-core router can hand the checks of envelopes
-     * from links to verify_threads workers (verify.h): what limits its forwarding rate. */
-    if (cl->cc->verify_threads > 0 &&
-        verify_pool_new(cl->loop, (unsigned)cl->cc->verify_threads, &cl->verify) < 0)
-        qpc_log_warn("node", "no signature-checking threads: envelopes are verified on the loop");
+    /* The signature checks of envelopes from links are what limits a relay's forwarding
+     * rate; on a machine with more than one CPU, verify_threads = auto (the default)
+     * hands them to worker threads (verify.h; docs/architecture.md says why this is the
+     * one exception to DESIGN.md's no threads on the hot path besides the server queue's
+     * sync thread). On one CPU, or with verify_threads = 0, they stay on the loop. */
+    {
+        unsigned vt = client_verify_threads(cl->cc->verify_threads,
+                                            sysconf(_SC_NPROCESSORS_ONLN));
+
+        if (vt > 0 && verify_pool_new(cl->loop, vt, &cl->verify) < 0)
+            qpc_log_warn("node", "no signature-checking threads: envelopes are verified on the loop");
+        else if (vt > 0)
+            qpc_log_info("node", "signatures of relayed envelopes checked on %u thread(s)", vt);
+    }
     if ((cl->vouches = qpc_batch_vouches_new(0)) == NULL)
         qpc_log_warn("node", "no room for broadcast batches: every broadcast is verified alone");
     /* Loopback candidates only make sense when everything runs on this host. */

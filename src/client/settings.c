@@ -61,9 +61,10 @@ static const struct qpc_config_key keys[] = {
       .min = 1, .max = 3600, .flags = MESH_ONLY, .metavar = "SECONDS",
       .help = "how often this node re-announces itself to the mesh when nothing changed (at once on a change)" },
     { .name = "verify_threads", .flag = "--verify-threads", .type = QPC_CONFIG_INT,
-      .env = "QPC_CLIENT_VERIFY_THREADS", .def = "0", .offset = CV(verify_threads),
-      .min = 0, .max = VERIFY_MAX_THREADS, .flags = MESH_ONLY, .metavar = "N",
-      .help = "threads that check the signatures of envelopes relayed over links; 0 = on the event loop" },
+      .env = "QPC_CLIENT_VERIFY_THREADS", .def = "auto", .offset = CV(verify_threads),
+      .min = 0, .max = VERIFY_MAX_THREADS, .flags = QPC_CONFIG_AUTO | MESH_ONLY, .metavar = "N",
+      .help = "threads that check the signatures of envelopes relayed over links; 0 = on the "
+              "event loop, auto = none on 1 CPU, 2 on more" },
     { .name = "peers", .flag = "--peers", .type = QPC_CONFIG_LIST, .env = "QPC_CLIENT_PEERS",
       .def = "", .offset = CV(peers), .flags = QPC_CONFIG_ADDRS | MESH_ONLY, .metavar = "HOST:PORT,...",
       .help = "static peers, dialled at start and redialled with back-off" },
@@ -83,6 +84,21 @@ const struct qpc_config_schema client_schema = {
 const struct client_settings *client_settings(const struct qpc_config *cfg)
 {
     return qpc_config_values(cfg);
+}
+
+unsigned client_verify_threads(int64_t setting, long online_cpus)
+{
+    if (setting != QPC_CONFIG_AUTO_VALUE)
+        return (unsigned)setting;   /* 0..VERIFY_MAX_THREADS: the key's range */
+    /* One CPU: a worker would only take turns with the loop on it (DESIGN.md, no threads
+     * on the hot path). More: two workers, not CPUs - 1. On two shared cores one worker
+     * left a relay at 8.4-9.2k durable msgs/s, under the 10k it must forward, and two
+     * reached 13-15k (docs/client.md, bench_forward): the workers sleep when nothing is
+     * to be checked, so sharing a core with the loop costs it nothing when it is idle.
+     * More than two were never measured. */
+    if (online_cpus <= 1)
+        return 0;
+    return online_cpus < CLIENT_VERIFY_AUTO_MAX ? (unsigned)online_cpus : CLIENT_VERIFY_AUTO_MAX;
 }
 
 int client_settings_resolve(struct qpc_config *cfg, const char *home, char *err, size_t errlen)

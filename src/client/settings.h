@@ -44,8 +44,10 @@ struct client_settings {
     int64_t direct_timeout_ms;     /* how long a direct P2P attempt may take before relay/store
                                     * (mesh only) */
     int64_t announce_interval_s;   /* my announces go at least this often (mesh only) */
-    int64_t verify_threads;        /* signature checks of relayed envelopes off the loop;
-                                    * 0 = on it (DESIGN.md's one loop, the default) */
+    int64_t verify_threads;        /* signature checks of relayed envelopes off the loop:
+                                    * 0 = on it (DESIGN.md's one loop), 1..4 threads, or
+                                    * QPC_CONFIG_AUTO_VALUE ("auto", the default):
+                                    * client_verify_threads() says how many (mesh only) */
     struct qpc_config_strings peers;   /* static peers, "host:port": dialled at start (mesh only) */
     char *log_level;
 };
@@ -57,6 +59,18 @@ extern const struct qpc_config_schema client_schema;
 
 /* The settings of cfg (made from client_schema), borrowed from it. */
 const struct client_settings *client_settings(const struct qpc_config *cfg);
+
+/* What verify_threads = auto gives at most (client_verify_threads). */
+#define CLIENT_VERIFY_AUTO_MAX 2u
+
+/*
+ * How many signature-checking threads a relay runs (verify.h; 0 = checks on the loop)
+ * for the setting verify_threads and online_cpus (sysconf(_SC_NPROCESSORS_ONLN); < 1
+ * when unknown, taken as one). An explicit 0..4 is kept; auto is none on one CPU,
+ * otherwise min(online_cpus, CLIENT_VERIFY_AUTO_MAX), so 2 on any multi-core machine.
+ * Pure, for the tests.
+ */
+unsigned client_verify_threads(int64_t setting, long online_cpus);
 
 /*
  * Fills data_dir when the layers left it empty: HOME/.local/share/quicprochat. home is
