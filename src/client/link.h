@@ -30,6 +30,9 @@ struct link {
     struct qpc_quic_conn *conn;
     struct peer_state *ps;             /* set once the peer's key is known */
     bool up, relayed;
+    bool came_up;                      /* its handshake finished once (up may be cleared
+                                        * before the close): losing it races again at
+                                        * once, a handshake that never finished does not */
     bool initiated;                    /* we dialled it (the duplicate rule needs to know) */
     bool has_sid;
     int64_t sid;
