@@ -16,6 +16,11 @@
 enum conn_kind { CONN_P2P = 1 };   /* a QUIC user pointer to a link starts with this */
 
 #define LINK_STALL_PTOS 3   /* probe timeouts in a row that make a link stalled */
+/* Keep-alive PING on an idle link, from the end that dialled it only: the PING and the
+ * ACK it draws reset both ends' idle timers (30 s) and refresh NAT mappings both ways,
+ * and one link per pair means every link has one dialler. Well under the idle timeout,
+ * so a lost PING is probed again in time. */
+#define LINK_KEEPALIVE_MS 20000u
 /* Garbage on a link (link_note_garbage): this many undecodable frames within the window
  * close it; its log lines come at most one per interval. */
 #define LINK_GARBAGE_MAX 16u

@@ -92,6 +92,7 @@ static int cb_connected(struct qpc_quic_conn *conn, const char *alpn, const uint
         qpc_addr_format(qpc_quic_conn_remote_addr(conn, &(socklen_t){ 0 }), l->addr, sizeof(l->addr));
     l->up = true;
     l->came_up = true;
+    qpc_quic_conn_set_keepalive(conn, qpc_quic_conn_is_server(conn) ? 0 : LINK_KEEPALIVE_MS);
     if (routes_learn_link(cl->id, cl->routes, key, l->addr, l->relayed, qpc_quic_conn_is_server(conn), now))
         cl->id_dirty = true;
     dial_link_up(cl, l, now);
@@ -318,7 +319,7 @@ int node_start(struct client *cl, bool listen, char *err, size_t errlen)
         qc.bind_addr = NULL, qc.port = 0;
     qc.alpns[0] = QPC_ALPN_P2P;
     qc.identity_sk = qpc_identity_secret_key(cl->id);
-    qc.keepalive_ms = 10000;
+    qc.keepalive_ms = 10000;   /* my server session; P2P links set theirs (cb_connected) */
     qc.cb.on_connected = cb_connected;
     qc.cb.on_frame = cb_frame;
     qc.cb.on_datagram = cb_datagram;
