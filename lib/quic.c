@@ -1243,6 +1243,14 @@ size_t qpc_quic_conn_pto_count(const struct qpc_quic_conn *c)
     return st.pto_count;
 }
 
+void qpc_quic_conn_set_keepalive(struct qpc_quic_conn *c, uint64_t ms)
+{
+    if (c->qc == NULL || c->ending)
+        return;
+    ngtcp2_conn_set_keep_alive_timeout(c->qc, ms * NGTCP2_MILLISECONDS);
+    qpc_conn_mark_dirty(c);   /* the next expiry moved */
+}
+
 void qpc_quic_conn_set_user(struct qpc_quic_conn *c, void *user)
 {
     c->user = user;

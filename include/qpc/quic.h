@@ -304,6 +304,10 @@ bool qpc_quic_conn_is_server(const struct qpc_quic_conn *conn);
  * before the idle timeout says so. 0 for a connection that is ending. */
 size_t qpc_quic_conn_pto_count(const struct qpc_quic_conn *conn);
 
+/* Keep-alive PINGs on conn once it has been idle for ms (0: none), in place of the
+ * endpoint's keepalive_ms: a P2P link wants them from one end only. */
+void qpc_quic_conn_set_keepalive(struct qpc_quic_conn *conn, uint64_t ms);
+
 /* Sets the pointer handed to conn's callbacks (the library never looks at it). */
 void qpc_quic_conn_set_user(struct qpc_quic_conn *conn, void *user);
 

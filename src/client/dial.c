@@ -603,6 +603,7 @@ void dial_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
  * DIAL_HEADSTART_MS; the answer is one round trip, the relayed handshake two). */
 static void race_server(struct client *cl, struct peer_state *ps, uint64_t now)
 {
+    ps->relay_on_answer = false;
     dial_relayed(cl, ps);
     session_peer_info(cl, ps->key);
     if (ps->headstart_until_ms < now + DIAL_HEADSTART_MS && ps->punch_failed_digest != digest_of(cl, ps)) {
@@ -612,7 +613,10 @@ static void race_server(struct client *cl, struct peer_state *ps, uint64_t now)
     }
 }
 
-void dial_reach(struct client *cl, struct peer_state *ps)
+/* A race; a redial's server part waits for peer_info's answer (dial_peer_info) before
+ * it dials the relayed path: a peer that is not at the server costs one small request
+ * per back-off, not a relayed handshake (large Initials, retried until its timeout). */
+static void reach(struct client *cl, struct peer_state *ps, bool redial)
 {
     uint64_t now = now_ms();
 
@@ -625,9 +629,18 @@ void dial_reach(struct client *cl, struct peer_state *ps)
     ps->reaching = true;
     ps->race_deadline_ms = now + (uint64_t)cl->cc->direct_timeout_ms;
     attempt(cl, ps, true, now);
-    if (session_up(cl))
+    if (session_up(cl) && redial && !link_relayed_any(ps)) {
+        ps->relay_on_answer = true;
+        session_peer_info(cl, ps->key);
+    } else if (session_up(cl)) {
         race_server(cl, ps, now);
+    }
     arm(cl, ps);
+}
+
+void dial_reach(struct client *cl, struct peer_state *ps)
+{
+    reach(cl, ps, false);
 }
 
 void dial_retry(struct client *cl, const uint8_t key[static QPC_KEY_LEN], uint64_t now)
@@ -641,7 +654,7 @@ void dial_retry(struct client *cl, const uint8_t key[static QPC_KEY_LEN], uint64
         return;
     ps->next_dial_ms = now + ps->backoff_ms;
     ps->backoff_ms = ps->backoff_ms * 2 > DIAL_BACKOFF_MAX_MS ? DIAL_BACKOFF_MAX_MS : ps->backoff_ms * 2;
-    dial_reach(cl, ps);
+    reach(cl, ps, true);
 }
 
 void dial_retry_direct(struct client *cl, uint64_t now)
@@ -716,11 +729,15 @@ void dial_peer_info(struct client *cl, const uint8_t key[static QPC_KEY_LEN], bo
     uint64_t now = now_ms();
     struct candidates before;
     int learned;
+    bool relay;
 
     if (ps == NULL)
         return;
+    relay = ps->relay_on_answer;
+    ps->relay_on_answer = false;
     if (!online) {
-        /* Not at the server: unless a near dial may still answer, it holds the message now. */
+        /* Not at the server: unless a near dial may still answer, it holds the message now
+         * (a redial's relayed handshake is not started: no one is there to answer it). */
         if (ps->reaching && ps->dialing <= 0 && link_best(ps) == NULL) {
             ps->reaching = false;
             ps->headstart_until_ms = 0;
@@ -735,6 +752,10 @@ void dial_peer_info(struct client *cl, const uint8_t key[static QPC_KEY_LEN], bo
         if (routes_address_usable(addrs[i], QPC_PEER_SOURCE_SERVER) &&
             routes_learn_told(cl->id, cl->routes, key, addrs[i], QPC_PEER_SOURCE_SERVER, now))
             cl->id_dirty = true;
+    /* A redial's relayed path, now that the peer is known to be there (the race's rules
+     * from here on: a promising punch below gives the direct attempt its head start). */
+    if (relay && ps->reaching && link_best(ps) == NULL)
+        dial_relayed(cl, ps);
     ps->nat_remaps = remaps(addrs, n_addrs, cands, n_cands);
     targets(cl, ps, &before);
     learned = learn(cl, &ps->cands, addrs, n_addrs, cands, n_cands);
@@ -901,9 +922,9 @@ void dial_settled(struct peer_state *ps)
         ps->dialing--;
 }
 
-void dial_link_gone(struct client *cl, struct peer_state *ps)
+void dial_link_gone(struct client *cl, struct peer_state *ps, bool came_up)
 {
-    if (!cl->closing && link_best(ps) == NULL && custody_waits_for(&cl->custody, cl->store, ps->key))
+    if (came_up && !cl->closing && link_best(ps) == NULL && custody_waits_for(&cl->custody, cl->store, ps->key))
         dial_reach(cl, ps);
 }
 

@@ -57,7 +57,10 @@ void dial_discovered(struct client *cl, struct peer_state *ps, const struct cand
  * candidates and typed names (all of them when no server could coordinate a punch). */
 void dial_known(struct client *cl);
 
-/* A recipient that something waits for: reach it again when its back-off has run out. */
+/* A recipient that something waits for: reach it again when its back-off has run out.
+ * Such a redial asks the server's peer_info first and dials the relayed path only once
+ * the answer says the peer is online (a peer the server does not see costs no relayed
+ * handshake); its direct candidates are dialled at once as in any race. */
 void dial_retry(struct client *cl, const uint8_t key[static QPC_KEY_LEN], uint64_t now);
 
 /* Peers reached only through the relay: punch again every DIAL_DIRECT_RETRY_MS, within
@@ -78,9 +81,13 @@ void dial_stop(struct client *cl);
  */
 void dial_link_up(struct client *cl, struct link *l, uint64_t now);
 
-/* Link l closed: if something still waits for its peer and no link is left, race again
- * (the relay comes back at once). */
-void dial_link_gone(struct client *cl, struct peer_state *ps);
+/*
+ * A link to ps closed. If it had come up (came_up), something still waits for ps and no
+ * link is left: race again (the relay comes back at once). A handshake that never came
+ * up races nothing: the redial back-off (dial_retry) tries again, else a peer that
+ * cannot be reached would be raced anew at every handshake timeout.
+ */
+void dial_link_gone(struct client *cl, struct peer_state *ps, bool came_up);
 
 /* The peer on l told its candidates, its instance and how many direct links it has up
  * to me (links; 0: not told) in a frame on an authenticated link. */

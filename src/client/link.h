@@ -16,6 +16,11 @@
 enum conn_kind { CONN_P2P = 1 };   /* a QUIC user pointer to a link starts with this */
 
 #define LINK_STALL_PTOS 3   /* probe timeouts in a row that make a link stalled */
+/* Keep-alive PING on an idle link, from the end that dialled it only: the PING and the
+ * ACK it draws reset both ends' idle timers (30 s) and refresh NAT mappings both ways,
+ * and one link per pair means every link has one dialler. Well under the idle timeout,
+ * so a lost PING is probed again in time. */
+#define LINK_KEEPALIVE_MS 20000u
 /* Garbage on a link (link_note_garbage): this many undecodable frames within the window
  * close it; its log lines come at most one per interval. */
 #define LINK_GARBAGE_MAX 16u
@@ -30,6 +35,9 @@ struct link {
     struct qpc_quic_conn *conn;
     struct peer_state *ps;             /* set once the peer's key is known */
     bool up, relayed;
+    bool came_up;                      /* its handshake finished once (up may be cleared
+                                        * before the close): losing it races again at
+                                        * once, a handshake that never finished does not */
     bool initiated;                    /* we dialled it (the duplicate rule needs to know) */
     bool has_sid;
     int64_t sid;

@@ -92,6 +92,8 @@ static int cb_connected(struct qpc_quic_conn *conn, const char *alpn, const uint
     else
         qpc_addr_format(qpc_quic_conn_remote_addr(conn, &(socklen_t){ 0 }), l->addr, sizeof(l->addr));
     l->up = true;
+    l->came_up = true;
+    qpc_quic_conn_set_keepalive(conn, qpc_quic_conn_is_server(conn) ? 0 : LINK_KEEPALIVE_MS);
     if (routes_learn_link(cl->id, cl->routes, key, l->addr, l->relayed, qpc_quic_conn_is_server(conn), now))
         cl->id_dirty = true;
     dial_link_up(cl, l, now);
@@ -135,6 +137,7 @@ static void cb_closed(struct qpc_quic_conn *conn, const struct qpc_quic_close_in
     struct link *l = user;
     struct peer_state *ps;
     struct client *cl;
+    bool came_up;
 
     if (!link_is(user)) {
         if (user != NULL && session_owns_conn(user, conn))
@@ -142,6 +145,7 @@ static void cb_closed(struct qpc_quic_conn *conn, const struct qpc_quic_close_in
         return;
     }
     cl = l->cl;
+    came_up = l->came_up;
     if (l->ps != NULL && !l->up && !l->relayed && l->initiated)
         dial_settled(l->ps);
     if (l->up && l->ps != NULL) {
@@ -159,7 +163,7 @@ static void cb_closed(struct qpc_quic_conn *conn, const struct qpc_quic_close_in
         announce_link_gone(cl, ps);
     handover_flush(cl);
     if (ps != NULL)
-        dial_link_gone(cl, ps);   /* back to the relay at once if something still waits */
+        dial_link_gone(cl, ps, came_up);   /* a lost link: back to the relay at once */
 }
 #else
 /* Without mesh: every connection is my server session (or a server tried beside it). */
@@ -316,7 +320,7 @@ int node_start(struct client *cl, bool listen, char *err, size_t errlen)
         qc.bind_addr = NULL, qc.port = 0;
     qc.alpns[0] = QPC_ALPN_P2P;
     qc.identity_sk = qpc_identity_secret_key(cl->id);
-    qc.keepalive_ms = 10000;
+    qc.keepalive_ms = 10000;   /* my server session; P2P links set theirs (cb_connected) */
     qc.cb.on_connected = cb_connected;
     qc.cb.on_frame = cb_frame;
     qc.cb.on_datagram = cb_datagram;

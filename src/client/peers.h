@@ -41,6 +41,8 @@ struct peer_state {
     struct link *links;                /* every connection to the peer (link.c's list) */
     /* the race (dial.c): times in ms on now_ms()'s clock, 0 = not due */
     bool reaching;                     /* something waits: paths race until one carries it */
+    bool relay_on_answer;              /* a redial asked peer_info: the relayed path is
+                                        * dialled only if the answer says online */
     ev_timer timer;                    /* the race's next deadline (dial.c arms it) */
     uint64_t race_deadline_ms;         /* no path by then: the server holds what waits */
     uint64_t headstart_until_ms;       /* relayed links carry nothing before this while a

@@ -8,9 +8,12 @@ packets per kind: mdns (UDP 5353), p2p-big / p2p-small (UDP from or to the P2P p
 QUIC packets of at least 200 bytes, which is where announces and messages ride, and
 the rest: ACKs, keep-alive PINGs, handshakes), server (UDP to or from the server's
 client port), fed (federation port), other UDP, and non-UDP (ARP, ICMP, IPv6 ND).
-p2p-peers counts the IPv4 addresses P2P packets went to
-(in its packets field). Bytes are the Ethernet frames, as `ip -s link` counts them. No dependency beyond
-Python's standard library (the lab has no tcpdump).
+p2p-peers counts the IPv4 addresses P2P packets went to (in its packets field),
+p2p-handshakes the QUIC handshakes it started or answered on the P2P port over IPv4 (the
+distinct Destination Connection IDs of the Initial packets it sent: a retransmitted
+Initial keeps its DCID, so each handshake counts once; relayed handshakes travel inside
+the server connection and are not seen). Bytes are the Ethernet frames, as `ip -s link`
+counts them. No dependency beyond Python's standard library (the lab has no tcpdump).
 """
 import json
 import select
@@ -47,11 +50,22 @@ def kind(frame):
     return "udp-other"
 
 
+def initial_dcid(frame):
+    """The DCID of a QUIC v1 Initial packet starting the UDP payload of an IPv4 frame, or None."""
+    if frame[12:14] != b"\x08\x00":
+        return None
+    q = 14 + (frame[14] & 0x0F) * 4 + 8
+    if len(frame) < q + 6 or frame[q] & 0xF0 != 0xC0 or frame[q + 1:q + 5] != b"\x00\x00\x00\x01":
+        return None
+    n = frame[q + 5]
+    return frame[q + 6:q + 6 + n] if len(frame) >= q + 6 + n else None
+
+
 def main():
     secs, out = float(sys.argv[1]), sys.argv[2]
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-    tally, peers = {}, set()
+    tally, peers, dcids = {}, set(), set()
     end = time.time() + secs
     while True:
         left = end - time.time()
@@ -68,8 +82,13 @@ def main():
         tally[k] = (b + len(frame), p + 1)
         if k.startswith("p2p") and len(frame) >= 34 and frame[12:14] == b"\x08\x00":
             peers.add(socket.inet_ntoa(frame[30:34]))
+        if k.startswith("p2p"):
+            d = initial_dcid(frame)
+            if d is not None:
+                dcids.add(d)
     res = {k: {"bytes": b, "packets": p} for k, (b, p) in tally.items()}
     res["p2p-peers"] = {"bytes": 0, "packets": len(peers)}
+    res["p2p-handshakes"] = {"bytes": 0, "packets": len(dcids)}
     with open(out, "w") as f:
         json.dump(res, f)
 
