@@ -42,7 +42,13 @@
 struct record {
     UT_hash_handle hh;           /* in store->seen; key: QPC_ID_LEN bytes of the id */
     uint64_t keep_until_ms;      /* the entry is stale once now_ms >= this */
+    bool held;                   /* this record is a struct held with its envelope */
+    uint8_t fewest_hops;         /* fewest hops a copy arrived with; HOPS_NONE: none noted */
+    uint8_t later_copies;        /* copies noted after the first (qpc_store_note_hops) */
 };
+
+/* No copy's hops noted (my own broadcasts, direct envelopes): no later copy goes on. */
+#define HOPS_NONE 0xff
 
 /* An id whose envelope is not (or no longer) held. */
 struct seen {
@@ -261,6 +267,8 @@ int qpc_store_put(struct qpc_store *store, struct qpc_envelope *env, uint64_t no
     }
     h->env = *env;
     h->rec.keep_until_ms = keep_until(store, qpc_envelope_expires_at_ms(env), now_ms);
+    h->rec.held = true;
+    h->rec.fewest_hops = HOPS_NONE;
     HASH_ADD_KEYPTR_BYHASHVALUE(hh, store->seen, h->env.id, QPC_ID_LEN, hashv, &h->rec);
     if (h->rec.hh.tbl == NULL)
         goto out;
@@ -312,6 +320,9 @@ static struct seen *add_seen(struct qpc_store *store, const uint8_t *id, unsigne
         return NULL;
     memcpy(s->id, id, QPC_ID_LEN);
     s->rec.keep_until_ms = keep_until_ms;
+    s->rec.held = false;
+    s->rec.fewest_hops = HOPS_NONE;
+    s->rec.later_copies = 0;
     HASH_ADD_KEYPTR_BYHASHVALUE(hh, store->seen, s->id, QPC_ID_LEN, hashv, &s->rec);
     if (s->rec.hh.tbl == NULL) {
         free(s);
@@ -342,6 +353,52 @@ int qpc_store_mark_seen(struct qpc_store *store, const uint8_t id[static QPC_ID_
     return add_seen(store, id, hashv, keep) != NULL ? 0 : QPC_ERR_NOMEM;
 }
 
+/* The record of copy's id, or NULL. */
+static struct record *record_of(const struct qpc_store *store, const uint8_t *id)
+{
+    unsigned hashv;
+
+    HASH_VALUE(id, QPC_ID_LEN, hashv);
+    return find_record(store, id, hashv);
+}
+
+bool qpc_store_goes_further(const struct qpc_store *store, const struct qpc_envelope *copy)
+{
+    const struct record *rec = record_of(store, copy->id);
+
+    return rec != NULL && rec->fewest_hops != HOPS_NONE && copy->hop_count < rec->fewest_hops &&
+           copy->hop_count < copy->max_hops && rec->later_copies < QPC_STORE_LATER_COPIES_MAX;
+}
+
+bool qpc_store_holds_copy(const struct qpc_store *store, const struct qpc_envelope *copy)
+{
+    const struct record *rec = record_of(store, copy->id);
+    const struct held *h = (const struct held *)rec;
+
+    /* The id is the hash of every signed field, so equal ids and equal signatures are
+     * the same signed envelope; only hop_count may differ. */
+    return rec != NULL && rec->held &&
+           sodium_memcmp(h->env.signature, copy->signature, QPC_SIG_LEN) == 0;
+}
+
+int qpc_store_note_hops(struct qpc_store *store, const uint8_t id[static QPC_ID_LEN], uint32_t hop_count)
+{
+    struct record *rec = record_of(store, id);
+    struct held *h = (struct held *)rec;
+
+    if (rec == NULL)
+        return QPC_ERR_NOT_FOUND;
+    if (hop_count >= HOPS_NONE || hop_count >= rec->fewest_hops)
+        return 0;
+    if (rec->fewest_hops != HOPS_NONE)
+        rec->later_copies++;
+    rec->fewest_hops = (uint8_t)hop_count;
+    /* Peers met later get the kept copy as it goes on now. */
+    if (rec->held && hop_count < h->env.max_hops && hop_count + 1 < h->env.hop_count)
+        h->env.hop_count = hop_count + 1;
+    return 0;
+}
+
 /*
  * Takes h out of q and leaves only its dedup record behind. The caller has already
  * freed or moved h->env's contents; id is the envelope's id, saved before that because
@@ -359,13 +416,18 @@ static void unqueue(struct qpc_store *store, struct queue *q, struct held *h,
     /* Add the small record before deleting the big one: the table then never shrinks
      * to empty in between, so adding cannot need a new table allocation. The count of
      * records, and so the budget, ends where it was. */
-    if (add_seen(store, id, h->rec.hh.hashv, h->rec.keep_until_ms) != NULL) {
+    struct seen *s = add_seen(store, id, h->rec.hh.hashv, h->rec.keep_until_ms);
+
+    if (s != NULL) {
+        s->rec.fewest_hops = h->rec.fewest_hops;
+        s->rec.later_copies = h->rec.later_copies;
         HASH_DELETE(hh, store->seen, &h->rec);
         store->n_records--;
         free(h);
     } else {
         memset(&h->env, 0, sizeof(h->env));
         memcpy(h->env.id, id, QPC_ID_LEN);   /* the key stays valid in place */
+        h->rec.held = false;
     }
 }
 

@@ -860,6 +860,89 @@ static void test_store_refused_set_forgets_oldest_beyond_its_bound(void **state)
     qpc_store_free(st);   /* ASan: every refusal freed */
 }
 
+static int kept_hops(void *ctx, const struct qpc_envelope *env)
+{
+    *(uint32_t *)ctx = env->hop_count;
+    return 0;
+}
+
+/* A later copy of a broadcast goes on only when it came by fewer hops than every copy
+ * noted before, can still go on, and only a few times per id; the kept copy then goes
+ * to peers met later with the fewer hops too; a forged signature is no kept copy. */
+static void test_store_passes_on_later_copies_by_fewer_hops(void **state)
+{
+    struct qpc_store *st = qpc_store_new(NULL);
+    struct qpc_envelope e, copy, mine, other;
+    uint8_t id[QPC_ID_LEN];
+    uint32_t hops = 0;
+    size_t count = 0;
+    (void)state;
+
+    make_env(&e, NULL, "news", T0, 3600, 10);
+    randombytes_buf(e.signature, sizeof(e.signature));
+    e.hop_count = 8;                        /* arrived at its limit (max_hops 8) */
+    assert_int_equal(qpc_envelope_copy(&copy, &e), 0);
+    memcpy(id, e.id, QPC_ID_LEN);
+    assert_int_equal(qpc_store_note_hops(st, id, 8), QPC_ERR_NOT_FOUND);   /* put first */
+    assert_int_equal(qpc_store_put(st, &e, T0), 0);
+    assert_false(qpc_store_goes_further(st, &copy));   /* nothing noted: no later copies */
+    assert_int_equal(qpc_store_note_hops(st, id, 8), 0);
+    assert_false(qpc_store_goes_further(st, &copy));   /* as many hops */
+    copy.hop_count = 5;
+    assert_true(qpc_store_goes_further(st, &copy));
+    assert_true(qpc_store_holds_copy(st, &copy));
+    copy.signature[0] ^= 1;
+    assert_false(qpc_store_holds_copy(st, &copy));     /* same content, other signature */
+    copy.signature[0] ^= 1;
+    assert_int_equal(qpc_store_note_hops(st, id, 5), 0);
+    qpc_store_foreach_broadcast(st, T0, kept_hops, &hops);
+    assert_int_equal(hops, 6);                         /* replays go on as this copy did */
+    assert_false(qpc_store_goes_further(st, &copy));   /* 5 again */
+    copy.hop_count = 7;
+    assert_false(qpc_store_goes_further(st, &copy));
+    /* Two more later copies, each by fewer hops, then no more: a neighbour making up
+     * hop counts makes an id go on a bounded number of times. */
+    for (uint32_t h = 4; h >= 3; h--) {
+        copy.hop_count = h;
+        assert_true(qpc_store_goes_further(st, &copy));
+        assert_int_equal(qpc_store_note_hops(st, id, h), 0);
+    }
+    copy.hop_count = 0;
+    assert_false(qpc_store_goes_further(st, &copy));
+    /* What was noted outlives the envelope: taken, the id is still known by its hops. */
+    assert_int_equal(qpc_store_take_topic(st, "news", T0, clear_take, &count), 1);
+    assert_false(qpc_store_holds_copy(st, &copy));
+    assert_false(qpc_store_goes_further(st, &copy));
+
+    /* Marked seen only (a relay at the hop limit): a later copy by fewer hops goes on,
+     * but there is no kept copy to vouch for its signature. */
+    make_env(&other, NULL, "news", T0, 3600, 10);
+    other.max_hops = 3;
+    assert_int_equal(qpc_store_mark_seen(st, other.id, qpc_envelope_expires_at_ms(&other), T0), 0);
+    assert_int_equal(qpc_store_note_hops(st, other.id, 3), 0);
+    other.hop_count = 3;
+    assert_false(qpc_store_goes_further(st, &other));
+    other.hop_count = 2;
+    assert_true(qpc_store_goes_further(st, &other));
+    assert_false(qpc_store_holds_copy(st, &other));
+    /* A copy at its own limit cannot go further, however few hops were noted before. */
+    other.hop_count = 3;
+    assert_int_equal(qpc_store_note_hops(st, other.id, 2), 0);
+    other.max_hops = 2;   /* (a copy's max_hops is signed; here only the rule is tested) */
+    other.hop_count = 2;
+    assert_false(qpc_store_goes_further(st, &other));
+
+    /* My own broadcast (never noted) has no later copies, whatever their hops. */
+    make_env(&mine, NULL, "news", T0, 3600, 10);
+    qpc_envelope_clear(&copy);
+    assert_int_equal(qpc_envelope_copy(&copy, &mine), 0);
+    assert_int_equal(qpc_store_put(st, &mine, T0), 0);
+    assert_false(qpc_store_goes_further(st, &copy));
+    qpc_envelope_clear(&copy);
+    qpc_envelope_clear(&other);
+    qpc_store_free(st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -886,6 +969,7 @@ int main(void)
         cmocka_unit_test(test_store_keeps_big_block_as_record_when_take_cannot_allocate),
         cmocka_unit_test(test_store_remembers_refused_envelopes_by_content_and_signature),
         cmocka_unit_test(test_store_refused_set_forgets_oldest_beyond_its_bound),
+        cmocka_unit_test(test_store_passes_on_later_copies_by_fewer_hops),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

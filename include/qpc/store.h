@@ -170,6 +170,41 @@ int qpc_store_mark_seen(struct qpc_store *store, const uint8_t id[static QPC_ID_
                         uint64_t expires_at_ms, uint64_t now_ms);
 
 /*
+ * Later copies of a broadcast. The first copy of a broadcast to arrive is not always the
+ * one that came the shortest way, and one that arrives at its hop limit goes no further:
+ * the nodes beyond never get it while a shorter copy after it is dropped as a duplicate.
+ * So the store remembers, beside an id, the fewest hops a copy of it arrived with, and a
+ * relay passes on a later copy that came with fewer (docs/store.md, "Later copies").
+ * Each id goes on at most 1 + QPC_STORE_LATER_COPIES_MAX times, whatever copies a
+ * neighbour makes up (hop_count is not signed).
+ */
+#define QPC_STORE_LATER_COPIES_MAX 3
+
+/*
+ * Records that a copy of id arrived with hop_count hops, when that is fewer than every
+ * copy noted before (the first note always is; later ones count towards
+ * QPC_STORE_LATER_COPIES_MAX). A kept envelope of id then goes to peers met later with
+ * hop_count + 1, as the copy goes on now. An id whose hops were never noted (my own
+ * broadcast, a direct envelope) has no later copies. Returns 0 or QPC_ERR_NOT_FOUND (id
+ * not in the dedup set: put or mark it first).
+ */
+int qpc_store_note_hops(struct qpc_store *store, const uint8_t id[static QPC_ID_LEN], uint32_t hop_count);
+
+/*
+ * True when copy (its id known) came with fewer hops than every copy noted for its id,
+ * can still go on (hop_count < max_hops), and fewer than QPC_STORE_LATER_COPIES_MAX later
+ * copies went on before it. Its signature is not checked: see qpc_store_holds_copy.
+ */
+bool qpc_store_goes_further(const struct qpc_store *store, const struct qpc_envelope *copy);
+
+/*
+ * True when the store keeps an envelope with copy's id and the same signature bytes: as
+ * the id is the hash of every signed field, copy is then the kept envelope (the caller
+ * checked it before the put) with another hop_count, and needs no signature check.
+ */
+bool qpc_store_holds_copy(const struct qpc_store *store, const struct qpc_envelope *copy);
+
+/*
  * Remembers that env (as decoded: env->id is the hash of its signed fields) failed its
  * check with reason, so a replay of the same content and signature is refused by
  * qpc_store_refused without a signature check. Only failures that follow from the bytes

@@ -197,6 +197,8 @@ struct client {
         uint64_t sent, taken, refused;   /* batches I signed; verified from links; refused */
         uint64_t by_hash;                /* broadcasts checked by hash instead of Ed25519 */
     } batches;
+    uint64_t bcast_copies_passed;        /* flood.c: later broadcast copies that came by
+                                          * fewer hops and went on (/mesh store) */
     uint16_t listen_port;
     char listen_text[QPC_ADDRESS_MAX + 1];
 

@@ -7,6 +7,12 @@
  * until max_hops. Nodes keep live broadcasts in the store and hand them to peers (and a
  * server) they meet later; the receivers drop copies by id.
  *
+ * All but one kind of copy: the first copy to arrive may have come the long way round
+ * (a link down, a server that passes things on at once) and reached its hop limit here,
+ * so the nodes beyond never get it. A later copy that came by fewer hops than every one
+ * before it goes on like the first (flood_relay_copy), a few times per id at most
+ * (qpc_store_goes_further); it is not shown again.
+ *
  * The one cost that grows with a burst is the Ed25519 check at every node, so my own
  * broadcasts of one loop turn do not go to the links at once: they wait, encoded, for the
  * turn's end (flood_flush, from turn.c), and then go out behind one signed batch
@@ -167,14 +173,35 @@ void flood_originate(struct client *cl, struct qpc_envelope *env, uint64_t now)
     keep(cl, env, now);
 }
 
-void flood_relay(struct client *cl, struct qpc_envelope *env, const struct link *from, uint64_t now)
+/* hop_count + 1 and, below max_hops, to every other link and (unless it came from there)
+ * the server. */
+static void pass_on(struct client *cl, struct qpc_envelope *env, const struct link *from)
 {
     if (qpc_envelope_hop(env) == 0) {
         to_links(cl, env, from);
         if (from != NULL)
             session_broadcast(cl, env);   /* the server floods to its clients and nodes */
     }
+}
+
+void flood_relay(struct client *cl, struct qpc_envelope *env, const struct link *from, uint64_t now)
+{
+    uint8_t id[QPC_ID_LEN];
+    uint32_t arrived = env->hop_count;
+
+    memcpy(id, env->id, QPC_ID_LEN);   /* keep moves env */
+    pass_on(cl, env, from);
     keep(cl, env, now);
+    qpc_store_note_hops(cl->store, id, arrived);   /* what a later copy must beat */
+}
+
+void flood_relay_copy(struct client *cl, struct qpc_envelope *env, const struct link *from)
+{
+    uint32_t arrived = env->hop_count;
+
+    pass_on(cl, env, from);
+    qpc_store_note_hops(cl->store, env->id, arrived);
+    cl->bcast_copies_passed++;
 }
 
 #if QPC_MESH

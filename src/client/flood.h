@@ -23,6 +23,14 @@ void flood_originate(struct client *cl, struct qpc_envelope *env, uint64_t now);
  */
 void flood_relay(struct client *cl, struct qpc_envelope *env, const struct link *from, uint64_t now);
 
+/*
+ * A later copy of a broadcast I have, from link from (NULL: the server), that came by
+ * fewer hops than every copy before it (qpc_store_goes_further) and whose signature held:
+ * on as flood_relay passes a first copy, and its hops noted; not kept again. env stays the
+ * caller's (hopped in place).
+ */
+void flood_relay_copy(struct client *cl, struct qpc_envelope *env, const struct link *from);
+
 #if QPC_MESH
 /* The end of a loop turn (turn.c): my broadcasts held this turn go to every link, behind
  * one batch signature when there are two or more (broadcast_batch.h). */

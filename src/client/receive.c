@@ -397,6 +397,29 @@ static int check_signature(struct client *cl, const struct qpc_envelope *env, ui
 }
 
 /*
+ * A broadcast I have, again. A copy that came by fewer hops than every one before goes
+ * on (flood.c): 1. Its signature is the kept copy's, or it is checked here (vrc as for
+ * handle_envelope); a bad one is refused (its error returned). 0: a duplicate.
+ */
+static int shorter_copy(struct client *cl, struct qpc_envelope *env, const struct link *from, int vrc,
+                        uint64_t now)
+{
+    int rc = 0;
+
+    if (!qpc_store_goes_further(cl->store, env))
+        return 0;
+    if (!qpc_store_holds_copy(cl->store, env))
+        rc = vrc == VERIFY_HERE ? check_signature(cl, env, now) : vrc;
+    if (rc < 0) {
+        refused(cl, env, rc);
+        return rc;
+    }
+    qpc_log_debug("node", "a copy of a broadcast that came by fewer hops (%u) goes on", env->hop_count);
+    flood_relay_copy(cl, env, from);
+    return 1;
+}
+
+/*
  * Everything that arrives (from a link or from the server) goes through here. from is
  * the link it came on (NULL: the server, or a link closed while the signature was
  * checked), ack its pending ack (NULL: the server), vrc the signature check's result if
@@ -418,6 +441,8 @@ static int handle_envelope(struct client *cl, struct qpc_envelope *env, struct l
         return QPC__STATUS__STATUS_DEFERRED;
     }
     if (qpc_store_seen(cl->store, env->id)) {
+        if (!env->has_recipient && (rc = shorter_copy(cl, env, from, vrc, now)) != 0)
+            return rc > 0 ? QPC__STATUS__STATUS_OK : status_of(rc);
         if (for_me || !env->has_recipient) {
             qpc_log_debug("node", "duplicate envelope dropped");
             refused(cl, env, QPC_ERR_DUPLICATE);

@@ -526,6 +526,8 @@ static int cmd_store(struct client *cl, char *args)
     say(cl, "broadcast batches: %llu signed, %llu taken from links, %llu refused; %llu broadcasts checked by "
         "hash, not Ed25519", (unsigned long long)cl->batches.sent, (unsigned long long)cl->batches.taken,
         (unsigned long long)cl->batches.refused, (unsigned long long)cl->batches.by_hash);
+    say(cl, "broadcast copies: %llu that came by fewer hops than the first passed on",
+        (unsigned long long)cl->bcast_copies_passed);
     say(cl, "receipts: %zu of my messages wait for one, %zu owed to others, %llu refused (not sent to their signer)",
         receipts_waiting_count(&cl->receipts), receipts_owed_count(&cl->receipts),
         (unsigned long long)cl->receipts.refused);

@@ -9,7 +9,9 @@
  * for others' broadcasts, so the order is the mesh's: strict decode, dedup by id (one
  * keyed-hash look-up), then the dear signature check, expiry and hop limit, and only
  * then hop_count + 1 and out to every other client that listens (push enabled) and to
- * every federation peer. The id enters the dedup set only after the signature held, so
+ * every federation peer. A later copy that came by fewer hops than every one before goes
+ * on too (store.h, "Later copies"): the first may have stopped at its hop limit. The id
+ * enters the dedup set only after the signature held, so
  * a forged copy cannot make the node ignore the real one; a forged copy is remembered
  * by its content and signature (the store's refused set), so its replays cost a lookup,
  * not a signature check. The id is recorded before the broadcast goes anywhere; when the
@@ -159,18 +161,25 @@ static int relay_one(struct node *n, struct session *from, const char *origin,
 {
     struct qpc_envelope env;
     uint64_t now = node_now_ms();
-    uint8_t *blob = NULL, sender[QPC_KEY_LEN];
+    uint8_t *blob = NULL, sender[QPC_KEY_LEN], id[QPC_ID_LEN];
     char what[160];
     size_t blob_len = 0, sent;
+    uint32_t arrived;
+    bool later = false;
     int st = QPC__STATUS__STATUS_OK, rc;
 
     rc = request_check_broadcast(data, len, (size_t)n->sc->max_envelope_size, &env);
     if (rc >= 0)
         return rc;
     if (qpc_store_seen(n->bcast_store, env.id)) {
-        n->c.broadcasts_duplicate++;
-        st = QPC__STATUS__STATUS_DUPLICATE;
-        goto out;
+        /* A copy that came by fewer hops than every one before goes on again: the first
+         * may have stopped at its hop limit, here or short of the clients beyond. */
+        later = qpc_store_goes_further(n->bcast_store, &env);
+        if (!later) {
+            n->c.broadcasts_duplicate++;
+            st = QPC__STATUS__STATUS_DUPLICATE;
+            goto out;
+        }
     }
     /* The same forged bytes again: refused by a lookup, not a second signature check. */
     if (qpc_store_refused(n->bcast_store, &env) != 0) {
@@ -183,19 +192,26 @@ static int relay_one(struct node *n, struct session *from, const char *origin,
         st = QPC__STATUS__STATUS_EXPIRED;
         goto out;
     }
-    rc = qpc_envelope_verify(&env, now);
+    /* A later copy with the kept copy's signature is that envelope (store.h). */
+    rc = later && qpc_store_holds_copy(n->bcast_store, &env) ? 0 : qpc_envelope_verify(&env, now);
     if (rc != 0) {
         st = status_of_verify(rc);
         n->c.errors[st == QPC__STATUS__STATUS_EXPIRED ? ERRK_EXPIRED : ERRK_INVALID]++;
         qpc_store_mark_refused(n->bcast_store, &env, rc, now);   /* only what bytes decide */
         goto out;
     }
-    n->c.broadcasts_in++;
+    if (later)
+        n->c.broadcasts_later_copies++;
+    else
+        n->c.broadcasts_in++;
+    memcpy(id, env.id, QPC_ID_LEN);   /* record moves env */
+    arrived = env.hop_count;
     if (qpc_envelope_hop(&env) != 0) {
-        /* Its last hop ended here: remember it, pass it nowhere. */
+        /* Its last hop ended here: remember it (and how far it came), pass it nowhere. */
         if (qpc_store_mark_seen(n->bcast_store, env.id, qpc_envelope_expires_at_ms(&env),
                                 now) == QPC_ERR_STORE_FULL)
             log_dedup_full(n);
+        qpc_store_note_hops(n->bcast_store, id, arrived);
         goto out;
     }
     rc = qpc_envelope_encode(&env, &blob, &blob_len);
@@ -210,11 +226,12 @@ static int relay_one(struct node *n, struct session *from, const char *origin,
                  from != NULL ? from->peer_addr : origin, env.hop_count, env.max_hops);
     memcpy(sender, env.sender, QPC_KEY_LEN);
     /* Recorded before it is sent, so no copy can come back unrecognised. */
-    if (!record(n, &env, now)) {
+    if (!later && !record(n, &env, now)) {
         log_dedup_full(n);
         st = QPC__STATUS__STATUS_RATE_LIMITED;   /* temporary: ids expire, room comes back */
         goto out;
     }
+    qpc_store_note_hops(n->bcast_store, id, arrived);
     sent = flood_clients(n, from != NULL ? from->key : NULL, sender, blob, blob_len);
     sent += federation_broadcast(n, blob, blob_len, origin);
     n->c.broadcasts_relayed += sent;

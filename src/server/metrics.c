@@ -95,6 +95,8 @@ static const struct counter_metric COUNTERS[] = {
             "Broadcast copies sent to clients and federation peers."),
     COUNTER("qpc_broadcasts_duplicate_total", broadcasts_duplicate,
             "Broadcasts dropped because their id was already seen."),
+    COUNTER("qpc_broadcasts_later_copies_total", broadcasts_later_copies,
+            "Broadcasts seen before that came by fewer hops and were passed on again."),
     COUNTER("qpc_broadcasts_rate_limited_total", broadcasts_rate_limited,
             "Client broadcasts refused by the per-client rate limit."),
     COUNTER("qpc_broadcasts_known_invalid_total", broadcasts_known_invalid,

@@ -57,6 +57,7 @@ struct node_counters {
     uint64_t broadcasts_in;          /* new broadcasts verified (clients and nodes) */
     uint64_t broadcasts_relayed;     /* broadcast copies sent to clients and nodes */
     uint64_t broadcasts_duplicate;   /* broadcasts dropped as already seen */
+    uint64_t broadcasts_later_copies;/* seen, but came by fewer hops: passed on again */
     uint64_t broadcasts_rate_limited;/* client broadcasts refused by the rate limit */
     uint64_t broadcasts_known_invalid;/* replays of a forged broadcast, refused by lookup */
     uint64_t broadcasts_dedup_full;  /* refused because the dedup set was full */
