@@ -49,7 +49,7 @@
 /* An id outlives its envelope's expiry by this much, so a wall clock stepped back by up
  * to the allowed skew does not make an expired copy look new. */
 #define QPC_STORE_DEDUP_GRACE_MS ((uint64_t)QPC_CLOCK_SKEW_MS)
-#define QPC_STORE_DEDUP_MAX_BYTES_DEFAULT (32u * 1024 * 1024)  /* ~270,000 ids */
+#define QPC_STORE_DEDUP_MAX_BYTES_DEFAULT (32u * 1024 * 1024)  /* ~260,000 ids */
 #define QPC_STORE_MAX_REFUSED_DEFAULT 16384u            /* refused envelopes remembered */
 
 struct qpc_store;
@@ -60,7 +60,7 @@ struct qpc_store_limits {
     uint64_t dedup_window_ms;   /* keep every id at least this long after it was
                                  * recorded; 0 = as long as its envelope lives (+ grace) */
     size_t dedup_max_bytes;     /* cap on the dedup set, every id counted at the size of
-                                 * a stand-alone entry (~120 bytes), held ones included;
+                                 * a stand-alone entry (~128 bytes), held ones included;
                                  * 0 = QPC_STORE_DEDUP_MAX_BYTES_DEFAULT. When full, new
                                  * ids are refused (QPC_ERR_STORE_FULL), none forgotten. */
     size_t max_refused;         /* refused envelopes remembered (~130 bytes each); 0 =

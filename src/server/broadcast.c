@@ -40,7 +40,7 @@
 #define BCAST_KEEP_PER_TOPIC 64u    /* recent broadcasts kept per topic for late comers */
 #define BCAST_KEEP_BYTES (4u * 1024 * 1024)
 #define BCAST_DEDUP_BYTES (32u * 1024 * 1024)   /* ids of broadcasts within their TTL
-                                                 * (~270,000); full: refused, none forgotten */
+                                                 * (~260,000); full: refused, none forgotten */
 #define BCAST_MAX_REFUSED 16384u    /* forged broadcasts remembered by content + signature */
 
 int broadcast_start(struct node *n)
