@@ -34,11 +34,7 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 it_require_netns
 
-for n in "${N[@]}"; do
-    ip netns add "$P$n"
-    ip -n "$P$n" link set lo up
-    ip netns exec "$P$n" sysctl -qw net.ipv4.ip_forward=0
-done
+it_netns_make "$P" "${N[@]}"
 it_veth_link "${P}o" "${P}n1" von1 vn1o 10.217.1.1/24 10.217.1.2/24
 it_veth_link "${P}n1" "${P}n2" vn1n2 vn2n1 10.217.2.1/24 10.217.2.2/24
 it_veth_link "${P}n2" "${P}h" vn2h vhn2 10.217.3.1/24 10.217.3.2/24

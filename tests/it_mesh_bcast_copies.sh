@@ -33,11 +33,7 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 it_require_netns
 
-for n in "${N[@]}"; do
-    ip netns add "$P$n"
-    ip -n "$P$n" link set lo up
-    ip netns exec "$P$n" sysctl -qw net.ipv4.ip_forward=0
-done
+it_netns_make "$P" "${N[@]}"
 it_veth_link "${P}s" "${P}l1" vsl1 vl1s 10.218.1.1/24 10.218.1.2/24
 it_veth_link "${P}l1" "${P}l2" vl1l2 vl2l1 10.218.2.1/24 10.218.2.2/24
 it_veth_link "${P}l2" "${P}a" vl2a val2 10.218.3.1/24 10.218.3.2/24

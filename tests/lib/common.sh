@@ -131,19 +131,28 @@ it_veth_extend() {
     it_veth_link "$@"
 }
 
+# it_netns_make PREFIX NODE...: a namespace PREFIX<node> for each NODE, lo up and no IP
+# forwarding (only qpc's own forwarding passes a message on). The caller deletes them on
+# exit (it_netns_del).
+it_netns_make() {
+    local prefix=$1 n
+    shift
+    for n in "$@"; do
+        ip netns add "$prefix$n"
+        ip -n "$prefix$n" link set lo up
+        ip netns exec "$prefix$n" sysctl -qw net.ipv4.ip_forward=0
+    done
+}
+
 # it_ring_make PREFIX NET NODE...: a ring of namespaces PREFIX<node> (lo up, no IP
 # forwarding: only qpc's own forwarding passes a message on), each node joined to the
 # next and the last to the first by a veth pair of its own /24: edge i (1-based) is
 # v<x><y> = NET.i.1 in x and v<y><x> = NET.i.2 in y. NET is "10.214" and the like,
 # unique per test. The caller deletes the namespaces on exit (it_netns_del).
 it_ring_make() {
-    local prefix=$1 net=$2 n i x y
+    local prefix=$1 net=$2 i x y
     shift 2
-    for n in "$@"; do
-        ip netns add "$prefix$n"
-        ip -n "$prefix$n" link set lo up
-        ip netns exec "$prefix$n" sysctl -qw net.ipv4.ip_forward=0
-    done
+    it_netns_make "$prefix" "$@"
     local nodes=("$@")
     for ((i = 0; i < ${#nodes[@]}; i++)); do
         x=${nodes[$i]}
