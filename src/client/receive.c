@@ -398,17 +398,20 @@ static int check_signature(struct client *cl, const struct qpc_envelope *env, ui
 
 /*
  * A broadcast I have, again. A copy that came by fewer hops than every one before goes
- * on (flood.c): 1. Its signature is the kept copy's, or it is checked here (vrc as for
- * handle_envelope); a bad one is refused (its error returned). 0: a duplicate.
+ * on (flood.c) and 1 is returned. Its signature is the kept copy's (then only expiry and
+ * shape are checked) or it is checked here (vrc as for handle_envelope); one that fails
+ * is refused and its error returned. 0: a plain duplicate.
  */
 static int shorter_copy(struct client *cl, struct qpc_envelope *env, const struct link *from, int vrc,
                         uint64_t now)
 {
-    int rc = 0;
+    int rc;
 
     if (!qpc_store_goes_further(cl->store, env))
         return 0;
-    if (!qpc_store_holds_copy(cl->store, env))
+    if (qpc_store_holds_copy(cl->store, env))
+        rc = qpc_envelope_verify_vouched(env, now);
+    else
         rc = vrc == VERIFY_HERE ? check_signature(cl, env, now) : vrc;
     if (rc < 0) {
         refused(cl, env, rc);

@@ -192,8 +192,12 @@ static int relay_one(struct node *n, struct session *from, const char *origin,
         st = QPC__STATUS__STATUS_EXPIRED;
         goto out;
     }
-    /* A later copy with the kept copy's signature is that envelope (store.h). */
-    rc = later && qpc_store_holds_copy(n->bcast_store, &env) ? 0 : qpc_envelope_verify(&env, now);
+    /* A later copy with the kept copy's signature is that envelope (store.h): only its
+     * expiry and shape are checked again. */
+    if (later && qpc_store_holds_copy(n->bcast_store, &env))
+        rc = qpc_envelope_verify_vouched(&env, now);
+    else
+        rc = qpc_envelope_verify(&env, now);
     if (rc != 0) {
         st = status_of_verify(rc);
         n->c.errors[st == QPC__STATUS__STATUS_EXPIRED ? ERRK_EXPIRED : ERRK_INVALID]++;
